@@ -1,0 +1,87 @@
+"""Exceptions of FairLens Monitor: one small class per failure kind under one base.
+
+Every layer raises these; only the CLI (the outer edge of the pipeline) turns them into a
+message on stderr and an exit code. Each class builds its own message from the facts it is
+given, so callers never format error text by hand.
+
+Exit codes: 0 ok, 1 a problem was found (e.g. a tampered chain), 2 usage, config or input
+error (and anything else the user must fix before the command can work).
+"""
+
+from __future__ import annotations
+
+
+class FairlensError(Exception):
+    """Base class of every error this package raises on purpose.
+
+    Attributes:
+        exit_code: the process exit code the CLI uses for this error.
+    """
+
+    exit_code: int = 2
+
+
+class ConfigError(FairlensError):
+    """A config key is unknown, missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, problem: str, *, source: str | None = None) -> None:
+        self.key = key
+        self.problem = problem
+        where = f" in {source}" if source else ""
+        super().__init__(f"config key '{key}'{where}: {problem}")
+
+
+class DataError(FairlensError):
+    """Input data does not have the columns or values a measurement needs."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        self.column = column
+        super().__init__(message)
+
+
+class KeyFileError(FairlensError):
+    """A key file is missing, corrupt, or readable by other users."""
+
+    def __init__(self, path: str, problem: str, *, fix: str | None = None) -> None:
+        self.path = path
+        text = f"key file {path}: {problem}"
+        if fix:
+            text += f" (fix: {fix})"
+        super().__init__(text)
+
+
+class DecryptionError(FairlensError):
+    """A token cannot be decrypted with the local key (wrong key or damaged token)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"cannot decrypt token: {detail}")
+
+
+class StoreError(FairlensError):
+    """The database cannot be opened, migrated or written."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        super().__init__(f"database {url}: {problem}")
+
+
+class AlreadyRunningError(FairlensError):
+    """Another daemon already holds the single-instance lock of this database."""
+
+    def __init__(self, lock_path: str, holder: str) -> None:
+        self.lock_path = lock_path
+        super().__init__(
+            f"another fairlens-monitor daemon is already running on this database "
+            f"({holder}; lock file {lock_path}); stop it before starting a new one"
+        )
+
+
+class ChainIntegrityError(FairlensError):
+    """The audit chain does not verify: history was changed after it was written."""
+
+    exit_code = 1
+
+    def __init__(self, seq: int, kind: str, detail: str) -> None:
+        self.seq = seq
+        self.kind = kind
+        super().__init__(f"audit chain broken at seq {seq} ({kind}): {detail}")

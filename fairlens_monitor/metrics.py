@@ -1,0 +1,271 @@
+"""Measure: turn decisions into group counts and counts into fairness metrics.
+
+simulate → **measure** → detect → alert → log. Every metric here is a function of a small
+table of counts (applicants and approvals per group), built with vectorised pandas/numpy
+operations — never a Python loop over rows. The functions are pure: no I/O, no clock.
+
+Definitions (for the unprivileged group *u* and the privileged group *p*):
+    rate(g) = approvals(g) / applicants(g)           (0 when the group is empty)
+    DIR     = rate(u) / rate(p)                      (None when rate(p) == 0)
+    gap     = |rate(p) - rate(u)|
+Ratios and differences are computed from the integer counts with one final division, so a
+DIR of exactly 0.8 is exactly 0.8 and sits on the right side of the four-fifths line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairlens_monitor.errors import DataError
+
+DEFAULT_DIR_THRESHOLD = 0.8
+DEFAULT_GAP_THRESHOLD = 0.2
+_TRUE_WORDS = frozenset({"1", "true", "yes", "y", "t"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "n", "f"})
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Applicants and approvals of one group."""
+
+    applicants: int
+    approved: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.approved <= self.applicants:
+            raise ValueError(f"need 0 <= approved <= applicants, got {self.approved} of "
+                             f"{self.applicants}")
+
+    @property
+    def rate(self) -> float:
+        """Approval rate; 0.0 for an empty group."""
+        return self.approved / self.applicants if self.applicants else 0.0
+
+
+@dataclass(frozen=True)
+class DisparateImpact:
+    """The two-group reading: rates, DIR, gap and the threshold flags."""
+
+    unprivileged: GroupCounts
+    privileged: GroupCounts
+    dir: float | None
+    gap: float
+    dir_alert: bool
+    gap_alert: bool
+    reason: str | None
+    message: str | None
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], *, where: str = "the data") -> None:
+    """Check that ``df`` has every column in ``columns``.
+
+    Args:
+        df: the decisions.
+        columns: column names that must be present.
+        where: how to name the data in the error (e.g. a file name).
+
+    Raises:
+        DataError: naming the first missing column and the columns that are there.
+    """
+    for column in columns:
+        if column not in df.columns:
+            present = ", ".join(map(str, df.columns[:12]))
+            raise DataError(f"{where} has no column '{column}' (columns: {present})",
+                            column=column)
+
+
+def binary_outcome(values: pd.Series, column: str) -> np.ndarray:
+    """Convert an outcome column to a boolean array.
+
+    Accepts booleans, the numbers 0 and 1, and the words true/false, yes/no, y/n, t/f, 1/0
+    in any case.
+
+    Args:
+        values: the outcome column.
+        column: its name, for error messages.
+
+    Returns:
+        A numpy bool array of the same length.
+
+    Raises:
+        DataError: on missing values or values that are not binary, with their count and up
+            to five examples.
+    """
+    if values.isna().any():
+        raise DataError(f"outcome column '{column}' has {int(values.isna().sum())} missing "
+                        "values; every decision needs an outcome", column=column)
+    if pd.api.types.is_bool_dtype(values):
+        return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
+    if pd.api.types.is_numeric_dtype(values):
+        array = values.to_numpy()
+        bad = ~np.isin(array, (0, 1))
+        if bad.any():
+            _raise_not_binary(column, pd.Series(array[bad]))
+        return np.asarray(array, dtype=bool)
+    words = values.astype(str).str.strip().str.lower()
+    is_true = words.isin(_TRUE_WORDS).to_numpy()
+    bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
+    if bad.any():
+        _raise_not_binary(column, values[bad])
+    return np.asarray(is_true, dtype=bool)
+
+
+def _raise_not_binary(column: str, bad: pd.Series) -> None:
+    examples = ", ".join(repr(v) for v in pd.unique(bad)[:5])
+    raise DataError(f"outcome column '{column}' has {len(bad)} values that are not binary "
+                    f"(e.g. {examples}); expected 0/1, true/false or yes/no", column=column)
+
+
+def group_counts(groups: pd.Series, outcome: np.ndarray, value: Any) -> GroupCounts:
+    """Count applicants and approvals of the rows whose group equals ``value``.
+
+    Args:
+        groups: the protected-attribute column.
+        outcome: boolean outcomes aligned with ``groups``.
+        value: the group to count.
+
+    Returns:
+        The group's counts (zero counts when the value does not occur).
+    """
+    mask = (groups == value).to_numpy(dtype=bool)
+    return GroupCounts(applicants=int(mask.sum()), approved=int(outcome[mask].sum()))
+
+
+def disparate_impact(
+    unprivileged: GroupCounts,
+    privileged: GroupCounts,
+    *,
+    dir_threshold: float = DEFAULT_DIR_THRESHOLD,
+    gap_threshold: float = DEFAULT_GAP_THRESHOLD,
+    unprivileged_name: str = "unprivileged",
+    privileged_name: str = "privileged",
+) -> DisparateImpact:
+    """Compute DIR, gap and threshold flags from two groups' counts.
+
+    Args:
+        unprivileged: counts of the protected (unprivileged) group.
+        privileged: counts of the privileged group.
+        dir_threshold: DIR below this raises ``dir_alert`` (four-fifths rule: 0.8).
+        gap_threshold: a gap above this raises ``gap_alert``.
+        unprivileged_name: how messages name the unprivileged group.
+        privileged_name: how messages name the privileged group.
+
+    Returns:
+        The reading. ``dir`` is None (reason ``male_rate_zero``) when the privileged rate is 0;
+        ``dir_alert`` is then True, since no fairness can be shown.
+    """
+    u, p = unprivileged, privileged
+    notes = [f"no rows for the {name} group; its rate is taken as 0"
+             for name, g in ((unprivileged_name, u), (privileged_name, p)) if g.applicants == 0]
+    reason = None
+    ratio: float | None
+    if p.approved == 0:
+        ratio = None
+        reason = "male_rate_zero"
+        notes.append(f"{privileged_name} approval rate is zero: DIR is not computable")
+    else:
+        ratio = (u.approved * p.applicants) / (u.applicants * p.approved) if u.applicants else 0.0
+    if u.applicants and p.applicants:
+        gap = abs(p.approved * u.applicants - u.approved * p.applicants) / (
+            u.applicants * p.applicants)
+    else:
+        gap = abs(p.rate - u.rate)
+    return DisparateImpact(
+        unprivileged=u,
+        privileged=p,
+        dir=ratio,
+        gap=gap,
+        dir_alert=ratio is None or ratio < dir_threshold,
+        gap_alert=gap > gap_threshold,
+        reason=reason,
+        message="; ".join(notes) or None,
+    )
+
+
+def calculate_disparate_impact_ratio(
+    df: pd.DataFrame,
+    protected_attribute: str = "gender",
+    protected_value: Any = "Female",
+    privileged_value: Any = "Male",
+    outcome: str = "approved",
+    *,
+    dir_threshold: float = DEFAULT_DIR_THRESHOLD,
+    gap_threshold: float = DEFAULT_GAP_THRESHOLD,
+) -> dict[str, Any]:
+    """Measure the Disparate Impact Ratio of a frame of decisions (the original API).
+
+    Args:
+        df: one row per decision.
+        protected_attribute: column holding the group.
+        protected_value: the unprivileged group's value (reported as ``female_*``).
+        privileged_value: the privileged group's value (reported as ``male_*``).
+        outcome: column holding the decision (bool, 0/1 or yes/no words).
+        dir_threshold: DIR below this sets ``dir_alert``.
+        gap_threshold: a gap above this sets ``gap_alert``.
+
+    Returns:
+        ``{"female_rate", "male_rate", "dir", "dir_alert", "gap", "gap_alert", "reason",
+        "message", "details"}``; ``details`` holds both groups' applicant and approval counts.
+
+    Raises:
+        DataError: a column is missing or the outcome is not binary.
+    """
+    require_columns(df, [protected_attribute, outcome])
+    y = binary_outcome(df[outcome], outcome)
+    groups = df[protected_attribute]
+    reading = disparate_impact(
+        group_counts(groups, y, protected_value),
+        group_counts(groups, y, privileged_value),
+        dir_threshold=dir_threshold,
+        gap_threshold=gap_threshold,
+        unprivileged_name=f"{protected_attribute} == {protected_value!r}",
+        privileged_name=f"{protected_attribute} == {privileged_value!r}",
+    )
+    return reading_to_dict(reading, protected_attribute=protected_attribute,
+                           protected_value=protected_value, privileged_value=privileged_value,
+                           outcome=outcome)
+
+
+def reading_to_dict(reading: DisparateImpact, *, protected_attribute: str,
+                    protected_value: Any, privileged_value: Any, outcome: str) -> dict[str, Any]:
+    """Render a reading in the original API's dictionary shape.
+
+    Args:
+        reading: the computed reading.
+        protected_attribute: column name, recorded in ``details``.
+        protected_value: unprivileged value, recorded in ``details``.
+        privileged_value: privileged value, recorded in ``details``.
+        outcome: outcome column, recorded in ``details``.
+
+    Returns:
+        A JSON-serialisable dict (see :func:`calculate_disparate_impact_ratio`).
+    """
+    u, p = reading.unprivileged, reading.privileged
+    return {
+        "female_rate": u.rate,
+        "male_rate": p.rate,
+        "dir": reading.dir,
+        "dir_alert": reading.dir_alert,
+        "gap": reading.gap,
+        "gap_alert": reading.gap_alert,
+        "reason": reading.reason,
+        "message": reading.message,
+        "details": {
+            "protected_attribute": protected_attribute,
+            "protected_value": _plain(protected_value),
+            "privileged_value": _plain(privileged_value),
+            "outcome": outcome,
+            "female_count": u.applicants,
+            "female_approved": u.approved,
+            "male_count": p.applicants,
+            "male_approved": p.approved,
+        },
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
