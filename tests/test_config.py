@@ -1,0 +1,114 @@
+"""Config validation: every bad key stops with one message naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fairlens_monitor.config import load_settings
+from fairlens_monitor.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_is_valid() -> None:
+    s = load_settings(REPO / "config.yaml", env={})
+    assert s.database.url == f"sqlite:///{REPO / 'var' / 'fairlens.db'}"
+    assert s.keys.dir == REPO / "var" / "keys"
+    assert s.thresholds.dir == 0.8
+    assert s.thresholds.gap == 0.2
+    assert s.simulation.drift.mode == "ramp"
+    assert s.simulation.drift.level_at(0) == 0.0
+    assert s.alerts.echo_plaintext is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "expected"),
+    [
+        ({"extra": 1}, "extra", "unknown key"),
+        ({"schedule": {"every": 3}}, "schedule.every", "unknown key"),
+        ({"schedule": {"interval_seconds": 0}}, "schedule.interval_seconds", "> 0"),
+        ({"schedule": {"interval_seconds": "fast"}}, "schedule.interval_seconds", "a number"),
+        ({"schedule": {"interval_seconds": True}}, "schedule.interval_seconds", "a number"),
+        ({"simulation": {"n_samples": 0}}, "simulation.n_samples", ">= 1"),
+        ({"simulation": {"n_samples": 10.5}}, "simulation.n_samples", "an integer"),
+        ({"simulation": {"seed": -1}}, "simulation.seed", ">= 0"),
+        ({"simulation": {"drift": 1.5}}, "simulation.drift", "[0, 1]"),
+        ({"simulation": {"drift": -0.1}}, "simulation.drift", "[0, 1]"),
+        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 2, "cycles": 5}}},
+         "simulation.drift.end", "[0, 1]"),
+        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1}}},
+         "simulation.drift.cycles", "missing"),
+        ({"simulation": {"drift": {"mode": "zigzag"}}}, "simulation.drift.mode", "'ramp'"),
+        ({"simulation": {"drift": {"mode": "constant", "level": 0.1, "x": 1}}},
+         "simulation.drift.x", "unknown key"),
+        ({"thresholds": {"dir": 0}}, "thresholds.dir", "> 0"),
+        ({"thresholds": {"dir": -0.8}}, "thresholds.dir", "> 0"),
+        ({"thresholds": {"gap": 0}}, "thresholds.gap", "> 0"),
+        ({"thresholds": {"gap": 1.5}}, "thresholds.gap", "<= 1"),
+        ({"alerts": {"echo_plaintext": "yes"}}, "alerts.echo_plaintext", "true or false"),
+        ({"logging": {"level": "LOUD"}}, "logging.level", "one of"),
+        ({"database": {"url": "sqlite://"}}, "database.url", "in-memory"),
+        ({"database": {"url": "not a url"}}, "database.url", "SQLAlchemy URL"),
+        ({"keys": {"dir": ""}}, "keys.dir", "non-empty"),
+        ({"keys": None}, "keys", "missing section"),
+    ],
+)
+def test_bad_values_name_the_key(write_config: Callable[..., Path], overrides: dict[str, Any],
+                                 key: str, expected: str) -> None:
+    path = write_config(overrides)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.key == key
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml", env={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("database: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad, env={})
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_settings(bad, env={})
+
+
+def test_relative_paths_resolve_against_the_config_folder(
+        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = write_config(name="sub/config.yaml")
+    s = load_settings(path, env={})
+    assert s.database.url == f"sqlite:///{tmp_path / 'sub' / 'var' / 'fairlens.db'}"
+    assert s.keys.dir == tmp_path / "sub" / "var" / "keys"
+
+
+def test_environment_overrides(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    env = {"FAIRLENS_DB_URL": f"sqlite:///{tmp_path}/other.db",
+           "FAIRLENS_KEY_DIR": str(tmp_path / "k")}
+    s = load_settings(write_config(), env=env)
+    assert s.database.url == f"sqlite:///{tmp_path}/other.db"
+    assert s.keys.dir == tmp_path / "k"
+
+
+def test_constant_drift_forms(write_config: Callable[..., Path]) -> None:
+    short = load_settings(write_config({"simulation": {"drift": 0.25}}), env={})
+    long = load_settings(write_config({"simulation": {"drift": {"mode": "constant",
+                                                                 "level": 0.25}}}), env={})
+    assert short.simulation.drift == long.simulation.drift
+    assert short.simulation.drift.level_at(10) == 0.25
+
+
+def test_config_hash_tracks_rules_not_locations(write_config: Callable[..., Path],
+                                                tmp_path: Path) -> None:
+    base = load_settings(write_config(), env={})
+    moved = load_settings(write_config(), env={"FAIRLENS_DB_URL": f"sqlite:///{tmp_path}/x.db"})
+    stricter = load_settings(write_config({"thresholds": {"dir": 0.85}}), env={})
+    assert base.config_hash() == moved.config_hash()
+    assert base.config_hash() != stricter.config_hash()
+    assert len(base.config_hash()) == 64
