@@ -1,0 +1,146 @@
+"""Keys and encryption of alert explanations: the **alert** step's I/O edge.
+
+simulate → measure → detect → **alert** → log. An alert's explanation leaves this module only
+as a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``); the plaintext is never
+stored. Key files are created 0600 in a 0700 folder, and a key file that group or others can
+read is refused, with the ``chmod`` that fixes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from fairlens_monitor.errors import DecryptionError, KeyFileError
+
+FERNET_KEY_FILE = "fernet.key"
+
+
+@dataclass(frozen=True)
+class AlertCipher:
+    """A loaded Fernet key and its public fingerprint (``key_id``)."""
+
+    fernet: Fernet
+    key_id: str
+    path: Path
+
+    def encrypt(self, plaintext: str) -> str:
+        """Encrypt ``plaintext`` (UTF-8) and return the Fernet token as text."""
+        return self.fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        """Return the plaintext of ``token``.
+
+        Raises:
+            DecryptionError: the token was made with another key or is damaged.
+        """
+        try:
+            return self.fernet.decrypt(token.strip().encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError):
+            raise DecryptionError(
+                f"not a valid token for key {self.key_id} ({self.path}); it was made with "
+                "another key or has been altered"
+            ) from None
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Return a short public identifier of a key (first 16 hex digits of its SHA-256)."""
+    return hashlib.sha256(key.strip()).hexdigest()[:16]
+
+
+def fernet_key_path(key_dir: Path) -> Path:
+    """Return where the Fernet key lives inside ``key_dir``."""
+    return key_dir / FERNET_KEY_FILE
+
+
+def create_key_file(path: Path, key: bytes) -> None:
+    """Write ``key`` to a new file created 0600 (its folder 0700, created if needed).
+
+    Args:
+        path: the key file to create; it must not exist.
+        key: the key material.
+
+    Raises:
+        KeyFileError: the file already exists or cannot be written.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(str(path), "already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot create: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, key + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_private_file(path: Path) -> bytes:
+    """Read a key file after checking that only its owner can read it.
+
+    Args:
+        path: the key file.
+
+    Returns:
+        Its bytes, stripped of surrounding white space.
+
+    Raises:
+        KeyFileError: missing, unreadable, or readable/writable by group or others.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(str(path), "missing") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            str(path),
+            f"permissions {stat.filemode(mode)} let other users read it; refusing to use it",
+            fix=f"chmod 600 {path}",
+        )
+    try:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
+
+
+def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
+    """Load the Fernet key from ``key_dir``, creating it first when allowed.
+
+    Args:
+        key_dir: the key folder (``keys.dir`` or ``FAIRLENS_KEY_DIR``).
+        create: create a new key when none exists. Callers pass False once the database
+            holds tokens, because a silently regenerated key would orphan them.
+
+    Returns:
+        The cipher.
+
+    Raises:
+        KeyFileError: the key is missing (and may not be created), corrupt, or readable by
+            others.
+    """
+    path = fernet_key_path(key_dir)
+    if not path.exists():
+        if not create:
+            raise KeyFileError(
+                str(path),
+                "missing, but the database already holds alerts encrypted with a key; "
+                "a new key would make them unreadable",
+                fix="restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
+                    "at the folder that holds it",
+            )
+        create_key_file(path, Fernet.generate_key())
+    key = read_private_file(path)
+    try:
+        fernet = Fernet(key)
+    except (ValueError, TypeError):
+        raise KeyFileError(str(path), "corrupt: not a Fernet key (32 url-safe base64 bytes)",
+                           fix="restore the key file from backup") from None
+    return AlertCipher(fernet=fernet, key_id=key_fingerprint(key), path=path)
