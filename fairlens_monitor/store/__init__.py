@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engines and the repository (the **log** step's I/O edge)."""

@@ -1,0 +1,193 @@
+"""Engines, schema migration and the single-instance lock: how the store meets the disk.
+
+SQLite (the embedded default) is opened with WAL, ``synchronous=FULL`` (a committed cycle
+survives power loss), a busy timeout, foreign keys on, and every write transaction starts
+with ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction. Readers
+open the file read-only (``mode=ro``) and never create it. The schema is created and changed
+only by Alembic (``migrations/``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from fairlens_monitor.errors import AlreadyRunningError, StoreError
+
+BUSY_TIMEOUT_MS = 5000
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file of a SQLite URL, or None for other back ends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """Create an engine for ``url`` with the project's durability settings.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:////abs/path.db`` after config resolution).
+        readonly: open for reading only; a missing SQLite file is then an error instead of
+            being created.
+
+    Returns:
+        The engine.
+
+    Raises:
+        StoreError: a read-only open of a SQLite file that does not exist.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return create_engine(url, pool_pre_ping=True)
+    if readonly:
+        if not path.exists():
+            raise StoreError(url, f"no database file at {path}; start the monitor "
+                                  "(fairlens-monitor run) or run 'fairlens-monitor db upgrade'")
+        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+    _configure_sqlite(engine, readonly=readonly)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, readonly: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic config pointing at this project's ``migrations/`` folder.
+
+    Raises:
+        StoreError: the migrations folder is not where a checkout keeps it.
+    """
+    script_location = PROJECT_ROOT / "migrations"
+    if not (script_location / "env.py").exists():
+        raise StoreError(url, f"migrations not found at {script_location}; run from a "
+                              "checkout of fairlens-monitor (pip install -e .)")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def head_revision(url: str) -> str:
+    """Return the newest migration revision this code knows."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None, "migrations/versions holds no revision"  # noqa: S101
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's Alembic revision, None for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, url: str) -> tuple[str | None, str]:
+    """Migrate the database to the newest revision in one transaction.
+
+    Args:
+        engine: a writable engine.
+        url: the same database's URL (for the Alembic config and messages).
+
+    Returns:
+        ``(revision before, revision after)``.
+
+    Raises:
+        StoreError: the migration failed; nothing was changed.
+    """
+    cfg = alembic_config(url)
+    try:
+        before = current_revision(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return before, head_revision(url)
+    except SQLAlchemyError as exc:
+        raise StoreError(url, f"migration failed: {exc.__class__.__name__}: {exc}") from None
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Migrate an empty database; refuse one at another revision.
+
+    Args:
+        engine: a writable engine.
+        url: the same database's URL.
+
+    Raises:
+        StoreError: the database is at a revision other than head.
+    """
+    revision, head = current_revision(engine), head_revision(url)
+    if revision is None:
+        upgrade(engine, url)
+    elif revision != head:
+        raise StoreError(url, f"schema is at revision {revision} but this version needs "
+                              f"{head}; run 'fairlens-monitor db upgrade' (back it up first)")
+
+
+@contextmanager
+def instance_lock(url: str) -> Iterator[Path]:
+    """Hold the single-daemon lock of a SQLite database for the duration of the block.
+
+    An exclusive ``flock`` on ``<database>.lock``; the kernel releases it when the process
+    dies, even by ``kill -9``, so a crash never leaves a stale lock.
+
+    Args:
+        url: the database URL.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        AlreadyRunningError: another process holds the lock.
+        StoreError: the URL is not a SQLite file (other back ends are not supported yet).
+    """
+    path = sqlite_path(url)
+    if path is None:
+        raise StoreError(url, "the daemon's single-instance guard supports SQLite files only "
+                              "in this version")
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise AlreadyRunningError(str(lock_path), f"pid {holder}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield lock_path
+    finally:
+        os.close(fd)

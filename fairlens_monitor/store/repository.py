@@ -1,0 +1,164 @@
+"""The repository: the only code that reads and writes the monitor's tables.
+
+Each public write is one transaction. A cycle's run row, readings, alert and audit events
+commit together or not at all, and audit appends take the chain head inside that same
+write transaction (``BEGIN IMMEDIATE`` on SQLite), so concurrent writers form one linear
+chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, build_record
+from fairlens_monitor.store.models import Alert, AuditEvent, Reading, Run
+
+EventList = list[tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class SavedCycle:
+    """Ids and audit records of a committed cycle."""
+
+    run_id: int
+    reading_ids: list[int]
+    alert_id: int | None
+    events: list[AuditRecord]
+
+
+class Repository:
+    """Reads and writes runs, readings, alerts and audit events through one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap ``engine``; the repository never creates or migrates the schema."""
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def completed_cycles(self) -> int:
+        """Return how many runs finished ``ok`` (the next cycle's zero-based index)."""
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).where(Run.status == "ok")) or 0)
+
+    def alert_count(self) -> int:
+        """Return how many alerts (encrypted tokens) the database holds."""
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(Alert)) or 0)
+
+    def save_cycle(
+        self,
+        run: Run,
+        readings: Sequence[Reading],
+        alert: tuple[Alert, Reading] | None,
+        events: Callable[[Run, Sequence[Reading], Alert | None], EventList],
+        *,
+        actor: str,
+        ts: str,
+    ) -> SavedCycle:
+        """Commit a whole cycle in one transaction.
+
+        Args:
+            run: the run row (status ``ok``).
+            readings: its readings; their ``run_id`` is filled in here.
+            alert: the alert and the reading it is about, or None.
+            events: called once the rows have ids; returns ``(event_type, payload)`` pairs
+                to append to the audit chain.
+            actor: who ran the cycle (``daemon`` or ``cli``).
+            ts: RFC 3339 time of the audit events.
+
+        Returns:
+            The ids assigned and the audit records appended.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
+        """
+        with self._session.begin() as s:
+            s.add(run)
+            s.flush()
+            for reading in readings:
+                reading.run_id = run.id
+                s.add(reading)
+            s.flush()
+            alert_row = None
+            if alert is not None:
+                alert_row, about = alert
+                alert_row.run_id, alert_row.reading_id = run.id, about.id
+                s.add(alert_row)
+                s.flush()
+            records = [_append(s, kind, actor, payload, ts)
+                       for kind, payload in events(run, readings, alert_row)]
+            return SavedCycle(run.id, [r.id for r in readings],
+                              alert_row.id if alert_row else None, records)
+
+    def save_failed_run(self, run: Run, payload: dict[str, Any], *, ts: str) -> SavedCycle:
+        """Record a failed run and its ``cycle_failed`` audit event in one transaction.
+
+        Args:
+            run: the run row (status ``failed``, with ``error``).
+            payload: audit details; ``run_id`` is added here.
+            ts: RFC 3339 time of the audit event.
+
+        Returns:
+            The run id and the audit record.
+        """
+        with self._session.begin() as s:
+            s.add(run)
+            s.flush()
+            record = _append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
+            return SavedCycle(run.id, [], None, [record])
+
+    def append_event(self, event_type: str, actor: str, payload: dict[str, Any],
+                     *, ts: str) -> AuditRecord:
+        """Append one audit event in its own transaction and return it."""
+        with self._session.begin() as s:
+            return _append(s, event_type, actor, payload, ts)
+
+    def latest_readings(self, last: int) -> list[Reading]:
+        """Return the ``last`` most recent readings, oldest first."""
+        with self._session() as s:
+            rows = s.scalars(select(Reading).order_by(Reading.id.desc()).limit(last)).all()
+        return list(reversed(rows))
+
+    def latest_runs(self, last: int) -> list[Run]:
+        """Return the ``last`` most recent runs, oldest first."""
+        with self._session() as s:
+            rows = s.scalars(select(Run).order_by(Run.id.desc()).limit(last)).all()
+        return list(reversed(rows))
+
+    def audit_tail(self, last: int) -> list[AuditRecord]:
+        """Return the ``last`` audit records, oldest first."""
+        with self._session() as s:
+            rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last))
+            return [_record(row) for row in reversed(rows.all())]
+
+    def iter_audit(self, batch: int = 5000) -> Iterator[AuditRecord]:
+        """Yield every audit record in storage order (ascending row id), streaming."""
+        with self._session() as s:
+            query = select(AuditEvent).order_by(AuditEvent.id).execution_options(
+                yield_per=batch)
+            for row in s.scalars(query):
+                yield _record(row)
+
+
+def _append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
+            ts: str) -> AuditRecord:
+    head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
+                     .order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload,
+                       prev_hash=prev)
+    s.add(AuditEvent(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
+                     payload=dict(rec.payload), canonical=rec.canonical,
+                     prev_hash=rec.prev_hash, hash=rec.hash))
+    s.flush()
+    return rec
+
+
+def _record(row: AuditEvent) -> AuditRecord:
+    return AuditRecord(seq=row.seq, ts=row.ts, event_type=row.event_type, actor=row.actor,
+                       payload=row.payload, prev_hash=row.prev_hash, hash=row.hash,
+                       canonical=row.canonical)

@@ -1,0 +1,122 @@
+"""The store on a real SQLite file: migrations, durability settings, atomic cycles, the lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from fairlens_monitor.errors import AlreadyRunningError, StoreError
+from fairlens_monitor.store.db import (
+    alembic_config,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    instance_lock,
+    make_engine,
+    upgrade,
+)
+from fairlens_monitor.store.repository import Repository
+from tests.factories import make_run
+
+TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events"}
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_upgrade_creates_the_schema_and_alembic_check_agrees(url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    assert upgrade(engine, url) == (None, head_revision(url))
+    assert tables(tmp_path / "var" / "fairlens.db") == TABLES
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.check(cfg)  # raises if models and migrations disagree
+    engine.dispose()
+
+
+def test_downgrade_and_upgrade_round_trip(url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    upgrade(engine, url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert tables(tmp_path / "var" / "fairlens.db") == {"alembic_version"}
+    upgrade(engine, url)
+    assert current_revision(engine) == head_revision(url)
+    engine.dispose()
+
+
+def test_writer_connections_are_durable(url: str) -> None:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    engine.dispose()
+
+
+def test_readonly_engine_never_creates_or_writes(url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no database file"):
+        make_engine(url, readonly=True)
+    assert not (tmp_path / "var" / "fairlens.db").exists()
+    writer = make_engine(url)
+    upgrade(writer, url)
+    reader = make_engine(url, readonly=True)
+    with pytest.raises(OperationalError, match="readonly"), reader.begin() as conn:
+        conn.execute(text("DELETE FROM runs"))
+    reader.dispose()
+    writer.dispose()
+
+
+def test_schema_at_another_revision_is_refused(url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    upgrade(engine, url)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+    with pytest.raises(StoreError, match="run 'fairlens-monitor db upgrade'"):
+        ensure_schema(engine, url)
+    engine.dispose()
+
+
+def test_a_cycle_commits_all_or_nothing(url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    upgrade(engine, url)
+    repo = Repository(engine)
+
+    def failing_events(*_args: object) -> list[tuple[str, dict[str, object]]]:
+        raise RuntimeError("injected failure after the rows were flushed")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        repo.save_cycle(make_run(), [], None, failing_events, actor="test", ts="t")
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        for table in ("runs", "readings", "alerts", "audit_events"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    saved = repo.save_cycle(make_run(), [], None, lambda *_: [("x", {"a": 1})], actor="t",
+                            ts="t")
+    assert saved.run_id == 1
+    assert [e.seq for e in saved.events] == [1]
+    engine.dispose()
+
+
+def test_instance_lock_is_exclusive_and_released(url: str) -> None:
+    with instance_lock(url) as lock_path:
+        assert lock_path.name == "fairlens.db.lock"
+        with pytest.raises(AlreadyRunningError, match="already running"), instance_lock(url):
+            pass
+    with instance_lock(url):
+        pass  # released on exit: taking it again works
