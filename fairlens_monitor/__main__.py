@@ -1,0 +1,5 @@
+"""``python -m fairlens_monitor``: the same entry point as the ``fairlens-monitor`` script."""
+
+from fairlens_monitor.cli import main
+
+main()

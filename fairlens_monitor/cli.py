@@ -1,0 +1,234 @@
+"""The ``fairlens-monitor`` command line: a thin click layer over the library.
+
+Every command loads and validates the config first (nothing is written before that), then
+calls one library function and prints its result as lines or, with ``--json``, as JSON.
+Library errors (``FairlensError``) become one ``error: ...`` line on stderr and the error's
+exit code. Exit codes: 0 ok; 1 a problem was found (tampered chain, or an alert with
+``once --fail-on-alert``); 2 usage, config, key or database error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from fairlens_monitor import __version__
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.crypto import load_cipher
+from fairlens_monitor.cycle import execute_cycle, utc_now
+from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.errors import FairlensError, StoreError
+from fairlens_monitor.render import (
+    audit_json,
+    audit_line,
+    cycle_json,
+    cycle_lines,
+    reading_json,
+    reading_line,
+)
+from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
+from fairlens_monitor.store.repository import Repository
+
+T = TypeVar("T")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+LAST_OPTION = click.option("--last", default=20, show_default=True,
+                           type=click.IntRange(min=1), help="How many of the newest to show.")
+
+
+class _Group(click.Group):
+    """Turns library errors into one stderr line and their documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FairlensError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except SQLAlchemyError as exc:
+            click.echo(f"error: database: {type(exc).__name__}: {exc}", err=True)
+            ctx.exit(2)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings | None = ctx.obj.get("settings")
+    if settings is None:
+        settings = load_settings(ctx.obj["config_path"])
+        logging.getLogger().setLevel(ctx.obj.get("log_level") or settings.logging.level)
+        ctx.obj["settings"] = settings
+    return settings
+
+
+def _dump(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+
+
+def _show(items: Sequence[T], as_json: bool, to_json: Callable[[T], Any],
+          to_line: Callable[[T], str], *, empty: str) -> None:
+    if as_json:
+        _dump([to_json(item) for item in items])
+        return
+    for item in items:
+        click.echo(to_line(item))
+    if not items:
+        click.echo(empty)
+
+
+def _reader(settings: Settings) -> Repository:
+    """A read-only repository on a database whose schema this version understands."""
+    repo = open_repository(settings, readonly=True)
+    url = settings.database.url
+    revision, head = current_revision(repo.engine), head_revision(url)
+    if revision != head:
+        raise StoreError(url, f"schema revision is {revision or 'empty'}, this version reads "
+                              f"{head}; run 'fairlens-monitor db upgrade'")
+    return repo
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config_path", default="config.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The config file.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
+                                                 case_sensitive=False),
+              help="Overrides logging.level from the config.")
+@click.version_option(__version__, prog_name="fairlens-monitor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
+    """FairLens Monitor: watch a decision system for fairness drift.
+
+    Exit codes: 0 ok, 1 problem found (e.g. tampered audit chain), 2 usage/config error.
+    """
+    logging.basicConfig(stream=sys.stderr, level=(log_level or "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
+
+
+@cli.command()
+@click.option("--cycles", type=click.IntRange(min=1), default=None,
+              help="Stop after this many cycles (default: run until SIGINT/SIGTERM).")
+@click.pass_context
+def run(ctx: click.Context, cycles: int | None) -> None:
+    """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
+    settings = _settings(ctx)
+    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles)
+
+
+@cli.command()
+@JSON_OPTION
+@click.option("--fail-on-alert", is_flag=True, help="Exit 1 when the cycle raises an alert.")
+@click.pass_context
+def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
+    """Run one cycle now, store it, and print its result."""
+    settings = _settings(ctx)
+    repo = open_repository(settings)
+    outcome = execute_cycle(settings, repo, open_cipher(settings, repo), clock=utc_now,
+                            actor="cli")
+    echo = settings.alerts.echo_plaintext
+    if as_json:
+        _dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
+    else:
+        for line in cycle_lines(outcome, echo_plaintext=echo):
+            click.echo(line)
+    if fail_on_alert and outcome.token is not None:
+        ctx.exit(1)
+
+
+@cli.command()
+@LAST_OPTION
+@JSON_OPTION
+@click.pass_context
+def history(ctx: click.Context, last: int, as_json: bool) -> None:
+    """Show the newest stored readings (both scenarios of each run)."""
+    rows = _reader(_settings(ctx)).latest_readings(last)
+    _show(rows, as_json, reading_json, reading_line, empty="no readings yet")
+
+
+@cli.command()
+@LAST_OPTION
+@JSON_OPTION
+@click.pass_context
+def audit(ctx: click.Context, last: int, as_json: bool) -> None:
+    """Show the newest audit events (the chain's tail)."""
+    records = _reader(_settings(ctx)).audit_tail(last)
+    _show(records, as_json, audit_json, audit_line, empty="no audit events yet")
+
+
+@cli.command()
+@JSON_OPTION
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Walk the whole audit chain. Exit 0 intact, 1 tampered, 2 cannot verify."""
+    report = verify_chain(_reader(_settings(ctx)).iter_audit())
+    first = report.anomalies[0] if report.anomalies else None
+    if as_json:
+        _dump({"intact": report.intact, "count": report.count,
+               "last_verified_seq": report.last_verified_seq, "head_hash": report.head_hash,
+               "first_broken_seq": first.seq if first else None,
+               "anomalies": [vars(a) for a in report.anomalies]})
+    elif first is None:
+        click.echo(f"audit chain intact: {report.count} events, head {report.head_hash}")
+    else:
+        click.echo(f"audit chain TAMPERED: first broken seq {first.seq} ({first.kind}: "
+                   f"{first.detail}); {len(report.anomalies)} anomalies in {report.count} "
+                   f"events, verified up to seq {report.last_verified_seq}")
+        for a in report.anomalies:
+            click.echo(f"  seq {a.seq}: {a.kind}: {a.detail}")
+    if first is not None:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("token")
+@click.pass_context
+def decrypt(ctx: click.Context, token: str) -> None:
+    """Print the plaintext of an alert TOKEN ('-' reads it from stdin) with the local key."""
+    if token == "-":  # noqa: S105 - the stdin marker, not a password
+        token = sys.stdin.read()
+    cipher = load_cipher(_settings(ctx).keys.dir, create=False)
+    click.echo(cipher.decrypt(token))
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Migrate the database to the newest schema (creates it when missing)."""
+    url = _settings(ctx).database.url
+    engine = make_engine(url)
+    try:
+        before, after = upgrade(engine, url)
+    finally:
+        engine.dispose()
+    click.echo(f"database at revision {after}" + ("" if before == after else
+                                                  f" (was {before or 'empty'})"))
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Print the database's schema revision and the newest this version knows."""
+    url = _settings(ctx).database.url
+    engine = make_engine(url, readonly=True)
+    try:
+        click.echo(f"current: {current_revision(engine) or 'empty'}  head: {head_revision(url)}")
+    finally:
+        engine.dispose()
+
+
+def main() -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="fairlens-monitor"))

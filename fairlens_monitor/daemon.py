@@ -1,0 +1,185 @@
+"""The long-running service: an APScheduler 3 ``BlockingScheduler`` that runs one cycle per
+interval until told to stop.
+
+Guarantees: one daemon per database (``flock`` on ``<db>.lock``); at most one cycle at a time
+(``max_instances=1``, one worker thread); late fires coalesce into one; a cycle that raises
+is recorded as a failed run and the next cycle runs as usual; SIGINT/SIGTERM let the running
+cycle finish, write a ``daemon_stopped`` audit event and return 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from fairlens_monitor import __version__
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.config import Settings
+from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.cycle import Clock, execute_cycle, utc_now
+from fairlens_monitor.render import cycle_lines
+from fairlens_monitor.store.db import instance_lock
+from fairlens_monitor.store.repository import Repository
+
+log = logging.getLogger(__name__)
+JOB_ID = "fairness-cycle"
+
+
+@dataclass
+class DaemonStats:
+    """Counters of one daemon session."""
+
+    cycles_ok: int = 0
+    cycles_failed: int = 0
+    missed: int = 0
+    stop_reason: str = ""
+
+
+class Daemon:
+    """One scheduler session over an open repository and cipher."""
+
+    def __init__(self, settings: Settings, repo: Repository, cipher: AlertCipher, *,
+                 clock: Clock, emit: Callable[[str], None], max_cycles: int | None) -> None:
+        """Prepare (but do not start) the scheduler; see :func:`run_daemon`."""
+        self.settings, self.repo, self.cipher = settings, repo, cipher
+        self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
+        self.stats = DaemonStats()
+        self._first_fire = datetime.now(UTC)
+        self._stop_lock = threading.Lock()
+        self._stopper: threading.Thread | None = None
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"max_instances": 1, "coalesce": True,
+                          "misfire_grace_time": max(1, round(
+                              settings.schedule.misfire_grace_seconds))},
+        )
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+
+    def run(self) -> DaemonStats:
+        """Start the scheduler and block until a stop is requested; return the counters."""
+        interval = self.settings.schedule.interval_seconds
+        self._first_fire = datetime.now(UTC)
+        trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
+        self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
+        self._event("daemon_started", {"pid": os.getpid(), "interval_seconds": interval,
+                                       "config_hash": self.settings.config_hash(),
+                                       "code_version": __version__})
+        self.emit(f"FairLens Monitor {__version__} running every {interval:g}s "
+                  f"(Ctrl-C to stop)")
+        self.scheduler.start()
+        if self._stopper is not None:
+            self._stopper.join()
+        self._event("daemon_stopped", {"reason": self.stats.stop_reason,
+                                       "cycles_ok": self.stats.cycles_ok,
+                                       "cycles_failed": self.stats.cycles_failed,
+                                       "missed": self.stats.missed})
+        return self.stats
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the running cycle (if any) finishes; safe from signals and jobs."""
+        with self._stop_lock:
+            if self._stopper is not None:
+                return
+            self.stats.stop_reason = reason
+            self._stopper = threading.Thread(target=self._shutdown, name="fairlens-stop")
+            self._stopper.start()
+
+    def _shutdown(self) -> None:
+        try:
+            self.scheduler.shutdown(wait=True)
+        except Exception as exc:  # e.g. a stop before the scheduler had started
+            log.warning("scheduler shutdown: %s", exc)
+
+    def _cycle(self) -> None:
+        scheduled = self._fire_time(datetime.now(UTC))
+        try:
+            outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
+                                    actor="daemon", scheduled_for=scheduled)
+        except Exception as exc:
+            self.stats.cycles_failed += 1
+            log.error("cycle failed: %s: %s", type(exc).__name__, exc)
+            self.emit(f"✗ cycle failed: {type(exc).__name__}: {exc} (the next cycle will run "
+                      "as scheduled)")
+        else:
+            self.stats.cycles_ok += 1
+            for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
+                self.emit(line)
+        done = self.stats.cycles_ok + self.stats.cycles_failed
+        if self.max_cycles is not None and done >= self.max_cycles:
+            self.request_stop(f"completed {done} cycles")
+
+    def _fire_time(self, now: datetime) -> datetime:
+        """The trigger fire time this run belongs to (fires are first + k * interval)."""
+        step = timedelta(seconds=self.settings.schedule.interval_seconds)
+        return self._first_fire + step * max(0, (now - self._first_fire) // step)
+
+    def _on_missed(self, event: Any) -> None:
+        self.stats.missed += 1
+        when = event.scheduled_run_time
+        log.warning("cycle scheduled for %s was missed (past the misfire grace time)", when)
+        self._event("cycle_missed", {"scheduled_for": rfc3339(when)})
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            self.repo.append_event(kind, "daemon", payload, ts=rfc3339(self.clock()))
+        except Exception as exc:
+            log.error("could not record %s: %s: %s", kind, type(exc).__name__, exc)
+
+
+def run_daemon(settings: Settings, *, clock: Clock = utc_now,
+               emit: Callable[[str], None] = print, max_cycles: int | None = None,
+               handle_signals: bool = True) -> DaemonStats:
+    """Run the monitoring daemon until SIGINT/SIGTERM (or ``max_cycles`` cycles).
+
+    Args:
+        settings: validated settings.
+        clock: returns the current aware UTC time (stored times come from it).
+        emit: receives each console line.
+        max_cycles: stop after this many cycles (ok or failed); None runs forever.
+        handle_signals: install SIGINT/SIGTERM handlers (main thread only).
+
+    Returns:
+        The session's counters.
+
+    Raises:
+        AlreadyRunningError: another daemon holds this database's lock.
+        StoreError: the database cannot be opened or is at another schema revision.
+        KeyFileError: the alert key is missing (with alerts stored), corrupt or exposed.
+    """
+    with instance_lock(settings.database.url):
+        repo = open_repository(settings)
+        try:
+            daemon = Daemon(settings, repo, open_cipher(settings, repo), clock=clock,
+                            emit=emit, max_cycles=max_cycles)
+            previous = _install_signals(daemon) if handle_signals else {}
+            try:
+                stats = daemon.run()
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        finally:
+            repo.engine.dispose()
+    emit(f"stopped ({stats.stop_reason}): {stats.cycles_ok} ok, {stats.cycles_failed} failed, "
+         f"{stats.missed} missed")
+    return stats
+
+
+def _install_signals(daemon: Daemon) -> dict[int, Any]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        daemon.request_stop(signal.Signals(signum).name)
+
+    return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

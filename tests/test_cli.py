@@ -1,0 +1,162 @@
+"""The command line: JSON shapes, exit codes, clear errors, and nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fairlens_monitor.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def invoke(write_config: Callable[..., Path]) -> Callable[..., object]:
+    def run(*args: str, overrides: dict[str, object] | None = None, input: str | None = None):
+        config = write_config(overrides)
+        return CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
+
+    return run
+
+
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "fairlens.db"
+
+
+def test_once_json_has_the_original_shape(invoke: Callable[..., object], tmp_path: Path) -> None:
+    result = invoke("once", "--json", overrides={"simulation": {"drift": 1.0},
+                                                 "alerts": {"echo_plaintext": True}})
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) >= {"fair_scenario", "drifted_scenario", "audit_tail"}
+    drifted = doc["drifted_scenario"]
+    assert drifted["dir_alert"] is True
+    assert drifted["explanation"].startswith(f"DIR = {drifted['dir']:.2f} (<0.8).")
+    assert drifted["encrypted_alert"].startswith("gAAAAA")
+    assert doc["fair_scenario"]["drift_level"] == 0.0
+    assert {"female_rate", "male_rate", "dir", "gap", "gap_alert", "details"} <= set(drifted)
+    assert doc["audit_tail"][-1]["event_type"] == "alert_raised"
+
+    decrypted = invoke("decrypt", drifted["encrypted_alert"])
+    assert decrypted.exit_code == 0
+    assert decrypted.stdout.strip() == drifted["explanation"]
+    from_stdin = invoke("decrypt", "-", input=drifted["encrypted_alert"] + "\n")
+    assert from_stdin.stdout.strip() == drifted["explanation"]
+
+
+def test_once_fail_on_alert(invoke: Callable[..., object]) -> None:
+    assert invoke("once", "--fail-on-alert",
+                  overrides={"simulation": {"drift": 1.0}}).exit_code == 1
+    assert invoke("once", "--fail-on-alert",
+                  overrides={"simulation": {"drift": 0.0, "n_samples": 5000}}).exit_code == 0
+
+
+def test_history_and_audit(invoke: Callable[..., object]) -> None:
+    for _ in range(3):
+        assert invoke("once").exit_code == 0
+    history = invoke("history", "--last", "4", "--json")
+    readings = json.loads(history.stdout)
+    assert [r["scenario"] for r in readings] == ["reference", "monitored"] * 2
+    assert [r["run_id"] for r in readings] == [2, 2, 3, 3]
+    assert readings[0]["measured_at"].endswith("Z")
+    text = invoke("history").stdout.splitlines()
+    assert len(text) == 6
+    assert "Female=" in text[0]
+    events = json.loads(invoke("audit", "--last", "2", "--json").stdout)
+    assert [e["seq"] for e in events] == [2, 3]
+    assert {"timestamp", "event_type", "details", "hash", "prev_hash"} <= set(events[0])
+    assert len(invoke("audit").stdout.splitlines()) == 3
+
+
+def test_verify_intact_then_tampered(invoke: Callable[..., object], tmp_path: Path) -> None:
+    for _ in range(3):
+        invoke("once", overrides={"simulation": {"drift": 1.0}})
+    ok = invoke("verify")
+    assert ok.exit_code == 0
+    assert "intact: 6 events" in ok.stdout
+    with sqlite3.connect(db_file(tmp_path)) as conn:
+        conn.execute("UPDATE audit_events SET payload = json_set(payload, '$.dir', 0.95) "
+                     "WHERE seq = 4")
+    bad = invoke("verify")
+    assert bad.exit_code == 1
+    assert "first broken seq 4 (modified" in bad.stdout
+    doc = json.loads(invoke("verify", "--json").stdout)
+    assert doc["intact"] is False
+    assert doc["first_broken_seq"] == 4
+    assert doc["last_verified_seq"] == 3
+
+
+def test_verify_finds_a_deleted_event(invoke: Callable[..., object], tmp_path: Path) -> None:
+    for _ in range(2):
+        invoke("once")
+    with sqlite3.connect(db_file(tmp_path)) as conn:
+        conn.execute("DELETE FROM audit_events WHERE seq = 1")
+    result = invoke("verify", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["anomalies"][0]["kind"] == "gap"
+
+
+@pytest.mark.parametrize("command", [["history"], ["audit"], ["verify"]])
+def test_read_commands_on_a_missing_database_exit_2_and_create_nothing(
+        invoke: Callable[..., object], tmp_path: Path, command: list[str]) -> None:
+    result = invoke(*command)
+    assert result.exit_code == 2
+    assert "no database file" in result.stderr
+    assert not db_file(tmp_path).exists()
+
+
+@pytest.mark.parametrize("command", [["once"], ["run"], ["history"], ["db", "upgrade"]])
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(
+        invoke: Callable[..., object], tmp_path: Path, command: list[str]) -> None:
+    result = invoke(*command, overrides={"thresholds": {"dir": -1}})
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: config key 'thresholds.dir': expected a number > 0, got -1"]
+    assert not (tmp_path / "var").exists()
+
+
+def test_decrypt_errors_exit_2(invoke: Callable[..., object], tmp_path: Path) -> None:
+    missing = invoke("decrypt", "gAAAAAxyz")
+    assert missing.exit_code == 2
+    assert "missing" in missing.stderr
+    assert not (tmp_path / "var" / "keys").exists()  # decrypt never creates a key
+    invoke("once")
+    garbage = invoke("decrypt", "gAAAAAxyz")
+    assert garbage.exit_code == 2
+    assert "cannot decrypt token" in garbage.stderr
+
+
+def test_exposed_key_stops_the_cycle(invoke: Callable[..., object], tmp_path: Path) -> None:
+    invoke("once")
+    (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)
+    result = invoke("once")
+    assert result.exit_code == 2
+    assert "chmod 600" in result.stderr
+
+
+def test_db_upgrade_and_current(invoke: Callable[..., object], tmp_path: Path) -> None:
+    first = invoke("db", "upgrade")
+    assert first.exit_code == 0
+    assert "(was empty)" in first.stdout
+    assert invoke("db", "upgrade").stdout.strip() == "database at revision 0001"
+    assert invoke("db", "current").stdout.strip() == "current: 0001  head: 0001"
+
+
+def test_usage_error_exits_2(invoke: Callable[..., object]) -> None:
+    assert invoke("history", "--last", "0").exit_code == 2
+    assert invoke("no-such-command").exit_code == 2
+
+
+def test_module_entry_point_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--help"],
+                            capture_output=True, text=True, cwd=REPO, check=False, timeout=60)
+    assert result.returncode == 0
+    for command in ("run", "once", "history", "audit", "verify", "decrypt", "db"):
+        assert command in result.stdout

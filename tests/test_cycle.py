@@ -1,0 +1,175 @@
+"""One cycle against a real SQLite file: stored rows, encryption, reproducibility, failures."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.config import Settings
+from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.cycle import execute_cycle, run_cycle
+from fairlens_monitor.errors import KeyFileError
+from fairlens_monitor.metrics import calculate_disparate_impact_ratio
+from fairlens_monitor.render import cycle_json, cycle_lines
+from fairlens_monitor.simulate import generate_loan_data
+
+Clock = Callable[[], datetime]
+
+
+def db_path(settings: Settings) -> Path:
+    return Path(settings.database.url.removeprefix("sqlite:///"))
+
+
+def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db_path(settings)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_drifted_cycle_stores_readings_alert_and_chain(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 0.9}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    outcome = run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+
+    assert outcome.monitored.metrics["dir_alert"] is True
+    assert rows(settings, "SELECT status, cycle_index, actor FROM runs") == [("ok", 0, "cli")]
+    stored = rows(settings, "SELECT scenario, drift_level, dir, dir_alert FROM readings "
+                            "ORDER BY id")
+    assert [(s, d) for s, d, *_ in stored] == [("reference", 0.0), ("monitored", 0.9)]
+    assert stored[1][2] == pytest.approx(outcome.monitored.metrics["dir"])
+    [(token, state, key_id)] = rows(settings, "SELECT token, state, key_id FROM alerts")
+    assert (state, key_id) == ("open", cipher.key_id)
+    assert token == outcome.token
+    assert cipher.decrypt(token) == outcome.monitored.explanation
+    events = [r[0] for r in rows(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
+    assert events == ["cycle_completed", "alert_raised"]
+    assert verify_chain(repo.iter_audit()).intact
+    repo.engine.dispose()
+
+
+def test_plaintext_explanation_never_reaches_the_database_file(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 1.0}})
+    repo = open_repository(settings)
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    repo.engine.dispose()
+    explanation = outcome.monitored.explanation
+    assert explanation
+    assert "Potential bias" in explanation
+    folder = db_path(settings).parent
+    raw = b"".join(p.read_bytes() for p in folder.glob("fairlens.db*"))
+    assert b"Potential bias" not in raw
+    assert explanation.encode() not in raw
+    assert outcome.token is not None
+    assert outcome.token.encode() in raw
+
+
+def test_a_stored_reading_is_reproduced_from_its_lineage(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 0.45}})
+    repo = open_repository(settings)
+    run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    repo.engine.dispose()
+    [(n, drift, seed, u_n, u_k, p_n, p_k, dir_value, config_hash)] = rows(
+        settings, "SELECT n_samples, drift_level, seed, unprivileged_count, "
+                  "unprivileged_approved, privileged_count, privileged_approved, dir, "
+                  "config_hash FROM readings WHERE scenario = 'monitored'")
+    again = calculate_disparate_impact_ratio(generate_loan_data(n, drift, seed=seed))
+    d = again["details"]
+    assert (d["female_count"], d["female_approved"], d["male_count"], d["male_approved"]) == (
+        u_n, u_k, p_n, p_k)
+    assert again["dir"] == dir_value
+    assert config_hash == settings.config_hash()
+
+
+def test_fair_cycle_raises_no_alert(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 0.0, "n_samples": 4000}})
+    repo = open_repository(settings)
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.token is None
+    assert cycle_lines(outcome, echo_plaintext=True)[-1].startswith(
+        "✅ Model Fairness Stable. DIR = ")
+    assert rows(settings, "SELECT count(*) FROM alerts") == [(0,)]
+    repo.engine.dispose()
+
+
+def test_ramp_crosses_the_four_fifths_line(make_settings: Callable[..., Settings],
+                                           clock: Clock) -> None:
+    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
+        "mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 6}}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
+    assert [o.cycle_index for o in outcomes] == list(range(6))
+    assert [o.monitored.drift_level for o in outcomes] == pytest.approx(
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    alerts = [o.token is not None for o in outcomes]
+    assert alerts[:2] == [False, False]
+    assert alerts[-3:] == [True, True, True]
+    repo.engine.dispose()
+
+
+def test_alert_lines_and_json_follow_the_original_shape(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 1.0}})
+    repo = open_repository(settings)
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    lines = cycle_lines(outcome, echo_plaintext=True)
+    dir_text = f"{outcome.monitored.metrics['dir']:.2f}"
+    assert lines[1] == f"⚠ ALERT: Fairness Drift Detected! DIR = {dir_text}"
+    assert lines[2] == f"Encrypted alert token: {outcome.token}"
+    assert lines[3] == f"Decrypted alert: {outcome.monitored.explanation}"
+    assert len(cycle_lines(outcome, echo_plaintext=False)) == 3
+    doc = cycle_json(outcome, repo.audit_tail(5), echo_plaintext=False)
+    assert set(doc) >= {"fair_scenario", "drifted_scenario", "audit_tail"}
+    assert doc["drifted_scenario"]["encrypted_alert"] == outcome.token
+    assert doc["drifted_scenario"]["explanation"] is None
+    assert [e["event_type"] for e in doc["audit_tail"]] == ["cycle_completed", "alert_raised"]
+    repo.engine.dispose()
+
+
+class BrokenCipher(AlertCipher):
+    """Fault injection: encryption fails, as with a key the library rejects."""
+
+    def encrypt(self, plaintext: str) -> str:
+        raise RuntimeError("injected encryption failure")
+
+
+def test_failed_cycle_is_recorded_and_the_next_one_runs(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 1.0}})
+    repo = open_repository(settings)
+    good = open_cipher(settings, repo)
+    broken = BrokenCipher(good.fernet, good.key_id, good.path)
+    with pytest.raises(RuntimeError, match="injected"):
+        execute_cycle(settings, repo, broken, clock=clock, actor="daemon")
+    assert rows(settings, "SELECT status, error FROM runs") == [
+        ("failed", "RuntimeError: injected encryption failure")]
+    assert rows(settings, "SELECT count(*) FROM readings") == [(0,)]
+    outcome = execute_cycle(settings, repo, good, clock=clock, actor="daemon")
+    assert outcome.cycle_index == 0  # a failed cycle does not advance the drift schedule
+    assert rows(settings, "SELECT status FROM runs ORDER BY id") == [("failed",), ("ok",)]
+    kinds = [r.event_type for r in repo.iter_audit()]
+    assert kinds == ["cycle_failed", "cycle_completed", "alert_raised"]
+    assert verify_chain(repo.iter_audit()).intact
+    repo.engine.dispose()
+
+
+def test_missing_key_with_stored_alerts_refuses(make_settings: Callable[..., Settings],
+                                                clock: Clock) -> None:
+    settings = make_settings({"simulation": {"drift": 1.0}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    cipher.path.unlink()
+    with pytest.raises(KeyFileError, match="would make them unreadable"):
+        open_cipher(settings, repo)
+    assert not cipher.path.exists()
+    repo.engine.dispose()

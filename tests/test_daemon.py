@@ -1,0 +1,139 @@
+"""The daemon with the real APScheduler scheduler: cycles, failures, signals, one instance."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.config import Settings
+from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.daemon import Daemon, run_daemon
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+
+
+def query(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+    path = settings.database.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings({"schedule": {"interval_seconds": 0.2},
+                              "simulation": {"drift": {"mode": "ramp", "start": 0.0,
+                                                       "end": 1.0, "cycles": 4}}})
+    lines: list[str] = []
+    started = time.monotonic()
+    stats = run_daemon(settings, emit=lines.append, max_cycles=4, handle_signals=False)
+    elapsed = time.monotonic() - started
+    assert (stats.cycles_ok, stats.cycles_failed) == (4, 0)
+    assert elapsed >= 0.6  # four fires 0.2 s apart: the interval is honoured, not a busy loop
+    assert query(settings, "SELECT cycle_index, status, actor FROM runs ORDER BY id") == [
+        (i, "ok", "daemon") for i in range(4)]
+    assert query(settings, "SELECT count(*) FROM readings") == [(8,)]
+    scheduled = [r[0] for r in query(settings, "SELECT scheduled_for FROM runs ORDER BY id")]
+    assert all(s is not None for s in scheduled)
+    kinds = [r[0] for r in query(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
+    assert kinds[0] == "daemon_started"
+    assert kinds[-1] == "daemon_stopped"
+    assert kinds.count("cycle_completed") == 4
+    assert kinds.count("alert_raised") == query(settings, "SELECT count(*) FROM alerts")[0][0]
+    assert any(line.startswith("⚠ ALERT: Fairness Drift Detected!") for line in lines)
+    assert lines[-1].startswith("stopped (completed 4 cycles): 4 ok, 0 failed")
+    repo = open_repository(settings, readonly=True)
+    assert verify_chain(repo.iter_audit()).intact
+    repo.engine.dispose()
+
+
+class FlakyCipher(AlertCipher):
+    """Fault injection: the first encryption fails, later ones work."""
+
+    failures_left = 1
+
+    def encrypt(self, plaintext: str) -> str:
+        if FlakyCipher.failures_left:
+            FlakyCipher.failures_left -= 1
+            raise OSError("injected: key store unavailable")
+        return super().encrypt(plaintext)
+
+
+def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
+        make_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
+    settings = make_settings({"schedule": {"interval_seconds": 0.1},
+                              "simulation": {"drift": 1.0}})
+    repo = open_repository(settings)
+    real = open_cipher(settings, repo)
+    lines: list[str] = []
+    daemon = Daemon(settings, repo, FlakyCipher(real.fernet, real.key_id, real.path),
+                    clock=clock, emit=lines.append, max_cycles=3)
+    stats = daemon.run()
+    assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)
+    assert query(settings, "SELECT status FROM runs ORDER BY id") == [
+        ("failed",), ("ok",), ("ok",)]
+    assert any("cycle failed: OSError: injected" in line for line in lines)
+    assert verify_chain(repo.iter_audit()).intact
+    repo.engine.dispose()
+
+
+def start_daemon(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    path = Path(settings.database.url.removeprefix("sqlite:///"))
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                if query(settings, "SELECT count(*) FROM runs")[0][0] >= count:
+                    return
+            except sqlite3.OperationalError:
+                pass  # schema not created yet
+        time.sleep(0.1)
+    raise AssertionError(f"daemon did not complete {count} cycles in {timeout}s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finishes_the_cycle_and_exits_zero(
+        write_config: Callable[..., Path], make_settings: Callable[..., Settings],
+        signum: signal.Signals) -> None:
+    config = write_config({"schedule": {"interval_seconds": 0.2}})
+    settings = make_settings({"schedule": {"interval_seconds": 0.2}})
+    proc = start_daemon(config)
+    try:
+        wait_for_cycles(settings, 2)
+        second = subprocess.run(
+            [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+            capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+        assert second.returncode == 2
+        assert "already running" in second.stderr
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"stopped ({signum.name})" in out
+    assert "✅ Model Fairness Stable." in out
+    last = query(settings, "SELECT event_type, payload FROM audit_events ORDER BY seq DESC "
+                           "LIMIT 1")[0]
+    assert last[0] == "daemon_stopped"
+    assert signum.name in str(last[1])
+    runs = query(settings, "SELECT count(*) FROM runs")[0][0]
+    readings = query(settings, "SELECT count(*) FROM readings")[0][0]
+    assert readings == 2 * runs  # no half-written cycle
