@@ -1,0 +1,44 @@
+# FairLens Monitor — the two commands a new user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+CONFIG ?= config.yaml
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: help run test lint check clean
+
+help:
+	@echo "make run    create .venv, install requirements.txt, migrate, start the daemon ($(CONFIG))"
+	@echo "make test   install the test tools too and run the whole suite"
+	@echo "make lint   ruff and mypy (strict) over the package"
+	@echo "make check  lint + test (what CI runs)"
+	@echo "make clean  remove .venv and the demo database and keys in var/"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (PYTHON=$(PYTHON))")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/fairlens-monitor --config $(CONFIG) db upgrade
+	$(BIN)/fairlens-monitor --config $(CONFIG) run
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
