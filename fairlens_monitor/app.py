@@ -7,8 +7,16 @@ schema, a missing key while encrypted alerts exist).
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import AlertCipher, fernet_key_path, load_cipher
+from fairlens_monitor.crypto import (
+    SIGNING_KEY_FILE,
+    AlertCipher,
+    fernet_key_path,
+    load_cipher,
+    load_signing_key,
+)
 from fairlens_monitor.store.db import ensure_schema, make_engine
 from fairlens_monitor.store.repository import Repository
 
@@ -28,7 +36,8 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
         StoreError: missing file (read-only), or a schema at another revision.
     """
     url = settings.database.url
-    engine = make_engine(url, readonly=readonly)
+    engine = make_engine(url, readonly=readonly,
+                         busy_timeout_ms=settings.database.busy_timeout_ms)
     if not readonly:
         ensure_schema(engine, url)
     return Repository(engine)
@@ -50,3 +59,21 @@ def open_cipher(settings: Settings, repo: Repository) -> AlertCipher:
     key_dir = settings.keys.dir
     create = not fernet_key_path(key_dir).exists() and repo.alert_count() == 0
     return load_cipher(key_dir, create=create)
+
+
+def open_signing_key(settings: Settings, repo: Repository) -> Ed25519PrivateKey:
+    """Load the checkpoint signing key; create it only while no checkpoint exists.
+
+    Args:
+        settings: validated settings (``keys.dir``).
+        repo: the repository, asked whether checkpoints already exist.
+
+    Returns:
+        The Ed25519 private key.
+
+    Raises:
+        KeyFileError: missing while checkpoints exist, corrupt, or readable by others.
+    """
+    key_dir = settings.keys.dir
+    create = not (key_dir / SIGNING_KEY_FILE).exists() and repo.checkpoint_count() == 0
+    return load_signing_key(key_dir, create=create)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,18 +48,40 @@ class Anomaly:
 
 
 @dataclass(frozen=True)
+class AnchorClaim:
+    """A checkpoint's claim that the chain had ``head_hash`` at ``seq``.
+
+    ``signature_ok`` is decided by the caller (``checkpoints.verify_checkpoint``), so this
+    module needs no key.
+    """
+
+    seq: int
+    head_hash: str
+    signature_ok: bool
+    source: str
+
+
+@dataclass(frozen=True)
 class ChainReport:
-    """The result of walking the whole chain."""
+    """The result of walking the whole chain (and checking its anchors)."""
 
     count: int
-    last_verified_seq: int
+    head_seq: int
     head_hash: str
+    last_verified_seq: int
+    anchored_seq: int = 0
+    checkpoints_checked: int = 0
     anomalies: list[Anomaly] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
         """True when no anomaly was found."""
         return not self.anomalies
+
+    @property
+    def unanchored(self) -> int:
+        """How many events come after the newest verified checkpoint."""
+        return max(0, self.head_seq - self.anchored_seq)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -144,39 +166,101 @@ def build_record(*, seq: int, ts: str, event_type: str, actor: str,
                        canonical=canonical.decode("utf-8"))
 
 
-def verify_chain(records: Iterable[AuditRecord]) -> ChainReport:
-    """Walk every record in stored order and report every anomaly, not just the first.
+def verify_chain(
+    stored: Iterable[AuditRecord],
+    by_seq: Iterable[AuditRecord],
+    anchors: Iterable[AnchorClaim] = (),
+) -> ChainReport:
+    """Check every record and link, and every anchored checkpoint; report every anomaly.
 
-    Kinds: ``modified`` (a field or the canonical bytes do not match the hash), ``gap`` (a
-    seq is missing), ``reordered`` (a seq is out of order or repeated), ``broken_link``
-    (``prev_hash`` is not the previous record's hash).
+    Two streaming passes keep memory flat however long the chain is:
+
+    1. ``stored`` (storage order, ascending row id): each record's canonical bytes and hash
+       are recomputed (``modified``); a seq stored after a higher one is ``reordered``.
+    2. ``by_seq`` (ascending seq): a missing seq range is one ``gap`` at its first seq; a
+       ``prev_hash`` that is not the previous record's hash is a ``broken_link`` (not reported
+       right after a gap, which already explains it); a repeated seq is ``reordered``.
+
+    Then each anchor claim: a bad signature or a head hash that differs from the chain's hash
+    at that seq is ``bad_checkpoint``; a claim beyond the chain's last seq is ``truncated``,
+    reported at the first missing seq.
 
     Args:
-        records: the chain in storage order (ascending row id).
+        stored: the records in storage order.
+        by_seq: the same records in seq order.
+        anchors: checkpoint claims from the anchor file (and/or the database).
 
     Returns:
-        The report; ``last_verified_seq`` is the highest seq up to which no anomaly was found.
+        The report. ``last_verified_seq`` is the highest seq below every anomaly;
+        ``anchored_seq`` the highest seq covered by a valid checkpoint.
     """
     anomalies: list[Anomaly] = []
-    prev_hash, expected_seq, count, last_ok = GENESIS_HASH, 1, 0, 0
-    for rec in records:
+    count, highest = 0, 0
+    for rec in stored:
         count += 1
-        found = len(anomalies)
         anomalies.extend(_content_anomalies(rec))
-        if rec.seq > expected_seq:
-            anomalies.append(Anomaly(expected_seq, "gap",
-                                     f"seq {expected_seq}..{rec.seq - 1} missing"))
-        elif rec.seq < expected_seq:
+        if rec.seq < highest:
             anomalies.append(Anomaly(rec.seq, "reordered",
-                                     f"seq {rec.seq} appears after seq {expected_seq - 1}"))
-        if rec.prev_hash != prev_hash:
+                                     f"seq {rec.seq} is stored after seq {highest}"))
+        highest = max(highest, rec.seq)
+
+    claims = sorted(anchors, key=lambda a: a.seq)
+    wanted = {a.seq for a in claims}
+    hash_at: dict[int, str] = {}
+    expected, prev_hash, head_hash = 1, GENESIS_HASH, GENESIS_HASH
+    for rec in by_seq:
+        if rec.seq < expected:
+            anomalies.append(Anomaly(rec.seq, "reordered", f"seq {rec.seq} appears twice"))
+            continue
+        if rec.seq > expected:
+            anomalies.append(Anomaly(expected, "gap", f"seq {expected}..{rec.seq - 1} missing"))
+        elif rec.prev_hash != prev_hash:
             anomalies.append(Anomaly(rec.seq, "broken_link",
                                      "prev_hash does not match the previous record's hash"))
-        if len(anomalies) == found and last_ok == rec.seq - 1:
-            last_ok = rec.seq
-        prev_hash, expected_seq = rec.hash, max(expected_seq, rec.seq + 1)
-    return ChainReport(count=count, last_verified_seq=last_ok, head_hash=prev_hash,
-                       anomalies=anomalies)
+        if rec.seq in wanted:
+            hash_at[rec.seq] = rec.hash
+        prev_hash = head_hash = rec.hash
+        expected = rec.seq + 1
+    head_seq = expected - 1
+
+    anchored = 0
+    for claim in claims:
+        if not claim.signature_ok:
+            anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
+                                     f"signature does not verify ({claim.source})"))
+        elif claim.seq > head_seq:
+            anomalies.append(Anomaly(head_seq + 1, "truncated",
+                                     f"a checkpoint ({claim.source}) anchors seq {claim.seq} "
+                                     f"but the chain ends at seq {head_seq}"))
+        elif claim.seq in hash_at and hash_at[claim.seq] != claim.head_hash:
+            anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
+                                     f"chain hash at seq {claim.seq} differs from the signed "
+                                     f"head ({claim.source}): history was rewritten"))
+        elif claim.seq in hash_at:
+            anchored = max(anchored, claim.seq)
+    anomalies = _dedupe(anomalies)
+    first_bad = min((a.seq for a in anomalies), default=head_seq + 1)
+    return ChainReport(count=count, head_seq=head_seq, head_hash=head_hash,
+                       last_verified_seq=min(head_seq, first_bad - 1),
+                       anchored_seq=min(anchored, first_bad - 1),
+                       checkpoints_checked=len(claims),
+                       anomalies=sorted(anomalies, key=lambda a: (a.seq, a.kind)))
+
+
+def verify_records(records: Sequence[AuditRecord],
+                   anchors: Iterable[AnchorClaim] = ()) -> ChainReport:
+    """Verify an in-memory list of records (storage order); see :func:`verify_chain`."""
+    return verify_chain(records, sorted(records, key=lambda r: r.seq), anchors)
+
+
+def _dedupe(anomalies: list[Anomaly]) -> list[Anomaly]:
+    seen: set[tuple[int, str]] = set()
+    out = []
+    for a in anomalies:
+        if (a.seq, a.kind) not in seen:
+            seen.add((a.seq, a.kind))
+            out.append(a)
+    return out
 
 
 def _content_anomalies(rec: AuditRecord) -> list[Anomaly]:

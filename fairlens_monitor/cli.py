@@ -20,10 +20,10 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
-from fairlens_monitor.app import open_cipher, open_repository
-from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings, load_settings
-from fairlens_monitor.crypto import load_cipher
+from fairlens_monitor.crypto import PUBLIC_KEY_FILE, load_cipher
 from fairlens_monitor.cycle import execute_cycle, utc_now
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.errors import FairlensError, StoreError
@@ -37,6 +37,13 @@ from fairlens_monitor.render import (
 )
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.trail import (
+    checkpoint_due,
+    export_jsonl,
+    prove_entry,
+    verify_store,
+    write_checkpoint,
+)
 
 T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -131,8 +138,11 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     """Run one cycle now, store it, and print its result."""
     settings = _settings(ctx)
     repo = open_repository(settings)
-    outcome = execute_cycle(settings, repo, open_cipher(settings, repo), clock=utc_now,
-                            actor="cli")
+    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    outcome = execute_cycle(settings, repo, cipher, clock=utc_now, actor="cli")
+    if checkpoint_due(repo, settings.audit.checkpoint_every):
+        write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
+                         ts=rfc3339(utc_now()))
     echo = settings.alerts.echo_plaintext
     if as_json:
         _dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
@@ -153,30 +163,68 @@ def history(ctx: click.Context, last: int, as_json: bool) -> None:
     _show(rows, as_json, reading_json, reading_line, empty="no readings yet")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @LAST_OPTION
 @JSON_OPTION
 @click.pass_context
 def audit(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the newest audit events (the chain's tail)."""
+    """Show the newest audit events (the chain's tail), or run an audit subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
     records = _reader(_settings(ctx)).audit_tail(last)
     _show(records, as_json, audit_json, audit_line, empty="no audit events yet")
 
 
+@audit.command("export")
+@click.option("--jsonl", "path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (replaced).")
+@click.pass_context
+def audit_export(ctx: click.Context, path: Path) -> None:
+    """Export the whole chain as JSON lines, verifiable offline (see README)."""
+    count = export_jsonl(_reader(_settings(ctx)), path)
+    click.echo(f"wrote {count} events to {path}")
+
+
+ANCHOR_OPTION = click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False,
+                             path_type=Path), help="Anchor file (default: audit.anchor_file).")
+PUBKEY_OPTION = click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Checkpoint public key (default: in keys.dir).")
+
+
+def _trail_paths(settings: Settings, anchor_file: Path | None,
+                 public_key: Path | None) -> dict[str, Path]:
+    return {"anchor_file": anchor_file or settings.audit.anchor_file,
+            "public_key": public_key or settings.keys.dir / PUBLIC_KEY_FILE}
+
+
 @cli.command()
 @JSON_OPTION
+@ANCHOR_OPTION
+@PUBKEY_OPTION
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the whole audit chain. Exit 0 intact, 1 tampered, 2 cannot verify."""
-    report = verify_chain(_reader(_settings(ctx)).iter_audit())
+def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
+           public_key: Path | None) -> None:
+    """Walk the whole chain and its signed checkpoints.
+
+    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
+    """
+    settings = _settings(ctx)
+    trail = verify_store(_reader(settings), **_trail_paths(settings, anchor_file, public_key))
+    report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
-        _dump({"intact": report.intact, "count": report.count,
-               "last_verified_seq": report.last_verified_seq, "head_hash": report.head_hash,
+        _dump({"intact": report.intact, "count": report.count, "head_seq": report.head_seq,
+               "head_hash": report.head_hash, "last_verified_seq": report.last_verified_seq,
+               "anchored_seq": report.anchored_seq, "unanchored_events": report.unanchored,
+               "checkpoints_checked": report.checkpoints_checked,
+               "anchor_file": str(trail.anchor_file),
                "first_broken_seq": first.seq if first else None,
                "anomalies": [vars(a) for a in report.anomalies]})
     elif first is None:
-        click.echo(f"audit chain intact: {report.count} events, head {report.head_hash}")
+        click.echo(f"audit chain intact: {report.count} events, head seq {report.head_seq} "
+                   f"{report.head_hash}; {report.checkpoints_checked} checkpoints verified, "
+                   f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
+                   "not yet anchored")
     else:
         click.echo(f"audit chain TAMPERED: first broken seq {first.seq} ({first.kind}: "
                    f"{first.detail}); {len(report.anomalies)} anomalies in {report.count} "
@@ -185,6 +233,52 @@ def verify(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  seq {a.seq}: {a.kind}: {a.detail}")
     if first is not None:
         ctx.exit(1)
+
+
+@cli.command("verify-entry")
+@click.argument("hash_hex", metavar="HASH")
+@JSON_OPTION
+@ANCHOR_OPTION
+@PUBKEY_OPTION
+@click.pass_context
+def verify_entry(ctx: click.Context, hash_hex: str, as_json: bool, anchor_file: Path | None,
+                 public_key: Path | None) -> None:
+    """Prove that the audit record with this HASH is in the intact chain (exit 1 if not)."""
+    settings = _settings(ctx)
+    proof = prove_entry(_reader(settings), hash_hex,
+                        **_trail_paths(settings, anchor_file, public_key))
+    rec = proof.record
+    if as_json:
+        _dump({"proven": proof.proven, "record": audit_json(rec) if rec else None,
+               "chain_verified_up_to": proof.chain.last_verified_seq,
+               "anchored_by_checkpoint_at_seq": proof.covered_by})
+    elif rec is None:
+        click.echo(f"no audit record has hash {hash_hex}")
+    elif proof.proven:
+        anchored = (f"covered by a signed checkpoint at seq {proof.covered_by}"
+                    if proof.covered_by else "not yet covered by a signed checkpoint")
+        click.echo(f"record seq {rec.seq} ({rec.event_type}, {rec.ts}) is in the chain, which "
+                   f"verifies from genesis to seq {proof.chain.last_verified_seq}; {anchored}")
+    else:
+        click.echo(f"record seq {rec.seq} found, but the chain is broken at or before it "
+                   f"(verified only up to seq {proof.chain.last_verified_seq})")
+    if not proof.proven:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.pass_context
+def checkpoint(ctx: click.Context) -> None:
+    """Sign the current chain head now and append it to the anchor file."""
+    settings = _settings(ctx)
+    repo = open_repository(settings)
+    cp = write_checkpoint(repo, open_signing_key(settings, repo),
+                          anchor_file=settings.audit.anchor_file, ts=rfc3339(utc_now()))
+    if cp is None:
+        click.echo("nothing to checkpoint: the chain is empty or its head is already anchored")
+    else:
+        click.echo(f"checkpoint at seq {cp.seq} {cp.head_hash} appended to "
+                   f"{settings.audit.anchor_file}")
 
 
 @cli.command()

@@ -34,6 +34,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    checkpoint_every: int
+    anchor_file: Path
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Settings:
     keys: KeySettings
     alerts: AlertSettings
     logging: LoggingSettings
+    audit: AuditSettings
 
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the settings that shape a reading.
@@ -142,14 +150,15 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     """
     root = _mapping(raw, "(top level)")
     _reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
-                               "alerts", "logging"})
-    db = _section(root, "database", {"url"})
+                               "alerts", "logging", "audit"})
+    db = _section(root, "database", {"url", "busy_timeout_ms"})
     schedule = _section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
     sim = _section(root, "simulation", {"n_samples", "seed", "drift"})
     thresholds = _section(root, "thresholds", {"dir", "gap"})
     keys = _section(root, "keys", {"dir"})
     alerts = _section(root, "alerts", {"echo_plaintext"}, required=False)
     logging_ = _section(root, "logging", {"level"}, required=False)
+    audit = _section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
 
     db_url = env.get(ENV_DB_URL) or _string(db, "database.url")
     db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
@@ -161,7 +170,11 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         raise ConfigError("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, "
                           f"got {level!r}")
     return Settings(
-        database=DatabaseSettings(url=_resolve_db_url(db_url, db_base)),
+        database=DatabaseSettings(
+            url=_resolve_db_url(db_url, db_base),
+            busy_timeout_ms=int(_number(db, "database.busy_timeout_ms", default=5000,
+                                        integer=True, minimum=0)),
+        ),
         schedule=ScheduleSettings(
             interval_seconds=_number(schedule, "schedule.interval_seconds", positive=True),
             misfire_grace_seconds=_number(schedule, "schedule.misfire_grace_seconds",
@@ -182,6 +195,12 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             echo_plaintext=_boolean(alerts, "alerts.echo_plaintext", default=False),
         ),
         logging=LoggingSettings(level=level),
+        audit=AuditSettings(
+            checkpoint_every=int(_number(audit, "audit.checkpoint_every", default=50,
+                                         integer=True, minimum=1)),
+            anchor_file=_resolve_path(
+                _string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
+        ),
     )
 
 

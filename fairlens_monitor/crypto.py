@@ -1,9 +1,10 @@
-"""Keys and encryption of alert explanations: the **alert** step's I/O edge.
+"""Key files: the Fernet key of the **alert** step and the Ed25519 key of the **log** step.
 
-simulate → measure → detect → **alert** → log. An alert's explanation leaves this module only
-as a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``); the plaintext is never
-stored. Key files are created 0600 in a 0700 folder, and a key file that group or others can
-read is refused, with the ``chmod`` that fixes it.
+simulate → measure → detect → **alert** → **log**. An alert's explanation leaves this module
+only as a Fernet token (AES-128-CBC + HMAC-SHA256, from ``cryptography``); the plaintext is
+never stored. Audit checkpoints are signed with a separate Ed25519 key whose public half
+alone verifies them. Private key files are created 0600 in a 0700 folder, and one that group
+or others can read is refused, with the ``chmod`` that fixes it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor.errors import DecryptionError, KeyFileError
 
 FERNET_KEY_FILE = "fernet.key"
+SIGNING_KEY_FILE = "checkpoint_ed25519.key"
+PUBLIC_KEY_FILE = "checkpoint_ed25519.pub"
 
 
 @dataclass(frozen=True)
@@ -144,3 +150,69 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
         raise KeyFileError(str(path), "corrupt: not a Fernet key (32 url-safe base64 bytes)",
                            fix="restore the key file from backup") from None
     return AlertCipher(fernet=fernet, key_id=key_fingerprint(key), path=path)
+
+
+def public_key_id(public_key: Ed25519PublicKey) -> str:
+    """Return a short public identifier of an Ed25519 key (SHA-256 of its raw bytes)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_signing_key(key_dir: Path, *, create: bool) -> Ed25519PrivateKey:
+    """Load the checkpoint signing key, creating the key pair first when allowed.
+
+    Args:
+        key_dir: the key folder.
+        create: create a new pair when none exists. Callers pass False once checkpoints
+            exist, because a new key could not continue the signed history.
+
+    Returns:
+        The private key.
+
+    Raises:
+        KeyFileError: missing (and may not be created), corrupt, or readable by others.
+    """
+    path = key_dir / SIGNING_KEY_FILE
+    if not path.exists():
+        if not create:
+            raise KeyFileError(
+                str(path),
+                "missing, but signed checkpoints already exist; a new key would not match them",
+                fix="restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
+                    "at the folder that holds it",
+            )
+        private = Ed25519PrivateKey.generate()
+        create_key_file(path, private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).strip())
+        public = key_dir / PUBLIC_KEY_FILE
+        public.write_bytes(private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return private
+    data = read_private_file(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyFileError(str(path), "corrupt: not a PEM Ed25519 private key",
+                           fix="restore the key file from backup") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(str(path), "not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """Load an Ed25519 public key (PEM); public keys may be world-readable.
+
+    Raises:
+        KeyFileError: missing or not an Ed25519 public key.
+    """
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except FileNotFoundError:
+        raise KeyFileError(str(path), "missing; the public key is needed to check signed "
+                                      "checkpoints", fix="pass --public-key FILE") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError(str(path), "not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(str(path), "not an Ed25519 public key")
+    return key

@@ -155,6 +155,24 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
                         saved.alert_id, token, saved.events)
 
 
+@dataclass(frozen=True)
+class FailedCycle:
+    """A cycle that raised, waiting to be recorded as a failed run."""
+
+    started_at: datetime
+    finished_at: datetime
+    error: str
+    actor: str
+    scheduled_for: datetime | None
+
+
+def describe_failure(exc: BaseException, *, started: datetime, finished: datetime, actor: str,
+                     scheduled_for: datetime | None) -> FailedCycle:
+    """Capture what a failed cycle needs to be recorded later (error text is truncated)."""
+    error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    return FailedCycle(started, finished, error, actor, scheduled_for)
+
+
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
                   actor: str, scheduled_for: datetime | None = None) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
@@ -179,40 +197,34 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
                          scheduled_for=scheduled_for)
     except Exception as exc:
-        record_failure(settings, repo, exc, started=started, clock=clock, actor=actor,
-                       scheduled_for=scheduled_for)
+        record_failure(settings, repo, describe_failure(
+            exc, started=started, finished=clock(), actor=actor, scheduled_for=scheduled_for))
         raise
 
 
-def record_failure(settings: Settings, repo: Repository, exc: BaseException, *,
-                   started: datetime, clock: Clock, actor: str,
-                   scheduled_for: datetime | None) -> int | None:
+def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) -> int | None:
     """Store a failed run and its ``cycle_failed`` audit event; never raises.
 
     Args:
         settings: validated settings (for the config hash).
         repo: the repository.
-        exc: what the cycle raised.
-        started: when the cycle started.
-        clock: returns the current aware UTC time.
-        actor: ``daemon`` or ``cli``.
-        scheduled_for: the scheduled fire time, if any.
+        failed: what failed and when.
 
     Returns:
-        The failed run's id, or None when even the failure could not be stored.
+        The failed run's id, or None when the database refused the record too (the caller
+        may keep ``failed`` and try again later).
     """
-    error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-    finished = clock()
     try:
         index = repo.completed_cycles()
-        run = Run(cycle_index=index, actor=actor, scheduled_for=scheduled_for,
-                  started_at=started, finished_at=finished, status="failed", error=error,
-                  config_hash=settings.config_hash(), code_version=__version__)
-        saved = repo.save_failed_run(run, {"cycle_index": index, "error": error},
-                                     ts=rfc3339(finished))
+        run = Run(cycle_index=index, actor=failed.actor, scheduled_for=failed.scheduled_for,
+                  started_at=failed.started_at, finished_at=failed.finished_at,
+                  status="failed", error=failed.error, config_hash=settings.config_hash(),
+                  code_version=__version__)
+        saved = repo.save_failed_run(run, {"cycle_index": index, "error": failed.error},
+                                     ts=rfc3339(failed.finished_at))
     except Exception as store_exc:  # the database itself may be what failed
-        log.error("cycle failed (%s) and the failure could not be recorded: %s: %s",
-                  error, type(store_exc).__name__, store_exc)
+        log.error("cycle failed (%s) and the failure could not be recorded yet: %s: %s",
+                  failed.error, type(store_exc).__name__, store_exc)
         return None
     return saved.run_id
 

@@ -3,8 +3,11 @@ interval until told to stop.
 
 Guarantees: one daemon per database (``flock`` on ``<db>.lock``); at most one cycle at a time
 (``max_instances=1``, one worker thread); late fires coalesce into one; a cycle that raises
-is recorded as a failed run and the next cycle runs as usual; SIGINT/SIGTERM let the running
-cycle finish, write a ``daemon_stopped`` audit event and return 0.
+is recorded as a failed run (if the database refuses even that record, it is kept and
+recorded once the database accepts writes again) and the next cycle runs as usual; every
+``audit.checkpoint_every`` events and at shutdown the chain head is signed and anchored;
+SIGINT/SIGTERM let the running cycle finish, write a ``daemon_stopped`` audit event and a
+final checkpoint, and return 0.
 """
 
 from __future__ import annotations
@@ -23,16 +26,25 @@ from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor import __version__
-from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
-from fairlens_monitor.cycle import Clock, execute_cycle, utc_now
+from fairlens_monitor.cycle import (
+    Clock,
+    FailedCycle,
+    describe_failure,
+    record_failure,
+    run_cycle,
+    utc_now,
+)
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.store.db import instance_lock
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.trail import checkpoint_due, write_checkpoint
 
 log = logging.getLogger(__name__)
 JOB_ID = "fairness-cycle"
@@ -51,10 +63,12 @@ class DaemonStats:
 class Daemon:
     """One scheduler session over an open repository and cipher."""
 
-    def __init__(self, settings: Settings, repo: Repository, cipher: AlertCipher, *,
-                 clock: Clock, emit: Callable[[str], None], max_cycles: int | None) -> None:
+    def __init__(self, settings: Settings, repo: Repository, cipher: AlertCipher,
+                 signer: Ed25519PrivateKey, *, clock: Clock, emit: Callable[[str], None],
+                 max_cycles: int | None) -> None:
         """Prepare (but do not start) the scheduler; see :func:`run_daemon`."""
-        self.settings, self.repo, self.cipher = settings, repo, cipher
+        self.settings, self.repo, self.cipher, self.signer = settings, repo, cipher, signer
+        self.unrecorded: list[FailedCycle] = []
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)
@@ -83,10 +97,12 @@ class Daemon:
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
+        self._record_pending_failures()
         self._event("daemon_stopped", {"reason": self.stats.stop_reason,
                                        "cycles_ok": self.stats.cycles_ok,
                                        "cycles_failed": self.stats.cycles_failed,
                                        "missed": self.stats.missed})
+        self._checkpoint()
         return self.stats
 
     def request_stop(self, reason: str) -> None:
@@ -106,21 +122,41 @@ class Daemon:
 
     def _cycle(self) -> None:
         scheduled = self._fire_time(datetime.now(UTC))
+        self._record_pending_failures()
+        started = self.clock()
         try:
-            outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
-                                    actor="daemon", scheduled_for=scheduled)
+            outcome = run_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
+                                actor="daemon", scheduled_for=scheduled)
         except Exception as exc:
             self.stats.cycles_failed += 1
-            log.error("cycle failed: %s: %s", type(exc).__name__, exc)
-            self.emit(f"✗ cycle failed: {type(exc).__name__}: {exc} (the next cycle will run "
-                      "as scheduled)")
+            failed = describe_failure(exc, started=started, finished=self.clock(),
+                                      actor="daemon", scheduled_for=scheduled)
+            if record_failure(self.settings, self.repo, failed) is None:
+                self.unrecorded.append(failed)
+            log.error("cycle failed: %s", failed.error)
+            self.emit(f"✗ cycle failed: {failed.error} (the next cycle will run as scheduled)")
         else:
             self.stats.cycles_ok += 1
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
+            if checkpoint_due(self.repo, self.settings.audit.checkpoint_every):
+                self._checkpoint()
         done = self.stats.cycles_ok + self.stats.cycles_failed
         if self.max_cycles is not None and done >= self.max_cycles:
             self.request_stop(f"completed {done} cycles")
+
+    def _record_pending_failures(self) -> None:
+        """Record failures the database refused earlier (e.g. while it was locked)."""
+        while self.unrecorded and record_failure(self.settings, self.repo,
+                                                 self.unrecorded[0]) is not None:
+            self.unrecorded.pop(0)
+
+    def _checkpoint(self) -> None:
+        try:
+            write_checkpoint(self.repo, self.signer, anchor_file=self.settings.audit.anchor_file,
+                             ts=rfc3339(self.clock()))
+        except Exception as exc:  # the next due checkpoint covers these events too
+            log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)
 
     def _fire_time(self, now: datetime) -> datetime:
         """The trigger fire time this run belongs to (fires are first + k * interval)."""
@@ -163,8 +199,9 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
     with instance_lock(settings.database.url):
         repo = open_repository(settings)
         try:
-            daemon = Daemon(settings, repo, open_cipher(settings, repo), clock=clock,
-                            emit=emit, max_cycles=max_cycles)
+            daemon = Daemon(settings, repo, open_cipher(settings, repo),
+                            open_signing_key(settings, repo), clock=clock, emit=emit,
+                            max_cycles=max_cycles)
             previous = _install_signals(daemon) if handle_signals else {}
             try:
                 stats = daemon.run()

@@ -76,6 +76,13 @@ class AlreadyRunningError(FairlensError):
         )
 
 
+class CannotVerifyError(FairlensError):
+    """Verification cannot run: checkpoints exist but the public key or anchor is missing."""
+
+    def __init__(self, missing: str, fix: str) -> None:
+        super().__init__(f"cannot verify: {missing}; {fix}")
+
+
 class ChainIntegrityError(FairlensError):
     """The audit chain does not verify: history was changed after it was written."""
 

@@ -8,17 +8,20 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fairlens_monitor.audit import (
     GENESIS_HASH,
+    AnchorClaim,
     AuditRecord,
     build_record,
     json_safe,
     rfc3339,
-    verify_chain,
+    verify_records,
 )
+from fairlens_monitor.checkpoints import claims, parse_line, sign_checkpoint, verify_checkpoint
 
 
 def chain(n: int) -> list[AuditRecord]:
@@ -62,17 +65,17 @@ def test_rfc3339_is_utc_with_z() -> None:
 
 
 def test_intact_chain() -> None:
-    report = verify_chain(chain(10))
+    report = verify_records(chain(10))
     assert report.intact
     assert report.count == 10
     assert report.last_verified_seq == 10
-    assert verify_chain([]).intact
+    assert verify_records([]).intact
 
 
 def test_modified_payload_is_located() -> None:
     records = chain(6)
     records[3] = dataclasses.replace(records[3], payload={"run_id": 4, "dir": 0.99})
-    report = verify_chain(records)
+    report = verify_records(records)
     assert [(a.seq, a.kind) for a in report.anomalies] == [(4, "modified")]
     assert report.last_verified_seq == 3
 
@@ -83,29 +86,40 @@ def test_record_rebuilt_with_new_hash_breaks_the_next_link() -> None:
                           actor="daemon", payload={"run_id": 3, "dir": 0.95},
                           prev_hash=records[1].hash)
     records[2] = forged
-    assert [(a.seq, a.kind) for a in verify_chain(records).anomalies] == [(4, "broken_link")]
+    assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [(4, "broken_link")]
 
 
-def test_deleted_record_is_a_gap() -> None:
+def test_deleted_record_is_exactly_one_gap() -> None:
     records = chain(6)
     del records[2]
-    kinds = {(a.seq, a.kind) for a in verify_chain(records).anomalies}
-    assert (3, "gap") in kinds
-    assert (4, "broken_link") in kinds
+    report = verify_records(records)
+    assert [(a.seq, a.kind) for a in report.anomalies] == [(3, "gap")]
+    assert report.last_verified_seq == 2
 
 
-def test_swapped_records_are_reordered() -> None:
+def test_deleted_range_is_one_gap() -> None:
+    records = chain(8)
+    del records[2:5]
+    assert [(a.seq, a.kind, a.detail) for a in verify_records(records).anomalies] == [
+        (3, "gap", "seq 3..5 missing")]
+
+
+def test_swapped_records_are_exactly_reordered() -> None:
     records = chain(6)
     records[2], records[3] = records[3], records[2]
-    kinds = {(a.seq, a.kind) for a in verify_chain(records).anomalies}
-    assert (3, "reordered") in kinds
+    assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [(3, "reordered")]
+
+
+def test_a_deleted_tail_is_invisible_without_checkpoints() -> None:
+    """The limit of a plain chain, stated as a test: this is why checkpoints exist."""
+    assert verify_records(chain(6)[:4]).intact
 
 
 def test_all_anomalies_are_reported_not_just_the_first() -> None:
     records = chain(8)
     records[1] = dataclasses.replace(records[1], actor="mallory")
     records[6] = dataclasses.replace(records[6], ts="2020-01-01T00:00:00.000000Z")
-    assert [(a.seq, a.kind) for a in verify_chain(records).anomalies] == [
+    assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [
         (2, "modified"), (7, "modified")]
 
 
@@ -124,6 +138,70 @@ def test_any_single_change_is_detected(index: int, field: str, junk: str) -> Non
     else:
         value = getattr(old, field) + junk
     records[index] = dataclasses.replace(old, **{field: value})
-    report = verify_chain(records)
+    report = verify_records(records)
     assert not report.intact
     assert min(a.seq for a in report.anomalies) == index + 1
+
+
+@pytest.fixture(scope="module")
+def signer() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def anchored(key: Ed25519PrivateKey, records: list[AuditRecord], *seqs: int) -> list[AnchorClaim]:
+    cps = [sign_checkpoint(key, seq=s, head_hash=records[s - 1].hash, ts="t") for s in seqs]
+    return claims(key.public_key(), cps, "test")
+
+
+def test_checkpoints_anchor_the_chain(signer: Ed25519PrivateKey) -> None:
+    records = chain(10)
+    report = verify_records(records, anchored(signer, records, 4, 8))
+    assert report.intact
+    assert report.anchored_seq == 8
+    assert report.unanchored == 2
+    assert report.checkpoints_checked == 2
+
+
+def test_truncated_tail_is_found_at_the_first_missing_seq(signer: Ed25519PrivateKey) -> None:
+    records = chain(10)
+    claims_ = anchored(signer, records, 5, 9)
+    report = verify_records(records[:7], claims_)
+    assert [(a.seq, a.kind) for a in report.anomalies] == [(8, "truncated")]
+    assert report.anchored_seq == 5
+
+
+def test_rebuilt_chain_breaks_the_checkpoint(signer: Ed25519PrivateKey) -> None:
+    records = chain(6)
+    claims_ = anchored(signer, records, 6)
+    rebuilt, prev = [], GENESIS_HASH
+    for rec in records:  # an insider rewrites seq 2 and recomputes every hash after it
+        payload = {"run_id": 99} if rec.seq == 2 else rec.payload
+        new = build_record(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
+                           payload=payload, prev_hash=prev)
+        rebuilt.append(new)
+        prev = new.hash
+    assert verify_records(rebuilt).intact  # self-consistent...
+    assert [(a.seq, a.kind) for a in verify_records(rebuilt, claims_).anomalies] == [
+        (6, "bad_checkpoint")]  # ...but not what was signed
+
+
+def test_forged_or_altered_checkpoint_is_bad(signer: Ed25519PrivateKey) -> None:
+    records = chain(6)
+    good = sign_checkpoint(signer, seq=6, head_hash=records[5].hash, ts="t")
+    altered = dataclasses.replace(good, seq=5, head_hash=records[4].hash)
+    forged = sign_checkpoint(Ed25519PrivateKey.generate(), seq=6, head_hash=records[5].hash,
+                             ts="t")
+    assert verify_checkpoint(signer.public_key(), good)
+    assert not verify_checkpoint(signer.public_key(), altered)
+    assert not verify_checkpoint(signer.public_key(), forged)
+    report = verify_records(records, claims(signer.public_key(), [altered, forged], "x"))
+    assert [(a.seq, a.kind) for a in report.anomalies] == [(5, "bad_checkpoint"),
+                                                           (6, "bad_checkpoint")]
+
+
+def test_checkpoint_line_round_trips() -> None:
+    key = Ed25519PrivateKey.generate()
+    cp = sign_checkpoint(key, seq=3, head_hash="ab" * 32, ts="2026-01-01T00:00:00.000000Z")
+    assert parse_line(cp.to_json()) == cp
+    assert parse_line("{not json") is None
+    assert parse_line('{"seq": 1}') is None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
@@ -53,7 +53,7 @@ def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Se
     assert any(line.startswith("⚠ ALERT: Fairness Drift Detected!") for line in lines)
     assert lines[-1].startswith("stopped (completed 4 cycles): 4 ok, 0 failed")
     repo = open_repository(settings, readonly=True)
-    assert verify_chain(repo.iter_audit()).intact
+    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
     repo.engine.dispose()
 
 
@@ -77,13 +77,14 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
     real = open_cipher(settings, repo)
     lines: list[str] = []
     daemon = Daemon(settings, repo, FlakyCipher(real.fernet, real.key_id, real.path),
-                    clock=clock, emit=lines.append, max_cycles=3)
+                    open_signing_key(settings, repo), clock=clock, emit=lines.append,
+                    max_cycles=3)
     stats = daemon.run()
     assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)
     assert query(settings, "SELECT status FROM runs ORDER BY id") == [
         ("failed",), ("ok",), ("ok",)]
     assert any("cycle failed: OSError: injected" in line for line in lines)
-    assert verify_chain(repo.iter_audit()).intact
+    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
     repo.engine.dispose()
 
 

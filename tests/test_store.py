@@ -10,6 +10,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.errors import AlreadyRunningError, StoreError
 from fairlens_monitor.store.db import (
     alembic_config,
@@ -23,7 +24,7 @@ from fairlens_monitor.store.db import (
 from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 
-TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events"}
+TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events", "checkpoints"}
 
 
 @pytest.fixture
@@ -55,6 +56,9 @@ def test_downgrade_and_upgrade_round_trip(url: str, tmp_path: Path) -> None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert tables(tmp_path / "var" / "fairlens.db") == {"alembic_version"}
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type IN "
+                            "('view', 'trigger')").fetchone() == (0,)
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)
     engine.dispose()
@@ -120,3 +124,23 @@ def test_instance_lock_is_exclusive_and_released(url: str) -> None:
             pass
     with instance_lock(url):
         pass  # released on exit: taking it again works
+
+
+def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    repo = Repository(engine)
+    repo.save_cycle(make_run(), [], None, lambda *_: [("cycle_completed", {"dir": 0.7})],
+                    actor="t", ts="2026-01-01T00:00:00.000000Z")
+    upgrade(engine, url)
+    assert current_revision(engine) == head_revision(url)
+    report = verify_chain(repo.iter_audit("id"), repo.iter_audit("seq"))
+    assert report.intact
+    assert report.count == 1
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        assert conn.execute("SELECT event_type FROM v_audit_trail").fetchall() == [
+            ("cycle_completed",)]
+    engine.dispose()

@@ -38,13 +38,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str, *, readonly: bool = False) -> Engine:
+def make_engine(url: str, *, readonly: bool = False,
+                busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """Create an engine for ``url`` with the project's durability settings.
 
     Args:
         url: a SQLAlchemy URL (``sqlite:////abs/path.db`` after config resolution).
         readonly: open for reading only; a missing SQLite file is then an error instead of
             being created.
+        busy_timeout_ms: how long a SQLite statement waits for another writer's lock.
 
     Returns:
         The engine.
@@ -59,20 +61,21 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         if not path.exists():
             raise StoreError(url, f"no database file at {path}; start the monitor "
                                   "(fairlens-monitor run) or run 'fairlens-monitor db upgrade'")
-        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+                               connect_args={"timeout": busy_timeout_ms / 1000})
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
-    _configure_sqlite(engine, readonly=readonly)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    _configure_sqlite(engine, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 
-def _configure_sqlite(engine: Engine, *, readonly: bool) -> None:
+def _configure_sqlite(engine: Engine, *, readonly: bool, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             cursor.execute("PRAGMA journal_mode = WAL")

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, build_record
-from fairlens_monitor.store.models import Alert, AuditEvent, Reading, Run
+from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.store.models import Alert, AuditEvent, CheckpointRow, Reading, Run
 
 EventList = list[tuple[str, dict[str, Any]]]
 
@@ -135,13 +136,53 @@ class Repository:
             rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last))
             return [_record(row) for row in reversed(rows.all())]
 
-    def iter_audit(self, batch: int = 5000) -> Iterator[AuditRecord]:
-        """Yield every audit record in storage order (ascending row id), streaming."""
+    def iter_audit(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
+        """Yield every audit record, streaming.
+
+        Args:
+            order: ``id`` (storage order) or ``seq``.
+            batch: rows fetched at a time.
+        """
+        column = {"id": AuditEvent.id, "seq": AuditEvent.seq}[order]
         with self._session() as s:
-            query = select(AuditEvent).order_by(AuditEvent.id).execution_options(
-                yield_per=batch)
+            query = select(AuditEvent).order_by(column).execution_options(yield_per=batch)
             for row in s.scalars(query):
                 yield _record(row)
+
+    def find_event(self, hash_hex: str) -> AuditRecord | None:
+        """Return the audit record with this hash, or None."""
+        with self._session() as s:
+            row = s.scalars(select(AuditEvent).where(AuditEvent.hash == hash_hex)).first()
+            return _record(row) if row else None
+
+    def head(self) -> tuple[int, str]:
+        """Return the chain head as ``(seq, hash)``; ``(0, GENESIS_HASH)`` when empty."""
+        with self._session() as s:
+            row = s.execute(select(AuditEvent.seq, AuditEvent.hash)
+                            .order_by(AuditEvent.seq.desc()).limit(1)).first()
+            return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+    def checkpoint_count(self) -> int:
+        """Return how many checkpoints the database records."""
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(CheckpointRow)) or 0)
+
+    def last_checkpoint_seq(self) -> int:
+        """Return the seq of the newest checkpoint (0 when there is none)."""
+        with self._session() as s:
+            return int(s.scalar(select(func.max(CheckpointRow.seq))) or 0)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Return every checkpoint recorded in the database, oldest first."""
+        with self._session() as s:
+            rows = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id)).all()
+            return [Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature) for r in rows]
+
+    def save_checkpoint(self, cp: Checkpoint) -> None:
+        """Record a signed checkpoint (its own transaction)."""
+        with self._session.begin() as s:
+            s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
+                                key_id=cp.key_id, signature=cp.signature))
 
 
 def _append(s: Session, event_type: str, actor: str, payload: dict[str, Any],

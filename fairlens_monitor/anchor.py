@@ -1,0 +1,57 @@
+"""The anchor file: append-only JSON lines of signed checkpoints, kept outside the database.
+
+The **log** step's second witness. Each line is appended with ``O_APPEND`` and fsynced, so a
+crash leaves at worst one incomplete last line, which readers report rather than hide.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fairlens_monitor.checkpoints import Checkpoint, parse_line
+
+
+@dataclass(frozen=True)
+class AnchorContents:
+    """What an anchor file holds: its checkpoints and the numbers of unreadable lines."""
+
+    checkpoints: list[Checkpoint]
+    bad_lines: list[int]
+
+
+def append(path: Path, cp: Checkpoint) -> None:
+    """Append one checkpoint line and fsync it (the folder is created if needed).
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (cp.to_json() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> AnchorContents:
+    """Read every checkpoint in the anchor file; a missing file holds none.
+
+    Returns:
+        The checkpoints in file order and the 1-based numbers of lines that did not parse.
+    """
+    if not path.exists():
+        return AnchorContents([], [])
+    checkpoints, bad = [], []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            cp = parse_line(line)
+            if cp is None:
+                bad.append(number)
+            else:
+                checkpoints.append(cp)
+    return AnchorContents(checkpoints, bad)

@@ -1,0 +1,163 @@
+"""The audit trail's operations at the I/O edge: verify, checkpoint, prove one entry, export.
+
+simulate → measure → detect → alert → **log**. Joins the pure chain and checkpoint logic
+(``audit``, ``checkpoints``) to the database, the anchor file and the key files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fairlens_monitor import anchor
+from fairlens_monitor.audit import AnchorClaim, AuditRecord, ChainReport, verify_chain
+from fairlens_monitor.checkpoints import Checkpoint, claims, sign_checkpoint
+from fairlens_monitor.crypto import load_public_key
+from fairlens_monitor.errors import CannotVerifyError
+from fairlens_monitor.store.repository import Repository
+
+
+@dataclass(frozen=True)
+class TrailReport:
+    """A chain report plus where its anchors came from."""
+
+    chain: ChainReport
+    anchor_file: Path
+    anchor_checkpoints: int
+    database_checkpoints: int
+    unreadable_anchor_lines: list[int]
+
+
+def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> TrailReport:
+    """Verify the whole chain and every checkpoint (anchor file and database).
+
+    Args:
+        repo: the repository (read-only is enough).
+        anchor_file: the append-only anchor file.
+        public_key: the Ed25519 public key that signed the checkpoints.
+
+    Returns:
+        The report; an unreadable anchor line counts as a ``bad_checkpoint``.
+
+    Raises:
+        CannotVerifyError: checkpoints exist but the public key is missing or unusable, or
+            the database records checkpoints while the anchor file is missing.
+        KeyFileError: the public key file is not an Ed25519 key.
+    """
+    contents = anchor.read(anchor_file)
+    stored = repo.checkpoints()
+    if stored and not anchor_file.exists():
+        raise CannotVerifyError(f"the database records {len(stored)} checkpoints but the "
+                                f"anchor file {anchor_file} is missing", "pass --anchor FILE")
+    anchors: list[AnchorClaim] = []
+    if contents.checkpoints or stored or contents.bad_lines:
+        if not public_key.exists():
+            raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
+                                    "missing", "pass --public-key FILE")
+        key = load_public_key(public_key)
+        anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
+            key, stored, "database checkpoints")
+    anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
+                for n in contents.bad_lines]
+    report = verify_chain(repo.iter_audit("id"), repo.iter_audit("seq"), anchors)
+    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
+                       contents.bad_lines)
+
+
+def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,
+                     ts: str) -> Checkpoint | None:
+    """Sign the current chain head, record it in the database, then append it to the anchor.
+
+    Args:
+        repo: the repository.
+        key: the Ed25519 signing key.
+        anchor_file: the anchor file to append to.
+        ts: RFC 3339 time of signing.
+
+    Returns:
+        The checkpoint, or None when the chain is empty or the head is already anchored.
+
+    Raises:
+        OSError: the anchor file cannot be written (the database row is then already there,
+            and the next checkpoint will cover its seq).
+    """
+    seq, head_hash = repo.head()
+    if seq == 0 or repo.last_checkpoint_seq() >= seq:
+        return None
+    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts)
+    repo.save_checkpoint(cp)
+    anchor.append(anchor_file, cp)
+    return cp
+
+
+def checkpoint_due(repo: Repository, every: int) -> bool:
+    """Return True when at least ``every`` events came after the newest checkpoint."""
+    return repo.head()[0] - repo.last_checkpoint_seq() >= every
+
+
+@dataclass(frozen=True)
+class EntryProof:
+    """Where one record stands in the verified chain."""
+
+    record: AuditRecord | None
+    chain: ChainReport
+    covered_by: int | None  # seq of the first valid checkpoint at or after the record
+
+    @property
+    def proven(self) -> bool:
+        """True when the record exists and the chain verifies at least up to it."""
+        return self.record is not None and self.chain.last_verified_seq >= self.record.seq
+
+
+def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
+                public_key: Path) -> EntryProof:
+    """Show that the record with ``hash_hex`` is part of an intact chain.
+
+    Args:
+        repo: the repository.
+        hash_hex: the record's hash (64 hex digits).
+        anchor_file: the anchor file.
+        public_key: the checkpoint public key.
+
+    Returns:
+        The proof; ``proven`` is False when the hash is unknown or the chain is broken at or
+        before the record.
+    """
+    record = repo.find_event(hash_hex.strip().lower())
+    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key)
+    covered = None
+    if record is not None and trail.chain.anchored_seq >= record.seq:
+        covered = trail.chain.anchored_seq
+    return EntryProof(record, trail.chain, covered)
+
+
+def export_jsonl(repo: Repository, path: Path) -> int:
+    """Write the chain as JSON lines in the original audit format, plus the chain fields.
+
+    Each line: ``timestamp``, ``event_type``, ``details`` (as in the original spec) and
+    ``seq``, ``actor``, ``prev_hash``, ``hash``, ``canonical`` — the exact hashed bytes, so
+    the export verifies offline with the standard library alone (see README).
+
+    Args:
+        repo: the repository.
+        path: the file to write (replaced).
+
+    Returns:
+        The number of events written.
+    """
+    count = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for rec in repo.iter_audit("seq"):
+            doc: dict[str, Any] = {"seq": rec.seq, "timestamp": rec.ts,
+                                   "event_type": rec.event_type, "actor": rec.actor,
+                                   "details": dict(rec.payload), "prev_hash": rec.prev_hash,
+                                   "hash": rec.hash, "canonical": rec.canonical}
+            handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    tmp.replace(path)
+    return count

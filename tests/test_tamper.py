@@ -1,0 +1,176 @@
+"""Tampering, done the way an insider would — straight at the files with sqlite3 — and found.
+
+Each test edits the database or the anchor file directly and asserts that `verify` reports
+exactly that kind of anomaly at that seq, with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from fairlens_monitor.audit import GENESIS_HASH, build_record
+from fairlens_monitor.cli import cli
+
+
+class Trail:
+    """A database with 4 alerting cycles (8 events) and a checkpoint at seq 8."""
+
+    def __init__(self, config: Path, root: Path) -> None:
+        self.config, self.root = config, root
+        self.db = root / "var" / "fairlens.db"
+        self.anchor = root / "var" / "anchor.jsonl"
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(self.config), *args])
+
+    def sql(self, *statements: str, params: tuple[Any, ...] = ()) -> None:
+        with sqlite3.connect(self.db) as conn:
+            conn.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+            conn.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+            for statement in statements:
+                conn.execute(statement, params)
+
+    def rows(self) -> list[dict[str, Any]]:
+        with sqlite3.connect(self.db) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute("SELECT * FROM audit_events ORDER BY seq")]
+
+    def verify(self) -> tuple[int, list[tuple[int, str]]]:
+        result = self.cli("verify", "--json")
+        doc = json.loads(result.stdout)
+        return result.exit_code, [(a["seq"], a["kind"]) for a in doc["anomalies"]]
+
+
+@pytest.fixture
+def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
+    config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}})
+    t = Trail(config, tmp_path)
+    for _ in range(4):
+        assert t.cli("once").exit_code == 0
+    assert "checkpoint at seq 8" in t.cli("checkpoint").stdout
+    assert t.verify() == (0, [])
+    return t
+
+
+def forge(row: dict[str, Any], payload: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+    """Rebuild a record with new content and a correct hash, as someone with the code could."""
+    rec = build_record(seq=row["seq"], ts=row["ts"], event_type=row["event_type"],
+                       actor=row["actor"], payload=payload, prev_hash=prev_hash)
+    return {"payload": json.dumps(dict(rec.payload)), "canonical": rec.canonical,
+            "prev_hash": rec.prev_hash, "hash": rec.hash, "seq": rec.seq}
+
+
+def test_modified_payload(trail: Trail) -> None:
+    trail.sql("UPDATE audit_events SET payload = json_set(payload, '$.drift_level', 0.1) "
+              "WHERE seq = 3")
+    assert trail.verify() == (1, [(3, "modified")])
+    text = trail.cli("verify")
+    assert text.exit_code == 1
+    assert "first broken seq 3 (modified" in text.stdout
+
+
+def test_modified_canonical_bytes(trail: Trail) -> None:
+    trail.sql("""UPDATE audit_events SET canonical = replace(canonical, '"actor":"cli"',
+              '"actor":"x"') WHERE seq = 5""")
+    trail.sql("UPDATE audit_events SET canonical = canonical || ' ' WHERE seq = 6")
+    assert trail.verify() == (1, [(5, "modified"), (6, "modified")])
+
+
+def test_broken_link(trail: Trail) -> None:
+    row = trail.rows()[2]
+    forged = forge(row, {**json.loads(row["payload"]), "dir": 0.99}, row["prev_hash"])
+    trail.sql("UPDATE audit_events SET payload = :payload, canonical = :canonical, "
+              "hash = :hash WHERE seq = :seq", params=forged)  # type: ignore[arg-type]
+    assert trail.verify() == (1, [(4, "broken_link")])
+
+
+def test_deleted_event_is_a_gap(trail: Trail) -> None:
+    trail.sql("DELETE FROM audit_events WHERE seq = 3")
+    assert trail.verify() == (1, [(3, "gap")])
+
+
+def test_reordered_events(trail: Trail) -> None:
+    trail.sql("UPDATE audit_events SET id = 1000 WHERE seq = 3",
+              "UPDATE audit_events SET id = 3 WHERE seq = 4",
+              "UPDATE audit_events SET id = 4 WHERE seq = 3")
+    assert trail.verify() == (1, [(3, "reordered")])
+
+
+def test_truncated_tail(trail: Trail) -> None:
+    trail.sql("DELETE FROM audit_events WHERE seq >= 7")
+    assert trail.verify() == (1, [(7, "truncated")])
+
+
+def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
+    prev = GENESIS_HASH
+    for row in trail.rows():
+        payload = json.loads(row["payload"])
+        if row["seq"] == 2:
+            payload["dir"] = 0.95  # the alert that someone wants to soften
+        forged = forge(row, payload, prev)
+        trail.sql("UPDATE audit_events SET payload = :payload, canonical = :canonical, "
+                  "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq",
+                  params=forged)  # type: ignore[arg-type]
+        prev = forged["hash"]
+    assert trail.verify() == (1, [(8, "bad_checkpoint")])
+
+
+def test_edited_anchor_line_is_a_bad_checkpoint(trail: Trail) -> None:
+    line = json.loads(trail.anchor.read_text())
+    line["seq"] = 6
+    trail.anchor.write_text(json.dumps(line) + "\n")
+    assert trail.verify() == (1, [(6, "bad_checkpoint")])
+
+
+def test_garbage_in_the_anchor_file_is_reported(trail: Trail) -> None:
+    with trail.anchor.open("a") as handle:
+        handle.write('{"seq": 9, "head_hash": "tr\n')
+    code, anomalies = trail.verify()
+    assert code == 1
+    assert anomalies == [(0, "bad_checkpoint")]
+
+
+def test_missing_public_key_cannot_verify(trail: Trail) -> None:
+    (trail.root / "var" / "keys" / "checkpoint_ed25519.pub").unlink()
+    result = trail.cli("verify")
+    assert result.exit_code == 2
+    assert "public key" in result.stderr
+    assert "--public-key" in result.stderr
+
+
+def test_missing_anchor_file_cannot_verify(trail: Trail) -> None:
+    trail.anchor.unlink()
+    result = trail.cli("verify")
+    assert result.exit_code == 2
+    assert "anchor file" in result.stderr
+
+
+def test_another_copy_of_the_anchor_and_key_can_be_named(trail: Trail, tmp_path: Path) -> None:
+    copy = tmp_path / "offsite-anchor.jsonl"
+    copy.write_text(trail.anchor.read_text())
+    pub = tmp_path / "auditor.pub"
+    pub.write_bytes((trail.root / "var" / "keys" / "checkpoint_ed25519.pub").read_bytes())
+    trail.sql("DELETE FROM audit_events WHERE seq = 8")
+    result = trail.cli("verify", "--anchor", str(copy), "--public-key", str(pub), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["anomalies"][0]["kind"] == "truncated"
+
+
+def test_verify_entry(trail: Trail) -> None:
+    rows = trail.rows()
+    proof = trail.cli("verify-entry", rows[4]["hash"])
+    assert proof.exit_code == 0
+    assert "record seq 5" in proof.stdout
+    assert "signed checkpoint at seq 8" in proof.stdout
+    assert trail.cli("verify-entry", "ab" * 32).exit_code == 1
+    trail.sql("UPDATE audit_events SET actor = 'x' WHERE seq = 2")
+    broken = trail.cli("verify-entry", rows[4]["hash"], "--json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["chain_verified_up_to"] == 1
