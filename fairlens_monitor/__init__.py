@@ -5,11 +5,26 @@ One cycle: simulate/read decisions → measure → detect → alert → log. The
 ``store``, ``crypto``, ``cycle``, ``daemon`` and ``cli``.
 """
 
-from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
-from fairlens_monitor.simulate import generate_loan_data
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "analyze_feature_impact": "fairlens_monitor.explain",
+    "generate_explanation": "fairlens_monitor.explain",
+    "calculate_disparate_impact_ratio": "fairlens_monitor.metrics",
+    "generate_loan_data": "fairlens_monitor.simulate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public functions on first use, so the CLI's read commands start fast."""
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fairlens_monitor' has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -24,8 +25,6 @@ from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE, load_cipher
-from fairlens_monitor.cycle import execute_cycle, utc_now
-from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.errors import FairlensError, StoreError
 from fairlens_monitor.render import (
     audit_json,
@@ -126,6 +125,8 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 @click.pass_context
 def run(ctx: click.Context, cycles: int | None) -> None:
     """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
+    from fairlens_monitor.daemon import run_daemon  # deferred: pandas and the scheduler
+
     settings = _settings(ctx)
     run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles)
 
@@ -136,13 +137,15 @@ def run(ctx: click.Context, cycles: int | None) -> None:
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     """Run one cycle now, store it, and print its result."""
+    from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
+
     settings = _settings(ctx)
     repo = open_repository(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
-    outcome = execute_cycle(settings, repo, cipher, clock=utc_now, actor="cli")
+    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
     if checkpoint_due(repo, settings.audit.checkpoint_every):
         write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
-                         ts=rfc3339(utc_now()))
+                         ts=rfc3339(datetime.now(UTC)))
     echo = settings.alerts.echo_plaintext
     if as_json:
         _dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
@@ -273,7 +276,7 @@ def checkpoint(ctx: click.Context) -> None:
     settings = _settings(ctx)
     repo = open_repository(settings)
     cp = write_checkpoint(repo, open_signing_key(settings, repo),
-                          anchor_file=settings.audit.anchor_file, ts=rfc3339(utc_now()))
+                          anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC)))
     if cp is None:
         click.echo("nothing to checkpoint: the chain is empty or its head is already anchored")
     else:

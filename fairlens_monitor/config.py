@@ -22,8 +22,8 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.simulate import DriftSchedule
 
 ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"

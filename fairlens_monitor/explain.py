@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.metrics import DEFAULT_DIR_THRESHOLD, binary_outcome, require_columns
@@ -146,6 +145,8 @@ def generate_explanation(
 
 
 def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import stats  # deferred: scipy.stats costs ~0.9 s to import
+
     if len(a) < 2 or len(b) < 2 or (a.var() == 0 and b.var() == 0):
         return 1.0 if a.mean() == b.mean() or len(a) < 2 or len(b) < 2 else 0.0
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)

@@ -5,11 +5,13 @@ Keeps ``cli.py`` thin. Nothing here computes a metric or touches the database.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fairlens_monitor.audit import AuditRecord, rfc3339
-from fairlens_monitor.cycle import CycleOutcome, ScenarioResult
 from fairlens_monitor.store.models import Reading
+
+if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
+    from fairlens_monitor.cycle import CycleOutcome, ScenarioResult
 
 
 def fmt_dir(value: float | None) -> str:

@@ -13,11 +13,13 @@ the explanation module must say so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import pandas as pd
+
+from fairlens_monitor.drift import DriftSchedule, check_drift, scenario_seed
+
+__all__ = ["DriftSchedule", "generate_loan_data", "scenario_seed",
+           "unprivileged_approval_rate"]
 
 PRIVILEGED_APPROVAL_RATE = 0.70
 DRIFT_PENALTY = 0.4
@@ -37,7 +39,7 @@ def unprivileged_approval_rate(drift_level: float) -> float:
     Raises:
         ValueError: if ``drift_level`` is outside [0, 1] or not a finite number.
     """
-    _check_drift(drift_level)
+    check_drift(drift_level)
     return max(0.0, PRIVILEGED_APPROVAL_RATE - DRIFT_PENALTY * drift_level)
 
 
@@ -84,70 +86,3 @@ def generate_loan_data(
             "approved": approved,
         }
     )
-
-
-@dataclass(frozen=True)
-class DriftSchedule:
-    """How the monitored scenario's drift level moves from cycle to cycle.
-
-    ``constant``: every cycle uses ``start``. ``ramp``: cycle 0 uses ``start``, cycle
-    ``cycles - 1`` uses ``end``, linearly in between, and later cycles stay at ``end``.
-    """
-
-    mode: Literal["constant", "ramp"]
-    start: float
-    end: float = 0.0
-    cycles: int = 1
-
-    def __post_init__(self) -> None:
-        _check_drift(self.start)
-        _check_drift(self.end)
-        if self.cycles < 1:
-            raise ValueError(f"cycles must be at least 1, got {self.cycles}")
-        if self.mode not in ("constant", "ramp"):
-            raise ValueError(f"mode must be 'constant' or 'ramp', got {self.mode!r}")
-
-    def level_at(self, cycle_index: int) -> float:
-        """Return the drift level of the cycle with this zero-based index.
-
-        Args:
-            cycle_index: 0 for the first cycle ever run on a database, then 1, 2, ...
-
-        Returns:
-            A drift level in [0, 1].
-
-        Raises:
-            ValueError: if ``cycle_index`` is negative.
-        """
-        if cycle_index < 0:
-            raise ValueError(f"cycle_index must be >= 0, got {cycle_index}")
-        if self.mode == "constant" or self.cycles == 1:
-            return self.start if self.mode == "constant" else self.end
-        fraction = min(cycle_index, self.cycles - 1) / (self.cycles - 1)
-        return self.start + (self.end - self.start) * fraction
-
-
-def scenario_seed(base_seed: int, cycle_index: int, scenario: str) -> int:
-    """Derive the seed of one scenario of one cycle from the configured base seed.
-
-    Independent streams per cycle and scenario, yet fully determined by the three inputs, so
-    the stored seed (or these inputs) reproduce the reading.
-
-    Args:
-        base_seed: ``simulation.seed`` from the config.
-        cycle_index: zero-based cycle index.
-        scenario: ``"reference"`` or ``"monitored"``.
-
-    Returns:
-        A non-negative integer below 2**53 (exact in JSON and in the audit payload).
-    """
-    code = {"reference": 0, "monitored": 1}[scenario]
-    state = np.random.SeedSequence([base_seed, cycle_index, code]).generate_state(2, np.uint32)
-    return (int(state[0]) << 21) | (int(state[1]) & 0x1FFFFF)
-
-
-def _check_drift(drift_level: float) -> None:
-    if not isinstance(drift_level, int | float) or isinstance(drift_level, bool):
-        raise ValueError(f"drift_level must be a number in [0, 1], got {drift_level!r}")
-    if not 0.0 <= float(drift_level) <= 1.0:  # also rejects NaN
-        raise ValueError(f"drift_level must be in [0, 1], got {drift_level!r}")
