@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config import Settings
@@ -168,7 +170,13 @@ class FailedCycle:
 
 def describe_failure(exc: BaseException, *, started: datetime, finished: datetime, actor: str,
                      scheduled_for: datetime | None) -> FailedCycle:
-    """Capture what a failed cycle needs to be recorded later (error text is truncated)."""
+    """Capture what a failed cycle needs to be recorded later.
+
+    A database error is described by the driver's own message ("OperationalError: database
+    is locked"), not SQLAlchemy's full text, which repeats the SQL and its parameters.
+    """
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
     return FailedCycle(started, finished, error, actor, scheduled_for)
 

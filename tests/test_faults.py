@@ -157,7 +157,7 @@ def test_database_locked_past_the_busy_timeout(
     assert any("database is locked" in line for line in lines)
     failed = query(settings, "SELECT error FROM runs WHERE status = 'failed'")
     assert len(failed) == stats.cycles_failed  # recorded once the lock was gone
-    assert all("database is locked" in e for (e,) in failed)
+    assert {e for (e,) in failed} == {"OperationalError: database is locked"}
     statuses = [s for (s,) in query(settings, "SELECT status FROM runs ORDER BY started_at")]
     assert statuses[-1] == "ok"
     assert_consistent(settings)
@@ -191,8 +191,7 @@ def test_disk_full_then_space_returns(make_settings: Callable[..., Settings],
     assert stats.cycles_failed == 3
     assert stats.cycles_ok == 5
     failed = query(settings, "SELECT error FROM runs WHERE status = 'failed'")
-    assert len(failed) == 3
-    assert all("database or disk is full" in e for (e,) in failed)
+    assert [e for (e,) in failed] == ["OperationalError: database or disk is full"] * 3
     assert_consistent(settings)
 
 
