@@ -63,7 +63,7 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> Tr
             key, stored, "database checkpoints")
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
-    report = verify_chain(repo.iter_audit("id"), repo.iter_audit("seq"), anchors)
+    report = verify_chain(repo.iter_records(), repo.iter_links(), anchors)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        contents.bad_lines)
 

@@ -205,3 +205,11 @@ def test_checkpoint_line_round_trips() -> None:
     assert parse_line(cp.to_json()) == cp
     assert parse_line("{not json") is None
     assert parse_line('{"seq": 1}') is None
+
+
+def test_a_type_change_in_the_payload_column_is_modified() -> None:
+    records = chain(3)
+    records[1] = dataclasses.replace(records[1], payload={**records[1].payload, "run_id": True})
+    assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [(2, "modified")]
+    same_number = dataclasses.replace(records[0], payload={**records[0].payload, "run_id": 1.0})
+    assert verify_records([same_number, *chain(3)[1:]]).intact  # JSON has one number type

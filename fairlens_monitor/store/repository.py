@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, build_record
+from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, build_record
 from fairlens_monitor.checkpoints import Checkpoint
 from fairlens_monitor.store.models import Alert, AuditEvent, CheckpointRow, Reading, Run
 
@@ -148,6 +148,26 @@ class Repository:
             query = select(AuditEvent).order_by(column).execution_options(yield_per=batch)
             for row in s.scalars(query):
                 yield _record(row)
+
+    def iter_records(self, batch: int = 5000) -> Iterator[AuditRecord]:
+        """Yield every audit record in storage order, as plain rows (fast, for verify)."""
+        cols = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
+                AuditEvent.payload, AuditEvent.prev_hash, AuditEvent.hash,
+                AuditEvent.canonical)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(*cols).order_by(AuditEvent.id))
+            for row in result:
+                yield AuditRecord(*row)
+
+    def iter_links(self, batch: int = 20000) -> Iterator[Link]:
+        """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash)
+                .order_by(AuditEvent.seq))
+            for row in result:
+                yield Link(*row)
 
     def find_event(self, hash_hex: str) -> AuditRecord | None:
         """Return the audit record with this hash, or None."""
