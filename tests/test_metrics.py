@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
+from fairlens_monitor.metrics import calculate_disparate_impact_ratio, katz_interval
 
 
 def frame(female: tuple[int, int], male: tuple[int, int]) -> pd.DataFrame:
@@ -125,3 +127,30 @@ def test_matches_fairlearn_and_keeps_invariants(female: tuple[int, int],
             demographic_parity_ratio(y, y, sensitive_features=groups), abs=1e-12)
     shuffled = df.sample(frac=1.0, random_state=0)
     assert calculate_disparate_impact_ratio(shuffled) == result
+
+
+@given(u=counts, p=counts)
+@settings(max_examples=200, deadline=None)
+def test_katz_interval_matches_scipy(u: tuple[int, int], p: tuple[int, int]) -> None:
+    from scipy.stats.contingency import relative_risk
+
+    low, high = katz_interval(np.array([u[0]]), np.array([u[1]]), np.array([p[0]]),
+                              np.array([p[1]]))
+    if u[0] == 0 or p[0] == 0:  # scipy leaves these undefined; we apply the 0.5 adjustment
+        assert 0 <= low[0] < high[0]
+        return
+    expected = relative_risk(u[0], u[1], p[0], p[1]).confidence_interval(0.95)
+    assert low[0] == pytest.approx(expected.low, rel=1e-9)
+    assert high[0] == pytest.approx(expected.high, rel=1e-9)
+
+
+def test_katz_interval_known_value_and_empty_group() -> None:
+    # German Credit by sex: 201/310 women vs 499/690 men approved (good risk)
+    low, high = katz_interval(np.array([201, 0]), np.array([310, 0]), np.array([499, 5]),
+                              np.array([690, 9]))
+    rr = (201 / 310) / (499 / 690)
+    se = math.sqrt(1 / 201 - 1 / 310 + 1 / 499 - 1 / 690)
+    assert low[0] == pytest.approx(rr * math.exp(-1.959963984540054 * se), rel=1e-12)
+    assert high[0] == pytest.approx(rr * math.exp(1.959963984540054 * se), rel=1e-12)
+    assert math.isnan(low[1])
+    assert math.isnan(high[1])
