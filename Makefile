@@ -5,13 +5,14 @@ CONFIG ?= config.yaml
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: help run test lint check clean
+.PHONY: help run test lint check bench clean
 
 help:
 	@echo "make run    create .venv, install requirements.txt, migrate, start the daemon ($(CONFIG))"
 	@echo "make test   install the test tools too and run the whole suite"
 	@echo "make lint   ruff and mypy (strict) over the package"
 	@echo "make check  lint + test (what CI runs)"
+	@echo "make bench  the benchmarks in benchmarks/ (not part of make test)"
 	@echo "make clean  remove .venv and the demo database and keys in var/"
 
 $(BIN)/python:
@@ -39,6 +40,9 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 
 check: lint test
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/viewer_scale.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -293,6 +294,23 @@ def decrypt(ctx: click.Context, token: str) -> None:
         token = sys.stdin.read()
     cipher = load_cipher(_settings(ctx).keys.dir, create=False)
     click.echo(cipher.decrypt(token))
+
+
+@cli.command()
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to serve the page on.")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only).")
+@click.pass_context
+def view(ctx: click.Context, port: int, address: str) -> NoReturn:
+    """Serve the read-only trend page (Streamlit) on the configured database."""
+    config = Path(ctx.obj["config_path"]).resolve()
+    _settings(ctx)  # a bad config stops here with its one-line error, exit 2
+    viewer = Path(__file__).with_name("viewer.py")
+    argv = [sys.executable, "-m", "streamlit", "run", str(viewer), "--server.headless", "true",
+            "--server.port", str(port), "--server.address", address,
+            "--browser.gatherUsageStats", "false"]
+    os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
 
 
 @cli.group()

@@ -1,0 +1,230 @@
+"""The trend page: a read-only Streamlit view of the stored history, for a risk officer.
+
+The last step after **log**: it only reads what the daemon wrote (``viewer_data`` opens the
+database read-only) and refreshes its data every 5 s without reloading the page
+(``st.fragment(run_every=5)``). Run it with ``fairlens-monitor view`` or
+``FAIRLENS_CONFIG=config.yaml streamlit run fairlens_monitor/viewer.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from fairlens_monitor import viewer_data as data
+from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.crypto import load_cipher
+from fairlens_monitor.errors import FairlensError
+
+STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold"),
+          "warning": ("orange", "WARNING — approval gap above its threshold"),
+          "ok": ("green", "OK")}
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
+    """Everything the page shows, read in one go (cached 5 s per database and range)."""
+    engine = data.open_readonly(_settings)
+    try:
+        span = data.RANGES[range_name]
+        since = None if span is None else datetime.now(UTC) - span
+        return {"latest": data.latest(engine), "history": data.history(engine, since=since),
+                "alerts": data.alerts(engine, since=since), "health": data.health(engine)}
+    finally:
+        engine.dispose()
+
+
+class ChainWatcher:
+    """Verifies the whole audit trail in a background thread, once a minute.
+
+    A year of events takes seconds to verify, too long to block every 5-second refresh; the
+    page shows the newest verdict and how old it is instead.
+    """
+
+    def __init__(self, config_path: str, every: float = 60.0) -> None:
+        """Start watching the database of the config at ``config_path``."""
+        self.config_path, self.every = config_path, every
+        self.verdict: str | None = None
+        self.checked_at: datetime | None = None
+        self._first = threading.Event()
+        self._asked = False
+        threading.Thread(target=self._loop, name="fairlens-chain-watcher", daemon=True).start()
+
+    def status(self, wait: float) -> str:
+        """The newest verdict; the first call waits up to ``wait`` seconds for one."""
+        if not self._asked:
+            self._asked = True
+            self._first.wait(wait)
+        if self.verdict is None or self.checked_at is None:
+            return "verification in progress…"
+        age = (datetime.now(UTC) - self.checked_at).total_seconds()
+        return f"{self.verdict} (checked {age:.0f} s ago)"
+
+    def _loop(self) -> None:
+        while True:
+            self.verdict, self.checked_at = _verify(self.config_path), datetime.now(UTC)
+            self._first.set()
+            time.sleep(self.every)
+
+
+def _verify(config_path: str) -> str:
+    """Run ``fairlens-monitor verify --json`` in its own process: on a year of events it takes
+    seconds of CPU, and in a thread it would slow every render through the GIL."""
+    try:
+        done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "fairlens_monitor", "--config", config_path, "verify",
+             "--json"], capture_output=True, text=True, timeout=1800, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot verify here: {exc}"
+    if done.returncode == 2 or not done.stdout.strip():
+        return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}"
+    report = json.loads(done.stdout)
+    if report["intact"]:
+        return (f"intact — {report['count']} events, anchored up to seq "
+                f"{report['anchored_seq']} ({report['unanchored_events']} not yet anchored)")
+    first = report["anomalies"][0]
+    return (f"TAMPERED at seq {first['seq']} ({first['kind']}) — "
+            f"{len(report['anomalies'])} anomalies")
+
+
+@st.cache_resource(show_spinner=False)
+def _watcher(config_path: str) -> ChainWatcher:
+    return ChainWatcher(config_path)
+
+
+def _dir_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.FacetChart:
+    base = alt.Chart(hist).encode(x=alt.X("time:T", title="time (UTC)"))
+    band = base.transform_filter(alt.datum.scenario == "monitored").mark_area(
+        opacity=0.2).encode(y=alt.Y("ci_low:Q", title="DIR"), y2="ci_high:Q")
+    line = base.mark_line().encode(y="dir_mean:Q", color=alt.Color("scenario:N"),
+                                   tooltip=["time:T", "scenario:N", "dir_mean:Q", "dir_min:Q",
+                                            "dir_max:Q", "readings:Q"])
+    marks = base.transform_filter(alt.datum.alerts > 0).mark_point(
+        color="red", filled=True, size=40).encode(y="dir_min:Q")
+    rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(
+        color="red", strokeDash=[6, 4]).encode(y="y:Q")
+    return alt.layer(band, line, marks, rule)
+
+
+@st.fragment(run_every=5)
+def dashboard(settings: Settings, range_name: str) -> None:
+    """The data part of the page: re-run every 5 s without reloading the page."""
+    url = settings.database.url
+    try:
+        loaded = _load(url, range_name, settings)
+    except FairlensError as exc:
+        st.warning(str(exc))
+        return
+    latest: data.Latest | None = loaded["latest"]
+    if latest is None:
+        st.info("No readings yet: the daemon has not completed a cycle.")
+        return
+    row = latest.reading
+    colour, label = STATUS[latest.status]
+    cols = st.columns(4)
+    delta = None if latest.previous_dir is None or row["dir"] is None else (
+        f"{row['dir'] - latest.previous_dir:+.3f}")
+    cols[0].metric("Monitored DIR", "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
+                   delta=delta, help="Disparate Impact Ratio of the newest monitored reading")
+    cols[0].markdown(f":{colour}[**{label}**]")
+    cols[0].caption(f"95% interval {latest.interval[0]:.3f} – {latest.interval[1]:.3f} "
+                    "(Katz)")
+    cols[1].metric("Approval gap", f"{row['gap']:.3f}")
+    cols[2].metric(f"{row['unprivileged_group']} approved",
+                   f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}")
+    cols[3].metric(f"{row['privileged_group']} approved",
+                   f"{row['privileged_approved']}/{row['privileged_applicants']}")
+
+    hist = loaded["history"]
+    st.subheader("DIR over time")
+    st.altair_chart(_dir_chart(hist, float(row["dir_threshold"])), width="stretch")
+    left, right = st.columns(2)
+    left.subheader("Approval-rate gap")
+    left.line_chart(hist, x="time", y="gap_mean", color="scenario")
+    right.subheader("Approval rate per group (monitored)")
+    right.line_chart(hist[hist["scenario"] == "monitored"], x="time",
+                     y=["unprivileged_rate", "privileged_rate"])
+
+    _alerts(settings, loaded["alerts"])
+    _health(settings, loaded["health"])
+
+
+def _alerts(settings: Settings, table: pd.DataFrame) -> None:
+    st.subheader(f"Alerts ({len(table)})")
+    if table.empty:
+        st.caption("No alert in this time range.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch")
+    chosen = st.selectbox("Explanation of alert", table["alert_id"].tolist(), key="alert")
+    engine = data.open_readonly(settings)
+    try:
+        token = data.alert_token(engine, int(chosen))
+    finally:
+        engine.dispose()
+    try:
+        cipher = load_cipher(settings.keys.dir, create=False)
+    except FairlensError:
+        st.info("encrypted — key not available here")
+        return
+    try:
+        st.write(cipher.decrypt(token or ""))
+    except FairlensError as exc:
+        st.warning(f"encrypted — {exc}")
+
+
+def _health(settings: Settings, health: data.Health) -> None:
+    st.subheader("Daemon health")
+    cols = st.columns(4)
+    age = health.age(datetime.now(UTC))
+    cols[0].metric("Last successful cycle",
+                   "never" if age is None else f"{age.total_seconds():.0f} s ago")
+    cols[1].metric("Failed runs", health.failed)
+    cols[2].metric("Missed runs", health.missed)
+    chain = _watcher(config_path()).status(wait=1.0)
+    cols[3].markdown(f"**Audit chain:** {chain}")
+    if health.last_error:
+        st.caption(f"Last failure: {health.last_error}")
+
+
+def config_path() -> str:
+    """The config this page shows: ``FAIRLENS_CONFIG``, else ./config.yaml (absolute)."""
+    return str(Path(os.environ.get("FAIRLENS_CONFIG", "config.yaml")).resolve())
+
+
+def main() -> None:
+    """Render the page."""
+    st.set_page_config(page_title="FairLens Monitor", layout="wide")
+    st.title("FairLens Monitor — fairness drift")
+    try:
+        settings = load_settings(config_path())
+    except FairlensError as exc:
+        st.error(f"Configuration problem: {exc}")
+        return
+    with st.sidebar:
+        range_name = st.radio("Time range", list(data.RANGES), index=1, key="range")
+        if st.button("Refresh now"):
+            st.cache_data.clear()
+        sim, th = settings.simulation, settings.thresholds
+        st.markdown("**Values in use** (set in the daemon's config, not here)")
+        st.markdown(f"- database: `{settings.database.url}`\n"
+                    f"- interval: {settings.schedule.interval_seconds:g} s\n"
+                    f"- n_samples: {sim.n_samples}\n"
+                    f"- drift: {sim.drift.mode} {sim.drift.start:g}"
+                    + (f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
+                       if sim.drift.mode == "ramp" else "") + "\n"
+                    f"- thresholds: DIR < {th.dir:g}, gap > {th.gap:g}")
+    dashboard(settings, str(range_name))
+
+
+main()

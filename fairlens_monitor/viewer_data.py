@@ -1,0 +1,191 @@
+"""What the trend page reads: read-only queries over the monitor's database.
+
+Sits beside the **log** step, after it: it opens the database read-only (SQLite ``mode=ro``;
+it never creates, migrates or writes), turns every way the database can be unusable into one
+clear sentence, and downsamples long histories in SQL (time buckets with min/mean/max) so a
+year of one-minute readings comes back as a few thousand points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from fairlens_monitor.config import Settings
+from fairlens_monitor.errors import StoreError
+from fairlens_monitor.metrics import katz_interval
+from fairlens_monitor.store.db import current_revision, head_revision, make_engine
+
+RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
+                                       "last day": timedelta(days=1),
+                                       "last week": timedelta(weeks=1), "all": None}
+MAX_POINTS = 2000
+EPOCH = "0000-01-01 00:00:00.000000"  # before every stored time: "all"
+
+
+def open_readonly(settings: Settings) -> Engine:
+    """Open the configured database for reading only, or say why it cannot be shown.
+
+    Args:
+        settings: validated settings.
+
+    Returns:
+        A read-only engine on a database at the schema this version reads.
+
+    Raises:
+        StoreError: the database is missing, empty (no schema yet), locked, or at another
+            schema revision. The message says what to do.
+    """
+    url = settings.database.url
+    engine = make_engine(url, readonly=True, busy_timeout_ms=2000)
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(url, f"cannot be read right now ({exc.orig}); it may be locked by a "
+                              "long write: the page retries on the next refresh") from None
+    head = head_revision(url)
+    if revision != head:
+        engine.dispose()
+        if revision is None:
+            raise StoreError(url, "is empty: the daemon has not created its schema yet; start "
+                                  "it with 'make run' or 'fairlens-monitor run'")
+        raise StoreError(url, f"is at schema revision {revision}, this viewer reads {head}; "
+                              "run 'fairlens-monitor db upgrade' (back it up first)")
+    return engine
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest monitored reading and the change since the one before."""
+
+    reading: dict[str, Any]
+    previous_dir: float | None
+    interval: tuple[float, float]
+
+    @property
+    def status(self) -> str:
+        """``adverse`` (DIR below threshold), ``warning`` (gap flagged only) or ``ok``."""
+        if self.reading["dir_alert"]:
+            return "adverse"
+        return "warning" if self.reading["gap_alert"] else "ok"
+
+
+def latest(engine: Engine) -> Latest | None:
+    """Return the newest monitored reading, or None when there is none yet."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
+            "ORDER BY reading_id DESC LIMIT 2")).mappings().all()
+    if not rows:
+        return None
+    row = dict(rows[0])
+    low, high = katz_interval(*(np.array([row[k]]) for k in (
+        "unprivileged_approved", "unprivileged_applicants", "privileged_approved",
+        "privileged_applicants")))
+    previous = rows[1]["dir"] if len(rows) > 1 else None
+    return Latest(row, previous, (float(low[0]), float(high[0])))
+
+
+def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS,
+            ) -> pd.DataFrame:
+    """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
+
+    Args:
+        engine: a read-only engine.
+        since: only readings at or after this time (None: all).
+        max_points: the most time buckets per scenario.
+
+    Returns:
+        One row per (bucket, scenario): ``time`` (first reading in the bucket, UTC), ``scenario``,
+        ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``,
+        ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95% Katz
+        interval of the bucket's pooled counts (one reading's own interval when a bucket
+        holds one reading).
+    """
+    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
+    with engine.connect() as conn:
+        low, high, count = conn.execute(text(
+            "SELECT min(id), max(id), count(*) FROM readings WHERE measured_at >= :since"),
+            params).one()  # answered from the measured_at index alone
+        if not count:
+            return pd.DataFrame(columns=["time", "scenario", "readings", "dir_min",
+                                         "dir_mean", "dir_max", "gap_mean", "alerts",
+                                         "unprivileged_rate", "privileged_rate", "ci_low",
+                                         "ci_high"])
+        # Readings are appended in time order, so buckets of consecutive ids are time
+        # buckets; integer arithmetic on the key is far cheaper than parsing a million dates.
+        params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
+        df = pd.read_sql_query(text(
+            "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
+            "count(*) AS readings, min(dir) AS dir_min, "
+            "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
+            "sum(dir_alert) AS alerts, sum(unprivileged_approved) AS ua, "
+            "sum(unprivileged_count) AS un, sum(privileged_approved) AS pa, "
+            "sum(privileged_count) AS pn FROM readings WHERE id >= :low "
+            "GROUP BY bucket, scenario ORDER BY bucket"), conn, params=params)
+    df = df.drop(columns="bucket")
+    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
+    df["unprivileged_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
+    df["privileged_rate"] = df["pa"] / df["pn"].where(df["pn"] > 0)
+    df["ci_low"], df["ci_high"] = katz_interval(df["ua"], df["un"], df["pa"], df["pn"])
+    return df.drop(columns=["ua", "un", "pa", "pn"])
+
+
+def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.DataFrame:
+    """Return the newest alerts (time, DIR, state, counts), newest first; never the token."""
+    params = {"limit": limit, "since": _db_time(since) if since else EPOCH}
+    with engine.connect() as conn:
+        return pd.read_sql_query(text(
+            "SELECT alert_id, created_at, kind, state, dir, unprivileged_approved, "
+            "unprivileged_applicants, privileged_approved, privileged_applicants, gap "
+            "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"),
+            conn, params=params)
+
+
+def alert_token(engine: Engine, alert_id: int) -> str | None:
+    """Return one alert's Fernet token (to decrypt only where the key is readable)."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT token FROM alerts WHERE id = :id"),
+                            {"id": alert_id}).scalar()
+
+
+@dataclass(frozen=True)
+class Health:
+    """How the daemon is doing, from what it wrote."""
+
+    last_ok: datetime | None
+    failed: int
+    missed: int
+    last_error: str | None
+
+    def age(self, now: datetime) -> timedelta | None:
+        """Time since the last successful cycle."""
+        return None if self.last_ok is None else now - self.last_ok
+
+
+def health(engine: Engine) -> Health:
+    """Return the last successful cycle, failed and missed counts and the last error."""
+    with engine.connect() as conn:
+        last_ok = conn.execute(text(
+            "SELECT finished_at FROM runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1")
+        ).scalar()
+        failed, last_error = conn.execute(text(
+            "SELECT count(*), (SELECT error FROM runs WHERE status = 'failed' "
+            "ORDER BY id DESC LIMIT 1) FROM runs WHERE status = 'failed'")).one()
+        missed = conn.execute(text(
+            "SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")).scalar()
+    when = None
+    if last_ok is not None:
+        when = pd.Timestamp(last_ok).to_pydatetime().replace(tzinfo=UTC)
+    return Health(when, int(failed), int(missed or 0), last_error)
+
+
+def _db_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

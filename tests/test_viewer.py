@@ -1,0 +1,209 @@
+"""The trend page, through Streamlit's own AppTest, on seeded databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic import command
+from streamlit.testing.v1 import AppTest
+
+from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.store.db import alembic_config, make_engine
+
+VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
+
+
+def seeded(write_config: Callable[..., Path], drift: float, cycles: int = 3) -> Path:
+    config = write_config({"simulation": {"drift": drift, "n_samples": 4000},
+                           "schedule": {"interval_seconds": 0.05}})
+    run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=cycles,
+               handle_signals=False)
+    return config
+
+
+def page(config: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
+    at = AppTest.from_file(str(VIEWER), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chain_verdict(at: AppTest, timeout: float = 30.0) -> str:
+    """Refresh the page (as its 5-second fragment does) until the chain verdict is shown."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        verdict = next(str(m.value) for m in at.markdown if "Audit chain" in str(m.value))
+        if "in progress" not in verdict or time.monotonic() > deadline:
+            return verdict
+        time.sleep(0.3)
+        at.run()
+
+
+def newest_dir(config: Path) -> float:
+    settings: Settings = load_settings(config, env={})
+    path = settings.database.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT dir FROM readings WHERE scenario = 'monitored' "
+                            "ORDER BY id DESC LIMIT 1").fetchone()[0]
+
+
+def text_of(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [i.value for i in at.info] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_healthy_database(write_config: Callable[..., Path],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    config = seeded(write_config, drift=0.0)
+    at = page(config, monkeypatch)
+    assert at.metric[0].label == "Monitored DIR"
+    assert at.metric[0].value == f"{newest_dir(config):.3f}"
+    shown = text_of(at)
+    assert ":green[**OK**]" in shown
+    assert "95% interval" in shown
+    assert "Audit chain:** intact" in chain_verdict(at)
+    assert "No alert in this time range." in shown
+
+
+def test_adverse_database_shows_red_and_decrypts_with_the_key(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = seeded(write_config, drift=1.0)
+    at = page(config, monkeypatch)
+    assert at.metric[0].value == f"{newest_dir(config):.3f}"
+    shown = text_of(at)
+    assert ":red[**ADVERSE" in shown
+    assert len(at.dataframe) == 1
+    assert at.selectbox(key="alert").value is not None
+    assert any("Potential bias" in str(m.value) for m in at.markdown)
+
+
+def test_explanation_stays_hidden_without_a_readable_key(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    config = seeded(write_config, drift=1.0)
+    (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)  # refused, as on another host
+    at = page(config, monkeypatch)
+    assert "encrypted — key not available here" in text_of(at)
+    assert not any("Potential bias" in str(m.value) for m in at.markdown)
+
+
+def test_tampered_database_says_where(write_config: Callable[..., Path],
+                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = seeded(write_config, drift=1.0)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        conn.execute("DROP TRIGGER audit_events_no_update")
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    at = page(config, monkeypatch)
+    assert "Audit chain:** TAMPERED at seq 2 (modified)" in chain_verdict(at)
+
+
+def test_missing_database_is_a_message_and_is_not_created(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    at = page(write_config(), monkeypatch)
+    assert "no database file" in text_of(at)
+    assert not (tmp_path / "var" / "fairlens.db").exists()
+
+
+def test_empty_database_is_a_message_and_stays_empty(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    sqlite3.connect(tmp_path / "var" / "fairlens.db").close()
+    at = page(write_config(), monkeypatch)
+    assert "is empty" in text_of(at)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_older_schema_is_a_message(write_config: Callable[..., Path],
+                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+    engine = make_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    at = page(write_config(), monkeypatch)
+    assert "schema revision 0001" in text_of(at)
+    assert "db upgrade" in text_of(at)
+
+
+def test_locked_database_is_a_message(write_config: Callable[..., Path],
+                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = seeded(write_config, drift=0.0, cycles=1)
+    conn = sqlite3.connect(tmp_path / "var" / "fairlens.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")  # a rollback-journal writer blocks readers
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        at = page(config, monkeypatch)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    assert "cannot be read right now" in text_of(at)
+
+
+def test_bad_config_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = page(tmp_path / "nope.yaml", monkeypatch)
+    assert any("Configuration problem" in e.value for e in at.error)
+
+
+@pytest.mark.integration
+def test_page_follows_a_running_daemon(write_config: Callable[..., Path],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+    import time
+
+    config = write_config({"schedule": {"interval_seconds": 0.2},
+                           "simulation": {"drift": {"mode": "ramp", "start": 0.0, "end": 1.0,
+                                                    "cycles": 10}}})
+    daemon = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config",
+                               str(config), "run"], cwd=VIEWER.parents[1],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        db_file = config.parent / "var" / "fairlens.db"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if db_file.exists():
+                with sqlite3.connect(db_file) as conn:
+                    try:
+                        if conn.execute("SELECT count(*) FROM readings").fetchone()[0] >= 4:
+                            break
+                    except sqlite3.OperationalError:
+                        pass
+            time.sleep(0.1)
+        for _ in range(2):
+            before = max_reading_id(db_file)
+            import streamlit as st
+
+            st.cache_data.clear()  # as when the 5-second cache expires
+            shown = page(config, monkeypatch).metric[0].value
+            fresh = monitored_dirs_after(db_file, before - 2)
+            assert shown in fresh, (shown, fresh)  # the newest data, read while it is written
+            time.sleep(0.6)  # more cycles land while the page is open
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert daemon.returncode == 0
+
+
+def max_reading_id(db_file: Path) -> int:
+    with sqlite3.connect(db_file) as conn:
+        return int(conn.execute("SELECT max(id) FROM readings").fetchone()[0])
+
+
+def monitored_dirs_after(db_file: Path, reading_id: int) -> set[str]:
+    with sqlite3.connect(db_file) as conn:
+        rows = conn.execute("SELECT dir FROM readings WHERE scenario = 'monitored' AND id > ?",
+                            (reading_id,)).fetchall()
+    return {f"{d:.3f}" for (d,) in rows}
