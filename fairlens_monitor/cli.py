@@ -221,12 +221,15 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                "head_hash": report.head_hash, "last_verified_seq": report.last_verified_seq,
                "anchored_seq": report.anchored_seq, "unanchored_events": report.unanchored,
                "checkpoints_checked": report.checkpoints_checked,
+               "anchor_file_checkpoints": trail.anchor_checkpoints,
+               "database_checkpoints": trail.database_checkpoints,
                "anchor_file": str(trail.anchor_file),
                "first_broken_seq": first.seq if first else None,
                "anomalies": [vars(a) for a in report.anomalies]})
     elif first is None:
         click.echo(f"audit chain intact: {report.count} events, head seq {report.head_seq} "
-                   f"{report.head_hash}; {report.checkpoints_checked} checkpoints verified, "
+                   f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
+                   f"the anchor file, {trail.database_checkpoints} in the database; "
                    f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
                    "not yet anchored")
     else:

@@ -56,6 +56,9 @@ def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
         assert t.cli("once").exit_code == 0
     assert "checkpoint at seq 8" in t.cli("checkpoint").stdout
     assert t.verify() == (0, [])
+    text = t.cli("verify").stdout
+    assert "checkpoints verified: 1 in the anchor file, 1 in the database" in text
+    assert "anchored up to seq 8, 0 events not yet anchored" in text
     return t
 
 
