@@ -17,7 +17,7 @@ from fairlens_monitor.crypto import (
     load_cipher,
     load_signing_key,
 )
-from fairlens_monitor.store.db import ensure_schema, make_engine
+from fairlens_monitor.store.db import check_readable, ensure_schema, make_engine
 from fairlens_monitor.store.repository import Repository
 
 
@@ -26,20 +26,24 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
 
     Args:
         settings: validated settings.
-        readonly: open read-only (never creates or migrates); otherwise an empty database
-            is migrated to head and one at another revision is refused.
+        readonly: open read-only: never creates or migrates, and refuses a database that is
+            missing, empty, locked or at another revision. Otherwise an empty database is
+            migrated to head and one at another revision is refused.
 
     Returns:
         A repository on the database.
 
     Raises:
-        StoreError: missing file (read-only), or a schema at another revision.
+        StoreError: as above, with what to do.
     """
     url = settings.database.url
     engine = make_engine(url, readonly=readonly,
                          busy_timeout_ms=settings.database.busy_timeout_ms)
-    if not readonly:
-        ensure_schema(engine, url)
+    try:
+        check_readable(engine, url) if readonly else ensure_schema(engine, url)
+    except Exception:
+        engine.dispose()
+        raise
     return Repository(engine)
 
 

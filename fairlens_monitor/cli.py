@@ -26,7 +26,7 @@ from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE, load_cipher
-from fairlens_monitor.errors import FairlensError, StoreError
+from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.render import (
     audit_json,
     audit_line,
@@ -91,13 +91,7 @@ def _show(items: Sequence[T], as_json: bool, to_json: Callable[[T], Any],
 
 def _reader(settings: Settings) -> Repository:
     """A read-only repository on a database whose schema this version understands."""
-    repo = open_repository(settings, readonly=True)
-    url = settings.database.url
-    revision, head = current_revision(repo.engine), head_revision(url)
-    if revision != head:
-        raise StoreError(url, f"schema revision is {revision or 'empty'}, this version reads "
-                              f"{head}; run 'fairlens-monitor db upgrade'")
-    return repo
+    return open_repository(settings, readonly=True)
 
 
 @click.group(cls=_Group)

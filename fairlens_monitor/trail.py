@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -18,6 +17,7 @@ from fairlens_monitor.audit import AnchorClaim, AuditRecord, ChainReport, verify
 from fairlens_monitor.checkpoints import Checkpoint, claims, sign_checkpoint
 from fairlens_monitor.crypto import load_public_key
 from fairlens_monitor.errors import CannotVerifyError
+from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
 
 
@@ -63,7 +63,7 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> Tr
             key, stored, "database checkpoints")
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
-    report = verify_chain(repo.iter_records(), repo.iter_links(), anchors)
+    report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        contents.bad_lines)
 
@@ -152,11 +152,8 @@ def export_jsonl(repo: Repository, path: Path) -> int:
     count = 0
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
-        for rec in repo.iter_audit("seq"):
-            doc: dict[str, Any] = {"seq": rec.seq, "timestamp": rec.ts,
-                                   "event_type": rec.event_type, "actor": rec.actor,
-                                   "details": dict(rec.payload), "prev_hash": rec.prev_hash,
-                                   "hash": rec.hash, "canonical": rec.canonical}
+        for rec in repo.iter_records("seq"):
+            doc = {**audit_json(rec), "canonical": rec.canonical}
             handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
             count += 1
     tmp.replace(path)

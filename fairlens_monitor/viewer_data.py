@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
 
+from fairlens_monitor.app import open_repository
 from fairlens_monitor.config import Settings
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.metrics import katz_interval
-from fairlens_monitor.store.db import current_revision, head_revision, make_engine
 
 RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
                                        "last day": timedelta(days=1),
@@ -42,23 +40,7 @@ def open_readonly(settings: Settings) -> Engine:
         StoreError: the database is missing, empty (no schema yet), locked, or at another
             schema revision. The message says what to do.
     """
-    url = settings.database.url
-    engine = make_engine(url, readonly=True, busy_timeout_ms=2000)
-    try:
-        revision = current_revision(engine)
-    except OperationalError as exc:
-        engine.dispose()
-        raise StoreError(url, f"cannot be read right now ({exc.orig}); it may be locked by a "
-                              "long write: the page retries on the next refresh") from None
-    head = head_revision(url)
-    if revision != head:
-        engine.dispose()
-        if revision is None:
-            raise StoreError(url, "is empty: the daemon has not created its schema yet; start "
-                                  "it with 'make run' or 'fairlens-monitor run'")
-        raise StoreError(url, f"is at schema revision {revision}, this viewer reads {head}; "
-                              "run 'fairlens-monitor db upgrade' (back it up first)")
-    return engine
+    return open_repository(settings, readonly=True).engine
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
     assert cipher.decrypt(token) == outcome.monitored.explanation
     events = [r[0] for r in rows(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
     assert events == ["cycle_completed", "alert_raised"]
-    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
 
@@ -156,9 +156,9 @@ def test_failed_cycle_is_recorded_and_the_next_one_runs(
     outcome = execute_cycle(settings, repo, good, clock=clock, actor="daemon")
     assert outcome.cycle_index == 0  # a failed cycle does not advance the drift schedule
     assert rows(settings, "SELECT status FROM runs ORDER BY id") == [("failed",), ("ok",)]
-    kinds = [r.event_type for r in repo.iter_audit()]
+    kinds = [r.event_type for r in repo.iter_records()]
     assert kinds == ["cycle_failed", "cycle_completed", "alert_raised"]
-    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
 

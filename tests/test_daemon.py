@@ -53,7 +53,7 @@ def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Se
     assert any(line.startswith("⚠ ALERT: Fairness Drift Detected!") for line in lines)
     assert lines[-1].startswith("stopped (completed 4 cycles): 4 ok, 0 failed")
     repo = open_repository(settings, readonly=True)
-    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
 
@@ -84,7 +84,7 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
     assert query(settings, "SELECT status FROM runs ORDER BY id") == [
         ("failed",), ("ok",), ("ok",)]
     assert any("cycle failed: OSError: injected" in line for line in lines)
-    assert verify_chain(repo.iter_audit("id"), repo.iter_audit("seq")).intact
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
 

@@ -137,7 +137,7 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
                     actor="t", ts="2026-01-01T00:00:00.000000Z")
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)
-    report = verify_chain(repo.iter_audit("id"), repo.iter_audit("seq"))
+    report = verify_chain(repo.iter_records(), repo.iter_links())
     assert report.intact
     assert report.count == 1
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fairlens_monitor.errors import AlreadyRunningError, StoreError
 
@@ -157,6 +157,31 @@ def ensure_schema(engine: Engine, url: str) -> None:
     elif revision != head:
         raise StoreError(url, f"schema is at revision {revision} but this version needs "
                               f"{head}; run 'fairlens-monitor db upgrade' (back it up first)")
+
+
+def check_readable(engine: Engine, url: str) -> None:
+    """Make sure a database can be read by this version, or say what to do.
+
+    Args:
+        engine: an engine on the database (read-only is enough).
+        url: its URL, for messages.
+
+    Raises:
+        StoreError: the database is locked past the busy timeout, empty (no schema yet), or
+            at a schema revision other than this version's.
+    """
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(url, f"cannot be read right now ({exc.orig}); it may be locked by a "
+                              "long write: try again") from None
+    head = head_revision(url)
+    if revision is None:
+        raise StoreError(url, "is empty: the daemon has not created its schema yet; start "
+                              "it with 'make run' or 'fairlens-monitor run'")
+    if revision != head:
+        raise StoreError(url, f"is at schema revision {revision}, this version reads {head}; "
+                              "run 'fairlens-monitor db upgrade' (back it up first)")
 
 
 @contextmanager

@@ -136,27 +136,20 @@ class Repository:
             rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last))
             return [_record(row) for row in reversed(rows.all())]
 
-    def iter_audit(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
-        """Yield every audit record, streaming.
+    def iter_records(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
+        """Yield every audit record as plain rows, streaming.
 
         Args:
             order: ``id`` (storage order) or ``seq``.
             batch: rows fetched at a time.
         """
         column = {"id": AuditEvent.id, "seq": AuditEvent.seq}[order]
-        with self._session() as s:
-            query = select(AuditEvent).order_by(column).execution_options(yield_per=batch)
-            for row in s.scalars(query):
-                yield _record(row)
-
-    def iter_records(self, batch: int = 5000) -> Iterator[AuditRecord]:
-        """Yield every audit record in storage order, as plain rows (fast, for verify)."""
         cols = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
                 AuditEvent.payload, AuditEvent.prev_hash, AuditEvent.hash,
                 AuditEvent.canonical)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
-                select(*cols).order_by(AuditEvent.id))
+                select(*cols).order_by(column))
             for row in result:
                 yield AuditRecord(*row)
 
