@@ -95,7 +95,7 @@ def analyze_feature_impact(
     mean_u, mean_p = float(x[is_u].mean()), float(x[is_p].mean())
     pooled_sd = float(np.sqrt((x[is_u].var() + x[is_p].var()) / 2))
     std_diff = (mean_p - mean_u) / pooled_sd if pooled_sd > 0 else 0.0
-    p_value = _welch_p(x[is_u], x[is_p])
+    p_value = welch_p_value(x[is_u], x[is_p])
     differs = abs(std_diff) >= ALIKE_STANDARDISED_DIFFERENCE and p_value < DIFFERENCE_ALPHA
     bands_with_gap = int(((rate_p - rate_u) > 0)[shared].sum())
     result: dict[str, Any] = {
@@ -144,12 +144,31 @@ def generate_explanation(
     return f"{text} Context: {listed}." if listed else text
 
 
-def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import stats  # deferred: scipy.stats costs ~0.9 s to import
+def welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of Welch's t-test (unequal variances) for a difference in means.
 
-    if len(a) < 2 or len(b) < 2 or (a.var() == 0 and b.var() == 0):
-        return 1.0 if a.mean() == b.mean() or len(a) < 2 or len(b) < 2 else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    The statistic and Welch–Satterthwaite degrees of freedom are computed here; the Student-t
+    distribution is scipy's (``scipy.special.stdtr``, which imports in a third of the time of
+    ``scipy.stats``). Equals ``scipy.stats.ttest_ind(a, b, equal_var=False).pvalue`` (tested).
+
+    Args:
+        a: values of one group.
+        b: values of the other.
+
+    Returns:
+        The p-value; 1.0 when a group has fewer than two values or neither varies and the
+        means are equal, 0.0 when neither varies and the means differ.
+    """
+    from scipy.special import stdtr  # deferred: scipy costs start-up time
+
+    if len(a) < 2 or len(b) < 2:
+        return 1.0
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def _quantile_bands(x: np.ndarray, n_bands: int) -> np.ndarray:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
+from fairlens_monitor.explain import analyze_feature_impact, generate_explanation, welch_p_value
 from fairlens_monitor.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.simulate import generate_loan_data
 
@@ -83,3 +87,23 @@ def test_missing_feature_column_is_named() -> None:
     df = generate_loan_data(10, 0.0).drop(columns="credit_score")
     with pytest.raises(DataError, match="'credit_score'"):
         analyze_feature_impact(df)
+
+
+@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40),
+       st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_welch_p_value_matches_scipy(a: list[float], b: list[float]) -> None:
+    from scipy.stats import ttest_ind
+
+    x, y = np.array(a), np.array(b)
+    assume(x.var() > 1e-6 or y.var() > 1e-6)
+    with warnings.catch_warnings():  # scipy warns about its own precision on constant groups
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = ttest_ind(x, y, equal_var=False).pvalue
+    assert welch_p_value(x, y) == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
+def test_welch_p_value_degenerate_groups() -> None:
+    assert welch_p_value(np.array([1.0]), np.array([1.0, 2.0])) == 1.0
+    assert welch_p_value(np.array([3.0, 3.0]), np.array([3.0, 3.0])) == 1.0
+    assert welch_p_value(np.array([3.0, 3.0]), np.array([4.0, 4.0])) == 0.0
