@@ -153,8 +153,10 @@ def dashboard(settings: Settings, range_name: str) -> None:
     left.subheader("Approval-rate gap")
     left.line_chart(hist, x="time", y="gap_mean", color="scenario")
     right.subheader("Approval rate per group (monitored)")
-    right.line_chart(hist[hist["scenario"] == "monitored"], x="time",
-                     y=["unprivileged_rate", "privileged_rate"])
+    groups = {"unprivileged_rate": str(row["unprivileged_group"]),
+              "privileged_rate": str(row["privileged_group"])}
+    right.line_chart(hist[hist["scenario"] == "monitored"].rename(columns=groups), x="time",
+                     y=list(groups.values()))
 
     _alerts(settings, loaded["alerts"])
     _health(settings, loaded["health"])
