@@ -168,21 +168,20 @@ class FailedCycle:
     scheduled_for: datetime | None
 
 
-def describe_failure(exc: BaseException, *, started: datetime, finished: datetime, actor: str,
-                     scheduled_for: datetime | None) -> FailedCycle:
-    """Capture what a failed cycle needs to be recorded later.
+def error_text(exc: BaseException) -> str:
+    """Describe a failure in one line, truncated to ``MAX_ERROR_CHARS``.
 
     A database error is described by the driver's own message ("OperationalError: database
     is locked"), not SQLAlchemy's full text, which repeats the SQL and its parameters.
     """
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
-    error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-    return FailedCycle(started, finished, error, actor, scheduled_for)
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
-                  actor: str, scheduled_for: datetime | None = None) -> CycleOutcome:
+                  actor: str, scheduled_for: datetime | None = None,
+                  unrecorded: list[FailedCycle] | None = None) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
 
     Args:
@@ -192,21 +191,24 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         clock: returns the current aware UTC time.
         actor: ``daemon`` or ``cli``.
         scheduled_for: the scheduled fire time, if any.
+        unrecorded: where to keep a failure the database refused to record (e.g. while it
+            is locked), so the caller can record it later with :func:`record_failure`.
 
     Returns:
         The committed outcome.
 
     Raises:
-        Exception: whatever the cycle raised, after the failure was recorded (if the
-            database accepted the record; if not, that is logged too).
+        Exception: whatever the cycle raised, after the failure was recorded (or kept in
+            ``unrecorded``, or logged when there is no such list).
     """
     started = clock()
     try:
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
                          scheduled_for=scheduled_for)
     except Exception as exc:
-        record_failure(settings, repo, describe_failure(
-            exc, started=started, finished=clock(), actor=actor, scheduled_for=scheduled_for))
+        failed = FailedCycle(started, clock(), error_text(exc), actor, scheduled_for)
+        if record_failure(settings, repo, failed) is None and unrecorded is not None:
+            unrecorded.append(failed)
         raise
 
 

@@ -36,9 +36,9 @@ from fairlens_monitor.crypto import AlertCipher
 from fairlens_monitor.cycle import (
     Clock,
     FailedCycle,
-    describe_failure,
+    error_text,
+    execute_cycle,
     record_failure,
-    run_cycle,
     utc_now,
 )
 from fairlens_monitor.render import cycle_lines
@@ -123,18 +123,15 @@ class Daemon:
     def _cycle(self) -> None:
         scheduled = self._fire_time(datetime.now(UTC))
         self._record_pending_failures()
-        started = self.clock()
         try:
-            outcome = run_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
-                                actor="daemon", scheduled_for=scheduled)
+            outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
+                                    actor="daemon", scheduled_for=scheduled,
+                                    unrecorded=self.unrecorded)
         except Exception as exc:
             self.stats.cycles_failed += 1
-            failed = describe_failure(exc, started=started, finished=self.clock(),
-                                      actor="daemon", scheduled_for=scheduled)
-            if record_failure(self.settings, self.repo, failed) is None:
-                self.unrecorded.append(failed)
-            log.error("cycle failed: %s", failed.error)
-            self.emit(f"✗ cycle failed: {failed.error} (the next cycle will run as scheduled)")
+            error = error_text(exc)
+            log.error("cycle failed: %s", error)
+            self.emit(f"✗ cycle failed: {error} (the next cycle will run as scheduled)")
         else:
             self.stats.cycles_ok += 1
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
