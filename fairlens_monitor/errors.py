@@ -81,14 +81,3 @@ class CannotVerifyError(FairlensError):
 
     def __init__(self, missing: str, fix: str) -> None:
         super().__init__(f"cannot verify: {missing}; {fix}")
-
-
-class ChainIntegrityError(FairlensError):
-    """The audit chain does not verify: history was changed after it was written."""
-
-    exit_code = 1
-
-    def __init__(self, seq: int, kind: str, detail: str) -> None:
-        self.seq = seq
-        self.kind = kind
-        super().__init__(f"audit chain broken at seq {seq} ({kind}): {detail}")

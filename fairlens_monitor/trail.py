@@ -29,7 +29,6 @@ class TrailReport:
     anchor_file: Path
     anchor_checkpoints: int
     database_checkpoints: int
-    unreadable_anchor_lines: list[int]
 
 
 def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> TrailReport:
@@ -64,8 +63,7 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> Tr
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors)
-    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
-                       contents.bad_lines)
+    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored))
 
 
 def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,

@@ -124,12 +124,6 @@ class Repository:
             rows = s.scalars(select(Reading).order_by(Reading.id.desc()).limit(last)).all()
         return list(reversed(rows))
 
-    def latest_runs(self, last: int) -> list[Run]:
-        """Return the ``last`` most recent runs, oldest first."""
-        with self._session() as s:
-            rows = s.scalars(select(Run).order_by(Run.id.desc()).limit(last)).all()
-        return list(reversed(rows))
-
     def audit_tail(self, last: int) -> list[AuditRecord]:
         """Return the ``last`` audit records, oldest first."""
         with self._session() as s:
