@@ -1,0 +1,387 @@
+"""Groups: from decision rows to a table of counts per group, and from counts to a verdict.
+
+simulate → **measure** → detect → alert → log. A protected attribute may have any number of
+values (age bands, say) or be the intersection of two attributes (gender × age band). Rows
+become group labels once (:func:`group_labels`), labels become counts with one vectorised
+pass (:func:`count_groups`, ``numpy.bincount``), and everything else — impact ratios against
+a reference, intervals, Holm-adjusted p-values, verdicts and the ground-truth metrics — is
+computed from that small table (:func:`assess`, :func:`outcome_metrics`). Pure: no I/O.
+
+Groups smaller than ``min_group_share`` of the rows (NYC Local Law 144 uses 2%) are reported
+as ``excluded`` with their counts, never dropped silently; missing attribute values form
+their own counted group, ``(missing)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from fairlens_monitor import stats
+from fairlens_monitor.errors import DataError
+from fairlens_monitor.metrics import binary_outcome, require_columns
+
+MISSING = "(missing)"
+JOIN = " & "
+Reference = Literal["privileged", "highest"]
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """How to form groups and judge them (validated in ``config.py`` and the CLI)."""
+
+    attributes: tuple[str, ...] = ("gender",)
+    bands: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    reference: Reference = "privileged"
+    privileged_value: str | None = "Male"
+    unprivileged_value: str | None = "Female"
+    threshold: float = 0.8
+    alpha: float = 0.05
+    confidence: float = 0.95
+    min_group_size: int = 30
+    min_group_share: float = 0.02
+
+    @property
+    def attribute_name(self) -> str:
+        """The attribute as stored in a reading: one column, or ``a & b``."""
+        return JOIN.join(self.attributes)
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """Counts per group; ``positives``/``true_pos``/``false_pos`` when a label is known."""
+
+    labels: tuple[str, ...]
+    applicants: np.ndarray
+    approved: np.ndarray
+    positives: np.ndarray | None = None
+    true_pos: np.ndarray | None = None
+    false_pos: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One group of a reading. ``role`` is ``reference``, ``compared`` or ``excluded``."""
+
+    label: str
+    role: str
+    applicants: int
+    approved: int
+    rate: float
+    share: float
+    comparison: stats.Comparison | None = None
+    p_adjusted: float | None = None
+    verdict: stats.Verdict | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A whole reading: every group, the reference, the headline group and the verdict."""
+
+    groups: tuple[GroupResult, ...]
+    reference: GroupResult
+    headline: GroupResult | None
+    verdict: stats.Verdict
+    reason: str
+
+    @property
+    def excluded(self) -> tuple[GroupResult, ...]:
+        """Groups below the minimum share, reported but not compared."""
+        return tuple(g for g in self.groups if g.role == "excluded")
+
+
+def band_label(edges: Sequence[float], index: int) -> str:
+    """Name band ``index`` of the bands cut at ``edges``: ``<25``, ``[25, 40)``, ``>=40``."""
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+    if index == 0:
+        return f"<{fmt(edges[0])}"
+    if index == len(edges):
+        return f">={fmt(edges[-1])}"
+    return f"[{fmt(edges[index - 1])}, {fmt(edges[index])})"
+
+
+def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") -> pd.Series:
+    """Give every row its group label (vectorised).
+
+    Args:
+        df: one row per decision.
+        spec: the attribute column(s) and numeric bands.
+        where: how to name the data in errors.
+
+    Returns:
+        A string Series aligned with ``df``: the value (or band) of one attribute, or
+        ``"a & b"`` for two; missing values are labelled ``(missing)``.
+
+    Raises:
+        DataError: a column is missing, or a banded column is not numeric.
+    """
+    require_columns(df, list(spec.attributes), where=where)
+    parts = []
+    for column in spec.attributes:
+        values = df[column]
+        edges = spec.bands.get(column)
+        if edges:
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = numeric.isna() & values.notna()
+            if bad.any():
+                examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
+                raise DataError(f"column '{column}' of {where} is banded but has "
+                                f"{int(bad.sum())} values that are not numbers (e.g. "
+                                f"{examples})", column=column)
+            index = np.searchsorted(np.asarray(edges, dtype=float), numeric.to_numpy(float),
+                                    side="right")
+            names = np.array([band_label(edges, i) for i in range(len(edges) + 1)], dtype=object)
+            labels = pd.Series(names[index], index=df.index, dtype=object)
+            labels[numeric.isna().to_numpy()] = MISSING
+        else:
+            labels = values.astype(object).where(values.notna(), MISSING).astype(str)
+        parts.append(labels.astype(str))
+    out = parts[0]
+    for extra in parts[1:]:
+        out = out + JOIN + extra
+    return out
+
+
+def count_groups(labels: pd.Series, outcome: np.ndarray,
+                 label: np.ndarray | None = None) -> GroupTable:
+    """Count applicants and approvals (and label outcomes) per group with ``bincount``.
+
+    Args:
+        labels: the group label of each row.
+        outcome: the boolean decision of each row.
+        label: the boolean ground truth of each row (e.g. repaid), or None.
+
+    Returns:
+        The table, groups in sorted label order.
+    """
+    codes, uniques = pd.factorize(labels, sort=True)
+    k = len(uniques)
+
+    def count(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes, weights=weights, minlength=k).astype(np.int64)
+
+    y = np.asarray(outcome, dtype=bool)
+    names = tuple(str(u) for u in uniques)
+    if label is None:
+        return GroupTable(names, count(), count(y.astype(float)))
+    truth = np.asarray(label, dtype=bool)
+    return GroupTable(names, count(), count(y.astype(float)), count(truth.astype(float)),
+                      count((y & truth).astype(float)), count((y & ~truth).astype(float)))
+
+
+def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
+                     label: str | None = None, *, where: str = "the data") -> GroupTable:
+    """Validate the columns of ``df`` and count its groups.
+
+    Raises:
+        DataError: a column is missing, or the outcome/label is not binary.
+    """
+    require_columns(df, [outcome] + ([label] if label else []), where=where)
+    labels = group_labels(df, spec, where=where)
+    y = binary_outcome(df[outcome], outcome)
+    truth = binary_outcome(df[label], label) if label else None
+    return count_groups(labels, y, truth)
+
+
+def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
+    """Compare every group with the reference group and reach the reading's verdict.
+
+    The reference is the privileged value, or (``reference: highest``, NYC LL144) the
+    included group with the highest approval rate. Groups under ``min_group_share`` are
+    excluded (reported, not compared). p-values are Holm-adjusted across the compared groups.
+    The headline group is ``unprivileged_value`` when given, else the compared group with the
+    lowest ratio. The verdict is the most severe of the compared groups' verdicts.
+
+    Args:
+        table: counts per group.
+        spec: reference choice, thresholds and minimum sizes.
+
+    Returns:
+        The assessment.
+
+    Raises:
+        DataError: the table is empty, or a named privileged/unprivileged value is absent.
+    """
+    total = int(table.applicants.sum())
+    if total == 0:
+        raise DataError("no decisions to measure (0 rows)")
+    shares = table.applicants / total
+    base = [GroupResult(label, "compared", int(n), int(a), stats.rate(int(a), int(n)), float(s))
+            for label, n, a, s in zip(table.labels, table.applicants, table.approved, shares,
+                                      strict=True)]
+    reference = _reference(base, spec)
+    compared = [g for g in base if g.label != reference.label and g.share >= spec.min_group_share]
+    comparisons = [stats.compare(g.approved, g.applicants, reference.approved,
+                                 reference.applicants, confidence=spec.confidence)
+                   for g in compared]
+    adjusted = stats.holm([c.p_value for c in comparisons])
+    results: dict[str, GroupResult] = {}
+    for g, c, p in zip(compared, comparisons, adjusted, strict=True):
+        v, why = stats.verdict(c, p, threshold=spec.threshold, alpha=spec.alpha,
+                               min_group_size=spec.min_group_size)
+        results[g.label] = GroupResult(g.label, "compared", g.applicants, g.approved, g.rate,
+                                       g.share, c, p, v, why)
+    ordered = []
+    for g in base:
+        if g.label == reference.label:
+            ordered.append(GroupResult(g.label, "reference", g.applicants, g.approved, g.rate,
+                                       g.share))
+        elif g.label in results:
+            ordered.append(results[g.label])
+        else:
+            ordered.append(GroupResult(g.label, "excluded", g.applicants, g.approved, g.rate,
+                                       g.share, reason=f"{g.share:.1%} of rows "
+                                       f"(< {spec.min_group_share:.1%})"))
+    headline = _headline(list(results.values()), spec)
+    verdict = stats.worst([r.verdict for r in results.values() if r.verdict])
+    reason = _reason(verdict, list(results.values()), reference)
+    ref_result = next(g for g in ordered if g.role == "reference")
+    return Assessment(tuple(ordered), ref_result, headline, verdict, reason)
+
+
+def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:
+    if spec.reference == "privileged":
+        for g in groups:
+            if g.label == spec.privileged_value:
+                return g
+        raise DataError(f"privileged value {spec.privileged_value!r} does not occur in "
+                        f"'{spec.attribute_name}' (values: {_listing(groups)})",
+                        column=spec.attribute_name)
+    included = [g for g in groups if g.share >= spec.min_group_share] or groups
+    return max(included, key=lambda g: (g.rate, g.applicants))
+
+
+def _headline(compared: list[GroupResult], spec: GroupSpec) -> GroupResult | None:
+    if spec.unprivileged_value is not None:
+        for g in compared:
+            if g.label == spec.unprivileged_value:
+                return g
+        return None
+    if not compared:
+        return None
+
+    def key(g: GroupResult) -> tuple[float, float]:
+        ratio = g.comparison.ratio if g.comparison else None
+        return (float("inf") if ratio is None else ratio, -g.applicants)
+    return min(compared, key=key)
+
+
+def _reason(verdict: str, compared: list[GroupResult], reference: GroupResult) -> str:
+    if not compared:
+        return f"no group to compare with the reference {reference.label!r}"
+    worst = [g for g in compared if g.verdict == verdict]
+    return "; ".join(f"{g.label}: {g.reason}" for g in worst)
+
+
+def _listing(groups: list[GroupResult]) -> str:
+    return ", ".join(repr(g.label) for g in groups[:12])
+
+
+def require_value(table: GroupTable, value: str, what: str, attribute: str) -> None:
+    """Raise DataError unless ``value`` is one of the table's group labels."""
+    if value not in table.labels:
+        shown = ", ".join(repr(v) for v in table.labels[:12])
+        raise DataError(f"{what} {value!r} does not occur in '{attribute}' (values: {shown})",
+                        column=attribute)
+
+
+@dataclass(frozen=True)
+class OutcomeMetrics:
+    """Ground-truth fairness metrics over the included groups (fairlearn's definitions).
+
+    A value is None where fairlearn's is NaN (a ratio whose largest group rate is 0).
+    """
+
+    demographic_parity_difference: float
+    demographic_parity_ratio: float | None
+    equal_opportunity_difference: float
+    equalized_odds_difference: float
+    equalized_odds_ratio: float | None
+
+
+def outcome_metrics(table: GroupTable, include: Sequence[str] | None = None) -> OutcomeMetrics:
+    """Demographic parity, equal opportunity and equalized odds from the count table.
+
+    Equal to ``fairlearn.metrics`` (``demographic_parity_difference``/``_ratio``,
+    ``equal_opportunity_difference``, ``equalized_odds_difference``/``_ratio`` with their
+    defaults) on the rows the table was counted from (tested with Hypothesis). As in
+    fairlearn, a group with no positive (negative) labels has a true (false) positive rate of
+    0, and when no group has a false positive the equalized odds ratio is the true positive
+    rate ratio alone.
+
+    Args:
+        table: counts with ``positives``/``true_pos``/``false_pos``.
+        include: labels of the groups to use (default: all).
+
+    Returns:
+        The metrics.
+
+    Raises:
+        ValueError: the table has no label counts or no group is included.
+    """
+    if table.positives is None or table.true_pos is None or table.false_pos is None:
+        raise ValueError("outcome metrics need a ground-truth label column")
+    keep = np.array([include is None or lab in include for lab in table.labels], dtype=bool)
+    if not keep.any():
+        raise ValueError("no group to compute outcome metrics over")
+    n, a = table.applicants[keep], table.approved[keep]
+    pos, tp, fp = table.positives[keep], table.true_pos[keep], table.false_pos[keep]
+    neg = n - pos
+    selection = a / n
+    tpr = np.divide(tp, pos, out=np.zeros(len(n)), where=pos > 0)
+    fpr = np.divide(fp, neg, out=np.zeros(len(n)), where=neg > 0)
+    tpr_diff, fpr_diff = float(np.ptp(tpr)), float(np.ptp(fpr))
+    tpr_ratio, fpr_ratio = _min_max_ratio(tpr), _min_max_ratio(fpr)
+    return OutcomeMetrics(
+        demographic_parity_difference=float(np.ptp(selection)),
+        demographic_parity_ratio=_min_max_ratio(selection),
+        equal_opportunity_difference=tpr_diff,
+        equalized_odds_difference=max(tpr_diff, fpr_diff),
+        equalized_odds_ratio=(tpr_ratio if tpr_ratio is None or fpr_ratio is None
+                              else min(tpr_ratio, fpr_ratio)),
+    )
+
+
+def _min_max_ratio(values: np.ndarray) -> float | None:
+    top = float(values.max())
+    return None if top == 0 else float(values.min()) / top
+
+
+def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> dict[str, Any]:
+    """Render an assessment (and outcome metrics) as plain JSON-ready data.
+
+    Returns:
+        ``{"verdict", "reason", "reference", "headline", "groups": [...], "outcome_metrics"}``.
+    """
+    def group(g: GroupResult) -> dict[str, Any]:
+        out: dict[str, Any] = {"group": g.label, "role": g.role, "applicants": g.applicants,
+                               "approved": g.approved, "rate": g.rate, "share": g.share}
+        if g.comparison is not None:
+            c = g.comparison
+            out.update({"impact_ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                        "gap": c.gap, "p_value": c.p_value, "p_adjusted": g.p_adjusted,
+                        "test": c.test, "shortfall": c.shortfall, "verdict": g.verdict})
+        if g.reason is not None:
+            out["reason"] = g.reason
+        return out
+
+    return {
+        "verdict": assessment.verdict,
+        "reason": assessment.reason,
+        "reference": assessment.reference.label,
+        "headline": None if assessment.headline is None else assessment.headline.label,
+        "groups": [group(g) for g in assessment.groups],
+        "outcome_metrics": None if metrics is None else {
+            "demographic_parity_difference": metrics.demographic_parity_difference,
+            "demographic_parity_ratio": metrics.demographic_parity_ratio,
+            "equal_opportunity_difference": metrics.equal_opportunity_difference,
+            "equalized_odds_difference": metrics.equalized_odds_difference,
+            "equalized_odds_ratio": metrics.equalized_odds_ratio,
+        },
+    }
