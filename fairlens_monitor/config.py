@@ -10,12 +10,13 @@ environment resolve against the working directory.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
 import yaml
@@ -24,11 +25,18 @@ from sqlalchemy.exc import ArgumentError
 
 from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
+from fairlens_monitor.trend import CusumSettings
+
+if TYPE_CHECKING:
+    from fairlens_monitor.groups import GroupSpec
 
 ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
 MAX_SEED = 2**32 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Columns of the built-in simulator that can be measured (see simulate.py).
+SIMULATOR_ATTRIBUTES = ("gender", "age", "credit_score")
+SIMULATOR_LABELS = ("repaid",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,22 @@ class SimulationSettings:
 class ThresholdSettings:
     dir: float
     gap: float
+    alpha: float = 0.05
+    min_group_size: int = 30
+    min_group_share: float = 0.02
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    """Which groups are compared, against which reference, and the optional true label."""
+
+    protected_attributes: tuple[str, ...] = ("gender",)
+    bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    reference: str = "privileged"
+    privileged_value: str | None = "Male"
+    unprivileged_value: str | None = "Female"
+    label: str | None = "repaid"
+    confidence: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class KeySettings:
 @dataclass(frozen=True)
 class AlertSettings:
     echo_plaintext: bool
+    close_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -89,20 +114,39 @@ class Settings:
     alerts: AlertSettings
     logging: LoggingSettings
     audit: AuditSettings
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
+    drift_detection: CusumSettings = field(default_factory=CusumSettings)
+
+    def group_spec(self) -> GroupSpec:
+        """Return how readings form and judge groups under these settings."""
+        from fairlens_monitor.groups import GroupSpec  # deferred: pandas costs start-up time
+
+        m, t = self.measurement, self.thresholds
+        return GroupSpec(
+            attributes=m.protected_attributes, bands=dict(m.bands),
+            reference="highest" if m.reference == "highest" else "privileged",
+            privileged_value=m.privileged_value, unprivileged_value=m.unprivileged_value,
+            threshold=t.dir, alpha=t.alpha, confidence=m.confidence,
+            min_group_size=t.min_group_size, min_group_share=t.min_group_share)
 
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the settings that shape a reading.
 
-        Covers schedule, simulation and thresholds, in RFC 8785 canonical JSON; deployment
-        locations (database URL, key folder) and logging are left out so the same monitoring
-        rules hash the same on every machine.
+        Covers schedule, simulation, thresholds, measurement, drift detection and when
+        alerts close, in RFC 8785 canonical JSON; deployment locations (database URL, key
+        folder) and logging are left out so the same monitoring rules hash the same on
+        every machine.
         """
-        shaping = {
+        shaping: dict[str, Any] = {
             "schedule": asdict(self.schedule),
             "simulation": asdict(self.simulation),
             "thresholds": asdict(self.thresholds),
+            "measurement": asdict(self.measurement),
+            "drift_detection": asdict(self.drift_detection),
+            "alerts.close_after": self.alerts.close_after,
         }
-        return hashlib.sha256(rfc8785.dumps(shaping)).hexdigest()
+        plain = json.loads(json.dumps(shaping))  # tuples become lists, as RFC 8785 expects
+        return hashlib.sha256(rfc8785.dumps(plain)).hexdigest()
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
@@ -150,13 +194,20 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     """
     root = _mapping(raw, "(top level)")
     _reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
-                               "alerts", "logging", "audit"})
+                               "alerts", "logging", "audit", "measurement",
+                               "drift_detection"})
     db = _section(root, "database", {"url", "busy_timeout_ms"})
     schedule = _section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
     sim = _section(root, "simulation", {"n_samples", "seed", "drift"})
-    thresholds = _section(root, "thresholds", {"dir", "gap"})
+    thresholds = _section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
+                                               "min_group_share"})
     keys = _section(root, "keys", {"dir"})
-    alerts = _section(root, "alerts", {"echo_plaintext"}, required=False)
+    alerts = _section(root, "alerts", {"echo_plaintext", "close_after"}, required=False)
+    measurement = _section(root, "measurement", {
+        "protected_attributes", "bands", "reference", "privileged_value",
+        "unprivileged_value", "label", "confidence"}, required=False)
+    cusum = _section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
+                     required=False)
     logging_ = _section(root, "logging", {"level"}, required=False)
     audit = _section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
 
@@ -189,10 +240,24 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         thresholds=ThresholdSettings(
             dir=_number(thresholds, "thresholds.dir", positive=True),
             gap=_number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
+            alpha=_open_unit(thresholds, "thresholds.alpha", default=0.05),
+            min_group_size=int(_number(thresholds, "thresholds.min_group_size", default=30,
+                                       integer=True, minimum=1)),
+            min_group_share=_number(thresholds, "thresholds.min_group_share", default=0.02,
+                                    minimum=0, maximum=0.5),
         ),
         keys=KeySettings(dir=_resolve_path(key_dir_text, key_base)),
         alerts=AlertSettings(
             echo_plaintext=_boolean(alerts, "alerts.echo_plaintext", default=False),
+            close_after=int(_number(alerts, "alerts.close_after", default=3, integer=True,
+                                    minimum=1)),
+        ),
+        measurement=_measurement(measurement),
+        drift_detection=CusumSettings(
+            baseline_readings=int(_number(cusum, "drift_detection.baseline_readings",
+                                          default=30, integer=True, minimum=2)),
+            slack=_number(cusum, "drift_detection.slack", default=0.75, minimum=0),
+            threshold=_number(cusum, "drift_detection.threshold", default=8.0, positive=True),
         ),
         logging=LoggingSettings(level=level),
         audit=AuditSettings(
@@ -202,6 +267,80 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                 _string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
         ),
     )
+
+
+def _measurement(section: Mapping[str, Any]) -> MeasurementSettings:
+    key = "measurement.protected_attributes"
+    attributes = section.get("protected_attributes", ["gender"])
+    if isinstance(attributes, str):
+        attributes = [attributes]
+    if (not isinstance(attributes, list) or not 1 <= len(attributes) <= 2
+            or len(set(map(str, attributes))) != len(attributes)):
+        raise ConfigError(key, f"expected one column or a list of two different columns "
+                          f"(an intersection), got {attributes!r}")
+    for name in attributes:
+        if name not in SIMULATOR_ATTRIBUTES:
+            raise ConfigError(key, f"the simulator has no column {name!r}; choose from "
+                              f"{', '.join(SIMULATOR_ATTRIBUTES)}")
+    bands = _bands(section.get("bands") or {}, attributes)
+    for name in attributes:
+        if name in ("age", "credit_score") and name not in dict(bands):
+            raise ConfigError("measurement.bands", f"numeric column {name!r} needs band "
+                              f"edges, e.g. bands: {{{name}: [25]}}")
+    reference = section.get("reference", "privileged")
+    if reference not in ("privileged", "highest"):
+        raise ConfigError("measurement.reference",
+                          f"expected 'privileged' or 'highest', got {reference!r}")
+    gender = list(attributes) == ["gender"]  # the demo defaults name gender's values
+    privileged = _group_value(section, "privileged_value", "Male" if gender else None)
+    if reference == "privileged" and privileged is None:
+        raise ConfigError("measurement.privileged_value",
+                          "required when reference is 'privileged'")
+    label = section.get("label", "repaid")
+    if label is not None and label not in SIMULATOR_LABELS:
+        raise ConfigError("measurement.label", f"the simulator has no label column {label!r}; "
+                          f"use {', '.join(SIMULATOR_LABELS)} or null")
+    return MeasurementSettings(
+        protected_attributes=tuple(attributes), bands=bands, reference=reference,
+        privileged_value=privileged if reference == "privileged" else None,
+        unprivileged_value=_group_value(section, "unprivileged_value",
+                                        "Female" if gender else None),
+        label=label,
+        confidence=_open_unit(section, "measurement.confidence", default=0.95),
+    )
+
+
+def _bands(value: Any, attributes: list[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    key = "measurement.bands"
+    spec = _mapping(value, key)
+    out = []
+    for column, edges in spec.items():
+        if column not in attributes:
+            raise ConfigError(f"{key}.{column}", "not one of measurement.protected_attributes")
+        if (not isinstance(edges, list) or not edges
+                or any(isinstance(e, bool) or not isinstance(e, int | float) for e in edges)
+                or sorted(set(edges)) != edges):
+            raise ConfigError(f"{key}.{column}", f"expected increasing numbers, e.g. [25, 40], "
+                              f"got {edges!r}")
+        out.append((str(column), tuple(float(e) for e in edges)))
+    return tuple(out)
+
+
+def _group_value(section: Mapping[str, Any], name: str, default: str | None) -> str | None:
+    value = section.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"measurement.{name}", f"expected a group label, got {value!r}")
+    return str(value)
+
+
+def _open_unit(section: Mapping[str, Any], key: str, *, default: float) -> float:
+    value = section.get(key.rsplit(".", 1)[-1], default)
+    number = _as_number(value, key, "a number strictly between 0 and 1")
+    if not 0.0 < number < 1.0:
+        raise ConfigError(key, f"expected a number strictly between 0 and 1, got {value!r}")
+    return number
 
 
 def _drift(value: Any, key: str) -> DriftSchedule:
@@ -216,12 +355,13 @@ def _drift(value: Any, key: str) -> DriftSchedule:
         _reject_unknown(spec, key, {"mode", "level"})
         return DriftSchedule("constant", _unit(_required(spec, "level", key), f"{key}.level"))
     if mode == "ramp":
-        _reject_unknown(spec, key, {"mode", "start", "end", "cycles"})
+        _reject_unknown(spec, key, {"mode", "start", "end", "cycles", "hold"})
         return DriftSchedule(
             "ramp",
             start=_unit(_required(spec, "start", key), f"{key}.start"),
             end=_unit(_required(spec, "end", key), f"{key}.end"),
             cycles=int(_number(spec, f"{key}.cycles", integer=True, minimum=2)),
+            hold=int(_number(spec, f"{key}.hold", default=0, integer=True, minimum=0)),
         )
     raise ConfigError(f"{key}.mode", f"expected 'constant' or 'ramp', got {mode!r}")
 

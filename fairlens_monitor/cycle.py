@@ -1,8 +1,9 @@
 """One monitoring cycle: simulate → measure → detect → alert → log, glued in one place.
 
-``measure_cycle`` is pure (its inputs fix its output). ``run_cycle`` adds the edges: the
-clock, the Fernet key and one database transaction holding the run, both readings, the
-alert and the audit events. ``execute_cycle`` records a cycle that raised as a failed run
+``measure.measure_cycle`` is pure (its inputs fix its output). ``run_cycle`` adds the edges:
+the clock, the drift chart's state from earlier readings, the Fernet key and one database
+transaction holding the run, both readings with their group results, the alert episode
+transitions and the audit events. ``execute_cycle`` records a cycle that raised as a failed run
 (plus a ``cycle_failed`` audit event) before re-raising, so no failure goes unrecorded.
 """
 
@@ -21,11 +22,15 @@ from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
-from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
-from fairlens_monitor.simulate import generate_loan_data, scenario_seed
-from fairlens_monitor.store.models import Alert, Reading, Run
-from fairlens_monitor.store.repository import EventList, Repository
+from fairlens_monitor.measure import (
+    DriftState,
+    ScenarioResult,
+    baseline_from_rows,
+    headline_comparison,
+    measure_cycle,
+)
+from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run
+from fairlens_monitor.store.repository import AlertChange, EventList, Repository
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -35,18 +40,6 @@ MAX_ERROR_CHARS = 2000
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime (the production clock)."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    """One measured scenario: its inputs (enough to reproduce it) and its metrics."""
-
-    scenario: str
-    drift_level: float
-    n_samples: int
-    seed: int
-    metrics: dict[str, Any]
-    explanation: str | None
 
 
 @dataclass(frozen=True)
@@ -62,45 +55,7 @@ class CycleOutcome:
     alert_id: int | None
     token: str | None
     audit: list[AuditRecord]
-
-
-def measure_scenario(settings: Settings, cycle_index: int, scenario: str,
-                     drift_level: float) -> ScenarioResult:
-    """Simulate and measure one scenario of one cycle (pure).
-
-    Args:
-        settings: validated settings (sample size, seed, thresholds).
-        cycle_index: zero-based index of the cycle; with the base seed it fixes the data.
-        scenario: ``reference`` or ``monitored``.
-        drift_level: the drift level to simulate.
-
-    Returns:
-        The scenario's inputs, metrics and (for ``monitored``) explanation.
-    """
-    seed = scenario_seed(settings.simulation.seed, cycle_index, scenario)
-    df = generate_loan_data(settings.simulation.n_samples, drift_level, seed=seed)
-    t = settings.thresholds
-    metrics = calculate_disparate_impact_ratio(df, dir_threshold=t.dir, gap_threshold=t.gap)
-    explanation = None
-    if scenario == "monitored":
-        causes = analyze_feature_impact(df)["causes"]
-        explanation = generate_explanation(metrics["dir"], causes, threshold=t.dir)
-    return ScenarioResult(scenario, drift_level, len(df), seed, metrics, explanation)
-
-
-def measure_cycle(settings: Settings, cycle_index: int) -> tuple[ScenarioResult, ScenarioResult]:
-    """Measure the reference (drift 0) and the monitored scenario of a cycle (pure).
-
-    Args:
-        settings: validated settings; ``simulation.drift`` gives the monitored drift level.
-        cycle_index: zero-based cycle index.
-
-    Returns:
-        ``(reference, monitored)``.
-    """
-    level = settings.simulation.drift.level_at(cycle_index)
-    return (measure_scenario(settings, cycle_index, "reference", 0.0),
-            measure_scenario(settings, cycle_index, "monitored", level))
+    alerts: list[AlertChange]
 
 
 def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
@@ -125,36 +80,57 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
     """
     started = clock()
     index = repo.completed_cycles() if cycle_index is None else cycle_index
-    reference, monitored = measure_cycle(settings, index)
-    token = cipher.encrypt(monitored.explanation or "") if monitored.metrics["dir_alert"] else None
+    spec = settings.group_spec()
+    rows, previous = repo.drift_history(spec.attribute_name,
+                                        settings.drift_detection.baseline_readings)
+    drift = DriftState(baseline_from_rows(rows), previous)
+    reference, monitored = measure_cycle(settings, index, drift)
+    qualifies = {"dir": monitored.verdict == "adverse", "drift": monitored.drift_alert}
     finished = clock()
+    candidates = {
+        kind: Alert(created_at=finished, kind=kind, dir=monitored.metrics["dir"],
+                    verdict=monitored.verdict, token=cipher.encrypt(monitored.explanation or ""),
+                    key_id=cipher.key_id, state="open", clean_streak=0)
+        for kind, yes in qualifies.items() if yes}
     config_hash = settings.config_hash()
     run = Run(cycle_index=index, actor=actor, scheduled_for=scheduled_for, started_at=started,
               finished_at=finished, status="ok", error=None, config_hash=config_hash,
               code_version=__version__)
     readings = [_reading(r, settings, finished, config_hash) for r in (reference, monitored)]
-    alert = None
-    if token is not None:
-        alert = (Alert(created_at=finished, kind="dir", dir=monitored.metrics["dir"],
-                       token=token, key_id=cipher.key_id, state="open"), readings[1])
+    groups = [_group_rows(r) for r in (reference, monitored)]
 
-    def events(run: Run, rows: Sequence[Reading], alert_row: Alert | None) -> EventList:
+    def events(run: Run, rows: Sequence[Reading], changes: Sequence[AlertChange]) -> EventList:
         out: EventList = [("cycle_completed", {
             "run_id": run.id, "cycle_index": index, "drift_level": monitored.drift_level,
             "config_hash": config_hash, "code_version": __version__,
-            "readings": [_reading_summary(row) for row in rows],
+            "readings": [_reading_summary(row, g) for row, g in zip(rows, groups, strict=True)],
         })]
-        if alert_row is not None:
-            out.append(("alert_raised", {
-                "alert_id": alert_row.id, "run_id": run.id, "reading_id": alert_row.reading_id,
-                "kind": alert_row.kind, "dir": alert_row.dir, "key_id": alert_row.key_id,
-                "token_sha256": hashlib.sha256(alert_row.token.encode("ascii")).hexdigest(),
-            }))
+        for change in changes:
+            if change.action == "open":
+                out.append(("alert_raised", {
+                    "alert_id": change.alert.id, "run_id": run.id,
+                    "reading_id": change.alert.reading_id, "kind": change.alert.kind,
+                    "verdict": change.alert.verdict, "dir": change.alert.dir,
+                    "key_id": change.alert.key_id,
+                    "token_sha256": hashlib.sha256(change.alert.token.encode("ascii")).hexdigest(),
+                }))
+            elif change.action == "resolve":
+                out.append(("alert_resolved", {
+                    "alert_ids": change.resolved_ids, "kind": change.alert.kind,
+                    "run_id": run.id, "by": "auto",
+                    "note": f"{change.alert.clean_streak} consecutive readings without "
+                            f"{'an adverse verdict' if change.alert.kind == 'dir' else 'drift'}",
+                }))
         return out
 
-    saved = repo.save_cycle(run, readings, alert, events, actor=actor, ts=rfc3339(finished))
+    saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
+                            close_after=settings.alerts.close_after, actor=actor,
+                            ts=rfc3339(finished))
+    opened = [c for c in saved.alerts if c.action == "open"]
+    token = opened[0].alert.token if opened else None
     return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
-                        saved.alert_id, token, saved.events)
+                        opened[0].alert.id if opened else None, token, saved.events,
+                        saved.alerts)
 
 
 @dataclass(frozen=True)
@@ -240,7 +216,8 @@ def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) ->
 
 
 def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: str) -> Reading:
-    m, d = r.metrics, r.metrics["details"]
+    m, d, (h, c) = r.metrics, r.metrics["details"], headline_comparison(r.assessment)
+    t, o = settings.thresholds, r.outcome
     return Reading(
         scenario=r.scenario, measured_at=at, source="simulator", drift_level=r.drift_level,
         n_samples=r.n_samples, seed=r.seed, protected_attribute=d["protected_attribute"],
@@ -248,17 +225,47 @@ def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: s
         unprivileged_count=d["female_count"], unprivileged_approved=d["female_approved"],
         privileged_count=d["male_count"], privileged_approved=d["male_approved"],
         unprivileged_rate=m["female_rate"], privileged_rate=m["male_rate"], dir=m["dir"],
-        dir_reason=m["reason"], gap=m["gap"], dir_threshold=settings.thresholds.dir,
-        gap_threshold=settings.thresholds.gap, dir_alert=m["dir_alert"],
+        dir_reason=m["reason"], gap=m["gap"], dir_threshold=t.dir,
+        gap_threshold=t.gap, dir_alert=m["dir_alert"],
         gap_alert=m["gap_alert"], config_hash=config_hash, code_version=__version__,
+        verdict=r.verdict, verdict_reason=r.assessment.reason[:MAX_ERROR_CHARS],
+        p_value=c.p_value, p_adjusted=h.p_adjusted, test=c.test, dir_ci_low=c.ci_low,
+        dir_ci_high=c.ci_high, shortfall=c.shortfall, alpha=t.alpha,
+        confidence=settings.measurement.confidence, min_group_size=t.min_group_size,
+        min_group_share=t.min_group_share, reference_mode=settings.measurement.reference,
+        groups_compared=sum(g.role == "compared" for g in r.assessment.groups),
+        groups_excluded=len(r.assessment.excluded), label_column=settings.measurement.label,
+        dp_difference=o and o.demographic_parity_difference,
+        dp_ratio=o and o.demographic_parity_ratio,
+        eop_difference=o and o.equal_opportunity_difference,
+        eodds_difference=o and o.equalized_odds_difference,
+        eodds_ratio=o and o.equalized_odds_ratio,
+        drift_statistic=r.drift_statistic,
+        drift_alert=r.drift_alert if r.scenario == "monitored" else None,
     )
 
 
-def _reading_summary(row: Reading) -> dict[str, Any]:
+def _group_rows(r: ScenarioResult) -> list[GroupResult]:
+    rows = []
+    for g in r.assessment.groups:
+        c = g.comparison
+        rows.append(GroupResult(
+            label=g.label, role=g.role, applicants=g.applicants, approved=g.approved,
+            rate=g.rate, share=g.share, impact_ratio=c and c.ratio, ci_low=c and c.ci_low,
+            ci_high=c and c.ci_high, p_value=c and c.p_value, p_adjusted=g.p_adjusted,
+            test=c and c.test, shortfall=c and c.shortfall, verdict=g.verdict))
+    return rows
+
+
+def _reading_summary(row: Reading, groups: Sequence[GroupResult]) -> dict[str, Any]:
     return {
         "reading_id": row.id, "scenario": row.scenario, "seed": row.seed,
         "n_samples": row.n_samples, "drift_level": row.drift_level, "dir": row.dir,
         "gap": row.gap, "dir_alert": row.dir_alert, "gap_alert": row.gap_alert,
         "unprivileged": [row.unprivileged_approved, row.unprivileged_count],
         "privileged": [row.privileged_approved, row.privileged_count],
+        "verdict": row.verdict, "p_value": row.p_value, "p_adjusted": row.p_adjusted,
+        "ci": [row.dir_ci_low, row.dir_ci_high], "drift_statistic": row.drift_statistic,
+        "drift_alert": row.drift_alert,
+        "groups": [[g.label, g.role, g.approved, g.applicants] for g in groups],
     }

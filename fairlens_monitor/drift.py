@@ -16,20 +16,24 @@ import numpy as np
 class DriftSchedule:
     """How the monitored scenario's drift level moves from cycle to cycle.
 
-    ``constant``: every cycle uses ``start``. ``ramp``: cycle 0 uses ``start``, cycle
-    ``cycles - 1`` uses ``end``, linearly in between, and later cycles stay at ``end``.
+    ``constant``: every cycle uses ``start``. ``ramp``: the first ``hold`` cycles use
+    ``start`` (a quiet baseline), then cycle ``hold`` uses ``start``, cycle
+    ``hold + cycles - 1`` uses ``end``, linearly in between, and later cycles stay at ``end``.
     """
 
     mode: Literal["constant", "ramp"]
     start: float
     end: float = 0.0
     cycles: int = 1
+    hold: int = 0
 
     def __post_init__(self) -> None:
         check_drift(self.start)
         check_drift(self.end)
         if self.cycles < 1:
             raise ValueError(f"cycles must be at least 1, got {self.cycles}")
+        if self.hold < 0:
+            raise ValueError(f"hold must be at least 0, got {self.hold}")
         if self.mode not in ("constant", "ramp"):
             raise ValueError(f"mode must be 'constant' or 'ramp', got {self.mode!r}")
 
@@ -49,7 +53,8 @@ class DriftSchedule:
             raise ValueError(f"cycle_index must be >= 0, got {cycle_index}")
         if self.mode == "constant" or self.cycles == 1:
             return self.start if self.mode == "constant" else self.end
-        fraction = min(cycle_index, self.cycles - 1) / (self.cycles - 1)
+        step = min(max(cycle_index - self.hold, 0), self.cycles - 1)
+        fraction = step / (self.cycles - 1)
         return self.start + (self.end - self.start) * fraction
 
 

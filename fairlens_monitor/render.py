@@ -11,7 +11,8 @@ from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.store.models import Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
-    from fairlens_monitor.cycle import CycleOutcome, ScenarioResult
+    from fairlens_monitor.cycle import CycleOutcome
+    from fairlens_monitor.measure import ScenarioResult
 
 
 def fmt_dir(value: float | None) -> str:

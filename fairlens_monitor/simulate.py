@@ -8,7 +8,11 @@ reading exactly.
 Model: both groups draw credit scores from the same uniform distribution on [500, 800];
 approval is a Bernoulli draw at 0.70 for men and ``max(0, 0.70 - 0.4 * drift_level)`` for
 women, independent of the score. Credit score therefore never explains a simulated gap, and
-the explanation module must say so.
+the explanation module must say so. The ground truth ``repaid`` depends on the score alone
+(0.55 at 500 rising to 0.95 at 800, the same for both groups), so approving women less is
+never justified by who repays; ``age`` is uniform on 18..75 and unrelated to anything.
+These two columns are drawn after the others, so adding them left every earlier seed's
+decisions unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ PRIVILEGED_APPROVAL_RATE = 0.70
 DRIFT_PENALTY = 0.4
 CREDIT_SCORE_MIN = 500
 CREDIT_SCORE_MAX = 800
+AGE_MIN, AGE_MAX = 18, 75
 
 
 def unprivileged_approval_rate(drift_level: float) -> float:
@@ -59,7 +64,8 @@ def generate_loan_data(
 
     Returns:
         A DataFrame with columns ``application_id`` (int, 1..rows), ``gender`` ('Male' or
-        'Female'), ``credit_score`` (int in [500, 800]) and ``approved`` (bool).
+        'Female'), ``credit_score`` (int in [500, 800]), ``approved`` (bool), ``age`` (int
+        in [18, 75]) and ``repaid`` (bool, the ground truth).
 
     Raises:
         ValueError: if ``n_samples`` < 1 or ``drift_level`` is outside [0, 1].
@@ -78,11 +84,17 @@ def generate_loan_data(
     credit_score = rng.integers(CREDIT_SCORE_MIN, CREDIT_SCORE_MAX + 1, size=rows)
     approval_rate = np.where(is_female, female_rate, PRIVILEGED_APPROVAL_RATE)
     approved = rng.random(rows) < approval_rate
+    age = rng.integers(AGE_MIN, AGE_MAX + 1, size=rows)
+    repay_rate = 0.55 + 0.40 * (credit_score - CREDIT_SCORE_MIN) / (
+        CREDIT_SCORE_MAX - CREDIT_SCORE_MIN)
+    repaid = rng.random(rows) < repay_rate
     return pd.DataFrame(
         {
             "application_id": np.arange(1, rows + 1, dtype=np.int64),
             "gender": np.where(is_female, "Female", "Male"),
             "credit_score": credit_score.astype(np.int64),
             "approved": approved,
+            "age": age.astype(np.int64),
+            "repaid": repaid,
         }
     )

@@ -110,9 +110,13 @@ def test_ramp_crosses_the_four_fifths_line(make_settings: Callable[..., Settings
     assert [o.cycle_index for o in outcomes] == list(range(6))
     assert [o.monitored.drift_level for o in outcomes] == pytest.approx(
         [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    alerts = [o.token is not None for o in outcomes]
-    assert alerts[:2] == [False, False]
-    assert alerts[-3:] == [True, True, True]
+    verdicts = [o.monitored.verdict for o in outcomes]
+    assert verdicts[:2] == ["ok", "ok"]
+    assert verdicts[-3:] == ["adverse"] * 3
+    # One episode: the first adverse reading raises the alert, later ones keep it open.
+    raised = [o.cycle_index for o in outcomes if o.token is not None]
+    assert raised == [verdicts.index("adverse")]
+    assert rows(settings, "SELECT kind, state, clean_streak FROM alerts") == [("dir", "open", 0)]
     repo.engine.dispose()
 
 
@@ -172,4 +176,46 @@ def test_missing_key_with_stored_alerts_refuses(make_settings: Callable[..., Set
     with pytest.raises(KeyFileError, match="would make them unreadable"):
         open_cipher(settings, repo)
     assert not cipher.path.exists()
+    repo.engine.dispose()
+
+
+def test_an_episode_resolves_after_clean_readings(make_settings: Callable[..., Settings],
+                                                  clock: Clock) -> None:
+    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
+        "mode": "ramp", "start": 1.0, "end": 0.0, "cycles": 2, "hold": 3}},
+        "alerts": {"close_after": 2}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(7)]
+    assert [o.monitored.verdict for o in outcomes] == ["adverse"] * 4 + ["ok"] * 3
+    actions = [[c.action for c in o.alerts] for o in outcomes]
+    assert actions == [["open"], ["continue"], ["continue"], ["continue"], ["count"],
+                       ["resolve"], []]
+    assert rows(settings, "SELECT kind, state, clean_streak, last_reading_id, "
+                          "closed_at IS NOT NULL FROM alerts") == [("dir", "resolved", 2, 8, 1)]
+    events = [r[0] for r in rows(settings, "SELECT event_type FROM audit_events")]
+    assert events.count("alert_raised") == 1
+    assert events.count("alert_resolved") == 1
+    repo.engine.dispose()
+
+
+def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., Settings],
+                                                   clock: Clock) -> None:
+    # Five quiet readings form the baseline; then DIR steps from 1.0 to about 0.83.
+    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
+        "mode": "ramp", "start": 0.0, "end": 0.3, "cycles": 2, "hold": 6}},
+        "drift_detection": {"baseline_readings": 5}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(10)]
+    statistics = [o.monitored.drift_statistic for o in outcomes]
+    assert statistics[:5] == [None] * 5
+    assert all(s is not None and s <= 8 for s in statistics[5:7])  # quiet before the step
+    assert [o.monitored.verdict for o in outcomes] == ["ok"] * 10  # DIR stays above 0.8 ...
+    opened = [o.cycle_index for o in outcomes if any(c.action == "open" for c in o.alerts)]
+    assert len(opened) == 1 and 7 <= opened[0] <= 9  # ... yet the shift is caught
+    assert rows(settings, "SELECT kind, state FROM alerts") == [("drift", "open")]
+    stored = rows(settings, "SELECT drift_statistic, drift_alert FROM readings "
+                            "WHERE scenario = 'monitored' ORDER BY id")
+    assert [s for s, _ in stored] == pytest.approx(statistics)
     repo.engine.dispose()

@@ -71,8 +71,13 @@ def test_every_documented_query_runs(written: tuple[Path, Settings], query: str)
 def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]) -> None:
     with sqlite3.connect(db(written)) as conn:
         days = conn.execute(blocks(AUDITORS, "sql")[1]).fetchall()
-        drifted = conn.execute(blocks(AUDITORS, "sql")[4]).fetchall()
-        anchored = conn.execute(blocks(AUDITORS, "sql")[6]).fetchone()
+        verdicts = conn.execute(blocks(AUDITORS, "sql")[2]).fetchall()
+        groups = conn.execute(blocks(AUDITORS, "sql")[3]).fetchall()
+        drifted = conn.execute(blocks(AUDITORS, "sql")[6]).fetchall()
+        anchored = conn.execute(blocks(AUDITORS, "sql")[8]).fetchone()
+    assert {row[1] for row in verdicts} == {"adverse"}  # the ramp ends far below 0.8
+    assert [(g[0], g[1], g[5]) for g in groups] == [("Female", "compared", "adverse"),
+                                                    ("Male", "reference", None)]
     assert days
     assert days[0][3] >= 3  # the ramp put at least three readings below 0.8
     assert drifted  # ... while the reference stayed fair
@@ -81,7 +86,7 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
     assert unanchored == 0
 
 
-@pytest.mark.parametrize("view", ["v_runs", "v_fairness_history"])
+@pytest.mark.parametrize("view", ["v_runs", "v_fairness_history", "v_group_results"])
 def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings],
                                                  view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]
@@ -96,7 +101,11 @@ def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings],
 def test_alert_view_leaves_the_token_out(written: tuple[Path, Settings]) -> None:
     with sqlite3.connect(db(written)) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(v_alerts)")}
-        assert conn.execute("SELECT count(*) FROM v_alerts").fetchone()[0] >= 3
+        # The ramp stays adverse once it crosses the line: one episode, still open.
+        assert conn.execute("SELECT kind, state FROM v_alerts").fetchall() == [("dir", "open")]
+        adverse = conn.execute("SELECT count(*) FROM v_fairness_history "
+                               "WHERE verdict = 'adverse'").fetchone()[0]
+    assert adverse >= 3
     assert "token" not in columns
 
 

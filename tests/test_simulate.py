@@ -14,12 +14,36 @@ from fairlens_monitor.simulate import DriftSchedule, generate_loan_data, scenari
 
 def test_columns_types_and_ranges() -> None:
     df = generate_loan_data(1001, 0.3, seed=1)
-    assert list(df.columns) == ["application_id", "gender", "credit_score", "approved"]
+    assert list(df.columns) == ["application_id", "gender", "credit_score", "approved", "age",
+                                "repaid"]
     assert df["application_id"].tolist() == list(range(1, 1002))
     assert set(df["gender"]) == {"Male", "Female"}
     assert df["credit_score"].between(500, 800).all()
     assert df["credit_score"].dtype == np.int64
     assert df["approved"].dtype == bool
+    assert df["age"].between(18, 75).all()
+    assert df["repaid"].dtype == bool
+
+
+def test_ground_truth_follows_the_score_not_the_group() -> None:
+    df = generate_loan_data(200_000, 1.0, seed=5)
+    by_gender = df.groupby("gender")["repaid"].mean()
+    assert abs(by_gender["Female"] - by_gender["Male"]) < 0.01
+    low = df[df.credit_score < 560]["repaid"].mean()
+    high = df[df.credit_score > 740]["repaid"].mean()
+    assert low < 0.65 < 0.85 < high
+
+
+def test_new_columns_leave_earlier_draws_unchanged() -> None:
+    # Decisions recorded before age/repaid existed must still reproduce from their seed.
+    rng = np.random.default_rng(9)
+    is_female = rng.permutation(np.r_[np.ones(50, bool), np.zeros(50, bool)])
+    score = rng.integers(500, 801, size=100)
+    approved = rng.random(100) < np.where(is_female, 0.7 - 0.4 * 0.5, 0.7)
+    df = generate_loan_data(100, 0.5, seed=9)
+    assert (df["gender"].eq("Female").to_numpy() == is_female).all()
+    assert (df["credit_score"].to_numpy() == score).all()
+    assert (df["approved"].to_numpy() == approved).all()
 
 
 @pytest.mark.parametrize(("n", "females", "males"), [(1, 1, 1), (2, 1, 1), (7, 3, 4), (10, 5, 5)])

@@ -24,7 +24,8 @@ from fairlens_monitor.store.db import (
 from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 
-TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events", "checkpoints"}
+TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events", "checkpoints",
+          "group_results"}
 
 
 @pytest.fixture
@@ -106,12 +107,13 @@ def test_a_cycle_commits_all_or_nothing(url: str, tmp_path: Path) -> None:
         raise RuntimeError("injected failure after the rows were flushed")
 
     with pytest.raises(RuntimeError, match="injected"):
-        repo.save_cycle(make_run(), [], None, failing_events, actor="test", ts="t")
+        repo.save_cycle(make_run(), [], [], {}, {}, failing_events, close_after=3,
+                        actor="test", ts="t")
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         for table in ("runs", "readings", "alerts", "audit_events"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-    saved = repo.save_cycle(make_run(), [], None, lambda *_: [("x", {"a": 1})], actor="t",
-                            ts="t")
+    saved = repo.save_cycle(make_run(), [], [], {}, {}, lambda *_: [("x", {"a": 1})],
+                            close_after=3, actor="t", ts="t")
     assert saved.run_id == 1
     assert [e.seq for e in saved.events] == [1]
     engine.dispose()
@@ -133,7 +135,8 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
     repo = Repository(engine)
-    repo.save_cycle(make_run(), [], None, lambda *_: [("cycle_completed", {"dir": 0.7})],
+    repo.save_cycle(make_run(), [], [], {}, {},
+                    lambda *_: [("cycle_completed", {"dir": 0.7})], close_after=3,
                     actor="t", ts="2026-01-01T00:00:00.000000Z")
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)

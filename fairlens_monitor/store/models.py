@@ -115,25 +115,87 @@ class Reading(Base):
     gap_alert: Mapped[bool] = mapped_column(Boolean)
     config_hash: Mapped[str] = mapped_column(String(64))
     code_version: Mapped[str] = mapped_column(String(32))
+    # Statistics and verdict (revision 0005; NULL on readings recorded before it).
+    verdict: Mapped[str | None] = mapped_column(String(16), index=True)
+    verdict_reason: Mapped[str | None] = mapped_column(Text)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    p_adjusted: Mapped[float | None] = mapped_column(Float)
+    test: Mapped[str | None] = mapped_column(String(8))
+    dir_ci_low: Mapped[float | None] = mapped_column(Float)
+    dir_ci_high: Mapped[float | None] = mapped_column(Float)
+    shortfall: Mapped[float | None] = mapped_column(Float)
+    alpha: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    min_group_size: Mapped[int | None] = mapped_column(Integer)
+    min_group_share: Mapped[float | None] = mapped_column(Float)
+    reference_mode: Mapped[str | None] = mapped_column(String(16))
+    groups_compared: Mapped[int | None] = mapped_column(Integer)
+    groups_excluded: Mapped[int | None] = mapped_column(Integer)
+    label_column: Mapped[str | None] = mapped_column(String(64))
+    dp_difference: Mapped[float | None] = mapped_column(Float)
+    dp_ratio: Mapped[float | None] = mapped_column(Float)
+    eop_difference: Mapped[float | None] = mapped_column(Float)
+    eodds_difference: Mapped[float | None] = mapped_column(Float)
+    eodds_ratio: Mapped[float | None] = mapped_column(Float)
+    drift_statistic: Mapped[float | None] = mapped_column(Float)
+    drift_alert: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class GroupResult(Base):
+    """One group of one reading: its counts and its comparison with the reference group."""
+
+    __tablename__ = "group_results"
+    __table_args__ = (
+        UniqueConstraint("reading_id", "label"),
+        CheckConstraint("role IN ('reference', 'compared', 'excluded')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reading_id: Mapped[int] = mapped_column(ForeignKey("readings.id"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    applicants: Mapped[int] = mapped_column(Integer)
+    approved: Mapped[int] = mapped_column(Integer)
+    rate: Mapped[float] = mapped_column(Float)
+    share: Mapped[float] = mapped_column(Float)
+    impact_ratio: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    p_adjusted: Mapped[float | None] = mapped_column(Float)
+    test: Mapped[str | None] = mapped_column(String(8))
+    shortfall: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[str | None] = mapped_column(String(16))
 
 
 class Alert(Base):
-    """A raised alert. The explanation exists here only as a Fernet token."""
+    """One alert episode. The explanation exists here only as a Fernet token.
+
+    An episode opens on the reading that raised it (``reading_id``), stays open or
+    acknowledged while later readings still qualify (``last_reading_id``), and is resolved
+    after ``close_after`` consecutive readings that do not (``clean_streak`` counts them).
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
+        UniqueConstraint("reading_id", "kind"),
         CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state"),
+        CheckConstraint("kind IN ('dir', 'drift')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    reading_id: Mapped[int] = mapped_column(ForeignKey("readings.id"), unique=True)
+    reading_id: Mapped[int] = mapped_column(ForeignKey("readings.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     kind: Mapped[str] = mapped_column(String(16))
     dir: Mapped[float | None] = mapped_column(Float)
     token: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    last_reading_id: Mapped[int | None] = mapped_column(Integer)
+    clean_streak: Mapped[int] = mapped_column(Integer, server_default="0")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEvent(Base):

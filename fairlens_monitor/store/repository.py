@@ -15,21 +15,45 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fairlens_monitor import episodes
 from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, build_record
 from fairlens_monitor.checkpoints import Checkpoint
-from fairlens_monitor.store.models import Alert, AuditEvent, CheckpointRow, Reading, Run
+from fairlens_monitor.store.models import (
+    Alert,
+    AuditEvent,
+    CheckpointRow,
+    GroupResult,
+    Reading,
+    Run,
+)
 
 EventList = list[tuple[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
+class AlertChange:
+    """An episode transition applied by a cycle (see :mod:`fairlens_monitor.episodes`).
+
+    ``alert`` is the episode's row (new for ``open``); ``resolved_ids`` lists every alert of
+    the kind a ``resolve`` closed (more than one only for alerts recorded before episodes).
+    """
+
+    action: episodes.Action
+    alert: Alert
+    resolved_ids: list[int]
+
+
+@dataclass(frozen=True)
 class SavedCycle:
-    """Ids and audit records of a committed cycle."""
+    """Ids, alert changes and audit records of a committed cycle."""
 
     run_id: int
     reading_ids: list[int]
-    alert_id: int | None
+    alerts: list[AlertChange]
     events: list[AuditRecord]
+
+
+Events = Callable[[Run, Sequence[Reading], Sequence[AlertChange]], "EventList"]
 
 
 class Repository:
@@ -54,25 +78,31 @@ class Repository:
         self,
         run: Run,
         readings: Sequence[Reading],
-        alert: tuple[Alert, Reading] | None,
-        events: Callable[[Run, Sequence[Reading], Alert | None], EventList],
+        groups: Sequence[Sequence[GroupResult]],
+        candidates: dict[str, Alert],
+        qualifies: dict[str, bool],
+        events: Events,
         *,
+        close_after: int,
         actor: str,
         ts: str,
     ) -> SavedCycle:
-        """Commit a whole cycle in one transaction.
+        """Commit a whole cycle in one transaction, alert episodes included.
 
         Args:
             run: the run row (status ``ok``).
-            readings: its readings; their ``run_id`` is filled in here.
-            alert: the alert and the reading it is about, or None.
-            events: called once the rows have ids; returns ``(event_type, payload)`` pairs
-                to append to the audit chain.
+            readings: its readings (reference, then monitored); ``run_id`` is filled in here.
+            groups: the group rows of each reading, in the same order.
+            candidates: per alert kind, the alert to add if this reading opens an episode.
+            qualifies: per alert kind, whether the monitored reading meets its condition.
+            events: called once the rows have ids and the episode transitions are known;
+                returns ``(event_type, payload)`` pairs to append to the audit chain.
+            close_after: clean readings in a row that resolve an episode.
             actor: who ran the cycle (``daemon`` or ``cli``).
             ts: RFC 3339 time of the audit events.
 
         Returns:
-            The ids assigned and the audit records appended.
+            The ids assigned, the alert transitions and the audit records appended.
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
@@ -80,20 +110,46 @@ class Repository:
         with self._session.begin() as s:
             s.add(run)
             s.flush()
-            for reading in readings:
+            for reading, rows in zip(readings, groups, strict=True):
                 reading.run_id = run.id
                 s.add(reading)
-            s.flush()
-            alert_row = None
-            if alert is not None:
-                alert_row, about = alert
-                alert_row.run_id, alert_row.reading_id = run.id, about.id
-                s.add(alert_row)
                 s.flush()
+                for row in rows:
+                    row.reading_id = reading.id
+                    s.add(row)
+            changes = [change for kind in episodes.KINDS if readings
+                       and (change := _transition(s, kind, qualifies.get(kind, False),
+                                                  candidates.get(kind), run, readings[-1],
+                                                  close_after)) is not None]
+            s.flush()
             records = [_append(s, kind, actor, payload, ts)
-                       for kind, payload in events(run, readings, alert_row)]
-            return SavedCycle(run.id, [r.id for r in readings],
-                              alert_row.id if alert_row else None, records)
+                       for kind, payload in events(run, readings, changes)]
+            return SavedCycle(run.id, [r.id for r in readings], changes, records)
+
+    def drift_history(self, attribute: str,
+                      baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
+        """Return what the drift chart needs about earlier monitored readings.
+
+        Args:
+            attribute: the protected attribute as stored (readings of another attribute
+                belong to another chart).
+            baseline_readings: how many of the first readings form the baseline.
+
+        Returns:
+            ``(rows, previous)``: the headline counts ``(approved, applicants,
+            reference approved, reference applicants)`` of the first ``baseline_readings``
+            assessed readings, and the latest reading's drift statistic (0.0 if none).
+        """
+        assessed = ((Reading.scenario == "monitored") & (Reading.verdict.is_not(None))
+                    & (Reading.protected_attribute == attribute))
+        with self._session() as s:
+            rows = s.execute(
+                select(Reading.unprivileged_approved, Reading.unprivileged_count,
+                       Reading.privileged_approved, Reading.privileged_count)
+                .where(assessed).order_by(Reading.id).limit(baseline_readings)).all()
+            previous = s.scalar(select(Reading.drift_statistic).where(assessed)
+                                .order_by(Reading.id.desc()).limit(1))
+        return [tuple(r) for r in rows], float(previous or 0.0)  # type: ignore[misc]
 
     def save_failed_run(self, run: Run, payload: dict[str, Any], *, ts: str) -> SavedCycle:
         """Record a failed run and its ``cycle_failed`` audit event in one transaction.
@@ -110,7 +166,7 @@ class Repository:
             s.add(run)
             s.flush()
             record = _append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
-            return SavedCycle(run.id, [], None, [record])
+            return SavedCycle(run.id, [], [], [record])
 
     def append_event(self, event_type: str, actor: str, payload: dict[str, Any],
                      *, ts: str) -> AuditRecord:
@@ -190,6 +246,37 @@ class Repository:
         with self._session.begin() as s:
             s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
                                 key_id=cp.key_id, signature=cp.signature))
+
+
+def _transition(s: Session, kind: str, qualifies: bool, candidate: Alert | None, run: Run,
+                reading: Reading, close_after: int) -> AlertChange | None:
+    """Apply one kind's episode transition inside the cycle's transaction."""
+    open_rows = s.scalars(select(Alert).where(Alert.kind == kind,
+                                              Alert.state.in_(("open", "acknowledged")))
+                          .order_by(Alert.id.desc())).all()
+    current = open_rows[0] if open_rows else None
+    step = episodes.step(kind, None if current is None else current.clean_streak, qualifies,
+                         close_after)
+    if step is None:
+        return None
+    if step.action == "open":
+        if candidate is None:
+            raise ValueError(f"a {kind} episode opens but no alert was prepared")
+        candidate.run_id, candidate.reading_id = run.id, reading.id
+        candidate.last_reading_id = reading.id
+        s.add(candidate)
+        return AlertChange("open", candidate, [])
+    if current is None:  # episodes.step only continues an episode that exists
+        raise ValueError(f"no open {kind} episode to {step.action}")
+    current.clean_streak = step.clean_streak
+    if step.action == "continue":
+        current.last_reading_id = reading.id
+        return AlertChange("continue", current, [])
+    if step.action == "count":
+        return AlertChange("count", current, [])
+    for row in open_rows:
+        row.state, row.closed_at = "resolved", run.finished_at
+    return AlertChange("resolve", current, sorted(row.id for row in open_rows))
 
 
 def _append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
