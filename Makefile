@@ -43,6 +43,7 @@ check: lint test
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/viewer_scale.py
+	$(BIN)/python benchmarks/drift_chart.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

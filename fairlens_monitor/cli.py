@@ -3,8 +3,9 @@
 Every command loads and validates the config first (nothing is written before that), then
 calls one library function and prints its result as lines or, with ``--json``, as JSON.
 Library errors (``FairlensError``) become one ``error: ...`` line on stderr and the error's
-exit code. Exit codes: 0 ok; 1 a problem was found (tampered chain, or an alert with
-``once --fail-on-alert``); 2 usage, config, key or database error.
+exit code. Exit codes: 0 ok; 1 a problem was found (tampered chain, an adverse verdict from
+``measure``, or an adverse/drifting reading with ``once --fail-on-alert``); 2 usage, config,
+data, key or database error.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def run(ctx: click.Context, cycles: int | None) -> None:
 
 @cli.command()
 @JSON_OPTION
-@click.option("--fail-on-alert", is_flag=True, help="Exit 1 when the cycle raises an alert.")
+@click.option("--fail-on-alert", is_flag=True,
+              help="Exit 1 when the monitored verdict is adverse or drift is signalled.")
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     """Run one cycle now, store it, and print its result."""
@@ -147,7 +149,8 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     else:
         for line in cycle_lines(outcome, echo_plaintext=echo):
             click.echo(line)
-    if fail_on_alert and outcome.token is not None:
+    if fail_on_alert and (outcome.monitored.verdict == "adverse"
+                          or outcome.monitored.drift_alert):
         ctx.exit(1)
 
 
@@ -265,6 +268,81 @@ def verify_entry(ctx: click.Context, hash_hex: str, as_json: bool, anchor_file: 
                    f"(verified only up to seq {proof.chain.last_verified_seq})")
     if not proof.proven:
         ctx.exit(1)
+
+
+def _band(_ctx: click.Context, _param: click.Parameter,
+          values: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    bands = {}
+    for text in values:
+        column, _, edges = text.partition("=")
+        try:
+            numbers = tuple(float(e) for e in edges.split(","))
+        except ValueError:
+            numbers = ()
+        if not column or not numbers or list(numbers) != sorted(set(numbers)):
+            raise click.BadParameter(f"expected COLUMN=EDGE[,EDGE...] with increasing numbers, "
+                                     f"e.g. age=25 or age=25,40; got {text!r}")
+        bands[column] = numbers
+    return bands
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--protected-attribute", "attributes", multiple=True, required=True,
+              help="Group column; give it twice for an intersection (e.g. sex and age).")
+@click.option("--protected-value", help="The group to report on (default: the worst group).")
+@click.option("--privileged-value", help="The reference group (needed unless --reference "
+              "highest).")
+@click.option("--reference", type=click.Choice(["privileged", "highest"]), default="privileged",
+              show_default=True, help="Compare with the privileged value, or with the group "
+              "with the highest rate (NYC Local Law 144).")
+@click.option("--outcome", required=True, help="Decision column (0/1, true/false, yes/no).")
+@click.option("--label", help="Ground-truth column (e.g. repaid) for the outcome metrics.")
+@click.option("--band", "bands", multiple=True, callback=_band, metavar="COL=EDGES",
+              help="Cut a numeric column into bands, e.g. age=25 or age=25,40.")
+@click.option("--explain-by", help="Numeric column to test as an explanation of the gap.")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
+              show_default=True, help="Impact-ratio threshold (four-fifths rule).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level.")
+@click.option("--min-group-size", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Groups smaller than this make a verdict inconclusive.")
+@click.option("--min-group-share", type=click.FloatRange(0, 0.5), default=0.02,
+              show_default=True, help="Groups below this share of rows are excluded (counted).")
+@JSON_OPTION
+def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
+            privileged_value: str | None, reference: str, outcome: str, label: str | None,
+            bands: dict[str, tuple[float, ...]], explain_by: str | None, threshold: float,
+            alpha: float, min_group_size: int, min_group_share: float, as_json: bool) -> None:
+    """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
+
+    Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
+    Needs no config file and writes nothing.
+    """
+    from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas
+    from fairlens_monitor.groups import GroupSpec
+
+    if len(attributes) > 2 or len(set(attributes)) != len(attributes):
+        raise click.UsageError("--protected-attribute: give one column, or two different "
+                               "columns for an intersection")
+    if reference == "privileged" and privileged_value is None:
+        raise click.UsageError("--privileged-value is required with --reference privileged "
+                               "(or use --reference highest)")
+    unknown = set(bands) - set(attributes)
+    if unknown:
+        raise click.UsageError(f"--band {sorted(unknown)[0]}: not a --protected-attribute")
+    spec = GroupSpec(attributes=attributes, bands=bands,
+                     reference="highest" if reference == "highest" else "privileged",
+                     privileged_value=privileged_value if reference == "privileged" else None,
+                     unprivileged_value=protected_value, threshold=threshold, alpha=alpha,
+                     min_group_size=min_group_size, min_group_share=min_group_share)
+    report = measure_file(file, spec, outcome, label=label, explain_by=explain_by)
+    if as_json:
+        _dump(report)
+    else:
+        for line in report_lines(report):
+            click.echo(line)
+    sys.exit(1 if report["verdict"] == "adverse" else 0)
 
 
 @cli.command()

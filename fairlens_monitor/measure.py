@@ -224,13 +224,19 @@ def explain(df: pd.DataFrame, assessment: Assessment, settings: Settings,
     """
     (h, c), ref = headline_comparison(assessment), assessment.reference
     causes = analyze_feature_impact(df, GROUP_COLUMN, h.label, ref.label, "approved")["causes"]
-    parts = [generate_explanation(c.ratio, causes, threshold=settings.thresholds.dir),
-             f"Verdict {assessment.verdict} ({assessment.reason})."]
+    chart = settings.drift_detection
+    drifting = drift_statistic is not None and drift_statistic > chart.threshold
+    if drifting and c.ratio is not None and c.ratio >= settings.thresholds.dir:
+        lead = (f"DIR = {c.ratio:.2f} (>={settings.thresholds.dir:g}) but drifting down: drift "
+                f"statistic {drift_statistic:.1f} above {chart.threshold:g}. Context: "
+                f"{'; '.join(causes)}.")
+    else:
+        lead = generate_explanation(c.ratio, causes, threshold=settings.thresholds.dir)
+    parts = [lead, f"Verdict {assessment.verdict} ({assessment.reason})."]
     if c.ci_low is not None and c.ci_high is not None:
         parts.append(f"{h.label} vs {ref.label}: 95% CI {c.ci_low:.2f}–{c.ci_high:.2f}, "
                      f"p = {h.p_adjusted if h.p_adjusted is not None else c.p_value:.2g} "
                      f"({c.test}), shortfall {c.shortfall:.1f} approvals.")
-    chart = settings.drift_detection
     if drift_statistic is not None:
         parts.append(f"Drift statistic {drift_statistic:.1f} "
                      f"({'above' if drift_statistic > chart.threshold else 'within'} "

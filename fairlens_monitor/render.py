@@ -28,31 +28,53 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
         echo_plaintext: also print the decrypted explanation (demo switch).
 
     Returns:
-        A header line, then ``⚠ ALERT: ...`` with the token (and plaintext when asked), or
-        ``✅ Model Fairness Stable. DIR = ...``.
+        A header line with the verdict, then ``⚠ ALERT: ...`` with the token (and plaintext
+        when asked) when an alert episode opens, a note while one stays open or when one
+        resolves, or ``✅ Model Fairness Stable. DIR = ...``.
     """
     ref, mon = outcome.reference.metrics, outcome.monitored.metrics
+    m = outcome.monitored
+    h = m.headline.comparison
+    ci = "" if h is None or h.ci_low is None else f" [{h.ci_low:.2f}, {h.ci_high:.2f}]"
+    drift = "" if m.drift_statistic is None else f" cusum={m.drift_statistic:.1f}"
     lines = [
         f"[cycle {outcome.cycle_index} · run {outcome.run_id} · "
-        f"{rfc3339(outcome.finished_at)}] drift={outcome.monitored.drift_level:.2f} "
-        f"reference DIR={fmt_dir(ref['dir'])} monitored DIR={fmt_dir(mon['dir'])} "
+        f"{rfc3339(outcome.finished_at)}] drift={m.drift_level:.2f} "
+        f"reference DIR={fmt_dir(ref['dir'])} monitored DIR={fmt_dir(mon['dir'])}{ci} "
+        f"verdict={m.verdict}{drift} "
         f"gap={mon['gap']:.2f}{' (gap alert)' if mon['gap_alert'] else ''}"
     ]
-    if outcome.token is None:
-        lines.append(f"✅ Model Fairness Stable. DIR = {fmt_dir(mon['dir'])}")
+    opened = [c for c in outcome.alerts if c.action == "open"]
+    for change in opened:
+        what = ("Fairness Drift Detected!" if change.alert.kind == "dir"
+                else "DIR drifting down (CUSUM above its threshold)!")
+        lines.append(f"⚠ ALERT: {what} DIR = {fmt_dir(mon['dir'])}"
+                     + ("" if change.alert.kind == "dir" else f" (alert #{change.alert.id})"))
+    if opened:
+        lines.append(f"Encrypted alert token: {outcome.token}")
+        if echo_plaintext:
+            lines.append(f"Decrypted alert: {m.explanation}")
         return lines
-    lines.append(f"⚠ ALERT: Fairness Drift Detected! DIR = {fmt_dir(mon['dir'])}")
-    lines.append(f"Encrypted alert token: {outcome.token}")
-    if echo_plaintext:
-        lines.append(f"Decrypted alert: {outcome.monitored.explanation}")
+    for change in outcome.alerts:
+        if change.action == "continue":
+            lines.append(f"⚠ {change.alert.kind} alert #{change.alert.id} still "
+                         f"{change.alert.state}. DIR = {fmt_dir(mon['dir'])}")
+        elif change.action == "resolve":
+            lines.append(f"✅ {change.alert.kind} alert #{change.alert.id} resolved after "
+                         f"{change.alert.clean_streak} clean readings.")
+    if m.verdict == "inconclusive":
+        lines.append(f"… Inconclusive: {m.assessment.reason}. DIR = {fmt_dir(mon['dir'])}")
+    elif m.verdict == "ok" and not any(c.action == "continue" for c in outcome.alerts):
+        lines.append(f"✅ Model Fairness Stable. DIR = {fmt_dir(mon['dir'])}")
     return lines
 
 
 def scenario_json(result: ScenarioResult, *, token: str | None = None,
                   echo_plaintext: bool = False, with_alert: bool = False) -> dict[str, Any]:
-    """Return one scenario in the original API's shape (metrics plus its inputs)."""
+    """Return one scenario in the original API's shape plus its ``statistics``."""
     doc = dict(result.metrics)
-    doc.update(drift_level=result.drift_level, n_samples=result.n_samples, seed=result.seed)
+    doc.update(drift_level=result.drift_level, n_samples=result.n_samples, seed=result.seed,
+               statistics=result.statistics_json())
     if with_alert:
         doc["explanation"] = result.explanation if echo_plaintext else None
         doc["encrypted_alert"] = token
@@ -61,19 +83,24 @@ def scenario_json(result: ScenarioResult, *, token: str | None = None,
 
 def cycle_json(outcome: CycleOutcome, audit_tail: list[AuditRecord], *,
                echo_plaintext: bool) -> dict[str, Any]:
-    """Return a cycle as ``{fair_scenario, drifted_scenario, audit_tail, ...}``.
+    """Return a cycle as ``{fair_scenario, drifted_scenario, alerts, audit_tail, ...}``.
 
     ``drifted_scenario.explanation`` is the plaintext only when ``echo_plaintext`` is on;
-    otherwise it is null and only ``encrypted_alert`` carries it.
+    otherwise it is null and only ``encrypted_alert`` carries it. ``alerts`` lists the
+    episode transitions of this cycle (``open``, ``continue``, ``count``, ``resolve``).
     """
     return {
         "run_id": outcome.run_id,
         "cycle_index": outcome.cycle_index,
         "finished_at": rfc3339(outcome.finished_at),
+        "verdict": outcome.monitored.verdict,
         "fair_scenario": scenario_json(outcome.reference),
         "drifted_scenario": scenario_json(outcome.monitored, token=outcome.token,
                                           echo_plaintext=echo_plaintext, with_alert=True),
         "alert_id": outcome.alert_id,
+        "alerts": [{"action": c.action, "kind": c.alert.kind, "alert_id": c.alert.id,
+                    "state": c.alert.state, "clean_streak": c.alert.clean_streak}
+                   for c in outcome.alerts],
         "audit_tail": [audit_json(r) for r in audit_tail],
     }
 
@@ -94,12 +121,14 @@ def reading_json(row: Reading) -> dict[str, Any]:
 
 def reading_line(row: Reading) -> str:
     """Return one stored reading as a fixed-width console line."""
-    flags = ",".join(f for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert)) if on)
+    flags = ",".join(f for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert),
+                                     ("DRIFT", row.drift_alert)) if on)
+    p = "" if row.p_value is None else f" p={row.p_value:.2g}"
     return (f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
-            f"drift={_num(row.drift_level)} DIR={fmt_dir(row.dir):>5} gap={row.gap:.3f} "
+            f"drift={_num(row.drift_level)} DIR={fmt_dir(row.dir):>5}{p} gap={row.gap:.3f} "
             f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
             f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
-            f"{'ALERT ' + flags if flags else 'ok'}")
+            f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}")
 
 
 def audit_line(rec: AuditRecord) -> str:

@@ -213,7 +213,8 @@ def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., 
     assert all(s is not None and s <= 8 for s in statistics[5:7])  # quiet before the step
     assert [o.monitored.verdict for o in outcomes] == ["ok"] * 10  # DIR stays above 0.8 ...
     opened = [o.cycle_index for o in outcomes if any(c.action == "open" for c in o.alerts)]
-    assert len(opened) == 1 and 7 <= opened[0] <= 9  # ... yet the shift is caught
+    assert len(opened) == 1
+    assert 7 <= opened[0] <= 9
     assert rows(settings, "SELECT kind, state FROM alerts") == [("drift", "open")]
     stored = rows(settings, "SELECT drift_statistic, drift_alert FROM readings "
                             "WHERE scenario = 'monitored' ORDER BY id")

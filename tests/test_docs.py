@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -157,3 +158,13 @@ def test_command_table_matches_the_cli() -> None:
     table = README.split("## Command line")[1].split("**Exit codes:**")[0]
     for name in commands:
         assert f"`{name}" in table, f"README does not document '{name}'"
+
+
+def test_readme_measure_example_prints_what_the_readme_shows() -> None:
+    section = README.split("### Measuring any decision file")[1]
+    command, shown = re.findall(r"```\w*\n(.*?)```", section, flags=re.DOTALL)[:2]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[:2] == ["fairlens-monitor", "measure"]
+    result = CliRunner().invoke(cli, argv[1:])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == shown.strip()

@@ -1,0 +1,145 @@
+"""Measure any decision file once: the ``fairlens-monitor measure`` command's library half.
+
+Reads a CSV (or Parquet, when ``pyarrow`` is installed) at the edge, validates the named
+columns against the file's header, then runs the same pure measurement the daemon runs
+(:mod:`fairlens_monitor.groups`) and renders the statistics and verdict as lines or JSON.
+Nothing is stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fairlens_monitor.errors import DataError
+from fairlens_monitor.explain import analyze_feature_impact
+from fairlens_monitor.groups import (
+    GroupSpec,
+    assess,
+    outcome_metrics,
+    require_value,
+    table_from_frame,
+    to_json,
+)
+from fairlens_monitor.metrics import require_columns
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_decisions(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Read only ``columns`` of a CSV or Parquet file.
+
+    Args:
+        path: the file; ``.parquet``/``.pq`` is read as Parquet, anything else as CSV.
+        columns: the columns needed (checked against the header first).
+
+    Returns:
+        The frame.
+
+    Raises:
+        DataError: the file is missing or unreadable, a column is missing (named with the
+            file), or Parquet support is not installed.
+    """
+    where = f"file {path.name}"
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                import pyarrow.parquet as pq  # type: ignore[import-untyped]
+            except ImportError:
+                raise DataError(f"{path.name}: reading Parquet needs pyarrow "
+                                "(pip install pyarrow), or export the file as CSV") from None
+            header = pd.DataFrame(columns=pq.read_schema(path).names)
+            require_columns(header, columns, where=where)
+            return pd.read_parquet(path, columns=columns)
+        header = pd.read_csv(path, nrows=0)
+        require_columns(header, columns, where=where)
+        return pd.read_csv(path, usecols=columns)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path.name}: cannot read it: {exc}") from None
+
+
+def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
+                 explain_by: str | None = None) -> dict[str, Any]:
+    """Measure a decision file once.
+
+    Args:
+        path: CSV or Parquet file, one row per decision.
+        spec: groups, reference and thresholds.
+        outcome: the decision column (0/1, true/false, yes/no in any case).
+        label: optional ground-truth column (e.g. repaid) for the outcome metrics.
+        explain_by: optional numeric column to test as an explanation of the gap.
+
+    Returns:
+        A JSON-ready report: file, rows, settings, verdict, groups, outcome metrics and (with
+        ``explain_by``) the decomposition of the gap.
+
+    Raises:
+        DataError: bad file, column or values, or a named group value that does not occur.
+    """
+    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label, explain_by])]))
+    df = read_decisions(path, needed)
+    where = f"file {path.name}"
+    table = table_from_frame(df, spec, outcome, label, where=where)
+    for value, what in ((spec.privileged_value, "privileged value"),
+                        (spec.unprivileged_value, "protected value")):
+        if value is not None:
+            require_value(table, value, what, spec.attribute_name)
+    assessment = assess(table, spec)
+    included = [g.label for g in assessment.groups if g.role != "excluded"]
+    metrics = outcome_metrics(table, included) if label else None
+    report: dict[str, Any] = {
+        "file": str(path), "rows": len(df), "outcome": outcome, "label": label,
+        "protected_attribute": spec.attribute_name,
+        "settings": {"reference": spec.reference, "threshold": spec.threshold,
+                     "alpha": spec.alpha, "confidence": spec.confidence,
+                     "min_group_size": spec.min_group_size,
+                     "min_group_share": spec.min_group_share},
+        **to_json(assessment, metrics),
+    }
+    if explain_by and assessment.headline is not None:
+        from fairlens_monitor.groups import group_labels
+
+        frame = df.assign(_group=group_labels(df, spec, where=where))
+        decomposition = analyze_feature_impact(
+            frame, "_group", assessment.headline.label, assessment.reference.label, outcome,
+            feature=explain_by)
+        report["explanation"] = {"feature": explain_by, "verdict": decomposition["verdict"],
+                                 "explained_share": decomposition["explained_share"],
+                                 "causes": decomposition["causes"]}
+    return report
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """Render a :func:`measure_file` report for people (a table per group, then the verdict)."""
+    lines = [f"{report['file']}: {report['rows']:,} decisions, outcome '{report['outcome']}', "
+             f"attribute '{report['protected_attribute']}', reference {report['reference']!r} "
+             f"({report['settings']['reference']})",
+             f"{'group':<20} {'role':<9} {'approved':>11} {'rate':>6} {'ratio':>6} "
+             f"{'95% CI':>13} {'p (Holm)':>9} {'test':>6} {'shortfall':>9}  verdict"]
+    for g in report["groups"]:
+        approved = f"{g['approved']}/{g['applicants']}"
+        row = f"{g['group'][:20]:<20} {g['role']:<9} {approved:>11} {g['rate']:>6.3f}"
+        if "impact_ratio" in g:
+            ratio = "n/a" if g["impact_ratio"] is None else f"{g['impact_ratio']:.3f}"
+            ci = ("" if g["ci_low"] is None else f"{g['ci_low']:.3f}–{g['ci_high']:.3f}")
+            row += (f" {ratio:>6} {ci:>13} {g['p_adjusted']:>9.3g} {g['test']:>6} "
+                    f"{g['shortfall']:>9.1f}  {g['verdict']}")
+        elif g["role"] == "excluded":
+            row += f"  (excluded: {g['reason']})"
+        lines.append(row)
+    lines.append(f"verdict: {report['verdict']} — {report['reason']}")
+    metrics = report.get("outcome_metrics")
+    if metrics:
+        lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(
+            f"{name.replace('_', ' ')} {'n/a' if v is None else f'{v:.3f}'}"
+            for name, v in metrics.items()))
+    if "explanation" in report:
+        e = report["explanation"]
+        lines.append(f"explanation by {e['feature']}: " + "; ".join(e["causes"]))
+    return lines

@@ -1,0 +1,126 @@
+"""`fairlens-monitor measure`: any decision file, real data, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from fairlens_monitor.cli import cli
+
+GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
+
+
+def measure(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["measure", *map(str, args)])
+
+
+def katz(a: int, n1: int, c: int, n2: int) -> tuple[float, float]:
+    log_rr = math.log((a / n1) / (c / n2))
+    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
+    return math.exp(log_rr - 1.959963984540054 * se), math.exp(log_rr + 1.959963984540054 * se)
+
+
+def z_p(a: int, n1: int, c: int, n2: int) -> float:
+    pooled = (a + c) / (n1 + n2)
+    z = (a / n1 - c / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def group(doc: dict[str, object], label: str) -> dict[str, object]:
+    groups = doc["groups"]
+    assert isinstance(groups, list)
+    return next(g for g in groups if g["group"] == label)
+
+
+def test_german_credit_by_sex_as_json() -> None:
+    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-value", "female",
+                     "--privileged-value", "male", "--outcome", "risk", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    female = group(doc, "female")
+    assert (female["approved"], female["applicants"]) == (201, 310)
+    assert round(female["impact_ratio"], 4) == 0.8966
+    low, high = katz(201, 310, 499, 690)
+    assert (round(female["ci_low"], 3), round(female["ci_high"], 3)) == (
+        round(low, 3), round(high, 3))
+    assert round(female["p_value"], 3) == round(z_p(201, 310, 499, 690), 3)
+    assert doc["verdict"] == "ok"
+
+
+def test_german_credit_by_age_band_is_adverse_under_a_stricter_line() -> None:
+    args = [GERMAN, "--protected-attribute", "age", "--band", "age=25", "--protected-value",
+            "<25", "--privileged-value", ">=25", "--outcome", "risk", "--json"]
+    doc = json.loads(measure(*args).stdout)
+    young = group(doc, "<25")
+    assert (young["approved"], young["applicants"]) == (88, 149)
+    assert round(young["impact_ratio"], 4) == 0.8212
+    assert round(young["p_value"], 3) == round(z_p(88, 149, 612, 851), 3) == 0.002
+    assert doc["verdict"] == "ok"
+    strict = measure(*args[:-1], "--threshold", "0.9")
+    assert strict.exit_code == 1
+    assert "verdict: adverse — <25: ratio 0.821 < 0.9" in strict.stdout
+
+
+def test_intersections_with_the_highest_rate_as_reference(tmp_path: Path) -> None:
+    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-attribute", "age",
+                     "--band", "age=25,40", "--reference", "highest", "--outcome", "risk",
+                     "--json")
+    doc = json.loads(result.stdout)
+    assert doc["reference"] == "female & >=40"
+    assert len(doc["groups"]) == 6
+    assert sum(g["applicants"] for g in doc["groups"]) == 1000
+    assert result.exit_code == (1 if doc["verdict"] == "adverse" else 0)
+
+
+def test_tiny_groups_are_excluded_and_listed(tmp_path: Path) -> None:
+    df = pd.read_csv(GERMAN)
+    path = tmp_path / "jobs.csv"
+    df.to_csv(path, index=False)
+    doc = json.loads(measure(path, "--protected-attribute", "purpose", "--reference",
+                             "highest", "--outcome", "risk", "--json").stdout)
+    excluded = {g["group"]: g["applicants"] for g in doc["groups"] if g["role"] == "excluded"}
+    expected = df["purpose"].value_counts()
+    assert excluded == {k: int(v) for k, v in expected.items() if v / len(df) < 0.02}
+    assert excluded  # German Credit has purposes under 2 % (e.g. vacation/others)
+
+
+def test_outcome_words_and_parquet(tmp_path: Path) -> None:
+    df = pd.read_csv(GERMAN)
+    df["decision"] = df["risk"].map({1: "Yes", 0: "no"})
+    path = tmp_path / "decisions.parquet"
+    df.to_parquet(path)
+    doc = json.loads(measure(path, "--protected-attribute", "sex", "--privileged-value",
+                             "male", "--outcome", "decision", "--json").stdout)
+    assert group(doc, "female")["approved"] == 201
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protected-attribute", "gender", "--privileged-value", "male", "--outcome", "risk"],
+     "file german_credit.csv has no column 'gender'"),
+    (["--protected-attribute", "sex", "--privileged-value", "male", "--outcome", "purpose"],
+     "outcome column 'purpose' has 1000 values that are not binary (e.g. 'radio/TV'"),
+    (["--protected-attribute", "sex", "--privileged-value", "men", "--outcome", "risk"],
+     "privileged value 'men' does not occur in 'sex' (values: 'female', 'male')"),
+    (["--protected-attribute", "sex", "--outcome", "risk"],
+     "--privileged-value is required"),
+    (["--protected-attribute", "sex", "--band", "age", "--reference", "highest",
+      "--outcome", "risk"], "expected COLUMN=EDGE"),
+    (["--protected-attribute", "purpose", "--band", "purpose=1", "--reference", "highest",
+      "--outcome", "risk"], "column 'purpose' of file german_credit.csv is banded but has"),
+])
+def test_bad_input_is_named_and_exits_2(args: list[str], message: str) -> None:
+    result = measure(GERMAN, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    result = measure(tmp_path / "nope.csv", "--protected-attribute", "sex", "--privileged-value",
+                     "male", "--outcome", "risk")
+    assert result.exit_code == 2
+    assert "nope.csv: no such file" in result.output
