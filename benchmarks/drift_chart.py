@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fairlens_monitor import stats  # noqa: E402
-from fairlens_monitor.trend import CusumSettings, cusum_path  # noqa: E402
+from fairlens_monitor import stats
+from fairlens_monitor.trend import CusumSettings, cusum_path
 
 N, PRIVILEGED = 500, 0.70
 

@@ -27,7 +27,11 @@ from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import FairlensError
 
-STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold"),
+STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
+          "inconclusive": ("orange", "INCONCLUSIVE — below the threshold but not "
+                                     "significant, or a group too small"),
+          "drifting": ("orange", "DRIFTING — DIR shifting down (drift chart above its "
+                                 "threshold)"),
           "warning": ("orange", "WARNING — approval gap above its threshold"),
           "ok": ("green", "OK")}
 
@@ -40,6 +44,7 @@ def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
         span = data.RANGES[range_name]
         since = None if span is None else datetime.now(UTC) - span
         return {"latest": data.latest(engine), "history": data.history(engine, since=since),
+                "groups": data.group_history(engine, since=since),
                 "alerts": data.alerts(engine, since=since), "health": data.health(engine)}
     finally:
         engine.dispose()
@@ -117,6 +122,15 @@ def _dir_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.Fac
     return alt.layer(band, line, marks, rule)
 
 
+def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.FacetChart:
+    line = alt.Chart(hist).mark_line().encode(
+        x=alt.X("time:T", title="time (UTC)"), y=alt.Y("drift_max:Q", title="statistic"),
+        tooltip=["time:T", "drift_max:Q"])
+    rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(
+        color="orange", strokeDash=[6, 4]).encode(y="y:Q")
+    return alt.layer(line, rule)
+
+
 @st.fragment(run_every=5)
 def dashboard(settings: Settings, range_name: str) -> None:
     """The data part of the page: re-run every 5 s without reloading the page."""
@@ -139,7 +153,10 @@ def dashboard(settings: Settings, range_name: str) -> None:
                    delta=delta, help="Disparate Impact Ratio of the newest monitored reading")
     cols[0].markdown(f":{colour}[**{label}**]")
     cols[0].caption(f"95% interval {latest.interval[0]:.3f} – {latest.interval[1]:.3f} "
-                    "(Katz)")
+                    "(Katz)" + ("" if row.get("p_value") is None else
+                                f" · p = {row['p_value']:.2g} ({row['test']})"))
+    if row.get("verdict_reason"):
+        cols[0].caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
     cols[1].metric("Approval gap", f"{row['gap']:.3f}")
     cols[2].metric(f"{row['unprivileged_group']} approved",
                    f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}")
@@ -153,10 +170,19 @@ def dashboard(settings: Settings, range_name: str) -> None:
     left.subheader("Approval-rate gap")
     left.line_chart(hist, x="time", y="gap_mean", color="scenario")
     right.subheader("Approval rate per group (monitored)")
-    groups = {"unprivileged_rate": str(row["unprivileged_group"]),
-              "privileged_rate": str(row["privileged_group"])}
-    right.line_chart(hist[hist["scenario"] == "monitored"].rename(columns=groups), x="time",
-                     y=list(groups.values()))
+    per_group: pd.DataFrame = loaded["groups"]
+    if not per_group.empty:
+        right.line_chart(per_group, x="time", y="rate", color="group")
+    else:  # readings from before per-group rows were stored
+        groups = {"unprivileged_rate": str(row["unprivileged_group"]),
+                  "privileged_rate": str(row["privileged_group"])}
+        right.line_chart(hist[hist["scenario"] == "monitored"].rename(columns=groups),
+                         x="time", y=list(groups.values()))
+    monitored = hist[hist["scenario"] == "monitored"]
+    if monitored["drift_max"].notna().any():
+        st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
+        st.altair_chart(_drift_chart(monitored, settings.drift_detection.threshold),
+                        width="stretch")
 
     _alerts(settings, loaded["alerts"])
     _health(settings, loaded["health"])
@@ -225,7 +251,15 @@ def main() -> None:
                     f"- drift: {sim.drift.mode} {sim.drift.start:g}"
                     + (f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
                        if sim.drift.mode == "ramp" else "") + "\n"
-                    f"- thresholds: DIR < {th.dir:g}, gap > {th.gap:g}")
+                    f"- thresholds: DIR < {th.dir:g} and p < {th.alpha:g} (adverse), "
+                    f"gap > {th.gap:g}, groups ≥ {th.min_group_size} applicants and "
+                    f"≥ {th.min_group_share:.0%} of rows\n"
+                    f"- groups: {' & '.join(settings.measurement.protected_attributes)}, "
+                    f"reference {settings.measurement.reference}\n"
+                    f"- drift chart: baseline {settings.drift_detection.baseline_readings}, "
+                    f"k {settings.drift_detection.slack:g}, "
+                    f"h {settings.drift_detection.threshold:g}\n"
+                    f"- alerts close after {settings.alerts.close_after} clean readings")
     dashboard(settings, str(range_name))
 
 

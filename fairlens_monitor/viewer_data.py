@@ -53,10 +53,21 @@ class Latest:
 
     @property
     def status(self) -> str:
-        """``adverse`` (DIR below threshold), ``warning`` (gap flagged only) or ``ok``."""
-        if self.reading["dir_alert"]:
-            return "adverse"
-        return "warning" if self.reading["gap_alert"] else "ok"
+        """The colour-coded state of the newest reading.
+
+        ``adverse`` or ``inconclusive`` (the stored verdict), ``drifting`` (verdict ok but
+        the drift chart signals), ``warning`` (only the gap is flagged) or ``ok``. Readings
+        from before verdicts existed (verdict NULL) fall back to the DIR threshold flag.
+        """
+        r = self.reading
+        verdict = r.get("verdict")
+        if verdict is None:
+            return "adverse" if r["dir_alert"] else "warning" if r["gap_alert"] else "ok"
+        if verdict != "ok":
+            return str(verdict)
+        if r.get("drift_alert"):
+            return "drifting"
+        return "warning" if r["gap_alert"] else "ok"
 
 
 def latest(engine: Engine) -> Latest | None:
@@ -68,11 +79,15 @@ def latest(engine: Engine) -> Latest | None:
     if not rows:
         return None
     row = dict(rows[0])
-    low, high = katz_interval(*(np.array([row[k]]) for k in (
-        "unprivileged_approved", "unprivileged_applicants", "privileged_approved",
-        "privileged_applicants")))
+    if row.get("dir_ci_low") is not None and row.get("dir_ci_high") is not None:
+        interval = (float(row["dir_ci_low"]), float(row["dir_ci_high"]))
+    else:  # a reading from before intervals were stored
+        low, high = katz_interval(*(np.array([row[k]]) for k in (
+            "unprivileged_approved", "unprivileged_applicants", "privileged_approved",
+            "privileged_applicants")))
+        interval = (float(low[0]), float(high[0]))
     previous = rows[1]["dir"] if len(rows) > 1 else None
-    return Latest(row, previous, (float(low[0]), float(high[0])))
+    return Latest(row, previous, interval)
 
 
 def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS,
@@ -86,7 +101,9 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
 
     Returns:
         One row per (bucket, scenario): ``time`` (first reading in the bucket, UTC), ``scenario``,
-        ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``,
+        ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``
+        (adverse readings; before verdicts existed, readings below the threshold),
+        ``drift_max`` (largest drift statistic),
         ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95% Katz
         interval of the bucket's pooled counts (one reading's own interval when a bucket
         holds one reading).
@@ -99,6 +116,7 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
         if not count:
             return pd.DataFrame(columns=["time", "scenario", "readings", "dir_min",
                                          "dir_mean", "dir_max", "gap_mean", "alerts",
+                                         "drift_max",
                                          "unprivileged_rate", "privileged_rate", "ci_low",
                                          "ci_high"])
         # Readings are appended in time order, so buckets of consecutive ids are time
@@ -108,7 +126,9 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
             "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
             "count(*) AS readings, min(dir) AS dir_min, "
             "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
-            "sum(dir_alert) AS alerts, sum(unprivileged_approved) AS ua, "
+            "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
+            "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
+            "sum(unprivileged_approved) AS ua, "
             "sum(unprivileged_count) AS un, sum(privileged_approved) AS pa, "
             "sum(privileged_count) AS pn FROM readings WHERE id >= :low "
             "GROUP BY bucket, scenario ORDER BY bucket"), conn, params=params)
@@ -120,13 +140,42 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
     return df.drop(columns=["ua", "un", "pa", "pn"])
 
 
+def group_history(engine: Engine, *, since: datetime | None,
+                  max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
+
+    Returns:
+        One row per (bucket, group): ``time``, ``group``, ``rate`` (pooled over the bucket),
+        ``role``; empty when the readings have no per-group rows (recorded before 0.3).
+    """
+    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
+    with engine.connect() as conn:
+        low, high = conn.execute(text(
+            "SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"), params).one()
+        if low is None:
+            return pd.DataFrame(columns=["time", "group", "rate", "role"])
+        params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
+        df = pd.read_sql_query(text(
+            "SELECT (g.id - :low) / :width AS bucket, x.label AS grp, min(x.role) AS role, "
+            "min(g.measured_at) AS time, sum(x.approved) AS approved, "
+            "sum(x.applicants) AS applicants FROM readings g "
+            "JOIN group_results x ON x.reading_id = g.id "
+            "WHERE g.id >= :low AND g.scenario = 'monitored' "
+            "GROUP BY bucket, x.label ORDER BY bucket"), conn, params=params)
+    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
+    df["rate"] = df["approved"] / df["applicants"].where(df["applicants"] > 0)
+    return df.rename(columns={"grp": "group"})[["time", "group", "rate", "role"]]
+
+
 def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.DataFrame:
-    """Return the newest alerts (time, DIR, state, counts), newest first; never the token."""
+    """Return the newest alert episodes (time, kind, state, verdict, DIR, counts), newest
+    first; never the token."""
     params = {"limit": limit, "since": _db_time(since) if since else EPOCH}
     with engine.connect() as conn:
         return pd.read_sql_query(text(
-            "SELECT alert_id, created_at, kind, state, dir, unprivileged_approved, "
-            "unprivileged_applicants, privileged_approved, privileged_applicants, gap "
+            "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
+            "unprivileged_approved, unprivileged_applicants, privileged_approved, "
+            "privileged_applicants, gap, closed_at "
             "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"),
             conn, params=params)
 

@@ -17,9 +17,10 @@ from fairlens_monitor.store.db import alembic_config, make_engine
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
 
 
-def seeded(write_config: Callable[..., Path], drift: float, cycles: int = 3) -> Path:
-    config = write_config({"simulation": {"drift": drift, "n_samples": 4000},
-                           "schedule": {"interval_seconds": 0.05}})
+def seeded(write_config: Callable[..., Path], drift: float, cycles: int = 3,
+           n_samples: int = 4000, **overrides: object) -> Path:
+    config = write_config({"simulation": {"drift": drift, "n_samples": n_samples},
+                           "schedule": {"interval_seconds": 0.05}, **overrides})
     run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=cycles,
                handle_signals=False)
     return config
@@ -83,6 +84,33 @@ def test_adverse_database_shows_red_and_decrypts_with_the_key(
     assert len(at.dataframe) == 1
     assert at.selectbox(key="alert").value is not None
     assert any("Potential bias" in str(m.value) for m in at.markdown)
+
+
+def test_a_small_sample_below_the_line_is_amber_not_red(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = seeded(write_config, drift=0.8, n_samples=40)  # 20 per group: too few to tell
+    at = page(config, monkeypatch)
+    shown = text_of(at)
+    assert ":orange[**INCONCLUSIVE" in shown
+    assert "Verdict: inconclusive — Female: a group has 20 applicants (< 30)" in shown
+    assert "No alert in this time range." in shown  # inconclusive is visible but quiet
+
+
+def test_intersections_show_a_rate_per_group(write_config: Callable[..., Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from fairlens_monitor import viewer_data
+
+    config = seeded(write_config, drift=0.5, measurement={
+        "protected_attributes": ["gender", "age"], "bands": {"age": [30]},
+        "reference": "highest"})
+    page(config, monkeypatch)
+    engine = viewer_data.open_readonly(load_settings(config, env={}))
+    groups = viewer_data.group_history(engine, since=None)
+    engine.dispose()
+    assert set(groups["group"]) == {"Female & <30", "Female & >=30", "Male & <30",
+                                    "Male & >=30"}
+    assert len(groups) == 4 * 3  # four groups, three cycles
+    assert groups["rate"].between(0, 1).all()
 
 
 def test_explanation_stays_hidden_without_a_readable_key(
