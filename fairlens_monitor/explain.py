@@ -210,9 +210,11 @@ def _causes(r: dict[str, Any], unprivileged: Any) -> list[str]:
     if r["verdict"] == "no_gap":
         return [f"no approval gap against {unprivileged} applicants"]
     share = r["explained_share"]
+    where = ("the gap persists within every band" if r["bands_with_gap"] == r["bands_compared"]
+             else f"{unprivileged} applicants approved less in {r['bands_with_gap']} of "
+                  f"{r['bands_compared']} bands")
     within = (f"approval gap within {feature} bands: {r['within_band_gap']:.2f} of the overall "
-              f"{r['overall_gap']:.2f}, {unprivileged} applicants approved less in "
-              f"{r['bands_with_gap']} of {r['bands_compared']} bands")
+              f"{r['overall_gap']:.2f}; {where}")
     lower = r["scores_differ"] and r["standardised_difference"] > 0
     if share >= EXPLAINED_SHARE_CAUSE and lower:
         score = (f"lower average {feature} for {unprivileged} applicants ({mean_text}) "

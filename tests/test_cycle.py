@@ -12,7 +12,7 @@ import pytest
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.crypto import AlertCipher, load_cipher
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.metrics import calculate_disparate_impact_ratio
@@ -219,4 +219,68 @@ def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., 
     stored = rows(settings, "SELECT drift_statistic, drift_alert FROM readings "
                             "WHERE scenario = 'monitored' ORDER BY id")
     assert [s for s, _ in stored] == pytest.approx(statistics)
+    repo.engine.dispose()
+
+
+def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
+        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    from alembic import command
+
+    from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+
+    settings = make_settings({"alerts": {"close_after": 1}})
+    url = settings.database.url
+    db_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")  # the schema of version 0.2: one alert per reading
+    with sqlite3.connect(db_path(settings)) as conn:
+        for i in (1, 2):
+            conn.execute("INSERT INTO runs VALUES (?, ?, 'daemon', NULL, '2026-01-01 00:00:00',"
+                         " '2026-01-01 00:00:01', 'ok', NULL, 'h', '0.2.0')", (i, i - 1))
+            conn.execute(
+                "INSERT INTO readings (id, run_id, scenario, measured_at, source, drift_level, "
+                "n_samples, seed, protected_attribute, unprivileged_group, privileged_group, "
+                "unprivileged_count, unprivileged_approved, privileged_count, "
+                "privileged_approved, unprivileged_rate, privileged_rate, dir, dir_reason, gap, "
+                "dir_threshold, gap_threshold, dir_alert, gap_alert, config_hash, code_version)"
+                " VALUES (?, ?, 'monitored', '2026-01-01 00:00:01', 'simulator', 1, 400, 1, "
+                "'gender', 'Female', 'Male', 200, 60, 200, 140, 0.3, 0.7, 0.43, NULL, 0.4, 0.8,"
+                " 0.2, 1, 1, 'h', '0.2.0')", (i, i))
+            conn.execute("INSERT INTO alerts VALUES (?, ?, ?, '2026-01-01 00:00:01', 'dir', "
+                         "0.43, 'token', 'k', 'open')", (i, i, i))
+    upgrade(engine, url)
+    engine.dispose()
+    load_cipher(settings.keys.dir, create=True)  # the key those (dummy) tokens were made with
+    repo = open_repository(settings)
+    assert repo.drift_history("gender", 30) == ([], 0.0)  # unassessed readings: no baseline
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored.verdict == "ok"
+    assert [(c.action, c.resolved_ids) for c in outcome.alerts] == [("resolve", [1, 2])]
+    assert rows(settings, "SELECT id, state FROM alerts ORDER BY id") == [
+        (1, "resolved"), (2, "resolved")]
+    repo.engine.dispose()
+
+
+def test_an_intersection_is_measured_in_the_cycle(make_settings: Callable[..., Settings],
+                                                   clock: Clock) -> None:
+    settings = make_settings({"simulation": {"n_samples": 4000, "drift": 0.6},
+                              "measurement": {"protected_attributes": ["gender", "age"],
+                                              "bands": {"age": [30]},
+                                              "reference": "highest"}})
+    repo = open_repository(settings)
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    groups = rows(settings, "SELECT label, role, g.verdict FROM group_results g JOIN readings r "
+                            "ON r.id = g.reading_id WHERE r.scenario = 'monitored' ORDER BY label")
+    assert [g[0] for g in groups] == ["Female & <30", "Female & >=30", "Male & <30",
+                                      "Male & >=30"]
+    assert {g[1] for g in groups if g[0].startswith("Male")} <= {"reference", "compared"}
+    assert {g[2] for g in groups if g[0].startswith("Female")} == {"adverse"}
+    assert outcome.monitored.verdict == "adverse"
+    assert outcome.monitored.headline.label.startswith("Female")
+    stored = rows(settings, "SELECT protected_attribute, groups_compared, reference_mode "
+                            "FROM readings WHERE scenario = 'monitored'")
+    assert stored == [("gender & age", 3, "highest")]
     repo.engine.dispose()
