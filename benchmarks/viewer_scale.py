@@ -25,11 +25,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fairlens_monitor import stats  # noqa: E402
 from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339  # noqa: E402
 from fairlens_monitor.config import load_settings  # noqa: E402
 from fairlens_monitor.store.db import make_engine, upgrade  # noqa: E402
 
 CYCLES = 262_800  # x 2 scenarios = 525,600 readings: a year of one-minute readings
+
+
+READING_COLUMNS = (
+    "id, run_id, scenario, measured_at, source, drift_level, n_samples, seed, "
+    "protected_attribute, unprivileged_group, privileged_group, unprivileged_count, "
+    "unprivileged_approved, privileged_count, privileged_approved, unprivileged_rate, "
+    "privileged_rate, dir, dir_reason, gap, dir_threshold, gap_threshold, dir_alert, gap_alert, "
+    "config_hash, code_version, verdict, p_value, test, dir_ci_low, dir_ci_high, shortfall")
 
 
 def build(path: Path) -> None:
@@ -39,20 +48,29 @@ def build(path: Path) -> None:
     engine.dispose()
     rng = np.random.default_rng(1)
     start = datetime.now(UTC) - timedelta(minutes=2 * CYCLES)
-    runs, readings, events, prev = [], [], [], GENESIS_HASH
+    runs, readings, groups, events, prev = [], [], [], [], GENESIS_HASH
     drift = np.clip(np.linspace(-0.5, 1.0, CYCLES), 0, 1)
     for i in range(CYCLES):
         at = start + timedelta(minutes=2 * i)
         stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f")
         runs.append((i + 1, i, "daemon", stamp, stamp, stamp, "ok", "0" * 64, "bench"))
         for j, (scenario, level) in enumerate((("reference", 0.0), ("monitored", drift[i]))):
+            reading_id = 2 * i + j + 1
             u = int(rng.binomial(500, 0.7 - 0.4 * level))
             p = int(rng.binomial(500, 0.7))
-            ratio = u / p if p else None
-            readings.append((2 * i + j + 1, i + 1, scenario, stamp, "simulator", level, 1000, i,
+            c = stats.compare(u, 500, p, 500)
+            verdict = stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05,
+                                    min_group_size=30)[0]
+            ratio = c.ratio
+            readings.append((reading_id, i + 1, scenario, stamp, "simulator", level, 1000, i,
                              "gender", "Female", "Male", 500, u, 500, p, u / 500, p / 500, ratio,
                              None, abs(p - u) / 500, 0.8, 0.2, int(ratio is None or ratio < 0.8),
-                             int(abs(p - u) / 500 > 0.2), "0" * 64, "bench"))
+                             int(abs(p - u) / 500 > 0.2), "0" * 64, "bench", verdict, c.p_value,
+                             c.test, c.ci_low, c.ci_high, c.shortfall))
+            groups.append((reading_id, "Female", "compared", 500, u, u / 500, 0.5, ratio,
+                           c.p_value, verdict))
+            groups.append((reading_id, "Male", "reference", 500, p, p / 500, 0.5, None, None,
+                           None))
         rec = build_record(seq=i + 1, ts=rfc3339(at), event_type="cycle_completed",
                            actor="daemon", payload={"run_id": i + 1}, prev_hash=prev)
         prev = rec.hash
@@ -62,8 +80,11 @@ def build(path: Path) -> None:
         conn.executemany("INSERT INTO runs (id, cycle_index, actor, scheduled_for, started_at, "
                          "finished_at, status, config_hash, code_version) VALUES "
                          "(?,?,?,?,?,?,?,?,?)", runs)
-        marks = ",".join("?" * 26)  # 26 fixed placeholders, no data in the SQL text
-        conn.executemany(f"INSERT INTO readings VALUES ({marks})", readings)  # noqa: S608
+        conn.executemany(f"INSERT INTO readings ({READING_COLUMNS}) VALUES "  # noqa: S608
+                         f"({','.join('?' * len(READING_COLUMNS.split(',')))})", readings)
+        conn.executemany("INSERT INTO group_results (reading_id, label, role, applicants, "
+                         "approved, rate, share, impact_ratio, p_value, verdict) VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?)", groups)
         conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
                          "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", events)
 

@@ -85,6 +85,9 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
     needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label, explain_by])]))
     df = read_decisions(path, needed)
     where = f"file {path.name}"
+    if df.empty:
+        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
+                        "no rows)")
     table = table_from_frame(df, spec, outcome, label, where=where)
     for value, what in ((spec.privileged_value, "privileged value"),
                         (spec.unprivileged_value, "protected value")):

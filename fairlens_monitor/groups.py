@@ -196,7 +196,8 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
     included group with the highest approval rate. Groups under ``min_group_share`` are
     excluded (reported, not compared). p-values are Holm-adjusted across the compared groups.
     The headline group is ``unprivileged_value`` when given, else the compared group with the
-    lowest ratio. The verdict is the most severe of the compared groups' verdicts.
+    lowest ratio. The verdict is the most severe of the compared groups' verdicts, and
+    ``inconclusive`` when no group could be compared.
 
     Args:
         table: counts per group.
@@ -239,7 +240,9 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
                                        g.share, reason=f"{g.share:.1%} of rows "
                                        f"(< {spec.min_group_share:.1%})"))
     headline = _headline(list(results.values()), spec)
-    verdict = stats.worst([r.verdict for r in results.values() if r.verdict])
+    # Nothing compared (one group, or all others too small) shows nothing: not "ok".
+    verdict = (stats.worst([r.verdict for r in results.values() if r.verdict])
+               if results else "inconclusive")
     reason = _reason(verdict, list(results.values()), reference)
     ref_result = next(g for g in ordered if g.role == "reference")
     return Assessment(tuple(ordered), ref_result, headline, verdict, reason)

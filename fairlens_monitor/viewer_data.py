@@ -146,7 +146,7 @@ def group_history(engine: Engine, *, since: datetime | None,
 
     Returns:
         One row per (bucket, group): ``time``, ``group``, ``rate`` (pooled over the bucket),
-        ``role``; empty when the readings have no per-group rows (recorded before 0.3).
+        ``role``; empty when the readings have no per-group rows (recorded before 0.2).
     """
     params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
     with engine.connect() as conn:

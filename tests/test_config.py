@@ -55,6 +55,34 @@ def test_shipped_config_is_valid() -> None:
         ({"database": {"url": "not a url"}}, "database.url", "SQLAlchemy URL"),
         ({"keys": {"dir": ""}}, "keys.dir", "non-empty"),
         ({"keys": None}, "keys", "missing section"),
+        ({"thresholds": {"alpha": 0}}, "thresholds.alpha", "strictly between 0 and 1"),
+        ({"thresholds": {"alpha": 1}}, "thresholds.alpha", "strictly between 0 and 1"),
+        ({"thresholds": {"min_group_size": 0}}, "thresholds.min_group_size", ">= 1"),
+        ({"thresholds": {"min_group_share": 0.9}}, "thresholds.min_group_share", "<= 0.5"),
+        ({"measurement": {"protected_attributes": ["race"]}},
+         "measurement.protected_attributes", "no column 'race'"),
+        ({"measurement": {"protected_attributes": ["gender", "age", "credit_score"]}},
+         "measurement.protected_attributes", "a list of two"),
+        ({"measurement": {"protected_attributes": ["gender", "gender"]}},
+         "measurement.protected_attributes", "two different"),
+        ({"measurement": {"protected_attributes": ["age"], "privileged_value": ">=25"}},
+         "measurement.bands", "needs band edges"),
+        ({"measurement": {"protected_attributes": ["age"], "bands": {"age": [40, 25]}}},
+         "measurement.bands.age", "increasing numbers"),
+        ({"measurement": {"bands": {"age": [25]}}}, "measurement.bands.age",
+         "not one of measurement.protected_attributes"),
+        ({"measurement": {"protected_attributes": ["age"], "bands": {"age": [25]}}},
+         "measurement.privileged_value", "required when reference is 'privileged'"),
+        ({"measurement": {"reference": "lowest"}}, "measurement.reference", "'highest'"),
+        ({"measurement": {"label": "defaulted"}}, "measurement.label", "no label column"),
+        ({"measurement": {"confidence": 95}}, "measurement.confidence", "between 0 and 1"),
+        ({"drift_detection": {"baseline_readings": 1}}, "drift_detection.baseline_readings",
+         ">= 2"),
+        ({"drift_detection": {"threshold": 0}}, "drift_detection.threshold", "> 0"),
+        ({"drift_detection": {"window": 5}}, "drift_detection.window", "unknown key"),
+        ({"alerts": {"close_after": 0}}, "alerts.close_after", ">= 1"),
+        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": 5,
+                                   "hold": -1}}}, "simulation.drift.hold", ">= 0"),
     ],
 )
 def test_bad_values_name_the_key(write_config: Callable[..., Path], overrides: dict[str, Any],
@@ -112,3 +140,18 @@ def test_config_hash_tracks_rules_not_locations(write_config: Callable[..., Path
     assert base.config_hash() == moved.config_hash()
     assert base.config_hash() != stricter.config_hash()
     assert len(base.config_hash()) == 64
+
+
+def test_measurement_defaults_and_intersections(write_config: Callable[..., Path]) -> None:
+    default = load_settings(write_config(), env={})
+    assert default.group_spec().attributes == ("gender",)
+    assert (default.group_spec().privileged_value, default.group_spec().unprivileged_value) == (
+        "Male", "Female")
+    both = load_settings(write_config({"measurement": {
+        "protected_attributes": ["gender", "age"], "bands": {"age": [25, 40]},
+        "reference": "highest"}}), env={})
+    spec = both.group_spec()
+    assert spec.attribute_name == "gender & age"
+    assert spec.bands == {"age": (25.0, 40.0)}
+    assert (spec.privileged_value, spec.unprivileged_value) == (None, None)
+    assert both.config_hash() != default.config_hash()

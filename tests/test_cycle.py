@@ -235,11 +235,11 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
     cfg = alembic_config(url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")  # the schema of version 0.2: one alert per reading
+        command.upgrade(cfg, "0004")  # the schema of version 0.1: one alert per reading
     with sqlite3.connect(db_path(settings)) as conn:
         for i in (1, 2):
             conn.execute("INSERT INTO runs VALUES (?, ?, 'daemon', NULL, '2026-01-01 00:00:00',"
-                         " '2026-01-01 00:00:01', 'ok', NULL, 'h', '0.2.0')", (i, i - 1))
+                         " '2026-01-01 00:00:01', 'ok', NULL, 'h', '0.1.0')", (i, i - 1))
             conn.execute(
                 "INSERT INTO readings (id, run_id, scenario, measured_at, source, drift_level, "
                 "n_samples, seed, protected_attribute, unprivileged_group, privileged_group, "
@@ -248,7 +248,7 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
                 "dir_threshold, gap_threshold, dir_alert, gap_alert, config_hash, code_version)"
                 " VALUES (?, ?, 'monitored', '2026-01-01 00:00:01', 'simulator', 1, 400, 1, "
                 "'gender', 'Female', 'Male', 200, 60, 200, 140, 0.3, 0.7, 0.43, NULL, 0.4, 0.8,"
-                " 0.2, 1, 1, 'h', '0.2.0')", (i, i))
+                " 0.2, 1, 1, 'h', '0.1.0')", (i, i))
             conn.execute("INSERT INTO alerts VALUES (?, ?, ?, '2026-01-01 00:00:01', 'dir', "
                          "0.43, 'token', 'k', 'open')", (i, i, i))
     upgrade(engine, url)

@@ -124,3 +124,18 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
                      "male", "--outcome", "risk")
     assert result.exit_code == 2
     assert "nope.csv: no such file" in result.output
+
+
+def test_an_empty_file_and_a_single_group_say_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("sex,risk\n")
+    result = measure(empty, "--protected-attribute", "sex", "--privileged-value", "male",
+                     "--outcome", "risk")
+    assert result.exit_code == 2
+    assert "empty.csv: no decisions to measure" in result.output
+    one = tmp_path / "one.csv"
+    one.write_text("sex,risk\nmale,1\nmale,0\n")
+    doc = json.loads(measure(one, "--protected-attribute", "sex", "--privileged-value", "male",
+                             "--outcome", "risk", "--json").stdout)
+    assert doc["verdict"] == "inconclusive"
+    assert "no group to compare" in doc["reason"]
