@@ -95,6 +95,7 @@ class KeySettings:
 class AlertSettings:
     echo_plaintext: bool
     close_after: int = 3
+    notify_inconclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Settings:
         """Return the SHA-256 (hex) of the settings that shape a reading.
 
         Covers schedule, simulation, thresholds, measurement, drift detection and when
-        alerts close, in RFC 8785 canonical JSON; deployment locations (database URL, key
+        alerts open and close, in RFC 8785 canonical JSON; deployment locations (database URL, key
         folder) and logging are left out so the same monitoring rules hash the same on
         every machine.
         """
@@ -144,6 +145,7 @@ class Settings:
             "measurement": asdict(self.measurement),
             "drift_detection": asdict(self.drift_detection),
             "alerts.close_after": self.alerts.close_after,
+            "alerts.notify_inconclusive": self.alerts.notify_inconclusive,
         }
         plain = json.loads(json.dumps(shaping))  # tuples become lists, as RFC 8785 expects
         return hashlib.sha256(rfc8785.dumps(plain)).hexdigest()
@@ -202,7 +204,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     thresholds = _section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
                                                "min_group_share"})
     keys = _section(root, "keys", {"dir"})
-    alerts = _section(root, "alerts", {"echo_plaintext", "close_after"}, required=False)
+    alerts = _section(root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"},
+                      required=False)
     measurement = _section(root, "measurement", {
         "protected_attributes", "bands", "reference", "privileged_value",
         "unprivileged_value", "label", "confidence"}, required=False)
@@ -251,6 +254,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             echo_plaintext=_boolean(alerts, "alerts.echo_plaintext", default=False),
             close_after=int(_number(alerts, "alerts.close_after", default=3, integer=True,
                                     minimum=1)),
+            notify_inconclusive=_boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
         measurement=_measurement(measurement),
         drift_detection=CusumSettings(

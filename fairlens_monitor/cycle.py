@@ -85,7 +85,8 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
                                         settings.drift_detection.baseline_readings)
     drift = DriftState(baseline_from_rows(rows), previous)
     reference, monitored = measure_cycle(settings, index, drift)
-    qualifies = {"dir": monitored.verdict == "adverse", "drift": monitored.drift_alert}
+    raising = ("adverse", "inconclusive") if settings.alerts.notify_inconclusive else ("adverse",)
+    qualifies = {"dir": monitored.verdict in raising, "drift": monitored.drift_alert}
     finished = clock()
     candidates = {
         kind: Alert(created_at=finished, kind=kind, dir=monitored.metrics["dir"],

@@ -284,3 +284,15 @@ def test_an_intersection_is_measured_in_the_cycle(make_settings: Callable[..., S
                             "FROM readings WHERE scenario = 'monitored'")
     assert stored == [("gender & age", 3, "highest")]
     repo.engine.dispose()
+
+
+@pytest.mark.parametrize(("notify", "alerts"), [(False, 0), (True, 1)])
+def test_inconclusive_is_quiet_unless_asked(make_settings: Callable[..., Settings], clock: Clock,
+                                            notify: bool, alerts: int) -> None:
+    settings = make_settings({"simulation": {"n_samples": 40, "drift": 0.8},
+                              "alerts": {"notify_inconclusive": notify}})
+    repo = open_repository(settings)
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored.verdict == "inconclusive"  # 20 per group < min_group_size 30
+    assert rows(settings, "SELECT count(*) FROM alerts") == [(alerts,)]
+    repo.engine.dispose()
