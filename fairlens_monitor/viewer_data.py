@@ -140,6 +140,14 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
     return df.drop(columns=["ua", "un", "pa", "pn"])
 
 
+def group_count(reading: dict[str, Any]) -> int:
+    """How many groups a stored reading has (2 for readings from before group counts)."""
+    compared, excluded = reading.get("groups_compared"), reading.get("groups_excluded")
+    if compared is None:
+        return 2
+    return int(compared) + int(excluded or 0) + 1
+
+
 def group_history(engine: Engine, *, since: datetime | None,
                   max_points: int = MAX_POINTS) -> pd.DataFrame:
     """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
