@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from fairlens_monitor.app import open_repository
 from fairlens_monitor.config import Settings
@@ -108,20 +108,14 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
         interval of the bucket's pooled counts (one reading's own interval when a bucket
         holds one reading).
     """
-    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
     with engine.connect() as conn:
-        low, high, count = conn.execute(text(
-            "SELECT min(id), max(id), count(*) FROM readings WHERE measured_at >= :since"),
-            params).one()  # answered from the measured_at index alone
-        if not count:
+        params = _buckets(conn, since, max_points)
+        if params is None:
             return pd.DataFrame(columns=["time", "scenario", "readings", "dir_min",
                                          "dir_mean", "dir_max", "gap_mean", "alerts",
                                          "drift_max",
                                          "unprivileged_rate", "privileged_rate", "ci_low",
                                          "ci_high"])
-        # Readings are appended in time order, so buckets of consecutive ids are time
-        # buckets; integer arithmetic on the key is far cheaper than parsing a million dates.
-        params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
         df = pd.read_sql_query(text(
             "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
             "count(*) AS readings, min(dir) AS dir_min, "
@@ -156,13 +150,10 @@ def group_history(engine: Engine, *, since: datetime | None,
         One row per (bucket, group): ``time``, ``group``, ``rate`` (pooled over the bucket),
         ``role``; empty when the readings have no per-group rows (recorded before 0.2).
     """
-    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
     with engine.connect() as conn:
-        low, high = conn.execute(text(
-            "SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"), params).one()
-        if low is None:
+        params = _buckets(conn, since, max_points)
+        if params is None:
             return pd.DataFrame(columns=["time", "group", "rate", "role"])
-        params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
         df = pd.read_sql_query(text(
             "SELECT (g.id - :low) / :width AS bucket, x.label AS grp, min(x.role) AS role, "
             "min(g.measured_at) AS time, sum(x.approved) AS approved, "
@@ -224,6 +215,24 @@ def health(engine: Engine) -> Health:
     if last_ok is not None:
         when = pd.Timestamp(last_ok).to_pydatetime().replace(tzinfo=UTC)
     return Health(when, int(failed), int(missed or 0), last_error)
+
+
+def _buckets(conn: Connection, since: datetime | None,
+             max_points: int) -> dict[str, Any] | None:
+    """Query parameters that cut the readings since ``since`` into ~``max_points`` buckets.
+
+    Readings are appended in time order, so buckets of consecutive ids are time buckets;
+    integer arithmetic on the key is far cheaper than parsing a million dates. None when
+    there is no reading in the range.
+    """
+    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
+    low, high = conn.execute(text(
+        "SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"),
+        params).one()  # answered from the measured_at index alone
+    if low is None:
+        return None
+    params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
+    return params
 
 
 def _db_time(moment: datetime) -> str:
