@@ -91,8 +91,21 @@ def _show(items: Sequence[T], as_json: bool, to_json: Callable[[T], Any],
 
 
 def _reader(settings: Settings) -> Repository:
-    """A read-only repository on a database whose schema this version understands."""
-    return open_repository(settings, readonly=True)
+    """A read-only repository on a database whose schema this version understands.
+
+    Its connections are closed when the command ends (``Context.call_on_close``).
+    """
+    return _closing(open_repository(settings, readonly=True))
+
+
+def _writer(settings: Settings) -> Repository:
+    """A writable repository on a migrated database, closed when the command ends."""
+    return _closing(open_repository(settings))
+
+
+def _closing(repo: Repository) -> Repository:
+    click.get_current_context().call_on_close(repo.engine.dispose)
+    return repo
 
 
 @click.group(cls=_Group)
@@ -137,7 +150,7 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
 
     settings = _settings(ctx)
-    repo = open_repository(settings)
+    repo = _writer(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
     outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
     if checkpoint_due(repo, settings.audit.checkpoint_every):
@@ -350,7 +363,7 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
 def checkpoint(ctx: click.Context) -> None:
     """Sign the current chain head now and append it to the anchor file."""
     settings = _settings(ctx)
-    repo = open_repository(settings)
+    repo = _writer(settings)
     cp = write_checkpoint(repo, open_signing_key(settings, repo),
                           anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC)))
     if cp is None:
@@ -405,6 +418,38 @@ def db_upgrade(ctx: click.Context) -> None:
         engine.dispose()
     click.echo(f"database at revision {after}" + ("" if before == after else
                                                   f" (was {before or 'empty'})"))
+
+
+@db.command("copy")
+@click.argument("src_url")
+@click.argument("dst_url")
+@click.pass_context
+def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
+    """Copy the history in SRC_URL into the empty database DST_URL, then verify the copy.
+
+    For moving from SQLite to PostgreSQL, e.g. ``db copy sqlite:///var/fairlens.db
+    postgresql+psycopg://fairlens@db-host/fairlens``. The chain and its checkpoints are
+    verified on the copy (with the configured anchor file and public key): exit 0 when it
+    verifies, 1 when it does not, 2 on a usage or database error.
+    """
+    from fairlens_monitor.store.copy import copy_database
+
+    settings = _settings(ctx)
+    result = copy_database(src_url, dst_url)
+    rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())
+    click.echo(f"copied {rows}; chain head seq {result.head_seq}")
+    copy = Repository(make_engine(dst_url, readonly=True))
+    try:
+        report = verify_store(copy, **_trail_paths(settings, None, None)).chain
+    finally:
+        copy.engine.dispose()
+    if report.intact:
+        click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
+                   f"{report.anchored_seq}")
+        return
+    first = report.anomalies[0]
+    click.echo(f"copy does NOT verify: first broken seq {first.seq} ({first.kind})", err=True)
+    ctx.exit(1)
 
 
 @db.command("current")

@@ -1,7 +1,10 @@
 """The long-running service: an APScheduler 3 ``BlockingScheduler`` that runs one cycle per
 interval until told to stop.
 
-Guarantees: one daemon per database (``flock`` on ``<db>.lock``); at most one cycle at a time
+Guarantees: one daemon per SQLite file (``flock`` on ``<db>.lock``); on PostgreSQL several
+daemons may share a database and exactly one — the holder of a session advisory lock — runs
+each cycle, the others standing by and taking over within one interval when the leader
+dies; at most one cycle at a time
 (``max_instances=1``, one worker thread); late fires coalesce into one; a cycle that raises
 is recorded as a failed run (if the database refuses even that record, it is kept and
 recorded once the database accepts writes again) and the next cycle runs as usual; every
@@ -42,7 +45,7 @@ from fairlens_monitor.cycle import (
     utc_now,
 )
 from fairlens_monitor.render import cycle_lines
-from fairlens_monitor.store.db import instance_lock
+from fairlens_monitor.store.db import LeaderLock, instance_lock
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
 
@@ -70,6 +73,8 @@ class Daemon:
         self.settings, self.repo, self.cipher, self.signer = settings, repo, cipher, signer
         self.unrecorded: list[FailedCycle] = []
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
+        self.leader = LeaderLock(repo.engine)
+        self._leading: bool | None = None
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)
         self._stop_lock = threading.Lock()
@@ -103,6 +108,7 @@ class Daemon:
                                        "cycles_failed": self.stats.cycles_failed,
                                        "missed": self.stats.missed})
         self._checkpoint()
+        self.leader.release()
         return self.stats
 
     def request_stop(self, reason: str) -> None:
@@ -120,8 +126,22 @@ class Daemon:
         except Exception as exc:  # e.g. a stop before the scheduler had started
             log.warning("scheduler shutdown: %s", exc)
 
+    def _lead(self) -> bool:
+        """Take or keep the lead; say so when that changes (standbys skip the cycle)."""
+        leading = self.leader.try_acquire()
+        if leading != self._leading and self.leader.server:
+            if leading:
+                self._event("daemon_leading", {"pid": os.getpid()})
+                self.emit(f"leading: this daemon (pid {os.getpid()}) runs the cycles")
+            else:
+                self.emit("standby: another daemon runs the cycles on this database")
+        self._leading = leading
+        return leading
+
     def _cycle(self) -> None:
         scheduled = self._fire_time(datetime.now(UTC))
+        if not self._lead():
+            return
         self._record_pending_failures()
         try:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
@@ -189,7 +209,7 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
         The session's counters.
 
     Raises:
-        AlreadyRunningError: another daemon holds this database's lock.
+        AlreadyRunningError: another daemon holds this SQLite database's lock.
         StoreError: the database cannot be opened or is at another schema revision.
         KeyFileError: the alert key is missing (with alerts stored), corrupt or exposed.
     """

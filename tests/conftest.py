@@ -1,8 +1,17 @@
-"""Shared fixtures: a config written to tmp_path, a fixed clock, a migrated SQLite file."""
+"""Shared fixtures: a config written to tmp_path, a fixed clock, and the two back ends.
+
+``backend_url`` runs a test on a SQLite file and on a fresh PostgreSQL database of its own
+(created on the server named by ``FAIRLENS_TEST_PG``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``, and dropped afterwards). Without a
+reachable server the PostgreSQL cases skip with the reason — unless
+``FAIRLENS_REQUIRE_PG=1`` (set by ``.ci/run``), where they fail instead.
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.config import Settings, load_settings
 
@@ -67,3 +79,42 @@ def clock() -> Iterator[Callable[[], datetime]]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ticks = itertools.count()
     return lambda: start + timedelta(seconds=next(ticks))
+
+
+PG_SERVER = os.environ.get("FAIRLENS_TEST_PG",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    """An autocommit connection to the test server's maintenance database."""
+    engine = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        engine.connect().close()
+    except OperationalError as exc:
+        engine.dispose()
+        reason = f"PostgreSQL not reachable at {PG_SERVER}: {str(exc.orig).strip()}"
+        if os.environ.get("FAIRLENS_REQUIRE_PG") == "1":
+            pytest.fail(f"{reason} (FAIRLENS_REQUIRE_PG=1: .ci/run starts the server)")
+        pytest.skip(f"{reason}; start it or set FAIRLENS_TEST_PG")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin: Engine) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"fairlens_t_{uuid.uuid4().hex[:16]}"
+    with pg_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    with pg_admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of one back end: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -1,10 +1,14 @@
-"""Engines, schema migration and the single-instance lock: how the store meets the disk.
+"""Engines, schema migration and the daemon locks: how the store meets the disk.
 
 SQLite (the embedded default) is opened with WAL, ``synchronous=FULL`` (a committed cycle
 survives power loss), a busy timeout, foreign keys on, and every write transaction starts
 with ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction. Readers
-open the file read-only (``mode=ro``) and never create it. The schema is created and changed
-only by Alembic (``migrations/``).
+open the file read-only (``mode=ro``) and never create it. PostgreSQL (``postgresql+psycopg``)
+gets a lock timeout in place of the busy timeout, and readers a session that refuses writes
+(``default_transaction_read_only``). One SQLite daemon per file is enforced with ``flock``;
+several PostgreSQL daemons may share a database and elect a leader with a session advisory
+lock (:class:`LeaderLock`). The schema is created and changed only by Alembic
+(``migrations/``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -56,7 +60,12 @@ def make_engine(url: str, *, readonly: bool = False,
     """
     path = sqlite_path(url)
     if path is None:
-        return create_engine(url, pool_pre_ping=True)
+        options = f"-c lock_timeout={int(busy_timeout_ms)}"
+        if readonly:
+            options += " -c default_transaction_read_only=on"
+        is_pg = make_url(url).get_backend_name() == "postgresql"
+        return create_engine(url, pool_pre_ping=True,
+                             connect_args={"options": options} if is_pg else {})
     if readonly:
         if not path.exists():
             raise StoreError(url, f"no database file at {path}; start the monitor "
@@ -173,6 +182,8 @@ def check_readable(engine: Engine, url: str) -> None:
     try:
         revision = current_revision(engine)
     except OperationalError as exc:
+        if sqlite_path(url) is None:
+            raise StoreError(url, f"cannot connect: {str(exc.orig).strip()}") from None
         raise StoreError(url, f"cannot be read right now ({exc.orig}); it may be locked by a "
                               "long write: try again") from None
     head = head_revision(url)
@@ -185,26 +196,27 @@ def check_readable(engine: Engine, url: str) -> None:
 
 
 @contextmanager
-def instance_lock(url: str) -> Iterator[Path]:
+def instance_lock(url: str) -> Iterator[Path | None]:
     """Hold the single-daemon lock of a SQLite database for the duration of the block.
 
     An exclusive ``flock`` on ``<database>.lock``; the kernel releases it when the process
-    dies, even by ``kill -9``, so a crash never leaves a stale lock.
+    dies, even by ``kill -9``, so a crash never leaves a stale lock. Other back ends yield
+    None at once: several daemons may share a server database, and :class:`LeaderLock`
+    decides which one runs each cycle.
 
     Args:
         url: the database URL.
 
     Yields:
-        The lock file's path.
+        The lock file's path (None for a server database).
 
     Raises:
         AlreadyRunningError: another process holds the lock.
-        StoreError: the URL is not a SQLite file (other back ends are not supported yet).
     """
     path = sqlite_path(url)
     if path is None:
-        raise StoreError(url, "the daemon's single-instance guard supports SQLite files only "
-                              "in this version")
+        yield None
+        return
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -219,3 +231,60 @@ def instance_lock(url: str) -> Iterator[Path]:
         yield lock_path
     finally:
         os.close(fd)
+
+
+LEADER_LOCK_KEY = 0x464C4C44  # "FLLD": the daemons' leader lock on PostgreSQL
+CHAIN_LOCK_KEY = 0x464C4348  # "FLCH": serialises audit-chain appends on PostgreSQL
+
+
+class LeaderLock:
+    """Which of several daemons on one PostgreSQL database runs the cycles.
+
+    Holds ``pg_try_advisory_lock`` on a dedicated connection. The server releases a session
+    lock when its session ends — the daemon stops, crashes or is killed — so a standby's next
+    :meth:`try_acquire` (once per interval) takes over. On SQLite there is one daemon per
+    file (:func:`instance_lock`) and :meth:`try_acquire` is always True.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Prepare the lock for ``engine`` (no connection is taken yet)."""
+        self.engine = engine
+        self._conn: Connection | None = None
+        self.server = engine.dialect.name == "postgresql"
+
+    def try_acquire(self) -> bool:
+        """Return True when this process leads (taking the lock if it is free).
+
+        A connection lost while leading counts as losing the lead; the lock is tried again
+        on a new connection.
+        """
+        if not self.server:
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.exec_driver_sql("SELECT 1")
+                return True
+            except SQLAlchemyError:
+                self.release()
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            won = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                    {"k": LEADER_LOCK_KEY}).scalar())
+        except SQLAlchemyError:
+            conn.close()
+            return False
+        if won:
+            self._conn = conn
+        else:
+            conn.close()
+        return won
+
+    def release(self) -> None:
+        """Give the lead up (closing the session releases the lock)."""
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()  # really close the session, not back to the pool
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None

@@ -2,7 +2,8 @@
 
 Each public write is one transaction. A cycle's run row, readings, alert and audit events
 commit together or not at all, and audit appends take the chain head inside that same
-write transaction (``BEGIN IMMEDIATE`` on SQLite), so concurrent writers form one linear
+write transaction — under ``BEGIN IMMEDIATE`` on SQLite, under a transaction-level advisory
+lock (``pg_advisory_xact_lock``) on PostgreSQL — so concurrent writers form one linear
 chain.
 """
 
@@ -12,12 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
 from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, build_record
 from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,
@@ -108,6 +110,7 @@ class Repository:
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
         with self._session.begin() as s:
+            _serialise(s)
             s.add(run)
             s.flush()
             for reading, rows in zip(readings, groups, strict=True):
@@ -163,6 +166,7 @@ class Repository:
             The run id and the audit record.
         """
         with self._session.begin() as s:
+            _serialise(s)
             s.add(run)
             s.flush()
             record = _append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
@@ -172,6 +176,7 @@ class Repository:
                      *, ts: str) -> AuditRecord:
         """Append one audit event in its own transaction and return it."""
         with self._session.begin() as s:
+            _serialise(s)
             return _append(s, event_type, actor, payload, ts)
 
     def latest_readings(self, last: int) -> list[Reading]:
@@ -246,6 +251,17 @@ class Repository:
         with self._session.begin() as s:
             s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
                                 key_id=cp.key_id, signature=cp.signature))
+
+
+def _serialise(s: Session) -> None:
+    """Make this write transaction the only one appending to the chain (PostgreSQL).
+
+    SQLite already serialises writers with ``BEGIN IMMEDIATE``. On PostgreSQL two
+    transactions could read the same chain head; the advisory lock, released at commit or
+    rollback, queues them instead.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
 
 
 def _transition(s: Session, kind: str, qualifies: bool, candidate: Alert | None, run: Run,

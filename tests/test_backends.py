@@ -1,0 +1,334 @@
+"""Contract tests: the same behaviour on SQLite and on PostgreSQL (one parametrized fixture).
+
+Each PostgreSQL case works in a database of its own on the local server (see conftest.py).
+The PostgreSQL-only cases — leader election, the auditor role — use ``pg_url`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from alembic import command
+from click.testing import CliRunner
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.cli import cli
+from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.cycle import run_cycle
+from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+from fairlens_monitor.store.repository import Repository
+from tests.conftest import BASE_CONFIG, merge
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWS = {"v_runs", "v_fairness_history", "v_alerts", "v_audit_trail", "v_checkpoints",
+         "v_group_results"}
+Clock = Callable[[], datetime]
+
+
+def config_for(tmp_path: Path, url: str, overrides: dict[str, Any] | None = None) -> Path:
+    path = tmp_path / "config.yaml"
+    doc = merge(BASE_CONFIG, {"database": {"url": url}, **(overrides or {})})
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def scalar(url: str, sql: str) -> Any:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_migrations_make_the_same_schema_and_alembic_check_is_clean(backend_url: str) -> None:
+    engine = make_engine(backend_url)
+    assert upgrade(engine, backend_url)[1] == "0006"
+    found = inspect(engine)
+    assert {"runs", "readings", "group_results", "alerts", "audit_events",
+            "checkpoints"} <= set(found.get_table_names())
+    assert set(found.get_view_names()) >= VIEWS
+    cfg = alembic_config(backend_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.check(cfg)
+        command.downgrade(cfg, "base")
+        command.upgrade(cfg, "head")
+        command.check(cfg)
+    engine.dispose()
+
+
+def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Clock) -> None:
+    settings = load_settings(config_for(tmp_path, backend_url, {"simulation": {
+        "n_samples": 2000, "drift": {"mode": "ramp", "start": 0.0, "end": 1.0,
+                                      "cycles": 4}}}), env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
+    assert [o.monitored.verdict for o in outcomes][-3:] == ["adverse"] * 3
+    assert scalar(backend_url, "SELECT count(*) FROM readings") == 12
+    assert scalar(backend_url, "SELECT count(*) FROM group_results") == 24
+    assert scalar(backend_url, "SELECT count(*) FROM alerts") == 1  # one episode
+    stored = scalar(backend_url, "SELECT measured_at FROM readings ORDER BY id DESC LIMIT 1")
+    assert stored is not None
+    report = verify_chain(repo.iter_records(), repo.iter_links())
+    assert report.intact
+    assert report.count == 6 + 1
+    repo.engine.dispose()
+
+
+def test_cli_once_history_verify(backend_url: str, tmp_path: Path) -> None:
+    config = config_for(tmp_path, backend_url, {"simulation": {"drift": 1.0}})
+    run = CliRunner()
+    for _ in range(3):
+        assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    history = run.invoke(cli, ["--config", str(config), "history", "--json"])
+    assert history.exit_code == 0, history.output
+    assert {r["verdict"] for r in json.loads(history.stdout)} >= {"adverse"}
+    verified = run.invoke(cli, ["--config", str(config), "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "audit chain intact: 4 events" in verified.stdout
+
+
+def test_the_audit_table_refuses_update_and_delete(backend_url: str, tmp_path: Path) -> None:
+    config = config_for(tmp_path, backend_url)
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["--config", str(config), "checkpoint"]).exit_code == 0
+    engine = create_engine(backend_url)
+    for sql in ("UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events",
+                "UPDATE checkpoints SET seq = 0"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    engine.dispose()
+
+
+def test_tampering_past_the_trigger_is_detected(backend_url: str, tmp_path: Path) -> None:
+    config = config_for(tmp_path, backend_url)
+    for _ in range(3):
+        assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    engine = create_engine(backend_url)
+    with engine.begin() as conn:  # someone with DDL rights lifts the guard first
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--config", str(config), "verify"])
+    assert result.exit_code == 1
+    assert "first broken seq 2 (modified" in result.stdout
+
+
+def test_four_writers_form_one_linear_chain(backend_url: str, tmp_path: Path) -> None:
+    engine = make_engine(backend_url)
+    upgrade(engine, backend_url)
+    engine.dispose()
+    writers = [subprocess.Popen([sys.executable, "-m", "tests.helpers.append_loop",
+                                 backend_url, "500", f"w{i}"], cwd=ROOT) for i in range(4)]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0, 0, 0]
+    repo = open_repository(settings_at(backend_url, tmp_path))
+    report = verify_chain(repo.iter_records(), repo.iter_links())
+    assert report.intact
+    assert report.count == report.head_seq == 2000
+    per_writer = scalar(backend_url, "SELECT count(DISTINCT actor) FROM audit_events")
+    assert per_writer == 4
+    repo.engine.dispose()
+
+
+def settings_at(url: str, tmp_path: Path) -> Settings:
+    return load_settings(config_for(tmp_path, url), env={})
+
+
+def daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(config),
+                             "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def leaders(url: str) -> list[tuple[int, float]]:
+    """(pid, epoch seconds) of each daemon_leading event, in chain order."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT payload, ts FROM audit_events "
+                                 "WHERE event_type = 'daemon_leading' ORDER BY seq")).all()
+    engine.dispose()
+    return [(json.loads(p)["pid"] if isinstance(p, str) else p["pid"],
+             datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()) for p, ts in rows]
+
+
+def cycles_by(url: str, after: float) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM runs WHERE started_at > to_timestamp(:t)"),
+                         {"t": after}).scalar()
+    engine.dispose()
+    return int(n or 0)
+
+
+def wait_for(check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str,
+                                                              tmp_path: Path) -> None:
+    interval = 1.0
+    config = config_for(tmp_path, pg_url, {"schedule": {"interval_seconds": interval}})
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0  # keys
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first, second = daemon(config, env), daemon(config, env)
+    try:
+        leader_pid = wait_for(lambda: leaders(pg_url), 30)[0][0]
+        time.sleep(3 * interval)
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            # Exactly one daemon ran cycles, one per interval, never two at once.
+            runs = conn.execute(text("SELECT count(*), count(DISTINCT cycle_index) FROM runs "
+                                     "WHERE actor = 'daemon'")).one()
+        engine.dispose()
+        assert runs[0] == runs[1] >= 2
+        assert len(leaders(pg_url)) == 1
+        victim = first if first.pid == leader_pid else second
+        standby = second if victim is first else first
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = time.time()
+        takeover = wait_for(lambda: [p for p in leaders(pg_url) if p[0] == standby.pid],
+                            5 * interval)
+        assert takeover[0][1] - killed_at <= interval + 0.5  # within one interval
+        wait_for(lambda: cycles_by(pg_url, killed_at) >= 2, 5 * interval)
+    finally:
+        outputs = {}
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            outputs[proc.pid] = proc.communicate(timeout=30)[0]  # also closes the pipe
+    out = outputs[standby.pid]
+    assert "standby: another daemon runs the cycles" in out
+    assert "leading: this daemon" in out
+    repo = Repository(make_engine(pg_url, readonly=True))
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
+    repo.engine.dispose()
+
+
+ROLES_SQL = ROOT / "docs" / "sql" / "postgres_roles.sql"
+
+
+def login_in_role(pg_url: str, role: str) -> tuple[str, str]:
+    """Apply the roles script, create a login in ``role``; return (login, its URL)."""
+    from sqlalchemy.engine import make_url
+
+    login = f"{role}_{os.urandom(4).hex()}"
+    raw = make_url(pg_url).set(drivername="postgresql")
+    import psycopg
+
+    with psycopg.connect(raw.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(ROLES_SQL.read_text())
+        conn.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE {role}')
+    return login, make_url(pg_url).set(username=login).render_as_string(hide_password=False)
+
+
+def drop_login(pg_url: str, login: str) -> None:
+    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP ROLE IF EXISTS "{login}"'))
+    engine.dispose()
+
+
+def test_the_auditor_role_reads_the_views_and_nothing_else(pg_url: str,
+                                                           tmp_path: Path) -> None:
+    config = config_for(tmp_path, pg_url, {"simulation": {"drift": 1.0}})
+    for _ in range(2):
+        assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    login, url = login_in_role(pg_url, "fairlens_auditor")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            for view in VIEWS:
+                conn.execute(text(f"SELECT * FROM {view}")).all()
+            assert conn.execute(text("SELECT count(*) FROM v_fairness_history")).scalar() == 4
+        refused = ["SELECT token FROM alerts", "SELECT * FROM audit_events",
+                   "INSERT INTO runs (cycle_index) VALUES (1)", "UPDATE readings SET dir = 1",
+                   "DELETE FROM audit_events", "UPDATE v_runs SET actor = 'x'",
+                   "CREATE TABLE mine (x int)"]
+        for sql in refused:
+            with pytest.raises(DBAPIError, match=r"permission denied|read-only"), \
+                    engine.begin() as conn:
+                conn.execute(text(sql))
+    finally:
+        engine.dispose()
+        drop_login(pg_url, login)
+
+
+def test_the_trend_page_reads_postgresql_read_only(pg_url: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    config = config_for(tmp_path, pg_url, {"simulation": {"drift": 1.0, "n_samples": 2000}})
+    for _ in range(3):
+        assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    newest = scalar(pg_url, "SELECT dir FROM readings WHERE scenario = 'monitored' "
+                            "ORDER BY id DESC LIMIT 1")
+    login, url = login_in_role(pg_url, "fairlens_reader")
+    try:
+        monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
+        monkeypatch.setenv("FAIRLENS_DB_URL", url)
+        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer.py"), default_timeout=60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.metric[0].value == f"{newest:.3f}"
+        assert any(":red[**ADVERSE" in str(m.value) for m in at.markdown)
+        # The page's own engine refuses writes even where the role could write.
+        from fairlens_monitor import viewer_data
+
+        engine = viewer_data.open_readonly(load_settings(config, env={"FAIRLENS_DB_URL":
+                                                                      pg_url}))
+        with pytest.raises(DBAPIError, match="read-only transaction"), engine.begin() as conn:
+            conn.execute(text("DELETE FROM group_results"))
+        engine.dispose()
+    finally:
+        drop_login(pg_url, login)
+
+
+def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+    config = config_for(tmp_path, sqlite_url, {"simulation": {"drift": 1.0},
+                                               "audit": {"checkpoint_every": 3}})
+    run = CliRunner()
+    for _ in range(4):
+        assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    copied = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
+    assert copied.exit_code == 0, copied.output
+    assert "copy verified: 5 events intact, anchored up to seq" in copied.stdout
+    for table in ("runs", "readings", "group_results", "alerts", "audit_events",
+                  "checkpoints"):
+        assert scalar(pg_url, f"SELECT count(*) FROM {table}") == scalar(
+            sqlite_url, f"SELECT count(*) FROM {table}")
+    # The copy carries on: the next cycle continues the chain on PostgreSQL.
+    env = {"FAIRLENS_DB_URL": pg_url}
+    assert run.invoke(cli, ["--config", str(config), "once"], env=env).exit_code == 0
+    verified = run.invoke(cli, ["--config", str(config), "verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "6 events" in verified.stdout
+    again = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
+    assert again.exit_code == 2
+    assert "copy only into an empty database" in again.output
