@@ -60,7 +60,18 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def make_settings(write_config: Callable[..., Path]) -> Callable[..., Settings]:
-    """Build validated settings from BASE_CONFIG plus overrides, via a real file."""
+    """Build validated settings from BASE_CONFIG plus overrides, via a real file (SQLite)."""
+
+    def build(overrides: dict[str, Any] | None = None) -> Settings:
+        return load_settings(write_config(overrides), env={})
+
+    return build
+
+
+@pytest.fixture
+def sqlite_settings(write_config: Callable[..., Path]) -> Callable[..., Settings]:
+    """The SQLite builder, for tests about the SQLite file itself in modules whose
+    ``make_settings`` runs on both back ends."""
 
     def build(overrides: dict[str, Any] | None = None) -> Settings:
         return load_settings(write_config(overrides), env={})
@@ -118,3 +129,23 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+def backend_builder(url: str, write_config: Callable[..., Path]) -> Callable[..., Settings]:
+    """A settings builder whose database is ``url`` (use as a module's ``make_settings``)."""
+
+    def build(overrides: dict[str, Any] | None = None) -> Settings:
+        return load_settings(write_config(merge({"database": {"url": url}}, overrides or {})),
+                             env={})
+
+    return build
+
+
+def query_url(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run one query on any back end and return plain tuples."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql)).all()]
+    finally:
+        engine.dispose()

@@ -1,4 +1,5 @@
-"""One cycle against a real SQLite file: stored rows, encryption, reproducibility, failures."""
+"""One cycle against a real database — a SQLite file and a fresh PostgreSQL database — stored
+rows, encryption, reproducibility, episodes, failures."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.render import cycle_json, cycle_lines
 from fairlens_monitor.simulate import generate_loan_data
+from tests.conftest import backend_builder, query_url
 
 Clock = Callable[[], datetime]
+
+
+@pytest.fixture
+def make_settings(backend_url: str,
+                  write_config: Callable[..., Path]) -> Callable[..., Settings]:
+    """This module's tests run on both back ends (see conftest.backend_url)."""
+    return backend_builder(backend_url, write_config)
 
 
 def db_path(settings: Settings) -> Path:
@@ -27,8 +36,7 @@ def db_path(settings: Settings) -> Path:
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db_path(settings)) as conn:
-        return conn.execute(sql).fetchall()
+    return query_url(settings.database.url, sql)
 
 
 def test_drifted_cycle_stores_readings_alert_and_chain(
@@ -55,8 +63,8 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
 
 
 def test_plaintext_explanation_never_reaches_the_database_file(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
-    settings = make_settings({"simulation": {"drift": 1.0}})
+        sqlite_settings: Callable[..., Settings], clock: Clock) -> None:
+    settings = sqlite_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
     repo.engine.dispose()
@@ -223,12 +231,12 @@ def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., 
 
 
 def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
+        sqlite_settings: Callable[..., Settings], clock: Clock) -> None:
     from alembic import command
 
     from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
 
-    settings = make_settings({"alerts": {"close_after": 1}})
+    settings = sqlite_settings({"alerts": {"close_after": 1}})
     url = settings.database.url
     db_path(settings).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)

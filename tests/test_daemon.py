@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,21 +12,28 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
 from fairlens_monitor.daemon import Daemon, run_daemon
+from tests.conftest import backend_builder, query_url
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def make_settings(backend_url: str,
+                  write_config: Callable[..., Path]) -> Callable[..., Settings]:
+    """The in-process daemon tests run on both back ends (see conftest.backend_url)."""
+    return backend_builder(backend_url, write_config)
+
+
 def query(settings: Settings, sql: str) -> list[tuple[object, ...]]:
-    path = settings.database.url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
+    return query_url(settings.database.url, sql)
 
 
 def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Settings]) -> None:
@@ -73,6 +79,7 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
         make_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
     settings = make_settings({"schedule": {"interval_seconds": 0.1},
                               "simulation": {"drift": 1.0}})
+    FlakyCipher.failures_left = 1  # per run: the test runs once per back end
     repo = open_repository(settings)
     real = open_cipher(settings, repo)
     lines: list[str] = []
@@ -104,7 +111,7 @@ def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> No
             try:
                 if query(settings, "SELECT count(*) FROM runs")[0][0] >= count:
                     return
-            except sqlite3.OperationalError:
+            except OperationalError:
                 pass  # schema not created yet
         time.sleep(0.1)
     raise AssertionError(f"daemon did not complete {count} cycles in {timeout}s")
@@ -112,10 +119,12 @@ def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> No
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finishes_the_cycle_and_exits_zero(
-        write_config: Callable[..., Path], make_settings: Callable[..., Settings],
+        write_config: Callable[..., Path], sqlite_settings: Callable[..., Settings],
         signum: signal.Signals) -> None:
+    # SQLite: a second daemon on the same file is refused (on PostgreSQL it would stand by,
+    # see test_backends.py).
     config = write_config({"schedule": {"interval_seconds": 0.2}})
-    settings = make_settings({"schedule": {"interval_seconds": 0.2}})
+    settings = sqlite_settings({"schedule": {"interval_seconds": 0.2}})
     proc = start_daemon(config)
     try:
         wait_for_cycles(settings, 2)
