@@ -332,3 +332,12 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
     again = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert again.exit_code == 2
     assert "copy only into an empty database" in again.output
+
+
+def test_a_missing_postgresql_database_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
+    missing = pg_url.rsplit("/", 1)[0] + "/fairlens_no_such_db"
+    config = config_for(tmp_path, missing)
+    for args in (["history"], ["verify"], ["db", "current"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert 'database "fairlens_no_such_db" does not exist' in result.output

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.store.db import head_revision
+from tests.conftest import merge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,11 +28,23 @@ def invoke(write_config: Callable[..., Path]) -> Callable[..., object]:
     return run
 
 
+@pytest.fixture
+def invoke_both(write_config: Callable[..., Path], backend_url: str) -> Callable[..., object]:
+    """Like ``invoke``, once on a SQLite file and once on a fresh PostgreSQL database."""
+
+    def run(*args: str, overrides: dict[str, object] | None = None, input: str | None = None):
+        config = write_config(merge({"database": {"url": backend_url}}, overrides or {}))
+        return CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
+
+    return run
+
+
 def db_file(tmp_path: Path) -> Path:
     return tmp_path / "var" / "fairlens.db"
 
 
-def test_once_json_has_the_original_shape(invoke: Callable[..., object], tmp_path: Path) -> None:
+def test_once_json_has_the_original_shape(invoke_both: Callable[..., object]) -> None:
+    invoke = invoke_both
     result = invoke("once", "--json", overrides={"simulation": {"drift": 1.0},
                                                  "alerts": {"echo_plaintext": True}})
     assert result.exit_code == 0, result.output
@@ -52,14 +65,16 @@ def test_once_json_has_the_original_shape(invoke: Callable[..., object], tmp_pat
     assert from_stdin.stdout.strip() == drifted["explanation"]
 
 
-def test_once_fail_on_alert(invoke: Callable[..., object]) -> None:
+def test_once_fail_on_alert(invoke_both: Callable[..., object]) -> None:
+    invoke = invoke_both
     assert invoke("once", "--fail-on-alert",
                   overrides={"simulation": {"drift": 1.0}}).exit_code == 1
     assert invoke("once", "--fail-on-alert",
                   overrides={"simulation": {"drift": 0.0, "n_samples": 5000}}).exit_code == 0
 
 
-def test_history_and_audit(invoke: Callable[..., object]) -> None:
+def test_history_and_audit(invoke_both: Callable[..., object]) -> None:
+    invoke = invoke_both
     for _ in range(3):
         assert invoke("once").exit_code == 0
     history = invoke("history", "--last", "4", "--json")
