@@ -24,7 +24,7 @@ RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
                                        "last day": timedelta(days=1),
                                        "last week": timedelta(weeks=1), "all": None}
 MAX_POINTS = 2000
-EPOCH = "0000-01-01 00:00:00.000000"  # before every stored time: "all"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every stored time: "all"
 
 
 def open_readonly(settings: Settings) -> Engine:
@@ -169,8 +169,8 @@ def group_history(engine: Engine, *, since: datetime | None,
 def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.DataFrame:
     """Return the newest alert episodes (time, kind, state, verdict, DIR, counts), newest
     first; never the token."""
-    params = {"limit": limit, "since": _db_time(since) if since else EPOCH}
     with engine.connect() as conn:
+        params = {"limit": limit, "since": _db_time(conn, since)}
         return pd.read_sql_query(text(
             "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
             "unprivileged_approved, unprivileged_applicants, privileged_approved, "
@@ -225,7 +225,7 @@ def _buckets(conn: Connection, since: datetime | None,
     integer arithmetic on the key is far cheaper than parsing a million dates. None when
     there is no reading in the range.
     """
-    params: dict[str, Any] = {"since": _db_time(since) if since else EPOCH}
+    params: dict[str, Any] = {"since": _db_time(conn, since)}
     low, high = conn.execute(text(
         "SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"),
         params).one()  # answered from the measured_at index alone
@@ -235,5 +235,14 @@ def _buckets(conn: Connection, since: datetime | None,
     return params
 
 
-def _db_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _db_time(conn: Connection, moment: datetime | None) -> str | datetime:
+    """A bound value comparable with stored times (``None``: before every reading).
+
+    SQLite keeps times as UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, so it gets that text;
+    PostgreSQL gets the aware datetime itself (a text literal there would be read in the
+    session's time zone).
+    """
+    moment = EPOCH if moment is None else moment.astimezone(UTC)
+    if conn.dialect.name == "sqlite":
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +341,28 @@ def test_a_missing_postgresql_database_is_a_clear_error(pg_url: str, tmp_path: P
         result = CliRunner().invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 2, (args, result.output)
         assert 'database "fairlens_no_such_db" does not exist' in result.output
+
+
+def test_the_page_queries_answer_every_time_range(backend_url: str, tmp_path: Path) -> None:
+    from fairlens_monitor import viewer_data
+
+    config = config_for(tmp_path, backend_url, {"simulation": {"drift": 1.0}, "measurement": {
+        "protected_attributes": ["gender", "age"], "bands": {"age": [40]},
+        "reference": "highest"}})
+    for _ in range(3):
+        assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    engine = viewer_data.open_readonly(load_settings(config, env={}))
+    try:
+        for name, span in viewer_data.RANGES.items():
+            since = None if span is None else datetime.now(UTC) - span
+            history = viewer_data.history(engine, since=since)
+            assert list(history["readings"]) == [1] * 6, name  # 3 cycles x 2 scenarios
+            groups = viewer_data.group_history(engine, since=since)
+            assert len(groups) == 3 * 4, name
+            assert len(viewer_data.alerts(engine, since=since)) == 1, name
+        # A range that ends before the readings holds none of them.
+        future = datetime.now(UTC) + timedelta(hours=1)
+        assert viewer_data.history(engine, since=future).empty
+        assert viewer_data.alerts(engine, since=future).empty
+    finally:
+        engine.dispose()
