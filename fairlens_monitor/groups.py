@@ -185,7 +185,7 @@ def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
     require_columns(df, [outcome] + ([label] if label else []), where=where)
     labels = group_labels(df, spec, where=where)
     y = binary_outcome(df[outcome], outcome)
-    truth = binary_outcome(df[label], label) if label else None
+    truth = binary_outcome(df[label], label, "label") if label else None
     return count_groups(labels, y, truth)
 
 

@@ -134,7 +134,8 @@ def measure_frame(df: pd.DataFrame, settings: Settings, *,
     spec = settings.group_spec()
     labels = group_labels(df, spec, where=where)
     label_column = settings.measurement.label
-    truth = binary_outcome(df[label_column], label_column) if label_column else None
+    truth = (binary_outcome(df[label_column], label_column, "label") if label_column
+             else None)
     table = count_groups(labels, binary_outcome(df["approved"], "approved"), truth)
     assessment = assess(table, spec)
     if assessment.headline is None:

@@ -79,7 +79,7 @@ def require_columns(df: pd.DataFrame, columns: list[str], *, where: str = "the d
                             column=column)
 
 
-def binary_outcome(values: pd.Series, column: str) -> np.ndarray:
+def binary_outcome(values: pd.Series, column: str, role: str = "outcome") -> np.ndarray:
     """Convert an outcome column to a boolean array.
 
     Accepts booleans, the numbers 0 and 1, and the words true/false, yes/no, y/n, t/f, 1/0
@@ -88,6 +88,7 @@ def binary_outcome(values: pd.Series, column: str) -> np.ndarray:
     Args:
         values: the outcome column.
         column: its name, for error messages.
+        role: what the column is, for error messages (``outcome`` or ``label``).
 
     Returns:
         A numpy bool array of the same length.
@@ -97,27 +98,28 @@ def binary_outcome(values: pd.Series, column: str) -> np.ndarray:
             to five examples.
     """
     if values.isna().any():
-        raise DataError(f"outcome column '{column}' has {int(values.isna().sum())} missing "
-                        "values; every decision needs an outcome", column=column)
+        article = "an" if role[0] in "aeiou" else "a"
+        raise DataError(f"{role} column '{column}' has {int(values.isna().sum())} missing "
+                        f"values; every decision needs {article} {role}", column=column)
     if pd.api.types.is_bool_dtype(values):
         return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
     if pd.api.types.is_numeric_dtype(values):
         array = values.to_numpy()
         bad = ~np.isin(array, (0, 1))
         if bad.any():
-            _raise_not_binary(column, pd.Series(array[bad]))
+            _raise_not_binary(column, pd.Series(array[bad]), role)
         return np.asarray(array, dtype=bool)
     words = values.astype(str).str.strip().str.lower()
     is_true = words.isin(_TRUE_WORDS).to_numpy()
     bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
     if bad.any():
-        _raise_not_binary(column, values[bad])
+        _raise_not_binary(column, values[bad], role)
     return np.asarray(is_true, dtype=bool)
 
 
-def _raise_not_binary(column: str, bad: pd.Series) -> None:
+def _raise_not_binary(column: str, bad: pd.Series, role: str) -> None:
     examples = ", ".join(repr(v) for v in pd.unique(bad)[:5])
-    raise DataError(f"outcome column '{column}' has {len(bad)} values that are not binary "
+    raise DataError(f"{role} column '{column}' has {len(bad)} values that are not binary "
                     f"(e.g. {examples}); expected 0/1, true/false or yes/no", column=column)
 
 

@@ -139,3 +139,16 @@ def test_an_empty_file_and_a_single_group_say_so(tmp_path: Path) -> None:
                              "--outcome", "risk", "--json").stdout)
     assert doc["verdict"] == "inconclusive"
     assert "no group to compare" in doc["reason"]
+
+
+def test_a_label_that_is_not_binary_is_named_as_the_label(tmp_path: Path) -> None:
+    df = pd.read_csv(GERMAN)
+    df["repaid"] = df["risk"].astype(object)
+    df.loc[3, "repaid"] = "maybe"
+    path = tmp_path / "labels.csv"
+    df.to_csv(path, index=False)
+    result = measure(path, "--protected-attribute", "sex", "--privileged-value", "male",
+                     "--outcome", "risk", "--label", "repaid")
+    assert result.exit_code == 2
+    assert "label column 'repaid' has 1 values that are not binary (e.g. 'maybe')" in (
+        result.output)
