@@ -29,6 +29,8 @@ from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE, load_cipher
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.render import (
+    alert_json,
+    alert_line,
     audit_json,
     audit_line,
     cycle_json,
@@ -399,6 +401,58 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
             "--server.port", str(port), "--server.address", address,
             "--browser.gatherUsageStats", "false"]
     os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
+
+
+@cli.group()
+def alerts() -> None:
+    """The alert workflow: list alert episodes, acknowledge or resolve them."""
+
+
+@alerts.command("list")
+@click.option("--state", "state", default="active", show_default=True,
+              type=click.Choice(["active", "open", "acknowledged", "resolved", "all"]),
+              help="active = open or acknowledged.")
+@LAST_OPTION
+@JSON_OPTION
+@click.pass_context
+def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> None:
+    """Show alert episodes (never their encrypted text)."""
+    states = {"active": ["open", "acknowledged"],
+              "all": ["open", "acknowledged", "resolved"]}.get(state, [state])
+    rows = _reader(_settings(ctx)).list_alerts(states, last)
+    _show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
+
+
+def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None) -> None:
+    repo = _writer(_settings(ctx))
+    now = datetime.now(UTC)
+    try:
+        alert, record = repo.transition_alert(alert_id, to, by=by, note=note, at=now,
+                                              ts=rfc3339(now))
+    except (LookupError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}")
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who acknowledges it.")
+@click.option("--note", help="Optional note (kept in the audit trail; no applicant data).")
+@click.pass_context
+def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None) -> None:
+    """Acknowledge an open alert: someone is looking at it (an audit event)."""
+    _transition(ctx, alert_id, "acknowledged", by, note)
+
+
+@alerts.command("resolve")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who resolves it.")
+@click.option("--note", required=True,
+              help="Why it is resolved (required; kept in the audit trail; no applicant data).")
+@click.pass_context
+def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str) -> None:
+    """Resolve an open or acknowledged alert, with a note (an audit event)."""
+    _transition(ctx, alert_id, "resolved", by, note)
 
 
 @cli.group()

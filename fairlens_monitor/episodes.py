@@ -55,3 +55,24 @@ def step(kind: str, open_streak: int | None, qualifies: bool,
         return Transition(kind, "continue", 0)
     streak = open_streak + 1
     return Transition(kind, "resolve" if streak >= close_after else "count", streak)
+
+
+MANUAL = {("open", "acknowledged"), ("open", "resolved"), ("acknowledged", "resolved")}
+
+
+def manual_transition(state: str, to: str, note: str | None) -> None:
+    """Check a person's transition of an alert (``alerts ack`` / ``alerts resolve``).
+
+    Args:
+        state: the alert's current state.
+        to: ``acknowledged`` or ``resolved``.
+        note: the person's note; required (non-blank) to resolve.
+
+    Raises:
+        ValueError: the transition is not allowed (e.g. the alert is already resolved), or a
+            resolve has no note. The message says why.
+    """
+    if (state, to) not in MANUAL:
+        raise ValueError(f"an alert that is {state} cannot be {to}")
+    if to == "resolved" and not (note and note.strip()):
+        raise ValueError("resolving an alert needs a note saying why (--note TEXT)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fairlens_monitor.audit import AuditRecord, rfc3339
-from fairlens_monitor.store.models import Reading
+from fairlens_monitor.store.models import Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
     from fairlens_monitor.cycle import CycleOutcome
@@ -129,6 +129,22 @@ def reading_line(row: Reading) -> str:
             f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
             f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
             f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}")
+
+
+def alert_json(row: Alert) -> dict[str, Any]:
+    """Return a stored alert without its token, times in RFC 3339."""
+    doc = {c.name: getattr(row, c.name) for c in Alert.__table__.columns if c.name != "token"}
+    for name in ("created_at", "closed_at"):
+        doc[name] = None if doc[name] is None else rfc3339(doc[name])
+    return doc
+
+
+def alert_line(row: Alert) -> str:
+    """Return one alert as a console line."""
+    closed = "" if row.closed_at is None else f" closed {rfc3339(row.closed_at)[:19]}Z"
+    return (f"#{row.id:<5} {rfc3339(row.created_at)[:19]}Z {row.kind:<5} {row.state:<12} "
+            f"verdict={row.verdict or 'n/a'} DIR={fmt_dir(row.dir)} run {row.run_id}"
+            f" reading {row.reading_id}{closed}")
 
 
 def audit_line(rec: AuditRecord) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
@@ -128,6 +129,47 @@ class Repository:
             records = [_append(s, kind, actor, payload, ts)
                        for kind, payload in events(run, readings, changes)]
             return SavedCycle(run.id, [r.id for r in readings], changes, records)
+
+    def list_alerts(self, states: Sequence[str], last: int) -> list[Alert]:
+        """Return the newest ``last`` alerts in ``states``, newest first."""
+        with self._session() as s:
+            rows = s.scalars(select(Alert).where(Alert.state.in_(tuple(states)))
+                             .order_by(Alert.id.desc()).limit(last)).all()
+            return list(rows)
+
+    def transition_alert(self, alert_id: int, to: str, *, by: str, note: str | None,
+                         at: datetime, ts: str) -> tuple[Alert, AuditRecord]:
+        """Acknowledge or resolve an alert for a person, with its audit event, atomically.
+
+        Args:
+            alert_id: the alert.
+            to: ``acknowledged`` or ``resolved``.
+            by: who (recorded in the audit event).
+            note: why; required to resolve.
+            at: when (``closed_at`` of a resolved alert).
+            ts: RFC 3339 time of the audit event.
+
+        Returns:
+            The updated alert and the ``alert_acknowledged``/``alert_resolved`` record.
+
+        Raises:
+            LookupError: no alert has this id.
+            ValueError: the transition is not allowed or the note is missing.
+        """
+        with self._session.begin() as s:
+            _serialise(s)
+            alert = s.get(Alert, alert_id)
+            if alert is None:
+                raise LookupError(f"no alert with id {alert_id}")
+            episodes.manual_transition(alert.state, to, note)
+            alert.state = to
+            if to == "resolved":
+                alert.closed_at = at
+            event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
+            record = _append(s, event, "cli", {
+                "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or ""},
+                ts)
+            return alert, record
 
     def drift_history(self, attribute: str,
                       baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
