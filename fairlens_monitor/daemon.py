@@ -30,6 +30,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
@@ -126,9 +127,22 @@ class Daemon:
         except Exception as exc:  # e.g. a stop before the scheduler had started
             log.warning("scheduler shutdown: %s", exc)
 
-    def _lead(self) -> bool:
-        """Take or keep the lead; say so when that changes (standbys skip the cycle)."""
-        leading = self.leader.try_acquire()
+    def _lead(self, scheduled: datetime) -> bool:
+        """Take or keep the lead; say so when that changes (standbys skip the cycle).
+
+        When the server cannot be reached, no daemon can run the cycle; the one that led
+        keeps the failure to record once the database is back (as for any failed cycle).
+        """
+        try:
+            leading = self.leader.try_acquire()
+        except SQLAlchemyError as exc:
+            error = error_text(exc)
+            self.emit(f"✗ cannot reach the database to take the lead: {error}")
+            if self._leading:
+                now = self.clock()
+                self.unrecorded.append(FailedCycle(now, now, error, "daemon", scheduled))
+                self.stats.cycles_failed += 1
+            return False
         if leading != self._leading and self.leader.server:
             if leading:
                 self._event("daemon_leading", {"pid": os.getpid()})
@@ -140,7 +154,7 @@ class Daemon:
 
     def _cycle(self) -> None:
         scheduled = self._fire_time(datetime.now(UTC))
-        if not self._lead():
+        if not self._lead(scheduled):
             return
         self._record_pending_failures()
         try:

@@ -147,3 +147,33 @@ def test_signal_finishes_the_cycle_and_exits_zero(
     runs = query(settings, "SELECT count(*) FROM runs")[0][0]
     readings = query(settings, "SELECT count(*) FROM readings")[0][0]
     assert readings == 2 * runs  # no half-written cycle
+
+
+def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
+        make_settings: Callable[..., Settings], clock: Callable[[], datetime],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fairlens_monitor.store.db import LeaderLock
+
+    settings = make_settings({"schedule": {"interval_seconds": 0.1}})
+    calls = {"n": 0}
+    real = LeaderLock.try_acquire
+
+    def flaky(self: LeaderLock) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the server is gone for one fire
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("injected"))
+        return real(self)
+
+    monkeypatch.setattr(LeaderLock, "try_acquire", flaky)
+    repo = open_repository(settings)
+    lines: list[str] = []
+    daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
+                    clock=clock, emit=lines.append, max_cycles=3)
+    stats = daemon.run()
+    assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)  # three fires in all
+    assert any("cannot reach the database to take the lead" in line for line in lines)
+    # The outage is on the record, in order, once the database answered again.
+    assert [r[0] for r in query(settings, "SELECT status FROM runs ORDER BY id")] == [
+        "ok", "failed", "ok"]
+    assert verify_chain(repo.iter_records(), repo.iter_links()).intact
+    repo.engine.dispose()

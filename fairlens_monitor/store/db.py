@@ -257,6 +257,10 @@ class LeaderLock:
 
         A connection lost while leading counts as losing the lead; the lock is tried again
         on a new connection.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the server cannot be reached, so nobody can tell
+                who leads.
         """
         if not self.server:
             return True
@@ -272,7 +276,7 @@ class LeaderLock:
                                     {"k": LEADER_LOCK_KEY}).scalar())
         except SQLAlchemyError:
             conn.close()
-            return False
+            raise
         if won:
             self._conn = conn
         else:
