@@ -14,6 +14,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "analyze_feature_impact": "fairlens_monitor.explain",
+    "anonymize_data": "fairlens_monitor.privacy",
     "generate_explanation": "fairlens_monitor.explain",
     "calculate_disparate_impact_ratio": "fairlens_monitor.metrics",
     "generate_loan_data": "fairlens_monitor.simulate",
@@ -29,6 +30,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "__version__",
     "analyze_feature_impact",
+    "anonymize_data",
     "calculate_disparate_impact_ratio",
     "generate_explanation",
     "generate_loan_data",

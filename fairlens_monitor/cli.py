@@ -28,6 +28,7 @@ from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE, load_cipher
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     alert_json,
     alert_line,
@@ -125,6 +126,7 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     """
     logging.basicConfig(stream=sys.stderr, level=(log_level or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
     for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
