@@ -152,10 +152,12 @@ def run(ctx: click.Context, cycles: int | None) -> None:
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     """Run one cycle now, store it, and print its result."""
     from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
+    from fairlens_monitor.governance import record_config_change
 
     settings = _settings(ctx)
     repo = _writer(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
     outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
     if checkpoint_due(repo, settings.audit.checkpoint_every):
         write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,

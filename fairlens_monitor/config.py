@@ -138,6 +138,14 @@ class Settings:
         folder) and logging are left out so the same monitoring rules hash the same on
         every machine.
         """
+        return hashlib.sha256(rfc8785.dumps(self.shaping())).hexdigest()
+
+    def shaping(self) -> dict[str, Any]:
+        """Return the settings that shape a reading as plain JSON data (what is hashed).
+
+        Recorded in ``daemon_started`` and ``config_changed`` audit events, so a later start
+        can say which keys changed.
+        """
         shaping: dict[str, Any] = {
             "schedule": asdict(self.schedule),
             "simulation": asdict(self.simulation),
@@ -147,8 +155,8 @@ class Settings:
             "alerts.close_after": self.alerts.close_after,
             "alerts.notify_inconclusive": self.alerts.notify_inconclusive,
         }
-        plain = json.loads(json.dumps(shaping))  # tuples become lists, as RFC 8785 expects
-        return hashlib.sha256(rfc8785.dumps(plain)).hexdigest()
+        plain: dict[str, Any] = json.loads(json.dumps(shaping))  # tuples become lists
+        return plain
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:

@@ -45,6 +45,7 @@ from fairlens_monitor.cycle import (
     record_failure,
     utc_now,
 )
+from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.store.db import LeaderLock, instance_lock
 from fairlens_monitor.store.repository import Repository
@@ -95,9 +96,15 @@ class Daemon:
         self._first_fire = datetime.now(UTC)
         trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
         self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
+        try:
+            record_config_change(self.settings, self.repo, actor="daemon",
+                                 ts=rfc3339(self.clock()), initial=False)
+        except Exception as exc:
+            log.error("could not record config_changed: %s: %s", type(exc).__name__, exc)
         self._event("daemon_started", {"pid": os.getpid(), "interval_seconds": interval,
                                        "config_hash": self.settings.config_hash(),
-                                       "code_version": __version__})
+                                       "code_version": __version__,
+                                       "settings": self.settings.shaping()})
         self.emit(f"FairLens Monitor {__version__} running every {interval:g}s "
                   f"(Ctrl-C to stop)")
         self.scheduler.start()

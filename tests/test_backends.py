@@ -101,7 +101,7 @@ def test_cli_once_history_verify(backend_url: str, tmp_path: Path) -> None:
     assert {r["verdict"] for r in json.loads(history.stdout)} >= {"adverse"}
     verified = run.invoke(cli, ["--config", str(config), "verify"])
     assert verified.exit_code == 0, verified.output
-    assert "audit chain intact: 4 events" in verified.stdout
+    assert "audit chain intact: 5 events" in verified.stdout  # config + 3 cycles + alert
 
 
 def test_the_audit_table_refuses_update_and_delete(backend_url: str, tmp_path: Path) -> None:
@@ -318,7 +318,7 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
         assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     copied = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert copied.exit_code == 0, copied.output
-    assert "copy verified: 5 events intact, anchored up to seq" in copied.stdout
+    assert "copy verified: 6 events intact, anchored up to seq" in copied.stdout
     for table in ("runs", "readings", "group_results", "alerts", "audit_events",
                   "checkpoints"):
         assert scalar(pg_url, f"SELECT count(*) FROM {table}") == scalar(
@@ -328,7 +328,7 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
     assert run.invoke(cli, ["--config", str(config), "once"], env=env).exit_code == 0
     verified = run.invoke(cli, ["--config", str(config), "verify"], env=env)
     assert verified.exit_code == 0, verified.output
-    assert "6 events" in verified.stdout
+    assert "7 events" in verified.stdout
     again = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert again.exit_code == 2
     assert "copy only into an empty database" in again.output

@@ -75,7 +75,7 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
         verdicts = conn.execute(blocks(AUDITORS, "sql")[2]).fetchall()
         groups = conn.execute(blocks(AUDITORS, "sql")[3]).fetchall()
         drifted = conn.execute(blocks(AUDITORS, "sql")[6]).fetchall()
-        anchored = conn.execute(blocks(AUDITORS, "sql")[8]).fetchone()
+        anchored = conn.execute(blocks(AUDITORS, "sql")[9]).fetchone()
     assert {row[1] for row in verdicts} == {"adverse"}  # the ramp ends far below 0.8
     assert [(g[0], g[1], g[5]) for g in groups] == [("Female", "compared", "adverse"),
                                                     ("Male", "reference", None)]

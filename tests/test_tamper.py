@@ -52,7 +52,8 @@ class Trail:
 def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
     config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}})
     t = Trail(config, tmp_path)
-    for _ in range(7):  # 7 cycle events + 1 alert_raised (one episode) = 8 events
+    # 1 config_changed (the first snapshot) + 6 cycle events + 1 alert_raised = 8 events
+    for _ in range(6):
         assert t.cli("once").exit_code == 0
     assert "checkpoint at seq 8" in t.cli("checkpoint").stdout
     assert t.verify() == (0, [])

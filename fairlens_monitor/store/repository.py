@@ -221,6 +221,29 @@ class Repository:
             _serialise(s)
             return _append(s, event_type, actor, payload, ts)
 
+    def last_settings_snapshot(self, event_types: Sequence[str]
+                               ) -> tuple[dict[str, Any] | None, str | None]:
+        """Return the newest recorded settings snapshot and config hash.
+
+        Args:
+            event_types: the audit events that carry a ``settings`` snapshot.
+
+        Returns:
+            ``(settings, config_hash)`` of the newest such event; the settings are None when
+            it carries none (recorded before snapshots existed), and both are None when no
+            such event exists.
+        """
+        with self._session() as s:
+            payload = s.scalar(select(AuditEvent.payload)
+                               .where(AuditEvent.event_type.in_(tuple(event_types)))
+                               .order_by(AuditEvent.seq.desc()).limit(1))
+        if payload is None:
+            return None, None
+        settings = payload.get("settings")
+        digest = payload.get("new_config_hash", payload.get("config_hash"))
+        return (settings if isinstance(settings, dict) else None,
+                digest if isinstance(digest, str) else None)
+
     def latest_readings(self, last: int) -> list[Reading]:
         """Return the ``last`` most recent readings, oldest first."""
         with self._session() as s:
