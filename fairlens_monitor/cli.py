@@ -460,6 +460,46 @@ def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str) -> Non
 
 
 @cli.group()
+def keys() -> None:
+    """Key management: status of the key folder, rotation of the alert key."""
+
+
+@keys.command("status")
+@JSON_OPTION
+@click.pass_context
+def keys_status(ctx: click.Context, as_json: bool) -> None:
+    """List the key files: role, fingerprint, age, permissions. Exit 1 if one is exposed."""
+    from fairlens_monitor.keys import key_status
+
+    key_dir = _settings(ctx).keys.dir
+    files = key_status(key_dir)
+    if as_json:
+        _dump([vars(f) for f in files])
+    elif not files:
+        click.echo(f"no key files in {key_dir}")
+    for f in [] if as_json else files:
+        flag = "ok" if f.private_ok else f"EXPOSED (fix: chmod 600 {key_dir / f.name})"
+        click.echo(f"{f.name:<34} {f.role:<44} id={f.key_id or '-':<16} "
+                   f"age={f.age_days:.1f}d {f.mode} {flag}")
+    if any(not f.private_ok for f in files):
+        ctx.exit(1)
+
+
+@keys.command("rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """New alert key; every stored token re-encrypted in one transaction (audited)."""
+    from fairlens_monitor.keys import rotate_alert_key
+
+    settings = _settings(ctx)
+    repo = _writer(settings)
+    done = rotate_alert_key(settings.keys.dir, repo, ts=rfc3339(datetime.now(UTC)))
+    click.echo(f"alert key rotated: {done.old_key_id} -> {done.new_key_id}; {done.alerts} "
+               f"tokens re-encrypted; audit seq {done.audit_seq}; the old key is kept as "
+               f"fernet-{done.old_key_id}.retired (older backups need it)")
+
+
+@cli.group()
 def db() -> None:
     """Database schema commands."""
 

@@ -16,24 +16,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor.errors import DecryptionError, KeyFileError
 
 FERNET_KEY_FILE = "fernet.key"
+RETIRED_SUFFIX = ".retired"  # fernet-<key id>.retired: replaced by a rotation, still decrypts
+STAGED_SUFFIX = ".staged"  # fernet-<key id>.staged: a rotation's new key before it took over
 SIGNING_KEY_FILE = "checkpoint_ed25519.key"
 PUBLIC_KEY_FILE = "checkpoint_ed25519.pub"
 
 
 @dataclass(frozen=True)
 class AlertCipher:
-    """A loaded Fernet key and its public fingerprint (``key_id``)."""
+    """The current Fernet key (encrypts), its public fingerprint (``key_id``), and older keys
+    kept after a rotation (they still decrypt tokens made before it, e.g. in backups)."""
 
     fernet: Fernet
     key_id: str
     path: Path
+    older: tuple[Fernet, ...] = ()
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypt ``plaintext`` (UTF-8) and return the Fernet token as text."""
@@ -46,7 +50,8 @@ class AlertCipher:
             DecryptionError: the token was made with another key or is damaged.
         """
         try:
-            return self.fernet.decrypt(token.strip().encode("ascii")).decode("utf-8")
+            keys = MultiFernet([self.fernet, *self.older])
+            return keys.decrypt(token.strip().encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise DecryptionError(
                 f"not a valid token for key {self.key_id} ({self.path}); it was made with "
@@ -144,12 +149,24 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
             )
         create_key_file(path, Fernet.generate_key())
     key = read_private_file(path)
+    older = tuple(_fernet(p, read_private_file(p)) for p in older_key_files(key_dir))
+    return AlertCipher(fernet=_fernet(path, key), key_id=key_fingerprint(key), path=path,
+                       older=older)
+
+
+def older_key_files(key_dir: Path) -> list[Path]:
+    """Return the retired and staged Fernet key files in ``key_dir``, newest first."""
+    found = [p for p in key_dir.glob("fernet-*")
+             if p.name.endswith((RETIRED_SUFFIX, STAGED_SUFFIX))]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _fernet(path: Path, key: bytes) -> Fernet:
     try:
-        fernet = Fernet(key)
+        return Fernet(key)
     except (ValueError, TypeError):
         raise KeyFileError(str(path), "corrupt: not a Fernet key (32 url-safe base64 bytes)",
                            fix="restore the key file from backup") from None
-    return AlertCipher(fernet=fernet, key_id=key_fingerprint(key), path=path)
 
 
 def public_key_id(public_key: Ed25519PublicKey) -> str:

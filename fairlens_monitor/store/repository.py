@@ -9,6 +9,7 @@ chain.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,6 +130,34 @@ class Repository:
             records = [_append(s, kind, actor, payload, ts)
                        for kind, payload in events(run, readings, changes)]
             return SavedCycle(run.id, [r.id for r in readings], changes, records)
+
+    def reencrypt_alerts(self, rotate: Callable[[str], str], new_key_id: str,
+                         payload: dict[str, Any], *, ts: str) -> AuditRecord:
+        """Re-encrypt every alert token and record ``keys_rotated``, in one transaction.
+
+        Args:
+            rotate: maps an old token to the same plaintext under the new key
+                (``MultiFernet.rotate``).
+            new_key_id: the new key's fingerprint, stored on every alert.
+            payload: audit details (key ids); ``alerts`` and ``tokens`` (each alert id
+                with the SHA-256 of its new token) are added here.
+            ts: RFC 3339 time of the audit event.
+
+        Returns:
+            The ``keys_rotated`` record.
+
+        Raises:
+            Exception: whatever ``rotate`` or the database raised; nothing was changed.
+        """
+        with self._session.begin() as s:
+            _serialise(s)
+            tokens = []
+            for alert in s.scalars(select(Alert).order_by(Alert.id)):
+                alert.token, alert.key_id = rotate(alert.token), new_key_id
+                tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii"))
+                               .hexdigest()])
+            return _append(s, "keys_rotated", "cli",
+                           {**payload, "alerts": len(tokens), "tokens": tokens}, ts)
 
     def list_alerts(self, states: Sequence[str], last: int) -> list[Alert]:
         """Return the newest ``last`` alerts in ``states``, newest first."""
