@@ -29,6 +29,7 @@ from fairlens_monitor.measure import (
     headline_comparison,
     measure_cycle,
 )
+from fairlens_monitor.stats import risk_level
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run
 from fairlens_monitor.store.repository import AlertChange, EventList, Repository
 
@@ -243,6 +244,7 @@ def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: s
         eodds_ratio=o and o.equalized_odds_ratio,
         drift_statistic=r.drift_statistic,
         drift_alert=r.drift_alert if r.scenario == "monitored" else None,
+        risk_level=risk_level(r.verdict, c.ci_low, r.drift_alert, threshold=t.dir),
     )
 
 
@@ -267,6 +269,6 @@ def _reading_summary(row: Reading, groups: Sequence[GroupResult]) -> dict[str, A
         "privileged": [row.privileged_approved, row.privileged_count],
         "verdict": row.verdict, "p_value": row.p_value, "p_adjusted": row.p_adjusted,
         "ci": [row.dir_ci_low, row.dir_ci_high], "drift_statistic": row.drift_statistic,
-        "drift_alert": row.drift_alert,
+        "drift_alert": row.drift_alert, "risk_level": row.risk_level,
         "groups": [[g.label, g.role, g.approved, g.applicants] for g in groups],
     }

@@ -249,3 +249,32 @@ def verdict(comparison: Comparison, p_value: float, *, threshold: float, alpha: 
 def worst(verdicts: Sequence[Verdict]) -> Verdict:
     """Return the most severe of ``verdicts`` (``ok`` for none)."""
     return max(verdicts, key=VERDICTS.index, default="ok")
+
+
+RiskLevel = Literal["low", "medium", "high"]
+
+
+def risk_level(verdict: Verdict, ci_low: float | None, drift_alert: bool, *,
+               threshold: float) -> RiskLevel:
+    """Summarise a reading for a risk officer: verdict, interval and trend together.
+
+    ``high``: adverse, or drifting down with an interval that reaches below the threshold.
+    ``medium``: inconclusive, drifting, or an interval that reaches below the threshold
+    (the data cannot rule out a breach). ``low``: none of these.
+
+    Args:
+        verdict: the reading's verdict.
+        ci_low: lower end of the DIR interval (None when not computable: treated as reaching
+            below the threshold).
+        drift_alert: whether the drift chart signals.
+        threshold: the DIR threshold.
+
+    Returns:
+        ``low``, ``medium`` or ``high``.
+    """
+    reaches_below = ci_low is None or ci_low < threshold
+    if verdict == "adverse" or (drift_alert and reaches_below):
+        return "high"
+    if verdict == "inconclusive" or drift_alert or reaches_below:
+        return "medium"
+    return "low"

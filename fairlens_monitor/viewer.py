@@ -161,6 +161,8 @@ def dashboard(settings: Settings, range_name: str) -> None:
                                 f" · p = {row['p_value']:.2g} ({row['test']})"))
     if row.get("verdict_reason"):
         cols[0].caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
+    if row.get("risk_level"):
+        cols[0].markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
     cols[1].metric("Approval gap", f"{row['gap']:.3f}")
     cols[2].metric(f"{row['unprivileged_group']} approved",
                    f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}")

@@ -188,3 +188,17 @@ def test_german_credit_by_age_band(german: pd.DataFrame) -> None:
                     GroupSpec(attributes=("age",), bands={"age": (25.0,)},
                               privileged_value=">=25", unprivileged_value="<25", threshold=0.9))
     assert strict.verdict == "adverse"
+
+
+@pytest.mark.parametrize(("verdict", "ci_low", "drift", "level"), [
+    ("adverse", 0.6, False, "high"),
+    ("ok", 0.78, True, "high"),       # drifting, and the interval reaches below the line
+    ("ok", 0.85, True, "medium"),     # drifting, interval still above the line
+    ("inconclusive", 0.5, False, "medium"),
+    ("ok", 0.79, False, "medium"),    # cannot rule out a breach
+    ("ok", None, False, "medium"),
+    ("ok", 0.82, False, "low"),
+])
+def test_risk_level(verdict: stats.Verdict, ci_low: float | None, drift: bool,
+                    level: str) -> None:
+    assert stats.risk_level(verdict, ci_low, drift, threshold=0.8) == level

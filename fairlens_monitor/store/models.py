@@ -139,6 +139,7 @@ class Reading(Base):
     eodds_ratio: Mapped[float | None] = mapped_column(Float)
     drift_statistic: Mapped[float | None] = mapped_column(Float)
     drift_alert: Mapped[bool | None] = mapped_column(Boolean)
+    risk_level: Mapped[str | None] = mapped_column(String(8))  # revision 0007
 
 
 class GroupResult(Base):
