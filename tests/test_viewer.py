@@ -82,7 +82,6 @@ def test_adverse_database_shows_red_and_decrypts_with_the_key(
     shown = text_of(at)
     assert ":red[**ADVERSE" in shown
     assert "Risk level: **HIGH**" in shown
-    assert "Risk level: **HIGH**" in shown
     assert len(at.dataframe) == 1
     assert at.selectbox(key="alert").value is not None
     assert any("Potential bias" in str(m.value) for m in at.markdown)
