@@ -18,7 +18,7 @@ from fairlens_monitor.explain import analyze_feature_impact
 from fairlens_monitor.groups import (
     GroupSpec,
     assess,
-    outcome_metrics,
+    included_outcome_metrics,
     require_value,
     table_from_frame,
     to_json,
@@ -94,8 +94,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         if value is not None:
             require_value(table, value, what, spec.attribute_name)
     assessment = assess(table, spec)
-    included = [g.label for g in assessment.groups if g.role != "excluded"]
-    metrics = outcome_metrics(table, included) if label else None
+    metrics = included_outcome_metrics(table, assessment)
     report: dict[str, Any] = {
         "file": str(path), "rows": len(df), "outcome": outcome, "label": label,
         "protected_attribute": spec.attribute_name,

@@ -351,6 +351,18 @@ def outcome_metrics(table: GroupTable, include: Sequence[str] | None = None) -> 
     )
 
 
+def included_outcome_metrics(table: GroupTable,
+                             assessment: Assessment) -> OutcomeMetrics | None:
+    """The ground-truth metrics over the groups the assessment did not exclude.
+
+    Returns:
+        The metrics, or None when the table carries no label counts.
+    """
+    if table.positives is None:
+        return None
+    return outcome_metrics(table, [g.label for g in assessment.groups if g.role != "excluded"])
+
+
 def _min_max_ratio(values: np.ndarray) -> float | None:
     top = float(values.max())
     return None if top == 0 else float(values.min()) / top

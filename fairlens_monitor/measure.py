@@ -26,7 +26,7 @@ from fairlens_monitor.groups import (
     assess,
     count_groups,
     group_labels,
-    outcome_metrics,
+    included_outcome_metrics,
     to_json,
 )
 from fairlens_monitor.metrics import binary_outcome
@@ -143,8 +143,7 @@ def measure_frame(df: pd.DataFrame, settings: Settings, *,
         raise DataError(f"no group to compare with the reference {assessment.reference.label!r}"
                         + (f": {wanted!r} does not occur or is excluded" if wanted else ""),
                         column=spec.attribute_name)
-    included = [g.label for g in assessment.groups if g.role != "excluded"]
-    outcome = outcome_metrics(table, included) if truth is not None else None
+    outcome = included_outcome_metrics(table, assessment)
     return assessment, outcome, labels
 
 

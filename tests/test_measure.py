@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -11,24 +10,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
+from tests.test_stats import katz
+from tests.test_stats import z_test as z_p
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
 
 
 def measure(*args: str) -> Result:
     return CliRunner().invoke(cli, ["measure", *map(str, args)])
-
-
-def katz(a: int, n1: int, c: int, n2: int) -> tuple[float, float]:
-    log_rr = math.log((a / n1) / (c / n2))
-    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
-    return math.exp(log_rr - 1.959963984540054 * se), math.exp(log_rr + 1.959963984540054 * se)
-
-
-def z_p(a: int, n1: int, c: int, n2: int) -> float:
-    pooled = (a + c) / (n1 + n2)
-    z = (a / n1 - c / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return math.erfc(abs(z) / math.sqrt(2))
 
 
 def group(doc: dict[str, object], label: str) -> dict[str, object]:
