@@ -44,6 +44,7 @@ check: lint test
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/viewer_scale.py
 	$(BIN)/python benchmarks/drift_chart.py
+	$(BIN)/python benchmarks/fairlearn_compare.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
