@@ -336,7 +336,8 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
-    Needs no config file and writes nothing.
+    Needs no config file and writes nothing. The file is read a million rows at a time, so
+    memory stays bounded (except with --explain-by, which keeps the two compared groups).
     """
     from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas
     from fairlens_monitor.groups import GroupSpec
@@ -355,7 +356,14 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
                      privileged_value=privileged_value if reference == "privileged" else None,
                      unprivileged_value=protected_value, threshold=threshold, alpha=alpha,
                      min_group_size=min_group_size, min_group_share=min_group_share)
-    report = measure_file(file, spec, outcome, label=label, explain_by=explain_by)
+    progress = None
+    if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
+        def progress(rows: int) -> None:
+            click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
+    report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
+                          progress=progress)
+    if progress is not None:
+        click.echo(err=True)
     if as_json:
         _dump(report)
     else:

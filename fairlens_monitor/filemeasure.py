@@ -8,6 +8,7 @@ Nothing is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from fairlens_monitor.errors import DataError
 from fairlens_monitor.explain import analyze_feature_impact
 from fairlens_monitor.groups import (
     GroupSpec,
+    GroupTable,
     assess,
+    group_labels,
     included_outcome_metrics,
+    merge_tables,
     require_value,
     table_from_frame,
     to_json,
@@ -28,19 +32,24 @@ from fairlens_monitor.metrics import require_columns
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def read_decisions(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read only ``columns`` of a CSV or Parquet file.
+CHUNK_ROWS = 1_000_000
+
+
+def iter_decisions(path: Path, columns: list[str],
+                   chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Read only ``columns`` of a CSV or Parquet file, ``chunk_rows`` rows at a time.
 
     Args:
         path: the file; ``.parquet``/``.pq`` is read as Parquet, anything else as CSV.
         columns: the columns needed (checked against the header first).
+        chunk_rows: rows per chunk: memory stays bounded whatever the file's size.
 
-    Returns:
-        The frame.
+    Yields:
+        Frames of at most ``chunk_rows`` rows (none for a file with a header only).
 
     Raises:
-        DataError: the file is missing or unreadable, a column is missing (named with the
-            file), or Parquet support is not installed.
+        DataError: the file is missing or unreadable (also part-way through), a column is
+            missing (named with the file), or Parquet support is not installed.
     """
     where = f"file {path.name}"
     try:
@@ -50,12 +59,14 @@ def read_decisions(path: Path, columns: list[str]) -> pd.DataFrame:
             except ImportError:
                 raise DataError(f"{path.name}: reading Parquet needs pyarrow "
                                 "(pip install pyarrow), or export the file as CSV") from None
-            header = pd.DataFrame(columns=pq.read_schema(path).names)
-            require_columns(header, columns, where=where)
-            return pd.read_parquet(path, columns=columns)
-        header = pd.read_csv(path, nrows=0)
-        require_columns(header, columns, where=where)
-        return pd.read_csv(path, usecols=columns)
+            parquet = pq.ParquetFile(path)
+            require_columns(pd.DataFrame(columns=parquet.schema_arrow.names), columns,
+                            where=where)
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                yield batch.to_pandas()
+            return
+        require_columns(pd.read_csv(path, nrows=0), columns, where=where)
+        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -64,8 +75,48 @@ def read_decisions(path: Path, columns: list[str]) -> pd.DataFrame:
         raise DataError(f"{path.name}: cannot read it: {exc}") from None
 
 
+def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = None, *,
+               chunk_rows: int = CHUNK_ROWS,
+               progress: Callable[[int], None] | None = None) -> GroupTable:
+    """Count a decision file's groups chunk by chunk (bounded memory).
+
+    Args:
+        path: CSV or Parquet file.
+        spec: how rows become groups.
+        outcome: the decision column.
+        label: optional ground-truth column.
+        chunk_rows: rows per chunk.
+        progress: called with the rows read so far after each chunk.
+
+    Returns:
+        The count table of the whole file.
+
+    Raises:
+        DataError: as :func:`iter_decisions`, or a bad value, named with its rows.
+    """
+    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
+    tables, done = [], 0
+    for chunk in iter_decisions(path, needed, chunk_rows):
+        if chunk.empty:  # a header-only CSV still yields one empty chunk
+            continue
+        try:
+            tables.append(table_from_frame(chunk, spec, outcome, label,
+                                           where=f"file {path.name}"))
+        except DataError as exc:
+            raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
+                            f"{path.name})", column=exc.column) from None
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
+    if not tables:
+        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
+                        "no rows)")
+    return merge_tables(tables)
+
+
 def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
-                 explain_by: str | None = None) -> dict[str, Any]:
+                 explain_by: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Measure a decision file once.
 
     Args:
@@ -73,7 +124,10 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         spec: groups, reference and thresholds.
         outcome: the decision column (0/1, true/false, yes/no in any case).
         label: optional ground-truth column (e.g. repaid) for the outcome metrics.
-        explain_by: optional numeric column to test as an explanation of the gap.
+        explain_by: optional numeric column to test as an explanation of the gap (this one
+            needs the two compared groups' rows in memory: quantile bands are global).
+        chunk_rows: rows read at a time; the counts never need more.
+        progress: called with the rows read so far.
 
     Returns:
         A JSON-ready report: file, rows, settings, verdict, groups, outcome metrics and (with
@@ -82,13 +136,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
     Raises:
         DataError: bad file, column or values, or a named group value that does not occur.
     """
-    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label, explain_by])]))
-    df = read_decisions(path, needed)
-    where = f"file {path.name}"
-    if df.empty:
-        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
-                        "no rows)")
-    table = table_from_frame(df, spec, outcome, label, where=where)
+    table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows, progress=progress)
     for value, what in ((spec.privileged_value, "privileged value"),
                         (spec.unprivileged_value, "protected value")):
         if value is not None:
@@ -96,7 +144,8 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
     assessment = assess(table, spec)
     metrics = included_outcome_metrics(table, assessment)
     report: dict[str, Any] = {
-        "file": str(path), "rows": len(df), "outcome": outcome, "label": label,
+        "file": str(path), "rows": int(table.applicants.sum()), "outcome": outcome,
+        "label": label,
         "protected_attribute": spec.attribute_name,
         "settings": {"reference": spec.reference, "threshold": spec.threshold,
                      "alpha": spec.alpha, "confidence": spec.confidence,
@@ -105,12 +154,14 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         **to_json(assessment, metrics),
     }
     if explain_by and assessment.headline is not None:
-        from fairlens_monitor.groups import group_labels
-
-        frame = df.assign(_group=group_labels(df, spec, where=where))
-        decomposition = analyze_feature_impact(
-            frame, "_group", assessment.headline.label, assessment.reference.label, outcome,
-            feature=explain_by)
+        h, ref = assessment.headline.label, assessment.reference.label
+        columns = list(dict.fromkeys([*spec.attributes, outcome, explain_by]))
+        parts = []
+        for chunk in iter_decisions(path, columns, chunk_rows):
+            groups = group_labels(chunk, spec, where=f"file {path.name}")
+            parts.append(chunk.assign(_group=groups)[groups.isin([h, ref])])
+        decomposition = analyze_feature_impact(pd.concat(parts), "_group", h, ref, outcome,
+                                               feature=explain_by)
         report["explanation"] = {"feature": explain_by, "verdict": decomposition["verdict"],
                                  "explained_share": decomposition["explained_share"],
                                  "causes": decomposition["causes"]}

@@ -175,6 +175,38 @@ def count_groups(labels: pd.Series, outcome: np.ndarray,
                       count((y & truth).astype(float)), count((y & ~truth).astype(float)))
 
 
+def merge_tables(tables: Sequence[GroupTable]) -> GroupTable:
+    """Add up count tables (e.g. of the chunks of one file), group by group.
+
+    Args:
+        tables: tables counted from disjoint rows; all with label counts or all without.
+
+    Returns:
+        One table over the union of their groups, in sorted label order.
+
+    Raises:
+        ValueError: no table, or some tables have label counts and others not.
+    """
+    if not tables:
+        raise ValueError("no table to merge")
+    labelled = {t.positives is not None for t in tables}
+    if len(labelled) > 1:
+        raise ValueError("cannot merge tables with and without label counts")
+    labels = tuple(sorted(set().union(*(t.labels for t in tables))))
+    index = {label: i for i, label in enumerate(labels)}
+
+    def total(field: str) -> np.ndarray:
+        out = np.zeros(len(labels), dtype=np.int64)
+        for t in tables:
+            np.add.at(out, [index[x] for x in t.labels], getattr(t, field))
+        return out
+
+    if labelled == {True}:
+        return GroupTable(labels, total("applicants"), total("approved"), total("positives"),
+                          total("true_pos"), total("false_pos"))
+    return GroupTable(labels, total("applicants"), total("approved"))
+
+
 def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
                      label: str | None = None, *, where: str = "the data") -> GroupTable:
     """Validate the columns of ``df`` and count its groups.

@@ -141,3 +141,37 @@ def test_a_label_that_is_not_binary_is_named_as_the_label(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "label column 'repaid' has 1 values that are not binary (e.g. 'maybe')" in (
         result.output)
+
+
+def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Path) -> None:
+    from fairlens_monitor.filemeasure import count_file
+    from fairlens_monitor.groups import GroupSpec
+
+    df = pd.read_csv(GERMAN)
+    df["repaid"] = (df["duration"] < 24).astype(int)  # any binary column will do as a label
+    path = tmp_path / "labelled.csv"
+    df.to_csv(path, index=False)
+    spec = GroupSpec(attributes=("sex", "age"), bands={"age": (25.0, 40.0)},
+                     reference="highest", privileged_value=None, unprivileged_value=None)
+    whole = count_file(path, spec, "risk", "repaid", chunk_rows=10_000)
+    seen: list[int] = []
+    chunked = count_file(path, spec, "risk", "repaid", chunk_rows=97, progress=seen.append)
+    assert chunked.labels == whole.labels
+    for field in ("applicants", "approved", "positives", "true_pos", "false_pos"):
+        assert (getattr(chunked, field) == getattr(whole, field)).all(), field
+    assert seen == [*range(97, 1000, 97), 1000]
+
+
+def test_a_bad_value_late_in_a_big_file_names_its_rows(tmp_path: Path) -> None:
+    from fairlens_monitor.errors import DataError
+    from fairlens_monitor.filemeasure import count_file
+    from fairlens_monitor.groups import GroupSpec
+
+    df = pd.read_csv(GERMAN)
+    df["risk"] = df["risk"].astype(object)
+    df.loc[950, "risk"] = "perhaps"
+    path = tmp_path / "late.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"'perhaps'.*in rows 901–1,000 of late\.csv"):
+        count_file(path, GroupSpec(attributes=("sex",), privileged_value="male"), "risk",
+                   chunk_rows=100)
