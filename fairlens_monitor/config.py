@@ -99,6 +99,15 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Scheduled backups by the daemon (SQLite): where, how often, how many to keep."""
+
+    dir: Path
+    interval_hours: float
+    keep: int
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str
 
@@ -116,6 +125,7 @@ class Settings:
     logging: LoggingSettings
     audit: AuditSettings
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
+    backup: BackupSettings | None = None
     drift_detection: CusumSettings = field(default_factory=CusumSettings)
 
     def group_spec(self) -> GroupSpec:
@@ -205,7 +215,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     root = _mapping(raw, "(top level)")
     _reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
                                "alerts", "logging", "audit", "measurement",
-                               "drift_detection"})
+                               "drift_detection", "backup"})
     db = _section(root, "database", {"url", "busy_timeout_ms"})
     schedule = _section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
     sim = _section(root, "simulation", {"n_samples", "seed", "drift"})
@@ -219,6 +229,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         "unprivileged_value", "label", "confidence"}, required=False)
     cusum = _section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
                      required=False)
+    backup = _section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)
     logging_ = _section(root, "logging", {"level"}, required=False)
     audit = _section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
 
@@ -265,6 +276,12 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             notify_inconclusive=_boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
         measurement=_measurement(measurement),
+        backup=None if not backup else BackupSettings(
+            dir=_resolve_path(_string(backup, "backup.dir"), base_dir),
+            interval_hours=_number(backup, "backup.interval_hours", default=24.0,
+                                   positive=True),
+            keep=int(_number(backup, "backup.keep", default=7, integer=True, minimum=1)),
+        ),
         drift_detection=CusumSettings(
             baseline_readings=int(_number(cusum, "drift_detection.baseline_readings",
                                           default=30, integer=True, minimum=2)),

@@ -35,8 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.backup import backup_sqlite, prune_backups, scheduled_name
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.crypto import PUBLIC_KEY_FILE, AlertCipher
 from fairlens_monitor.cycle import (
     Clock,
     FailedCycle,
@@ -96,6 +97,9 @@ class Daemon:
         self._first_fire = datetime.now(UTC)
         trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
         self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
+        if self.settings.backup is not None:
+            every = IntervalTrigger(hours=self.settings.backup.interval_hours, timezone=UTC)
+            self.scheduler.add_job(self._backup, every, id="backup")
         try:
             record_config_change(self.settings, self.repo, actor="daemon",
                                  ts=rfc3339(self.clock()), initial=False)
@@ -188,6 +192,27 @@ class Daemon:
         while self.unrecorded and record_failure(self.settings, self.repo,
                                                  self.unrecorded[0]) is not None:
             self.unrecorded.pop(0)
+
+    def _backup(self) -> None:
+        """Scheduled backup (leader only): verified copy, audit event, keep the newest N."""
+        plan = self.settings.backup
+        if plan is None or not self._leading:
+            return
+        try:
+            made = backup_sqlite(self.settings.database.url,
+                                 scheduled_name(plan.dir, self.clock()),
+                                 anchor_file=self.settings.audit.anchor_file,
+                                 public_key=self.settings.keys.dir / PUBLIC_KEY_FILE,
+                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
+        except Exception as exc:
+            self.emit(f"✗ scheduled backup failed: {error_text(exc)}")
+            self._event("backup_failed", {"error": error_text(exc)})
+            return
+        pruned = prune_backups(plan.dir, plan.keep)
+        self._event("backup_made", {"file": made.path.name, "head_seq": made.head_seq,
+                                    "head_hash": made.head_hash, "sha256": made.sha256,
+                                    "pruned": [p.name for p in pruned]})
+        self.emit(f"backup {made.path.name}: chain head seq {made.head_seq}, verified")
 
     def _checkpoint(self) -> None:
         try:

@@ -31,13 +31,16 @@ class TrailReport:
     database_checkpoints: int
 
 
-def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> TrailReport:
+def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
+                 up_to_seq: int | None = None) -> TrailReport:
     """Verify the whole chain and every checkpoint (anchor file and database).
 
     Args:
         repo: the repository (read-only is enough).
         anchor_file: the append-only anchor file.
         public_key: the Ed25519 public key that signed the checkpoints.
+        up_to_seq: verify a snapshot taken at this head (a backup): anchor-file checkpoints
+            signed after it (higher seq) are set aside instead of reported as truncation.
 
     Returns:
         The report; an unreadable anchor line counts as a ``bad_checkpoint``.
@@ -48,6 +51,9 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path) -> Tr
         KeyFileError: the public key file is not an Ed25519 key.
     """
     contents = anchor.read(anchor_file)
+    if up_to_seq is not None:
+        contents = anchor.AnchorContents([c for c in contents.checkpoints if c.seq <= up_to_seq],
+                                         contents.bad_lines)
     stored = repo.checkpoints()
     if stored and not anchor_file.exists():
         raise CannotVerifyError(f"the database records {len(stored)} checkpoints but the "
