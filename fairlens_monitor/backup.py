@@ -66,7 +66,7 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
-        _copy(source, partial, busy_timeout_ms)
+        copy_sqlite(source, partial, busy_timeout_ms)
         repo = Repository(make_engine(f"sqlite:///{partial}", readonly=True))
         try:
             head_seq, head_hash = repo.head()
@@ -78,19 +78,27 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
             first = report.anomalies[0]
             raise StoreError(str(dest), f"the copy does not verify: seq {first.seq} "
                                         f"{first.kind}; the source needs `verify` first")
-        digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+        digest = file_sha256(partial)
         os.replace(partial, dest)
         _fsync_dir(dest.parent)
     finally:
-        partial.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            partial.with_name(partial.name + suffix).unlink(missing_ok=True)
     return Backup(dest, head_seq, head_hash, digest, dest.stat().st_size)
 
 
-def _copy(source: Path, target: Path, busy_timeout_ms: int) -> None:
+def copy_sqlite(source: Path, target: Path, busy_timeout_ms: int) -> None:
+    """Copy a SQLite file with the online backup API, check its integrity, make it 0600.
+
+    Raises:
+        StoreError: the copy failed or fails ``integrity_check``.
+    """
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)  # one consistent snapshot, taken while writers go on
+        # One self-contained file: reading the copy must not create -wal/-shm files.
+        dst.execute("PRAGMA journal_mode = DELETE")
         check = dst.execute("PRAGMA integrity_check").fetchone()[0]
         dst.commit()
     except sqlite3.Error as exc:
@@ -101,6 +109,15 @@ def _copy(source: Path, target: Path, busy_timeout_ms: int) -> None:
     if check != "ok":
         raise StoreError(str(target), f"the copy fails integrity_check: {check}")
     os.chmod(target, 0o600)
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file, read a megabyte at a time (backups can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def scheduled_name(folder: Path, moment: datetime) -> Path:

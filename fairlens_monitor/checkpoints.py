@@ -76,6 +76,40 @@ def verify_checkpoint(key: Ed25519PublicKey, cp: Checkpoint) -> bool:
     return True
 
 
+RESTORE_TAG = b"fairlens-restore-v1\x00"
+RESTORE_FIELDS = ("from_seq", "head_hash", "superseded_to", "ts")
+
+
+def restore_message(fields: dict[str, object]) -> bytes:
+    """Return the exact bytes a ``chain_restored`` event's signature covers."""
+    return RESTORE_TAG + rfc8785.dumps({k: fields[k] for k in RESTORE_FIELDS})  # type: ignore[misc]
+
+
+def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
+                 superseded_to: int, ts: str) -> dict[str, object]:
+    """Sign the statement "restored from a backup at ``from_seq``; anchors up to
+    ``superseded_to`` signed before ``ts`` describe history that was lost".
+
+    Returns:
+        The payload of the ``chain_restored`` audit event (fields, key id, signature).
+    """
+    fields: dict[str, object] = {"from_seq": from_seq, "head_hash": head_hash,
+                                 "superseded_to": superseded_to, "ts": ts}
+    signature = key.sign(restore_message(fields))
+    return {**fields, "key_id": public_key_id(key.public_key()),
+            "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def verify_restore(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
+    """Return True when a ``chain_restored`` payload was signed by ``key``, unaltered."""
+    try:
+        key.verify(base64.b64decode(str(payload["signature"]), validate=True),
+                   restore_message(payload))
+    except (InvalidSignature, ValueError, binascii.Error, KeyError):
+        return False
+    return True
+
+
 def parse_line(line: str) -> Checkpoint | None:
     """Parse one anchor-file line; None when it is not a well-formed checkpoint."""
     try:

@@ -244,6 +244,7 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                "checkpoints_checked": report.checkpoints_checked,
                "anchor_file_checkpoints": trail.anchor_checkpoints,
                "database_checkpoints": trail.database_checkpoints,
+               "superseded_checkpoints": trail.superseded,
                "anchor_file": str(trail.anchor_file),
                "first_broken_seq": first.seq if first else None,
                "anomalies": [vars(a) for a in report.anomalies]})
@@ -252,7 +253,9 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                    f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
                    f"the anchor file, {trail.database_checkpoints} in the database; "
                    f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
-                   "not yet anchored")
+                   "not yet anchored" + (f"; {trail.superseded} checkpoints of history lost "
+                                         "before a signed restore set aside"
+                                         if trail.superseded else ""))
     else:
         click.echo(f"audit chain TAMPERED: first broken seq {first.seq} ({first.kind}: "
                    f"{first.detail}); {len(report.anomalies)} anomalies in {report.count} "
@@ -533,6 +536,33 @@ def backup(ctx: click.Context, dest: Path) -> None:
         "sha256": made.sha256}, ts=rfc3339(datetime.now(UTC)))
     click.echo(f"backup {made.path}: {made.size:,} bytes, chain head seq {made.head_seq}, "
                f"integrity ok, chain verified; sha256 {made.sha256}; audit seq {record.seq}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def restore(ctx: click.Context, src: Path) -> None:
+    """Replace the SQLite database with the backup SRC (stop the daemon first).
+
+    Refuses a backup that fails integrity_check or chain verification. The replaced file is
+    kept beside it (renamed). A signed `chain_restored` event explains the gap to the anchor
+    file, a new checkpoint is signed, and the result is verified. Exit 0 when it verifies.
+    """
+    from fairlens_monitor.crypto import load_signing_key
+    from fairlens_monitor.restore import restore_sqlite
+
+    settings = _settings(ctx)
+    # The database may be gone (that is why one restores): never create or open it here.
+    done = restore_sqlite(settings, src, load_signing_key(settings.keys.dir, create=False))
+    lost = done.superseded_to - done.from_seq
+    gone = (f"{lost} later events anchored before the restore are lost (seq "
+            f"{done.from_seq + 1}...{done.superseded_to})" if lost else
+            "no anchored history was lost")
+    click.echo(f"restored from {src.name} at seq {done.from_seq}; {gone}; recorded as seq "
+               f"{done.restore_seq}"
+               + ("" if done.replaced is None else f"; the replaced file is {done.replaced}"))
+    click.echo(f"verified: {done.report.chain.count} events intact, "
+               f"{done.report.superseded} superseded checkpoints set aside")
 
 
 @cli.group()

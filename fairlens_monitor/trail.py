@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor import anchor
 from fairlens_monitor.audit import AnchorClaim, AuditRecord, ChainReport, verify_chain
-from fairlens_monitor.checkpoints import Checkpoint, claims, sign_checkpoint
+from fairlens_monitor.checkpoints import Checkpoint, claims, sign_checkpoint, verify_restore
 from fairlens_monitor.crypto import load_public_key
 from fairlens_monitor.errors import CannotVerifyError
 from fairlens_monitor.render import audit_json
@@ -29,6 +29,7 @@ class TrailReport:
     anchor_file: Path
     anchor_checkpoints: int
     database_checkpoints: int
+    superseded: int = 0  # anchor checkpoints of history lost before a signed restore
 
 
 def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
@@ -64,12 +65,39 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
             raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
                                     "missing", "pass --public-key FILE")
         key = load_public_key(public_key)
+        kept, superseded, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        contents = anchor.AnchorContents(kept, contents.bad_lines)
         anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
-            key, stored, "database checkpoints")
+            key, stored, "database checkpoints") + restore_claims
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors)
-    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored))
+    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
+                       superseded if anchors else 0)
+
+
+def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]
+                    ) -> tuple[list[Checkpoint], int, list[AnchorClaim]]:
+    """Set aside anchor checkpoints that a signed ``chain_restored`` event declares lost.
+
+    A restore from a backup at seq N leaves the anchor file with checkpoints of history
+    after N that is gone. The restore event (in the chain, signed with the checkpoint key)
+    names N, the hash at N and the highest anchored seq it supersedes; checkpoints with
+    N < seq <= that bound and signed *before* the restore are set aside. A restore event
+    with a bad signature is itself reported as a ``bad_checkpoint``.
+    """
+    kept, superseded, bad = list(checkpoints), 0, []
+    for seq, payload in repo.events_of_type("chain_restored"):
+        if not verify_restore(key, payload):
+            bad.append(AnchorClaim(seq, "", False, f"chain_restored at seq {seq} "
+                                                   "(signature does not verify)"))
+            continue
+        low, high = int(payload["from_seq"]), int(payload["superseded_to"])
+        restored_at = str(payload["ts"])
+        before = len(kept)
+        kept = [cp for cp in kept if not (low < cp.seq <= high and cp.ts < restored_at)]
+        superseded += before - len(kept)
+    return kept, superseded, bad
 
 
 def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,

@@ -250,6 +250,14 @@ class Repository:
             _serialise(s)
             return _append(s, event_type, actor, payload, ts)
 
+    def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
+        """Return ``(seq, payload)`` of every audit event of this type, in seq order."""
+        with self._session() as s:
+            rows = s.execute(select(AuditEvent.seq, AuditEvent.payload)
+                             .where(AuditEvent.event_type == event_type)
+                             .order_by(AuditEvent.seq)).all()
+        return [(int(seq), dict(payload)) for seq, payload in rows]
+
     def last_settings_snapshot(self, event_types: Sequence[str]
                                ) -> tuple[dict[str, Any] | None, str | None]:
         """Return the newest recorded settings snapshot and config hash.

@@ -1,0 +1,137 @@
+"""Restore the SQLite store from a backup, and say so on the record (``fairlens-monitor restore``).
+
+Beside the **log** step. A backup holds the chain up to its head N, while the anchor file may
+already hold checkpoints of history after N that the restore loses. ``restore_sqlite``
+refuses a backup that fails ``integrity_check`` or chain verification, takes the daemon's
+lock (no daemon may run meanwhile), keeps the replaced database file beside the new one
+(renamed, never deleted), puts the verified copy in place, appends a ``chain_restored`` event
+signed with the checkpoint key — "restored from seq N; the anchored history up to M, signed
+before now, is gone" — signs a new checkpoint, and verifies the result. ``verify`` reads that
+event to set the superseded checkpoints aside (``trail._apply_restores``) while still
+checking everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fairlens_monitor import anchor
+from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.backup import copy_sqlite, file_sha256
+from fairlens_monitor.checkpoints import sign_restore
+from fairlens_monitor.config import Settings
+from fairlens_monitor.crypto import PUBLIC_KEY_FILE
+from fairlens_monitor.errors import StoreError
+from fairlens_monitor.store.db import instance_lock, make_engine, sqlite_path
+from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.trail import TrailReport, verify_store, write_checkpoint
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did."""
+
+    from_seq: int
+    superseded_to: int
+    replaced: Path | None
+    restore_seq: int
+    report: TrailReport
+
+
+def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey) -> Restored:
+    """Replace the configured SQLite database with the backup ``source``.
+
+    Args:
+        settings: validated settings (database, anchor file, key folder).
+        source: the backup file.
+        signer: the checkpoint signing key (signs the restore statement and a checkpoint).
+
+    Returns:
+        The restored head, the superseded range, where the replaced file went, and the
+        verification report of the result.
+
+    Raises:
+        StoreError: not SQLite, the backup is missing or fails integrity or verification
+            (nothing is changed then), or the result does not verify.
+        AlreadyRunningError: a daemon is running on the database.
+    """
+    url = settings.database.url
+    target = sqlite_path(url)
+    if target is None:
+        raise StoreError(url, "restore replaces SQLite files; restore PostgreSQL with "
+                              "pg_restore (see docs/OPERATIONS.md)")
+    if not source.is_file():
+        raise StoreError(str(source), "no such backup file")
+    anchor_file = settings.audit.anchor_file
+    public_key = settings.keys.dir / PUBLIC_KEY_FILE
+    with instance_lock(url):
+        staged = target.with_name(target.name + ".restoring")
+        staged.unlink(missing_ok=True)
+        try:
+            copy_sqlite(source, staged, settings.database.busy_timeout_ms)
+            from_seq, head_hash = _verified_head(staged, anchor_file, public_key)
+            replaced = _set_aside(target)
+            os.replace(staged, target)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                staged.with_name(staged.name + suffix).unlink(missing_ok=True)
+        now = rfc3339(datetime.now(UTC))
+        anchored = [cp.seq for cp in anchor.read(anchor_file).checkpoints]
+        superseded_to = max([from_seq, *anchored])
+        repo = Repository(make_engine(url, busy_timeout_ms=settings.database.busy_timeout_ms))
+        try:
+            statement = sign_restore(signer, from_seq=from_seq, head_hash=head_hash,
+                                     superseded_to=superseded_to, ts=now)
+            record = repo.append_event("chain_restored", "cli", {
+                **statement, "backup_file": source.name,
+                "backup_sha256": file_sha256(source),
+                "replaced_file": None if replaced is None else replaced.name}, ts=now)
+            write_checkpoint(repo, signer, anchor_file=anchor_file, ts=now)
+            report = verify_store(repo, anchor_file=anchor_file, public_key=public_key)
+        finally:
+            repo.engine.dispose()
+    if not report.chain.intact:
+        first = report.chain.anomalies[0]
+        raise StoreError(url, f"restored, but the result does not verify: seq {first.seq} "
+                              f"{first.kind}: {first.detail}")
+    return Restored(from_seq, superseded_to, replaced, record.seq, report)
+
+
+def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int, str]:
+    repo = Repository(make_engine(f"sqlite:///{copy}", readonly=True))
+    try:
+        head = repo.head()
+        report = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
+                              up_to_seq=head[0]).chain
+    finally:
+        repo.engine.dispose()
+    if not report.intact:
+        first = report.anomalies[0]
+        raise StoreError(str(copy), f"the backup does not verify (seq {first.seq} "
+                                    f"{first.kind}); refusing to restore it")
+    return head
+
+
+def _set_aside(target: Path) -> Path | None:
+    """Rename the current database (after folding its WAL in) out of the way; keep it."""
+    if not target.exists():
+        for suffix in ("-wal", "-shm"):
+            target.with_name(target.name + suffix).unlink(missing_ok=True)
+        return None
+    conn = sqlite3.connect(target)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = target.with_name(f"{target.name}.replaced-{stamp}")
+    os.replace(target, aside)
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    return aside
