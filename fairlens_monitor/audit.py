@@ -179,6 +179,7 @@ def verify_chain(
     stored: Iterable[AuditRecord],
     by_seq: Iterable[Link | AuditRecord],
     anchors: Iterable[AnchorClaim] = (),
+    start: tuple[int, str] = (1, GENESIS_HASH),
 ) -> ChainReport:
     """Check every record and link, and every anchored checkpoint; report every anomaly.
 
@@ -199,6 +200,9 @@ def verify_chain(
         stored: the records in storage order.
         by_seq: the same records (or just their :class:`Link` fields) in seq order.
         anchors: checkpoint claims from the anchor file (and/or the database).
+        start: the first seq the chain must have and the ``prev_hash`` it must carry:
+            ``(1, GENESIS_HASH)``, or after a signed retention prune ``(N + 1, hash at N)``.
+            Claims below the start concern deleted history and are not checked.
 
     Returns:
         The report. ``last_verified_seq`` is the highest seq below every anomaly;
@@ -214,10 +218,11 @@ def verify_chain(
                                      f"seq {rec.seq} is stored after seq {highest}"))
         highest = max(highest, rec.seq)
 
-    claims = sorted(anchors, key=lambda a: a.seq)
+    claims = sorted((a for a in anchors if a.seq >= start[0] or not a.signature_ok),
+                    key=lambda a: a.seq)
     wanted = {a.seq for a in claims}
     hash_at: dict[int, str] = {}
-    expected, prev_hash, head_hash = 1, GENESIS_HASH, GENESIS_HASH
+    expected, prev_hash, head_hash = start[0], start[1], start[1]
     for link in by_seq:
         if link.seq < expected:
             anomalies.append(Anomaly(link.seq, "reordered", f"seq {link.seq} appears twice"))

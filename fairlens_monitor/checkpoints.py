@@ -76,38 +76,64 @@ def verify_checkpoint(key: Ed25519PublicKey, cp: Checkpoint) -> bool:
     return True
 
 
-RESTORE_TAG = b"fairlens-restore-v1\x00"
 RESTORE_FIELDS = ("from_seq", "head_hash", "superseded_to", "ts")
+PRUNE_FIELDS = ("pruned_to", "head_hash", "ts")
 
 
-def restore_message(fields: dict[str, object]) -> bytes:
-    """Return the exact bytes a ``chain_restored`` event's signature covers."""
-    return RESTORE_TAG + rfc8785.dumps({k: fields[k] for k in RESTORE_FIELDS})  # type: ignore[misc]
+def statement_message(kind: str, fields: dict[str, object], names: tuple[str, ...]) -> bytes:
+    """Return the exact bytes a signed chain statement (``restore``/``prune``) covers."""
+    tag = f"fairlens-{kind}-v1\x00".encode("ascii")
+    return tag + rfc8785.dumps({k: fields[k] for k in names})  # type: ignore[misc]
 
 
-def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
-                 superseded_to: int, ts: str) -> dict[str, object]:
-    """Sign the statement "restored from a backup at ``from_seq``; anchors up to
-    ``superseded_to`` signed before ``ts`` describe history that was lost".
+def sign_statement(key: Ed25519PrivateKey, kind: str, fields: dict[str, object],
+                   names: tuple[str, ...]) -> dict[str, object]:
+    """Sign a statement about the chain with the checkpoint key.
 
     Returns:
-        The payload of the ``chain_restored`` audit event (fields, key id, signature).
+        ``fields`` plus ``key_id`` and ``signature``: the audit event's payload.
     """
-    fields: dict[str, object] = {"from_seq": from_seq, "head_hash": head_hash,
-                                 "superseded_to": superseded_to, "ts": ts}
-    signature = key.sign(restore_message(fields))
+    signature = key.sign(statement_message(kind, fields, names))
     return {**fields, "key_id": public_key_id(key.public_key()),
             "signature": base64.b64encode(signature).decode("ascii")}
 
 
-def verify_restore(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
-    """Return True when a ``chain_restored`` payload was signed by ``key``, unaltered."""
+def verify_statement(key: Ed25519PublicKey, kind: str, payload: dict[str, object],
+                     names: tuple[str, ...]) -> bool:
+    """Return True when a statement payload was signed by ``key`` and is unaltered."""
     try:
         key.verify(base64.b64decode(str(payload["signature"]), validate=True),
-                   restore_message(payload))
+                   statement_message(kind, payload, names))
     except (InvalidSignature, ValueError, binascii.Error, KeyError):
         return False
     return True
+
+
+def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
+                 superseded_to: int, ts: str) -> dict[str, object]:
+    """Sign "restored from a backup at ``from_seq``; anchors up to ``superseded_to`` signed
+    before ``ts`` describe history that was lost" (a ``chain_restored`` payload)."""
+    return sign_statement(key, "restore", {"from_seq": from_seq, "head_hash": head_hash,
+                                           "superseded_to": superseded_to, "ts": ts},
+                          RESTORE_FIELDS)
+
+
+def verify_restore(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
+    """Return True when a ``chain_restored`` payload was signed by ``key``, unaltered."""
+    return verify_statement(key, "restore", payload, RESTORE_FIELDS)
+
+
+def sign_prune(key: Ed25519PrivateKey, *, pruned_to: int, head_hash: str,
+               ts: str) -> dict[str, object]:
+    """Sign "events up to ``pruned_to`` (whose hash was ``head_hash``) were deleted under the
+    retention policy" (a ``chain_pruned`` payload)."""
+    return sign_statement(key, "prune", {"pruned_to": pruned_to, "head_hash": head_hash,
+                                         "ts": ts}, PRUNE_FIELDS)
+
+
+def verify_prune(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
+    """Return True when a ``chain_pruned`` payload was signed by ``key``, unaltered."""
+    return verify_statement(key, "prune", payload, PRUNE_FIELDS)
 
 
 def parse_line(line: str) -> Checkpoint | None:

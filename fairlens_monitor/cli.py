@@ -566,6 +566,34 @@ def restore(ctx: click.Context, src: Path) -> None:
 
 
 @cli.group()
+def retention() -> None:
+    """Delete rows past their retention period; prune the audit chain up to a checkpoint."""
+
+
+@retention.command("apply")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@JSON_OPTION
+@click.pass_context
+def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Apply retention.* now (the daemon also does it once a day)."""
+    from fairlens_monitor.retention import apply_retention
+
+    settings = _settings(ctx)
+    repo = _writer(settings)
+    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo),
+                           now=datetime.now(UTC), dry_run=dry_run)
+    if as_json:
+        _dump(done)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    pruned = ("" if done["pruned_to"] is None else
+              f"; audit chain pruned up to signed checkpoint seq {done['pruned_to']}")
+    click.echo(f"{verb}: {done['readings']} readings, {done['group_results']} group rows, "
+               f"{done['alerts']} resolved alerts, {done['runs']} runs, "
+               f"{done['audit_events']} audit events{pruned}")
+
+
+@cli.group()
 def db() -> None:
     """Database schema commands."""
 

@@ -108,6 +108,20 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long rows are kept; the audit chain is pruned only up to a signed checkpoint.
+
+    Defaults keep 25 months (Reg B's record retention for credit decisions), which is also
+    more than the EU AI Act's minimum of six months for logs.
+    """
+
+    readings_days: float = 760.0
+    runs_days: float = 760.0
+    audit_days: float = 760.0
+    daily: bool = True
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str
 
@@ -126,6 +140,7 @@ class Settings:
     audit: AuditSettings
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     backup: BackupSettings | None = None
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     drift_detection: CusumSettings = field(default_factory=CusumSettings)
 
     def group_spec(self) -> GroupSpec:
@@ -215,7 +230,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     root = _mapping(raw, "(top level)")
     _reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
                                "alerts", "logging", "audit", "measurement",
-                               "drift_detection", "backup"})
+                               "drift_detection", "backup", "retention"})
     db = _section(root, "database", {"url", "busy_timeout_ms"})
     schedule = _section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
     sim = _section(root, "simulation", {"n_samples", "seed", "drift"})
@@ -230,6 +245,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     cusum = _section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
                      required=False)
     backup = _section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)
+    keep = _section(root, "retention", {"readings_days", "runs_days", "audit_days", "daily"},
+                    required=False)
     logging_ = _section(root, "logging", {"level"}, required=False)
     audit = _section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
 
@@ -281,6 +298,13 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             interval_hours=_number(backup, "backup.interval_hours", default=24.0,
                                    positive=True),
             keep=int(_number(backup, "backup.keep", default=7, integer=True, minimum=1)),
+        ),
+        retention=RetentionSettings(
+            readings_days=_number(keep, "retention.readings_days", default=760.0,
+                                  positive=True),
+            runs_days=_number(keep, "retention.runs_days", default=760.0, positive=True),
+            audit_days=_number(keep, "retention.audit_days", default=760.0, minimum=183),
+            daily=_boolean(keep, "retention.daily", default=True),
         ),
         drift_detection=CusumSettings(
             baseline_readings=int(_number(cusum, "drift_detection.baseline_readings",

@@ -48,6 +48,7 @@ from fairlens_monitor.cycle import (
 )
 from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
+from fairlens_monitor.retention import apply_retention
 from fairlens_monitor.store.db import LeaderLock, instance_lock
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
@@ -97,6 +98,9 @@ class Daemon:
         self._first_fire = datetime.now(UTC)
         trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
         self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
+        if self.settings.retention.daily:
+            self.scheduler.add_job(self._retention, IntervalTrigger(days=1, timezone=UTC),
+                                   id="retention")
         if self.settings.backup is not None:
             every = IntervalTrigger(hours=self.settings.backup.interval_hours, timezone=UTC)
             self.scheduler.add_job(self._backup, every, id="backup")
@@ -213,6 +217,19 @@ class Daemon:
                                     "head_hash": made.head_hash, "sha256": made.sha256,
                                     "pruned": [p.name for p in pruned]})
         self.emit(f"backup {made.path.name}: chain head seq {made.head_seq}, verified")
+
+    def _retention(self) -> None:
+        """Daily retention (leader only); a failure is logged and tried again tomorrow."""
+        if not self._leading:
+            return
+        try:
+            done = apply_retention(self.settings.retention, self.repo, self.signer,
+                                   now=self.clock())
+        except Exception as exc:
+            self.emit(f"✗ retention failed: {error_text(exc)}")
+            return
+        self.emit(f"retention: deleted {done['readings']} readings, {done['runs']} runs, "
+                  f"{done['audit_events']} audit events")
 
     def _checkpoint(self) -> None:
         try:

@@ -13,8 +13,20 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor import anchor
-from fairlens_monitor.audit import AnchorClaim, AuditRecord, ChainReport, verify_chain
-from fairlens_monitor.checkpoints import Checkpoint, claims, sign_checkpoint, verify_restore
+from fairlens_monitor.audit import (
+    GENESIS_HASH,
+    AnchorClaim,
+    AuditRecord,
+    ChainReport,
+    verify_chain,
+)
+from fairlens_monitor.checkpoints import (
+    Checkpoint,
+    claims,
+    sign_checkpoint,
+    verify_prune,
+    verify_restore,
+)
 from fairlens_monitor.crypto import load_public_key
 from fairlens_monitor.errors import CannotVerifyError
 from fairlens_monitor.render import audit_json
@@ -60,20 +72,41 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
         raise CannotVerifyError(f"the database records {len(stored)} checkpoints but the "
                                 f"anchor file {anchor_file} is missing", "pass --anchor FILE")
     anchors: list[AnchorClaim] = []
+    start, superseded = (1, GENESIS_HASH), 0
     if contents.checkpoints or stored or contents.bad_lines:
         if not public_key.exists():
             raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
                                     "missing", "pass --public-key FILE")
         key = load_public_key(public_key)
         kept, superseded, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        start, prune_claims = _prune_start(repo, key)
         contents = anchor.AnchorContents(kept, contents.bad_lines)
         anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
-            key, stored, "database checkpoints") + restore_claims
+            key, stored, "database checkpoints") + restore_claims + prune_claims
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
-    report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors)
+    report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors, start)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
-                       superseded if anchors else 0)
+                       superseded)
+
+
+def _prune_start(repo: Repository, key: Ed25519PublicKey
+                 ) -> tuple[tuple[int, str], list[AnchorClaim]]:
+    """Where the chain must start: after the newest signed ``chain_pruned`` statement.
+
+    Retention deletes events up to a signed checkpoint N and appends ``chain_pruned`` (N and
+    the hash at N, signed with the checkpoint key). The chain must then start at N + 1 with
+    that hash as ``prev_hash``; without a valid statement it must start at seq 1, so deleting
+    old events any other way is a ``gap``.
+    """
+    start, bad = (1, GENESIS_HASH), []
+    for seq, payload in repo.events_of_type("chain_pruned"):
+        if not verify_prune(key, payload):
+            bad.append(AnchorClaim(seq, "", False, f"chain_pruned at seq {seq} "
+                                                   "(signature does not verify)"))
+            continue
+        start = max(start, (int(payload["pruned_to"]) + 1, str(payload["head_hash"])))
+    return start, bad
 
 
 def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]

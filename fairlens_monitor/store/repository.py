@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
@@ -30,6 +31,9 @@ from fairlens_monitor.store.models import (
     Reading,
     Run,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 EventList = list[tuple[str, dict[str, Any]]]
 
@@ -250,6 +254,66 @@ class Repository:
             _serialise(s)
             return _append(s, event_type, actor, payload, ts)
 
+    def apply_retention(self, *, readings_before: datetime, runs_before: datetime,
+                        prune: Callable[[int, str], dict[str, Any]] | None,
+                        audit_before: str, dry_run: bool, ts: str) -> dict[str, Any]:
+        """Delete expired rows, and prune the audit chain up to a signed checkpoint.
+
+        In one transaction: resolved alerts created before ``readings_before`` and the
+        readings (with their group rows) measured before it that no remaining alert points
+        at; runs that started before ``runs_before`` and have no reading left; and, when
+        ``prune`` is given, the audit events up to the newest signed checkpoint whose event
+        is older than ``audit_before`` — followed by the ``chain_pruned`` event that ``prune``
+        builds (signed) from that seq and its hash. With ``dry_run`` the transaction is
+        rolled back after counting.
+
+        Returns:
+            Rows deleted (or that would be) per table, and ``pruned_to`` (None: no prune).
+        """
+        counts: dict[str, Any] = {}
+        s = self._session()
+        try:
+            s.begin()
+            _serialise(s)
+            old_alerts = select(Alert.id).where(Alert.state == "resolved",
+                                                Alert.created_at < readings_before)
+            counts["alerts"] = _delete(s, delete(Alert).where(Alert.id.in_(old_alerts)))
+            kept = select(Alert.reading_id)
+            expired = select(Reading.id).where(Reading.measured_at < readings_before,
+                                               Reading.id.not_in(kept))
+            counts["group_results"] = _delete(s, delete(GroupResult).where(
+                GroupResult.reading_id.in_(expired)))
+            counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
+            counts["runs"] = _delete(s, delete(Run).where(
+                Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
+                Run.id.not_in(select(Alert.run_id))))
+            counts["audit_events"], counts["pruned_to"] = 0, None
+            target = s.execute(
+                select(CheckpointRow.seq, CheckpointRow.head_hash)
+                .join(AuditEvent, AuditEvent.seq == CheckpointRow.seq)
+                .where(AuditEvent.ts < audit_before, AuditEvent.hash == CheckpointRow.head_hash)
+                .order_by(CheckpointRow.seq.desc()).limit(1)).first()
+            first = s.scalar(select(func.min(AuditEvent.seq)))
+            if prune is not None and target is not None and first is not None \
+                    and target[0] >= first:
+                with _append_only_lifted(s):
+                    counts["audit_events"] = _delete(s, delete(AuditEvent).where(
+                        AuditEvent.seq <= target[0]))
+                _append(s, "chain_pruned", "cli", {**prune(target[0], target[1]),
+                                                   "deleted_events": counts["audit_events"]},
+                        ts)
+                counts["pruned_to"] = target[0]
+            if dry_run:
+                s.rollback()
+            else:
+                s.commit()
+        except Exception:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+        return counts
+
     def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
         """Return ``(seq, payload)`` of every audit event of this type, in seq order."""
         with self._session() as s:
@@ -353,6 +417,25 @@ class Repository:
         with self._session.begin() as s:
             s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
                                 key_id=cp.key_id, signature=cp.signature))
+
+
+def _delete(s: Session, statement: Any) -> int:
+    result = s.execute(statement.execution_options(synchronize_session=False))
+    return int(cast("CursorResult[Any]", result).rowcount)
+
+
+@contextmanager
+def _append_only_lifted(s: Session) -> Iterator[None]:
+    """Lift the audit table's no-DELETE trigger inside this transaction only (retention)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        yield
+        s.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+        return
+    s.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+    yield
+    s.execute(text("CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+                   "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"))
 
 
 def _serialise(s: Session) -> None:

@@ -1,0 +1,131 @@
+"""Retention: expired rows go, the chain is pruned only up to a signed checkpoint, verify holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.cli import cli
+from fairlens_monitor.config import load_settings
+from fairlens_monitor.cycle import run_cycle
+from fairlens_monitor.retention import apply_retention
+from fairlens_monitor.trail import write_checkpoint
+from tests.conftest import merge, query_url
+
+NOW = datetime.now(UTC)
+LONG_AGO = NOW - timedelta(days=800)
+
+
+def ticking(start: datetime) -> Callable[[], datetime]:
+    moments = iter(start + timedelta(seconds=i) for i in range(10_000))
+    return lambda: next(moments)
+
+
+@pytest.fixture
+def history(write_config: Callable[..., Path], backend_url: str) -> tuple[Path, str]:
+    """Four cycles 800 days ago (with a checkpoint), then two today (with a checkpoint)."""
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}, "alerts": {"close_after": 1}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    old = ticking(LONG_AGO)
+    for _ in range(4):
+        run_cycle(settings, repo, cipher, clock=old, actor="cli")
+    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(old()))
+    with repo.engine.begin() as conn:  # the old episode was resolved long ago
+        conn.execute(text("UPDATE alerts SET state = 'resolved'"))
+    new = ticking(NOW - timedelta(minutes=5))
+    for _ in range(2):
+        run_cycle(settings, repo, cipher, clock=new, actor="cli")
+    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(new()))
+    repo.engine.dispose()
+    return config, backend_url
+
+
+def fl(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def test_dry_run_counts_and_deletes_nothing(history: tuple[Path, str]) -> None:
+    config, url = history
+    before = query_url(url, "SELECT count(*) FROM readings")
+    result = fl(config, "retention", "apply", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout)
+    assert (done["readings"], done["group_results"], done["runs"], done["alerts"]) == (
+        8, 16, 4, 1)
+    assert done["dry_run"] is True
+    assert query_url(url, "SELECT count(*) FROM readings") == before
+
+
+def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
+        history: tuple[Path, str]) -> None:
+    config, url = history
+    first_events = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
+    result = fl(config, "retention", "apply")
+    assert result.exit_code == 0, result.output
+    assert "deleted: 8 readings, 16 group rows, 1 resolved alerts, 4 runs" in result.stdout
+    assert "pruned up to signed checkpoint seq 5" in result.stdout  # 4 cycles + 1 alert
+    assert query_url(url, "SELECT count(*) FROM readings") == [(4,)]
+    assert query_url(url, "SELECT min(seq) FROM audit_events") == [(6,)]
+    remaining = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
+    assert remaining == first_events - 5 + 1  # plus the chain_pruned statement
+    verified = fl(config, "verify")
+    assert verified.exit_code == 0, verified.output
+    assert fl(config, "once").exit_code == 0
+    assert fl(config, "verify").exit_code == 0
+
+    engine = create_engine(url)  # tampering in what remains is still caught
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 7"))
+    engine.dispose()
+    tampered = fl(config, "verify")
+    assert tampered.exit_code == 1
+    assert "first broken seq 7 (modified" in tampered.stdout
+
+
+def test_deleting_old_events_without_a_signed_statement_is_a_gap(
+        history: tuple[Path, str]) -> None:
+    config, url = history
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        conn.execute(text("DELETE FROM audit_events WHERE seq <= 5"))
+    engine.dispose()
+    result = fl(config, "verify")
+    assert result.exit_code == 1
+    assert "first broken seq 1 (gap" in result.stdout
+
+
+def test_nothing_newer_than_the_policy_is_touched(history: tuple[Path, str]) -> None:
+    config, _ = history
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo),
+                           now=LONG_AGO + timedelta(days=30))
+    repo.engine.dispose()
+    assert (done["readings"], done["runs"], done["audit_events"], done["pruned_to"]) == (
+        0, 0, 0, None)
+
+
+def test_the_audit_period_cannot_go_under_six_months(write_config: Callable[..., Path]) -> None:
+    from fairlens_monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retention.audit_days.*>= 183"):
+        load_settings(write_config({"retention": {"audit_days": 30}}), env={})
