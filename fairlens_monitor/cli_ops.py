@@ -1,0 +1,279 @@
+"""Operations and governance commands: measure a file, alerts, keys, backup, restore,
+retention. Registered on the main group in ``cli.py``; each command loads the config
+first and writes nothing on bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from fairlens_monitor.app import open_signing_key
+from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.cli_common import (
+    JSON_OPTION,
+    LAST_OPTION,
+    dump,
+    reader,
+    settings_of,
+    show,
+    trail_paths,
+    writer,
+)
+from fairlens_monitor.render import alert_json, alert_line
+
+
+def _band(_ctx: click.Context, _param: click.Parameter,
+          values: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    bands = {}
+    for text in values:
+        column, _, edges = text.partition("=")
+        try:
+            numbers = tuple(float(e) for e in edges.split(","))
+        except ValueError:
+            numbers = ()
+        if not column or not numbers or list(numbers) != sorted(set(numbers)):
+            raise click.BadParameter(f"expected COLUMN=EDGE[,EDGE...] with increasing numbers, "
+                                     f"e.g. age=25 or age=25,40; got {text!r}")
+        bands[column] = numbers
+    return bands
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--protected-attribute", "attributes", multiple=True, required=True,
+              help="Group column; give it twice for an intersection (e.g. sex and age).")
+@click.option("--protected-value", help="The group to report on (default: the worst group).")
+@click.option("--privileged-value", help="The reference group (needed unless --reference "
+              "highest).")
+@click.option("--reference", type=click.Choice(["privileged", "highest"]), default="privileged",
+              show_default=True, help="Compare with the privileged value, or with the group "
+              "with the highest rate (NYC Local Law 144).")
+@click.option("--outcome", required=True, help="Decision column (0/1, true/false, yes/no).")
+@click.option("--label", help="Ground-truth column (e.g. repaid) for the outcome metrics.")
+@click.option("--band", "bands", multiple=True, callback=_band, metavar="COL=EDGES",
+              help="Cut a numeric column into bands, e.g. age=25 or age=25,40.")
+@click.option("--explain-by", help="Numeric column to test as an explanation of the gap.")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
+              show_default=True, help="Impact-ratio threshold (four-fifths rule).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level.")
+@click.option("--min-group-size", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Groups smaller than this make a verdict inconclusive.")
+@click.option("--min-group-share", type=click.FloatRange(0, 0.5), default=0.02,
+              show_default=True, help="Groups below this share of rows are excluded (counted).")
+@JSON_OPTION
+def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
+            privileged_value: str | None, reference: str, outcome: str, label: str | None,
+            bands: dict[str, tuple[float, ...]], explain_by: str | None, threshold: float,
+            alpha: float, min_group_size: int, min_group_share: float, as_json: bool) -> None:
+    """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
+
+    Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
+    Needs no config file and writes nothing. The file is read a million rows at a time, so
+    memory stays bounded (except with --explain-by, which keeps the two compared groups).
+    """
+    from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas
+    from fairlens_monitor.groups import GroupSpec
+
+    if len(attributes) > 2 or len(set(attributes)) != len(attributes):
+        raise click.UsageError("--protected-attribute: give one column, or two different "
+                               "columns for an intersection")
+    if reference == "privileged" and privileged_value is None:
+        raise click.UsageError("--privileged-value is required with --reference privileged "
+                               "(or use --reference highest)")
+    unknown = set(bands) - set(attributes)
+    if unknown:
+        raise click.UsageError(f"--band {sorted(unknown)[0]}: not a --protected-attribute")
+    spec = GroupSpec(attributes=attributes, bands=bands,
+                     reference="highest" if reference == "highest" else "privileged",
+                     privileged_value=privileged_value if reference == "privileged" else None,
+                     unprivileged_value=protected_value, threshold=threshold, alpha=alpha,
+                     min_group_size=min_group_size, min_group_share=min_group_share)
+    progress = None
+    if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
+        def progress(rows: int) -> None:
+            click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
+    report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
+                          progress=progress)
+    if progress is not None:
+        click.echo(err=True)
+    if as_json:
+        dump(report)
+    else:
+        for line in report_lines(report):
+            click.echo(line)
+    sys.exit(1 if report["verdict"] == "adverse" else 0)
+
+
+@click.group()
+def alerts() -> None:
+    """The alert workflow: list alert episodes, acknowledge or resolve them."""
+
+
+@alerts.command("list")
+@click.option("--state", "state", default="active", show_default=True,
+              type=click.Choice(["active", "open", "acknowledged", "resolved", "all"]),
+              help="active = open or acknowledged.")
+@LAST_OPTION
+@JSON_OPTION
+@click.pass_context
+def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> None:
+    """Show alert episodes (never their encrypted text)."""
+    states = {"active": ["open", "acknowledged"],
+              "all": ["open", "acknowledged", "resolved"]}.get(state, [state])
+    rows = reader(settings_of(ctx)).list_alerts(states, last)
+    show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
+
+
+def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None) -> None:
+    repo = writer(settings_of(ctx))
+    now = datetime.now(UTC)
+    try:
+        alert, record = repo.transition_alert(alert_id, to, by=by, note=note, at=now,
+                                              ts=rfc3339(now))
+    except (LookupError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}")
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who acknowledges it.")
+@click.option("--note", help="Optional note (kept in the audit trail; no applicant data).")
+@click.pass_context
+def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None) -> None:
+    """Acknowledge an open alert: someone is looking at it (an audit event)."""
+    _transition(ctx, alert_id, "acknowledged", by, note)
+
+
+@alerts.command("resolve")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who resolves it.")
+@click.option("--note", required=True,
+              help="Why it is resolved (required; kept in the audit trail; no applicant data).")
+@click.pass_context
+def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str) -> None:
+    """Resolve an open or acknowledged alert, with a note (an audit event)."""
+    _transition(ctx, alert_id, "resolved", by, note)
+
+
+@click.group()
+def keys() -> None:
+    """Key management: status of the key folder, rotation of the alert key."""
+
+
+@keys.command("status")
+@JSON_OPTION
+@click.pass_context
+def keys_status(ctx: click.Context, as_json: bool) -> None:
+    """List the key files: role, fingerprint, age, permissions. Exit 1 if one is exposed."""
+    from fairlens_monitor.keys import key_status
+
+    key_dir = settings_of(ctx).keys.dir
+    files = key_status(key_dir)
+    if as_json:
+        dump([vars(f) for f in files])
+    elif not files:
+        click.echo(f"no key files in {key_dir}")
+    for f in [] if as_json else files:
+        flag = "ok" if f.private_ok else f"EXPOSED (fix: chmod 600 {key_dir / f.name})"
+        click.echo(f"{f.name:<34} {f.role:<44} id={f.key_id or '-':<16} "
+                   f"age={f.age_days:.1f}d {f.mode} {flag}")
+    if any(not f.private_ok for f in files):
+        ctx.exit(1)
+
+
+@keys.command("rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """New alert key; every stored token re-encrypted in one transaction (audited)."""
+    from fairlens_monitor.keys import rotate_alert_key
+
+    settings = settings_of(ctx)
+    repo = writer(settings)
+    done = rotate_alert_key(settings.keys.dir, repo, ts=rfc3339(datetime.now(UTC)))
+    click.echo(f"alert key rotated: {done.old_key_id} -> {done.new_key_id}; {done.alerts} "
+               f"tokens re-encrypted; audit seq {done.audit_seq}; the old key is kept as "
+               f"fernet-{done.old_key_id}.retired (older backups need it)")
+
+
+@click.command()
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def backup(ctx: click.Context, dest: Path) -> None:
+    """Copy the SQLite database to DEST while the daemon runs, and verify the copy.
+
+    The copy is a consistent snapshot (SQLite's online backup API); it is kept only after
+    PRAGMA integrity_check and the full chain and checkpoint verification pass on it. The
+    backup is recorded as a `backup_made` audit event in the source database.
+    """
+    from fairlens_monitor.backup import backup_sqlite
+
+    settings = settings_of(ctx)
+    made = backup_sqlite(settings.database.url, dest,
+                         busy_timeout_ms=settings.database.busy_timeout_ms,
+                         **trail_paths(settings, None, None))
+    record = writer(settings).append_event("backup_made", "cli", {
+        "file": made.path.name, "head_seq": made.head_seq, "head_hash": made.head_hash,
+        "sha256": made.sha256}, ts=rfc3339(datetime.now(UTC)))
+    click.echo(f"backup {made.path}: {made.size:,} bytes, chain head seq {made.head_seq}, "
+               f"integrity ok, chain verified; sha256 {made.sha256}; audit seq {record.seq}")
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def restore(ctx: click.Context, src: Path) -> None:
+    """Replace the SQLite database with the backup SRC (stop the daemon first).
+
+    Refuses a backup that fails integrity_check or chain verification. The replaced file is
+    kept beside it (renamed). A signed `chain_restored` event explains the gap to the anchor
+    file, a new checkpoint is signed, and the result is verified. Exit 0 when it verifies.
+    """
+    from fairlens_monitor.crypto import load_signing_key
+    from fairlens_monitor.restore import restore_sqlite
+
+    settings = settings_of(ctx)
+    # The database may be gone (that is why one restores): never create or open it here.
+    done = restore_sqlite(settings, src, load_signing_key(settings.keys.dir, create=False))
+    lost = done.superseded_to - done.from_seq
+    gone = (f"{lost} later events anchored before the restore are lost (seq "
+            f"{done.from_seq + 1}...{done.superseded_to})" if lost else
+            "no anchored history was lost")
+    click.echo(f"restored from {src.name} at seq {done.from_seq}; {gone}; recorded as seq "
+               f"{done.restore_seq}"
+               + ("" if done.replaced is None else f"; the replaced file is {done.replaced}"))
+    click.echo(f"verified: {done.report.chain.count} events intact, "
+               f"{done.report.superseded} superseded checkpoints set aside")
+
+
+@click.group()
+def retention() -> None:
+    """Delete rows past their retention period; prune the audit chain up to a checkpoint."""
+
+
+@retention.command("apply")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@JSON_OPTION
+@click.pass_context
+def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Apply retention.* now (the daemon also does it once a day)."""
+    from fairlens_monitor.retention import apply_retention
+
+    settings = settings_of(ctx)
+    repo = writer(settings)
+    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo),
+                           now=datetime.now(UTC), dry_run=dry_run)
+    if as_json:
+        dump(done)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    pruned = ("" if done["pruned_to"] is None else
+              f"; audit chain pruned up to signed checkpoint seq {done['pruned_to']}")
+    click.echo(f"{verb}: {done['readings']} readings, {done['group_results']} group rows, "
+               f"{done['alerts']} resolved alerts, {done['runs']} runs, "
+               f"{done['audit_events']} audit events{pruned}")
