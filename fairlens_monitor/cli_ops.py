@@ -24,6 +24,7 @@ from fairlens_monitor.cli_common import (
     writer,
 )
 from fairlens_monitor.render import alert_json, alert_line
+from fairlens_monitor.store import maintenance
 
 
 def _band(_ctx: click.Context, _param: click.Parameter,
@@ -125,7 +126,7 @@ def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> Non
     """Show alert episodes (never their encrypted text)."""
     states = {"active": ["open", "acknowledged"],
               "all": ["open", "acknowledged", "resolved"]}.get(state, [state])
-    rows = reader(settings_of(ctx)).list_alerts(states, last)
+    rows = maintenance.list_alerts(reader(settings_of(ctx)), states, last)
     show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
 
 
@@ -133,7 +134,7 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
     repo = writer(settings_of(ctx))
     now = datetime.now(UTC)
     try:
-        alert, record = repo.transition_alert(alert_id, to, by=by, note=note, at=now,
+        alert, record = maintenance.transition_alert(repo, alert_id, to, by=by, note=note, at=now,
                                               ts=rfc3339(now))
     except (LookupError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

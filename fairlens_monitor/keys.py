@@ -32,6 +32,7 @@ from fairlens_monitor.crypto import (
     key_fingerprint,
     load_cipher,
 )
+from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 
 
@@ -68,8 +69,8 @@ def rotate_alert_key(key_dir: Path, repo: Repository, *, ts: str) -> Rotation:
     create_key_file(staged, new_key)
     keys = MultiFernet([Fernet(new_key), old.fernet, *old.older])
     try:
-        record = repo.reencrypt_alerts(
-            lambda token: keys.rotate(token.encode("ascii")).decode("ascii"), new_id,
+        record = maintenance.reencrypt_alerts(
+            repo, lambda token: keys.rotate(token.encode("ascii")).decode("ascii"), new_id,
             {"old_key_id": old.key_id, "new_key_id": new_id}, ts=ts)
     except Exception:
         staged.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.config import RetentionSettings
+from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 
 
@@ -52,7 +53,7 @@ def apply_retention(policy: RetentionSettings, repo: Repository,
         def prune(seq: int, head_hash: str) -> dict[str, object]:
             return sign_prune(key, pruned_to=seq, head_hash=head_hash, ts=ts)
 
-    counts = repo.apply_retention(readings_before=cutoffs["readings"],
+    counts = maintenance.apply_retention(repo, readings_before=cutoffs["readings"],
                                   runs_before=cutoffs["runs"], prune=prune,
                                   audit_before=rfc3339(cutoffs["audit"]), dry_run=dry_run,
                                   ts=ts)

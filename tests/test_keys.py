@@ -16,6 +16,7 @@ from fairlens_monitor.config import load_settings
 from fairlens_monitor.crypto import AlertCipher, key_fingerprint, load_cipher
 from fairlens_monitor.errors import DecryptionError
 from fairlens_monitor.keys import rotate_alert_key
+from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
 from tests.conftest import merge, query_url
@@ -78,17 +79,17 @@ def test_rotation_reencrypts_every_token_and_old_tokens_still_decrypt(
     assert run("verify").exit_code == 0
 
 
-def test_a_failed_rotation_changes_nothing(setup: tuple[Callable[..., Result], str, Path]
-                                           ) -> None:
+def test_a_failed_rotation_changes_nothing(setup: tuple[Callable[..., Result], str, Path],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     _, url, key_dir = setup
     key_before = (key_dir / "fernet.key").read_bytes()
     tokens = query_url(url, "SELECT token FROM alerts ORDER BY id")
 
-    class Broken(Repository):
-        def reencrypt_alerts(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
-            raise RuntimeError("injected: database gone")
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("injected: database gone")
 
-    repo = Broken(make_engine(url))
+    monkeypatch.setattr(maintenance, "reencrypt_alerts", broken)
+    repo = Repository(make_engine(url))
     with pytest.raises(RuntimeError, match="injected"):
         rotate_alert_key(key_dir, repo, ts="2026-01-01T00:00:00.000000Z")
     repo.engine.dispose()

@@ -9,14 +9,11 @@ chain.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
@@ -33,7 +30,7 @@ from fairlens_monitor.store.models import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import CursorResult
+    pass
 
 EventList = list[tuple[str, dict[str, Any]]]
 
@@ -70,16 +67,16 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         """Wrap ``engine``; the repository never creates or migrates the schema."""
         self.engine = engine
-        self._session = sessionmaker(engine, expire_on_commit=False)
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     def completed_cycles(self) -> int:
         """Return how many runs finished ``ok`` (the next cycle's zero-based index)."""
-        with self._session() as s:
+        with self.sessions() as s:
             return int(s.scalar(select(func.count()).where(Run.status == "ok")) or 0)
 
     def alert_count(self) -> int:
         """Return how many alerts (encrypted tokens) the database holds."""
-        with self._session() as s:
+        with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(Alert)) or 0)
 
     def save_cycle(
@@ -115,8 +112,8 @@ class Repository:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
-        with self._session.begin() as s:
-            _serialise(s)
+        with self.sessions.begin() as s:
+            serialise(s)
             s.add(run)
             s.flush()
             for reading, rows in zip(readings, groups, strict=True):
@@ -131,78 +128,9 @@ class Repository:
                                                   candidates.get(kind), run, readings[-1],
                                                   close_after)) is not None]
             s.flush()
-            records = [_append(s, kind, actor, payload, ts)
+            records = [append(s, kind, actor, payload, ts)
                        for kind, payload in events(run, readings, changes)]
             return SavedCycle(run.id, [r.id for r in readings], changes, records)
-
-    def reencrypt_alerts(self, rotate: Callable[[str], str], new_key_id: str,
-                         payload: dict[str, Any], *, ts: str) -> AuditRecord:
-        """Re-encrypt every alert token and record ``keys_rotated``, in one transaction.
-
-        Args:
-            rotate: maps an old token to the same plaintext under the new key
-                (``MultiFernet.rotate``).
-            new_key_id: the new key's fingerprint, stored on every alert.
-            payload: audit details (key ids); ``alerts`` and ``tokens`` (each alert id
-                with the SHA-256 of its new token) are added here.
-            ts: RFC 3339 time of the audit event.
-
-        Returns:
-            The ``keys_rotated`` record.
-
-        Raises:
-            Exception: whatever ``rotate`` or the database raised; nothing was changed.
-        """
-        with self._session.begin() as s:
-            _serialise(s)
-            tokens = []
-            for alert in s.scalars(select(Alert).order_by(Alert.id)):
-                alert.token, alert.key_id = rotate(alert.token), new_key_id
-                tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii"))
-                               .hexdigest()])
-            return _append(s, "keys_rotated", "cli",
-                           {**payload, "alerts": len(tokens), "tokens": tokens}, ts)
-
-    def list_alerts(self, states: Sequence[str], last: int) -> list[Alert]:
-        """Return the newest ``last`` alerts in ``states``, newest first."""
-        with self._session() as s:
-            rows = s.scalars(select(Alert).where(Alert.state.in_(tuple(states)))
-                             .order_by(Alert.id.desc()).limit(last)).all()
-            return list(rows)
-
-    def transition_alert(self, alert_id: int, to: str, *, by: str, note: str | None,
-                         at: datetime, ts: str) -> tuple[Alert, AuditRecord]:
-        """Acknowledge or resolve an alert for a person, with its audit event, atomically.
-
-        Args:
-            alert_id: the alert.
-            to: ``acknowledged`` or ``resolved``.
-            by: who (recorded in the audit event).
-            note: why; required to resolve.
-            at: when (``closed_at`` of a resolved alert).
-            ts: RFC 3339 time of the audit event.
-
-        Returns:
-            The updated alert and the ``alert_acknowledged``/``alert_resolved`` record.
-
-        Raises:
-            LookupError: no alert has this id.
-            ValueError: the transition is not allowed or the note is missing.
-        """
-        with self._session.begin() as s:
-            _serialise(s)
-            alert = s.get(Alert, alert_id)
-            if alert is None:
-                raise LookupError(f"no alert with id {alert_id}")
-            episodes.manual_transition(alert.state, to, note)
-            alert.state = to
-            if to == "resolved":
-                alert.closed_at = at
-            event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
-            record = _append(s, event, "cli", {
-                "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or ""},
-                ts)
-            return alert, record
 
     def drift_history(self, attribute: str,
                       baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
@@ -220,7 +148,7 @@ class Repository:
         """
         assessed = ((Reading.scenario == "monitored") & (Reading.verdict.is_not(None))
                     & (Reading.protected_attribute == attribute))
-        with self._session() as s:
+        with self.sessions() as s:
             rows = s.execute(
                 select(Reading.unprivileged_approved, Reading.unprivileged_count,
                        Reading.privileged_approved, Reading.privileged_count)
@@ -240,83 +168,23 @@ class Repository:
         Returns:
             The run id and the audit record.
         """
-        with self._session.begin() as s:
-            _serialise(s)
+        with self.sessions.begin() as s:
+            serialise(s)
             s.add(run)
             s.flush()
-            record = _append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
+            record = append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
             return SavedCycle(run.id, [], [], [record])
 
     def append_event(self, event_type: str, actor: str, payload: dict[str, Any],
                      *, ts: str) -> AuditRecord:
         """Append one audit event in its own transaction and return it."""
-        with self._session.begin() as s:
-            _serialise(s)
-            return _append(s, event_type, actor, payload, ts)
-
-    def apply_retention(self, *, readings_before: datetime, runs_before: datetime,
-                        prune: Callable[[int, str], dict[str, Any]] | None,
-                        audit_before: str, dry_run: bool, ts: str) -> dict[str, Any]:
-        """Delete expired rows, and prune the audit chain up to a signed checkpoint.
-
-        In one transaction: resolved alerts created before ``readings_before`` and the
-        readings (with their group rows) measured before it that no remaining alert points
-        at; runs that started before ``runs_before`` and have no reading left; and, when
-        ``prune`` is given, the audit events up to the newest signed checkpoint whose event
-        is older than ``audit_before`` — followed by the ``chain_pruned`` event that ``prune``
-        builds (signed) from that seq and its hash. With ``dry_run`` the transaction is
-        rolled back after counting.
-
-        Returns:
-            Rows deleted (or that would be) per table, and ``pruned_to`` (None: no prune).
-        """
-        counts: dict[str, Any] = {}
-        s = self._session()
-        try:
-            s.begin()
-            _serialise(s)
-            old_alerts = select(Alert.id).where(Alert.state == "resolved",
-                                                Alert.created_at < readings_before)
-            counts["alerts"] = _delete(s, delete(Alert).where(Alert.id.in_(old_alerts)))
-            kept = select(Alert.reading_id)
-            expired = select(Reading.id).where(Reading.measured_at < readings_before,
-                                               Reading.id.not_in(kept))
-            counts["group_results"] = _delete(s, delete(GroupResult).where(
-                GroupResult.reading_id.in_(expired)))
-            counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
-            counts["runs"] = _delete(s, delete(Run).where(
-                Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
-                Run.id.not_in(select(Alert.run_id))))
-            counts["audit_events"], counts["pruned_to"] = 0, None
-            target = s.execute(
-                select(CheckpointRow.seq, CheckpointRow.head_hash)
-                .join(AuditEvent, AuditEvent.seq == CheckpointRow.seq)
-                .where(AuditEvent.ts < audit_before, AuditEvent.hash == CheckpointRow.head_hash)
-                .order_by(CheckpointRow.seq.desc()).limit(1)).first()
-            first = s.scalar(select(func.min(AuditEvent.seq)))
-            if prune is not None and target is not None and first is not None \
-                    and target[0] >= first:
-                with _append_only_lifted(s):
-                    counts["audit_events"] = _delete(s, delete(AuditEvent).where(
-                        AuditEvent.seq <= target[0]))
-                _append(s, "chain_pruned", "cli", {**prune(target[0], target[1]),
-                                                   "deleted_events": counts["audit_events"]},
-                        ts)
-                counts["pruned_to"] = target[0]
-            if dry_run:
-                s.rollback()
-            else:
-                s.commit()
-        except Exception:
-            s.rollback()
-            raise
-        finally:
-            s.close()
-        return counts
+        with self.sessions.begin() as s:
+            serialise(s)
+            return append(s, event_type, actor, payload, ts)
 
     def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
         """Return ``(seq, payload)`` of every audit event of this type, in seq order."""
-        with self._session() as s:
+        with self.sessions() as s:
             rows = s.execute(select(AuditEvent.seq, AuditEvent.payload)
                              .where(AuditEvent.event_type == event_type)
                              .order_by(AuditEvent.seq)).all()
@@ -334,7 +202,7 @@ class Repository:
             it carries none (recorded before snapshots existed), and both are None when no
             such event exists.
         """
-        with self._session() as s:
+        with self.sessions() as s:
             payload = s.scalar(select(AuditEvent.payload)
                                .where(AuditEvent.event_type.in_(tuple(event_types)))
                                .order_by(AuditEvent.seq.desc()).limit(1))
@@ -347,13 +215,13 @@ class Repository:
 
     def latest_readings(self, last: int) -> list[Reading]:
         """Return the ``last`` most recent readings, oldest first."""
-        with self._session() as s:
+        with self.sessions() as s:
             rows = s.scalars(select(Reading).order_by(Reading.id.desc()).limit(last)).all()
         return list(reversed(rows))
 
     def audit_tail(self, last: int) -> list[AuditRecord]:
         """Return the ``last`` audit records, oldest first."""
-        with self._session() as s:
+        with self.sessions() as s:
             rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last))
             return [_record(row) for row in reversed(rows.all())]
 
@@ -385,60 +253,41 @@ class Repository:
 
     def find_event(self, hash_hex: str) -> AuditRecord | None:
         """Return the audit record with this hash, or None."""
-        with self._session() as s:
+        with self.sessions() as s:
             row = s.scalars(select(AuditEvent).where(AuditEvent.hash == hash_hex)).first()
             return _record(row) if row else None
 
     def head(self) -> tuple[int, str]:
         """Return the chain head as ``(seq, hash)``; ``(0, GENESIS_HASH)`` when empty."""
-        with self._session() as s:
+        with self.sessions() as s:
             row = s.execute(select(AuditEvent.seq, AuditEvent.hash)
                             .order_by(AuditEvent.seq.desc()).limit(1)).first()
             return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
     def checkpoint_count(self) -> int:
         """Return how many checkpoints the database records."""
-        with self._session() as s:
+        with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(CheckpointRow)) or 0)
 
     def last_checkpoint_seq(self) -> int:
         """Return the seq of the newest checkpoint (0 when there is none)."""
-        with self._session() as s:
+        with self.sessions() as s:
             return int(s.scalar(select(func.max(CheckpointRow.seq))) or 0)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
-        with self._session() as s:
+        with self.sessions() as s:
             rows = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id)).all()
             return [Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature) for r in rows]
 
     def save_checkpoint(self, cp: Checkpoint) -> None:
         """Record a signed checkpoint (its own transaction)."""
-        with self._session.begin() as s:
+        with self.sessions.begin() as s:
             s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
                                 key_id=cp.key_id, signature=cp.signature))
 
 
-def _delete(s: Session, statement: Any) -> int:
-    result = s.execute(statement.execution_options(synchronize_session=False))
-    return int(cast("CursorResult[Any]", result).rowcount)
-
-
-@contextmanager
-def _append_only_lifted(s: Session) -> Iterator[None]:
-    """Lift the audit table's no-DELETE trigger inside this transaction only (retention)."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        yield
-        s.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
-        return
-    s.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
-    yield
-    s.execute(text("CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
-                   "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"))
-
-
-def _serialise(s: Session) -> None:
+def serialise(s: Session) -> None:
     """Make this write transaction the only one appending to the chain (PostgreSQL).
 
     SQLite already serialises writers with ``BEGIN IMMEDIATE``. On PostgreSQL two
@@ -480,7 +329,7 @@ def _transition(s: Session, kind: str, qualifies: bool, candidate: Alert | None,
     return AlertChange("resolve", current, sorted(row.id for row in open_rows))
 
 
-def _append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
+def append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
             ts: str) -> AuditRecord:
     head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
                      .order_by(AuditEvent.seq.desc()).limit(1)).first()

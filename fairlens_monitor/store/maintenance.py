@@ -1,0 +1,186 @@
+"""Maintenance writes of the store: key rotation, people's alert transitions, retention.
+
+Each is one transaction that also appends its audit event, under the same chain lock as a
+cycle (``repository.serialise``). Kept apart from ``repository.py``, which holds the cycle's
+reads and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from fairlens_monitor import episodes
+from fairlens_monitor.audit import AuditRecord
+from fairlens_monitor.store.models import (
+    Alert,
+    AuditEvent,
+    CheckpointRow,
+    GroupResult,
+    Reading,
+    Run,
+)
+from fairlens_monitor.store.repository import Repository, append, serialise
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+
+
+def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id: str,
+                     payload: dict[str, Any], *, ts: str) -> AuditRecord:
+    """Re-encrypt every alert token and record ``keys_rotated``, in one transaction.
+
+    Args:
+        repo: the repository.
+        rotate: maps an old token to the same plaintext under the new key
+            (``MultiFernet.rotate``).
+        new_key_id: the new key's fingerprint, stored on every alert.
+        payload: audit details (key ids); ``alerts`` and ``tokens`` (each alert id
+            with the SHA-256 of its new token) are added here.
+        ts: RFC 3339 time of the audit event.
+
+    Returns:
+        The ``keys_rotated`` record.
+
+    Raises:
+        Exception: whatever ``rotate`` or the database raised; nothing was changed.
+    """
+    with repo.sessions.begin() as s:
+        serialise(s)
+        tokens = []
+        for alert in s.scalars(select(Alert).order_by(Alert.id)):
+            alert.token, alert.key_id = rotate(alert.token), new_key_id
+            tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii"))
+                           .hexdigest()])
+        return append(s, "keys_rotated", "cli",
+                       {**payload, "alerts": len(tokens), "tokens": tokens}, ts)
+
+def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
+    """Return the newest ``last`` alerts in ``states``, newest first."""
+    with repo.sessions() as s:
+        rows = s.scalars(select(Alert).where(Alert.state.in_(tuple(states)))
+                         .order_by(Alert.id.desc()).limit(last)).all()
+        return list(rows)
+
+def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note: str | None,
+                     at: datetime, ts: str) -> tuple[Alert, AuditRecord]:
+    """Acknowledge or resolve an alert for a person, with its audit event, atomically.
+
+    Args:
+        repo: the repository.
+        alert_id: the alert.
+        to: ``acknowledged`` or ``resolved``.
+        by: who (recorded in the audit event).
+        note: why; required to resolve.
+        at: when (``closed_at`` of a resolved alert).
+        ts: RFC 3339 time of the audit event.
+
+    Returns:
+        The updated alert and the ``alert_acknowledged``/``alert_resolved`` record.
+
+    Raises:
+        LookupError: no alert has this id.
+        ValueError: the transition is not allowed or the note is missing.
+    """
+    with repo.sessions.begin() as s:
+        serialise(s)
+        alert = s.get(Alert, alert_id)
+        if alert is None:
+            raise LookupError(f"no alert with id {alert_id}")
+        episodes.manual_transition(alert.state, to, note)
+        alert.state = to
+        if to == "resolved":
+            alert.closed_at = at
+        event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
+        record = append(s, event, "cli", {
+            "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or ""},
+            ts)
+        return alert, record
+
+
+def apply_retention(repo: Repository, *, readings_before: datetime, runs_before: datetime,
+                    prune: Callable[[int, str], dict[str, Any]] | None,
+                    audit_before: str, dry_run: bool, ts: str) -> dict[str, Any]:
+    """Delete expired rows, and prune the audit chain up to a signed checkpoint.
+
+    In one transaction: resolved alerts created before ``readings_before`` and the
+    readings (with their group rows) measured before it that no remaining alert points
+    at; runs that started before ``runs_before`` and have no reading left; and, when
+    ``prune`` is given, the audit events up to the newest signed checkpoint whose event
+    is older than ``audit_before`` — followed by the ``chain_pruned`` event that ``prune``
+    builds (signed) from that seq and its hash. With ``dry_run`` the transaction is
+    rolled back after counting.
+
+    Returns:
+        Rows deleted (or that would be) per table, and ``pruned_to`` (None: no prune).
+    """
+    counts: dict[str, Any] = {}
+    s = repo.sessions()
+    try:
+        s.begin()
+        serialise(s)
+        old_alerts = select(Alert.id).where(Alert.state == "resolved",
+                                            Alert.created_at < readings_before)
+        counts["alerts"] = _delete(s, delete(Alert).where(Alert.id.in_(old_alerts)))
+        kept = select(Alert.reading_id)
+        expired = select(Reading.id).where(Reading.measured_at < readings_before,
+                                           Reading.id.not_in(kept))
+        counts["group_results"] = _delete(s, delete(GroupResult).where(
+            GroupResult.reading_id.in_(expired)))
+        counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
+        counts["runs"] = _delete(s, delete(Run).where(
+            Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
+            Run.id.not_in(select(Alert.run_id))))
+        counts["audit_events"], counts["pruned_to"] = 0, None
+        target = s.execute(
+            select(CheckpointRow.seq, CheckpointRow.head_hash)
+            .join(AuditEvent, AuditEvent.seq == CheckpointRow.seq)
+            .where(AuditEvent.ts < audit_before, AuditEvent.hash == CheckpointRow.head_hash)
+            .order_by(CheckpointRow.seq.desc()).limit(1)).first()
+        first = s.scalar(select(func.min(AuditEvent.seq)))
+        if prune is not None and target is not None and first is not None \
+                and target[0] >= first:
+            with _append_only_lifted(s):
+                counts["audit_events"] = _delete(s, delete(AuditEvent).where(
+                    AuditEvent.seq <= target[0]))
+            append(s, "chain_pruned", "cli", {**prune(target[0], target[1]),
+                                               "deleted_events": counts["audit_events"]},
+                    ts)
+            counts["pruned_to"] = target[0]
+        if dry_run:
+            s.rollback()
+        else:
+            s.commit()
+    except Exception:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+    return counts
+
+
+def _delete(s: Session, statement: Any) -> int:
+    result = s.execute(statement.execution_options(synchronize_session=False))
+    return int(cast("CursorResult[Any]", result).rowcount)
+
+
+@contextmanager
+def _append_only_lifted(s: Session) -> Iterator[None]:
+    """Lift the audit table's no-DELETE trigger inside this transaction only (retention)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        yield
+        s.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+        return
+    s.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+    yield
+    s.execute(text("CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+                   "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"))
+
+
