@@ -49,7 +49,7 @@ from fairlens_monitor.cycle import (
 from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
-from fairlens_monitor.store.db import LeaderLock, instance_lock
+from fairlens_monitor.store.db import LeaderLock, instance_lock, sqlite_path
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
 
@@ -101,9 +101,12 @@ class Daemon:
         if self.settings.retention.daily:
             self.scheduler.add_job(self._retention, IntervalTrigger(days=1, timezone=UTC),
                                    id="retention")
-        if self.settings.backup is not None:
+        if self.settings.backup is not None and sqlite_path(self.settings.database.url):
             every = IntervalTrigger(hours=self.settings.backup.interval_hours, timezone=UTC)
             self.scheduler.add_job(self._backup, every, id="backup")
+        elif self.settings.backup is not None:
+            self.emit("scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
+                      "(the backup section is ignored here)")
         try:
             record_config_change(self.settings, self.repo, actor="daemon",
                                  ts=rfc3339(self.clock()), initial=False)

@@ -177,3 +177,25 @@ def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
         "ok", "failed", "ok"]
     assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
+
+
+def test_the_daily_jobs_run_in_the_daemon(make_settings: Callable[..., Settings],
+                                         clock: Callable[[], datetime]) -> None:
+    settings = make_settings({"schedule": {"interval_seconds": 0.05},
+                              "backup": {"dir": "var/backups", "interval_hours": 24}})
+    repo = open_repository(settings)
+    lines: list[str] = []
+    jobs: set[str] = set()
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        jobs.update(job.id for job in daemon.scheduler.get_jobs())
+
+    daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
+                    clock=clock, emit=emit, max_cycles=2)
+    daemon.run()
+    assert {"fairness-cycle", "retention"} <= jobs
+    assert ("backup" in jobs) == settings.database.url.startswith("sqlite")
+    daemon._retention()  # what the daily job does (the fixed clock is in 2026-01)
+    assert any(line.startswith("retention: deleted 0 readings") for line in lines)
+    repo.engine.dispose()
