@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,9 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 import rfc8785
 import yaml
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from fairlens_monitor.config_checks import (
+    boolean,
+    mapping,
+    number,
+    open_unit,
+    reject_unknown,
+    required,
+    resolve_db_url,
+    resolve_path,
+    section,
+    string,
+    unit,
+)
 from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.trend import CusumSettings
@@ -227,97 +237,97 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     Raises:
         ConfigError: as for :func:`load_settings`.
     """
-    root = _mapping(raw, "(top level)")
-    _reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
+    root = mapping(raw, "(top level)")
+    reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
                                "alerts", "logging", "audit", "measurement",
                                "drift_detection", "backup", "retention"})
-    db = _section(root, "database", {"url", "busy_timeout_ms"})
-    schedule = _section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
-    sim = _section(root, "simulation", {"n_samples", "seed", "drift"})
-    thresholds = _section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
+    db = section(root, "database", {"url", "busy_timeout_ms"})
+    schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
+    sim = section(root, "simulation", {"n_samples", "seed", "drift"})
+    thresholds = section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
                                                "min_group_share"})
-    keys = _section(root, "keys", {"dir"})
-    alerts = _section(root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"},
+    keys = section(root, "keys", {"dir"})
+    alerts = section(root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"},
                       required=False)
-    measurement = _section(root, "measurement", {
+    measurement = section(root, "measurement", {
         "protected_attributes", "bands", "reference", "privileged_value",
         "unprivileged_value", "label", "confidence"}, required=False)
-    cusum = _section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
+    cusum = section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
                      required=False)
-    backup = _section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)
-    keep = _section(root, "retention", {"readings_days", "runs_days", "audit_days", "daily"},
+    backup = section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)
+    keep = section(root, "retention", {"readings_days", "runs_days", "audit_days", "daily"},
                     required=False)
-    logging_ = _section(root, "logging", {"level"}, required=False)
-    audit = _section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
+    logging_ = section(root, "logging", {"level"}, required=False)
+    audit = section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
 
-    db_url = env.get(ENV_DB_URL) or _string(db, "database.url")
+    db_url = env.get(ENV_DB_URL) or string(db, "database.url")
     db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
-    key_dir_text = env.get(ENV_KEY_DIR) or _string(keys, "keys.dir")
+    key_dir_text = env.get(ENV_KEY_DIR) or string(keys, "keys.dir")
     key_base = Path.cwd() if env.get(ENV_KEY_DIR) else base_dir
 
-    level = _string(logging_, "logging.level", default="INFO").upper()
+    level = string(logging_, "logging.level", default="INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, "
                           f"got {level!r}")
     return Settings(
         database=DatabaseSettings(
-            url=_resolve_db_url(db_url, db_base),
-            busy_timeout_ms=int(_number(db, "database.busy_timeout_ms", default=5000,
+            url=resolve_db_url(db_url, db_base),
+            busy_timeout_ms=int(number(db, "database.busy_timeout_ms", default=5000,
                                         integer=True, minimum=0)),
         ),
         schedule=ScheduleSettings(
-            interval_seconds=_number(schedule, "schedule.interval_seconds", positive=True),
-            misfire_grace_seconds=_number(schedule, "schedule.misfire_grace_seconds",
+            interval_seconds=number(schedule, "schedule.interval_seconds", positive=True),
+            misfire_grace_seconds=number(schedule, "schedule.misfire_grace_seconds",
                                           default=30.0, positive=True),
         ),
         simulation=SimulationSettings(
-            n_samples=int(_number(sim, "simulation.n_samples", integer=True, minimum=1)),
-            seed=int(_number(sim, "simulation.seed", integer=True, minimum=0,
+            n_samples=int(number(sim, "simulation.n_samples", integer=True, minimum=1)),
+            seed=int(number(sim, "simulation.seed", integer=True, minimum=0,
                              maximum=MAX_SEED)),
             drift=_drift(sim.get("drift"), "simulation.drift"),
         ),
         thresholds=ThresholdSettings(
-            dir=_number(thresholds, "thresholds.dir", positive=True),
-            gap=_number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
-            alpha=_open_unit(thresholds, "thresholds.alpha", default=0.05),
-            min_group_size=int(_number(thresholds, "thresholds.min_group_size", default=30,
+            dir=number(thresholds, "thresholds.dir", positive=True),
+            gap=number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
+            alpha=open_unit(thresholds, "thresholds.alpha", default=0.05),
+            min_group_size=int(number(thresholds, "thresholds.min_group_size", default=30,
                                        integer=True, minimum=1)),
-            min_group_share=_number(thresholds, "thresholds.min_group_share", default=0.02,
+            min_group_share=number(thresholds, "thresholds.min_group_share", default=0.02,
                                     minimum=0, maximum=0.5),
         ),
-        keys=KeySettings(dir=_resolve_path(key_dir_text, key_base)),
+        keys=KeySettings(dir=resolve_path(key_dir_text, key_base)),
         alerts=AlertSettings(
-            echo_plaintext=_boolean(alerts, "alerts.echo_plaintext", default=False),
-            close_after=int(_number(alerts, "alerts.close_after", default=3, integer=True,
+            echo_plaintext=boolean(alerts, "alerts.echo_plaintext", default=False),
+            close_after=int(number(alerts, "alerts.close_after", default=3, integer=True,
                                     minimum=1)),
-            notify_inconclusive=_boolean(alerts, "alerts.notify_inconclusive", default=False),
+            notify_inconclusive=boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
         measurement=_measurement(measurement),
         backup=None if not backup else BackupSettings(
-            dir=_resolve_path(_string(backup, "backup.dir"), base_dir),
-            interval_hours=_number(backup, "backup.interval_hours", default=24.0,
+            dir=resolve_path(string(backup, "backup.dir"), base_dir),
+            interval_hours=number(backup, "backup.interval_hours", default=24.0,
                                    positive=True),
-            keep=int(_number(backup, "backup.keep", default=7, integer=True, minimum=1)),
+            keep=int(number(backup, "backup.keep", default=7, integer=True, minimum=1)),
         ),
         retention=RetentionSettings(
-            readings_days=_number(keep, "retention.readings_days", default=760.0,
+            readings_days=number(keep, "retention.readings_days", default=760.0,
                                   positive=True),
-            runs_days=_number(keep, "retention.runs_days", default=760.0, positive=True),
-            audit_days=_number(keep, "retention.audit_days", default=760.0, minimum=183),
-            daily=_boolean(keep, "retention.daily", default=True),
+            runs_days=number(keep, "retention.runs_days", default=760.0, positive=True),
+            audit_days=number(keep, "retention.audit_days", default=760.0, minimum=183),
+            daily=boolean(keep, "retention.daily", default=True),
         ),
         drift_detection=CusumSettings(
-            baseline_readings=int(_number(cusum, "drift_detection.baseline_readings",
+            baseline_readings=int(number(cusum, "drift_detection.baseline_readings",
                                           default=30, integer=True, minimum=2)),
-            slack=_number(cusum, "drift_detection.slack", default=0.75, minimum=0),
-            threshold=_number(cusum, "drift_detection.threshold", default=8.0, positive=True),
+            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0),
+            threshold=number(cusum, "drift_detection.threshold", default=8.0, positive=True),
         ),
         logging=LoggingSettings(level=level),
         audit=AuditSettings(
-            checkpoint_every=int(_number(audit, "audit.checkpoint_every", default=50,
+            checkpoint_every=int(number(audit, "audit.checkpoint_every", default=50,
                                          integer=True, minimum=1)),
-            anchor_file=_resolve_path(
-                _string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
+            anchor_file=resolve_path(
+                string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
         ),
     )
 
@@ -359,13 +369,13 @@ def _measurement(section: Mapping[str, Any]) -> MeasurementSettings:
         unprivileged_value=_group_value(section, "unprivileged_value",
                                         "Female" if gender else None),
         label=label,
-        confidence=_open_unit(section, "measurement.confidence", default=0.95),
+        confidence=open_unit(section, "measurement.confidence", default=0.95),
     )
 
 
 def _bands(value: Any, attributes: list[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
     key = "measurement.bands"
-    spec = _mapping(value, key)
+    spec = mapping(value, key)
     out = []
     for column, edges in spec.items():
         if column not in attributes:
@@ -388,138 +398,24 @@ def _group_value(section: Mapping[str, Any], name: str, default: str | None) -> 
     return str(value)
 
 
-def _open_unit(section: Mapping[str, Any], key: str, *, default: float) -> float:
-    value = section.get(key.rsplit(".", 1)[-1], default)
-    number = _as_number(value, key, "a number strictly between 0 and 1")
-    if not 0.0 < number < 1.0:
-        raise ConfigError(key, f"expected a number strictly between 0 and 1, got {value!r}")
-    return number
-
-
 def _drift(value: Any, key: str) -> DriftSchedule:
     if value is None:
         raise ConfigError(key, "missing; expected a number in [0, 1] or "
                                "{mode: ramp, start: A, end: B, cycles: N}")
     if not isinstance(value, Mapping):
-        return DriftSchedule("constant", _unit(value, key))
+        return DriftSchedule("constant", unit(value, key))
     spec = dict(value)
     mode = spec.get("mode", "constant")
     if mode == "constant":
-        _reject_unknown(spec, key, {"mode", "level"})
-        return DriftSchedule("constant", _unit(_required(spec, "level", key), f"{key}.level"))
+        reject_unknown(spec, key, {"mode", "level"})
+        return DriftSchedule("constant", unit(required(spec, "level", key), f"{key}.level"))
     if mode == "ramp":
-        _reject_unknown(spec, key, {"mode", "start", "end", "cycles", "hold"})
+        reject_unknown(spec, key, {"mode", "start", "end", "cycles", "hold"})
         return DriftSchedule(
             "ramp",
-            start=_unit(_required(spec, "start", key), f"{key}.start"),
-            end=_unit(_required(spec, "end", key), f"{key}.end"),
-            cycles=int(_number(spec, f"{key}.cycles", integer=True, minimum=2)),
-            hold=int(_number(spec, f"{key}.hold", default=0, integer=True, minimum=0)),
+            start=unit(required(spec, "start", key), f"{key}.start"),
+            end=unit(required(spec, "end", key), f"{key}.end"),
+            cycles=int(number(spec, f"{key}.cycles", integer=True, minimum=2)),
+            hold=int(number(spec, f"{key}.hold", default=0, integer=True, minimum=0)),
         )
     raise ConfigError(f"{key}.mode", f"expected 'constant' or 'ramp', got {mode!r}")
-
-
-def _unit(value: Any, key: str) -> float:
-    number = _as_number(value, key, "a number in [0, 1]")
-    if not 0.0 <= number <= 1.0:
-        raise ConfigError(key, f"expected a number in [0, 1], got {value!r}")
-    return number
-
-
-def _required(spec: Mapping[str, Any], name: str, key: str) -> Any:
-    if name not in spec:
-        raise ConfigError(f"{key}.{name}", "missing")
-    return spec[name]
-
-
-def _mapping(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, f"expected a mapping of keys, got {type(value).__name__}")
-    return dict(value)
-
-
-def _section(root: Mapping[str, Any], name: str, allowed: set[str],
-             *, required: bool = True) -> dict[str, Any]:
-    if name not in root or root[name] is None:
-        if required:
-            raise ConfigError(name, f"missing section; expected keys {', '.join(sorted(allowed))}")
-        return {}
-    section = _mapping(root[name], name)
-    _reject_unknown(section, name, allowed)
-    return section
-
-
-def _reject_unknown(mapping: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
-    for name in mapping:
-        if name not in allowed:
-            key = f"{prefix}.{name}" if prefix else str(name)
-            raise ConfigError(key, f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-
-
-def _as_number(value: Any, key: str, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"expected {expected}, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(key, f"expected {expected}, got {value!r}")
-    return float(value)
-
-
-def _number(section: Mapping[str, Any], key: str, *, default: float | None = None,
-            integer: bool = False, positive: bool = False, minimum: float | None = None,
-            maximum: float | None = None) -> float:
-    name = key.rsplit(".", 1)[-1]
-    if name not in section:
-        if default is None:
-            raise ConfigError(key, "missing")
-        return default
-    value = section[name]
-    expected = "an integer" if integer else "a number"
-    if positive:
-        expected += " > 0"
-    if minimum is not None:
-        expected += f" >= {minimum:g}"
-    if maximum is not None:
-        expected += f" <= {maximum:g}"
-    number = _as_number(value, key, expected)
-    if (integer and not float(number).is_integer()) or (positive and number <= 0) or (
-        minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ConfigError(key, f"expected {expected}, got {value!r}")
-    return number
-
-
-def _string(section: Mapping[str, Any], key: str, *, default: str | None = None) -> str:
-    name = key.rsplit(".", 1)[-1]
-    value = section.get(name, default)
-    if value is None:
-        raise ConfigError(key, "missing")
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(key, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _boolean(section: Mapping[str, Any], key: str, *, default: bool) -> bool:
-    value = section.get(key.rsplit(".", 1)[-1], default)
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"expected true or false, got {value!r}")
-    return value
-
-
-def _resolve_path(text: str, base: Path) -> Path:
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def _resolve_db_url(text: str, base: Path) -> str:
-    try:
-        url = make_url(text)
-    except ArgumentError:
-        raise ConfigError("database.url", f"not a SQLAlchemy URL: {text!r}; expected e.g. "
-                          "sqlite:///var/fairlens.db") from None
-    if url.get_backend_name() != "sqlite":
-        return text
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        raise ConfigError("database.url", "an in-memory SQLite database keeps no history; "
-                          "give a file, e.g. sqlite:///var/fairlens.db")
-    return url.set(database=str(_resolve_path(database, base))).render_as_string(
-        hide_password=False)
