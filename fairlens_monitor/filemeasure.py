@@ -21,13 +21,13 @@ from fairlens_monitor.groups import (
     GroupTable,
     assess,
     group_labels,
-    included_outcome_metrics,
     merge_tables,
     require_value,
     table_from_frame,
     to_json,
 )
 from fairlens_monitor.metrics import require_columns
+from fairlens_monitor.outcomes import included_outcome_metrics
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 

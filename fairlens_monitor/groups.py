@@ -5,7 +5,7 @@ values (age bands, say) or be the intersection of two attributes (gender × age 
 become group labels once (:func:`group_labels`), labels become counts with one vectorised
 pass (:func:`count_groups`, ``numpy.bincount``), and everything else — impact ratios against
 a reference, intervals, Holm-adjusted p-values, verdicts and the ground-truth metrics — is
-computed from that small table (:func:`assess`, :func:`outcome_metrics`). Pure: no I/O.
+computed from that small table (:func:`assess`; ground truth in ``outcomes.py``). Pure.
 
 Groups smaller than ``min_group_share`` of the rows (NYC Local Law 144 uses 2%) are reported
 as ``excluded`` with their counts, never dropped silently; missing attribute values form
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ import pandas as pd
 from fairlens_monitor import stats
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.metrics import binary_outcome, require_columns
+
+if TYPE_CHECKING:
+    from fairlens_monitor.outcomes import OutcomeMetrics
 
 MISSING = "(missing)"
 JOIN = " & "
@@ -324,80 +327,6 @@ def require_value(table: GroupTable, value: str, what: str, attribute: str) -> N
         shown = ", ".join(repr(v) for v in table.labels[:12])
         raise DataError(f"{what} {value!r} does not occur in '{attribute}' (values: {shown})",
                         column=attribute)
-
-
-@dataclass(frozen=True)
-class OutcomeMetrics:
-    """Ground-truth fairness metrics over the included groups (fairlearn's definitions).
-
-    A value is None where fairlearn's is NaN (a ratio whose largest group rate is 0).
-    """
-
-    demographic_parity_difference: float
-    demographic_parity_ratio: float | None
-    equal_opportunity_difference: float
-    equalized_odds_difference: float
-    equalized_odds_ratio: float | None
-
-
-def outcome_metrics(table: GroupTable, include: Sequence[str] | None = None) -> OutcomeMetrics:
-    """Demographic parity, equal opportunity and equalized odds from the count table.
-
-    Equal to ``fairlearn.metrics`` (``demographic_parity_difference``/``_ratio``,
-    ``equal_opportunity_difference``, ``equalized_odds_difference``/``_ratio`` with their
-    defaults) on the rows the table was counted from (tested with Hypothesis). As in
-    fairlearn, a group with no positive (negative) labels has a true (false) positive rate of
-    0, and when no group has a false positive the equalized odds ratio is the true positive
-    rate ratio alone.
-
-    Args:
-        table: counts with ``positives``/``true_pos``/``false_pos``.
-        include: labels of the groups to use (default: all).
-
-    Returns:
-        The metrics.
-
-    Raises:
-        ValueError: the table has no label counts or no group is included.
-    """
-    if table.positives is None or table.true_pos is None or table.false_pos is None:
-        raise ValueError("outcome metrics need a ground-truth label column")
-    keep = np.array([include is None or lab in include for lab in table.labels], dtype=bool)
-    if not keep.any():
-        raise ValueError("no group to compute outcome metrics over")
-    n, a = table.applicants[keep], table.approved[keep]
-    pos, tp, fp = table.positives[keep], table.true_pos[keep], table.false_pos[keep]
-    neg = n - pos
-    selection = a / n
-    tpr = np.divide(tp, pos, out=np.zeros(len(n)), where=pos > 0)
-    fpr = np.divide(fp, neg, out=np.zeros(len(n)), where=neg > 0)
-    tpr_diff, fpr_diff = float(np.ptp(tpr)), float(np.ptp(fpr))
-    tpr_ratio, fpr_ratio = _min_max_ratio(tpr), _min_max_ratio(fpr)
-    return OutcomeMetrics(
-        demographic_parity_difference=float(np.ptp(selection)),
-        demographic_parity_ratio=_min_max_ratio(selection),
-        equal_opportunity_difference=tpr_diff,
-        equalized_odds_difference=max(tpr_diff, fpr_diff),
-        equalized_odds_ratio=(tpr_ratio if tpr_ratio is None or fpr_ratio is None
-                              else min(tpr_ratio, fpr_ratio)),
-    )
-
-
-def included_outcome_metrics(table: GroupTable,
-                             assessment: Assessment) -> OutcomeMetrics | None:
-    """The ground-truth metrics over the groups the assessment did not exclude.
-
-    Returns:
-        The metrics, or None when the table carries no label counts.
-    """
-    if table.positives is None:
-        return None
-    return outcome_metrics(table, [g.label for g in assessment.groups if g.role != "excluded"])
-
-
-def _min_max_ratio(values: np.ndarray) -> float | None:
-    top = float(values.max())
-    return None if top == 0 else float(values.min()) / top
 
 
 def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> dict[str, Any]:

@@ -22,14 +22,13 @@ from fairlens_monitor.explain import analyze_feature_impact, generate_explanatio
 from fairlens_monitor.groups import (
     Assessment,
     GroupResult,
-    OutcomeMetrics,
     assess,
     count_groups,
     group_labels,
-    included_outcome_metrics,
     to_json,
 )
 from fairlens_monitor.metrics import binary_outcome
+from fairlens_monitor.outcomes import OutcomeMetrics, included_outcome_metrics
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed
 from fairlens_monitor.trend import cusum_step, fit_baseline
 

@@ -25,10 +25,10 @@ from fairlens_monitor.groups import (
     assess,
     count_groups,
     group_labels,
-    outcome_metrics,
     table_from_frame,
     to_json,
 )
+from fairlens_monitor.outcomes import outcome_metrics
 
 
 def decisions(counts: dict[str, tuple[int, int]], column: str = "g") -> pd.DataFrame:
