@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from fairlens_monitor.crypto import fsync_dir
 from fairlens_monitor.errors import StoreError
 from fairlens_monitor.store.db import make_engine, sqlite_path
 from fairlens_monitor.store.repository import Repository
@@ -80,10 +81,9 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
                                         f"{first.kind}; the source needs `verify` first")
         digest = file_sha256(partial)
         os.replace(partial, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            partial.with_name(partial.name + suffix).unlink(missing_ok=True)
+        remove_sqlite_files(partial)
     return Backup(dest, head_seq, head_hash, digest, dest.stat().st_size)
 
 
@@ -120,6 +120,12 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def remove_sqlite_files(path: Path, *, main: bool = True) -> None:
+    """Delete a SQLite file's ``-wal`` and ``-shm`` side files (and the file, with ``main``)."""
+    for suffix in ("", "-wal", "-shm") if main else ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def scheduled_name(folder: Path, moment: datetime) -> Path:
     """The file name of a scheduled backup taken at ``moment`` (UTC, sortable)."""
     return folder / f"{PREFIX}{moment.strftime('%Y%m%dT%H%M%S%fZ')}.db"
@@ -132,11 +138,3 @@ def prune_backups(folder: Path, keep: int) -> list[Path]:
     for path in doomed:
         path.unlink()
     return doomed
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -94,6 +94,15 @@ def create_key_file(path: Path, key: bytes) -> None:
         os.close(fd)
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new file in ``folder`` durable (fsync the folder itself)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_private_file(path: Path) -> bytes:
     """Read a key file after checking that only its owner can read it.
 

@@ -29,6 +29,7 @@ from fairlens_monitor.crypto import (
     SIGNING_KEY_FILE,
     STAGED_SUFFIX,
     create_key_file,
+    fsync_dir,
     key_fingerprint,
     load_cipher,
 )
@@ -77,16 +78,8 @@ def rotate_alert_key(key_dir: Path, repo: Repository, *, ts: str) -> Rotation:
         raise
     os.replace(old.path, key_dir / f"fernet-{old.key_id}{RETIRED_SUFFIX}")
     os.replace(staged, old.path)
-    _fsync_dir(key_dir)
+    fsync_dir(key_dir)
     return Rotation(old.key_id, new_id, int(record.payload["alerts"]), record.seq)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor import anchor
 from fairlens_monitor.audit import rfc3339
-from fairlens_monitor.backup import copy_sqlite, file_sha256
+from fairlens_monitor.backup import copy_sqlite, file_sha256, remove_sqlite_files
 from fairlens_monitor.checkpoints import sign_restore
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
@@ -79,8 +79,7 @@ def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey) 
             replaced = _set_aside(target)
             os.replace(staged, target)
         finally:
-            for suffix in ("", "-wal", "-shm"):
-                staged.with_name(staged.name + suffix).unlink(missing_ok=True)
+            remove_sqlite_files(staged)
         now = rfc3339(datetime.now(UTC))
         anchored = [cp.seq for cp in anchor.read(anchor_file).checkpoints]
         superseded_to = max([from_seq, *anchored])
@@ -121,8 +120,7 @@ def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int
 def _set_aside(target: Path) -> Path | None:
     """Rename the current database (after folding its WAL in) out of the way; keep it."""
     if not target.exists():
-        for suffix in ("-wal", "-shm"):
-            target.with_name(target.name + suffix).unlink(missing_ok=True)
+        remove_sqlite_files(target, main=False)
         return None
     conn = sqlite3.connect(target)
     try:
@@ -132,6 +130,5 @@ def _set_aside(target: Path) -> Path | None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = target.with_name(f"{target.name}.replaced-{stamp}")
     os.replace(target, aside)
-    for suffix in ("-wal", "-shm"):
-        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    remove_sqlite_files(target, main=False)
     return aside
