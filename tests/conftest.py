@@ -149,3 +149,20 @@ def query_url(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(row) for row in conn.execute(text(sql)).all()]
     finally:
         engine.dispose()
+
+
+def tamper(url: str, sql: str) -> None:
+    """Run ``sql`` as someone with DDL rights would: first lift the append-only triggers
+    (disable them on PostgreSQL, drop them on SQLite), in the same transaction."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER "
+                                  "audit_events_append_only"))
+            else:
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()

@@ -31,7 +31,7 @@ from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
-from tests.conftest import BASE_CONFIG, merge
+from tests.conftest import BASE_CONFIG, merge, tamper
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = {"v_runs", "v_fairness_history", "v_alerts", "v_audit_trail", "v_checkpoints",
@@ -120,14 +120,7 @@ def test_tampering_past_the_trigger_is_detected(backend_url: str, tmp_path: Path
     config = config_for(tmp_path, backend_url)
     for _ in range(3):
         assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
-    engine = create_engine(backend_url)
-    with engine.begin() as conn:  # someone with DDL rights lifts the guard first
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_events_no_update"))
-        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
-    engine.dispose()
+    tamper(backend_url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
     result = CliRunner().invoke(cli, ["--config", str(config), "verify"])
     assert result.exit_code == 1
     assert "first broken seq 2 (modified" in result.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
@@ -18,7 +18,7 @@ from fairlens_monitor.config import load_settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.retention import apply_retention
 from fairlens_monitor.trail import write_checkpoint
-from tests.conftest import merge, query_url
+from tests.conftest import merge, query_url, tamper
 
 NOW = datetime.now(UTC)
 LONG_AGO = NOW - timedelta(days=800)
@@ -84,14 +84,8 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
     assert fl(config, "once").exit_code == 0
     assert fl(config, "verify").exit_code == 0
 
-    engine = create_engine(url)  # tampering in what remains is still caught
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_events_no_update"))
-        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 7"))
-    engine.dispose()
+    # Tampering in what remains is still caught.
+    tamper(url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 7")
     tampered = fl(config, "verify")
     assert tampered.exit_code == 1
     assert "first broken seq 7 (modified" in tampered.stdout
@@ -100,14 +94,7 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
 def test_deleting_old_events_without_a_signed_statement_is_a_gap(
         history: tuple[Path, str]) -> None:
     config, url = history
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
-        conn.execute(text("DELETE FROM audit_events WHERE seq <= 5"))
-    engine.dispose()
+    tamper(url, "DELETE FROM audit_events WHERE seq <= 5")
     result = fl(config, "verify")
     assert result.exit_code == 1
     assert "first broken seq 1 (gap" in result.stdout
