@@ -112,8 +112,8 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     else:
         for line in cycle_lines(outcome, echo_plaintext=echo):
             click.echo(line)
-    if fail_on_alert and (outcome.monitored.verdict == "adverse"
-                          or outcome.monitored.drift_alert):
+    if fail_on_alert and outcome.monitored is not None and (
+            outcome.monitored.verdict == "adverse" or outcome.monitored.drift_alert):
         ctx.exit(1)
 
 

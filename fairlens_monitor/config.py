@@ -35,6 +35,8 @@ from fairlens_monitor.config_checks import (
 )
 from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
+from fairlens_monitor.measurement_config import MeasurementSettings, parse_measurement
+from fairlens_monitor.source_config import SourceSettings, parse_source
 from fairlens_monitor.trend import CusumSettings
 
 if TYPE_CHECKING:
@@ -44,9 +46,6 @@ ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
 MAX_SEED = 2**32 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# Columns of the built-in simulator that can be measured (see simulate.py).
-SIMULATOR_ATTRIBUTES = ("gender", "age", "credit_score")
-SIMULATOR_LABELS = ("repaid",)
 
 
 @dataclass(frozen=True)
@@ -81,19 +80,6 @@ class ThresholdSettings:
     alpha: float = 0.05
     min_group_size: int = 30
     min_group_share: float = 0.02
-
-
-@dataclass(frozen=True)
-class MeasurementSettings:
-    """Which groups are compared, against which reference, and the optional true label."""
-
-    protected_attributes: tuple[str, ...] = ("gender",)
-    bands: tuple[tuple[str, tuple[float, ...]], ...] = ()
-    reference: str = "privileged"
-    privileged_value: str | None = "Male"
-    unprivileged_value: str | None = "Female"
-    label: str | None = "repaid"
-    confidence: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -142,7 +128,7 @@ class Settings:
 
     database: DatabaseSettings
     schedule: ScheduleSettings
-    simulation: SimulationSettings
+    simulation: SimulationSettings | None
     thresholds: ThresholdSettings
     keys: KeySettings
     alerts: AlertSettings
@@ -152,6 +138,17 @@ class Settings:
     backup: BackupSettings | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     drift_detection: CusumSettings = field(default_factory=CusumSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
+
+    def simulator(self) -> SimulationSettings:
+        """Return the simulation settings.
+
+        Raises:
+            ConfigError: the source is not the simulator (there are no such settings).
+        """
+        if self.simulation is None:
+            raise ConfigError("simulation", f"not used: source.kind is {self.source.kind}")
+        return self.simulation
 
     def group_spec(self) -> GroupSpec:
         """Return how readings form and judge groups under these settings."""
@@ -168,10 +165,10 @@ class Settings:
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the settings that shape a reading.
 
-        Covers schedule, simulation, thresholds, measurement, drift detection and when
-        alerts open and close, in RFC 8785 canonical JSON; deployment locations (database URL, key
-        folder) and logging are left out so the same monitoring rules hash the same on
-        every machine.
+        Covers schedule, simulation (or the source's kind, columns and window), thresholds,
+        measurement, drift detection and when alerts open and close, in RFC 8785 canonical
+        JSON; deployment locations (database and source URLs, file pattern, key folder) and
+        logging are left out so the same monitoring rules hash the same on every machine.
         """
         return hashlib.sha256(rfc8785.dumps(self.shaping())).hexdigest()
 
@@ -181,9 +178,12 @@ class Settings:
         Recorded in ``daemon_started`` and ``config_changed`` audit events, so a later start
         can say which keys changed.
         """
+        where: dict[str, Any] = ({"simulation": asdict(self.simulation)}
+                                 if self.simulation is not None
+                                 else {"source": self.source.shaping()})
         shaping: dict[str, Any] = {
             "schedule": asdict(self.schedule),
-            "simulation": asdict(self.simulation),
+            **where,
             "thresholds": asdict(self.thresholds),
             "measurement": asdict(self.measurement),
             "drift_detection": asdict(self.drift_detection),
@@ -240,10 +240,15 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     root = mapping(raw, "(top level)")
     reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
                                "alerts", "logging", "audit", "measurement",
-                               "drift_detection", "backup", "retention"})
+                               "drift_detection", "backup", "retention", "source"})
+    source = parse_source(section(root, "source", {"kind", "path", "url", "table", "query",
+                                                   "outcome", "timestamp", "stratum",
+                                                   "window", "chunk_rows"}, required=False),
+                          base_dir=base_dir, env=env)
     db = section(root, "database", {"url", "busy_timeout_ms"})
     schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
-    sim = section(root, "simulation", {"n_samples", "seed", "drift"})
+    sim = section(root, "simulation", {"n_samples", "seed", "drift"},
+                  required=source.kind == "simulator")
     thresholds = section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
                                                "min_group_share"})
     keys = section(root, "keys", {"dir"})
@@ -280,12 +285,13 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             misfire_grace_seconds=number(schedule, "schedule.misfire_grace_seconds",
                                           default=30.0, positive=True),
         ),
-        simulation=SimulationSettings(
+        simulation=None if source.kind != "simulator" else SimulationSettings(
             n_samples=int(number(sim, "simulation.n_samples", integer=True, minimum=1)),
             seed=int(number(sim, "simulation.seed", integer=True, minimum=0,
                              maximum=MAX_SEED)),
             drift=_drift(sim.get("drift"), "simulation.drift"),
         ),
+        source=source,
         thresholds=ThresholdSettings(
             dir=number(thresholds, "thresholds.dir", positive=True),
             gap=number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
@@ -302,7 +308,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                     minimum=1)),
             notify_inconclusive=boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
-        measurement=_measurement(measurement),
+        measurement=parse_measurement(measurement, source),
         backup=None if not backup else BackupSettings(
             dir=resolve_path(string(backup, "backup.dir"), base_dir),
             interval_hours=number(backup, "backup.interval_hours", default=24.0,
@@ -330,72 +336,6 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                 string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
         ),
     )
-
-
-def _measurement(section: Mapping[str, Any]) -> MeasurementSettings:
-    key = "measurement.protected_attributes"
-    attributes = section.get("protected_attributes", ["gender"])
-    if isinstance(attributes, str):
-        attributes = [attributes]
-    if (not isinstance(attributes, list) or not 1 <= len(attributes) <= 2
-            or len(set(map(str, attributes))) != len(attributes)):
-        raise ConfigError(key, f"expected one column or a list of two different columns "
-                          f"(an intersection), got {attributes!r}")
-    for name in attributes:
-        if name not in SIMULATOR_ATTRIBUTES:
-            raise ConfigError(key, f"the simulator has no column {name!r}; choose from "
-                              f"{', '.join(SIMULATOR_ATTRIBUTES)}")
-    bands = _bands(section.get("bands") or {}, attributes)
-    for name in attributes:
-        if name in ("age", "credit_score") and name not in dict(bands):
-            raise ConfigError("measurement.bands", f"numeric column {name!r} needs band "
-                              f"edges, e.g. bands: {{{name}: [25]}}")
-    reference = section.get("reference", "privileged")
-    if reference not in ("privileged", "highest"):
-        raise ConfigError("measurement.reference",
-                          f"expected 'privileged' or 'highest', got {reference!r}")
-    gender = list(attributes) == ["gender"]  # the demo defaults name gender's values
-    privileged = _group_value(section, "privileged_value", "Male" if gender else None)
-    if reference == "privileged" and privileged is None:
-        raise ConfigError("measurement.privileged_value",
-                          "required when reference is 'privileged'")
-    label = section.get("label", "repaid")
-    if label is not None and label not in SIMULATOR_LABELS:
-        raise ConfigError("measurement.label", f"the simulator has no label column {label!r}; "
-                          f"use {', '.join(SIMULATOR_LABELS)} or null")
-    return MeasurementSettings(
-        protected_attributes=tuple(attributes), bands=bands, reference=reference,
-        privileged_value=privileged if reference == "privileged" else None,
-        unprivileged_value=_group_value(section, "unprivileged_value",
-                                        "Female" if gender else None),
-        label=label,
-        confidence=open_unit(section, "measurement.confidence", default=0.95),
-    )
-
-
-def _bands(value: Any, attributes: list[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
-    key = "measurement.bands"
-    spec = mapping(value, key)
-    out = []
-    for column, edges in spec.items():
-        if column not in attributes:
-            raise ConfigError(f"{key}.{column}", "not one of measurement.protected_attributes")
-        if (not isinstance(edges, list) or not edges
-                or any(isinstance(e, bool) or not isinstance(e, int | float) for e in edges)
-                or sorted(set(edges)) != edges):
-            raise ConfigError(f"{key}.{column}", f"expected increasing numbers, e.g. [25, 40], "
-                              f"got {edges!r}")
-        out.append((str(column), tuple(float(e) for e in edges)))
-    return tuple(out)
-
-
-def _group_value(section: Mapping[str, Any], name: str, default: str | None) -> str | None:
-    value = section.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"measurement.{name}", f"expected a group label, got {value!r}")
-    return str(value)
 
 
 def _drift(value: Any, key: str) -> DriftSchedule:

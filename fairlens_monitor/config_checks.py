@@ -117,17 +117,17 @@ def resolve_path(text: str, base: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def resolve_db_url(text: str, base: Path) -> str:
+def resolve_db_url(text: str, base: Path, key: str = "database.url") -> str:
     try:
         url = make_url(text)
     except ArgumentError:
-        raise ConfigError("database.url", f"not a SQLAlchemy URL: {text!r}; expected e.g. "
+        raise ConfigError(key, f"not a SQLAlchemy URL: {text!r}; expected e.g. "
                           "sqlite:///var/fairlens.db") from None
     if url.get_backend_name() != "sqlite":
         return text
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
-        raise ConfigError("database.url", "an in-memory SQLite database keeps no history; "
+        raise ConfigError(key, "an in-memory SQLite database keeps no history; "
                           "give a file, e.g. sqlite:///var/fairlens.db")
     return url.set(database=str(resolve_path(database, base))).render_as_string(
         hide_password=False)

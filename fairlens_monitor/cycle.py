@@ -1,10 +1,13 @@
-"""One monitoring cycle: simulate → measure → detect → alert → log, glued in one place.
+"""One monitoring cycle: simulate/read → measure → detect → alert → log, glued in one place.
 
-``measure.measure_cycle`` is pure (its inputs fix its output). ``run_cycle`` adds the edges:
-the clock, the drift chart's state from earlier readings, the Fernet key and one database
-transaction holding the run, both readings with their group results, the alert episode
-transitions and the audit events. ``execute_cycle`` records a cycle that raised as a failed run
-(plus a ``cycle_failed`` audit event) before re-raising, so no failure goes unrecorded.
+``measure.measure_cycle`` and ``measure.measure_counts`` are pure (their inputs fix their
+output). ``run_cycle`` adds the edges: the clock, the decisions (simulated, or read from the
+configured file or SQL source with their lineage), the drift chart's state from earlier
+readings, the Fernet key and one database transaction holding the run, its readings with
+their group results, the files read, the alert episode transitions and the audit events. An
+empty window gives a ``no_data`` reading that neither raises nor closes an alert.
+``execute_cycle`` records a cycle that raised as a failed run (plus a ``cycle_failed``
+audit event) before re-raising, so no failure goes unrecorded.
 """
 
 from __future__ import annotations
@@ -27,15 +30,18 @@ from fairlens_monitor.measure import (
     ScenarioResult,
     baseline_from_rows,
     headline_comparison,
+    measure_counts,
     measure_cycle,
 )
+from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
-from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run
+from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
 from fairlens_monitor.store.repository import AlertChange, EventList, Repository
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
+NO_DATA = "no_data"
 
 
 def utc_now() -> datetime:
@@ -51,17 +57,24 @@ class CycleOutcome:
     cycle_index: int
     started_at: datetime
     finished_at: datetime
-    reference: ScenarioResult
-    monitored: ScenarioResult
+    reference: ScenarioResult | None  # simulator only
+    monitored: ScenarioResult | None  # None: the source's window held no decisions
     alert_id: int | None
     token: str | None
     audit: list[AuditRecord]
     alerts: list[AlertChange]
+    batch: Batch | None = None  # what a file or SQL source read
+
+    @property
+    def verdict(self) -> str:
+        """The monitored reading's verdict, or ``no_data``."""
+        return self.monitored.verdict if self.monitored is not None else NO_DATA
 
 
 def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
               actor: str, cycle_index: int | None = None,
-              scheduled_for: datetime | None = None) -> CycleOutcome:
+              scheduled_for: datetime | None = None,
+              source: DecisionSource | None = None) -> CycleOutcome:
     """Run one cycle and commit everything it produced in one transaction.
 
     Args:
@@ -72,12 +85,15 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
         actor: ``daemon`` or ``cli``, recorded on the run and its audit events.
         cycle_index: defaults to the number of completed cycles in the database.
         scheduled_for: when the scheduler meant this cycle to run, if it was scheduled.
+        source: an open file or SQL source (the daemon keeps one); None opens the
+            configured one for this cycle only. Ignored for the simulator.
 
     Returns:
         The committed outcome.
 
     Raises:
-        Exception: anything measurement or storage raised; nothing was committed.
+        Exception: anything reading, measurement or storage raised (a bad file is a
+            ``DataError`` naming it); nothing was committed.
     """
     started = clock()
     index = repo.completed_cycles() if cycle_index is None else cycle_index
@@ -85,28 +101,50 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
     rows, previous = repo.drift_history(spec.attribute_name,
                                         settings.drift_detection.baseline_readings)
     drift = DriftState(baseline_from_rows(rows), previous)
-    reference, monitored = measure_cycle(settings, index, drift)
+    batch: Batch | None = None
+    reference: ScenarioResult | None
+    monitored: ScenarioResult | None
+    if settings.source.kind == "simulator":
+        reference, monitored = measure_cycle(settings, index, drift)
+        scenarios: list[ScenarioResult] = [reference, monitored]
+    else:
+        batch = _read(settings, repo, source, started)
+        reference, monitored = None, (measure_counts(batch.counts, settings, drift)
+                                      if batch.decisions else None)
+        scenarios = [monitored] if monitored is not None else []
     raising = ("adverse", "inconclusive") if settings.alerts.notify_inconclusive else ("adverse",)
-    qualifies = {"dir": monitored.verdict in raising, "drift": monitored.drift_alert}
+    qualifies = ({} if monitored is None else
+                 {"dir": monitored.verdict in raising, "drift": monitored.drift_alert})
     finished = clock()
     candidates = {
         kind: Alert(created_at=finished, kind=kind, dir=monitored.metrics["dir"],
                     verdict=monitored.verdict, token=cipher.encrypt(monitored.explanation or ""),
                     key_id=cipher.key_id, state="open", clean_streak=0)
-        for kind, yes in qualifies.items() if yes}
+        for kind, yes in qualifies.items() if yes and monitored is not None}
     config_hash = settings.config_hash()
     run = Run(cycle_index=index, actor=actor, scheduled_for=scheduled_for, started_at=started,
               finished_at=finished, status="ok", error=None, config_hash=config_hash,
               code_version=__version__)
-    readings = [_reading(r, settings, finished, config_hash) for r in (reference, monitored)]
-    groups = [_group_rows(r) for r in (reference, monitored)]
+    readings = [_reading(r, settings, finished, config_hash) for r in scenarios]
+    groups = [_group_rows(r) for r in scenarios]
+    if batch is not None:
+        if monitored is None:
+            readings, groups = [_no_data_reading(settings, finished, config_hash)], [[]]
+        _with_lineage(readings[-1], batch)
+    files = [] if batch is None else [SourceFile(
+        measured_at=finished, path=f.path, sha256=f.sha256, size_bytes=f.size_bytes,
+        mtime_ns=f.mtime_ns, rows=f.rows, decisions=f.decisions) for f in batch.files]
 
     def events(run: Run, rows: Sequence[Reading], changes: Sequence[AlertChange]) -> EventList:
-        out: EventList = [("cycle_completed", {
-            "run_id": run.id, "cycle_index": index, "drift_level": monitored.drift_level,
+        out: EventList = [("source_file_changed", {**change, "run_id": run.id})
+                          for change in (batch.changed if batch else ())]
+        out.append(("cycle_completed", {
+            "run_id": run.id, "cycle_index": index,
+            "drift_level": monitored.drift_level if monitored else None,
             "config_hash": config_hash, "code_version": __version__,
             "readings": [_reading_summary(row, g) for row, g in zip(rows, groups, strict=True)],
-        })]
+            **({} if batch is None else {"source": _source_summary(batch)}),
+        }))
         for change in changes:
             if change.action == "open":
                 out.append(("alert_raised", {
@@ -127,12 +165,57 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
 
     saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
                             close_after=settings.alerts.close_after, actor=actor,
-                            ts=rfc3339(finished))
+                            ts=rfc3339(finished), files=files, judge=monitored is not None)
     opened = [c for c in saved.alerts if c.action == "open"]
     token = opened[0].alert.token if opened else None
     return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
                         opened[0].alert.id if opened else None, token, saved.events,
-                        saved.alerts)
+                        saved.alerts, batch)
+
+
+def _read(settings: Settings, repo: Repository, source: DecisionSource | None,
+          now: datetime) -> Batch:
+    """Read the window from the given source, or from one opened for this cycle."""
+    own = source is None
+    if source is None:
+        source = open_source(settings.source, settings.group_spec(), settings.measurement.label)
+    if source is None:
+        raise ValueError("the simulator has no decision source to read")
+    try:
+        return source.read(now, repo.seen_files())
+    finally:
+        if own:
+            source.close()
+
+
+def _with_lineage(reading: Reading, batch: Batch) -> None:
+    reading.source = batch.lineage["kind"]
+    reading.window_start, reading.window_end = batch.window or (None, None)
+    reading.lineage = batch.lineage
+
+
+def _source_summary(batch: Batch) -> dict[str, Any]:
+    return {**batch.lineage, "files": [
+        {"path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
+         "decisions": f.decisions} for f in batch.files]}
+
+
+def _no_data_reading(settings: Settings, at: datetime, config_hash: str) -> Reading:
+    """The reading of an empty window: counts 0, no rates, no verdict to alert on."""
+    spec, t = settings.group_spec(), settings.thresholds
+    return Reading(
+        scenario="monitored", measured_at=at, source=settings.source.kind, n_samples=0,
+        protected_attribute=spec.attribute_name,
+        unprivileged_group=spec.unprivileged_value or "", privileged_group=
+        spec.privileged_value or "", unprivileged_count=0, unprivileged_approved=0,
+        privileged_count=0, privileged_approved=0, dir_reason=NO_DATA, dir_threshold=t.dir,
+        gap_threshold=t.gap, dir_alert=False, gap_alert=False, config_hash=config_hash,
+        code_version=__version__, verdict=NO_DATA,
+        verdict_reason="no decisions in the window", alpha=t.alpha,
+        confidence=settings.measurement.confidence, min_group_size=t.min_group_size,
+        min_group_share=t.min_group_share, reference_mode=settings.measurement.reference,
+        groups_compared=0, groups_excluded=0, label_column=settings.measurement.label,
+        risk_level=None)
 
 
 @dataclass(frozen=True)
@@ -159,7 +242,8 @@ def error_text(exc: BaseException) -> str:
 
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
                   actor: str, scheduled_for: datetime | None = None,
-                  unrecorded: list[FailedCycle] | None = None) -> CycleOutcome:
+                  unrecorded: list[FailedCycle] | None = None,
+                  source: DecisionSource | None = None) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
 
     Args:
@@ -171,6 +255,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         scheduled_for: the scheduled fire time, if any.
         unrecorded: where to keep a failure the database refused to record (e.g. while it
             is locked), so the caller can record it later with :func:`record_failure`.
+        source: an open decision source to read from (see :func:`run_cycle`).
 
     Returns:
         The committed outcome.
@@ -182,7 +267,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
     started = clock()
     try:
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
-                         scheduled_for=scheduled_for)
+                         scheduled_for=scheduled_for, source=source)
     except Exception as exc:
         failed = FailedCycle(started, clock(), error_text(exc), actor, scheduled_for)
         if record_failure(settings, repo, failed) is None and unrecorded is not None:
@@ -221,7 +306,8 @@ def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: s
     m, d, (h, c) = r.metrics, r.metrics["details"], headline_comparison(r.assessment)
     t, o = settings.thresholds, r.outcome
     return Reading(
-        scenario=r.scenario, measured_at=at, source="simulator", drift_level=r.drift_level,
+        scenario=r.scenario, measured_at=at, source=settings.source.kind,
+        drift_level=r.drift_level,
         n_samples=r.n_samples, seed=r.seed, protected_attribute=d["protected_attribute"],
         unprivileged_group=str(d["protected_value"]), privileged_group=str(d["privileged_value"]),
         unprivileged_count=d["female_count"], unprivileged_approved=d["female_approved"],

@@ -49,6 +49,7 @@ from fairlens_monitor.cycle import (
 from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
+from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import LeaderLock, instance_lock, sqlite_path
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
@@ -78,6 +79,8 @@ class Daemon:
         self.unrecorded: list[FailedCycle] = []
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
         self.leader = LeaderLock(repo.engine)
+        self.source = open_source(settings.source, settings.group_spec(),
+                                  settings.measurement.label)
         self._leading: bool | None = None
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)
@@ -118,6 +121,10 @@ class Daemon:
                                        "settings": self.settings.shaping()})
         self.emit(f"FairLens Monitor {__version__} running every {interval:g}s "
                   f"(Ctrl-C to stop)")
+        if self.source is not None:
+            src = self.settings.source
+            self.emit(f"source: {src.kind} {src.path or src.table or 'query'} "
+                      f"(window {src.window})")
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
@@ -128,6 +135,8 @@ class Daemon:
                                        "missed": self.stats.missed})
         self._checkpoint()
         self.leader.release()
+        if self.source is not None:
+            self.source.close()
         return self.stats
 
     def request_stop(self, reason: str) -> None:
@@ -178,7 +187,7 @@ class Daemon:
         try:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
-                                    unrecorded=self.unrecorded)
+                                    unrecorded=self.unrecorded, source=self.source)
         except Exception as exc:
             self.stats.cycles_failed += 1
             error = error_text(exc)

@@ -38,6 +38,7 @@ def analyze_feature_impact(
     *,
     feature: str = "credit_score",
     n_bands: int = 5,
+    weight: str | None = None,
 ) -> dict[str, Any]:
     """Decompose the approval gap into a part explained by ``feature`` and a remainder.
 
@@ -49,6 +50,9 @@ def analyze_feature_impact(
         outcome: the decision column (bool, 0/1 or yes/no).
         feature: numeric column to test as an explanation (default ``credit_score``).
         n_bands: number of quantile bands (5 = quintiles).
+        weight: column giving how many decisions each row stands for, when ``df`` is a
+            count table (distinct values with counts, as a source's ``GROUP BY`` returns);
+            the result equals that of the expanded rows. None = one decision per row.
 
     Returns:
         A dict with ``feature_means`` (per group), ``standardised_difference`` and Welch's
@@ -65,25 +69,27 @@ def analyze_feature_impact(
     """
     if n_bands < 1:
         raise ValueError(f"n_bands must be at least 1, got {n_bands}")
-    require_columns(df, [protected_attribute, outcome, feature])
+    require_columns(df, [protected_attribute, outcome, feature, *filter(None, [weight])])
     if not pd.api.types.is_numeric_dtype(df[feature]) or df[feature].isna().any():
         raise DataError(f"feature column '{feature}' must be numeric with no missing values",
                         column=feature)
-    y = binary_outcome(df[outcome], outcome)
-    is_u = (df[protected_attribute] == protected_value).to_numpy(dtype=bool)
-    is_p = (df[protected_attribute] == privileged_value).to_numpy(dtype=bool)
+    w = (np.ones(len(df)) if weight is None else df[weight].to_numpy(dtype=float))
+    y = binary_outcome(df[outcome], outcome, weights=None if weight is None else w)
+    is_u = (df[protected_attribute] == protected_value).to_numpy(dtype=bool) & (w > 0)
+    is_p = (df[protected_attribute] == privileged_value).to_numpy(dtype=bool) & (w > 0)
     x = df[feature].to_numpy(dtype=float)
     if not is_u.any() or not is_p.any():
         return _no_comparison(feature)
 
-    band = _quantile_bands(x, n_bands)
+    band = _quantile_bands(x, n_bands, None if weight is None else w)
     n_b = int(band.max()) + 1
-    n_u, n_p = (np.bincount(band[m], minlength=n_b) for m in (is_u, is_p))
-    a_u, a_p = (np.bincount(band[m], weights=y[m], minlength=n_b) for m in (is_u, is_p))
+    n_u, n_p = (np.bincount(band[m], weights=w[m], minlength=n_b) for m in (is_u, is_p))
+    a_u, a_p = (np.bincount(band[m], weights=(w * y)[m], minlength=n_b) for m in (is_u, is_p))
     rate_u = np.divide(a_u, n_u, out=np.zeros(n_b), where=n_u > 0)
     rate_p = np.divide(a_p, n_p, out=np.zeros(n_b), where=n_p > 0)
 
-    overall_u, overall_p = float(y[is_u].mean()), float(y[is_p].mean())
+    overall_u = float(np.average(y[is_u], weights=w[is_u]))
+    overall_p = float(np.average(y[is_p], weights=w[is_p]))
     overall_gap = overall_p - overall_u
     shared = (n_u > 0) & (n_p > 0)
     weights = np.where(shared, n_p, 0) / max(int(n_p[shared].sum()), 1)
@@ -92,10 +98,10 @@ def analyze_feature_impact(
     explained = overall_gap - within_gap
     share = explained / overall_gap if overall_gap > 0 else None
 
-    mean_u, mean_p = float(x[is_u].mean()), float(x[is_p].mean())
-    pooled_sd = float(np.sqrt((x[is_u].var() + x[is_p].var()) / 2))
+    (mean_u, var_u), (mean_p, var_p) = (_moments(x[m], w[m]) for m in (is_u, is_p))
+    pooled_sd = float(np.sqrt((var_u + var_p) / 2))
     std_diff = (mean_p - mean_u) / pooled_sd if pooled_sd > 0 else 0.0
-    p_value = welch_p_value(x[is_u], x[is_p])
+    p_value = welch_p_value(x[is_u], x[is_p], w[is_u], w[is_p])
     differs = abs(std_diff) >= ALIKE_STANDARDISED_DIFFERENCE and p_value < DIFFERENCE_ALPHA
     bands_with_gap = int(((rate_p - rate_u) > 0)[shared].sum())
     result: dict[str, Any] = {
@@ -105,6 +111,7 @@ def analyze_feature_impact(
         "difference_p_value": p_value,
         "scores_differ": differs,
         "bands": _band_table(x, band, n_u, n_p, a_u, a_p),
+        "decisions": round(float(w[is_u].sum() + w[is_p].sum())),
         "overall_gap": overall_gap,
         "within_band_gap": within_gap,
         "explained_share": share,
@@ -144,7 +151,8 @@ def generate_explanation(
     return f"{text} Context: {listed}." if listed else text
 
 
-def welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
+def welch_p_value(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None,
+                  wb: np.ndarray | None = None) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances) for a difference in means.
 
     The statistic and Welch–Satterthwaite degrees of freedom are computed here; the Student-t
@@ -154,6 +162,8 @@ def welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
     Args:
         a: values of one group.
         b: values of the other.
+        wa: how many observations each value of ``a`` stands for (None = one each).
+        wb: the same for ``b``; the result equals the test on the expanded values.
 
     Returns:
         The p-value; 1.0 when a group has fewer than two values or neither varies and the
@@ -161,18 +171,53 @@ def welch_p_value(a: np.ndarray, b: np.ndarray) -> float:
     """
     from scipy.special import stdtr  # deferred: scipy costs start-up time
 
-    if len(a) < 2 or len(b) < 2:
+    wa = np.ones(len(a)) if wa is None else np.asarray(wa, dtype=float)
+    wb = np.ones(len(b)) if wb is None else np.asarray(wb, dtype=float)
+    na, nb = float(wa.sum()), float(wb.sum())
+    if na < 2 or nb < 2:
         return 1.0
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    (ma, pa), (mb, pb) = _moments(a, wa), _moments(b, wb)
+    va, vb = pa * na / (na - 1) / na, pb * nb / (nb - 1) / nb
     if va + vb == 0:
-        return 1.0 if a.mean() == b.mean() else 0.0
-    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+        return 1.0 if ma == mb else 0.0
+    t = (ma - mb) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     return float(2 * stdtr(df, -abs(t)))
 
 
-def _quantile_bands(x: np.ndarray, n_bands: int) -> np.ndarray:
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bands + 1)))
+def _moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and population variance (``ddof=0``) of ``x``."""
+    mean = float(np.average(x, weights=w))
+    return mean, float(np.average((x - mean) ** 2, weights=w))
+
+
+def weighted_quantiles(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Quantiles of ``x`` with integer weights, equal to ``numpy.quantile`` (linear method)
+    of ``numpy.repeat(x, w)`` without building that array.
+
+    Args:
+        x: values.
+        w: how many times each value occurs (non-negative integers, some positive).
+        q: probabilities in [0, 1].
+
+    Returns:
+        One quantile per probability.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, cum = x[order], np.cumsum(w[order])
+    h = (cum[-1] - 1) * np.asarray(q, dtype=float)
+    lo = np.floor(h)
+    hi = np.minimum(lo + 1, cum[-1] - 1)
+    a = xs[np.searchsorted(cum, lo, side="right")]
+    b = xs[np.searchsorted(cum, hi, side="right")]
+    return np.asarray(a + (h - lo) * (b - a), dtype=float)
+
+
+def _quantile_bands(x: np.ndarray, n_bands: int, w: np.ndarray | None = None) -> np.ndarray:
+    probabilities = np.linspace(0, 1, n_bands + 1)
+    cut = (np.quantile(x, probabilities) if w is None
+           else weighted_quantiles(x, w, probabilities))
+    edges = np.unique(cut)
     if len(edges) < 2:
         return np.zeros(len(x), dtype=np.intp)
     return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
@@ -181,8 +226,9 @@ def _quantile_bands(x: np.ndarray, n_bands: int) -> np.ndarray:
 def _band_table(x: np.ndarray, band: np.ndarray, n_u: np.ndarray, n_p: np.ndarray,
                 a_u: np.ndarray, a_p: np.ndarray) -> list[dict[str, Any]]:
     rows = []
+    seen = (n_u + n_p) > 0
     for b in range(len(n_u)):  # one iteration per band (at most n_bands), not per row
-        in_band = x[band == b]
+        in_band = x[band == b] if seen[b] else x[:0]
         rows.append({
             "band": b + 1,
             "low": float(in_band.min()) if len(in_band) else None,

@@ -152,22 +152,27 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") 
 
 
 def count_groups(labels: pd.Series, outcome: np.ndarray,
-                 label: np.ndarray | None = None) -> GroupTable:
+                 label: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> GroupTable:
     """Count applicants and approvals (and label outcomes) per group with ``bincount``.
 
     Args:
         labels: the group label of each row.
         outcome: the boolean decision of each row.
         label: the boolean ground truth of each row (e.g. repaid), or None.
+        weights: how many decisions each row stands for (rows of an aggregated count
+            table); None = one each.
 
     Returns:
         The table, groups in sorted label order.
     """
     codes, uniques = pd.factorize(labels, sort=True)
     k = len(uniques)
+    w = None if weights is None else np.asarray(weights, dtype=float)
 
-    def count(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(codes, weights=weights, minlength=k).astype(np.int64)
+    def count(mask: np.ndarray | None = None) -> np.ndarray:
+        mask_w = w if mask is None else mask if w is None else mask * w
+        return np.rint(np.bincount(codes, weights=mask_w, minlength=k)).astype(np.int64)
 
     y = np.asarray(outcome, dtype=bool)
     names = tuple(str(u) for u in uniques)

@@ -1,10 +1,11 @@
 """Measure and detect for one cycle's scenarios, with no I/O (the pure half of a cycle).
 
-simulate → **measure** → **detect** → alert → log. ``measure_cycle`` simulates the reference
-(drift 0) and the monitored scenario, forms the configured groups, judges them
-(:mod:`fairlens_monitor.groups`), computes the ground-truth metrics, advances the CUSUM drift
-chart from the state the database passed in, and writes the explanation text that an alert
-would encrypt. Equal inputs give equal outputs, so a stored reading can be reproduced.
+simulate/read → **measure** → **detect** → alert → log. ``measure_cycle`` simulates the
+reference (drift 0) and the monitored scenario; ``measure_counts`` takes the count table a
+file or SQL source read (:mod:`fairlens_monitor.sources`). Both form the configured groups,
+judge them (:mod:`fairlens_monitor.groups`), compute the ground-truth metrics, advance the
+CUSUM drift chart from the state the database passed in, and write the explanation text
+that an alert would encrypt. Equal inputs give equal outputs, so a stored reading can be reproduced.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from fairlens_monitor import stats
 from fairlens_monitor.config import Settings
+from fairlens_monitor.counts import APPROVED, GROUP, LABEL, STRATUM, N, decisions
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
 from fairlens_monitor.groups import (
@@ -25,6 +27,7 @@ from fairlens_monitor.groups import (
     assess,
     count_groups,
     group_labels,
+    require_value,
     to_json,
 )
 from fairlens_monitor.metrics import binary_outcome
@@ -52,9 +55,9 @@ class ScenarioResult:
     """One measured scenario: its inputs (enough to reproduce it) and its results."""
 
     scenario: str
-    drift_level: float
+    drift_level: float | None  # simulator only
     n_samples: int
-    seed: int
+    seed: int | None  # simulator only
     assessment: Assessment
     outcome: OutcomeMetrics | None
     drift_statistic: float | None
@@ -160,8 +163,9 @@ def measure_scenario(settings: Settings, cycle_index: int, scenario: str,
     Returns:
         The scenario's inputs and results; the explanation for ``monitored`` only.
     """
-    seed = scenario_seed(settings.simulation.seed, cycle_index, scenario)
-    df = generate_loan_data(settings.simulation.n_samples, drift_level, seed=seed)
+    sim = settings.simulator()
+    seed = scenario_seed(sim.seed, cycle_index, scenario)
+    df = generate_loan_data(sim.n_samples, drift_level, seed=seed)
     assessment, outcome, labels = measure_frame(df, settings)
     statistic = None if drift is None else drift_step(drift, headline_point(assessment),
                                                       settings)
@@ -169,10 +173,77 @@ def measure_scenario(settings: Settings, cycle_index: int, scenario: str,
     metrics = legacy_metrics(assessment, settings)
     explanation = None
     if scenario == "monitored":
-        explanation = explain(df.assign(**{GROUP_COLUMN: labels}), assessment, settings,
-                              statistic)
+        h, ref = headline_comparison(assessment)[0], assessment.reference
+        causes = analyze_feature_impact(df.assign(**{GROUP_COLUMN: labels}), GROUP_COLUMN,
+                                        h.label, ref.label, "approved")["causes"]
+        explanation = explain(assessment, settings, statistic, causes)
     return ScenarioResult(scenario, drift_level, len(df), seed, assessment, outcome, statistic,
                           drift_alert, explanation, metrics)
+
+
+def measure_counts(counts: pd.DataFrame, settings: Settings,
+                   drift: DriftState | None = None) -> ScenarioResult:
+    """Measure the count table a file or SQL source read for one window (pure).
+
+    Args:
+        counts: a count table from :mod:`fairlens_monitor.counts` with at least one decision.
+        settings: validated settings (groups, thresholds, ``source.stratum``).
+        drift: the drift chart's state; None starts a fresh chart.
+
+    Returns:
+        The monitored reading's results (no drift level or seed: the data is real).
+
+    Raises:
+        DataError: the privileged or the named protected value does not occur, or no group
+            can be compared with the reference.
+    """
+    spec = settings.group_spec()
+    truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
+    table = count_groups(counts[GROUP], counts[APPROVED].to_numpy(dtype=bool), truth,
+                         weights=counts[N].to_numpy(dtype=float))
+    for value, what in ((spec.privileged_value, "privileged value"),
+                        (spec.unprivileged_value, "protected value")):
+        if value is not None:
+            require_value(table, value, what, spec.attribute_name)
+    assessment = assess(table, spec)
+    h, _ = headline_comparison(assessment)
+    statistic = drift_step(drift or DriftState(), headline_point(assessment), settings)
+    drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
+    causes = stratum_causes(counts, h.label, assessment.reference.label,
+                            settings.source.stratum)
+    return ScenarioResult("monitored", None, decisions(counts), None, assessment,
+                          included_outcome_metrics(table, assessment), statistic, drift_alert,
+                          explain(assessment, settings, statistic, causes),
+                          legacy_metrics(assessment, settings))
+
+
+def stratum_causes(counts: pd.DataFrame, group: str, reference: str,
+                   stratum: str | None) -> list[str]:
+    """Test whether the stratum (e.g. credit score) explains the gap, from counts.
+
+    Args:
+        counts: the count table (with ``_stratum`` when a stratum is configured).
+        group: the headline group's label.
+        reference: the reference group's label.
+        stratum: the stratum column's name in the source, or None.
+
+    Returns:
+        Ranked cause sentences (see :func:`~fairlens_monitor.explain.analyze_feature_impact`);
+        says plainly when no stratum is configured or values were missing.
+    """
+    if stratum is None or STRATUM not in counts:
+        return ["no stratum column is configured (source.stratum), so whether a legitimate "
+                "factor such as credit score explains the gap was not tested"]
+    known = counts[counts[STRATUM].notna()]
+    missing = decisions(counts) - decisions(known)
+    name = stratum if stratum not in counts.columns else STRATUM
+    causes: list[str] = list(analyze_feature_impact(
+        known.rename(columns={STRATUM: name}), GROUP, group, reference, APPROVED,
+        feature=name, weight=N)["causes"])
+    if missing:
+        causes.append(f"{missing} decisions without a {stratum} value were left out of "
+                      "this comparison")
+    return causes
 
 
 def measure_cycle(settings: Settings, cycle_index: int,
@@ -187,7 +258,7 @@ def measure_cycle(settings: Settings, cycle_index: int,
     Returns:
         ``(reference, monitored)``.
     """
-    level = settings.simulation.drift.level_at(cycle_index)
+    level = settings.simulator().drift.level_at(cycle_index)
     return (measure_scenario(settings, cycle_index, "reference", 0.0),
             measure_scenario(settings, cycle_index, "monitored", level, drift or DriftState()))
 
@@ -213,16 +284,21 @@ def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]
     }
 
 
-def explain(df: pd.DataFrame, assessment: Assessment, settings: Settings,
-            drift_statistic: float | None) -> str:
+def explain(assessment: Assessment, settings: Settings, drift_statistic: float | None,
+            causes: Sequence[str]) -> str:
     """Write the explanation an alert on this reading would carry (encrypted).
 
-    The original FairLens sentence with the ranked causes from the credit-score
-    decomposition, then the verdict with its interval, p-value and shortfall, the drift
-    statistic and any excluded groups.
+    Args:
+        assessment: the reading's judged groups.
+        settings: thresholds and the drift chart's settings.
+        drift_statistic: the CUSUM statistic, or None while the baseline is collected.
+        causes: ranked sentences from the stratum (credit-score) decomposition.
+
+    Returns:
+        The original FairLens sentence with the causes, then the verdict with its interval,
+        p-value and shortfall, the drift statistic and any excluded groups.
     """
     (h, c), ref = headline_comparison(assessment), assessment.reference
-    causes = analyze_feature_impact(df, GROUP_COLUMN, h.label, ref.label, "approved")["causes"]
     chart = settings.drift_detection
     drifting = drift_statistic is not None and drift_statistic > chart.threshold
     if drifting and c.ratio is not None and c.ratio >= settings.thresholds.dir:
@@ -230,7 +306,7 @@ def explain(df: pd.DataFrame, assessment: Assessment, settings: Settings,
                 f"statistic {drift_statistic:.1f} above {chart.threshold:g}. Context: "
                 f"{'; '.join(causes)}.")
     else:
-        lead = generate_explanation(c.ratio, causes, threshold=settings.thresholds.dir)
+        lead = generate_explanation(c.ratio, list(causes), threshold=settings.thresholds.dir)
     parts = [lead, f"Verdict {assessment.verdict} ({assessment.reason})."]
     if c.ci_low is not None and c.ci_high is not None:
         parts.append(f"{h.label} vs {ref.label}: 95% CI {c.ci_low:.2f}–{c.ci_high:.2f}, "

@@ -79,7 +79,8 @@ def require_columns(df: pd.DataFrame, columns: list[str], *, where: str = "the d
                             column=column)
 
 
-def binary_outcome(values: pd.Series, column: str, role: str = "outcome") -> np.ndarray:
+def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
+                   weights: np.ndarray | None = None) -> np.ndarray:
     """Convert an outcome column to a boolean array.
 
     Accepts booleans, the numbers 0 and 1, and the words true/false, yes/no, y/n, t/f, 1/0
@@ -89,6 +90,8 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome") -> np.
         values: the outcome column.
         column: its name, for error messages.
         role: what the column is, for error messages (``outcome`` or ``label``).
+        weights: decisions per row when ``values`` are distinct values with counts (a
+            source's ``GROUP BY``); errors then count decisions, not rows.
 
     Returns:
         A numpy bool array of the same length.
@@ -97,9 +100,13 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome") -> np.
         DataError: on missing values or values that are not binary, with their count and up
             to five examples.
     """
-    if values.isna().any():
+    def count(mask: np.ndarray) -> int:
+        return int(mask.sum() if weights is None else np.asarray(weights)[mask].sum())
+
+    missing = values.isna().to_numpy()
+    if missing.any():
         article = "an" if role[0] in "aeiou" else "a"
-        raise DataError(f"{role} column '{column}' has {int(values.isna().sum())} missing "
+        raise DataError(f"{role} column '{column}' has {count(missing)} missing "
                         f"values; every decision needs {article} {role}", column=column)
     if pd.api.types.is_bool_dtype(values):
         return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
@@ -107,19 +114,19 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome") -> np.
         array = values.to_numpy()
         bad = ~np.isin(array, (0, 1))
         if bad.any():
-            _raise_not_binary(column, pd.Series(array[bad]), role)
+            _raise_not_binary(column, pd.Series(array[bad]), role, count(bad))
         return np.asarray(array, dtype=bool)
     words = values.astype(str).str.strip().str.lower()
     is_true = words.isin(_TRUE_WORDS).to_numpy()
     bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
     if bad.any():
-        _raise_not_binary(column, values[bad], role)
+        _raise_not_binary(column, values[bad], role, count(bad))
     return np.asarray(is_true, dtype=bool)
 
 
-def _raise_not_binary(column: str, bad: pd.Series, role: str) -> None:
+def _raise_not_binary(column: str, bad: pd.Series, role: str, n_bad: int) -> None:
     examples = ", ".join(repr(v) for v in pd.unique(bad)[:5])
-    raise DataError(f"{role} column '{column}' has {len(bad)} values that are not binary "
+    raise DataError(f"{role} column '{column}' has {n_bad} values that are not binary "
                     f"(e.g. {examples}); expected 0/1, true/false or yes/no", column=column)
 
 

@@ -13,6 +13,7 @@ from fairlens_monitor.store.models import Alert, Reading
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
     from fairlens_monitor.cycle import CycleOutcome
     from fairlens_monitor.measure import ScenarioResult
+    from fairlens_monitor.sources import Batch
 
 
 def fmt_dir(value: float | None) -> str:
@@ -32,15 +33,21 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
         when asked) when an alert episode opens, a note while one stays open or when one
         resolves, or ``✅ Model Fairness Stable. DIR = ...``.
     """
-    ref, mon = outcome.reference.metrics, outcome.monitored.metrics
-    m = outcome.monitored
+    head = (f"[cycle {outcome.cycle_index} · run {outcome.run_id} · "
+            f"{rfc3339(outcome.finished_at)}]")
+    m, batch = outcome.monitored, outcome.batch
+    where = "" if batch is None else f"{_batch_text(batch)} "
+    if m is None:
+        return [f"{head} {where}→ no_data reading; alerts unchanged"]
+    mon = m.metrics
     h = m.headline.comparison
     ci = "" if h is None or h.ci_low is None else f" [{h.ci_low:.2f}, {h.ci_high:.2f}]"
     drift = "" if m.drift_statistic is None else f" cusum={m.drift_statistic:.1f}"
+    if outcome.reference is not None:
+        where = (f"drift={m.drift_level or 0:.2f} "
+                 f"reference DIR={fmt_dir(outcome.reference.metrics['dir'])} monitored ")
     lines = [
-        f"[cycle {outcome.cycle_index} · run {outcome.run_id} · "
-        f"{rfc3339(outcome.finished_at)}] drift={m.drift_level:.2f} "
-        f"reference DIR={fmt_dir(ref['dir'])} monitored DIR={fmt_dir(mon['dir'])}{ci} "
+        f"{head} {where}DIR={fmt_dir(mon['dir'])}{ci} "
         f"verdict={m.verdict}{drift} "
         f"gap={mon['gap']:.2f}{' (gap alert)' if mon['gap_alert'] else ''}"
     ]
@@ -69,6 +76,17 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
     return lines
 
 
+def _batch_text(batch: Batch) -> str:
+    lineage = batch.lineage
+    files = ("" if lineage["kind"] != "file" else
+             f" from {lineage['files_read']} file(s)"
+             + (f" ({lineage['files_skipped']} already measured)"
+                if lineage["files_skipped"] else ""))
+    window = ("" if batch.window is None else
+              f" in [{rfc3339(batch.window[0])[:19]}Z, {rfc3339(batch.window[1])[:19]}Z)")
+    return f"{lineage['kind']}: {batch.decisions:,} decisions{files}{window}"
+
+
 def scenario_json(result: ScenarioResult, *, token: str | None = None,
                   echo_plaintext: bool = False, with_alert: bool = False) -> dict[str, Any]:
     """Return one scenario in the original API's shape plus its ``statistics``."""
@@ -93,10 +111,15 @@ def cycle_json(outcome: CycleOutcome, audit_tail: list[AuditRecord], *,
         "run_id": outcome.run_id,
         "cycle_index": outcome.cycle_index,
         "finished_at": rfc3339(outcome.finished_at),
-        "verdict": outcome.monitored.verdict,
-        "fair_scenario": scenario_json(outcome.reference),
-        "drifted_scenario": scenario_json(outcome.monitored, token=outcome.token,
-                                          echo_plaintext=echo_plaintext, with_alert=True),
+        "verdict": outcome.verdict,
+        "source": None if outcome.batch is None else {
+            **outcome.batch.lineage,
+            "files": [{"path": f.path, "sha256": f.sha256, "rows": f.rows,
+                       "decisions": f.decisions} for f in outcome.batch.files]},
+        "fair_scenario": outcome.reference and scenario_json(outcome.reference),
+        "drifted_scenario": outcome.monitored and scenario_json(
+            outcome.monitored, token=outcome.token, echo_plaintext=echo_plaintext,
+            with_alert=True),
         "alert_id": outcome.alert_id,
         "alerts": [{"action": c.action, "kind": c.alert.kind, "alert_id": c.alert.id,
                     "state": c.alert.state, "clean_streak": c.alert.clean_streak}
@@ -116,6 +139,8 @@ def reading_json(row: Reading) -> dict[str, Any]:
     """Return a stored reading as a plain dict with RFC 3339 times."""
     doc = {c.name: getattr(row, c.name) for c in Reading.__table__.columns}
     doc["measured_at"] = rfc3339(row.measured_at)
+    for name in ("window_start", "window_end"):
+        doc[name] = None if doc[name] is None else rfc3339(doc[name])
     return doc
 
 
@@ -124,11 +149,18 @@ def reading_line(row: Reading) -> str:
     flags = ",".join(f for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert),
                                      ("DRIFT", row.drift_alert)) if on)
     p = "" if row.p_value is None else f" p={row.p_value:.2g}"
+    gap = "-" if row.gap is None else f"{row.gap:.3f}"
     return (f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
-            f"drift={_num(row.drift_level)} DIR={fmt_dir(row.dir):>5}{p} gap={row.gap:.3f} "
+            f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "
             f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
             f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
             f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}")
+
+
+def _origin(row: Reading) -> str:
+    if row.source == "simulator" or row.source is None:
+        return f"drift={_num(row.drift_level)}"
+    return f"{row.source}:n={row.n_samples or 0}"
 
 
 def alert_json(row: Alert) -> dict[str, Any]:

@@ -236,6 +236,13 @@ def config_path() -> str:
     return str(Path(os.environ.get("FAIRLENS_CONFIG", "config.yaml")).resolve())
 
 
+def _source_text(settings: Settings) -> str:
+    src = settings.source
+    where = src.table or ("query" if src.query else Path(src.path or "").name)
+    return (f"- source: {src.kind} `{where}`, outcome `{src.outcome}`, window {src.window}"
+            + (f", stratum `{src.stratum}`" if src.stratum else "") + "\n")
+
+
 def main() -> None:
     """Render the page."""
     st.set_page_config(page_title="FairLens Monitor", layout="wide")
@@ -253,11 +260,12 @@ def main() -> None:
         st.markdown("**Values in use** (set in the daemon's config, not here)")
         st.markdown(f"- database: `{settings.database.url}`\n"
                     f"- interval: {settings.schedule.interval_seconds:g} s\n"
-                    f"- n_samples: {sim.n_samples}\n"
-                    f"- drift: {sim.drift.mode} {sim.drift.start:g}"
-                    + (f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
-                       if sim.drift.mode == "ramp" else "") + "\n"
-                    f"- thresholds: DIR < {th.dir:g} and p < {th.alpha:g} (adverse), "
+                    + (_source_text(settings) if sim is None else
+                       f"- n_samples: {sim.n_samples}\n"
+                       f"- drift: {sim.drift.mode} {sim.drift.start:g}"
+                       + (f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
+                          if sim.drift.mode == "ramp" else "") + "\n")
+                    + f"- thresholds: DIR < {th.dir:g} and p < {th.alpha:g} (adverse), "
                     f"gap > {th.gap:g}, groups ≥ {th.min_group_size} applicants and "
                     f"≥ {th.min_group_share:.0%} of rows\n"
                     f"- groups: {' & '.join(settings.measurement.protected_attributes)}, "

@@ -87,7 +87,8 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
     assert unanchored == 0
 
 
-@pytest.mark.parametrize("view", ["v_runs", "v_fairness_history", "v_group_results"])
+@pytest.mark.parametrize("view", ["v_runs", "v_fairness_history", "v_group_results",
+                                  "v_source_files"])
 def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings],
                                                  view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]

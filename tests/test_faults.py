@@ -72,6 +72,23 @@ def start_daemon(config: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
 
 
+def time_to_first_cycle(config: Path, settings: Settings) -> float:
+    """Start the daemon, time its first committed cycle, kill it (calibrates the kill window)."""
+    started = time.monotonic()
+    proc = start_daemon(config)
+    try:
+        while time.monotonic() - started < 30:
+            if db_path(settings).exists() and query(
+                    settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'") == [(1,)]:
+                if query(settings, "SELECT count(*) FROM runs") != [(0,)]:
+                    return time.monotonic() - started
+            time.sleep(0.02)
+        raise AssertionError("the daemon completed no cycle within 30 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 FAST = {"schedule": {"interval_seconds": 0.02}, "simulation": {"drift": 0.9, "n_samples": 200},
         "audit": {"checkpoint_every": 7}}
 
@@ -80,13 +97,14 @@ def test_kill_9_at_random_moments_never_half_writes(
         write_config: Callable[..., Path], make_settings: Callable[..., Settings]) -> None:
     config, settings = write_config(FAST), make_settings(FAST)
     rng = random.Random(20261123)
+    first = time_to_first_cycle(config, settings)
     heads = []
     for _ in range(20):
         proc = start_daemon(config)
-        # The first cycle commits ~1.2 s after start (imports, migration; measured on an idle
-        # 2-core machine), then one every ~20 ms: this window hits start-up sometimes and
-        # running cycles mostly.
-        time.sleep(rng.uniform(0.8, 2.0))
+        # The first cycle commits `first` seconds after start (imports, migration: ~1.2 s on
+        # an idle 2-core machine, ~2 s on a busy one), then one every ~20-50 ms: this window
+        # hits start-up sometimes and running cycles mostly.
+        time.sleep(rng.uniform(0.7 * first, first + 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         if db_path(settings).exists() and query(

@@ -104,11 +104,12 @@ class Reading(Base):
     unprivileged_approved: Mapped[int] = mapped_column(Integer)
     privileged_count: Mapped[int] = mapped_column(Integer)
     privileged_approved: Mapped[int] = mapped_column(Integer)
-    unprivileged_rate: Mapped[float] = mapped_column(Float)
-    privileged_rate: Mapped[float] = mapped_column(Float)
+    # NULL only on a ``no_data`` reading (an empty window; revision 0008).
+    unprivileged_rate: Mapped[float | None] = mapped_column(Float)
+    privileged_rate: Mapped[float | None] = mapped_column(Float)
     dir: Mapped[float | None] = mapped_column(Float)
     dir_reason: Mapped[str | None] = mapped_column(String(32))
-    gap: Mapped[float] = mapped_column(Float)
+    gap: Mapped[float | None] = mapped_column(Float)
     dir_threshold: Mapped[float] = mapped_column(Float)
     gap_threshold: Mapped[float] = mapped_column(Float)
     dir_alert: Mapped[bool] = mapped_column(Boolean)
@@ -140,6 +141,31 @@ class Reading(Base):
     drift_statistic: Mapped[float | None] = mapped_column(Float)
     drift_alert: Mapped[bool | None] = mapped_column(Boolean)
     risk_level: Mapped[str | None] = mapped_column(String(8))  # revision 0007
+    # Where the decisions came from (revision 0008): the window measured and the lineage
+    # (source kind, query or file pattern, counts digest); NULL for simulated readings.
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lineage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SourceFile(Base):
+    """One decision file read for a reading: its path, size, modification time and SHA-256.
+
+    The newest row per path is what a ``new_files`` window compares against; retention
+    keeps it (with ``reading_id`` set to NULL) after the reading itself expires.
+    """
+
+    __tablename__ = "source_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"), index=True)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    path: Mapped[str] = mapped_column(String(1024), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    decisions: Mapped[int] = mapped_column(BigInteger)
 
 
 class GroupResult(Base):

@@ -27,6 +27,7 @@ from fairlens_monitor.store.models import (
     GroupResult,
     Reading,
     Run,
+    SourceFile,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ class Repository:
         close_after: int,
         actor: str,
         ts: str,
+        files: Sequence[SourceFile] = (),
+        judge: bool = True,
     ) -> SavedCycle:
         """Commit a whole cycle in one transaction, alert episodes included.
 
@@ -105,6 +108,9 @@ class Repository:
             close_after: clean readings in a row that resolve an episode.
             actor: who ran the cycle (``daemon`` or ``cli``).
             ts: RFC 3339 time of the audit events.
+            files: the decision files read, attached to the last reading.
+            judge: False for a ``no_data`` reading: alert episodes are neither advanced nor
+                closed by a window without decisions.
 
         Returns:
             The ids assigned, the alert transitions and the audit records appended.
@@ -123,7 +129,10 @@ class Repository:
                 for row in rows:
                     row.reading_id = reading.id
                     s.add(row)
-            changes = [change for kind in episodes.KINDS if readings
+            for f in files:
+                f.reading_id = readings[-1].id
+                s.add(f)
+            changes = [change for kind in episodes.KINDS if readings and judge
                        and (change := _transition(s, kind, qualifies.get(kind, False),
                                                   candidates.get(kind), run, readings[-1],
                                                   close_after)) is not None]
@@ -147,6 +156,7 @@ class Repository:
             assessed readings, and the latest reading's drift statistic (0.0 if none).
         """
         assessed = ((Reading.scenario == "monitored") & (Reading.verdict.is_not(None))
+                    & (Reading.verdict != "no_data")
                     & (Reading.protected_attribute == attribute))
         with self.sessions() as s:
             rows = s.execute(
@@ -156,6 +166,15 @@ class Repository:
             previous = s.scalar(select(Reading.drift_statistic).where(assessed)
                                 .order_by(Reading.id.desc()).limit(1))
         return [tuple(r) for r in rows], float(previous or 0.0)  # type: ignore[misc]
+
+    def seen_files(self) -> dict[str, tuple[str, int, int]]:
+        """Return, per decision file path, its newest recorded ``(sha256, size, mtime_ns)``."""
+        newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
+        with self.sessions() as s:
+            rows = s.execute(select(SourceFile.path, SourceFile.sha256, SourceFile.size_bytes,
+                                    SourceFile.mtime_ns)
+                             .where(SourceFile.id.in_(newest))).all()
+        return {str(p): (str(h), int(size), int(mtime)) for p, h, size, mtime in rows}
 
     def save_failed_run(self, run: Run, payload: dict[str, Any], *, ts: str) -> SavedCycle:
         """Record a failed run and its ``cycle_failed`` audit event in one transaction.

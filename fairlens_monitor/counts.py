@@ -1,0 +1,157 @@
+"""Decision counts: the contingency table every reading of a real source is measured from.
+
+read (a file or SQL source) → **counts** → measure → detect → alert → log. A source never
+hands over decision rows: a file source reduces each chunk it reads, a SQL source gets the
+same shape from its ``GROUP BY``. Either way the raw columns are validated and normalised here
+into one small table — group label, decision, ground truth, stratum value, and ``_n``, the
+number of decisions with those values — which :func:`fairlens_monitor.measure.measure_counts`
+judges. Pure (no I/O, no clock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from fairlens_monitor.errors import DataError
+from fairlens_monitor.groups import GroupSpec, group_labels
+from fairlens_monitor.metrics import binary_outcome, require_columns
+
+GROUP = "_group"
+APPROVED = "_approved"
+LABEL = "_label"
+STRATUM = "_stratum"
+N = "_n"
+
+
+def empty_counts(labelled: bool, stratified: bool) -> pd.DataFrame:
+    """Return a count table with no rows (an empty window) and the usual columns."""
+    columns = [GROUP, APPROVED, *([LABEL] if labelled else []),
+               *([STRATUM] if stratified else []), N]
+    return pd.DataFrame({c: pd.Series(dtype=object if c == GROUP else float) for c in columns})
+
+
+def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | None = None,
+              stratum: str | None = None, weights: str | None = None,
+              where: str = "the data") -> pd.DataFrame:
+    """Validate raw decision columns and reduce them to a count table.
+
+    Args:
+        df: decisions (one per row), or distinct values with counts in column ``weights``.
+        spec: the protected attribute(s) and bands that form groups.
+        outcome: the decision column (0/1, true/false, yes/no).
+        label: the optional ground-truth column.
+        stratum: the optional numeric column the explanation tests (e.g. credit score);
+            missing values are kept as NaN (left out of the explanation only).
+        weights: the count column when ``df`` is already aggregated; None = one per row.
+        where: how to name the data in errors (e.g. ``file 2026-11-01.csv``).
+
+    Returns:
+        Columns ``_group``, ``_approved`` (bool), ``_label`` (bool, with a label),
+        ``_stratum`` (float, with a stratum) and ``_n`` (decisions), one row per distinct
+        combination.
+
+    Raises:
+        DataError: a column is missing, a decision or label is missing or not binary, or a
+            stratum value is not a number; the message names the column, the count and
+            examples.
+    """
+    needed = [outcome, *filter(None, [label, stratum, weights])]
+    require_columns(df, needed, where=where)
+    w = None if weights is None else df[weights].to_numpy(dtype=float)
+    out = {GROUP: group_labels(df, spec, where=where).to_numpy(dtype=object),
+           APPROVED: binary_outcome(df[outcome], outcome, weights=w)}
+    if label:
+        out[LABEL] = binary_outcome(df[label], label, "label", weights=w)
+    if stratum:
+        out[STRATUM] = _numbers(df[stratum], stratum, where, w)
+    out[N] = np.ones(len(df)) if w is None else w
+    return combine([pd.DataFrame(out)])
+
+
+def combine(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Add up count tables of disjoint decisions (e.g. the chunks of a file).
+
+    Args:
+        tables: count tables with the same columns.
+
+    Returns:
+        One count table, rows sorted by their values (so equal data gives an equal table).
+    """
+    whole = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    keys = [c for c in whole.columns if c != N]
+    if whole.empty:
+        return whole.reset_index(drop=True)
+    summed = (whole.groupby(keys, dropna=False, sort=True, observed=True)[N].sum()
+              .reset_index())
+    return summed[summed[N] > 0].reset_index(drop=True)
+
+
+def decisions(counts: pd.DataFrame) -> int:
+    """Return how many decisions a count table holds."""
+    return round(float(counts[N].sum())) if len(counts) else 0
+
+
+def digest(counts: pd.DataFrame) -> str:
+    """Return the SHA-256 of a count table in a canonical text form.
+
+    Two readings with the same digest were measured from the same counts, so re-running a
+    source's query (or re-reading its files) and comparing digests reproduces a reading.
+    """
+    table = counts.sort_values([c for c in counts.columns if c != N], kind="stable",
+                               na_position="last")
+    text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
+    """Turn a timestamp column into aware UTC datetimes.
+
+    Args:
+        values: ISO 8601 text (``2026-11-23 10:00:00``, ``2026-11-23T10:00:00+01:00``) or
+            datetimes; times without an offset are read as UTC.
+        column: the column's name, for errors.
+        where: how to name the data in errors.
+
+    Returns:
+        A ``datetime64[ns, UTC]`` Series aligned with ``values``.
+
+    Raises:
+        DataError: a value is missing or not a time (count and examples named).
+    """
+    if values.isna().any():
+        raise DataError(f"timestamp column '{column}' of {where} has "
+                        f"{int(values.isna().sum())} missing values; every decision needs "
+                        "a time to fall in a window", column=column)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert(UTC)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.tz_localize(UTC)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
+        raise DataError(f"timestamp column '{column}' of {where} has {int(bad.sum())} values "
+                        f"that are not ISO 8601 times (e.g. {examples})", column=column)
+    return parsed
+
+
+def in_window(times: pd.Series, start: datetime, end: datetime) -> np.ndarray:
+    """Return which times fall in ``[start, end)`` (both aware)."""
+    lo, hi = pd.Timestamp(start).tz_convert(UTC), pd.Timestamp(end).tz_convert(UTC)
+    return np.asarray(((times >= lo) & (times < hi)).to_numpy(dtype=bool), dtype=bool)
+
+
+def _numbers(values: pd.Series, column: str, where: str, w: np.ndarray | None) -> np.ndarray:
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = (numeric.isna() & values.notna()).to_numpy()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
+        count = int(bad.sum() if w is None else w[bad].sum())
+        raise DataError(f"stratum column '{column}' of {where} has {count} values that are "
+                        f"not numbers (e.g. {examples})", column=column)
+    return np.asarray(numeric.to_numpy(dtype=float), dtype=float)

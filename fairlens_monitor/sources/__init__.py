@@ -1,0 +1,175 @@
+"""Decision sources: where a cycle's decisions come from when they are not simulated.
+
+**read** → counts → measure → detect → alert → log. :func:`open_source` turns the validated
+``source`` settings into a :class:`FileSource` or :class:`SqlSource`; each cycle calls
+``read(now, seen)`` and gets a :class:`Batch` — the count table of the window, how many
+decisions it holds, the files read with their SHA-256, the files whose digest changed since
+they were last measured, and the lineage recorded with the reading. The clock is passed in;
+nothing here writes to the monitor's database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import pandas as pd
+from sqlalchemy.engine import make_url
+
+from fairlens_monitor.counts import combine, decisions, digest, empty_counts, normalise
+from fairlens_monitor.errors import DataError
+from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.source_config import SourceSettings
+from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
+
+Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one cycle read: the counts of its window and where they came from."""
+
+    counts: pd.DataFrame
+    decisions: int
+    window: tuple[datetime, datetime] | None
+    lineage: dict[str, Any]
+    files: tuple[FileRead, ...] = ()
+    changed: tuple[dict[str, str], ...] = field(default=())
+
+
+class DecisionSource(Protocol):
+    """A source of decisions for the daemon's cycles."""
+
+    def read(self, now: datetime, seen: Seen) -> Batch:
+        """Read the window ending at ``now``; ``seen`` = files measured before."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def window_at(settings: SourceSettings, now: datetime) -> tuple[datetime, datetime] | None:
+    """Return the ``[start, end)`` window a cycle at ``now`` measures, or None for all rows."""
+    if settings.window_seconds is None:
+        return None
+    return now - timedelta(seconds=settings.window_seconds), now
+
+
+def _lineage(settings: SourceSettings, window: tuple[datetime, datetime] | None,
+             counts: pd.DataFrame, **extra: Any) -> dict[str, Any]:
+    return {"kind": settings.kind, "window": settings.window,
+            "start": window and window[0].isoformat(), "end": window and window[1].isoformat(),
+            "columns": settings.columns, "decisions": decisions(counts),
+            "counts_sha256": digest(counts), **extra}
+
+
+class FileSource:
+    """Reads the decision files a path or glob names (see :mod:`.files`)."""
+
+    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None) -> None:
+        """Prepare to read ``settings.path`` with the groups of ``spec``."""
+        self.settings = settings
+        self.columns = Columns(spec, settings.outcome, label, settings.stratum,
+                               settings.timestamp)
+
+    def read(self, now: datetime, seen: Seen) -> Batch:
+        """Count the window's decisions over the matching files.
+
+        Args:
+            now: the cycle's time (end of a duration window).
+            seen: per path, the newest recorded ``(sha256, size, mtime_ns)``.
+
+        Returns:
+            The batch; ``changed`` lists files whose SHA-256 differs from the recorded one.
+
+        Raises:
+            DataError: a file is unreadable, corrupt, lacks a column or holds a bad value
+                (the message names the file), or changed while it was read.
+        """
+        s = self.settings
+        window = window_at(s, now)
+        files = match_files(s.path or "")
+        skipped: list[Any] = []
+        if s.window == "new_files":
+            files, skipped = new_or_changed(files, seen)
+        tables, reads, changed = [], [], []
+        for path in files:
+            counts, read = read_file(path, self.columns, window, chunk_rows=s.chunk_rows)
+            if len(counts):
+                tables.append(counts)
+            reads.append(read)
+            before = seen.get(read.path)
+            if before is not None and before[0] != read.sha256:
+                changed.append({"path": read.path, "old_sha256": before[0],
+                                "new_sha256": read.sha256})
+        counts = combine(tables) if tables else empty_counts(bool(self.columns.label),
+                                                             bool(s.stratum))
+        lineage = _lineage(s, window, counts, pattern=s.path, files_read=len(reads),
+                           files_skipped=len(skipped))
+        return Batch(counts, decisions(counts), window, lineage, tuple(reads), tuple(changed))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SqlSource:
+    """Counts decisions in a database table or query (see :mod:`.sql`)."""
+
+    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None) -> None:
+        """Create the engine (connections are opened per cycle)."""
+        from fairlens_monitor.sources.sql import source_engine
+
+        self.settings, self.spec, self.label = settings, spec, label
+        self.engine = source_engine(settings.url or "")
+        self.group_by = list(dict.fromkeys([*spec.attributes, settings.outcome, *filter(
+            None, [label, settings.stratum])]))
+
+    def read(self, now: datetime, seen: Seen) -> Batch:
+        """Run the ``GROUP BY`` for the window ending at ``now`` and normalise its rows.
+
+        Raises:
+            DataError: a column is missing, the database refused the query, or a returned
+                value is bad (named with its column and how many decisions carry it).
+        """
+        from fairlens_monitor.sources.sql import COUNT, fetch_counts, where_text
+
+        s = self.settings
+        window = window_at(s, now)
+        rows, sql = fetch_counts(self.engine, s.table, s.query, self.group_by, s.timestamp,
+                                 window)
+        if rows.empty:
+            counts = empty_counts(bool(self.label), bool(s.stratum))
+        else:
+            counts = normalise(rows, self.spec, s.outcome, label=self.label,
+                               stratum=s.stratum, weights=COUNT, where=where_text(s.table))
+        url = make_url(s.url or "").render_as_string(hide_password=True)
+        lineage = _lineage(s, window, counts, url=url, table=s.table, query=s.query, sql=sql,
+                           rows_returned=len(rows))
+        return Batch(counts, decisions(counts), window, lineage)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()
+
+
+def open_source(settings: SourceSettings, spec: GroupSpec,
+                label: str | None) -> DecisionSource | None:
+    """Return the configured source, or None for the simulator.
+
+    Args:
+        settings: the validated ``source`` section.
+        spec: the groups to form (the protected attribute columns).
+        label: the ground-truth column, if any.
+
+    Raises:
+        DataError: the source cannot be opened (e.g. the SQL driver is not installed).
+    """
+    if settings.kind == "simulator":
+        return None
+    if settings.kind == "file":
+        return FileSource(settings, spec, label)
+    try:
+        return SqlSource(settings, spec, label)
+    except ImportError as exc:
+        raise DataError(f"source.url: the database driver is not installed: {exc}") from None

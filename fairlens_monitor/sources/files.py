@@ -1,0 +1,242 @@
+"""The ``file`` source: count a folder of CSV/Parquet decision logs, a chunk at a time.
+
+read → counts → measure → detect → alert → log. This is the read edge for decision files:
+it expands the configured path or glob, skips files a ``new_files`` window has already
+measured, and reads each file's needed columns in chunks (bounded memory), keeping only the
+rows in the window and reducing them to counts (:mod:`fairlens_monitor.counts`). Every file's
+SHA-256 is taken over the very bytes that were parsed and compared with a second digest once
+reading ends, so a file that changes while it is read fails the cycle instead of producing
+a reading nobody could reproduce.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from fairlens_monitor.counts import combine, in_window, normalise, parse_timestamps
+from fairlens_monitor.errors import DataError
+from fairlens_monitor.groups import GroupSpec
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DATA_SUFFIXES = (".csv", ".csv.gz", ".txt", *PARQUET_SUFFIXES)
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file as read for a reading: where, what bytes (SHA-256), and how many rows."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    mtime_ns: int
+    rows: int
+    decisions: int
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns a file source reads and what each is for."""
+
+    spec: GroupSpec
+    outcome: str
+    label: str | None = None
+    stratum: str | None = None
+    timestamp: str | None = None
+
+    @property
+    def needed(self) -> list[str]:
+        """Every column to read, once each."""
+        return list(dict.fromkeys([*self.spec.attributes, self.outcome, *filter(
+            None, [self.label, self.stratum, self.timestamp])]))
+
+
+def match_files(pattern: str) -> list[Path]:
+    """Return the decision files a path, folder or glob names, sorted by path.
+
+    Args:
+        pattern: a file, a folder (its ``.csv``/``.parquet`` files) or a glob (``**`` too).
+
+    Returns:
+        The matching regular files (possibly none).
+    """
+    path = Path(pattern)
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.name.lower().endswith(DATA_SUFFIXES)]
+    else:
+        found = [Path(p) for p in glob.glob(pattern, recursive=True)]
+    return sorted(p for p in found if p.is_file())
+
+
+def sha256_file(path: Path) -> str:
+    """Return the SHA-256 (hex) of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class HashingReader(io.RawIOBase):
+    """A raw binary stream over an open file that hashes every byte handed on."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        """Wrap an open binary file."""
+        super().__init__()
+        self.raw = raw
+        self.hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        """A readable stream."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the file, hashing what was read."""
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.hash.update(data)
+        return len(data)
+
+    def finish(self) -> str:
+        """Hash whatever the parser left unread and return the digest of the whole file."""
+        while block := self.raw.read(BLOCK):
+            self.hash.update(block)
+        return self.hash.hexdigest()
+
+
+class FileChunks:
+    """The needed columns of one file, a chunk at a time; ``digest`` is set once read.
+
+    CSV is parsed from a stream that hashes as it goes, so ``digest`` is the SHA-256 of the
+    very bytes parsed; Parquet (read by random access) is hashed before it is opened. The
+    caller's second digest after reading catches a change in either case.
+    """
+
+    def __init__(self, path: Path, columns: list[str], chunk_rows: int) -> None:
+        """Prepare to read ``columns`` of ``path``."""
+        self.path, self.columns, self.chunk_rows = path, columns, chunk_rows
+        self.digest: str | None = None
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        """Yield the chunks; afterwards ``digest`` holds the file's SHA-256."""
+        where = f"file {self.path.name}"
+        name = self.path.name.lower()
+        if name.endswith(PARQUET_SUFFIXES):
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+            self.digest = sha256_file(self.path)
+            parquet = pq.ParquetFile(self.path)
+            _require(parquet.schema_arrow.names, self.columns, where)
+            for batch in parquet.iter_batches(batch_size=self.chunk_rows,
+                                              columns=self.columns):
+                yield batch.to_pandas()
+            return
+        gz = name.endswith(".gz")
+        header = pd.read_csv(self.path, nrows=0, compression="gzip" if gz else None)
+        _require(list(header.columns), self.columns, where)
+        with self.path.open("rb") as raw:
+            stream = HashingReader(raw)
+            source: Any = raw if gz else io.BufferedReader(stream, BLOCK)
+            yield from pd.read_csv(source, usecols=self.columns, chunksize=self.chunk_rows,
+                                   compression="gzip" if gz else None)
+            self.digest = sha256_file(self.path) if gz else stream.finish()
+
+
+def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | None, *,
+              chunk_rows: int) -> tuple[pd.DataFrame, FileRead]:
+    """Count one decision file's rows in the window, chunk by chunk.
+
+    Args:
+        path: a CSV (optionally gzip-compressed) or Parquet file.
+        cols: the columns to read and their roles.
+        window: ``[start, end)`` by the timestamp column, or None for every row.
+        chunk_rows: rows per chunk (memory stays bounded whatever the file's size).
+
+    Returns:
+        ``(count table, what was read)``; the count table may be empty.
+
+    Raises:
+        DataError: the file is missing, unreadable or corrupt, lacks a column, holds a bad
+            value (named with its rows), or changed while it was read — always naming the
+            file.
+    """
+    name = path.name
+    try:
+        before = path.stat()
+        tables, rows, kept = [], 0, 0
+        chunks = FileChunks(path, cols.needed, chunk_rows)
+        for chunk in chunks:
+            first = rows + 1
+            rows += len(chunk)
+            try:
+                if window is not None and cols.timestamp:
+                    times = parse_timestamps(chunk[cols.timestamp], cols.timestamp,
+                                             f"file {name}")
+                    chunk = chunk[in_window(times, *window)]
+                kept += len(chunk)
+                if len(chunk):
+                    tables.append(normalise(chunk, cols.spec, cols.outcome, label=cols.label,
+                                            stratum=cols.stratum, where=f"file {name}"))
+            except DataError as exc:
+                raise DataError(f"{exc} (in rows {first:,}–{rows:,} of {name})",
+                                column=exc.column) from None
+        parsed = chunks.digest or ""
+        after = path.stat()
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
+                sha256_file(path) != parsed):
+            raise DataError(f"{name}: the file changed while it was read (its SHA-256 before "
+                            "and after reading differ); the cycle will read it again")
+    except FileNotFoundError:
+        raise DataError(f"{path}: the file disappeared before it could be read") from None
+    except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: {exc}") from None
+    counts = combine(tables) if tables else pd.DataFrame()
+    return counts, FileRead(str(path), parsed, after.st_size, after.st_mtime_ns, rows, kept)
+
+
+def _require(present: list[str], columns: list[str], where: str) -> None:
+    for column in columns:
+        if column not in present:
+            shown = ", ".join(map(str, present[:12]))
+            raise DataError(f"{where} has no column '{column}' (columns: {shown})",
+                            column=column)
+
+
+def new_or_changed(files: list[Path], seen: Mapping[str, tuple[str, int, int]]
+                   ) -> tuple[list[Path], list[Path]]:
+    """Split files into those a ``new_files`` window must read and those it may skip.
+
+    A file is skipped when its path was measured before with the same size and
+    modification time (hashing every old file each cycle would cost a full read of the
+    history); anything else is read and its digest compared with the recorded one.
+
+    Args:
+        files: the matching files.
+        seen: per path, the newest recorded ``(sha256, size_bytes, mtime_ns)``.
+
+    Returns:
+        ``(to read, skipped)``.
+    """
+    read, skipped = [], []
+    for path in files:
+        known = seen.get(str(path))
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if known is not None and (known[1], known[2]) == (stat.st_size, stat.st_mtime_ns):
+            skipped.append(path)
+        else:
+            read.append(path)
+    return read, skipped

@@ -1,0 +1,137 @@
+"""The ``sql`` source: count decisions inside the lender's own database with ``GROUP BY``.
+
+read → counts → measure → detect → alert → log. The read edge for a decision table (or a
+``SELECT``) behind any SQLAlchemy URL. One statement per cycle groups by the protected
+attribute(s), the decision and the optional label and stratum, windowed by the timestamp
+column, so only the contingency table — distinct values with their counts — crosses the
+wire; millions of decisions come back as a few hundred rows. Validation and banding happen on
+those rows (:mod:`fairlens_monitor.counts`), exactly as for a file.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from fairlens_monitor.errors import DataError
+
+COUNT = "_n"
+
+
+def source_engine(url: str) -> Engine:
+    """Create the engine for a source database (read only by intent; use a read-only login).
+
+    PostgreSQL sessions run in UTC and read-only, so a naive ``timestamp`` column is compared
+    as UTC and the monitor cannot write to the lender's database even by mistake.
+    """
+    backend = make_url(url).get_backend_name()
+    args: dict[str, Any] = {}
+    if backend == "postgresql":
+        args["connect_args"] = {"options": "-c timezone=UTC "
+                                           "-c default_transaction_read_only=on"}
+    return create_engine(url, pool_pre_ping=True, **args)
+
+
+def relation(table: str | None, query: str | None, columns: list[str]) -> sa.FromClause:
+    """The decisions as a selectable: a (schema-qualified) table, or the query as a subquery."""
+    if table is not None:
+        schema, _, name = table.rpartition(".")
+        return sa.table(name, *(sa.column(c) for c in columns), schema=schema or None)
+    if query is None:
+        raise ValueError("a SQL source needs a table or a query")
+    return sa.text(query).columns(*(sa.column(c) for c in columns)).subquery("decisions")
+
+
+def where_text(table: str | None) -> str:
+    """How to name the source in errors."""
+    return f"table {table}" if table else "the source query"
+
+
+def check_columns(conn: sa.Connection, table: str | None, query: str | None,
+                  columns: list[str]) -> None:
+    """Ask the database for the source's columns and name any that is missing.
+
+    Raises:
+        DataError: a needed column is missing (named, with the columns that are there).
+    """
+    if table is not None:
+        schema, _, name = table.rpartition(".")
+        probe: sa.Executable = sa.select(sa.literal_column("*")).select_from(
+            sa.table(name, schema=schema or None)).limit(0)
+    else:
+        probe = sa.select(sa.literal_column("*")).select_from(
+            sa.text(query or "").columns().subquery("decisions")).limit(0)
+    present = list(conn.execute(probe).keys())
+    for column in columns:
+        if column not in present:
+            raise DataError(f"{where_text(table)} has no column '{column}' (columns: "
+                            f"{', '.join(present[:12])})", column=column)
+
+
+def count_statement(table: str | None, query: str | None, group_by: list[str],
+                    timestamp: str | None, window: tuple[datetime, datetime] | None,
+                    dialect: str) -> sa.Select[Any]:
+    """Build ``SELECT cols…, count(*) FROM source [WHERE in window] GROUP BY cols…``.
+
+    On SQLite, whose times are text, the bounds are compared through ``datetime()`` so
+    ``2026-11-23T10:00:00+01:00`` and ``2026-11-23 09:00:00`` compare as the same instant.
+    """
+    src = relation(table, query, [*group_by, *filter(None, [timestamp])])
+    cols = [src.c[c] for c in group_by]
+    stmt = sa.select(*cols, sa.func.count().label(COUNT)).select_from(src).group_by(*cols)
+    if window is not None and timestamp is not None:
+        start, end = window
+        column: Any = src.c[timestamp]
+        if dialect == "sqlite":
+            column = sa.func.datetime(column)
+            lo: Any = start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            hi: Any = end.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        elif dialect == "postgresql":
+            lo, hi = start, end
+        else:
+            lo, hi = (t.astimezone(UTC).replace(tzinfo=None) for t in (start, end))
+        stmt = stmt.where(column >= lo, column < hi)
+    return stmt
+
+
+def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by: list[str],
+                 timestamp: str | None,
+                 window: tuple[datetime, datetime] | None) -> tuple[pd.DataFrame, str]:
+    """Run the count statement and return its rows and the SQL that produced them.
+
+    Args:
+        engine: the source database.
+        table: table or view name (``schema.name`` allowed), or None with ``query``.
+        query: a ``SELECT`` whose columns include the needed ones, or None with ``table``.
+        group_by: the columns to count by (attributes, decision, label, stratum).
+        timestamp: the timestamp column, needed with ``window``.
+        window: ``[start, end)``, or None for every row.
+
+    Returns:
+        ``(rows with a _n column, the statement as SQL text with its bounds)``.
+
+    Raises:
+        DataError: a column is missing, or the database refused the statement (its
+            message, without parameters).
+    """
+    needed = list(dict.fromkeys([*group_by, *filter(None, [timestamp])]))
+    stmt = count_statement(table, query, group_by, timestamp, window, engine.dialect.name)
+    sql = str(stmt.compile(engine, compile_kwargs={"render_postcompile": True}))
+    try:
+        with engine.connect() as conn:
+            check_columns(conn, table, query, needed)
+            result = conn.execute(stmt)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise DataError(f"{where_text(table)}: the source database refused the count "
+                        f"query: {type(orig).__name__}: {str(orig).splitlines()[0]}") from None
+    if window is not None:
+        sql += f"  -- window [{window[0].isoformat()}, {window[1].isoformat()})"
+    return frame, sql
