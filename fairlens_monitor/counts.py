@@ -19,7 +19,7 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec, group_labels
-from fairlens_monitor.metrics import binary_outcome, require_columns
+from fairlens_monitor.metrics import binary_outcome, examples, require_columns
 
 GROUP = "_group"
 APPROVED = "_approved"
@@ -134,9 +134,9 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
-        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
         raise DataError(f"timestamp column '{column}' of {where} has {int(bad.sum())} values "
-                        f"that are not ISO 8601 times (e.g. {examples})", column=column)
+                        f"that are not ISO 8601 times (e.g. {examples(values[bad])})",
+                        column=column)
     return parsed
 
 
@@ -150,8 +150,7 @@ def _numbers(values: pd.Series, column: str, where: str, w: np.ndarray | None) -
     numeric = pd.to_numeric(values, errors="coerce")
     bad = (numeric.isna() & values.notna()).to_numpy()
     if bad.any():
-        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
         count = int(bad.sum() if w is None else w[bad].sum())
         raise DataError(f"stratum column '{column}' of {where} has {count} values that are "
-                        f"not numbers (e.g. {examples})", column=column)
+                        f"not numbers (e.g. {examples(values[bad])})", column=column)
     return np.asarray(numeric.to_numpy(dtype=float), dtype=float)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from fairlens_monitor import stats
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.metrics import binary_outcome, require_columns
+from fairlens_monitor.metrics import binary_outcome, examples, require_columns
 
 if TYPE_CHECKING:
     from fairlens_monitor.outcomes import OutcomeMetrics
@@ -133,10 +133,9 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") 
             numeric = pd.to_numeric(values, errors="coerce")
             bad = numeric.isna() & values.notna()
             if bad.any():
-                examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:5])
                 raise DataError(f"column '{column}' of {where} is banded but has "
                                 f"{int(bad.sum())} values that are not numbers (e.g. "
-                                f"{examples})", column=column)
+                                f"{examples(values[bad])})", column=column)
             index = np.searchsorted(np.asarray(edges, dtype=float), numeric.to_numpy(float),
                                     side="right")
             names = np.array([band_label(edges, i) for i in range(len(edges) + 1)], dtype=object)

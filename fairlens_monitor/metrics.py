@@ -124,10 +124,16 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
     return np.asarray(is_true, dtype=bool)
 
 
+def examples(values: pd.Series, limit: int = 5) -> str:
+    """Up to ``limit`` distinct values for an error message, as plain Python reprs."""
+    return ", ".join(repr(v.item() if hasattr(v, "item") else v)
+                     for v in pd.unique(values)[:limit])
+
+
 def _raise_not_binary(column: str, bad: pd.Series, role: str, n_bad: int) -> None:
-    examples = ", ".join(repr(v) for v in pd.unique(bad)[:5])
     raise DataError(f"{role} column '{column}' has {n_bad} values that are not binary "
-                    f"(e.g. {examples}); expected 0/1, true/false or yes/no", column=column)
+                    f"(e.g. {examples(bad)}); expected 0/1, true/false or yes/no",
+                    column=column)
 
 
 def group_counts(groups: pd.Series, outcome: np.ndarray, value: Any) -> GroupCounts:

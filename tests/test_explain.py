@@ -107,3 +107,69 @@ def test_welch_p_value_degenerate_groups() -> None:
     assert welch_p_value(np.array([1.0]), np.array([1.0, 2.0])) == 1.0
     assert welch_p_value(np.array([3.0, 3.0]), np.array([3.0, 3.0])) == 1.0
     assert welch_p_value(np.array([3.0, 3.0]), np.array([4.0, 4.0])) == 0.0
+
+
+# ------------------------------------------------ counts (a source's GROUP BY) = expanded rows
+
+count_tables = st.lists(
+    st.tuples(st.sampled_from(["F", "M"]), st.booleans(), st.integers(300, 850),
+              st.integers(1, 40)),
+    min_size=4, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(count_tables)
+def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
+        table: list[tuple[str, bool, int, int]]) -> None:
+    from fairlens_monitor.explain import analyze_feature_impact
+
+    counts = pd.DataFrame(table, columns=["g", "y", "score", "n"])
+    rows = counts.loc[counts.index.repeat(counts.n)].drop(columns="n")
+    weighted = analyze_feature_impact(counts, "g", "F", "M", "y", feature="score", weight="n")
+    expanded = analyze_feature_impact(rows, "g", "F", "M", "y", feature="score")
+    assert weighted["verdict"] == expanded["verdict"]
+    assert weighted["causes"] == expanded["causes"]
+    assert weighted["bands"] == expanded["bands"]
+    for key in ("overall_gap", "within_band_gap", "explained_share",
+                "standardised_difference", "difference_p_value"):
+        if expanded[key] is None:
+            assert weighted[key] is None
+        else:
+            assert weighted[key] == pytest.approx(expanded[key], rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 9)), min_size=1, max_size=30)
+       .filter(lambda xs: sum(w for _, w in xs) > 0),
+       st.lists(st.floats(0, 1), min_size=1, max_size=7))
+def test_weighted_quantiles_equal_numpy_on_the_repeated_values(
+        pairs: list[tuple[int, int]], probabilities: list[float]) -> None:
+    from fairlens_monitor.explain import weighted_quantiles
+
+    x = np.array([v for v, _ in pairs], dtype=float)
+    w = np.array([c for _, c in pairs], dtype=float)
+    expected = np.quantile(np.repeat(x, w.astype(int)), probabilities)
+    assert weighted_quantiles(x, w, np.array(probabilities)) == pytest.approx(expected,
+                                                                              abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20),
+       st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20))
+def test_weighted_welch_equals_scipy_on_the_repeated_values(
+        a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    from scipy.stats import ttest_ind
+
+    from fairlens_monitor.explain import welch_p_value
+
+    xa, wa = (np.array(v, dtype=float) for v in zip(*a, strict=True))
+    xb, wb = (np.array(v, dtype=float) for v in zip(*b, strict=True))
+    ra, rb = np.repeat(xa, wa.astype(int)), np.repeat(xb, wb.astype(int))
+    got = welch_p_value(xa, xb, wa, wb)
+    if len(ra) < 2 or len(rb) < 2 or ra.var() + rb.var() == 0:
+        assert got == welch_p_value(ra, rb)  # the degenerate cases agree with themselves
+        return
+    with warnings.catch_warnings():  # scipy warns when one group is constant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = float(ttest_ind(ra, rb, equal_var=False).pvalue)
+    assert got == pytest.approx(expected, rel=1e-7, abs=1e-12)

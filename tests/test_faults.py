@@ -79,9 +79,9 @@ def time_to_first_cycle(config: Path, settings: Settings) -> float:
     try:
         while time.monotonic() - started < 30:
             if db_path(settings).exists() and query(
-                    settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'") == [(1,)]:
-                if query(settings, "SELECT count(*) FROM runs") != [(0,)]:
-                    return time.monotonic() - started
+                    settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'"
+            ) == [(1,)] and query(settings, "SELECT count(*) FROM runs") != [(0,)]:
+                return time.monotonic() - started
             time.sleep(0.02)
         raise AssertionError("the daemon completed no cycle within 30 s")
     finally:
