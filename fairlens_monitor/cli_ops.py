@@ -276,5 +276,6 @@ def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     pruned = ("" if done["pruned_to"] is None else
               f"; audit chain pruned up to signed checkpoint seq {done['pruned_to']}")
     click.echo(f"{verb}: {done['readings']} readings, {done['group_results']} group rows, "
-               f"{done['alerts']} resolved alerts, {done['runs']} runs, "
+               f"{done['source_files']} file records, {done['alerts']} resolved alerts, "
+               f"{done['runs']} runs, "
                f"{done['audit_events']} audit events{pruned}")

@@ -146,9 +146,14 @@ def dashboard(settings: Settings, range_name: str) -> None:
         return
     latest: data.Latest | None = loaded["latest"]
     if latest is None:
-        st.info("No readings yet: the daemon has not completed a cycle.")
+        st.info("No readings with decisions yet: the daemon has not completed a cycle, or "
+                "every window so far was empty (no_data).")
         return
     row = latest.reading
+    if latest.empty_since is not None:
+        st.warning(f"No decisions in the source's windows since "
+                   f"{latest.empty_since:%Y-%m-%d %H:%M} UTC (no_data readings); showing the "
+                   "newest reading with decisions.")
     colour, label = STATUS[latest.status]
     cols = st.columns(4)
     delta = None if latest.previous_dir is None or row["dir"] is None else (

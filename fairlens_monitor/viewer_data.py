@@ -50,6 +50,7 @@ class Latest:
     reading: dict[str, Any]
     previous_dir: float | None
     interval: tuple[float, float]
+    empty_since: datetime | None = None  # newest windows held no decisions (no_data)
 
     @property
     def status(self) -> str:
@@ -71,11 +72,20 @@ class Latest:
 
 
 def latest(engine: Engine) -> Latest | None:
-    """Return the newest monitored reading, or None when there is none yet."""
+    """Return the newest monitored reading with decisions, or None when there is none yet.
+
+    ``empty_since`` is set when newer readings are ``no_data`` (empty windows): the time of
+    the first of them, so the page can say since when no decisions arrived.
+    """
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
+            "AND (verdict IS NULL OR verdict != 'no_data') "
             "ORDER BY reading_id DESC LIMIT 2")).mappings().all()
+        newest_id = rows[0]["reading_id"] if rows else 0
+        empty_since = conn.execute(text(
+            "SELECT min(measured_at) FROM v_fairness_history WHERE scenario = 'monitored' "
+            "AND verdict = 'no_data' AND reading_id > :newest"), {"newest": newest_id}).scalar()
     if not rows:
         return None
     row = dict(rows[0])
@@ -87,7 +97,15 @@ def latest(engine: Engine) -> Latest | None:
             "privileged_applicants")))
         interval = (float(low[0]), float(high[0]))
     previous = rows[1]["dir"] if len(rows) > 1 else None
-    return Latest(row, previous, interval)
+    return Latest(row, previous, interval, _as_time(empty_since))
+
+
+def _as_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+            ).to_pydatetime()
 
 
 def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS,

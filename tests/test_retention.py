@@ -73,7 +73,8 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
     first_events = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
     result = fl(config, "retention", "apply")
     assert result.exit_code == 0, result.output
-    assert "deleted: 8 readings, 16 group rows, 1 resolved alerts, 4 runs" in result.stdout
+    assert ("deleted: 8 readings, 16 group rows, 0 file records, 1 resolved alerts, 4 runs"
+            in result.stdout)
     assert "pruned up to signed checkpoint seq 5" in result.stdout  # 4 cycles + 1 alert
     assert query_url(url, "SELECT count(*) FROM readings") == [(4,)]
     assert query_url(url, "SELECT min(seq) FROM audit_events") == [(6,)]

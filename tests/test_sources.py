@@ -431,3 +431,25 @@ def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     decided = rows(settings, "SELECT sum(n_samples) FROM readings WHERE verdict != 'no_data'")
     assert decided == [(300,)]  # every decision measured exactly once
+
+
+def test_retention_keeps_the_newest_record_of_each_file(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    from fairlens_monitor.retention import apply_retention
+
+    df, folder = german(), tmp_path / "in"
+    [path] = write_days(folder, df, range(1))
+    settings = make_settings({**file_config(folder, window="new_files"),
+                              "retention": {"readings_days": 30, "runs_days": 30}})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    run_cycle(settings, repo, cipher, clock=fixed(START), actor="cli")
+    df.iloc[100:200].to_csv(path, index=False)  # the file is replaced: read again
+    run_cycle(settings, repo, cipher, clock=fixed(START), actor="cli")
+    assert len(rows(settings, "SELECT id FROM source_files")) == 2
+    done = apply_retention(settings.retention, repo, None, now=START + timedelta(days=60))
+    assert (done["readings"], done["source_files"]) == (2, 1)
+    assert rows(settings, "SELECT path, reading_id FROM source_files") == [(str(path), None)]
+    later = run_cycle(settings, repo, cipher, clock=fixed(START + timedelta(days=60)),
+                      actor="cli")
+    assert later.verdict == "no_data"  # the file is still known: not measured twice

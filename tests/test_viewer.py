@@ -236,3 +236,30 @@ def monitored_dirs_after(db_file: Path, reading_id: int) -> set[str]:
         rows = conn.execute("SELECT dir FROM readings WHERE scenario = 'monitored' AND id > ?",
                             (reading_id,)).fetchall()
     return {f"{d:.3f}" for (d,) in rows}
+
+
+def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from fairlens_monitor.app import open_cipher, open_repository
+    from fairlens_monitor.cycle import run_cycle
+    from tests.test_sources import file_config, german, write_days
+
+    folder = tmp_path / "in"
+    write_days(folder, german(), range(3))
+    config = write_config(file_config(folder, window="new_files"))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(3):  # one reading with 300 decisions, then two empty windows
+        run_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
+    repo.engine.dispose()
+    at = page(config, monkeypatch)
+    shown = text_of(at)
+    assert "No decisions in the source's windows since" in shown
+    with sqlite3.connect(settings.database.url.removeprefix("sqlite:///")) as conn:
+        [(dir_value,)] = conn.execute("SELECT dir FROM readings WHERE verdict != 'no_data'")
+    assert at.metric[0].value == f"{dir_value:.3f}"
+    assert "source: file" in shown

@@ -25,10 +25,11 @@ from fairlens_monitor.store.models import (
     GroupResult,
     Reading,
     Run,
+    SourceFile,
 )
 
 TABLES: list[Table] = [Base.metadata.tables[m.__tablename__] for m in (
-    Run, Reading, GroupResult, Alert, AuditEvent, CheckpointRow)]
+    Run, Reading, GroupResult, SourceFile, Alert, AuditEvent, CheckpointRow)]
 BATCH = 5000
 
 

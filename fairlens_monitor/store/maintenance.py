@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from fairlens_monitor import episodes
@@ -25,6 +25,7 @@ from fairlens_monitor.store.models import (
     GroupResult,
     Reading,
     Run,
+    SourceFile,
 )
 from fairlens_monitor.store.repository import Repository, append, serialise
 
@@ -109,13 +110,14 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
                     audit_before: str, dry_run: bool, ts: str) -> dict[str, Any]:
     """Delete expired rows, and prune the audit chain up to a signed checkpoint.
 
-    In one transaction: resolved alerts created before ``readings_before`` and the
-    readings (with their group rows) measured before it that no remaining alert points
-    at; runs that started before ``runs_before`` and have no reading left; and, when
-    ``prune`` is given, the audit events up to the newest signed checkpoint whose event
-    is older than ``audit_before`` — followed by the ``chain_pruned`` event that ``prune``
-    builds (signed) from that seq and its hash. With ``dry_run`` the transaction is
-    rolled back after counting.
+    In one transaction: resolved alerts created before ``readings_before``; the readings
+    measured before it that no remaining alert points at, with their group rows and the
+    files read for them (each path's newest record is kept, detached); runs that started
+    before ``runs_before`` and have no reading left; and, when ``prune`` is given, the
+    audit events up to the newest signed checkpoint whose event is older than
+    ``audit_before`` — followed by the ``chain_pruned`` event that ``prune`` builds
+    (signed) from that seq and its hash. With ``dry_run`` the transaction is rolled back
+    after counting.
 
     Returns:
         Rows deleted (or that would be) per table, and ``pruned_to`` (None: no prune).
@@ -133,6 +135,13 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
                                            Reading.id.not_in(kept))
         counts["group_results"] = _delete(s, delete(GroupResult).where(
             GroupResult.reading_id.in_(expired)))
+        # A file's newest record outlives its reading (reading_id NULL): a new_files window
+        # must still know the file was measured. Older records of the path go.
+        newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
+        counts["source_files"] = _delete(s, delete(SourceFile).where(
+            SourceFile.reading_id.in_(expired), SourceFile.id.not_in(newest)))
+        s.execute(update(SourceFile).where(SourceFile.reading_id.in_(expired))
+                  .values(reading_id=None))
         counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
         counts["runs"] = _delete(s, delete(Run).where(
             Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
