@@ -104,8 +104,9 @@ def _as_time(value: Any) -> datetime | None:
     if value is None:
         return None
     stamp = pd.Timestamp(value)
-    return (stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
-            ).to_pydatetime()
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    moment: datetime = stamp.to_pydatetime()
+    return moment
 
 
 def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS,
