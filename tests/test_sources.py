@@ -453,3 +453,31 @@ def test_retention_keeps_the_newest_record_of_each_file(
     later = run_cycle(settings, repo, cipher, clock=fixed(START + timedelta(days=60)),
                       actor="cli")
     assert later.verdict == "no_data"  # the file is still known: not measured twice
+
+
+def test_the_readme_worked_example_runs(tmp_path: Path) -> None:
+    """The example configs and the log script, as the README runs them (in a copy)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fairlens_monitor.cli import cli
+
+    repo_root = Path(__file__).resolve().parent.parent
+    example = tmp_path / "german_credit"
+    shutil.copytree(repo_root / "examples" / "german_credit", example,
+                    ignore=shutil.ignore_patterns("var", "decisions", "lender.db"))
+    script = repo_root / "scripts" / "german_credit_log.py"
+    for args in (["--folder", str(example / "decisions")],
+                 ["--sqlite", str(example / "lender.db")]):
+        subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True)
+    runner = CliRunner()
+    for name, expected in (("files.yaml", "file: 1,000 decisions from 10 file(s)"),
+                           ("sql.yaml", "sql: ")):
+        config = str(example / name)
+        for command in (["db", "upgrade"], ["once"], ["verify"]):
+            result = runner.invoke(cli, ["--config", config, *command])
+            assert result.exit_code == 0, result.output
+            if command == ["once"]:
+                assert expected in result.output
+                assert "verdict=ok" in result.output

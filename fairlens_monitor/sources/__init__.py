@@ -10,6 +10,7 @@ nothing here writes to the monitor's database.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,8 @@ from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
 
 Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
+WIDE_RESULT = 10_000  # a GROUP BY returning more rows than this is probably not binned
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,11 @@ class SqlSource:
         else:
             counts = normalise(rows, self.spec, s.outcome, label=self.label,
                                stratum=s.stratum, weights=COUNT, where=where_text(s.table))
+        if len(rows) > WIDE_RESULT and len(rows) * 10 > decisions(counts):
+            log.warning("the count query returned %d rows for %d decisions: a column it groups "
+                        "by has many distinct values; bin the stratum in source.query (e.g. "
+                        "CAST(amount / 1000 AS INTEGER)) so only counts cross the wire",
+                        len(rows), decisions(counts))
         url = make_url(s.url or "").render_as_string(hide_password=True)
         lineage = _lineage(s, window, counts, url=url, table=s.table, query=s.query, sql=sql,
                            rows_returned=len(rows))
