@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,31 @@ class AuditRecord:
     prev_hash: str
     hash: str
     canonical: str
+
+
+class StoredRecord(NamedTuple):
+    """One audit row as verification reads it: the payload column as its stored text.
+
+    Rows written by this version store the payload in RFC 8785 form, so the row's columns
+    can be checked against the hashed bytes by comparing text (see
+    :func:`canonical_text_of`); older rows fall back to a parse and an exact comparison.
+    ``payload_text`` is ``''`` (never valid JSON) when the reader already made that text
+    comparison in the database and it held.
+    """
+
+    seq: int
+    ts: str
+    event_type: str
+    actor: str
+    payload_text: str
+    prev_hash: str
+    hash: str
+    canonical: str
+
+    @property
+    def payload(self) -> Any:
+        """The payload column parsed (raises ValueError when it is not JSON)."""
+        return json.loads(self.payload_text)
 
 
 class Link(NamedTuple):
@@ -176,7 +202,7 @@ def build_record(*, seq: int, ts: str, event_type: str, actor: str,
 
 
 def verify_chain(
-    stored: Iterable[AuditRecord],
+    stored: Iterable[AuditRecord | StoredRecord],
     by_seq: Iterable[Link | AuditRecord],
     anchors: Iterable[AnchorClaim] = (),
     start: tuple[int, str] = (1, GENESIS_HASH),
@@ -186,11 +212,13 @@ def verify_chain(
     Two streaming passes keep memory flat however long the chain is:
 
     1. ``stored`` (storage order, ascending row id): each record's hash is recomputed over
-       its stored canonical bytes, and those bytes must parse to exactly the record's stored
-       fields (``modified``); a seq stored after a higher one is ``reordered``.
+       its stored canonical bytes, and those bytes must say exactly what the record's stored
+       fields say (``modified``); a seq stored after a higher one is ``reordered``.
     2. ``by_seq`` (ascending seq): a missing seq range is one ``gap`` at its first seq; a
        ``prev_hash`` that is not the previous record's hash is a ``broken_link`` (not reported
        right after a gap, which already explains it); a repeated seq is ``reordered``.
+       When pass 1 found the rows stored in seq order with every link intact, it has seen
+       exactly what pass 2 would see, and ``by_seq`` is not read at all.
 
     Then each anchor claim: a bad signature or a head hash that differs from the chain's hash
     at that seq is ``bad_checkpoint``; a claim beyond the chain's last seq is ``truncated``,
@@ -208,34 +236,61 @@ def verify_chain(
         The report. ``last_verified_seq`` is the highest seq below every anomaly;
         ``anchored_seq`` the highest seq covered by a valid checkpoint.
     """
-    anomalies: list[Anomaly] = []
-    count, highest = 0, 0
-    for rec in stored:
-        count += 1
-        anomalies.extend(_content_anomalies(rec))
-        if rec.seq < highest:
-            anomalies.append(Anomaly(rec.seq, "reordered",
-                                     f"seq {rec.seq} is stored after seq {highest}"))
-        highest = max(highest, rec.seq)
-
     claims = sorted((a for a in anchors if a.seq >= start[0] or not a.signature_ok),
                     key=lambda a: a.seq)
     wanted = {a.seq for a in claims}
     hash_at: dict[int, str] = {}
-    expected, prev_hash, head_hash = start[0], start[1], start[1]
-    for link in by_seq:
-        if link.seq < expected:
-            anomalies.append(Anomaly(link.seq, "reordered", f"seq {link.seq} appears twice"))
-            continue
-        if link.seq > expected:
-            anomalies.append(Anomaly(expected, "gap", f"seq {expected}..{link.seq - 1} missing"))
-        elif link.prev_hash != prev_hash:
-            anomalies.append(Anomaly(link.seq, "broken_link",
-                                     "prev_hash does not match the previous record's hash"))
-        if link.seq in wanted:
-            hash_at[link.seq] = link.hash
-        prev_hash = head_hash = link.hash
-        expected = link.seq + 1
+    anomalies: list[Anomaly] = []
+    count, highest = 0, 0
+    # Storage order is normally seq order: then the links are checked in this same pass and
+    # the seq-order pass (a second full read) is skipped, because it would see the same
+    # rows in the same order.
+    linear, expected, prev_hash = True, start[0], start[1]
+    sha256, tag, fromhex = hashlib.sha256, DOMAIN_TAG, bytes.fromhex
+    for rec in stored:  # the hot loop: the common case takes no function call but sha256
+        count += 1
+        seq, canonical, link_hash = rec.seq, rec.canonical, rec.hash
+        try:
+            fast = (type(rec) is StoredRecord and type(seq) is int
+                    and (rec.payload_text == "" or canonical == canonical_text_of(rec))
+                    and len(rec.prev_hash) == 64
+                    and sha256(tag + fromhex(rec.prev_hash) + canonical.encode()).hexdigest()
+                    == link_hash)
+        except ValueError:  # prev_hash is not hex: the slow path says so
+            fast = False
+        if not fast:
+            anomalies.extend(_content_anomalies(rec))
+        if seq < highest:
+            anomalies.append(Anomaly(seq, "reordered", f"seq {seq} is stored after seq {highest}"))
+        else:
+            highest = seq
+        if linear:
+            if seq != expected or rec.prev_hash != prev_hash:
+                linear = False
+            else:
+                if seq in wanted:
+                    hash_at[seq] = link_hash
+                prev_hash, expected = link_hash, seq + 1
+
+    head_hash = prev_hash
+    if not linear:
+        hash_at = {}
+        expected, prev_hash, head_hash = start[0], start[1], start[1]
+        for link in by_seq:
+            if link.seq < expected:
+                anomalies.append(Anomaly(link.seq, "reordered",
+                                         f"seq {link.seq} appears twice"))
+                continue
+            if link.seq > expected:
+                anomalies.append(Anomaly(expected, "gap",
+                                         f"seq {expected}..{link.seq - 1} missing"))
+            elif link.prev_hash != prev_hash:
+                anomalies.append(Anomaly(link.seq, "broken_link",
+                                         "prev_hash does not match the previous record's hash"))
+            if link.seq in wanted:
+                hash_at[link.seq] = link.hash
+            prev_hash = head_hash = link.hash
+            expected = link.seq + 1
     head_seq = expected - 1
 
     anchored = 0
@@ -278,20 +333,38 @@ def _dedupe(anomalies: list[Anomaly]) -> list[Anomaly]:
     return out
 
 
-def _content_anomalies(rec: AuditRecord) -> list[Anomaly]:
+def canonical_text_of(rec: StoredRecord) -> str:
+    """The canonical text a row's columns stand for, if its payload text is canonical.
+
+    RFC 8785 orders the five keys ``actor, event_type, payload, seq, ts``; the strings here
+    are short ASCII names and times, which ``json.dumps`` writes exactly as RFC 8785 does.
+    Equality with the stored canonical text therefore proves the columns say what the hashed
+    bytes say; inequality proves nothing (e.g. an older row's payload text is not canonical)
+    and the caller compares the parsed values instead.
+    """
+    return (f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},'
+            f'"payload":{rec.payload_text},"seq":{rec.seq},"ts":{_quoted(rec.ts)}}}')
+
+
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+def _quoted(text: str) -> str:
+    """A JSON string literal as RFC 8785 writes it (the common plain case without a call
+    into the encoder)."""
+    return f'"{text}"' if _PLAIN.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
     # The hash covers the stored canonical bytes, so two checks suffice: the bytes hash to
     # the stored hash, and they say exactly what the row's columns say. (Recomputing RFC 8785
     # for every record is ~15x slower and adds nothing: a non-canonical rewrite of the bytes
-    # changes the hash and so breaks the link or a signed checkpoint.)
-    try:
-        hashed = json.loads(rec.canonical)
-    except ValueError:
-        return [Anomaly(rec.seq, "modified", "stored canonical bytes are not JSON")]
-    same = (isinstance(hashed, dict) and hashed.get("seq") == rec.seq
-            and type(rec.seq) is int and hashed.get("ts") == rec.ts
-            and hashed.get("event_type") == rec.event_type and hashed.get("actor") == rec.actor
-            and len(hashed) == 5 and _json(hashed.get("payload")) == _json(rec.payload))
-    if not same:
+    # changes the hash and so breaks the link or a signed checkpoint.) The second check is a
+    # text comparison when the payload column holds canonical text (rows written since 0.3),
+    # else a parse of both sides and an exact comparison.
+    fast = (isinstance(rec, StoredRecord) and type(rec.seq) is int
+            and (rec.payload_text == "" or canonical_text_of(rec) == rec.canonical))
+    if not fast and not _same_fields(rec):
         return [Anomaly(rec.seq, "modified", "stored fields differ from the hashed bytes")]
     try:
         if chain_hash(rec.prev_hash, rec.canonical.encode("utf-8")) != rec.hash:
@@ -299,6 +372,21 @@ def _content_anomalies(rec: AuditRecord) -> list[Anomaly]:
     except ValueError as exc:
         return [Anomaly(rec.seq, "modified", str(exc))]
     return []
+
+
+def _same_fields(rec: AuditRecord | StoredRecord) -> bool:
+    try:
+        hashed = json.loads(rec.canonical)
+    except ValueError:
+        return False
+    try:
+        payload = rec.payload
+    except ValueError:
+        return False
+    return (isinstance(hashed, dict) and hashed.get("seq") == rec.seq
+            and type(rec.seq) is int and hashed.get("ts") == rec.ts
+            and hashed.get("event_type") == rec.event_type and hashed.get("actor") == rec.actor
+            and len(hashed) == 5 and _json(hashed.get("payload")) == _json(payload))
 
 
 def _json(value: Any) -> str:

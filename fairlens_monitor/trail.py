@@ -85,7 +85,7 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
             key, stored, "database checkpoints") + restore_claims + prune_claims
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
-    report = verify_chain(repo.iter_records("id"), repo.iter_links(), anchors, start)
+    report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        superseded)
 

@@ -178,3 +178,34 @@ def test_verify_entry(trail: Trail) -> None:
     broken = trail.cli("verify-entry", rows[4]["hash"], "--json")
     assert broken.exit_code == 1
     assert json.loads(broken.stdout)["chain_verified_up_to"] == 1
+
+
+def test_rows_written_now_are_checked_by_text_and_older_rows_by_value(trail: Trail) -> None:
+    """Payloads are stored as the canonical text the chain hashes, so `verify` compares text;
+    a payload stored the way versions before 0.3 did (json.dumps) is compared by value."""
+    from fairlens_monitor.app import open_repository
+    from fairlens_monitor.config import load_settings
+
+    settings = load_settings(trail.config, env={})
+    repo = open_repository(settings, readonly=True)
+    assert {r.payload_text for r in repo.iter_stored()} == {""}  # every row matched as text
+    repo.engine.dispose()
+    for row in trail.rows()[:4]:  # rewrite four rows as older versions stored them
+        trail.sql("UPDATE audit_events SET payload = ? WHERE seq = ?",
+                  params=(json.dumps(json.loads(row["payload"]), indent=1), row["seq"]))
+    repo = open_repository(settings, readonly=True)
+    assert sum(r.payload_text != "" for r in repo.iter_stored()) == 4
+    repo.engine.dispose()
+    assert trail.verify() == (0, [])
+
+
+@pytest.mark.parametrize("edit", [
+    "json_set(payload, '$.cycle_index', 'x')",   # a value changed
+    "json_set(payload, '$.extra', 1)",           # a key added
+    "replace(payload, 'true', '1')",             # true became 1: equal in SQL, not in JSON
+    "'{}'",                                      # the payload emptied
+])
+def test_any_edit_of_the_payload_column_is_found(trail: Trail, edit: str) -> None:
+    trail.sql(f"UPDATE audit_events SET payload = {edit} WHERE seq = 2")
+    status, anomalies = trail.verify()
+    assert (status, anomalies) == (1, [(2, "modified")])

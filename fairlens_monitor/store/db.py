@@ -14,12 +14,14 @@ lock (:class:`LeaderLock`). The schema is created and changed only by Alembic
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -40,6 +42,18 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     return Path(parsed.database)
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise a JSON column value in RFC 8785 form (plain JSON if it cannot be).
+
+    Audit payloads are then stored as the very bytes the chain hashes, which lets
+    verification compare text instead of parsing every payload (see ``audit.StoredRecord``).
+    """
+    try:
+        return rfc8785.dumps(value).decode("utf-8")
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        return json.dumps(value)
 
 
 def make_engine(url: str, *, readonly: bool = False,
@@ -64,17 +78,19 @@ def make_engine(url: str, *, readonly: bool = False,
         if readonly:
             options += " -c default_transaction_read_only=on"
         is_pg = make_url(url).get_backend_name() == "postgresql"
-        return create_engine(url, pool_pre_ping=True,
+        return create_engine(url, pool_pre_ping=True, json_serializer=canonical_json,
                              connect_args={"options": options} if is_pg else {})
     if readonly:
         if not path.exists():
             raise StoreError(url, f"no database file at {path}; start the monitor "
                                   "(fairlens-monitor run) or run 'fairlens-monitor db upgrade'")
         engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+                               json_serializer=canonical_json,
                                connect_args={"timeout": busy_timeout_ms / 1000})
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        engine = create_engine(url, json_serializer=canonical_json,
+                               connect_args={"timeout": busy_timeout_ms / 1000})
     _configure_sqlite(engine, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     return engine
 

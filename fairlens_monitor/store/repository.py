@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
-from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, build_record
+from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, StoredRecord, build_record
 from fairlens_monitor.checkpoints import Checkpoint
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
@@ -261,14 +261,46 @@ class Repository:
             for row in result:
                 yield AuditRecord(*row)
 
+    def iter_stored(self, batch: int = 20000) -> Iterator[StoredRecord]:
+        """Yield every audit row in storage order with its payload column as stored text.
+
+        What verification reads, as fast as the driver delivers it: a plain DB-API cursor
+        (server-side on PostgreSQL, so memory stays flat), no JSON parsed here, and the
+        payload text only for rows whose columns the database could not match to their
+        hashed text (see :class:`~fairlens_monitor.audit.StoredRecord`).
+        """
+        if self.engine.dialect.name == "postgresql":
+            quote, payload = "to_json({})::text", "payload::text"
+        else:
+            quote, payload = "json_quote({})", "CAST(payload AS TEXT)"
+        # The database compares each row's columns with its hashed text (see
+        # audit.canonical_text_of) and sends the payload only when they differ: '' = matched.
+        rebuilt = " || ".join([
+            "'{\"actor\":'", quote.format("actor"), "',\"event_type\":'",
+            quote.format("event_type"), "',\"payload\":'", payload, "',\"seq\":'",
+            "CAST(seq AS TEXT)", "',\"ts\":'", quote.format("ts"), "'}'"])
+        sql = (f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN '' "  # noqa: S608
+               f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
+               "FROM audit_events ORDER BY id")
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            server_side = self.engine.dialect.name == "postgresql"
+            cursor = raw.cursor(name="fairlens_verify") if server_side else raw.cursor()
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(batch):
+                    yield from map(StoredRecord._make, rows)
+            finally:
+                cursor.close()
+
     def iter_links(self, batch: int = 20000) -> Iterator[Link]:
         """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order."""
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
                 select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash)
                 .order_by(AuditEvent.seq))
-            for row in result:
-                yield Link(*row)
+            for rows in result.partitions():
+                yield from map(Link._make, rows)
 
     def find_event(self, hash_hex: str) -> AuditRecord | None:
         """Return the audit record with this hash, or None."""

@@ -1,0 +1,126 @@
+"""How fast `verify` checks the audit chain, on realistic events.
+
+Builds (once, then reuses) a SQLite database migrated to head with a valid chain of N events
+whose payloads are real `cycle_completed` payloads (taken from an actual cycle of the demo
+config, run here first) with per-event counters, then times, in one run:
+`verify_chain` over the repository's two streaming passes, and the `fairlens-monitor verify`
+command end to end (process start, checkpoint checks and all).
+
+    python benchmarks/chain_verify.py [--events 262800] [--dir DIR]
+
+Goal (issue 5): at least 200,000 events a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fairlens_monitor.app import open_cipher, open_repository  # noqa: E402
+from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339, verify_chain  # noqa: E402
+from fairlens_monitor.config import load_settings  # noqa: E402
+from fairlens_monitor.cycle import run_cycle  # noqa: E402
+from fairlens_monitor.store.db import canonical_json, make_engine, upgrade  # noqa: E402
+
+
+def sample_payload(folder: Path) -> dict[str, object]:
+    """Run one real cycle (drifted, with an alert) and return its cycle_completed payload."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["database"]["url"] = "sqlite:///sample.db"
+    config["simulation"]["drift"] = 0.9
+    path = folder / "sample.yaml"
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings(path, env={})
+    repo = open_repository(settings)
+    run_cycle(settings, repo, open_cipher(settings, repo), clock=lambda: datetime.now(UTC),
+              actor="daemon")
+    [(_, payload)] = repo.events_of_type("cycle_completed")
+    repo.engine.dispose()
+    return payload
+
+
+def build(path: Path, events: int, legacy: bool, small: bool) -> None:
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine, url)
+    engine.dispose()
+    payload = {} if small else sample_payload(path.parent)
+    start = datetime.now(UTC) - timedelta(minutes=events)
+    rows, prev = [], GENESIS_HASH
+    for i in range(events):
+        body = json.loads(json.dumps(payload))
+        body["run_id"], body["cycle_index"] = i + 1, i
+        rec = build_record(seq=i + 1, ts=rfc3339(start + timedelta(minutes=i)),
+                           event_type="cycle_completed", actor="daemon", payload=body,
+                           prev_hash=prev)
+        prev = rec.hash
+        stored = json.dumps(rec.payload) if legacy else canonical_json(rec.payload)
+        rows.append((rec.seq, rec.ts, rec.event_type, rec.actor, stored,
+                     rec.canonical, rec.prev_hash, rec.hash))
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
+                         "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=262_800)
+    parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-chain")
+    parser.add_argument("--small", action="store_true",
+                        help="tiny payloads ({run_id, cycle_index}) instead of real ones")
+    parser.add_argument("--legacy", action="store_true",
+                        help="store payloads as versions before 0.3 did (json.dumps, not "
+                             "RFC 8785): verification then parses every payload")
+    args = parser.parse_args()
+    folder = args.dir / (f"{args.events}{'-legacy' if args.legacy else ''}"
+                         f"{'-small' if args.small else ''}")
+    db = folder / "var" / "fairlens.db"
+    if not db.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        db.parent.mkdir(parents=True)
+        t = time.perf_counter()
+        build(db, args.events, args.legacy, args.small)
+        print(f"built {args.events:,} events in {time.perf_counter() - t:.1f} s ({db})")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["database"]["url"] = f"sqlite:///{db}"
+    config["audit"]["anchor_file"] = str(folder / "anchor.jsonl")
+    config["keys"]["dir"] = str(folder / "keys")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    settings = load_settings(folder / "config.yaml", env={})
+    repo = open_repository(settings, readonly=True)
+    size = sum(len(r.canonical) for r in repo.iter_records()) / args.events
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        report = verify_chain(repo.iter_stored(), repo.iter_links())
+        best = min(best, time.perf_counter() - t)
+        if not report.intact or report.count != args.events:
+            raise SystemExit(f"chain did not verify: {report.anomalies[:3]}")
+    repo.engine.dispose()
+    print(f"events: {args.events:,}, mean canonical size {size:.0f} bytes, payload column "
+          f"{'json.dumps (legacy)' if args.legacy else 'RFC 8785'}")
+    print(f"verify_chain (two streaming passes), best of 3: {best:.2f} s = "
+          f"{args.events / best:,.0f} events/s")
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config",  # noqa: S603
+                           str(folder / "config.yaml"), "verify"], capture_output=True,
+                          text=True)
+    took = time.perf_counter() - t
+    print(f"fairlens-monitor verify (whole command): {took:.2f} s = "
+          f"{args.events / took:,.0f} events/s, exit {done.returncode}")
+
+
+if __name__ == "__main__":
+    main()
