@@ -65,6 +65,36 @@ class StoredRecord(NamedTuple):
         return json.loads(self.payload_text)
 
 
+class CanonicalPayload(dict[str, Any]):
+    """A payload that carries its RFC 8785 text, so storing it costs no second encoding.
+
+    The store's JSON serializer writes ``canonical_text`` as is (see
+    ``store.db.canonical_json``); the text is the payload's part of the record's canonical
+    bytes, cut out by :func:`stored_payload`.
+    """
+
+    __slots__ = ("canonical_text",)
+
+    def __init__(self, payload: Mapping[str, Any], canonical_text: str) -> None:
+        """Wrap ``payload`` with its canonical text."""
+        super().__init__(payload)
+        self.canonical_text = canonical_text
+
+
+def stored_payload(rec: AuditRecord) -> dict[str, Any]:
+    """Return the payload to store for ``rec``: with its canonical text when it can be cut
+    out of the record's canonical bytes exactly (always, for records this module built)."""
+    head = f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},"payload":'
+    tail = rec.canonical.rfind(',"seq":')
+    if rec.canonical.startswith(head) and tail > len(head):
+        text = rec.canonical[len(head):tail]
+        row = StoredRecord(rec.seq, rec.ts, rec.event_type, rec.actor, text, rec.prev_hash,
+                           rec.hash, rec.canonical)
+        if canonical_text_of(row) == rec.canonical:
+            return CanonicalPayload(rec.payload, text)
+    return dict(rec.payload)
+
+
 class Link(NamedTuple):
     """The chain fields of one record: all the seq-order pass of verification needs."""
 

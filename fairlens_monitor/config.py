@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +171,10 @@ class Settings:
         JSON; deployment locations (database and source URLs, file pattern, key folder) and
         logging are left out so the same monitoring rules hash the same on every machine.
         """
+        return self._config_hash
+
+    @cached_property
+    def _config_hash(self) -> str:  # the settings are frozen: hash them once
         return hashlib.sha256(rfc8785.dumps(self.shaping())).hexdigest()
 
     def shaping(self) -> dict[str, Any]:

@@ -197,7 +197,8 @@ class Daemon:
             self.stats.cycles_ok += 1
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
-            if checkpoint_due(self.repo, self.settings.audit.checkpoint_every):
+            if checkpoint_due(self.repo, self.settings.audit.checkpoint_every,
+                              head_seq=outcome.audit[-1].seq if outcome.audit else None):
                 self._checkpoint()
         done = self.stats.cycles_ok + self.stats.cycles_failed
         if self.max_cycles is not None and done >= self.max_cycles:

@@ -125,29 +125,38 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") 
         DataError: a column is missing, or a banded column is not numeric.
     """
     require_columns(df, list(spec.attributes), where=where)
-    parts = []
-    for column in spec.attributes:
-        values = df[column]
-        edges = spec.bands.get(column)
-        if edges:
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad = numeric.isna() & values.notna()
-            if bad.any():
-                raise DataError(f"column '{column}' of {where} is banded but has "
-                                f"{int(bad.sum())} values that are not numbers (e.g. "
-                                f"{examples(values[bad])})", column=column)
-            index = np.searchsorted(np.asarray(edges, dtype=float), numeric.to_numpy(float),
-                                    side="right")
-            names = np.array([band_label(edges, i) for i in range(len(edges) + 1)], dtype=object)
-            labels = pd.Series(names[index], index=df.index, dtype=object)
-            labels[numeric.isna().to_numpy()] = MISSING
-        else:
-            labels = values.astype(object).where(values.notna(), MISSING).astype(str)
-        parts.append(labels.astype(str))
-    out = parts[0]
-    for extra in parts[1:]:
-        out = out + JOIN + extra
-    return out
+    codes, names = np.zeros(len(df), dtype=np.int64), [""]
+    for position, column in enumerate(spec.attributes):
+        part_codes, part_names = _column_codes(df[column], column, spec.bands.get(column),
+                                               where)
+        names = [f"{a}{JOIN}{b}" if position else b for a in names for b in part_names]
+        codes = codes * len(part_names) + part_codes
+    return pd.Series(np.array(names, dtype=object)[codes], index=df.index, dtype=object)
+
+
+def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | None,
+                  where: str) -> tuple[np.ndarray, list[str]]:
+    """Code each row of one attribute column: ``(codes, label of each code)``.
+
+    Work is per distinct value (factorize), never per row in Python; missing values get the
+    last code, labelled ``(missing)``.
+    """
+    if edges:
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            raise DataError(f"column '{column}' of {where} is banded but has "
+                            f"{int(bad.sum())} values that are not numbers (e.g. "
+                            f"{examples(values[bad])})", column=column)
+        index = np.searchsorted(np.asarray(edges, dtype=float), numeric.to_numpy(float),
+                                side="right")
+        labels = [band_label(edges, i) for i in range(len(edges) + 1)]
+        index[numeric.isna().to_numpy()] = len(labels)
+        return index.astype(np.int64), [*labels, MISSING]
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    labels = [str(u) for u in uniques]
+    codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
+    return codes, [*labels, MISSING]
 
 
 def count_groups(labels: pd.Series, outcome: np.ndarray,

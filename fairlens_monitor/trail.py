@@ -159,9 +159,17 @@ def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: P
     return cp
 
 
-def checkpoint_due(repo: Repository, every: int) -> bool:
-    """Return True when at least ``every`` events came after the newest checkpoint."""
-    return repo.head()[0] - repo.last_checkpoint_seq() >= every
+def checkpoint_due(repo: Repository, every: int, head_seq: int | None = None) -> bool:
+    """Return True when at least ``every`` events came after the newest checkpoint.
+
+    Args:
+        repo: the repository.
+        every: events between checkpoints.
+        head_seq: the chain head's seq when the caller knows it (the last event it
+            appended); None reads it from the database.
+    """
+    head = repo.head()[0] if head_seq is None else head_seq
+    return head - repo.last_checkpoint_seq() >= every
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ def canonical_json(value: Any) -> str:
     Audit payloads are then stored as the very bytes the chain hashes, which lets
     verification compare text instead of parsing every payload (see ``audit.StoredRecord``).
     """
+    known = getattr(value, "canonical_text", None)  # audit.CanonicalPayload
+    if isinstance(known, str):
+        return known
     try:
         return rfc8785.dumps(value).decode("utf-8")
     except (rfc8785.CanonicalizationError, TypeError, ValueError):

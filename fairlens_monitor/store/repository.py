@@ -17,7 +17,14 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
-from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, StoredRecord, build_record
+from fairlens_monitor.audit import (
+    GENESIS_HASH,
+    AuditRecord,
+    Link,
+    StoredRecord,
+    build_record,
+    stored_payload,
+)
 from fairlens_monitor.checkpoints import Checkpoint
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
@@ -122,13 +129,14 @@ class Repository:
             serialise(s)
             s.add(run)
             s.flush()
-            for reading, rows in zip(readings, groups, strict=True):
+            for reading in readings:
                 reading.run_id = run.id
-                s.add(reading)
-                s.flush()
+            s.add_all(readings)
+            s.flush()
+            for reading, rows in zip(readings, groups, strict=True):
                 for row in rows:
                     row.reading_id = reading.id
-                    s.add(row)
+                s.add_all(rows)
             for f in files:
                 f.reading_id = readings[-1].id
                 s.add(f)
@@ -137,8 +145,8 @@ class Repository:
                                                   candidates.get(kind), run, readings[-1],
                                                   close_after)) is not None]
             s.flush()
-            records = [append(s, kind, actor, payload, ts)
-                       for kind, payload in events(run, readings, changes)]
+            records = append_all(s, [(kind, actor, payload)
+                                     for kind, payload in events(run, readings, changes)], ts)
             return SavedCycle(run.id, [r.id for r in readings], changes, records)
 
     def drift_history(self, attribute: str,
@@ -382,16 +390,28 @@ def _transition(s: Session, kind: str, qualifies: bool, candidate: Alert | None,
 
 def append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
             ts: str) -> AuditRecord:
+    """Append one event to the chain inside the caller's (serialised) transaction."""
+    return append_all(s, [(event_type, actor, payload)], ts)[0]
+
+
+def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
+               ts: str) -> list[AuditRecord]:
+    """Append events in order: one read of the chain head, one flush."""
     head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
                      .order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-    rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload,
-                       prev_hash=prev)
-    s.add(AuditEvent(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
-                     payload=dict(rec.payload), canonical=rec.canonical,
-                     prev_hash=rec.prev_hash, hash=rec.hash))
+    seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    records = []
+    for event_type, actor, payload in events:
+        seq += 1
+        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
+                           payload=payload, prev_hash=prev)
+        s.add(AuditEvent(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
+                         payload=stored_payload(rec), canonical=rec.canonical,
+                         prev_hash=rec.prev_hash, hash=rec.hash))
+        records.append(rec)
+        prev = rec.hash
     s.flush()
-    return rec
+    return records
 
 
 def _record(row: AuditEvent) -> AuditRecord:
