@@ -45,6 +45,10 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/viewer_scale.py
 	$(BIN)/python benchmarks/drift_chart.py
 	$(BIN)/python benchmarks/fairlearn_compare.py
+	$(BIN)/python benchmarks/cycle_overhead.py
+	$(BIN)/python benchmarks/chain_verify.py
+	$(BIN)/python benchmarks/daemon_memory.py
+	$(BIN)/python benchmarks/sources_scale.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
