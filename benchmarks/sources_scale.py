@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -72,14 +71,21 @@ def config(folder: Path, source: dict[str, object]) -> Path:
 
 
 def once(path: Path) -> tuple[float, float, str]:
-    """Run `once` in a fresh process; return (seconds, peak RSS MiB of it, first line)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run `once` in a fresh process; return (seconds, its own peak RSS in MiB, first line).
+
+    The peak comes from wait4 for that one child; the parent stays small (the CSV is
+    written by a child), since a child's peak counts the parent's pages until it execs.
+    """
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", str(path),  # noqa: S603
-                          "once"], capture_output=True, text=True, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(path),  # noqa: S603
+                             "once"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return took, max(peak, before) / 1024, out.stdout.splitlines()[0]
+    if status != 0:
+        raise SystemExit(f"once failed ({status}): {out}")
+    return took, usage.ru_maxrss / 1024, out.splitlines()[0]
 
 
 def sql_compare(url: str, df: pd.DataFrame, label: str) -> None:
@@ -133,14 +139,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--sql-rows", type=int, default=2_000_000)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-sources")
+    parser.add_argument("--chunk-rows", type=int, default=None,
+                        help="source.chunk_rows for the file source (default: its default)")
+    parser.add_argument("--write-csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     os.environ["BENCH_DIR"] = str(args.dir)
     csv = args.dir / "decisions" / f"log-{args.rows}-{END:%Y%m%d}.csv"
+    if args.write_csv:
+        decisions(args.rows).to_csv(args.write_csv, index=False)
+        return
     if not csv.exists():
         csv.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        decisions(args.rows).to_csv(csv, index=False)
+        subprocess.run([sys.executable, __file__, "--rows", str(args.rows),  # noqa: S603
+                        "--write-csv", str(csv)], check=True)
         print(f"wrote {csv} ({csv.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t:.0f} s")
     print(f"file source, {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB CSV), "
@@ -149,9 +162,10 @@ def main() -> None:
         (args.dir / "monitor.db").unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{args.dir / 'monitor.db'}{suffix}").unlink(missing_ok=True)
+        chunks = {} if args.chunk_rows is None else {"chunk_rows": args.chunk_rows}
         path = config(args.dir, {"kind": "file", "path": str(csv), "outcome": "approved",
                                  "timestamp": "decided_at", "stratum": "credit_score",
-                                 "window": window})
+                                 "window": window, **chunks})
         subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", str(path),  # noqa: S603
                         "db", "upgrade"], check=True, capture_output=True)
         took, peak, line = once(path)

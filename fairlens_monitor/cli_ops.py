@@ -74,7 +74,7 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
-    Needs no config file and writes nothing. The file is read a million rows at a time, so
+    Needs no config file and writes nothing. The file is read half a million rows at a time, so
     memory stays bounded (except with --explain-by, which keeps the two compared groups).
     """
     from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas

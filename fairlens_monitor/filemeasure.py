@@ -32,7 +32,7 @@ from fairlens_monitor.outcomes import included_outcome_metrics
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 500_000
 
 
 def iter_decisions(path: Path, columns: list[str],

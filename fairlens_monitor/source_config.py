@@ -57,7 +57,7 @@ class SourceSettings:
     stratum: str | None = None
     window: str = "all"
     window_seconds: float | None = None
-    chunk_rows: int = 1_000_000
+    chunk_rows: int = 500_000
 
     @property
     def columns(self) -> dict[str, str]:
@@ -108,7 +108,7 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
         raise ConfigError("source", f"outcome, timestamp and stratum must be different "
                           f"columns, got {columns}")
     window, seconds = _window(section.get("window", "all"), kind, columns["timestamp"])
-    chunk_rows = int(number(section, "source.chunk_rows", default=1_000_000, integer=True,
+    chunk_rows = int(number(section, "source.chunk_rows", default=500_000, integer=True,
                             minimum=1000))
     common: dict[str, Any] = {"kind": kind, "outcome": columns["outcome"],
                               "timestamp": columns["timestamp"], "stratum": columns["stratum"],
