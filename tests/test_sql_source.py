@@ -146,7 +146,7 @@ def test_a_query_source_with_its_own_filter(make_settings: Callable[..., Setting
     ({"outcome": "approved"}, r"table decisions has no column 'approved' \(columns: risk, sex"),
     ({"stratum": "housing"}, r"stratum column 'housing' of table decisions has 1000 values "
                              r"that are not numbers \(e\.g\. '(own|free|rent)'"),
-    ({"table": "loans"}, r"table loans: the source database refused the count query"),
+    ({"table": "loans"}, r"table loans: the count query failed in the source database"),
 ])
 def test_bad_source_data_fails_the_cycle_clearly(make_settings: Callable[..., Settings],
                                                  source_url: str, change: dict[str, Any],
@@ -173,3 +173,29 @@ def test_non_binary_outcomes_are_counted_in_decisions_not_rows(
                                         r"binary \(e\.g\. 7\)"):
         source.read(datetime.now(UTC), {})
     source.close()
+
+
+def test_an_unreachable_source_is_a_failed_cycle_without_the_password(
+        make_settings: Callable[..., Settings]) -> None:
+    url = "postgresql+psycopg://reader:s3cret@127.0.0.1:1/lending"  # nothing listens on 1
+    settings = make_settings(sql_config(url))
+    repo = open_repository(settings)
+    with pytest.raises(DataError, match="the count query failed in the source database"):
+        execute_cycle(settings, repo, open_cipher(settings, repo), clock=fixed(START),
+                      actor="cli")
+    [(status, error)] = [(r.status, r.error) for r in _runs(settings)]
+    assert status == "failed"
+    assert "s3cret" not in str(error)
+
+
+def _runs(settings: Settings) -> list[Any]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from fairlens_monitor.store.models import Run
+
+    engine = create_engine(settings.database.url)
+    with Session(engine) as s:
+        runs = list(s.scalars(select(Run)))
+    engine.dispose()
+    return runs

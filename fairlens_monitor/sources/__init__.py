@@ -180,4 +180,7 @@ def open_source(settings: SourceSettings, spec: GroupSpec,
     try:
         return SqlSource(settings, spec, label)
     except ImportError as exc:
-        raise DataError(f"source.url: the database driver is not installed: {exc}") from None
+        raise DataError(f"source.url: the database driver is not installed ({exc}); install "
+                        f"it into the monitor's environment (pip install {exc.name or '…'}) "
+                        "or use a URL whose driver is there (postgresql+psycopg, sqlite)"
+                        ) from None

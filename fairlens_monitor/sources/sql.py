@@ -130,8 +130,9 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
-        raise DataError(f"{where_text(table)}: the source database refused the count "
-                        f"query: {type(orig).__name__}: {str(orig).splitlines()[0]}") from None
+        raise DataError(f"{where_text(table)}: the count query failed in the source "
+                        f"database: {type(orig).__name__}: {str(orig).splitlines()[0]}"
+                        ) from None
     if window is not None:
         sql += f"  -- window [{window[0].isoformat()}, {window[1].isoformat()})"
     return frame, sql
