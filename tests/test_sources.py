@@ -26,7 +26,7 @@ import yaml
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.config import Settings
-from fairlens_monitor.cycle import execute_cycle, run_cycle
+from fairlens_monitor.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.sources import files as source_files
@@ -71,6 +71,15 @@ def counts(df: pd.DataFrame) -> tuple[int, int, int, int]:
 
 def fixed(at: datetime) -> Clock:
     return lambda: at
+
+
+def assert_german_by_sex(outcome: CycleOutcome) -> None:
+    """The whole German Credit set by sex: 201 of 310 women and 499 of 690 men approved."""
+    assert outcome.monitored is not None
+    h = outcome.monitored.headline.comparison
+    assert h is not None
+    assert (h.approved, h.applicants, h.reference_approved, h.reference_applicants) == (
+        201, 310, 499, 690)
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
@@ -229,12 +238,9 @@ def test_the_whole_german_credit_file_matches_the_measure_command(
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=fixed(START),
                         actor="cli")
+    assert_german_by_sex(outcome)
     assert outcome.monitored is not None
-    h = outcome.monitored.headline.comparison
-    assert h is not None
-    assert (h.approved, h.applicants, h.reference_approved, h.reference_applicants) == (
-        201, 310, 499, 690)
-    assert h.ratio == pytest.approx((201 / 310) / (499 / 690))
+    assert outcome.monitored.metrics["dir"] == pytest.approx((201 / 310) / (499 / 690))
     assert outcome.monitored.verdict == "ok"  # DIR 0.897 with CI 0.816-0.985: above 0.8
     assert "credit amount" in (outcome.monitored.explanation or "")
 

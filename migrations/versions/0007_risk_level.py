@@ -10,13 +10,12 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
+
+from fairlens_monitor.store.revisions import load_sibling
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -25,18 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 
-def _load(name: str) -> ModuleType:
-    """Load a sibling revision file by path (migrations are not an importable package)."""
-    spec = importlib.util.spec_from_file_location(f"_fairlens_{name}",
-                                                  Path(__file__).with_name(f"{name}.py"))
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {name}.py beside {__file__}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_0005 = _load("0005_verdicts_groups_episodes")
+_0005 = load_sibling(__file__, "0005_verdicts_groups_episodes")
 BEFORE = {name: _0005.VIEWS[name] for name in ("v_fairness_history", "v_alerts")}
 AFTER = {
     "v_fairness_history": BEFORE["v_fairness_history"].replace(

@@ -17,16 +17,14 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 
 from fairlens_monitor.store.models import UTCDateTime
+from fairlens_monitor.store.revisions import load_sibling
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -36,18 +34,7 @@ depends_on: str | Sequence[str] | None = None
 NULLABLE = ("unprivileged_rate", "privileged_rate", "gap")
 
 
-def _load(name: str) -> ModuleType:
-    """Load a sibling revision file by path (migrations are not an importable package)."""
-    spec = importlib.util.spec_from_file_location(f"_fairlens_{name}",
-                                                  Path(__file__).with_name(f"{name}.py"))
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {name}.py beside {__file__}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HISTORY_BEFORE = _load("0007_risk_level").AFTER["v_fairness_history"]
+HISTORY_BEFORE = load_sibling(__file__, "0007_risk_level").AFTER["v_fairness_history"]
 HISTORY_AFTER = HISTORY_BEFORE.replace(
     "g.drift_alert, g.risk_level\n        FROM readings g",
     "g.drift_alert, g.risk_level, g.window_start, g.window_end, g.lineage\n"
