@@ -73,6 +73,19 @@ def fixed(at: datetime) -> Clock:
     return lambda: at
 
 
+def assert_window_counted(outcome: CycleOutcome, now: datetime, hours: float,
+                          expected: int) -> None:
+    """The reading counted exactly German Credit's decisions in ``[now - hours, now)``."""
+    df = german()
+    times = pd.to_datetime(df.decided_at, utc=True)
+    inside = df[(times >= now - timedelta(hours=hours)) & (times < now)]
+    assert outcome.monitored is not None
+    assert outcome.monitored.n_samples == len(inside) == expected
+    d = outcome.monitored.metrics["details"]
+    assert (d["female_approved"], d["female_count"], d["male_approved"],
+            d["male_count"]) == counts(inside)
+
+
 def assert_german_by_sex(outcome: CycleOutcome) -> None:
     """The whole German Credit set by sex: 201 of 310 women and 499 of 690 men approved."""
     assert outcome.monitored is not None
@@ -217,13 +230,7 @@ def test_a_duration_window_counts_only_decisions_inside_it(
     now = START + timedelta(days=7, hours=6)  # window = days 5 and 6 plus a quarter of day 7
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=fixed(now),
                         actor="cli")
-    times = pd.to_datetime(df.decided_at, utc=True)
-    inside = df[(times >= now - timedelta(hours=48)) & (times < now)]
-    assert outcome.monitored is not None
-    assert outcome.monitored.n_samples == len(inside) == 200
-    d = outcome.monitored.metrics["details"]
-    assert (d["female_approved"], d["female_count"], d["male_approved"],
-            d["male_count"]) == counts(inside)
+    assert_window_counted(outcome, now, 48, 200)
     [(start, end)] = rows(settings, "SELECT window_start, window_end FROM readings")
     assert str(start).startswith("2026-11-06 06:00:00")
     assert str(end).startswith("2026-11-08 06:00:00")

@@ -23,7 +23,14 @@ from fairlens_monitor.config import Settings
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.sources import SqlSource
-from tests.test_sources import START, STEP, assert_german_by_sex, counts, fixed, german
+from tests.test_sources import (
+    START,
+    STEP,
+    assert_german_by_sex,
+    assert_window_counted,
+    fixed,
+    german,
+)
 
 Clock = Callable[[], datetime]
 
@@ -110,14 +117,7 @@ def test_the_window_is_applied_in_the_database(make_settings: Callable[..., Sett
     now = START + timedelta(days=4, hours=3)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=fixed(now),
                         actor="cli")
-    df = german()
-    times = pd.to_datetime(df.decided_at, utc=True)
-    inside = df[(times >= now - timedelta(hours=36)) & (times < now)]
-    assert outcome.monitored is not None
-    assert outcome.monitored.n_samples == len(inside) == 150
-    d = outcome.monitored.metrics["details"]
-    assert (d["female_approved"], d["female_count"], d["male_approved"],
-            d["male_count"]) == counts(inside)
+    assert_window_counted(outcome, now, 36, 150)
     assert outcome.batch is not None
     assert outcome.batch.lineage["start"] == (now - timedelta(hours=36)).isoformat()
 
