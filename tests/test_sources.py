@@ -494,3 +494,17 @@ def test_the_readme_worked_example_runs(tmp_path: Path) -> None:
             if command == ["once"]:
                 assert expected in result.output
                 assert "verdict=ok" in result.output
+
+
+def test_a_path_into_a_missing_folder_is_an_error_not_a_quiet_source(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    quiet = make_settings(file_config(tmp_path / "empty"))  # exists, nothing arrived yet
+    repo = open_repository(quiet)
+    assert run_cycle(quiet, repo, open_cipher(quiet, repo), clock=fixed(START),
+                     actor="cli").verdict == "no_data"
+    for pattern in ("exprots/*.csv", "exprots/**/*.csv", "exprots/day1.csv"):
+        settings = make_settings({**file_config(tmp_path), "source": {
+            **file_config(tmp_path)["source"], "path": str(tmp_path / pattern)}})
+        with pytest.raises(DataError, match=r"the folder .*exprots does not exist"):
+            source_files.match_files(settings.source.path or "")

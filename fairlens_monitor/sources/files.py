@@ -68,12 +68,22 @@ def match_files(pattern: str) -> list[Path]:
 
     Returns:
         The matching regular files (possibly none).
+
+    Raises:
+        DataError: the folder the pattern points into does not exist (a typo would otherwise
+            look like a quiet source: every window empty).
     """
     path = Path(pattern)
     if path.is_dir():
         found = [p for p in path.iterdir() if p.name.lower().endswith(DATA_SUFFIXES)]
     else:
         found = [Path(p) for p in glob.glob(pattern, recursive=True)]
+        magic = next((i for i, part in enumerate(path.parts) if glob.has_magic(part)),
+                     len(path.parts) - 1)
+        folder = Path(*path.parts[:magic])  # the fixed part: the folder the glob looks in
+        if not found and not folder.is_dir():
+            raise DataError(f"source.path {pattern}: the folder {folder} does not exist; "
+                            "check the path (relative paths start at the config file)")
     return sorted(p for p in found if p.is_file())
 
 
