@@ -35,7 +35,7 @@ from tests.conftest import BASE_CONFIG, merge, tamper
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = {"v_runs", "v_fairness_history", "v_alerts", "v_audit_trail", "v_checkpoints",
-         "v_group_results"}
+         "v_group_results", "v_source_files"}
 Clock = Callable[[], datetime]
 
 
@@ -264,6 +264,7 @@ def test_the_auditor_role_reads_the_views_and_nothing_else(pg_url: str,
                 conn.execute(text(f"SELECT * FROM {view}")).all()
             assert conn.execute(text("SELECT count(*) FROM v_fairness_history")).scalar() == 4
         refused = ["SELECT token FROM alerts", "SELECT * FROM audit_events",
+                   "SELECT path FROM source_files",
                    "INSERT INTO runs (cycle_index) VALUES (1)", "UPDATE readings SET dir = 1",
                    "DELETE FROM audit_events", "UPDATE v_runs SET actor = 'x'",
                    "CREATE TABLE mine (x int)"]

@@ -1,7 +1,8 @@
 -- Read-only roles for a FairLens Monitor database on PostgreSQL.
 --
 -- Run once per database, as its owner (the role the daemon connects as), after
--- `fairlens-monitor db upgrade`:
+-- `fairlens-monitor db upgrade` — and again after each upgrade, since a revision that
+-- re-creates a view drops its grants:
 --     psql "postgresql://OWNER@HOST/DBNAME" -f docs/sql/postgres_roles.sql
 -- Then give each person a login in one of the roles, e.g.
 --     CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE fairlens_auditor;
@@ -34,7 +35,7 @@ GRANT USAGE ON SCHEMA public TO fairlens_auditor, fairlens_reader;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM fairlens_auditor;
 GRANT SELECT ON v_runs, v_fairness_history, v_group_results, v_alerts, v_audit_trail,
-    v_checkpoints TO fairlens_auditor;
+    v_checkpoints, v_source_files TO fairlens_auditor;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM fairlens_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO fairlens_reader;
