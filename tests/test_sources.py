@@ -508,3 +508,22 @@ def test_a_path_into_a_missing_folder_is_an_error_not_a_quiet_source(
             **file_config(tmp_path)["source"], "path": str(tmp_path / pattern)}})
         with pytest.raises(DataError, match=r"the folder .*exprots does not exist"):
             source_files.match_files(settings.source.path or "")
+
+
+def test_a_gzipped_csv_reads_like_the_plain_one(tmp_path: Path) -> None:
+    import gzip
+
+    from fairlens_monitor.counts import digest
+    from fairlens_monitor.groups import GroupSpec
+
+    plain, packed = tmp_path / "d.csv", tmp_path / "d.csv.gz"
+    german().to_csv(plain, index=False)
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    spec = GroupSpec(attributes=("sex",), privileged_value="male", unprivileged_value="female")
+    cols = source_files.Columns(spec, "risk", stratum="credit_amount")
+    a, read_a = source_files.read_file(plain, cols, None, chunk_rows=1000)
+    b, read_b = source_files.read_file(packed, cols, None, chunk_rows=1000)
+    assert digest(a) == digest(b)
+    assert read_b.sha256 == hashlib.sha256(packed.read_bytes()).hexdigest()  # of the file
+    assert (read_a.rows, read_b.rows) == (1000, 1000)
+    assert [p.name for p in source_files.match_files(str(tmp_path))] == ["d.csv", "d.csv.gz"]
