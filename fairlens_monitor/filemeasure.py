@@ -26,11 +26,8 @@ from fairlens_monitor.groups import (
     table_from_frame,
     to_json,
 )
-from fairlens_monitor.metrics import require_columns
 from fairlens_monitor.outcomes import included_outcome_metrics
-
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
+from fairlens_monitor.sources.files import FileChunks
 
 CHUNK_ROWS = 500_000
 
@@ -39,8 +36,12 @@ def iter_decisions(path: Path, columns: list[str],
                    chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Read only ``columns`` of a CSV or Parquet file, ``chunk_rows`` rows at a time.
 
+    The file source's reader (:class:`~fairlens_monitor.sources.files.FileChunks`) without
+    the digest, inside this command's error messages.
+
     Args:
-        path: the file; ``.parquet``/``.pq`` is read as Parquet, anything else as CSV.
+        path: the file; ``.parquet``/``.pq`` is read as Parquet, anything else as CSV
+            (compressed by its suffix, e.g. ``.csv.gz``).
         columns: the columns needed (checked against the header first).
         chunk_rows: rows per chunk: memory stays bounded whatever the file's size.
 
@@ -48,25 +49,11 @@ def iter_decisions(path: Path, columns: list[str],
         Frames of at most ``chunk_rows`` rows (none for a file with a header only).
 
     Raises:
-        DataError: the file is missing or unreadable (also part-way through), a column is
-            missing (named with the file), or Parquet support is not installed.
+        DataError: the file is missing or unreadable (also part-way through), or a column
+            is missing (named with the file).
     """
-    where = f"file {path.name}"
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
-            try:
-                import pyarrow.parquet as pq  # type: ignore[import-untyped]
-            except ImportError:
-                raise DataError(f"{path.name}: reading Parquet needs pyarrow "
-                                "(pip install pyarrow), or export the file as CSV") from None
-            parquet = pq.ParquetFile(path)
-            require_columns(pd.DataFrame(columns=parquet.schema_arrow.names), columns,
-                            where=where)
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
-            return
-        require_columns(pd.read_csv(path, nrows=0), columns, where=where)
-        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows)
+        yield from FileChunks(path, columns, chunk_rows, hashed=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:

@@ -14,6 +14,7 @@ DIR of exactly 0.8 is exactly 0.8 and sits on the right side of the four-fifths 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -61,20 +62,22 @@ class DisparateImpact:
     message: str | None
 
 
-def require_columns(df: pd.DataFrame, columns: list[str], *, where: str = "the data") -> None:
+def require_columns(df: pd.DataFrame | Iterable[Any], columns: list[str], *,
+                    where: str = "the data") -> None:
     """Check that ``df`` has every column in ``columns``.
 
     Args:
-        df: the decisions.
+        df: the decisions, or just the column names a file's header declares.
         columns: column names that must be present.
         where: how to name the data in the error (e.g. a file name).
 
     Raises:
         DataError: naming the first missing column and the columns that are there.
     """
+    names = list(df.columns if isinstance(df, pd.DataFrame) else df)
     for column in columns:
-        if column not in df.columns:
-            present = ", ".join(map(str, df.columns[:12]))
+        if column not in names:
+            present = ", ".join(map(str, names[:12]))
             raise DataError(f"{where} has no column '{column}' (columns: {present})",
                             column=column)
 

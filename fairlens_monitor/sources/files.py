@@ -25,8 +25,10 @@ import pandas as pd
 from fairlens_monitor.counts import combine, in_window, normalise, parse_timestamps
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.metrics import require_columns
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
 DATA_SUFFIXES = (".csv", ".csv.gz", ".txt", *PARQUET_SUFFIXES)
 BLOCK = 1 << 20
 
@@ -126,39 +128,49 @@ class HashingReader(io.RawIOBase):
 class FileChunks:
     """The needed columns of one file, a chunk at a time; ``digest`` is set once read.
 
-    CSV is parsed from a stream that hashes as it goes, so ``digest`` is the SHA-256 of the
-    very bytes parsed; Parquet (read by random access) is hashed before it is opened. The
-    caller's second digest after reading catches a change in either case.
+    A plain CSV is parsed from a stream that hashes as it goes, so ``digest`` is the SHA-256
+    of the very bytes parsed; a compressed CSV (by its suffix, as pandas infers it) is hashed
+    after reading and Parquet (read by random access) before. The caller's second digest
+    after reading catches a change in every case. ``hashed=False`` skips the digest (the
+    ``measure`` command needs none).
     """
 
-    def __init__(self, path: Path, columns: list[str], chunk_rows: int) -> None:
+    def __init__(self, path: Path, columns: list[str], chunk_rows: int, *,
+                 hashed: bool = True) -> None:
         """Prepare to read ``columns`` of ``path``."""
         self.path, self.columns, self.chunk_rows = path, columns, chunk_rows
+        self.hashed = hashed
         self.digest: str | None = None
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        """Yield the chunks; afterwards ``digest`` holds the file's SHA-256."""
+        """Yield the chunks; afterwards ``digest`` holds the file's SHA-256 (if hashed).
+
+        Raises:
+            DataError: a needed column is missing (named with the file).
+            OSError, ValueError, pandas.errors.ParserError: the file cannot be read.
+        """
         where = f"file {self.path.name}"
         name = self.path.name.lower()
         if name.endswith(PARQUET_SUFFIXES):
             import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-            self.digest = sha256_file(self.path)
+            self.digest = sha256_file(self.path) if self.hashed else None
             parquet = pq.ParquetFile(self.path)
-            _require(parquet.schema_arrow.names, self.columns, where)
+            require_columns(parquet.schema_arrow.names, self.columns, where=where)
             for batch in parquet.iter_batches(batch_size=self.chunk_rows,
                                               columns=self.columns):
                 yield batch.to_pandas()
             return
-        gz = name.endswith(".gz")
-        header = pd.read_csv(self.path, nrows=0, compression="gzip" if gz else None)
-        _require(list(header.columns), self.columns, where)
+        require_columns(pd.read_csv(self.path, nrows=0).columns, self.columns, where=where)
+        if not self.hashed or name.endswith(COMPRESSED_SUFFIXES):
+            yield from pd.read_csv(self.path, usecols=self.columns, chunksize=self.chunk_rows)
+            self.digest = sha256_file(self.path) if self.hashed else None
+            return
         with self.path.open("rb") as raw:
             stream = HashingReader(raw)
-            source: Any = raw if gz else io.BufferedReader(stream, BLOCK)
-            yield from pd.read_csv(source, usecols=self.columns, chunksize=self.chunk_rows,
-                                   compression="gzip" if gz else None)
-            self.digest = sha256_file(self.path) if gz else stream.finish()
+            yield from pd.read_csv(io.BufferedReader(stream, BLOCK), usecols=self.columns,
+                                   chunksize=self.chunk_rows)
+            self.digest = stream.finish()
 
 
 def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | None, *,
@@ -213,14 +225,6 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
         raise DataError(f"{name}: cannot read it: {type(exc).__name__}: {exc}") from None
     counts = combine(tables) if tables else pd.DataFrame()
     return counts, FileRead(str(path), parsed, after.st_size, after.st_mtime_ns, rows, kept)
-
-
-def _require(present: list[str], columns: list[str], where: str) -> None:
-    for column in columns:
-        if column not in present:
-            shown = ", ".join(map(str, present[:12]))
-            raise DataError(f"{where} has no column '{column}' (columns: {shown})",
-                            column=column)
 
 
 def new_or_changed(files: list[Path], seen: Mapping[str, tuple[str, int, int]]
