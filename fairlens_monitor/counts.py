@@ -19,7 +19,7 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec, group_labels
-from fairlens_monitor.metrics import binary_outcome, examples, require_columns
+from fairlens_monitor.metrics import binary_outcome, examples, numbers, require_columns
 
 GROUP = "_group"
 APPROVED = "_approved"
@@ -68,7 +68,7 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
     if label:
         out[LABEL] = binary_outcome(df[label], label, "label", weights=w)
     if stratum:
-        out[STRATUM] = _numbers(df[stratum], stratum, where, w)
+        out[STRATUM] = numbers(df[stratum], f"stratum column '{stratum}' of {where}", stratum, w)
     out[N] = np.ones(len(df)) if w is None else w
     return combine([pd.DataFrame(out)])
 
@@ -144,13 +144,3 @@ def in_window(times: pd.Series, start: datetime, end: datetime) -> np.ndarray:
     """Return which times fall in ``[start, end)`` (both aware)."""
     lo, hi = pd.Timestamp(start).tz_convert(UTC), pd.Timestamp(end).tz_convert(UTC)
     return np.asarray(((times >= lo) & (times < hi)).to_numpy(dtype=bool), dtype=bool)
-
-
-def _numbers(values: pd.Series, column: str, where: str, w: np.ndarray | None) -> np.ndarray:
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = (numeric.isna() & values.notna()).to_numpy()
-    if bad.any():
-        count = int(bad.sum() if w is None else w[bad].sum())
-        raise DataError(f"stratum column '{column}' of {where} has {count} values that are "
-                        f"not numbers (e.g. {examples(values[bad])})", column=column)
-    return np.asarray(numeric.to_numpy(dtype=float), dtype=float)

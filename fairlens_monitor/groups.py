@@ -23,7 +23,7 @@ import pandas as pd
 
 from fairlens_monitor import stats
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.metrics import binary_outcome, examples, require_columns
+from fairlens_monitor.metrics import binary_outcome, numbers, require_columns
 
 if TYPE_CHECKING:
     from fairlens_monitor.outcomes import OutcomeMetrics
@@ -142,16 +142,10 @@ def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | Non
     last code, labelled ``(missing)``.
     """
     if edges:
-        numeric = pd.to_numeric(values, errors="coerce")
-        bad = numeric.isna() & values.notna()
-        if bad.any():
-            raise DataError(f"column '{column}' of {where} is banded but has "
-                            f"{int(bad.sum())} values that are not numbers (e.g. "
-                            f"{examples(values[bad])})", column=column)
-        index = np.searchsorted(np.asarray(edges, dtype=float), numeric.to_numpy(float),
-                                side="right")
+        numeric = numbers(values, f"column '{column}' of {where} is banded but", column)
+        index = np.searchsorted(np.asarray(edges, dtype=float), numeric, side="right")
         labels = [band_label(edges, i) for i in range(len(edges) + 1)]
-        index[numeric.isna().to_numpy()] = len(labels)
+        index[np.isnan(numeric)] = len(labels)
         return index.astype(np.int64), [*labels, MISSING]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     labels = [str(u) for u in uniques]

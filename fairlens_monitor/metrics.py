@@ -133,6 +133,31 @@ def examples(values: pd.Series, limit: int = 5) -> str:
                      for v in pd.unique(values)[:limit])
 
 
+def numbers(values: pd.Series, describe: str, column: str,
+            weights: np.ndarray | None = None) -> np.ndarray:
+    """Convert a numeric column to floats, missing values as NaN.
+
+    Args:
+        values: the column.
+        describe: how the error starts, e.g. ``stratum column 'score' of file x.csv``.
+        column: its name, recorded on the error.
+        weights: decisions per row when ``values`` are distinct values with counts.
+
+    Returns:
+        A float array aligned with ``values``.
+
+    Raises:
+        DataError: a present value is not a number, with the count and examples.
+    """
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = (numeric.isna() & values.notna()).to_numpy()
+    if bad.any():
+        count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
+        raise DataError(f"{describe} has {count} values that are not numbers (e.g. "
+                        f"{examples(values[bad])})", column=column)
+    return np.asarray(numeric.to_numpy(dtype=float), dtype=float)
+
+
 def _raise_not_binary(column: str, bad: pd.Series, role: str, n_bad: int) -> None:
     raise DataError(f"{role} column '{column}' has {n_bad} values that are not binary "
                     f"(e.g. {examples(bad)}); expected 0/1, true/false or yes/no",
