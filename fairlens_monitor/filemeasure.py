@@ -19,10 +19,9 @@ from fairlens_monitor.explain import analyze_feature_impact
 from fairlens_monitor.groups import (
     GroupSpec,
     GroupTable,
-    assess,
+    assess_named,
     group_labels,
     merge_tables,
-    require_value,
     table_from_frame,
     to_json,
 )
@@ -124,11 +123,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         DataError: bad file, column or values, or a named group value that does not occur.
     """
     table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows, progress=progress)
-    for value, what in ((spec.privileged_value, "privileged value"),
-                        (spec.unprivileged_value, "protected value")):
-        if value is not None:
-            require_value(table, value, what, spec.attribute_name)
-    assessment = assess(table, spec)
+    assessment = assess_named(table, spec)
     metrics = included_outcome_metrics(table, assessment)
     report: dict[str, Any] = {
         "file": str(path), "rows": int(table.applicants.sum()), "outcome": outcome,

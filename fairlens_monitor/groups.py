@@ -336,6 +336,22 @@ def require_value(table: GroupTable, value: str, what: str, attribute: str) -> N
                         column=attribute)
 
 
+def assess_named(table: GroupTable, spec: GroupSpec) -> Assessment:
+    """Check that the named privileged and protected values occur, then :func:`assess`.
+
+    What a reading of real data needs (a value missing from the data is usually a
+    misspelt label in the config); the simulator always has both.
+
+    Raises:
+        DataError: a named value does not occur in ``table``, or as :func:`assess`.
+    """
+    for value, what in ((spec.privileged_value, "privileged value"),
+                        (spec.unprivileged_value, "protected value")):
+        if value is not None:
+            require_value(table, value, what, spec.attribute_name)
+    return assess(table, spec)
+
+
 def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> dict[str, Any]:
     """Render an assessment (and outcome metrics) as plain JSON-ready data.
 

@@ -25,9 +25,9 @@ from fairlens_monitor.groups import (
     Assessment,
     GroupResult,
     assess,
+    assess_named,
     count_groups,
     group_labels,
-    require_value,
     to_json,
 )
 from fairlens_monitor.metrics import binary_outcome
@@ -201,11 +201,7 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
     table = count_groups(counts[GROUP], counts[APPROVED].to_numpy(dtype=bool), truth,
                          weights=counts[N].to_numpy(dtype=float))
-    for value, what in ((spec.privileged_value, "privileged value"),
-                        (spec.unprivileged_value, "protected value")):
-        if value is not None:
-            require_value(table, value, what, spec.attribute_name)
-    assessment = assess(table, spec)
+    assessment = assess_named(table, spec)
     h, _ = headline_comparison(assessment)
     statistic = drift_step(drift or DriftState(), headline_point(assessment), settings)
     drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
