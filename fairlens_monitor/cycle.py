@@ -143,7 +143,7 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
             "drift_level": monitored.drift_level if monitored else None,
             "config_hash": config_hash, "code_version": __version__,
             "readings": [_reading_summary(row, g) for row, g in zip(rows, groups, strict=True)],
-            **({} if batch is None else {"source": _source_summary(batch)}),
+            **({} if batch is None else {"source": batch.summary()}),
         }))
         for change in changes:
             if change.action == "open":
@@ -192,12 +192,6 @@ def _with_lineage(reading: Reading, batch: Batch) -> None:
     reading.source = batch.lineage["kind"]
     reading.window_start, reading.window_end = batch.window or (None, None)
     reading.lineage = batch.lineage
-
-
-def _source_summary(batch: Batch) -> dict[str, Any]:
-    return {**batch.lineage, "files": [
-        {"path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
-         "decisions": f.decisions} for f in batch.files]}
 
 
 def _no_data_reading(settings: Settings, at: datetime, config_hash: str) -> Reading:

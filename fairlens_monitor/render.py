@@ -112,10 +112,7 @@ def cycle_json(outcome: CycleOutcome, audit_tail: list[AuditRecord], *,
         "cycle_index": outcome.cycle_index,
         "finished_at": rfc3339(outcome.finished_at),
         "verdict": outcome.verdict,
-        "source": None if outcome.batch is None else {
-            **outcome.batch.lineage,
-            "files": [{"path": f.path, "sha256": f.sha256, "rows": f.rows,
-                       "decisions": f.decisions} for f in outcome.batch.files]},
+        "source": None if outcome.batch is None else outcome.batch.summary(),
         "fair_scenario": outcome.reference and scenario_json(outcome.reference),
         "drifted_scenario": outcome.monitored and scenario_json(
             outcome.monitored, token=outcome.token, echo_plaintext=echo_plaintext,

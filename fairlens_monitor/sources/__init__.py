@@ -41,6 +41,13 @@ class Batch:
     files: tuple[FileRead, ...] = ()
     changed: tuple[dict[str, str], ...] = field(default=())
 
+    def summary(self) -> dict[str, Any]:
+        """The lineage with every file read and its digest, as plain JSON data (what the
+        ``cycle_completed`` event and ``once --json`` show)."""
+        return {**self.lineage, "files": [
+            {"path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
+             "decisions": f.decisions} for f in self.files]}
+
 
 class DecisionSource(Protocol):
     """A source of decisions for the daemon's cycles."""
