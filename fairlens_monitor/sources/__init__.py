@@ -24,6 +24,7 @@ from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
 from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
+from fairlens_monitor.sources.sql import COUNT, fetch_counts, source_engine, where_text
 
 Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
 WIDE_RESULT = 10_000  # a GROUP BY returning more rows than this is probably not binned
@@ -128,8 +129,6 @@ class SqlSource:
 
     def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None) -> None:
         """Create the engine (connections are opened per cycle)."""
-        from fairlens_monitor.sources.sql import source_engine
-
         self.settings, self.spec, self.label = settings, spec, label
         self.engine = source_engine(settings.url or "")
         self.group_by = list(dict.fromkeys([*spec.attributes, settings.outcome, *filter(
@@ -142,8 +141,6 @@ class SqlSource:
             DataError: a column is missing, the database refused the query, or a returned
                 value is bad (named with its column and how many decisions carry it).
         """
-        from fairlens_monitor.sources.sql import COUNT, fetch_counts, where_text
-
         s = self.settings
         window = window_at(s, now)
         rows, sql = fetch_counts(self.engine, s.table, s.query, self.group_by, s.timestamp,
