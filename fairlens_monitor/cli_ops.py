@@ -66,11 +66,16 @@ def _band(_ctx: click.Context, _param: click.Parameter,
               help="Groups smaller than this make a verdict inconclusive.")
 @click.option("--min-group-share", type=click.FloatRange(0, 0.5), default=0.02,
               show_default=True, help="Groups below this share of rows are excluded (counted).")
+@click.option("--shortfall", type=click.FloatRange(min=0, max=1e12, min_open=True),
+              default=None, metavar="N",
+              help="Opt-in 29 CFR 1607.4D rule: also adverse at a ratio above the threshold "
+                   "when significant and at least N approvals short (default: off).")
 @JSON_OPTION
 def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
             privileged_value: str | None, reference: str, outcome: str, label: str | None,
             bands: dict[str, tuple[float, ...]], explain_by: str | None, threshold: float,
-            alpha: float, min_group_size: int, min_group_share: float, as_json: bool) -> None:
+            alpha: float, min_group_size: int, min_group_share: float,
+            shortfall: float | None, as_json: bool) -> None:
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
@@ -93,7 +98,8 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
                      reference="highest" if reference == "highest" else "privileged",
                      privileged_value=privileged_value if reference == "privileged" else None,
                      unprivileged_value=protected_value, threshold=threshold, alpha=alpha,
-                     min_group_size=min_group_size, min_group_share=min_group_share)
+                     min_group_size=min_group_size, min_group_share=min_group_share,
+                     shortfall=shortfall)
     progress = None
     if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
         def progress(rows: int) -> None:

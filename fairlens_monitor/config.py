@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
 MAX_SEED = 2**32 - 1
+MAX_SHORTFALL = 1e12  # approvals; anything larger is a typo, not a rule
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -81,6 +82,7 @@ class ThresholdSettings:
     alpha: float = 0.05
     min_group_size: int = 30
     min_group_share: float = 0.02
+    shortfall: float | None = None  # opt-in: adverse at DIR >= dir when significant and short
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ class Settings:
             reference="highest" if m.reference == "highest" else "privileged",
             privileged_value=m.privileged_value, unprivileged_value=m.unprivileged_value,
             threshold=t.dir, alpha=t.alpha, confidence=m.confidence,
-            min_group_size=t.min_group_size, min_group_share=t.min_group_share)
+            min_group_size=t.min_group_size, min_group_share=t.min_group_share,
+            shortfall=t.shortfall)
 
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the settings that shape a reading.
@@ -189,7 +192,10 @@ class Settings:
         shaping: dict[str, Any] = {
             "schedule": asdict(self.schedule),
             **where,
-            "thresholds": asdict(self.thresholds),
+            # the opt-in shortfall rule is hashed only when on, so configs without it keep
+            # the hash they had before the rule existed
+            "thresholds": {k: v for k, v in asdict(self.thresholds).items()
+                           if k != "shortfall" or v is not None},
             "measurement": asdict(self.measurement),
             "drift_detection": asdict(self.drift_detection),
             "alerts.close_after": self.alerts.close_after,
@@ -255,7 +261,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     sim = section(root, "simulation", {"n_samples", "seed", "drift"},
                   required=source.kind == "simulator")
     thresholds = section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
-                                               "min_group_share"})
+                                               "min_group_share", "shortfall"})
     keys = section(root, "keys", {"dir"})
     alerts = section(root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"},
                       required=False)
@@ -305,6 +311,9 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                        integer=True, minimum=1)),
             min_group_share=number(thresholds, "thresholds.min_group_share", default=0.02,
                                     minimum=0, maximum=0.5),
+            shortfall=(None if thresholds.get("shortfall") is None else
+                       number(thresholds, "thresholds.shortfall", positive=True,
+                              maximum=MAX_SHORTFALL)),
         ),
         keys=KeySettings(dir=resolve_path(key_dir_text, key_base)),
         alerts=AlertSettings(

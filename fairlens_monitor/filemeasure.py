@@ -27,6 +27,7 @@ from fairlens_monitor.groups import (
 )
 from fairlens_monitor.outcomes import included_outcome_metrics
 from fairlens_monitor.sources.files import FileChunks
+from fairlens_monitor.stats import format_interval, format_p
 
 CHUNK_ROWS = 500_000
 
@@ -132,7 +133,8 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         "settings": {"reference": spec.reference, "threshold": spec.threshold,
                      "alpha": spec.alpha, "confidence": spec.confidence,
                      "min_group_size": spec.min_group_size,
-                     "min_group_share": spec.min_group_share},
+                     "min_group_share": spec.min_group_share,
+                     "shortfall": spec.shortfall},
         **to_json(assessment, metrics),
     }
     if explain_by and assessment.headline is not None:
@@ -162,8 +164,9 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         row = f"{g['group'][:20]:<20} {g['role']:<9} {approved:>11} {g['rate']:>6.3f}"
         if "impact_ratio" in g:
             ratio = "n/a" if g["impact_ratio"] is None else f"{g['impact_ratio']:.3f}"
-            ci = ("" if g["ci_low"] is None else f"{g['ci_low']:.3f}–{g['ci_high']:.3f}")
-            row += (f" {ratio:>6} {ci:>13} {g['p_adjusted']:>9.3g} {g['test']:>6} "
+            ci = format_interval(g["ci_low"], g["ci_high"])
+            row += (f" {ratio:>6} {ci:>13} {format_p(g['p_adjusted'], g['test']):>9} "
+                    f"{g['test']:>6} "
                     f"{g['shortfall']:>9.1f}  {g['verdict']}")
         elif g["role"] == "excluded":
             row += f"  (excluded: {g['reason']})"

@@ -47,6 +47,7 @@ class GroupSpec:
     confidence: float = 0.95
     min_group_size: int = 30
     min_group_share: float = 0.02
+    shortfall: float | None = None  # opt-in 29 CFR 1607.4D rule (see stats.verdict)
 
     @property
     def attribute_name(self) -> str:
@@ -236,7 +237,9 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
 
     The reference is the privileged value, or (``reference: highest``, NYC LL144) the
     included group with the highest approval rate. Groups under ``min_group_share`` are
-    excluded (reported, not compared). p-values are Holm-adjusted across the compared groups.
+    excluded (reported, not compared). p-values are Holm-adjusted across the compared groups
+    (a fixed reference) or across all pairs of included groups (``highest``, see
+    :func:`holm_all_pairs`).
     The headline group is ``unprivileged_value`` when given, else the compared group with the
     lowest ratio. The verdict is the most severe of the compared groups' verdicts, and
     ``inconclusive`` when no group could be compared.
@@ -263,11 +266,14 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
     comparisons = [stats.compare(g.approved, g.applicants, reference.approved,
                                  reference.applicants, confidence=spec.confidence)
                    for g in compared]
-    adjusted = stats.holm([c.p_value for c in comparisons])
+    raw = [c.p_value for c in comparisons]
+    adjusted = (holm_all_pairs(compared, raw) if spec.reference == "highest"
+                else stats.holm(raw))
     results: dict[str, GroupResult] = {}
     for g, c, p in zip(compared, comparisons, adjusted, strict=True):
         v, why = stats.verdict(c, p, threshold=spec.threshold, alpha=spec.alpha,
-                               min_group_size=spec.min_group_size)
+                               min_group_size=spec.min_group_size,
+                               shortfall_min=spec.shortfall)
         results[g.label] = GroupResult(g.label, "compared", g.applicants, g.approved, g.rate,
                                        g.share, c, p, v, why)
     ordered = []
@@ -288,6 +294,31 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
     reason = _reason(verdict, list(results.values()), reference)
     ref_result = next(g for g in ordered if g.role == "reference")
     return Assessment(tuple(ordered), ref_result, headline, verdict, reason)
+
+
+def holm_all_pairs(compared: Sequence[GroupResult], against_reference: Sequence[float]
+                   ) -> list[float]:
+    """Holm-adjust the comparisons with a data-chosen reference over *all* pairs of groups.
+
+    With ``reference: highest`` the reference is the group that happened to have the
+    highest rate, so "each group against the reference" is not a family fixed in advance
+    and Holm over those k − 1 tests lets false findings through (about twice alpha with all
+    groups truly equal). Every comparison against the chosen reference is one of the
+    k(k − 1)/2 pairwise comparisons, and Holm over all of them controls the family-wise
+    error of every pairwise null, whichever pair the data picks: false ``adverse``
+    verdicts stay at or below alpha (``benchmarks/error_rates.py``). No resampling: at
+    most k(k − 1)/2 tests of the 2×2 tables.
+
+    Args:
+        compared: the included groups other than the reference.
+        against_reference: their raw p-values against the reference, in the same order.
+
+    Returns:
+        The Holm-adjusted p-values of the comparisons against the reference, in order.
+    """
+    among = [stats.difference_p_value(a.approved, a.applicants, b.approved, b.applicants)[0]
+             for i, a in enumerate(compared) for b in compared[i + 1:]]
+    return stats.holm([*against_reference, *among])[: len(against_reference)]
 
 
 def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:

@@ -304,9 +304,10 @@ def explain(assessment: Assessment, settings: Settings, drift_statistic: float |
     else:
         lead = generate_explanation(c.ratio, list(causes), threshold=settings.thresholds.dir)
     parts = [lead, f"Verdict {assessment.verdict} ({assessment.reason})."]
-    if c.ci_low is not None and c.ci_high is not None:
-        parts.append(f"{h.label} vs {ref.label}: 95% CI {c.ci_low:.2f}–{c.ci_high:.2f}, "
-                     f"p = {h.p_adjusted if h.p_adjusted is not None else c.p_value:.2g} "
+    if c.ci_low is not None:
+        p = h.p_adjusted if h.p_adjusted is not None else c.p_value
+        ci = stats.format_interval(c.ci_low, c.ci_high)
+        parts.append(f"{h.label} vs {ref.label}: 95% CI {ci}, p = {stats.format_p(p, c.test)} "
                      f"({c.test}), shortfall {c.shortfall:.1f} approvals.")
     if drift_statistic is not None:
         parts.append(f"Drift statistic {drift_statistic:.1f} "

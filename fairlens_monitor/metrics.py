@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -313,38 +312,3 @@ def reading_to_dict(reading: DisparateImpact, *, protected_attribute: str,
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def katz_interval(
-    u_approved: np.ndarray, u_applicants: np.ndarray,
-    p_approved: np.ndarray, p_applicants: np.ndarray, *, confidence: float = 0.95,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Katz log confidence interval of DIR (a risk ratio), vectorised over many readings.
-
-    ``log(DIR) ± z * sqrt(1/a - 1/n_u + 1/c - 1/n_p)``, with 0.5 added to every cell of a
-    reading that has a zero approval count (the usual continuity adjustment). Agrees with
-    ``scipy.stats.contingency.relative_risk(...).confidence_interval()`` where that is
-    defined (tested).
-
-    Args:
-        u_approved: approvals of the unprivileged group, per reading.
-        u_applicants: applicants of the unprivileged group.
-        p_approved: approvals of the privileged group.
-        p_applicants: applicants of the privileged group.
-        confidence: the interval's coverage.
-
-    Returns:
-        ``(low, high)`` arrays; NaN where a group has no applicants.
-    """
-    a, n1 = np.asarray(u_approved, float), np.asarray(u_applicants, float)
-    c, n2 = np.asarray(p_approved, float), np.asarray(p_applicants, float)
-    zero = (a == 0) | (c == 0)
-    a, c = np.where(zero, a + 0.5, a), np.where(zero, c + 0.5, c)
-    n1, n2 = np.where(zero, n1 + 0.5, n1), np.where(zero, n2 + 0.5, n2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_rr = np.log((a / n1) / (c / n2))
-        se = np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    empty = (np.asarray(u_applicants) == 0) | (np.asarray(p_applicants) == 0)
-    low, high = np.exp(log_rr - z * se), np.exp(log_rr + z * se)
-    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)

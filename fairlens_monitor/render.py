@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fairlens_monitor.audit import AuditRecord, rfc3339
+from fairlens_monitor.stats import format_p
 from fairlens_monitor.store.models import Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
@@ -145,7 +146,7 @@ def reading_line(row: Reading) -> str:
     """Return one stored reading as a fixed-width console line."""
     flags = ",".join(f for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert),
                                      ("DRIFT", row.drift_alert)) if on)
-    p = "" if row.p_value is None else f" p={row.p_value:.2g}"
+    p = "" if row.p_value is None else f" p={format_p(row.p_value, row.test or 'none')}"
     gap = "-" if row.gap is None else f"{row.gap:.3f}"
     return (f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
             f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "

@@ -26,6 +26,7 @@ from fairlens_monitor import viewer_data as data
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.stats import format_interval, format_p
 
 STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
           "inconclusive": ("orange", "INCONCLUSIVE — below the threshold but not "
@@ -161,9 +162,9 @@ def dashboard(settings: Settings, range_name: str) -> None:
     cols[0].metric("Monitored DIR", "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
                    delta=delta, help="Disparate Impact Ratio of the newest monitored reading")
     cols[0].markdown(f":{colour}[**{label}**]")
-    cols[0].caption(f"95% interval {latest.interval[0]:.3f} – {latest.interval[1]:.3f} "
-                    "(Katz)" + ("" if row.get("p_value") is None else
-                                f" · p = {row['p_value']:.2g} ({row['test']})"))
+    cols[0].caption(f"95% interval {format_interval(*latest.interval)} "
+                    + ("" if row.get("p_value") is None else
+                       f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"))
     if row.get("verdict_reason"):
         cols[0].caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
     if row.get("risk_level"):

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, text
 
 from fairlens_monitor.app import open_repository
 from fairlens_monitor.config import Settings
-from fairlens_monitor.metrics import katz_interval
+from fairlens_monitor.stats import ratio_ci, ratio_interval
 
 RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
                                        "last day": timedelta(days=1),
@@ -49,7 +49,7 @@ class Latest:
 
     reading: dict[str, Any]
     previous_dir: float | None
-    interval: tuple[float, float]
+    interval: tuple[float | None, float | None]  # (None, None): undefined; high None: ∞
     empty_since: datetime | None = None  # newest windows held no decisions (no_data)
 
     @property
@@ -89,13 +89,14 @@ def latest(engine: Engine) -> Latest | None:
     if not rows:
         return None
     row = dict(rows[0])
-    if row.get("dir_ci_low") is not None and row.get("dir_ci_high") is not None:
-        interval = (float(row["dir_ci_low"]), float(row["dir_ci_high"]))
-    else:  # a reading from before intervals were stored
-        low, high = katz_interval(*(np.array([row[k]]) for k in (
+    interval: tuple[float | None, float | None]
+    if row.get("dir_ci_low") is not None:  # high is None when unbounded (no reference approvals)
+        high = row.get("dir_ci_high")
+        interval = (float(row["dir_ci_low"]), None if high is None else float(high))
+    else:  # a reading from before intervals were stored, or with an empty group
+        interval = ratio_ci(*(int(row[k] or 0) for k in (
             "unprivileged_approved", "unprivileged_applicants", "privileged_approved",
             "privileged_applicants")))
-        interval = (float(low[0]), float(high[0]))
     previous = rows[1]["dir"] if len(rows) > 1 else None
     return Latest(row, previous, interval, _as_time(empty_since))
 
@@ -123,9 +124,10 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
         ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``
         (adverse readings; before verdicts existed, readings below the threshold),
         ``drift_max`` (largest drift statistic),
-        ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95% Katz
-        interval of the bucket's pooled counts (one reading's own interval when a bucket
-        holds one reading).
+        ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95%
+        interval (:func:`~fairlens_monitor.stats.ratio_interval`) of the bucket's pooled
+        counts (one reading's own interval when a bucket holds one reading; no upper end
+        where the privileged group had no approvals).
     """
     with engine.connect() as conn:
         params = _buckets(conn, since, max_points)
@@ -149,7 +151,8 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
     df["unprivileged_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
     df["privileged_rate"] = df["pa"] / df["pn"].where(df["pn"] > 0)
-    df["ci_low"], df["ci_high"] = katz_interval(df["ua"], df["un"], df["pa"], df["pn"])
+    low, high = ratio_interval(df["ua"], df["un"], df["pa"], df["pn"])
+    df["ci_low"], df["ci_high"] = low, np.where(np.isinf(high), np.nan, high)  # no ∞ to draw
     return df.drop(columns=["ua", "un", "pa", "pn"])
 
 

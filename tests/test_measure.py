@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
-from tests.test_stats import katz
+from tests.test_stats import mover_cp
 from tests.test_stats import z_test as z_p
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
@@ -34,7 +34,7 @@ def test_german_credit_by_sex_as_json() -> None:
     female = group(doc, "female")
     assert (female["approved"], female["applicants"]) == (201, 310)
     assert round(female["impact_ratio"], 4) == 0.8966
-    low, high = katz(201, 310, 499, 690)
+    low, high = mover_cp(201, 310, 499, 690)
     assert (round(female["ci_low"], 3), round(female["ci_high"], 3)) == (
         round(low, 3), round(high, 3))
     assert round(female["p_value"], 3) == round(z_p(201, 310, 499, 690), 3)
@@ -53,6 +53,12 @@ def test_german_credit_by_age_band_is_adverse_under_a_stricter_line() -> None:
     strict = measure(*args[:-1], "--threshold", "0.9")
     assert strict.exit_code == 1
     assert "verdict: adverse — <25: ratio 0.821 < 0.9" in strict.stdout
+    # the opt-in shortfall rule (29 CFR 1607.4D) finds it at the 0.8 line: 16.3 short
+    short = measure(*args[:-1], "--shortfall", "10")
+    assert short.exit_code == 1
+    assert ("verdict: adverse — <25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) "
+            "with a shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)") in short.stdout
+    assert measure(*args[:-1], "--shortfall", "0").exit_code == 2
 
 
 def test_intersections_with_the_highest_rate_as_reference(tmp_path: Path) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2_contingency
-from scipy.stats.contingency import relative_risk
+from statsmodels.stats.proportion import proportion_confint
 
 from fairlens_monitor import stats
 from fairlens_monitor.groups import GroupSpec, assess, table_from_frame
@@ -37,10 +38,16 @@ def z_test(a: int, n1: int, c: int, n2: int) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
-def katz(a: int, n1: int, c: int, n2: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    log_rr = math.log((a / n1) / (c / n2))
-    se = math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
-    return math.exp(log_rr - z * se), math.exp(log_rr + z * se)
+def mover_cp(a: int, n1: int, c: int, n2: int) -> tuple[float, float]:
+    """MOVER-R for p1/p2 (Newcombe 2013, eq. 7.x) from statsmodels' Clopper–Pearson limits."""
+    l1, u1 = proportion_confint(a, n1, alpha=0.05, method="beta")
+    l2, u2 = proportion_confint(c, n2, alpha=0.05, method="beta")
+    p1, p2 = a / n1, c / n2
+    low = (p1 * p2 - math.sqrt(max(0.0, (p1 * p2) ** 2 - l1 * u2 * (2 * p1 - l1) * (2 * p2 - u2)))
+           ) / (u2 * (2 * p2 - u2))
+    high = (p1 * p2 + math.sqrt(max(0.0, (p1 * p2) ** 2 - u1 * l2 * (2 * p1 - u1) * (2 * p2 - l2)))
+            ) / (l2 * (2 * p2 - l2))
+    return low, high
 
 
 def test_four_of_ten_against_six_of_ten_is_noise() -> None:
@@ -106,23 +113,111 @@ def test_p_value_matches_independent_oracles(n1: int, n2: int, data: st.DataObje
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 500), st.integers(1, 500), st.data())
-def test_katz_interval_matches_scipy_relative_risk(n1: int, n2: int,
-                                                   data: st.DataObject) -> None:
+@given(st.integers(1, 2000), st.data())
+def test_clopper_pearson_matches_statsmodels(n: int, data: st.DataObject) -> None:
+    x = data.draw(st.integers(0, n))
+    low, high = stats.clopper_pearson(x, n)
+    oracle = proportion_confint(x, n, alpha=0.05, method="beta")
+    assert float(low) == pytest.approx(oracle[0], rel=1e-9, abs=1e-15)
+    assert float(high) == pytest.approx(oracle[1], rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 1000), st.integers(1, 1000), st.data())
+def test_ratio_interval_matches_the_mover_formula(n1: int, n2: int,
+                                                  data: st.DataObject) -> None:
     a = data.draw(st.integers(1, n1))
     c = data.draw(st.integers(1, n2))
-    ours = stats.katz_ci(a, n1, c, n2)
-    assert ours is not None
-    oracle = relative_risk(a, n1, c, n2).confidence_interval(0.95)
-    assert ours[0] == pytest.approx(oracle.low, rel=1e-9)
-    assert ours[1] == pytest.approx(oracle.high, rel=1e-9)
+    low, high = stats.ratio_ci(a, n1, c, n2)
+    expected = mover_cp(a, n1, c, n2)
+    assert low == pytest.approx(expected[0], rel=1e-9)
+    assert high == pytest.approx(expected[1], rel=1e-9)
 
 
-def test_katz_interval_with_a_zero_cell_adds_a_half_everywhere() -> None:
-    low, high = stats.katz_ci(0, 20, 10, 20) or (0.0, 0.0)
-    expected = katz(0.5, 20.5, 10.5, 20.5)  # type: ignore[arg-type]
-    assert (low, high) == pytest.approx(expected)
-    assert stats.katz_ci(0, 0, 10, 20) is None
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300), st.data())
+def test_ratio_interval_always_contains_its_estimate(n1: int, n2: int,
+                                                    data: st.DataObject) -> None:
+    a = data.draw(st.integers(0, n1))
+    c = data.draw(st.integers(0, n2))
+    low, high = stats.ratio_ci(a, n1, c, n2)
+    ratio = stats.impact_ratio(a, n1, c, n2)
+    assert low is not None
+    assert low >= 0
+    if ratio is None:  # no approvals in the reference: undefined ratio, unbounded interval
+        assert high is None
+        return
+    assert high is not None
+    assert low <= ratio * (1 + 1e-12)
+    assert ratio <= high * (1 + 1e-12)
+    assert low < high
+
+
+def test_ratio_interval_at_the_edges() -> None:
+    # everybody approved in both groups: a real interval around 1, not [1, 1]
+    low, high = stats.ratio_ci(30, 30, 30, 30)
+    assert low is not None
+    assert high is not None
+    assert low < 1 < high
+    assert (low, high) == pytest.approx((proportion_confint(30, 30, method="beta")[0],
+                                         1 / proportion_confint(30, 30, method="beta")[0]))
+    # 0/100 against 60/100: ratio 0, and the interval starts at 0 (the old one was
+    # 0.001–0.132, which excluded its own estimate)
+    low, high = stats.ratio_ci(0, 100, 60, 100)
+    assert low == 0.0
+    assert high is not None
+    assert 0 < high < 0.2
+    # no approval in the reference: undefined ratio, [low, ∞)
+    low, high = stats.ratio_ci(5, 100, 0, 100)
+    assert stats.impact_ratio(5, 100, 0, 100) is None
+    assert low is not None
+    assert low > 0
+    assert high is None
+    assert stats.format_interval(low, high).endswith("–∞")
+    assert stats.ratio_ci(0, 0, 10, 20) == (None, None)
+    assert stats.format_interval(None, None) == "undefined"
+
+
+def exact_coverage(n: int, p1: float, p2: float) -> float:
+    """The probability that the interval covers p1/p2, summed over every possible table."""
+    from scipy.stats import binom
+
+    truth = p1 / p2
+    a = np.arange(n + 1, dtype=float)[:, None]
+    c = np.arange(n + 1, dtype=float)[None, :]
+    low, high = stats.ratio_interval(a, n, c, n)
+    covered = (low <= truth * (1 + 1e-12)) & (truth * (1 - 1e-12) <= high)
+    return float((binom.pmf(a, n, p1) * binom.pmf(c, n, p2) * covered).sum())
+
+
+@pytest.mark.parametrize("n", [30, 100])
+def test_coverage_is_at_least_nominal_on_a_grid_with_extreme_rates(n: int) -> None:
+    # exact (no Monte-Carlo error); the Katz interval covered 69.8 % at 30 per group with
+    # 0.97 vs 0.99, 0 % for a group rate of 0, and collapsed to [1, 1] at 100 % vs 100 %
+    rates = (0.0, 0.01, 0.3, 0.97, 0.99, 1.0)
+    values = [exact_coverage(n, p1, p2) for p1 in rates for p2 in rates if p2 > 0]
+    assert min(values) >= 0.93
+    assert sum(values) / len(values) >= 0.945
+
+
+def test_a_p_value_that_underflows_is_not_a_false_zero() -> None:
+    c = stats.compare(0, 100_000, 100_000, 100_000)  # z-test: 2·Φ(−447) underflows
+    assert c.test == "z"
+    assert c.p_value == stats.P_FLOOR
+    assert stats.format_p(c.p_value, c.test) == "< 1e-300"
+    f = stats.compare(0, 2_000, 29, 29)  # Fisher: 29 of 2,029 approvals all in one group
+    assert f.test == "fisher"
+    assert f.p_value > 0
+    assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30)[1] == (
+        "ratio 0.000 < 0.8, p < 1e-300 < 0.05")
+
+
+def test_p_values_print_no_more_precision_than_their_test_has() -> None:
+    # Titanic-like tail: the z-test said 3.4e-108 where Fisher's exact said 5.2e-103
+    assert stats.format_p(3.4e-108, "z") == "< 1e-06"
+    assert stats.format_p(5.2e-103, "fisher") == "5.2e-103"
+    assert stats.format_p(0.0016, "z") == "0.0016"
+    assert stats.format_p(1.0, "none") == "1"
 
 
 def test_holm_matches_its_definition() -> None:
@@ -158,8 +253,9 @@ def test_german_credit_by_sex(german: pd.DataFrame) -> None:
     assert (c.approved, c.applicants, c.reference_approved, c.reference_applicants) == (
         201, 310, 499, 690)
     assert round(c.ratio or 0, 4) == 0.8966
-    low, high = katz(201, 310, 499, 690)
-    assert (round(c.ci_low or 0, 3), round(c.ci_high or 0, 3)) == (round(low, 3), round(high, 3))
+    low, high = mover_cp(201, 310, 499, 690)
+    assert (c.ci_low, c.ci_high) == pytest.approx((low, high), rel=1e-9)
+    assert (round(low, 3), round(high, 3)) == (0.811, 0.984)
     assert c.test == "z"
     assert round(c.p_value, 3) == round(z_test(201, 310, 499, 690), 3) == 0.017
     # 0.8966 clears the four-fifths line: significant, but not practically adverse.
@@ -177,8 +273,8 @@ def test_german_credit_by_age_band(german: pd.DataFrame) -> None:
     assert (c.approved, c.applicants, c.reference_approved, c.reference_applicants) == (
         88, 149, 612, 851)
     assert round(c.ratio or 0, 4) == 0.8212
-    low, high = katz(88, 149, 612, 851)
-    assert (round(c.ci_low or 0, 3), round(c.ci_high or 0, 3)) == (round(low, 3), round(high, 3))
+    low, high = mover_cp(88, 149, 612, 851)
+    assert (c.ci_low, c.ci_high) == pytest.approx((low, high), rel=1e-9)
     assert round(c.p_value, 3) == round(z_test(88, 149, 612, 851), 3) == 0.002
     assert c.shortfall == pytest.approx(149 * 0.7 - 88)
     # Passes the four-fifths rule; the gap is nonetheless real. Not adverse at 0.8 ...
@@ -202,3 +298,27 @@ def test_german_credit_by_age_band(german: pd.DataFrame) -> None:
 def test_risk_level(verdict: stats.Verdict, ci_low: float | None, drift: bool,
                     level: str) -> None:
     assert stats.risk_level(verdict, ci_low, drift, threshold=0.8) == level
+
+
+def test_the_shortfall_rule_is_off_by_default_and_opt_in(german: pd.DataFrame) -> None:
+    # 29 CFR 1607.4D: German Credit by age passes four-fifths (0.821) but is significant
+    # (p 0.0016) with 16.3 approvals short.
+    def by_age(shortfall: float | None) -> tuple[str, str]:
+        spec = GroupSpec(attributes=("age",), bands={"age": (25.0,)}, privileged_value=">=25",
+                         unprivileged_value="<25", shortfall=shortfall)
+        result = assess(table_from_frame(german, spec, "risk"), spec)
+        return result.verdict, result.reason
+
+    assert by_age(None)[0] == "ok"
+    verdict, reason = by_age(10)
+    assert verdict == "adverse"
+    assert reason == ("<25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) with a "
+                      "shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)")
+    assert by_age(20)[0] == "ok"  # significant, but fewer than 20 approvals short
+
+
+def test_the_shortfall_rule_needs_significance() -> None:
+    c = stats.compare(70, 100, 80, 100)  # ratio 0.875, shortfall 5, p ≈ 0.1
+    assert c.p_value > 0.05
+    assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30,
+                         shortfall_min=1)[0] == "ok"
