@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fairlens_monitor.audit import AuditRecord, rfc3339
-from fairlens_monitor.stats import format_p
+from fairlens_monitor.stats import format_interval, format_p
 from fairlens_monitor.store.models import Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
@@ -42,7 +42,8 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
         return [f"{head} {where}→ no_data reading; alerts unchanged"]
     mon = m.metrics
     h = m.headline.comparison
-    ci = "" if h is None or h.ci_low is None else f" [{h.ci_low:.2f}, {h.ci_high:.2f}]"
+    ci = ("" if h is None or h.ci_low is None
+          else f" [{format_interval(h.ci_low, h.ci_high, digits=2, sep=', ')}]")
     drift = "" if m.drift_statistic is None else f" cusum={m.drift_statistic:.1f}"
     if outcome.reference is not None:
         where = (f"drift={m.drift_level or 0:.2f} "

@@ -251,11 +251,22 @@ def format_p(p: float, test: str = "fisher") -> str:
     return f"{p:.2g}"
 
 
-def format_interval(low: float | None, high: float | None) -> str:
-    """Print an impact-ratio interval: ``0.81–0.98``, ``0.21–∞`` or ``undefined``."""
+def format_interval(low: float | None, high: float | None, *, digits: int = 3,
+                    sep: str = "–") -> str:
+    """Print an impact-ratio interval: ``0.811–0.984``, ``0.210–∞`` or ``undefined``.
+
+    Args:
+        low: lower end, None when there is no interval (an empty group).
+        high: upper end, None when unbounded (the reference had no approvals).
+        digits: decimals.
+        sep: between the ends.
+
+    Returns:
+        The text.
+    """
     if low is None:
         return "undefined"
-    return f"{low:.3f}–{'∞' if high is None else f'{high:.3f}'}"
+    return f"{low:.{digits}f}{sep}{'∞' if high is None else f'{high:.{digits}f}'}"
 
 
 def shortfall(approved: int, applicants: int, ref_approved: int, ref_applicants: int) -> float:

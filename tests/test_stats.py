@@ -174,6 +174,7 @@ def test_ratio_interval_at_the_edges() -> None:
     assert low > 0
     assert high is None
     assert stats.format_interval(low, high).endswith("–∞")
+    assert stats.format_interval(0.5, None, digits=2, sep=", ") == "0.50, ∞"  # console line
     assert stats.ratio_ci(0, 0, 10, 20) == (None, None)
     assert stats.format_interval(None, None) == "undefined"
 
