@@ -124,7 +124,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
     """
     table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows, progress=progress)
     assessment = assess_named(table, spec)
-    metrics = included_outcome_metrics(table, assessment)
+    metrics = included_outcome_metrics(table, assessment, spec.confidence)
     report: dict[str, Any] = {
         "file": str(path), "rows": int(table.applicants.sum()), "outcome": outcome,
         "label": label,
@@ -174,7 +174,50 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(
             f"{name.replace('_', ' ')} {'n/a' if v is None else f'{v:.3f}'}"
             for name, v in metrics.items()))
+        lines.extend(ground_truth_lines(report["groups"]))
     if "explanation" in report:
         e = report["explanation"]
         lines.append(f"explanation by {e['feature']}: " + "; ".join(e["causes"]))
+    return lines
+
+
+def _num(value: float | None, width: int = 6) -> str:
+    return f"{'n/a' if value is None else f'{value:.3f}':>{width}}"
+
+
+def _with_ci(entry: dict[str, Any], key: str) -> str:
+    value, ci = entry[key], entry[f"{key}_ci"]
+    if value is None:
+        return f"{'n/a':>21}"
+    bounds = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{value:>6.3f}{bounds:<15}"
+
+
+def ground_truth_lines(groups: list[dict[str, Any]]) -> list[str]:
+    """Render the per-group error rates compactly: one row per group, n/a where undefined.
+
+    The rates, then (compared groups) the equal opportunity ratio, the FPR difference and
+    the average odds difference with their 95 % intervals, and AUC and calibration gap when
+    a score was measured. Every other difference and ratio is in ``--json``.
+    """
+    rows = [g for g in groups if "ground_truth" in g]
+    if not rows:
+        return []
+    scored = any("auc" in g["ground_truth"] for g in rows)
+    lines = [(f"{'group':<20} {'TPR':>6} {'FPR':>6} {'FNR':>6} {'PPV':>6} {'FDR':>6} "
+             f"{'FOR':>6}  {'TPR ratio (95% CI)':<21} {'FPR diff (95% CI)':<21} "
+             f"{'avg odds diff':<21}" + (f" {'AUC':>6} {'calib':>6}" if scored else "")).rstrip()]
+    for g in rows:
+        t = g["ground_truth"]
+        row = f"{g['group'][:20]:<20} " + " ".join(
+            _num(t[k]) for k in ("tpr", "fpr", "fnr", "precision", "fdr", "for"))
+        vs = t.get("vs_reference")
+        if vs:
+            row += (f"  {_with_ci(vs['tpr'], 'ratio')} {_with_ci(vs['fpr'], 'difference')} "
+                    f"{_with_ci(vs['average_odds'], 'difference')}")
+        else:
+            row += f"  {'(reference)' if g['role'] == 'reference' else '':<21} {'':<21} {'':<21}"
+        if scored:
+            row += f" {_num(t.get('auc'))} {_num(t.get('calibration_gap'))}"
+        lines.append(row.rstrip())
     return lines

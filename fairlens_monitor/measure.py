@@ -145,7 +145,7 @@ def measure_frame(df: pd.DataFrame, settings: Settings, *,
         raise DataError(f"no group to compare with the reference {assessment.reference.label!r}"
                         + (f": {wanted!r} does not occur or is excluded" if wanted else ""),
                         column=spec.attribute_name)
-    outcome = included_outcome_metrics(table, assessment)
+    outcome = included_outcome_metrics(table, assessment, spec.confidence)
     return assessment, outcome, labels
 
 
@@ -207,8 +207,9 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
     causes = stratum_causes(counts, h.label, assessment.reference.label,
                             settings.source.stratum)
+    outcome = included_outcome_metrics(table, assessment, spec.confidence)
     return ScenarioResult("monitored", None, decisions(counts), None, assessment,
-                          included_outcome_metrics(table, assessment), statistic, drift_alert,
+                          outcome, statistic, drift_alert,
                           explain(assessment, settings, statistic, causes),
                           legacy_metrics(assessment, settings))
 
