@@ -261,7 +261,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                       required=False)
     measurement = section(root, "measurement", {
         "protected_attributes", "bands", "reference", "privileged_value",
-        "unprivileged_value", "label", "confidence"}, required=False)
+        "unprivileged_value", "label", "confidence", "score", "score_bins"}, required=False)
     cusum = section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
                      required=False)
     backup = section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)

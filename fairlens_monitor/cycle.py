@@ -178,7 +178,9 @@ def _read(settings: Settings, repo: Repository, source: DecisionSource | None,
     """Read the window from the given source, or from one opened for this cycle."""
     own = source is None
     if source is None:
-        source = open_source(settings.source, settings.group_spec(), settings.measurement.label)
+        m = settings.measurement
+        source = open_source(settings.source, settings.group_spec(), m.label, m.score,
+                             m.score_bins)
     if source is None:
         raise ValueError("the simulator has no decision source to read")
     try:
