@@ -231,3 +231,31 @@ def test_measure_command_reports_auc_and_calibration(tmp_path: Path) -> None:
     assert truth["b"]["auc"] == pytest.approx(sklearn_auc(df, "b"), abs=0.005)
     gap = df.loc[df["g"] == "b", "score"].mean() - df.loc[df["g"] == "b", "repaid"].mean()
     assert truth["b"]["calibration_gap"] == pytest.approx(gap, abs=1e-12)
+
+
+def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    from fairlens_monitor.app import open_cipher, open_repository
+    from fairlens_monitor.cycle import run_cycle
+    from tests.test_sources import START, fixed, rows
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    df = decisions(4, 3000, 2.0, 0.0)
+    df.assign(approved=df["approved"].astype(int), repaid=df["repaid"].astype(int)).to_csv(
+        folder / "day.csv", index=False)
+    s = make_settings({
+        "source": {"kind": "file", "path": str(folder / "*.csv"), "outcome": "approved"},
+        "measurement": {"protected_attributes": ["g"], "privileged_value": "a",
+                        "unprivileged_value": "b", "label": "repaid", "score": "score",
+                        "score_bins": 200}})
+    repo = open_repository(s)
+    outcome = run_cycle(s, repo, open_cipher(s, repo), clock=fixed(START), actor="cli")
+    assert outcome.batch is not None
+    assert "score_metrics" not in outcome.batch.lineage  # the batch's own lineage is untouched
+    [(lineage,)] = rows(s, "SELECT lineage FROM readings")
+    stored = json.loads(lineage) if isinstance(lineage, str) else lineage
+    assert stored["score_metrics"]["b"]["auc"] == pytest.approx(sklearn_auc(df, "b"), abs=0.005)
+    b = df[df["g"] == "b"]
+    assert stored["score_metrics"]["b"]["calibration_gap"] == pytest.approx(
+        b["score"].mean() - b["repaid"].mean(), abs=1e-12)
