@@ -190,13 +190,21 @@ class Settings:
             "schedule": asdict(self.schedule),
             **where,
             "thresholds": asdict(self.thresholds),
-            "measurement": asdict(self.measurement),
+            "measurement": self._measurement_shaping(),
             "drift_detection": asdict(self.drift_detection),
             "alerts.close_after": self.alerts.close_after,
             "alerts.notify_inconclusive": self.alerts.notify_inconclusive,
         }
         plain: dict[str, Any] = json.loads(json.dumps(shaping))  # tuples become lists
         return plain
+
+    def _measurement_shaping(self) -> dict[str, Any]:
+        # Without a score, score_bins shapes nothing: leave both out, so a config that names
+        # no score hashes as it did before the keys existed (no spurious config_changed).
+        out = asdict(self.measurement)
+        if out["score"] is None:
+            del out["score"], out["score_bins"]
+        return out
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:

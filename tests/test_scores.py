@@ -259,3 +259,14 @@ def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
     b = df[df["g"] == "b"]
     assert stored["score_metrics"]["b"]["calibration_gap"] == pytest.approx(
         b["score"].mean() - b["repaid"].mean(), abs=1e-12)
+
+
+def test_a_config_without_a_score_hashes_as_before(make_settings: Callable[..., Settings],
+                                                   tmp_path: Path) -> None:
+    plain = make_settings()
+    assert "score" not in plain.shaping()["measurement"]
+    assert make_settings({"measurement": {"score_bins": 50}}).config_hash() == \
+        plain.config_hash()
+    scored = sql_settings(make_settings, f"sqlite:///{tmp_path / 'x.db'}")
+    assert scored.shaping()["measurement"]["score"] == "score"
+    assert scored.shaping()["measurement"]["score_bins"] == 100
