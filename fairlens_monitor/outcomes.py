@@ -17,7 +17,7 @@ denominator is empty is **None** here, and so is every difference or ratio built
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -172,7 +172,7 @@ def included_outcome_metrics(table: GroupTable, assessment: Assessment,
                                       if g.role != "excluded"])
     compared = [g.label for g in assessment.groups if g.role == "compared"]
     groups = error_rates(table, assessment.reference.label, compared, confidence)
-    return OutcomeMetrics(**{**summary.__dict__, "groups": groups})
+    return replace(summary, groups=groups)
 
 
 def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
@@ -207,12 +207,12 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
               "false_neg": pos - tp, "true_neg": n - pos - fp,
               "predicted_pos": tp + fp, "predicted_neg": n - tp - fp}
     r = table.labels.index(reference)
-    found: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    rates: dict[str, np.ndarray] = {}
     comparisons: dict[str, tuple[np.ndarray, Interval, np.ndarray, Interval]] = {}
     for name, (num, den) in RATES.items():  # six rates, each vectorised over the groups
         x, m = counts[num].astype(float), counts[den].astype(float)
         rate = np.divide(x, m, out=np.full(len(m), np.nan), where=m > 0)
-        found[name] = (x, m, rate)
+        rates[name] = rate
         ratio = np.divide(rate, rate[r], out=np.full(len(m), np.nan), where=rate[r] > 0)
         comparisons[name] = (rate - rate[r], intervals.newcombe(x, m, x[r], m[r], confidence),
                              ratio, intervals.katz(x, m, x[r], m[r], confidence))
@@ -225,7 +225,7 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
     wanted = set(compared) - {reference}
     return tuple(GroupErrorRates(
         label, {k: int(v[i]) for k, v in counts.items()},
-        {name: _value(found[name][2][i]) for name in RATES},
+        {name: _value(rates[name][i]) for name in RATES},
         {name: RateComparison(_value(d[i]), _bounds(ci, i), _value(q[i]), _bounds(qi, i))
          for name, (d, ci, q, qi) in comparisons.items()} if label in wanted else {})
         for i, label in enumerate(table.labels))
