@@ -32,7 +32,6 @@ RATES: dict[str, tuple[str, str]] = {
     "fdr": ("false_pos", "predicted_pos"), "for": ("false_neg", "predicted_neg"),
 }
 Bounds = tuple[float, float] | None
-Interval = intervals.Interval
 
 
 @dataclass(frozen=True)
@@ -207,37 +206,41 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
               "false_neg": pos - tp, "true_neg": n - pos - fp,
               "predicted_pos": tp + fp, "predicted_neg": n - tp - fp}
     r = table.labels.index(reference)
-    rates: dict[str, np.ndarray] = {}
-    comparisons: dict[str, tuple[np.ndarray, Interval, np.ndarray, Interval]] = {}
-    for name, (num, den) in RATES.items():  # six rates, each vectorised over the groups
-        x, m = counts[num].astype(float), counts[den].astype(float)
-        rate = np.divide(x, m, out=np.full(len(m), np.nan), where=m > 0)
-        rates[name] = rate
-        ratio = np.divide(rate, rate[r], out=np.full(len(m), np.nan), where=rate[r] > 0)
-        comparisons[name] = (rate - rate[r], intervals.newcombe(x, m, x[r], m[r], confidence),
-                             ratio, intervals.katz(x, m, x[r], m[r], confidence))
-    d_fpr, ci_fpr = comparisons["fpr"][0], comparisons["fpr"][1]
-    d_tpr, ci_tpr = comparisons["tpr"][0], comparisons["tpr"][1]
-    low, high = intervals.mover_sum((d_fpr, d_tpr), ci_fpr, ci_tpr)
+    # One (rate × group) matrix: every interval is computed once for all rates and groups.
+    x = np.stack([counts[num] for num, _ in RATES.values()]).astype(float)
+    m = np.stack([counts[den] for _, den in RATES.values()]).astype(float)
+    xr, mr = x[:, r:r + 1], m[:, r:r + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(m > 0, x / m, np.nan)
+        ratio = np.where(rate[:, r:r + 1] > 0, rate / rate[:, r:r + 1], np.nan)
+    diff = rate - rate[:, r:r + 1]
+    d_low, d_high = intervals.newcombe(x, m, xr, mr, confidence)
+    q_low, q_high = intervals.katz(x, m, xr, mr, confidence)
+    t, f = list(RATES).index("tpr"), list(RATES).index("fpr")
+    a_low, a_high = intervals.mover_sum((diff[f], diff[t]), (d_low[f], d_high[f]),
+                                        (d_low[t], d_high[t]))
     none = np.full(len(n), np.nan)  # the average odds difference has no ratio
-    comparisons["average_odds"] = ((d_fpr + d_tpr) / 2, (low / 2, high / 2), none,
-                                   (none, none))
+    columns = [np.vstack([diff, (diff[f] + diff[t]) / 2]),
+               np.vstack([d_low, a_low / 2]), np.vstack([d_high, a_high / 2]),
+               np.vstack([ratio, none]), np.vstack([q_low, none]), np.vstack([q_high, none])]
+    # NaN → None once, then plain Python per group (k small objects, no per-row work).
+    d, dl, dh, q, ql, qh = ([[None if v != v else v for v in row] for row in a.tolist()]
+                            for a in columns)
+    rates = [[None if v != v else v for v in row] for row in rate.tolist()]
+    names = [*RATES, "average_odds"]
     wanted = set(compared) - {reference}
+    plain = {k: v.tolist() for k, v in counts.items()}
+
+    def bounds(low: float | None, high: float | None) -> Bounds:
+        return None if low is None or high is None else (low, high)
+
     return tuple(GroupErrorRates(
-        label, {k: int(v[i]) for k, v in counts.items()},
-        {name: _value(rates[name][i]) for name in RATES},
-        {name: RateComparison(_value(d[i]), _bounds(ci, i), _value(q[i]), _bounds(qi, i))
-         for name, (d, ci, q, qi) in comparisons.items()} if label in wanted else {})
+        label, {k: int(v[i]) for k, v in plain.items()},
+        {name: rates[j][i] for j, name in enumerate(RATES)},
+        {name: RateComparison(d[j][i], bounds(dl[j][i], dh[j][i]), q[j][i],
+                              bounds(ql[j][i], qh[j][i]))
+         for j, name in enumerate(names)} if label in wanted else {})
         for i, label in enumerate(table.labels))
-
-
-def _value(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
-
-
-def _bounds(ci: Interval, i: int) -> Bounds:
-    low, high = float(ci[0][i]), float(ci[1][i])
-    return None if np.isnan(low) or np.isnan(high) else (low, high)
 
 
 def _listed(bounds: Bounds) -> list[float] | None:
