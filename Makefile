@@ -49,6 +49,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/chain_verify.py
 	$(BIN)/python benchmarks/daemon_memory.py
 	$(BIN)/python benchmarks/sources_scale.py
+	$(BIN)/python benchmarks/ground_truth_coverage.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis

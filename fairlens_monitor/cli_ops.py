@@ -58,6 +58,10 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 @click.option("--band", "bands", multiple=True, callback=_band, metavar="COL=EDGES",
               help="Cut a numeric column into bands, e.g. age=25 or age=25,40.")
 @click.option("--explain-by", help="Numeric column to test as an explanation of the gap.")
+@click.option("--score", help="Model score column (numbers in [0, 1]) for AUC and the "
+              "calibration gap per group; needs --label.")
+@click.option("--score-bins", type=click.IntRange(2, 10_000), default=100, show_default=True,
+              help="Equal-width bins the score is counted in.")
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
               show_default=True, help="Impact-ratio threshold (four-fifths rule).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -73,9 +77,9 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 @JSON_OPTION
 def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
             privileged_value: str | None, reference: str, outcome: str, label: str | None,
-            bands: dict[str, tuple[float, ...]], explain_by: str | None, threshold: float,
-            alpha: float, min_group_size: int, min_group_share: float,
-            shortfall: float | None, as_json: bool) -> None:
+            bands: dict[str, tuple[float, ...]], explain_by: str | None, score: str | None,
+            score_bins: int, threshold: float, alpha: float, min_group_size: int,
+            min_group_share: float, shortfall: float | None, as_json: bool) -> None:
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
@@ -91,6 +95,9 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     if reference == "privileged" and privileged_value is None:
         raise click.UsageError("--privileged-value is required with --reference privileged "
                                "(or use --reference highest)")
+    if score is not None and label is None:
+        raise click.UsageError("--score needs --label: AUC and calibration compare the score "
+                               "with the true outcome")
     unknown = set(bands) - set(attributes)
     if unknown:
         raise click.UsageError(f"--band {sorted(unknown)[0]}: not a --protected-attribute")
@@ -105,7 +112,7 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
         def progress(rows: int) -> None:
             click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
     report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
-                          progress=progress)
+                          progress=progress, score=score, score_bins=score_bins)
     if progress is not None:
         click.echo(err=True)
     if as_json:

@@ -196,13 +196,21 @@ class Settings:
             # the hash they had before the rule existed
             "thresholds": {k: v for k, v in asdict(self.thresholds).items()
                            if k != "shortfall" or v is not None},
-            "measurement": asdict(self.measurement),
+            "measurement": self._measurement_shaping(),
             "drift_detection": asdict(self.drift_detection),
             "alerts.close_after": self.alerts.close_after,
             "alerts.notify_inconclusive": self.alerts.notify_inconclusive,
         }
         plain: dict[str, Any] = json.loads(json.dumps(shaping))  # tuples become lists
         return plain
+
+    def _measurement_shaping(self) -> dict[str, Any]:
+        # Without a score, score_bins shapes nothing: leave both out, so a config that names
+        # no score hashes as it did before the keys existed (no spurious config_changed).
+        out = asdict(self.measurement)
+        if out["score"] is None:
+            del out["score"], out["score_bins"]
+        return out
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
@@ -267,7 +275,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                       required=False)
     measurement = section(root, "measurement", {
         "protected_attributes", "bands", "reference", "privileged_value",
-        "unprivileged_value", "label", "confidence"}, required=False)
+        "unprivileged_value", "label", "confidence", "score", "score_bins"}, required=False)
     cusum = section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
                      required=False)
     backup = section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)

@@ -25,19 +25,26 @@ GROUP = "_group"
 APPROVED = "_approved"
 LABEL = "_label"
 STRATUM = "_stratum"
+SCORE_BIN = "_score_bin"  # equal-width bin of the score on [0, 1]: 0 … bins - 1
+SCORE_SUM = "_score_sum"  # the sum of the scores the row stands for (a count, like _n)
 N = "_n"
+SUMMED = (N, SCORE_SUM)
+DEFAULT_SCORE_BINS = 100
+EDGE_SLACK = 1e-9  # 0.29 · 100 = 28.999999999999996 in binary: still bin 29
 
 
-def empty_counts(labelled: bool, stratified: bool) -> pd.DataFrame:
+def empty_counts(labelled: bool, stratified: bool, scored: bool = False) -> pd.DataFrame:
     """Return a count table with no rows (an empty window) and the usual columns."""
     columns = [GROUP, APPROVED, *([LABEL] if labelled else []),
-               *([STRATUM] if stratified else []), N]
+               *([STRATUM] if stratified else []), *([SCORE_BIN] if scored else []), N,
+               *([SCORE_SUM] if scored else [])]
     return pd.DataFrame({c: pd.Series(dtype=object if c == GROUP else float) for c in columns})
 
 
 def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | None = None,
               stratum: str | None = None, weights: str | None = None,
-              where: str = "the data") -> pd.DataFrame:
+              where: str = "the data", score: str | None = None,
+              score_bins: int = DEFAULT_SCORE_BINS) -> pd.DataFrame:
     """Validate raw decision columns and reduce them to a count table.
 
     Args:
@@ -49,18 +56,24 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
             missing values are kept as NaN (left out of the explanation only).
         weights: the count column when ``df`` is already aggregated; None = one per row.
         where: how to name the data in errors (e.g. ``file 2026-11-01.csv``).
+        score: the optional model score column (numbers in [0, 1]); rows a SQL source
+            already binned carry ``_score_bin`` and ``_score_sum`` instead.
+        score_bins: how many equal-width bins the score is counted in.
 
     Returns:
         Columns ``_group``, ``_approved`` (bool), ``_label`` (bool, with a label),
-        ``_stratum`` (float, with a stratum) and ``_n`` (decisions), one row per distinct
-        combination.
+        ``_stratum`` (float, with a stratum), ``_score_bin`` (int, with a score), ``_n``
+        (decisions) and ``_score_sum`` (with a score), one row per distinct combination.
 
     Raises:
-        DataError: a column is missing, a decision or label is missing or not binary, or a
-            stratum value is not a number; the message names the column, the count and
-            examples.
+        DataError: a column is missing, a decision or label is missing or not binary, a
+            stratum value is not a number, or a score is missing, not a number or outside
+            [0, 1]; the message names the column and the count (and, except for scores,
+            examples).
     """
-    needed = [outcome, *filter(None, [label, stratum, weights])]
+    binned = score is not None and SCORE_BIN in df.columns
+    needed = [outcome, *filter(None, [label, stratum, weights]),
+              *([SCORE_BIN, SCORE_SUM] if binned else filter(None, [score]))]
     require_columns(df, needed, where=where)
     w = None if weights is None else df[weights].to_numpy(dtype=float)
     out = {GROUP: group_labels(df, spec, where=where).to_numpy(dtype=object),
@@ -69,8 +82,65 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
         out[LABEL] = binary_outcome(df[label], label, "label", weights=w)
     if stratum:
         out[STRATUM] = numbers(df[stratum], f"stratum column '{stratum}' of {where}", stratum, w)
+    if score:
+        if binned:
+            out[SCORE_BIN] = check_bins(df[SCORE_BIN], score, score_bins, w, where)
+            out[SCORE_SUM] = df[SCORE_SUM].to_numpy(dtype=float)
+        else:
+            out[SCORE_BIN], out[SCORE_SUM] = bin_scores(df[score], score, score_bins, where)
     out[N] = np.ones(len(df)) if w is None else w
     return combine([pd.DataFrame(out)])
+
+
+def bin_scores(values: pd.Series, column: str, bins: int,
+               where: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+    """Put raw scores into ``bins`` equal-width bins on [0, 1] (vectorised).
+
+    Bin ``i`` holds ``[i/bins, (i+1)/bins)``, the last also 1.0; a score within 1e-9 of a
+    bin's lower edge counts in that bin, so decimal edges (0.29 with 100 bins) land where
+    they read despite binary rounding. The SQL source computes the same expression.
+
+    Args:
+        values: the score column.
+        column: its name, for errors.
+        bins: how many bins (2 … 10,000).
+        where: how to name the data in errors.
+
+    Returns:
+        ``(bin index per row, score per row as float)``.
+
+    Raises:
+        DataError: a score is missing, not a number or outside [0, 1] (the column and the
+            count named, never the values).
+    """
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = ~((numeric >= 0) & (numeric <= 1))  # NaN (missing or not a number) is bad too
+    if bad.any():
+        raise DataError(f"score column '{column}' of {where} has {int(bad.sum())} values that "
+                        "are missing, not numbers or outside [0, 1]; scores must be "
+                        "probabilities (rescale them, or drop measurement.score)",
+                        column=column)
+    index = np.minimum(np.floor(numeric * bins + EDGE_SLACK), bins - 1).astype(np.int64)
+    return index, numeric
+
+
+def check_bins(values: pd.Series, column: str, bins: int, weights: np.ndarray | None,
+               where: str) -> np.ndarray:
+    """Check score bins a SQL source computed (``-1`` or NULL flags a bad score).
+
+    Raises:
+        DataError: some decisions' score is missing, not a number or outside [0, 1] (the
+            column and the count named).
+    """
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = ~((numeric >= 0) & (numeric < bins))
+    if bad.any():
+        count = int(bad.sum() if weights is None else weights[bad].sum())
+        raise DataError(f"score column '{column}' of {where} has {count} values that are "
+                        "missing, not numbers or outside [0, 1]; scores must be "
+                        "probabilities (rescale them, or drop measurement.score)",
+                        column=column)
+    return np.asarray(numeric, dtype=np.int64)
 
 
 def combine(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -83,11 +153,11 @@ def combine(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         One count table, rows sorted by their values (so equal data gives an equal table).
     """
     whole = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
-    keys = [c for c in whole.columns if c != N]
+    keys = [c for c in whole.columns if c not in SUMMED]
     if whole.empty:
         return whole.reset_index(drop=True)
-    summed = (whole.groupby(keys, dropna=False, sort=True, observed=True)[N].sum()
-              .reset_index())
+    summed = (whole.groupby(keys, dropna=False, sort=True, observed=True)
+              [[c for c in SUMMED if c in whole.columns]].sum().reset_index())
     return summed[summed[N] > 0].reset_index(drop=True)
 
 
@@ -102,7 +172,7 @@ def digest(counts: pd.DataFrame) -> str:
     Two readings with the same digest were measured from the same counts, so re-running a
     source's query (or re-reading its files) and comparing digests reproduces a reading.
     """
-    table = counts.sort_values([c for c in counts.columns if c != N], kind="stable",
+    table = counts.sort_values([c for c in counts.columns if c not in SUMMED], kind="stable",
                                na_position="last")
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

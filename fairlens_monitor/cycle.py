@@ -131,6 +131,11 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
         if monitored is None:
             readings, groups = [_no_data_reading(settings, finished, config_hash)], [[]]
         _with_lineage(readings[-1], batch)
+        if monitored is not None and monitored.outcome is not None and monitored.outcome.extra:
+            # Per-group AUC and calibration gap (measurement.score): the reading's JSON column
+            # holds them, so no new columns are needed.
+            readings[-1].lineage = {**batch.lineage,
+                                    "score_metrics": dict(monitored.outcome.extra)}
     files = [] if batch is None else [SourceFile(
         measured_at=finished, path=f.path, sha256=f.sha256, size_bytes=f.size_bytes,
         mtime_ns=f.mtime_ns, rows=f.rows, decisions=f.decisions) for f in batch.files]
@@ -178,7 +183,9 @@ def _read(settings: Settings, repo: Repository, source: DecisionSource | None,
     """Read the window from the given source, or from one opened for this cycle."""
     own = source is None
     if source is None:
-        source = open_source(settings.source, settings.group_spec(), settings.measurement.label)
+        m = settings.measurement
+        source = open_source(settings.source, settings.group_spec(), m.label, m.score,
+                             m.score_bins)
     if source is None:
         raise ValueError("the simulator has no decision source to read")
     try:

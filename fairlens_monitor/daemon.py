@@ -80,7 +80,8 @@ class Daemon:
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
         self.leader = LeaderLock(repo.engine)
         self.source = open_source(settings.source, settings.group_spec(),
-                                  settings.measurement.label)
+                                  settings.measurement.label, settings.measurement.score,
+                                  settings.measurement.score_bins)
         self._leading: bool | None = None
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)

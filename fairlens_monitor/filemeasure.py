@@ -9,23 +9,27 @@ Nothing is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from fairlens_monitor import counts as count_table
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.explain import analyze_feature_impact
 from fairlens_monitor.groups import (
     GroupSpec,
     GroupTable,
     assess_named,
+    count_groups,
     group_labels,
     merge_tables,
     table_from_frame,
     to_json,
 )
 from fairlens_monitor.outcomes import included_outcome_metrics
+from fairlens_monitor.scores import score_metrics
 from fairlens_monitor.sources.files import FileChunks
 from fairlens_monitor.stats import format_interval, format_p
 
@@ -101,9 +105,52 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
     return merge_tables(tables)
 
 
+def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, score: str,
+                      score_bins: int, *, chunk_rows: int = CHUNK_ROWS,
+                      progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Count a decision file with a score column into a binned count table (one pass).
+
+    Args:
+        path: CSV or Parquet file.
+        spec: how rows become groups.
+        outcome: the decision column.
+        label: the ground-truth column (AUC and calibration need it).
+        score: the model score column (numbers in [0, 1]).
+        score_bins: equal-width bins the score is counted in.
+        chunk_rows: rows per chunk.
+        progress: called with the rows read so far after each chunk.
+
+    Returns:
+        The count table (:mod:`fairlens_monitor.counts`) with ``_score_bin``/``_score_sum``.
+
+    Raises:
+        DataError: as :func:`count_file`, or a score missing, not a number or outside [0, 1].
+    """
+    needed = list(dict.fromkeys([*spec.attributes, outcome, label, score]))
+    tables, done = [], 0
+    for chunk in iter_decisions(path, needed, chunk_rows):
+        if chunk.empty:
+            continue
+        try:
+            tables.append(count_table.normalise(chunk, spec, outcome, label=label,
+                                                where=f"file {path.name}", score=score,
+                                                score_bins=score_bins))
+        except DataError as exc:
+            raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
+                            f"{path.name})", column=exc.column) from None
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
+    if not tables:
+        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
+                        "no rows)")
+    return count_table.combine(tables)
+
+
 def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
                  explain_by: str | None = None, chunk_rows: int = CHUNK_ROWS,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[int], None] | None = None, score: str | None = None,
+                 score_bins: int = count_table.DEFAULT_SCORE_BINS) -> dict[str, Any]:
     """Measure a decision file once.
 
     Args:
@@ -115,6 +162,9 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
             needs the two compared groups' rows in memory: quantile bands are global).
         chunk_rows: rows read at a time; the counts never need more.
         progress: called with the rows read so far.
+        score: optional model score column (in [0, 1]) for per-group AUC and calibration
+            gap; needs ``label``.
+        score_bins: equal-width bins the score is counted in.
 
     Returns:
         A JSON-ready report: file, rows, settings, verdict, groups, outcome metrics and (with
@@ -122,13 +172,29 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
 
     Raises:
         DataError: bad file, column or values, or a named group value that does not occur.
+        ValueError: ``score`` without ``label``.
     """
-    table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows, progress=progress)
+    scored = None
+    if score is not None:
+        if label is None:
+            raise ValueError("a score needs a label: AUC and calibration compare the score "
+                             "with the true outcome")
+        scored = count_scored_file(path, spec, outcome, label, score, score_bins,
+                                   chunk_rows=chunk_rows, progress=progress)
+        table = count_groups(scored[count_table.GROUP],
+                             scored[count_table.APPROVED].to_numpy(dtype=bool),
+                             scored[count_table.LABEL].to_numpy(dtype=bool),
+                             weights=scored[count_table.N].to_numpy(dtype=float))
+    else:
+        table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows,
+                           progress=progress)
     assessment = assess_named(table, spec)
-    metrics = included_outcome_metrics(table, assessment)
+    metrics = included_outcome_metrics(table, assessment, spec.confidence)
+    if metrics is not None and scored is not None:
+        metrics = replace(metrics, extra=score_metrics(scored, score_bins))
     report: dict[str, Any] = {
         "file": str(path), "rows": int(table.applicants.sum()), "outcome": outcome,
-        "label": label,
+        "label": label, **({"score": score, "score_bins": score_bins} if score else {}),
         "protected_attribute": spec.attribute_name,
         "settings": {"reference": spec.reference, "threshold": spec.threshold,
                      "alpha": spec.alpha, "confidence": spec.confidence,
@@ -177,7 +243,50 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(
             f"{name.replace('_', ' ')} {'n/a' if v is None else f'{v:.3f}'}"
             for name, v in metrics.items()))
+        lines.extend(ground_truth_lines(report["groups"]))
     if "explanation" in report:
         e = report["explanation"]
         lines.append(f"explanation by {e['feature']}: " + "; ".join(e["causes"]))
+    return lines
+
+
+def _num(value: float | None, width: int = 6) -> str:
+    return f"{'n/a' if value is None else f'{value:.3f}':>{width}}"
+
+
+def _with_ci(entry: dict[str, Any], key: str) -> str:
+    value, ci = entry[key], entry[f"{key}_ci"]
+    if value is None:
+        return f"{'n/a':>21}"
+    bounds = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{value:>6.3f}{bounds:<15}"
+
+
+def ground_truth_lines(groups: list[dict[str, Any]]) -> list[str]:
+    """Render the per-group error rates compactly: one row per group, n/a where undefined.
+
+    The rates, then (compared groups) the equal opportunity ratio, the FPR difference and
+    the average odds difference with their 95 % intervals, and AUC and calibration gap when
+    a score was measured. Every other difference and ratio is in ``--json``.
+    """
+    rows = [g for g in groups if "ground_truth" in g]
+    if not rows:
+        return []
+    scored = any("auc" in g["ground_truth"] for g in rows)
+    lines = [(f"{'group':<20} {'TPR':>6} {'FPR':>6} {'FNR':>6} {'PPV':>6} {'FDR':>6} "
+             f"{'FOR':>6}  {'TPR ratio (95% CI)':<21} {'FPR diff (95% CI)':<21} "
+             f"{'avg odds diff':<21}" + (f" {'AUC':>6} {'calib':>6}" if scored else "")).rstrip()]
+    for g in rows:
+        t = g["ground_truth"]
+        row = f"{g['group'][:20]:<20} " + " ".join(
+            _num(t[k]) for k in ("tpr", "fpr", "fnr", "precision", "fdr", "for"))
+        vs = t.get("vs_reference")
+        if vs:
+            row += (f"  {_with_ci(vs['tpr'], 'ratio')} {_with_ci(vs['fpr'], 'difference')} "
+                    f"{_with_ci(vs['average_odds'], 'difference')}")
+        else:
+            row += f"  {'(reference)' if g['role'] == 'reference' else '':<21} {'':<21} {'':<21}"
+        if scored:
+            row += f" {_num(t.get('auc'))} {_num(t.get('calibration_gap'))}"
+        lines.append(row.rstrip())
     return lines

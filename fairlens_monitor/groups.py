@@ -387,7 +387,8 @@ def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> di
     """Render an assessment (and outcome metrics) as plain JSON-ready data.
 
     Returns:
-        ``{"verdict", "reason", "reference", "headline", "groups": [...], "outcome_metrics"}``.
+        ``{"verdict", "reason", "reference", "headline", "groups": [...], "outcome_metrics"}``;
+        with metrics, each group carries ``ground_truth`` (its error rates and comparisons).
     """
     def group(g: GroupResult) -> dict[str, Any]:
         out: dict[str, Any] = {"group": g.label, "role": g.role, "applicants": g.applicants,
@@ -399,6 +400,8 @@ def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> di
                         "test": c.test, "shortfall": c.shortfall, "verdict": g.verdict})
         if g.reason is not None:
             out["reason"] = g.reason
+        if metrics is not None:  # per-group error rates (and score metrics), outcomes.py
+            out.update(metrics.group_json(g.label))
         return out
 
     return {

@@ -11,14 +11,14 @@ that an alert would encrypt. Equal inputs give equal outputs, so a stored readin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from fairlens_monitor import stats
 from fairlens_monitor.config import Settings
-from fairlens_monitor.counts import APPROVED, GROUP, LABEL, STRATUM, N, decisions
+from fairlens_monitor.counts import APPROVED, GROUP, LABEL, SCORE_BIN, STRATUM, N, decisions
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
 from fairlens_monitor.groups import (
@@ -32,6 +32,7 @@ from fairlens_monitor.groups import (
 )
 from fairlens_monitor.metrics import binary_outcome
 from fairlens_monitor.outcomes import OutcomeMetrics, included_outcome_metrics
+from fairlens_monitor.scores import score_metrics
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed
 from fairlens_monitor.trend import cusum_step, fit_baseline
 
@@ -145,7 +146,7 @@ def measure_frame(df: pd.DataFrame, settings: Settings, *,
         raise DataError(f"no group to compare with the reference {assessment.reference.label!r}"
                         + (f": {wanted!r} does not occur or is excluded" if wanted else ""),
                         column=spec.attribute_name)
-    outcome = included_outcome_metrics(table, assessment)
+    outcome = included_outcome_metrics(table, assessment, spec.confidence)
     return assessment, outcome, labels
 
 
@@ -186,7 +187,9 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     """Measure the count table a file or SQL source read for one window (pure).
 
     Args:
-        counts: a count table from :mod:`fairlens_monitor.counts` with at least one decision.
+        counts: a count table from :mod:`fairlens_monitor.counts` with at least one decision
+            (with ``_score_bin`` when ``measurement.score`` is set: then every group's AUC
+            and calibration gap join its ground-truth metrics).
         settings: validated settings (groups, thresholds, ``source.stratum``).
         drift: the drift chart's state; None starts a fresh chart.
 
@@ -207,8 +210,12 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
     causes = stratum_causes(counts, h.label, assessment.reference.label,
                             settings.source.stratum)
+    outcome = included_outcome_metrics(table, assessment, spec.confidence)
+    if outcome is not None and SCORE_BIN in counts:
+        outcome = replace(outcome, extra=score_metrics(counts,
+                                                       settings.measurement.score_bins))
     return ScenarioResult("monitored", None, decisions(counts), None, assessment,
-                          included_outcome_metrics(table, assessment), statistic, drift_alert,
+                          outcome, statistic, drift_alert,
                           explain(assessment, settings, statistic, causes),
                           legacy_metrics(assessment, settings))
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fairlens_monitor.config_checks import mapping, open_unit
+from fairlens_monitor.config_checks import mapping, number, open_unit
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.source_config import SourceSettings
 
@@ -31,7 +31,8 @@ class MeasurementSettings:
     unprivileged_value: str | None = "Female"
     label: str | None = "repaid"
     confidence: float = 0.95
-
+    score: str | None = None
+    score_bins: int = 100
 
 
 def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> MeasurementSettings:
@@ -85,6 +86,18 @@ def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> Mea
                               or label in source.columns.values()):
         raise ConfigError("measurement.label", f"expected the ground-truth column (e.g. "
                           f"repaid), different from the other columns, got {label!r}")
+    score = section.get("score")
+    if score is not None:
+        if simulated:
+            raise ConfigError("measurement.score", "the simulator has no score column; use a "
+                              "file or sql source, or drop measurement.score")
+        if (not isinstance(score, str) or not score.strip() or score in attributes
+                or score == label or score in source.columns.values()):
+            raise ConfigError("measurement.score", f"expected the model score column (numbers "
+                              f"in [0, 1]), different from the other columns, got {score!r}")
+        if label is None:
+            raise ConfigError("measurement.score", "AUC and calibration compare the score "
+                              "with the true outcome: set measurement.label too")
     return MeasurementSettings(
         protected_attributes=tuple(attributes), bands=bands, reference=reference,
         privileged_value=privileged if reference == "privileged" else None,
@@ -92,6 +105,9 @@ def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> Mea
                                         "Female" if gender else None),
         label=label,
         confidence=open_unit(section, "measurement.confidence", default=0.95),
+        score=score,
+        score_bins=int(number(section, "measurement.score_bins", default=100, integer=True,
+                              minimum=2, maximum=10_000)),
     )
 
 

@@ -78,11 +78,12 @@ def _lineage(settings: SourceSettings, window: tuple[datetime, datetime] | None,
 class FileSource:
     """Reads the decision files a path or glob names (see :mod:`.files`)."""
 
-    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None) -> None:
+    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None,
+                 score: str | None = None, score_bins: int = 100) -> None:
         """Prepare to read ``settings.path`` with the groups of ``spec``."""
         self.settings = settings
         self.columns = Columns(spec, settings.outcome, label, settings.stratum,
-                               settings.timestamp)
+                               settings.timestamp, score, score_bins)
 
     def read(self, now: datetime, seen: Seen) -> Batch:
         """Count the window's decisions over the matching files.
@@ -115,7 +116,8 @@ class FileSource:
                 changed.append({"path": read.path, "old_sha256": before[0],
                                 "new_sha256": read.sha256})
         counts = combine(tables) if tables else empty_counts(bool(self.columns.label),
-                                                             bool(s.stratum))
+                                                             bool(s.stratum),
+                                                             bool(self.columns.score))
         lineage = _lineage(s, window, counts, pattern=s.path, files_read=len(reads),
                            files_skipped=len(skipped))
         return Batch(counts, decisions(counts), window, lineage, tuple(reads), tuple(changed))
@@ -127,9 +129,11 @@ class FileSource:
 class SqlSource:
     """Counts decisions in a database table or query (see :mod:`.sql`)."""
 
-    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None) -> None:
+    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None,
+                 score: str | None = None, score_bins: int = 100) -> None:
         """Create the engine (connections are opened per cycle)."""
         self.settings, self.spec, self.label = settings, spec, label
+        self.score, self.score_bins = score, score_bins
         self.engine = source_engine(settings.url or "")
         self.group_by = list(dict.fromkeys([*spec.attributes, settings.outcome, *filter(
             None, [label, settings.stratum])]))
@@ -144,12 +148,13 @@ class SqlSource:
         s = self.settings
         window = window_at(s, now)
         rows, sql = fetch_counts(self.engine, s.table, s.query, self.group_by, s.timestamp,
-                                 window)
+                                 window, score=self.score, score_bins=self.score_bins)
         if rows.empty:
-            counts = empty_counts(bool(self.label), bool(s.stratum))
+            counts = empty_counts(bool(self.label), bool(s.stratum), bool(self.score))
         else:
             counts = normalise(rows, self.spec, s.outcome, label=self.label,
-                               stratum=s.stratum, weights=COUNT, where=where_text(s.table))
+                               stratum=s.stratum, weights=COUNT, where=where_text(s.table),
+                               score=self.score, score_bins=self.score_bins)
         if len(rows) > WIDE_RESULT and len(rows) * 10 > decisions(counts):
             log.warning("the count query returned %d rows for %d decisions: a column it groups "
                         "by has many distinct values; bin the stratum in source.query (e.g. "
@@ -165,14 +170,16 @@ class SqlSource:
         self.engine.dispose()
 
 
-def open_source(settings: SourceSettings, spec: GroupSpec,
-                label: str | None) -> DecisionSource | None:
+def open_source(settings: SourceSettings, spec: GroupSpec, label: str | None,
+                score: str | None = None, score_bins: int = 100) -> DecisionSource | None:
     """Return the configured source, or None for the simulator.
 
     Args:
         settings: the validated ``source`` section.
         spec: the groups to form (the protected attribute columns).
         label: the ground-truth column, if any.
+        score: the model score column (in [0, 1]), if any; counted in bins.
+        score_bins: how many equal-width score bins.
 
     Raises:
         DataError: the source cannot be opened (e.g. the SQL driver is not installed).
@@ -180,9 +187,9 @@ def open_source(settings: SourceSettings, spec: GroupSpec,
     if settings.kind == "simulator":
         return None
     if settings.kind == "file":
-        return FileSource(settings, spec, label)
+        return FileSource(settings, spec, label, score, score_bins)
     try:
-        return SqlSource(settings, spec, label)
+        return SqlSource(settings, spec, label, score, score_bins)
     except ImportError as exc:
         raise DataError(f"source.url: the database driver is not installed ({exc}); install "
                         f"it into the monitor's environment (pip install {exc.name or '…'}) "

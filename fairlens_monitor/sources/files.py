@@ -54,12 +54,14 @@ class Columns:
     label: str | None = None
     stratum: str | None = None
     timestamp: str | None = None
+    score: str | None = None
+    score_bins: int = 100
 
     @property
     def needed(self) -> list[str]:
         """Every column to read, once each."""
         return list(dict.fromkeys([*self.spec.attributes, self.outcome, *filter(
-            None, [self.label, self.stratum, self.timestamp])]))
+            None, [self.label, self.stratum, self.timestamp, self.score])]))
 
 
 def match_files(pattern: str) -> list[Path]:
@@ -207,7 +209,8 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
                 kept += len(chunk)
                 if len(chunk):
                     tables.append(normalise(chunk, cols.spec, cols.outcome, label=cols.label,
-                                            stratum=cols.stratum, where=f"file {name}"))
+                                            stratum=cols.stratum, where=f"file {name}",
+                                            score=cols.score, score_bins=cols.score_bins))
             except DataError as exc:
                 raise DataError(f"{exc} (in rows {first:,}–{rows:,} of {name})",
                                 column=exc.column) from None

@@ -22,6 +22,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from fairlens_monitor.errors import DataError
 
 COUNT = "_n"
+SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
+SCORE_SUM = "_score_sum"
+EDGE_SLACK = 1e-9  # as in counts.bin_scores
+
+
+def score_bin(column: Any, bins: int, dialect: str) -> Any:
+    """The SQL expression of a score's bin, as :func:`fairlens_monitor.counts.bin_scores`.
+
+    ``floor(score * bins + 1e-9)`` capped at ``bins - 1``; ``-1`` for a score outside [0, 1]
+    (on SQLite also for text, which compares above every number), NULL for NULL. SQLite has
+    no ``floor`` without its math extension, so there a non-negative value is truncated by
+    ``CAST(... AS INTEGER)``, which is the same.
+    """
+    scaled = column * bins + EDGE_SLACK
+    index: Any = (sa.cast(scaled, sa.Integer) if dialect == "sqlite"
+                  else sa.cast(sa.func.floor(scaled), sa.Integer))
+    return sa.case((column.is_(None), sa.null()), ((column < 0) | (column > 1), -1),
+                   (column >= 1, bins - 1), else_=index)
 
 
 def source_engine(url: str) -> Engine:
@@ -76,15 +94,24 @@ def check_columns(conn: sa.Connection, table: str | None, query: str | None,
 
 def count_statement(table: str | None, query: str | None, group_by: list[str],
                     timestamp: str | None, window: tuple[datetime, datetime] | None,
-                    dialect: str) -> sa.Select[Any]:
+                    dialect: str, score: str | None = None,
+                    score_bins: int = 100) -> sa.Select[Any]:
     """Build ``SELECT cols…, count(*) FROM source [WHERE in window] GROUP BY cols…``.
 
     On SQLite, whose times are text, the bounds are compared through ``datetime()`` so
     ``2026-11-23T10:00:00+01:00`` and ``2026-11-23 09:00:00`` compare as the same instant.
+    With a ``score`` column the statement also groups by the score's bin
+    (:func:`score_bin`) and sums the scores, so only ``score_bins`` values per group cross
+    the wire.
     """
-    src = relation(table, query, [*group_by, *filter(None, [timestamp])])
-    cols = [src.c[c] for c in group_by]
-    stmt = sa.select(*cols, sa.func.count().label(COUNT)).select_from(src).group_by(*cols)
+    src = relation(table, query, [*group_by, *filter(None, [timestamp, score])])
+    cols: list[Any] = [src.c[c] for c in group_by]
+    sums: list[Any] = []
+    if score is not None:
+        cols.append(score_bin(src.c[score], score_bins, dialect).label(SCORE_BIN))
+        sums.append(sa.func.sum(src.c[score]).label(SCORE_SUM))
+    stmt = (sa.select(*cols, sa.func.count().label(COUNT), *sums).select_from(src)
+            .group_by(*cols))
     if window is not None and timestamp is not None:
         start, end = window
         column: Any = src.c[timestamp]
@@ -101,8 +128,9 @@ def count_statement(table: str | None, query: str | None, group_by: list[str],
 
 
 def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by: list[str],
-                 timestamp: str | None,
-                 window: tuple[datetime, datetime] | None) -> tuple[pd.DataFrame, str]:
+                 timestamp: str | None, window: tuple[datetime, datetime] | None, *,
+                 score: str | None = None,
+                 score_bins: int = 100) -> tuple[pd.DataFrame, str]:
     """Run the count statement and return its rows and the SQL that produced them.
 
     Args:
@@ -112,6 +140,8 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
         group_by: the columns to count by (attributes, decision, label, stratum).
         timestamp: the timestamp column, needed with ``window``.
         window: ``[start, end)``, or None for every row.
+        score: the model score column to count in bins, or None.
+        score_bins: how many equal-width bins on [0, 1].
 
     Returns:
         ``(rows with a _n column, the statement as SQL text with its bounds)``.
@@ -120,8 +150,9 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
         DataError: a column is missing, or the database refused the statement (its
             message, without parameters).
     """
-    needed = list(dict.fromkeys([*group_by, *filter(None, [timestamp])]))
-    stmt = count_statement(table, query, group_by, timestamp, window, engine.dialect.name)
+    needed = list(dict.fromkeys([*group_by, *filter(None, [timestamp, score])]))
+    stmt = count_statement(table, query, group_by, timestamp, window, engine.dialect.name,
+                           score, score_bins)
     sql = str(stmt.compile(engine, compile_kwargs={"render_postcompile": True}))
     try:
         with engine.connect() as conn:
