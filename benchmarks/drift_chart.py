@@ -29,7 +29,7 @@ share of 0 with its rule-of-three bound 3/runs). The chart
 recursion runs vectorised over the runs; it is checked against ``trend.cusum_path`` (and
 the simulated readings against ``stats.log_ratio_se``) on the first runs of every row.
 
-    python benchmarks/drift_chart.py [--runs N] [--seed S]
+    python benchmarks/drift_chart.py [--runs N] [--seed S] [--baseline W] [--confidence C]
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fairlens_monitor import stats
-from fairlens_monitor.trend import CusumSettings, cusum_path, fit_baseline
+from fairlens_monitor.trend import DISPERSION_CONFIDENCE, CusumSettings, cusum_path, fit_baseline
 
 N, PRIVILEGED, QUIET = 500, 0.70, 50
-CHART = CusumSettings()
+CHART = CusumSettings()  # main() replaces it with --baseline
+CONFIDENCE = DISPERSION_CONFIDENCE  # and this with --confidence
 Readings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # a, c, x, se: (runs, T)
 Scale = tuple[np.ndarray, np.ndarray, np.ndarray]  # mean, phi, added variance: (runs,)
 
@@ -81,7 +82,8 @@ def old_scales(x: np.ndarray, se: np.ndarray) -> Scale:
 
 
 def new_scales(x: np.ndarray, se: np.ndarray) -> Scale:
-    fits = [fit_baseline(list(zip(x[r], se[r], strict=True))) for r in range(len(x))]
+    fits = [fit_baseline(list(zip(x[r], se[r], strict=True)), confidence=CONFIDENCE)
+            for r in range(len(x))]
     return (np.array([b.mean for b in fits]), np.ones(len(x)),
             np.array([b.between_variance + b.mean_variance for b in fits]))
 
@@ -113,6 +115,8 @@ def run_row(readings: Readings, name: str, check: int = 3) -> np.ndarray:
                           for p, q in zip(a[r], c[r], strict=True)], dtype=float)
         assert np.allclose(pairs, np.c_[x[r], se[r]], rtol=1e-12, atol=1e-15)
         if name == "new":
+            if CONFIDENCE != DISPERSION_CONFIDENCE:
+                continue  # cusum_path fits with the default confidence
             path = cusum_path(list(zip(x[r], se[r], strict=True)), CHART)
             want = next((t for t, s in enumerate(path) if s is not None and s > CHART.threshold),
                         -1)
@@ -137,11 +141,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000,
                         help="runs per in-control row; step and ramp rows use half")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--baseline", type=int, default=CusumSettings().baseline_readings,
+                        help="baseline readings of the chart")
+    parser.add_argument("--confidence", type=float, default=DISPERSION_CONFIDENCE,
+                        help="confidence of the new estimator's bound on tau2")
     args = parser.parse_args()
+    global CHART, CONFIDENCE  # a command-line setting for the whole run
+    CHART, CONFIDENCE = CusumSettings(baseline_readings=args.baseline), args.confidence
     rng = np.random.default_rng(args.seed)
     w, h, runs, half = CHART.baseline_readings, CHART.threshold, args.runs, args.runs // 2
     print(f"chart: baseline {w} readings, slack k={CHART.slack}, threshold h={h}; {N} "
-          f"applicants per group; {runs} runs per in-control row, {half} per step/ramp row")
+          f"applicants per group; new: tau2 bound at confidence {CONFIDENCE}; seed {args.seed}; "
+          f"{runs} runs per in-control row, {half} per step/ramp row")
     started = time.perf_counter()
     print("\n| in control, 500 cycles | old: false alarms | new: false alarms |")
     print("| --- | --- | --- |")
