@@ -141,7 +141,7 @@ def test_the_bound_is_invariant_to_shift_and_scales_with_the_data(
 
 def test_the_bound_covers_the_true_between_variance_at_its_confidence() -> None:
     rng = np.random.default_rng(5)
-    runs, m, tau2 = 2000, 30, 0.004
+    runs, m, tau2 = 1000, 30, 0.004
     se = rng.uniform(0.02, 0.08, (runs, m))
     x = rng.normal(0.0, np.sqrt(se**2 + tau2))
     covered = np.mean([between_variance_upper(x[r], se[r] ** 2) >= tau2 for r in range(runs)])
