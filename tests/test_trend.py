@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import chi2
 
 from fairlens_monitor import stats
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed
-from fairlens_monitor.trend import CusumSettings, cusum_path, cusum_step, fit_baseline
+from fairlens_monitor.trend import (
+    DISPERSION_CONFIDENCE,
+    Baseline,
+    CusumSettings,
+    between_variance_upper,
+    cusum_path,
+    cusum_step,
+    fit_baseline,
+)
 
 SETTINGS = CusumSettings()
 
@@ -42,7 +55,7 @@ def test_false_alarm_rate_over_500_cycles_is_low() -> None:
         max(s for s in cusum_path(simulated_points(np.full(cycles, 0.58), rng), SETTINGS)
             if s is not None) > SETTINGS.threshold
         for _ in range(runs))
-    # Simulated at 4,000 runs: 0.7 % (docs/STATISTICS.md). Allow sampling error at 300 runs.
+    # benchmarks/drift_chart.py: well under 1 % (docs/STATISTICS.md). Sampling error at 300 runs.
     assert alarms / runs <= 0.03
 
 
@@ -83,6 +96,115 @@ def test_one_wild_reading_cannot_signal_alone() -> None:
 
 def test_over_dispersed_baselines_widen_the_chart() -> None:
     noisy = fit_baseline([(0.2 * (-1) ** i, 0.01) for i in range(30)])
-    assert noisy.dispersion > 10
+    assert noisy.scale(0.01) > 10 * 0.01
     with pytest.raises(ValueError, match="at least 2"):
         fit_baseline([(0.0, 0.1)])
+    with pytest.raises(ValueError, match="confidence"):
+        fit_baseline([(0.0, 0.1), (0.1, 0.1)], confidence=1.0)
+
+
+def test_the_between_variance_is_additive_so_it_stays_when_readings_grow() -> None:
+    # Rates that vary day to day add a fixed variance to log DIR: a reading 100 times the
+    # size has a tenth of the binomial error but not a tenth of the spread.
+    baseline = fit_baseline([(0.1 * (-1) ** i, 0.05) for i in range(30)])
+    assert baseline.between_variance > 0
+    assert baseline.scale(0.005) ** 2 >= baseline.between_variance
+    # A multiplicative factor would give a tenth of the scale here.
+    assert baseline.scale(0.005) > 0.5 * baseline.scale(0.05)
+
+
+@pytest.mark.parametrize("m", [2, 5, 30, 100])
+def test_with_equal_errors_the_bound_is_the_chi_square_upper_bound_of_the_variance(
+        m: int) -> None:
+    rng = np.random.default_rng(m)
+    x, se = rng.normal(0.0, 0.08, m), 0.04
+    # Oracle: (m-1) s^2 / chi2_{1-c}(m-1) bounds the total variance se^2 + tau2.
+    total = (m - 1) * x.var(ddof=1) / chi2.ppf(1 - DISPERSION_CONFIDENCE, m - 1)
+    assert between_variance_upper(x, np.full(m, se**2)) == pytest.approx(
+        max(0.0, total - se**2), rel=1e-8, abs=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(xs=st.lists(st.floats(-2, 2), min_size=2, max_size=40),
+       se=st.lists(st.floats(0.01, 0.5), min_size=40, max_size=40),
+       shift=st.floats(-1, 1), factor=st.floats(0.1, 10))
+def test_the_bound_is_invariant_to_shift_and_scales_with_the_data(
+        xs: list[float], se: list[float], shift: float, factor: float) -> None:
+    x, v = np.array(xs), np.array(se[: len(xs)]) ** 2
+    tau2 = between_variance_upper(x, v)
+    assert tau2 >= 0
+    assert between_variance_upper(x + shift, v) == pytest.approx(tau2, rel=1e-6, abs=1e-12)
+    assert between_variance_upper(factor * x, factor**2 * v) == pytest.approx(
+        factor**2 * tau2, rel=1e-6, abs=1e-12)
+    assert between_variance_upper(x, v, confidence=0.95) >= tau2 - 1e-12
+
+
+def test_the_bound_covers_the_true_between_variance_at_its_confidence() -> None:
+    rng = np.random.default_rng(5)
+    runs, m, tau2 = 1000, 30, 0.004
+    se = rng.uniform(0.02, 0.08, (runs, m))
+    x = rng.normal(0.0, np.sqrt(se**2 + tau2))
+    covered = np.mean([between_variance_upper(x[r], se[r] ** 2) >= tau2 for r in range(runs)])
+    margin = 1.96 * math.sqrt(DISPERSION_CONFIDENCE * (1 - DISPERSION_CONFIDENCE) / runs)
+    assert abs(covered - DISPERSION_CONFIDENCE) <= margin + 0.01
+
+
+def over_dispersed_points(rng: np.random.Generator, runs: int, cycles: int, sd: float,
+                          n: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Log ratio and Katz se, ``(runs, cycles)``: both groups' true rate 0.70 + N(0, sd)."""
+    rates = np.clip(0.7 + rng.normal(0.0, sd, (2, runs, cycles)), 0.0, 1.0)
+    a, c = rng.binomial(n, rates).astype(float)
+    assert min(a.min(), c.min()) > 0  # the 0.5 adjustment never applies here
+    x, se = np.log(a / c), np.sqrt(1 / a - 1 / n + 1 / c - 1 / n)
+    assert stats.log_ratio_se(int(a[0, 0]), n, int(c[0, 0]), n) == pytest.approx(
+        (x[0, 0], se[0, 0]), rel=1e-12)
+    return x, se
+
+
+def false_alarm_share(x: np.ndarray, se: np.ndarray, mean: np.ndarray,
+                      scale: np.ndarray) -> float:
+    """Share of runs whose chart exceeds h after the baseline; scale(se) is ``scale``."""
+    w, statistic = SETTINGS.baseline_readings, np.zeros(len(x))
+    alarmed = np.zeros(len(x), dtype=bool)
+    for t in range(w, x.shape[1]):
+        z = np.clip((x[:, t] - mean) / scale[:, t], -6, 6)
+        statistic = np.minimum(SETTINGS.cap, np.maximum(0, statistic - z - SETTINGS.slack))
+        alarmed |= statistic > SETTINGS.threshold
+    return float(alarmed.mean())
+
+
+def old_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """The estimator before issue 13: mean and max(1, sd of the standardised residuals)."""
+    x, se = np.array(points).T
+    return float(x.mean()), max(1.0, float(((x - x.mean()) / se).std(ddof=1)))
+
+
+def test_false_alarms_stay_low_when_rates_also_vary_day_to_day() -> None:
+    """Issue 13 item 4: rates 0.70 + N(0, 0.03) per reading and group, 500 cycles."""
+    rng = np.random.default_rng(13)
+    runs, w = 1000, SETTINGS.baseline_readings
+    x, se = over_dispersed_points(rng, runs, w + 500, 0.03)
+    baselines = [fit_baseline(list(zip(x[r, :w], se[r, :w], strict=True)))
+                 for r in range(runs)]
+    mean = np.array([b.mean for b in baselines])
+    scale = np.sqrt(np.maximum(se, 1e-9) ** 2
+                    + np.array([b.between_variance + b.mean_variance for b in baselines])[:, None])
+    for r in range(3):  # the vectorised chart is the project's chart
+        path = cusum_path(list(zip(x[r], se[r], strict=True)), SETTINGS)
+        assert (max(s for s in path if s is not None) > SETTINGS.threshold) == bool(
+            false_alarm_share(x[r:r + 1], se[r:r + 1], mean[r:r + 1], scale[r:r + 1]))
+    bound = 0.015 + 1.96 * math.sqrt(0.015 * 0.985 / runs)  # 2.25 %
+    assert false_alarm_share(x, se, mean, scale) <= bound
+    # The same data under the old estimator alarms more often than that (about 4 %).
+    old = [old_fit(list(zip(x[r, :w], se[r, :w], strict=True))) for r in range(runs)]
+    old_mean, phi = np.array(old).T
+    assert false_alarm_share(x, se, old_mean, se * phi[:, None]) > bound
+
+
+def test_one_baseline_keeps_its_fields() -> None:
+    baseline = fit_baseline([(0.0, 0.05), (0.01, 0.05), (-0.01, 0.05)])
+    assert isinstance(baseline, Baseline)
+    assert baseline.readings == 3
+    assert baseline.between_variance == 0.0
+    assert baseline.mean == pytest.approx(0.0)
+    assert baseline.mean_variance == pytest.approx(0.05**2 / 3)
