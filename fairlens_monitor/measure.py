@@ -314,8 +314,10 @@ def explain(assessment: Assessment, settings: Settings, drift_statistic: float |
     if c.ci_low is not None:
         p = h.p_adjusted if h.p_adjusted is not None else c.p_value
         ci = stats.format_interval(c.ci_low, c.ci_high)
-        parts.append(f"{h.label} vs {ref.label}: 95% CI {ci}, p = {stats.format_p(p, c.test)} "
-                     f"({c.test}), shortfall {c.shortfall:.1f} approvals.")
+        p_text = stats.format_p(p, c.test)
+        p_part = f"p {p_text}" if p_text.startswith("<") else f"p = {p_text}"
+        parts.append(f"{h.label} vs {ref.label}: 95% CI {ci}, {p_part} ({c.test}), "
+                     f"shortfall {c.shortfall:.1f} approvals.")
     if drift_statistic is not None:
         parts.append(f"Drift statistic {drift_statistic:.1f} "
                      f"({'above' if drift_statistic > chart.threshold else 'within'} "

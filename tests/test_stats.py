@@ -14,6 +14,7 @@ from scipy.stats import chi2_contingency
 from statsmodels.stats.proportion import proportion_confint
 
 from fairlens_monitor import stats
+from fairlens_monitor.config import Settings
 from fairlens_monitor.groups import GroupSpec, assess, table_from_frame
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
@@ -323,3 +324,13 @@ def test_the_shortfall_rule_needs_significance() -> None:
     assert c.p_value > 0.05
     assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30,
                          shortfall_min=1)[0] == "ok"
+
+
+def test_the_explanation_prints_a_tiny_p_value_as_a_bound(settings: Settings) -> None:
+    from fairlens_monitor.measure import measure_scenario
+
+    # 1,000 applicants at drift 1.0: the z-test's p is far below 1e-6
+    result = measure_scenario(settings, 0, "monitored", 1.0)
+    assert result.explanation is not None
+    assert "p < 1e-06 (z)" in result.explanation
+    assert "p = <" not in result.explanation
