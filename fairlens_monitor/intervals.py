@@ -10,9 +10,8 @@ denominator, a zero count under the log method) is NaN here; callers turn NaN in
 - **Newcombe hybrid score interval** of a difference ``p1 - p2`` of independent proportions
   (Newcombe 1998, method 10: the Wilson intervals of both proportions combined), equal to
   statsmodels' ``confint_proportions_2indep(method="newcomb", compare="diff")``.
-- **Katz log interval** of a ratio ``p1 / p2`` (Katz et al. 1978), equal to statsmodels'
-  ``confint_proportions_2indep(method="log", compare="ratio")``; undefined when either
-  numerator count is 0 (the log of 0), collapsed to the point when both proportions are 1.
+- Ratios ``p1 / p2`` use the DIR's interval, :func:`fairlens_monitor.stats.ratio_interval`
+  (MOVER-R from Clopper–Pearson limits): one home for the ratio of two proportions.
 - **MOVER sum** (Zou & Donner 2008): the interval of a sum of independent estimates from
   their own intervals — the construction Newcombe's method is an instance of — used for the
   average odds difference.
@@ -90,33 +89,6 @@ def newcombe(x1: np.ndarray | int, n1: np.ndarray | int, x2: np.ndarray | int,
     d = p1 - p2
     return (d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
             d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
-
-
-def katz(x1: np.ndarray | int, n1: np.ndarray | int, x2: np.ndarray | int,
-         n2: np.ndarray | int, confidence: float = 0.95) -> Interval:
-    """Katz's log interval of the ratio ``(x1/n1) / (x2/n2)``.
-
-    ``exp(log ratio ± z·sqrt(1/x1 - 1/n1 + 1/x2 - 1/n2))``.
-
-    Args:
-        x1: successes of the first (compared) group.
-        n1: its trials.
-        x2: successes of the second (reference) group.
-        n2: its trials.
-        confidence: two-sided level.
-
-    Returns:
-        ``(low, high)``; NaN where ``x1`` or ``x2`` is 0 (the log method is undefined
-        there: the ratio is 0 or infinite) or a trial count is 0.
-    """
-    a1, b1, a2, b2 = _floats(x1, n1, x2, n2)
-    z = z_value(confidence)
-    ok = (a1 > 0) & (a2 > 0) & (b1 > 0) & (b2 > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = np.log(a1 / b1) - np.log(a2 / b2)
-        se = np.sqrt(np.maximum(1 / a1 - 1 / b1 + 1 / a2 - 1 / b2, 0.0))
-        low, high = np.exp(log_ratio - z * se), np.exp(log_ratio + z * se)
-    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
 def mover_sum(estimates: tuple[np.ndarray, np.ndarray], first: Interval,

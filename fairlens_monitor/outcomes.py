@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fairlens_monitor import intervals
+from fairlens_monitor import intervals, stats
 from fairlens_monitor.groups import Assessment, GroupTable
 
 # Each rate as (numerator, denominator) names of the confusion counts below.
@@ -182,7 +182,8 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
     TPR = TP/P, FPR = FP/N, FNR = FN/P, precision = TP/(TP+FP), FDR = FP/(TP+FP),
     FOR = FN/(FN+TN); a difference is group − reference, a ratio group / reference; the
     average odds difference is ((FPR_g − FPR_r) + (TPR_g − TPR_r)) / 2. Intervals: Newcombe
-    for differences, Katz log for ratios, MOVER sum of the two Newcombe intervals (halved)
+    for differences, MOVER-R Clopper–Pearson for ratios (:func:`stats.ratio_interval`, the
+    DIR's interval), MOVER sum of the two Newcombe intervals (halved)
     for the average odds difference. Vectorised over the groups.
 
     Args:
@@ -215,7 +216,8 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
         ratio = np.where(rate[:, r:r + 1] > 0, rate / rate[:, r:r + 1], np.nan)
     diff = rate - rate[:, r:r + 1]
     d_low, d_high = intervals.newcombe(x, m, xr, mr, confidence)
-    q_low, q_high = intervals.katz(x, m, xr, mr, confidence)
+    q_low, q_high = stats.ratio_interval(x, m, xr, mr, confidence=confidence)
+    q_high = np.where(np.isinf(q_high), np.nan, q_high)  # reference rate 0: ratio undefined
     t, f = list(RATES).index("tpr"), list(RATES).index("fpr")
     a_low, a_high = intervals.mover_sum((diff[f], diff[t]), (d_low[f], d_high[f]),
                                         (d_low[t], d_high[t]))

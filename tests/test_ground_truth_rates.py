@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from fairlens_monitor import intervals
+from fairlens_monitor import intervals, stats
 from fairlens_monitor.groups import GroupSpec, assess, count_groups, to_json
 from fairlens_monitor.outcomes import (
     RATES,
@@ -81,22 +81,23 @@ def test_newcombe_equals_statsmodels(a: tuple[int, int], b: tuple[int, int],
 
 
 @settings(max_examples=100, deadline=None)
-@given(counts.filter(lambda c: c[0] > 0), counts.filter(lambda c: c[0] > 0),
-       st.sampled_from([0.9, 0.95, 0.99]))
-def test_katz_equals_statsmodels_log_ratio(a: tuple[int, int], b: tuple[int, int],
-                                           confidence: float) -> None:
-    low, high = intervals.katz(a[0], a[1], b[0], b[1], confidence)
-    sm = confint_proportions_2indep(a[0], a[1], b[0], b[1], method="log", compare="ratio",
-                                    alpha=1 - confidence)
-    assert abs(low - sm[0]) <= TOL * max(1.0, sm[0])
-    assert abs(high - sm[1]) <= TOL * max(1.0, sm[1])
-
-
-def test_katz_is_undefined_with_a_zero_count() -> None:
-    for args in ((0, 10, 3, 10), (3, 10, 0, 10), (3, 0, 3, 10)):
-        low, high = intervals.katz(*args)
-        assert math.isnan(low)
-        assert math.isnan(high)
+@given(counts.filter(lambda c: c[1] > 0), counts.filter(lambda c: c[1] > 0))
+def test_ground_truth_ratios_use_the_dir_interval(a: tuple[int, int],
+                                                  b: tuple[int, int]) -> None:
+    # one home for the interval of a ratio of two proportions: stats.ratio_interval
+    groups = pd.Series(["g"] * a[1] + ["r"] * b[1])
+    y_true = np.ones(a[1] + b[1], dtype=bool)  # all positive: TPR = approvals / applicants
+    y_pred = np.array([True] * a[0] + [False] * (a[1] - a[0])
+                      + [True] * b[0] + [False] * (b[1] - b[0]))
+    g = next(e for e in error_rates(count_groups(groups, y_pred, y_true), "r", ["g"])
+             if e.label == "g")
+    low, high = stats.ratio_ci(a[0], a[1], b[0], b[1])
+    ci = g.comparisons["tpr"].ratio_ci
+    if high is None:  # no reference approvals: the ratio is undefined
+        assert ci is None
+    else:
+        assert ci is not None
+        assert ci == pytest.approx((low, high), rel=1e-12)
 
 
 def _frame(k: int, n: int, seed: int, p_approve: float, p_label: float
@@ -221,7 +222,8 @@ def test_undefined_rates_are_none_and_the_fairlearn_five_are_unchanged() -> None
     assert b.comparisons["average_odds"].difference is None
     assert b.comparisons["fpr"].difference == -0.5
     assert b.comparisons["fpr"].ratio == 0.0
-    assert b.comparisons["fpr"].ratio_ci is None  # Katz: undefined with a zero count
+    assert b.comparisons["fpr"].ratio_ci is not None  # a ratio of 0 has the interval [0, u]
+    assert b.comparisons["fpr"].ratio_ci[0] == 0.0
     assert b.comparisons["fpr"].difference_ci is not None
     summary = outcome_metrics(table)  # fairlearn's convention: an empty rate counts as 0
     assert summary.equal_opportunity_difference == 0.5
