@@ -58,6 +58,9 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 @click.option("--band", "bands", multiple=True, callback=_band, metavar="COL=EDGES",
               help="Cut a numeric column into bands, e.g. age=25 or age=25,40.")
 @click.option("--explain-by", help="Numeric column to test as an explanation of the gap.")
+@click.option("--missing-value", "missing_values", multiple=True, metavar="TEXT",
+              help="Treat this text as a missing value (repeatable, e.g. --missing-value NA). "
+              "Empty cells always are missing; NA, null, None are labels unless given here.")
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
               show_default=True, help="Impact-ratio threshold (four-fifths rule).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -69,7 +72,8 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 @JSON_OPTION
 def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
             privileged_value: str | None, reference: str, outcome: str, label: str | None,
-            bands: dict[str, tuple[float, ...]], explain_by: str | None, threshold: float,
+            bands: dict[str, tuple[float, ...]], explain_by: str | None,
+            missing_values: tuple[str, ...], threshold: float,
             alpha: float, min_group_size: int, min_group_share: float, as_json: bool) -> None:
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
@@ -98,8 +102,11 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
         def progress(rows: int) -> None:
             click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
+    if any(not v.strip() for v in missing_values):
+        raise click.UsageError("--missing-value: give a non-empty text (empty cells are "
+                               "always missing)")
     report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
-                          progress=progress)
+                          progress=progress, missing_values=missing_values)
     if progress is not None:
         click.echo(err=True)
     if as_json:

@@ -11,12 +11,13 @@ judges. Pure (no I/O, no clock).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from fairlens_monitor.cells import numeric_cells
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec, group_labels
 from fairlens_monitor.metrics import binary_outcome, examples, numbers, require_columns
@@ -37,7 +38,7 @@ def empty_counts(labelled: bool, stratified: bool) -> pd.DataFrame:
 
 def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | None = None,
               stratum: str | None = None, weights: str | None = None,
-              where: str = "the data") -> pd.DataFrame:
+              where: str = "the data", missing_values: Collection[str] = ()) -> pd.DataFrame:
     """Validate raw decision columns and reduce them to a count table.
 
     Args:
@@ -49,6 +50,9 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
             missing values are kept as NaN (left out of the explanation only).
         weights: the count column when ``df`` is already aggregated; None = one per row.
         where: how to name the data in errors (e.g. ``file 2026-11-01.csv``).
+        missing_values: texts that also mean "missing" in every column read; empty and
+            whitespace-only cells and NULLs always do (:mod:`fairlens_monitor.cells`,
+            whose one rule also makes the labels independent of the columns' dtypes).
 
     Returns:
         Columns ``_group``, ``_approved`` (bool), ``_label`` (bool, with a label),
@@ -63,12 +67,14 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
     needed = [outcome, *filter(None, [label, stratum, weights])]
     require_columns(df, needed, where=where)
     w = None if weights is None else df[weights].to_numpy(dtype=float)
-    out = {GROUP: group_labels(df, spec, where=where).to_numpy(dtype=object),
-           APPROVED: binary_outcome(df[outcome], outcome, weights=w)}
+    miss = missing_values
+    out = {GROUP: group_labels(df, spec, where=where, missing_values=miss).to_numpy(dtype=object),
+           APPROVED: binary_outcome(df[outcome], outcome, weights=w, missing_values=miss)}
     if label:
-        out[LABEL] = binary_outcome(df[label], label, "label", weights=w)
+        out[LABEL] = binary_outcome(df[label], label, "label", weights=w, missing_values=miss)
     if stratum:
-        out[STRATUM] = numbers(df[stratum], f"stratum column '{stratum}' of {where}", stratum, w)
+        out[STRATUM] = numbers(numeric_cells(df[stratum], miss),
+                               f"stratum column '{stratum}' of {where}", stratum, w)
     out[N] = np.ones(len(df)) if w is None else w
     return combine([pd.DataFrame(out)])
 
@@ -123,6 +129,9 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     Raises:
         DataError: a value is missing or not a time (count and examples named).
     """
+    if not (pd.api.types.is_datetime64_any_dtype(values)
+            or isinstance(values.dtype, pd.DatetimeTZDtype)):
+        values = values.where(values.isna() | (values.astype(str).str.strip() != ""), None)
     if values.isna().any():
         raise DataError(f"timestamp column '{column}' of {where} has "
                         f"{int(values.isna().sum())} missing values; every decision needs "
