@@ -191,7 +191,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             row += f"  (excluded: {g['reason']})"
         lines.append(row)
         lines.extend(more)
-    lines.append(f"verdict: {report['verdict']} — {report['reason']}")
+    lines.append(f"verdict: {report['verdict']} — {printable(report['reason'])}")
     metrics = report.get("outcome_metrics")
     if metrics:
         lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(

@@ -291,8 +291,8 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
             ordered.append(results[g.label])
         else:
             ordered.append(GroupResult(g.label, "excluded", g.applicants, g.approved, g.rate,
-                                       g.share, reason=f"{g.share:.1%} of rows "
-                                       f"(< {spec.min_group_share:.1%})"))
+                                       g.share, reason=excluded_reason(
+                                           g.applicants, total, spec.min_group_share)))
     headline = _headline(list(results.values()), spec)
     # Nothing compared (one group, or all others too small) shows nothing: not "ok".
     verdict = (stats.worst([r.verdict for r in results.values() if r.verdict])
@@ -300,6 +300,29 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
     reason = _reason(verdict, list(results.values()), reference)
     ref_result = next(g for g in ordered if g.role == "reference")
     return Assessment(tuple(ordered), ref_result, headline, verdict, reason)
+
+
+def excluded_reason(applicants: int, total: int, minimum: float) -> str:
+    """Why a group is excluded, e.g. ``1 of 51 rows = 1.96% (< 2.00%)``.
+
+    Shows as many decimals (up to 6) as it takes for the share to differ visibly from the
+    minimum and, for a group with rows, from zero: ``2.0% (< 2.0%)`` explained nothing.
+
+    Args:
+        applicants: the group's rows.
+        total: all rows of the reading.
+        minimum: ``min_group_share``.
+
+    Returns:
+        The reason text.
+    """
+    share = applicants / total if total else 0.0
+    digits = 1
+    while digits < 6 and (f"{share:.{digits}%}" == f"{minimum:.{digits}%}"
+                          or (applicants and float(f"{share * 100:.{digits}f}") == 0)):
+        digits += 1
+    return (f"{applicants:,} of {total:,} rows = {share:.{digits}%} "
+            f"(< {minimum:.{digits}%})")
 
 
 def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:
