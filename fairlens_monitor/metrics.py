@@ -166,7 +166,8 @@ def numbers(values: pd.Series, describe: str, column: str,
     if bad.any():
         count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
         raise DataError(f"{describe} has {count} values that are not numbers (e.g. "
-                        f"{examples(values[bad])})", column=column)
+                        f"{examples(values[bad])}); if they mark missing values, list them "
+                        "in source.missing_values (measure: --missing-value)", column=column)
     return np.asarray(numeric.to_numpy(dtype=float), dtype=float)
 
 
