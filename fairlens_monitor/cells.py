@@ -78,6 +78,36 @@ def value_text(value: Any) -> str | None:
     return str(value).strip() or None
 
 
+def text_codes(values: pd.Series, missing_values: Collection[str] = ()
+               ) -> tuple[np.ndarray, list[str]]:
+    """Code a column by its cells' text: ``(codes, texts)``, code -1 for a missing cell.
+
+    Values that differ but read the same (``1`` and ``1.0``, ``" a"`` and ``"a"``) share a
+    code; codes follow the texts' first appearance.
+
+    Args:
+        values: one column as read (CSV text, Parquet or SQL typed values).
+        missing_values: texts that also mean "missing" (after whitespace is removed).
+
+    Returns:
+        An int64 array aligned with ``values`` and the distinct texts it indexes.
+    """
+    missing = frozenset(v.strip() for v in missing_values)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in _HOMOGENEOUS:  # e.g. 1 and True in one object column: row by row
+        values = pd.Series([value_text(v) for v in values], index=values.index, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts: dict[str, int] = {}
+    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the last slot: factorize's NA
+    for i, value in enumerate(uniques):
+        text = value_text(value)
+        if text is not None and text not in missing:
+            remap[i] = texts.setdefault(text, len(texts))
+    return remap[codes], list(texts)
+
+
 def cell_text(values: pd.Series, missing_values: Collection[str] = ()) -> pd.Series:
     """Turn a column of any dtype into label text, missing cells as None.
 
@@ -88,15 +118,8 @@ def cell_text(values: pd.Series, missing_values: Collection[str] = ()) -> pd.Ser
     Returns:
         An object Series aligned with ``values``: str labels, None where missing.
     """
-    missing = frozenset(v.strip() for v in missing_values)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype(object)
-    kind = pd.api.types.infer_dtype(values, skipna=True)
-    if kind not in _HOMOGENEOUS:  # e.g. 1 and True in one object column: row by row
-        values = pd.Series([value_text(v) for v in values], index=values.index, dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    texts = [value_text(u) for u in uniques]
-    lookup = np.array([*(None if t in missing else t for t in texts), None], dtype=object)
+    codes, texts = text_codes(values, missing_values)
+    lookup = np.array([*texts, None], dtype=object)
     return pd.Series(lookup[codes], index=values.index, dtype=object)
 
 

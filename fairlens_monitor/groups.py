@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fairlens_monitor import stats
-from fairlens_monitor.cells import cell_text, numeric_cells
+from fairlens_monitor.cells import numeric_cells, text_codes
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.metrics import binary_outcome, numbers, require_columns
 
@@ -155,8 +155,7 @@ def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | Non
         labels = [band_label(edges, i) for i in range(len(edges) + 1)]
         index[np.isnan(numeric)] = len(labels)
         return index.astype(np.int64), [*labels, MISSING]
-    codes, uniques = pd.factorize(cell_text(values, missing_values), use_na_sentinel=True)
-    labels = [str(u) for u in uniques]
+    codes, labels = text_codes(values, missing_values)
     codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
     return codes, [*labels, MISSING]
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.cells import cell_text
+from fairlens_monitor.cells import text_codes
 from fairlens_monitor.errors import DataError
 
 DEFAULT_DIR_THRESHOLD = 0.8
@@ -112,22 +112,21 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
         return int(mask.sum() if weights is None else np.asarray(weights)[mask].sum())
 
     typed = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
-    text = None if typed else cell_text(values, missing_values)
-    missing = (values if text is None else text).isna().to_numpy()
+    codes, texts = (None, []) if typed else text_codes(values, missing_values)
+    missing = values.isna().to_numpy() if codes is None else codes < 0
     if missing.any():
         article = "an" if role[0] in "aeiou" else "a"
         raise DataError(f"{role} column '{column}' has {count(missing)} missing "
                         f"values; every decision needs {article} {role}", column=column)
     if pd.api.types.is_bool_dtype(values):
         return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
-    if text is None:
+    if codes is None:
         array = values.to_numpy()
         bad = ~np.isin(array, (0, 1))
         if bad.any():
             _raise_not_binary(column, pd.Series(array[bad]), role, count(bad))
         return np.asarray(array, dtype=bool)
-    codes, uniques = pd.factorize(text)  # decide once per distinct text
-    words = pd.Series(uniques, dtype=object).str.lower()
+    words = pd.Series(texts, dtype=object).str.lower()  # decided once per distinct text
     is_true = np.array(words.isin(_TRUE_WORDS), dtype=bool)  # a writable copy
     bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
     if bad.any():  # numeric text such as 1.0 or 0.00: the number decides, as for a float
@@ -161,8 +160,15 @@ def numbers(values: pd.Series, describe: str, column: str,
     Raises:
         DataError: a present value is not a number, with the count and examples.
     """
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = (numeric.isna() & values.notna()).to_numpy()
+    if pd.api.types.is_numeric_dtype(values):
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = (numeric.isna() & values.notna()).to_numpy()
+    else:  # text: parse each distinct value once
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
+            dtype=float)
+        numeric = pd.Series(np.append(parsed, np.nan)[codes], index=values.index)
+        bad = (codes >= 0) & np.append(np.isnan(parsed), False)[codes]
     if bad.any():
         count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
         raise DataError(f"{describe} has {count} values that are not numbers (e.g. "
