@@ -127,12 +127,15 @@ def numeric_cells(values: pd.Series, missing_values: Collection[str] = ()) -> pd
     """The cells of a numeric column (a banded attribute, the stratum) ready to parse.
 
     A typed numeric column is returned as it is (its only missing value is NaN); text is
-    passed through :func:`cell_text`, so an empty cell or a listed missing value becomes
-    None and anything else must then parse as a number.
+    coded as by :func:`cell_text` (as a categorical of the distinct texts), so an empty
+    cell or a listed missing value becomes missing and anything else must then parse as a
+    number.
     """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values
-    return cell_text(values, missing_values)
+    codes, texts = text_codes(values, missing_values)  # categorical: parsed per distinct text
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype=object)),
+                     index=values.index)
 
 
 def missing_report(missing_values: Collection[str]) -> list[str]:
