@@ -62,6 +62,9 @@ def _band(_ctx: click.Context, _param: click.Parameter,
               "calibration gap per group; needs --label.")
 @click.option("--score-bins", type=click.IntRange(2, 10_000), default=100, show_default=True,
               help="Equal-width bins the score is counted in.")
+@click.option("--missing-value", "missing_values", multiple=True, metavar="TEXT",
+              help="Treat this text as a missing value (repeatable, e.g. --missing-value NA). "
+              "Empty cells always are missing; NA, null, None are labels unless given here.")
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
               show_default=True, help="Impact-ratio threshold (four-fifths rule).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -78,8 +81,9 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
             privileged_value: str | None, reference: str, outcome: str, label: str | None,
             bands: dict[str, tuple[float, ...]], explain_by: str | None, score: str | None,
-            score_bins: int, threshold: float, alpha: float, min_group_size: int,
-            min_group_share: float, shortfall: float | None, as_json: bool) -> None:
+            score_bins: int, missing_values: tuple[str, ...], threshold: float, alpha: float,
+            min_group_size: int, min_group_share: float, shortfall: float | None,
+            as_json: bool) -> None:
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
@@ -111,8 +115,12 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
         def progress(rows: int) -> None:
             click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
+    if any(not v.strip() for v in missing_values):
+        raise click.UsageError("--missing-value: give a non-empty text (empty cells are "
+                               "always missing)")
     report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
-                          progress=progress, score=score, score_bins=score_bins)
+                          progress=progress, score=score, score_bins=score_bins,
+                          missing_values=missing_values)
     if progress is not None:
         click.echo(err=True)
     if as_json:

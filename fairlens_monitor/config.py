@@ -262,7 +262,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                "drift_detection", "backup", "retention", "source"})
     source = parse_source(section(root, "source", {"kind", "path", "url", "table", "query",
                                                    "outcome", "timestamp", "stratum",
-                                                   "window", "chunk_rows"}, required=False),
+                                                   "window", "chunk_rows", "missing_values"},
+                                   required=False),
                           base_dir=base_dir, env=env)
     db = section(root, "database", {"url", "busy_timeout_ms"})
     schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})

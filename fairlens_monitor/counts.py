@@ -11,12 +11,13 @@ judges. Pure (no I/O, no clock).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from fairlens_monitor.cells import numeric_cells
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec, group_labels
 from fairlens_monitor.metrics import binary_outcome, examples, numbers, require_columns
@@ -44,7 +45,8 @@ def empty_counts(labelled: bool, stratified: bool, scored: bool = False) -> pd.D
 def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | None = None,
               stratum: str | None = None, weights: str | None = None,
               where: str = "the data", score: str | None = None,
-              score_bins: int = DEFAULT_SCORE_BINS) -> pd.DataFrame:
+              score_bins: int = DEFAULT_SCORE_BINS,
+              missing_values: Collection[str] = ()) -> pd.DataFrame:
     """Validate raw decision columns and reduce them to a count table.
 
     Args:
@@ -59,6 +61,9 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
         score: the optional model score column (numbers in [0, 1]); rows a SQL source
             already binned carry ``_score_bin`` and ``_score_sum`` instead.
         score_bins: how many equal-width bins the score is counted in.
+        missing_values: texts that also mean "missing" in every column read; empty and
+            whitespace-only cells and NULLs always do (:mod:`fairlens_monitor.cells`,
+            whose one rule also makes the labels independent of the columns' dtypes).
 
     Returns:
         Columns ``_group``, ``_approved`` (bool), ``_label`` (bool, with a label),
@@ -76,12 +81,14 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
               *([SCORE_BIN, SCORE_SUM] if binned else filter(None, [score]))]
     require_columns(df, needed, where=where)
     w = None if weights is None else df[weights].to_numpy(dtype=float)
-    out = {GROUP: group_labels(df, spec, where=where).to_numpy(dtype=object),
-           APPROVED: binary_outcome(df[outcome], outcome, weights=w)}
+    miss = missing_values
+    out = {GROUP: group_labels(df, spec, where=where, missing_values=miss).to_numpy(dtype=object),
+           APPROVED: binary_outcome(df[outcome], outcome, weights=w, missing_values=miss)}
     if label:
-        out[LABEL] = binary_outcome(df[label], label, "label", weights=w)
+        out[LABEL] = binary_outcome(df[label], label, "label", weights=w, missing_values=miss)
     if stratum:
-        out[STRATUM] = numbers(df[stratum], f"stratum column '{stratum}' of {where}", stratum, w)
+        out[STRATUM] = numbers(numeric_cells(df[stratum], miss),
+                               f"stratum column '{stratum}' of {where}", stratum, w)
     if score:
         if binned:
             out[SCORE_BIN] = check_bins(df[SCORE_BIN], score, score_bins, w, where)
@@ -193,6 +200,9 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     Raises:
         DataError: a value is missing or not a time (count and examples named).
     """
+    if not (pd.api.types.is_datetime64_any_dtype(values)
+            or isinstance(values.dtype, pd.DatetimeTZDtype)):
+        values = values.where(values.isna() | (values.astype(str).str.strip() != ""), None)
     if values.isna().any():
         raise DataError(f"timestamp column '{column}' of {where} has "
                         f"{int(values.isna().sum())} missing values; every decision needs "

@@ -8,7 +8,7 @@ Nothing is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fairlens_monitor import counts as count_table
+from fairlens_monitor.cells import missing_report, numeric_cells
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.explain import analyze_feature_impact
 from fairlens_monitor.groups import (
@@ -28,12 +29,15 @@ from fairlens_monitor.groups import (
     table_from_frame,
     to_json,
 )
+from fairlens_monitor.metrics import numbers
 from fairlens_monitor.outcomes import included_outcome_metrics
 from fairlens_monitor.scores import score_metrics
 from fairlens_monitor.sources.files import FileChunks
 from fairlens_monitor.stats import format_interval, format_p
+from fairlens_monitor.textwidth import display_width, pad, printable, wrap
 
 CHUNK_ROWS = 500_000
+LABEL_COLUMNS = 40  # the group column (20 wide) widens to the longest label up to this, then wraps
 
 
 def iter_decisions(path: Path, columns: list[str],
@@ -68,7 +72,8 @@ def iter_decisions(path: Path, columns: list[str],
 
 def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = None, *,
                chunk_rows: int = CHUNK_ROWS,
-               progress: Callable[[int], None] | None = None) -> GroupTable:
+               progress: Callable[[int], None] | None = None,
+               missing_values: Collection[str] = ()) -> GroupTable:
     """Count a decision file's groups chunk by chunk (bounded memory).
 
     Args:
@@ -78,6 +83,7 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
         label: optional ground-truth column.
         chunk_rows: rows per chunk.
         progress: called with the rows read so far after each chunk.
+        missing_values: texts that also mean "missing" (empty cells always do).
 
     Returns:
         The count table of the whole file.
@@ -92,7 +98,8 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
             continue
         try:
             tables.append(table_from_frame(chunk, spec, outcome, label,
-                                           where=f"file {path.name}"))
+                                           where=f"file {path.name}",
+                                           missing_values=missing_values))
         except DataError as exc:
             raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
                             f"{path.name})", column=exc.column) from None
@@ -107,7 +114,8 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
 
 def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, score: str,
                       score_bins: int, *, chunk_rows: int = CHUNK_ROWS,
-                      progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+                      progress: Callable[[int], None] | None = None,
+                      missing_values: Collection[str] = ()) -> pd.DataFrame:
     """Count a decision file with a score column into a binned count table (one pass).
 
     Args:
@@ -119,6 +127,7 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
         score_bins: equal-width bins the score is counted in.
         chunk_rows: rows per chunk.
         progress: called with the rows read so far after each chunk.
+        missing_values: texts that also mean "missing" (see :func:`measure_file`).
 
     Returns:
         The count table (:mod:`fairlens_monitor.counts`) with ``_score_bin``/``_score_sum``.
@@ -134,7 +143,8 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
         try:
             tables.append(count_table.normalise(chunk, spec, outcome, label=label,
                                                 where=f"file {path.name}", score=score,
-                                                score_bins=score_bins))
+                                                score_bins=score_bins,
+                                                missing_values=missing_values))
         except DataError as exc:
             raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
                             f"{path.name})", column=exc.column) from None
@@ -150,7 +160,8 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
 def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
                  explain_by: str | None = None, chunk_rows: int = CHUNK_ROWS,
                  progress: Callable[[int], None] | None = None, score: str | None = None,
-                 score_bins: int = count_table.DEFAULT_SCORE_BINS) -> dict[str, Any]:
+                 score_bins: int = count_table.DEFAULT_SCORE_BINS,
+                 missing_values: Collection[str] = ()) -> dict[str, Any]:
     """Measure a decision file once.
 
     Args:
@@ -165,10 +176,13 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         score: optional model score column (in [0, 1]) for per-group AUC and calibration
             gap; needs ``label``.
         score_bins: equal-width bins the score is counted in.
+        missing_values: texts that also mean "missing"; empty and whitespace-only cells
+            (and Parquet nulls) always do, ``NA`` and the like only when listed.
 
     Returns:
-        A JSON-ready report: file, rows, settings, verdict, groups, outcome metrics and (with
-        ``explain_by``) the decomposition of the gap.
+        A JSON-ready report: file, rows, settings, ``missing_values`` (the texts treated as
+        missing, ``""`` first), verdict, groups, outcome metrics and (with ``explain_by``)
+        the decomposition of the gap.
 
     Raises:
         DataError: bad file, column or values, or a named group value that does not occur.
@@ -180,14 +194,15 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
             raise ValueError("a score needs a label: AUC and calibration compare the score "
                              "with the true outcome")
         scored = count_scored_file(path, spec, outcome, label, score, score_bins,
-                                   chunk_rows=chunk_rows, progress=progress)
+                                   chunk_rows=chunk_rows, progress=progress,
+                                   missing_values=missing_values)
         table = count_groups(scored[count_table.GROUP],
                              scored[count_table.APPROVED].to_numpy(dtype=bool),
                              scored[count_table.LABEL].to_numpy(dtype=bool),
                              weights=scored[count_table.N].to_numpy(dtype=float))
     else:
         table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows,
-                           progress=progress)
+                           progress=progress, missing_values=missing_values)
     assessment = assess_named(table, spec)
     metrics = included_outcome_metrics(table, assessment, spec.confidence)
     if metrics is not None and scored is not None:
@@ -201,6 +216,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
                      "min_group_size": spec.min_group_size,
                      "min_group_share": spec.min_group_share,
                      "shortfall": spec.shortfall},
+        "missing_values": missing_report(missing_values),
         **to_json(assessment, metrics),
     }
     if explain_by and assessment.headline is not None:
@@ -208,8 +224,12 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         columns = list(dict.fromkeys([*spec.attributes, outcome, explain_by]))
         parts = []
         for chunk in iter_decisions(path, columns, chunk_rows):
-            groups = group_labels(chunk, spec, where=f"file {path.name}")
-            parts.append(chunk.assign(_group=groups)[groups.isin([h, ref])])
+            where = f"file {path.name}"
+            groups = group_labels(chunk, spec, where=where, missing_values=missing_values)
+            feature = numbers(numeric_cells(chunk[explain_by], missing_values),
+                              f"column '{explain_by}' of {where}", explain_by)
+            parts.append(chunk.assign(_group=groups, **{explain_by: feature})[
+                groups.isin([h, ref])])
         decomposition = analyze_feature_impact(pd.concat(parts), "_group", h, ref, outcome,
                                                feature=explain_by)
         report["explanation"] = {"feature": explain_by, "verdict": decomposition["verdict"],
@@ -220,14 +240,19 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
 
 def report_lines(report: dict[str, Any]) -> list[str]:
     """Render a :func:`measure_file` report for people (a table per group, then the verdict)."""
+    names = [printable(g["group"]) for g in report["groups"]]
+    width = min(max([20, *map(display_width, names)]), LABEL_COLUMNS)
+    listed = [repr(v) for v in report.get("missing_values", [""]) if v]
     lines = [f"{report['file']}: {report['rows']:,} decisions, outcome '{report['outcome']}', "
              f"attribute '{report['protected_attribute']}', reference {report['reference']!r} "
              f"({report['settings']['reference']})",
-             f"{'group':<20} {'role':<9} {'approved':>11} {'rate':>6} {'ratio':>6} "
+             "missing values: " + ", ".join(["empty cells", *listed]),
+             f"{pad('group', width)} {'role':<9} {'approved':>11} {'rate':>6} {'ratio':>6} "
              f"{'95% CI':>13} {'p (Holm)':>9} {'test':>6} {'shortfall':>9}  verdict"]
-    for g in report["groups"]:
+    for g, name in zip(report["groups"], names, strict=True):
+        first, *more = wrap(name, width)  # a long label wraps below itself, never cut
         approved = f"{g['approved']}/{g['applicants']}"
-        row = f"{g['group'][:20]:<20} {g['role']:<9} {approved:>11} {g['rate']:>6.3f}"
+        row = f"{pad(first, width)} {g['role']:<9} {approved:>11} {g['rate']:>6.3f}"
         if "impact_ratio" in g:
             ratio = "n/a" if g["impact_ratio"] is None else f"{g['impact_ratio']:.3f}"
             ci = format_interval(g["ci_low"], g["ci_high"])
@@ -237,7 +262,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         elif g["role"] == "excluded":
             row += f"  (excluded: {g['reason']})"
         lines.append(row)
-    lines.append(f"verdict: {report['verdict']} — {report['reason']}")
+        lines.extend(more)
+    lines.append(f"verdict: {report['verdict']} — {printable(report['reason'])}")
     metrics = report.get("outcome_metrics")
     if metrics:
         lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(

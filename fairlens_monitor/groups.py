@@ -14,7 +14,7 @@ their own counted group, ``(missing)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fairlens_monitor import stats
+from fairlens_monitor.cells import numeric_cells, text_codes
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.metrics import binary_outcome, numbers, require_columns
 
@@ -110,13 +111,18 @@ def band_label(edges: Sequence[float], index: int) -> str:
     return f"[{fmt(edges[index - 1])}, {fmt(edges[index])})"
 
 
-def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") -> pd.Series:
+def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data",
+                 missing_values: Collection[str] = ()) -> pd.Series:
     """Give every row its group label (vectorised).
+
+    Labels follow :mod:`fairlens_monitor.cells`: the same text whatever the column's dtype
+    (``1``, ``1.0`` and a CSV's ``1`` are one group), so labels never depend on chunking.
 
     Args:
         df: one row per decision.
         spec: the attribute column(s) and numeric bands.
         where: how to name the data in errors.
+        missing_values: texts that also mean "missing" (empty cells and NULLs always do).
 
     Returns:
         A string Series aligned with ``df``: the value (or band) of one attribute, or
@@ -129,27 +135,28 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data") 
     codes, names = np.zeros(len(df), dtype=np.int64), [""]
     for position, column in enumerate(spec.attributes):
         part_codes, part_names = _column_codes(df[column], column, spec.bands.get(column),
-                                               where)
+                                               where, missing_values)
         names = [f"{a}{JOIN}{b}" if position else b for a in names for b in part_names]
         codes = codes * len(part_names) + part_codes
     return pd.Series(np.array(names, dtype=object)[codes], index=df.index, dtype=object)
 
 
 def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | None,
-                  where: str) -> tuple[np.ndarray, list[str]]:
+                  where: str, missing_values: Collection[str] = ()
+                  ) -> tuple[np.ndarray, list[str]]:
     """Code each row of one attribute column: ``(codes, label of each code)``.
 
     Work is per distinct value (factorize), never per row in Python; missing values get the
     last code, labelled ``(missing)``.
     """
     if edges:
-        numeric = numbers(values, f"column '{column}' of {where} is banded but", column)
+        numeric = numbers(numeric_cells(values, missing_values),
+                          f"column '{column}' of {where} is banded but", column)
         index = np.searchsorted(np.asarray(edges, dtype=float), numeric, side="right")
         labels = [band_label(edges, i) for i in range(len(edges) + 1)]
         index[np.isnan(numeric)] = len(labels)
         return index.astype(np.int64), [*labels, MISSING]
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    labels = [str(u) for u in uniques]
+    codes, labels = text_codes(values, missing_values)
     codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
     return codes, [*labels, MISSING]
 
@@ -219,16 +226,20 @@ def merge_tables(tables: Sequence[GroupTable]) -> GroupTable:
 
 
 def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
-                     label: str | None = None, *, where: str = "the data") -> GroupTable:
+                     label: str | None = None, *, where: str = "the data",
+                     missing_values: Collection[str] = ()) -> GroupTable:
     """Validate the columns of ``df`` and count its groups.
 
+    ``missing_values`` are texts that also mean "missing" (see :mod:`.cells`).
+
     Raises:
-        DataError: a column is missing, or the outcome/label is not binary.
+        DataError: a column is missing, or the outcome/label is missing or not binary.
     """
     require_columns(df, [outcome] + ([label] if label else []), where=where)
-    labels = group_labels(df, spec, where=where)
-    y = binary_outcome(df[outcome], outcome)
-    truth = binary_outcome(df[label], label, "label") if label else None
+    labels = group_labels(df, spec, where=where, missing_values=missing_values)
+    y = binary_outcome(df[outcome], outcome, missing_values=missing_values)
+    truth = (binary_outcome(df[label], label, "label", missing_values=missing_values)
+             if label else None)
     return count_groups(labels, y, truth)
 
 
@@ -285,8 +296,8 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
             ordered.append(results[g.label])
         else:
             ordered.append(GroupResult(g.label, "excluded", g.applicants, g.approved, g.rate,
-                                       g.share, reason=f"{g.share:.1%} of rows "
-                                       f"(< {spec.min_group_share:.1%})"))
+                                       g.share, reason=excluded_reason(
+                                           g.applicants, total, spec.min_group_share)))
     headline = _headline(list(results.values()), spec)
     # Nothing compared (one group, or all others too small) shows nothing: not "ok".
     verdict = (stats.worst([r.verdict for r in results.values() if r.verdict])
@@ -319,6 +330,29 @@ def holm_all_pairs(compared: Sequence[GroupResult], against_reference: Sequence[
     among = [stats.difference_p_value(a.approved, a.applicants, b.approved, b.applicants)[0]
              for i, a in enumerate(compared) for b in compared[i + 1:]]
     return stats.holm([*against_reference, *among])[: len(against_reference)]
+
+
+def excluded_reason(applicants: int, total: int, minimum: float) -> str:
+    """Why a group is excluded, e.g. ``1 of 51 rows = 1.96% (< 2.00%)``.
+
+    Shows as many decimals (up to 6) as it takes for the share to differ visibly from the
+    minimum and, for a group with rows, from zero: ``2.0% (< 2.0%)`` explained nothing.
+
+    Args:
+        applicants: the group's rows.
+        total: all rows of the reading.
+        minimum: ``min_group_share``.
+
+    Returns:
+        The reason text.
+    """
+    share = applicants / total if total else 0.0
+    digits = 1
+    while digits < 6 and (f"{share:.{digits}%}" == f"{minimum:.{digits}%}"
+                          or (applicants and float(f"{share * 100:.{digits}f}") == 0)):
+        digits += 1
+    return (f"{applicants:,} of {total:,} rows = {share:.{digits}%} "
+            f"(< {minimum:.{digits}%})")
 
 
 def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:

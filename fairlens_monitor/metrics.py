@@ -14,13 +14,14 @@ DIR of exactly 0.8 is exactly 0.8 and sits on the right side of the four-fifths 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fairlens_monitor.cells import text_codes
 from fairlens_monitor.errors import DataError
 
 DEFAULT_DIR_THRESHOLD = 0.8
@@ -82,11 +83,13 @@ def require_columns(df: pd.DataFrame | Iterable[Any], columns: list[str], *,
 
 
 def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
-                   weights: np.ndarray | None = None) -> np.ndarray:
+                   weights: np.ndarray | None = None, *,
+                   missing_values: Collection[str] = ()) -> np.ndarray:
     """Convert an outcome column to a boolean array.
 
-    Accepts booleans, the numbers 0 and 1, and the words true/false, yes/no, y/n, t/f, 1/0
-    in any case.
+    Accepts booleans, the numbers 0 and 1 (also as text in any numeric form: ``1``,
+    ``1.0``), and the words true/false, yes/no, y/n, t/f in any case — the same answer
+    whatever dtype a chunk of the column was read as.
 
     Args:
         values: the outcome column.
@@ -94,6 +97,8 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
         role: what the column is, for error messages (``outcome`` or ``label``).
         weights: decisions per row when ``values`` are distinct values with counts (a
             source's ``GROUP BY``); errors then count decisions, not rows.
+        missing_values: texts that also mean "missing" (empty and whitespace-only cells
+            and NULLs always do; see :mod:`fairlens_monitor.cells`).
 
     Returns:
         A numpy bool array of the same length.
@@ -105,25 +110,31 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
     def count(mask: np.ndarray) -> int:
         return int(mask.sum() if weights is None else np.asarray(weights)[mask].sum())
 
-    missing = values.isna().to_numpy()
+    typed = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    codes, texts = (None, []) if typed else text_codes(values, missing_values)
+    missing = values.isna().to_numpy() if codes is None else codes < 0
     if missing.any():
         article = "an" if role[0] in "aeiou" else "a"
         raise DataError(f"{role} column '{column}' has {count(missing)} missing "
                         f"values; every decision needs {article} {role}", column=column)
     if pd.api.types.is_bool_dtype(values):
         return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
-    if pd.api.types.is_numeric_dtype(values):
+    if codes is None:
         array = values.to_numpy()
         bad = ~np.isin(array, (0, 1))
         if bad.any():
             _raise_not_binary(column, pd.Series(array[bad]), role, count(bad))
         return np.asarray(array, dtype=bool)
-    words = values.astype(str).str.strip().str.lower()
-    is_true = words.isin(_TRUE_WORDS).to_numpy()
+    words = pd.Series(texts, dtype=object).str.lower()  # decided once per distinct text
+    is_true = np.array(words.isin(_TRUE_WORDS), dtype=bool)  # a writable copy
     bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
-    if bad.any():
-        _raise_not_binary(column, values[bad], role, count(bad))
-    return np.asarray(is_true, dtype=bool)
+    if bad.any():  # numeric text such as 1.0 or 0.00: the number decides, as for a float
+        number = pd.to_numeric(words[bad], errors="coerce").to_numpy(dtype=float)
+        is_true[bad] = number == 1
+        bad[bad] = ~np.isin(number, (0.0, 1.0))
+    if bad[codes].any():
+        _raise_not_binary(column, values[bad[codes]], role, count(bad[codes]))
+    return np.asarray(is_true[codes], dtype=bool)
 
 
 def examples(values: pd.Series, limit: int = 5) -> str:
@@ -148,12 +159,20 @@ def numbers(values: pd.Series, describe: str, column: str,
     Raises:
         DataError: a present value is not a number, with the count and examples.
     """
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = (numeric.isna() & values.notna()).to_numpy()
+    if pd.api.types.is_numeric_dtype(values):
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = (numeric.isna() & values.notna()).to_numpy()
+    else:  # text: parse each distinct value once
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
+            dtype=float)
+        numeric = pd.Series(np.append(parsed, np.nan)[codes], index=values.index)
+        bad = (codes >= 0) & np.append(np.isnan(parsed), False)[codes]
     if bad.any():
         count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
         raise DataError(f"{describe} has {count} values that are not numbers (e.g. "
-                        f"{examples(values[bad])})", column=column)
+                        f"{examples(values[bad])}); if they mark missing values, list them "
+                        "in source.missing_values (measure: --missing-value)", column=column)
     return np.asarray(numeric.to_numpy(dtype=float), dtype=float)
 
 

@@ -29,7 +29,8 @@ from fairlens_monitor.errors import ConfigError
 
 ENV_SOURCE_URL = "FAIRLENS_SOURCE_URL"
 KINDS = ("simulator", "file", "sql")
-COMMON_KEYS = {"kind", "outcome", "timestamp", "stratum", "window", "chunk_rows"}
+COMMON_KEYS = {"kind", "outcome", "timestamp", "stratum", "window", "chunk_rows",
+               "missing_values"}
 KIND_KEYS = {"simulator": {"kind"}, "file": COMMON_KEYS | {"path"},
              "sql": COMMON_KEYS | {"url", "table", "query"}}
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -58,6 +59,7 @@ class SourceSettings:
     window: str = "all"
     window_seconds: float | None = None
     chunk_rows: int = 500_000
+    missing_values: tuple[str, ...] = ()
 
     @property
     def columns(self) -> dict[str, str]:
@@ -71,8 +73,11 @@ class SourceSettings:
         The file pattern and the database URL are deployment locations and are left out,
         like ``database.url``; the files' digests are recorded with each reading instead.
         """
-        return {"kind": self.kind, "table": self.table, "query": self.query,
-                "columns": self.columns, "window": self.window}
+        shaping: dict[str, Any] = {"kind": self.kind, "table": self.table, "query": self.query,
+                                   "columns": self.columns, "window": self.window}
+        if self.missing_values:  # absent when unset, so existing configs keep their hash
+            shaping["missing_values"] = list(self.missing_values)
+        return shaping
 
 
 def parse_source(section: Mapping[str, Any], *, base_dir: Path,
@@ -113,7 +118,8 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
     common: dict[str, Any] = {"kind": kind, "outcome": columns["outcome"],
                               "timestamp": columns["timestamp"], "stratum": columns["stratum"],
                               "window": window, "window_seconds": seconds,
-                              "chunk_rows": chunk_rows}
+                              "chunk_rows": chunk_rows,
+                              "missing_values": missing_values(section)}
     if kind == "file":
         pattern = string(section, "source.path")
         return SourceSettings(path=str(resolve_path(pattern, base_dir)), **common)
@@ -139,6 +145,29 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
         if ";" in query:
             raise ConfigError("source.query", "expected a single statement; remove the ';'")
     return SourceSettings(url=url, table=table, query=query, **common)
+
+
+def missing_values(section: Mapping[str, Any]) -> tuple[str, ...]:
+    """Validate ``source.missing_values``: texts that mean "missing" besides empty cells.
+
+    Empty and whitespace-only cells (and NULLs in Parquet and SQL) are always missing;
+    ``NA``, ``null`` and the like are labels unless listed here. Matched exactly (case
+    included) after surrounding whitespace is removed.
+
+    Raises:
+        ConfigError: not a list of non-empty strings (numbers are refused: write ``"-1"``).
+    """
+    key = "source.missing_values"
+    value = section.get("missing_values", [])
+    if not isinstance(value, list):
+        raise ConfigError(key, f"expected a list of strings, e.g. [NA, \"N/A\"], got "
+                          f"{type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{key}[{i}]", "expected a non-empty string (quote numbers and "
+                              f"words YAML would convert, e.g. \"-1\", \"null\"), got "
+                              f"{type(item).__name__ if not isinstance(item, str) else 'blank'}")
+    return tuple(dict.fromkeys(item.strip() for item in value))
 
 
 def parse_duration(text: str) -> float | None:

@@ -67,7 +67,7 @@ def test_small_groups_are_excluded_and_reported_with_counts() -> None:
     result = assess(table_from_frame(df, spec, "approved"), spec)
     assert result.reference.label == "A"
     assert [(g.label, g.applicants, g.approved) for g in result.excluded] == [("C", 20, 0)]
-    assert "1.0% of rows" in (result.excluded[0].reason or "")
+    assert "20 of 2,020 rows = 1.0% (< 2.0%)" in (result.excluded[0].reason or "")
     assert result.verdict == "ok"  # B: 0.857, and C is not compared
     assert {g["group"]: g["role"] for g in to_json(result)["groups"]} == {
         "A": "reference", "B": "compared", "C": "excluded"}

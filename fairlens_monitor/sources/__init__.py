@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy.engine import make_url
 
+from fairlens_monitor.cells import missing_report
 from fairlens_monitor.counts import combine, decisions, digest, empty_counts, normalise
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
@@ -71,7 +72,8 @@ def _lineage(settings: SourceSettings, window: tuple[datetime, datetime] | None,
              counts: pd.DataFrame, **extra: Any) -> dict[str, Any]:
     return {"kind": settings.kind, "window": settings.window,
             "start": window and window[0].isoformat(), "end": window and window[1].isoformat(),
-            "columns": settings.columns, "decisions": decisions(counts),
+            "columns": settings.columns, "missing_values": missing_report(settings.missing_values),
+            "decisions": decisions(counts),
             "counts_sha256": digest(counts), **extra}
 
 
@@ -107,7 +109,8 @@ class FileSource:
             files, skipped = new_or_changed(files, seen)
         tables, reads, changed = [], [], []
         for path in files:
-            counts, read = read_file(path, self.columns, window, chunk_rows=s.chunk_rows)
+            counts, read = read_file(path, self.columns, window, chunk_rows=s.chunk_rows,
+                                     missing_values=s.missing_values)
             if len(counts):
                 tables.append(counts)
             reads.append(read)
@@ -154,7 +157,8 @@ class SqlSource:
         else:
             counts = normalise(rows, self.spec, s.outcome, label=self.label,
                                stratum=s.stratum, weights=COUNT, where=where_text(s.table),
-                               score=self.score, score_bins=self.score_bins)
+                               score=self.score, score_bins=self.score_bins,
+                               missing_values=s.missing_values)
         if len(rows) > WIDE_RESULT and len(rows) * 10 > decisions(counts):
             log.warning("the count query returned %d rows for %d decisions: a column it groups "
                         "by has many distinct values; bin the stratum in source.query (e.g. "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
 DATA_SUFFIXES = (".csv", ".csv.gz", ".txt", *PARQUET_SUFFIXES)
 BLOCK = 1 << 20
+# Every CSV cell as text, exactly as written: no type or missing-value guessing per chunk.
+AS_TEXT: dict[str, Any] = {"dtype": object, "keep_default_na": False, "na_filter": False}
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ class FileChunks:
     after reading and Parquet (read by random access) before. The caller's second digest
     after reading catches a change in every case. ``hashed=False`` skips the digest (the
     ``measure`` command needs none).
+
+    A CSV's columns are read as text, with no guessing of missing values or types (an
+    empty cell is ``""``), so a chunk's labels never depend on what else the chunk holds;
+    :mod:`fairlens_monitor.cells` turns cells into labels and numbers. Parquet keeps its
+    types, integers with nulls as Python ints (not floats).
     """
 
     def __init__(self, path: Path, columns: list[str], chunk_rows: int, *,
@@ -161,22 +168,24 @@ class FileChunks:
             require_columns(parquet.schema_arrow.names, self.columns, where=where)
             for batch in parquet.iter_batches(batch_size=self.chunk_rows,
                                               columns=self.columns):
-                yield batch.to_pandas()
+                yield batch.to_pandas(integer_object_nulls=True)
             return
         require_columns(pd.read_csv(self.path, nrows=0).columns, self.columns, where=where)
         if not self.hashed or name.endswith(COMPRESSED_SUFFIXES):
-            yield from pd.read_csv(self.path, usecols=self.columns, chunksize=self.chunk_rows)
+            yield from pd.read_csv(self.path, usecols=self.columns, chunksize=self.chunk_rows,
+                                   **AS_TEXT)
             self.digest = sha256_file(self.path) if self.hashed else None
             return
         with self.path.open("rb") as raw:
             stream = HashingReader(raw)
             yield from pd.read_csv(io.BufferedReader(stream, BLOCK), usecols=self.columns,
-                                   chunksize=self.chunk_rows)
+                                   chunksize=self.chunk_rows, **AS_TEXT)
             self.digest = stream.finish()
 
 
 def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | None, *,
-              chunk_rows: int) -> tuple[pd.DataFrame, FileRead]:
+              chunk_rows: int, missing_values: Collection[str] = ()
+              ) -> tuple[pd.DataFrame, FileRead]:
     """Count one decision file's rows in the window, chunk by chunk.
 
     Args:
@@ -184,6 +193,7 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
         cols: the columns to read and their roles.
         window: ``[start, end)`` by the timestamp column, or None for every row.
         chunk_rows: rows per chunk (memory stays bounded whatever the file's size).
+        missing_values: texts that also mean "missing" (``source.missing_values``).
 
     Returns:
         ``(count table, what was read)``; the count table may be empty.
@@ -210,7 +220,8 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
                 if len(chunk):
                     tables.append(normalise(chunk, cols.spec, cols.outcome, label=cols.label,
                                             stratum=cols.stratum, where=f"file {name}",
-                                            score=cols.score, score_bins=cols.score_bins))
+                                            score=cols.score, score_bins=cols.score_bins,
+                                            missing_values=missing_values))
             except DataError as exc:
                 raise DataError(f"{exc} (in rows {first:,}–{rows:,} of {name})",
                                 column=exc.column) from None

@@ -158,7 +158,8 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
         with engine.connect() as conn:
             check_columns(conn, table, query, needed)
             result = conn.execute(stmt)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            # As returned (ints stay ints, NULL stays None): cells.py's rule makes labels.
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         raise DataError(f"{where_text(table)}: the count query failed in the source "
