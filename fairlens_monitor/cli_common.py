@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -25,6 +26,22 @@ T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 LAST_OPTION = click.option("--last", default=20, show_default=True,
                            type=click.IntRange(min=1), help="How many of the newest to show.")
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option in a range that also refuses NaN and ±inf.
+
+    ``click.FloatRange`` compares with ``<`` and ``>``, which NaN never fails, so
+    ``--alpha nan`` passed and silently switched the significance test off.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        """Convert as ``click.FloatRange`` does, then refuse a value that is not finite."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class ErrorGroup(click.Group):

@@ -16,6 +16,7 @@ from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
     LAST_OPTION,
+    FiniteFloatRange,
     dump,
     reader,
     settings_of,
@@ -65,15 +66,15 @@ def _band(_ctx: click.Context, _param: click.Parameter,
 @click.option("--missing-value", "missing_values", multiple=True, metavar="TEXT",
               help="Treat this text as a missing value (repeatable, e.g. --missing-value NA). "
               "Empty cells always are missing; NA, null, None are labels unless given here.")
-@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=0.8,
+@click.option("--threshold", type=FiniteFloatRange(min=0, min_open=True), default=0.8,
               show_default=True, help="Impact-ratio threshold (four-fifths rule).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
               default=0.05, show_default=True, help="Significance level.")
 @click.option("--min-group-size", type=click.IntRange(min=1), default=30, show_default=True,
               help="Groups smaller than this make a verdict inconclusive.")
-@click.option("--min-group-share", type=click.FloatRange(0, 0.5), default=0.02,
+@click.option("--min-group-share", type=FiniteFloatRange(0, 0.5), default=0.02,
               show_default=True, help="Groups below this share of rows are excluded (counted).")
-@click.option("--shortfall", type=click.FloatRange(min=0, max=1e12, min_open=True),
+@click.option("--shortfall", type=FiniteFloatRange(min=0, max=1e12, min_open=True),
               default=None, metavar="N",
               help="Opt-in 29 CFR 1607.4D rule: also adverse at a ratio above the threshold "
                    "when significant and at least N approvals short (default: off).")

@@ -181,3 +181,14 @@ def test_a_bad_value_late_in_a_big_file_names_its_rows(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'perhaps'.*in rows 901–1,000 of late\.csv"):
         count_file(path, GroupSpec(attributes=("sex",), privileged_value="male"), "risk",
                    chunk_rows=100)
+
+
+@pytest.mark.parametrize("option", ["--threshold", "--alpha", "--min-group-share",
+                                    "--shortfall"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_number_options_refuse_values_that_are_not_finite(option: str, value: str) -> None:
+    # click's FloatRange let NaN through: --alpha nan switched significance off silently
+    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-value", "female",
+                     "--privileged-value", "male", "--outcome", "risk", option, value)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.output
