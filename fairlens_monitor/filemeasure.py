@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -37,6 +37,7 @@ from fairlens_monitor.stats import format_interval, format_p
 from fairlens_monitor.textwidth import display_width, pad, printable, wrap
 
 CHUNK_ROWS = 500_000
+T = TypeVar("T")
 LABEL_COLUMNS = 40  # the group column (20 wide) widens to the longest label up to this, then wraps
 
 
@@ -92,24 +93,10 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
         DataError: as :func:`iter_decisions`, or a bad value, named with its rows.
     """
     needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
-    tables, done = [], 0
-    for chunk in iter_decisions(path, needed, chunk_rows):
-        if chunk.empty:  # a header-only CSV still yields one empty chunk
-            continue
-        try:
-            tables.append(table_from_frame(chunk, spec, outcome, label,
-                                           where=f"file {path.name}",
-                                           missing_values=missing_values))
-        except DataError as exc:
-            raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
-                            f"{path.name})", column=exc.column) from None
-        done += len(chunk)
-        if progress is not None:
-            progress(done)
-    if not tables:
-        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
-                        "no rows)")
-    return merge_tables(tables)
+    return merge_tables(_reduce_chunks(
+        path, needed, chunk_rows, progress,
+        lambda chunk: table_from_frame(chunk, spec, outcome, label, where=f"file {path.name}",
+                                       missing_values=missing_values)))
 
 
 def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, score: str,
@@ -136,15 +123,29 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
         DataError: as :func:`count_file`, or a score missing, not a number or outside [0, 1].
     """
     needed = list(dict.fromkeys([*spec.attributes, outcome, label, score]))
-    tables, done = [], 0
-    for chunk in iter_decisions(path, needed, chunk_rows):
-        if chunk.empty:
+    return count_table.combine(_reduce_chunks(
+        path, needed, chunk_rows, progress,
+        lambda chunk: count_table.normalise(chunk, spec, outcome, label=label,
+                                            where=f"file {path.name}", score=score,
+                                            score_bins=score_bins,
+                                            missing_values=missing_values)))
+
+
+def _reduce_chunks(path: Path, columns: list[str], chunk_rows: int,
+                   progress: Callable[[int], None] | None,
+                   reduce: Callable[[pd.DataFrame], T]) -> list[T]:
+    """Read ``columns`` a chunk at a time and reduce each chunk to counts.
+
+    A bad value's error is named with its rows and file; a file with a header and no rows is
+    an error (there is nothing to measure).
+    """
+    tables: list[T] = []
+    done = 0
+    for chunk in iter_decisions(path, columns, chunk_rows):
+        if chunk.empty:  # a header-only CSV still yields one empty chunk
             continue
         try:
-            tables.append(count_table.normalise(chunk, spec, outcome, label=label,
-                                                where=f"file {path.name}", score=score,
-                                                score_bins=score_bins,
-                                                missing_values=missing_values))
+            tables.append(reduce(chunk))
         except DataError as exc:
             raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
                             f"{path.name})", column=exc.column) from None
@@ -154,7 +155,7 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
     if not tables:
         raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
                         "no rows)")
-    return count_table.combine(tables)
+    return tables
 
 
 def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
