@@ -388,7 +388,7 @@ def test_a_member_login_of_either_role_cannot_write_anything(pg_url: str, tmp_pa
                     "CREATE SCHEMA mine", "INSERT INTO runs (cycle_index) VALUES (1)",
                     "CREATE VIEW mine AS SELECT 1 AS x"]
         for sql in attempts:
-            with engine.connect() as conn:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("SET SESSION default_transaction_read_only = off"))
                 with pytest.raises(DBAPIError, match=r"permission denied"):
                     conn.execute(text(sql))
