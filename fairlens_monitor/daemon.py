@@ -215,7 +215,7 @@ class Daemon:
         self._event("daemon_leading", {"pid": os.getpid(), "holder": self.lease.holder,
                                        "epoch": change.epoch, "reason": change.reason,
                                        "previous_holder": change.previous_holder})
-        if change.previous_holder is not None:
+        if change.expired:  # a clean stop hands over at once; a lapsed lease left a gap
             self._missed_during_takeover()
         self.emit(f"leading: this daemon (pid {os.getpid()}) runs the cycles "
                   f"(epoch {change.epoch}: {change.reason})")

@@ -138,8 +138,9 @@ def test_a_second_daemon_through_a_symlink_is_refused(tmp_path: Path,
         assert first.stdout is not None
         line = first.stdout.readline()  # printed once it holds the lock and the schema
         assert "running every" in line, line
-        (tmp_path / "alias").symlink_to(tmp_path / "var")
-        second = write_config({"database": {"url": "sqlite:///alias/fairlens.db"}},
+        (tmp_path / "link.db").symlink_to(tmp_path / "var" / "fairlens.db")
+        # An absolute path is taken as written (a relative one is resolved by the config).
+        second = write_config({"database": {"url": f"sqlite:///{tmp_path / 'link.db'}"}},
                               name="second.yaml")
         refused = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config",
                                   str(second), "run", "--cycles", "1"], cwd=REPO,
@@ -273,7 +274,8 @@ def test_a_leader_that_lost_the_lease_cannot_commit(pg_url: str, tmp_path: Path)
         old.append_event("by_a", "daemon", {}, ts="2026-01-01T00:00:00Z")
         # A freezes; its lease runs out (made to, here) and B takes over with epoch 2.
         with old.engine.begin() as conn:
-            conn.execute(text("UPDATE leadership SET expires_at = now() - interval '1 s'"))
+            conn.execute(text("UPDATE leadership SET acquired_at = now() - interval '60 s', "
+                              "expires_at = now() - interval '1 s'"))
         change = b.tick()
         assert change is not None
         assert change.epoch == 2

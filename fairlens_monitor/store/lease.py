@@ -40,6 +40,7 @@ class Change:
     epoch: int
     reason: str
     previous_holder: str | None = None
+    expired: bool = False  # taken from a leader that stopped renewing (not one that released)
 
 
 class Lease:
@@ -107,11 +108,12 @@ class Lease:
             "expires_at = clock_timestamp() + make_interval(secs => :s) WHERE id = 1"),
             {"e": epoch, "h": self.holder, "s": self.lease_seconds})
         self.epoch = epoch
-        reason = (f"the previous leader released the lease when it stopped at "
-                  f"{_iso(expires_at)}" if expires_at <= acquired_at else
-                  f"the lease of the previous leader expired at {_iso(expires_at)} "
-                  "(it stopped renewing: frozen, partitioned or dead)")
-        return Change("lead", epoch, reason, holder)
+        expired = expires_at > acquired_at
+        reason = (f"the lease of the previous leader expired at {_iso(expires_at)} "
+                  "(it stopped renewing: frozen, partitioned or dead)" if expired else
+                  f"the previous leader released the lease when it stopped at "
+                  f"{_iso(expires_at)}")
+        return Change("lead", epoch, reason, holder, expired)
 
     def release(self) -> None:
         """Give the lease up at once (a clean stop), so a standby need not wait it out."""
