@@ -355,7 +355,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         ),
         logging=LoggingSettings(level=level),
         leadership=LeadershipSettings(lease_seconds=number(
-            lead, "leadership.lease_seconds", default=max(5.0, 3 * interval), minimum=1)),
+            lead, "leadership.lease_seconds", default=min(86400.0, max(5.0, 3 * interval)),
+            minimum=1, maximum=86400)),
         audit=AuditSettings(
             checkpoint_every=int(number(audit, "audit.checkpoint_every", default=50,
                                          integer=True, minimum=1)),

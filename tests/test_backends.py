@@ -386,7 +386,8 @@ def test_a_member_login_of_either_role_cannot_write_anything(pg_url: str, tmp_pa
                     "CREATE TEMP TABLE scratch AS SELECT 1 AS x",
                     "SELECT nextval('runs_id_seq')", "CREATE TABLE mine (x int)",
                     "CREATE SCHEMA mine", "INSERT INTO runs (cycle_index) VALUES (1)",
-                    "CREATE VIEW mine AS SELECT 1 AS x"]
+                    "CREATE VIEW mine AS SELECT 1 AS x", "SELECT lo_create(0)",
+                    "SELECT setval('runs_id_seq', 1000)"]
         for sql in attempts:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("SET SESSION default_transaction_read_only = off"))

@@ -19,7 +19,9 @@
 --   * TEMPORARY on this database is revoked from PUBLIC (PostgreSQL grants it to everyone by
 --     default, so a member could otherwise create and fill temporary tables); the owner
 --     keeps it implicitly;
---   * CREATE on schema public is revoked from PUBLIC (the default on PostgreSQL <= 14).
+--   * CREATE on schema public is revoked from PUBLIC (the default on PostgreSQL <= 14);
+--   * run as a superuser, creating large objects (lo_create, lo_import, ...) is revoked from
+--     PUBLIC in this database (they need no privilege otherwise).
 -- This assumes the database serves FairLens Monitor alone: other roles lose TEMPORARY and
 -- CREATE in public too; grant them back by name if some other application needs them.
 -- As a second line, every current member login gets `default_transaction_read_only = on` in
@@ -43,6 +45,12 @@ BEGIN
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM fairlens_auditor, fairlens_reader',
                    current_database());
+    -- Large objects need no privilege to create; only a superuser can close that door (the
+    -- functions belong to the system). Run as the owner alone, this step is skipped.
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_creat(integer), lo_import(text),
+            lo_import(text, oid), lo_from_bytea(oid, bytea) FROM PUBLIC;
+    END IF;
     FOR member IN
         SELECT DISTINCT m.rolname FROM pg_auth_members a
         JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
