@@ -57,13 +57,19 @@ from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path
-from fairlens_monitor.store.lease import Change, FencedError, Lease, last_daemon_run
+from fairlens_monitor.store.lease import (
+    Change,
+    FencedError,
+    Lease,
+    last_daemon_run,
+    missed_fires,
+)
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
 
 log = logging.getLogger(__name__)
 JOB_ID = "fairness-cycle"
-MAX_MISSED_EVENTS = 100  # per takeover: further missed fires are counted in the last event
+MAX_MISSED_EVENTS = 100  # per takeover; further missed fires are counted in the last event
 
 
 @dataclass
@@ -221,21 +227,13 @@ class Daemon:
                   f"(epoch {change.epoch}: {change.reason})")
 
     def _missed_during_takeover(self) -> None:
-        """Queue a ``cycle_missed`` for every fire between the last daemon cycle and now."""
+        """Record a ``cycle_missed`` for every fire between the last daemon cycle and now."""
         try:
             last = last_daemon_run(self.repo.engine)
         except SQLAlchemyError:
             return
-        if last is None:
-            return
-        step = timedelta(seconds=self.settings.schedule.interval_seconds)
-        count = int((self.clock() - last) // step)
-        for k in range(1, min(count, MAX_MISSED_EVENTS) + 1):
-            self._missed.append((last + step * k, "no leader: takeover"))
-        if count > MAX_MISSED_EVENTS:
-            self._missed.append((last + step * count,
-                                 f"no leader: takeover ({count - MAX_MISSED_EVENTS} more "
-                                 "fires not listed one by one)"))
+        self._missed.extend(missed_fires(last, self.clock(), self.settings.schedule
+                                         .interval_seconds, MAX_MISSED_EVENTS))
         self._record_missed()
 
     def _stand_down(self, reason: str) -> None:
@@ -263,7 +261,6 @@ class Daemon:
         if not self._lead(scheduled):
             return
         self._record_pending_failures()
-        self._record_missed()
         try:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
@@ -278,6 +275,7 @@ class Daemon:
             self.emit(f"✗ cycle failed: {error} (the next cycle will run as scheduled)")
         else:
             self.stats.cycles_ok += 1
+            self._record_missed()  # the database takes writes again: the skipped fires too
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
             if checkpoint_due(self.repo, self.settings.audit.checkpoint_every,

@@ -326,3 +326,18 @@ def test_fires_skipped_while_a_cycle_runs_are_recorded(sqlite_settings: Callable
     missed = events(settings.database.url, "cycle_missed")
     assert len(missed) >= 3
     assert all(m["reason"] == "the previous cycle was still running" for m in missed)
+
+
+def test_missed_fires_of_a_takeover_are_listed_and_capped() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fairlens_monitor.store.lease import missed_fires
+
+    last = datetime(2026, 1, 1, tzinfo=UTC)
+    assert missed_fires(None, last, 1.0, 100) == []
+    assert missed_fires(last, last + timedelta(seconds=0.9), 1.0, 100) == []
+    listed = missed_fires(last, last + timedelta(seconds=3.5), 1.0, 100)
+    assert [when for when, _ in listed] == [last + timedelta(seconds=k) for k in (1, 2, 3)]
+    capped = missed_fires(last, last + timedelta(hours=1), 1.0, 100)
+    assert len(capped) == 101
+    assert capped[-1][1] == "no leader: takeover (3500 more fires not listed one by one)"

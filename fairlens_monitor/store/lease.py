@@ -21,7 +21,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, text
@@ -173,3 +173,27 @@ def last_daemon_run(engine: Engine) -> datetime | None:
         value = conn.execute(text("SELECT max(started_at) FROM runs WHERE actor = 'daemon'")
                              ).scalar()
     return value if isinstance(value, datetime) else None
+
+
+def missed_fires(last: datetime | None, now: datetime, interval_seconds: float,
+                 cap: int) -> list[tuple[datetime, str]]:
+    """List the fires nobody ran between the last daemon cycle and a takeover (pure).
+
+    Args:
+        last: when the newest daemon cycle started (None: no daemon ever ran one).
+        now: the time of the takeover.
+        interval_seconds: the schedule's interval.
+        cap: list at most this many one by one; the rest are counted in one more entry.
+
+    Returns:
+        ``(scheduled_for, reason)`` per missed fire, oldest first.
+    """
+    if last is None:
+        return []
+    step = timedelta(seconds=interval_seconds)
+    count = int((now - last) // step)
+    out = [(last + step * k, "no leader: takeover") for k in range(1, min(count, cap) + 1)]
+    if count > cap:
+        out.append((last + step * count,
+                    f"no leader: takeover ({count - cap} more fires not listed one by one)"))
+    return out
