@@ -5,11 +5,12 @@ CONFIG ?= config.yaml
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: help run test lint check bench clean
+.PHONY: help run test test-long lint check bench clean
 
 help:
 	@echo "make run    create .venv, install requirements.txt, migrate, start the daemon ($(CONFIG))"
 	@echo "make test   install the test tools too and run the whole suite"
+	@echo "make test-long  the soak-style tests (pytest -m long) that make test skips"
 	@echo "make lint   ruff and mypy (strict) over the package"
 	@echo "make check  lint + test (what CI runs)"
 	@echo "make bench  the benchmarks in benchmarks/ (not part of make test)"
@@ -34,6 +35,9 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+test-long: $(VENV)/.dev
+	$(BIN)/python -m pytest -m long
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -17,7 +17,12 @@ from fairlens_monitor.crypto import (
     load_cipher,
     load_signing_key,
 )
-from fairlens_monitor.store.db import check_readable, ensure_schema, make_engine
+from fairlens_monitor.store.db import (
+    IDLE_IN_TRANSACTION_S,
+    check_readable,
+    ensure_schema,
+    make_engine,
+)
 from fairlens_monitor.store.repository import Repository
 
 
@@ -38,7 +43,10 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
     """
     url = settings.database.url
     engine = make_engine(url, readonly=readonly,
-                         busy_timeout_ms=settings.database.busy_timeout_ms)
+                         busy_timeout_ms=settings.database.busy_timeout_ms,
+                         # a frozen writer holds the chain lock no longer than a lead lasts
+                         idle_in_transaction_s=(IDLE_IN_TRANSACTION_S if readonly else
+                                                settings.leadership.lease_seconds))
     try:
         check_readable(engine, url) if readonly else ensure_schema(engine, url)
     except Exception:

@@ -69,6 +69,13 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class LeadershipSettings:
+    """How long a daemon's lead on a shared PostgreSQL database lasts unless renewed."""
+
+    lease_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class SimulationSettings:
     n_samples: int
     seed: int
@@ -142,6 +149,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     drift_detection: CusumSettings = field(default_factory=CusumSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
+    leadership: LeadershipSettings = field(default_factory=LeadershipSettings)
 
     def simulator(self) -> SimulationSettings:
         """Return the simulation settings.
@@ -259,7 +267,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     root = mapping(raw, "(top level)")
     reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
                                "alerts", "logging", "audit", "measurement",
-                               "drift_detection", "backup", "retention", "source"})
+                               "drift_detection", "backup", "retention", "source",
+                               "leadership"})
     source = parse_source(section(root, "source", {"kind", "path", "url", "table", "query",
                                                    "outcome", "timestamp", "stratum",
                                                    "window", "chunk_rows", "missing_values"},
@@ -284,6 +293,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                     required=False)
     logging_ = section(root, "logging", {"level"}, required=False)
     audit = section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
+    lead = section(root, "leadership", {"lease_seconds"}, required=False)
+    interval = number(schedule, "schedule.interval_seconds", positive=True)
 
     db_url = env.get(ENV_DB_URL) or string(db, "database.url")
     db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
@@ -301,7 +312,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                         integer=True, minimum=0)),
         ),
         schedule=ScheduleSettings(
-            interval_seconds=number(schedule, "schedule.interval_seconds", positive=True),
+            interval_seconds=interval,
             misfire_grace_seconds=number(schedule, "schedule.misfire_grace_seconds",
                                           default=30.0, positive=True),
         ),
@@ -352,6 +363,9 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             threshold=number(cusum, "drift_detection.threshold", default=8.0, positive=True),
         ),
         logging=LoggingSettings(level=level),
+        leadership=LeadershipSettings(lease_seconds=number(
+            lead, "leadership.lease_seconds", default=min(86400.0, max(5.0, 3 * interval)),
+            minimum=1, maximum=86400)),
         audit=AuditSettings(
             checkpoint_every=int(number(audit, "audit.checkpoint_every", default=50,
                                          integer=True, minimum=1)),

@@ -9,9 +9,11 @@ or others can read is refused, with the ``chmod`` that fixes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,29 +71,46 @@ def fernet_key_path(key_dir: Path) -> Path:
     return key_dir / FERNET_KEY_FILE
 
 
+class KeyExistsError(KeyFileError):
+    """The key file to create exists already (another process may have just made it)."""
+
+
 def create_key_file(path: Path, key: bytes) -> None:
     """Write ``key`` to a new file created 0600 (its folder 0700, created if needed).
+
+    The file appears whole or not at all: the key is written and synced under a private
+    temporary name, then hard-linked to ``path``, which fails if ``path`` exists. So of two
+    processes creating the same key at once exactly one wins, and the other can read the
+    winner's complete key (see :func:`load_cipher`).
 
     Args:
         path: the key file to create; it must not exist.
         key: the key material.
 
     Raises:
-        KeyFileError: the file already exists or cannot be written.
+        KeyExistsError: the file already exists.
+        KeyFileError: it cannot be written.
     """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyFileError(str(path), "already exists; refusing to overwrite a key") from None
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot create: {exc.strerror}") from None
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, key + b"\n")
-        os.fsync(fd)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, key + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(temp, path)
+    except FileExistsError:
+        raise KeyExistsError(str(path), "already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot create: {exc.strerror}") from None
     finally:
-        os.close(fd)
+        os.unlink(temp)
+    fsync_dir(path.parent)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -156,7 +175,8 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
                 fix="restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
                     "at the folder that holds it",
             )
-        create_key_file(path, Fernet.generate_key())
+        with contextlib.suppress(KeyExistsError):  # if another process just made it, use it
+            create_key_file(path, Fernet.generate_key())
     key = read_private_file(path)
     older = tuple(_fernet(p, read_private_file(p)) for p in older_key_files(key_dir))
     return AlertCipher(fernet=_fernet(path, key), key_id=key_fingerprint(key), path=path,
@@ -208,13 +228,19 @@ def load_signing_key(key_dir: Path, *, create: bool) -> Ed25519PrivateKey:
                     "at the folder that holds it",
             )
         private = Ed25519PrivateKey.generate()
-        create_key_file(path, private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).strip())
-        public = key_dir / PUBLIC_KEY_FILE
-        public.write_bytes(private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        return private
+        try:
+            create_key_file(path, private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()).strip())
+        except KeyExistsError:
+            pass  # another process created the pair a moment ago: read the winner's key
+        else:
+            public = key_dir / PUBLIC_KEY_FILE
+            staged = public.with_name(f".{public.name}.{os.getpid()}.tmp")
+            staged.write_bytes(private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            os.replace(staged, public)
+            return private
     data = read_private_file(path)
     try:
         key = serialization.load_pem_private_key(data, password=None)

@@ -35,12 +35,19 @@ from fairlens_monitor.measure import (
 )
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
+from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
-from fairlens_monitor.store.repository import AlertChange, EventList, Repository
+from fairlens_monitor.store.repository import (
+    AlertChange,
+    EventList,
+    Repository,
+    StaleCycleError,
+)
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
+MAX_ATTEMPTS = 100  # lost commit races in a row before a cycle gives up (see run_cycle)
 NO_DATA = "no_data"
 
 
@@ -77,6 +84,31 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
               source: DecisionSource | None = None) -> CycleOutcome:
     """Run one cycle and commit everything it produced in one transaction.
 
+    The cycle index and the drift history are read before measuring, and checked again
+    under the chain lock at commit: when another process (``once`` beside a daemon, cron on
+    two hosts) committed a cycle in between, this one is measured again from the new
+    position, so every committed cycle has its own index and the true predecessor.
+    Arguments, return value and errors as :func:`_attempt_cycle`; also raises
+    ``StaleCycleError`` after ``MAX_ATTEMPTS`` lost races in a row.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return _attempt_cycle(settings, repo, cipher, clock=clock, actor=actor,
+                                  cycle_index=cycle_index, scheduled_for=scheduled_for,
+                                  source=source)
+        except StaleCycleError:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise StaleCycleError(f"{MAX_ATTEMPTS} other cycles were committed while this "
+                                      "one measured; not stored") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
+                   clock: Clock, actor: str, cycle_index: int | None = None,
+                   scheduled_for: datetime | None = None,
+                   source: DecisionSource | None = None) -> CycleOutcome:
+    """Measure from the current position and commit, unless another cycle got there first.
+
     Args:
         settings: validated settings.
         repo: the repository to write to.
@@ -92,11 +124,13 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
         The committed outcome.
 
     Raises:
+        StaleCycleError: another process committed a cycle meanwhile; nothing was committed.
         Exception: anything reading, measurement or storage raised (a bad file is a
             ``DataError`` naming it); nothing was committed.
     """
     started = clock()
-    index = repo.completed_cycles() if cycle_index is None else cycle_index
+    position = repo.cycle_position()
+    index = position[0] if cycle_index is None else cycle_index
     spec = settings.group_spec()
     rows, previous = repo.drift_history(spec.attribute_name,
                                         settings.drift_detection.baseline_readings)
@@ -170,7 +204,8 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
 
     saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
                             close_after=settings.alerts.close_after, actor=actor,
-                            ts=rfc3339(finished), files=files, judge=monitored is not None)
+                            ts=rfc3339(finished), files=files, judge=monitored is not None,
+                            expect=position)
     opened = [c for c in saved.alerts if c.action == "open"]
     token = opened[0].alert.token if opened else None
     return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
@@ -262,6 +297,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         The committed outcome.
 
     Raises:
+        FencedError: the daemon lost its lease meanwhile; nothing is recorded.
         Exception: whatever the cycle raised, after the failure was recorded (or kept in
             ``unrecorded``, or logged when there is no such list).
     """
@@ -269,6 +305,8 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
     try:
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
                          scheduled_for=scheduled_for, source=source)
+    except FencedError:
+        raise  # this daemon lost the lead: the new leader records what happens now
     except Exception as exc:
         failed = FailedCycle(started, clock(), error_text(exc), actor, scheduled_for)
         if record_failure(settings, repo, failed) is None and unrecorded is not None:

@@ -1,11 +1,15 @@
 """The long-running service: an APScheduler 3 ``BlockingScheduler`` that runs one cycle per
 interval until told to stop.
 
-Guarantees: one daemon per SQLite file (``flock`` on ``<db>.lock``); on PostgreSQL several
-daemons may share a database and exactly one — the holder of a session advisory lock — runs
-each cycle, the others standing by and taking over within one interval when the leader
-dies; at most one cycle at a time
-(``max_instances=1``, one worker thread); late fires coalesce into one; a cycle that raises
+Guarantees: one daemon per SQLite file (``flock`` on the file's real path and inode); on
+PostgreSQL several daemons may share a database and exactly one — the holder of the
+leadership lease (``store.lease``) — runs each cycle, the others standing by and taking over
+once the leader stops renewing it (dead, frozen or cut off), with ``daemon_leading`` naming
+the reason and ``cycle_missed`` for each fire nobody ran meanwhile; a leader that lost the
+lease cannot commit (fencing) and stands down; only the leader records ``config_changed``;
+at most one cycle at a time (``max_instances=1``, one worker thread), and a fire skipped
+because a cycle still runs, or missed past the grace time, is a ``cycle_missed`` event;
+late fires coalesce into one; a cycle that raises
 is recorded as a failed run (if the database refuses even that record, it is kept and
 recorded once the database accepts writes again) and the next cycle runs as usual; every
 ``audit.checkpoint_every`` events and at shutdown the chain head is signed and anchored;
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -50,12 +56,20 @@ from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
 from fairlens_monitor.sources import open_source
-from fairlens_monitor.store.db import LeaderLock, instance_lock, sqlite_path
+from fairlens_monitor.store.db import instance_lock, sqlite_path
+from fairlens_monitor.store.lease import (
+    Change,
+    FencedError,
+    Lease,
+    last_daemon_run,
+    missed_fires,
+)
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint
 
 log = logging.getLogger(__name__)
 JOB_ID = "fairness-cycle"
+MAX_MISSED_EVENTS = 100  # per takeover; further missed fires are counted in the last event
 
 
 @dataclass
@@ -78,11 +92,16 @@ class Daemon:
         self.settings, self.repo, self.cipher, self.signer = settings, repo, cipher, signer
         self.unrecorded: list[FailedCycle] = []
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
-        self.leader = LeaderLock(repo.engine)
+        self.lease = Lease(repo.engine, lease_seconds=settings.leadership.lease_seconds,
+                           holder=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+        self.lease.install(repo.sessions)
+        self._lead_lock = threading.RLock()
+        self._missed: list[tuple[datetime, str]] = []
+        self._heartbeat_stop = threading.Event()
         self.source = open_source(settings.source, settings.group_spec(),
                                   settings.measurement.label, settings.measurement.score,
                                   settings.measurement.score_bins)
-        self._leading: bool | None = None
+        self._start_change: Change | None = None
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)
         self._stop_lock = threading.Lock()
@@ -94,7 +113,7 @@ class Daemon:
                           "misfire_grace_time": max(1, round(
                               settings.schedule.misfire_grace_seconds))},
         )
-        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
     def run(self) -> DaemonStats:
         """Start the scheduler and block until a stop is requested; return the counters."""
@@ -111,15 +130,22 @@ class Daemon:
         elif self.settings.backup is not None:
             self.emit("scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
                       "(the backup section is ignored here)")
-        try:
-            record_config_change(self.settings, self.repo, actor="daemon",
-                                 ts=rfc3339(self.clock()), initial=False)
-        except Exception as exc:
-            log.error("could not record config_changed: %s: %s", type(exc).__name__, exc)
-        self._event("daemon_started", {"pid": os.getpid(), "interval_seconds": interval,
-                                       "config_hash": self.settings.config_hash(),
-                                       "code_version": __version__,
-                                       "settings": self.settings.shaping()})
+        leading = self._lead(None, announce=False)
+        if leading:  # only the leader's rules are the rules in force
+            self._record_config_change()
+        with self.lease.unfenced():
+            self._event("daemon_started", {
+                "pid": os.getpid(), "interval_seconds": interval, "code_version": __version__,
+                **({"config_hash": self.settings.config_hash(),
+                    "settings": self.settings.shaping()} if leading else {"role": "standby"})})
+        if leading and self.lease.server:
+            self._announce_lead(self._start_change)
+        elif not leading:
+            self.emit("standby: another daemon runs the cycles on this database")
+        heartbeat = threading.Thread(target=self._heartbeat, name="fairlens-lease",
+                                     daemon=True)
+        if self.lease.server:
+            heartbeat.start()
         self.emit(f"FairLens Monitor {__version__} running every {interval:g}s "
                   f"(Ctrl-C to stop)")
         if self.source is not None:
@@ -129,13 +155,20 @@ class Daemon:
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
-        self._record_pending_failures()
-        self._event("daemon_stopped", {"reason": self.stats.stop_reason,
-                                       "cycles_ok": self.stats.cycles_ok,
-                                       "cycles_failed": self.stats.cycles_failed,
-                                       "missed": self.stats.missed})
-        self._checkpoint()
-        self.leader.release()
+        self._heartbeat_stop.set()
+        if heartbeat.is_alive():
+            heartbeat.join()
+        if self.lease.leading:
+            self._record_pending_failures()
+            self._record_missed()
+        with self.lease.unfenced():
+            self._event("daemon_stopped", {"reason": self.stats.stop_reason,
+                                           "cycles_ok": self.stats.cycles_ok,
+                                           "cycles_failed": self.stats.cycles_failed,
+                                           "missed": self.stats.missed})
+        if self.lease.leading:
+            self._checkpoint()
+        self.lease.release()
         if self.source is not None:
             self.source.close()
         return self.stats
@@ -155,30 +188,74 @@ class Daemon:
         except Exception as exc:  # e.g. a stop before the scheduler had started
             log.warning("scheduler shutdown: %s", exc)
 
-    def _lead(self, scheduled: datetime) -> bool:
-        """Take or keep the lead; say so when that changes (standbys skip the cycle).
+    def _lead(self, scheduled: datetime | None, *, announce: bool = True) -> bool:
+        """Renew or take the lease; say so when that changes (standbys skip the cycle).
 
         When the server cannot be reached, no daemon can run the cycle; the one that led
         keeps the failure to record once the database is back (as for any failed cycle).
         """
+        with self._lead_lock:
+            was = self.lease.leading
+            try:
+                change = self.lease.tick()
+            except SQLAlchemyError as exc:
+                error = error_text(exc)
+                self.emit(f"✗ cannot reach the database to take the lead: {error}")
+                if was and scheduled is not None:
+                    now = self.clock()
+                    self.unrecorded.append(FailedCycle(now, now, error, "daemon", scheduled))
+                    self.stats.cycles_failed += 1
+                return False
+            self._start_change = change
+            if change is not None and announce:
+                if change.action == "lead":
+                    self._record_config_change()
+                    self._announce_lead(change)
+                else:
+                    self._stand_down(change.reason)
+            return self.lease.leading
+
+    def _announce_lead(self, change: Change | None) -> None:
+        """Record ``daemon_leading`` (with why) and the fires nobody ran before it."""
+        if change is None:
+            return
+        self._event("daemon_leading", {"pid": os.getpid(), "holder": self.lease.holder,
+                                       "epoch": change.epoch, "reason": change.reason,
+                                       "previous_holder": change.previous_holder})
+        if change.expired:  # a clean stop hands over at once; a lapsed lease left a gap
+            self._missed_during_takeover()
+        self.emit(f"leading: this daemon (pid {os.getpid()}) runs the cycles "
+                  f"(epoch {change.epoch}: {change.reason})")
+
+    def _missed_during_takeover(self) -> None:
+        """Record a ``cycle_missed`` for every fire between the last daemon cycle and now."""
         try:
-            leading = self.leader.try_acquire()
-        except SQLAlchemyError as exc:
-            error = error_text(exc)
-            self.emit(f"✗ cannot reach the database to take the lead: {error}")
-            if self._leading:
-                now = self.clock()
-                self.unrecorded.append(FailedCycle(now, now, error, "daemon", scheduled))
-                self.stats.cycles_failed += 1
-            return False
-        if leading != self._leading and self.leader.server:
-            if leading:
-                self._event("daemon_leading", {"pid": os.getpid()})
-                self.emit(f"leading: this daemon (pid {os.getpid()}) runs the cycles")
-            else:
-                self.emit("standby: another daemon runs the cycles on this database")
-        self._leading = leading
-        return leading
+            last = last_daemon_run(self.repo.engine)
+        except SQLAlchemyError:
+            return
+        self._missed.extend(missed_fires(last, self.clock(), self.settings.schedule
+                                         .interval_seconds, MAX_MISSED_EVENTS))
+        self._record_missed()
+
+    def _stand_down(self, reason: str) -> None:
+        message = (f"stood down: this daemon lost the lead ({reason}); it stands by and "
+                   "writes nothing")
+        log.warning(message)
+        self.emit(message)
+        self.unrecorded.clear()  # the new leader records the cycles from here on
+
+    def _record_config_change(self) -> None:
+        try:
+            record_config_change(self.settings, self.repo, actor="daemon",
+                                 ts=rfc3339(self.clock()), initial=False)
+        except Exception as exc:
+            log.error("could not record config_changed: %s: %s", type(exc).__name__, exc)
+
+    def _heartbeat(self) -> None:
+        """Renew the lease (leader) or watch for it to expire (standby), a third of it apart."""
+        period = self.settings.leadership.lease_seconds / 3
+        while not self._heartbeat_stop.wait(period):
+            self._lead(None)
 
     def _cycle(self) -> None:
         scheduled = self._fire_time(datetime.now(UTC))
@@ -189,6 +266,9 @@ class Daemon:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
                                     unrecorded=self.unrecorded, source=self.source)
+        except FencedError as exc:  # a takeover happened while this cycle ran
+            self._stand_down(str(exc))
+            return
         except Exception as exc:
             self.stats.cycles_failed += 1
             error = error_text(exc)
@@ -196,6 +276,7 @@ class Daemon:
             self.emit(f"✗ cycle failed: {error} (the next cycle will run as scheduled)")
         else:
             self.stats.cycles_ok += 1
+            self._record_missed()  # the database takes writes again: the skipped fires too
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
             if checkpoint_due(self.repo, self.settings.audit.checkpoint_every,
@@ -214,7 +295,7 @@ class Daemon:
     def _backup(self) -> None:
         """Scheduled backup (leader only): verified copy, audit event, keep the newest N."""
         plan = self.settings.backup
-        if plan is None or not self._leading:
+        if plan is None or not self.lease.leading:
             return
         try:
             made = backup_sqlite(self.settings.database.url,
@@ -234,7 +315,7 @@ class Daemon:
 
     def _retention(self) -> None:
         """Daily retention (leader only); a failure is logged and tried again tomorrow."""
-        if not self._leading:
+        if not self.lease.leading:
             return
         try:
             done = apply_retention(self.settings.retention, self.repo, self.signer,
@@ -258,10 +339,35 @@ class Daemon:
         return self._first_fire + step * max(0, (now - self._first_fire) // step)
 
     def _on_missed(self, event: Any) -> None:
-        self.stats.missed += 1
-        when = event.scheduled_run_time
-        log.warning("cycle scheduled for %s was missed (past the misfire grace time)", when)
-        self._event("cycle_missed", {"scheduled_for": rfc3339(when)})
+        """A fire not run: past the grace time, or the previous cycle still running.
+
+        Called on the scheduler's thread, which must not wait for the database (a running
+        cycle may hold its write lock): the event is queued and recorded by the next cycle
+        (or at stop), by the leader only.
+        """
+        if event.job_id != JOB_ID or not self.lease.leading:
+            return
+        reason = ("the previous cycle was still running" if event.code == EVENT_JOB_MAX_INSTANCES
+                  else "past the misfire grace time")
+        times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
+        for when in times:
+            self.stats.missed += 1
+            log.warning("cycle scheduled for %s was missed (%s)", when, reason)
+            self._missed.append((when, reason))
+
+    def _record_missed(self) -> None:
+        """Record the queued missed fires as ``cycle_missed`` events, oldest first."""
+        with self._lead_lock:
+            while self._missed:
+                when, reason = self._missed[0]
+                try:
+                    self.repo.append_event("cycle_missed", "daemon", {
+                        "scheduled_for": rfc3339(when), "reason": reason},
+                        ts=rfc3339(self.clock()))
+                except Exception as exc:
+                    log.error("could not record cycle_missed yet: %s", error_text(exc))
+                    return
+                self._missed.pop(0)
 
     def _event(self, kind: str, payload: dict[str, Any]) -> None:
         try:

@@ -12,6 +12,7 @@ without the pepper that enumeration finds nothing (``tests/test_privacy.py`` sho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fairlens_monitor.crypto import create_key_file, read_private_file
+from fairlens_monitor.crypto import KeyExistsError, create_key_file, read_private_file
 from fairlens_monitor.errors import DataError, KeyFileError
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI installs the log filter
@@ -93,7 +94,8 @@ def load_pepper(key_dir: Path, *, create: bool = True) -> bytes:
     """
     path = key_dir / PEPPER_FILE
     if create and not path.exists():
-        create_key_file(path, secrets.token_hex(PEPPER_BYTES).encode("ascii"))
+        with contextlib.suppress(KeyExistsError):  # a concurrent start made it: use that one
+            create_key_file(path, secrets.token_hex(PEPPER_BYTES).encode("ascii"))
     text = read_private_file(path)
     try:
         pepper = bytes.fromhex(text.decode("ascii"))

@@ -85,6 +85,12 @@ def test_shipped_config_is_valid() -> None:
         ({"drift_detection": {"threshold": 0}}, "drift_detection.threshold", "> 0"),
         ({"drift_detection": {"window": 5}}, "drift_detection.window", "unknown key"),
         ({"alerts": {"close_after": 0}}, "alerts.close_after", ">= 1"),
+        ({"leadership": {"lease_seconds": 0}}, "leadership.lease_seconds", ">= 1"),
+        ({"leadership": {"lease_seconds": float("nan")}}, "leadership.lease_seconds",
+         "a number"),
+        ({"leadership": {"lease_seconds": 1e300}}, "leadership.lease_seconds", "<= 86400"),
+        ({"leadership": {"lease_seconds": "5s"}}, "leadership.lease_seconds", "a number"),
+        ({"leadership": {"renew_seconds": 1}}, "leadership.renew_seconds", "unknown key"),
         ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": 5,
                                    "hold": -1}}}, "simulation.drift.hold", ">= 0"),
     ],
@@ -159,3 +165,14 @@ def test_measurement_defaults_and_intersections(write_config: Callable[..., Path
     assert spec.bands == {"age": (25.0, 40.0)}
     assert (spec.privileged_value, spec.unprivileged_value) == (None, None)
     assert both.config_hash() != default.config_hash()
+
+
+def test_the_lease_defaults_to_three_intervals_and_at_least_five_seconds(
+        write_config: Callable[..., Path]) -> None:
+    def lease(interval: float) -> float:
+        path = write_config({"schedule": {"interval_seconds": interval}})
+        return load_settings(path, env={}).leadership.lease_seconds
+
+    assert lease(0.2) == 5.0
+    assert lease(60) == 180.0
+    assert lease(86400) == 86400.0

@@ -152,19 +152,22 @@ def test_signal_finishes_the_cycle_and_exits_zero(
 def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
         make_settings: Callable[..., Settings], clock: Callable[[], datetime],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from fairlens_monitor.store.db import LeaderLock
+    import threading
+
+    from fairlens_monitor.store.lease import Change, Lease
 
     settings = make_settings({"schedule": {"interval_seconds": 0.1}})
     calls = {"n": 0}
-    real = LeaderLock.try_acquire
+    real = Lease.tick
 
-    def flaky(self: LeaderLock) -> bool:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the server is gone for one fire
-            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("injected"))
+    def flaky(self: Lease) -> Change | None:
+        if threading.current_thread().name != "fairlens-lease":  # the start, then each fire
+            calls["n"] += 1
+            if calls["n"] == 3:  # the server is gone for the second fire
+                raise OperationalError("SELECT 1", {}, ConnectionRefusedError("injected"))
         return real(self)
 
-    monkeypatch.setattr(LeaderLock, "try_acquire", flaky)
+    monkeypatch.setattr(Lease, "tick", flaky)
     repo = open_repository(settings)
     lines: list[str] = []
     daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
@@ -196,6 +199,7 @@ def test_the_daily_jobs_run_in_the_daemon(make_settings: Callable[..., Settings]
     daemon.run()
     assert {"fairness-cycle", "retention"} <= jobs
     assert ("backup" in jobs) == settings.database.url.startswith("sqlite")
+    assert daemon._lead(None)  # the stop released the lease; the daily job runs as leader
     daemon._retention()  # what the daily job does (the fixed clock is in 2026-01)
     assert any(line.startswith("retention: deleted 0 readings") for line in lines)
     repo.engine.dispose()

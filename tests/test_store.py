@@ -25,7 +25,7 @@ from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 
 TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events", "checkpoints",
-          "group_results", "source_files"}
+          "group_results", "source_files", "leadership"}
 
 
 @pytest.fixture

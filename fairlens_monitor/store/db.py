@@ -5,10 +5,11 @@ survives power loss), a busy timeout, foreign keys on, and every write transacti
 with ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction. Readers
 open the file read-only (``mode=ro``) and never create it. PostgreSQL (``postgresql+psycopg``)
 gets a lock timeout in place of the busy timeout, and readers a session that refuses writes
-(``default_transaction_read_only``). One SQLite daemon per file is enforced with ``flock``;
-several PostgreSQL daemons may share a database and elect a leader with a session advisory
-lock (:class:`LeaderLock`). The schema is created and changed only by Alembic
-(``migrations/``).
+(``default_transaction_read_only``), TCP keepalives both ways and an
+``idle_in_transaction_session_timeout``, so a frozen or vanished client cannot hold locks
+for long. One SQLite daemon per file is enforced with ``flock``; several PostgreSQL daemons
+may share a database and lead by lease (``store.lease``). The schema is created and
+changed only by Alembic (``migrations/``), one migrator at a time.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fairlens_monitor.errors import AlreadyRunningError, StoreError
 
 BUSY_TIMEOUT_MS = 5000
+IDLE_IN_TRANSACTION_S = 60.0
+# A dead peer is noticed within about 10 + 3 * 5 s on both sides of the connection (a host
+# freeze or a network partition), not after the kernel's default two hours.
+CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                     "keepalives_count": 3}
+SERVER_KEEPALIVES = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+                     "-c tcp_keepalives_count=3")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,14 +68,18 @@ def canonical_json(value: Any) -> str:
 
 
 def make_engine(url: str, *, readonly: bool = False,
-                busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+                busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S) -> Engine:
     """Create an engine for ``url`` with the project's durability settings.
 
     Args:
         url: a SQLAlchemy URL (``sqlite:////abs/path.db`` after config resolution).
         readonly: open for reading only; a missing SQLite file is then an error instead of
             being created.
-        busy_timeout_ms: how long a SQLite statement waits for another writer's lock.
+        busy_timeout_ms: how long a SQLite statement waits for another writer's lock (the
+            ``lock_timeout`` on PostgreSQL).
+        idle_in_transaction_s: PostgreSQL ends a session of this engine that sits this long
+            inside a transaction (a frozen process), releasing its locks.
 
     Returns:
         The engine.
@@ -77,12 +89,14 @@ def make_engine(url: str, *, readonly: bool = False,
     """
     path = sqlite_path(url)
     if path is None:
-        options = f"-c lock_timeout={int(busy_timeout_ms)}"
+        options = (f"-c lock_timeout={int(busy_timeout_ms)} -c idle_in_transaction_session_"
+                   f"timeout={max(1000, int(idle_in_transaction_s * 1000))} {SERVER_KEEPALIVES}")
         if readonly:
             options += " -c default_transaction_read_only=on"
         is_pg = make_url(url).get_backend_name() == "postgresql"
         return create_engine(url, pool_pre_ping=True, json_serializer=canonical_json,
-                             connect_args={"options": options} if is_pg else {})
+                             connect_args={"options": options, **CLIENT_KEEPALIVES}
+                             if is_pg else {})
     if readonly:
         if not path.exists():
             raise StoreError(url, f"no database file at {path}; start the monitor "
@@ -160,13 +174,26 @@ def upgrade(engine: Engine, url: str) -> tuple[str | None, str]:
     """
     cfg = alembic_config(url)
     try:
-        before = current_revision(engine)
         with engine.begin() as conn:
+            # One migrator at a time: SQLite's BEGIN IMMEDIATE already holds the write lock;
+            # on PostgreSQL a transaction-level advisory lock queues the others, which then
+            # find the schema at head and change nothing.
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL lock_timeout = '120s'"))  # a migration's length
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
+            before = MigrationContext.configure(conn).get_current_revision()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         return before, head_revision(url)
     except SQLAlchemyError as exc:
-        raise StoreError(url, f"migration failed: {exc.__class__.__name__}: {exc}") from None
+        raise StoreError(url, f"migration failed: {one_line(exc)}") from None
+
+
+def one_line(exc: SQLAlchemyError) -> str:
+    """The driver's own message of a database error, first line only (no SQL, no values)."""
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig if orig is not None else exc).__name__}: {text_[0] if text_ else ''}"
 
 
 def ensure_schema(engine: Engine, url: str) -> None:
@@ -218,10 +245,15 @@ def check_readable(engine: Engine, url: str) -> None:
 def instance_lock(url: str) -> Iterator[Path | None]:
     """Hold the single-daemon lock of a SQLite database for the duration of the block.
 
-    An exclusive ``flock`` on ``<database>.lock``; the kernel releases it when the process
-    dies, even by ``kill -9``, so a crash never leaves a stale lock. Other back ends yield
-    None at once: several daemons may share a server database, and :class:`LeaderLock`
-    decides which one runs each cycle.
+    The lock belongs to the database file, not to the name it was reached by: an exclusive
+    ``flock`` on ``<real path>.lock`` (the path with every symlink and ``..`` resolved, so a
+    relative path or a symlink finds the same lock) and on the database file itself (its
+    inode, so a hard link finds it too, once the file exists). ``flock`` locks are apart
+    from SQLite's own ``fcntl`` locks on Linux (local file systems; WAL needs one anyway),
+    and the block must close every engine on the database before it ends. The kernel
+    releases both when the process dies, even by ``kill -9``, so a crash never leaves a
+    stale lock. Other back ends yield None at once: several daemons may share a server
+    database, and the lease decides which one runs each cycle (``store.lease``).
 
     Args:
         url: the database URL.
@@ -236,78 +268,36 @@ def instance_lock(url: str) -> Iterator[Path | None]:
     if path is None:
         yield None
         return
-    lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    real = path.resolve()
+    lock_path = real.with_name(real.name + ".lock")
+    fds: list[int] = []
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            raise AlreadyRunningError(str(lock_path), f"pid {holder}") from None
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fds.append(fd)
+        _flock(fd, lock_path, lock_path)
+        if real.exists():  # a file not created yet has no other name
+            fds.append(os.open(real, os.O_RDONLY))
+            _flock(fds[-1], lock_path, None)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield lock_path
     finally:
-        os.close(fd)
+        for held in reversed(fds):
+            os.close(held)
 
 
-LEADER_LOCK_KEY = 0x464C4C44  # "FLLD": the daemons' leader lock on PostgreSQL
+def _flock(fd: int, lock_path: Path, pid_file: Path | None) -> None:
+    """Take an exclusive ``flock`` on ``fd`` or say who holds it (the pid in ``pid_file``)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = "a process that opened the file by another name"
+        if pid_file is not None:
+            pid = pid_file.read_bytes()[:64].decode("ascii", "replace").strip()
+            holder = f"pid {pid or 'unknown'}"
+        raise AlreadyRunningError(str(lock_path), holder) from None
+
+
+MIGRATE_LOCK_KEY = 0x464C4D47  # "FLMG": one schema migration at a time on PostgreSQL
 CHAIN_LOCK_KEY = 0x464C4348  # "FLCH": serialises audit-chain appends on PostgreSQL
-
-
-class LeaderLock:
-    """Which of several daemons on one PostgreSQL database runs the cycles.
-
-    Holds ``pg_try_advisory_lock`` on a dedicated connection. The server releases a session
-    lock when its session ends — the daemon stops, crashes or is killed — so a standby's next
-    :meth:`try_acquire` (once per interval) takes over. On SQLite there is one daemon per
-    file (:func:`instance_lock`) and :meth:`try_acquire` is always True.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        """Prepare the lock for ``engine`` (no connection is taken yet)."""
-        self.engine = engine
-        self._conn: Connection | None = None
-        self.server = engine.dialect.name == "postgresql"
-
-    def try_acquire(self) -> bool:
-        """Return True when this process leads (taking the lock if it is free).
-
-        A connection lost while leading counts as losing the lead; the lock is tried again
-        on a new connection.
-
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError: the server cannot be reached, so nobody can tell
-                who leads.
-        """
-        if not self.server:
-            return True
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql("SELECT 1")
-                return True
-            except SQLAlchemyError:
-                self.release()
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            won = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
-                                    {"k": LEADER_LOCK_KEY}).scalar())
-        except SQLAlchemyError:
-            conn.close()
-            raise
-        if won:
-            self._conn = conn
-        else:
-            conn.close()
-        return won
-
-    def release(self) -> None:
-        """Give the lead up (closing the session releases the lock)."""
-        if self._conn is not None:
-            try:
-                self._conn.invalidate()  # really close the session, not back to the pool
-                self._conn.close()
-            except SQLAlchemyError:
-                pass
-            self._conn = None

@@ -77,6 +77,16 @@ class Repository:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
+    def cycle_position(self) -> tuple[int, int]:
+        """Return ``(ok runs, newest ok run id)``: what the next cycle builds on.
+
+        The count is the next cycle's index; the id changes with every committed cycle, so a
+        cycle that read this before measuring can tell, under the chain lock, whether another
+        process committed one in between (see ``save_cycle``'s ``expect``).
+        """
+        with self.sessions() as s:
+            return _position(s)
+
     def completed_cycles(self) -> int:
         """Return how many runs finished ``ok`` (the next cycle's zero-based index)."""
         with self.sessions() as s:
@@ -101,6 +111,7 @@ class Repository:
         ts: str,
         files: Sequence[SourceFile] = (),
         judge: bool = True,
+        expect: tuple[int, int] | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle in one transaction, alert episodes included.
 
@@ -118,15 +129,22 @@ class Repository:
             files: the decision files read, attached to the last reading.
             judge: False for a ``no_data`` reading: alert episodes are neither advanced nor
                 closed by a window without decisions.
+            expect: the :meth:`cycle_position` the cycle was measured from; checked under
+                the chain lock, so a cycle whose index or drift history another process
+                changed meanwhile is not committed.
 
         Returns:
             The ids assigned, the alert transitions and the audit records appended.
 
         Raises:
+            StaleCycleError: ``expect`` no longer holds; nothing was committed (measure
+                again from the new position).
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
         with self.sessions.begin() as s:
             serialise(s)
+            if expect is not None and _position(s) != expect:
+                raise StaleCycleError("another cycle was committed while this one measured")
             s.add(run)
             s.flush()
             for reading in readings:
@@ -229,10 +247,11 @@ class Repository:
             it carries none (recorded before snapshots existed), and both are None when no
             such event exists.
         """
-        with self.sessions() as s:
-            payload = s.scalar(select(AuditEvent.payload)
-                               .where(AuditEvent.event_type.in_(tuple(event_types)))
-                               .order_by(AuditEvent.seq.desc()).limit(1))
+        with self.sessions() as s:  # a standby's daemon_started carries no snapshot: skip it
+            payloads = s.scalars(select(AuditEvent.payload)
+                                 .where(AuditEvent.event_type.in_(tuple(event_types)))
+                                 .order_by(AuditEvent.seq.desc()).limit(100))
+            payload = next((p for p in payloads if p.get("role") != "standby"), None)
         if payload is None:
             return None, None
         settings = payload.get("settings")
@@ -344,6 +363,16 @@ class Repository:
         with self.sessions.begin() as s:
             s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
                                 key_id=cp.key_id, signature=cp.signature))
+
+
+class StaleCycleError(Exception):
+    """A cycle was measured from a position another process has since moved past."""
+
+
+def _position(s: Session) -> tuple[int, int]:
+    count, newest = s.execute(select(func.count(), func.max(Run.id))
+                              .where(Run.status == "ok")).one()
+    return int(count or 0), int(newest or 0)
 
 
 def serialise(s: Session) -> None:
