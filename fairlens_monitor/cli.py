@@ -50,6 +50,7 @@ from fairlens_monitor.trail import (
     checkpoint_due,
     export_jsonl,
     prove_entry,
+    reconcile_anchor,
     verify_store,
     write_checkpoint,
 )
@@ -236,8 +237,11 @@ def checkpoint(ctx: click.Context) -> None:
     """Sign the current chain head now and append it to the anchor file."""
     settings = settings_of(ctx)
     repo = writer(settings)
-    cp = write_checkpoint(repo, open_signing_key(settings, repo),
-                          anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC)))
+    signer = open_signing_key(settings, repo)
+    if added := reconcile_anchor(repo, settings.audit.anchor_file):
+        click.echo(f"appended {added} recorded checkpoints the anchor file lacked")
+    cp = write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
+                          ts=rfc3339(datetime.now(UTC)))
     if cp is None:
         click.echo("nothing to checkpoint: the chain is empty or its head is already anchored")
     else:

@@ -81,3 +81,23 @@ class CannotVerifyError(FairlensError):
 
     def __init__(self, missing: str, fix: str) -> None:
         super().__init__(f"cannot verify: {missing}; {fix}")
+
+
+class DamagedRecordError(FairlensError):
+    """An audit row cannot be read as the record that was written (a problem found: exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, seq: object) -> None:
+        where = f"seq {seq}" if type(seq) is int else "a row"
+        super().__init__(f"audit event {where} is damaged: its columns are not the record "
+                         "that was written; run `fairlens-monitor verify` for the whole chain")
+
+
+class AnchorWriteError(FairlensError):
+    """The anchor file cannot be appended to (so no checkpoint was recorded)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot append to the anchor file {path}: {reason}; nothing was "
+                         "recorded; make the file and its folder writable and run "
+                         "`fairlens-monitor checkpoint`")

@@ -28,7 +28,7 @@ from fairlens_monitor.checkpoints import (
     verify_restore,
 )
 from fairlens_monitor.crypto import load_public_key
-from fairlens_monitor.errors import CannotVerifyError
+from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
 
@@ -135,7 +135,13 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
 
 def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,
                      ts: str) -> Checkpoint | None:
-    """Sign the current chain head, record it in the database, then append it to the anchor.
+    """Sign the current chain head, append it to the anchor file, then record it.
+
+    The anchor file is written first: a checkpoint the database records is always one the
+    anchor file got (a crash between the two leaves only an anchor line, which verifies on
+    its own). Checkpoints the database holds beyond the anchor file's last line (signed
+    inside a cycle's transaction, whose append then failed) are appended first: see
+    :func:`reconcile_anchor`.
 
     Args:
         repo: the repository.
@@ -144,19 +150,51 @@ def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: P
         ts: RFC 3339 time of signing.
 
     Returns:
-        The checkpoint, or None when the chain is empty or the head is already anchored.
+        The checkpoint, or None when the chain is empty or the head is already anchored in
+        both the database and the anchor file.
 
     Raises:
-        OSError: the anchor file cannot be written (the database row is then already there,
-            and the next checkpoint will cover its seq).
+        AnchorWriteError: the anchor file cannot be written (nothing was recorded then).
     """
+    reconcile_anchor(repo, anchor_file)
     seq, head_hash = repo.head()
     if seq == 0 or repo.last_checkpoint_seq() >= seq:
         return None
     cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts)
+    append_anchor(anchor_file, cp)
     repo.save_checkpoint(cp)
-    anchor.append(anchor_file, cp)
     return cp
+
+
+def append_anchor(anchor_file: Path, cp: Checkpoint) -> None:
+    """Append ``cp`` to the anchor file.
+
+    Raises:
+        AnchorWriteError: the file (or its folder) cannot be written; one line, no trace.
+    """
+    try:
+        anchor.append(anchor_file, cp)
+    except OSError as exc:
+        raise AnchorWriteError(anchor_file, exc.strerror or type(exc).__name__) from None
+
+
+def reconcile_anchor(repo: Repository, anchor_file: Path) -> int:
+    """Append to the anchor file the database's checkpoints newer than its last line.
+
+    Returns:
+        How many checkpoints were appended.
+
+    Raises:
+        AnchorWriteError: the anchor file cannot be written.
+    """
+    last = repo.last_checkpoint_seq()
+    if last == 0:
+        return 0
+    anchored = anchor.last_seq(anchor_file)
+    missing = [cp for cp in repo.checkpoints() if cp.seq > anchored] if last > anchored else []
+    for cp in missing:
+        append_anchor(anchor_file, cp)
+    return len(missing)
 
 
 def checkpoint_due(repo: Repository, every: int, head_seq: int | None = None) -> bool:
@@ -221,13 +259,20 @@ def export_jsonl(repo: Repository, path: Path) -> int:
 
     Returns:
         The number of events written.
+
+    Raises:
+        DamagedRecordError: a row cannot be read as the record written (no file is left).
     """
     count = 0
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for rec in repo.iter_records("seq"):
-            doc = {**audit_json(rec), "canonical": rec.canonical}
-            handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
-            count += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for rec in repo.iter_records("seq"):
+                doc = {**audit_json(rec), "canonical": rec.canonical}
+                handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+                count += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a damaged row stops the export: leave no half file
+        raise
     tmp.replace(path)
     return count
