@@ -47,10 +47,12 @@ from fairlens_monitor.render import (
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import (
+    check_chain_start,
     checkpoint_due,
     export_jsonl,
     prove_entry,
     reconcile_anchor,
+    start_new_chain,
     verify_store,
     write_checkpoint,
 )
@@ -77,24 +79,47 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
 
 
+NEW_CHAIN_OPTION = click.option(
+    "--new-chain", is_flag=True,
+    help="The database was lost and there is no backup: set the anchor file of the old chain "
+         "aside (renamed) and start a new chain, recorded as its first event.")
+
+
+def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: str) -> None:
+    """Refuse, or with ``--new-chain`` record, a new chain beside an old chain's anchor.
+
+    Raises:
+        ChainLostError: the chain is empty, the anchor file holds checkpoints, and
+            ``new_chain`` is False.
+    """
+    if new_chain:
+        aside = start_new_chain(repo, anchor_file, actor=actor, ts=rfc3339(datetime.now(UTC)))
+        if aside is not None:
+            click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
+    check_chain_start(repo, anchor_file)
+
+
 @cli.command()
 @click.option("--cycles", type=click.IntRange(min=1), default=None,
               help="Stop after this many cycles (default: run until SIGINT/SIGTERM).")
+@NEW_CHAIN_OPTION
 @click.pass_context
-def run(ctx: click.Context, cycles: int | None) -> None:
+def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
     from fairlens_monitor.daemon import run_daemon  # deferred: pandas and the scheduler
 
     settings = settings_of(ctx)
-    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles)
+    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles,
+               new_chain=new_chain)
 
 
 @cli.command()
 @JSON_OPTION
 @click.option("--fail-on-alert", is_flag=True,
               help="Exit 1 when the monitored verdict is adverse or drift is signalled.")
+@NEW_CHAIN_OPTION
 @click.pass_context
-def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
+def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
     """Run one cycle now, store it, and print its result."""
     from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
     from fairlens_monitor.governance import record_config_change
@@ -102,6 +127,7 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
     settings = settings_of(ctx)
     repo = writer(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
     outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
     if checkpoint_due(repo, settings.audit.checkpoint_every):
@@ -168,7 +194,8 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
     Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
     """
     settings = settings_of(ctx)
-    trail = verify_store(reader(settings), **trail_paths(settings, anchor_file, public_key))
+    trail = verify_store(reader(settings), **trail_paths(settings, anchor_file, public_key),
+                         checkpoint_every=settings.audit.checkpoint_every)
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
@@ -211,7 +238,8 @@ def verify_entry(ctx: click.Context, hash_hex: str, as_json: bool, anchor_file: 
     """Prove that the audit record with this HASH is in the intact chain (exit 1 if not)."""
     settings = settings_of(ctx)
     proof = prove_entry(reader(settings), hash_hex,
-                        **trail_paths(settings, anchor_file, public_key))
+                        **trail_paths(settings, anchor_file, public_key),
+                        checkpoint_every=settings.audit.checkpoint_every)
     rec = proof.record
     if as_json:
         dump({"proven": proof.proven, "record": audit_json(rec) if rec else None,

@@ -101,3 +101,14 @@ class AnchorWriteError(FairlensError):
         super().__init__(f"cannot append to the anchor file {path}: {reason}; nothing was "
                          "recorded; make the file and its folder writable and run "
                          "`fairlens-monitor checkpoint`")
+
+
+class ChainLostError(FairlensError):
+    """The database holds no chain while the anchor file holds checkpoints of one."""
+
+    def __init__(self, anchor_file: object, last_seq: int) -> None:
+        super().__init__(
+            f"the database holds no audit events, but the anchor file {anchor_file} holds "
+            f"checkpoints of a chain up to seq {last_seq}: the database was lost or replaced; "
+            "restore from a backup (fairlens-monitor restore FILE) or start a new anchor file "
+            "with --new-chain, recorded")

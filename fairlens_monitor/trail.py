@@ -6,8 +6,9 @@ simulate → measure → detect → alert → **log**. Joins the pure chain and 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -16,6 +17,7 @@ from fairlens_monitor import anchor
 from fairlens_monitor.audit import (
     GENESIS_HASH,
     AnchorClaim,
+    Anomaly,
     AuditRecord,
     ChainReport,
     verify_chain,
@@ -28,7 +30,7 @@ from fairlens_monitor.checkpoints import (
     verify_restore,
 )
 from fairlens_monitor.crypto import load_public_key
-from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError
+from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
 
@@ -45,7 +47,8 @@ class TrailReport:
 
 
 def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
-                 up_to_seq: int | None = None) -> TrailReport:
+                 up_to_seq: int | None = None,
+                 checkpoint_every: int | None = None) -> TrailReport:
     """Verify the whole chain and every checkpoint (anchor file and database).
 
     Args:
@@ -54,13 +57,18 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
         public_key: the Ed25519 public key that signed the checkpoints.
         up_to_seq: verify a snapshot taken at this head (a backup): anchor-file checkpoints
             signed after it (higher seq) are set aside instead of reported as truncation.
+        checkpoint_every: ``audit.checkpoint_every``. With it, a chain of at least that many
+            events whose signing key exists (the public key file is there) but that has no
+            checkpoint anywhere was stripped of its checkpoints: ``missing_checkpoint``
+            (exit 1), or, when the anchor file is gone too, :class:`CannotVerifyError`.
 
     Returns:
         The report; an unreadable anchor line counts as a ``bad_checkpoint``.
 
     Raises:
         CannotVerifyError: checkpoints exist but the public key is missing or unusable, or
-            the database records checkpoints while the anchor file is missing.
+            the anchor file is missing while the database records checkpoints or (see
+            ``checkpoint_every``) must have had them.
         KeyFileError: the public key file is not an Ed25519 key.
     """
     contents = anchor.read(anchor_file)
@@ -86,8 +94,65 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
+    if (checkpoint_every is not None and not anchors and public_key.exists()
+            and report.head_seq >= max(checkpoint_every, start[0])):
+        report = _stripped(report, anchor_file, checkpoint_every)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        superseded)
+
+
+def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport:
+    """A chain past its first checkpoint interval, signed by a key that exists, with no
+    checkpoint in the database nor in the anchor file: they were removed."""
+    if not anchor_file.exists():
+        raise CannotVerifyError(
+            f"the chain has {report.head_seq} events and a signing key, so checkpoints were "
+            f"written, but the anchor file {anchor_file} is gone and the database holds none",
+            "restore the anchor file (or pass --anchor FILE); until then nothing after genesis "
+            "can be trusted")
+    lost = Anomaly(every, "missing_checkpoint",
+                   f"no checkpoint anywhere although the chain passed seq {every} "
+                   "(audit.checkpoint_every) with a signing key: they were removed")
+    return replace(report, anomalies=sorted([*report.anomalies, lost],
+                                            key=lambda a: (a.seq, a.kind)),
+                   last_verified_seq=0, anchored_seq=0)
+
+
+def check_chain_start(repo: Repository, anchor_file: Path) -> None:
+    """Refuse to start a new chain beside an anchor file that holds another one.
+
+    After the database is lost, the next ``once``/``run`` would otherwise start a fresh
+    chain at seq 1 while the anchor file holds checkpoints of the old one.
+
+    Raises:
+        ChainLostError: the database holds no audit event and the anchor file holds
+            checkpoints (restore from a backup, or start a new anchor with ``--new-chain``).
+    """
+    if repo.head()[0] == 0 and (last := anchor.last_seq(anchor_file)) > 0:
+        raise ChainLostError(anchor_file, last)
+
+
+def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str) -> Path | None:
+    """Set the old chain's anchor file aside and record that a new chain starts here.
+
+    Only when the database holds no audit event and the anchor file holds checkpoints;
+    otherwise nothing happens. The old file is renamed (never deleted) and the first event
+    of the new chain, ``chain_started``, names it with its SHA-256 and last anchored seq.
+
+    Returns:
+        Where the old anchor file went, or None when nothing was done.
+    """
+    if repo.head()[0] != 0 or (last := anchor.last_seq(anchor_file)) == 0:
+        return None
+    digest = hashlib.sha256(anchor_file.read_bytes()).hexdigest()
+    stamp = ts.replace(":", "").replace("-", "")[:15]
+    aside = anchor_file.with_name(f"{anchor_file.name}.old-chain-{stamp}")
+    anchor_file.replace(aside)
+    repo.append_event("chain_started", actor, {
+        "reason": "operator started a new chain (--new-chain) after the database was lost",
+        "previous_anchor_file": aside.name, "previous_anchor_sha256": digest,
+        "previous_anchored_seq": last}, ts=ts)
+    return aside
 
 
 def _prune_start(repo: Repository, key: Ed25519PublicKey
@@ -225,7 +290,7 @@ class EntryProof:
 
 
 def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
-                public_key: Path) -> EntryProof:
+                public_key: Path, checkpoint_every: int | None = None) -> EntryProof:
     """Show that the record with ``hash_hex`` is part of an intact chain.
 
     Args:
@@ -233,13 +298,15 @@ def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
         hash_hex: the record's hash (64 hex digits).
         anchor_file: the anchor file.
         public_key: the checkpoint public key.
+        checkpoint_every: ``audit.checkpoint_every`` (see :func:`verify_store`).
 
     Returns:
         The proof; ``proven`` is False when the hash is unknown or the chain is broken at or
         before the record.
     """
     record = repo.find_event(hash_hex.strip().lower())
-    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key)
+    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
+                         checkpoint_every=checkpoint_every)
     covered = None
     if record is not None and trail.chain.anchored_seq >= record.seq:
         covered = trail.chain.anchored_seq

@@ -57,12 +57,13 @@ class Store:
         engine = create_engine(self.url)
         try:
             with engine.begin() as conn:
-                if engine.dialect.name == "postgresql":
-                    conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER "
-                                      "audit_events_append_only"))
-                else:
-                    conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
-                    conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+                for table in ("audit_events", "checkpoints"):
+                    if engine.dialect.name == "postgresql":
+                        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER "
+                                          f"{table}_append_only"))
+                    else:
+                        conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
+                        conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
                 conn.execute(text(sql), params)
             return True
         except DBAPIError:
@@ -238,3 +239,80 @@ def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_p
     done = s.cli("checkpoint")
     assert "appended 1 recorded checkpoints the anchor file lacked" in done.stdout
     assert s.verify()[:2] == (0, [])
+
+
+def grown(backend_url: str, tmp_path: Path, every: int = 5, head: int = 14) -> Store:
+    """A store with checkpoints every ``every`` events, grown to at least ``head`` events."""
+    s = Store(tmp_path, backend_url, {"simulation": {"drift": 1.0},
+                                      "audit": {"checkpoint_every": every}})
+    assert s.cli("once").exit_code == 0
+    while s.verify()[2]["head_seq"] < head:
+        assert s.cli("once").exit_code == 0
+    return s
+
+
+def test_checkpoints_removed_with_the_anchor_are_not_silence(backend_url: str,
+                                                             tmp_path: Path) -> None:
+    """Item C as filed: anchor file, checkpoint rows and the events after seq 7 deleted
+    (checkpoint_every 5, a signing key present) said "intact, anchored up to seq 0"."""
+    s = grown(backend_url, tmp_path)
+    s.anchor.unlink()
+    assert s.write("DELETE FROM checkpoints")
+    assert s.write("DELETE FROM audit_events WHERE seq > 7")
+    gone = s.cli("verify")
+    assert gone.exit_code == 2
+    assert "cannot verify" in gone.output
+    assert "anchor file" in gone.output
+    assert len(gone.output.strip().splitlines()) == 1
+    s.anchor.write_text("")  # an empty anchor file put back in its place
+    code, found, doc = s.verify()
+    assert code == 1
+    assert (5, "missing_checkpoint") in found
+    assert doc["last_verified_seq"] == 0
+    entry = s.cli("verify-entry", s.rows()[2]["hash"])
+    assert entry.exit_code == 1
+
+
+def test_a_short_chain_without_checkpoints_is_still_intact(tmp_path: Path) -> None:
+    """The rule needs a chain past the first interval: a young chain has no checkpoint yet."""
+    s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
+              {"audit": {"checkpoint_every": 50}})
+    for _ in range(3):
+        assert s.cli("once").exit_code == 0
+    assert s.verify()[:2] == (0, [])
+
+
+def test_a_lost_database_does_not_silently_start_a_new_chain(backend_url: str,
+                                                            tmp_path: Path) -> None:
+    """After the database is lost, `once` and `run` refuse to start a new chain beside the
+    old chain's anchor (exit 2, one line); `--new-chain` sets the old anchor aside, records
+    it as the new chain's first event, and the new chain verifies."""
+    s = grown(backend_url, tmp_path, head=8)
+    old_anchor = s.anchor.read_bytes()
+    if backend_url.startswith("sqlite"):
+        db = tmp_path / "var" / "fairlens.db"
+        for path in (db, db.with_name("fairlens.db-wal"), db.with_name("fairlens.db-shm")):
+            path.unlink(missing_ok=True)
+        advice = s.cli("verify")
+        assert advice.exit_code == 2
+        assert "restore it from a backup" in advice.output
+    else:
+        assert s.write("TRUNCATE audit_events, checkpoints, alerts, source_files, "
+                       "group_results, readings, runs")
+    for args in (("once",), ("run", "--cycles", "1")):
+        refused = s.cli(*args)
+        assert refused.exit_code == 2, refused.output
+        assert no_traceback(refused)
+        assert "start a new anchor file with --new-chain, recorded" in refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+    assert s.anchor.read_bytes() == old_anchor
+    started = s.cli("once", "--new-chain")
+    assert started.exit_code == 0, started.output
+    kept = list(s.anchor.parent.glob("anchor.jsonl.old-chain-*"))
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == old_anchor
+    first = json.loads(s.cli("audit", "--json", "--last", "100").stdout)[0]
+    assert first["event_type"] == "chain_started"
+    assert first["details"]["previous_anchor_file"] == kept[0].name
+    assert s.verify()[:2] == (0, [])
+    assert s.cli("once").exit_code == 0  # the new chain goes on without the flag
