@@ -113,6 +113,8 @@ class Anomaly:
     seq: int
     kind: str
     detail: str
+    table: str | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True)

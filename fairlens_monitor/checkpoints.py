@@ -77,6 +77,8 @@ def verify_checkpoint(key: Ed25519PublicKey, cp: Checkpoint) -> bool:
 
 
 RESTORE_FIELDS = ("from_seq", "head_hash", "superseded_to", "ts")
+# Since 0.9 a restore that loses anchored history names every lost anchored seq, signed.
+RESTORE_FIELDS_V2 = (*RESTORE_FIELDS, "lost_checkpoints")
 PRUNE_FIELDS = ("pruned_to", "head_hash", "ts")
 
 
@@ -110,17 +112,35 @@ def verify_statement(key: Ed25519PublicKey, kind: str, payload: dict[str, object
 
 
 def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
-                 superseded_to: int, ts: str) -> dict[str, object]:
+                 superseded_to: int, ts: str,
+                 lost_checkpoints: list[int] | None = None) -> dict[str, object]:
     """Sign "restored from a backup at ``from_seq``; anchors up to ``superseded_to`` signed
-    before ``ts`` describe history that was lost" (a ``chain_restored`` payload)."""
-    return sign_statement(key, "restore", {"from_seq": from_seq, "head_hash": head_hash,
-                                           "superseded_to": superseded_to, "ts": ts},
-                          RESTORE_FIELDS)
+    before ``ts`` describe history that was lost" (a ``chain_restored`` payload).
+
+    Args:
+        key: the checkpoint signing key.
+        from_seq: the backup's head seq.
+        head_hash: the backup's head hash.
+        superseded_to: the highest anchored seq the restore loses (``from_seq`` if none).
+        ts: RFC 3339 time of the restore.
+        lost_checkpoints: the seq of every anchored checkpoint the restore loses; when
+            given (always, since 0.9), it is signed too.
+
+    Returns:
+        The payload with ``key_id`` and ``signature``.
+    """
+    fields: dict[str, object] = {"from_seq": from_seq, "head_hash": head_hash,
+                                 "superseded_to": superseded_to, "ts": ts}
+    if lost_checkpoints is None:
+        return sign_statement(key, "restore", fields, RESTORE_FIELDS)
+    fields["lost_checkpoints"] = sorted(lost_checkpoints)
+    return sign_statement(key, "restore", fields, RESTORE_FIELDS_V2)
 
 
 def verify_restore(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
     """Return True when a ``chain_restored`` payload was signed by ``key``, unaltered."""
-    return verify_statement(key, "restore", payload, RESTORE_FIELDS)
+    names = RESTORE_FIELDS_V2 if "lost_checkpoints" in payload else RESTORE_FIELDS
+    return verify_statement(key, "restore", payload, names)
 
 
 def sign_prune(key: Ed25519PrivateKey, *, pruned_to: int, head_hash: str,

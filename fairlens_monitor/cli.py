@@ -208,7 +208,8 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                "superseded_checkpoints": trail.superseded,
                "anchor_file": str(trail.anchor_file),
                "first_broken_seq": first.seq if first else None,
-               "anomalies": [vars(a) for a in report.anomalies]})
+               "anomalies": [vars(a) for a in report.anomalies],
+               "warnings": [vars(w) for w in trail.warnings]})
     elif first is None:
         click.echo(f"audit chain intact: {report.count} events, head seq {report.head_seq} "
                    f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
@@ -223,6 +224,9 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                    f"events, verified up to seq {report.last_verified_seq}")
         for a in report.anomalies:
             click.echo(f"  seq {a.seq}: {a.kind}: {a.detail}")
+    if not as_json:
+        for w in trail.warnings:
+            click.echo(f"  warning: seq {w.seq}: {w.kind}: {w.detail}")
     if first is not None:
         ctx.exit(1)
 

@@ -44,6 +44,9 @@ class TrailReport:
     anchor_checkpoints: int
     database_checkpoints: int
     superseded: int = 0  # anchor checkpoints of history lost before a signed restore
+    # ``restored_loss``: each anchored checkpoint a signed restore accepted to lose; listed
+    # always, without changing the verdict (an unaccepted loss is an anomaly instead)
+    warnings: tuple[Anomaly, ...] = ()
 
 
 def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
@@ -81,12 +84,14 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
                                 f"anchor file {anchor_file} is missing", "pass --anchor FILE")
     anchors: list[AnchorClaim] = []
     start, superseded = (1, GENESIS_HASH), 0
+    warnings: list[Anomaly] = []
     if contents.checkpoints or stored or contents.bad_lines:
         if not public_key.exists():
             raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
                                     "missing", "pass --public-key FILE")
         key = load_public_key(public_key)
-        kept, superseded, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        kept, warnings, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        superseded = len(warnings)
         start, prune_claims = _prune_start(repo, key)
         contents = anchor.AnchorContents(kept, contents.bad_lines)
         anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
@@ -98,7 +103,7 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
             and report.head_seq >= max(checkpoint_every, start[0])):
         report = _stripped(report, anchor_file, checkpoint_every)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
-                       superseded)
+                       superseded, tuple(warnings))
 
 
 def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport:
@@ -175,7 +180,7 @@ def _prune_start(repo: Repository, key: Ed25519PublicKey
 
 
 def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]
-                    ) -> tuple[list[Checkpoint], int, list[AnchorClaim]]:
+                    ) -> tuple[list[Checkpoint], list[Anomaly], list[AnchorClaim]]:
     """Set aside anchor checkpoints that a signed ``chain_restored`` event declares lost.
 
     A restore from a backup at seq N leaves the anchor file with checkpoints of history
@@ -184,7 +189,7 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
     N < seq <= that bound and signed *before* the restore are set aside. A restore event
     with a bad signature is itself reported as a ``bad_checkpoint``.
     """
-    kept, superseded, bad = list(checkpoints), 0, []
+    kept, lost, bad = list(checkpoints), [], []
     for seq, payload in repo.events_of_type("chain_restored"):
         if not verify_restore(key, payload):
             bad.append(AnchorClaim(seq, "", False, f"chain_restored at seq {seq} "
@@ -192,10 +197,36 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
             continue
         low, high = int(payload["from_seq"]), int(payload["superseded_to"])
         restored_at = str(payload["ts"])
-        before = len(kept)
-        kept = [cp for cp in kept if not (low < cp.seq <= high and cp.ts < restored_at)]
-        superseded += before - len(kept)
-    return kept, superseded, bad
+        named = payload.get("lost_checkpoints")  # signed since 0.9: exactly these seqs
+        accepted = {int(n) for n in named} if isinstance(named, list) else None
+        keep = []
+        for cp in kept:
+            if (low < cp.seq <= high and cp.ts < restored_at
+                    and (accepted is None or cp.seq in accepted)):
+                lost.append(Anomaly(cp.seq, "restored_loss",
+                                    f"anchored history up to seq {cp.seq} was lost by the "
+                                    f"restore recorded at seq {seq} (from a backup at seq "
+                                    f"{low}), accepted in its signed statement"))
+            else:
+                keep.append(cp)
+        kept = keep
+    return kept, lost, bad
+
+
+def anchored_beyond(repo: Repository, anchor_file: Path, public_key: Path,
+                    from_seq: int) -> list[int]:
+    """The anchored checkpoints a restore of ``repo`` (a backup at ``from_seq``) would lose.
+
+    Checkpoints an earlier signed restore inside the backup already set aside are not
+    counted again.
+
+    Returns:
+        The seqs, ascending, of the anchor file's checkpoints above ``from_seq``.
+    """
+    checkpoints = [cp for cp in anchor.read(anchor_file).checkpoints if cp.seq > from_seq]
+    if checkpoints and public_key.exists():
+        checkpoints = _apply_restores(repo, load_public_key(public_key), checkpoints)[0]
+    return sorted({cp.seq for cp in checkpoints})
 
 
 def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,
