@@ -35,6 +35,7 @@ from fairlens_monitor.cli_common import (
 )
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.crypto import load_cipher
+from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -333,31 +334,40 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.argument("dst_url")
 @click.pass_context
 def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
-    """Copy the history in SRC_URL into the empty database DST_URL, then verify the copy.
+    """Copy the history in SRC_URL into the empty database DST_URL, verified on both sides.
 
     For moving from SQLite to PostgreSQL, e.g. ``db copy sqlite:///var/fairlens.db
-    postgresql+psycopg://fairlens@db-host/fairlens``. The chain and its checkpoints are
-    verified on the copy (with the configured anchor file and public key): exit 0 when it
-    verifies, 1 when it does not, 2 on a usage or database error.
+    postgresql+psycopg://fairlens@db-host/fairlens``. The source's chain and checkpoints are
+    verified first (with the configured anchor file and public key), and the copy's inside
+    its own transaction before the commit: exit 0 when both verify; 1 when either does not,
+    and then nothing is left in DST_URL; 2 on a usage or database error.
     """
     from fairlens_monitor.store.copy import copy_database
 
     settings = settings_of(ctx)
-    result = copy_database(src_url, dst_url)
+    paths = trail_paths(settings, None, None)
+    every = settings.audit.checkpoint_every
+    source = Repository(make_engine(src_url, readonly=True))
+    try:
+        report = verify_store(source, **paths, checkpoint_every=every).chain
+    finally:
+        source.engine.dispose()
+    if not report.intact:
+        first = report.anomalies[0]
+        click.echo(f"source does NOT verify: first broken seq {first.seq} ({first.kind}); "
+                   "nothing was copied", err=True)
+        ctx.exit(1)
+
+    def check(copy: Repository) -> None:
+        found = verify_store(copy, **paths, checkpoint_every=every).chain
+        if not found.intact:
+            raise CopyNotVerifiedError(found.anomalies[0].seq, found.anomalies[0].kind)
+
+    result = copy_database(src_url, dst_url, check)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())
     click.echo(f"copied {rows}; chain head seq {result.head_seq}")
-    copy = Repository(make_engine(dst_url, readonly=True))
-    try:
-        report = verify_store(copy, **trail_paths(settings, None, None)).chain
-    finally:
-        copy.engine.dispose()
-    if report.intact:
-        click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
-                   f"{report.anchored_seq}")
-        return
-    first = report.anomalies[0]
-    click.echo(f"copy does NOT verify: first broken seq {first.seq} ({first.kind})", err=True)
-    ctx.exit(1)
+    click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
+               f"{report.anchored_seq} (checked before the copy committed)")
 
 
 @db.command("current")

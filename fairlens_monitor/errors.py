@@ -112,3 +112,13 @@ class ChainLostError(FairlensError):
             f"checkpoints of a chain up to seq {last_seq}: the database was lost or replaced; "
             "restore from a backup (fairlens-monitor restore FILE) or start a new anchor file "
             "with --new-chain, recorded")
+
+
+class CopyNotVerifiedError(FairlensError):
+    """``db copy`` wrote a destination whose chain does not verify: rolled back (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, seq: int, kind: str) -> None:
+        super().__init__(f"copy does NOT verify: first broken seq {seq} ({kind}); it was "
+                         "rolled back, nothing was left in the destination")
