@@ -124,13 +124,15 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool
     """Run one cycle now, store it, and print its result."""
     from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
     from fairlens_monitor.governance import record_config_change
+    from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
     repo = writer(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
     begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
-    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
+    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli",
+                            sealer=Sealer.of(settings, signer))
     if checkpoint_due(repo, settings.audit.checkpoint_every):
         write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
                          ts=rfc3339(datetime.now(UTC)))

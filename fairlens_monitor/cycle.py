@@ -33,6 +33,7 @@ from fairlens_monitor.measure import (
     measure_counts,
     measure_cycle,
 )
+from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
@@ -74,7 +75,8 @@ class CycleOutcome:
 def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
               actor: str, cycle_index: int | None = None,
               scheduled_for: datetime | None = None,
-              source: DecisionSource | None = None) -> CycleOutcome:
+              source: DecisionSource | None = None,
+              sealer: Sealer | None = None) -> CycleOutcome:
     """Run one cycle and commit everything it produced in one transaction.
 
     Args:
@@ -87,6 +89,9 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
         scheduled_for: when the scheduler meant this cycle to run, if it was scheduled.
         source: an open file or SQL source (the daemon keeps one); None opens the
             configured one for this cycle only. Ignored for the simulator.
+        sealer: signs a checkpoint in the cycle's transaction when one is due (an alert
+            opened or resolved, or ``audit.checkpoint_seconds`` passed) and anchors it
+            after the commit; None signs none here.
 
     Returns:
         The committed outcome.
@@ -165,7 +170,10 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
 
     saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
                             close_after=settings.alerts.close_after, actor=actor,
-                            ts=rfc3339(finished), files=files, judge=monitored is not None)
+                            ts=rfc3339(finished), files=files, judge=monitored is not None,
+                            seal=sealer)
+    if sealer is not None and saved.checkpoint is not None:
+        sealer.anchor(saved.checkpoint)
     opened = [c for c in saved.alerts if c.action == "open"]
     token = opened[0].alert.token if opened else None
     return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
@@ -237,7 +245,8 @@ def error_text(exc: BaseException) -> str:
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
                   actor: str, scheduled_for: datetime | None = None,
                   unrecorded: list[FailedCycle] | None = None,
-                  source: DecisionSource | None = None) -> CycleOutcome:
+                  source: DecisionSource | None = None,
+                  sealer: Sealer | None = None) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
 
     Args:
@@ -250,6 +259,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         unrecorded: where to keep a failure the database refused to record (e.g. while it
             is locked), so the caller can record it later with :func:`record_failure`.
         source: an open decision source to read from (see :func:`run_cycle`).
+        sealer: signs due checkpoints in the cycle's transaction (see :func:`run_cycle`).
 
     Returns:
         The committed outcome.
@@ -261,7 +271,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
     started = clock()
     try:
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
-                         scheduled_for=scheduled_for, source=source)
+                         scheduled_for=scheduled_for, source=source, sealer=sealer)
     except Exception as exc:
         failed = FailedCycle(started, clock(), error_text(exc), actor, scheduled_for)
         if record_failure(settings, repo, failed) is None and unrecorded is not None:

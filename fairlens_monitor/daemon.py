@@ -49,6 +49,7 @@ from fairlens_monitor.cycle import (
 from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
+from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import LeaderLock, instance_lock, sqlite_path
 from fairlens_monitor.store.repository import Repository
@@ -192,7 +193,8 @@ class Daemon:
         try:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
-                                    unrecorded=self.unrecorded, source=self.source)
+                                    unrecorded=self.unrecorded, source=self.source,
+                                    sealer=Sealer.of(self.settings, self.signer))
         except Exception as exc:
             self.stats.cycles_failed += 1
             error = error_text(exc)

@@ -23,8 +23,10 @@ from fairlens_monitor.audit import (
     verify_chain,
 )
 from fairlens_monitor.checkpoints import (
+    NO_PREVIOUS,
     Checkpoint,
     claims,
+    digest,
     sign_checkpoint,
     verify_prune,
     verify_restore,
@@ -74,7 +76,12 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
             ``checkpoint_every``) must have had them.
         KeyFileError: the public key file is not an Ed25519 key.
     """
-    contents = anchor.read(anchor_file)
+    try:
+        contents = anchor.read(anchor_file)
+    except OSError as exc:
+        raise CannotVerifyError(f"the anchor file {anchor_file} cannot be read "
+                                f"({exc.strerror or type(exc).__name__})",
+                                "pass --anchor FILE") from None
     if up_to_seq is not None:
         contents = anchor.AnchorContents([c for c in contents.checkpoints if c.seq <= up_to_seq],
                                          contents.bad_lines)
@@ -133,7 +140,7 @@ def check_chain_start(repo: Repository, anchor_file: Path) -> None:
         ChainLostError: the database holds no audit event and the anchor file holds
             checkpoints (restore from a backup, or start a new anchor with ``--new-chain``).
     """
-    if repo.head()[0] == 0 and (last := anchor.last_seq(anchor_file)) > 0:
+    if repo.head()[0] == 0 and (last := _last_anchored(anchor_file)) > 0:
         raise ChainLostError(anchor_file, last)
 
 
@@ -147,7 +154,7 @@ def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str)
     Returns:
         Where the old anchor file went, or None when nothing was done.
     """
-    if repo.head()[0] != 0 or (last := anchor.last_seq(anchor_file)) == 0:
+    if repo.head()[0] != 0 or (last := _last_anchored(anchor_file)) == 0:
         return None
     digest = hashlib.sha256(anchor_file.read_bytes()).hexdigest()
     stamp = ts.replace(":", "").replace("-", "")[:15]
@@ -256,10 +263,20 @@ def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: P
     seq, head_hash = repo.head()
     if seq == 0 or repo.last_checkpoint_seq() >= seq:
         return None
-    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts)
+    last = repo.last_checkpoint()
+    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts,
+                         prev=NO_PREVIOUS if last is None else digest(last))
     append_anchor(anchor_file, cp)
     repo.save_checkpoint(cp)
     return cp
+
+
+def _last_anchored(anchor_file: Path) -> int:
+    """The anchor file's last seq; an unreadable file is an :class:`AnchorWriteError`."""
+    try:
+        return anchor.last_seq(anchor_file)
+    except OSError as exc:  # e.g. a folder where the file should be
+        raise AnchorWriteError(anchor_file, exc.strerror or type(exc).__name__) from None
 
 
 def append_anchor(anchor_file: Path, cp: Checkpoint) -> None:
@@ -286,7 +303,7 @@ def reconcile_anchor(repo: Repository, anchor_file: Path) -> int:
     last = repo.last_checkpoint_seq()
     if last == 0:
         return 0
-    anchored = anchor.last_seq(anchor_file)
+    anchored = _last_anchored(anchor_file)
     missing = [cp for cp in repo.checkpoints() if cp.seq > anchored] if last > anchored else []
     for cp in missing:
         append_anchor(anchor_file, cp)

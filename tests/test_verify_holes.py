@@ -208,9 +208,12 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
     anchored"; once it is writable the checkpoint lands in both places."""
     s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
               {"audit": {"checkpoint_every": 1000, "anchor_file": "var/anchor/anchor.jsonl"}})
-    assert s.cli("once").exit_code == 0
-    blocker = tmp_path / "var" / "anchor"
-    blocker.write_text("not a folder")  # the anchor's folder is a file: cannot be written
+    assert s.cli("once").exit_code == 0  # signs the first checkpoint in its transaction
+    assert s.cli("once").exit_code == 0  # not due: the head is not anchored
+    anchor_path = tmp_path / "var" / "anchor" / "anchor.jsonl"
+    kept = anchor_path.read_bytes()
+    anchor_path.unlink()
+    anchor_path.mkdir()  # a folder where the file was: cannot be appended to (even by root)
     failed = s.cli("checkpoint")
     assert failed.exit_code == 2
     assert no_traceback(failed)
@@ -219,12 +222,13 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
     again = s.cli("checkpoint")
     assert "already anchored" not in again.output
     assert again.exit_code == 2
-    blocker.unlink()
+    anchor_path.rmdir()
+    anchor_path.write_bytes(kept)
     done = s.cli("checkpoint")
     assert done.exit_code == 0
     assert "checkpoint at seq" in done.stdout
     assert s.verify()[:2] == (0, [])
-    assert s.verify()[2]["anchor_file_checkpoints"] == 1
+    assert s.verify()[2]["anchor_file_checkpoints"] == 2
 
 
 def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_path: Path
@@ -233,9 +237,8 @@ def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_p
     the commit) is appended by the next `checkpoint`, not reported as already anchored."""
     s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
               {"audit": {"checkpoint_every": 1000}})
-    assert s.cli("once").exit_code == 0
-    assert s.cli("checkpoint").exit_code == 0
-    s.anchor.write_text("")  # the line the crash lost
+    assert s.cli("once").exit_code == 0  # signs a checkpoint inside its transaction
+    s.anchor.write_text("")  # the line a crash after the commit lost
     done = s.cli("checkpoint")
     assert "appended 1 recorded checkpoints the anchor file lacked" in done.stdout
     assert s.verify()[:2] == (0, [])

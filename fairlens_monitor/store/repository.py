@@ -67,9 +67,11 @@ class SavedCycle:
     reading_ids: list[int]
     alerts: list[AlertChange]
     events: list[AuditRecord]
+    checkpoint: Checkpoint | None = None  # signed in the same transaction (see sealing)
 
 
 Events = Callable[[Run, Sequence[Reading], Sequence[AlertChange]], "EventList"]
+Seal = Callable[[Session, AuditRecord, Sequence[AlertChange]], "Checkpoint | None"]
 
 
 class Repository:
@@ -120,6 +122,7 @@ class Repository:
         ts: str,
         files: Sequence[SourceFile] = (),
         judge: bool = True,
+        seal: Seal | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle in one transaction, alert episodes included.
 
@@ -137,6 +140,8 @@ class Repository:
             files: the decision files read, attached to the last reading.
             judge: False for a ``no_data`` reading: alert episodes are neither advanced nor
                 closed by a window without decisions.
+            seal: signs a checkpoint of the new head inside this transaction when one is
+                due (``sealing.Sealer``); None signs none.
 
         Returns:
             The ids assigned, the alert transitions and the audit records appended.
@@ -166,7 +171,8 @@ class Repository:
             s.flush()
             records = append_all(s, [(kind, actor, payload)
                                      for kind, payload in events(run, readings, changes)], ts)
-            return SavedCycle(run.id, [r.id for r in readings], changes, records)
+            sealed = seal(s, records[-1], changes) if seal is not None and records else None
+            return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
 
     def drift_history(self, attribute: str,
                       baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
@@ -374,13 +380,33 @@ class Repository:
         """Return every checkpoint recorded in the database, oldest first."""
         with self.sessions() as s:
             rows = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id)).all()
-            return [Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature) for r in rows]
+            return [_checkpoint(r) for r in rows]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        """Return the checkpoint recorded last (the next one's ``prev``), or None."""
+        with self.sessions() as s:
+            return last_checkpoint_in(s)
 
     def save_checkpoint(self, cp: Checkpoint) -> None:
         """Record a signed checkpoint (its own transaction)."""
         with self.sessions.begin() as s:
-            s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
-                                key_id=cp.key_id, signature=cp.signature))
+            add_checkpoint(s, cp)
+
+
+def last_checkpoint_in(s: Session) -> Checkpoint | None:
+    """The checkpoint recorded last, read inside the caller's transaction (or None)."""
+    row = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
+    return None if row is None else _checkpoint(row)
+
+
+def add_checkpoint(s: Session, cp: Checkpoint) -> None:
+    """Record ``cp`` inside the caller's transaction."""
+    s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts, key_id=cp.key_id,
+                        signature=cp.signature, prev=cp.prev))
+
+
+def _checkpoint(r: CheckpointRow) -> Checkpoint:
+    return Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature, r.prev)
 
 
 def serialise(s: Session) -> None:
