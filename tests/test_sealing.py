@@ -140,3 +140,13 @@ def test_checkpoint_seconds_bounds_the_unprotected_window(backend_url: str,
         engine.dispose()
     assert prevs[0][0] == NO_PREVIOUS
     assert all(p is not None for (p,) in prevs)
+
+
+@pytest.mark.parametrize("ts", ["2026-12-02T06:00:00.000000Z", 'odd"quote', "tab\there",
+                                "ünï", "back\\slash", ""])
+def test_the_fast_checkpoint_message_is_rfc8785(ts: str) -> None:
+    import rfc8785
+
+    fields = {"seq": 12, "head_hash": H, "ts": ts, "key_id": "0123abcd", "prev": NO_PREVIOUS}
+    assert checkpoints.message(12, H, ts, "0123abcd", NO_PREVIOUS) == (
+        checkpoints.DOMAIN_TAG_V2 + rfc8785.dumps(fields))
