@@ -31,7 +31,7 @@ from fairlens_monitor.checkpoints import (
     verify_prune,
     verify_restore,
 )
-from fairlens_monitor.crypto import load_public_key
+from fairlens_monitor.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
@@ -63,7 +63,8 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
         up_to_seq: verify a snapshot taken at this head (a backup): anchor-file checkpoints
             signed after it (higher seq) are set aside instead of reported as truncation.
         checkpoint_every: ``audit.checkpoint_every``. With it, a chain of at least that many
-            events whose signing key exists (the public key file is there) but that has no
+            events whose signing key exists (the public key file, or the private key beside
+            it, is there: deleting only the public key does not hide it) but that has no
             checkpoint anywhere was stripped of its checkpoints: ``missing_checkpoint``
             (exit 1), or, when the anchor file is gone too, :class:`CannotVerifyError`.
 
@@ -106,7 +107,8 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
-    if (checkpoint_every is not None and not anchors and public_key.exists()
+    signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
+    if (checkpoint_every is not None and not anchors and signing_key
             and report.head_seq >= max(checkpoint_every, start[0])):
         report = _stripped(report, anchor_file, checkpoint_every)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),

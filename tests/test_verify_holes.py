@@ -274,6 +274,8 @@ def test_checkpoints_removed_with_the_anchor_are_not_silence(backend_url: str,
     assert doc["last_verified_seq"] == 0
     entry = s.cli("verify-entry", s.rows()[2]["hash"])
     assert entry.exit_code == 1
+    (tmp_path / "var" / "keys" / "checkpoint_ed25519.pub").unlink()  # hide the key too
+    assert s.verify()[:2] == (1, [(5, "missing_checkpoint")])
 
 
 def test_a_short_chain_without_checkpoints_is_still_intact(tmp_path: Path) -> None:
