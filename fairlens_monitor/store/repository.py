@@ -379,8 +379,11 @@ class Repository:
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
         with self.sessions() as s:
-            rows = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id)).all()
-            return [_checkpoint(r) for r in rows]
+            rows = s.execute(select(CheckpointRow.seq, CheckpointRow.head_hash,
+                                    CheckpointRow.ts, CheckpointRow.key_id,
+                                    CheckpointRow.signature, CheckpointRow.prev)
+                             .order_by(CheckpointRow.id)).all()  # plain rows: one a cycle
+            return [Checkpoint(*r) for r in rows]
 
     def last_checkpoint(self) -> Checkpoint | None:
         """Return the checkpoint recorded last (the next one's ``prev``), or None."""
