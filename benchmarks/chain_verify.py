@@ -6,7 +6,11 @@ config, run here first) with per-event counters, then times, in one run:
 `verify_chain` over the repository's two streaming passes, and the `fairlens-monitor verify`
 command end to end (process start, checkpoint checks and all).
 
-    python benchmarks/chain_verify.py [--events 262800] [--dir DIR]
+    python benchmarks/chain_verify.py [--events 262800] [--dir DIR] [--checkpoints K]
+
+With ``--checkpoints K`` it also times the checkpoint checks `verify` makes for K chained
+checkpoints (one signature, a hash for each of the rest) beside K checked one signature
+each (the pre-0.9 way): what signing a checkpoint every cycle costs at verification.
 
 Goal (issue 5): at least 200,000 events a second.
 """
@@ -24,12 +28,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.app import open_cipher, open_repository  # noqa: E402
 from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339, verify_chain  # noqa: E402
+from fairlens_monitor.checkpoints import (  # noqa: E402
+    NO_PREVIOUS,
+    Checkpoint,
+    claims,
+    digest,
+    sign_checkpoint,
+)
 from fairlens_monitor.config import load_settings  # noqa: E402
 from fairlens_monitor.cycle import run_cycle  # noqa: E402
 from fairlens_monitor.store.db import canonical_json, make_engine, upgrade  # noqa: E402
@@ -74,6 +86,30 @@ def build(path: Path, events: int, legacy: bool, small: bool) -> None:
                          "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", rows)
 
 
+def time_checkpoints(count: int) -> None:
+    """Time :func:`checkpoints.claims` on ``count`` chained and ``count`` unchained ones."""
+    key = Ed25519PrivateKey.generate()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    chained: list[Checkpoint] = []
+    for i in range(count):
+        chained.append(sign_checkpoint(
+            key, seq=2 * i + 2, head_hash=f"{i:064x}", ts=rfc3339(start + timedelta(minutes=i)),
+            prev=digest(chained[-1]) if chained else NO_PREVIOUS))
+    t = time.perf_counter()
+    found = claims(key.public_key(), chained, "bench")
+    took = time.perf_counter() - t
+    assert all(c.signature_ok for c in found)
+    print(f"{count:,} chained checkpoints checked in {took:.3f} s "
+          f"({1e6 * took / count:.1f} µs each: one signature, a hash for each of the rest)")
+    sample = [sign_checkpoint(key, seq=c.seq, head_hash=c.head_hash, ts=c.ts)
+              for c in chained[:min(count, 5000)]]
+    t = time.perf_counter()
+    found = claims(key.public_key(), sample, "bench")
+    took = time.perf_counter() - t
+    print(f"unchained (pre-0.9): {1e6 * took / len(sample):.1f} µs each (one signature each; "
+          f"{count:,} would take {took / len(sample) * count:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=262_800)
@@ -83,7 +119,11 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true",
                         help="store payloads as versions before 0.3 did (json.dumps, not "
                              "RFC 8785): verification then parses every payload")
+    parser.add_argument("--checkpoints", type=int, default=0,
+                        help="also time the checks of this many chained checkpoints")
     args = parser.parse_args()
+    if args.checkpoints:
+        time_checkpoints(args.checkpoints)
     folder = args.dir / (f"{args.events}{'-legacy' if args.legacy else ''}"
                          f"{'-small' if args.small else ''}")
     db = folder / "var" / "fairlens.db"

@@ -55,3 +55,24 @@ def read(path: Path) -> AnchorContents:
             else:
                 checkpoints.append(cp)
     return AnchorContents(checkpoints, bad)
+
+
+def last_seq(path: Path, tail_bytes: int = 4096) -> int:
+    """Return the seq of the last well-formed checkpoint line (0 when there is none).
+
+    Reads only the file's tail, so it costs the same however long the file grows; when the
+    tail holds no whole good line it falls back to reading the file.
+    """
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - tail_bytes))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines[1:] if size > tail_bytes else lines):
+        cp = parse_line(line) if line.strip() else None
+        if cp is not None:
+            return cp.seq
+    found = read(path).checkpoints if size > tail_bytes else []
+    return found[-1].seq if found else 0

@@ -46,22 +46,25 @@ class StoredRecord(NamedTuple):
     Rows written by this version store the payload in RFC 8785 form, so the row's columns
     can be checked against the hashed bytes by comparing text (see
     :func:`canonical_text_of`); older rows fall back to a parse and an exact comparison.
-    ``payload_text`` is ``''`` (never valid JSON) when the reader already made that text
-    comparison in the database and it held.
+    ``payload_text`` is None when the reader already made that text comparison in the
+    database and it held (a stored ``''`` or ``'null'`` is a damaged payload, never "matched").
+    The columns are typed as written; a damaged row may hold anything (SQLite keeps any type).
     """
 
     seq: int
     ts: str
     event_type: str
     actor: str
-    payload_text: str
+    payload_text: str | None
     prev_hash: str
     hash: str
     canonical: str
 
     @property
     def payload(self) -> Any:
-        """The payload column parsed (raises ValueError when it is not JSON)."""
+        """The payload column parsed (raises ValueError when it is not JSON text)."""
+        if not isinstance(self.payload_text, str):
+            raise ValueError("the payload column holds no text")
         return json.loads(self.payload_text)
 
 
@@ -110,6 +113,8 @@ class Anomaly:
     seq: int
     kind: str
     detail: str
+    table: str | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -263,8 +268,10 @@ def verify_chain(
             Claims below the start concern deleted history and are not checked.
 
     Returns:
-        The report. ``last_verified_seq`` is the highest seq below every anomaly;
-        ``anchored_seq`` the highest seq covered by a valid checkpoint.
+        The report. ``last_verified_seq`` is the highest seq below every anomaly and, when
+        a signed head differs from the chain (history rewritten at or before it, then
+        rehashed), no higher than the newest good checkpoint below that head;
+        ``anchored_seq`` the highest seq covered by a valid checkpoint up to there.
     """
     claims = sorted((a for a in anchors if a.seq >= start[0] or not a.signature_ok),
                     key=lambda a: a.seq)
@@ -280,13 +287,18 @@ def verify_chain(
     for rec in stored:  # the hot loop: the common case takes no function call but sha256
         count += 1
         seq, canonical, link_hash = rec.seq, rec.canonical, rec.hash
+        if type(seq) is not int:  # a damaged seq column: say where it stood, then skip it
+            anomalies.append(Anomaly(highest + 1, "modified",
+                                     "the seq column does not hold an integer"))
+            linear = False
+            continue
         try:
-            fast = (type(rec) is StoredRecord and type(seq) is int
-                    and (rec.payload_text == "" or canonical == canonical_text_of(rec))
-                    and len(rec.prev_hash) == 64
+            fast = (type(rec) is StoredRecord
+                    and (rec.payload_text is None or canonical == canonical_text_of(rec))
+                    and type(canonical) is str and len(rec.prev_hash) == 64
                     and sha256(tag + fromhex(rec.prev_hash) + canonical.encode()).hexdigest()
                     == link_hash)
-        except ValueError:  # prev_hash is not hex: the slow path says so
+        except (ValueError, TypeError):  # prev_hash is not hex text: the slow path says so
             fast = False
         if not fast:
             anomalies.extend(_content_anomalies(rec))
@@ -307,6 +319,8 @@ def verify_chain(
         hash_at = {}
         expected, prev_hash, head_hash = start[0], start[1], start[1]
         for link in by_seq:
+            if type(link.seq) is not int:  # reported as modified by the first pass
+                continue
             if link.seq < expected:
                 anomalies.append(Anomaly(link.seq, "reordered",
                                          f"seq {link.seq} appears twice"))
@@ -323,7 +337,7 @@ def verify_chain(
             expected = link.seq + 1
     head_seq = expected - 1
 
-    anchored = 0
+    anchored, good, rewritten = 0, [], []
     for claim in claims:
         if not claim.signature_ok:
             anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
@@ -336,10 +350,15 @@ def verify_chain(
             anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
                                      f"chain hash at seq {claim.seq} differs from the signed "
                                      f"head ({claim.source}): history was rewritten"))
+            rewritten.append(claim.seq)
         elif claim.seq in hash_at:
             anchored = max(anchored, claim.seq)
+            good.append(claim.seq)
     anomalies = _dedupe(anomalies)
     first_bad = min((a.seq for a in anomalies), default=head_seq + 1)
+    for seq in rewritten:  # something at or before seq was rewritten, and rehashed onwards:
+        # only what a good checkpoint below it vouches for is still verified
+        first_bad = min(first_bad, max((g for g in good if g < seq), default=start[0] - 1) + 1)
     return ChainReport(count=count, head_seq=head_seq, head_hash=head_hash,
                        last_verified_seq=min(head_seq, first_bad - 1),
                        anchored_seq=min(anchored, first_bad - 1),
@@ -392,26 +411,30 @@ def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
     # changes the hash and so breaks the link or a signed checkpoint.) The second check is a
     # text comparison when the payload column holds canonical text (rows written since 0.3),
     # else a parse of both sides and an exact comparison.
+    # A damaged row may hold NULL, a number or a blob where text was written (SQLite keeps
+    # any type): every such column is a modification, never a crash.
+    if not all(type(v) is str for v in (rec.ts, rec.event_type, rec.actor, rec.canonical,
+                                        rec.prev_hash, rec.hash)):
+        return [Anomaly(rec.seq, "modified", "a column does not hold the text written")]
     fast = (isinstance(rec, StoredRecord) and type(rec.seq) is int
-            and (rec.payload_text == "" or canonical_text_of(rec) == rec.canonical))
+            and (rec.payload_text is None or canonical_text_of(rec) == rec.canonical))
     if not fast and not _same_fields(rec):
         return [Anomaly(rec.seq, "modified", "stored fields differ from the hashed bytes")]
     try:
         if chain_hash(rec.prev_hash, rec.canonical.encode("utf-8")) != rec.hash:
             return [Anomaly(rec.seq, "modified", "hash does not match the record's content")]
-    except ValueError as exc:
-        return [Anomaly(rec.seq, "modified", str(exc))]
+    except ValueError:
+        return [Anomaly(rec.seq, "modified", "prev_hash is not 64 hex digits")]
     return []
 
 
 def _same_fields(rec: AuditRecord | StoredRecord) -> bool:
     try:
         hashed = json.loads(rec.canonical)
-    except ValueError:
-        return False
-    try:
         payload = rec.payload
-    except ValueError:
+    except (ValueError, TypeError):
+        return False
+    if not isinstance(payload, Mapping):  # every event's payload is an object
         return False
     return (isinstance(hashed, dict) and hashed.get("seq") == rec.seq
             and type(rec.seq) is int and hashed.get("ts") == rec.ts

@@ -35,6 +35,7 @@ from fairlens_monitor.cli_common import (
 )
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.crypto import load_cipher
+from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -47,9 +48,12 @@ from fairlens_monitor.render import (
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import (
+    check_chain_start,
     checkpoint_due,
     export_jsonl,
     prove_entry,
+    reconcile_anchor,
+    start_new_chain,
     verify_store,
     write_checkpoint,
 )
@@ -76,33 +80,59 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
 
 
+NEW_CHAIN_OPTION = click.option(
+    "--new-chain", is_flag=True,
+    help="The database was lost and there is no backup: set the anchor file of the old chain "
+         "aside (renamed) and start a new chain, recorded as its first event.")
+
+
+def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: str) -> None:
+    """Refuse, or with ``--new-chain`` record, a new chain beside an old chain's anchor.
+
+    Raises:
+        ChainLostError: the chain is empty, the anchor file holds checkpoints, and
+            ``new_chain`` is False.
+    """
+    if new_chain:
+        aside = start_new_chain(repo, anchor_file, actor=actor, ts=rfc3339(datetime.now(UTC)))
+        if aside is not None:
+            click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
+    check_chain_start(repo, anchor_file)
+
+
 @cli.command()
 @click.option("--cycles", type=click.IntRange(min=1), default=None,
               help="Stop after this many cycles (default: run until SIGINT/SIGTERM).")
+@NEW_CHAIN_OPTION
 @click.pass_context
-def run(ctx: click.Context, cycles: int | None) -> None:
+def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
     from fairlens_monitor.daemon import run_daemon  # deferred: pandas and the scheduler
 
     settings = settings_of(ctx)
-    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles)
+    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles,
+               new_chain=new_chain)
 
 
 @cli.command()
 @JSON_OPTION
 @click.option("--fail-on-alert", is_flag=True,
               help="Exit 1 when the monitored verdict is adverse or drift is signalled.")
+@NEW_CHAIN_OPTION
 @click.pass_context
-def once(ctx: click.Context, as_json: bool, fail_on_alert: bool) -> None:
+def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
     """Run one cycle now, store it, and print its result."""
     from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
     from fairlens_monitor.governance import record_config_change
+    from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
     repo = writer(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
-    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli")
+    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli",
+                            sealer=Sealer.of(settings, signer))
     if checkpoint_due(repo, settings.audit.checkpoint_every):
         write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
                          ts=rfc3339(datetime.now(UTC)))
@@ -167,7 +197,8 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
     Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
     """
     settings = settings_of(ctx)
-    trail = verify_store(reader(settings), **trail_paths(settings, anchor_file, public_key))
+    trail = verify_store(reader(settings), **trail_paths(settings, anchor_file, public_key),
+                         checkpoint_every=settings.audit.checkpoint_every)
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
@@ -180,7 +211,8 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                "superseded_checkpoints": trail.superseded,
                "anchor_file": str(trail.anchor_file),
                "first_broken_seq": first.seq if first else None,
-               "anomalies": [vars(a) for a in report.anomalies]})
+               "anomalies": [vars(a) for a in report.anomalies],
+               "warnings": [vars(w) for w in trail.warnings]})
     elif first is None:
         click.echo(f"audit chain intact: {report.count} events, head seq {report.head_seq} "
                    f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
@@ -195,6 +227,9 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                    f"events, verified up to seq {report.last_verified_seq}")
         for a in report.anomalies:
             click.echo(f"  seq {a.seq}: {a.kind}: {a.detail}")
+    if not as_json:
+        for w in trail.warnings:
+            click.echo(f"  warning: seq {w.seq}: {w.kind}: {w.detail}")
     if first is not None:
         ctx.exit(1)
 
@@ -210,7 +245,8 @@ def verify_entry(ctx: click.Context, hash_hex: str, as_json: bool, anchor_file: 
     """Prove that the audit record with this HASH is in the intact chain (exit 1 if not)."""
     settings = settings_of(ctx)
     proof = prove_entry(reader(settings), hash_hex,
-                        **trail_paths(settings, anchor_file, public_key))
+                        **trail_paths(settings, anchor_file, public_key),
+                        checkpoint_every=settings.audit.checkpoint_every)
     rec = proof.record
     if as_json:
         dump({"proven": proof.proven, "record": audit_json(rec) if rec else None,
@@ -236,8 +272,11 @@ def checkpoint(ctx: click.Context) -> None:
     """Sign the current chain head now and append it to the anchor file."""
     settings = settings_of(ctx)
     repo = writer(settings)
-    cp = write_checkpoint(repo, open_signing_key(settings, repo),
-                          anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC)))
+    signer = open_signing_key(settings, repo)
+    if added := reconcile_anchor(repo, settings.audit.anchor_file):
+        click.echo(f"appended {added} recorded checkpoints the anchor file lacked")
+    cp = write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
+                          ts=rfc3339(datetime.now(UTC)))
     if cp is None:
         click.echo("nothing to checkpoint: the chain is empty or its head is already anchored")
     else:
@@ -297,31 +336,40 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.argument("dst_url")
 @click.pass_context
 def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
-    """Copy the history in SRC_URL into the empty database DST_URL, then verify the copy.
+    """Copy the history in SRC_URL into the empty database DST_URL, verified on both sides.
 
     For moving from SQLite to PostgreSQL, e.g. ``db copy sqlite:///var/fairlens.db
-    postgresql+psycopg://fairlens@db-host/fairlens``. The chain and its checkpoints are
-    verified on the copy (with the configured anchor file and public key): exit 0 when it
-    verifies, 1 when it does not, 2 on a usage or database error.
+    postgresql+psycopg://fairlens@db-host/fairlens``. The source's chain and checkpoints are
+    verified first (with the configured anchor file and public key), and the copy's inside
+    its own transaction before the commit: exit 0 when both verify; 1 when either does not,
+    and then nothing is left in DST_URL; 2 on a usage or database error.
     """
     from fairlens_monitor.store.copy import copy_database
 
     settings = settings_of(ctx)
-    result = copy_database(src_url, dst_url)
+    paths = trail_paths(settings, None, None)
+    every = settings.audit.checkpoint_every
+    source = Repository(make_engine(src_url, readonly=True))
+    try:
+        report = verify_store(source, **paths, checkpoint_every=every).chain
+    finally:
+        source.engine.dispose()
+    if not report.intact:
+        first = report.anomalies[0]
+        click.echo(f"source does NOT verify: first broken seq {first.seq} ({first.kind}); "
+                   "nothing was copied", err=True)
+        ctx.exit(1)
+
+    def check(copy: Repository) -> None:
+        found = verify_store(copy, **paths, checkpoint_every=every).chain
+        if not found.intact:
+            raise CopyNotVerifiedError(found.anomalies[0].seq, found.anomalies[0].kind)
+
+    result = copy_database(src_url, dst_url, check)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())
     click.echo(f"copied {rows}; chain head seq {result.head_seq}")
-    copy = Repository(make_engine(dst_url, readonly=True))
-    try:
-        report = verify_store(copy, **trail_paths(settings, None, None)).chain
-    finally:
-        copy.engine.dispose()
-    if report.intact:
-        click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
-                   f"{report.anchored_seq}")
-        return
-    first = report.anomalies[0]
-    click.echo(f"copy does NOT verify: first broken seq {first.seq} ({first.kind})", err=True)
-    ctx.exit(1)
+    click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
+               f"{report.anchored_seq} (checked before the copy committed)")
 
 
 @db.command("current")

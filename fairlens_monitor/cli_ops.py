@@ -249,11 +249,15 @@ def backup(ctx: click.Context, dest: Path) -> None:
 
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--accept-loss", is_flag=True,
+              help="Restore even though the backup ends before checkpoints in the anchor "
+                   "file: the lost anchored seqs are named in the signed restore statement.")
 @click.pass_context
-def restore(ctx: click.Context, src: Path) -> None:
+def restore(ctx: click.Context, src: Path, accept_loss: bool) -> None:
     """Replace the SQLite database with the backup SRC (stop the daemon first).
 
-    Refuses a backup that fails integrity_check or chain verification. The replaced file is
+    Refuses a backup that fails integrity_check or chain verification, and one that ends
+    before checkpoints in the anchor file unless --accept-loss. The replaced file is
     kept beside it (renamed). A signed `chain_restored` event explains the gap to the anchor
     file, a new checkpoint is signed, and the result is verified. Exit 0 when it verifies.
     """
@@ -262,7 +266,8 @@ def restore(ctx: click.Context, src: Path) -> None:
 
     settings = settings_of(ctx)
     # The database may be gone (that is why one restores): never create or open it here.
-    done = restore_sqlite(settings, src, load_signing_key(settings.keys.dir, create=False))
+    done = restore_sqlite(settings, src, load_signing_key(settings.keys.dir, create=False),
+                          accept_loss=accept_loss)
     lost = done.superseded_to - done.from_seq
     gone = (f"{lost} later events anchored before the restore are lost (seq "
             f"{done.from_seq + 1}...{done.superseded_to})" if lost else

@@ -60,6 +60,7 @@ class DatabaseSettings:
 class AuditSettings:
     checkpoint_every: int
     anchor_file: Path
+    checkpoint_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     keep = section(root, "retention", {"readings_days", "runs_days", "audit_days", "daily"},
                     required=False)
     logging_ = section(root, "logging", {"level"}, required=False)
-    audit = section(root, "audit", {"checkpoint_every", "anchor_file"}, required=False)
+    audit = section(root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"},
+                    required=False)
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
     interval = number(schedule, "schedule.interval_seconds", positive=True)
 
@@ -371,6 +373,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                          integer=True, minimum=1)),
             anchor_file=resolve_path(
                 string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
+            checkpoint_seconds=number(audit, "audit.checkpoint_seconds", default=60.0,
+                                      positive=True),
         ),
     )
 

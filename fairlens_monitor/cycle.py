@@ -33,6 +33,7 @@ from fairlens_monitor.measure import (
     measure_counts,
     measure_cycle,
 )
+from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
 from fairlens_monitor.store.lease import FencedError
@@ -81,7 +82,8 @@ class CycleOutcome:
 def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
               actor: str, cycle_index: int | None = None,
               scheduled_for: datetime | None = None,
-              source: DecisionSource | None = None) -> CycleOutcome:
+              source: DecisionSource | None = None,
+              sealer: Sealer | None = None) -> CycleOutcome:
     """Run one cycle and commit everything it produced in one transaction.
 
     The cycle index and the drift history are read before measuring, and checked again
@@ -95,7 +97,7 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
         try:
             return _attempt_cycle(settings, repo, cipher, clock=clock, actor=actor,
                                   cycle_index=cycle_index, scheduled_for=scheduled_for,
-                                  source=source)
+                                  source=source, sealer=sealer)
         except StaleCycleError:
             if attempt == MAX_ATTEMPTS - 1:
                 raise StaleCycleError(f"{MAX_ATTEMPTS} other cycles were committed while this "
@@ -106,7 +108,8 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
 def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
                    clock: Clock, actor: str, cycle_index: int | None = None,
                    scheduled_for: datetime | None = None,
-                   source: DecisionSource | None = None) -> CycleOutcome:
+                   source: DecisionSource | None = None,
+                   sealer: Sealer | None = None) -> CycleOutcome:
     """Measure from the current position and commit, unless another cycle got there first.
 
     Args:
@@ -119,6 +122,9 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
         scheduled_for: when the scheduler meant this cycle to run, if it was scheduled.
         source: an open file or SQL source (the daemon keeps one); None opens the
             configured one for this cycle only. Ignored for the simulator.
+        sealer: signs a checkpoint in the cycle's transaction when one is due (an alert
+            opened or resolved, or ``audit.checkpoint_seconds`` passed) and anchors it
+            after the commit; None signs none here.
 
     Returns:
         The committed outcome.
@@ -205,7 +211,9 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
     saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
                             close_after=settings.alerts.close_after, actor=actor,
                             ts=rfc3339(finished), files=files, judge=monitored is not None,
-                            expect=position)
+                            expect=position, seal=sealer)
+    if sealer is not None and saved.checkpoint is not None:
+        sealer.anchor(saved.checkpoint)
     opened = [c for c in saved.alerts if c.action == "open"]
     token = opened[0].alert.token if opened else None
     return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
@@ -279,7 +287,8 @@ def error_text(exc: BaseException) -> str:
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
                   actor: str, scheduled_for: datetime | None = None,
                   unrecorded: list[FailedCycle] | None = None,
-                  source: DecisionSource | None = None) -> CycleOutcome:
+                  source: DecisionSource | None = None,
+                  sealer: Sealer | None = None) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
 
     Args:
@@ -292,6 +301,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
         unrecorded: where to keep a failure the database refused to record (e.g. while it
             is locked), so the caller can record it later with :func:`record_failure`.
         source: an open decision source to read from (see :func:`run_cycle`).
+        sealer: signs due checkpoints in the cycle's transaction (see :func:`run_cycle`).
 
     Returns:
         The committed outcome.
@@ -304,7 +314,7 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
     started = clock()
     try:
         return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
-                         scheduled_for=scheduled_for, source=source)
+                         scheduled_for=scheduled_for, source=source, sealer=sealer)
     except FencedError:
         raise  # this daemon lost the lead: the new leader records what happens now
     except Exception as exc:

@@ -55,6 +55,7 @@ from fairlens_monitor.cycle import (
 from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
+from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path
 from fairlens_monitor.store.lease import (
@@ -65,7 +66,12 @@ from fairlens_monitor.store.lease import (
     missed_fires,
 )
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import checkpoint_due, write_checkpoint
+from fairlens_monitor.trail import (
+    check_chain_start,
+    checkpoint_due,
+    start_new_chain,
+    write_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 JOB_ID = "fairness-cycle"
@@ -265,7 +271,8 @@ class Daemon:
         try:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
-                                    unrecorded=self.unrecorded, source=self.source)
+                                    unrecorded=self.unrecorded, source=self.source,
+                                    sealer=Sealer.of(self.settings, self.signer))
         except FencedError as exc:  # a takeover happened while this cycle ran
             self._stand_down(str(exc))
             return
@@ -378,7 +385,7 @@ class Daemon:
 
 def run_daemon(settings: Settings, *, clock: Clock = utc_now,
                emit: Callable[[str], None] = print, max_cycles: int | None = None,
-               handle_signals: bool = True) -> DaemonStats:
+               handle_signals: bool = True, new_chain: bool = False) -> DaemonStats:
     """Run the monitoring daemon until SIGINT/SIGTERM (or ``max_cycles`` cycles).
 
     Args:
@@ -387,6 +394,8 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
         emit: receives each console line.
         max_cycles: stop after this many cycles (ok or failed); None runs forever.
         handle_signals: install SIGINT/SIGTERM handlers (main thread only).
+        new_chain: the database was lost: set the old chain's anchor file aside and record
+            a new chain (see :func:`fairlens_monitor.trail.start_new_chain`).
 
     Returns:
         The session's counters.
@@ -395,10 +404,16 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
         AlreadyRunningError: another daemon holds this SQLite database's lock.
         StoreError: the database cannot be opened or is at another schema revision.
         KeyFileError: the alert key is missing (with alerts stored), corrupt or exposed.
+        ChainLostError: the database holds no chain but the anchor file holds checkpoints
+            of one, and ``new_chain`` is False.
     """
     with instance_lock(settings.database.url):
         repo = open_repository(settings)
         try:
+            if new_chain:
+                start_new_chain(repo, settings.audit.anchor_file, actor="daemon",
+                                ts=rfc3339(clock()))
+            check_chain_start(repo, settings.audit.anchor_file)
             daemon = Daemon(settings, repo, open_cipher(settings, repo),
                             open_signing_key(settings, repo), clock=clock, emit=emit,
                             max_cycles=max_cycles)

@@ -81,3 +81,44 @@ class CannotVerifyError(FairlensError):
 
     def __init__(self, missing: str, fix: str) -> None:
         super().__init__(f"cannot verify: {missing}; {fix}")
+
+
+class DamagedRecordError(FairlensError):
+    """An audit row cannot be read as the record that was written (a problem found: exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, seq: object) -> None:
+        where = f"seq {seq}" if type(seq) is int else "a row"
+        super().__init__(f"audit event {where} is damaged: its columns are not the record "
+                         "that was written; run `fairlens-monitor verify` for the whole chain")
+
+
+class AnchorWriteError(FairlensError):
+    """The anchor file cannot be appended to (so no checkpoint was recorded)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot append to the anchor file {path}: {reason}; nothing was "
+                         "recorded; make the file and its folder writable and run "
+                         "`fairlens-monitor checkpoint`")
+
+
+class ChainLostError(FairlensError):
+    """The database holds no chain while the anchor file holds checkpoints of one."""
+
+    def __init__(self, anchor_file: object, last_seq: int) -> None:
+        super().__init__(
+            f"the database holds no audit events, but the anchor file {anchor_file} holds "
+            f"checkpoints of a chain up to seq {last_seq}: the database was lost or replaced; "
+            "restore from a backup (fairlens-monitor restore FILE) or start a new anchor file "
+            "with --new-chain, recorded")
+
+
+class CopyNotVerifiedError(FairlensError):
+    """``db copy`` wrote a destination whose chain does not verify: rolled back (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, seq: int, kind: str) -> None:
+        super().__init__(f"copy does NOT verify: first broken seq {seq} ({kind}); it was "
+                         "rolled back, nothing was left in the destination")

@@ -2,7 +2,9 @@
 
 Beside the **log** step. A backup holds the chain up to its head N, while the anchor file may
 already hold checkpoints of history after N that the restore loses. ``restore_sqlite``
-refuses a backup that fails ``integrity_check`` or chain verification, takes the daemon's
+refuses a backup that fails ``integrity_check`` or chain verification, and one that ends
+before checkpoints in the anchor file unless the operator passes ``--accept-loss`` (the
+statement then names every lost anchored seq, signed), takes the daemon's
 lock (no daemon may run meanwhile), keeps the replaced database file beside the new one
 (renamed, never deleted), puts the verified copy in place, appends a ``chain_restored`` event
 signed with the checkpoint key — "restored from seq N; the anchored history up to M, signed
@@ -21,7 +23,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fairlens_monitor import anchor
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.backup import copy_sqlite, file_sha256, remove_sqlite_files
 from fairlens_monitor.checkpoints import sign_restore
@@ -30,7 +31,7 @@ from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import StoreError
 from fairlens_monitor.store.db import instance_lock, make_engine, sqlite_path
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import TrailReport, verify_store, write_checkpoint
+from fairlens_monitor.trail import TrailReport, anchored_beyond, verify_store, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,25 @@ class Restored:
     report: TrailReport
 
 
-def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey) -> Restored:
+def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey, *,
+                   accept_loss: bool = False) -> Restored:
     """Replace the configured SQLite database with the backup ``source``.
 
     Args:
         settings: validated settings (database, anchor file, key folder).
         source: the backup file.
         signer: the checkpoint signing key (signs the restore statement and a checkpoint).
+        accept_loss: the backup ends before checkpoints the anchor file holds: restore it
+            anyway, and name every lost anchored seq in the signed statement.
 
     Returns:
         The restored head, the superseded range, where the replaced file went, and the
         verification report of the result.
 
     Raises:
-        StoreError: not SQLite, the backup is missing or fails integrity or verification
-            (nothing is changed then), or the result does not verify.
+        StoreError: not SQLite, the backup is missing or fails integrity or verification,
+            or it would lose anchored history without ``accept_loss`` (nothing is changed
+            then), or the result does not verify.
         AlreadyRunningError: a daemon is running on the database.
     """
     url = settings.database.url
@@ -75,18 +80,20 @@ def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey) 
         staged.unlink(missing_ok=True)
         try:
             copy_sqlite(source, staged, settings.database.busy_timeout_ms)
-            from_seq, head_hash = _verified_head(staged, anchor_file, public_key)
+            from_seq, head_hash, lost = _verified_head(staged, anchor_file, public_key)
+            if lost and not accept_loss:
+                raise StoreError(str(source), _loss_message(from_seq, lost))
             replaced = _set_aside(target)
             os.replace(staged, target)
         finally:
             remove_sqlite_files(staged)
         now = rfc3339(datetime.now(UTC))
-        anchored = [cp.seq for cp in anchor.read(anchor_file).checkpoints]
-        superseded_to = max([from_seq, *anchored])
+        superseded_to = max([from_seq, *lost])
         repo = Repository(make_engine(url, busy_timeout_ms=settings.database.busy_timeout_ms))
         try:
             statement = sign_restore(signer, from_seq=from_seq, head_hash=head_hash,
-                                     superseded_to=superseded_to, ts=now)
+                                     superseded_to=superseded_to, ts=now,
+                                     lost_checkpoints=lost)
             record = repo.append_event("chain_restored", "cli", {
                 **statement, "backup_file": source.name,
                 "backup_sha256": file_sha256(source),
@@ -102,19 +109,30 @@ def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey) 
     return Restored(from_seq, superseded_to, replaced, record.seq, report)
 
 
-def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int, str]:
+def _verified_head(copy: Path, anchor_file: Path, public_key: Path
+                   ) -> tuple[int, str, list[int]]:
+    """The backup's head and the anchored seqs its restore would lose, once it verifies."""
     repo = Repository(make_engine(f"sqlite:///{copy}", readonly=True))
     try:
-        head = repo.head()
+        seq, head_hash = repo.head()
         report = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
-                              up_to_seq=head[0]).chain
+                              up_to_seq=seq).chain
+        lost = anchored_beyond(repo, anchor_file, public_key, seq)
     finally:
         repo.engine.dispose()
     if not report.intact:
         first = report.anomalies[0]
         raise StoreError(str(copy), f"the backup does not verify (seq {first.seq} "
                                     f"{first.kind}); refusing to restore it")
-    return head
+    return seq, head_hash, lost
+
+
+def _loss_message(from_seq: int, lost: list[int]) -> str:
+    return (f"the backup ends at seq {from_seq} but the anchor file holds {len(lost)} "
+            f"checkpoints after it (up to seq {lost[-1]}): restoring it loses anchored "
+            f"events {from_seq + 1}..{lost[-1]}; nothing was changed. Restore a newer backup, "
+            "or pass --accept-loss to restore this one (the loss is signed and recorded, and "
+            "verify lists it)")
 
 
 def _set_aside(target: Path) -> Path | None:
@@ -122,13 +140,31 @@ def _set_aside(target: Path) -> Path | None:
     if not target.exists():
         remove_sqlite_files(target, main=False)
         return None
-    conn = sqlite3.connect(target)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = target.with_name(f"{target.name}.replaced-{stamp}")
+    if _looks_like_sqlite(target):
+        try:
+            conn = sqlite3.connect(target)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+        except sqlite3.Error:  # damaged: keep it as it is, its WAL beside it
+            pass
+    # A file that is not a SQLite database (or whose WAL could not be folded in) is set
+    # aside unopened, with its -wal and -shm files, so nothing of it is lost.
+    for suffix in ("-wal", "-shm"):
+        side = target.with_name(target.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
     os.replace(target, aside)
-    remove_sqlite_files(target, main=False)
     return aside
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """True when the file starts with SQLite's 16-byte header string."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False

@@ -6,8 +6,9 @@ simulate → measure → detect → alert → **log**. Joins the pure chain and 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -16,19 +17,22 @@ from fairlens_monitor import anchor
 from fairlens_monitor.audit import (
     GENESIS_HASH,
     AnchorClaim,
+    Anomaly,
     AuditRecord,
     ChainReport,
     verify_chain,
 )
 from fairlens_monitor.checkpoints import (
+    NO_PREVIOUS,
     Checkpoint,
     claims,
+    digest,
     sign_checkpoint,
     verify_prune,
     verify_restore,
 )
-from fairlens_monitor.crypto import load_public_key
-from fairlens_monitor.errors import CannotVerifyError
+from fairlens_monitor.crypto import SIGNING_KEY_FILE, load_public_key
+from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
 
@@ -42,10 +46,14 @@ class TrailReport:
     anchor_checkpoints: int
     database_checkpoints: int
     superseded: int = 0  # anchor checkpoints of history lost before a signed restore
+    # ``restored_loss``: each anchored checkpoint a signed restore accepted to lose; listed
+    # always, without changing the verdict (an unaccepted loss is an anomaly instead)
+    warnings: tuple[Anomaly, ...] = ()
 
 
 def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
-                 up_to_seq: int | None = None) -> TrailReport:
+                 up_to_seq: int | None = None,
+                 checkpoint_every: int | None = None) -> TrailReport:
     """Verify the whole chain and every checkpoint (anchor file and database).
 
     Args:
@@ -54,16 +62,27 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
         public_key: the Ed25519 public key that signed the checkpoints.
         up_to_seq: verify a snapshot taken at this head (a backup): anchor-file checkpoints
             signed after it (higher seq) are set aside instead of reported as truncation.
+        checkpoint_every: ``audit.checkpoint_every``. With it, a chain of at least that many
+            events whose signing key exists (the public key file, or the private key beside
+            it, is there: deleting only the public key does not hide it) but that has no
+            checkpoint anywhere was stripped of its checkpoints: ``missing_checkpoint``
+            (exit 1), or, when the anchor file is gone too, :class:`CannotVerifyError`.
 
     Returns:
         The report; an unreadable anchor line counts as a ``bad_checkpoint``.
 
     Raises:
         CannotVerifyError: checkpoints exist but the public key is missing or unusable, or
-            the database records checkpoints while the anchor file is missing.
+            the anchor file is missing while the database records checkpoints or (see
+            ``checkpoint_every``) must have had them.
         KeyFileError: the public key file is not an Ed25519 key.
     """
-    contents = anchor.read(anchor_file)
+    try:
+        contents = anchor.read(anchor_file)
+    except OSError as exc:
+        raise CannotVerifyError(f"the anchor file {anchor_file} cannot be read "
+                                f"({exc.strerror or type(exc).__name__})",
+                                "pass --anchor FILE") from None
     if up_to_seq is not None:
         contents = anchor.AnchorContents([c for c in contents.checkpoints if c.seq <= up_to_seq],
                                          contents.bad_lines)
@@ -73,12 +92,14 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
                                 f"anchor file {anchor_file} is missing", "pass --anchor FILE")
     anchors: list[AnchorClaim] = []
     start, superseded = (1, GENESIS_HASH), 0
+    warnings: list[Anomaly] = []
     if contents.checkpoints or stored or contents.bad_lines:
         if not public_key.exists():
             raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
                                     "missing", "pass --public-key FILE")
         key = load_public_key(public_key)
-        kept, superseded, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        kept, warnings, restore_claims = _apply_restores(repo, key, contents.checkpoints)
+        superseded = len(warnings)
         start, prune_claims = _prune_start(repo, key)
         contents = anchor.AnchorContents(kept, contents.bad_lines)
         anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
@@ -86,8 +107,66 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
+    signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
+    if (checkpoint_every is not None and not anchors and signing_key
+            and report.head_seq >= max(checkpoint_every, start[0])):
+        report = _stripped(report, anchor_file, checkpoint_every)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
-                       superseded)
+                       superseded, tuple(warnings))
+
+
+def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport:
+    """A chain past its first checkpoint interval, signed by a key that exists, with no
+    checkpoint in the database nor in the anchor file: they were removed."""
+    if not anchor_file.exists():
+        raise CannotVerifyError(
+            f"the chain has {report.head_seq} events and a signing key, so checkpoints were "
+            f"written, but the anchor file {anchor_file} is gone and the database holds none",
+            "restore the anchor file (or pass --anchor FILE); until then nothing after genesis "
+            "can be trusted")
+    lost = Anomaly(every, "missing_checkpoint",
+                   f"no checkpoint anywhere although the chain passed seq {every} "
+                   "(audit.checkpoint_every) with a signing key: they were removed")
+    return replace(report, anomalies=sorted([*report.anomalies, lost],
+                                            key=lambda a: (a.seq, a.kind)),
+                   last_verified_seq=0, anchored_seq=0)
+
+
+def check_chain_start(repo: Repository, anchor_file: Path) -> None:
+    """Refuse to start a new chain beside an anchor file that holds another one.
+
+    After the database is lost, the next ``once``/``run`` would otherwise start a fresh
+    chain at seq 1 while the anchor file holds checkpoints of the old one.
+
+    Raises:
+        ChainLostError: the database holds no audit event and the anchor file holds
+            checkpoints (restore from a backup, or start a new anchor with ``--new-chain``).
+    """
+    if repo.head()[0] == 0 and (last := _last_anchored(anchor_file)) > 0:
+        raise ChainLostError(anchor_file, last)
+
+
+def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str) -> Path | None:
+    """Set the old chain's anchor file aside and record that a new chain starts here.
+
+    Only when the database holds no audit event and the anchor file holds checkpoints;
+    otherwise nothing happens. The old file is renamed (never deleted) and the first event
+    of the new chain, ``chain_started``, names it with its SHA-256 and last anchored seq.
+
+    Returns:
+        Where the old anchor file went, or None when nothing was done.
+    """
+    if repo.head()[0] != 0 or (last := _last_anchored(anchor_file)) == 0:
+        return None
+    digest = hashlib.sha256(anchor_file.read_bytes()).hexdigest()
+    stamp = ts.replace(":", "").replace("-", "")[:15]
+    aside = anchor_file.with_name(f"{anchor_file.name}.old-chain-{stamp}")
+    anchor_file.replace(aside)
+    repo.append_event("chain_started", actor, {
+        "reason": "operator started a new chain (--new-chain) after the database was lost",
+        "previous_anchor_file": aside.name, "previous_anchor_sha256": digest,
+        "previous_anchored_seq": last}, ts=ts)
+    return aside
 
 
 def _prune_start(repo: Repository, key: Ed25519PublicKey
@@ -110,7 +189,7 @@ def _prune_start(repo: Repository, key: Ed25519PublicKey
 
 
 def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]
-                    ) -> tuple[list[Checkpoint], int, list[AnchorClaim]]:
+                    ) -> tuple[list[Checkpoint], list[Anomaly], list[AnchorClaim]]:
     """Set aside anchor checkpoints that a signed ``chain_restored`` event declares lost.
 
     A restore from a backup at seq N leaves the anchor file with checkpoints of history
@@ -119,7 +198,7 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
     N < seq <= that bound and signed *before* the restore are set aside. A restore event
     with a bad signature is itself reported as a ``bad_checkpoint``.
     """
-    kept, superseded, bad = list(checkpoints), 0, []
+    kept, lost, bad = list(checkpoints), [], []
     for seq, payload in repo.events_of_type("chain_restored"):
         if not verify_restore(key, payload):
             bad.append(AnchorClaim(seq, "", False, f"chain_restored at seq {seq} "
@@ -127,15 +206,47 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
             continue
         low, high = int(payload["from_seq"]), int(payload["superseded_to"])
         restored_at = str(payload["ts"])
-        before = len(kept)
-        kept = [cp for cp in kept if not (low < cp.seq <= high and cp.ts < restored_at)]
-        superseded += before - len(kept)
-    return kept, superseded, bad
+        named = payload.get("lost_checkpoints")  # signed since 0.9: exactly these seqs
+        accepted = {int(n) for n in named} if isinstance(named, list) else None
+        keep = []
+        for cp in kept:
+            if (low < cp.seq <= high and cp.ts < restored_at
+                    and (accepted is None or cp.seq in accepted)):
+                lost.append(Anomaly(cp.seq, "restored_loss",
+                                    f"anchored history up to seq {cp.seq} was lost by the "
+                                    f"restore recorded at seq {seq} (from a backup at seq "
+                                    f"{low}), accepted in its signed statement"))
+            else:
+                keep.append(cp)
+        kept = keep
+    return kept, lost, bad
+
+
+def anchored_beyond(repo: Repository, anchor_file: Path, public_key: Path,
+                    from_seq: int) -> list[int]:
+    """The anchored checkpoints a restore of ``repo`` (a backup at ``from_seq``) would lose.
+
+    Checkpoints an earlier signed restore inside the backup already set aside are not
+    counted again.
+
+    Returns:
+        The seqs, ascending, of the anchor file's checkpoints above ``from_seq``.
+    """
+    checkpoints = [cp for cp in anchor.read(anchor_file).checkpoints if cp.seq > from_seq]
+    if checkpoints and public_key.exists():
+        checkpoints = _apply_restores(repo, load_public_key(public_key), checkpoints)[0]
+    return sorted({cp.seq for cp in checkpoints})
 
 
 def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,
                      ts: str) -> Checkpoint | None:
-    """Sign the current chain head, record it in the database, then append it to the anchor.
+    """Sign the current chain head, append it to the anchor file, then record it.
+
+    The anchor file is written first: a checkpoint the database records is always one the
+    anchor file got (a crash between the two leaves only an anchor line, which verifies on
+    its own). Checkpoints the database holds beyond the anchor file's last line (signed
+    inside a cycle's transaction, whose append then failed) are appended first: see
+    :func:`reconcile_anchor`.
 
     Args:
         repo: the repository.
@@ -144,19 +255,61 @@ def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: P
         ts: RFC 3339 time of signing.
 
     Returns:
-        The checkpoint, or None when the chain is empty or the head is already anchored.
+        The checkpoint, or None when the chain is empty or the head is already anchored in
+        both the database and the anchor file.
 
     Raises:
-        OSError: the anchor file cannot be written (the database row is then already there,
-            and the next checkpoint will cover its seq).
+        AnchorWriteError: the anchor file cannot be written (nothing was recorded then).
     """
+    reconcile_anchor(repo, anchor_file)
     seq, head_hash = repo.head()
     if seq == 0 or repo.last_checkpoint_seq() >= seq:
         return None
-    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts)
+    last = repo.last_checkpoint()
+    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts,
+                         prev=NO_PREVIOUS if last is None else digest(last))
+    append_anchor(anchor_file, cp)
     repo.save_checkpoint(cp)
-    anchor.append(anchor_file, cp)
     return cp
+
+
+def _last_anchored(anchor_file: Path) -> int:
+    """The anchor file's last seq; an unreadable file is an :class:`AnchorWriteError`."""
+    try:
+        return anchor.last_seq(anchor_file)
+    except OSError as exc:  # e.g. a folder where the file should be
+        raise AnchorWriteError(anchor_file, exc.strerror or type(exc).__name__) from None
+
+
+def append_anchor(anchor_file: Path, cp: Checkpoint) -> None:
+    """Append ``cp`` to the anchor file.
+
+    Raises:
+        AnchorWriteError: the file (or its folder) cannot be written; one line, no trace.
+    """
+    try:
+        anchor.append(anchor_file, cp)
+    except OSError as exc:
+        raise AnchorWriteError(anchor_file, exc.strerror or type(exc).__name__) from None
+
+
+def reconcile_anchor(repo: Repository, anchor_file: Path) -> int:
+    """Append to the anchor file the database's checkpoints newer than its last line.
+
+    Returns:
+        How many checkpoints were appended.
+
+    Raises:
+        AnchorWriteError: the anchor file cannot be written.
+    """
+    last = repo.last_checkpoint_seq()
+    if last == 0:
+        return 0
+    anchored = _last_anchored(anchor_file)
+    missing = [cp for cp in repo.checkpoints() if cp.seq > anchored] if last > anchored else []
+    for cp in missing:
+        append_anchor(anchor_file, cp)
+    return len(missing)
 
 
 def checkpoint_due(repo: Repository, every: int, head_seq: int | None = None) -> bool:
@@ -187,7 +340,7 @@ class EntryProof:
 
 
 def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
-                public_key: Path) -> EntryProof:
+                public_key: Path, checkpoint_every: int | None = None) -> EntryProof:
     """Show that the record with ``hash_hex`` is part of an intact chain.
 
     Args:
@@ -195,13 +348,15 @@ def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
         hash_hex: the record's hash (64 hex digits).
         anchor_file: the anchor file.
         public_key: the checkpoint public key.
+        checkpoint_every: ``audit.checkpoint_every`` (see :func:`verify_store`).
 
     Returns:
         The proof; ``proven`` is False when the hash is unknown or the chain is broken at or
         before the record.
     """
     record = repo.find_event(hash_hex.strip().lower())
-    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key)
+    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
+                         checkpoint_every=checkpoint_every)
     covered = None
     if record is not None and trail.chain.anchored_seq >= record.seq:
         covered = trail.chain.anchored_seq
@@ -221,13 +376,20 @@ def export_jsonl(repo: Repository, path: Path) -> int:
 
     Returns:
         The number of events written.
+
+    Raises:
+        DamagedRecordError: a row cannot be read as the record written (no file is left).
     """
     count = 0
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for rec in repo.iter_records("seq"):
-            doc = {**audit_json(rec), "canonical": rec.canonical}
-            handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
-            count += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for rec in repo.iter_records("seq"):
+                doc = {**audit_json(rec), "canonical": rec.canonical}
+                handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+                count += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a damaged row stops the export: leave no half file
+        raise
     tmp.replace(path)
     return count

@@ -100,9 +100,13 @@ def _verify(config_path: str) -> str:
     if done.returncode == 2 or not done.stdout.strip():
         return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}"
     report = json.loads(done.stdout)
+    lost = [w["seq"] for w in report.get("warnings", []) if w["kind"] == "restored_loss"]
+    loss = (f"; anchored history lost by a signed restore: seq "
+            f"{', '.join(map(str, lost))}" if lost else "")
     if report["intact"]:
         return (f"intact — {report['count']} events, anchored up to seq "
-                f"{report['anchored_seq']} ({report['unanchored_events']} not yet anchored)")
+                f"{report['anchored_seq']} ({report['unanchored_events']} not yet anchored)"
+                + loss)
     first = report["anomalies"][0]
     return (f"TAMPERED at seq {first['seq']} ({first['kind']}) — "
             f"{len(report['anomalies'])} anomalies")

@@ -90,7 +90,7 @@ def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Cl
     assert report.count == 6 + 1
     # Payloads are stored as the hashed canonical text: the database itself matches every
     # row's columns to its hashed bytes, and the fast path verifies the same chain.
-    assert {r.payload_text for r in repo.iter_stored()} == {""}
+    assert {r.payload_text for r in repo.iter_stored()} == {None}
     assert verify_chain(repo.iter_stored(), repo.iter_links()) == report
     repo.engine.dispose()
 

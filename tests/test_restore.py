@@ -37,7 +37,11 @@ def test_restore_drill(write_config: Callable[..., Path], tmp_path: Path) -> Non
             path.unlink()  # the disaster
     assert fl(config, "verify").exit_code == 2  # nothing to verify
 
-    done = fl(config, "restore", str(tmp_path / "nightly.db"))
+    refused = fl(config, "restore", str(tmp_path / "nightly.db"))
+    assert refused.exit_code == 2  # it would lose anchored history: not without saying so
+    assert "pass --accept-loss" in refused.output
+    assert not db.exists()
+    done = fl(config, "restore", str(tmp_path / "nightly.db"), "--accept-loss")
     assert done.exit_code == 0, done.output
     assert f"at seq {backup_head}" in done.stdout
     assert f"(seq {backup_head + 1}...{anchored})" in done.stdout
@@ -71,7 +75,7 @@ def test_a_restore_keeps_the_replaced_file_and_refuses_a_bad_backup(
     assert refused.exit_code == 2
     assert "the backup does not verify (seq 1 modified); refusing" in refused.output
     assert fl(config, "once").exit_code == 0  # the database was left alone
-    done = fl(config, "restore", str(good))
+    done = fl(config, "restore", str(good), "--accept-loss")
     assert done.exit_code == 0, done.output
     assert list((tmp_path / "var").glob("fairlens.db.replaced-*"))  # kept, not deleted
 
@@ -82,7 +86,7 @@ def test_a_forged_restore_statement_is_reported(write_config: Callable[..., Path
     for _ in range(2):
         assert fl(config, "once").exit_code == 0
     assert fl(config, "backup", str(tmp_path / "b.db")).exit_code == 0
-    assert fl(config, "restore", str(tmp_path / "b.db")).exit_code == 0
+    assert fl(config, "restore", str(tmp_path / "b.db"), "--accept-loss").exit_code == 0
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")
         (payload,) = conn.execute("SELECT payload FROM audit_events "
@@ -93,3 +97,66 @@ def test_a_forged_restore_statement_is_reported(write_config: Callable[..., Path
                      (json.dumps(forged),))
     result = fl(config, "verify")
     assert result.exit_code == 1
+
+
+def test_verify_lists_every_anchored_seq_a_restore_lost(write_config: Callable[..., Path],
+                                                        tmp_path: Path) -> None:
+    """The signed statement names exactly the lost anchored seqs; verify lists each as a
+    `restored_loss` warning without changing the verdict, and a loss no statement names is
+    an anomaly (exit 1)."""
+    config = write_config(DRILL)
+    for _ in range(2):
+        assert fl(config, "once").exit_code == 0
+    assert fl(config, "backup", str(tmp_path / "b.db")).exit_code == 0
+    for _ in range(3):
+        assert fl(config, "once").exit_code == 0
+    anchor = tmp_path / "var" / "anchor.jsonl"
+    before = [json.loads(line)["seq"] for line in anchor.read_text().splitlines()]
+    done = fl(config, "restore", str(tmp_path / "b.db"), "--accept-loss")
+    assert done.exit_code == 0, done.output
+    from_seq = int(re.search(r"at seq (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    lost = sorted({seq for seq in before if seq > from_seq})
+    assert lost
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        (payload,) = conn.execute("SELECT payload FROM audit_events "
+                                  "WHERE event_type = 'chain_restored'").fetchone()
+    assert json.loads(payload)["lost_checkpoints"] == lost
+    result = fl(config, "verify", "--json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert [(w["seq"], w["kind"]) for w in doc["warnings"]] == [
+        (seq, "restored_loss") for seq in lost]
+    assert all(set(w) == {"kind", "seq", "table", "id", "detail"} for w in doc["warnings"])
+    text = fl(config, "verify").stdout
+    assert f"warning: seq {lost[0]}: restored_loss" in text
+    from fairlens_monitor.viewer import _verify  # the page's chain line lists them too
+
+    assert f"lost by a signed restore: seq {', '.join(map(str, lost))}" in _verify(str(config))
+    # a loss the signed statement does not name is not excused
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        conn.execute("DROP TRIGGER audit_events_no_update")
+        forged = json.loads(payload)
+        forged["lost_checkpoints"] = lost[:-1]  # hide one loss: the signature breaks
+        conn.execute("UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
+                     (json.dumps(forged),))
+    assert fl(config, "verify").exit_code == 1
+
+
+def test_restore_onto_a_corrupt_database_sets_it_aside_unopened(
+        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """A database file of random bytes (and a stray WAL) is renamed aside, not opened: the
+    restore succeeds with no traceback and every byte of the corrupt file is kept."""
+    config = write_config(DRILL)
+    assert fl(config, "once").exit_code == 0
+    assert fl(config, "backup", str(tmp_path / "b.db")).exit_code == 0
+    db = tmp_path / "var" / "fairlens.db"
+    junk = bytes(range(256)) * 64
+    db.write_bytes(junk)
+    db.with_name("fairlens.db-wal").write_bytes(b"\x01" * 100)
+    done = fl(config, "restore", str(tmp_path / "b.db"))
+    assert done.exit_code == 0, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+    [aside] = [p for p in (tmp_path / "var").glob("fairlens.db.replaced-*")
+               if not p.name.endswith(("-wal", "-shm"))]
+    assert aside.read_bytes() == junk
+    assert fl(config, "verify").exit_code == 0

@@ -5,11 +5,13 @@ destination must be empty or freshly migrated with no rows; it is migrated to he
 every table is copied in foreign-key order in one transaction, with the same ids, times,
 payloads and stored canonical bytes, so the hash chain and the signed checkpoints verify on
 the copy exactly as on the source. On PostgreSQL the id sequences are moved past the copied
-ids. The caller verifies the copy (the CLI runs the full chain verification).
+ids. The caller verifies the copy inside the copy's transaction (``check``), so a copy that
+does not verify is rolled back whole (the CLI runs the full chain verification there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, Table, func, insert, select, text
@@ -27,6 +29,7 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
+from fairlens_monitor.store.repository import Repository
 
 TABLES: list[Table] = [Base.metadata.tables[m.__tablename__] for m in (
     Run, Reading, GroupResult, SourceFile, Alert, AuditEvent, CheckpointRow)]
@@ -41,12 +44,17 @@ class CopyResult:
     head_seq: int
 
 
-def copy_database(src_url: str, dst_url: str) -> CopyResult:
+def copy_database(src_url: str, dst_url: str,
+                  check: Callable[[Repository], None] | None = None) -> CopyResult:
     """Copy every row of the monitor's tables from ``src_url`` to ``dst_url``.
 
     Args:
         src_url: the source database (opened read-only; must be at this version's schema).
         dst_url: the destination (created/migrated; must hold no rows).
+        check: called with a repository that reads the destination through the copy's own
+            connection, after every row is written and before the commit; whatever it
+            raises rolls the whole copy back (``db copy`` verifies the chain here, so a copy
+            that does not verify leaves no row behind).
 
     Returns:
         Rows per table and the copied chain's head seq.
@@ -55,6 +63,7 @@ def copy_database(src_url: str, dst_url: str) -> CopyResult:
         StoreError: the source cannot be read, the destination holds rows or is at another
             revision, or the copy failed (then nothing was written to the destination's
             tables).
+        Exception: whatever ``check`` raised (nothing was written then either).
     """
     if src_url == dst_url:
         raise StoreError(dst_url, "source and destination are the same database")
@@ -80,6 +89,8 @@ def copy_database(src_url: str, dst_url: str) -> CopyResult:
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
                         f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"))
             head = writer.scalar(select(func.max(AuditEvent.seq))) or 0
+            if check is not None:
+                check(Repository(dst, bind=writer))
         return CopyResult(counts, int(head))
     finally:
         src.dispose()

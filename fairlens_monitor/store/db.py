@@ -99,8 +99,9 @@ def make_engine(url: str, *, readonly: bool = False,
                              if is_pg else {})
     if readonly:
         if not path.exists():
-            raise StoreError(url, f"no database file at {path}; start the monitor "
-                                  "(fairlens-monitor run) or run 'fairlens-monitor db upgrade'")
+            raise StoreError(url, f"no database file at {path}; if the database was lost, "
+                                  "restore it from a backup (fairlens-monitor restore FILE); "
+                                  "a new installation starts with 'fairlens-monitor run'")
         engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
                                json_serializer=canonical_json,
                                connect_args={"timeout": busy_timeout_ms / 1000})

@@ -252,6 +252,8 @@ class CheckpointRow(Base):
     ts: Mapped[str] = mapped_column(String(32))
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
+    # digest of the checkpoint signed before (revision 0010); NULL on older rows
+    prev: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Leadership(Base):

@@ -9,11 +9,13 @@ chain.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, Text, cast, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor import episodes
@@ -26,6 +28,7 @@ from fairlens_monitor.audit import (
     stored_payload,
 )
 from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.errors import DamagedRecordError
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -64,18 +67,36 @@ class SavedCycle:
     reading_ids: list[int]
     alerts: list[AlertChange]
     events: list[AuditRecord]
+    checkpoint: Checkpoint | None = None  # signed in the same transaction (see sealing)
 
 
 Events = Callable[[Run, Sequence[Reading], Sequence[AlertChange]], "EventList"]
+Seal = Callable[[Session, AuditRecord, Sequence[AlertChange]], "Checkpoint | None"]
 
 
 class Repository:
     """Reads and writes runs, readings, alerts and audit events through one engine."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Wrap ``engine``; the repository never creates or migrates the schema."""
+    def __init__(self, engine: Engine, *, bind: Connection | None = None) -> None:
+        """Wrap ``engine``; the repository never creates or migrates the schema.
+
+        Args:
+            engine: the database.
+            bind: read through this connection instead, inside its open transaction (so
+                ``db copy`` verifies what it wrote before it commits).
+        """
         self.engine = engine
-        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.bind = bind
+        self.sessions = sessionmaker(engine if bind is None else bind, expire_on_commit=False)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for streaming reads: the bound one, or a new one from the engine."""
+        if self.bind is not None:
+            yield self.bind
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     def cycle_position(self) -> tuple[int, int]:
         """Return ``(ok runs, newest ok run id)``: what the next cycle builds on.
@@ -112,6 +133,7 @@ class Repository:
         files: Sequence[SourceFile] = (),
         judge: bool = True,
         expect: tuple[int, int] | None = None,
+        seal: Seal | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle in one transaction, alert episodes included.
 
@@ -132,6 +154,8 @@ class Repository:
             expect: the :meth:`cycle_position` the cycle was measured from; checked under
                 the chain lock, so a cycle whose index or drift history another process
                 changed meanwhile is not committed.
+            seal: signs a checkpoint of the new head inside this transaction when one is
+                due (``sealing.Sealer``); None signs none.
 
         Returns:
             The ids assigned, the alert transitions and the audit records appended.
@@ -165,7 +189,8 @@ class Repository:
             s.flush()
             records = append_all(s, [(kind, actor, payload)
                                      for kind, payload in events(run, readings, changes)], ts)
-            return SavedCycle(run.id, [r.id for r in readings], changes, records)
+            sealed = seal(s, records[-1], changes) if seal is not None and records else None
+            return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
 
     def drift_history(self, attribute: str,
                       baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
@@ -228,12 +253,16 @@ class Repository:
             return append(s, event_type, actor, payload, ts)
 
     def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
-        """Return ``(seq, payload)`` of every audit event of this type, in seq order."""
+        """Return ``(seq, payload)`` of every audit event of this type, in seq order.
+
+        A damaged row (payload not a JSON object) is left out: verification reports it.
+        """
         with self.sessions() as s:
-            rows = s.execute(select(AuditEvent.seq, AuditEvent.payload)
+            rows = s.execute(select(AuditEvent.seq, cast(AuditEvent.payload, Text))
                              .where(AuditEvent.event_type == event_type)
                              .order_by(AuditEvent.seq)).all()
-        return [(int(seq), dict(payload)) for seq, payload in rows]
+        return [(seq, payload) for seq, text_ in rows
+                if type(seq) is int and (payload := _object(text_)) is not None]
 
     def last_settings_snapshot(self, event_types: Sequence[str]
                                ) -> tuple[dict[str, Any] | None, str | None]:
@@ -266,10 +295,15 @@ class Repository:
         return list(reversed(rows))
 
     def audit_tail(self, last: int) -> list[AuditRecord]:
-        """Return the ``last`` audit records, oldest first."""
+        """Return the ``last`` audit records, oldest first.
+
+        Raises:
+            DamagedRecordError: one of them cannot be read as the record written.
+        """
         with self.sessions() as s:
-            rows = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last))
-            return [_record(row) for row in reversed(rows.all())]
+            rows = s.execute(select(*RECORD_COLUMNS).order_by(AuditEvent.id.desc())
+                             .limit(last)).all()
+        return [checked_record(row) for row in reversed(rows)]
 
     def iter_records(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
         """Yield every audit record as plain rows, streaming.
@@ -277,16 +311,19 @@ class Repository:
         Args:
             order: ``id`` (storage order) or ``seq``.
             batch: rows fetched at a time.
+
+        Raises:
+            DamagedRecordError: a row cannot be read as the record written.
         """
         column = {"id": AuditEvent.id, "seq": AuditEvent.seq}[order]
-        cols = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
-                AuditEvent.payload, AuditEvent.prev_hash, AuditEvent.hash,
-                AuditEvent.canonical)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
-                select(*cols).order_by(column))
-            for row in result:
-                yield AuditRecord(*row)
+                select(*RECORD_COLUMNS).order_by(column))
+            try:
+                for row in result:
+                    yield checked_record(row)
+            finally:
+                result.close()  # a damaged row stops the stream: close its server cursor
 
     def iter_stored(self, batch: int = 20000) -> Iterator[StoredRecord]:
         """Yield every audit row in storage order with its payload column as stored text.
@@ -301,15 +338,16 @@ class Repository:
         else:
             quote, payload = "json_quote({})", "CAST(payload AS TEXT)"
         # The database compares each row's columns with its hashed text (see
-        # audit.canonical_text_of) and sends the payload only when they differ: '' = matched.
+        # audit.canonical_text_of) and sends the payload only when they differ: NULL =
+        # matched (a stored '' or NULL payload arrives as '' or 'null': never "matched").
         rebuilt = " || ".join([
             "'{\"actor\":'", quote.format("actor"), "',\"event_type\":'",
             quote.format("event_type"), "',\"payload\":'", payload, "',\"seq\":'",
             "CAST(seq AS TEXT)", "',\"ts\":'", quote.format("ts"), "'}'"])
-        sql = (f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN '' "  # noqa: S608
+        sql = (f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN NULL "  # noqa: S608
                f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
                "FROM audit_events ORDER BY id")
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             raw: Any = conn.connection.dbapi_connection
             server_side = self.engine.dialect.name == "postgresql"
             cursor = raw.cursor(name="fairlens_verify") if server_side else raw.cursor()
@@ -322,7 +360,7 @@ class Repository:
 
     def iter_links(self, batch: int = 20000) -> Iterator[Link]:
         """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
                 select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash)
                 .order_by(AuditEvent.seq))
@@ -330,10 +368,15 @@ class Repository:
                 yield from map(Link._make, rows)
 
     def find_event(self, hash_hex: str) -> AuditRecord | None:
-        """Return the audit record with this hash, or None."""
+        """Return the audit record with this hash, or None.
+
+        Raises:
+            DamagedRecordError: the row cannot be read as the record written.
+        """
         with self.sessions() as s:
-            row = s.scalars(select(AuditEvent).where(AuditEvent.hash == hash_hex)).first()
-            return _record(row) if row else None
+            row = s.execute(select(*RECORD_COLUMNS)
+                            .where(AuditEvent.hash == hash_hex)).first()
+        return checked_record(row) if row else None
 
     def head(self) -> tuple[int, str]:
         """Return the chain head as ``(seq, hash)``; ``(0, GENESIS_HASH)`` when empty."""
@@ -355,14 +398,37 @@ class Repository:
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
         with self.sessions() as s:
-            rows = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id)).all()
-            return [Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature) for r in rows]
+            rows = s.execute(select(CheckpointRow.seq, CheckpointRow.head_hash,
+                                    CheckpointRow.ts, CheckpointRow.key_id,
+                                    CheckpointRow.signature, CheckpointRow.prev)
+                             .order_by(CheckpointRow.id)).all()  # plain rows: one a cycle
+            return [Checkpoint(*r) for r in rows]
+
+    def last_checkpoint(self) -> Checkpoint | None:
+        """Return the checkpoint recorded last (the next one's ``prev``), or None."""
+        with self.sessions() as s:
+            return last_checkpoint_in(s)
 
     def save_checkpoint(self, cp: Checkpoint) -> None:
         """Record a signed checkpoint (its own transaction)."""
         with self.sessions.begin() as s:
-            s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts,
-                                key_id=cp.key_id, signature=cp.signature))
+            add_checkpoint(s, cp)
+
+
+def last_checkpoint_in(s: Session) -> Checkpoint | None:
+    """The checkpoint recorded last, read inside the caller's transaction (or None)."""
+    row = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
+    return None if row is None else _checkpoint(row)
+
+
+def add_checkpoint(s: Session, cp: Checkpoint) -> None:
+    """Record ``cp`` inside the caller's transaction."""
+    s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts, key_id=cp.key_id,
+                        signature=cp.signature, prev=cp.prev))
+
+
+def _checkpoint(r: CheckpointRow) -> Checkpoint:
+    return Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature, r.prev)
 
 
 class StaleCycleError(Exception):
@@ -443,7 +509,33 @@ def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
     return records
 
 
-def _record(row: AuditEvent) -> AuditRecord:
-    return AuditRecord(seq=row.seq, ts=row.ts, event_type=row.event_type, actor=row.actor,
-                       payload=row.payload, prev_hash=row.prev_hash, hash=row.hash,
-                       canonical=row.canonical)
+RECORD_COLUMNS = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
+                  cast(AuditEvent.payload, Text), AuditEvent.prev_hash, AuditEvent.hash,
+                  AuditEvent.canonical)
+
+
+def checked_record(row: Sequence[Any]) -> AuditRecord:
+    """Build a record from a row of :data:`RECORD_COLUMNS` (payload as text).
+
+    Raises:
+        DamagedRecordError: a column is not of its type or the payload is not a JSON object
+            (the row was damaged; ``verify`` says how).
+    """
+    seq, ts, event_type, actor, payload_text, prev_hash, hash_, canonical = row
+    payload = _object(payload_text)
+    if payload is None or type(seq) is not int or not all(
+            type(v) is str for v in (ts, event_type, actor, prev_hash, hash_, canonical)):
+        raise DamagedRecordError(seq)
+    return AuditRecord(seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload,
+                       prev_hash=prev_hash, hash=hash_, canonical=canonical)
+
+
+def _object(payload_text: object) -> dict[str, Any] | None:
+    """The payload column parsed, or None when it is not the text of a JSON object."""
+    if not isinstance(payload_text, str):
+        return None
+    try:
+        value = json.loads(payload_text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

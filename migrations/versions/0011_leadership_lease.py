@@ -9,7 +9,7 @@ working state, not history, and is not part of the audit chain (each takeover is
 ``daemon_leading``). SQLite databases have one daemon per file and leave it empty.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from fairlens_monitor.store.models import UTCDateTime
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
