@@ -105,11 +105,14 @@ class Link(NamedTuple):
 
 @dataclass(frozen=True)
 class Anomaly:
-    """One fault found in the chain: where (seq) and what kind."""
+    """One fault found in the chain: where (seq; None for a row no event accounts for),
+    what kind, and for a stored row its table and id."""
 
-    seq: int
+    seq: int | None
     kind: str
     detail: str
+    table: str | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -339,12 +342,12 @@ def verify_chain(
         elif claim.seq in hash_at:
             anchored = max(anchored, claim.seq)
     anomalies = _dedupe(anomalies)
-    first_bad = min((a.seq for a in anomalies), default=head_seq + 1)
+    first_bad = min((a.seq for a in anomalies if a.seq is not None), default=head_seq + 1)
     return ChainReport(count=count, head_seq=head_seq, head_hash=head_hash,
                        last_verified_seq=min(head_seq, first_bad - 1),
                        anchored_seq=min(anchored, first_bad - 1),
                        checkpoints_checked=len(claims),
-                       anomalies=sorted(anomalies, key=lambda a: (a.seq, a.kind)))
+                       anomalies=sorted(anomalies, key=lambda a: (a.seq or 0, a.kind)))
 
 
 def verify_records(records: Sequence[AuditRecord],
@@ -354,7 +357,7 @@ def verify_records(records: Sequence[AuditRecord],
 
 
 def _dedupe(anomalies: list[Anomaly]) -> list[Anomaly]:
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int | None, str]] = set()
     out = []
     for a in anomalies:
         if (a.seq, a.kind) not in seen:

@@ -7,7 +7,7 @@ simulate → measure → detect → alert → **log**. Joins the pure chain and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -31,6 +31,7 @@ from fairlens_monitor.crypto import load_public_key
 from fairlens_monitor.errors import CannotVerifyError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.rowstore import check_rows
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
                 for n in contents.bad_lines]
     report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
+    # Every stored row against the digest its transaction's event recorded (rowcheck).
+    rows = check_rows(repo.engine, pruned_to=start[0] - 1)
+    if rows:
+        report = replace(report, anomalies=report.anomalies + rows)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        superseded)
 

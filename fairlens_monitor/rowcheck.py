@@ -1,0 +1,139 @@
+"""The row ledger: which digest each stored row must have, by the audit chain (pure).
+
+simulate → measure → detect → alert → **log** → verify. Events record row digests
+(``rowforms``) in their payload:
+
+- ``row_digests``: ``{"form": F, "<table>": [[id, digest], ...], ...}`` — the rows the
+  event's transaction wrote or changed, as they were at commit. The latest event naming a
+  row decides its expected digest, so an alert's state, ``clean_streak``,
+  ``last_reading_id`` and ``closed_at`` must match the event that last changed them.
+- ``rows_deleted``: ``{"<table>": [id, ...]}`` — rows retention deleted.
+- ``rows_baseline`` events record rows written before row digests existed; a baseline never
+  overrides a digest an earlier event recorded (a disagreement is ``row_modified``), so a
+  second baseline cannot launder an edit.
+- ``chain_pruned`` events carry ``rows_carried`` (``{"<table>": [[id, digest, form, seq],
+  ...]}``): what the pruned events had recorded, so pruning never orphans a row.
+
+:class:`RowLedger` replays those in seq order; :meth:`RowLedger.check` then compares the
+stored rows of one table with it and returns ``row_modified``, ``row_missing`` (a recorded
+row is gone) and ``row_unrecorded`` (a row no event accounts for) anomalies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from fairlens_monitor.audit import Anomaly
+from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES
+
+# Events that may carry row digests, deletions or a carried ledger.
+ROW_EVENTS: tuple[str, ...] = (
+    "cycle_completed", "cycle_failed", "alert_raised", "alert_acknowledged", "alert_resolved",
+    "keys_rotated", "retention_applied", "chain_pruned", "rows_baseline")
+
+
+class Expected(NamedTuple):
+    """What the chain says one row must be: its digest, under which form, and by which event."""
+
+    digest: str
+    form: int
+    seq: int
+
+
+class RowLedger:
+    """The expected digest of every row, built from the chain's events in seq order."""
+
+    def __init__(self) -> None:
+        """Start empty (a chain with no row events expects no rows)."""
+        self.rows: dict[str, dict[int, Expected]] = {t: {} for t in TABLES}
+        self.anomalies: list[Anomaly] = []
+
+    def carry(self, payload: Mapping[str, Any]) -> None:
+        """Start from the ledger a ``chain_pruned`` event carried (before replaying events).
+
+        Args:
+            payload: the event's payload (its ``rows_carried`` entry is read).
+        """
+        carried = payload.get("rows_carried")
+        if not isinstance(carried, Mapping):
+            return
+        for table in TABLES:
+            for entry in carried.get(table, ()):
+                row_id, digest, form, seq = entry
+                self.rows[table][int(row_id)] = Expected(str(digest), int(form), int(seq))
+
+    def apply(self, seq: int, event_type: str, payload: Mapping[str, Any]) -> None:
+        """Replay one event's row entries; a malformed entry is a ``row_modified`` anomaly.
+
+        Args:
+            seq: the event's seq (events must come in ascending seq).
+            event_type: its type (``rows_baseline`` never overrides earlier digests).
+            payload: its payload as hashed.
+        """
+        try:
+            self._apply(seq, event_type, payload)
+        except (TypeError, ValueError, KeyError):
+            self.anomalies.append(Anomaly(seq, "row_modified",
+                                          "the event's row digests are malformed"))
+
+    def _apply(self, seq: int, event_type: str, payload: Mapping[str, Any]) -> None:
+        digests = payload.get("row_digests")
+        baseline = event_type == "rows_baseline"
+        if isinstance(digests, Mapping):
+            form = int(digests["form"])
+            for table in TABLES:
+                known = self.rows[table]
+                for row_id, digest in digests.get(table, ()):
+                    row_id, digest = int(row_id), str(digest)
+                    earlier = known.get(row_id)
+                    if baseline and earlier is not None:
+                        if earlier.digest != digest:
+                            self.anomalies.append(Anomaly(
+                                seq, "row_modified", f"the baseline contradicts the digest "
+                                f"recorded at seq {earlier.seq}", table, row_id))
+                        continue
+                    known[row_id] = Expected(digest, form, seq)
+        deleted = payload.get("rows_deleted")
+        if isinstance(deleted, Mapping):
+            for table in TABLES:
+                for row_id in deleted.get(table, ()):
+                    self.rows[table].pop(int(row_id), None)
+
+    def check(self, table: str, stored: Iterable[Sequence[Any]]) -> list[Anomaly]:
+        """Compare the stored rows of ``table`` (current form's columns, id first) with the
+        ledger; consumes the table's expectations.
+
+        Returns:
+            ``row_modified``, ``row_unrecorded`` and ``row_missing`` anomalies, by id.
+        """
+        expected, out = self.rows[table], []
+        current = FORMS[CURRENT_FORM][table]
+        pop, digest = expected.pop, current.digest
+        for values in stored:
+            row_id = values[0]
+            exp = pop(row_id, None) if type(row_id) is int else None
+            if exp is None:
+                out.append(Anomaly(None, "row_unrecorded", "no audit event records this row",
+                                   table, row_id if type(row_id) is int else None))
+                continue
+            if exp.form == CURRENT_FORM:
+                actual = digest(values)
+            else:
+                actual = _older(exp.form, table, current.columns, values)
+            if actual != exp.digest:
+                out.append(Anomaly(exp.seq, "row_modified", f"the stored row differs from the "
+                                   f"digest recorded at seq {exp.seq}", table, row_id))
+        out += [Anomaly(exp.seq, "row_missing", f"a row recorded at seq {exp.seq} is gone",
+                        table, row_id) for row_id, exp in sorted(expected.items())]
+        expected.clear()
+        return out
+
+
+def _older(form: int, table: str, columns: Sequence[str], values: Sequence[Any]) -> str:
+    """Digest of a row under an older form (columns taken by name); '' if unknown."""
+    old = FORMS.get(form, {}).get(table)
+    if old is None:
+        return ""
+    by_name = dict(zip(columns, values, strict=True))
+    return old.digest([by_name.get(c) for c in old.columns])
