@@ -1,0 +1,225 @@
+"""Every stored row an auditor or the page reads is bound to the chain (issue 14, item 1).
+
+A database with simulated cycles (runs, readings, group results, alerts acknowledged and
+resolved by a person, a failed run) and a file-source cycle (source files), on SQLite and on
+PostgreSQL. Each test edits one table the way an insider with SQL access would — a column
+set to '', NULL or another row's value, a row deleted, a row inserted, two rows swapped —
+and `verify --json` must report exactly that table and id, exit 1; undone, it is intact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+
+from fairlens_monitor.app import open_cipher, open_repository
+from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.cli import cli
+from fairlens_monitor.config import load_settings
+from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
+from fairlens_monitor.rowforms import FORMS, form_of
+from fairlens_monitor.store.maintenance import transition_alert
+from tests.conftest import merge, query_url
+from tests.test_sources import file_config, german, write_days
+
+Row = tuple[str, str, int]  # (kind, table, id)
+
+
+@dataclass
+class Stored:
+    config: Path
+    url: str
+
+    def verify(self) -> tuple[int, list[Row]]:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), "verify", "--json"])
+        doc = json.loads(result.stdout)
+        return result.exit_code, sorted((a["kind"], a["table"], a["id"])
+                                        for a in doc["anomalies"])
+
+    def one(self, sql: str) -> Any:
+        return query_url(self.url, sql)[0][0]
+
+
+def edit(url: str, *statements: str, params: dict[str, Any] | None = None) -> None:
+    """Run statements as someone with full SQL rights: foreign keys not enforced."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for statement in statements:
+                conn.execute(text(statement), params or {})
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
+           clock: Callable[[], datetime]) -> Stored:
+    sim = write_config(merge({"database": {"url": backend_url}},
+                             {"simulation": {"drift": 1.0}}))
+    settings = load_settings(sim, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(2):
+        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    first = repo.alert_count()
+    assert first == 1
+    at = clock()
+    transition_alert(repo, 1, "resolved", by="ana", note="checked", at=at, ts=rfc3339(at))
+    run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    at = clock()
+    transition_alert(repo, 2, "acknowledged", by="ana", note=None, at=at, ts=rfc3339(at))
+    record_failure(settings, repo, FailedCycle(clock(), clock(), "ValueError: x", "cli", None))
+    folder = tmp_path / "decisions"
+    write_days(folder, german(), range(2))
+    files = load_settings(write_config(merge({"database": {"url": backend_url}},
+                                             file_config(folder)), name="files.yaml"), env={})
+    run_cycle(files, repo, cipher, clock=lambda: datetime(2026, 11, 3, tzinfo=UTC),
+              actor="cli")
+    repo.engine.dispose()
+    s = Stored(sim, backend_url)
+    assert s.verify() == (0, [])
+    return s
+
+
+# Per table: the row to attack and another (SQL), edits as (column, new value SQL), and how a
+# copied row avoids the table's unique constraints.
+TARGETS: dict[str, dict[str, Any]] = {
+    "runs": {"x": "SELECT id FROM runs WHERE status = 'failed'",
+             "y": "SELECT min(id) FROM runs",
+             "edits": [("actor", "''"), ("error", "NULL"), ("error", "' '"),
+                       ("cycle_index", "{y}"), ("started_at", "{y}")],
+             "copy": {}},
+    "readings": {"x": "SELECT min(id) FROM readings WHERE scenario = 'monitored'",
+                 "y": "SELECT max(id) FROM readings WHERE scenario = 'monitored'",
+                 "edits": [("dir", "0.95"), ("verdict", "NULL"), ("verdict_reason", "''"),
+                           ("dir", "{y}"), ("dir_alert", "NOT dir_alert"),
+                           ("measured_at", "{y}")],
+                 "copy": {"run_id": "(SELECT id FROM runs WHERE status = 'failed')"}},
+    "group_results": {"x": "SELECT min(id) FROM group_results WHERE role = 'compared'",
+                      "y": "SELECT max(id) FROM group_results WHERE role = 'compared'",
+                      "edits": [("label", "''"), ("p_value", "NULL"), ("rate", "{y}"),
+                                ("approved", "{y}")],
+                      "copy": {"label": "label || ' copy'"}},
+    "alerts": {"x": "SELECT min(id) FROM alerts", "y": "SELECT max(id) FROM alerts",
+               "edits": [("token", "{y}"), ("state", "'open'"), ("verdict", "''"),
+                         ("closed_at", "NULL"), ("clean_streak", "7"), ("key_id", "' '")],
+               "copy": {"reading_id": "(SELECT min(id) FROM readings WHERE scenario = "
+                                      "'reference')"}},
+    "source_files": {"x": "SELECT min(id) FROM source_files",
+                     "y": "SELECT max(id) FROM source_files",
+                     "edits": [("sha256", "{y}"), ("path", "''"), ("reading_id", "NULL"),
+                               ("mtime_ns", "mtime_ns + 1")],
+                     "copy": {}},
+}
+
+
+@pytest.mark.parametrize("table", list(TARGETS))
+def test_every_edit_of_a_row_is_reported_at_its_table_and_id(stored: Stored,
+                                                             table: str) -> None:
+    t = TARGETS[table]
+    x, y = stored.one(t["x"]), stored.one(t["y"])
+    assert x != y
+    for column, value in t["edits"]:
+        original = stored.one(f"SELECT {column} FROM {table} WHERE id = {x}")
+        other = f"(SELECT {column} FROM {table} WHERE id = {y})"
+        new = value.format(y=other)
+        same = "IS NOT DISTINCT FROM" if stored.url.startswith("postgresql") else "IS"
+        assert query_url(stored.url, f"SELECT {new} {same} {column} "
+                                     f"FROM {table} WHERE id = {x}")[0][0] in (0, False), (
+            f"{table}.{column}: the edit would change nothing")
+        edit(stored.url, f"UPDATE {table} SET {column} = {new} WHERE id = {x}")
+        assert stored.verify() == (1, [("row_modified", table, x)]), (table, column, value)
+        edit(stored.url, f"UPDATE {table} SET {column} = :v WHERE id = {x}",
+             params={"v": original})
+    assert stored.verify() == (0, [])
+
+
+@pytest.mark.parametrize("table", list(TARGETS))
+def test_a_deleted_an_inserted_and_two_swapped_rows_are_reported(stored: Stored,
+                                                                 table: str) -> None:
+    t = TARGETS[table]
+    x, y = stored.one(t["x"]), stored.one(t["y"])
+    columns = form_of(1, table).columns
+    new_id = stored.one(f"SELECT max(id) FROM {table}") + 100
+    picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    edit(stored.url, f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} "
+                     f"FROM {table} WHERE id = {x}")
+    assert stored.verify() == (1, [("row_unrecorded", table, new_id)])
+    edit(stored.url, f"DELETE FROM {table} WHERE id = {new_id}")
+
+    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
+         f"UPDATE {table} SET id = {x} WHERE id = {y}",
+         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    assert stored.verify() == (1, sorted([("row_modified", table, x), ("row_modified", table, y)]))
+    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
+         f"UPDATE {table} SET id = {x} WHERE id = {y}",
+         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    assert stored.verify() == (0, [])
+
+    edit(stored.url, f"DELETE FROM {table} WHERE id = {x}")
+    code, anomalies = stored.verify()
+    assert (code, anomalies) == (1, [("row_missing", table, x)])
+
+
+def test_json_anomalies_name_kind_seq_table_id_and_detail(stored: Stored) -> None:
+    reading = stored.one("SELECT min(id) FROM readings")
+    edit(stored.url, f"UPDATE readings SET dir = 0.95 WHERE id = {reading}")
+    result = CliRunner().invoke(cli, ["--config", str(stored.config), "verify", "--json"])
+    assert result.exit_code == 1
+    (anomaly,) = json.loads(result.stdout)["anomalies"]
+    assert set(anomaly) == {"kind", "seq", "table", "id", "detail"}
+    recorded_by = stored.one("SELECT min(seq) FROM audit_events "
+                             "WHERE event_type = 'cycle_completed'")
+    assert anomaly == {"kind": "row_modified", "seq": recorded_by, "table": "readings",
+                       "id": reading, "detail": f"the stored row differs from the digest "
+                                                f"recorded at seq {recorded_by}"}
+    text_out = CliRunner().invoke(cli, ["--config", str(stored.config), "verify"]).stdout
+    assert f"first broken row readings id {reading} (seq {recorded_by}) (row_modified" in text_out
+
+
+def test_an_alert_changed_without_its_event_is_found(stored: Stored) -> None:
+    """The latest event for an alert must match its mutable columns: marking the
+    acknowledged alert resolved by hand (no event) is found."""
+    edit(stored.url, "UPDATE alerts SET state = 'resolved', closed_at = created_at WHERE id = 2")
+    assert stored.verify() == (1, [("row_modified", "alerts", 2)])
+
+
+def test_the_canonical_form_is_the_same_for_both_back_ends() -> None:
+    """SQLite hands back times as text and booleans as 0/1, PostgreSQL as datetime and bool;
+    a float column may come back as an int: the canonical text is the same."""
+    form = FORMS[1]["alerts"]
+    sqlite_row = (3, 1, 2, "2026-01-01 00:00:05.000000", "dir", 1, "tok", "k", "open", None,
+                  2, 0, None)
+    pg_row = (3, 1, 2, datetime(2026, 1, 1, 1, 0, 5, tzinfo=timezone_plus_one()), "dir", 1.0,
+              "tok", "k", "open", None, 2, 0, None)
+    assert form.canonical(sqlite_row) == form.canonical(pg_row)
+    assert '"created_at":"2026-01-01T00:00:05.000000Z"' in form.canonical(sqlite_row)
+    assert '"dir":1.0' in form.canonical(sqlite_row)
+    readings = FORMS[1]["readings"]
+    values: list[Any] = [None] * len(readings.columns)
+    flag = readings.columns.index("dir_alert")
+    values[flag] = 1
+    as_int = readings.canonical(values)
+    values[flag] = True
+    assert readings.canonical(values) == as_int
+    values[flag] = "1"
+    assert readings.canonical(values) != as_int
+    values[flag] = None
+    values[readings.columns.index("measured_at")] = "2026-01-01T00:00:05.000000Z"
+    assert '"measured_at":"raw:2026-01-01T00:00:05.000000Z"' in readings.canonical(values)
+
+
+def timezone_plus_one() -> Any:
+    from datetime import timezone
+    return timezone(timedelta(hours=1))
