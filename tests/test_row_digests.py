@@ -20,13 +20,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from fairlens_monitor.app import open_cipher, open_repository
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
+from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config import load_settings
 from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
 from fairlens_monitor.rowforms import FORMS, form_of
-from fairlens_monitor.store.maintenance import transition_alert
+from fairlens_monitor.store.maintenance import apply_retention, transition_alert
+from fairlens_monitor.trail import write_checkpoint
 from tests.conftest import merge, query_url
 from tests.test_sources import file_config, german, write_days
 
@@ -49,12 +51,15 @@ class Stored:
 
 
 def edit(url: str, *statements: str, params: dict[str, Any] | None = None) -> None:
-    """Run statements as someone with full SQL rights: foreign keys not enforced."""
+    """Run statements as someone with full SQL rights: foreign keys not enforced, the
+    audit table's append-only triggers lifted."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SET LOCAL session_replication_role = replica"))
+            else:
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
             for statement in statements:
                 conn.execute(text(statement), params or {})
     finally:
@@ -223,3 +228,91 @@ def test_the_canonical_form_is_the_same_for_both_back_ends() -> None:
 def timezone_plus_one() -> Any:
     from datetime import timezone
     return timezone(timedelta(hours=1))
+
+
+def test_rows_from_before_row_digests_get_one_signed_baseline(
+        write_config: Callable[..., Path], backend_url: str,
+        clock: Callable[[], datetime]) -> None:
+    """A database written by a version without row digests: the first writable start (or
+    `db upgrade`) records one ``rows_baseline`` event; from then on its rows are checked."""
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(3):
+        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    repo.engine.dispose()
+    # Rewrite the chain as the previous version wrote it: the same events, no row digests.
+    prev = GENESIS_HASH
+    rows = query_url(backend_url, "SELECT seq, ts, event_type, actor, canonical "
+                                  "FROM audit_events ORDER BY seq")
+    statements = ["DELETE FROM audit_events"]
+    params: dict[str, Any] = {}
+    for n, (seq, ts, event_type, actor, canonical) in enumerate(rows):
+        payload = json.loads(canonical)["payload"]
+        payload.pop("row_digests", None)
+        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
+                           payload=payload, prev_hash=prev)
+        prev = rec.hash
+        statements.append(
+            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, canonical, "
+            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :p{n}, :c{n}, :h{n}, :x{n})")
+        params.update({f"s{n}": seq, f"t{n}": ts, f"e{n}": event_type, f"a{n}": actor,
+                       f"p{n}": json.dumps(dict(rec.payload)), f"c{n}": rec.canonical,
+                       f"h{n}": rec.prev_hash, f"x{n}": rec.hash})
+    edit(backend_url, *statements, params=params)
+    s = Stored(config, backend_url)
+    code, anomalies = s.verify()
+    assert code == 1
+    assert {kind for kind, _, _ in anomalies} == {"row_unrecorded"}  # nothing records them
+
+    upgraded = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    baseline = s.one("SELECT max(seq) FROM audit_events")
+    assert f"rows stored before row digests recorded at seq {baseline}" in upgraded.stdout
+    assert s.verify() == (0, [])
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
+    assert s.verify() == (0, [])
+    edit(backend_url, "UPDATE readings SET dir = 0.95 WHERE id = 1")
+    assert s.verify() == (1, [("row_modified", "readings", 1)])
+    # Another start does not record a second baseline that would launder the edit.
+    CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
+
+
+def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., Path],
+                                                    backend_url: str) -> None:
+    """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
+    the pruned events recorded, so an edit of such a reading is still found."""
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    now = datetime.now(UTC)
+    old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
+    for _ in range(3):
+        run_cycle(settings, repo, cipher, clock=lambda: next(old), actor="cli")
+    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
+    recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
+    run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
+    ts = rfc3339(now)
+    done = apply_retention(
+        repo, readings_before=now - timedelta(days=800), runs_before=now - timedelta(days=800),
+        prune=lambda seq, head: sign_prune(signer, pruned_to=seq, head_hash=head, ts=ts),
+        audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
+    repo.engine.dispose()
+    assert done["pruned_to"] is not None
+    assert done["readings"] == 0
+    s = Stored(config, backend_url)
+    assert s.one("SELECT min(seq) FROM audit_events") > 3  # the cycles' own events are gone
+    assert s.verify() == (0, [])
+    edit(backend_url, "UPDATE readings SET verdict = 'fair' WHERE id = 2")
+    assert s.verify() == (1, [("row_modified", "readings", 2)])
+    edit(backend_url, "UPDATE readings SET verdict = 'adverse' WHERE id = 2",
+         "DELETE FROM group_results WHERE id = 1")
+    code, anomalies = s.verify()
+    assert ("row_missing", "group_results", 1) in anomalies
+    assert code == 1
