@@ -68,7 +68,8 @@ TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "sourc
 class RowForm:
     """One table's columns under one form, with the indexes that need normalising."""
 
-    __slots__ = ("bools", "columns", "floats", "form", "jsons", "table", "tag", "times")
+    __slots__ = ("bools", "columns", "floats", "form", "jsons", "order", "sorted_names",
+                 "table", "tag", "times")
 
     def __init__(self, form: int, table: str, spec: str) -> None:
         """Parse ``spec`` (``name:kind`` words); raises ValueError on an unknown kind."""
@@ -82,15 +83,18 @@ class RowForm:
         self.times = tuple(i for i, (_, k) in enumerate(pairs) if k == "t")
         self.jsons = tuple(i for i, (_, k) in enumerate(pairs) if k == "j")
         self.tag = f"fairlens-row-v{form}\x00{table}\x00".encode()
+        self.order = tuple(sorted(range(len(self.columns)), key=self.columns.__getitem__))
+        self.sorted_names = tuple(self.columns[i] for i in self.order)
 
     def canonical(self, values: Sequence[Any]) -> str:
         """Return the canonical text of one row given its values in ``columns`` order."""
         vals = list(values)
         for i in self.floats:
             v = vals[i]
-            if type(v) is int:
-                vals[i] = float(v)
-            elif type(v) is float and v != v:  # NaN: SQLite keeps it as NULL
+            if type(v) is not float:
+                if type(v) is int:
+                    vals[i] = float(v)
+            elif v != v:  # NaN: SQLite keeps it as NULL
                 vals[i] = None
         for i in self.bools:
             v = vals[i]
@@ -98,15 +102,19 @@ class RowForm:
                 vals[i] = v == 1
         for i in self.times:
             vals[i] = _time(vals[i])
+        nested = False
         for i in self.jsons:
             v = vals[i]
             if isinstance(v, str):
                 try:
-                    vals[i] = json.loads(v)
+                    v = vals[i] = json.loads(v)
                 except ValueError:
                     vals[i] = "raw:" + v
-        return json.dumps(dict(zip(self.columns, vals, strict=True)), sort_keys=True,
-                          separators=(",", ":"), ensure_ascii=False, default=_other)
+            nested = nested or isinstance(v, dict | list)
+        # The columns are already in sorted order (see __init__); only a JSON value inside
+        # needs the sorting encoder.
+        row = dict(zip(self.sorted_names, map(vals.__getitem__, self.order), strict=True))
+        return _ENCODE_SORTED(row) if nested else _ENCODE(row)
 
     def digest(self, values: Sequence[Any]) -> str:
         """Return the row's digest (hex SHA-256 of the tag and the canonical text)."""
@@ -135,6 +143,19 @@ def digest_mapping(form: int, table: str, row: Mapping[str, Any]) -> str:
     return rf.digest([row.get(c) for c in rf.columns])
 
 
+def _other(v: Any) -> str:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "blob:" + bytes(v).hex()
+    return f"{type(v).__name__}:{v}"
+
+
+# One encoder for every row (json.dumps with options builds a new one per call). Nested
+# JSON values (the lineage column) are sorted too.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_other).encode
+_ENCODE_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                  default=_other).encode
+
+
 def _time(v: Any) -> Any:
     if isinstance(v, datetime):
         if v.tzinfo is None:
@@ -149,9 +170,3 @@ def _time(v: Any) -> Any:
             return f"{v[:10]}T{v[11:]}Z"
         return "raw:" + v
     return v
-
-
-def _other(v: Any) -> str:
-    if isinstance(v, bytes | bytearray | memoryview):
-        return "blob:" + bytes(v).hex()
-    return f"{type(v).__name__}:{v}"
