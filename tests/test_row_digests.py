@@ -10,6 +10,7 @@ and `verify --json` must report exactly that table and id, exit 1; undone, it is
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -316,3 +317,26 @@ def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., 
     code, anomalies = s.verify()
     assert ("row_missing", "group_results", 1) in anomalies
     assert code == 1
+
+
+def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
+    """Each view reads the five row tables (every column in the current row form, so a
+    migration that adds one fails here until it adds a form) or the chain itself."""
+    from fairlens_monitor.rowforms import CURRENT_FORM, TABLES
+    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.models import Base
+
+    for table in TABLES:
+        assert set(Base.metadata.tables[table].columns.keys()) == set(
+            FORMS[CURRENT_FORM][table].columns), table
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    engine = make_engine(url)
+    upgrade(engine, url)
+    with engine.connect() as conn:
+        views = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+        read = {name: set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql, re.IGNORECASE))
+                for name, sql in views}
+    engine.dispose()
+    assert read
+    for name, tables in read.items():
+        assert tables <= {*TABLES, "audit_events", "checkpoints"} | set(read), (name, tables)
