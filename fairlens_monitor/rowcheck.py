@@ -22,7 +22,7 @@ row is gone) and ``row_unrecorded`` (a row no event accounts for) anomalies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from fairlens_monitor.audit import Anomaly
 from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES
@@ -33,12 +33,9 @@ ROW_EVENTS: tuple[str, ...] = (
     "keys_rotated", "retention_applied", "chain_pruned", "rows_baseline")
 
 
-class Expected(NamedTuple):
-    """What the chain says one row must be: its digest, under which form, and by which event."""
-
-    digest: str
-    form: int
-    seq: int
+# What the chain says one row must be: (digest, form, seq of the event that recorded it). A
+# plain tuple: a ledger holds one per stored row, and building a NamedTuple costs twice as much.
+Expected = tuple[str, int, int]
 
 
 class RowLedger:
@@ -61,7 +58,7 @@ class RowLedger:
         for table in TABLES:
             for entry in carried.get(table, ()):
                 row_id, digest, form, seq = entry
-                self.rows[table][int(row_id)] = Expected(str(digest), int(form), int(seq))
+                self.rows[table][int(row_id)] = (str(digest), int(form), int(seq))
 
     def apply(self, seq: int, event_type: str, payload: Mapping[str, Any]) -> None:
         """Replay one event's row entries; a malformed entry is a ``row_modified`` anomaly.
@@ -83,17 +80,23 @@ class RowLedger:
         if isinstance(digests, Mapping):
             form = int(digests["form"])
             for table in TABLES:
+                entries = digests.get(table)
+                if not entries:
+                    continue
                 known = self.rows[table]
-                for row_id, digest in digests.get(table, ()):
+                if not baseline and all(type(i) is int and type(d) is str for i, d in entries):
+                    known.update((i, (d, form, seq)) for i, d in entries)  # the common case
+                    continue
+                for row_id, digest in entries:
                     row_id, digest = int(row_id), str(digest)
                     earlier = known.get(row_id)
                     if baseline and earlier is not None:
-                        if earlier.digest != digest:
+                        if earlier[0] != digest:
                             self.anomalies.append(Anomaly(
                                 seq, "row_modified", f"the baseline contradicts the digest "
-                                f"recorded at seq {earlier.seq}", table, row_id))
+                                f"recorded at seq {earlier[2]}", table, row_id))
                         continue
-                    known[row_id] = Expected(digest, form, seq)
+                    known[row_id] = (digest, form, seq)
         deleted = payload.get("rows_deleted")
         if isinstance(deleted, Mapping):
             for table in TABLES:
@@ -117,14 +120,15 @@ class RowLedger:
                 out.append(Anomaly(None, "row_unrecorded", "no audit event records this row",
                                    table, row_id if type(row_id) is int else None))
                 continue
-            if exp.form == CURRENT_FORM:
+            recorded, form, seq = exp
+            if form == CURRENT_FORM:
                 actual = digest(values)
             else:
-                actual = _older(exp.form, table, current.columns, values)
-            if actual != exp.digest:
-                out.append(Anomaly(exp.seq, "row_modified", f"the stored row differs from the "
-                                   f"digest recorded at seq {exp.seq}", table, row_id))
-        out += [Anomaly(exp.seq, "row_missing", f"a row recorded at seq {exp.seq} is gone",
+                actual = _older(form, table, current.columns, values)
+            if actual != recorded:
+                out.append(Anomaly(seq, "row_modified", f"the stored row differs from the "
+                                   f"digest recorded at seq {seq}", table, row_id))
+        out += [Anomaly(exp[2], "row_missing", f"a row recorded at seq {exp[2]} is gone",
                         table, row_id) for row_id, exp in sorted(expected.items())]
         expected.clear()
         return out

@@ -79,15 +79,22 @@ def ledger(engine: Engine, pruned_to: int = 0) -> RowLedger:
             ``chain_pruned`` event that names it carries the ledger of the pruned events.
     """
     out = RowLedger()
+    types = ", ".join(f"'{t}'" for t in ROW_EVENTS)
+    payloads = []
     with engine.connect() as conn:
-        rows = conn.execute(select(AuditEvent.seq, AuditEvent.event_type, AuditEvent.canonical)
-                            .where(AuditEvent.event_type.in_(ROW_EVENTS))
-                            .order_by(AuditEvent.seq))
-        payloads = []
-        for seq, event_type, canonical in rows:
-            payload = _row_entries(canonical)
-            if isinstance(payload, dict):
-                payloads.append((int(seq), str(event_type), payload))
+        raw: Any = conn.connection.dbapi_connection
+        server_side = engine.dialect.name == "postgresql"
+        cursor = raw.cursor(name="fairlens_row_events") if server_side else raw.cursor()
+        try:
+            cursor.execute("SELECT seq, event_type, canonical FROM audit_events "  # noqa: S608
+                           f"WHERE event_type IN ({types}) ORDER BY seq")
+            while batch := cursor.fetchmany(5000):
+                for seq, event_type, canonical in batch:
+                    payload = _row_entries(canonical)
+                    if isinstance(payload, dict):
+                        payloads.append((int(seq), str(event_type), payload))
+        finally:
+            cursor.close()
     carried = [p for _, t, p in payloads
                if t == "chain_pruned" and pruned_to and p.get("pruned_to") == pruned_to]
     if carried:
@@ -163,7 +170,7 @@ def carried_ledger(s: Session, up_to: int) -> dict[str, list[Any]]:
         book.carry(payloads[prunes[-1][1]][2])
     for seq, t, p in payloads:
         book.apply(seq, t, p)
-    return {table: [[i, e.digest, e.form, e.seq] for i, e in sorted(book.rows[table].items())]
+    return {table: [[i, *e] for i, e in sorted(book.rows[table].items())]
             for table in TABLES if book.rows[table]}
 
 
