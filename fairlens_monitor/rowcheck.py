@@ -45,6 +45,7 @@ class RowLedger:
         """Start empty (a chain with no row events expects no rows)."""
         self.rows: dict[str, dict[int, Expected]] = {t: {} for t in TABLES}
         self.anomalies: list[Anomaly] = []
+        self.last_seq = 0  # the newest event replayed
 
     def carry(self, payload: Mapping[str, Any]) -> None:
         """Start from the ledger a ``chain_pruned`` event carried (before replaying events).
@@ -68,6 +69,7 @@ class RowLedger:
             event_type: its type (``rows_baseline`` never overrides earlier digests).
             payload: its payload as hashed.
         """
+        self.last_seq = max(self.last_seq, seq)
         try:
             self._apply(seq, event_type, payload)
         except (TypeError, ValueError, KeyError):
@@ -132,6 +134,27 @@ class RowLedger:
                         table, row_id) for row_id, exp in sorted(expected.items())]
         expected.clear()
         return out
+
+
+def mark(expected: Expected | None, table: str, values: Sequence[Any] | None
+         ) -> tuple[bool, str]:
+    """Whether one stored row (current form's columns, or None if gone) is what the chain
+    recorded; with a short reason for the page.
+
+    Returns:
+        ``(verified, reason)``.
+    """
+    if expected is None:
+        return False, "no audit event records this row"
+    recorded, form, seq = expected
+    if values is None:
+        return False, f"recorded at seq {seq}, now missing"
+    current = FORMS[CURRENT_FORM][table]
+    actual = (current.digest(values) if form == CURRENT_FORM
+              else _older(form, table, current.columns, values))
+    if actual != recorded:
+        return False, f"differs from the digest recorded at seq {seq}"
+    return True, f"matches the digest recorded at seq {seq}"
 
 
 def _older(form: int, table: str, columns: Sequence[str], values: Sequence[Any]) -> str:

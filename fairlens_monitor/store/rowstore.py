@@ -53,6 +53,20 @@ def row_digests(s: Session, written: Mapping[str, Iterable[int]]) -> Digests:
     return out
 
 
+def stored_rows(engine: Engine, table: str, ids: Iterable[int]) -> dict[int, Sequence[Any]]:
+    """The stored rows of ``table`` with these ids (current form's columns), by id."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_select(table, f' WHERE "id" IN ({", ".join(map(str, wanted))})'))
+            return {row[0]: row for row in cursor.fetchall()}
+        finally:
+            cursor.close()
+
+
 def iter_table(engine: Engine, table: str, batch: int = 20000) -> Iterator[Sequence[Any]]:
     """Yield every row of ``table`` (current form's columns, id order), streaming.
 
@@ -70,15 +84,19 @@ def iter_table(engine: Engine, table: str, batch: int = 20000) -> Iterator[Seque
             cursor.close()
 
 
-def ledger(engine: Engine, pruned_to: int = 0) -> RowLedger:
+def ledger(engine: Engine, pruned_to: int = 0, *, into: RowLedger | None = None
+           ) -> RowLedger:
     """Replay the chain's row entries (from the hashed canonical bytes) into a ledger.
 
     Args:
         engine: the database.
         pruned_to: the seq up to which the chain was pruned (verify's start − 1); the
             ``chain_pruned`` event that names it carries the ledger of the pruned events.
+        into: a ledger to bring up to date: only events after its ``last_seq`` are read
+            (and no carried ledger: it has seen those events itself).
     """
-    out = RowLedger()
+    out = RowLedger() if into is None else into
+    after = out.last_seq
     types = ", ".join(f"'{t}'" for t in ROW_EVENTS)
     payloads = []
     with engine.connect() as conn:
@@ -87,7 +105,7 @@ def ledger(engine: Engine, pruned_to: int = 0) -> RowLedger:
         cursor = raw.cursor(name="fairlens_row_events") if server_side else raw.cursor()
         try:
             cursor.execute("SELECT seq, event_type, canonical FROM audit_events "  # noqa: S608
-                           f"WHERE event_type IN ({types}) ORDER BY seq")
+                           f"WHERE event_type IN ({types}) AND seq > {int(after)} ORDER BY seq")
             while batch := cursor.fetchmany(5000):
                 for seq, event_type, canonical in batch:
                     payload = _row_entries(canonical)
@@ -95,8 +113,8 @@ def ledger(engine: Engine, pruned_to: int = 0) -> RowLedger:
                         payloads.append((int(seq), str(event_type), payload))
         finally:
             cursor.close()
-    carried = [p for _, t, p in payloads
-               if t == "chain_pruned" and pruned_to and p.get("pruned_to") == pruned_to]
+    carried = [p for _, t, p in payloads if into is None and t == "chain_pruned"
+               and pruned_to and p.get("pruned_to") == pruned_to]
     if carried:
         try:
             out.carry(carried[-1])
