@@ -340,3 +340,13 @@ def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
     assert read
     for name, tables in read.items():
         assert tables <= {*TABLES, "audit_events", "checkpoints"} | set(read), (name, tables)
+
+
+def test_text_that_is_not_utf8_is_a_modified_row_not_a_crash(stored: Stored) -> None:
+    if not stored.url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    reading = stored.one("SELECT max(id) FROM readings")
+    edit(stored.url, f"UPDATE readings SET verdict = CAST(X'FF' AS TEXT) WHERE id = {reading}",
+         "UPDATE runs SET actor = CAST(X'C3' AS TEXT) WHERE id = 1")
+    assert stored.verify() == (1, [("row_modified", "readings", reading),
+                                   ("row_modified", "runs", 1)])

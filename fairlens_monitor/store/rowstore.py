@@ -9,6 +9,7 @@ is exactly the one ``verify`` recomputes later, on SQLite, on PostgreSQL and aft
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -74,14 +75,50 @@ def iter_table(engine: Engine, table: str, batch: int = 20000) -> Iterator[Seque
     """
     with engine.connect() as conn:
         raw: Any = conn.connection.dbapi_connection
-        server_side = engine.dialect.name == "postgresql"
-        cursor = raw.cursor(name=f"fairlens_rows_{table}") if server_side else raw.cursor()
+        if engine.dialect.name == "postgresql":
+            cursor = raw.cursor(name=f"fairlens_rows_{table}")
+            try:
+                cursor.execute(_select(table))
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
+            return
+        yield from _iter_sqlite(raw, table, batch)
+
+
+def _iter_sqlite(raw: Any, table: str, batch: int) -> Iterator[Sequence[Any]]:
+    """SQLite rows; text that is not UTF-8 (a hand edit) is read on with its bad bytes kept
+    as surrogates, so such a row is reported as modified instead of stopping ``verify``."""
+    last: int | None = None
+    try:
+        cursor = raw.cursor()
         try:
             cursor.execute(_select(table))
             while rows := cursor.fetchmany(batch):
                 yield from rows
+                last = rows[-1][0]
+            return
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
         finally:
             cursor.close()
+        # Read on from after the last whole batch, leniently (bytes kept as surrogates).
+        raw.text_factory = _lenient
+        cursor = raw.cursor()
+        try:
+            cursor.execute(_select(table, "" if last is None else f' WHERE "id" > {int(last)}'))
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
+    finally:
+        raw.text_factory = str
+
+
+def _lenient(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def ledger(engine: Engine, pruned_to: int = 0, *, into: RowLedger | None = None
