@@ -214,9 +214,12 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
     Returns:
         The event, or None when no baseline is needed.
     """
+    with repo.sessions() as s:  # the common case: no chain lock taken (PostgreSQL)
+        if not needs_baseline(s):
+            return None
     with repo.sessions.begin() as s:
         serialise(s)
-        if not needs_baseline(s):
+        if not needs_baseline(s):  # another process recorded it meanwhile
             return None
         digests = baseline_digests(s)
         return append(s, "rows_baseline", "cli", {
