@@ -10,7 +10,9 @@ simulate → measure → detect → alert → **log** → verify. Events record 
 - ``rows_deleted``: ``{"<table>": [id, ...]}`` — rows retention deleted.
 - ``rows_baseline`` events record rows written before row digests existed; a baseline never
   overrides a digest an earlier event recorded (a disagreement is ``row_modified``), so a
-  second baseline cannot launder an edit.
+  second baseline cannot launder an edit. Likewise only the events in :data:`MUTABLE_BY`
+  may record a new digest for a row already recorded (alerts, detached file records); a
+  forged event appended later cannot re-record a run, reading or group result.
 - ``chain_pruned`` events carry ``rows_carried`` (``{"<table>": [[id, digest, form, seq],
   ...]}``): what the pruned events had recorded, so pruning never orphans a row.
 
@@ -32,6 +34,14 @@ ROW_EVENTS: tuple[str, ...] = (
     "cycle_completed", "cycle_failed", "alert_raised", "alert_acknowledged", "alert_resolved",
     "keys_rotated", "retention_applied", "chain_pruned", "rows_baseline")
 
+# Which events may record a new digest for a row already recorded: alerts change state
+# (episodes, people, key rotation), a file record is detached by retention. Runs, readings and
+# group results never change, so an event appended later cannot re-record them.
+MUTABLE_BY: dict[str, frozenset[str]] = {
+    "alerts": frozenset({"cycle_completed", "alert_raised", "alert_acknowledged",
+                         "alert_resolved", "keys_rotated"}),
+    "source_files": frozenset({"retention_applied"}),
+}
 
 # What the chain says one row must be: (digest, form, seq of the event that recorded it). A
 # plain tuple: a ledger holds one per stored row, and building a NamedTuple costs twice as much.
@@ -86,19 +96,21 @@ class RowLedger:
                 if not entries:
                     continue
                 known = self.rows[table]
-                if not baseline and all(type(i) is int and type(d) is str for i, d in entries):
-                    known.update((i, (d, form, seq)) for i, d in entries)  # the common case
+                if (not baseline and all(type(i) is int and type(d) is str for i, d in entries)
+                        and not any(i in known for i, _ in entries)):
+                    known.update((i, (d, form, seq)) for i, d in entries)  # new rows: common
                     continue
+                may_change = not baseline and event_type in MUTABLE_BY.get(table, ())
                 for row_id, digest in entries:
                     row_id, digest = int(row_id), str(digest)
                     earlier = known.get(row_id)
-                    if baseline and earlier is not None:
-                        if earlier[0] != digest:
-                            self.anomalies.append(Anomaly(
-                                seq, "row_modified", f"the baseline contradicts the digest "
-                                f"recorded at seq {earlier[2]}", table, row_id))
+                    if earlier is not None and earlier[0] != digest and not may_change:
+                        self.anomalies.append(Anomaly(
+                            seq, "row_modified", f"{event_type} records another digest than "
+                            f"the one recorded at seq {earlier[2]}", table, row_id))
                         continue
-                    known[row_id] = (digest, form, seq)
+                    if earlier is None or may_change:
+                        known[row_id] = (digest, form, seq)
         deleted = payload.get("rows_deleted")
         if isinstance(deleted, Mapping):
             for table in TABLES:

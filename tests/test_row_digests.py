@@ -350,3 +350,24 @@ def test_text_that_is_not_utf8_is_a_modified_row_not_a_crash(stored: Stored) -> 
          "UPDATE runs SET actor = CAST(X'C3' AS TEXT) WHERE id = 1")
     assert stored.verify() == (1, [("row_modified", "readings", reading),
                                    ("row_modified", "runs", 1)])
+
+
+def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stored) -> None:
+    """Anyone with write access can append events to the unsigned tail; a reading, run or
+    group result is recorded once, so a later event with the edited row's digest is itself
+    reported (only alert and file-record transitions may re-record a row)."""
+    from fairlens_monitor.store.repository import Repository
+    from fairlens_monitor.store.rowstore import stored_rows
+
+    reading = stored.one("SELECT max(id) FROM readings WHERE scenario = 'monitored'")
+    edit(stored.url, f"UPDATE readings SET dir = 0.95 WHERE id = {reading}")
+    engine = create_engine(stored.url)
+    try:
+        row = stored_rows(engine, "readings", [reading])[reading]
+        forged = FORMS[1]["readings"].digest(row)
+        Repository(engine).append_event("cycle_completed", "cli", {
+            "row_digests": {"form": 1, "readings": [[reading, forged]]}},
+            ts="2026-12-01T00:00:00.000000Z")
+    finally:
+        engine.dispose()
+    assert stored.verify() == (1, [("row_modified", "readings", reading)] * 2)
