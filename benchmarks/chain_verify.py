@@ -6,18 +6,28 @@ config, run here first) with per-event counters, then times, in one run:
 `verify_chain` over the repository's two streaming passes, and the `fairlens-monitor verify`
 command end to end (process start, checkpoint checks and all).
 
+Each event also stands for a real cycle's rows (issue 14): the run, its two readings, their
+group results and the alert of that same demo cycle are copied under new ids, and the event
+records their digests as a cycle does. The row check (``store.rowstore.check_rows``: replay
+the digests from the chain, recompute every row's digest) is timed in rows/s beside a floor
+measured in the same run: a raw cursor fetching the same rows plus one SHA-256 per row.
+
     python benchmarks/chain_verify.py [--events 262800] [--dir DIR] [--checkpoints K]
 
 With ``--checkpoints K`` it also times the checkpoint checks `verify` makes for K chained
 checkpoints (one signature, a hash for each of the rest) beside K checked one signature
 each (the pre-0.9 way): what signing a checkpoint every cycle costs at verification.
 
-Goal (issue 5): at least 200,000 events a second.
+    python benchmarks/chain_verify.py [--events 262800] [--dir DIR] [--no-rows]
+
+Goals: at least 200,000 events a second (issue 5); row checks within 2x of the floor
+(issue 14).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -44,11 +54,19 @@ from fairlens_monitor.checkpoints import (  # noqa: E402
 )
 from fairlens_monitor.config import load_settings  # noqa: E402
 from fairlens_monitor.cycle import run_cycle  # noqa: E402
+from fairlens_monitor.rowforms import FORMS, TABLES  # noqa: E402
 from fairlens_monitor.store.db import canonical_json, make_engine, upgrade  # noqa: E402
+from fairlens_monitor.store.rowstore import _select, check_rows, ledger  # noqa: E402
+
+Rows = dict[str, list[tuple[object, ...]]]
+# Which columns hold a parent's id: (table, column index) → parent table.
+PARENTS = {("readings", 1): "runs", ("group_results", 1): "readings",
+           ("alerts", 1): "runs", ("alerts", 2): "readings", ("source_files", 1): "readings"}
 
 
-def sample_payload(folder: Path) -> dict[str, object]:
-    """Run one real cycle (drifted, with an alert) and return its cycle_completed payload."""
+def sample_payload(folder: Path) -> tuple[dict[str, object], Rows]:
+    """Run one real cycle (drifted, with an alert); return its cycle_completed payload and
+    the rows it stored (as a raw cursor reads them)."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["database"]["url"] = "sqlite:///sample.db"
     config["simulation"]["drift"] = 0.9
@@ -60,20 +78,50 @@ def sample_payload(folder: Path) -> dict[str, object]:
               actor="daemon")
     [(_, payload)] = repo.events_of_type("cycle_completed")
     repo.engine.dispose()
-    return payload
+    payload.pop("row_digests", None)
+    with sqlite3.connect(folder / "sample.db") as conn:
+        rows = {t: conn.execute(_select(t)).fetchall() for t in TABLES}
+    return payload, rows
 
 
-def build(path: Path, events: int, legacy: bool, small: bool) -> None:
+def copy_rows(sample: Rows, cycle: int, rows: dict[str, list[tuple[object, ...]]]
+              ) -> dict[str, list[list[object]]]:
+    """Append the sample cycle's rows under the ids of cycle ``cycle``; return their digests."""
+    out: dict[str, list[list[object]]] = {}
+    for table in TABLES:
+        if not sample[table]:
+            continue
+        count = len(sample[table])
+        digests = []
+        for n, row in enumerate(sample[table]):
+            values = list(row)
+            values[0] = cycle * count + n + 1
+            for (t, col), parent in PARENTS.items():
+                if t == table and values[col] is not None:
+                    per = len(sample[parent])
+                    values[col] = cycle * per + (int(values[col]) - 1) % per + 1  # type: ignore[call-overload]
+            rows[table].append(tuple(values))
+            digests.append([values[0], FORMS[1][table].digest(values)])
+        out[table] = digests
+    return out
+
+
+def build(path: Path, events: int, legacy: bool, small: bool, with_rows: bool) -> None:
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     upgrade(engine, url)
     engine.dispose()
-    payload = {} if small else sample_payload(path.parent)
+    payload, sample = sample_payload(path.parent)
+    if small:
+        payload = {}
     start = datetime.now(UTC) - timedelta(minutes=events)
     rows, prev = [], GENESIS_HASH
+    table_rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in TABLES}
     for i in range(events):
         body = json.loads(json.dumps(payload))
         body["run_id"], body["cycle_index"] = i + 1, i
+        if with_rows:
+            body["row_digests"] = {"form": 1, **copy_rows(sample, i, table_rows)}
         rec = build_record(seq=i + 1, ts=rfc3339(start + timedelta(minutes=i)),
                            event_type="cycle_completed", actor="daemon", payload=body,
                            prev_hash=prev)
@@ -84,6 +132,25 @@ def build(path: Path, events: int, legacy: bool, small: bool) -> None:
     with sqlite3.connect(path) as conn:
         conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
                          "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", rows)
+        for table, values in table_rows.items():
+            columns = FORMS[1][table].columns
+            if values:
+                conn.executemany(f'INSERT INTO {table} ({", ".join(f"{c!r}" for c in columns)}) '  # noqa: S608
+                                 f'VALUES ({", ".join("?" for _ in columns)})', values)
+
+
+def row_floor(db: Path) -> tuple[int, float]:
+    """The floor: fetch the same rows with a raw cursor and SHA-256 each (its repr)."""
+    t, count = time.perf_counter(), 0
+    sha256 = hashlib.sha256
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        for table in TABLES:
+            cursor = conn.execute(_select(table))
+            while batch := cursor.fetchmany(20000):
+                for row in batch:
+                    sha256(repr(row).encode()).hexdigest()
+                count += len(batch)
+    return count, time.perf_counter() - t
 
 
 def time_checkpoints(count: int) -> None:
@@ -116,6 +183,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-chain")
     parser.add_argument("--small", action="store_true",
                         help="tiny payloads ({run_id, cycle_index}) instead of real ones")
+    parser.add_argument("--no-rows", action="store_true",
+                        help="events only, no stored rows (the chain as before issue 14)")
     parser.add_argument("--legacy", action="store_true",
                         help="store payloads as versions before 0.3 did (json.dumps, not "
                              "RFC 8785): verification then parses every payload")
@@ -125,13 +194,13 @@ def main() -> None:
     if args.checkpoints:
         time_checkpoints(args.checkpoints)
     folder = args.dir / (f"{args.events}{'-legacy' if args.legacy else ''}"
-                         f"{'-small' if args.small else ''}")
+                         f"{'-small' if args.small else ''}{'' if args.no_rows else '-rows'}")
     db = folder / "var" / "fairlens.db"
     if not db.exists():
         shutil.rmtree(folder, ignore_errors=True)
         db.parent.mkdir(parents=True)
         t = time.perf_counter()
-        build(db, args.events, args.legacy, args.small)
+        build(db, args.events, args.legacy, args.small, not args.no_rows)
         print(f"built {args.events:,} events in {time.perf_counter() - t:.1f} s ({db})")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["database"]["url"] = f"sqlite:///{db}"
@@ -148,6 +217,25 @@ def main() -> None:
         best = min(best, time.perf_counter() - t)
         if not report.intact or report.count != args.events:
             raise SystemExit(f"chain did not verify: {report.anomalies[:3]}")
+    if not args.no_rows:
+        floor, check, replay = float("inf"), float("inf"), float("inf")
+        for _ in range(3):
+            count, took = row_floor(db)
+            floor = min(floor, took)
+            t = time.perf_counter()
+            ledger(repo.engine)
+            replay = min(replay, time.perf_counter() - t)
+            t = time.perf_counter()
+            found = check_rows(repo.engine)
+            check = min(check, time.perf_counter() - t)
+            if found:
+                raise SystemExit(f"rows did not verify: {found[:3]}")
+        print(f"stored rows: {count:,} ({count / args.events:.1f} per event)")
+        print(f"row floor (raw fetch + SHA-256 per row), best of 3: {floor:.2f} s = "
+              f"{count / floor:,.0f} rows/s")
+        print(f"row check (replay digests + recompute every row), best of 3: {check:.2f} s "
+              f"= {count / check:,.0f} rows/s = {check / floor:.2f}x the floor "
+              f"(of which replaying the chain's digests {replay:.2f} s)")
     repo.engine.dispose()
     print(f"events: {args.events:,}, mean canonical size {size:.0f} bytes, payload column "
           f"{'json.dumps (legacy)' if args.legacy else 'RFC 8785'}")

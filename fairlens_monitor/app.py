@@ -7,8 +7,11 @@ schema, a missing key while encrypted alerts exist).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import (
     SIGNING_KEY_FILE,
@@ -23,6 +26,7 @@ from fairlens_monitor.store.db import (
     ensure_schema,
     make_engine,
 )
+from fairlens_monitor.store.maintenance import record_row_baseline
 from fairlens_monitor.store.repository import Repository
 
 
@@ -33,7 +37,8 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
         settings: validated settings.
         readonly: open read-only: never creates or migrates, and refuses a database that is
             missing, empty, locked or at another revision. Otherwise an empty database is
-            migrated to head and one at another revision is refused.
+            migrated to head, one at another revision is refused, and rows stored before
+            row digests existed get their ``rows_baseline`` event (once).
 
     Returns:
         A repository on the database.
@@ -49,10 +54,13 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
                                                 settings.leadership.lease_seconds))
     try:
         check_readable(engine, url) if readonly else ensure_schema(engine, url)
+        repo = Repository(engine)
+        if not readonly:
+            record_row_baseline(repo, ts=rfc3339(datetime.now(UTC)))
     except Exception:
         engine.dispose()
         raise
-    return Repository(engine)
+    return repo
 
 
 def open_cipher(settings: Settings, repo: Repository) -> AlertCipher:

@@ -108,9 +108,10 @@ class Link(NamedTuple):
 
 @dataclass(frozen=True)
 class Anomaly:
-    """One fault found in the chain: where (seq) and what kind."""
+    """One fault found in the chain: where (seq; None for a row no event accounts for),
+    what kind, and for a stored row its table and id."""
 
-    seq: int
+    seq: int | None
     kind: str
     detail: str
     table: str | None = None
@@ -355,7 +356,7 @@ def verify_chain(
             anchored = max(anchored, claim.seq)
             good.append(claim.seq)
     anomalies = _dedupe(anomalies)
-    first_bad = min((a.seq for a in anomalies), default=head_seq + 1)
+    first_bad = min((a.seq for a in anomalies if a.seq is not None), default=head_seq + 1)
     for seq in rewritten:  # something at or before seq was rewritten, and rehashed onwards:
         # only what a good checkpoint below it vouches for is still verified
         first_bad = min(first_bad, max((g for g in good if g < seq), default=start[0] - 1) + 1)
@@ -363,7 +364,7 @@ def verify_chain(
                        last_verified_seq=min(head_seq, first_bad - 1),
                        anchored_seq=min(anchored, first_bad - 1),
                        checkpoints_checked=len(claims),
-                       anomalies=sorted(anomalies, key=lambda a: (a.seq, a.kind)))
+                       anomalies=sorted(anomalies, key=lambda a: (a.seq or 0, a.kind)))
 
 
 def verify_records(records: Sequence[AuditRecord],
@@ -373,7 +374,7 @@ def verify_records(records: Sequence[AuditRecord],
 
 
 def _dedupe(anomalies: list[Anomaly]) -> list[Anomaly]:
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int | None, str]] = set()
     out = []
     for a in anomalies:
         if (a.seq, a.kind) not in seen:

@@ -119,6 +119,6 @@ class CopyNotVerifiedError(FairlensError):
 
     exit_code = 1
 
-    def __init__(self, seq: int, kind: str) -> None:
-        super().__init__(f"copy does NOT verify: first broken seq {seq} ({kind}); it was "
+    def __init__(self, where: str, kind: str) -> None:
+        super().__init__(f"copy does NOT verify: first broken {where} ({kind}); it was "
                          "rolled back, nothing was left in the destination")

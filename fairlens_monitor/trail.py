@@ -35,6 +35,7 @@ from fairlens_monitor.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.rowstore import check_rows
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,10 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     if (checkpoint_every is not None and not anchors and signing_key
             and report.head_seq >= max(checkpoint_every, start[0])):
         report = _stripped(report, anchor_file, checkpoint_every)
+    # Every stored row against the digest its transaction's event recorded (rowcheck).
+    rows = check_rows(repo.bind or repo.engine, pruned_to=start[0] - 1)
+    if rows:
+        report = replace(report, anomalies=report.anomalies + rows)
     return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
                        superseded, tuple(warnings))
 

@@ -27,6 +27,7 @@ from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.stats import format_interval, format_p
+from fairlens_monitor.viewer_rows import LiveLedger
 
 STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
           "inconclusive": ("orange", "INCONCLUSIVE — below the threshold but not "
@@ -66,6 +67,7 @@ class ChainWatcher:
         """Start watching the database of the config at ``config_path``."""
         self.config_path, self.every = config_path, every
         self.verdict: str | None = None
+        self.alarm: str | None = None  # the first anomaly, when the trail is tampered with
         self.checked_at: datetime | None = None
         self._first = threading.Event()
         self._asked = False
@@ -83,38 +85,65 @@ class ChainWatcher:
 
     def _loop(self) -> None:
         while True:
-            self.verdict, self.checked_at = _verify(self.config_path), datetime.now(UTC)
+            (self.verdict, self.alarm), self.checked_at = (_verify(self.config_path),
+                                                           datetime.now(UTC))
             self._first.set()
             time.sleep(self.every)
 
 
-def _verify(config_path: str) -> str:
+def _verify(config_path: str) -> tuple[str, str | None]:
     """Run ``fairlens-monitor verify --json`` in its own process: on a year of events it takes
-    seconds of CPU, and in a thread it would slow every render through the GIL."""
+    seconds of CPU, and in a thread it would slow every render through the GIL.
+
+    Returns:
+        The verdict line, and (when tampered with) the first anomaly for the page's banner.
+    """
     try:
         done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
             [sys.executable, "-m", "fairlens_monitor", "--config", config_path, "verify",
              "--json"], capture_output=True, text=True, timeout=1800, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot verify here: {exc}"
+        return f"cannot verify here: {exc}", None
     if done.returncode == 2 or not done.stdout.strip():
-        return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}"
+        return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}", None
     report = json.loads(done.stdout)
     lost = [w["seq"] for w in report.get("warnings", []) if w["kind"] == "restored_loss"]
     loss = (f"; anchored history lost by a signed restore: seq "
             f"{', '.join(map(str, lost))}" if lost else "")
     if report["intact"]:
         return (f"intact — {report['count']} events, anchored up to seq "
-                f"{report['anchored_seq']} ({report['unanchored_events']} not yet anchored)"
-                + loss)
+                f"{report['anchored_seq']} ({report['unanchored_events']} not yet "
+                "anchored)" + loss), None
     first = report["anomalies"][0]
-    return (f"TAMPERED at seq {first['seq']} ({first['kind']}) — "
-            f"{len(report['anomalies'])} anomalies")
+    where = (f"seq {first['seq']}" if first.get("table") is None else
+             f"{first['table']} row {first['id']}"
+             + ("" if first["seq"] is None else f" (seq {first['seq']})"))
+    return (f"TAMPERED at {where} ({first['kind']}) — {len(report['anomalies'])} anomalies",
+            f"{where}: {first['kind']} — {first['detail']}")
 
 
 @st.cache_resource(show_spinner=False)
 def _watcher(config_path: str) -> ChainWatcher:
     return ChainWatcher(config_path)
+
+
+@st.cache_resource(show_spinner=False)
+def _live(config_path: str) -> LiveLedger:
+    return LiveLedger()
+
+
+def _marks(settings: Settings, table: str, ids: list[int]) -> dict[int, tuple[bool, str]]:
+    """Each shown row of ``table`` checked against its digest on the chain (viewer_rows)."""
+    try:
+        engine = data.open_readonly(settings)
+    except FairlensError as exc:
+        return {i: (False, f"cannot check: {exc}") for i in ids}
+    try:
+        return _live(config_path()).marks(engine, table, ids)
+    except Exception as exc:  # the page says so instead of failing
+        return {i: (False, f"cannot check: {type(exc).__name__}") for i in ids}
+    finally:
+        engine.dispose()
 
 
 def _dir_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.FacetChart:
@@ -144,6 +173,11 @@ def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.F
 def dashboard(settings: Settings, range_name: str) -> None:
     """The data part of the page: re-run every 5 s without reloading the page."""
     url = settings.database.url
+    watcher = _watcher(config_path())
+    chain = watcher.status(wait=1.0)
+    if watcher.alarm is not None:
+        st.error(f"**Audit trail TAMPERED** — first anomaly: {watcher.alarm}. What this page "
+                 "shows may not be what was recorded; run `fairlens-monitor verify`.")
     try:
         loaded = _load(url, range_name, settings)
     except FairlensError as exc:
@@ -173,6 +207,10 @@ def dashboard(settings: Settings, range_name: str) -> None:
         cols[0].caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
     if row.get("risk_level"):
         cols[0].markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
+    reading_id = int(row["reading_id"])
+    verified, why = _marks(settings, "readings", [reading_id])[reading_id]
+    cols[0].markdown(f":green[✓ reading {reading_id} verified] — {why}" if verified else
+                     f":red[**✗ reading {reading_id} NOT verified** — {why}]")
     cols[1].metric("Approval gap", f"{row['gap']:.3f}")
     cols[2].metric(f"{row['unprivileged_group']} approved",
                    f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}")
@@ -201,7 +239,7 @@ def dashboard(settings: Settings, range_name: str) -> None:
                         width="stretch")
 
     _alerts(settings, loaded["alerts"])
-    _health(settings, loaded["health"])
+    _health(settings, loaded["health"], chain)
 
 
 def _alerts(settings: Settings, table: pd.DataFrame) -> None:
@@ -209,6 +247,12 @@ def _alerts(settings: Settings, table: pd.DataFrame) -> None:
     if table.empty:
         st.caption("No alert in this time range.")
         return
+    marks = _marks(settings, "alerts", [int(i) for i in table["alert_id"]])
+    table = table.assign(verified=["✓" if marks[int(i)][0] else "✗ " + marks[int(i)][1]
+                                   for i in table["alert_id"]])
+    if not all(ok for ok, _ in marks.values()):
+        st.error("Some alert rows below are NOT what the audit trail recorded (column "
+                 "'verified').")
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Explanation of alert", table["alert_id"].tolist(), key="alert")
     engine = data.open_readonly(settings)
@@ -227,7 +271,7 @@ def _alerts(settings: Settings, table: pd.DataFrame) -> None:
         st.warning(f"encrypted — {exc}")
 
 
-def _health(settings: Settings, health: data.Health) -> None:
+def _health(settings: Settings, health: data.Health, chain: str) -> None:
     st.subheader("Daemon health")
     cols = st.columns(4)
     age = health.age(datetime.now(UTC))
@@ -235,7 +279,6 @@ def _health(settings: Settings, health: data.Health) -> None:
                    "never" if age is None else f"{age.total_seconds():.0f} s ago")
     cols[1].metric("Failed runs", health.failed)
     cols[2].metric("Missed runs", health.missed)
-    chain = _watcher(config_path()).status(wait=1.0)
     cols[3].markdown(f"**Audit chain:** {chain}")
     if health.last_error:
         st.caption(f"Last failure: {health.last_error}")

@@ -169,3 +169,32 @@ def test_readme_measure_example_prints_what_the_readme_shows() -> None:
     result = CliRunner().invoke(cli, argv[1:])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == shown.strip()
+
+
+def test_auditors_offline_row_script_confirms_a_reading(written: tuple[Path, Settings],
+                                                        tmp_path: Path) -> None:
+    root, _settings = written
+    export = tmp_path / "audit.jsonl"
+    result = CliRunner().invoke(cli, ["--config", str(root / "config.yaml"), "audit", "export",
+                                      "--jsonl", str(export)])
+    assert result.exit_code == 0, result.output
+    script = tmp_path / "offline_rows.py"
+    script.write_text(marked(AUDITORS, "offline-rows"))
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(db(written)) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+
+    def check(table: str, row_id: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", str(script), str(export), str(copy),
+                               table, str(row_id)], capture_output=True, text=True,
+                              check=False)
+
+    for table in ("runs", "readings", "group_results", "alerts"):
+        ok = check(table, 1)
+        assert ok.returncode == 0, (table, ok.stderr)
+        assert f"{table} 1 matches the digest recorded at seq" in ok.stdout
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE readings SET dir = 0.95 WHERE id = 2")
+    bad = check("readings", 2)
+    assert bad.returncode == 1
+    assert "readings 2 differs from the digest recorded at seq" in bad.stderr

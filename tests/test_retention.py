@@ -79,9 +79,17 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
     assert query_url(url, "SELECT count(*) FROM readings") == [(4,)]
     assert query_url(url, "SELECT min(seq) FROM audit_events") == [(6,)]
     remaining = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
-    assert remaining == first_events - 5 + 1  # plus the chain_pruned statement
+    assert remaining == first_events - 5 + 2  # plus retention_applied and chain_pruned
     verified = fl(config, "verify")
     assert verified.exit_code == 0, verified.output
+    # The rows whose events were pruned stay on the record (chain_pruned carries their
+    # digests): an edit to the oldest surviving row is still found, and so is a deletion.
+    oldest, dir_before = query_url(url, "SELECT id, dir FROM alerts ORDER BY id LIMIT 1")[0]
+    tamper(url, f"UPDATE alerts SET dir = 0.95 WHERE id = {oldest}")
+    edited = json.loads(fl(config, "verify", "--json").stdout)["anomalies"]
+    assert [(a["kind"], a["table"], a["id"]) for a in edited] == [
+        ("row_modified", "alerts", oldest)]
+    tamper(url, f"UPDATE alerts SET dir = {dir_before!r} WHERE id = {oldest}")
     assert fl(config, "once").exit_code == 0
     assert fl(config, "verify").exit_code == 0
 

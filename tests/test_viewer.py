@@ -263,3 +263,37 @@ def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
         [(dir_value,)] = conn.execute("SELECT dir FROM readings WHERE verdict != 'no_data'")
     assert at.metric[0].value == f"{dir_value:.3f}"
     assert "source: file" in shown
+
+
+def test_the_page_checks_the_rows_it_shows(write_config: Callable[..., Path],
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    """The headline reading and every alert row carry a verified mark from their digest on
+    the chain; an edited row is marked NOT verified, and the tampered trail is a red banner
+    at the top naming the first anomaly."""
+    config = seeded(write_config, drift=1.0)
+    at = page(config, monkeypatch)
+    assert "Audit chain:** intact" in chain_verdict(at)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        reading = conn.execute("SELECT max(id) FROM readings").fetchone()[0]
+    shown = text_of(at)
+    assert f":green[✓ reading {reading} verified] — matches the digest recorded at seq" in shown
+    assert list(at.dataframe[0].value["verified"]) == ["✓"]
+    assert not at.error
+
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        conn.execute(f"UPDATE readings SET dir = 0.95 WHERE id = {reading}")
+        conn.execute("UPDATE alerts SET state = 'resolved'")
+    at = page(config, monkeypatch)  # a new session: the page is reloaded
+    shown = text_of(at)  # the rows are checked on every refresh, before the next verify
+    assert f":red[**✗ reading {reading} NOT verified** — differs from the digest" in shown
+    assert str(at.dataframe[0].value["verified"][0]).startswith("✗ differs from the digest")
+    import streamlit as st
+
+    st.cache_resource.clear()  # as a restarted page: the background verify runs at once
+    at = page(config, monkeypatch)
+    assert "TAMPERED at readings row" in chain_verdict(at, timeout=60)
+    at.run()
+    banner = str(at.error[0].value)
+    assert banner.startswith("**Audit trail TAMPERED** — first anomaly: ")
+    assert "row_modified" in banner

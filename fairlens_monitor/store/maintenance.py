@@ -28,6 +28,12 @@ from fairlens_monitor.store.models import (
     SourceFile,
 )
 from fairlens_monitor.store.repository import Repository, append, serialise
+from fairlens_monitor.store.rowstore import (
+    baseline_digests,
+    carried_ledger,
+    needs_baseline,
+    row_digests,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -54,13 +60,18 @@ def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id:
     """
     with repo.sessions.begin() as s:
         serialise(s)
-        tokens = []
+        tokens: list[list[Any]] = []
+        ids: list[int] = []
         for alert in s.scalars(select(Alert).order_by(Alert.id)):
             alert.token, alert.key_id = rotate(alert.token), new_key_id
             tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii"))
                            .hexdigest()])
+            ids.append(alert.id)
+        s.flush()
+        digests = row_digests(s, {"alerts": ids})
         return append(s, "keys_rotated", "cli",
-                       {**payload, "alerts": len(tokens), "tokens": tokens}, ts)
+                       {**payload, "alerts": len(tokens), "tokens": tokens,
+                        "row_digests": digests}, ts)
 
 def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
     """Return the newest ``last`` alerts in ``states``, newest first."""
@@ -99,9 +110,10 @@ def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note:
         if to == "resolved":
             alert.closed_at = at
         event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
+        s.flush()
         record = append(s, event, "cli", {
-            "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or ""},
-            ts)
+            "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or "",
+            "row_digests": row_digests(s, {"alerts": [alert.id]})}, ts)
         return alert, record
 
 
@@ -127,25 +139,38 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
     try:
         s.begin()
         serialise(s)
-        old_alerts = select(Alert.id).where(Alert.state == "resolved",
-                                            Alert.created_at < readings_before)
-        counts["alerts"] = _delete(s, delete(Alert).where(Alert.id.in_(old_alerts)))
-        kept = select(Alert.reading_id)
-        expired = select(Reading.id).where(Reading.measured_at < readings_before,
-                                           Reading.id.not_in(kept))
-        counts["group_results"] = _delete(s, delete(GroupResult).where(
+        gone: dict[str, list[int]] = {}
+        gone["alerts"] = _ids(s, select(Alert.id).where(Alert.state == "resolved",
+                                                        Alert.created_at < readings_before))
+        kept = select(Alert.reading_id).where(Alert.id.not_in(gone["alerts"]))
+        expired = _ids(s, select(Reading.id).where(Reading.measured_at < readings_before,
+                                                   Reading.id.not_in(kept)))
+        gone["group_results"] = _ids(s, select(GroupResult.id).where(
             GroupResult.reading_id.in_(expired)))
         # A file's newest record outlives its reading (reading_id NULL): a new_files window
         # must still know the file was measured. Older records of the path go.
         newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
-        counts["source_files"] = _delete(s, delete(SourceFile).where(
-            SourceFile.reading_id.in_(expired), SourceFile.id.not_in(newest)))
-        s.execute(update(SourceFile).where(SourceFile.reading_id.in_(expired))
-                  .values(reading_id=None))
+        files = _ids(s, select(SourceFile.id).where(SourceFile.reading_id.in_(expired)))
+        kept_files = set(_ids(s, newest))
+        gone["source_files"] = [i for i in files if i not in kept_files]
+        detached = [i for i in files if i in kept_files]
+        gone["readings"] = expired
+        for model, table in ((Alert, "alerts"), (GroupResult, "group_results"),
+                             (SourceFile, "source_files")):
+            counts[table] = _delete(s, delete(model).where(model.id.in_(gone[table])))
+        s.execute(update(SourceFile).where(SourceFile.id.in_(detached))
+                  .values(reading_id=None).execution_options(synchronize_session=False))
         counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
-        counts["runs"] = _delete(s, delete(Run).where(
+        gone["runs"] = _ids(s, select(Run.id).where(
             Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
             Run.id.not_in(select(Alert.run_id))))
+        counts["runs"] = _delete(s, delete(Run).where(Run.id.in_(gone["runs"])))
+        if any(gone.values()) or detached:
+            # The rows deleted and the files detached, on the chain (rowcheck.RowLedger).
+            append(s, "retention_applied", "cli", {
+                **{k: v for k, v in counts.items()},
+                "rows_deleted": {k: v for k, v in gone.items() if v},
+                "row_digests": row_digests(s, {"source_files": detached})}, ts)
         counts["audit_events"], counts["pruned_to"] = 0, None
         target = s.execute(
             select(CheckpointRow.seq, CheckpointRow.head_hash)
@@ -155,11 +180,13 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
         first = s.scalar(select(func.min(AuditEvent.seq)))
         if prune is not None and target is not None and first is not None \
                 and target[0] >= first:
+            carried = carried_ledger(s, target[0])
             with _append_only_lifted(s):
                 counts["audit_events"] = _delete(s, delete(AuditEvent).where(
                     AuditEvent.seq <= target[0]))
             append(s, "chain_pruned", "cli", {**prune(target[0], target[1]),
-                                               "deleted_events": counts["audit_events"]},
+                                               "deleted_events": counts["audit_events"],
+                                               "rows_carried": carried},
                     ts)
             counts["pruned_to"] = target[0]
         if dry_run:
@@ -172,6 +199,36 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
     finally:
         s.close()
     return counts
+
+
+def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
+    """Record the digests of rows written before row digests existed (once, on upgrade).
+
+    Appends one ``rows_baseline`` event holding the digest of every stored row, when rows
+    exist and no event records any digest yet; the next signed checkpoint covers it.
+
+    Args:
+        repo: the repository (writable).
+        ts: RFC 3339 time of the event.
+
+    Returns:
+        The event, or None when no baseline is needed.
+    """
+    with repo.sessions() as s:  # the common case: no chain lock taken (PostgreSQL)
+        if not needs_baseline(s):
+            return None
+    with repo.sessions.begin() as s:
+        serialise(s)
+        if not needs_baseline(s):  # another process recorded it meanwhile
+            return None
+        digests = baseline_digests(s)
+        return append(s, "rows_baseline", "cli", {
+            "row_digests": digests, "note": "rows stored before row digests were recorded",
+            "rows": {t: len(v) for t, v in digests.items() if t != "form"}}, ts)
+
+
+def _ids(s: Session, statement: Any) -> list[int]:
+    return [int(i) for i in s.scalars(statement)]
 
 
 def _delete(s: Session, statement: Any) -> int:

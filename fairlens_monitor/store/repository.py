@@ -39,6 +39,7 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
+from fairlens_monitor.store.rowstore import attach, row_digests
 
 if TYPE_CHECKING:
     pass
@@ -187,8 +188,12 @@ class Repository:
                                                   candidates.get(kind), run, readings[-1],
                                                   close_after)) is not None]
             s.flush()
-            records = append_all(s, [(kind, actor, payload)
-                                     for kind, payload in events(run, readings, changes)], ts)
+            written = {"runs": [run.id], "readings": [r.id for r in readings],
+                       "group_results": [g.id for rows in groups for g in rows],
+                       "source_files": [f.id for f in files],
+                       "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
+            pairs = attach(events(run, readings, changes), row_digests(s, written))
+            records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
             sealed = seal(s, records[-1], changes) if seal is not None and records else None
             return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
 
@@ -242,7 +247,9 @@ class Repository:
             serialise(s)
             s.add(run)
             s.flush()
-            record = append(s, "cycle_failed", run.actor, {"run_id": run.id, **payload}, ts)
+            record = append(s, "cycle_failed", run.actor, {
+                "run_id": run.id, **payload,
+                "row_digests": row_digests(s, {"runs": [run.id]})}, ts)
             return SavedCycle(run.id, [], [], [record])
 
     def append_event(self, event_type: str, actor: str, payload: dict[str, Any],

@@ -1,0 +1,172 @@
+"""Canonical row forms: the bytes a stored row's digest is taken over (pure).
+
+simulate → measure → detect → alert → **log**. Every row an auditor or the page can read
+(``runs``, ``readings``, ``group_results``, ``alerts``, ``source_files``) is bound to the
+audit chain: the event of the transaction that wrote or changed it records
+``SHA-256(b"fairlens-row-v<form>\\x00<table>\\x00" ‖ canonical text)``. This module defines
+that text; ``rowcheck`` compares digests and ``store.rowstore`` reads the rows.
+
+The canonical text of form 1 is JSON of ``{column: value}`` for the form's columns, keys
+sorted, no whitespace, non-ASCII written as itself (RFC 8785 except for numbers), with one
+rule per value kind so it is byte-identical on SQLite and PostgreSQL and after ``db copy``:
+
+- NULL is ``null``; a float NaN is ``null`` too (SQLite stores NaN as NULL).
+- Integers are written exactly (``7``); a float column's value is a float even when the back
+  end hands back an integer, written as Python's shortest round-trip ``repr`` (``1.0``,
+  ``0.95``, ``1e-05``, ``Infinity``, ``-Infinity``) — so ``1`` and ``1.0`` never differ
+  between back ends, and an integer is never confused with a float.
+- Booleans are ``true``/``false`` (SQLite's 0/1 in a boolean column included).
+- Times are RFC 3339 UTC strings with microseconds and ``Z``
+  (``"2026-01-01T00:00:05.000000Z"``); a SQLite time text that is not in the form SQLAlchemy
+  writes is kept as ``"raw:<text>"`` so it can never pass for a real time.
+- JSON columns are the parsed JSON value, written by the same rules.
+- Any other type a hand edit can leave (bytes, decimals) is written as a tagged string.
+
+A migration that adds, drops or renames a column of these tables adds a new form here
+(``FORMS[2]``) and makes it ``CURRENT_FORM``; each digest records its form, so old rows are
+checked under theirs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+CURRENT_FORM = 1
+
+# column name:kind — i integer, s text, f float, b boolean, t time, j JSON.
+_FORM_1: dict[str, str] = {
+    "runs": "id:i cycle_index:i actor:s scheduled_for:t started_at:t finished_at:t status:s "
+            "error:s config_hash:s code_version:s",
+    "readings": "id:i run_id:i scenario:s measured_at:t source:s drift_level:f n_samples:i "
+                "seed:i protected_attribute:s unprivileged_group:s privileged_group:s "
+                "unprivileged_count:i unprivileged_approved:i privileged_count:i "
+                "privileged_approved:i unprivileged_rate:f privileged_rate:f dir:f "
+                "dir_reason:s gap:f dir_threshold:f gap_threshold:f dir_alert:b gap_alert:b "
+                "config_hash:s code_version:s verdict:s verdict_reason:s p_value:f "
+                "p_adjusted:f test:s dir_ci_low:f dir_ci_high:f shortfall:f alpha:f "
+                "confidence:f min_group_size:i min_group_share:f reference_mode:s "
+                "groups_compared:i groups_excluded:i label_column:s dp_difference:f "
+                "dp_ratio:f eop_difference:f eodds_difference:f eodds_ratio:f "
+                "drift_statistic:f drift_alert:b risk_level:s window_start:t window_end:t "
+                "lineage:j",
+    "group_results": "id:i reading_id:i label:s role:s applicants:i approved:i rate:f "
+                     "share:f impact_ratio:f ci_low:f ci_high:f p_value:f p_adjusted:f "
+                     "test:s shortfall:f verdict:s",
+    "alerts": "id:i run_id:i reading_id:i created_at:t kind:s dir:f token:s key_id:s "
+              "state:s verdict:s last_reading_id:i clean_streak:i closed_at:t",
+    "source_files": "id:i reading_id:i measured_at:t path:s sha256:s size_bytes:i "
+                    "mtime_ns:i rows:i decisions:i",
+}
+
+TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "source_files")
+
+
+class RowForm:
+    """One table's columns under one form, with the indexes that need normalising."""
+
+    __slots__ = ("bools", "columns", "floats", "form", "jsons", "order", "sorted_names",
+                 "table", "tag", "times")
+
+    def __init__(self, form: int, table: str, spec: str) -> None:
+        """Parse ``spec`` (``name:kind`` words); raises ValueError on an unknown kind."""
+        pairs = [word.split(":") for word in spec.split()]
+        if any(kind not in "isfbtj" or len(kind) != 1 for _, kind in pairs):
+            raise ValueError(f"bad row form spec for {table}")
+        self.form, self.table = form, table
+        self.columns: tuple[str, ...] = tuple(name for name, _ in pairs)
+        self.floats = tuple(i for i, (_, k) in enumerate(pairs) if k == "f")
+        self.bools = tuple(i for i, (_, k) in enumerate(pairs) if k == "b")
+        self.times = tuple(i for i, (_, k) in enumerate(pairs) if k == "t")
+        self.jsons = tuple(i for i, (_, k) in enumerate(pairs) if k == "j")
+        self.tag = f"fairlens-row-v{form}\x00{table}\x00".encode()
+        self.order = tuple(sorted(range(len(self.columns)), key=self.columns.__getitem__))
+        self.sorted_names = tuple(self.columns[i] for i in self.order)
+
+    def canonical(self, values: Sequence[Any]) -> str:
+        """Return the canonical text of one row given its values in ``columns`` order."""
+        vals = list(values)
+        for i in self.floats:
+            v = vals[i]
+            if type(v) is not float:
+                if type(v) is int:
+                    vals[i] = float(v)
+            elif v != v:  # NaN: SQLite keeps it as NULL
+                vals[i] = None
+        for i in self.bools:
+            v = vals[i]
+            if type(v) is int and (v == 0 or v == 1):
+                vals[i] = v == 1
+        for i in self.times:
+            vals[i] = _time(vals[i])
+        nested = False
+        for i in self.jsons:
+            v = vals[i]
+            if isinstance(v, str):
+                try:
+                    v = vals[i] = json.loads(v)
+                except ValueError:
+                    vals[i] = "raw:" + v
+            nested = nested or isinstance(v, dict | list)
+        # The columns are already in sorted order (see __init__); only a JSON value inside
+        # needs the sorting encoder.
+        row = dict(zip(self.sorted_names, map(vals.__getitem__, self.order), strict=True))
+        return _ENCODE_SORTED(row) if nested else _ENCODE(row)
+
+    def digest(self, values: Sequence[Any]) -> str:
+        """Return the row's digest (hex SHA-256 of the tag and the canonical text)."""
+        return hashlib.sha256(self.tag + self.canonical(values).encode("utf-8",
+                                                                        "surrogatepass")
+                              ).hexdigest()
+
+
+FORMS: dict[int, dict[str, RowForm]] = {
+    1: {table: RowForm(1, table, spec) for table, spec in _FORM_1.items()},
+}
+
+
+def form_of(form: int, table: str) -> RowForm:
+    """Return the row form ``form`` of ``table``.
+
+    Raises:
+        KeyError: this version knows no such form or table.
+    """
+    return FORMS[form][table]
+
+
+def digest_mapping(form: int, table: str, row: Mapping[str, Any]) -> str:
+    """Digest of a row given as ``{column: value}`` (missing columns count as NULL)."""
+    rf = form_of(form, table)
+    return rf.digest([row.get(c) for c in rf.columns])
+
+
+def _other(v: Any) -> str:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "blob:" + bytes(v).hex()
+    return f"{type(v).__name__}:{v}"
+
+
+# One encoder for every row (json.dumps with options builds a new one per call). Nested
+# JSON values (the lineage column) are sorted too.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_other).encode
+_ENCODE_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                  default=_other).encode
+
+
+def _time(v: Any) -> Any:
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            return "raw:" + v.isoformat()
+        return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(v, str):
+        # SQLAlchemy's SQLite form: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, as models.UTCDateTime)
+        if (len(v) == 26 and v[4] == "-" and v[7] == "-" and v[10] == " " and v[13] == ":"
+                and v[16] == ":" and v[19] == "." and (v[:4] + v[5:7] + v[8:10] + v[11:13]
+                                                       + v[14:16] + v[17:19] + v[20:])
+                .isdigit() and v.isascii()):
+            return f"{v[:10]}T{v[11:]}Z"
+        return "raw:" + v
+    return v

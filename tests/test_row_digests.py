@@ -1,0 +1,373 @@
+"""Every stored row an auditor or the page reads is bound to the chain (issue 14, item 1).
+
+A database with simulated cycles (runs, readings, group results, alerts acknowledged and
+resolved by a person, a failed run) and a file-source cycle (source files), on SQLite and on
+PostgreSQL. Each test edits one table the way an insider with SQL access would — a column
+set to '', NULL or another row's value, a row deleted, a row inserted, two rows swapped —
+and `verify --json` must report exactly that table and id, exit 1; undone, it is intact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, text
+
+from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
+from fairlens_monitor.checkpoints import sign_prune
+from fairlens_monitor.cli import cli
+from fairlens_monitor.config import load_settings
+from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
+from fairlens_monitor.rowforms import FORMS, form_of
+from fairlens_monitor.store.maintenance import apply_retention, transition_alert
+from fairlens_monitor.trail import write_checkpoint
+from tests.conftest import merge, query_url
+from tests.test_sources import file_config, german, write_days
+
+Row = tuple[str, str, int]  # (kind, table, id)
+
+
+@dataclass
+class Stored:
+    config: Path
+    url: str
+
+    def verify(self) -> tuple[int, list[Row]]:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), "verify", "--json"])
+        doc = json.loads(result.stdout)
+        return result.exit_code, sorted((a["kind"], a["table"], a["id"])
+                                        for a in doc["anomalies"])
+
+    def one(self, sql: str) -> Any:
+        return query_url(self.url, sql)[0][0]
+
+
+def edit(url: str, *statements: str, params: dict[str, Any] | None = None) -> None:
+    """Run statements as someone with full SQL rights: foreign keys not enforced, the
+    audit table's append-only triggers lifted."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+            else:
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+            for statement in statements:
+                conn.execute(text(statement), params or {})
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
+           clock: Callable[[], datetime]) -> Stored:
+    sim = write_config(merge({"database": {"url": backend_url}},
+                             {"simulation": {"drift": 1.0}}))
+    settings = load_settings(sim, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(2):
+        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    first = repo.alert_count()
+    assert first == 1
+    at = clock()
+    transition_alert(repo, 1, "resolved", by="ana", note="checked", at=at, ts=rfc3339(at))
+    run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    at = clock()
+    transition_alert(repo, 2, "acknowledged", by="ana", note=None, at=at, ts=rfc3339(at))
+    record_failure(settings, repo, FailedCycle(clock(), clock(), "ValueError: x", "cli", None))
+    folder = tmp_path / "decisions"
+    write_days(folder, german(), range(2))
+    files = load_settings(write_config(merge({"database": {"url": backend_url}},
+                                             file_config(folder)), name="files.yaml"), env={})
+    run_cycle(files, repo, cipher, clock=lambda: datetime(2026, 11, 3, tzinfo=UTC),
+              actor="cli")
+    repo.engine.dispose()
+    s = Stored(sim, backend_url)
+    assert s.verify() == (0, [])
+    return s
+
+
+# Per table: the row to attack and another (SQL), edits as (column, new value SQL), and how a
+# copied row avoids the table's unique constraints.
+TARGETS: dict[str, dict[str, Any]] = {
+    "runs": {"x": "SELECT id FROM runs WHERE status = 'failed'",
+             "y": "SELECT min(id) FROM runs",
+             "edits": [("actor", "''"), ("error", "NULL"), ("error", "' '"),
+                       ("cycle_index", "{y}"), ("started_at", "{y}")],
+             "copy": {}},
+    "readings": {"x": "SELECT min(id) FROM readings WHERE scenario = 'monitored'",
+                 "y": "SELECT max(id) FROM readings WHERE scenario = 'monitored'",
+                 "edits": [("dir", "0.95"), ("verdict", "NULL"), ("verdict_reason", "''"),
+                           ("dir", "{y}"), ("dir_alert", "NOT dir_alert"),
+                           ("measured_at", "{y}")],
+                 "copy": {"run_id": "(SELECT id FROM runs WHERE status = 'failed')"}},
+    "group_results": {"x": "SELECT min(id) FROM group_results WHERE role = 'compared'",
+                      "y": "SELECT max(id) FROM group_results WHERE role = 'compared'",
+                      "edits": [("label", "''"), ("p_value", "NULL"), ("rate", "{y}"),
+                                ("approved", "{y}")],
+                      "copy": {"label": "label || ' copy'"}},
+    "alerts": {"x": "SELECT min(id) FROM alerts", "y": "SELECT max(id) FROM alerts",
+               "edits": [("token", "{y}"), ("state", "'open'"), ("verdict", "''"),
+                         ("closed_at", "NULL"), ("clean_streak", "7"), ("key_id", "' '")],
+               "copy": {"reading_id": "(SELECT min(id) FROM readings WHERE scenario = "
+                                      "'reference')"}},
+    "source_files": {"x": "SELECT min(id) FROM source_files",
+                     "y": "SELECT max(id) FROM source_files",
+                     "edits": [("sha256", "{y}"), ("path", "''"), ("reading_id", "NULL"),
+                               ("mtime_ns", "mtime_ns + 1")],
+                     "copy": {}},
+}
+
+
+@pytest.mark.parametrize("table", list(TARGETS))
+def test_every_edit_of_a_row_is_reported_at_its_table_and_id(stored: Stored,
+                                                             table: str) -> None:
+    t = TARGETS[table]
+    x, y = stored.one(t["x"]), stored.one(t["y"])
+    assert x != y
+    for column, value in t["edits"]:
+        original = stored.one(f"SELECT {column} FROM {table} WHERE id = {x}")
+        other = f"(SELECT {column} FROM {table} WHERE id = {y})"
+        new = value.format(y=other)
+        same = "IS NOT DISTINCT FROM" if stored.url.startswith("postgresql") else "IS"
+        assert query_url(stored.url, f"SELECT {new} {same} {column} "
+                                     f"FROM {table} WHERE id = {x}")[0][0] in (0, False), (
+            f"{table}.{column}: the edit would change nothing")
+        edit(stored.url, f"UPDATE {table} SET {column} = {new} WHERE id = {x}")
+        assert stored.verify() == (1, [("row_modified", table, x)]), (table, column, value)
+        edit(stored.url, f"UPDATE {table} SET {column} = :v WHERE id = {x}",
+             params={"v": original})
+    assert stored.verify() == (0, [])
+
+
+@pytest.mark.parametrize("table", list(TARGETS))
+def test_a_deleted_an_inserted_and_two_swapped_rows_are_reported(stored: Stored,
+                                                                 table: str) -> None:
+    t = TARGETS[table]
+    x, y = stored.one(t["x"]), stored.one(t["y"])
+    columns = form_of(1, table).columns
+    new_id = stored.one(f"SELECT max(id) FROM {table}") + 100
+    picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    edit(stored.url, f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} "
+                     f"FROM {table} WHERE id = {x}")
+    assert stored.verify() == (1, [("row_unrecorded", table, new_id)])
+    edit(stored.url, f"DELETE FROM {table} WHERE id = {new_id}")
+
+    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
+         f"UPDATE {table} SET id = {x} WHERE id = {y}",
+         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    assert stored.verify() == (1, sorted([("row_modified", table, x), ("row_modified", table, y)]))
+    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
+         f"UPDATE {table} SET id = {x} WHERE id = {y}",
+         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    assert stored.verify() == (0, [])
+
+    edit(stored.url, f"DELETE FROM {table} WHERE id = {x}")
+    code, anomalies = stored.verify()
+    assert (code, anomalies) == (1, [("row_missing", table, x)])
+
+
+def test_json_anomalies_name_kind_seq_table_id_and_detail(stored: Stored) -> None:
+    reading = stored.one("SELECT min(id) FROM readings")
+    edit(stored.url, f"UPDATE readings SET dir = 0.95 WHERE id = {reading}")
+    result = CliRunner().invoke(cli, ["--config", str(stored.config), "verify", "--json"])
+    assert result.exit_code == 1
+    (anomaly,) = json.loads(result.stdout)["anomalies"]
+    assert set(anomaly) == {"kind", "seq", "table", "id", "detail"}
+    recorded_by = stored.one("SELECT min(seq) FROM audit_events "
+                             "WHERE event_type = 'cycle_completed'")
+    assert anomaly == {"kind": "row_modified", "seq": recorded_by, "table": "readings",
+                       "id": reading, "detail": f"the stored row differs from the digest "
+                                                f"recorded at seq {recorded_by}"}
+    text_out = CliRunner().invoke(cli, ["--config", str(stored.config), "verify"]).stdout
+    assert f"first broken row readings id {reading} (seq {recorded_by}) (row_modified" in text_out
+
+
+def test_an_alert_changed_without_its_event_is_found(stored: Stored) -> None:
+    """The latest event for an alert must match its mutable columns: marking the
+    acknowledged alert resolved by hand (no event) is found."""
+    edit(stored.url, "UPDATE alerts SET state = 'resolved', closed_at = created_at WHERE id = 2")
+    assert stored.verify() == (1, [("row_modified", "alerts", 2)])
+
+
+def test_the_canonical_form_is_the_same_for_both_back_ends() -> None:
+    """SQLite hands back times as text and booleans as 0/1, PostgreSQL as datetime and bool;
+    a float column may come back as an int: the canonical text is the same."""
+    form = FORMS[1]["alerts"]
+    sqlite_row = (3, 1, 2, "2026-01-01 00:00:05.000000", "dir", 1, "tok", "k", "open", None,
+                  2, 0, None)
+    pg_row = (3, 1, 2, datetime(2026, 1, 1, 1, 0, 5, tzinfo=timezone_plus_one()), "dir", 1.0,
+              "tok", "k", "open", None, 2, 0, None)
+    assert form.canonical(sqlite_row) == form.canonical(pg_row)
+    assert '"created_at":"2026-01-01T00:00:05.000000Z"' in form.canonical(sqlite_row)
+    assert '"dir":1.0' in form.canonical(sqlite_row)
+    readings = FORMS[1]["readings"]
+    values: list[Any] = [None] * len(readings.columns)
+    flag = readings.columns.index("dir_alert")
+    values[flag] = 1
+    as_int = readings.canonical(values)
+    values[flag] = True
+    assert readings.canonical(values) == as_int
+    values[flag] = "1"
+    assert readings.canonical(values) != as_int
+    values[flag] = None
+    values[readings.columns.index("measured_at")] = "2026-01-01T00:00:05.000000Z"
+    assert '"measured_at":"raw:2026-01-01T00:00:05.000000Z"' in readings.canonical(values)
+
+
+def timezone_plus_one() -> Any:
+    from datetime import timezone
+    return timezone(timedelta(hours=1))
+
+
+def test_rows_from_before_row_digests_get_one_signed_baseline(
+        write_config: Callable[..., Path], backend_url: str,
+        clock: Callable[[], datetime]) -> None:
+    """A database written by a version without row digests: the first writable start (or
+    `db upgrade`) records one ``rows_baseline`` event; from then on its rows are checked."""
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(3):
+        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    repo.engine.dispose()
+    # Rewrite the chain as the previous version wrote it: the same events, no row digests.
+    prev = GENESIS_HASH
+    rows = query_url(backend_url, "SELECT seq, ts, event_type, actor, canonical "
+                                  "FROM audit_events ORDER BY seq")
+    statements = ["DELETE FROM audit_events"]
+    params: dict[str, Any] = {}
+    for n, (seq, ts, event_type, actor, canonical) in enumerate(rows):
+        payload = json.loads(canonical)["payload"]
+        payload.pop("row_digests", None)
+        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
+                           payload=payload, prev_hash=prev)
+        prev = rec.hash
+        statements.append(
+            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, canonical, "
+            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :p{n}, :c{n}, :h{n}, :x{n})")
+        params.update({f"s{n}": seq, f"t{n}": ts, f"e{n}": event_type, f"a{n}": actor,
+                       f"p{n}": json.dumps(dict(rec.payload)), f"c{n}": rec.canonical,
+                       f"h{n}": rec.prev_hash, f"x{n}": rec.hash})
+    edit(backend_url, *statements, params=params)
+    s = Stored(config, backend_url)
+    code, anomalies = s.verify()
+    assert code == 1
+    assert {kind for kind, _, _ in anomalies} == {"row_unrecorded"}  # nothing records them
+
+    upgraded = CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    baseline = s.one("SELECT max(seq) FROM audit_events")
+    assert f"rows stored before row digests recorded at seq {baseline}" in upgraded.stdout
+    assert s.verify() == (0, [])
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
+    assert s.verify() == (0, [])
+    edit(backend_url, "UPDATE readings SET dir = 0.95 WHERE id = 1")
+    assert s.verify() == (1, [("row_modified", "readings", 1)])
+    # Another start does not record a second baseline that would launder the edit.
+    CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"])
+    assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
+
+
+def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., Path],
+                                                    backend_url: str) -> None:
+    """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
+    the pruned events recorded, so an edit of such a reading is still found."""
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    now = datetime.now(UTC)
+    old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
+    for _ in range(3):
+        run_cycle(settings, repo, cipher, clock=lambda: next(old), actor="cli")
+    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
+    recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
+    run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
+    ts = rfc3339(now)
+    done = apply_retention(
+        repo, readings_before=now - timedelta(days=800), runs_before=now - timedelta(days=800),
+        prune=lambda seq, head: sign_prune(signer, pruned_to=seq, head_hash=head, ts=ts),
+        audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
+    repo.engine.dispose()
+    assert done["pruned_to"] is not None
+    assert done["readings"] == 0
+    s = Stored(config, backend_url)
+    assert s.one("SELECT min(seq) FROM audit_events") > 3  # the cycles' own events are gone
+    assert s.verify() == (0, [])
+    edit(backend_url, "UPDATE readings SET verdict = 'fair' WHERE id = 2")
+    assert s.verify() == (1, [("row_modified", "readings", 2)])
+    edit(backend_url, "UPDATE readings SET verdict = 'adverse' WHERE id = 2",
+         "DELETE FROM group_results WHERE id = 1")
+    code, anomalies = s.verify()
+    assert ("row_missing", "group_results", 1) in anomalies
+    assert code == 1
+
+
+def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
+    """Each view reads the five row tables (every column in the current row form, so a
+    migration that adds one fails here until it adds a form) or the chain itself."""
+    from fairlens_monitor.rowforms import CURRENT_FORM, TABLES
+    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.models import Base
+
+    for table in TABLES:
+        assert set(Base.metadata.tables[table].columns.keys()) == set(
+            FORMS[CURRENT_FORM][table].columns), table
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    engine = make_engine(url)
+    upgrade(engine, url)
+    with engine.connect() as conn:
+        views = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+        read = {name: set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql, re.IGNORECASE))
+                for name, sql in views}
+    engine.dispose()
+    assert read
+    for name, tables in read.items():
+        assert tables <= {*TABLES, "audit_events", "checkpoints"} | set(read), (name, tables)
+
+
+def test_text_that_is_not_utf8_is_a_modified_row_not_a_crash(stored: Stored) -> None:
+    if not stored.url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    reading = stored.one("SELECT max(id) FROM readings")
+    edit(stored.url, f"UPDATE readings SET verdict = CAST(X'FF' AS TEXT) WHERE id = {reading}",
+         "UPDATE runs SET actor = CAST(X'C3' AS TEXT) WHERE id = 1")
+    assert stored.verify() == (1, [("row_modified", "readings", reading),
+                                   ("row_modified", "runs", 1)])
+
+
+def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stored) -> None:
+    """Anyone with write access can append events to the unsigned tail; a reading, run or
+    group result is recorded once, so a later event with the edited row's digest is itself
+    reported (only alert and file-record transitions may re-record a row)."""
+    from fairlens_monitor.store.repository import Repository
+    from fairlens_monitor.store.rowstore import stored_rows
+
+    reading = stored.one("SELECT max(id) FROM readings WHERE scenario = 'monitored'")
+    edit(stored.url, f"UPDATE readings SET dir = 0.95 WHERE id = {reading}")
+    engine = create_engine(stored.url)
+    try:
+        row = stored_rows(engine, "readings", [reading])[reading]
+        forged = FORMS[1]["readings"].digest(row)
+        Repository(engine).append_event("cycle_completed", "cli", {
+            "row_digests": {"form": 1, "readings": [[reading, forged]]}},
+            ts="2026-12-01T00:00:00.000000Z")
+    finally:
+        engine.dispose()
+    assert stored.verify() == (1, [("row_modified", "readings", reading)] * 2)
