@@ -142,11 +142,12 @@ def test_two_concurrent_writers_form_one_linear_chain(
     assert assert_consistent(settings) == count
 
 
-def hold_write_lock(path: Path, seconds: float, started: threading.Event) -> None:
+def hold_write_lock(path: Path, release: threading.Event, started: threading.Event) -> None:
+    """Hold SQLite's write lock until ``release`` is set (a generous 60 s at most)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     started.set()
-    time.sleep(seconds)
+    release.wait(60)
     conn.execute("COMMIT")
     conn.close()
 
@@ -158,14 +159,18 @@ def test_database_locked_past_the_busy_timeout(
                               "simulation": {"drift": 0.9}})
     repo = open_repository(settings)
     lines: list[str] = []
-    locked = threading.Event()
+    locked, release = threading.Event(), threading.Event()
 
     def emit(line: str) -> None:
         lines.append(line)
         if line.startswith("[cycle 0") and not locked.is_set():
-            threading.Thread(target=hold_write_lock, args=(db_path(settings), 1.0, locked),
+            threading.Thread(target=hold_write_lock, args=(db_path(settings), release, locked),
                              daemon=True).start()
             locked.wait(5)
+        # hold the lock until two cycles have failed on it (an observable event, not a time
+        # calibrated to this machine's speed), then let the daemon go on
+        if sum("database is locked" in x for x in lines) >= 2:
+            release.set()
 
     daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
                     clock=clock, emit=emit, max_cycles=12)

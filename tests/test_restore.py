@@ -131,7 +131,7 @@ def test_verify_lists_every_anchored_seq_a_restore_lost(write_config: Callable[.
     assert f"warning: seq {lost[0]}: restored_loss" in text
     from fairlens_monitor.viewer import _verify  # the page's chain line lists them too
 
-    assert f"lost by a signed restore: seq {', '.join(map(str, lost))}" in _verify(str(config))
+    assert f"lost by a signed restore: seq {', '.join(map(str, lost))}" in _verify(str(config))[0]
     # a loss the signed statement does not name is not excused
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")

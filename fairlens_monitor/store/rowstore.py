@@ -159,8 +159,9 @@ def ledger(engine: Engine | Connection, pruned_to: int = 0, *,
             while batch := cursor.fetchmany(5000):
                 for seq, event_type, canonical in batch:
                     payload = _row_entries(canonical)
-                    if isinstance(payload, dict):
-                        payloads.append((int(seq), str(event_type), payload))
+                    number = _seq(seq)
+                    if isinstance(payload, dict) and number is not None:
+                        payloads.append((number, str(event_type), payload))
         finally:
             cursor.close()
     carried = [p for _, t, p in payloads if into is None and t == "chain_pruned"
@@ -174,6 +175,15 @@ def ledger(engine: Engine | Connection, pruned_to: int = 0, *,
     for seq, event_type, payload in payloads:
         out.apply(seq, event_type, payload)
     return out
+
+
+def _seq(value: Any) -> int | None:
+    """An event's seq column as an int; None when damaged ('' or text in SQLite), an event
+    the chain check already reports as modified."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 _DIGESTS_KEY = '"row_digests":{'
