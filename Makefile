@@ -54,6 +54,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/daemon_memory.py
 	$(BIN)/python benchmarks/sources_scale.py
 	$(BIN)/python benchmarks/ground_truth_coverage.py
+	$(BIN)/python benchmarks/error_rates.py
 
 clean:
 	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
