@@ -153,14 +153,24 @@ def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> Non
 
 
 def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None) -> None:
-    repo = writer(settings_of(ctx))
+    from fairlens_monitor.app import open_signing_key
+    from fairlens_monitor.sealing import Sealer
+
+    settings = settings_of(ctx)
+    repo = writer(settings)
+    sealer = Sealer.of(settings, open_signing_key(settings, repo))
+    signed = []
     now = datetime.now(UTC)
     try:
-        alert, record = maintenance.transition_alert(repo, alert_id, to, by=by, note=note, at=now,
-                                              ts=rfc3339(now))
+        alert, record = maintenance.transition_alert(
+            repo, alert_id, to, by=by, note=note, at=now, ts=rfc3339(now),
+            seal=lambda s, head: signed.append(sealer.now(s, head)))
     except (LookupError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}")
+    for cp in signed:  # committed with the transition: now append it to the anchor file
+        sealer.anchor(cp)
+    click.echo(f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}, "
+               "signed checkpoint")
 
 
 @alerts.command("ack")

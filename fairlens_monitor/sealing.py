@@ -87,6 +87,24 @@ class Sealer:
                         transition=any(c.action in TRANSITIONS for c in changes),
                         every=self.every, seconds=self.seconds):
             return None
+        return self._sign(s, head, last)
+
+    def now(self, s: Session, head: AuditRecord) -> Checkpoint:
+        """Sign and record a checkpoint of ``head`` in session ``s`` unconditionally.
+
+        For a person's alert transition (``alerts ack``/``resolve``): like a cycle's alert
+        opening, it never commits without the checkpoint that protects it.
+
+        Args:
+            s: the transition's (serialised) write session.
+            head: the transition's audit record.
+
+        Returns:
+            The checkpoint recorded.
+        """
+        return self._sign(s, head, last_checkpoint_in(s))
+
+    def _sign(self, s: Session, head: AuditRecord, last: Checkpoint | None) -> Checkpoint:
         cp = sign_checkpoint(self.key, seq=head.seq, head_hash=head.hash, ts=head.ts,
                              prev=NO_PREVIOUS if last is None else digest(last))
         add_checkpoint(s, cp)

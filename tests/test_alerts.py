@@ -77,3 +77,21 @@ def test_only_allowed_transitions() -> None:
         manual_transition("resolved", "acknowledged", None)
     with pytest.raises(ValueError, match="cannot be acknowledged"):
         manual_transition("acknowledged", "acknowledged", None)
+
+
+def test_a_persons_transition_is_signed_in_its_own_transaction(fl: Monitor) -> None:
+    # issue 14, item 3: an alert transition never commits without the checkpoint that
+    # protects it — deleting it afterwards is a truncated signed head, not silence
+    assert fl("once").exit_code == 0
+    for args in (("ack", "1", "--by", "alice"),
+                 ("resolve", "1", "--by", "alice", "--note", "retrained")):
+        done = fl("alerts", *args)
+        assert done.exit_code == 0, done.output
+        head = query_url(fl.url, "SELECT max(seq) FROM audit_events")[0][0]
+        kind = query_url(fl.url, f"SELECT event_type FROM audit_events WHERE seq = {head}")
+        assert kind[0][0] in ("alert_acknowledged", "alert_resolved")
+        assert query_url(fl.url, f"SELECT count(*) FROM checkpoints WHERE seq = {head}") == [
+            (1,)]
+    anchor = fl.config.parent / "var" / "anchor.jsonl"
+    assert f'"seq":{head},' in anchor.read_text().replace(" ", "")
+    assert fl("verify").exit_code == 0

@@ -81,7 +81,9 @@ def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Aler
         return list(rows)
 
 def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note: str | None,
-                     at: datetime, ts: str) -> tuple[Alert, AuditRecord]:
+                     at: datetime, ts: str,
+                     seal: Callable[[Session, AuditRecord], Any] | None = None
+                     ) -> tuple[Alert, AuditRecord]:
     """Acknowledge or resolve an alert for a person, with its audit event, atomically.
 
     Args:
@@ -92,6 +94,9 @@ def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note:
         note: why; required to resolve.
         at: when (``closed_at`` of a resolved alert).
         ts: RFC 3339 time of the audit event.
+        seal: signs a checkpoint of the new head inside this transaction
+            (``sealing.Sealer.now``), so the transition never commits unprotected; None
+            signs none.
 
     Returns:
         The updated alert and the ``alert_acknowledged``/``alert_resolved`` record.
@@ -114,6 +119,8 @@ def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note:
         record = append(s, event, "cli", {
             "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or "",
             "row_digests": row_digests(s, {"alerts": [alert.id]})}, ts)
+        if seal is not None:
+            seal(s, record)
         return alert, record
 
 
