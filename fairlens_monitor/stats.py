@@ -119,9 +119,13 @@ def clopper_pearson(approved: ArrayLike, applicants: ArrayLike, *,
     """
     from scipy.special import betaincinv  # deferred: scipy costs start-up time
 
+    tail = (1 - confidence) / 2
+    if np.ndim(approved) == 0 and np.ndim(applicants) == 0:  # one reading: no array work
+        k, m = float(approved), float(applicants)  # type: ignore[arg-type]
+        return (np.asarray(betaincinv(k, m - k + 1, tail) if k > 0 else 0.0),
+                np.asarray(betaincinv(k + 1, m - k, 1 - tail) if k < m else 1.0))
     x = np.asarray(approved, dtype=float)
     n = np.asarray(applicants, dtype=float)
-    tail = (1 - confidence) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(x > 0, betaincinv(np.maximum(x, 1), n - x + 1, tail), 0.0)
         high = np.where(x < n, betaincinv(x + 1, np.maximum(n - x, 1), 1 - tail), 1.0)
