@@ -111,13 +111,19 @@ def test_alert_view_leaves_the_token_out(written: tuple[Path, Settings]) -> None
     assert "token" not in columns
 
 
-def test_readme_offline_script_verifies_an_export(written: tuple[Path, Settings],
-                                                  tmp_path: Path) -> None:
-    root, settings = written
+def exported(root: Path, tmp_path: Path) -> Path:
+    """Export the audit chain of the monitor in ``root`` with the CLI, as an auditor would."""
     export = tmp_path / "audit.jsonl"
     result = CliRunner().invoke(cli, ["--config", str(root / "config.yaml"), "audit", "export",
                                       "--jsonl", str(export)])
     assert result.exit_code == 0, result.output
+    return export
+
+
+def test_readme_offline_script_verifies_an_export(written: tuple[Path, Settings],
+                                                  tmp_path: Path) -> None:
+    root, settings = written
+    export = exported(root, tmp_path)
     script = tmp_path / "offline_verify.py"
     script.write_text(marked(README, "offline-verify"))
     anchor = str(settings.audit.anchor_file)
@@ -174,10 +180,7 @@ def test_readme_measure_example_prints_what_the_readme_shows() -> None:
 def test_auditors_offline_row_script_confirms_a_reading(written: tuple[Path, Settings],
                                                         tmp_path: Path) -> None:
     root, _settings = written
-    export = tmp_path / "audit.jsonl"
-    result = CliRunner().invoke(cli, ["--config", str(root / "config.yaml"), "audit", "export",
-                                      "--jsonl", str(export)])
-    assert result.exit_code == 0, result.output
+    export = exported(root, tmp_path)
     script = tmp_path / "offline_rows.py"
     script.write_text(marked(AUDITORS, "offline-rows"))
     copy = tmp_path / "copy.db"

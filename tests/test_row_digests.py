@@ -25,10 +25,12 @@ from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.crypto import AlertCipher
 from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
 from fairlens_monitor.rowforms import FORMS, form_of
 from fairlens_monitor.store.maintenance import apply_retention, transition_alert
+from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import write_checkpoint
 from tests.conftest import merge, query_url
 from tests.test_sources import file_config, german, write_days
@@ -67,16 +69,28 @@ def edit(url: str, *statements: str, params: dict[str, Any] | None = None) -> No
         engine.dispose()
 
 
+def adverse_cycles(write_config: Callable[..., Path], backend_url: str,
+                   clock: Callable[[], datetime], cycles: int
+                   ) -> tuple[Path, Settings, Repository, AlertCipher]:
+    """Run ``cycles`` simulated cycles at drift 1.0 (every reading adverse) on a new store.
+
+    Returns:
+        The config file, its settings, the repository and the alert cipher.
+    """
+    config = write_config(merge({"database": {"url": backend_url}},
+                                {"simulation": {"drift": 1.0}}))
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    cipher = open_cipher(settings, repo)
+    for _ in range(cycles):
+        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    return config, settings, repo, cipher
+
+
 @pytest.fixture
 def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
            clock: Callable[[], datetime]) -> Stored:
-    sim = write_config(merge({"database": {"url": backend_url}},
-                             {"simulation": {"drift": 1.0}}))
-    settings = load_settings(sim, env={})
-    repo = open_repository(settings)
-    cipher = open_cipher(settings, repo)
-    for _ in range(2):
-        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    sim, settings, repo, cipher = adverse_cycles(write_config, backend_url, clock, 2)
     first = repo.alert_count()
     assert first == 1
     at = clock()
@@ -236,13 +250,7 @@ def test_rows_from_before_row_digests_get_one_signed_baseline(
         clock: Callable[[], datetime]) -> None:
     """A database written by a version without row digests: the first writable start (or
     `db upgrade`) records one ``rows_baseline`` event; from then on its rows are checked."""
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}}))
-    settings = load_settings(config, env={})
-    repo = open_repository(settings)
-    cipher = open_cipher(settings, repo)
-    for _ in range(3):
-        run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    config, _settings, repo, _cipher = adverse_cycles(write_config, backend_url, clock, 3)
     repo.engine.dispose()
     # Rewrite the chain as the previous version wrote it: the same events, no row digests.
     prev = GENESIS_HASH
@@ -287,15 +295,11 @@ def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., 
                                                     backend_url: str) -> None:
     """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
     the pruned events recorded, so an edit of such a reading is still found."""
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}}))
-    settings = load_settings(config, env={})
-    repo = open_repository(settings)
-    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
     now = datetime.now(UTC)
     old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
-    for _ in range(3):
-        run_cycle(settings, repo, cipher, clock=lambda: next(old), actor="cli")
+    config, settings, repo, cipher = adverse_cycles(write_config, backend_url,
+                                                     lambda: next(old), 3)
+    signer = open_signing_key(settings, repo)
     write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
     recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
     run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
