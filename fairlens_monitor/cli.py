@@ -21,7 +21,7 @@ import click
 
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_signing_key
-from fairlens_monitor.audit import Anomaly, rfc3339
+from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
     LAST_OPTION,
@@ -44,6 +44,8 @@ from fairlens_monitor.render import (
     cycle_lines,
     reading_json,
     reading_line,
+    tampered_lines,
+    where,
 )
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.maintenance import record_row_baseline
@@ -222,24 +224,13 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                    "not yet anchored" + (f"; {trail.superseded} checkpoints of history lost "
                                          "before a signed restore set aside"
                                          if trail.superseded else ""))
-    else:
-        click.echo(f"audit chain TAMPERED: first broken {_where(first)} ({first.kind}: "
-                   f"{first.detail}); {len(report.anomalies)} anomalies in {report.count} "
-                   f"events, verified up to seq {report.last_verified_seq}")
-        for a in report.anomalies:
-            click.echo(f"  {_where(a)}: {a.kind}: {a.detail}")
     if not as_json:
-        for w in trail.warnings:
-            click.echo(f"  warning: seq {w.seq}: {w.kind}: {w.detail}")
+        lines = [] if first is None else tampered_lines(report)
+        for line in [*lines[:-1], *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}"
+                                   for w in trail.warnings), *lines[-1:]]:
+            click.echo(line)  # the verdict line last
     if first is not None:
         ctx.exit(1)
-
-
-def _where(a: Anomaly) -> str:
-    """Where an anomaly is: its seq, and for a stored row its table and id."""
-    if a.table is None:
-        return f"seq {a.seq}"
-    return f"row {a.table} id {a.id}" + ("" if a.seq is None else f" (seq {a.seq})")
 
 
 @cli.command("verify-entry")
@@ -367,14 +358,14 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
         source.engine.dispose()
     if not report.intact:
         first = report.anomalies[0]
-        click.echo(f"source does NOT verify: first broken {_where(first)} ({first.kind}); "
+        click.echo(f"source does NOT verify: first broken {where(first)} ({first.kind}); "
                    "nothing was copied", err=True)
         ctx.exit(1)
 
     def check(copy: Repository) -> None:
         found = verify_store(copy, **paths, checkpoint_every=every).chain
         if not found.intact:
-            raise CopyNotVerifiedError(_where(found.anomalies[0]), found.anomalies[0].kind)
+            raise CopyNotVerifiedError(where(found.anomalies[0]), found.anomalies[0].kind)
 
     result = copy_database(src_url, dst_url, check)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())

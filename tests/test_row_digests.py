@@ -205,7 +205,13 @@ def test_json_anomalies_name_kind_seq_table_id_and_detail(stored: Stored) -> Non
                        "id": reading, "detail": f"the stored row differs from the digest "
                                                 f"recorded at seq {recorded_by}"}
     text_out = CliRunner().invoke(cli, ["--config", str(stored.config), "verify"]).stdout
-    assert f"first broken row readings id {reading} (seq {recorded_by}) (row_modified" in text_out
+    head, *_, verdict = text_out.splitlines()
+    head_seq = stored.one("SELECT max(seq) FROM audit_events")
+    assert head == (f"audit chain TAMPERED: the events' hashes hold up to seq {head_seq}, but "
+                    "stored rows do not match the digests the chain recorded (1 found; first: "
+                    f"row readings id {reading} (seq {recorded_by}): row_modified)")
+    assert "verified up to" not in text_out  # nothing that reads as "all is well"
+    assert verdict == "verdict: TAMPERED (1 anomalies; exit 1)"
 
 
 def test_an_alert_changed_without_its_event_is_found(stored: Stored) -> None:
