@@ -36,6 +36,7 @@ from fairlens_monitor.cli_common import (
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import CopyNotVerifiedError
+from fairlens_monitor.export import export_jsonl
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -53,7 +54,6 @@ from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import (
     check_chain_start,
     checkpoint_due,
-    export_jsonl,
     prove_entry,
     reconcile_anchor,
     start_new_chain,
@@ -177,9 +177,10 @@ def audit(ctx: click.Context, last: int, as_json: bool) -> None:
               help="File to write (replaced).")
 @click.pass_context
 def audit_export(ctx: click.Context, path: Path) -> None:
-    """Export the whole chain as JSON lines, verifiable offline (see README)."""
-    count = export_jsonl(reader(settings_of(ctx)), path)
-    click.echo(f"wrote {count} events to {path}")
+    """Export the whole chain and every stored row it records as JSON lines, verifiable
+    offline with scripts/offline_verify.py (see README)."""
+    events, rows = export_jsonl(reader(settings_of(ctx)), path)
+    click.echo(f"wrote {events} events and {rows} rows to {path}")
 
 
 ANCHOR_OPTION = click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False,
