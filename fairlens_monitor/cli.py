@@ -28,6 +28,7 @@ from fairlens_monitor.cli_common import (
     ErrorGroup,
     dump,
     reader,
+    sealed_writer,
     settings_of,
     show,
     trail_paths,
@@ -130,8 +131,8 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool
     from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
-    repo = writer(settings)
-    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once
+    cipher = open_cipher(settings, repo)
     begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
     outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli",
