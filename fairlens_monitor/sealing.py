@@ -12,8 +12,8 @@ decision; :class:`Sealer` applies it inside the repository's transaction.
 Events written outside a cycle go through :meth:`Sealer.attach`: every write transaction of
 the repository that appends events ends by signing, in that transaction, when it appended an
 event that is not :data:`ROUTINE` (a daemon's start, stop or takeover, a rule change, a key
-rotation, a backup, retention, a new chain: rare, and each one worth protecting at once), or
-when the policy above says a checkpoint is due (failed and missed cycles, like cycles).
+rotation, retention, a new chain: rare, and each one worth protecting at once), or when the
+policy above says a checkpoint is due (failed and missed cycles and backups, like cycles).
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ from fairlens_monitor.trail import append_anchor
 log = logging.getLogger(__name__)
 
 TRANSITIONS = ("open", "resolve")  # alert changes that are signed in their own transaction
-# Events sealed only when the policy says a checkpoint is due: a cycle's own records. Every
-# other event is signed in the transaction that appends it (see the module docstring).
-ROUTINE = frozenset({"cycle_completed", "cycle_failed", "cycle_missed", "source_file_changed"})
+# Events sealed only when the policy says a checkpoint is due: a cycle's own records, and the
+# record of a backup (restoring that very backup always loses it: signed at once, it would
+# make every restore of the newest backup a loss of anchored history). Every other event is
+# signed in the transaction that appends it (see the module docstring).
+ROUTINE = frozenset({"cycle_completed", "cycle_failed", "cycle_missed", "source_file_changed",
+                     "backup_made", "backup_failed"})
 # Session.info keys: the attached sealer; "this transaction's checkpoint was decided by the
 # caller" (a cycle, a person's transition); the checkpoint to anchor after the commit.
 _SEALER, _DECIDED, _SIGNED = "fairlens_sealer", "fairlens_sealed", "fairlens_signed"
