@@ -13,7 +13,8 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,14 @@ from hypothesis import strategies as st
 
 from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config import load_settings
+from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.rowforms import form_of
+from fairlens_monitor.store.maintenance import apply_retention
 from fairlens_monitor.trail import write_checkpoint
-from tests.test_row_digests import TARGETS, Stored, edit
+from tests.test_row_digests import TARGETS, Stored, adverse_cycles, edit
 from tests.test_row_digests import stored as stored  # the fixture, shared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,3 +230,47 @@ def test_the_scripts_canonical_text_is_rfc8785(value: Any) -> None:
                                     0.1, 1e16, 1.2345678901234567e20, 1e21, 1.5e300, -2.5])
 def test_the_scripts_numbers_at_the_format_boundaries(number: float) -> None:
     assert _load_script()(number) == rfc8785.dumps(number).decode()
+
+
+def test_an_export_of_a_pruned_chain_verifies_offline(
+        write_config: Callable[..., Path], backend_url: str, tmp_path: Path) -> None:
+    """After retention pruned the chain's head, the export starts after the cut that the
+    `chain_pruned` event names, and rows recorded by pruned events are checked against the
+    ledger it carried."""
+    now = datetime.now(UTC)
+    old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
+    config, settings, repo, cipher = adverse_cycles(write_config, backend_url,
+                                                     lambda: next(old), 3)
+    signer = open_signing_key(settings, repo)
+    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
+    recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
+    run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
+    ts = rfc3339(now)
+    done = apply_retention(
+        repo, readings_before=now - timedelta(days=800), runs_before=now - timedelta(days=800),
+        prune=lambda seq, head: sign_prune(signer, pruned_to=seq, head_hash=head, ts=ts),
+        audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
+    repo.engine.dispose()
+    assert done["pruned_to"] is not None
+    s = Stored(config, backend_url)
+    path = tmp_path / "audit.jsonl"
+    lines = export(s, path)
+    assert json.loads(lines[0])["seq"] == done["pruned_to"] + 1
+    ok = offline(path, settings.audit.anchor_file)
+    assert ok.returncode == 0, ok.stderr
+    # Reading 2 was recorded by a pruned event: the carried ledger still checks it.
+    edit(backend_url, "UPDATE readings SET verdict = 'fair' WHERE id = 2")
+    export(s, path)
+    bad = offline(path, settings.audit.anchor_file)
+    assert bad.returncode == 1
+    found = script_rows(bad.stderr)
+    assert [(kind, table, i) for kind, _seq, table, i in found] == [
+        ("row_modified", "readings", 2)]
+    assert found == verify_rows(s)  # the seq of the pruned event that recorded it, too
+    # An export whose head was cut elsewhere than a chain_pruned event says is refused.
+    events = [line for line in export(s, path) if '"event_type"' in line]
+    path.write_text("\n".join(events[1:]) + "\n")
+    cut = offline(path)
+    assert cut.returncode == 1
+    assert cut.stderr.strip() == (f"TAMPERED: the export starts at seq "
+                                  f"{done['pruned_to'] + 2}; no event names that cut")
