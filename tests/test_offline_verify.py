@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,11 @@ from hypothesis import strategies as st
 
 from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
-from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config import load_settings
-from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.rowforms import form_of
-from fairlens_monitor.store.maintenance import apply_retention
 from fairlens_monitor.trail import write_checkpoint
-from tests.test_row_digests import TARGETS, Stored, adverse_cycles, edit
+from tests.test_row_digests import TARGETS, Stored, edit, pruned_store
 from tests.test_row_digests import stored as stored  # the fixture, shared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,21 +234,7 @@ def test_an_export_of_a_pruned_chain_verifies_offline(
     """After retention pruned the chain's head, the export starts after the cut that the
     `chain_pruned` event names, and rows recorded by pruned events are checked against the
     ledger it carried."""
-    now = datetime.now(UTC)
-    old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
-    config, settings, repo, cipher = adverse_cycles(write_config, backend_url,
-                                                     lambda: next(old), 3)
-    signer = open_signing_key(settings, repo)
-    write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
-    recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
-    run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
-    ts = rfc3339(now)
-    done = apply_retention(
-        repo, readings_before=now - timedelta(days=800), runs_before=now - timedelta(days=800),
-        prune=lambda seq, head: sign_prune(signer, pruned_to=seq, head_hash=head, ts=ts),
-        audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
-    repo.engine.dispose()
-    assert done["pruned_to"] is not None
+    config, settings, done = pruned_store(write_config, backend_url)
     s = Stored(config, backend_url)
     path = tmp_path / "audit.jsonl"
     lines = export(s, path)
