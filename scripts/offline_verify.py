@@ -66,8 +66,8 @@ def main(export, anchor=None):
             book[table] = {i: (d, form, seq) for i, d, form, seq in entries}
     for seq, event_type, payload in events:
         book_event(book, found, seq, event_type, payload)
-    for line in lines(anchor) if anchor else []:
-        cp = json.loads(line)
+    anchored = [json.loads(line) for line in lines(anchor)] if anchor else []
+    for cp in anchored:
         if cp["seq"] >= (first or 1) and hashes.get(cp["seq"]) != cp["head_hash"]:
             found.append(f"seq {cp['seq']}: bad_checkpoint: the anchored head hash is not "
                          "the export's")
@@ -86,7 +86,9 @@ def main(export, anchor=None):
               "not in the export" for t in sorted(book) for i, x in sorted(book[t].items())]
     if found:
         sys.exit("\n".join(["TAMPERED:", *found]))
-    print(f"intact: {len(hashes)} events, head {prev}, {len(rows)} rows match their digests")
+    print(f"intact: {len(hashes)} events, head {prev}, {len(rows)} rows match their digests; "
+          + (f"{len(anchored)} anchored checkpoints match" if anchor else
+             "no anchor file given: a lost or rebuilt tail cannot be seen"))
 
 
 def book_event(book, found, seq, event_type, payload):

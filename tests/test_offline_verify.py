@@ -85,7 +85,12 @@ def test_an_intact_export_verifies_offline(stored: Stored, tmp_path: Path) -> No
     assert ok.returncode == 0, ok.stderr
     events = len(lines) - len(rows)
     assert ok.stdout.startswith(f"intact: {events} events, head ")
-    assert ok.stdout.rstrip().endswith(f"{in_db} rows match their digests")
+    assert f", {in_db} rows match their digests; " in ok.stdout
+    anchored = len(anchor_of(stored).read_text().splitlines())
+    assert ok.stdout.rstrip().endswith(f"; {anchored} anchored checkpoints match")
+    without = offline(tmp_path / "audit.jsonl")
+    assert without.stdout.rstrip().endswith("no anchor file given: a lost or rebuilt tail "
+                                            "cannot be seen")
 
 
 @pytest.mark.parametrize("table", list(TARGETS))
