@@ -21,13 +21,14 @@ import click
 
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_signing_key
-from fairlens_monitor.audit import Anomaly, rfc3339
+from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
     LAST_OPTION,
     ErrorGroup,
     dump,
     reader,
+    sealed_writer,
     settings_of,
     show,
     trail_paths,
@@ -36,6 +37,7 @@ from fairlens_monitor.cli_common import (
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import CopyNotVerifiedError
+from fairlens_monitor.export import export_jsonl
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -44,6 +46,8 @@ from fairlens_monitor.render import (
     cycle_lines,
     reading_json,
     reading_line,
+    tampered_lines,
+    where,
 )
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.maintenance import record_row_baseline
@@ -51,7 +55,6 @@ from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import (
     check_chain_start,
     checkpoint_due,
-    export_jsonl,
     prove_entry,
     reconcile_anchor,
     start_new_chain,
@@ -128,8 +131,8 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool
     from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
-    repo = writer(settings)
-    cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
+    repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once
+    cipher = open_cipher(settings, repo)
     begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
     outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli",
@@ -175,9 +178,10 @@ def audit(ctx: click.Context, last: int, as_json: bool) -> None:
               help="File to write (replaced).")
 @click.pass_context
 def audit_export(ctx: click.Context, path: Path) -> None:
-    """Export the whole chain as JSON lines, verifiable offline (see README)."""
-    count = export_jsonl(reader(settings_of(ctx)), path)
-    click.echo(f"wrote {count} events to {path}")
+    """Export the whole chain and every stored row it records as JSON lines, verifiable
+    offline with scripts/offline_verify.py (see README)."""
+    events, rows = export_jsonl(reader(settings_of(ctx)), path)
+    click.echo(f"wrote {events} events and {rows} rows to {path}")
 
 
 ANCHOR_OPTION = click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False,
@@ -222,24 +226,13 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
                    "not yet anchored" + (f"; {trail.superseded} checkpoints of history lost "
                                          "before a signed restore set aside"
                                          if trail.superseded else ""))
-    else:
-        click.echo(f"audit chain TAMPERED: first broken {_where(first)} ({first.kind}: "
-                   f"{first.detail}); {len(report.anomalies)} anomalies in {report.count} "
-                   f"events, verified up to seq {report.last_verified_seq}")
-        for a in report.anomalies:
-            click.echo(f"  {_where(a)}: {a.kind}: {a.detail}")
     if not as_json:
-        for w in trail.warnings:
-            click.echo(f"  warning: seq {w.seq}: {w.kind}: {w.detail}")
+        lines = [] if first is None else tampered_lines(report)
+        for line in [*lines[:-1], *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}"
+                                   for w in trail.warnings), *lines[-1:]]:
+            click.echo(line)  # the verdict line last
     if first is not None:
         ctx.exit(1)
-
-
-def _where(a: Anomaly) -> str:
-    """Where an anomaly is: its seq, and for a stored row its table and id."""
-    if a.table is None:
-        return f"seq {a.seq}"
-    return f"row {a.table} id {a.id}" + ("" if a.seq is None else f" (seq {a.seq})")
 
 
 @cli.command("verify-entry")
@@ -367,14 +360,14 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
         source.engine.dispose()
     if not report.intact:
         first = report.anomalies[0]
-        click.echo(f"source does NOT verify: first broken {_where(first)} ({first.kind}); "
+        click.echo(f"source does NOT verify: first broken {where(first)} ({first.kind}); "
                    "nothing was copied", err=True)
         ctx.exit(1)
 
     def check(copy: Repository) -> None:
         found = verify_store(copy, **paths, checkpoint_every=every).chain
         if not found.intact:
-            raise CopyNotVerifiedError(_where(found.anomalies[0]), found.anomalies[0].kind)
+            raise CopyNotVerifiedError(where(found.anomalies[0]), found.anomalies[0].kind)
 
     result = copy_database(src_url, dst_url, check)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())

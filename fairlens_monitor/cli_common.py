@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import SQLAlchemyError
 
-from fairlens_monitor.app import open_repository
+from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import FairlensError
@@ -93,6 +94,18 @@ def reader(settings: Settings) -> Repository:
 def writer(settings: Settings) -> Repository:
     """A writable repository on a migrated database, closed when the command ends."""
     return closing(open_repository(settings))
+
+
+def sealed_writer(settings: Settings) -> tuple[Repository, Ed25519PrivateKey]:
+    """A writable repository whose transactions that append audit events are sealed by a
+    signed checkpoint as ``sealing`` decides, and the signing key (created only while no
+    checkpoint exists)."""
+    from fairlens_monitor.sealing import Sealer  # deferred: it loads the trail's edge
+
+    repo = writer(settings)
+    key = open_signing_key(settings, repo)
+    Sealer.of(settings, key).attach(repo)
+    return repo, key
 
 
 def closing(repo: Repository) -> Repository:

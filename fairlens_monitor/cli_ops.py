@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from fairlens_monitor.app import open_signing_key
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
@@ -19,6 +18,7 @@ from fairlens_monitor.cli_common import (
     FiniteFloatRange,
     dump,
     reader,
+    sealed_writer,
     settings_of,
     show,
     trail_paths,
@@ -227,7 +227,7 @@ def keys_rotate(ctx: click.Context) -> None:
     from fairlens_monitor.keys import rotate_alert_key
 
     settings = settings_of(ctx)
-    repo = writer(settings)
+    repo, _key = sealed_writer(settings)  # keys_rotated commits with its signed checkpoint
     done = rotate_alert_key(settings.keys.dir, repo, ts=rfc3339(datetime.now(UTC)))
     click.echo(f"alert key rotated: {done.old_key_id} -> {done.new_key_id}; {done.alerts} "
                f"tokens re-encrypted; audit seq {done.audit_seq}; the old key is kept as "
@@ -250,7 +250,7 @@ def backup(ctx: click.Context, dest: Path) -> None:
     made = backup_sqlite(settings.database.url, dest,
                          busy_timeout_ms=settings.database.busy_timeout_ms,
                          **trail_paths(settings, None, None))
-    record = writer(settings).append_event("backup_made", "cli", {
+    record = sealed_writer(settings)[0].append_event("backup_made", "cli", {
         "file": made.path.name, "head_seq": made.head_seq, "head_hash": made.head_hash,
         "sha256": made.sha256}, ts=rfc3339(datetime.now(UTC)))
     click.echo(f"backup {made.path}: {made.size:,} bytes, chain head seq {made.head_seq}, "
@@ -303,9 +303,9 @@ def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     from fairlens_monitor.retention import apply_retention
 
     settings = settings_of(ctx)
-    repo = writer(settings)
-    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo),
-                           now=datetime.now(UTC), dry_run=dry_run)
+    repo, key = sealed_writer(settings)
+    done = apply_retention(settings.retention, repo, key, now=datetime.now(UTC),
+                           dry_run=dry_run)
     if as_json:
         dump(done)
         return

@@ -101,6 +101,7 @@ class Daemon:
         self.lease = Lease(repo.engine, lease_seconds=settings.leadership.lease_seconds,
                            holder=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
         self.lease.install(repo.sessions)
+        self.sealer = Sealer.of(settings, signer).attach(repo)  # events outside cycles too
         self._lead_lock = threading.RLock()
         self._missed: list[tuple[datetime, str]] = []
         self._heartbeat_stop = threading.Event()
@@ -168,10 +169,9 @@ class Daemon:
             self._record_pending_failures()
             self._record_missed()
         with self.lease.unfenced():
-            self._event("daemon_stopped", {"reason": self.stats.stop_reason,
-                                           "cycles_ok": self.stats.cycles_ok,
-                                           "cycles_failed": self.stats.cycles_failed,
-                                           "missed": self.stats.missed})
+            self._event("daemon_stopped", {
+                "reason": self.stats.stop_reason, "cycles_ok": self.stats.cycles_ok,
+                "cycles_failed": self.stats.cycles_failed, "missed": self.stats.missed})
         if self.lease.leading:
             self._checkpoint()
         self.lease.release()
@@ -272,7 +272,7 @@ class Daemon:
             outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
                                     actor="daemon", scheduled_for=scheduled,
                                     unrecorded=self.unrecorded, source=self.source,
-                                    sealer=Sealer.of(self.settings, self.signer))
+                                    sealer=self.sealer)
         except FencedError as exc:  # a takeover happened while this cycle ran
             self._stand_down(str(exc))
             return

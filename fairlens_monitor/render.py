@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fairlens_monitor.audit import AuditRecord, rfc3339
+from fairlens_monitor.audit import Anomaly, AuditRecord, ChainReport, rfc3339
 from fairlens_monitor.stats import format_interval, format_p
 from fairlens_monitor.store.models import Alert, Reading
 
@@ -185,3 +185,34 @@ def audit_line(rec: AuditRecord) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+ROW_KINDS = frozenset({"row_modified", "row_missing", "row_unrecorded"})
+
+
+def where(a: Anomaly) -> str:
+    """Where an anomaly is: its seq, and for a stored row its table and id."""
+    if a.table is None:
+        return f"seq {a.seq}"
+    return f"row {a.table} id {a.id}" + ("" if a.seq is None else f" (seq {a.seq})")
+
+
+def tampered_lines(report: ChainReport) -> list[str]:
+    """``verify``'s human lines for a report with anomalies, ending in a verdict line.
+
+    When only stored rows differ, the events' hashes did hold: say so, but never in words
+    that read as "all is well" beside the rows that do not match.
+    """
+    first, found = report.anomalies[0], report.anomalies
+    rows = [a for a in found if a.kind in ROW_KINDS]
+    if len(rows) == len(found):
+        head = (f"audit chain TAMPERED: the events' hashes hold up to seq "
+                f"{report.last_verified_seq}, but stored rows do not match the digests the "
+                f"chain recorded ({len(rows)} found; first: {where(first)}: {first.kind})")
+    else:
+        head = (f"audit chain TAMPERED: first broken {where(first)} ({first.kind}: "
+                f"{first.detail}); {len(found)} anomalies in {report.count} events ("
+                f"{len(rows)} of them stored rows); the chain verifies only up to seq "
+                f"{report.last_verified_seq}")
+    return [head, *(f"  {where(a)}: {a.kind}: {a.detail}" for a in found),
+            f"verdict: TAMPERED ({len(found)} anomalies; exit 1)"]

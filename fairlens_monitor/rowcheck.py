@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fairlens_monitor.audit import Anomaly
-from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES
+from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
 
 # Events that may carry row digests, deletions or a carried ledger.
 ROW_EVENTS: tuple[str, ...] = (
@@ -135,10 +135,7 @@ class RowLedger:
                                    table, row_id if type(row_id) is int else None))
                 continue
             recorded, form, seq = exp
-            if form == CURRENT_FORM:
-                actual = digest(values)
-            else:
-                actual = _older(form, table, current.columns, values)
+            actual = digest(values) if form == CURRENT_FORM else _older(form, table, values)
             if actual != recorded:
                 out.append(Anomaly(seq, "row_modified", f"the stored row differs from the "
                                    f"digest recorded at seq {seq}", table, row_id))
@@ -162,17 +159,13 @@ def mark(expected: Expected | None, table: str, values: Sequence[Any] | None
     if values is None:
         return False, f"recorded at seq {seq}, now missing"
     current = FORMS[CURRENT_FORM][table]
-    actual = (current.digest(values) if form == CURRENT_FORM
-              else _older(form, table, current.columns, values))
+    actual = current.digest(values) if form == CURRENT_FORM else _older(form, table, values)
     if actual != recorded:
         return False, f"differs from the digest recorded at seq {seq}"
     return True, f"matches the digest recorded at seq {seq}"
 
 
-def _older(form: int, table: str, columns: Sequence[str], values: Sequence[Any]) -> str:
+def _older(form: int, table: str, values: Sequence[Any]) -> str:
     """Digest of a row under an older form (columns taken by name); '' if unknown."""
-    old = FORMS.get(form, {}).get(table)
-    if old is None:
-        return ""
-    by_name = dict(zip(columns, values, strict=True))
-    return old.digest([by_name.get(c) for c in old.columns])
+    found = in_form(form, table, values)
+    return "" if found is None else found[0].digest(found[1])

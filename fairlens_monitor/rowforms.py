@@ -137,6 +137,20 @@ def form_of(form: int, table: str) -> RowForm:
     return FORMS[form][table]
 
 
+def in_form(form: int, table: str, values: Sequence[Any]) -> tuple[RowForm, list[Any]] | None:
+    """A stored row (the current form's columns, in order) as form ``form`` sees it.
+
+    Returns:
+        That form and the row's values in its column order (columns taken by name; one
+        the current form lacks is NULL), or None when this version knows no such form.
+    """
+    old = FORMS.get(form, {}).get(table)
+    if old is None:
+        return None
+    by_name = dict(zip(FORMS[CURRENT_FORM][table].columns, values, strict=True))
+    return old, [by_name.get(c) for c in old.columns]
+
+
 def digest_mapping(form: int, table: str, row: Mapping[str, Any]) -> str:
     """Digest of a row given as ``{column: value}`` (missing columns count as NULL)."""
     rf = form_of(form, table)

@@ -1,4 +1,4 @@
-"""Checkpoints signed inside a cycle's own transaction: the **log** step's sealing policy.
+"""Checkpoints signed inside the transaction they protect: the **log** step's sealing policy.
 
 simulate → measure → detect → alert → **log**. A cycle signs the chain head in the same
 transaction as its rows when it opens or resolves an alert, when ``audit.checkpoint_every``
@@ -8,6 +8,12 @@ checkpoint that protects it, and at most ``checkpoint_seconds`` of history is pr
 the hash chain alone. The anchor line is appended right after the commit; when that fails,
 the next checkpoint appends it (``trail.reconcile_anchor``). :func:`seal_due` is the pure
 decision; :class:`Sealer` applies it inside the repository's transaction.
+
+Events written outside a cycle go through :meth:`Sealer.attach`: every write transaction of
+the repository that appends events ends by signing, in that transaction, when it appended an
+event that is not :data:`ROUTINE` (a daemon's start, stop or takeover, a rule change, a key
+rotation, retention, a new chain: rare, and each one worth protecting at once), or when the
+policy above says a checkpoint is due (failed and missed cycles and backups, like cycles).
 """
 
 from __future__ import annotations
@@ -19,18 +25,34 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit import AuditRecord
 from fairlens_monitor.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
 from fairlens_monitor.config import Settings
 from fairlens_monitor.errors import AnchorWriteError
-from fairlens_monitor.store.repository import AlertChange, add_checkpoint, last_checkpoint_in
+from fairlens_monitor.store.repository import (
+    APPENDED,
+    AlertChange,
+    Repository,
+    add_checkpoint,
+    last_checkpoint_in,
+)
 from fairlens_monitor.trail import append_anchor
 
 log = logging.getLogger(__name__)
 
 TRANSITIONS = ("open", "resolve")  # alert changes that are signed in their own transaction
+# Events sealed only when the policy says a checkpoint is due: a cycle's own records, and the
+# record of a backup (restoring that very backup always loses it: signed at once, it would
+# make every restore of the newest backup a loss of anchored history). Every other event is
+# signed in the transaction that appends it (see the module docstring).
+ROUTINE = frozenset({"cycle_completed", "cycle_failed", "cycle_missed", "source_file_changed",
+                     "backup_made", "backup_failed"})
+# Session.info keys: the attached sealer; "this transaction's checkpoint was decided by the
+# caller" (a cycle, a person's transition); the checkpoint to anchor after the commit.
+_SEALER, _DECIDED, _SIGNED = "fairlens_sealer", "fairlens_sealed", "fairlens_signed"
 
 
 def seal_due(*, last: Checkpoint | None, head_seq: int, head_ts: str, transition: bool,
@@ -82,6 +104,7 @@ class Sealer:
         Returns:
             The checkpoint recorded, or None.
         """
+        s.info[_DECIDED] = True
         last = last_checkpoint_in(s)
         if not seal_due(last=last, head_seq=head.seq, head_ts=head.ts,
                         transition=any(c.action in TRANSITIONS for c in changes),
@@ -102,7 +125,29 @@ class Sealer:
         Returns:
             The checkpoint recorded.
         """
+        s.info[_DECIDED] = True
         return self._sign(s, head, last_checkpoint_in(s))
+
+    def attach(self, repo: Repository) -> Sealer:
+        """Seal every write transaction of ``repo`` that appends audit events.
+
+        Before each commit: sign the new head when the transaction appended a
+        non-:data:`ROUTINE` event or a checkpoint is due; after the commit, anchor it. A
+        transaction whose caller already decided (a cycle, :meth:`now`) is left alone.
+
+        Args:
+            repo: the repository (writable); attaching again replaces the sealer.
+
+        Returns:
+            This sealer.
+        """
+        repo.sessions.configure(info={_SEALER: self})
+        for name, listener in (("before_commit", _seal_before_commit),
+                               ("after_commit", _anchor_after_commit),
+                               ("after_rollback", _forget)):
+            if not event.contains(repo.sessions, name, listener):
+                event.listen(repo.sessions, name, listener)
+        return self
 
     def _sign(self, s: Session, head: AuditRecord, last: Checkpoint | None) -> Checkpoint:
         cp = sign_checkpoint(self.key, seq=head.seq, head_hash=head.hash, ts=head.ts,
@@ -123,3 +168,29 @@ class Sealer:
             append_anchor(self.anchor_file, cp)
         except AnchorWriteError as exc:
             log.error("%s", exc)
+
+
+def _seal_before_commit(s: Session) -> None:
+    """Sign the head this transaction appended, when it must be (see :meth:`Sealer.attach`)."""
+    sealer, records = s.info.get(_SEALER), s.info.pop(APPENDED, None)
+    if not isinstance(sealer, Sealer) or not records or s.info.pop(_DECIDED, False):
+        return
+    head, last = records[-1], last_checkpoint_in(s)
+    if last is not None and last.seq >= head.seq:
+        return
+    if all(r.event_type in ROUTINE for r in records) and not seal_due(
+            last=last, head_seq=head.seq, head_ts=head.ts, transition=False,
+            every=sealer.every, seconds=sealer.seconds):
+        return
+    s.info[_SIGNED] = sealer._sign(s, head, last)
+
+
+def _anchor_after_commit(s: Session) -> None:
+    cp, sealer = s.info.pop(_SIGNED, None), s.info.get(_SEALER)
+    if isinstance(cp, Checkpoint) and isinstance(sealer, Sealer):
+        sealer.anchor(cp)
+
+
+def _forget(s: Session) -> None:
+    for key in (APPENDED, _DECIDED, _SIGNED):
+        s.info.pop(key, None)

@@ -1,13 +1,13 @@
-"""The audit trail's operations at the I/O edge: verify, checkpoint, prove one entry, export.
+"""The audit trail's operations at the I/O edge: verify, checkpoint, prove one entry.
 
 simulate → measure → detect → alert → **log**. Joins the pure chain and checkpoint logic
-(``audit``, ``checkpoints``) to the database, the anchor file and the key files.
+(``audit``, ``checkpoints``) to the database, the anchor file and the key files. The export
+lives in ``export``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from fairlens_monitor.checkpoints import (
 )
 from fairlens_monitor.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
-from fairlens_monitor.render import audit_json
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import check_rows
 
@@ -366,35 +365,3 @@ def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
     if record is not None and trail.chain.anchored_seq >= record.seq:
         covered = trail.chain.anchored_seq
     return EntryProof(record, trail.chain, covered)
-
-
-def export_jsonl(repo: Repository, path: Path) -> int:
-    """Write the chain as JSON lines in the original audit format, plus the chain fields.
-
-    Each line: ``timestamp``, ``event_type``, ``details`` (as in the original spec) and
-    ``seq``, ``actor``, ``prev_hash``, ``hash``, ``canonical`` — the exact hashed bytes, so
-    the export verifies offline with the standard library alone (see README).
-
-    Args:
-        repo: the repository.
-        path: the file to write (replaced).
-
-    Returns:
-        The number of events written.
-
-    Raises:
-        DamagedRecordError: a row cannot be read as the record written (no file is left).
-    """
-    count = 0
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for rec in repo.iter_records("seq"):
-                doc = {**audit_json(rec), "canonical": rec.canonical}
-                handle.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
-                count += 1
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a damaged row stops the export: leave no half file
-        raise
-    tmp.replace(path)
-    return count

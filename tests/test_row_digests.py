@@ -205,7 +205,13 @@ def test_json_anomalies_name_kind_seq_table_id_and_detail(stored: Stored) -> Non
                        "id": reading, "detail": f"the stored row differs from the digest "
                                                 f"recorded at seq {recorded_by}"}
     text_out = CliRunner().invoke(cli, ["--config", str(stored.config), "verify"]).stdout
-    assert f"first broken row readings id {reading} (seq {recorded_by}) (row_modified" in text_out
+    head, *_, verdict = text_out.splitlines()
+    head_seq = stored.one("SELECT max(seq) FROM audit_events")
+    assert head == (f"audit chain TAMPERED: the events' hashes hold up to seq {head_seq}, but "
+                    "stored rows do not match the digests the chain recorded (1 found; first: "
+                    f"row readings id {reading} (seq {recorded_by}): row_modified)")
+    assert "verified up to" not in text_out  # nothing that reads as "all is well"
+    assert verdict == "verdict: TAMPERED (1 anomalies; exit 1)"
 
 
 def test_an_alert_changed_without_its_event_is_found(stored: Stored) -> None:
@@ -291,10 +297,14 @@ def test_rows_from_before_row_digests_get_one_signed_baseline(
     assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
 
 
-def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., Path],
-                                                    backend_url: str) -> None:
-    """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
-    the pruned events recorded, so an edit of such a reading is still found."""
+def pruned_store(write_config: Callable[..., Path], backend_url: str
+                 ) -> tuple[Path, Settings, dict[str, Any]]:
+    """Three cycles 400 days old, a checkpoint, a recent cycle, then retention: the old
+    cycles' events are pruned (``chain_pruned``), their rows kept.
+
+    Returns:
+        The config file, its settings and what retention did.
+    """
     now = datetime.now(UTC)
     old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
     config, settings, repo, cipher = adverse_cycles(write_config, backend_url,
@@ -310,6 +320,14 @@ def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., 
         audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
     repo.engine.dispose()
     assert done["pruned_to"] is not None
+    return config, settings, done
+
+
+def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., Path],
+                                                    backend_url: str) -> None:
+    """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
+    the pruned events recorded, so an edit of such a reading is still found."""
+    config, _settings, done = pruned_store(write_config, backend_url)
     assert done["readings"] == 0
     s = Stored(config, backend_url)
     assert s.one("SELECT min(seq) FROM audit_events") > 3  # the cycles' own events are gone

@@ -513,7 +513,11 @@ def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
         records.append(rec)
         prev = rec.hash
     s.flush()
+    s.info.setdefault(APPENDED, []).extend(records)  # for a sealer (sealing.Sealer.attach)
     return records
+
+
+APPENDED = "fairlens_appended"  # Session.info key: the audit records this transaction appended
 
 
 RECORD_COLUMNS = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
