@@ -36,14 +36,10 @@ from fairlens_monitor.measure import (
 from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
+from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
-from fairlens_monitor.store.repository import (
-    AlertChange,
-    EventList,
-    Repository,
-    StaleCycleError,
-)
+from fairlens_monitor.store.repository import Repository
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from fairlens_monitor.audit import AuditRecord
 from fairlens_monitor.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
 from fairlens_monitor.config import Settings
 from fairlens_monitor.errors import AnchorWriteError
-from fairlens_monitor.store.repository import AlertChange, add_checkpoint, last_checkpoint_in
+from fairlens_monitor.store.cyclewrite import AlertChange
+from fairlens_monitor.store.repository import add_checkpoint, last_checkpoint_in
 from fairlens_monitor.trail import append_anchor
 
 log = logging.getLogger(__name__)
