@@ -131,11 +131,9 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
             ``DataError`` naming it); nothing was committed.
     """
     started = clock()
-    position = repo.cycle_position()
+    position, rows, previous = repo.cycle_inputs(settings.group_spec().attribute_name,
+                                                 settings.drift_detection.baseline_readings)
     index = position[0] if cycle_index is None else cycle_index
-    spec = settings.group_spec()
-    rows, previous = repo.drift_history(spec.attribute_name,
-                                        settings.drift_detection.baseline_readings)
     drift = DriftState(baseline_from_rows(rows), previous)
     batch: Batch | None = None
     reference: ScenarioResult | None

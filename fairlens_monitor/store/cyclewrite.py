@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from fairlens_monitor import episodes
@@ -46,6 +46,23 @@ GROUPS: Table = GroupResult.__table__  # type: ignore[assignment]
 FILES: Table = SourceFile.__table__  # type: ignore[assignment]
 ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+
+# The cycle's statements, built once: building a statement and its cache key costs more
+# than SQLite takes to run it.
+POSITION = (select(RUNS.c.cycle_index, RUNS.c.id).where(RUNS.c.status == "ok")
+            .order_by(RUNS.c.id.desc()).limit(1))
+OPEN_ALERTS = (select(ALERTS).where(ALERTS.c.state.in_(("open", "acknowledged")))
+               .order_by(ALERTS.c.id.desc()))
+UPDATE_ALERT = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
+HEAD = select(EVENTS.c.seq, EVENTS.c.hash).order_by(EVENTS.c.seq.desc()).limit(1)
+_ASSESSED = ((READINGS.c.scenario == "monitored") & READINGS.c.verdict.is_not(None)
+             & (READINGS.c.verdict != "no_data")
+             & (READINGS.c.protected_attribute == bindparam("attribute")))
+DRIFT_BASELINE = (select(READINGS.c.unprivileged_approved, READINGS.c.unprivileged_count,
+                         READINGS.c.privileged_approved, READINGS.c.privileged_count)
+                  .where(_ASSESSED).order_by(READINGS.c.id).limit(bindparam("baseline")))
+DRIFT_PREVIOUS = (select(READINGS.c.drift_statistic).where(_ASSESSED)
+                  .order_by(READINGS.c.id.desc()).limit(1))
 
 
 @dataclass(frozen=True)
@@ -117,8 +134,11 @@ def write_cycle(s: Session, rows: CycleRows, events: Events, *, close_after: int
               for g in _with(group, reading_id=reading.id)]
     insert_rows(conn, GROUPS, groups)
     insert_rows(conn, FILES, _with(rows.files, reading_id=readings[-1].id if readings else None))
+    found = conn.execute(OPEN_ALERTS).all() if readings and rows.judge else []
     changes = [change for kind in episodes.KINDS if readings and rows.judge
-               and (change := _transition(conn, kind, rows.qualifies.get(kind, False),
+               and (change := _transition(conn, [Alert(**r._mapping) for r in found
+                                                 if r.kind == kind],
+                                          kind, rows.qualifies.get(kind, False),
                                           rows.candidates.get(kind), run, readings[-1],
                                           close_after)) is not None]
     written = {"runs": [run.id], "readings": [r.id for r in readings],
@@ -137,9 +157,18 @@ def position(conn: Connection | Session) -> tuple[int, int]:
     of the ``ok`` runs walked the whole index every cycle, and went back when retention
     deleted old runs, handing out an index a second time).
     """
-    row = conn.execute(select(RUNS.c.cycle_index, RUNS.c.id).where(RUNS.c.status == "ok")
-                       .order_by(RUNS.c.id.desc()).limit(1)).first()
+    row = conn.execute(POSITION).first()
     return (0, 0) if row is None else (int(row[0]) + 1, int(row[1]))
+
+
+def drift_history(conn: Connection, attribute: str,
+                  baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
+    """What the drift chart needs about earlier monitored readings (see
+    ``Repository.drift_history``); the first rows and the newest one, in id order."""
+    params = {"attribute": attribute, "baseline": baseline_readings}
+    rows = conn.execute(DRIFT_BASELINE, params).all()
+    previous = conn.execute(DRIFT_PREVIOUS, params).scalar()
+    return [tuple(r) for r in rows], float(previous or 0.0)
 
 
 def serialise(s: Session) -> None:
@@ -168,8 +197,7 @@ def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
     """
     s.flush()
     conn = s.connection()
-    head = conn.execute(select(EVENTS.c.seq, EVENTS.c.hash)
-                        .order_by(EVENTS.c.seq.desc()).limit(1)).first()
+    head = conn.execute(HEAD).first()
     seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
     records, rows = [], []
     for event_type, actor, payload in events:
@@ -233,13 +261,12 @@ def _columns(table: Table) -> frozenset[str]:
     return _COLUMNS[table.name]
 
 
-def _transition(conn: Connection, kind: str, qualifies: bool, candidate: Alert | None,
-                run: Run, reading: Reading, close_after: int) -> AlertChange | None:
-    """Apply one kind's episode transition inside the cycle's transaction."""
-    found = conn.execute(select(ALERTS).where(ALERTS.c.kind == kind,
-                                              ALERTS.c.state.in_(("open", "acknowledged")))
-                         .order_by(ALERTS.c.id.desc())).all()
-    open_rows = [Alert(**row._mapping) for row in found]
+def _transition(conn: Connection, open_rows: list[Alert], kind: str, qualifies: bool,
+                candidate: Alert | None, run: Run, reading: Reading,
+                close_after: int) -> AlertChange | None:
+    """Apply one kind's episode transition inside the cycle's transaction.
+
+    ``open_rows`` are the kind's open or acknowledged alerts, newest first."""
     current = open_rows[0] if open_rows else None
     step = episodes.step(kind, None if current is None else current.clean_streak, qualifies,
                          close_after)
@@ -269,6 +296,6 @@ def _transition(conn: Connection, kind: str, qualifies: bool, candidate: Alert |
 
 def _update(conn: Connection, alert: Alert, values: dict[str, Any]) -> None:
     """UPDATE the alert's row and the carrier alike."""
-    conn.execute(update(ALERTS).where(ALERTS.c.id == alert.id).values(**values))
+    conn.execute(UPDATE_ALERT, {"alert_id": alert.id, **values})
     for key, value in values.items():
         setattr(alert, key, value)

@@ -27,6 +27,7 @@ from fairlens_monitor.store.cyclewrite import (
     SavedCycle,
     Seal,
     append,
+    drift_history,
     insert_rows,
     position,
     serialise,
@@ -44,6 +45,10 @@ from fairlens_monitor.store.models import (
 from fairlens_monitor.store.rowstore import row_digests
 
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[assignment]
+LAST_CHECKPOINT_SEQ = select(func.max(CHECKPOINTS.c.seq))
+LAST_CHECKPOINT = (select(CHECKPOINTS.c.seq, CHECKPOINTS.c.head_hash, CHECKPOINTS.c.ts,
+                          CHECKPOINTS.c.key_id, CHECKPOINTS.c.signature, CHECKPOINTS.c.prev)
+                   .order_by(CHECKPOINTS.c.id.desc()).limit(1))
 
 
 class Repository:
@@ -156,17 +161,19 @@ class Repository:
             reference approved, reference applicants)`` of the first ``baseline_readings``
             assessed readings, and the latest reading's drift statistic (0.0 if none).
         """
-        assessed = ((Reading.scenario == "monitored") & (Reading.verdict.is_not(None))
-                    & (Reading.verdict != "no_data")
-                    & (Reading.protected_attribute == attribute))
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Reading.unprivileged_approved, Reading.unprivileged_count,
-                       Reading.privileged_approved, Reading.privileged_count)
-                .where(assessed).order_by(Reading.id).limit(baseline_readings)).all()
-            previous = s.scalar(select(Reading.drift_statistic).where(assessed)
-                                .order_by(Reading.id.desc()).limit(1))
-        return [tuple(r) for r in rows], float(previous or 0.0)  # type: ignore[misc]
+        with self._connect() as conn:
+            return drift_history(conn, attribute, baseline_readings)
+
+    def cycle_inputs(self, attribute: str, baseline_readings: int
+                     ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]], float]:
+        """:meth:`cycle_position` and :meth:`drift_history` read together, in one
+        transaction (what a cycle reads before measuring).
+
+        Returns:
+            ``(position, rows, previous)``.
+        """
+        with self._connect() as conn:
+            return (position(conn), *drift_history(conn, attribute, baseline_readings))
 
     def seen_files(self) -> dict[str, tuple[str, int, int]]:
         """Return, per decision file path, its newest recorded ``(sha256, size, mtime_ns)``."""
@@ -343,8 +350,8 @@ class Repository:
 
     def last_checkpoint_seq(self) -> int:
         """Return the seq of the newest checkpoint (0 when there is none)."""
-        with self.sessions() as s:
-            return int(s.scalar(select(func.max(CheckpointRow.seq))) or 0)
+        with self._connect() as conn:
+            return int(conn.execute(LAST_CHECKPOINT_SEQ).scalar() or 0)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
@@ -368,9 +375,7 @@ class Repository:
 
 def last_checkpoint_in(s: Session) -> Checkpoint | None:
     """The checkpoint recorded last, read inside the caller's transaction (or None)."""
-    c = CHECKPOINTS.c
-    row = s.connection().execute(select(c.seq, c.head_hash, c.ts, c.key_id, c.signature, c.prev)
-                                 .order_by(c.id.desc()).limit(1)).first()
+    row = s.connection().execute(LAST_CHECKPOINT).first()
     return None if row is None else Checkpoint(*row)
 
 
