@@ -420,3 +420,37 @@ def test_row_digests_are_those_recorded_before_the_compiled_forms() -> None:
     for table, form in FORMS[1].items():
         values = [pool[(i * 5 + len(table)) % len(pool)] for i in range(len(form.columns))]
         assert form.digest(values) == pinned[table], table
+
+
+def test_row_entries_read_without_the_json_decoder_are_the_decoded_ones() -> None:
+    """The ledger reads the usual row_digests text with regular expressions: any text,
+    usual or odd, gives what the JSON decoder gives (None when that fails)."""
+    import random
+
+    from fairlens_monitor.store.db import canonical_json
+    from fairlens_monitor.store.rowstore import _row_entries
+
+    rnd = random.Random(14)
+    texts = []
+    for _ in range(500):
+        digests: dict[str, Any] = {"form": rnd.choice([0, 1, 2])}
+        for table in ("alerts", "group_results", "readings", "runs", "source_files"):
+            if rnd.random() < 0.5:
+                digests[table] = [[rnd.choice([0, 7, 123456789012]), f"{rnd.getrandbits(256):064x}"]
+                                  for _ in range(rnd.randint(0, 3))]
+        texts.append('{"actor":"a","event_type":"cycle_completed","payload":'
+                     + canonical_json({"row_digests": digests, "run_id": 1}) + ',"seq":1}')
+    usual = texts[0]
+    texts += [usual.replace('"form":', '"form":0'), usual.replace("[[", "[[0"),
+              usual.replace('"form":', '"alertz":[],"form":'), usual.replace("]]", "]] "),
+              usual.replace('"form":1', '"form":1,"form":2'), usual.upper(),
+              usual.replace('"row_digests":{', '"row_digests":{"zz":1,')]
+    decode = json.JSONDecoder().raw_decode
+    for text_ in texts:
+        at = text_.find('"row_digests":{')
+        try:
+            expected: Any = {} if at < 0 else {
+                "row_digests": decode(text_, at + len('"row_digests":'))[0]}
+        except ValueError:
+            expected = None
+        assert _row_entries(text_) == expected, text_
