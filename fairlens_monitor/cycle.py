@@ -36,14 +36,10 @@ from fairlens_monitor.measure import (
 from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
+from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
-from fairlens_monitor.store.repository import (
-    AlertChange,
-    EventList,
-    Repository,
-    StaleCycleError,
-)
+from fairlens_monitor.store.repository import Repository
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -135,11 +131,9 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
             ``DataError`` naming it); nothing was committed.
     """
     started = clock()
-    position = repo.cycle_position()
+    position, rows, previous = repo.cycle_inputs(settings.group_spec().attribute_name,
+                                                 settings.drift_detection.baseline_readings)
     index = position[0] if cycle_index is None else cycle_index
-    spec = settings.group_spec()
-    rows, previous = repo.drift_history(spec.attribute_name,
-                                        settings.drift_detection.baseline_readings)
     drift = DriftState(baseline_from_rows(rows), previous)
     batch: Batch | None = None
     reference: ScenarioResult | None

@@ -125,3 +125,20 @@ def test_the_audit_period_cannot_go_under_six_months(write_config: Callable[...,
 
     with pytest.raises(ConfigError, match=r"retention.audit_days.*>= 183"):
         load_settings(write_config({"retention": {"audit_days": 30}}), env={})
+
+
+def test_a_cycle_after_retention_does_not_reuse_a_cycle_index(
+        history: tuple[Path, str]) -> None:
+    """The next index follows the newest completed cycle, not the number of runs left: once
+    retention deleted old runs, a count handed out an index (and its simulated seed) again."""
+    config, url = history
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo), now=NOW)
+    assert done["runs"] >= 1
+    outcome = run_cycle(settings, repo, open_cipher(settings, repo),
+                        clock=ticking(NOW - timedelta(minutes=1)), actor="cli")
+    repo.engine.dispose()
+    assert outcome.cycle_index == 6
+    indexes = [row[0] for row in query_url(url, "SELECT cycle_index FROM runs")]
+    assert len(indexes) == len(set(indexes))

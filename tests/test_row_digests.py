@@ -397,3 +397,78 @@ def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stor
     finally:
         engine.dispose()
     assert stored.verify() == (1, [("row_modified", "readings", reading)] * 2)
+
+
+# Every kind of value a back end or a hand edit can leave in a column of any kind.
+ODD_VALUES: list[Any] = [
+    None, 0, 1, 2, -7, 2**70, True, False, 0.0, -0.0, 1.0, 3.0, 0.95, 1e-5, 1e300,
+    float("inf"), float("-inf"), float("nan"), "", " ", "x", "1", "nul", "é\u2028\"\\\n",
+    "\ud800", "2026-01-01 00:00:05.000000", "2026-01-01 00:00:05.00000x",
+    "\uff12026-01-01 00:00:05.000000", "2026-01-01T00:00:05.000000Z",
+    '{"b":1,"a":[2,{"d":1,"c":2}]}', "[1,2]", b"\x00\xff", bytearray(b"a"), memoryview(b"z"),
+    datetime(2026, 1, 1, tzinfo=timezone_plus_one()), datetime(2026, 1, 1),
+    datetime(5, 1, 1, tzinfo=UTC), {"z": 1, "a": 2}, [3, {"b": 1, "a": 0}]]
+
+
+def test_the_compiled_canonical_text_is_the_reference_text_for_any_value() -> None:
+    """``canonical`` (compiled per table for speed) writes exactly what the rule-by-rule
+    ``reference`` writes, whatever each column holds."""
+    import random
+
+    rnd = random.Random(14)
+    for form in FORMS[1].values():
+        for _ in range(2000):
+            values = [rnd.choice(ODD_VALUES) for _ in form.columns]
+            assert form.canonical(values) == form.reference(values), form.table
+
+
+def test_row_digests_are_those_recorded_before_the_compiled_forms() -> None:
+    """Digests already on the chain stay valid: pinned from the code before this change."""
+    from datetime import timezone
+
+    pool = [None, 7, 1, 0.95, float("nan"), float("inf"), 3, "é\u2028\"x",
+            "2026-01-01 00:00:05.000000", '{"b":1,"a":[2,{"d":1,"c":2}]}', b"\x00\xff",
+            datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=3)))]
+    pinned = {
+        "runs": "42cc82f2ed034931dc8607ab23823884a38a8a784dbb229023879c5d67f18a86",
+        "readings": "41076fc7c6357c01e765b69f18144f24dcc2ace5e72060d408dc9d4b81cb4cf0",
+        "group_results": "8bb8eb112b324f60185ebdb206bb2e461d2d948dd9ca9855dc7d240c5aca5679",
+        "alerts": "b6f1e2243094683a6af138d81b9321e708d727c35def6fc8c81e2ffd1a8edb82",
+        "source_files": "fbd157ced8d32a7f2b4cae0422dc78ded92504a435c70fe577b06f4b9125e68e"}
+    for table, form in FORMS[1].items():
+        values = [pool[(i * 5 + len(table)) % len(pool)] for i in range(len(form.columns))]
+        assert form.digest(values) == pinned[table], table
+
+
+def test_row_entries_read_without_the_json_decoder_are_the_decoded_ones() -> None:
+    """The ledger reads the usual row_digests text with regular expressions: any text,
+    usual or odd, gives what the JSON decoder gives (None when that fails)."""
+    import random
+
+    from fairlens_monitor.store.db import canonical_json
+    from fairlens_monitor.store.rowstore import _row_entries
+
+    rnd = random.Random(14)
+    texts = []
+    for _ in range(500):
+        digests: dict[str, Any] = {"form": rnd.choice([0, 1, 2])}
+        for table in ("alerts", "group_results", "readings", "runs", "source_files"):
+            if rnd.random() < 0.5:
+                digests[table] = [[rnd.choice([0, 7, 123456789012]), f"{rnd.getrandbits(256):064x}"]
+                                  for _ in range(rnd.randint(0, 3))]
+        texts.append('{"actor":"a","event_type":"cycle_completed","payload":'
+                     + canonical_json({"row_digests": digests, "run_id": 1}) + ',"seq":1}')
+    usual = texts[0]
+    texts += [usual.replace('"form":', '"form":0'), usual.replace("[[", "[[0"),
+              usual.replace('"form":', '"alertz":[],"form":'), usual.replace("]]", "]] "),
+              usual.replace('"form":1', '"form":1,"form":2'), usual.upper(),
+              usual.replace('"row_digests":{', '"row_digests":{"zz":1,')]
+    decode = json.JSONDecoder().raw_decode
+    for text_ in texts:
+        at = text_.find('"row_digests":{')
+        try:
+            expected: Any = {} if at < 0 else {
+                "row_digests": decode(text_, at + len('"row_digests":'))[0]}
+        except ValueError:
+            expected = None
+        assert _row_entries(text_) == expected, text_

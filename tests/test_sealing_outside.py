@@ -19,7 +19,8 @@ from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import load_settings
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.sealing import ROUTINE, Sealer
-from fairlens_monitor.store.repository import Repository, append, serialise
+from fairlens_monitor.store.cyclewrite import append, serialise
+from fairlens_monitor.store.repository import Repository
 from tests.conftest import query_url
 from tests.test_verify_holes import Store
 

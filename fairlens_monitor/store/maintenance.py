@@ -1,7 +1,7 @@
 """Maintenance writes of the store: key rotation, people's alert transitions, retention.
 
 Each is one transaction that also appends its audit event, under the same chain lock as a
-cycle (``repository.serialise``). Kept apart from ``repository.py``, which holds the cycle's
+cycle (``cyclewrite.serialise``). Kept apart from ``repository.py``, which holds the cycle's
 reads and writes.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from fairlens_monitor import episodes
 from fairlens_monitor.audit import AuditRecord
+from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,
@@ -27,7 +28,7 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
-from fairlens_monitor.store.repository import Repository, append, serialise
+from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import (
     baseline_digests,
     carried_ledger,

@@ -10,26 +10,29 @@ chain.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, cast, func, select, text
+from sqlalchemy import Connection, Engine, Table, Text, cast, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fairlens_monitor import episodes
-from fairlens_monitor.audit import (
-    GENESIS_HASH,
-    AuditRecord,
-    Link,
-    StoredRecord,
-    build_record,
-    stored_payload,
-)
+from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, StoredRecord
 from fairlens_monitor.checkpoints import Checkpoint
 from fairlens_monitor.errors import DamagedRecordError
-from fairlens_monitor.store.db import CHAIN_LOCK_KEY
+from fairlens_monitor.store.cyclewrite import (
+    RUNS,
+    CycleRows,
+    Events,
+    SavedCycle,
+    Seal,
+    append,
+    drift_history,
+    insert_rows,
+    position,
+    serialise,
+    write_cycle,
+)
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,
@@ -39,40 +42,13 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
-from fairlens_monitor.store.rowstore import attach, row_digests
+from fairlens_monitor.store.rowstore import row_digests
 
-if TYPE_CHECKING:
-    pass
-
-EventList = list[tuple[str, dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """An episode transition applied by a cycle (see :mod:`fairlens_monitor.episodes`).
-
-    ``alert`` is the episode's row (new for ``open``); ``resolved_ids`` lists every alert of
-    the kind a ``resolve`` closed (more than one only for alerts recorded before episodes).
-    """
-
-    action: episodes.Action
-    alert: Alert
-    resolved_ids: list[int]
-
-
-@dataclass(frozen=True)
-class SavedCycle:
-    """Ids, alert changes and audit records of a committed cycle."""
-
-    run_id: int
-    reading_ids: list[int]
-    alerts: list[AlertChange]
-    events: list[AuditRecord]
-    checkpoint: Checkpoint | None = None  # signed in the same transaction (see sealing)
-
-
-Events = Callable[[Run, Sequence[Reading], Sequence[AlertChange]], "EventList"]
-Seal = Callable[[Session, AuditRecord, Sequence[AlertChange]], "Checkpoint | None"]
+CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[assignment]
+LAST_CHECKPOINT_SEQ = select(func.max(CHECKPOINTS.c.seq))
+LAST_CHECKPOINT = (select(CHECKPOINTS.c.seq, CHECKPOINTS.c.head_hash, CHECKPOINTS.c.ts,
+                          CHECKPOINTS.c.key_id, CHECKPOINTS.c.signature, CHECKPOINTS.c.prev)
+                   .order_by(CHECKPOINTS.c.id.desc()).limit(1))
 
 
 class Repository:
@@ -106,13 +82,13 @@ class Repository:
         cycle that read this before measuring can tell, under the chain lock, whether another
         process committed one in between (see ``save_cycle``'s ``expect``).
         """
-        with self.sessions() as s:
-            return _position(s)
+        with self._connect() as conn:
+            return position(conn)
 
     def completed_cycles(self) -> int:
-        """Return how many runs finished ``ok`` (the next cycle's zero-based index)."""
-        with self.sessions() as s:
-            return int(s.scalar(select(func.count()).where(Run.status == "ok")) or 0)
+        """Return the next cycle's zero-based index: one past the newest ``ok`` run's (the
+        number of runs that finished ``ok``, unless retention deleted some)."""
+        return self.cycle_position()[0]
 
     def alert_count(self) -> int:
         """Return how many alerts (encrypted tokens) the database holds."""
@@ -167,35 +143,9 @@ class Repository:
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
         with self.sessions.begin() as s:
-            serialise(s)
-            if expect is not None and _position(s) != expect:
-                raise StaleCycleError("another cycle was committed while this one measured")
-            s.add(run)
-            s.flush()
-            for reading in readings:
-                reading.run_id = run.id
-            s.add_all(readings)
-            s.flush()
-            for reading, rows in zip(readings, groups, strict=True):
-                for row in rows:
-                    row.reading_id = reading.id
-                s.add_all(rows)
-            for f in files:
-                f.reading_id = readings[-1].id
-                s.add(f)
-            changes = [change for kind in episodes.KINDS if readings and judge
-                       and (change := _transition(s, kind, qualifies.get(kind, False),
-                                                  candidates.get(kind), run, readings[-1],
-                                                  close_after)) is not None]
-            s.flush()
-            written = {"runs": [run.id], "readings": [r.id for r in readings],
-                       "group_results": [g.id for rows in groups for g in rows],
-                       "source_files": [f.id for f in files],
-                       "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
-            pairs = attach(events(run, readings, changes), row_digests(s, written))
-            records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
-            sealed = seal(s, records[-1], changes) if seal is not None and records else None
-            return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
+            return write_cycle(s, CycleRows(run, readings, groups, candidates, qualifies, files,
+                                            judge), events, close_after=close_after,
+                               actor=actor, ts=ts, expect=expect, seal=seal)
 
     def drift_history(self, attribute: str,
                       baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
@@ -211,17 +161,19 @@ class Repository:
             reference approved, reference applicants)`` of the first ``baseline_readings``
             assessed readings, and the latest reading's drift statistic (0.0 if none).
         """
-        assessed = ((Reading.scenario == "monitored") & (Reading.verdict.is_not(None))
-                    & (Reading.verdict != "no_data")
-                    & (Reading.protected_attribute == attribute))
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Reading.unprivileged_approved, Reading.unprivileged_count,
-                       Reading.privileged_approved, Reading.privileged_count)
-                .where(assessed).order_by(Reading.id).limit(baseline_readings)).all()
-            previous = s.scalar(select(Reading.drift_statistic).where(assessed)
-                                .order_by(Reading.id.desc()).limit(1))
-        return [tuple(r) for r in rows], float(previous or 0.0)  # type: ignore[misc]
+        with self._connect() as conn:
+            return drift_history(conn, attribute, baseline_readings)
+
+    def cycle_inputs(self, attribute: str, baseline_readings: int
+                     ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]], float]:
+        """:meth:`cycle_position` and :meth:`drift_history` read together, in one
+        transaction (what a cycle reads before measuring).
+
+        Returns:
+            ``(position, rows, previous)``.
+        """
+        with self._connect() as conn:
+            return (position(conn), *drift_history(conn, attribute, baseline_readings))
 
     def seen_files(self) -> dict[str, tuple[str, int, int]]:
         """Return, per decision file path, its newest recorded ``(sha256, size, mtime_ns)``."""
@@ -245,8 +197,7 @@ class Repository:
         """
         with self.sessions.begin() as s:
             serialise(s)
-            s.add(run)
-            s.flush()
+            insert_rows(s.connection(), RUNS, [run])
             record = append(s, "cycle_failed", run.actor, {
                 "run_id": run.id, **payload,
                 "row_digests": row_digests(s, {"runs": [run.id]})}, ts)
@@ -399,8 +350,8 @@ class Repository:
 
     def last_checkpoint_seq(self) -> int:
         """Return the seq of the newest checkpoint (0 when there is none)."""
-        with self.sessions() as s:
-            return int(s.scalar(select(func.max(CheckpointRow.seq))) or 0)
+        with self._connect() as conn:
+            return int(conn.execute(LAST_CHECKPOINT_SEQ).scalar() or 0)
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
@@ -424,100 +375,16 @@ class Repository:
 
 def last_checkpoint_in(s: Session) -> Checkpoint | None:
     """The checkpoint recorded last, read inside the caller's transaction (or None)."""
-    row = s.scalars(select(CheckpointRow).order_by(CheckpointRow.id.desc()).limit(1)).first()
-    return None if row is None else _checkpoint(row)
+    row = s.connection().execute(LAST_CHECKPOINT).first()
+    return None if row is None else Checkpoint(*row)
 
 
 def add_checkpoint(s: Session, cp: Checkpoint) -> None:
     """Record ``cp`` inside the caller's transaction."""
-    s.add(CheckpointRow(seq=cp.seq, head_hash=cp.head_hash, ts=cp.ts, key_id=cp.key_id,
-                        signature=cp.signature, prev=cp.prev))
+    s.connection().execute(insert(CHECKPOINTS), {
+        "seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "key_id": cp.key_id,
+        "signature": cp.signature, "prev": cp.prev})
 
-
-def _checkpoint(r: CheckpointRow) -> Checkpoint:
-    return Checkpoint(r.seq, r.head_hash, r.ts, r.key_id, r.signature, r.prev)
-
-
-class StaleCycleError(Exception):
-    """A cycle was measured from a position another process has since moved past."""
-
-
-def _position(s: Session) -> tuple[int, int]:
-    count, newest = s.execute(select(func.count(), func.max(Run.id))
-                              .where(Run.status == "ok")).one()
-    return int(count or 0), int(newest or 0)
-
-
-def serialise(s: Session) -> None:
-    """Make this write transaction the only one appending to the chain (PostgreSQL).
-
-    SQLite already serialises writers with ``BEGIN IMMEDIATE``. On PostgreSQL two
-    transactions could read the same chain head; the advisory lock, released at commit or
-    rollback, queues them instead.
-    """
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
-
-
-def _transition(s: Session, kind: str, qualifies: bool, candidate: Alert | None, run: Run,
-                reading: Reading, close_after: int) -> AlertChange | None:
-    """Apply one kind's episode transition inside the cycle's transaction."""
-    open_rows = s.scalars(select(Alert).where(Alert.kind == kind,
-                                              Alert.state.in_(("open", "acknowledged")))
-                          .order_by(Alert.id.desc())).all()
-    current = open_rows[0] if open_rows else None
-    step = episodes.step(kind, None if current is None else current.clean_streak, qualifies,
-                         close_after)
-    if step is None:
-        return None
-    if step.action == "open":
-        if candidate is None:
-            raise ValueError(f"a {kind} episode opens but no alert was prepared")
-        candidate.run_id, candidate.reading_id = run.id, reading.id
-        candidate.last_reading_id = reading.id
-        s.add(candidate)
-        return AlertChange("open", candidate, [])
-    if current is None:  # episodes.step only continues an episode that exists
-        raise ValueError(f"no open {kind} episode to {step.action}")
-    current.clean_streak = step.clean_streak
-    if step.action == "continue":
-        current.last_reading_id = reading.id
-        return AlertChange("continue", current, [])
-    if step.action == "count":
-        return AlertChange("count", current, [])
-    for row in open_rows:
-        row.state, row.closed_at = "resolved", run.finished_at
-    return AlertChange("resolve", current, sorted(row.id for row in open_rows))
-
-
-def append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
-            ts: str) -> AuditRecord:
-    """Append one event to the chain inside the caller's (serialised) transaction."""
-    return append_all(s, [(event_type, actor, payload)], ts)[0]
-
-
-def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
-               ts: str) -> list[AuditRecord]:
-    """Append events in order: one read of the chain head, one flush."""
-    head = s.execute(select(AuditEvent.seq, AuditEvent.hash)
-                     .order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-    records = []
-    for event_type, actor, payload in events:
-        seq += 1
-        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
-                           payload=payload, prev_hash=prev)
-        s.add(AuditEvent(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
-                         payload=stored_payload(rec), canonical=rec.canonical,
-                         prev_hash=rec.prev_hash, hash=rec.hash))
-        records.append(rec)
-        prev = rec.hash
-    s.flush()
-    s.info.setdefault(APPENDED, []).extend(records)  # for a sealer (sealing.Sealer.attach)
-    return records
-
-
-APPENDED = "fairlens_appended"  # Session.info key: the audit records this transaction appended
 
 
 RECORD_COLUMNS = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,

@@ -9,6 +9,7 @@ is exactly the one ``verify`` recomputes later, on SQLite, on PostgreSQL and aft
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -188,6 +189,29 @@ def _seq(value: Any) -> int | None:
 
 _DIGESTS_KEY = '"row_digests":{'
 _DECODE = json.JSONDecoder().raw_decode
+# The row_digests object exactly as RFC 8785 writes it for the known tables (keys sorted,
+# ids plain integers, digests lower-case hex): read with two regular expressions instead of
+# the JSON decoder. Any other text is decoded as JSON, so both give the same value.
+_ENTRY = r'\[(?:0|[1-9][0-9]*),"[0-9a-f]{64}"\]'
+_LIST = rf'\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]'
+_STRICT = re.compile(rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
+                     rf'(?:,"group_results":{_LIST})?(?:,"readings":{_LIST})?'
+                     rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}')
+_ENTRIES = re.compile(r'\[([0-9]+),"([0-9a-f]{64})"\]').findall
+_STRICT_TABLES = ("alerts", "group_results", "readings", "runs", "source_files")
+
+
+def _digests_at(canonical: str, at: int) -> Any:
+    """The row_digests value that starts at ``at`` (see :data:`_STRICT`)."""
+    strict = _STRICT.match(canonical, at)
+    if strict is None:
+        return _DECODE(canonical, at)[0]
+    alerts, form, *rest = strict.groups()
+    out: dict[str, Any] = {"form": int(form)}
+    for table, text_ in zip(_STRICT_TABLES, (alerts, *rest), strict=True):
+        if text_ is not None:
+            out[table] = [[int(i), d] for i, d in _ENTRIES(text_)]
+    return out
 
 
 def _row_entries(canonical: str) -> Any:
@@ -202,8 +226,7 @@ def _row_entries(canonical: str) -> Any:
             at = canonical.find(_DIGESTS_KEY)
             if at < 0:
                 return {}
-            value, _ = _DECODE(canonical, at + len('"row_digests":'))
-            return {"row_digests": value}
+            return {"row_digests": _digests_at(canonical, at + len('"row_digests":'))}
         payload = json.loads(canonical)["payload"]
     except (ValueError, TypeError, KeyError):
         return None  # the chain check reports this event as modified
