@@ -33,17 +33,13 @@ from fairlens_monitor.measure import (
     measure_counts,
     measure_cycle,
 )
+from fairlens_monitor.passwords import scrub
 from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
-from fairlens_monitor.store.repository import (
-    AlertChange,
-    EventList,
-    Repository,
-    StaleCycleError,
-)
+from fairlens_monitor.store.repository import AlertChange, EventList, Repository, StaleCycleError
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -281,7 +277,7 @@ def error_text(exc: BaseException) -> str:
     """
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
-    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    return scrub(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
 
 
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
