@@ -73,6 +73,14 @@ def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id:
                        {**payload, "alerts": len(tokens), "tokens": tokens,
                         "row_digests": digests}, ts)
 
+def newest_alert_token(repo: Repository) -> tuple[int, str] | None:
+    """Return the id and token of the newest alert, or None when there is none."""
+    with repo.sessions() as s:
+        row = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc())
+                        .limit(1)).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
 def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
     """Return the newest ``last`` alerts in ``states``, newest first."""
     with repo.sessions() as s:
