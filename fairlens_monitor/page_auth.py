@@ -15,16 +15,9 @@ import hmac
 import ipaddress
 import os
 import secrets
-import tempfile
 from pathlib import Path
 
-from fairlens_monitor.crypto import (
-    KeyExistsError,
-    check_key_dir,
-    create_key_file,
-    fsync_dir,
-    read_private_file,
-)
+from fairlens_monitor.crypto import KeyExistsError, create_key_file, fsync_dir, read_private_file
 from fairlens_monitor.errors import KeyFileError
 
 PAGE_TOKEN_FILE = "page.token"  # noqa: S105 - a file name, not a password
@@ -60,15 +53,10 @@ def create_page_token(key_dir: Path, *, rotate: bool) -> Path:
             raise KeyExistsError(str(path), "a page token exists already",
                                  fix="fairlens-monitor page-token --rotate") from None
         return path
-    check_key_dir(key_dir)
-    fd, temp = tempfile.mkstemp(dir=key_dir, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, token + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    staged = key_dir / f".{path.name}.{os.getpid()}.new"  # made whole, then swapped in
+    staged.unlink(missing_ok=True)
+    create_key_file(staged, token)
+    os.replace(staged, path)
     fsync_dir(key_dir)
     return path
 

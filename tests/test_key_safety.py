@@ -25,24 +25,11 @@ from fairlens_monitor.crypto import key_fingerprint, load_cipher
 from fairlens_monitor.keys import rotate_alert_key
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
-from tests.conftest import merge, query_url
+from tests import test_keys
+from tests.conftest import query_url
 
-Setup = tuple[Callable[..., Result], str, Path, Path]
-
-
-@pytest.fixture
-def setup(write_config: Callable[..., Path], backend_url: str, tmp_path: Path) -> Setup:
-    """A database holding two encrypted alerts, and a runner of the CLI on it."""
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}}))
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, ["--config", str(config), *args])
-
-    assert run("once").exit_code == 0
-    assert run("alerts", "resolve", "1", "--by", "t", "--note", "n").exit_code == 0
-    assert run("once").exit_code == 0
-    return run, backend_url, tmp_path / "var" / "keys", config
+setup = test_keys.setup  # the fixture: a database holding two encrypted alerts
+Setup = tuple[Callable[..., Result], str, Path]
 
 
 def one_line_exit_2(result: Result) -> str:
@@ -80,7 +67,7 @@ def assert_recovered(run: Callable[..., Result], url: str, key_dir: Path, new_id
 
 def test_a_crash_between_the_renames_is_finished_at_the_next_start(
         setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
-    run, url, key_dir, _ = setup
+    run, url, key_dir = setup
     real_replace = os.replace
     calls: list[object] = []
 
@@ -100,8 +87,10 @@ def test_a_crash_between_the_renames_is_finished_at_the_next_start(
     assert_recovered(run, url, key_dir, staged.name.removeprefix("fernet-").split(".")[0])
 
 
-def test_a_real_rotation_killed_between_the_renames_is_finished(setup: Setup) -> None:
-    run, url, key_dir, config = setup
+def test_a_real_rotation_killed_between_the_renames_is_finished(setup: Setup,
+                                                               tmp_path: Path) -> None:
+    run, url, key_dir = setup
+    config = tmp_path / "config.yaml"  # where write_config put it
     env = {**os.environ, "FAIRLENS_TEST_STOP_BETWEEN_RENAMES": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(config),
                              "keys", "rotate"], env=env, stdout=subprocess.DEVNULL,
@@ -128,7 +117,7 @@ def wrong_key(key_dir: Path) -> bytes:
 
 
 def test_rotating_with_a_wrong_key_is_one_line_and_changes_nothing(setup: Setup) -> None:
-    run, url, key_dir, _ = setup
+    run, url, key_dir = setup
     key = wrong_key(key_dir)
     tokens = query_url(url, "SELECT token FROM alerts ORDER BY id")
     line = one_line_exit_2(run("keys", "rotate"))
@@ -143,7 +132,7 @@ def test_rotating_with_a_wrong_key_is_one_line_and_changes_nothing(setup: Setup)
 @pytest.mark.parametrize("command", [["once"], ["run", "--cycles", "1"]])
 def test_a_wrong_key_is_refused_at_start_while_tokens_exist(setup: Setup,
                                                             command: list[str]) -> None:
-    run, url, key_dir, _ = setup
+    run, url, key_dir = setup
     wrong_key(key_dir)
     before = counts(url)
     line = one_line_exit_2(run(*command))
@@ -153,7 +142,7 @@ def test_a_wrong_key_is_refused_at_start_while_tokens_exist(setup: Setup,
 
 
 def test_an_open_key_folder_is_refused_and_reported(setup: Setup) -> None:
-    run, url, key_dir, _ = setup
+    run, url, key_dir = setup
     key_dir.chmod(0o777)
     try:
         status = run("keys", "status")
