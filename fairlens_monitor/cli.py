@@ -36,6 +36,7 @@ from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, ret
 from fairlens_monitor.cli_page import page_token, view
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import CopyNotVerifiedError
+from fairlens_monitor.passwords import install_password_filter
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -76,6 +77,7 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     logging.basicConfig(stream=sys.stderr, level=(log_level or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
+    install_password_filter()  # database passwords a driver's message may carry
     for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}

@@ -9,6 +9,7 @@ apart from reading the two URL environment variables, whose passwords are always
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -76,3 +77,21 @@ def scrub(text: str, *urls: str | None) -> str:
         text = text.replace(form, HIDDEN)
     text = _URL_USERINFO.sub(rf"\g<1>{HIDDEN}@", text)
     return _KEYWORD.sub(rf"\g<1>{HIDDEN}", text)
+
+
+class PasswordFilter(logging.Filter):
+    """A logging filter that scrubs database passwords from every record (``scrub``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record's message and traceback text in place; never drops a record."""
+        record.msg, record.args = scrub(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = scrub(record.exc_text or
+                                    logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install_password_filter(logger: logging.Logger | None = None) -> None:
+    """Add ``PasswordFilter`` to every handler of ``logger`` (default: the root logger)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        handler.addFilter(PasswordFilter())

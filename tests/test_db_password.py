@@ -8,6 +8,8 @@ the group, so a command added later is covered without touching this file.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import socket
 import subprocess
@@ -23,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.errors import StoreError
-from fairlens_monitor.passwords import scrub, shown_url
+from fairlens_monitor.passwords import install_password_filter, scrub, shown_url
 
 CANARY = "Cn4ryPw0rdQ7"
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
@@ -217,3 +219,26 @@ def test_scrub_removes_known_and_url_shaped_passwords(monkeypatch: pytest.Monkey
     assert shown_url(url) == "postgresql+psycopg://u:***@h/d"
     assert shown_url("/var/lib/x.db") == "/var/lib/x.db"  # a path is left as it is
     assert "p@ss" not in str(StoreError(url, "could not connect with p@ss"))
+
+
+def test_log_records_are_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAIRLENS_DB_URL", f"postgresql+psycopg://u:{CANARY}@h/d")
+    stream = io.StringIO()
+    logger = logging.getLogger("fairlens-test-passwords")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        install_password_filter(logger)
+        logger.error("cannot reach %s (password %s)", "postgresql://x:other@h/d", CANARY)
+        try:
+            raise RuntimeError(f"dsn password={CANARY}")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    said = stream.getvalue()
+    assert "failed" in said
+    assert "RuntimeError" in said
+    assert CANARY not in said
+    assert "other" not in said
