@@ -133,23 +133,27 @@ def finish_interrupted_rotation(key_dir: Path, repo: Repository, *, actor: str,
 
 
 def check_key_matches_store(cipher: AlertCipher, repo: Repository) -> None:
-    """Make sure the alert key decrypts the newest stored token (when there is one).
+    """Make sure the alert key decrypts the newest stored tokens (when there are any).
+
+    One of the newest ``CHECKED_TOKENS`` that decrypts is enough: a damaged token (which
+    ``verify`` reports) must not pass for a wrong key.
 
     Args:
         cipher: the loaded key (with its retired and staged keys).
         repo: the repository holding the tokens.
 
     Raises:
-        KeyFileError: no key in the folder decrypts the token.
+        KeyFileError: no key in the folder decrypts any of them.
     """
-    newest = maintenance.newest_alert_token(repo)
-    if newest is None:
+    newest = maintenance.newest_alert_tokens(repo, CHECKED_TOKENS)
+    for _, token in newest:
+        try:
+            cipher.decrypt(token)
+        except DecryptionError:
+            continue
         return
-    alert_id, token = newest
-    try:
-        cipher.decrypt(token)
-    except DecryptionError:
-        raise _wrong_key(cipher, f"the stored alert #{alert_id}") from None
+    if newest:
+        raise _wrong_key(cipher, f"the stored alert #{newest[0][0]}")
 
 
 def _wrong_key(cipher: AlertCipher, what: str) -> KeyFileError:
@@ -172,6 +176,7 @@ class KeyFile:
     private_ok: bool
 
 
+CHECKED_TOKENS = 20  # how many of the newest tokens the start-up key check may try
 FOLDER_ROLE = "key folder"
 ROLES = {FERNET_KEY_FILE: "alert key (current)", SIGNING_KEY_FILE: "checkpoint signing key",
          PUBLIC_KEY_FILE: "checkpoint public key", "pepper.key": "pseudonym pepper"}

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
 
 from fairlens_monitor import keys
 from fairlens_monitor.cli import cli
@@ -171,3 +172,13 @@ def test_a_new_key_folder_is_made_0700_and_an_open_one_gets_no_key(
     line = one_line_exit_2(CliRunner().invoke(cli, ["--config", str(config), "once"]))
     assert f"chmod 700 {open_dir}" in line
     assert not list(open_dir.iterdir())
+
+
+def test_a_damaged_newest_token_is_not_taken_for_a_wrong_key(setup: Setup) -> None:
+    run, url, _ = setup
+    engine = create_engine(url)
+    with engine.begin() as conn:  # alerts are not append-only; verify reports the edit
+        conn.execute(text("UPDATE alerts SET token = 'gAAAAAdamaged' WHERE id = 2"))
+    engine.dispose()
+    assert run("verify").exit_code == 1  # the edit is reported there
+    assert run("once").exit_code == 0  # alert 1 still decrypts: the key is the right one

@@ -73,12 +73,12 @@ def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id:
                        {**payload, "alerts": len(tokens), "tokens": tokens,
                         "row_digests": digests}, ts)
 
-def newest_alert_token(repo: Repository) -> tuple[int, str] | None:
-    """Return the id and token of the newest alert, or None when there is none."""
+def newest_alert_tokens(repo: Repository, limit: int) -> list[tuple[int, str]]:
+    """Return the id and token of the newest ``limit`` alerts, newest first."""
     with repo.sessions() as s:
-        row = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc())
-                        .limit(1)).first()
-    return None if row is None else (int(row[0]), str(row[1]))
+        rows = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc())
+                         .limit(limit)).all()
+    return [(int(i), str(t)) for i, t in rows]
 
 
 def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
