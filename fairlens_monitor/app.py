@@ -20,6 +20,7 @@ from fairlens_monitor.crypto import (
     load_cipher,
     load_signing_key,
 )
+from fairlens_monitor.keys import check_key_matches_store, finish_interrupted_rotation
 from fairlens_monitor.store.db import (
     IDLE_IN_TRANSACTION_S,
     check_readable,
@@ -63,22 +64,30 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
     return repo
 
 
-def open_cipher(settings: Settings, repo: Repository) -> AlertCipher:
+def open_cipher(settings: Settings, repo: Repository, *, actor: str = "cli") -> AlertCipher:
     """Load the Fernet key; create it only while the database holds no encrypted alert.
+
+    A rotation killed between its two renames is finished first (``keys``), and the key is
+    checked against the newest stored token.
 
     Args:
         settings: validated settings (``keys.dir``).
         repo: the repository, asked whether tokens already exist.
+        actor: who is starting, for the audit event of a finished rotation.
 
     Returns:
         The cipher.
 
     Raises:
-        KeyFileError: the key is missing while alerts exist, corrupt, or readable by others.
+        KeyFileError: the key is missing while alerts exist, corrupt, readable by others,
+            in a folder others may enter, or does not decrypt the stored alerts.
     """
     key_dir = settings.keys.dir
+    finish_interrupted_rotation(key_dir, repo, actor=actor, ts=rfc3339(datetime.now(UTC)))
     create = not fernet_key_path(key_dir).exists() and repo.alert_count() == 0
-    return load_cipher(key_dir, create=create)
+    cipher = load_cipher(key_dir, create=create)
+    check_key_matches_store(cipher, repo)
+    return cipher
 
 
 def open_signing_key(settings: Settings, repo: Repository) -> Ed25519PrivateKey:

@@ -11,7 +11,6 @@ data, key or database error.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +34,11 @@ from fairlens_monitor.cli_common import (
     writer,
 )
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
+from fairlens_monitor.cli_page import page_token, view
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.export import export_jsonl
+from fairlens_monitor.passwords import install_password_filter
 from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
@@ -79,6 +80,7 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     logging.basicConfig(stream=sys.stderr, level=(log_level or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
+    install_password_filter()  # database passwords a driver's message may carry
     for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
@@ -296,23 +298,6 @@ def decrypt(ctx: click.Context, token: str) -> None:
     click.echo(cipher.decrypt(token))
 
 
-@cli.command()
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535),
-              help="Port to serve the page on.")
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="Address to listen on (127.0.0.1: this machine only).")
-@click.pass_context
-def view(ctx: click.Context, port: int, address: str) -> NoReturn:
-    """Serve the read-only trend page (Streamlit) on the configured database."""
-    config = Path(ctx.obj["config_path"]).resolve()
-    settings_of(ctx)  # a bad config stops here with its one-line error, exit 2
-    viewer = Path(__file__).with_name("viewer.py")
-    argv = [sys.executable, "-m", "streamlit", "run", str(viewer), "--server.headless", "true",
-            "--server.port", str(port), "--server.address", address,
-            "--browser.gatherUsageStats", "false"]
-    os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
-
-
 @cli.group()
 def db() -> None:
     """Database schema commands."""
@@ -388,7 +373,7 @@ def db_current(ctx: click.Context) -> None:
         engine.dispose()
 
 
-for _command in (measure, alerts, keys, backup, restore, retention):
+for _command in (measure, alerts, keys, backup, restore, retention, view, page_token):
     cli.add_command(_command)
 
 

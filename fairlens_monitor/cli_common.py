@@ -21,6 +21,7 @@ from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.passwords import scrub
 from fairlens_monitor.store.repository import Repository
 
 T = TypeVar("T")
@@ -52,11 +53,18 @@ class ErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FairlensError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {scrub(str(exc), *_urls(ctx))}", err=True)
             ctx.exit(exc.exit_code)
         except SQLAlchemyError as exc:
-            click.echo(f"error: database: {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"error: database: {type(exc).__name__}: {scrub(str(exc), *_urls(ctx))}",
+                       err=True)
             ctx.exit(2)
+
+
+def _urls(ctx: click.Context) -> list[str | None]:
+    """The database URLs of the loaded settings: their passwords are scrubbed from errors."""
+    settings: Settings | None = (ctx.obj or {}).get("settings")
+    return [] if settings is None else [settings.database.url, settings.source.url]
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -203,8 +203,9 @@ def keys() -> None:
 @JSON_OPTION
 @click.pass_context
 def keys_status(ctx: click.Context, as_json: bool) -> None:
-    """List the key files: role, fingerprint, age, permissions. Exit 1 if one is exposed."""
-    from fairlens_monitor.keys import key_status
+    """List the key folder and files: role, fingerprint, age, permissions. Exit 1 if one is
+    exposed (a file group or others may read, a folder they may enter)."""
+    from fairlens_monitor.keys import FOLDER_ROLE, key_status
 
     key_dir = settings_of(ctx).keys.dir
     files = key_status(key_dir)
@@ -213,7 +214,8 @@ def keys_status(ctx: click.Context, as_json: bool) -> None:
     elif not files:
         click.echo(f"no key files in {key_dir}")
     for f in [] if as_json else files:
-        flag = "ok" if f.private_ok else f"EXPOSED (fix: chmod 600 {key_dir / f.name})"
+        fix = f"chmod 700 {key_dir}" if f.role == FOLDER_ROLE else f"chmod 600 {key_dir / f.name}"
+        flag = "ok" if f.private_ok else f"EXPOSED (fix: {fix})"
         click.echo(f"{f.name:<34} {f.role:<44} id={f.key_id or '-':<16} "
                    f"age={f.age_days:.1f}d {f.mode} {flag}")
     if any(not f.private_ok for f in files):

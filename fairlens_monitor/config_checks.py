@@ -120,9 +120,11 @@ def resolve_path(text: str, base: Path) -> Path:
 def resolve_db_url(text: str, base: Path, key: str = "database.url") -> str:
     try:
         url = make_url(text)
-    except ArgumentError:
-        raise ConfigError(key, f"not a SQLAlchemy URL: {text!r}; expected e.g. "
-                          "sqlite:///var/fairlens.db") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # not quoted: the text may hold a password that could not be told apart
+        raise ConfigError(key, "not a SQLAlchemy URL; expected e.g. sqlite:///var/fairlens.db "
+                          "or postgresql+psycopg://user@host:5432/db (percent-encode special "
+                          "characters in a password)") from None
     if url.get_backend_name() != "sqlite":
         return text
     database = url.database or ""

@@ -93,6 +93,7 @@ def create_key_file(path: Path, key: bytes) -> None:
     """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_key_dir(path.parent)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot create: {exc.strerror}") from None
@@ -122,8 +123,24 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def check_key_dir(key_dir: Path) -> None:
+    """Refuse a key folder that group or others may list, enter or write (it must be 0700).
+
+    In an open folder another user could swap a key file for one they made, or read a key
+    whose own mode was briefly wrong.
+
+    Raises:
+        KeyFileError: the folder's mode gives group or others any access.
+    """
+    mode = key_dir.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            str(key_dir), f"the key folder's permissions {stat.filemode(mode)} let other "
+            "users in; refusing to use it", fix=f"chmod 700 {key_dir}")
+
+
 def read_private_file(path: Path) -> bytes:
-    """Read a key file after checking that only its owner can read it.
+    """Read a key file after checking that only its owner can read it and its folder.
 
     Args:
         path: the key file.
@@ -132,12 +149,14 @@ def read_private_file(path: Path) -> bytes:
         Its bytes, stripped of surrounding white space.
 
     Raises:
-        KeyFileError: missing, unreadable, or readable/writable by group or others.
+        KeyFileError: missing, unreadable, or readable/writable by group or others, or in
+            a folder group or others may enter.
     """
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise KeyFileError(str(path), "missing") from None
+    check_key_dir(path.parent)
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             str(path),
@@ -168,11 +187,14 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
     path = fernet_key_path(key_dir)
     if not path.exists():
         if not create:
+            staged = sorted(p.name for p in key_dir.glob(f"fernet-*{STAGED_SUFFIX}"))
             raise KeyFileError(
                 str(path),
                 "missing, but the database already holds alerts encrypted with a key; "
                 "a new key would make them unreadable",
-                fix="restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
+                fix=f"an interrupted 'keys rotate' left {staged[0]}: 'fairlens-monitor once', "
+                    "'run' or 'keys rotate' puts it in place" if staged else
+                    "restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
                     "at the folder that holds it",
             )
         with contextlib.suppress(KeyExistsError):  # if another process just made it, use it
@@ -181,6 +203,28 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
     older = tuple(_fernet(p, read_private_file(p)) for p in older_key_files(key_dir))
     return AlertCipher(fernet=_fernet(path, key), key_id=key_fingerprint(key), path=path,
                        older=older)
+
+
+def install_staged_key(key_dir: Path, key_id: str) -> Path | None:
+    """Finish an interrupted rotation: make ``fernet-<key_id>.staged`` the current key.
+
+    Only while ``fernet.key`` is missing (a rotation renamed it to ``.retired`` and was
+    killed before moving the staged key into its place).
+
+    Args:
+        key_dir: the key folder.
+        key_id: the id of the rotation's new key (from its ``keys_rotated`` event).
+
+    Returns:
+        The key file put in place, or None when there was nothing to finish.
+    """
+    path, staged = fernet_key_path(key_dir), key_dir / f"fernet-{key_id}{STAGED_SUFFIX}"
+    if path.exists() or not staged.exists():
+        return None
+    read_private_file(staged)  # the same checks as for the key it becomes
+    os.replace(staged, path)
+    fsync_dir(key_dir)
+    return path
 
 
 def older_key_files(key_dir: Path) -> list[Path]:

@@ -33,6 +33,7 @@ from fairlens_monitor.measure import (
     measure_counts,
     measure_cycle,
 )
+from fairlens_monitor.passwords import scrub
 from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.stats import risk_level
@@ -275,7 +276,7 @@ def error_text(exc: BaseException) -> str:
     """
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
-    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+    return scrub(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
 
 
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,

@@ -414,7 +414,7 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
                 start_new_chain(repo, settings.audit.anchor_file, actor="daemon",
                                 ts=rfc3339(clock()))
             check_chain_start(repo, settings.audit.anchor_file)
-            daemon = Daemon(settings, repo, open_cipher(settings, repo),
+            daemon = Daemon(settings, repo, open_cipher(settings, repo, actor="daemon"),
                             open_signing_key(settings, repo), clock=clock, emit=emit,
                             max_cycles=max_cycles)
             previous = _install_signals(daemon) if handle_signals else {}

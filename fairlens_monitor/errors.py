@@ -58,11 +58,14 @@ class DecryptionError(FairlensError):
 
 
 class StoreError(FairlensError):
-    """The database cannot be opened, migrated or written."""
+    """The database cannot be opened, migrated or written (the message never shows its
+    password: the URL is shown with the password hidden, the problem scrubbed of it)."""
 
     def __init__(self, url: str, problem: str) -> None:
+        from fairlens_monitor.passwords import scrub, shown_url  # deferred: SQLAlchemy
+
         self.url = url
-        super().__init__(f"database {url}: {problem}")
+        super().__init__(f"database {shown_url(url)}: {scrub(problem, url)}")
 
 
 class AlreadyRunningError(FairlensError):

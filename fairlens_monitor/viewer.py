@@ -3,7 +3,9 @@
 The last step after **log**: it only reads what the daemon wrote (``viewer_data`` opens the
 database read-only) and refreshes its data every 5 s without reloading the page
 (``st.fragment(run_every=5)``). Run it with ``fairlens-monitor view`` or
-``FAIRLENS_CONFIG=config.yaml streamlit run fairlens_monitor/viewer.py``.
+``FAIRLENS_CONFIG=config.yaml streamlit run fairlens_monitor/viewer.py``. Explanations are
+decrypted only for a session signed in with the page token (``page_auth``); served beyond
+loopback (``server.address`` not a loopback address, or unset), it shows nothing before.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from fairlens_monitor import viewer_data as data
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.page_auth import is_loopback, load_page_token, token_matches
+from fairlens_monitor.passwords import scrub, shown_url
 from fairlens_monitor.stats import format_interval, format_p
 from fairlens_monitor.viewer_rows import LiveLedger
 
@@ -170,7 +174,7 @@ def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.F
 
 
 @st.fragment(run_every=5)
-def dashboard(settings: Settings, range_name: str) -> None:
+def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
     """The data part of the page: re-run every 5 s without reloading the page."""
     url = settings.database.url
     watcher = _watcher(config_path())
@@ -181,7 +185,7 @@ def dashboard(settings: Settings, range_name: str) -> None:
     try:
         loaded = _load(url, range_name, settings)
     except FairlensError as exc:
-        st.warning(str(exc))
+        st.warning(scrub(str(exc), url))
         return
     latest: data.Latest | None = loaded["latest"]
     if latest is None:
@@ -238,11 +242,11 @@ def dashboard(settings: Settings, range_name: str) -> None:
         st.altair_chart(_drift_chart(monitored, settings.drift_detection.threshold),
                         width="stretch")
 
-    _alerts(settings, loaded["alerts"])
+    _alerts(settings, loaded["alerts"], signed_in)
     _health(settings, loaded["health"], chain)
 
 
-def _alerts(settings: Settings, table: pd.DataFrame) -> None:
+def _alerts(settings: Settings, table: pd.DataFrame, signed_in: bool) -> None:
     st.subheader(f"Alerts ({len(table)})")
     if table.empty:
         st.caption("No alert in this time range.")
@@ -255,6 +259,9 @@ def _alerts(settings: Settings, table: pd.DataFrame) -> None:
                  "'verified').")
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Explanation of alert", table["alert_id"].tolist(), key="alert")
+    if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
+        st.info("encrypted — sign in to read (page token, in the sidebar)")
+        return
     engine = data.open_readonly(settings)
     try:
         token = data.alert_token(engine, int(chosen))
@@ -303,7 +310,14 @@ def main() -> None:
     try:
         settings = load_settings(config_path())
     except FairlensError as exc:
-        st.error(f"Configuration problem: {exc}")
+        st.error(f"Configuration problem: {scrub(str(exc))}")
+        return
+    exposed = not is_loopback(st.get_option("server.address"))
+    with st.sidebar:
+        signed_in = _sign_in(settings)
+    if exposed and not signed_in:
+        st.info("This page is served beyond this machine: sign in with the page token (in "
+                "the sidebar) to see it.")
         return
     with st.sidebar:
         range_name = st.radio("Time range", list(data.RANGES), index=1, key="range")
@@ -311,7 +325,7 @@ def main() -> None:
             st.cache_data.clear()
         sim, th = settings.simulation, settings.thresholds
         st.markdown("**Values in use** (set in the daemon's config, not here)")
-        st.markdown(f"- database: `{settings.database.url}`\n"
+        st.markdown(f"- database: `{shown_url(settings.database.url)}`\n"
                     f"- interval: {settings.schedule.interval_seconds:g} s\n"
                     + (_source_text(settings) if sim is None else
                        f"- n_samples: {sim.n_samples}\n"
@@ -327,7 +341,31 @@ def main() -> None:
                     f"k {settings.drift_detection.slack:g}, "
                     f"h {settings.drift_detection.threshold:g}\n"
                     f"- alerts close after {settings.alerts.close_after} clean readings")
-    dashboard(settings, str(range_name))
+    dashboard(settings, str(range_name), signed_in)
+
+
+def _sign_in(settings: Settings) -> bool:
+    """The sidebar's sign-in: whether this browser session gave the page token.
+
+    The token is read again on every run, so a rotated token signs every session out.
+    """
+    try:
+        expected = load_page_token(settings.keys.dir)
+    except FairlensError as exc:
+        st.warning(f"Sign-in unavailable: {exc}")
+        return False
+    if expected is None:
+        st.caption("No page token: explanations stay encrypted. Create one with "
+                   "`fairlens-monitor page-token`.")
+        return False
+    given = st.text_input("Page token", type="password", key="page_token")
+    if not given:
+        return False
+    if not token_matches(given, expected):
+        st.error("Wrong page token.")
+        return False
+    st.caption("Signed in: explanations are decrypted.")
+    return True
 
 
 main()

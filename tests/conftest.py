@@ -46,6 +46,23 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def page_address() -> Iterator[Callable[[str | None], None]]:
+    """The address the trend page believes it listens on: 127.0.0.1 (``view``'s default)
+    unless a test sets another; restored afterwards. Streamlit's own default (unset) means
+    every interface, which the page treats as exposed (sign-in before anything shows)."""
+    from streamlit import config as st_config
+
+    before = st_config.get_option("server.address")
+
+    def serve_on(address: str | None) -> None:
+        st_config.set_option("server.address", address)
+
+    serve_on("127.0.0.1")
+    yield serve_on
+    serve_on(before)
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a config file (BASE_CONFIG deep-merged with overrides) and return its path."""

@@ -244,6 +244,8 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0004")  # the schema of version 0.1: one alert per reading
+    # the key those tokens were made with (the monitor checks it against a stored token)
+    token = load_cipher(settings.keys.dir, create=True).encrypt("DIR = 0.43 (<0.8).")
     with sqlite3.connect(db_path(settings)) as conn:
         for i in (1, 2):
             conn.execute("INSERT INTO runs VALUES (?, ?, 'daemon', NULL, '2026-01-01 00:00:00',"
@@ -258,10 +260,9 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
                 "'gender', 'Female', 'Male', 200, 60, 200, 140, 0.3, 0.7, 0.43, NULL, 0.4, 0.8,"
                 " 0.2, 1, 1, 'h', '0.1.0')", (i, i))
             conn.execute("INSERT INTO alerts VALUES (?, ?, ?, '2026-01-01 00:00:01', 'dir', "
-                         "0.43, 'token', 'k', 'open')", (i, i, i))
+                         "0.43, ?, 'k', 'open')", (i, i, i, token))
     upgrade(engine, url)
     engine.dispose()
-    load_cipher(settings.keys.dir, create=True)  # the key those (dummy) tokens were made with
     repo = open_repository(settings)
     assert repo.drift_history("gender", 30) == ([], 0.0)  # unassessed readings: no baseline
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
 
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
@@ -30,6 +31,16 @@ def page(config: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
     at = AppTest.from_file(str(VIEWER), default_timeout=60)
     at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def signed_in(at: AppTest, config: Path) -> AppTest:
+    """Create the page token and sign the page's session in with it."""
+    key_dir = load_settings(config, env={}).keys.dir
+    token = create_page_token(key_dir, rotate=True).read_text().strip()
+    at.run()  # the sign-in field shows once a token exists
+    at.text_input(key="page_token").input(token).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -77,7 +88,7 @@ def test_healthy_database(write_config: Callable[..., Path],
 def test_adverse_database_shows_red_and_decrypts_with_the_key(
         write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     config = seeded(write_config, drift=1.0)
-    at = page(config, monkeypatch)
+    at = signed_in(page(config, monkeypatch), config)
     assert at.metric[0].value == f"{newest_dir(config):.3f}"
     shown = text_of(at)
     assert ":red[**ADVERSE" in shown
@@ -119,7 +130,7 @@ def test_explanation_stays_hidden_without_a_readable_key(
         tmp_path: Path) -> None:
     config = seeded(write_config, drift=1.0)
     (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)  # refused, as on another host
-    at = page(config, monkeypatch)
+    at = signed_in(page(config, monkeypatch), config)
     assert "encrypted — key not available here" in text_of(at)
     assert not any("Potential bias" in str(m.value) for m in at.markdown)
 

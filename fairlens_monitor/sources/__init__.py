@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy.engine import make_url
 
 from fairlens_monitor.cells import missing_report
 from fairlens_monitor.counts import combine, decisions, digest, empty_counts, normalise
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.passwords import shown_url
 from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
 from fairlens_monitor.sources.sql import COUNT, fetch_counts, source_engine, where_text
@@ -164,7 +164,7 @@ class SqlSource:
                         "by has many distinct values; bin the stratum in source.query (e.g. "
                         "CAST(amount / 1000 AS INTEGER)) so only counts cross the wire",
                         len(rows), decisions(counts))
-        url = make_url(s.url or "").render_as_string(hide_password=True)
+        url = shown_url(s.url or "")
         lineage = _lineage(s, window, counts, url=url, table=s.table, query=s.query, sql=sql,
                            rows_returned=len(rows))
         return Batch(counts, decisions(counts), window, lineage)

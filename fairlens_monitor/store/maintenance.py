@@ -74,6 +74,14 @@ def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id:
                        {**payload, "alerts": len(tokens), "tokens": tokens,
                         "row_digests": digests}, ts)
 
+def newest_alert_tokens(repo: Repository, limit: int) -> list[tuple[int, str]]:
+    """Return the id and token of the newest ``limit`` alerts, newest first."""
+    with repo.sessions() as s:
+        rows = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc())
+                         .limit(limit)).all()
+    return [(int(i), str(t)) for i, t in rows]
+
+
 def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
     """Return the newest ``last`` alerts in ``states``, newest first."""
     with repo.sessions() as s:
