@@ -52,7 +52,8 @@ def check_query(query: object, url: str) -> str:
         raise ConfigError(KEY, "expected one SELECT (or WITH … SELECT) statement")
     dialect = dialect_of(url)
     try:
-        statements = [s for s in parse(query, read=dialect) if s is not None]
+        statements = [s for s in parse(query, read=dialect)  # a lone comment is no statement
+                      if s is not None and not isinstance(s, exp.Semicolon)]
         tokens = Dialect.get_or_raise(dialect).tokenize(query)
     except SqlglotError as exc:
         raise ConfigError(KEY, f"cannot be parsed as SQL ({type(exc).__name__}); expected "
