@@ -82,7 +82,8 @@ def section(root: Mapping[str, Any], name: str, allowed: set[str],
 def reject_unknown(mapping: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
     for name in mapping:
         if name not in allowed:
-            key = f"{prefix}.{name}" if prefix else str(name)
+            text = str(name) if len(str(name)) <= SHOWN_CHARS else str(name)[:SHOWN_CHARS] + "..."
+            key = f"{prefix}.{text}" if prefix else text
             raise ConfigError(key, f"unknown key; allowed here: {', '.join(sorted(allowed))}")
 
 

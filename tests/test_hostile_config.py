@@ -91,6 +91,8 @@ CASES: dict[str, tuple[str | bytes, str]] = {
     "YAML syntax error": (dumped({}) + "foo: [1, 2\n  bar: }\n",
                           r"not valid YAML at line \d+, column \d+"),
     "date YAML cannot build": (dumped({}) + "extra: 2026-13-45\n", "cannot construct"),
+    "10k-character unknown key": (dumped({"x" * 10_000: 1}), r"config key 'x{40}\.\.\.': "
+                                  "unknown key"),
     "2 MB config": ("# " + "x" * (2 << 20) + "\n" + dumped({}), "larger than 1,048,576 bytes"),
 }
 
