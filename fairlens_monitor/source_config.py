@@ -27,7 +27,6 @@ from fairlens_monitor.config_checks import (
     string,
 )
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.sql_check import check_query
 
 ENV_SOURCE_URL = "FAIRLENS_SOURCE_URL"
 KINDS = ("simulator", "file", "sql")
@@ -140,6 +139,8 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
         raise ConfigError("source.table", f"expected a table name such as decisions or "
                           f"lending.decisions, got {shown(table)}")
     if query is not None:
+        from fairlens_monitor.sql_check import check_query  # deferred: sqlglot costs ~0.3 s
+
         query = check_query(query, url)
     return SourceSettings(url=url, table=table, query=query, **common)
 
