@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -22,6 +23,7 @@ from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.passwords import scrub
+from fairlens_monitor.store.db import one_line
 from fairlens_monitor.store.repository import Repository
 
 T = TypeVar("T")
@@ -46,8 +48,18 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+ENV_DEBUG = "FAIRLENS_DEBUG"  # set to 1: an unexpected error shows its traceback
+
+
 class ErrorGroup(click.Group):
-    """Turns library errors into one stderr line and their documented exit code."""
+    """Turns library errors into one stderr line and their documented exit code.
+
+    A database error is shown by its driver's first line (no SQL, no parameters, no
+    "Background on this error" link). Anything else unexpected is the last resort: one line
+    naming only the exception's type (its text may hold data), exit 2, and how to see the
+    traceback (``FAIRLENS_DEBUG=1``). Each known failure is still caught at its own boundary
+    with a message that says what to fix; this only keeps a traceback off the screen.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,8 +68,15 @@ class ErrorGroup(click.Group):
             click.echo(f"error: {scrub(str(exc), *_urls(ctx))}", err=True)
             ctx.exit(exc.exit_code)
         except SQLAlchemyError as exc:
-            click.echo(f"error: database: {type(exc).__name__}: {scrub(str(exc), *_urls(ctx))}",
-                       err=True)
+            click.echo(f"error: database: {scrub(one_line(exc), *_urls(ctx))}", err=True)
+            ctx.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get(ENV_DEBUG) == "1":
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__} (a bug, or input nothing "
+                       f"checks yet); rerun with {ENV_DEBUG}=1 for the traceback", err=True)
             ctx.exit(2)
 
 

@@ -19,21 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import rfc8785
-import yaml
 
 from fairlens_monitor.config_checks import (
+    MAX_COUNT,
     boolean,
+    drift_schedule,
     mapping,
     number,
     open_unit,
     reject_unknown,
-    required,
     resolve_db_url,
     resolve_path,
     section,
+    shown,
     string,
-    unit,
+    writable_place,
 )
+from fairlens_monitor.config_yaml import read_document
 from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.measurement_config import MeasurementSettings, parse_measurement
@@ -47,6 +49,11 @@ ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
 MAX_SEED = 2**32 - 1
 MAX_SHORTFALL = 1e12  # approvals; anything larger is a typo, not a rule
+# Bounds of the other numbers (docs/CONFIG.md): beyond them a value is a typo, and it would
+# overflow a timer or the canonical JSON of the config hash (integers up to 2**53).
+MIN_SECONDS, MAX_SECONDS = 0.01, 366 * 86400.0  # schedule timers: 10 ms to a year
+MAX_SAMPLES = 10_000_000  # simulated decisions per cycle (held in memory)
+MAX_DAYS = 36_600.0  # retention: a century
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -233,22 +240,21 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
         The frozen, validated settings.
 
     Raises:
-        ConfigError: the file is missing or not YAML, or a key is unknown, missing, of the
-            wrong type or out of range. The message names the key and what it expects.
+        ConfigError: the file is missing, unreadable or not bounded YAML
+            (:func:`fairlens_monitor.config_yaml.read_document`), or a key is unknown,
+            missing, of the wrong type or out of range. The message names the key and what it
+            expects, in one line.
     """
     env = os.environ if env is None else env
     config_path = Path(path)
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("--config", f"file {config_path} not found") from None
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {config_path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("--config", f"{config_path} is not valid YAML: {exc}") from None
-    return parse_settings(raw, base_dir=config_path.resolve().parent, env=env)
+    raw = read_document(config_path)
+    settings = parse_settings(raw, base_dir=config_path.resolve().parent, env=env)
+    try:  # hashed before anything is created, so an unhashable value stops here
+        settings.config_hash()
+    except (rfc8785.CanonicalizationError, ValueError, OverflowError) as exc:
+        raise ConfigError("--config", f"a value cannot be recorded ({type(exc).__name__}); "
+                          "numbers must stay within the documented bounds") from None
+    return settings
 
 
 def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Settings:
@@ -296,7 +302,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     audit = section(root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"},
                     required=False)
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
-    interval = number(schedule, "schedule.interval_seconds", positive=True)
+    interval = number(schedule, "schedule.interval_seconds", minimum=MIN_SECONDS,
+                      maximum=MAX_SECONDS)
 
     db_url = env.get(ENV_DB_URL) or string(db, "database.url")
     db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
@@ -306,63 +313,72 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     level = string(logging_, "logging.level", default="INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, "
-                          f"got {level!r}")
+                          f"got {shown(level)}")
     return Settings(
         database=DatabaseSettings(
             url=resolve_db_url(db_url, db_base),
             busy_timeout_ms=int(number(db, "database.busy_timeout_ms", default=5000,
-                                        integer=True, minimum=0)),
+                                        integer=True, minimum=0, maximum=3_600_000)),
         ),
         schedule=ScheduleSettings(
             interval_seconds=interval,
             misfire_grace_seconds=number(schedule, "schedule.misfire_grace_seconds",
-                                          default=30.0, positive=True),
+                                          default=30.0, minimum=MIN_SECONDS,
+                                          maximum=MAX_SECONDS),
         ),
         simulation=None if source.kind != "simulator" else SimulationSettings(
-            n_samples=int(number(sim, "simulation.n_samples", integer=True, minimum=1)),
+            n_samples=int(number(sim, "simulation.n_samples", integer=True, minimum=1,
+                                 maximum=MAX_SAMPLES)),
             seed=int(number(sim, "simulation.seed", integer=True, minimum=0,
                              maximum=MAX_SEED)),
-            drift=_drift(sim.get("drift"), "simulation.drift"),
+            drift=drift_schedule(sim.get("drift"), "simulation.drift"),
         ),
         source=source,
         thresholds=ThresholdSettings(
-            dir=number(thresholds, "thresholds.dir", positive=True),
+            dir=number(thresholds, "thresholds.dir", positive=True, maximum=1e6),
             gap=number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
             alpha=open_unit(thresholds, "thresholds.alpha", default=0.05),
             min_group_size=int(number(thresholds, "thresholds.min_group_size", default=30,
-                                       integer=True, minimum=1)),
+                                       integer=True, minimum=1, maximum=MAX_COUNT)),
             min_group_share=number(thresholds, "thresholds.min_group_share", default=0.02,
                                     minimum=0, maximum=0.5),
             shortfall=(None if thresholds.get("shortfall") is None else
                        number(thresholds, "thresholds.shortfall", positive=True,
                               maximum=MAX_SHORTFALL)),
         ),
-        keys=KeySettings(dir=resolve_path(key_dir_text, key_base)),
+        keys=KeySettings(dir=writable_place(resolve_path(key_dir_text, key_base), "keys.dir")),
         alerts=AlertSettings(
             echo_plaintext=boolean(alerts, "alerts.echo_plaintext", default=False),
             close_after=int(number(alerts, "alerts.close_after", default=3, integer=True,
-                                    minimum=1)),
+                                    minimum=1, maximum=MAX_COUNT)),
             notify_inconclusive=boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
         measurement=parse_measurement(measurement, source),
         backup=None if not backup else BackupSettings(
-            dir=resolve_path(string(backup, "backup.dir"), base_dir),
+            dir=writable_place(resolve_path(string(backup, "backup.dir"), base_dir),
+                               "backup.dir"),
             interval_hours=number(backup, "backup.interval_hours", default=24.0,
-                                   positive=True),
-            keep=int(number(backup, "backup.keep", default=7, integer=True, minimum=1)),
+                                   positive=True, maximum=MAX_SECONDS / 3600),
+            keep=int(number(backup, "backup.keep", default=7, integer=True, minimum=1,
+                            maximum=100_000)),
         ),
         retention=RetentionSettings(
             readings_days=number(keep, "retention.readings_days", default=760.0,
-                                  positive=True),
-            runs_days=number(keep, "retention.runs_days", default=760.0, positive=True),
-            audit_days=number(keep, "retention.audit_days", default=760.0, minimum=183),
+                                  positive=True, maximum=MAX_DAYS),
+            runs_days=number(keep, "retention.runs_days", default=760.0, positive=True,
+                             maximum=MAX_DAYS),
+            audit_days=number(keep, "retention.audit_days", default=760.0, minimum=183,
+                              maximum=MAX_DAYS),
             daily=boolean(keep, "retention.daily", default=True),
         ),
         drift_detection=CusumSettings(
             baseline_readings=int(number(cusum, "drift_detection.baseline_readings",
-                                          default=30, integer=True, minimum=2)),
-            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0),
-            threshold=number(cusum, "drift_detection.threshold", default=8.0, positive=True),
+                                          default=30, integer=True, minimum=2,
+                                          maximum=100_000)),
+            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0,
+                         maximum=1e6),
+            threshold=number(cusum, "drift_detection.threshold", default=8.0, positive=True,
+                             maximum=1e6),
         ),
         logging=LoggingSettings(level=level),
         leadership=LeadershipSettings(lease_seconds=number(
@@ -370,33 +386,12 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             minimum=1, maximum=86400)),
         audit=AuditSettings(
             checkpoint_every=int(number(audit, "audit.checkpoint_every", default=50,
-                                         integer=True, minimum=1)),
-            anchor_file=resolve_path(
+                                         integer=True, minimum=1, maximum=MAX_COUNT)),
+            anchor_file=writable_place(resolve_path(
                 string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
+                "audit.anchor_file"),
             checkpoint_seconds=number(audit, "audit.checkpoint_seconds", default=60.0,
-                                      positive=True),
+                                      positive=True, maximum=MAX_SECONDS),
         ),
     )
 
-
-def _drift(value: Any, key: str) -> DriftSchedule:
-    if value is None:
-        raise ConfigError(key, "missing; expected a number in [0, 1] or "
-                               "{mode: ramp, start: A, end: B, cycles: N}")
-    if not isinstance(value, Mapping):
-        return DriftSchedule("constant", unit(value, key))
-    spec = dict(value)
-    mode = spec.get("mode", "constant")
-    if mode == "constant":
-        reject_unknown(spec, key, {"mode", "level"})
-        return DriftSchedule("constant", unit(required(spec, "level", key), f"{key}.level"))
-    if mode == "ramp":
-        reject_unknown(spec, key, {"mode", "start", "end", "cycles", "hold"})
-        return DriftSchedule(
-            "ramp",
-            start=unit(required(spec, "start", key), f"{key}.start"),
-            end=unit(required(spec, "end", key), f"{key}.end"),
-            cycles=int(number(spec, f"{key}.cycles", integer=True, minimum=2)),
-            hold=int(number(spec, f"{key}.hold", default=0, integer=True, minimum=0)),
-        )
-    raise ConfigError(f"{key}.mode", f"expected 'constant' or 'ramp', got {mode!r}")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fairlens_monitor.config_checks import mapping, number, open_unit
+from fairlens_monitor.config_checks import mapping, number, open_unit, shown
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.source_config import SourceSettings
 
@@ -57,22 +57,22 @@ def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> Mea
             or any(not isinstance(a, str) or not a.strip() for a in attributes)
             or len(set(attributes)) != len(attributes)):
         raise ConfigError(key, f"expected one column or a list of two different columns "
-                          f"(an intersection), got {attributes!r}")
+                          f"(an intersection), got {shown(attributes)}")
     for name in attributes:
         if simulated and name not in SIMULATOR_ATTRIBUTES:
-            raise ConfigError(key, f"the simulator has no column {name!r}; choose from "
+            raise ConfigError(key, f"the simulator has no column {shown(name)}; choose from "
                               f"{', '.join(SIMULATOR_ATTRIBUTES)}")
         if name in (source.outcome, source.timestamp) and not simulated:
-            raise ConfigError(key, f"{name!r} is the source's outcome or timestamp column")
+            raise ConfigError(key, f"{shown(name)} is the source's outcome or timestamp column")
     bands = _bands(section.get("bands") or {}, attributes)
     for name in attributes:
         if simulated and name in ("age", "credit_score") and name not in dict(bands):
-            raise ConfigError("measurement.bands", f"numeric column {name!r} needs band "
+            raise ConfigError("measurement.bands", f"numeric column {shown(name)} needs band "
                               f"edges, e.g. bands: {{{name}: [25]}}")
     reference = section.get("reference", "privileged")
     if reference not in ("privileged", "highest"):
         raise ConfigError("measurement.reference",
-                          f"expected 'privileged' or 'highest', got {reference!r}")
+                          f"expected 'privileged' or 'highest', got {shown(reference)}")
     gender = list(attributes) == ["gender"]  # the demo defaults name gender's values
     privileged = _group_value(section, "privileged_value", "Male" if gender else None)
     if reference == "privileged" and privileged is None:
@@ -80,12 +80,12 @@ def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> Mea
                           "required when reference is 'privileged'")
     label = section.get("label", "repaid" if simulated else None)
     if label is not None and simulated and label not in SIMULATOR_LABELS:
-        raise ConfigError("measurement.label", f"the simulator has no label column {label!r}; "
+        raise ConfigError("measurement.label", f"the simulator has no label column {shown(label)}; "
                           f"use {', '.join(SIMULATOR_LABELS)} or null")
     if label is not None and (not isinstance(label, str) or label in attributes
                               or label in source.columns.values()):
         raise ConfigError("measurement.label", f"expected the ground-truth column (e.g. "
-                          f"repaid), different from the other columns, got {label!r}")
+                          f"repaid), different from the other columns, got {shown(label)}")
     score = section.get("score")
     if score is not None:
         if simulated:
@@ -94,7 +94,7 @@ def parse_measurement(section: Mapping[str, Any], source: SourceSettings) -> Mea
         if (not isinstance(score, str) or not score.strip() or score in attributes
                 or score == label or score in source.columns.values()):
             raise ConfigError("measurement.score", f"expected the model score column (numbers "
-                              f"in [0, 1]), different from the other columns, got {score!r}")
+                              f"in [0, 1]), different from the other columns, got {shown(score)}")
         if label is None:
             raise ConfigError("measurement.score", "AUC and calibration compare the score "
                               "with the true outcome: set measurement.label too")
@@ -122,7 +122,7 @@ def _bands(value: Any, attributes: list[str]) -> tuple[tuple[str, tuple[float, .
                 or any(isinstance(e, bool) or not isinstance(e, int | float) for e in edges)
                 or sorted(set(edges)) != edges):
             raise ConfigError(f"{key}.{column}", f"expected increasing numbers, e.g. [25, 40], "
-                              f"got {edges!r}")
+                              f"got {shown(edges)}")
         out.append((str(column), tuple(float(e) for e in edges)))
     return tuple(out)
 
@@ -132,5 +132,5 @@ def _group_value(section: Mapping[str, Any], name: str, default: str | None) -> 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"measurement.{name}", f"expected a group label, got {value!r}")
+        raise ConfigError(f"measurement.{name}", f"expected a group label, got {shown(value)}")
     return str(value)

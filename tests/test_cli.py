@@ -118,7 +118,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(
     result = invoke(*command, overrides={"thresholds": {"dir": -1}})
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: config key 'thresholds.dir': expected a number > 0, got -1"]
+        "error: config key 'thresholds.dir': expected a number > 0 and <= 1000000, got -1"]
     assert not (tmp_path / "var").exists()
 
 

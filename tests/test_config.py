@@ -30,7 +30,7 @@ def test_shipped_config_is_valid() -> None:
     [
         ({"extra": 1}, "extra", "unknown key"),
         ({"schedule": {"every": 3}}, "schedule.every", "unknown key"),
-        ({"schedule": {"interval_seconds": 0}}, "schedule.interval_seconds", "> 0"),
+        ({"schedule": {"interval_seconds": 0}}, "schedule.interval_seconds", ">= 0.01"),
         ({"schedule": {"interval_seconds": "fast"}}, "schedule.interval_seconds", "a number"),
         ({"schedule": {"interval_seconds": True}}, "schedule.interval_seconds", "a number"),
         ({"simulation": {"n_samples": 0}}, "simulation.n_samples", ">= 1"),

@@ -17,11 +17,12 @@ from typing import Any
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.config import Settings
 from fairlens_monitor.cycle import execute_cycle, run_cycle
-from fairlens_monitor.errors import DataError
+from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.sources import SqlSource
 from tests.test_sources import (
     START,
@@ -155,6 +156,67 @@ def test_bad_source_data_fails_the_cycle_clearly(make_settings: Callable[..., Se
         execute_cycle(settings, repo, open_cipher(settings, repo), clock=fixed(START),
                       actor="cli")
     assert repo.completed_cycles() == 0
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT sex, risk, credit_amount, decided_at FROM decisions WHERE age >= 25 -- adults",
+    "SELECT sex, risk, credit_amount, decided_at FROM decisions WHERE age >= 25;\n-- end\n",
+    "/* adults */ SELECT sex, risk, credit_amount, decided_at FROM decisions -- only\n"
+    "WHERE age >= 25 AND sex <> 'x;y' AND sex <> '--' ;",
+])
+def test_a_query_with_comments_or_a_semicolon_in_a_literal_reads(
+        make_settings: Callable[..., Settings], source_url: str, query: str) -> None:
+    """Parsed, not string-checked: a trailing ``-- comment`` used to swallow the subquery's
+    closing parenthesis (every cycle failed) and a ``;`` in a literal was refused."""
+    settings = make_settings({**sql_config(source_url), "source": {
+        **sql_config(source_url)["source"], "table": None, "query": query}})
+    source = SqlSource(settings.source, settings.group_spec(), None)
+    batch = source.read(START, {})
+    source.close()
+    assert batch.decisions == int((german().age >= 25).sum())
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT 1; SELECT 2", "single statement, found 2"),
+    ("DELETE FROM decisions", "expected one SELECT"),
+    ("WITH d AS (DELETE FROM decisions RETURNING *) SELECT * FROM d", "holds DELETE"),
+    ("SELECT * INTO copy FROM decisions", "holds INTO"),
+    ("SELECT * FROM decisions WHERE sex = 'a'; DROP TABLE decisions", "single statement"),
+    ("SELECT FROM (", "cannot be parsed as SQL"),
+])
+def test_a_query_that_is_not_one_read_only_select_is_refused(
+        make_settings: Callable[..., Settings], tmp_path: Path, query: str,
+        message: str) -> None:
+    url = f"sqlite:///{tmp_path / 'lender.db'}"
+    with pytest.raises(ConfigError, match=message) as info:
+        make_settings({**sql_config(url), "source": {**sql_config(url)["source"],
+                                                     "table": None, "query": query}})
+    assert info.value.key == "source.query"
+
+
+def test_a_missing_sqlite_source_is_refused_and_never_created(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    settings = make_settings(sql_config(f"sqlite:///{path}"))
+    source = SqlSource(settings.source, settings.group_spec(), None)
+    with pytest.raises(DataError, match=r"source.url: no SQLite database file at .*typo\.db"):
+        source.read(START, {})
+    source.close()
+    assert not path.exists()
+
+
+def test_a_sqlite_source_is_opened_read_only(make_settings: Callable[..., Settings],
+                                             tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lender.db'}"
+    engine = create_engine(url)
+    german().to_sql("decisions", engine, index=False)
+    engine.dispose()
+    settings = make_settings(sql_config(url, timestamp=None, stratum=None))
+    source = SqlSource(settings.source, settings.group_spec(), None)
+    assert source.read(START, {}).decisions == len(german())
+    with pytest.raises(OperationalError, match="readonly"), source.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM decisions")
+    source.close()
 
 
 def test_non_binary_outcomes_are_counted_in_decisions_not_rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.errors import AlreadyRunningError, StoreError
 from fairlens_monitor.store.db import (
     alembic_config,
+    check_readable,
     current_revision,
     ensure_schema,
     head_revision,
@@ -92,9 +94,28 @@ def test_schema_at_another_revision_is_refused(url: str, tmp_path: Path) -> None
     engine = make_engine(url)
     upgrade(engine, url)
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
     with pytest.raises(StoreError, match="run 'fairlens-monitor db upgrade'"):
         ensure_schema(engine, url)
+    engine.dispose()
+
+
+def test_schema_written_by_a_newer_version_says_upgrade_the_program(
+        url: str, tmp_path: Path) -> None:
+    engine = make_engine(url)
+    upgrade(engine, url)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    newer = ("this database was written by a newer version (revision 9999_future); "
+             "upgrade fairlens-monitor")
+    with pytest.raises(StoreError, match=re.escape(newer)):
+        ensure_schema(engine, url)
+    with pytest.raises(StoreError, match=re.escape(newer)):  # not Alembic's traceback
+        upgrade(engine, url)
+    reader = make_engine(url, readonly=True)
+    with pytest.raises(StoreError, match=re.escape(newer)):
+        check_readable(reader, url)
+    reader.dispose()
     engine.dispose()
 
 

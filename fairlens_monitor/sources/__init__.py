@@ -25,7 +25,13 @@ from fairlens_monitor.groups import GroupSpec
 from fairlens_monitor.passwords import shown_url
 from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
-from fairlens_monitor.sources.sql import COUNT, fetch_counts, source_engine, where_text
+from fairlens_monitor.sources.sql import (
+    COUNT,
+    fetch_counts,
+    require_source_file,
+    source_engine,
+    where_text,
+)
 
 Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
 WIDE_RESULT = 10_000  # a GROUP BY returning more rows than this is probably not binned
@@ -145,10 +151,12 @@ class SqlSource:
         """Run the ``GROUP BY`` for the window ending at ``now`` and normalise its rows.
 
         Raises:
-            DataError: a column is missing, the database refused the query, or a returned
-                value is bad (named with its column and how many decisions carry it).
+            DataError: a SQLite source file is missing, a column is missing, the database
+                refused the query, or a returned value is bad (named with its column and
+                how many decisions carry it).
         """
         s = self.settings
+        require_source_file(s.url or "")
         window = window_at(s, now)
         rows, sql = fetch_counts(self.engine, s.table, s.query, self.group_by, s.timestamp,
                                  window, score=self.score, score_bins=self.score_bins)

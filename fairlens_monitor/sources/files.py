@@ -31,6 +31,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
 DATA_SUFFIXES = (".csv", ".csv.gz", ".txt", *PARQUET_SUFFIXES)
 BLOCK = 1 << 20
+# A decision log's header names a few columns. Past these bounds the file is refused before
+# pandas parses it (a header of a million columns took minutes and gigabytes to read).
+MAX_HEADER_BYTES = 1 << 20
+MAX_COLUMNS = 10_000
 # Every CSV cell as text, exactly as written: no type or missing-value guessing per chunk.
 AS_TEXT: dict[str, Any] = {"dtype": object, "keep_default_na": False, "na_filter": False}
 
@@ -91,6 +95,33 @@ def match_files(pattern: str) -> list[Path]:
             raise DataError(f"source.path {pattern}: the folder {folder} does not exist; "
                             "check the path (relative paths start at the config file)")
     return sorted(p for p in found if p.is_file())
+
+
+def check_header(path: Path) -> None:
+    """Refuse a CSV whose header line is over ``MAX_HEADER_BYTES`` or ``MAX_COLUMNS`` columns.
+
+    Only the first line is read (decompressed as pandas would, by the file's suffix), at
+    most ``MAX_HEADER_BYTES`` + 1 bytes of it, so the check costs the same whatever the file.
+    Columns are counted by their commas (a quoted comma in a name counts too).
+
+    Raises:
+        DataError: over either bound (naming the file and the bound, not the header).
+    """
+    from pandas.io.common import get_handle  # pandas' own suffix-to-decompressor rule
+
+    with get_handle(path, "rb", compression="infer", is_text=False) as handles:
+        line = handles.handle.readline(MAX_HEADER_BYTES + 1)
+    if isinstance(line, str):  # not for binary handles; keeps the type checker honest
+        line = line.encode("utf-8")
+    if len(line) > MAX_HEADER_BYTES:
+        raise DataError(f"file {path.name}: its first line (the header) is longer than "
+                        f"{MAX_HEADER_BYTES:,} bytes, the limit for a decision file's header; "
+                        "is it the right file, with a header row?")
+    columns = line.count(b",") + 1
+    if columns > MAX_COLUMNS:
+        raise DataError(f"file {path.name}: its header has {columns:,} columns, more than the "
+                        f"{MAX_COLUMNS:,} a decision file may have; export only the columns "
+                        "the monitor reads")
 
 
 def sha256_file(path: Path) -> str:
@@ -170,6 +201,7 @@ class FileChunks:
                                               columns=self.columns):
                 yield batch.to_pandas(integer_object_nulls=True)
             return
+        check_header(self.path)
         require_columns(pd.read_csv(self.path, nrows=0).columns, self.columns, where=where)
         if not self.hashed or name.endswith(COMPRESSED_SUFFIXES):
             yield from pd.read_csv(self.path, usecols=self.columns, chunksize=self.chunk_rows,

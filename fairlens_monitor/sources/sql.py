@@ -11,7 +11,9 @@ those rows (:mod:`fairlens_monitor.counts`), exactly as for a file.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 import sqlalchemy as sa
@@ -43,17 +45,38 @@ def score_bin(column: Any, bins: int, dialect: str) -> Any:
 
 
 def source_engine(url: str) -> Engine:
-    """Create the engine for a source database (read only by intent; use a read-only login).
+    """Create the engine for a source database, opened for reading only.
 
     PostgreSQL sessions run in UTC and read-only, so a naive ``timestamp`` column is compared
-    as UTC and the monitor cannot write to the lender's database even by mistake.
+    as UTC and the monitor cannot write to the lender's database even by mistake (use a
+    read-only login too). A SQLite file is opened ``mode=ro``: it is never created (a
+    missing file used to be created empty) nor written; :func:`require_source_file` says
+    when it is missing.
     """
-    backend = make_url(url).get_backend_name()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
     args: dict[str, Any] = {}
     if backend == "postgresql":
         args["connect_args"] = {"options": "-c timezone=UTC "
                                            "-c default_transaction_read_only=on"}
+    if backend == "sqlite" and parsed.database:
+        return create_engine(f"sqlite:///file:{quote(parsed.database)}?mode=ro&uri=true",
+                             pool_pre_ping=True)
     return create_engine(url, pool_pre_ping=True, **args)
+
+
+def require_source_file(url: str) -> None:
+    """Refuse a SQLite source whose file does not exist (checked each cycle: it may appear).
+
+    Raises:
+        DataError: the file is missing or not a regular file.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database)
+        if not path.is_file():
+            raise DataError(f"source.url: no SQLite database file at {path}; check the path "
+                            "(a source database is only read, never created)")
 
 
 def relation(table: str | None, query: str | None, columns: list[str]) -> sa.FromClause:

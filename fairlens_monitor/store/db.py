@@ -27,6 +27,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -102,15 +104,55 @@ def make_engine(url: str, *, readonly: bool = False,
             raise StoreError(url, f"no database file at {path}; if the database was lost, "
                                   "restore it from a backup (fairlens-monitor restore FILE); "
                                   "a new installation starts with 'fairlens-monitor run'")
-        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+        engine = create_engine(f"sqlite:///{readonly_uri(path, url)}",
                                json_serializer=canonical_json,
                                connect_args={"timeout": busy_timeout_ms / 1000})
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent, url)
         engine = create_engine(url, json_serializer=canonical_json,
                                connect_args={"timeout": busy_timeout_ms / 1000})
     _configure_sqlite(engine, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     return engine
+
+
+def make_folder(folder: Path, url: str) -> None:
+    """Create the database's folder (and its parents) unless it exists.
+
+    Raises:
+        StoreError: it cannot be created (e.g. under ``/sys`` or ``/proc``, or no permission).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(url, f"cannot create its folder {folder}: "
+                              f"{exc.strerror or type(exc).__name__}; give a database path "
+                              "in a writable folder") from None
+
+
+def readonly_uri(path: Path, url: str) -> str:
+    """The SQLite URI that opens ``path`` for reading, also from a read-only copy.
+
+    A database in WAL mode (as the monitor writes it) needs its ``-shm`` file even to be
+    read, which a reader cannot create in a read-only folder, nor use on a read-only file
+    ("may be locked ... try again"). When the file or its folder is not writable by this
+    process, the file is opened ``immutable=1``: SQLite then takes no locks and reads the
+    main file only. Caveat: nobody may write the database while it is read so (an
+    auditor's copy); and a non-empty ``-wal`` beside it holds commits that such a read
+    would miss, so that case is refused.
+
+    Raises:
+        StoreError: the file or folder is read-only and a non-empty ``-wal`` file is beside it.
+    """
+    target = f"file:{path}?mode=ro"
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return target + "&uri=true"
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(url, f"is read-only here and {wal.name} beside it holds commits a "
+                              "read-only open cannot see; open it once where it is writable "
+                              "(or copy it with `fairlens-monitor backup`, which writes one "
+                              "self-contained file)")
+    return target + "&immutable=1&uri=true"
 
 
 def _configure_sqlite(engine: Engine, *, readonly: bool, busy_timeout_ms: int) -> None:
@@ -183,11 +225,15 @@ def upgrade(engine: Engine, url: str) -> tuple[str | None, str]:
                 conn.execute(text("SET LOCAL lock_timeout = '120s'"))  # a migration's length
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
             before = MigrationContext.configure(conn).get_current_revision()
+            if before is not None:
+                refuse_newer(url, before)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         return before, head_revision(url)
     except SQLAlchemyError as exc:
         raise StoreError(url, f"migration failed: {one_line(exc)}") from None
+    except CommandError as exc:
+        raise StoreError(url, f"migration failed: {' '.join(str(exc).split())[:200]}") from None
 
 
 def one_line(exc: SQLAlchemyError) -> str:
@@ -207,12 +253,34 @@ def ensure_schema(engine: Engine, url: str) -> None:
     Raises:
         StoreError: the database is at a revision other than head.
     """
-    revision, head = current_revision(engine), head_revision(url)
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(url, f"cannot be opened: {one_line(exc)}; check that the path is a "
+                              "database file in a folder this user can write") from None
+    head = head_revision(url)
     if revision is None:
         upgrade(engine, url)
     elif revision != head:
+        refuse_newer(url, revision)
         raise StoreError(url, f"schema is at revision {revision} but this version needs "
                               f"{head}; run 'fairlens-monitor db upgrade' (back it up first)")
+
+
+def refuse_newer(url: str, revision: str) -> None:
+    """Refuse a database at a revision this version's migrations do not know.
+
+    Raises:
+        StoreError: the revision is unknown, so a newer version wrote the database.
+    """
+    script = ScriptDirectory.from_config(alembic_config(url))
+    try:
+        known = script.get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        known = False
+    if not known:
+        raise StoreError(url, f"this database was written by a newer version (revision "
+                              f"{revision[:40]}); upgrade fairlens-monitor")
 
 
 def check_readable(engine: Engine, url: str) -> None:
@@ -238,6 +306,7 @@ def check_readable(engine: Engine, url: str) -> None:
         raise StoreError(url, "is empty: the daemon has not created its schema yet; start "
                               "it with 'make run' or 'fairlens-monitor run'")
     if revision != head:
+        refuse_newer(url, revision)
         raise StoreError(url, f"is at schema revision {revision}, this version reads {head}; "
                               "run 'fairlens-monitor db upgrade' (back it up first)")
 
@@ -269,7 +338,7 @@ def instance_lock(url: str) -> Iterator[Path | None]:
     if path is None:
         yield None
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, url)
     real = path.resolve()
     lock_path = real.with_name(real.name + ".lock")
     fds: list[int] = []
