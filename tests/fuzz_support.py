@@ -50,7 +50,9 @@ MAX_LINE = 2000
 HANG_SECONDS = 30.0
 FIFO_SECONDS = 5.0  # a FIFO must be refused, not waited on: no need to wait 30 s for that
 MEMORY_HEADROOM = 1536 * 2**20  # in-process runs may grow this much before MemoryError
+SUBPROCESS_MEMORY = 4 * 2**30
 EXIT_CODES = (0, 1, 2)
+KEY_FILE = re.compile(r"\.(key|retired|staged)$")
 
 
 @dataclass
@@ -204,6 +206,11 @@ def _exit_code(code: object) -> int:
     return 1
 
 
+def _limit_memory() -> None:
+    """In the child: an address-space limit, so /dev/zero read as a file cannot eat the RAM."""
+    resource.setrlimit(resource.RLIMIT_AS, (SUBPROCESS_MEMORY, SUBPROCESS_MEMORY))
+
+
 def console_script() -> list[str]:
     script = Path(sys.executable).with_name("fairlens-monitor")
     return [str(script)] if script.exists() else [sys.executable, "-m", "fairlens_monitor"]
@@ -215,7 +222,8 @@ def run_subprocess(case: Case, timeout: float | None = None) -> Run:
     started = time.monotonic()
     proc = subprocess.Popen([*console_script(), *case.args], cwd=case.work, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_limit_memory)
     try:
         out, err = proc.communicate(case.stdin, timeout=timeout or case.watchdog)
         code: int | None = proc.returncode
@@ -237,15 +245,15 @@ def snapshot(root: Path) -> Snapshot:
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            found[os.path.relpath(path, root)] = (st.st_size if not os.path.isdir(path) else 0,
-                                                  st.st_mtime_ns)
+            is_dir = os.path.isdir(path) and not os.path.islink(path)
+            found[os.path.relpath(path, root)] = (-1 if is_dir else st.st_size,
+                                                  0 if is_dir else st.st_mtime_ns)
     return found
 
 
 def changed(before: Snapshot, after: Snapshot) -> list[str]:
     """Paths created or modified between two snapshots (directories only when created)."""
-    return sorted(p for p, meta in after.items() if p not in before or (
-        before[p] != meta and meta[0] != 0))
+    return sorted(p for p, meta in after.items() if before.get(p) != meta)
 
 
 def key_material(key_dir: Path) -> list[str]:
@@ -290,7 +298,9 @@ def check(case: Case, run: Run, before: Snapshot, *, extra_secrets: tuple[str, .
         if rel.startswith("outside") or not path.is_file() or path.is_symlink():
             continue
         data = _read_some(path)
-        for canary in secrets:
+        # a key file holds (or, retired, keeps) its key by design
+        skip = set(extra_secrets) if KEY_FILE.search(path.name) else set()
+        for canary in (c for c in secrets if c not in skip):
             if canary.encode() in data:
                 bad.append(Violation("canary", f"{_name(canary)} in {_kind_of(rel)}"))
     return sorted(set(bad), key=lambda v: (v.kind, v.detail))

@@ -92,6 +92,7 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
 COMMANDS = fs.commands()
 CONFIG_COMMANDS = [(p, c) for p, c in COMMANDS if p[0] != "measure"]
 SUBPROCESS_ONLY = {"run"}  # a daemon with signal handlers: always a real process
+NEVER_SUBPROCESS = {"view"}  # a real process would start Streamlit; in-process it stops at exec
 CASES: Counter[str] = Counter()
 
 
@@ -142,7 +143,8 @@ def _execute(case: Case, *, subprocess: bool, config_canaries: tuple[str, ...] =
     before = snapshot(case.sandbox)
     keys = key_material(case.work / "var" / "keys")
     run: Run = (run_subprocess(case, timeout=25 if case.command == "run" else 60)
-                if subprocess or case.command.split(" ")[0] in SUBPROCESS_ONLY
+                if (subprocess and case.command not in NEVER_SUBPROCESS)
+                or case.command.split(" ")[0] in SUBPROCESS_ONLY
                 else run_inprocess(case))
     if run.code is None and case.command == "run" and not case.config_invalid:
         run.code = 0  # a valid daemon that was still running when stopped
@@ -267,7 +269,7 @@ def command_body(base: Callable[[], Path], templates: dict[str, Path], data: st.
                 label="args")
     case.config_invalid = _config_invalid(box / "work" / (
         glob[1] if glob[:1] == ["--config"] else "config.yaml"), env)
-    _execute(case, subprocess=data.draw(SUBPROCESS_DRAW) and path[0] != "view",
+    _execute(case, subprocess=data.draw(SUBPROCESS_DRAW),
              config_canaries=CONFIG_CANARIES)
 
 
@@ -359,3 +361,15 @@ def test_fuzz_long(templates: dict[str, Path], tmp_path: Path,
     ran = CASES - before
     record_property("fuzz_cases", f"long ({MINUTES:g} min): {ran.total()} cases {dict(ran)}; "
                     f"known failures seen: {[(k.item, k.kind, n) for k, n in SEEN.items()]}")
+
+
+@pytest.mark.parametrize("command", ["ack", "resolve"])
+def test_alert_id_beyond_sqlite_integers_is_a_usage_error(command: str,
+                                                          templates: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """Found by the fuzzer: ``alerts ack 10**30`` was an OverflowError traceback (exit 1)."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, ["alerts", command, str(10**30), "--by", "x", "--note", "n"]))
+    assert run.code == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "ALERT_ID" in run.stderr.splitlines()[-1]
