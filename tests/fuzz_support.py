@@ -121,7 +121,7 @@ class Exec(BaseException):
 
 
 @contextlib.contextmanager
-def _guard(seconds: float) -> Iterator[None]:
+def guard(seconds: float) -> Iterator[None]:
     """A watchdog (SIGALRM) and an address-space limit for one in-process run."""
 
     def fire(_signum: int, _frame: object) -> None:
@@ -168,7 +168,7 @@ def run_inprocess(case: Case) -> Run:
     with runner.isolation(input=case.stdin, env=base_env(case)) as (stdout, stderr, _):
         os.chdir(case.work)
         try:
-            with _guard(case.watchdog), mock.patch.object(sys, "argv", ["fairlens-monitor",
+            with guard(case.watchdog), mock.patch.object(sys, "argv", ["fairlens-monitor",
                                                                        *case.args]), \
                     mock.patch("os.execve", side_effect=Exec):
                 main()

@@ -48,7 +48,8 @@ from tests.fuzz_support import (
     Hang,
     KnownFailure,
     Run,
-    _guard,
+    Violation,
+    guard,
     check,
     key_material,
     make_sandbox,
@@ -91,6 +92,7 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
 )
 
 COMMANDS = fs.commands()
+BY_PATH = {" ".join(p): c for p, c in COMMANDS}
 CONFIG_COMMANDS = [(p, c) for p, c in COMMANDS if p[0] != "measure"]
 SUBPROCESS_ONLY = {"run"}  # a daemon with signal handlers: always a real process
 NEVER_SUBPROCESS = {"view"}  # a real process would start Streamlit; in-process it stops at exec
@@ -126,7 +128,7 @@ def _config_invalid(config: Path, env: dict[str, str]) -> bool:
     if not config.is_file():  # missing, a folder, a FIFO, a device: nothing to validate
         return True
     try:
-        with _guard(10):
+        with guard(10):
             load_settings(config, env={"HOME": str(config.parent.parent / "home"),
                                        **{k: v for k, v in env.items() if v}})
     except (Exception, Hang):
@@ -201,6 +203,30 @@ def test_every_config_key_is_enumerated() -> None:
     assert len(KEYS) >= 50
 
 
+def test_the_checks_catch_each_violation(tmp_path: Path) -> None:
+    """The harness can fail: each invariant, broken on purpose, is reported."""
+    box = _sandbox(tmp_path, None)
+    case = Case(box, ["once"], command="once", config_invalid=True)
+    before = snapshot(box)
+    (box / "work" / "var").mkdir()
+    (box / "work" / "var" / "fairlens.db-wal").write_bytes(b"..." + PW_URL.encode())
+    (box / "work" / "var" / "anchor.jsonl").write_text(fs.DATA_CANARIES[1])
+    run = Run(case.args, 2, "", f"a\nb {CONFIG_CANARIES[0]}\n" + "x" * 3000, 0.1, "inprocess")
+    kinds = {(v.kind, v.detail.split(":")[0]) for v in check(
+        case, run, before, config_canaries=CONFIG_CANARIES)}
+    assert {("created", "config invalid, yet created ['work/var', 'work/var/anchor.jsonl', "
+             "'work/var/fairlens.db-wal']"), ("stderr-lines", "3 lines"),
+            ("long-line", "a stderr line of 3000 chars"), ("canary", "password in database wal"),
+            ("canary", "SSN in anchor file"), ("canary", "config e-mail in stderr")} <= kinds
+    crash = Run(case.args, 1, "", "Traceback (most recent call last):\nValueError: x\n", 0.1,
+                "inprocess")
+    assert Violation("traceback", "ValueError") in check(case, crash, snapshot(box))
+    assert Violation("exit-code", "exit 3") in check(case, Run([], 3, "", "", 0, ""), before)
+    known = KnownFailure("7", "traceback", "ValueError", command="once")
+    assert triage(case, [Violation("traceback", "ValueError")], (known,)) == []
+    assert triage(case, [Violation("traceback", "KeyError")], (known,)) != []
+
+
 def test_every_command_is_enumerated() -> None:
     paths = {" ".join(p) for p, _ in COMMANDS}
     assert {"once", "run", "verify", "measure", "db upgrade", "keys rotate", "view"} <= paths
@@ -241,8 +267,7 @@ def test_every_config_key_with_hostile_values(key: str, templates: dict[str, Pat
         fs.set_path(doc, key.split("."), value)
         template = templates["file" if key.startswith("source.") else "sim"]
         case = _config_case(_sandbox(tmp_path, template), yaml.safe_dump(doc).encode(), key,
-                            ("once",), COMMANDS[[" ".join(p) for p, _ in COMMANDS]
-                                                .index("once")][1], {})
+                            ("once",), BY_PATH["once"], {})
         _execute(case, subprocess=False, config_canaries=CONFIG_CANARIES)
 
 
