@@ -40,6 +40,8 @@ from unittest import mock
 
 from click.testing import CliRunner
 
+from fairlens_monitor.config import load_settings
+
 # PII and secrets planted in data, config values and URLs; none may come out anywhere.
 DATA_CANARIES = ("john.doe@example.com", "123-45-6789", "555-123-4567", "4111111111111111")
 CONFIG_CANARIES = ("jane.roe@example.org", "987-65-4321")  # PII typed into config values
@@ -145,6 +147,18 @@ def guard(seconds: float) -> Iterator[None]:
         if old_timer[0]:  # give pytest-timeout's alarm back, minus the time used
             signal.setitimer(signal.ITIMER_REAL,
                              max(0.1, old_timer[0] - (time.monotonic() - started)))
+
+
+def config_invalid(config: Path, env: dict[str, str]) -> bool:
+    """The oracle: the validator refuses this config (or it is no regular file to read)."""
+    if not config.is_file():  # missing, a folder, a FIFO, a device: nothing to validate
+        return True
+    try:
+        with guard(10):
+            load_settings(config, env={k: v for k, v in env.items() if v})
+    except (Exception, Hang):
+        return True
+    return False
 
 
 def run_inprocess(case: Case) -> Run:

@@ -36,7 +36,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fairlens_monitor.config import load_settings
 from tests import fuzz_strategies as fs
 from tests.conftest import tamper
 from tests.fuzz_support import (
@@ -45,12 +44,11 @@ from tests.fuzz_support import (
     PW_URL,
     SEEN,
     Case,
-    Hang,
     KnownFailure,
     Run,
     Violation,
     check,
-    guard,
+    config_invalid,
     key_material,
     make_sandbox,
     report,
@@ -121,19 +119,6 @@ def _sandbox(base: Path, template: Path | None) -> Path:
                               for g in ("Male", "Female")])
         conn.close()
     return box
-
-
-def _config_invalid(config: Path, env: dict[str, str]) -> bool:
-    """The oracle: the validator refuses this config (or it is no regular file to read)."""
-    if not config.is_file():  # missing, a folder, a FIFO, a device: nothing to validate
-        return True
-    try:
-        with guard(10):
-            load_settings(config, env={"HOME": str(config.parent.parent / "home"),
-                                       **{k: v for k, v in env.items() if v}})
-    except (Exception, Hang):
-        return True
-    return False
 
 
 def _execute(case: Case, *, subprocess: bool, config_canaries: tuple[str, ...] = ()) -> None:
@@ -239,7 +224,7 @@ def _config_case(box: Path, text: bytes, label: str, path: tuple[str, ...],
     args = ["--config", "config.yaml", *_benign_args(path, command)]
     case = Case(box, args, env=env, stdin=b"not-a-token\n", command=" ".join(path),
                 label=label)
-    case.config_invalid = _config_invalid(config, env)
+    case.config_invalid = config_invalid(config, env)
     return case
 
 
@@ -294,7 +279,7 @@ def command_body(base: Callable[[], Path], templates: dict[str, Path], data: st.
     stdin = data.draw(st.sampled_from([b"", b"garbage\n", b"\0\xff" * 100, PW_URL.encode()]))
     case = Case(box, [*glob, *args], env=env, stdin=stdin, command=" ".join(path),
                 label="args")
-    case.config_invalid = _config_invalid(box / "work" / (
+    case.config_invalid = config_invalid(box / "work" / (
         glob[1] if glob[:1] == ["--config"] else "config.yaml"), env)
     _execute(case, subprocess=data.draw(SUBPROCESS_DRAW),
              config_canaries=CONFIG_CANARIES)
