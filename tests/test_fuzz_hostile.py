@@ -385,3 +385,12 @@ def test_alert_id_beyond_sqlite_integers_is_a_usage_error(command: str,
     assert run.code == 2, run.stderr
     assert "Traceback" not in run.stderr
     assert "ALERT_ID" in run.stderr.splitlines()[-1]
+
+
+def test_backup_into_a_folder_that_cannot_be_made_is_one_line(templates: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    """Found by the fuzzer: ``backup /sys/fuzz/x.db`` was a PermissionError traceback."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, ["backup", "/sys/fuzz/x.db"]))
+    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert run.stderr.startswith("error: database /sys/fuzz/x.db: cannot create its folder")
