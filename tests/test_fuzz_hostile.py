@@ -310,11 +310,18 @@ HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck)}
 
 def _fuzz(body: Callable[..., None], base: Callable[[], Path], templates: dict[str, Path],
           stop_at: float = float("inf"), **options: Any) -> None:
+    failed = []
+
     @settings(**HYPOTHESIS, **options)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        if time.monotonic() < stop_at:  # past the time budget, the batch's rest is a no-op
+        if time.monotonic() >= stop_at and not failed:  # past the budget: the rest is a no-op
+            return  # (but a failure found in time is still shrunk and replayed)
+        try:
             body(base, templates, data)
+        except BaseException:
+            failed.append(True)
+            raise
 
     run()
 
