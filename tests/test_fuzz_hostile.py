@@ -131,7 +131,7 @@ def _execute(case: Case, *, subprocess: bool, config_canaries: tuple[str, ...] =
         case.watchdog = FIFO_SECONDS
     before = snapshot(case.sandbox)
     keys = key_material(case.work / "var" / "keys")
-    run: Run = (run_subprocess(case, timeout=25 if case.command == "run" else 60)
+    run: Run = (run_subprocess(case, timeout=25 if case.command == "run" else None)
                 if (subprocess and case.command not in NEVER_SUBPROCESS)
                 or case.command.split(" ")[0] in SUBPROCESS_ONLY
                 else run_inprocess(case))
@@ -382,23 +382,3 @@ def test_fuzz_long(templates: dict[str, Path], tmp_path: Path,
     record_property("fuzz_cases", f"long ({MINUTES:g} min): {ran.total()} cases {dict(ran)}; "
                     f"known failures seen: {[(k.item, k.kind, n) for k, n in SEEN.items()]}")
 
-
-@pytest.mark.parametrize("command", ["ack", "resolve"])
-def test_alert_id_beyond_sqlite_integers_is_a_usage_error(command: str,
-                                                          templates: dict[str, Path],
-                                                          tmp_path: Path) -> None:
-    """Found by the fuzzer: ``alerts ack 10**30`` was an OverflowError traceback (exit 1)."""
-    box = _sandbox(tmp_path, templates["sim"])
-    run = run_inprocess(Case(box, ["alerts", command, str(10**30), "--by", "x", "--note", "n"]))
-    assert run.code == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    assert "ALERT_ID" in run.stderr.splitlines()[-1]
-
-
-def test_backup_into_a_folder_that_cannot_be_made_is_one_line(templates: dict[str, Path],
-                                                              tmp_path: Path) -> None:
-    """Found by the fuzzer: ``backup /sys/fuzz/x.db`` was a PermissionError traceback."""
-    box = _sandbox(tmp_path, templates["sim"])
-    run = run_inprocess(Case(box, ["backup", "/sys/fuzz/x.db"]))
-    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
-    assert run.stderr.startswith("error: database /sys/fuzz/x.db: cannot create its folder")
