@@ -51,8 +51,9 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
         The verified backup.
 
     Raises:
-        StoreError: not a SQLite database, ``dest`` exists, the copy fails, or the copy fails
-            ``integrity_check`` or chain verification (it is then deleted).
+        StoreError: not a SQLite database, ``dest`` exists or its folder cannot be made, the
+            copy fails, or the copy fails ``integrity_check`` or chain verification (it is
+            then deleted).
         CannotVerifyError: checkpoints exist but the public key or anchor file is missing.
     """
     source = sqlite_path(url)
@@ -63,7 +64,10 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
         raise StoreError(url, f"no database file at {source}")
     if dest.exists():
         raise StoreError(str(dest), "already exists; give a new file name")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. under /sys, or in a read-only folder
+        raise StoreError(str(dest), f"cannot create its folder: {exc.strerror}") from None
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     try:

@@ -132,6 +132,10 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     sys.exit(1 if report["verdict"] == "adverse" else 0)
 
 
+# An alert id is a SQLite/PostgreSQL BIGINT: a larger number was an OverflowError traceback.
+ALERT_ID = click.IntRange(1, 2**63 - 1)
+
+
 @click.group()
 def alerts() -> None:
     """The alert workflow: list alert episodes, acknowledge or resolve them."""
@@ -174,7 +178,7 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
 
 
 @alerts.command("ack")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ALERT_ID)
 @click.option("--by", required=True, help="Who acknowledges it.")
 @click.option("--note", help="Optional note (kept in the audit trail; no applicant data).")
 @click.pass_context
@@ -184,7 +188,7 @@ def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None) -> 
 
 
 @alerts.command("resolve")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ALERT_ID)
 @click.option("--by", required=True, help="Who resolves it.")
 @click.option("--note", required=True,
               help="Why it is resolved (required; kept in the audit trail; no applicant data).")

@@ -183,3 +183,17 @@ def tamper(url: str, sql: str) -> None:
             conn.execute(text(sql))
     finally:
         engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fuzz tests' case counts (``record_property("fuzz_cases", ...)``), which also
+    travel from pytest-xdist workers."""
+    lines = [f"{report.nodeid}: {value}"
+             for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
+             for name, value in getattr(report, "user_properties", ())
+             if name == "fuzz_cases"]
+    if lines:
+        terminalreporter.write_sep("-", "fuzz cases")
+        for line in lines:
+            terminalreporter.write_line(line)
