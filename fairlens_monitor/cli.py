@@ -378,5 +378,27 @@ for _command in (measure, alerts, keys, backup, restore, retention, view, page_t
 
 
 def main() -> NoReturn:
-    """Console-script entry point."""
-    sys.exit(cli.main(prog_name="fairlens-monitor"))
+    """Console-script entry point: every error is one stderr line and a documented exit code.
+
+    click's own usage errors (an unknown option, a value out of range, a group run without
+    its command) are made one line too, naming the command's ``--help``; a group's help goes
+    to stdout.
+    """
+    try:
+        code = cli.main(prog_name="fairlens-monitor", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help())
+        click.echo(f"error: {exc.ctx.command_path} needs a command (listed above)", err=True)
+        code = 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "fairlens-monitor"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"error: {message} (see '{where} --help')", err=True)
+        code = exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

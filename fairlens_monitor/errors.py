@@ -57,6 +57,15 @@ class DecryptionError(FairlensError):
         super().__init__(f"cannot decrypt token: {detail}")
 
 
+class OutputFileError(FairlensError):
+    """A file the user asked for cannot be written (its folder is missing or not writable)."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: {problem}; choose a writable file in an "
+                         "existing folder")
+
+
 class StoreError(FairlensError):
     """The database cannot be opened, migrated or written (the message never shows its
     password: the URL is shown with the password hidden, the problem scrubbed of it)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from fairlens_monitor.errors import OutputFileError
 from fairlens_monitor.render import audit_json
 from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
 from fairlens_monitor.store.repository import Repository
@@ -43,6 +44,8 @@ def export_jsonl(repo: Repository, path: Path) -> tuple[int, int]:
     Raises:
         DamagedRecordError: an audit row cannot be read as the record written (no file is
             left).
+        OutputFileError: ``path`` cannot be written (missing or read-only folder, a folder
+            in its place).
     """
     events = rows = 0
     tmp = path.with_name(path.name + ".tmp")
@@ -64,11 +67,26 @@ def export_jsonl(repo: Repository, path: Path) -> tuple[int, int]:
                     # ASCII: a hand-edited row may hold text that is not UTF-8
                     handle.write(json.dumps(doc, sort_keys=True) + "\n")
                     rows += 1
+    except OSError as exc:
+        _discard(tmp)
+        raise OutputFileError(path, exc.strerror or type(exc).__name__) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a damaged row stops the export: leave no half file
+        _discard(tmp)  # a damaged row stops the export: leave no half file
         raise
-    tmp.replace(path)
+    try:
+        tmp.replace(path)
+    except OSError as exc:
+        _discard(tmp)
+        raise OutputFileError(path, exc.strerror or type(exc).__name__) from None
     return events, rows
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a half-written export, if it could be created at all."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # its folder is missing or not ours: nothing was written there
+        pass
 
 
 def row_text(form: int, table: str, values: Sequence[Any]) -> str:

@@ -69,29 +69,6 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
                  r"( wal)?)$", command="once|run|measure", label=r"csv:.*|args|source\..*"),
     # item 3: a config value holding PII is echoed unmasked in the error line
     KnownFailure("3", "canary", r"config (e-mail|SSN) in (stderr|stdout)$"),
-    # item 7: 10**30 in an integer key passes validation, then rfc8785 raises
-    KnownFailure("7", "traceback", r"rfc8785\..*IntegerDomainError"),
-    # item 4: a database password printed (FAIRLENS_DB_URL, or a URL echoed from the config)
-    KnownFailure("4", "canary", r"password in (stderr|stdout)$"),
-    # item 7: a binary / non-UTF-8 config file; deeply nested YAML
-    KnownFailure("7", "traceback", r"UnicodeDecodeError|RecursionError"),
-    # item 7: YAML parse errors span 4-8 lines; database errors carry the driver's own lines
-    # (SQLAlchemy's "Background on this error", psycopg's "Is the server running ...")
-    KnownFailure("7", "stderr-lines", r"lines: error: (config key '--config': .* not valid "
-                 r"YAML|database[: ])"),
-    # item 7: values are not truncated in messages (alias bombs, 100 kB strings)
-    KnownFailure("7", "long-line", r"a stderr line of \d+ chars"),
-    # item 7 (not named there): --config that is not a regular file: /dev/zero is read to
-    # MemoryError, a FIFO blocks for ever
-    KnownFailure("7", "traceback", r"MemoryError", label="args"),
-    KnownFailure("7", "hang", r"no exit after", label="args"),
-    # NOT in items 1-10: `audit export --jsonl missing/dir/x` -> FileNotFoundError traceback
-    # (export_jsonl opens the .tmp file unguarded; cli.py and trail.py are at 400 lines)
-    KnownFailure("export", "traceback", r"FileNotFoundError|NotADirectoryError|"
-                 r"PermissionError|IsADirectoryError|OSError", command="audit export"),
-    # NOT in items 1-10: click's own usage errors print "Usage: … Try … Error: …" (4 lines),
-    # and a group run without a command prints its help (10+ lines), both exit 2
-    KnownFailure("click", "stderr-lines", r"\d+ lines: Usage: "),
 )
 
 COMMANDS = fs.commands()
