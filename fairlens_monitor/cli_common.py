@@ -20,6 +20,7 @@ from fairlens_monitor.app import open_repository
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.masking import mask
 from fairlens_monitor.store.repository import Repository
 
 T = TypeVar("T")
@@ -51,10 +52,10 @@ class ErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FairlensError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(mask(f"error: {exc}"), err=True)  # a config value may be an e-mail
             ctx.exit(exc.exit_code)
         except SQLAlchemyError as exc:
-            click.echo(f"error: database: {type(exc).__name__}: {exc}", err=True)
+            click.echo(mask(f"error: database: {type(exc).__name__}: {exc}"), err=True)
             ctx.exit(2)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.metrics import missing_column
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
@@ -88,8 +89,8 @@ def check_columns(conn: sa.Connection, table: str | None, query: str | None,
     present = list(conn.execute(probe).keys())
     for column in columns:
         if column not in present:
-            raise DataError(f"{where_text(table)} has no column '{column}' (columns: "
-                            f"{', '.join(present[:12])})", column=column)
+            raise DataError(missing_column(where_text(table), column, len(present)),
+                            column=column)
 
 
 def count_statement(table: str | None, query: str | None, group_by: list[str],
