@@ -101,9 +101,10 @@ def match_files(pattern: str, *, follow_symlinks: bool = False) -> list[Path]:
         if not found and not folder.is_dir():
             raise DataError(f"source.path {pattern}: the folder {folder} does not exist; "
                             "check the path (relative paths start at the config file)")
+    found.sort()
     for p in found:
         check_regular(p, folder, follow_symlinks=follow_symlinks)
-    return sorted(found)
+    return found
 
 
 def check_regular(path: Path, folder: Path, *, follow_symlinks: bool = False) -> None:
