@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from fairlens_monitor.cli import cli
 from fairlens_monitor.masking import looks_personal, luhn_valid, mask, value_form, value_forms
 
 LUHN_CARDS = ["4111111111111111", "5500005555555559", "378282246310005", "6011111111111117"]
@@ -121,3 +126,48 @@ def test_value_forms_hide_content_and_keep_shape() -> None:
     assert shown == "'aaaa.aaa@aaa…', '999-99-9999', 'Aaaaaaa' [a letter, 9 digit]"
     for canary in ("john", "123", "Zebulon"):
         assert canary not in shown
+
+
+def test_a_note_that_looks_personal_is_warned_about(write_config: Callable[..., Path]) -> None:
+    config = write_config({"simulation": {"drift": 1.0}})
+
+    def fl(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+    assert fl("once").exit_code == 0
+    plain = fl("alerts", "ack", "1", "--by", "alice", "--note", "looking at it, CR-12")
+    assert plain.exit_code == 0, plain.output
+    assert "warning" not in plain.stderr
+    done = fl("alerts", "resolve", "1", "--by", "alice", "--note",
+              "applicant jane@example.com complained")
+    assert done.exit_code == 0, done.output  # recorded as given: a governance record
+    assert done.stderr.startswith("warning: the note looks like it holds personal data")
+    assert "jane@example.com" not in done.stderr
+
+
+def test_error_lines_are_masked(write_config: Callable[..., Path]) -> None:
+    """A config value holding an e-mail or SSN used to be echoed in clear."""
+    config = write_config({"schedule": {"interval_seconds": "jane@example.com 123-45-6789"}})
+    result = CliRunner().invoke(cli, ["--config", str(config), "once"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "[email] [ssn]" in result.stderr, result.stderr
+    assert "jane@example.com" not in result.stderr
+    assert "123-45-6789" not in result.stderr
+
+
+def test_the_stored_error_text_is_masked() -> None:
+    from fairlens_monitor.cycle import error_text
+
+    assert error_text(ValueError("row of jane@example.com, 123 45 6789")) == (
+        "ValueError: row of [email], [ssn]")
+
+
+def test_structured_output_is_never_masked(write_config: Callable[..., Path]) -> None:
+    """A seed shaped like an SSN, and the 64-hex hashes, come out of --json exactly."""
+    config = write_config({"simulation": {"seed": 123456789}})
+    result = CliRunner().invoke(cli, ["--config", str(config), "once", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"seed": 123456789' in result.stdout
+    assert "[ssn]" not in result.stdout
+    assert re.search(r'"hash": "[0-9a-f]{64}"', result.stdout), result.stdout
