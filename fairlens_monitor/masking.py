@@ -44,6 +44,7 @@ MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
      "[phone]"),
 )
 _FORM_CHARS = 12
+_QUOTED = re.compile(r"""(["'])(.*?)\1""")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -82,6 +83,19 @@ def mask(text: str) -> str:
 def looks_personal(text: str) -> bool:
     """Return whether ``text`` holds something :func:`mask` would mask."""
     return mask(text) != text
+
+
+def quoted_redacted(message: str, names: Iterable[str] = ()) -> str:
+    """The first line of a library's error message, each quoted text replaced by ``'…'``
+    unless it is one of ``names`` (configured columns, a table, an encoding).
+
+    A database driver or a file parser quotes the value it could not convert (``invalid
+    input syntax for type integer: "…"``), and that value is a cell of the lender's data.
+    """
+    keep = set(names)
+    first = (message.splitlines() or [""])[0]
+    return _QUOTED.sub(lambda m: m.group() if m.group(2) in keep else f"{m.group(1)}…"
+                       f"{m.group(1)}", first)
 
 
 def value_form(value: Any) -> str:

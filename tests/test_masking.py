@@ -14,7 +14,14 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.masking import looks_personal, luhn_valid, mask, value_form, value_forms
+from fairlens_monitor.masking import (
+    looks_personal,
+    luhn_valid,
+    mask,
+    quoted_redacted,
+    value_form,
+    value_forms,
+)
 
 LUHN_CARDS = ["4111111111111111", "5500005555555559", "378282246310005", "6011111111111117"]
 
@@ -171,3 +178,10 @@ def test_structured_output_is_never_masked(write_config: Callable[..., Path]) ->
     assert '"seed": 123456789' in result.stdout
     assert "[ssn]" not in result.stdout
     assert re.search(r'"hash": "[0-9a-f]{64}"', result.stdout), result.stdout
+
+
+def test_quoted_data_in_a_library_message_is_redacted_configured_names_kept() -> None:
+    message = 'invalid input syntax for type integer: "Zebulon Quixotic"\nLINE 1: SELECT'
+    assert quoted_redacted(message, ["risk"]) == 'invalid input syntax for type integer: "…"'
+    assert quoted_redacted('column "risk" does not exist', ["risk"]) == (
+        'column "risk" does not exist')

@@ -26,6 +26,7 @@ import pandas as pd
 from fairlens_monitor.counts import combine, in_window, normalise, parse_timestamps
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.masking import quoted_redacted
 from fairlens_monitor.metrics import require_columns
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -282,7 +283,8 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
     except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: "
+                        f"{quoted_redacted(str(exc), [*cols.needed, 'utf-8'])}") from None
     counts = combine(tables) if tables else pd.DataFrame()
     return counts, FileRead(str(path), parsed, after.st_size, after.st_mtime_ns, rows, kept)
 

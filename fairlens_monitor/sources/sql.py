@@ -10,7 +10,6 @@ those rows (:mod:`fairlens_monitor.counts`), exactly as for a file.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.masking import quoted_redacted
 from fairlens_monitor.metrics import missing_column
-
-_QUOTED = re.compile(r"""(["'])(.*?)\1""")
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
@@ -94,16 +92,6 @@ def check_columns(conn: sa.Connection, table: str | None, query: str | None,
         if column not in present:
             raise DataError(missing_column(where_text(table), column, len(present)),
                             column=column)
-
-
-def driver_line(message: str, names: list[str]) -> str:
-    """The first line of a database's error message, every quoted text in it replaced by
-    ``"…"`` unless it is one of the configured ``names`` (a column or table): a driver
-    quotes the value it could not convert (``invalid input syntax for type integer:
-    "…"``), and that value is a cell of the lender's data."""
-    lines = message.splitlines() or [""]
-    return _QUOTED.sub(lambda m: m.group() if m.group(2) in names else f"{m.group(1)}…"
-                       f"{m.group(1)}", lines[0])
 
 
 def count_statement(table: str | None, query: str | None, group_by: list[str],
@@ -178,7 +166,7 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
         orig = getattr(exc, "orig", None) or exc
         raise DataError(f"{where_text(table)}: the count query failed in the source "
                         f"database: {type(orig).__name__}: "
-                        f"{driver_line(str(orig), [*needed, table or ''])}") from None
+                        f"{quoted_redacted(str(orig), [*needed, table or ''])}") from None
     if window is not None:
         sql += f"  -- window [{window[0].isoformat()}, {window[1].isoformat()})"
     return frame, sql
