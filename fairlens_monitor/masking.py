@@ -36,11 +36,11 @@ MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (_SSN, "[ssn]"),
     # Phone numbers: international (+CC ...), North American (555-123-4567, (555) 123-4567),
     # and national with a leading 0 (030 1234 5678). Dates, times and durations do not fit
-    # these shapes (a time's parts follow a ':' and a fraction a '.').
+    # these shapes (a time's parts follow a digit and ':', a fraction a '.').
     (re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}(?![\w-])"), "[phone]"),
-    (re.compile(r"(?<![\w.:-])(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.:]\d)"),
+    (re.compile(r"(?<!\w)(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.:]\d)"),
      "[phone]"),
-    (re.compile(r"(?<![\w.:-])0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,5}(?![\w-]|[.:]\d)"),
+    (re.compile(r"(?<![\w.-])(?<!\d:)0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,5}(?![\w-]|[.:]\d)"),
      "[phone]"),
 )
 _FORM_CHARS = 12

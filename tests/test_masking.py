@@ -35,6 +35,7 @@ def luhn_complete(body: str) -> str:
     ("SSN 123456789 on file", "SSN [ssn] on file"),
     ("SSN 123 45 6789 on file", "SSN [ssn] on file"),
     ("ssn:123456789", "ssn:[ssn]"),
+    ("tel:555-123-4567, tel:030 1234 5678", "tel:[phone], tel:[phone]"),
     ("card 4111 1111 1111 1111 declined", "card [card] declined"),
     ("card 4111-1111-1111-1111", "card [card]"),
     ("amex 3782 822463 10005", "amex [card]"),
