@@ -62,7 +62,8 @@ FILE_CASES: dict[str, tuple[list[list[str]], dict[str, Any]]] = {
 def file_case(tmp_path: Path, write_config: Callable[..., Path], case: str,
               **overrides: Any) -> Path:
     """Write the case's decision file and a config reading it; return the config."""
-    lines, extra = FILE_CASES[case]
+    lines, shared = FILE_CASES[case]
+    extra = dict(shared)  # the table is shared by every test: never change it
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "decisions-2026-11-01.csv").write_text("\n".join(",".join(r) for r in lines))
