@@ -22,6 +22,7 @@ from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.masking import mask
 from fairlens_monitor.passwords import scrub
 from fairlens_monitor.store.db import one_line
 from fairlens_monitor.store.repository import Repository
@@ -65,10 +66,10 @@ class ErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FairlensError as exc:
-            click.echo(f"error: {scrub(str(exc), *_urls(ctx))}", err=True)
-            ctx.exit(exc.exit_code)
+            click.echo(mask(f"error: {scrub(str(exc), *_urls(ctx))}"), err=True)  # a config
+            ctx.exit(exc.exit_code)  # value may be an e-mail
         except SQLAlchemyError as exc:
-            click.echo(f"error: database: {scrub(one_line(exc), *_urls(ctx))}", err=True)
+            click.echo(mask(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
             ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise

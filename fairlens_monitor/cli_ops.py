@@ -24,6 +24,7 @@ from fairlens_monitor.cli_common import (
     trail_paths,
     writer,
 )
+from fairlens_monitor.masking import looks_personal
 from fairlens_monitor.render import alert_json, alert_line
 from fairlens_monitor.store import maintenance
 
@@ -161,6 +162,10 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
     from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
+    if note and looks_personal(note):  # recorded as given: a governance record, in clear
+        click.echo("warning: the note looks like it holds personal data (an e-mail, SSN, card "
+                   "or phone number); notes are kept in the audit trail in clear and cannot "
+                   "be edited out — put no applicant data in notes", err=True)
     repo = writer(settings)
     sealer = Sealer.of(settings, open_signing_key(settings, repo))
     signed = []

@@ -39,7 +39,7 @@ from fairlens_monitor.config_yaml import read_document
 from fairlens_monitor.drift import DriftSchedule
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.measurement_config import MeasurementSettings, parse_measurement
-from fairlens_monitor.source_config import SourceSettings, parse_source
+from fairlens_monitor.source_config import KIND_KEYS, SourceSettings, parse_source
 from fairlens_monitor.trend import CusumSettings
 
 if TYPE_CHECKING:
@@ -276,10 +276,8 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
                                "alerts", "logging", "audit", "measurement",
                                "drift_detection", "backup", "retention", "source",
                                "leadership"})
-    source = parse_source(section(root, "source", {"kind", "path", "url", "table", "query",
-                                                   "outcome", "timestamp", "stratum",
-                                                   "window", "chunk_rows", "missing_values"},
-                                   required=False),
+    source = parse_source(section(root, "source", set().union(*KIND_KEYS.values()),
+                                  required=False),
                           base_dir=base_dir, env=env)
     db = section(root, "database", {"url", "busy_timeout_ms"})
     schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})

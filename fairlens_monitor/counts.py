@@ -215,7 +215,7 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     bad = parsed.isna()
     if bad.any():
         raise DataError(f"timestamp column '{column}' of {where} has {int(bad.sum())} values "
-                        f"that are not ISO 8601 times (e.g. {examples(values[bad])})",
+                        f"that are not ISO 8601 times (forms: {examples(values[bad])})",
                         column=column)
     return parsed
 

@@ -25,6 +25,7 @@ from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.masking import mask
 from fairlens_monitor.measure import (
     DriftState,
     ScenarioResult,
@@ -269,14 +270,12 @@ class FailedCycle:
 
 
 def error_text(exc: BaseException) -> str:
-    """Describe a failure in one line, truncated to ``MAX_ERROR_CHARS``.
+    """Describe a failure in one masked line (it is chained), cut at ``MAX_ERROR_CHARS``.
 
-    A database error is described by the driver's own message ("OperationalError: database
-    is locked"), not SQLAlchemy's full text, which repeats the SQL and its parameters.
-    """
+    A database error is described by the driver's own message, not SQLAlchemy's full text."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
-    return scrub(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
+    return mask(scrub(f"{type(exc).__name__}: {exc}"))[:MAX_ERROR_CHARS]
 
 
 def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,

@@ -16,6 +16,7 @@ from one consistent snapshot of the database:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -83,10 +84,8 @@ def export_jsonl(repo: Repository, path: Path) -> tuple[int, int]:
 
 def _discard(tmp: Path) -> None:
     """Remove a half-written export, if it could be created at all."""
-    try:
+    with contextlib.suppress(OSError):  # its folder is missing: nothing was written there
         tmp.unlink(missing_ok=True)
-    except OSError:  # its folder is missing or not ours: nothing was written there
-        pass
 
 
 def row_text(form: int, table: str, values: Sequence[Any]) -> str:

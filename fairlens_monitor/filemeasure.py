@@ -29,6 +29,7 @@ from fairlens_monitor.groups import (
     table_from_frame,
     to_json,
 )
+from fairlens_monitor.masking import quoted_redacted
 from fairlens_monitor.metrics import numbers
 from fairlens_monitor.outcomes import included_outcome_metrics
 from fairlens_monitor.scores import score_metrics
@@ -68,7 +69,8 @@ def iter_decisions(path: Path, columns: list[str],
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path.name}: cannot read it: {exc}") from None
+        raise DataError(f"{path.name}: cannot read it: "
+                        f"{quoted_redacted(str(exc), [*columns, 'utf-8'])}") from None
 
 
 def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = None, *,

@@ -24,6 +24,7 @@ import pandas as pd
 from fairlens_monitor import stats
 from fairlens_monitor.cells import numeric_cells, text_codes
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.masking import looks_personal, value_forms
 from fairlens_monitor.metrics import binary_outcome, numbers, require_columns
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data",
         ``"a & b"`` for two; missing values are labelled ``(missing)``.
 
     Raises:
-        DataError: a column is missing, or a banded column is not numeric.
+        DataError: a column is missing, a banded column is not numeric, or a value looks
+            like personal data (an e-mail, SSN, card or phone number: never a group label).
     """
     require_columns(df, list(spec.attributes), where=where)
     codes, names = np.zeros(len(df), dtype=np.int64), [""]
@@ -157,6 +159,13 @@ def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | Non
         index[np.isnan(numeric)] = len(labels)
         return index.astype(np.int64), [*labels, MISSING]
     codes, labels = text_codes(values, missing_values)
+    personal = sum(map(looks_personal, labels))
+    if personal:  # group labels are stored and chained: an identifier must never be one
+        raise DataError(f"attribute column '{column}' of {where} has {personal} distinct "
+                        "values that look like personal data (e-mail, SSN, card or phone "
+                        "numbers); a protected attribute must hold categories — check "
+                        "measurement.protected_attributes and the file's header row",
+                        column=column)
     codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
     return codes, [*labels, MISSING]
 
@@ -361,7 +370,7 @@ def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:
             if g.label == spec.privileged_value:
                 return g
         raise DataError(f"privileged value {spec.privileged_value!r} does not occur in "
-                        f"'{spec.attribute_name}' (values: {_listing(groups)})",
+                        f"'{spec.attribute_name}' ({_listing([g.label for g in groups])})",
                         column=spec.attribute_name)
     included = [g for g in groups if g.share >= spec.min_group_share] or groups
     return max(included, key=lambda g: (g.rate, g.applicants))
@@ -389,16 +398,17 @@ def _reason(verdict: str, compared: list[GroupResult], reference: GroupResult) -
     return "; ".join(f"{g.label}: {g.reason}" for g in worst)
 
 
-def _listing(groups: list[GroupResult]) -> str:
-    return ", ".join(repr(g.label) for g in groups[:12])
+def _listing(labels: Sequence[str]) -> str:
+    """The groups present, for an error: their count and forms, never the values (a
+    misspelt configured label is then found by comparing forms: ``'Aaaa'`` vs ``'aaaa'``)."""
+    return f"{len(labels)} values, forms: {value_forms(labels)}"
 
 
 def require_value(table: GroupTable, value: str, what: str, attribute: str) -> None:
     """Raise DataError unless ``value`` is one of the table's group labels."""
     if value not in table.labels:
-        shown = ", ".join(repr(v) for v in table.labels[:12])
-        raise DataError(f"{what} {value!r} does not occur in '{attribute}' (values: {shown})",
-                        column=attribute)
+        raise DataError(f"{what} {value!r} does not occur in '{attribute}' "
+                        f"({_listing(table.labels)})", column=attribute)
 
 
 def assess_named(table: GroupTable, spec: GroupSpec) -> Assessment:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from fairlens_monitor.cells import text_codes
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.masking import value_forms
 
 DEFAULT_DIR_THRESHOLD = 0.8
 DEFAULT_GAP_THRESHOLD = 0.2
@@ -72,14 +73,21 @@ def require_columns(df: pd.DataFrame | Iterable[Any], columns: list[str], *,
         where: how to name the data in the error (e.g. a file name).
 
     Raises:
-        DataError: naming the first missing column and the columns that are there.
+        DataError: naming the first missing column and how many columns there are — never
+            the names found: a file without a header row has its first row of data there.
     """
     names = list(df.columns if isinstance(df, pd.DataFrame) else df)
     for column in columns:
         if column not in names:
-            present = ", ".join(map(str, names[:12]))
-            raise DataError(f"{where} has no column '{column}' (columns: {present})",
-                            column=column)
+            raise DataError(missing_column(where, column, len(names)), column=column)
+
+
+def missing_column(where: str, column: str, n_columns: int) -> str:
+    """The message for a configured column the data lacks: its name and the column count,
+    not the names that are there (they may be a row of data; see :func:`require_columns`)."""
+    return (f"{where} has no column '{column}' ({n_columns} columns found, names not shown "
+            "as they may be data, e.g. a file without a header row; names must match "
+            "exactly, case included)")
 
 
 def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
@@ -105,7 +113,7 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
 
     Raises:
         DataError: on missing values or values that are not binary, with their count and up
-            to five examples.
+            to five of their forms (never the values).
     """
     def count(mask: np.ndarray) -> int:
         return int(mask.sum() if weights is None else np.asarray(weights)[mask].sum())
@@ -138,9 +146,10 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
 
 
 def examples(values: pd.Series, limit: int = 5) -> str:
-    """Up to ``limit`` distinct values for an error message, as plain Python reprs."""
-    return ", ".join(repr(v.item() if hasattr(v, "item") else v)
-                     for v in pd.unique(values)[:limit])
+    """Up to ``limit`` distinct values for an error message, as their forms only (``'9'``,
+    ``'aaaa'``; :func:`fairlens_monitor.masking.value_forms`): a cell's content never
+    reaches an error, the log or the audit trail."""
+    return value_forms(pd.unique(values)[:limit * 4], limit)
 
 
 def numbers(values: pd.Series, describe: str, column: str,
@@ -157,7 +166,7 @@ def numbers(values: pd.Series, describe: str, column: str,
         A float array aligned with ``values``.
 
     Raises:
-        DataError: a present value is not a number, with the count and examples.
+        DataError: a present value is not a number, with the count and the values' forms.
     """
     if pd.api.types.is_numeric_dtype(values):
         numeric = pd.to_numeric(values, errors="coerce")
@@ -170,7 +179,7 @@ def numbers(values: pd.Series, describe: str, column: str,
         bad = (codes >= 0) & np.append(np.isnan(parsed), False)[codes]
     if bad.any():
         count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
-        raise DataError(f"{describe} has {count} values that are not numbers (e.g. "
+        raise DataError(f"{describe} has {count} values that are not numbers (forms: "
                         f"{examples(values[bad])}); if they mark missing values, list them "
                         "in source.missing_values (measure: --missing-value)", column=column)
     return np.asarray(numeric.to_numpy(dtype=float), dtype=float)
@@ -178,7 +187,7 @@ def numbers(values: pd.Series, describe: str, column: str,
 
 def _raise_not_binary(column: str, bad: pd.Series, role: str, n_bad: int) -> None:
     raise DataError(f"{role} column '{column}' has {n_bad} values that are not binary "
-                    f"(e.g. {examples(bad)}); expected 0/1, true/false or yes/no",
+                    f"(forms: {examples(bad)}); expected 0/1, true/false or yes/no",
                     column=column)
 
 

@@ -2,7 +2,8 @@
 
 Not part of a cycle's data path — the monitor never stores a per-applicant row (only counts
 and metrics; see ``docs/PRIVACY.md``). These serve the original spec's ``anonymize_data``
-for anyone who exports decisions, and keep identifiers out of every log line.
+for anyone who exports decisions. Masking of free text lives in
+:mod:`fairlens_monitor.masking` (re-exported here).
 
 Pseudonyms are HMAC-SHA256 under a secret *pepper* kept in the key folder (``pepper.key``,
 0600, never in the database). A bare SHA-256 of an identifier is not a pseudonym: ids are
@@ -15,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import logging
-import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,13 @@ from typing import TYPE_CHECKING
 
 from fairlens_monitor.crypto import KeyExistsError, create_key_file, read_private_file
 from fairlens_monitor.errors import DataError, KeyFileError
+from fairlens_monitor.masking import MaskingFilter, install_masking, mask
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI installs the log filter
     import pandas as pd
+
+__all__ = ["MaskingFilter", "anonymize_data", "install_masking", "load_pepper", "mask",
+           "pseudonym"]
 
 PEPPER_FILE = "pepper.key"
 PEPPER_BYTES = 32
@@ -79,8 +82,8 @@ def anonymize_data(df: pd.DataFrame, id_columns: Sequence[str] = ("application_i
     out = df.copy()
     for column in id_columns:
         if column not in out.columns:
-            raise DataError(f"no id column '{column}' to anonymise (columns: "
-                            f"{', '.join(map(str, out.columns[:12]))})", column=column)
+            raise DataError(f"no id column '{column}' to anonymise (the frame has "
+                            f"{len(out.columns)} columns)", column=column)
         values = out[column]
         out[column] = values.map(lambda v: None if pd.isna(v) else pseudonym(v, pepper))
     return out
@@ -104,54 +107,3 @@ def load_pepper(key_dir: Path, *, create: bool = True) -> bytes:
     if len(pepper) < 16:
         raise KeyFileError(str(path), f"holds {len(pepper)} bytes; at least 16 are needed")
     return pepper
-
-
-MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), "[ssn]"),
-    (re.compile(r"(?i)\b(application[_ ]?id|applicant[_ ]?id|app[_ ]?id)\b(\s*[=:#]?\s*)"
-                r"[\w-]+"), r"\1\2[id]"),
-    # Phone numbers: international (+CC ...), North American (555-123-4567, (555) 123-4567),
-    # and national with a leading 0 (030 1234 5678). Dates and times do not fit these shapes.
-    (re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}(?![\w-])"), "[phone]"),
-    (re.compile(r"(?<!\w)(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w)"), "[phone]"),
-    (re.compile(r"(?<![\w-])0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,5}(?![\w-])"), "[phone]"),
-)
-
-
-def mask(text: str) -> str:
-    """Mask e-mail addresses, SSN-like numbers, application ids and phone numbers."""
-    for pattern, replacement in MASKS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class MaskingFilter(logging.Filter):
-    """A logging filter that masks personal data in every record's final message.
-
-    The message is formatted once (``record.getMessage()``), masked, and stored back with no
-    arguments, so nothing unmasked reaches any handler.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Mask the record in place; never drops a record."""
-        message = mask(record.getMessage())
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = mask(record.exc_text)
-        record.msg, record.args = message, None
-        return True
-
-
-def install_masking(logger: logging.Logger | None = None) -> MaskingFilter:
-    """Add the masking filter to every handler of ``logger`` (default: the root logger).
-
-    Returns:
-        The filter (already installed).
-    """
-    target = logger or logging.getLogger()
-    masking = MaskingFilter()
-    for handler in target.handlers:
-        handler.addFilter(masking)
-    return masking

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fairlens_monitor.config_checks import (
+    boolean,
     number,
     reject_unknown,
     resolve_db_url,
@@ -32,7 +33,7 @@ ENV_SOURCE_URL = "FAIRLENS_SOURCE_URL"
 KINDS = ("simulator", "file", "sql")
 COMMON_KEYS = {"kind", "outcome", "timestamp", "stratum", "window", "chunk_rows",
                "missing_values"}
-KIND_KEYS = {"simulator": {"kind"}, "file": COMMON_KEYS | {"path"},
+KIND_KEYS = {"simulator": {"kind"}, "file": COMMON_KEYS | {"path", "follow_symlinks"},
              "sql": COMMON_KEYS | {"url", "table", "query"}}
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -47,6 +48,7 @@ class SourceSettings:
     ``window`` is ``all`` (every decision each cycle), ``new_files`` (file sources: only
     files not measured before, or changed since) or a duration such as ``24h``
     (``window_seconds``; decisions whose ``timestamp`` falls in the last 24 hours).
+    ``follow_symlinks`` (file sources) lets a link lead out of the path's folder.
     """
 
     kind: str = "simulator"
@@ -61,6 +63,7 @@ class SourceSettings:
     window_seconds: float | None = None
     chunk_rows: int = 500_000
     missing_values: tuple[str, ...] = ()
+    follow_symlinks: bool = False
 
     @property
     def columns(self) -> dict[str, str]:
@@ -123,7 +126,9 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
                               "missing_values": missing_values(section)}
     if kind == "file":
         pattern = string(section, "source.path")
-        return SourceSettings(path=str(resolve_path(pattern, base_dir)), **common)
+        follow = boolean(section, "source.follow_symlinks", default=False)
+        return SourceSettings(path=str(resolve_path(pattern, base_dir)), follow_symlinks=follow,
+                              **common)
     url = env.get(ENV_SOURCE_URL) or section.get("url")
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("source.url", "missing; give a SQLAlchemy URL, e.g. "

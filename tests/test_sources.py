@@ -319,7 +319,7 @@ def test_a_file_changing_while_it_is_read_fails_the_read(
     (lambda df: df.drop(columns=["risk"]), r"file decisions-2026-11-01\.csv has no column "
                                            r"'risk'"),
     (lambda df: df.assign(risk=df.risk.replace({0: 2})),
-     r"outcome column 'risk' has \d+ values that are not binary \(e\.g\. '2'\).*rows 1–100 of "
+     r"outcome column 'risk' has \d+ values that are not binary \(forms: '9' \[.*rows 1–100 of "
      r"decisions-2026-11-01\.csv"),
     (lambda df: df.assign(decided_at="last tuesday"),
      r"timestamp column 'decided_at' .* 100 values that are not ISO 8601"),

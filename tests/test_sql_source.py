@@ -141,9 +141,10 @@ def test_a_query_source_with_its_own_filter(make_settings: Callable[..., Setting
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"outcome": "approved"}, r"table decisions has no column 'approved' \(columns: risk, sex"),
+    ({"outcome": "approved"}, r"table decisions has no column 'approved' \(11 columns found, "
+                              r"names not shown"),
     ({"stratum": "housing"}, r"stratum column 'housing' of table decisions has 1000 values "
-                             r"that are not numbers \(e\.g\. '(own|free|rent)'"),
+                             r"that are not numbers \(forms: 'aaa.?', 'aaa.?'"),
     ({"table": "loans"}, r"table loans: the count query failed in the source database"),
 ])
 def test_bad_source_data_fails_the_cycle_clearly(make_settings: Callable[..., Settings],
@@ -229,7 +230,7 @@ def test_non_binary_outcomes_are_counted_in_decisions_not_rows(
     settings = make_settings(sql_config(url, stratum=None))
     source = SqlSource(settings.source, settings.group_spec(), None)
     with pytest.raises(DataError, match=r"outcome column 'risk' has 30 values that are not "
-                                        r"binary \(e\.g\. 7\)"):
+                                        r"binary \(forms: '9' \["):
         source.read(datetime.now(UTC), {})
     source.close()
 

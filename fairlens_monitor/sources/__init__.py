@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -22,6 +23,7 @@ from fairlens_monitor.cells import missing_report
 from fairlens_monitor.counts import combine, decisions, digest, empty_counts, normalise
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.masking import looks_personal
 from fairlens_monitor.passwords import shown_url
 from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
@@ -90,6 +92,7 @@ class FileSource:
                  score: str | None = None, score_bins: int = 100) -> None:
         """Prepare to read ``settings.path`` with the groups of ``spec``."""
         self.settings = settings
+        self._warned: set[str] = set()
         self.columns = Columns(spec, settings.outcome, label, settings.stratum,
                                settings.timestamp, score, score_bins)
 
@@ -109,7 +112,8 @@ class FileSource:
         """
         s = self.settings
         window = window_at(s, now)
-        files = match_files(s.path or "")
+        files = match_files(s.path or "", follow_symlinks=s.follow_symlinks)
+        self._warn_personal_names(files)
         skipped: list[Any] = []
         if s.window == "new_files":
             files, skipped = new_or_changed(files, seen)
@@ -130,6 +134,16 @@ class FileSource:
         lineage = _lineage(s, window, counts, pattern=s.path, files_read=len(reads),
                            files_skipped=len(skipped))
         return Batch(counts, decisions(counts), window, lineage, tuple(reads), tuple(changed))
+
+    def _warn_personal_names(self, files: list[Path]) -> None:
+        """Warn once per file whose name looks like personal data: paths are lineage,
+        stored in ``source_files`` and the audit chain, where they can never be edited."""
+        for path in files:
+            if str(path) not in self._warned and looks_personal(path.name):
+                self._warned.add(str(path))
+                log.warning("source file %s: its name looks like it holds personal data (an "
+                            "e-mail, SSN, card or phone number); file names are stored in the "
+                            "audit trail — rename it (e.g. by date)", path)
 
     def close(self) -> None:
         """Nothing to release."""

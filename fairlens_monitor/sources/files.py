@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import stat
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ import pandas as pd
 from fairlens_monitor.counts import combine, in_window, normalise, parse_timestamps
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.masking import quoted_redacted
 from fairlens_monitor.metrics import require_columns
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -70,21 +72,31 @@ class Columns:
             None, [self.label, self.stratum, self.timestamp, self.score])]))
 
 
-def match_files(pattern: str) -> list[Path]:
+def match_files(pattern: str, *, follow_symlinks: bool = False) -> list[Path]:
     """Return the decision files a path, folder or glob names, sorted by path.
+
+    The pattern's *folder* is the folder itself, or a glob's fixed prefix (the parts before
+    the first one with ``*``, ``?`` or ``[``: ``/etc/*`` looks in ``/etc`` and matches every
+    entry there), or a single file's parent. Every match must be a regular file inside that
+    folder: a symbolic link is followed only to a file inside the folder, unless
+    ``follow_symlinks`` (``source.follow_symlinks: true``); a match that is a folder, a FIFO,
+    a device, a socket or a broken or looping link is refused. A refusal fails the cycle (it
+    is not skipped quietly) and names the file, never its content.
 
     Args:
         pattern: a file, a folder (its ``.csv``/``.parquet`` files) or a glob (``**`` too).
+        follow_symlinks: also read links to files outside the folder.
 
     Returns:
         The matching regular files (possibly none).
 
     Raises:
         DataError: the folder the pattern points into does not exist (a typo would otherwise
-            look like a quiet source: every window empty).
+            look like a quiet source: every window empty), or a match is refused.
     """
     path = Path(pattern)
     if path.is_dir():
+        folder = path
         found = [p for p in path.iterdir() if p.name.lower().endswith(DATA_SUFFIXES)]
     else:
         found = [Path(p) for p in glob.glob(pattern, recursive=True)]
@@ -94,7 +106,40 @@ def match_files(pattern: str) -> list[Path]:
         if not found and not folder.is_dir():
             raise DataError(f"source.path {pattern}: the folder {folder} does not exist; "
                             "check the path (relative paths start at the config file)")
-    return sorted(p for p in found if p.is_file())
+    found.sort()
+    for p in found:
+        check_regular(p, folder, follow_symlinks=follow_symlinks)
+    return found
+
+
+def check_regular(path: Path, folder: Path, *, follow_symlinks: bool = False) -> None:
+    """Refuse a match that is not a regular file inside ``folder`` (see :func:`match_files`).
+
+    Raises:
+        DataError: naming the file and what it is, and the fix.
+    """
+    try:
+        mode = path.stat().st_mode  # follows links: a loop or a missing target raises
+    except (OSError, RuntimeError):
+        raise DataError(f"source.path: {path} is a symbolic link that cannot be followed (a "
+                        "loop or a missing target); remove it from the folder") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(f"source.path: {path} is {_kind(mode)}, not a regular file; the "
+                        "source reads regular files only — remove it or narrow source.path "
+                        "(e.g. *.csv)")
+    if follow_symlinks:
+        return
+    inside = folder.resolve()
+    if not path.resolve().is_relative_to(inside):
+        raise DataError(f"source.path: {path} is a symbolic link to a file outside {inside}; "
+                        "remove the link, or set source.follow_symlinks: true to read it")
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def check_header(path: Path) -> None:
@@ -238,6 +283,8 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
     name = path.name
     try:
         before = path.stat()
+        if not stat.S_ISREG(before.st_mode):  # swapped since it was matched: never open it
+            raise DataError(f"{name}: {_kind(before.st_mode)}, not a regular file; refused")
         tables, rows, kept = [], 0, 0
         chunks = FileChunks(path, cols.needed, chunk_rows)
         for chunk in chunks:
@@ -268,7 +315,8 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
     except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: "
+                        f"{quoted_redacted(str(exc), [*cols.needed, 'utf-8'])}") from None
     counts = combine(tables) if tables else pd.DataFrame()
     return counts, FileRead(str(path), parsed, after.st_size, after.st_mtime_ns, rows, kept)
 

@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.masking import quoted_redacted
+from fairlens_monitor.metrics import missing_column
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
@@ -111,8 +113,8 @@ def check_columns(conn: sa.Connection, table: str | None, query: str | None,
     present = list(conn.execute(probe).keys())
     for column in columns:
         if column not in present:
-            raise DataError(f"{where_text(table)} has no column '{column}' (columns: "
-                            f"{', '.join(present[:12])})", column=column)
+            raise DataError(missing_column(where_text(table), column, len(present)),
+                            column=column)
 
 
 def count_statement(table: str | None, query: str | None, group_by: list[str],
@@ -186,8 +188,8 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         raise DataError(f"{where_text(table)}: the count query failed in the source "
-                        f"database: {type(orig).__name__}: {str(orig).splitlines()[0]}"
-                        ) from None
+                        f"database: {type(orig).__name__}: "
+                        f"{quoted_redacted(str(orig), [*needed, table or ''])}") from None
     if window is not None:
         sql += f"  -- window [{window[0].isoformat()}, {window[1].isoformat()})"
     return frame, sql
