@@ -10,6 +10,8 @@ error becomes one line with the line and column.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,16 @@ def read_document(path: Path) -> Any:
         The document (any YAML value; the caller checks its shape).
 
     Raises:
-        ConfigError: the file is missing, unreadable, larger than ``MAX_CONFIG_BYTES``, not
-            UTF-8, not valid YAML, nested too deeply, or expanding past ``MAX_NODES``. The
-            message is one line and quotes no content of the file.
+        ConfigError: the file is missing, not a regular file, unreadable, larger than
+            ``MAX_CONFIG_BYTES``, not UTF-8, not valid YAML, nested too deeply, or expanding
+            past ``MAX_NODES``. The message is one line and quotes no content of the file.
     """
-    try:
-        with path.open("rb") as handle:
+    try:  # non-blocking open: a FIFO must be refused, not waited on for ever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError("--config", f"{path} is not a regular file (a folder, FIFO "
+                                  "or device); give the path of the YAML config file")
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("--config", f"file {path} not found") from None

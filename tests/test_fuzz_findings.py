@@ -5,6 +5,9 @@ Each ran into a traceback (exit 1) where one error line and exit 2 belong.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,39 @@ def test_backup_into_a_folder_that_cannot_be_made_is_one_line(templates: dict[st
     run = run_inprocess(Case(box, ["backup", "/sys/fuzz/x.db"]))
     assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
     assert run.stderr.startswith("error: database /sys/fuzz/x.db: cannot create its folder")
+
+
+def test_export_to_a_missing_folder_is_one_line(templates: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    """Found by the fuzzer: ``audit export --jsonl missing/x`` was a FileNotFoundError."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, ["audit", "export", "--jsonl", "missing/deep/x.jsonl"]))
+    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert run.stderr.startswith("error: cannot write missing/deep/x.jsonl")
+
+
+@pytest.mark.parametrize("args", [["--bogus", "verify"], ["view", "--port", "99999999"],
+                                  ["db"], ["alerts"]])
+def test_click_usage_errors_are_one_line(args: list[str], templates: dict[str, Path],
+                                         tmp_path: Path) -> None:
+    """Found by the fuzzer: click's usage errors were 4 lines, a bare group 10+ lines."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, args))
+    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert run.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to a fifo", "device"])
+def test_a_config_that_is_not_a_regular_file_is_refused_not_waited_on(
+        kind: str, tmp_path: Path) -> None:
+    """Found by the fuzzer: ``--config <FIFO>`` blocked for ever, ``/dev/zero`` was read."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    target = {"fifo": fifo, "device": Path("/dev/zero")}.get(kind, tmp_path / "link")
+    if kind == "link to a fifo":
+        target.symlink_to(fifo)
+    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", str(target),
+                           "verify"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, check=False)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "is not a regular file" in done.stderr

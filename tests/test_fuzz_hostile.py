@@ -59,17 +59,10 @@ from tests.fuzz_support import (
     triage,
 )
 
-# Failure classes seen on main at 49a7df4, each with the issue-15 item whose fix removes it.
-# The lead empties this list once those fixes are merged; an entry matches only its own kind,
-# detail pattern, command and mutated input, so a new failure still fails the suite.
-KNOWN_FAILURES: tuple[KnownFailure, ...] = (
-    # item 1: data values (PII in cells and headers) quoted in errors -> stderr, runs.error and
-    # the cycle_failed event of a file-source `once`
-    KnownFailure("1", "canary", r"(e-mail|SSN|phone|card number) in (stderr|stdout|database"
-                 r"( wal)?)$", command="once|run|measure", label=r"csv:.*|args|source\..*"),
-    # item 3: a config value holding PII is echoed unmasked in the error line
-    KnownFailure("3", "canary", r"config (e-mail|SSN) in (stderr|stdout)$"),
-)
+# Failure classes the harness tolerates, each with the issue item whose fix will remove it. An
+# entry matches only its own kind, detail pattern, command and mutated input, so a new failure
+# still fails the suite. Empty since issue 15's fixes landed (every class it found is fixed).
+KNOWN_FAILURES: tuple[KnownFailure, ...] = ()
 
 COMMANDS = fs.commands()
 BY_PATH = {" ".join(p): c for p, c in COMMANDS}
