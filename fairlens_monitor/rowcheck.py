@@ -48,6 +48,11 @@ MUTABLE_BY: dict[str, frozenset[str]] = {
 Expected = tuple[str, int, int]
 
 
+class CheckedEntries(list[tuple[int, str]]):
+    """Row entries read by a strict grammar (ids are ints, digests lower-case hex text): the
+    replay skips the per-entry type checks a JSON-decoded list needs."""
+
+
 class RowLedger:
     """The expected digest of every row, built from the chain's events in seq order."""
 
@@ -96,10 +101,12 @@ class RowLedger:
                 if not entries:
                     continue
                 known = self.rows[table]
-                if (not baseline and all(type(i) is int and type(d) is str for i, d in entries)
-                        and not any(i in known for i, _ in entries)):
-                    known.update((i, (d, form, seq)) for i, d in entries)  # new rows: common
-                    continue
+                if not baseline and (type(entries) is CheckedEntries or all(
+                        type(i) is int and type(d) is str for i, d in entries)):
+                    new = {i: (d, form, seq) for i, d in entries}
+                    if known.keys().isdisjoint(new):  # new rows: the common case
+                        known.update(new)
+                        continue
                 may_change = not baseline and event_type in MUTABLE_BY.get(table, ())
                 for row_id, digest in entries:
                     row_id, digest = int(row_id), str(digest)

@@ -471,4 +471,7 @@ def test_row_entries_read_without_the_json_decoder_are_the_decoded_ones() -> Non
                 "row_digests": decode(text_, at + len('"row_digests":'))[0]}
         except ValueError:
             expected = None
-        assert _row_entries(text_) == expected, text_
+        got = _row_entries(text_)
+        if got:  # the strict reader gives (id, digest) tuples where JSON gives lists
+            got = json.loads(json.dumps(got))
+        assert got == expected, text_

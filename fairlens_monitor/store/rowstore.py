@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit import Anomaly
-from fairlens_monitor.rowcheck import ROW_EVENTS, RowLedger
+from fairlens_monitor.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
 from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES
 from fairlens_monitor.store.models import AuditEvent
 
@@ -197,7 +197,8 @@ _LIST = rf'\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]'
 _STRICT = re.compile(rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
                      rf'(?:,"group_results":{_LIST})?(?:,"readings":{_LIST})?'
                      rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}')
-_ENTRIES = re.compile(r'\[([0-9]+),"([0-9a-f]{64})"\]').findall
+_IDS = re.compile(r'\[([0-9]+),').findall  # within a text _STRICT matched: one per entry
+_DIGESTS = re.compile(r'"([0-9a-f]{64})"').findall
 _STRICT_TABLES = ("alerts", "group_results", "readings", "runs", "source_files")
 
 
@@ -210,7 +211,8 @@ def _digests_at(canonical: str, at: int) -> Any:
     out: dict[str, Any] = {"form": int(form)}
     for table, text_ in zip(_STRICT_TABLES, (alerts, *rest), strict=True):
         if text_ is not None:
-            out[table] = [[int(i), d] for i, d in _ENTRIES(text_)]
+            out[table] = CheckedEntries(zip(map(int, _IDS(text_)), _DIGESTS(text_),
+                                            strict=True))
     return out
 
 
