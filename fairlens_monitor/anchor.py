@@ -6,11 +6,15 @@ crash leaves at worst one incomplete last line, which readers report rather than
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from fairlens_monitor.checkpoints import Checkpoint, parse_line
+from fairlens_monitor.safefiles import NOT_REGULAR, open_regular
 
 
 @dataclass(frozen=True)
@@ -25,11 +29,15 @@ def append(path: Path, cp: Checkpoint) -> None:
     """Append one checkpoint line and fsync it (the folder is created if needed).
 
     Raises:
-        OSError: the file cannot be written.
+        OSError: the file cannot be written, or is not a regular file (a FIFO is refused
+            rather than waited on).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        os.set_blocking(fd, True)
         os.write(fd, (cp.to_json() + "\n").encode("ascii"))
         os.fsync(fd)
     finally:
@@ -41,11 +49,14 @@ def read(path: Path) -> AnchorContents:
 
     Returns:
         The checkpoints in file order and the 1-based numbers of lines that did not parse.
+
+    Raises:
+        OSError: the path is not a regular file (``safefiles.NOT_REGULAR``) or unreadable.
     """
     if not path.exists():
         return AnchorContents([], [])
     checkpoints, bad = [], []
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with io.TextIOWrapper(open_regular(path), encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -64,7 +75,7 @@ def last_seq(path: Path, tail_bytes: int = 4096) -> int:
     tail holds no whole good line it falls back to reading the file.
     """
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - tail_bytes))
             lines = handle.read().decode("utf-8", errors="replace").splitlines()

@@ -66,10 +66,10 @@ class ErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FairlensError as exc:
-            click.echo(mask(f"error: {scrub(str(exc), *_urls(ctx))}"), err=True)  # a config
-            ctx.exit(exc.exit_code)  # value may be an e-mail
+            click.echo(_line(f"error: {scrub(str(exc), *_urls(ctx))}"), err=True)
+            ctx.exit(exc.exit_code)
         except SQLAlchemyError as exc:
-            click.echo(mask(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
+            click.echo(_line(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
             ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -79,6 +79,12 @@ class ErrorGroup(click.Group):
             click.echo(f"error: unexpected {type(exc).__name__} (a bug, or input nothing "
                        f"checks yet); rerun with {ENV_DEBUG}=1 for the traceback", err=True)
             ctx.exit(2)
+
+
+def _line(message: str) -> str:
+    """One masked line: a driver's message may span lines ("Is the server running…"), and a
+    config value or a library's text may hold an e-mail or an SSN."""
+    return mask(" ".join(message.split()))
 
 
 def _urls(ctx: click.Context) -> list[str | None]:

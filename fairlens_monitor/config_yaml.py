@@ -10,14 +10,13 @@ error becomes one line with the line and column.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from fairlens_monitor.errors import ConfigError
+from fairlens_monitor.safefiles import read_regular
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a megabyte is a wrong file
 MAX_NODES = 100_000  # YAML nodes after alias expansion
@@ -74,13 +73,8 @@ def read_document(path: Path) -> Any:
             ``MAX_CONFIG_BYTES``, not UTF-8, not valid YAML, nested too deeply, or expanding
             past ``MAX_NODES``. The message is one line and quotes no content of the file.
     """
-    try:  # non-blocking open: a FIFO must be refused, not waited on for ever
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError("--config", f"{path} is not a regular file (a folder, FIFO "
-                                  "or device); give the path of the YAML config file")
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+    try:  # a FIFO or device is refused, not waited on or read for ever
+        data = read_regular(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError("--config", f"file {path} not found") from None
     except OSError as exc:

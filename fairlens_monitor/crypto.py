@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor.errors import DecryptionError, KeyFileError
+from fairlens_monitor.safefiles import read_regular
 
 FERNET_KEY_FILE = "fernet.key"
 RETIRED_SUFFIX = ".retired"  # fernet-<key id>.retired: replaced by a rotation, still decrypts
@@ -164,7 +165,7 @@ def read_private_file(path: Path) -> bytes:
             fix=f"chmod 600 {path}",
         )
     try:
-        return path.read_bytes().strip()
+        return read_regular(path).strip()
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
 
@@ -303,10 +304,12 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         KeyFileError: missing or not an Ed25519 public key.
     """
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(read_regular(path, 1 << 16))
     except FileNotFoundError:
         raise KeyFileError(str(path), "missing; the public key is needed to check signed "
                                       "checkpoints", fix="pass --public-key FILE") from None
+    except OSError as exc:
+        raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(str(path), "not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):

@@ -235,8 +235,16 @@ def anchored_beyond(repo: Repository, anchor_file: Path, public_key: Path,
 
     Returns:
         The seqs, ascending, of the anchor file's checkpoints above ``from_seq``.
+
+    Raises:
+        CannotVerifyError: the anchor file cannot be read (or is a FIFO or device).
     """
-    checkpoints = [cp for cp in anchor.read(anchor_file).checkpoints if cp.seq > from_seq]
+    try:
+        checkpoints = [cp for cp in anchor.read(anchor_file).checkpoints if cp.seq > from_seq]
+    except OSError as exc:
+        raise CannotVerifyError(f"the anchor file {anchor_file} cannot be read "
+                                f"({exc.strerror or type(exc).__name__})",
+                                "pass --anchor FILE") from None
     if checkpoints and public_key.exists():
         checkpoints = _apply_restores(repo, load_public_key(public_key), checkpoints)[0]
     return sorted({cp.seq for cp in checkpoints})

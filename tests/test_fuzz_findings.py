@@ -72,4 +72,30 @@ def test_a_config_that_is_not_a_regular_file_is_refused_not_waited_on(
                            "verify"], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, check=False)
     assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
-    assert "is not a regular file" in done.stderr
+    assert "not a regular file" in done.stderr
+
+
+@pytest.mark.parametrize("option", ["--public-key", "--anchor"])
+def test_verify_refuses_a_fifo_for_its_key_or_anchor(option: str, templates: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """Found by the 10-minute fuzz run: ``verify --public-key <FIFO>`` blocked for ever."""
+    work = _sandbox(tmp_path, templates["sim"]) / "work"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", "config.yaml",
+                           "verify", option, str(fifo)],
+                          capture_output=True, text=True, timeout=120, cwd=work, check=False)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "not a regular file" in done.stderr
+
+
+def test_a_driver_message_over_two_lines_is_printed_as_one(tmp_path: Path) -> None:
+    """Found by the 10-minute fuzz run: psycopg's "connection refused" error is two lines
+    ("… Is the server running on that host …")."""
+    env = {**os.environ, "FAIRLENS_DB_URL": "postgresql+psycopg://u:pw@127.0.0.1:1/x"}
+    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config",
+                           str(Path(__file__).parents[1] / "config.yaml"), "history"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+                          check=False)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "Is the server running" in done.stderr

@@ -1,0 +1,54 @@
+"""Opening a file the user named, safely: only a regular file, never waiting on a FIFO.
+
+An edge helper used wherever the monitor reads a path from the command line or the config
+(the config file, key files, the public key, the anchor file). A FIFO opened for reading
+blocks until a writer comes; a device such as ``/dev/zero`` never ends. Both are refused
+before a byte is read, with an ``OSError`` whose ``strerror`` says why, so every caller's
+existing "cannot read: <strerror>" message covers it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+NOT_REGULAR = "not a regular file (a folder, FIFO or device)"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (symlinks are followed).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The open file (the caller closes it).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        OSError: it is not a regular file (``strerror`` is :data:`NOT_REGULAR`) or cannot be
+            opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """Read a regular file's bytes (at most ``limit`` + 1 when a limit is given, so a caller
+    can tell a file that is too large).
+
+    Raises:
+        FileNotFoundError, OSError: as :func:`open_regular`.
+    """
+    with open_regular(path) as handle:
+        return handle.read() if limit is None else handle.read(limit + 1)
