@@ -27,6 +27,8 @@ from fairlens_monitor.cli_common import (
     ErrorGroup,
     dump,
     reader,
+    record_hash,
+    run_console,
     sealed_writer,
     settings_of,
     show,
@@ -238,7 +240,7 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
 
 
 @cli.command("verify-entry")
-@click.argument("hash_hex", metavar="HASH")
+@click.argument("hash_hex", metavar="HASH", callback=record_hash)
 @JSON_OPTION
 @ANCHOR_OPTION
 @PUBKEY_OPTION
@@ -378,27 +380,6 @@ for _command in (measure, alerts, keys, backup, restore, retention, view, page_t
 
 
 def main() -> NoReturn:
-    """Console-script entry point: every error is one stderr line and a documented exit code.
-
-    click's own usage errors (an unknown option, a value out of range, a group run without
-    its command) are made one line too, naming the command's ``--help``; a group's help goes
-    to stdout.
-    """
-    try:
-        code = cli.main(prog_name="fairlens-monitor", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help())
-        click.echo(f"error: {exc.ctx.command_path} needs a command (listed above)", err=True)
-        code = 2
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx is not None else "fairlens-monitor"
-        message = " ".join(exc.format_message().split())
-        click.echo(f"error: {message} (see '{where} --help')", err=True)
-        code = exc.exit_code
-    except click.ClickException as exc:
-        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
-        code = exc.exit_code
-    except click.Abort:
-        click.echo("error: aborted", err=True)
-        code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    """Console-script entry point: every error is one stderr line and a documented exit code
+    (see :func:`fairlens_monitor.cli_common.run_console`)."""
+    sys.exit(run_console(cli))

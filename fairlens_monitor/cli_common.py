@@ -156,3 +156,51 @@ def trail_paths(settings: Settings, anchor_file: Path | None,
                  public_key: Path | None) -> TrailPaths:
     return {"anchor_file": anchor_file or settings.audit.anchor_file,
             "public_key": public_key or settings.keys.dir / PUBLIC_KEY_FILE}
+
+
+def record_hash(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Click callback: a record hash as given on the command line, 64 hex digits (case
+    ignored), returned lower-case.
+
+    Raises:
+        click.BadParameter: anything else; the argument is not echoed (it could be anything,
+            a password included).
+    """
+    text_ = value.strip().lower()
+    if len(text_) != 64 or any(c not in "0123456789abcdef" for c in text_):
+        raise click.BadParameter("expected the 64 hex digits of an audit record's hash (as "
+                                 "`audit` prints it)")
+    return text_
+
+
+def run_console(group: click.Group) -> int:
+    """Console-script entry point: every error is one stderr line and a documented exit code.
+
+    click's own usage errors (an unknown option, a value out of range, a group run without
+    its command) are made one line too, naming the command's ``--help``; a group's help goes
+    to stdout.
+
+    Args:
+        group: the command group to run on ``sys.argv``.
+
+    Returns:
+        The exit code.
+    """
+    try:
+        code = group.main(prog_name="fairlens-monitor", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help())
+        click.echo(f"error: {exc.ctx.command_path} needs a command (listed above)", err=True)
+        code = 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "fairlens-monitor"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"error: {message} (see '{where} --help')", err=True)
+        code = exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        code = 1
+    return code if isinstance(code, int) else 0

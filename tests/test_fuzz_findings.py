@@ -99,3 +99,13 @@ def test_a_driver_message_over_two_lines_is_printed_as_one(tmp_path: Path) -> No
                           check=False)
     assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
     assert "Is the server running" in done.stderr
+
+
+def test_verify_entry_refuses_what_is_not_a_hash_without_echoing_it(
+        templates: dict[str, Path], tmp_path: Path) -> None:
+    """Found by the 10-minute fuzz run: ``verify-entry <a database URL>`` printed the URL,
+    password included ("no audit record has hash …")."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, ["verify-entry", "postgresql://u:Pw-canary-77@h/x"]))
+    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert "Pw-canary-77" not in run.stdout + run.stderr
