@@ -191,6 +191,9 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         DataError: bad file, column or values, or a named group value that does not occur.
         ValueError: ``score`` without ``label``.
     """
+    if not path.is_file():  # a FIFO would block the read for ever, a device never end
+        raise DataError(f"{path.name}: not a regular file (a folder, FIFO or device); give a "
+                        "CSV or Parquet decision file")
     scored = None
     if score is not None:
         if label is None:

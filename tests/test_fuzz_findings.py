@@ -109,3 +109,15 @@ def test_verify_entry_refuses_what_is_not_a_hash_without_echoing_it(
     run = run_inprocess(Case(box, ["verify-entry", "postgresql://u:Pw-canary-77@h/x"]))
     assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
     assert "Pw-canary-77" not in run.stdout + run.stderr
+
+
+def test_measure_refuses_a_fifo(tmp_path: Path) -> None:
+    """A FIFO given to ``measure`` blocked for ever (noticed while fixing issue 15's items)."""
+    fifo = tmp_path / "decisions.csv"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "measure", str(fifo),
+                           "--protected-attribute", "gender", "--privileged-value", "Male",
+                           "--outcome", "approved"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "not a regular file" in done.stderr
