@@ -157,15 +157,26 @@ def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> Non
     show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
 
 
-def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None) -> None:
+NOT_PERSONAL = click.option(
+    "--note-is-not-personal", "not_personal", is_flag=True,
+    help="Record a note that looks like personal data anyway (a false alarm, e.g. a number "
+         "that only resembles a phone or card number).")
+
+
+def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None,
+                not_personal: bool) -> None:
     from fairlens_monitor.app import open_signing_key
     from fairlens_monitor.sealing import Sealer
 
     settings = settings_of(ctx)
-    if note and looks_personal(note):  # recorded as given: a governance record, in clear
-        click.echo("warning: the note looks like it holds personal data (an e-mail, SSN, card "
-                   "or phone number); notes are kept in the audit trail in clear and cannot "
-                   "be edited out — put no applicant data in notes", err=True)
+    if not by.strip():
+        raise click.BadParameter("name who does it (not blank)", param_hint="'--by'")
+    if note and looks_personal(note) and not not_personal:  # the chain keeps it for ever
+        raise click.BadParameter(
+            "the note looks like it holds personal data (an e-mail, SSN, card or phone "
+            "number); notes stay in the audit trail in clear and cannot be edited out. "
+            "Rephrase it without applicant data, or add --note-is-not-personal if it is a "
+            "false alarm (e.g. a ticket number)", param_hint="'--note'")
     repo = writer(settings)
     sealer = Sealer.of(settings, open_signing_key(settings, repo))
     signed = []
@@ -186,10 +197,12 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
 @click.argument("alert_id", type=ALERT_ID)
 @click.option("--by", required=True, help="Who acknowledges it.")
 @click.option("--note", help="Optional note (kept in the audit trail; no applicant data).")
+@NOT_PERSONAL
 @click.pass_context
-def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None) -> None:
+def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None,
+               not_personal: bool) -> None:
     """Acknowledge an open alert: someone is looking at it (an audit event)."""
-    _transition(ctx, alert_id, "acknowledged", by, note)
+    _transition(ctx, alert_id, "acknowledged", by, note, not_personal)
 
 
 @alerts.command("resolve")
@@ -197,10 +210,12 @@ def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None) -> 
 @click.option("--by", required=True, help="Who resolves it.")
 @click.option("--note", required=True,
               help="Why it is resolved (required; kept in the audit trail; no applicant data).")
+@NOT_PERSONAL
 @click.pass_context
-def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str) -> None:
+def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str,
+                   not_personal: bool) -> None:
     """Resolve an open or acknowledged alert, with a note (an audit event)."""
-    _transition(ctx, alert_id, "resolved", by, note)
+    _transition(ctx, alert_id, "resolved", by, note, not_personal)
 
 
 @click.group()

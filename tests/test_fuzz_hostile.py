@@ -285,19 +285,14 @@ HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck)}
 
 
 def _fuzz(body: Callable[..., None], base: Callable[[], Path], templates: dict[str, Path],
-          stop_at: float = float("inf"), **options: Any) -> None:
-    failed = []
-
+          **options: Any) -> None:
+    # The time budget is checked between batches only: an example that returned early without
+    # drawing (past the budget) made Hypothesis fail with FlakyStrategyDefinition whenever it
+    # revisited a prefix an earlier example had drawn further along.
     @settings(**HYPOTHESIS, **options)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        if time.monotonic() >= stop_at and not failed:  # past the budget: the rest is a no-op
-            return  # (but a failure found in time is still shrunk and replayed)
-        try:
-            body(base, templates, data)
-        except BaseException:
-            failed.append(True)
-            raise
+        body(base, templates, data)
 
     run()
 
@@ -355,7 +350,7 @@ def test_fuzz_long(templates: dict[str, Path], tmp_path: Path,
         while time.monotonic() < deadline:
             for body in BODIES.values():
                 if time.monotonic() < deadline:
-                    _fuzz(body, lambda: tmp_path, templates, deadline, max_examples=10)
+                    _fuzz(body, lambda: tmp_path, templates, max_examples=5)
     finally:
         SUBPROCESS_DRAW = st.just(False)
     ran = CASES - before

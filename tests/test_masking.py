@@ -136,7 +136,10 @@ def test_value_forms_hide_content_and_keep_shape() -> None:
         assert canary not in shown
 
 
-def test_a_note_that_looks_personal_is_warned_about(write_config: Callable[..., Path]) -> None:
+def test_a_note_that_looks_personal_is_refused_unless_confirmed(
+        write_config: Callable[..., Path]) -> None:
+    """A note stays in the chain for ever: one that looks personal is refused (exit 2, one
+    line, not echoed, nothing recorded) unless the operator says it is a false alarm."""
     config = write_config({"simulation": {"drift": 1.0}})
 
     def fl(*args: str) -> Result:
@@ -146,11 +149,18 @@ def test_a_note_that_looks_personal_is_warned_about(write_config: Callable[..., 
     plain = fl("alerts", "ack", "1", "--by", "alice", "--note", "looking at it, CR-12")
     assert plain.exit_code == 0, plain.output
     assert "warning" not in plain.stderr
-    done = fl("alerts", "resolve", "1", "--by", "alice", "--note",
-              "applicant jane@example.com complained")
-    assert done.exit_code == 0, done.output  # recorded as given: a governance record
-    assert done.stderr.startswith("warning: the note looks like it holds personal data")
-    assert "jane@example.com" not in done.stderr
+    refused = fl("alerts", "resolve", "1", "--by", "alice", "--note",
+                 "applicant jane@example.com complained")
+    assert refused.exit_code == 2, refused.output
+    assert "looks like it holds personal data" in refused.stderr
+    assert "jane@example.com" not in refused.stderr
+    assert "acknowledged" in fl("alerts", "list", "--state", "all").stdout  # not resolved
+    blank = fl("alerts", "resolve", "1", "--by", " ", "--note", "fixed")
+    assert blank.exit_code == 2
+    assert "--by" in blank.stderr
+    done = fl("alerts", "resolve", "1", "--by", "alice", "--note", "ticket 4111 1111 1111 1111",
+              "--note-is-not-personal")
+    assert done.exit_code == 0, done.output
 
 
 def test_error_lines_are_masked(write_config: Callable[..., Path]) -> None:
