@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config import Settings, load_settings
-from fairlens_monitor.crypto import PUBLIC_KEY_FILE
+from fairlens_monitor.crypto import PUBLIC_KEY_FILE, check_key_dir
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.masking import mask
 from fairlens_monitor.passwords import scrub
@@ -126,7 +126,16 @@ def reader(settings: Settings) -> Repository:
 
 
 def writer(settings: Settings) -> Repository:
-    """A writable repository on a migrated database, closed when the command ends."""
+    """A writable repository on a migrated database, closed when the command ends.
+
+    An existing key folder open to other users is refused first, before the database is
+    created or migrated (the key files would be refused a moment later anyway).
+
+    Raises:
+        KeyFileError: the key folder exists and group or others may enter it.
+    """
+    if settings.keys.dir.is_dir():
+        check_key_dir(settings.keys.dir)
     return closing(open_repository(settings))
 
 

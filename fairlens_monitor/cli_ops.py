@@ -32,15 +32,15 @@ from fairlens_monitor.store import maintenance
 def _band(_ctx: click.Context, _param: click.Parameter,
           values: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
     bands = {}
-    for text in values:
+    for position, text in enumerate(values, start=1):  # the text is not echoed in errors
         column, _, edges = text.partition("=")
         try:
             numbers = tuple(float(e) for e in edges.split(","))
         except ValueError:
             numbers = ()
         if not column or not numbers or list(numbers) != sorted(set(numbers)):
-            raise click.BadParameter(f"expected COLUMN=EDGE[,EDGE...] with increasing numbers, "
-                                     f"e.g. age=25 or age=25,40; got {text!r}")
+            raise click.BadParameter(f"value {position} is not COLUMN=EDGE[,EDGE...] with "
+                                     "increasing numbers, e.g. age=25 or age=25,40")
         bands[column] = numbers
     return bands
 

@@ -121,3 +121,15 @@ def test_measure_refuses_a_fifo(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
     assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
     assert "not a regular file" in done.stderr
+
+
+def test_a_bad_band_is_named_by_position_not_echoed(templates: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """Found by the 10-minute fuzz run: ``measure --band <URL with password>`` echoed it."""
+    box = _sandbox(tmp_path, templates["sim"])
+    run = run_inprocess(Case(box, ["measure", "config.yaml", "--protected-attribute", "g",
+                                   "--privileged-value", "M", "--outcome", "y", "--band",
+                                   "age=25", "--band", "pw://u:Pw-canary-78@h/x"]))
+    assert (run.code, run.stderr.count("\n")) == (2, 1), run.stderr
+    assert "value 2 is not COLUMN=EDGE" in run.stderr
+    assert "Pw-canary-78" not in run.stdout + run.stderr

@@ -172,6 +172,7 @@ def test_a_new_key_folder_is_made_0700_and_an_open_one_gets_no_key(
     line = one_line_exit_2(CliRunner().invoke(cli, ["--config", str(config), "once"]))
     assert f"chmod 700 {open_dir}" in line
     assert not list(open_dir.iterdir())
+    assert not (tmp_path / "b.db").exists()  # refused before the database was created
 
 
 def test_a_damaged_newest_token_is_not_taken_for_a_wrong_key(setup: Setup) -> None:
