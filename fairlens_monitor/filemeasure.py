@@ -191,7 +191,7 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         DataError: bad file, column or values, or a named group value that does not occur.
         ValueError: ``score`` without ``label``.
     """
-    if not path.is_file():  # a FIFO would block the read for ever, a device never end
+    if path.exists() and not path.is_file():  # a FIFO would block for ever, a device never end
         raise DataError(f"{path.name}: not a regular file (a folder, FIFO or device); give a "
                         "CSV or Parquet decision file")
     scored = None

@@ -137,11 +137,14 @@ class Sealer:
             This sealer.
         """
         repo.sessions.configure(info={_SEALER: self})
-        for name, listener in (("before_commit", _seal_before_commit),
-                               ("after_commit", _anchor_after_commit),
-                               ("after_rollback", _forget)):
-            if not event.contains(repo.sessions, name, listener):
+        # Our own mark, not event.contains: SQLAlchemy's registry is keyed by id(), and a new
+        # sessionmaker at the address of a collected one could read as already listened to.
+        if getattr(repo.sessions, _LISTENING, None) is not repo.sessions.class_:
+            for name, listener in (("before_commit", _seal_before_commit),
+                                   ("after_commit", _anchor_after_commit),
+                                   ("after_rollback", _forget)):
                 event.listen(repo.sessions, name, listener)
+            setattr(repo.sessions, _LISTENING, repo.sessions.class_)
         return self
 
     def _sign(self, s: Session, head: AuditRecord, last: Checkpoint | None) -> Checkpoint:
@@ -163,6 +166,9 @@ class Sealer:
             append_anchor(self.anchor_file, cp)
         except AnchorWriteError as exc:
             log.error("%s", exc)
+
+
+_LISTENING = "_fairlens_sealing_listens_on"  # sessionmaker attribute: the class listened on
 
 
 def _seal_before_commit(s: Session) -> None:

@@ -104,7 +104,7 @@ def test_outcome_words_and_parquet(tmp_path: Path) -> None:
     (["--protected-attribute", "sex", "--outcome", "risk"],
      "--privileged-value is required"),
     (["--protected-attribute", "sex", "--band", "age", "--reference", "highest",
-      "--outcome", "risk"], "expected COLUMN=EDGE"),
+      "--outcome", "risk"], "is not COLUMN=EDGE"),
     (["--protected-attribute", "purpose", "--band", "purpose=1", "--reference", "highest",
       "--outcome", "risk"], "column 'purpose' of file german_credit.csv is banded but has"),
 ])
