@@ -6,15 +6,13 @@ crash leaves at worst one incomplete last line, which readers report rather than
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from fairlens_monitor.checkpoints import Checkpoint, parse_line
-from fairlens_monitor.safefiles import NOT_REGULAR, open_regular
+from fairlens_monitor.safefiles import open_regular, regular_fd
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,8 @@ def append(path: Path, cp: Checkpoint) -> None:
             rather than waited on).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    fd = regular_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
-        os.set_blocking(fd, True)
         os.write(fd, (cp.to_json() + "\n").encode("ascii"))
         os.fsync(fd)
     finally:

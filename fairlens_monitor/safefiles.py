@@ -18,6 +18,33 @@ from typing import BinaryIO
 NOT_REGULAR = "not a regular file (a folder, FIFO or device)"
 
 
+def regular_fd(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """Open ``path`` with ``flags`` (blocking again once open) if it is a regular file.
+
+    Args:
+        path: the file (symlinks are followed).
+        flags: ``os.open`` flags, e.g. ``os.O_WRONLY | os.O_APPEND | os.O_CREAT``.
+        mode: the permissions of a file ``os.O_CREAT`` creates.
+
+    Returns:
+        The file descriptor (the caller closes it).
+
+    Raises:
+        FileNotFoundError: there is no such file (and ``flags`` does not create it).
+        OSError: it is not a regular file (``strerror`` is :data:`NOT_REGULAR`) or cannot be
+            opened.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK, mode)  # a FIFO opens at once, not on a peer
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_regular(path: Path) -> BinaryIO:
     """Open ``path`` for binary reading if it is a regular file (symlinks are followed).
 
@@ -32,15 +59,7 @@ def open_regular(path: Path) -> BinaryIO:
         OSError: it is not a regular file (``strerror`` is :data:`NOT_REGULAR`) or cannot be
             opened.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    return os.fdopen(regular_fd(path), "rb")
 
 
 def read_regular(path: Path, limit: int | None = None) -> bytes:
