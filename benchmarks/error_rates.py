@@ -42,8 +42,8 @@ from scipy.stats import binom, norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fairlens_monitor import stats
-from fairlens_monitor.groups import GroupResult, GroupSpec, GroupTable, assess
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.groups import GroupResult, GroupSpec, GroupTable, assess
 
 GRID_K = (2, 3, 5, 7)
 GRID_N = (30, 100, 300, 1000)

@@ -28,8 +28,8 @@ from fairlearn.metrics import (
     equalized_odds_difference,
 )
 
-from fairlens_monitor.groups import count_groups
-from fairlens_monitor.outcomes import outcome_metrics
+from fairlens_monitor.fairness.groups import count_groups
+from fairlens_monitor.fairness.outcomes import outcome_metrics
 
 
 def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

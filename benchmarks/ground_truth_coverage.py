@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/ground_truth_coverage.py [--sims 4000]``. For every cell of
 the grid (rows per group 30/100/300/1,000 for each of the two compared denominators; true
 rates 0.05/0.3/0.7/0.95 for the group and the reference) it draws binomial counts, builds the
-95 % interval of :mod:`fairlens_monitor.intervals` and counts how often it holds the true
+95 % interval of :mod:`fairlens_monitor.fairness.intervals` and counts how often it holds the true
 value. The ratio interval is the DIR's (``stats.ratio_interval``, MOVER-R Clopper–Pearson);
 Katz's log interval, which readings used before, is printed beside it for comparison: Katz
 draws with a zero count have no interval — shown as the undefined share and counted as not
@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from fairlens_monitor import intervals, stats
+from fairlens_monitor.fairness import intervals, stats
 
 SIZES = (30, 100, 300, 1000)
 RATES = (0.05, 0.3, 0.7, 0.95)

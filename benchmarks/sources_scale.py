@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.config import load_settings  # noqa: E402
-from fairlens_monitor.counts import normalise  # noqa: E402
+from fairlens_monitor.fairness.counts import normalise  # noqa: E402
 from fairlens_monitor.sources import SqlSource  # noqa: E402
 
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)

@@ -13,10 +13,10 @@ from typing import Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "analyze_feature_impact": "fairlens_monitor.explain",
+    "analyze_feature_impact": "fairlens_monitor.fairness.explain",
     "anonymize_data": "fairlens_monitor.privacy",
-    "generate_explanation": "fairlens_monitor.explain",
-    "calculate_disparate_impact_ratio": "fairlens_monitor.metrics",
+    "generate_explanation": "fairlens_monitor.fairness.explain",
+    "calculate_disparate_impact_ratio": "fairlens_monitor.fairness.metrics",
     "generate_loan_data": "fairlens_monitor.simulate",
 }
 

@@ -92,8 +92,8 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     Needs no config file and writes nothing. The file is read half a million rows at a time, so
     memory stays bounded (except with --explain-by, which keeps the two compared groups).
     """
+    from fairlens_monitor.fairness.groups import GroupSpec
     from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas
-    from fairlens_monitor.groups import GroupSpec
 
     if len(attributes) > 2 or len(set(attributes)) != len(attributes):
         raise click.UsageError("--protected-attribute: give one column, or two different "

@@ -43,7 +43,7 @@ from fairlens_monitor.source_config import KIND_KEYS, SourceSettings, parse_sour
 from fairlens_monitor.trend import CusumSettings
 
 if TYPE_CHECKING:
-    from fairlens_monitor.groups import GroupSpec
+    from fairlens_monitor.fairness.groups import GroupSpec
 
 ENV_DB_URL = "FAIRLENS_DB_URL"
 ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
@@ -171,7 +171,8 @@ class Settings:
 
     def group_spec(self) -> GroupSpec:
         """Return how readings form and judge groups under these settings."""
-        from fairlens_monitor.groups import GroupSpec  # deferred: pandas costs start-up time
+        # deferred: pandas costs start-up time
+        from fairlens_monitor.fairness.groups import GroupSpec
 
         m, t = self.measurement, self.thresholds
         return GroupSpec(

@@ -25,6 +25,7 @@ from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher
+from fairlens_monitor.fairness.stats import risk_level
 from fairlens_monitor.masking import mask
 from fairlens_monitor.measure import (
     DriftState,
@@ -37,7 +38,6 @@ from fairlens_monitor.measure import (
 from fairlens_monitor.passwords import scrub
 from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
-from fairlens_monitor.stats import risk_level
 from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile

@@ -2,7 +2,7 @@
 
 Reads a CSV (or Parquet, when ``pyarrow`` is installed) at the edge, validates the named
 columns against the file's header, then runs the same pure measurement the daemon runs
-(:mod:`fairlens_monitor.groups`) and renders the statistics and verdict as lines or JSON.
+(:mod:`fairlens_monitor.fairness.groups`) and renders the statistics and verdict as lines or JSON.
 Nothing is stored.
 """
 
@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from fairlens_monitor import counts as count_table
-from fairlens_monitor.cells import missing_report, numeric_cells
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.explain import analyze_feature_impact
-from fairlens_monitor.groups import (
+from fairlens_monitor.fairness import counts as count_table
+from fairlens_monitor.fairness.cells import missing_report, numeric_cells
+from fairlens_monitor.fairness.explain import analyze_feature_impact
+from fairlens_monitor.fairness.groups import (
     GroupSpec,
     GroupTable,
     assess_named,
@@ -29,12 +29,12 @@ from fairlens_monitor.groups import (
     table_from_frame,
     to_json,
 )
+from fairlens_monitor.fairness.metrics import numbers
+from fairlens_monitor.fairness.outcomes import included_outcome_metrics
+from fairlens_monitor.fairness.scores import score_metrics
+from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.masking import quoted_redacted
-from fairlens_monitor.metrics import numbers
-from fairlens_monitor.outcomes import included_outcome_metrics
-from fairlens_monitor.scores import score_metrics
 from fairlens_monitor.sources.files import FileChunks
-from fairlens_monitor.stats import format_interval, format_p
 from fairlens_monitor.textwidth import display_width, pad, printable, wrap
 
 CHUNK_ROWS = 500_000
@@ -119,7 +119,8 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
         missing_values: texts that also mean "missing" (see :func:`measure_file`).
 
     Returns:
-        The count table (:mod:`fairlens_monitor.counts`) with ``_score_bin``/``_score_sum``.
+        The count table (:mod:`fairlens_monitor.fairness.counts`) with
+        ``_score_bin``/``_score_sum``.
 
     Raises:
         DataError: as :func:`count_file`, or a score missing, not a number or outside [0, 1].

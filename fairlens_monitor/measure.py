@@ -3,7 +3,7 @@
 simulate/read → **measure** → **detect** → alert → log. ``measure_cycle`` simulates the
 reference (drift 0) and the monitored scenario; ``measure_counts`` takes the count table a
 file or SQL source read (:mod:`fairlens_monitor.sources`). Both form the configured groups,
-judge them (:mod:`fairlens_monitor.groups`), compute the ground-truth metrics, advance the
+judge them (:mod:`fairlens_monitor.fairness.groups`), compute the ground-truth metrics, advance the
 CUSUM drift chart from the state the database passed in, and write the explanation text
 that an alert would encrypt. Equal inputs give equal outputs, so a stored reading can be reproduced.
 """
@@ -17,12 +17,20 @@ from typing import Any
 
 import pandas as pd
 
-from fairlens_monitor import stats
 from fairlens_monitor.config import Settings
-from fairlens_monitor.counts import APPROVED, GROUP, LABEL, SCORE_BIN, STRATUM, N, decisions
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.explain import analyze_feature_impact, generate_explanation
-from fairlens_monitor.groups import (
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.counts import (
+    APPROVED,
+    GROUP,
+    LABEL,
+    SCORE_BIN,
+    STRATUM,
+    N,
+    decisions,
+)
+from fairlens_monitor.fairness.explain import analyze_feature_impact, generate_explanation
+from fairlens_monitor.fairness.groups import (
     Assessment,
     GroupResult,
     assess,
@@ -31,9 +39,9 @@ from fairlens_monitor.groups import (
     group_labels,
     to_json,
 )
-from fairlens_monitor.metrics import binary_outcome
-from fairlens_monitor.outcomes import OutcomeMetrics, included_outcome_metrics
-from fairlens_monitor.scores import score_metrics
+from fairlens_monitor.fairness.metrics import binary_outcome
+from fairlens_monitor.fairness.outcomes import OutcomeMetrics, included_outcome_metrics
+from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed
 from fairlens_monitor.trend import Baseline, cusum_step, fit_baseline
 
@@ -195,8 +203,8 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     """Measure the count table a file or SQL source read for one window (pure).
 
     Args:
-        counts: a count table from :mod:`fairlens_monitor.counts` with at least one decision
-            (with ``_score_bin`` when ``measurement.score`` is set: then every group's AUC
+        counts: a count table from :mod:`fairlens_monitor.fairness.counts` with at least one
+            decision (with ``_score_bin`` when ``measurement.score`` is set: then every group's AUC
             and calibration gap join its ground-truth metrics).
         settings: validated settings (groups, thresholds, ``source.stratum``).
         drift: the drift chart's state; None starts a fresh chart.
@@ -239,8 +247,9 @@ def stratum_causes(counts: pd.DataFrame, group: str, reference: str,
         stratum: the stratum column's name in the source, or None.
 
     Returns:
-        Ranked cause sentences (see :func:`~fairlens_monitor.explain.analyze_feature_impact`);
-        says plainly when no stratum is configured or values were missing.
+        Ranked cause sentences (see
+        :func:`~fairlens_monitor.fairness.explain.analyze_feature_impact`); says plainly when no
+        stratum is configured or values were missing.
     """
     if stratum is None or STRATUM not in counts:
         return ["no stratum column is configured (source.stratum), so whether a legitimate "

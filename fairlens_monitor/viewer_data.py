@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, text
 
 from fairlens_monitor.app import open_repository
 from fairlens_monitor.config import Settings
-from fairlens_monitor.stats import ratio_ci, ratio_interval
+from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 
 RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
                                        "last day": timedelta(days=1),
@@ -125,7 +125,7 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
         (adverse readings; before verdicts existed, readings below the threshold),
         ``drift_max`` (largest drift statistic),
         ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95%
-        interval (:func:`~fairlens_monitor.stats.ratio_interval`) of the bucket's pooled
+        interval (:func:`~fairlens_monitor.fairness.stats.ratio_interval`) of the bucket's pooled
         counts (one reading's own interval when a bucket holds one reading; no upper end
         where the privileged group had no approvals).
     """

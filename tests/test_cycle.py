@@ -16,7 +16,7 @@ from fairlens_monitor.config import Settings
 from fairlens_monitor.crypto import AlertCipher, load_cipher
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import KeyFileError
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
+from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.render import cycle_json, cycle_lines
 from fairlens_monitor.simulate import generate_loan_data
 from tests.conftest import backend_builder, query_url

@@ -13,8 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairlens_monitor.fairness.groups import (
+    GroupSpec,
+    assess,
+    excluded_reason,
+    table_from_frame,
+    to_json,
+)
 from fairlens_monitor.filemeasure import report_lines
-from fairlens_monitor.groups import GroupSpec, assess, excluded_reason, table_from_frame, to_json
 from fairlens_monitor.textwidth import display_width, printable, wrap
 from tests.test_groups import decisions
 

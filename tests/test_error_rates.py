@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
-from fairlens_monitor import stats
-from fairlens_monitor.groups import GroupSpec, GroupTable, assess, holm_all_pairs
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.groups import GroupSpec, GroupTable, assess, holm_all_pairs
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "error_rates.py"
 

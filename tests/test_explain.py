@@ -11,8 +11,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.explain import analyze_feature_impact, generate_explanation, welch_p_value
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
+from fairlens_monitor.fairness.explain import (
+    analyze_feature_impact,
+    generate_explanation,
+    welch_p_value,
+)
+from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.simulate import generate_loan_data
 
 
@@ -121,7 +125,7 @@ count_tables = st.lists(
 @given(count_tables)
 def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
         table: list[tuple[str, bool, int, int]]) -> None:
-    from fairlens_monitor.explain import analyze_feature_impact
+    from fairlens_monitor.fairness.explain import analyze_feature_impact
 
     counts = pd.DataFrame(table, columns=["g", "y", "score", "n"])
     rows = counts.loc[counts.index.repeat(counts.n)].drop(columns="n")
@@ -144,7 +148,7 @@ def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
        st.lists(st.floats(0, 1), min_size=1, max_size=7))
 def test_weighted_quantiles_equal_numpy_on_the_repeated_values(
         pairs: list[tuple[int, int]], probabilities: list[float]) -> None:
-    from fairlens_monitor.explain import weighted_quantiles
+    from fairlens_monitor.fairness.explain import weighted_quantiles
 
     x = np.array([v for v, _ in pairs], dtype=float)
     w = np.array([c for _, c in pairs], dtype=float)
@@ -160,7 +164,7 @@ def test_weighted_welch_equals_scipy_on_the_repeated_values(
         a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
     from scipy.stats import ttest_ind
 
-    from fairlens_monitor.explain import welch_p_value
+    from fairlens_monitor.fairness.explain import welch_p_value
 
     xa, wa = (np.array(v, dtype=float) for v in zip(*a, strict=True))
     xb, wb = (np.array(v, dtype=float) for v in zip(*b, strict=True))

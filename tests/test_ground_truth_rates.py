@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from fairlens_monitor import intervals, stats
-from fairlens_monitor.groups import GroupSpec, assess, count_groups, to_json
-from fairlens_monitor.outcomes import (
+from fairlens_monitor.fairness import intervals, stats
+from fairlens_monitor.fairness.groups import GroupSpec, assess, count_groups, to_json
+from fairlens_monitor.fairness.outcomes import (
     RATES,
     error_rates,
     included_outcome_metrics,

@@ -17,9 +17,9 @@ from fairlearn.metrics import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairlens_monitor import stats
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.groups import (
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.groups import (
     MISSING,
     GroupSpec,
     assess,
@@ -28,7 +28,7 @@ from fairlens_monitor.groups import (
     table_from_frame,
     to_json,
 )
-from fairlens_monitor.outcomes import outcome_metrics
+from fairlens_monitor.fairness.outcomes import outcome_metrics
 
 
 def decisions(counts: dict[str, tuple[int, int]], column: str = "g") -> pd.DataFrame:

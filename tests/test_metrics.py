@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.metrics import calculate_disparate_impact_ratio
-from fairlens_monitor.stats import ratio_ci, ratio_interval
+from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
+from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 
 
 def frame(female: tuple[int, int], male: tuple[int, int]) -> pd.DataFrame:

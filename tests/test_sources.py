@@ -295,7 +295,7 @@ def test_a_changed_file_is_recorded_with_old_and_new_digest(
 
 def test_a_file_changing_while_it_is_read_fails_the_read(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from fairlens_monitor.groups import GroupSpec
+    from fairlens_monitor.fairness.groups import GroupSpec
 
     path = tmp_path / "d.csv"
     german().to_csv(path, index=False)
@@ -513,8 +513,8 @@ def test_a_path_into_a_missing_folder_is_an_error_not_a_quiet_source(
 def test_a_gzipped_csv_reads_like_the_plain_one(tmp_path: Path) -> None:
     import gzip
 
-    from fairlens_monitor.counts import digest
-    from fairlens_monitor.groups import GroupSpec
+    from fairlens_monitor.fairness.counts import digest
+    from fairlens_monitor.fairness.groups import GroupSpec
 
     plain, packed = tmp_path / "d.csv", tmp_path / "d.csv.gz"
     german().to_csv(plain, index=False)

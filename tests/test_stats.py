@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from scipy.stats import chi2_contingency
 from statsmodels.stats.proportion import proportion_confint
 
-from fairlens_monitor import stats
 from fairlens_monitor.config import Settings
-from fairlens_monitor.groups import GroupSpec, assess, table_from_frame
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.groups import GroupSpec, assess, table_from_frame
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2
 
-from fairlens_monitor import stats
+from fairlens_monitor.fairness import stats
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed
 from fairlens_monitor.trend import (
     DISPERSION_CONFIDENCE,

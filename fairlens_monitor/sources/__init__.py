@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from fairlens_monitor.cells import missing_report
-from fairlens_monitor.counts import combine, decisions, digest, empty_counts, normalise
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.fairness.cells import missing_report
+from fairlens_monitor.fairness.counts import combine, decisions, digest, empty_counts, normalise
+from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.masking import looks_personal
 from fairlens_monitor.passwords import shown_url
 from fairlens_monitor.source_config import SourceSettings

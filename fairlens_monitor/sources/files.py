@@ -3,8 +3,8 @@
 read → counts → measure → detect → alert → log. This is the read edge for decision files:
 it expands the configured path or glob, skips files a ``new_files`` window has already
 measured, and reads each file's needed columns in chunks (bounded memory), keeping only the
-rows in the window and reducing them to counts (:mod:`fairlens_monitor.counts`). Every file's
-SHA-256 is taken over the very bytes that were parsed and compared with a second digest once
+rows in the window and reducing them to counts (:mod:`fairlens_monitor.fairness.counts`). Every
+file's SHA-256 is taken over the very bytes that were parsed and compared with a second digest once
 reading ends, so a file that changes while it is read fails the cycle instead of producing
 a reading nobody could reproduce.
 """
@@ -23,11 +23,11 @@ from typing import IO, Any
 
 import pandas as pd
 
-from fairlens_monitor.counts import combine, in_window, normalise, parse_timestamps
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.groups import GroupSpec
+from fairlens_monitor.fairness.counts import combine, in_window, normalise, parse_timestamps
+from fairlens_monitor.fairness.groups import GroupSpec
+from fairlens_monitor.fairness.metrics import require_columns
 from fairlens_monitor.masking import quoted_redacted
-from fairlens_monitor.metrics import require_columns
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
@@ -216,7 +216,7 @@ class FileChunks:
 
     A CSV's columns are read as text, with no guessing of missing values or types (an
     empty cell is ``""``), so a chunk's labels never depend on what else the chunk holds;
-    :mod:`fairlens_monitor.cells` turns cells into labels and numbers. Parquet keeps its
+    :mod:`fairlens_monitor.fairness.cells` turns cells into labels and numbers. Parquet keeps its
     types, integers with nulls as Python ints (not floats).
     """
 

@@ -5,7 +5,7 @@ read → counts → measure → detect → alert → log. The read edge for a de
 attribute(s), the decision and the optional label and stratum, windowed by the timestamp
 column, so only the contingency table — distinct values with their counts — crosses the
 wire; millions of decisions come back as a few hundred rows. Validation and banding happen on
-those rows (:mod:`fairlens_monitor.counts`), exactly as for a file.
+those rows (:mod:`fairlens_monitor.fairness.counts`), exactly as for a file.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.fairness.metrics import missing_column
 from fairlens_monitor.masking import quoted_redacted
-from fairlens_monitor.metrics import missing_column
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
@@ -32,7 +32,7 @@ EDGE_SLACK = 1e-9  # as in counts.bin_scores
 
 
 def score_bin(column: Any, bins: int, dialect: str) -> Any:
-    """The SQL expression of a score's bin, as :func:`fairlens_monitor.counts.bin_scores`.
+    """The SQL expression of a score's bin, as :func:`fairlens_monitor.fairness.counts.bin_scores`.
 
     ``floor(score * bins + 1e-9)`` capped at ``bins - 1``; ``-1`` for a score outside [0, 1]
     (on SQLite also for text, which compares above every number), NULL for NULL. SQLite has

@@ -1,6 +1,6 @@
 """Closed-form confidence intervals for proportions, their differences and their ratios.
 
-measure → **intervals** (of the ground-truth metrics in :mod:`fairlens_monitor.outcomes`).
+measure → **intervals** (of the ground-truth metrics in :mod:`fairlens_monitor.fairness.outcomes`).
 Every function is vectorised over numpy arrays of counts and pure; none resamples, so a
 reading with dozens of groups costs microseconds. A bound that is not defined (an empty
 denominator, a zero count under the log method) is NaN here; callers turn NaN into None.
@@ -10,7 +10,7 @@ denominator, a zero count under the log method) is NaN here; callers turn NaN in
 - **Newcombe hybrid score interval** of a difference ``p1 - p2`` of independent proportions
   (Newcombe 1998, method 10: the Wilson intervals of both proportions combined), equal to
   statsmodels' ``confint_proportions_2indep(method="newcomb", compare="diff")``.
-- Ratios ``p1 / p2`` use the DIR's interval, :func:`fairlens_monitor.stats.ratio_interval`
+- Ratios ``p1 / p2`` use the DIR's interval, :func:`fairlens_monitor.fairness.stats.ratio_interval`
   (MOVER-R from Clopper–Pearson limits): one home for the ratio of two proportions.
 - **MOVER sum** (Zou & Donner 2008): the interval of a sum of independent estimates from
   their own intervals — the construction Newcombe's method is an instance of — used for the

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.cells import numeric_cells
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.groups import GroupSpec, group_labels
-from fairlens_monitor.metrics import binary_outcome, examples, numbers, require_columns
+from fairlens_monitor.fairness.cells import numeric_cells
+from fairlens_monitor.fairness.groups import GroupSpec, group_labels
+from fairlens_monitor.fairness.metrics import binary_outcome, examples, numbers, require_columns
 
 GROUP = "_group"
 APPROVED = "_approved"
@@ -62,7 +62,7 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
             already binned carry ``_score_bin`` and ``_score_sum`` instead.
         score_bins: how many equal-width bins the score is counted in.
         missing_values: texts that also mean "missing" in every column read; empty and
-            whitespace-only cells and NULLs always do (:mod:`fairlens_monitor.cells`,
+            whitespace-only cells and NULLs always do (:mod:`fairlens_monitor.fairness.cells`,
             whose one rule also makes the labels independent of the columns' dtypes).
 
     Returns:

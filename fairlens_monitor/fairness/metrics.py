@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.cells import text_codes
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.fairness.cells import text_codes
 from fairlens_monitor.masking import value_forms
 
 DEFAULT_DIR_THRESHOLD = 0.8
@@ -106,7 +106,7 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
         weights: decisions per row when ``values`` are distinct values with counts (a
             source's ``GROUP BY``); errors then count decisions, not rows.
         missing_values: texts that also mean "missing" (empty and whitespace-only cells
-            and NULLs always do; see :mod:`fairlens_monitor.cells`).
+            and NULLs always do; see :mod:`fairlens_monitor.fairness.cells`).
 
     Returns:
         A numpy bool array of the same length.

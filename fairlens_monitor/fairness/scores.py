@@ -2,7 +2,7 @@
 
 read → counts → **measure** → detect → alert → log. Lenders monitor the model's score as
 well as its decision. A score in [0, 1] enters the count table binned (``_score_bin``, with
-the exact sum of the scores in ``_score_sum``; :func:`fairlens_monitor.counts.bin_scores`),
+the exact sum of the scores in ``_score_sum``; :func:`fairlens_monitor.fairness.counts.bin_scores`),
 so the table stays small whatever the data's size; everything here is a vectorised function
 of that table (``numpy.bincount`` over group × bin × label). Pure.
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.counts import GROUP, LABEL, SCORE_BIN, SCORE_SUM, N
+from fairlens_monitor.fairness.counts import GROUP, LABEL, SCORE_BIN, SCORE_SUM, N
 
 
 def score_metrics(counts: pd.DataFrame, bins: int) -> Mapping[str, dict[str, Any]]:
@@ -29,7 +29,7 @@ def score_metrics(counts: pd.DataFrame, bins: int) -> Mapping[str, dict[str, Any
 
     Args:
         counts: a count table with ``_group``, ``_label``, ``_score_bin``, ``_score_sum``
-            and ``_n`` (see :func:`fairlens_monitor.counts.normalise`).
+            and ``_n`` (see :func:`fairlens_monitor.fairness.counts.normalise`).
         bins: the number of score bins the table was counted with.
 
     Returns:

@@ -1,7 +1,7 @@
 """Ground-truth fairness metrics from a count table (when the true outcome is known).
 
 simulate → **measure** → detect → alert → log. Demographic parity, equal opportunity and
-equalized odds, computed from the per-group counts of :mod:`fairlens_monitor.groups` with
+equalized odds, computed from the per-group counts of :mod:`fairlens_monitor.fairness.groups` with
 fairlearn's definitions (fairlearn is the tests' oracle, not a dependency). Pure.
 
 Per group, the error rates peers report (fairlearn, AIF360, Aequitas): true/false positive
@@ -9,7 +9,7 @@ and negative rates, precision (predictive parity), false discovery and false omi
 and for every compared group their difference and ratio against the reference group
 (AIF360's sign: group minus reference, group over reference), the equal opportunity ratio
 (TPR ratio) and the average odds difference, each with a closed-form 95 % interval from
-:mod:`fairlens_monitor.intervals`. Unlike the five fairlearn-compatible summary metrics
+:mod:`fairlens_monitor.fairness.intervals`. Unlike the five fairlearn-compatible summary metrics
 (which, as fairlearn does, treat a rate with an empty denominator as 0), a rate whose
 denominator is empty is **None** here, and so is every difference or ratio built on it.
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fairlens_monitor import intervals, stats
-from fairlens_monitor.groups import Assessment, GroupTable
+from fairlens_monitor.fairness import intervals, stats
+from fairlens_monitor.fairness.groups import Assessment, GroupTable
 
 # Each rate as (numerator, denominator) names of the confusion counts below.
 RATES: dict[str, tuple[str, str]] = {

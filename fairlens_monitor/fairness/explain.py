@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.metrics import DEFAULT_DIR_THRESHOLD, binary_outcome, require_columns
+from fairlens_monitor.fairness.metrics import DEFAULT_DIR_THRESHOLD, binary_outcome, require_columns
 
 # Share of the gap the score mix must explain before we call score a cause. Two groups'
 # scores are called different only when the difference is both practically meaningful

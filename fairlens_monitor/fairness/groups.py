@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor import stats
-from fairlens_monitor.cells import numeric_cells, text_codes
 from fairlens_monitor.errors import DataError
+from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.cells import numeric_cells, text_codes
+from fairlens_monitor.fairness.metrics import binary_outcome, numbers, require_columns
 from fairlens_monitor.masking import looks_personal, value_forms
-from fairlens_monitor.metrics import binary_outcome, numbers, require_columns
 
 if TYPE_CHECKING:
-    from fairlens_monitor.outcomes import OutcomeMetrics
+    from fairlens_monitor.fairness.outcomes import OutcomeMetrics
 
 MISSING = "(missing)"
 JOIN = " & "
@@ -116,7 +116,7 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data",
                  missing_values: Collection[str] = ()) -> pd.Series:
     """Give every row its group label (vectorised).
 
-    Labels follow :mod:`fairlens_monitor.cells`: the same text whatever the column's dtype
+    Labels follow :mod:`fairlens_monitor.fairness.cells`: the same text whatever the column's dtype
     (``1``, ``1.0`` and a CSV's ``1`` are one group), so labels never depend on chunking.
 
     Args:

@@ -1,0 +1,13 @@
+"""Fairness statistics on count tables: the pure core of **measure**.
+
+simulate/read → **measure** → detect → alert → log. Everything here is a function of a
+small table of counts (applicants, approvals, ground-truth labels per group): the two-group
+metrics and column checks (``metrics``), one comparison with its interval and test
+(``stats``, ``intervals``), k groups, intersections and multiplicity (``groups``), the
+ground-truth error rates (``outcomes``), the one count-table model (``counts``), score
+metrics (``scores``) and the stratified explanation of a gap (``explain``).
+
+May import: ``fairlens_monitor.errors``, ``fairlens_monitor.security`` (masking only, so an
+error message describes a value's form, never the value), numpy, pandas, scipy. No I/O, no
+clock, no randomness that is not passed in.
+"""
