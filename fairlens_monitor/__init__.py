@@ -14,7 +14,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "analyze_feature_impact": "fairlens_monitor.fairness.explain",
-    "anonymize_data": "fairlens_monitor.privacy",
+    "anonymize_data": "fairlens_monitor.security.pseudonyms",
     "generate_explanation": "fairlens_monitor.fairness.explain",
     "calculate_disparate_impact_ratio": "fairlens_monitor.fairness.metrics",
     "generate_loan_data": "fairlens_monitor.simulate",

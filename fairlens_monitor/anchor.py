@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fairlens_monitor.checkpoints import Checkpoint, parse_line
-from fairlens_monitor.safefiles import open_regular, regular_fd
+from fairlens_monitor.security.safefiles import open_regular, regular_fd
 
 
 @dataclass(frozen=True)

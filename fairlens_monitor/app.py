@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import (
+from fairlens_monitor.keys import check_key_matches_store, finish_interrupted_rotation
+from fairlens_monitor.security.crypto import (
     SIGNING_KEY_FILE,
     AlertCipher,
     fernet_key_path,
     load_cipher,
     load_signing_key,
 )
-from fairlens_monitor.keys import check_key_matches_store, finish_interrupted_rotation
 from fairlens_monitor.store.db import (
     IDLE_IN_TRANSACTION_S,
     check_readable,

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor.audit import AnchorClaim
-from fairlens_monitor.crypto import public_key_id
+from fairlens_monitor.security.crypto import public_key_id
 
 DOMAIN_TAG = b"fairlens-checkpoint-v1\x00"
 # Since 0.9 each checkpoint also signs ``prev``, the digest of the checkpoint before it (the

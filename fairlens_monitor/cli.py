@@ -37,11 +37,8 @@ from fairlens_monitor.cli_common import (
 )
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.cli_page import page_token, view
-from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.export import export_jsonl
-from fairlens_monitor.passwords import install_password_filter
-from fairlens_monitor.privacy import install_masking
 from fairlens_monitor.render import (
     audit_json,
     audit_line,
@@ -52,6 +49,9 @@ from fairlens_monitor.render import (
     tampered_lines,
     where,
 )
+from fairlens_monitor.security.crypto import load_cipher
+from fairlens_monitor.security.passwords import install_password_filter
+from fairlens_monitor.security.pseudonyms import install_masking
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.maintenance import record_row_baseline
 from fairlens_monitor.store.repository import Repository

@@ -20,10 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config import Settings, load_settings
-from fairlens_monitor.crypto import PUBLIC_KEY_FILE, check_key_dir
 from fairlens_monitor.errors import FairlensError
-from fairlens_monitor.masking import mask
-from fairlens_monitor.passwords import scrub
+from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, check_key_dir
+from fairlens_monitor.security.masking import mask
+from fairlens_monitor.security.passwords import scrub
 from fairlens_monitor.store.db import one_line
 from fairlens_monitor.store.repository import Repository
 

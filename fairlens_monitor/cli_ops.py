@@ -24,8 +24,8 @@ from fairlens_monitor.cli_common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.masking import looks_personal
 from fairlens_monitor.render import alert_json, alert_line
+from fairlens_monitor.security.masking import looks_personal
 from fairlens_monitor.store import maintenance
 
 
@@ -297,8 +297,8 @@ def restore(ctx: click.Context, src: Path, accept_loss: bool) -> None:
     kept beside it (renamed). A signed `chain_restored` event explains the gap to the anchor
     file, a new checkpoint is signed, and the result is verified. Exit 0 when it verifies.
     """
-    from fairlens_monitor.crypto import load_signing_key
     from fairlens_monitor.restore import restore_sqlite
+    from fairlens_monitor.security.crypto import load_signing_key
 
     settings = settings_of(ctx)
     # The database may be gone (that is why one restores): never create or open it here.

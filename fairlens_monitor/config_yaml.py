@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.safefiles import read_regular
+from fairlens_monitor.security.safefiles import read_regular
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a megabyte is a wrong file
 MAX_NODES = 100_000  # YAML nodes after alias expansion

@@ -24,9 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import AlertCipher
 from fairlens_monitor.fairness.stats import risk_level
-from fairlens_monitor.masking import mask
 from fairlens_monitor.measure import (
     DriftState,
     ScenarioResult,
@@ -35,8 +33,10 @@ from fairlens_monitor.measure import (
     measure_counts,
     measure_cycle,
 )
-from fairlens_monitor.passwords import scrub
 from fairlens_monitor.sealing import Sealer
+from fairlens_monitor.security.crypto import AlertCipher
+from fairlens_monitor.security.masking import mask
+from fairlens_monitor.security.passwords import scrub
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError

@@ -43,7 +43,6 @@ from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
 from fairlens_monitor.backup import backup_sqlite, prune_backups, scheduled_name
 from fairlens_monitor.config import Settings
-from fairlens_monitor.crypto import PUBLIC_KEY_FILE, AlertCipher
 from fairlens_monitor.cycle import (
     Clock,
     FailedCycle,
@@ -56,6 +55,7 @@ from fairlens_monitor.governance import record_config_change
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.retention import apply_retention
 from fairlens_monitor.sealing import Sealer
+from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, AlertCipher
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path
 from fairlens_monitor.store.lease import (

@@ -71,7 +71,7 @@ class StoreError(FairlensError):
     password: the URL is shown with the password hidden, the problem scrubbed of it)."""
 
     def __init__(self, url: str, problem: str) -> None:
-        from fairlens_monitor.passwords import scrub, shown_url  # deferred: SQLAlchemy
+        from fairlens_monitor.security.passwords import scrub, shown_url  # deferred: SQLAlchemy
 
         self.url = url
         super().__init__(f"database {shown_url(url)}: {scrub(problem, url)}")

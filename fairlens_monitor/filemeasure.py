@@ -33,7 +33,7 @@ from fairlens_monitor.fairness.metrics import numbers
 from fairlens_monitor.fairness.outcomes import included_outcome_metrics
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.fairness.stats import format_interval, format_p
-from fairlens_monitor.masking import quoted_redacted
+from fairlens_monitor.security.masking import quoted_redacted
 from fairlens_monitor.sources.files import FileChunks
 from fairlens_monitor.textwidth import display_width, pad, printable, wrap
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from fairlens_monitor.crypto import (
+from fairlens_monitor.errors import DecryptionError, KeyFileError
+from fairlens_monitor.security.crypto import (
     FERNET_KEY_FILE,
     PUBLIC_KEY_FILE,
     RETIRED_SUFFIX,
@@ -44,7 +45,6 @@ from fairlens_monitor.crypto import (
     key_fingerprint,
     load_cipher,
 )
-from fairlens_monitor.errors import DecryptionError, KeyFileError
 from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 

@@ -31,8 +31,8 @@ from fairlens_monitor.checkpoints import (
     verify_prune,
     verify_restore,
 )
-from fairlens_monitor.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
+from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import check_rows
 

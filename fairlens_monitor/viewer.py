@@ -26,11 +26,11 @@ import streamlit as st
 
 from fairlens_monitor import viewer_data as data
 from fairlens_monitor.config import Settings, load_settings
-from fairlens_monitor.crypto import load_cipher
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.fairness.stats import format_interval, format_p
-from fairlens_monitor.page_auth import is_loopback, load_page_token, token_matches
-from fairlens_monitor.passwords import scrub, shown_url
+from fairlens_monitor.security.crypto import load_cipher
+from fairlens_monitor.security.page_auth import is_loopback, load_page_token, token_matches
+from fairlens_monitor.security.passwords import scrub, shown_url
 from fairlens_monitor.viewer_rows import LiveLedger
 
 STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from fairlens_monitor.crypto import create_key_file, fernet_key_path, load_cipher
 from fairlens_monitor.errors import DecryptionError, KeyFileError
+from fairlens_monitor.security.crypto import create_key_file, fernet_key_path, load_cipher
 
 
 def mode(path: Path) -> int:

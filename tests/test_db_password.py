@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.errors import StoreError
-from fairlens_monitor.passwords import install_password_filter, scrub, shown_url
+from fairlens_monitor.security.passwords import install_password_filter, scrub, shown_url
 
 CANARY = "Cn4ryPw0rdQ7"
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"

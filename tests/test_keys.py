@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config import load_settings
-from fairlens_monitor.crypto import AlertCipher, key_fingerprint, load_cipher
 from fairlens_monitor.errors import DecryptionError
 from fairlens_monitor.keys import rotate_alert_key
+from fairlens_monitor.security.crypto import AlertCipher, key_fingerprint, load_cipher
 from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository

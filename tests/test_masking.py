@@ -14,7 +14,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.masking import (
+from fairlens_monitor.security.masking import (
     looks_personal,
     luhn_valid,
     mask,

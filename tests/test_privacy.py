@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from fairlens_monitor.errors import DataError, KeyFileError
-from fairlens_monitor.privacy import (
+from fairlens_monitor.security.pseudonyms import (
     MaskingFilter,
     anonymize_data,
     load_pepper,

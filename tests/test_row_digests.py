@@ -26,9 +26,9 @@ from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config import Settings, load_settings
-from fairlens_monitor.crypto import AlertCipher
 from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
 from fairlens_monitor.rowforms import FORMS, form_of
+from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.maintenance import apply_retention, transition_alert
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.trail import write_checkpoint

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.config import Settings, load_settings
 from fairlens_monitor.daemon import run_daemon
-from fairlens_monitor.page_auth import create_page_token
+from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
 
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"

@@ -25,7 +25,7 @@ from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.cells import numeric_cells, text_codes
 from fairlens_monitor.fairness.metrics import binary_outcome, numbers, require_columns
-from fairlens_monitor.masking import looks_personal, value_forms
+from fairlens_monitor.security.masking import looks_personal, value_forms
 
 if TYPE_CHECKING:
     from fairlens_monitor.fairness.outcomes import OutcomeMetrics

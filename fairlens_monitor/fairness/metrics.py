@@ -23,7 +23,7 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import text_codes
-from fairlens_monitor.masking import value_forms
+from fairlens_monitor.security.masking import value_forms
 
 DEFAULT_DIR_THRESHOLD = 0.8
 DEFAULT_GAP_THRESHOLD = 0.2
@@ -147,7 +147,7 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
 
 def examples(values: pd.Series, limit: int = 5) -> str:
     """Up to ``limit`` distinct values for an error message, as their forms only (``'9'``,
-    ``'aaaa'``; :func:`fairlens_monitor.masking.value_forms`): a cell's content never
+    ``'aaaa'``; :func:`fairlens_monitor.security.masking.value_forms`): a cell's content never
     reaches an error, the log or the audit trail."""
     return value_forms(pd.unique(values)[:limit * 4], limit)
 

@@ -27,7 +27,7 @@ from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.counts import combine, in_window, normalise, parse_timestamps
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.metrics import require_columns
-from fairlens_monitor.masking import quoted_redacted
+from fairlens_monitor.security.masking import quoted_redacted
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.metrics import missing_column
-from fairlens_monitor.masking import quoted_redacted
+from fairlens_monitor.security.masking import quoted_redacted
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]

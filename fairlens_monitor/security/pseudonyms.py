@@ -3,7 +3,7 @@
 Not part of a cycle's data path — the monitor never stores a per-applicant row (only counts
 and metrics; see ``docs/PRIVACY.md``). These serve the original spec's ``anonymize_data``
 for anyone who exports decisions. Masking of free text lives in
-:mod:`fairlens_monitor.masking` (re-exported here).
+:mod:`fairlens_monitor.security.masking` (re-exported here).
 
 Pseudonyms are HMAC-SHA256 under a secret *pepper* kept in the key folder (``pepper.key``,
 0600, never in the database). A bare SHA-256 of an identifier is not a pseudonym: ids are
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fairlens_monitor.crypto import KeyExistsError, create_key_file, read_private_file
 from fairlens_monitor.errors import DataError, KeyFileError
-from fairlens_monitor.masking import MaskingFilter, install_masking, mask
+from fairlens_monitor.security.crypto import KeyExistsError, create_key_file, read_private_file
+from fairlens_monitor.security.masking import MaskingFilter, install_masking, mask
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI installs the log filter
     import pandas as pd

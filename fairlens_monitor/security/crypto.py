@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fairlens_monitor.errors import DecryptionError, KeyFileError
-from fairlens_monitor.safefiles import read_regular
+from fairlens_monitor.security.safefiles import read_regular
 
 FERNET_KEY_FILE = "fernet.key"
 RETIRED_SUFFIX = ".retired"  # fernet-<key id>.retired: replaced by a rotation, still decrypts

@@ -17,8 +17,13 @@ import os
 import secrets
 from pathlib import Path
 
-from fairlens_monitor.crypto import KeyExistsError, create_key_file, fsync_dir, read_private_file
 from fairlens_monitor.errors import KeyFileError
+from fairlens_monitor.security.crypto import (
+    KeyExistsError,
+    create_key_file,
+    fsync_dir,
+    read_private_file,
+)
 
 PAGE_TOKEN_FILE = "page.token"  # noqa: S105 - a file name, not a password
 TOKEN_BYTES = 32  # 256 bits: guessing is hopeless, so no lock-out is needed
