@@ -52,7 +52,7 @@ from fairlens_monitor.checkpoints import (  # noqa: E402
     digest,
     sign_checkpoint,
 )
-from fairlens_monitor.config import load_settings  # noqa: E402
+from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.cycle import run_cycle  # noqa: E402
 from fairlens_monitor.rowforms import FORMS, TABLES  # noqa: E402
 from fairlens_monitor.store.db import canonical_json, make_engine, upgrade  # noqa: E402

@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairlens_monitor.config import load_settings  # noqa: E402
+from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.fairness.counts import normalise  # noqa: E402
 from fairlens_monitor.sources import SqlSource  # noqa: E402
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.app import open_repository, open_signing_key
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, check_key_dir
 from fairlens_monitor.security.masking import mask

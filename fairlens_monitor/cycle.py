@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import risk_level
 from fairlens_monitor.measure import (
     DriftState,

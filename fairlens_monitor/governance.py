@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fairlens_monitor.audit import AuditRecord
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.store.repository import Repository
 
 SNAPSHOT_EVENTS = ("daemon_started", "config_changed")

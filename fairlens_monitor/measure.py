@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.counts import (

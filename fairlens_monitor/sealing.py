@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit import AuditRecord
 from fairlens_monitor.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import AnchorWriteError
 from fairlens_monitor.store.cyclewrite import APPENDED, AlertChange
 from fairlens_monitor.store.repository import Repository, add_checkpoint, last_checkpoint_in

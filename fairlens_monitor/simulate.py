@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.drift import DriftSchedule, check_drift, scenario_seed
+from fairlens_monitor.config.simulation import DriftSchedule, check_drift, scenario_seed
 
 __all__ = ["DriftSchedule", "generate_loan_data", "scenario_seed",
            "unprivileged_approval_rate"]

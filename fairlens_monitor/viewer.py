@@ -25,7 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from fairlens_monitor import viewer_data as data
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.security.crypto import load_cipher

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from fairlens_monitor.app import open_repository
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 
 RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),

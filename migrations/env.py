@@ -26,7 +26,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from fairlens_monitor.config import load_settings
+    from fairlens_monitor.config.settings import load_settings
 
     return load_settings(os.environ.get("FAIRLENS_CONFIG", "config.yaml")).database.url
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 
 BASE_CONFIG: dict[str, Any] = {
     "database": {"url": "sqlite:///var/fairlens.db"},

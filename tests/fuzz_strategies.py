@@ -21,7 +21,7 @@ import yaml
 from hypothesis import strategies as st
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import parse_settings
+from fairlens_monitor.config.settings import parse_settings
 from fairlens_monitor.errors import ConfigError
 from tests.fuzz_support import CONFIG_CANARIES, DATA_CANARIES, PW_URL
 

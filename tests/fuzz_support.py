@@ -40,7 +40,7 @@ from unittest import mock
 
 from click.testing import CliRunner
 
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 
 # PII and secrets planted in data, config values and URLs; none may come out anywhere.
 DATA_CANARIES = ("john.doe@example.com", "123-45-6789", "555-123-4567", "4111111111111111")

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit import verify_chain
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository

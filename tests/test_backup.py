@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.daemon import run_daemon
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,13 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.cli import cli
+from fairlens_monitor.config.source import SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.cells import cell_text, missing_report, value_text
 from fairlens_monitor.fairness.counts import GROUP, N, digest, normalise
 from fairlens_monitor.fairness.groups import MISSING, GroupSpec
 from fairlens_monitor.fairness.metrics import binary_outcome
 from fairlens_monitor.filemeasure import count_file
-from fairlens_monitor.source_config import SourceSettings, parse_source
 from fairlens_monitor.sources import FileSource, SqlSource
 from fairlens_monitor.sources.files import Columns, read_file
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit import verify_chain
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import event
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.sealing import Sealer
 

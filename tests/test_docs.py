@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.daemon import run_daemon
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings]:
         "keys": {"dir": "var/keys"},
         "audit": {"checkpoint_every": 5},
     }))
-    from fairlens_monitor.config import load_settings
+    from fairlens_monitor.config.settings import load_settings
 
     settings = load_settings(config, env={})
     run_daemon(settings, emit=lambda _line: None, max_cycles=8, handle_signals=False)

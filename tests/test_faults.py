@@ -24,7 +24,7 @@ from sqlalchemy import event
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.daemon import Daemon
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.trail import verify_store

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.governance import diff
 

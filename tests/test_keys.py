@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import DecryptionError
 from fairlens_monitor.keys import rotate_alert_key
 from fairlens_monitor.security.crypto import AlertCipher, key_fingerprint, load_cipher

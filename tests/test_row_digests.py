@@ -25,7 +25,7 @@ from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.checkpoints import sign_prune
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
 from fairlens_monitor.rowforms import FORMS, form_of
 from fairlens_monitor.security.crypto import AlertCipher

@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import create_engine
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.counts import SCORE_BIN, SCORE_SUM, N, combine, normalise
 from fairlens_monitor.fairness.groups import GroupSpec

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from fairlens_monitor import checkpoints
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.checkpoints import NO_PREVIOUS, claims, digest, sign_checkpoint
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.sealing import Sealer, seal_due

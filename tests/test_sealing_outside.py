@@ -16,7 +16,7 @@ import pytest
 
 from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.audit import rfc3339
-from fairlens_monitor.config import load_settings
+from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.sealing import ROUTINE, Sealer
 from fairlens_monitor.store.cyclewrite import append, serialise

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources import FileSource
 from fairlens_monitor.sources.files import match_files, read_file
 

@@ -25,7 +25,7 @@ import yaml
 
 from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit import verify_chain
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.render import cycle_lines
@@ -140,7 +140,7 @@ def test_bad_source_settings_name_the_key(make_settings: Callable[..., Settings]
 
 def test_a_file_source_measures_any_column_and_needs_no_simulation(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
-    from fairlens_monitor.config import load_settings
+    from fairlens_monitor.config.settings import load_settings
 
     path = write_config(file_config(tmp_path / "in"))
     document = yaml.safe_load(path.read_text())
@@ -157,7 +157,7 @@ def test_a_file_source_measures_any_column_and_needs_no_simulation(
 
 def test_source_url_from_the_environment_keeps_the_password_out_of_the_file(
         write_config: Callable[..., Path], tmp_path: Path) -> None:
-    from fairlens_monitor.config import load_settings
+    from fairlens_monitor.config.settings import load_settings
 
     path = write_config({"source": {"kind": "sql", "table": "decisions", "outcome": "risk"},
                          "measurement": {"protected_attributes": ["sex"],
@@ -409,7 +409,7 @@ def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
     write_days(folder, df, range(2))
     config = write_config({**file_config(folder, window="new_files"),
                            "schedule": {"interval_seconds": 0.3}})
-    from fairlens_monitor.config import load_settings
+    from fairlens_monitor.config.settings import load_settings
 
     settings = load_settings(config, env={})
     proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(config),

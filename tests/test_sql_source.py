@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.app import open_cipher, open_repository
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.sources import SqlSource

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2_contingency
 from statsmodels.stats.proportion import proportion_confint
 
-from fairlens_monitor.config import Settings
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.groups import GroupSpec, assess, table_from_frame
 

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from streamlit.testing.v1 import AppTest
 
-from fairlens_monitor.config import Settings, load_settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine

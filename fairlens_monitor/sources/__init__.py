@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import missing_report
 from fairlens_monitor.fairness.counts import combine, decisions, digest, empty_counts, normalise
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.security.masking import looks_personal
 from fairlens_monitor.security.passwords import shown_url
-from fairlens_monitor.source_config import SourceSettings
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
 from fairlens_monitor.sources.sql import (
     COUNT,

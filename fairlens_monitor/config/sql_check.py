@@ -1,6 +1,6 @@
 """Check ``source.query`` with a SQL parser: one read-only ``SELECT``, ready to nest.
 
-Part of the config boundary (:mod:`fairlens_monitor.source_config`). The query is parsed with
+Part of the config boundary (:mod:`fairlens_monitor.config.source`). The query is parsed with
 sqlglot in the source database's dialect, so a ``;`` or ``--`` inside a string literal is
 text, not a statement end or a comment. It must be exactly one statement, a query
 (``SELECT``, ``WITH … SELECT``, ``UNION`` …), with no data-changing part anywhere (an

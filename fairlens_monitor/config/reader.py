@@ -1,6 +1,6 @@
 """Read ``config.yaml`` into a plain document, safely: the first step of the config boundary.
 
-:mod:`fairlens_monitor.config` validates the document this module returns. Here only the
+:mod:`fairlens_monitor.config.settings` validates the document this module returns. Here only the
 file itself is checked, so hostile bytes stop with one line before anything else runs: the
 file must be at most :data:`MAX_CONFIG_BYTES`, UTF-8, and YAML whose aliases expand to at
 most :data:`MAX_NODES` nodes nested at most :data:`MAX_DEPTH` deep (a "billion laughs"

@@ -1,7 +1,7 @@
 """Validate the ``measurement`` section: which groups a reading compares, against which reference.
 
-Part of the config boundary (:mod:`fairlens_monitor.config`). With the simulator the columns
-are the simulator's own; with a file or SQL source they are the source's columns, checked
+Part of the config boundary (:mod:`fairlens_monitor.config.settings`). With the simulator the
+columns are the simulator's own; with a file or SQL source they are the source's columns, checked
 against its outcome and timestamp columns here and against the data itself when it is read.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fairlens_monitor.config_checks import mapping, number, open_unit, shown
+from fairlens_monitor.config.checks import mapping, number, open_unit, shown
+from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.source_config import SourceSettings
 
 # Columns of the built-in simulator that can be measured (see simulate.py).
 SIMULATOR_ATTRIBUTES = ("gender", "age", "credit_score")

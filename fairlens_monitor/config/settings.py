@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import rfc8785
 
-from fairlens_monitor.config_checks import (
+from fairlens_monitor.config.checks import (
     MAX_COUNT,
     boolean,
     drift_schedule,
@@ -35,11 +35,11 @@ from fairlens_monitor.config_checks import (
     string,
     writable_place,
 )
-from fairlens_monitor.config_yaml import read_document
-from fairlens_monitor.drift import DriftSchedule
+from fairlens_monitor.config.measurement import MeasurementSettings, parse_measurement
+from fairlens_monitor.config.reader import read_document
+from fairlens_monitor.config.simulation import DriftSchedule
+from fairlens_monitor.config.source import KIND_KEYS, SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.measurement_config import MeasurementSettings, parse_measurement
-from fairlens_monitor.source_config import KIND_KEYS, SourceSettings, parse_source
 from fairlens_monitor.trend import CusumSettings
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
 
     Raises:
         ConfigError: the file is missing, unreadable or not bounded YAML
-            (:func:`fairlens_monitor.config_yaml.read_document`), or a key is unknown,
+            (:func:`fairlens_monitor.config.reader.read_document`), or a key is unknown,
             missing, of the wrong type or out of range. The message names the key and what it
             expects, in one line.
     """

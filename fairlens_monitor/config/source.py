@@ -1,6 +1,6 @@
 """Validate the ``source`` section of ``config.yaml``: where each cycle's decisions come from.
 
-Part of the config boundary (:mod:`fairlens_monitor.config`). Three kinds:
+Part of the config boundary (:mod:`fairlens_monitor.config.settings`). Three kinds:
 
 - ``simulator`` (the default): the built-in loan simulator, as in the demo.
 - ``file``: a path or glob of CSV/Parquet decision logs, with the column mapping and a window.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fairlens_monitor.config_checks import (
+from fairlens_monitor.config.checks import (
     boolean,
     number,
     reject_unknown,
@@ -144,7 +144,7 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
         raise ConfigError("source.table", f"expected a table name such as decisions or "
                           f"lending.decisions, got {shown(table)}")
     if query is not None:
-        from fairlens_monitor.sql_check import check_query  # deferred: sqlglot costs ~0.3 s
+        from fairlens_monitor.config.sql_check import check_query  # deferred: sqlglot costs ~0.3 s
 
         query = check_query(query, url)
     return SourceSettings(url=url, table=table, query=query, **common)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from fairlens_monitor.drift import DriftSchedule
+from fairlens_monitor.config.simulation import DriftSchedule
 from fairlens_monitor.errors import ConfigError
 
 MAX_COUNT = 1_000_000_000  # cycles, readings, events: integers with room to spare
