@@ -46,11 +46,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairlens_monitor import measure  # noqa: E402
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key  # noqa: E402
 from fairlens_monitor.audit import rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.cycle import execute_cycle  # noqa: E402
+from fairlens_monitor.monitoring import measure  # noqa: E402
 from fairlens_monitor.sealing import Sealer  # noqa: E402
 from fairlens_monitor.simulate import generate_loan_data, scenario_seed  # noqa: E402
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint  # noqa: E402

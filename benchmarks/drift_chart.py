@@ -46,7 +46,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.trend import DISPERSION_CONFIDENCE, CusumSettings, cusum_path, fit_baseline
+from fairlens_monitor.monitoring.drift import (
+    DISPERSION_CONFIDENCE,
+    CusumSettings,
+    cusum_path,
+    fit_baseline,
+)
 
 N, PRIVILEGED, QUIET = 500, 0.70, 50
 CHART = CusumSettings()  # main() replaces it with --baseline

@@ -25,7 +25,7 @@ from fairlens_monitor import __version__
 from fairlens_monitor.audit import AuditRecord, rfc3339
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import risk_level
-from fairlens_monitor.measure import (
+from fairlens_monitor.monitoring.measure import (
     DriftState,
     ScenarioResult,
     baseline_from_rows,

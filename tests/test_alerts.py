@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
-from fairlens_monitor.episodes import manual_transition
+from fairlens_monitor.monitoring.episodes import manual_transition
 from tests.conftest import merge, query_url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fairlens_monitor.episodes import step
+from fairlens_monitor.monitoring.episodes import step
 
 
 def run(qualifying: list[bool], close_after: int) -> list[str]:

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2
 
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.simulate import generate_loan_data, scenario_seed
-from fairlens_monitor.trend import (
+from fairlens_monitor.monitoring.drift import (
     DISPERSION_CONFIDENCE,
     Baseline,
     CusumSettings,
@@ -21,6 +20,7 @@ from fairlens_monitor.trend import (
     cusum_step,
     fit_baseline,
 )
+from fairlens_monitor.simulate import generate_loan_data, scenario_seed
 
 SETTINGS = CusumSettings()
 

@@ -4,8 +4,8 @@ read (a file or SQL source) → **counts** → measure → detect → alert → 
 hands over decision rows: a file source reduces each chunk it reads, a SQL source gets the
 same shape from its ``GROUP BY``. Either way the raw columns are validated and normalised here
 into one small table — group label, decision, ground truth, stratum value, and ``_n``, the
-number of decisions with those values — which :func:`fairlens_monitor.measure.measure_counts`
-judges. Pure (no I/O, no clock).
+number of decisions with those values — which
+:func:`fairlens_monitor.monitoring.measure.measure_counts` judges. Pure (no I/O, no clock).
 """
 
 from __future__ import annotations

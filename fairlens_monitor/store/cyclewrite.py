@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from fairlens_monitor import episodes
 from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, build_record, stored_payload
 from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -67,7 +67,7 @@ DRIFT_PREVIOUS = (select(READINGS.c.drift_statistic).where(_ASSESSED)
 
 @dataclass(frozen=True)
 class AlertChange:
-    """An episode transition applied by a cycle (see :mod:`fairlens_monitor.episodes`).
+    """An episode transition applied by a cycle (see :mod:`fairlens_monitor.monitoring.episodes`).
 
     ``alert`` is the episode's row (new for ``open``); ``resolved_ids`` lists every alert of
     the kind a ``resolve`` closed (more than one only for alerts recorded before episodes).
