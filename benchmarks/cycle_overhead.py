@@ -52,7 +52,7 @@ from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.cycle import execute_cycle  # noqa: E402
 from fairlens_monitor.monitoring import measure  # noqa: E402
 from fairlens_monitor.sealing import Sealer  # noqa: E402
-from fairlens_monitor.simulate import generate_loan_data, scenario_seed  # noqa: E402
+from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed  # noqa: E402
 from fairlens_monitor.trail import checkpoint_due, write_checkpoint  # noqa: E402
 
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     "anonymize_data": "fairlens_monitor.security.pseudonyms",
     "generate_explanation": "fairlens_monitor.fairness.explain",
     "calculate_disparate_impact_ratio": "fairlens_monitor.fairness.metrics",
-    "generate_loan_data": "fairlens_monitor.simulate",
+    "generate_loan_data": "fairlens_monitor.sources.simulator",
 }
 
 

@@ -18,7 +18,7 @@ from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.render import cycle_json, cycle_lines
 from fairlens_monitor.security.crypto import AlertCipher, load_cipher
-from fairlens_monitor.simulate import generate_loan_data
+from fairlens_monitor.sources.simulator import generate_loan_data
 from tests.conftest import backend_builder, query_url
 
 Clock = Callable[[], datetime]

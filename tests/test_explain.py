@@ -17,7 +17,7 @@ from fairlens_monitor.fairness.explain import (
     welch_p_value,
 )
 from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
-from fairlens_monitor.simulate import generate_loan_data
+from fairlens_monitor.sources.simulator import generate_loan_data
 
 
 def test_simulated_gap_is_not_explained_by_credit_score() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fairlens_monitor.simulate import DriftSchedule, generate_loan_data, scenario_seed
+from fairlens_monitor.sources.simulator import DriftSchedule, generate_loan_data, scenario_seed
 
 
 def test_columns_types_and_ranges() -> None:

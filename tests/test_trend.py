@@ -20,7 +20,7 @@ from fairlens_monitor.monitoring.drift import (
     cusum_step,
     fit_baseline,
 )
-from fairlens_monitor.simulate import generate_loan_data, scenario_seed
+from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed
 
 SETTINGS = CusumSettings()
 

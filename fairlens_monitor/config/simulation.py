@@ -1,15 +1,14 @@
-"""The drift schedule and per-cycle seeds: which drift level and seed each cycle simulates.
+"""The simulator's drift schedule: which drift level each cycle simulates.
 
-Pure and light (no pandas), so the config loader can validate a schedule without loading
-the simulator.
+Config, not detection (drift *detection* is :mod:`fairlens_monitor.monitoring.drift`). Pure
+and light (no numpy, no pandas), so the config loader validates a schedule without loading
+the simulator; the per-cycle seeds are :func:`fairlens_monitor.sources.simulator.scenario_seed`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -56,25 +55,6 @@ class DriftSchedule:
         step = min(max(cycle_index - self.hold, 0), self.cycles - 1)
         fraction = step / (self.cycles - 1)
         return self.start + (self.end - self.start) * fraction
-
-
-def scenario_seed(base_seed: int, cycle_index: int, scenario: str) -> int:
-    """Derive the seed of one scenario of one cycle from the configured base seed.
-
-    Independent streams per cycle and scenario, yet fully determined by the three inputs, so
-    the stored seed (or these inputs) reproduce the reading.
-
-    Args:
-        base_seed: ``simulation.seed`` from the config.
-        cycle_index: zero-based cycle index.
-        scenario: ``"reference"`` or ``"monitored"``.
-
-    Returns:
-        A non-negative integer below 2**53 (exact in JSON and in the audit payload).
-    """
-    code = {"reference": 0, "monitored": 1}[scenario]
-    state = np.random.SeedSequence([base_seed, cycle_index, code]).generate_state(2, np.uint32)
-    return (int(state[0]) << 21) | (int(state[1]) & 0x1FFFFF)
 
 
 def check_drift(drift_level: float) -> None:

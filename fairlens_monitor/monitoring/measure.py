@@ -43,7 +43,7 @@ from fairlens_monitor.fairness.metrics import binary_outcome
 from fairlens_monitor.fairness.outcomes import OutcomeMetrics, included_outcome_metrics
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.drift import Baseline, cusum_step, fit_baseline
-from fairlens_monitor.simulate import generate_loan_data, scenario_seed
+from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed
 
 GROUP_COLUMN = "_fairlens_group"
 

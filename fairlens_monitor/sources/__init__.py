@@ -1,11 +1,15 @@
-"""Decision sources: where a cycle's decisions come from when they are not simulated.
+"""Decision sources: where a cycle's decisions come from (the simulator, files, SQL).
 
 **read** → counts → measure → detect → alert → log. :func:`open_source` turns the validated
 ``source`` settings into a :class:`FileSource` or :class:`SqlSource`; each cycle calls
 ``read(now, seen)`` and gets a :class:`Batch` — the count table of the window, how many
 decisions it holds, the files read with their SHA-256, the files whose digest changed since
 they were last measured, and the lineage recorded with the reading. The clock is passed in;
-nothing here writes to the monitor's database.
+nothing here writes to the monitor's database. The built-in simulator is
+:mod:`fairlens_monitor.sources.simulator`.
+
+May import: ``fairlens_monitor.fairness``, ``fairlens_monitor.config``,
+``fairlens_monitor.security``, ``fairlens_monitor.errors``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fairlens_monitor.config.simulation import DriftSchedule, check_drift, scenario_seed
+from fairlens_monitor.config.simulation import DriftSchedule, check_drift
 
 __all__ = ["DriftSchedule", "generate_loan_data", "scenario_seed",
            "unprivileged_approval_rate"]
@@ -30,6 +30,26 @@ DRIFT_PENALTY = 0.4
 CREDIT_SCORE_MIN = 500
 CREDIT_SCORE_MAX = 800
 AGE_MIN, AGE_MAX = 18, 75
+
+
+def scenario_seed(base_seed: int, cycle_index: int, scenario: str) -> int:
+    """Derive the seed of one scenario of one cycle from the configured base seed.
+
+    Independent streams per cycle and scenario, yet fully determined by the three inputs, so
+    the stored seed (or these inputs) reproduce the reading.
+
+    Args:
+        base_seed: ``simulation.seed`` from the config.
+        cycle_index: zero-based cycle index.
+        scenario: ``"reference"`` or ``"monitored"``.
+
+    Returns:
+        A non-negative integer below 2**53 (exact in JSON and in the audit payload).
+    """
+    code = {"reference": 0, "monitored": 1}[scenario]
+    state = np.random.SeedSequence([base_seed, cycle_index, code]).generate_state(2, np.uint32)
+    return (int(state[0]) << 21) | (int(state[1]) & 0x1FFFFF)
+
 
 
 def unprivileged_approval_rate(drift_level: float) -> float:
