@@ -44,17 +44,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.app import open_cipher, open_repository  # noqa: E402
-from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339, verify_chain  # noqa: E402
-from fairlens_monitor.checkpoints import (  # noqa: E402
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339, verify_chain  # noqa: E402
+from fairlens_monitor.audit.checkpoints import (  # noqa: E402
     NO_PREVIOUS,
     Checkpoint,
     claims,
     digest,
     sign_checkpoint,
 )
+from fairlens_monitor.audit.rowforms import FORMS, TABLES  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.cycle import run_cycle  # noqa: E402
-from fairlens_monitor.rowforms import FORMS, TABLES  # noqa: E402
 from fairlens_monitor.store.db import canonical_json, make_engine, upgrade  # noqa: E402
 from fairlens_monitor.store.rowstore import _select, check_rows, ledger  # noqa: E402
 

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key  # noqa: E402
-from fairlens_monitor.audit import rfc3339  # noqa: E402
+from fairlens_monitor.audit.chain import rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.cycle import execute_cycle  # noqa: E402
 from fairlens_monitor.monitoring import measure  # noqa: E402

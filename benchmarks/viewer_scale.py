@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339  # noqa: E402
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.fairness import stats  # noqa: E402
 from fairlens_monitor.store.db import make_engine, upgrade  # noqa: E402

@@ -20,7 +20,7 @@ import click
 
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_signing_key
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
     LAST_OPTION,

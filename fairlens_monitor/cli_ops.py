@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
     LAST_OPTION,

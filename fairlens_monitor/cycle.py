@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from fairlens_monitor import __version__
-from fairlens_monitor.audit import AuditRecord, rfc3339
+from fairlens_monitor.audit.chain import AuditRecord, rfc3339
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import risk_level
 from fairlens_monitor.monitoring.measure import (

@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.backup import backup_sqlite, prune_backups, scheduled_name
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fairlens_monitor.audit import AuditRecord
+from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.store.repository import Repository
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fairlens_monitor.audit import Anomaly, AuditRecord, ChainReport, rfc3339
+from fairlens_monitor.audit.chain import Anomaly, AuditRecord, ChainReport, rfc3339
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.store.models import Alert, Reading
 

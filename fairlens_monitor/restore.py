@@ -23,9 +23,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.audit.chain import rfc3339
+from fairlens_monitor.audit.checkpoints import sign_restore
 from fairlens_monitor.backup import copy_sqlite, file_sha256, remove_sqlite_files
-from fairlens_monitor.checkpoints import sign_restore
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import StoreError
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit import AuditRecord
-from fairlens_monitor.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
+from fairlens_monitor.audit.chain import AuditRecord
+from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import AnchorWriteError
 from fairlens_monitor.store.cyclewrite import APPENDED, AlertChange

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fairlens_monitor import anchor
-from fairlens_monitor.audit import (
+from fairlens_monitor.audit import anchor
+from fairlens_monitor.audit.chain import (
     GENESIS_HASH,
     AnchorClaim,
     Anomaly,
@@ -22,7 +22,7 @@ from fairlens_monitor.audit import (
     ChainReport,
     verify_chain,
 )
-from fairlens_monitor.checkpoints import (
+from fairlens_monitor.audit.checkpoints import (
     NO_PREVIOUS,
     Checkpoint,
     claims,

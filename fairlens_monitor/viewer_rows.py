@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, func, select
 
-from fairlens_monitor.rowcheck import RowLedger, mark
+from fairlens_monitor.audit.rowcheck import RowLedger, mark
 from fairlens_monitor.store.models import AuditEvent
 from fairlens_monitor.store.rowstore import ledger, stored_rows
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fairlens_monitor.audit import (
+from fairlens_monitor.audit.chain import (
     GENESIS_HASH,
     AnchorClaim,
     AuditRecord,
@@ -21,7 +21,12 @@ from fairlens_monitor.audit import (
     rfc3339,
     verify_records,
 )
-from fairlens_monitor.checkpoints import claims, parse_line, sign_checkpoint, verify_checkpoint
+from fairlens_monitor.audit.checkpoints import (
+    claims,
+    parse_line,
+    sign_checkpoint,
+    verify_checkpoint,
+)
 
 
 def chain(n: int) -> list[AuditRecord]:

@@ -23,7 +23,7 @@ import yaml
 from sqlalchemy import text
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.cycle import run_cycle, utc_now
 from fairlens_monitor.daemon import Daemon as DaemonSession

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fairlens_monitor.app import open_cipher, open_repository
-from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import KeyFileError

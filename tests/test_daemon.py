@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.daemon import Daemon, run_daemon
 from fairlens_monitor.security.crypto import AlertCipher

@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.audit import GENESIS_HASH, build_record, rfc3339
-from fairlens_monitor.checkpoints import sign_prune
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339
+from fairlens_monitor.audit.checkpoints import sign_prune
+from fairlens_monitor.audit.rowforms import FORMS, form_of
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
-from fairlens_monitor.rowforms import FORMS, form_of
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.maintenance import apply_retention, transition_alert
 from fairlens_monitor.store.repository import Repository
@@ -344,7 +344,7 @@ def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., 
 def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
     """Each view reads the five row tables (every column in the current row form, so a
     migration that adds one fails here until it adds a form) or the chain itself."""
-    from fairlens_monitor.rowforms import CURRENT_FORM, TABLES
+    from fairlens_monitor.audit.rowforms import CURRENT_FORM, TABLES
     from fairlens_monitor.store.db import make_engine, upgrade
     from fairlens_monitor.store.models import Base
 

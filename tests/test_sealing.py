@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
-from fairlens_monitor import checkpoints
 from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.checkpoints import NO_PREVIOUS, claims, digest, sign_checkpoint
+from fairlens_monitor.audit import checkpoints
+from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, claims, digest, sign_checkpoint
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.errors import ConfigError

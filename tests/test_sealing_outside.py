@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fairlens_monitor.app import open_repository, open_signing_key
-from fairlens_monitor.audit import rfc3339
+from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.daemon import run_daemon
 from fairlens_monitor.sealing import ROUTINE, Sealer

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from fairlens_monitor.app import open_cipher, open_repository
-from fairlens_monitor.audit import verify_chain
+from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError

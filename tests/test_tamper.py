@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from fairlens_monitor.audit import GENESIS_HASH, build_record
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record
 from fairlens_monitor.cli import cli
 
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from fairlens_monitor.audit import build_record
+from fairlens_monitor.audit.chain import build_record
 from fairlens_monitor.cli import cli
 from tests.conftest import BASE_CONFIG, merge, query_url
 

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, build_record, stored_payload
-from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
+from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit import AuditRecord
+from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.models import (

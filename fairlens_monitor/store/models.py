@@ -226,7 +226,7 @@ class Alert(Base):
 
 
 class AuditEvent(Base):
-    """One link of the hash chain (see ``fairlens_monitor.audit``)."""
+    """One link of the hash chain (see ``fairlens_monitor.audit.chain``)."""
 
     __tablename__ = "audit_events"
 
@@ -242,7 +242,7 @@ class AuditEvent(Base):
 
 
 class CheckpointRow(Base):
-    """A signed chain head (see ``fairlens_monitor.checkpoints``); also in the anchor file."""
+    """A signed chain head (see ``fairlens_monitor.audit.checkpoints``); also in the anchor file."""
 
     __tablename__ = "checkpoints"
 

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, Text, cast, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fairlens_monitor.audit import GENESIS_HASH, AuditRecord, Link, StoredRecord
-from fairlens_monitor.checkpoints import Checkpoint
+from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, Link, StoredRecord
+from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.errors import DamagedRecordError
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
@@ -289,7 +289,7 @@ class Repository:
         What verification reads, as fast as the driver delivers it: a plain DB-API cursor
         (server-side on PostgreSQL, so memory stays flat), no JSON parsed here, and the
         payload text only for rows whose columns the database could not match to their
-        hashed text (see :class:`~fairlens_monitor.audit.StoredRecord`).
+        hashed text (see :class:`~fairlens_monitor.audit.chain.StoredRecord`).
         """
         if self.engine.dialect.name == "postgresql":
             quote, payload = "to_json({})::text", "payload::text"

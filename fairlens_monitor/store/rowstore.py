@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit import Anomaly
-from fairlens_monitor.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
-from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES
+from fairlens_monitor.audit.chain import Anomaly
+from fairlens_monitor.audit.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
+from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES
 from fairlens_monitor.store.models import AuditEvent
 
 Digests = dict[str, Any]

@@ -1,7 +1,7 @@
 """Chained checkpoints: ``checkpoints.prev``, the digest of the checkpoint signed before.
 
 Each checkpoint signed from now on also signs the SHA-256 of the previous checkpoint's
-signed message (``fairlens_monitor.checkpoints.digest``), so the checkpoints form a hash
+signed message (``fairlens_monitor.audit.checkpoints.digest``), so the checkpoints form a hash
 chain and ``verify`` checks one Ed25519 signature for the newest plus a hash for each of the
 rest. Older rows keep ``prev`` NULL and are verified by their own signatures, as before.
 A plain ``ADD COLUMN`` on both back ends: the table is not rebuilt, so its append-only

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fairlens_monitor.checkpoints import Checkpoint, parse_line
+from fairlens_monitor.audit.checkpoints import Checkpoint, parse_line
 from fairlens_monitor.security.safefiles import open_regular, regular_fd
 
 

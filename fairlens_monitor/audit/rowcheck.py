@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fairlens_monitor.audit import Anomaly
-from fairlens_monitor.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
+from fairlens_monitor.audit.chain import Anomaly
+from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
 
 # Events that may carry row digests, deletions or a carried ledger.
 ROW_EVENTS: tuple[str, ...] = (
