@@ -46,14 +46,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key  # noqa: E402
 from fairlens_monitor.audit.chain import rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
-from fairlens_monitor.cycle import execute_cycle  # noqa: E402
 from fairlens_monitor.monitoring import measure  # noqa: E402
-from fairlens_monitor.sealing import Sealer  # noqa: E402
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key  # noqa: E402
+from fairlens_monitor.ops.audit_trail import checkpoint_due, write_checkpoint  # noqa: E402
+from fairlens_monitor.ops.cycle import execute_cycle  # noqa: E402
+from fairlens_monitor.ops.sealing import Sealer  # noqa: E402
 from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed  # noqa: E402
-from fairlens_monitor.trail import checkpoint_due, write_checkpoint  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -108,8 +108,8 @@ def main() -> None:
     settings = load_settings(config, env={})
 
     from fairlens_monitor import viewer_data as data
+    from fairlens_monitor.ops.audit_trail import verify_store
     from fairlens_monitor.store.repository import Repository
-    from fairlens_monitor.trail import verify_store
 
     with sqlite3.connect(db) as conn:
         n = conn.execute("SELECT count(*) FROM readings").fetchone()[0]

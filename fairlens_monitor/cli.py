@@ -19,7 +19,6 @@ from typing import NoReturn
 import click
 
 from fairlens_monitor import __version__
-from fairlens_monitor.app import open_cipher, open_signing_key
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli_common import (
     JSON_OPTION,
@@ -38,7 +37,17 @@ from fairlens_monitor.cli_common import (
 from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
 from fairlens_monitor.cli_page import page_token, view
 from fairlens_monitor.errors import CopyNotVerifiedError
-from fairlens_monitor.export import export_jsonl
+from fairlens_monitor.ops.app import open_cipher, open_signing_key
+from fairlens_monitor.ops.audit_trail import (
+    check_chain_start,
+    checkpoint_due,
+    prove_entry,
+    reconcile_anchor,
+    start_new_chain,
+    verify_store,
+    write_checkpoint,
+)
+from fairlens_monitor.ops.export import export_jsonl
 from fairlens_monitor.render import (
     audit_json,
     audit_line,
@@ -55,15 +64,6 @@ from fairlens_monitor.security.pseudonyms import install_masking
 from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
 from fairlens_monitor.store.maintenance import record_row_baseline
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import (
-    check_chain_start,
-    checkpoint_due,
-    prove_entry,
-    reconcile_anchor,
-    start_new_chain,
-    verify_store,
-    write_checkpoint,
-)
 
 
 @click.group(cls=ErrorGroup)
@@ -115,7 +115,7 @@ def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: 
 @click.pass_context
 def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
-    from fairlens_monitor.daemon import run_daemon  # deferred: pandas and the scheduler
+    from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
     settings = settings_of(ctx)
     run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles,
@@ -130,9 +130,9 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
     """Run one cycle now, store it, and print its result."""
-    from fairlens_monitor.cycle import execute_cycle  # deferred: pandas
-    from fairlens_monitor.governance import record_config_change
-    from fairlens_monitor.sealing import Sealer
+    from fairlens_monitor.ops.cycle import execute_cycle  # deferred: pandas
+    from fairlens_monitor.ops.governance import record_config_change
+    from fairlens_monitor.ops.sealing import Sealer
 
     settings = settings_of(ctx)
     repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once

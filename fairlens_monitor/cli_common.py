@@ -18,9 +18,9 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import SQLAlchemyError
 
-from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.ops.app import open_repository, open_signing_key
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, check_key_dir
 from fairlens_monitor.security.masking import mask
 from fairlens_monitor.security.passwords import scrub
@@ -143,7 +143,7 @@ def sealed_writer(settings: Settings) -> tuple[Repository, Ed25519PrivateKey]:
     """A writable repository whose transactions that append audit events are sealed by a
     signed checkpoint as ``sealing`` decides, and the signing key (created only while no
     checkpoint exists)."""
-    from fairlens_monitor.sealing import Sealer  # deferred: it loads the trail's edge
+    from fairlens_monitor.ops.sealing import Sealer  # deferred: it loads the trail's edge
 
     repo = writer(settings)
     key = open_signing_key(settings, repo)

@@ -93,7 +93,7 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     memory stays bounded (except with --explain-by, which keeps the two compared groups).
     """
     from fairlens_monitor.fairness.groups import GroupSpec
-    from fairlens_monitor.filemeasure import measure_file, report_lines  # deferred: pandas
+    from fairlens_monitor.ops.measure_file import measure_file, report_lines  # deferred: pandas
 
     if len(attributes) > 2 or len(set(attributes)) != len(attributes):
         raise click.UsageError("--protected-attribute: give one column, or two different "
@@ -165,8 +165,8 @@ NOT_PERSONAL = click.option(
 
 def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None,
                 not_personal: bool) -> None:
-    from fairlens_monitor.app import open_signing_key
-    from fairlens_monitor.sealing import Sealer
+    from fairlens_monitor.ops.app import open_signing_key
+    from fairlens_monitor.ops.sealing import Sealer
 
     settings = settings_of(ctx)
     if not by.strip():
@@ -229,7 +229,7 @@ def keys() -> None:
 def keys_status(ctx: click.Context, as_json: bool) -> None:
     """List the key folder and files: role, fingerprint, age, permissions. Exit 1 if one is
     exposed (a file group or others may read, a folder they may enter)."""
-    from fairlens_monitor.keys import FOLDER_ROLE, key_status
+    from fairlens_monitor.ops.keys import FOLDER_ROLE, key_status
 
     key_dir = settings_of(ctx).keys.dir
     files = key_status(key_dir)
@@ -250,7 +250,7 @@ def keys_status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def keys_rotate(ctx: click.Context) -> None:
     """New alert key; every stored token re-encrypted in one transaction (audited)."""
-    from fairlens_monitor.keys import rotate_alert_key
+    from fairlens_monitor.ops.keys import rotate_alert_key
 
     settings = settings_of(ctx)
     repo, _key = sealed_writer(settings)  # keys_rotated commits with its signed checkpoint
@@ -270,7 +270,7 @@ def backup(ctx: click.Context, dest: Path) -> None:
     PRAGMA integrity_check and the full chain and checkpoint verification pass on it. The
     backup is recorded as a `backup_made` audit event in the source database.
     """
-    from fairlens_monitor.backup import backup_sqlite
+    from fairlens_monitor.ops.backup import backup_sqlite
 
     settings = settings_of(ctx)
     made = backup_sqlite(settings.database.url, dest,
@@ -297,7 +297,7 @@ def restore(ctx: click.Context, src: Path, accept_loss: bool) -> None:
     kept beside it (renamed). A signed `chain_restored` event explains the gap to the anchor
     file, a new checkpoint is signed, and the result is verified. Exit 0 when it verifies.
     """
-    from fairlens_monitor.restore import restore_sqlite
+    from fairlens_monitor.ops.restore import restore_sqlite
     from fairlens_monitor.security.crypto import load_signing_key
 
     settings = settings_of(ctx)
@@ -326,7 +326,7 @@ def retention() -> None:
 @click.pass_context
 def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Apply retention.* now (the daemon also does it once a day)."""
-    from fairlens_monitor.retention import apply_retention
+    from fairlens_monitor.ops.retention import apply_retention
 
     settings = settings_of(ctx)
     repo, key = sealed_writer(settings)

@@ -12,8 +12,8 @@ from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.store.models import Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
-    from fairlens_monitor.cycle import CycleOutcome
     from fairlens_monitor.monitoring.measure import ScenarioResult
+    from fairlens_monitor.ops.cycle import CycleOutcome
     from fairlens_monitor.sources import Batch
 
 

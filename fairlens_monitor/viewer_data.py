@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from fairlens_monitor.app import open_repository
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
+from fairlens_monitor.ops.app import open_repository
 
 RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
                                        "last day": timedelta(days=1),

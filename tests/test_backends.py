@@ -24,11 +24,11 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import Settings, load_settings
-from fairlens_monitor.cycle import run_cycle
+from fairlens_monitor.ops.app import open_cipher, open_repository
+from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
 from tests.conftest import BASE_CONFIG, merge, tamper

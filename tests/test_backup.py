@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.ops.daemon import run_daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,12 +22,12 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.cycle import run_cycle, utc_now
-from fairlens_monitor.daemon import Daemon as DaemonSession
 from fairlens_monitor.errors import AlreadyRunningError
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.cycle import run_cycle, utc_now
+from fairlens_monitor.ops.daemon import Daemon as DaemonSession
 from fairlens_monitor.store.db import instance_lock, sqlite_path
 from fairlens_monitor.store.lease import FencedError, Lease
 from tests.conftest import BASE_CONFIG, merge, query_url

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli import cli
+from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.store.copy import copy_database
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import verify_store
 from tests.conftest import BASE_CONFIG, merge, query_url
 
 TABLES = ("runs", "readings", "group_results", "alerts", "audit_events", "checkpoints")

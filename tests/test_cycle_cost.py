@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import event
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.cycle import run_cycle
-from fairlens_monitor.sealing import Sealer
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.cycle import run_cycle
+from fairlens_monitor.ops.sealing import Sealer
 
 GROWING = ("runs", "readings", "group_results", "alerts", "source_files", "audit_events",
            "checkpoints")

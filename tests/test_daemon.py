@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.daemon import Daemon, run_daemon
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.daemon import Daemon, run_daemon
 from fairlens_monitor.security.crypto import AlertCipher
 from tests.conftest import backend_builder, query_url
 

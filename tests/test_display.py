@@ -20,7 +20,7 @@ from fairlens_monitor.fairness.groups import (
     table_from_frame,
     to_json,
 )
-from fairlens_monitor.filemeasure import report_lines
+from fairlens_monitor.ops.measure_file import report_lines
 from fairlens_monitor.textwidth import display_width, printable, wrap
 from tests.test_groups import decisions
 

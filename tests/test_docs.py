@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.ops.daemon import run_daemon
 
 REPO = Path(__file__).resolve().parents[1]
 AUDITORS = (REPO / "docs" / "AUDITORS.md").read_text()

@@ -22,12 +22,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import event
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.daemon import Daemon
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import verify_store
+from fairlens_monitor.ops.daemon import Daemon
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
-from fairlens_monitor.trail import verify_store
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.daemon import run_daemon
-from fairlens_monitor.governance import diff
+from fairlens_monitor.ops.daemon import run_daemon
+from fairlens_monitor.ops.governance import diff
 
 
 def test_diff_lists_changed_keys_with_old_and_new_values() -> None:

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import DecryptionError
-from fairlens_monitor.keys import rotate_alert_key
+from fairlens_monitor.ops.keys import rotate_alert_key
 from fairlens_monitor.security.crypto import AlertCipher, key_fingerprint, load_cipher
 from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.db import make_engine

@@ -175,7 +175,7 @@ def test_error_lines_are_masked(write_config: Callable[..., Path]) -> None:
 
 
 def test_the_stored_error_text_is_masked() -> None:
-    from fairlens_monitor.cycle import error_text
+    from fairlens_monitor.ops.cycle import error_text
 
     assert error_text(ValueError("row of jane@example.com, 123 45 6789")) == (
         "ValueError: row of [email], [ssn]")

@@ -24,12 +24,12 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.rowforms import form_of
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.trail import write_checkpoint
+from fairlens_monitor.ops.app import open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import write_checkpoint
 from tests.test_row_digests import TARGETS, Stored, edit, pruned_store
 from tests.test_row_digests import stored as stored  # the fixture, shared
 

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.cycle import run_cycle
-from fairlens_monitor.retention import apply_retention
-from fairlens_monitor.trail import write_checkpoint
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import write_checkpoint
+from fairlens_monitor.ops.cycle import run_cycle
+from fairlens_monitor.ops.retention import apply_retention
 from tests.conftest import merge, query_url, tamper
 
 NOW = datetime.now(UTC)

@@ -21,17 +21,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.audit.checkpoints import sign_prune
 from fairlens_monitor.audit.rowforms import FORMS, form_of
 from fairlens_monitor.cli import cli
 from fairlens_monitor.config.settings import Settings, load_settings
-from fairlens_monitor.cycle import FailedCycle, record_failure, run_cycle
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import write_checkpoint
+from fairlens_monitor.ops.cycle import FailedCycle, record_failure, run_cycle
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.maintenance import apply_retention, transition_alert
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import write_checkpoint
 from tests.conftest import merge, query_url
 from tests.test_sources import file_config, german, write_days
 

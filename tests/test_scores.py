@@ -235,8 +235,8 @@ def test_measure_command_reports_auc_and_calibration(tmp_path: Path) -> None:
 
 def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
         make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    from fairlens_monitor.app import open_cipher, open_repository
-    from fairlens_monitor.cycle import run_cycle
+    from fairlens_monitor.ops.app import open_cipher, open_repository
+    from fairlens_monitor.ops.cycle import run_cycle
     from tests.test_sources import START, fixed, rows
 
     folder = tmp_path / "logs"

@@ -16,14 +16,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit import checkpoints
 from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, claims, digest, sign_checkpoint
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.cycle import run_cycle
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.sealing import Sealer, seal_due
-from fairlens_monitor.trail import verify_store
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import verify_store
+from fairlens_monitor.ops.cycle import run_cycle
+from fairlens_monitor.ops.sealing import Sealer, seal_due
 from tests.conftest import query_url
 from tests.test_verify_holes import Store
 

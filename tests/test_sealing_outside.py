@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fairlens_monitor.app import open_repository, open_signing_key
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.config.settings import load_settings
-from fairlens_monitor.daemon import run_daemon
-from fairlens_monitor.sealing import ROUTINE, Sealer
+from fairlens_monitor.ops.app import open_repository, open_signing_key
+from fairlens_monitor.ops.daemon import run_daemon
+from fairlens_monitor.ops.sealing import ROUTINE, Sealer
 from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.repository import Repository
 from tests.conftest import query_url

@@ -23,11 +23,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.audit.chain import verify_chain
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError
+from fairlens_monitor.ops.app import open_cipher, open_repository
+from fairlens_monitor.ops.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.sources import files as source_files
 from tests.conftest import query_url
@@ -448,7 +448,7 @@ def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
 
 def test_retention_keeps_the_newest_record_of_each_file(
         make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    from fairlens_monitor.retention import apply_retention
+    from fairlens_monitor.ops.retention import apply_retention
 
     df, folder = german(), tmp_path / "in"
     [path] = write_days(folder, df, range(1))

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import create_engine, event
 from sqlalchemy.exc import OperationalError
 
-from fairlens_monitor.app import open_cipher, open_repository
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.cycle import execute_cycle, run_cycle
 from fairlens_monitor.errors import ConfigError, DataError
+from fairlens_monitor.ops.app import open_cipher, open_repository
+from fairlens_monitor.ops.cycle import execute_cycle, run_cycle
 from fairlens_monitor.sources import SqlSource
 from tests.test_sources import (
     START,

@@ -193,8 +193,8 @@ def test_verify_entry(trail: Trail) -> None:
 def test_rows_written_now_are_checked_by_text_and_older_rows_by_value(trail: Trail) -> None:
     """Payloads are stored as the canonical text the chain hashes, so `verify` compares text;
     a payload stored the way versions before 0.3 did (json.dumps) is compared by value."""
-    from fairlens_monitor.app import open_repository
     from fairlens_monitor.config.settings import load_settings
+    from fairlens_monitor.ops.app import open_repository
 
     settings = load_settings(trail.config, env={})
     repo = open_repository(settings, readonly=True)

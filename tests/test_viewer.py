@@ -11,7 +11,7 @@ from alembic import command
 from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.config.settings import Settings, load_settings
-from fairlens_monitor.daemon import run_daemon
+from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
 
@@ -254,8 +254,8 @@ def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
         tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from fairlens_monitor.app import open_cipher, open_repository
-    from fairlens_monitor.cycle import run_cycle
+    from fairlens_monitor.ops.app import open_cipher, open_repository
+    from fairlens_monitor.ops.cycle import run_cycle
     from tests.test_sources import file_config, german, write_days
 
     folder = tmp_path / "in"

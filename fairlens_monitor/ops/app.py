@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.keys import check_key_matches_store, finish_interrupted_rotation
+from fairlens_monitor.ops.keys import check_key_matches_store, finish_interrupted_rotation
 from fairlens_monitor.security.crypto import (
     SIGNING_KEY_FILE,
     AlertCipher,

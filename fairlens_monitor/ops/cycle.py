@@ -33,7 +33,7 @@ from fairlens_monitor.monitoring.measure import (
     measure_counts,
     measure_cycle,
 )
-from fairlens_monitor.sealing import Sealer
+from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.security.masking import mask
 from fairlens_monitor.security.passwords import scrub

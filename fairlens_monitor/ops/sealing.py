@@ -32,9 +32,9 @@ from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import AnchorWriteError
+from fairlens_monitor.ops.audit_trail import append_anchor
 from fairlens_monitor.store.cyclewrite import APPENDED, AlertChange
 from fairlens_monitor.store.repository import Repository, add_checkpoint, last_checkpoint_in
-from fairlens_monitor.trail import append_anchor
 
 log = logging.getLogger(__name__)
 

@@ -39,11 +39,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
-from fairlens_monitor.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.backup import backup_sqlite, prune_backups, scheduled_name
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.cycle import (
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.audit_trail import (
+    check_chain_start,
+    checkpoint_due,
+    start_new_chain,
+    write_checkpoint,
+)
+from fairlens_monitor.ops.backup import backup_sqlite, prune_backups, scheduled_name
+from fairlens_monitor.ops.cycle import (
     Clock,
     FailedCycle,
     error_text,
@@ -51,10 +57,10 @@ from fairlens_monitor.cycle import (
     record_failure,
     utc_now,
 )
-from fairlens_monitor.governance import record_config_change
+from fairlens_monitor.ops.governance import record_config_change
+from fairlens_monitor.ops.retention import apply_retention
+from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.render import cycle_lines
-from fairlens_monitor.retention import apply_retention
-from fairlens_monitor.sealing import Sealer
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, AlertCipher
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path
@@ -66,12 +72,6 @@ from fairlens_monitor.store.lease import (
     missed_fires,
 )
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.trail import (
-    check_chain_start,
-    checkpoint_due,
-    start_new_chain,
-    write_checkpoint,
-)
 
 log = logging.getLogger(__name__)
 JOB_ID = "fairness-cycle"
@@ -395,7 +395,7 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
         max_cycles: stop after this many cycles (ok or failed); None runs forever.
         handle_signals: install SIGINT/SIGTERM handlers (main thread only).
         new_chain: the database was lost: set the old chain's anchor file aside and record
-            a new chain (see :func:`fairlens_monitor.trail.start_new_chain`).
+            a new chain (see :func:`fairlens_monitor.ops.audit_trail.start_new_chain`).
 
     Returns:
         The session's counters.
