@@ -1,5 +1,5 @@
 """``python -m fairlens_monitor``: the same entry point as the ``fairlens-monitor`` script."""
 
-from fairlens_monitor.cli import main
+from fairlens_monitor.cli.main import main
 
 main()

@@ -20,7 +20,7 @@ import click
 import yaml
 from hypothesis import strategies as st
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import parse_settings
 from fairlens_monitor.errors import ConfigError
 from tests.fuzz_support import CONFIG_CANARIES, DATA_CANARIES, PW_URL

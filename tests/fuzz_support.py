@@ -162,14 +162,14 @@ def config_invalid(config: Path, env: dict[str, str]) -> bool:
 
 
 def run_inprocess(case: Case) -> Run:
-    """Run ``fairlens_monitor.cli.main`` (the console script) in this process.
+    """Run ``fairlens_monitor.cli.main.main`` (the console script) in this process.
 
     What the interpreter would do is reproduced: a ``SystemExit`` code becomes the exit code
     (a text is printed to stderr, exit 1); any other exception prints a traceback, exit 1.
     The root logger's handlers are swapped out, so ``logging.basicConfig`` binds to this
     run's stderr as it does in a fresh process.
     """
-    from fairlens_monitor.cli import main
+    from fairlens_monitor.cli.main import main
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level

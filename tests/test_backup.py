@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.daemon import run_daemon
 

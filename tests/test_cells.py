@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.source import SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.cells import cell_text, missing_report, value_text

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.cli.render import cycle_json, cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.fairness.metrics import calculate_disparate_impact_ratio
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import execute_cycle, run_cycle
-from fairlens_monitor.render import cycle_json, cycle_lines
 from fairlens_monitor.security.crypto import AlertCipher, load_cipher
 from fairlens_monitor.sources.simulator import generate_loan_data
 from tests.conftest import backend_builder, query_url

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.errors import StoreError
 from fairlens_monitor.security.passwords import install_password_filter, scrub, shown_url
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairlens_monitor.cli.textwidth import display_width, printable, wrap
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
     assess,
@@ -21,7 +22,6 @@ from fairlens_monitor.fairness.groups import (
     to_json,
 )
 from fairlens_monitor.ops.measure_file import report_lines
-from fairlens_monitor.textwidth import display_width, printable, wrap
 from tests.test_groups import decisions
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.daemon import run_daemon
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.ops.governance import diff

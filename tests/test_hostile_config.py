@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
-from fairlens_monitor.cli_common import ENV_DEBUG
+from fairlens_monitor.cli.common import ENV_DEBUG
+from fairlens_monitor.cli.main import cli
 from tests.conftest import BASE_CONFIG, merge
 
 HUGE = 10**30
@@ -144,7 +144,7 @@ def test_an_unexpected_exception_is_one_line_naming_only_its_type(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("john.doe@example.com")
 
-    monkeypatch.setattr("fairlens_monitor.cli_common.load_settings", broken)
+    monkeypatch.setattr("fairlens_monitor.cli.common.load_settings", broken)
     config = write_config()
     result = CliRunner().invoke(cli, ["--config", str(config), "history"])
     assert result.exit_code == 2

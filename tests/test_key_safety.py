@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.ops import keys
 from fairlens_monitor.ops.keys import rotate_alert_key
 from fairlens_monitor.security.crypto import key_fingerprint, load_cipher

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import DecryptionError
 from fairlens_monitor.ops.keys import rotate_alert_key

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.security.masking import (
     looks_personal,
     luhn_valid,

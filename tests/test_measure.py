@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from tests.test_stats import mover_cp
 from tests.test_stats import z_test as z_p
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fairlens_monitor import cli_page
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli import page as cli_page
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.security.page_auth import create_page_token, is_loopback
 from tests.test_viewer import page, seeded, signed_in, text_of

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 
 CANARIES = ("john.doe@example.com", "123-45-6789", "555-123-4567", "4111111111111111",
             "Zebulon Quixotic")

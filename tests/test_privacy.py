@@ -94,7 +94,7 @@ def test_the_filter_masks_arguments_and_tracebacks(caplog: pytest.LogCaptureFixt
 
 def test_the_cli_masks_log_lines_by_default(tmp_path: Path) -> None:
     script = ("import logging, sys\n"
-              "from fairlens_monitor.cli import cli\n"
+              "from fairlens_monitor.cli.main import cli\n"
               "cli.main(['--config', sys.argv[1], '--log-level', 'INFO', 'db', 'current'],"
               " standalone_mode=False)\n"
               "logging.getLogger('fairlens_monitor.x').warning("

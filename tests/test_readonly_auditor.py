@@ -24,7 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.errors import StoreError
 from fairlens_monitor.ops.backup import backup_sqlite
 from fairlens_monitor.store.db import readonly_uri

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 
 DRILL = {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 2}}
 

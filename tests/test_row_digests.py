@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.audit.checkpoints import sign_prune
 from fairlens_monitor.audit.rowforms import FORMS, form_of
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import write_checkpoint

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import create_engine
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.counts import SCORE_BIN, SCORE_SUM, N, combine, normalise

@@ -24,11 +24,11 @@ import pytest
 import yaml
 
 from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.cli.render import cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import CycleOutcome, execute_cycle, run_cycle
-from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.sources import files as source_files
 from tests.conftest import query_url
 
@@ -474,7 +474,7 @@ def test_the_readme_worked_example_runs(tmp_path: Path) -> None:
 
     from click.testing import CliRunner
 
-    from fairlens_monitor.cli import cli
+    from fairlens_monitor.cli.main import cli
 
     repo_root = Path(__file__).resolve().parent.parent
     example = tmp_path / "german_credit"

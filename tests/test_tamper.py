@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 
 
 class Trail:

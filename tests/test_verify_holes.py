@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from fairlens_monitor.audit.chain import build_record
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from tests.conftest import BASE_CONFIG, merge, query_url
 
 COLUMNS = ("seq", "ts", "event_type", "actor", "payload", "canonical", "prev_hash", "hash",

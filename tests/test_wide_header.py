@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.sources.files import MAX_COLUMNS, MAX_HEADER_BYTES, Columns, read_file

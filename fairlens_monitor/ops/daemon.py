@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
+from fairlens_monitor.cli.render import cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
@@ -60,7 +61,6 @@ from fairlens_monitor.ops.cycle import (
 from fairlens_monitor.ops.governance import record_config_change
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.sealing import Sealer
-from fairlens_monitor.render import cycle_lines
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, AlertCipher
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path

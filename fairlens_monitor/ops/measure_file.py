@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from fairlens_monitor.cli.textwidth import display_width, pad, printable, wrap
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import counts as count_table
 from fairlens_monitor.fairness.cells import missing_report, numeric_cells
@@ -35,7 +36,6 @@ from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.security.masking import quoted_redacted
 from fairlens_monitor.sources.files import FileChunks
-from fairlens_monitor.textwidth import display_width, pad, printable, wrap
 
 CHUNK_ROWS = 500_000
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from fairlens_monitor.cli import cli
+from fairlens_monitor.cli.main import cli
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import click
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.cli_common import (
+from fairlens_monitor.cli.common import (
     JSON_OPTION,
     LAST_OPTION,
     ErrorGroup,
@@ -34,8 +34,18 @@ from fairlens_monitor.cli_common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.cli_ops import alerts, backup, keys, measure, restore, retention
-from fairlens_monitor.cli_page import page_token, view
+from fairlens_monitor.cli.operations import alerts, backup, keys, measure, restore, retention
+from fairlens_monitor.cli.page import page_token, view
+from fairlens_monitor.cli.render import (
+    audit_json,
+    audit_line,
+    cycle_json,
+    cycle_lines,
+    reading_json,
+    reading_line,
+    tampered_lines,
+    where,
+)
 from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.ops.app import open_cipher, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
@@ -48,16 +58,6 @@ from fairlens_monitor.ops.audit_trail import (
     write_checkpoint,
 )
 from fairlens_monitor.ops.export import export_jsonl
-from fairlens_monitor.render import (
-    audit_json,
-    audit_line,
-    cycle_json,
-    cycle_lines,
-    reading_json,
-    reading_line,
-    tampered_lines,
-    where,
-)
 from fairlens_monitor.security.crypto import load_cipher
 from fairlens_monitor.security.passwords import install_password_filter
 from fairlens_monitor.security.pseudonyms import install_masking
@@ -381,5 +381,5 @@ for _command in (measure, alerts, keys, backup, restore, retention, view, page_t
 
 def main() -> NoReturn:
     """Console-script entry point: every error is one stderr line and a documented exit code
-    (see :func:`fairlens_monitor.cli_common.run_console`)."""
+    (see :func:`fairlens_monitor.cli.common.run_console`)."""
     sys.exit(run_console(cli))

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import click
 
-from fairlens_monitor.cli_common import settings_of
+from fairlens_monitor.cli.common import settings_of
 from fairlens_monitor.security.page_auth import create_page_token, is_loopback, load_page_token
 
 

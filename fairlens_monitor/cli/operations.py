@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.cli_common import (
+from fairlens_monitor.cli.common import (
     JSON_OPTION,
     LAST_OPTION,
     FiniteFloatRange,
@@ -24,7 +24,7 @@ from fairlens_monitor.cli_common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.render import alert_json, alert_line
+from fairlens_monitor.cli.render import alert_json, alert_line
 from fairlens_monitor.security.masking import looks_personal
 from fairlens_monitor.store import maintenance
 
