@@ -107,9 +107,9 @@ def main() -> None:
         "audit": {"anchor_file": str(folder / "anchor.jsonl")}}))
     settings = load_settings(config, env={})
 
-    from fairlens_monitor import viewer_data as data
     from fairlens_monitor.ops.audit_trail import verify_store
     from fairlens_monitor.store.repository import Repository
+    from fairlens_monitor.viewer import data
 
     with sqlite3.connect(db) as conn:
         n = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
@@ -137,14 +137,15 @@ def main() -> None:
 
     os.environ["FAIRLENS_CONFIG"] = str(config)
     for label in ("cold", "warm"):
-        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer.py"), default_timeout=120)
+        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
+                               default_timeout=120)
         if label == "cold":
             at.run()  # a first run fills Streamlit's caches; measure with them cleared
             import streamlit as st
 
             st.cache_data.clear()
             st.cache_resource.clear()  # a new chain watcher too, as in a fresh server
-            at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer.py"),
+            at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
                                    default_timeout=120)
         t = time.perf_counter()
         at.run()

@@ -293,13 +293,14 @@ def test_the_trend_page_reads_postgresql_read_only(pg_url: str, tmp_path: Path,
     try:
         monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
         monkeypatch.setenv("FAIRLENS_DB_URL", url)
-        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
+                               default_timeout=60)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.metric[0].value == f"{newest:.3f}"
         assert any(":red[**ADVERSE" in str(m.value) for m in at.markdown)
         # The page's own engine refuses writes even where the role could write.
-        from fairlens_monitor import viewer_data
+        from fairlens_monitor.viewer import data as viewer_data
 
         engine = viewer_data.open_readonly(load_settings(config, env={"FAIRLENS_DB_URL":
                                                                       pg_url}))
@@ -345,7 +346,7 @@ def test_a_missing_postgresql_database_is_a_clear_error(pg_url: str, tmp_path: P
 
 
 def test_the_page_queries_answer_every_time_range(backend_url: str, tmp_path: Path) -> None:
-    from fairlens_monitor import viewer_data
+    from fairlens_monitor.viewer import data as viewer_data
 
     config = config_for(tmp_path, backend_url, {"simulation": {"drift": 1.0}, "measurement": {
         "protected_attributes": ["gender", "age"], "bands": {"age": [40]},

@@ -28,7 +28,7 @@ from fairlens_monitor.errors import StoreError
 from fairlens_monitor.security.passwords import install_password_filter, scrub, shown_url
 
 CANARY = "Cn4ryPw0rdQ7"
-VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
+VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 # Commands that would not end by themselves get the arguments that make them end; `view`
 # serves until stopped: it is stopped once it says where it serves (or has ended).
 ENDING = {("run",): ["--cycles", "1"]}

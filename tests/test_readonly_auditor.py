@@ -33,7 +33,7 @@ from tests.conftest import BASE_CONFIG, merge
 NOBODY = 65534
 REPO = Path(__file__).resolve().parents[1]
 VIEWER_READ = ("import sys; from fairlens_monitor.config.settings import load_settings; "
-               "from fairlens_monitor.viewer_data import open_readonly, latest; "
+               "from fairlens_monitor.viewer.data import open_readonly, latest; "
                "e = open_readonly(load_settings(sys.argv[1])); "
                "print('latest', latest(e) is not None); e.dispose()")
 

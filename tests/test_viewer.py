@@ -15,7 +15,7 @@ from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
 
-VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer.py"
+VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 
 
 def seeded(write_config: Callable[..., Path], drift: float, cycles: int = 3,
@@ -110,7 +110,7 @@ def test_a_small_sample_below_the_line_is_amber_not_red(
 
 def test_intersections_show_a_rate_per_group(write_config: Callable[..., Path],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from fairlens_monitor import viewer_data
+    from fairlens_monitor.viewer import data as viewer_data
 
     config = seeded(write_config, drift=0.5, measurement={
         "protected_attributes": ["gender", "age"], "bands": {"age": [30]},

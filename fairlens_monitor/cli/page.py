@@ -44,7 +44,7 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
         click.echo(f"warning: serving on {address} over plain HTTP: the page token and the "
                    "explanations cross the network unencrypted unless a TLS proxy (nginx, "
                    "Caddy) is in front; see docs/SECURITY.md", err=True)
-    viewer = Path(__file__).with_name("viewer.py")
+    viewer = Path(__file__).parents[1] / "viewer" / "page.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(viewer), "--server.headless", "true",
             "--server.port", str(port), "--server.address", address,
             "--browser.gatherUsageStats", "false"]

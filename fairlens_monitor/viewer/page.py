@@ -3,7 +3,7 @@
 The last step after **log**: it only reads what the daemon wrote (``viewer_data`` opens the
 database read-only) and refreshes its data every 5 s without reloading the page
 (``st.fragment(run_every=5)``). Run it with ``fairlens-monitor view`` or
-``FAIRLENS_CONFIG=config.yaml streamlit run fairlens_monitor/viewer.py``. Explanations are
+``FAIRLENS_CONFIG=config.yaml streamlit run fairlens_monitor/viewer/page.py``. Explanations are
 decrypted only for a session signed in with the page token (``page_auth``); served beyond
 loopback (``server.address`` not a loopback address, or unset), it shows nothing before.
 """
@@ -24,14 +24,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from fairlens_monitor import viewer_data as data
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.security.crypto import load_cipher
 from fairlens_monitor.security.page_auth import is_loopback, load_page_token, token_matches
 from fairlens_monitor.security.passwords import scrub, shown_url
-from fairlens_monitor.viewer_rows import LiveLedger
+from fairlens_monitor.viewer import data
+from fairlens_monitor.viewer.rows import LiveLedger
 
 STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
           "inconclusive": ("orange", "INCONCLUSIVE — below the threshold but not "
