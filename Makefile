@@ -11,7 +11,7 @@ help:
 	@echo "make run    create .venv, install requirements.txt, migrate, start the daemon ($(CONFIG))"
 	@echo "make test   install the test tools too and run the whole suite"
 	@echo "make test-long  the soak-style tests (pytest -m long) that make test skips"
-	@echo "make lint   ruff and mypy (strict) over the package"
+	@echo "make lint   ruff (rules and format), mypy (strict) and the import-layer contracts"
 	@echo "make check  lint + test (what CI runs)"
 	@echo "make bench  the benchmarks in benchmarks/ (not part of make test)"
 	@echo "make clean  remove .venv and the demo database and keys in var/"
@@ -41,6 +41,7 @@ test-long: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 check: lint test

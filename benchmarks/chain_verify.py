@@ -60,8 +60,13 @@ from fairlens_monitor.store.rowstore import _select, check_rows, ledger  # noqa:
 
 Rows = dict[str, list[tuple[object, ...]]]
 # Which columns hold a parent's id: (table, column index) → parent table.
-PARENTS = {("readings", 1): "runs", ("group_results", 1): "readings",
-           ("alerts", 1): "runs", ("alerts", 2): "readings", ("source_files", 1): "readings"}
+PARENTS = {
+    ("readings", 1): "runs",
+    ("group_results", 1): "readings",
+    ("alerts", 1): "runs",
+    ("alerts", 2): "readings",
+    ("source_files", 1): "readings",
+}
 
 
 def sample_payload(folder: Path) -> tuple[dict[str, object], Rows]:
@@ -74,8 +79,9 @@ def sample_payload(folder: Path) -> tuple[dict[str, object], Rows]:
     path.write_text(yaml.safe_dump(config))
     settings = load_settings(path, env={})
     repo = open_repository(settings)
-    run_cycle(settings, repo, open_cipher(settings, repo), clock=lambda: datetime.now(UTC),
-              actor="daemon")
+    run_cycle(
+        settings, repo, open_cipher(settings, repo), clock=lambda: datetime.now(UTC), actor="daemon"
+    )
     [(_, payload)] = repo.events_of_type("cycle_completed")
     repo.engine.dispose()
     payload.pop("row_digests", None)
@@ -84,8 +90,9 @@ def sample_payload(folder: Path) -> tuple[dict[str, object], Rows]:
     return payload, rows
 
 
-def copy_rows(sample: Rows, cycle: int, rows: dict[str, list[tuple[object, ...]]]
-              ) -> dict[str, list[list[object]]]:
+def copy_rows(
+    sample: Rows, cycle: int, rows: dict[str, list[tuple[object, ...]]]
+) -> dict[str, list[list[object]]]:
     """Append the sample cycle's rows under the ids of cycle ``cycle``; return their digests."""
     out: dict[str, list[list[object]]] = {}
     for table in TABLES:
@@ -122,21 +129,42 @@ def build(path: Path, events: int, legacy: bool, small: bool, with_rows: bool) -
         body["run_id"], body["cycle_index"] = i + 1, i
         if with_rows:
             body["row_digests"] = {"form": 1, **copy_rows(sample, i, table_rows)}
-        rec = build_record(seq=i + 1, ts=rfc3339(start + timedelta(minutes=i)),
-                           event_type="cycle_completed", actor="daemon", payload=body,
-                           prev_hash=prev)
+        rec = build_record(
+            seq=i + 1,
+            ts=rfc3339(start + timedelta(minutes=i)),
+            event_type="cycle_completed",
+            actor="daemon",
+            payload=body,
+            prev_hash=prev,
+        )
         prev = rec.hash
         stored = json.dumps(rec.payload) if legacy else canonical_json(rec.payload)
-        rows.append((rec.seq, rec.ts, rec.event_type, rec.actor, stored,
-                     rec.canonical, rec.prev_hash, rec.hash))
+        rows.append(
+            (
+                rec.seq,
+                rec.ts,
+                rec.event_type,
+                rec.actor,
+                stored,
+                rec.canonical,
+                rec.prev_hash,
+                rec.hash,
+            )
+        )
     with sqlite3.connect(path) as conn:
-        conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-                         "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", rows)
+        conn.executemany(
+            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
+            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
         for table, values in table_rows.items():
             columns = FORMS[1][table].columns
             if values:
-                conn.executemany(f'INSERT INTO {table} ({", ".join(f"{c!r}" for c in columns)}) '  # noqa: S608
-                                 f'VALUES ({", ".join("?" for _ in columns)})', values)
+                conn.executemany(
+                    f"INSERT INTO {table} ({', '.join(f'{c!r}' for c in columns)}) "  # noqa: S608
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    values,
+                )
 
 
 def row_floor(db: Path) -> tuple[int, float]:
@@ -159,42 +187,69 @@ def time_checkpoints(count: int) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     chained: list[Checkpoint] = []
     for i in range(count):
-        chained.append(sign_checkpoint(
-            key, seq=2 * i + 2, head_hash=f"{i:064x}", ts=rfc3339(start + timedelta(minutes=i)),
-            prev=digest(chained[-1]) if chained else NO_PREVIOUS))
+        chained.append(
+            sign_checkpoint(
+                key,
+                seq=2 * i + 2,
+                head_hash=f"{i:064x}",
+                ts=rfc3339(start + timedelta(minutes=i)),
+                prev=digest(chained[-1]) if chained else NO_PREVIOUS,
+            )
+        )
     t = time.perf_counter()
     found = claims(key.public_key(), chained, "bench")
     took = time.perf_counter() - t
     assert all(c.signature_ok for c in found)
-    print(f"{count:,} chained checkpoints checked in {took:.3f} s "
-          f"({1e6 * took / count:.1f} µs each: one signature, a hash for each of the rest)")
-    sample = [sign_checkpoint(key, seq=c.seq, head_hash=c.head_hash, ts=c.ts)
-              for c in chained[:min(count, 5000)]]
+    print(
+        f"{count:,} chained checkpoints checked in {took:.3f} s "
+        f"({1e6 * took / count:.1f} µs each: one signature, a hash for each of the rest)"
+    )
+    sample = [
+        sign_checkpoint(key, seq=c.seq, head_hash=c.head_hash, ts=c.ts)
+        for c in chained[: min(count, 5000)]
+    ]
     t = time.perf_counter()
     found = claims(key.public_key(), sample, "bench")
     took = time.perf_counter() - t
-    print(f"unchained (pre-0.9): {1e6 * took / len(sample):.1f} µs each (one signature each; "
-          f"{count:,} would take {took / len(sample) * count:.1f} s)")
+    print(
+        f"unchained (pre-0.9): {1e6 * took / len(sample):.1f} µs each (one signature each; "
+        f"{count:,} would take {took / len(sample) * count:.1f} s)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=262_800)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-chain")
-    parser.add_argument("--small", action="store_true",
-                        help="tiny payloads ({run_id, cycle_index}) instead of real ones")
-    parser.add_argument("--no-rows", action="store_true",
-                        help="events only, no stored rows (the chain as before issue 14)")
-    parser.add_argument("--legacy", action="store_true",
-                        help="store payloads as versions before 0.3 did (json.dumps, not "
-                             "RFC 8785): verification then parses every payload")
-    parser.add_argument("--checkpoints", type=int, default=0,
-                        help="also time the checks of this many chained checkpoints")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="tiny payloads ({run_id, cycle_index}) instead of real ones",
+    )
+    parser.add_argument(
+        "--no-rows",
+        action="store_true",
+        help="events only, no stored rows (the chain as before issue 14)",
+    )
+    parser.add_argument(
+        "--legacy",
+        action="store_true",
+        help="store payloads as versions before 0.3 did (json.dumps, not "
+        "RFC 8785): verification then parses every payload",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        type=int,
+        default=0,
+        help="also time the checks of this many chained checkpoints",
+    )
     args = parser.parse_args()
     if args.checkpoints:
         time_checkpoints(args.checkpoints)
-    folder = args.dir / (f"{args.events}{'-legacy' if args.legacy else ''}"
-                         f"{'-small' if args.small else ''}{'' if args.no_rows else '-rows'}")
+    folder = args.dir / (
+        f"{args.events}{'-legacy' if args.legacy else ''}"
+        f"{'-small' if args.small else ''}{'' if args.no_rows else '-rows'}"
+    )
     db = folder / "var" / "fairlens.db"
     if not db.exists():
         shutil.rmtree(folder, ignore_errors=True)
@@ -234,25 +289,46 @@ def main() -> None:
             if found:
                 raise SystemExit(f"rows did not verify: {found[:3]}")
         print(f"stored rows: {count:,} ({count / args.events:.1f} per event)")
-        print(f"row floor (raw fetch + SHA-256 per row), best of 3: {floor:.2f} s = "
-              f"{count / floor:,.0f} rows/s")
-        print(f"row check (replay digests + recompute every row), best of 3: {check:.2f} s "
-              f"= {count / check:,.0f} rows/s = {check / floor:.2f}x the floor "
-              f"(of which replaying the chain's digests {replay:.2f} s)")
-        print(f"row check / floor in process CPU time, best of 3: {check_cpu:.2f} s / "
-              f"{floor_cpu:.2f} s = {check_cpu / floor_cpu:.2f}x")
+        print(
+            f"row floor (raw fetch + SHA-256 per row), best of 3: {floor:.2f} s = "
+            f"{count / floor:,.0f} rows/s"
+        )
+        print(
+            f"row check (replay digests + recompute every row), best of 3: {check:.2f} s "
+            f"= {count / check:,.0f} rows/s = {check / floor:.2f}x the floor "
+            f"(of which replaying the chain's digests {replay:.2f} s)"
+        )
+        print(
+            f"row check / floor in process CPU time, best of 3: {check_cpu:.2f} s / "
+            f"{floor_cpu:.2f} s = {check_cpu / floor_cpu:.2f}x"
+        )
     repo.engine.dispose()
-    print(f"events: {args.events:,}, mean canonical size {size:.0f} bytes, payload column "
-          f"{'json.dumps (legacy)' if args.legacy else 'RFC 8785'}")
-    print(f"verify_chain (two streaming passes), best of 3: {best:.2f} s = "
-          f"{args.events / best:,.0f} events/s")
+    print(
+        f"events: {args.events:,}, mean canonical size {size:.0f} bytes, payload column "
+        f"{'json.dumps (legacy)' if args.legacy else 'RFC 8785'}"
+    )
+    print(
+        f"verify_chain (two streaming passes), best of 3: {best:.2f} s = "
+        f"{args.events / best:,.0f} events/s"
+    )
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config",  # noqa: S603
-                           str(folder / "config.yaml"), "verify"], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairlens_monitor",
+            "--config",
+            str(folder / "config.yaml"),
+            "verify",
+        ],
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - t
-    print(f"fairlens-monitor verify (whole command): {took:.2f} s = "
-          f"{args.events / took:,.0f} events/s, exit {done.returncode}")
+    print(
+        f"fairlens-monitor verify (whole command): {took:.2f} s = "
+        f"{args.events / took:,.0f} events/s, exit {done.returncode}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,23 +65,33 @@ def build_history(db: Path, cycles: int) -> None:
     """Store ``cycles`` copies of the newest cycle's rows and as many (unchained) events."""
     with sqlite3.connect(db) as conn:
         run_cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)") if r[1] != "id"]
-        read_cols = [r[1] for r in conn.execute("PRAGMA table_info(readings)")
-                     if r[1] not in ("id", "run_id")]
+        read_cols = [
+            r[1]
+            for r in conn.execute("PRAGMA table_info(readings)")
+            if r[1] not in ("id", "run_id")
+        ]
         (run_id,) = conn.execute("SELECT max(id) FROM runs").fetchone()
         base = conn.execute("SELECT max(seq) FROM audit_events").fetchone()[0] or 0
         runs = ", ".join(run_cols)
         reads = ", ".join(read_cols)
         for _ in range(cycles):
-            cur = conn.execute(f"INSERT INTO runs ({runs}) SELECT {runs} FROM runs "  # noqa: S608
-                               "WHERE id = ?", (run_id,))
-            conn.execute(f"INSERT INTO readings (run_id, {reads}) SELECT ?, {reads} "  # noqa: S608
-                         "FROM readings WHERE run_id = ?", (cur.lastrowid, run_id))
+            cur = conn.execute(
+                f"INSERT INTO runs ({runs}) SELECT {runs} FROM runs "  # noqa: S608
+                "WHERE id = ?",
+                (run_id,),
+            )
+            conn.execute(
+                f"INSERT INTO readings (run_id, {reads}) SELECT ?, {reads} "  # noqa: S608
+                "FROM readings WHERE run_id = ?",
+                (cur.lastrowid, run_id),
+            )
         conn.execute("UPDATE runs SET cycle_index = id - 1 WHERE status = 'ok'")
-        conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-                         "canonical, prev_hash, hash) VALUES (?, '2026-01-01T00:00:00Z', "
-                         "'history', 'bench', '{}', '{}', ?, ?)",
-                         ((base + 1 + i, f"{i:064x}", f"{i + 1:064x}")
-                          for i in range(cycles)))
+        conn.executemany(
+            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
+            "canonical, prev_hash, hash) VALUES (?, '2026-01-01T00:00:00Z', "
+            "'history', 'bench', '{}', '{}', ?, ?)",
+            ((base + 1 + i, f"{i:064x}", f"{i + 1:064x}") for i in range(cycles)),
+        )
 
 
 def bare_commit(conn: sqlite3.Connection) -> tuple[float, float]:
@@ -98,10 +108,14 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0)
-    parser.add_argument("--no-attach", action="store_true",
-                        help="Leave the commit hook that seals other events off (to compare).")
-    parser.add_argument("--history", type=int, default=0,
-                        help="store this many earlier cycles first")
+    parser.add_argument(
+        "--no-attach",
+        action="store_true",
+        help="Leave the commit hook that seals other events off (to compare).",
+    )
+    parser.add_argument(
+        "--history", type=int, default=0, help="store this many earlier cycles first"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fairlens-cycle-"))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -129,7 +143,7 @@ def main() -> None:
     measure.generate_loan_data = lambda n, level, seed: cache[(level, seed)]  # type: ignore[assignment]
 
     pure, pure_cpu = [], []
-    for i in indexes[-min(args.cycles, 200):]:
+    for i in indexes[-min(args.cycles, 200) :]:
         t, c = time.perf_counter(), time.process_time()
         measure.measure_cycle(settings, i)
         pure.append(time.perf_counter() - t)
@@ -152,12 +166,13 @@ def main() -> None:
     times, cpu, bare_wall, bare_cpu, alerts = [], [], [], [], 0
     for _ in range(args.cycles):
         t, c = time.perf_counter(), time.process_time()
-        outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC),
-                                actor="daemon", sealer=sealer)
-        if checkpoint_due(repo, settings.audit.checkpoint_every,
-                          head_seq=outcome.audit[-1].seq):
-            write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
-                             ts=rfc3339(datetime.now(UTC)))
+        outcome = execute_cycle(
+            settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="daemon", sealer=sealer
+        )
+        if checkpoint_due(repo, settings.audit.checkpoint_every, head_seq=outcome.audit[-1].seq):
+            write_checkpoint(
+                repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC))
+            )
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         alerts += outcome.alert_id is not None
@@ -169,19 +184,27 @@ def main() -> None:
     bare.close()
 
     def ms(values: list[float]) -> str:
-        return (f"p50 {1000 * statistics.median(values):6.2f} ms   p95 "
-                f"{1000 * percentile(values, 0.95):6.2f} ms   max {1000 * max(values):6.2f} ms")
+        return (
+            f"p50 {1000 * statistics.median(values):6.2f} ms   p95 "
+            f"{1000 * percentile(values, 0.95):6.2f} ms   max {1000 * max(values):6.2f} ms"
+        )
 
-    print(f"{args.cycles} cycles of 2 x {args.n_samples} applicants, SQLite WAL + "
-          f"synchronous=FULL ({settings.database.url})")
-    print(f"whole cycle without data generation  {ms(times)}   ({alerts} alerts opened, "
-          f"{checkpoints} checkpoints signed; checkpoint_seconds {args.checkpoint_seconds:g})")
+    print(
+        f"{args.cycles} cycles of 2 x {args.n_samples} applicants, SQLite WAL + "
+        f"synchronous=FULL ({settings.database.url})"
+    )
+    print(
+        f"whole cycle without data generation  {ms(times)}   ({alerts} alerts opened, "
+        f"{checkpoints} checkpoints signed; checkpoint_seconds {args.checkpoint_seconds:g})"
+    )
     print(f"whole cycle, process CPU time        {ms(cpu)}")
     print(f"bare fsynced commit (interleaved)    {ms(bare_wall)}")
     print(f"bare fsynced commit, CPU time        {ms(bare_cpu)}")
     med = statistics.median
-    print(f"cycle / bare commit, p50: wall {med(times) / med(bare_wall):.2f}x, "
-          f"CPU {med(cpu) / med(bare_cpu):.2f}x")
+    print(
+        f"cycle / bare commit, p50: wall {med(times) / med(bare_wall):.2f}x, "
+        f"CPU {med(cpu) / med(bare_cpu):.2f}x"
+    )
     print(f"  of which measure + detect (pure)   {ms(pure)}")
     print(f"  the same, process CPU time         {ms(pure_cpu)}")
     print(f"data generation (per scenario)       {ms(generation)}")

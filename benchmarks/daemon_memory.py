@@ -60,10 +60,21 @@ def main() -> None:
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     db = folder / "var" / "fairlens.db"
     started = time.monotonic()
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "fairlens_monitor", "--config", str(folder / "config.yaml"),
-         "run", "--cycles", str(args.cycles)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fairlens_monitor",
+            "--config",
+            str(folder / "config.yaml"),
+            "run",
+            "--cycles",
+            str(args.cycles),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     samples: list[tuple[int, int]] = []
     next_mark = 0
     while proc.poll() is None:
@@ -78,13 +89,17 @@ def main() -> None:
     warm = next(size for done, size in samples if done >= args.warmup)
     end = samples[-1][1]
     peak = max(size for _, size in samples)
-    print(f"{completed(db):,} cycles in {took:.0f} s (interval {args.interval:g} s, "
-          f"2 x {args.n_samples} applicants a cycle), exit {proc.returncode}")
-    for done, size in [*samples[::max(1, len(samples) // 10)], samples[-1]]:
+    print(
+        f"{completed(db):,} cycles in {took:.0f} s (interval {args.interval:g} s, "
+        f"2 x {args.n_samples} applicants a cycle), exit {proc.returncode}"
+    )
+    for done, size in [*samples[:: max(1, len(samples) // 10)], samples[-1]]:
         print(f"  after {done:>6,} cycles: RSS {size / 1024:7.1f} MiB")
-    print(f"RSS after warm-up ({args.warmup} cycles) {warm / 1024:.1f} MiB, at the end "
-          f"{end / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB: growth "
-          f"{100 * (end - warm) / warm:+.1f} %")
+    print(
+        f"RSS after warm-up ({args.warmup} cycles) {warm / 1024:.1f} MiB, at the end "
+        f"{end / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB: growth "
+        f"{100 * (end - warm) / warm:+.1f} %"
+    )
 
 
 if __name__ == "__main__":

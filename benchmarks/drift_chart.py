@@ -60,8 +60,7 @@ Readings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # a, c, x, se:
 Scale = tuple[np.ndarray, np.ndarray, np.ndarray]  # mean, phi, added variance: (runs,)
 
 
-def simulate(rng: np.random.Generator, runs: int, dir_levels: np.ndarray,
-             sd: float) -> Readings:
+def simulate(rng: np.random.Generator, runs: int, dir_levels: np.ndarray, sd: float) -> Readings:
     """Approvals, log ratio and Katz se per run and cycle (see the module docstring)."""
     shape = (runs, len(dir_levels))
     unprivileged = PRIVILEGED * dir_levels + rng.normal(0.0, sd, shape)
@@ -87,14 +86,21 @@ def old_scales(x: np.ndarray, se: np.ndarray) -> Scale:
 
 
 def new_scales(x: np.ndarray, se: np.ndarray) -> Scale:
-    fits = [fit_baseline(list(zip(x[r], se[r], strict=True)), confidence=CONFIDENCE)
-            for r in range(len(x))]
-    return (np.array([b.mean for b in fits]), np.ones(len(x)),
-            np.array([b.between_variance + b.mean_variance for b in fits]))
+    fits = [
+        fit_baseline(list(zip(x[r], se[r], strict=True)), confidence=CONFIDENCE)
+        for r in range(len(x))
+    ]
+    return (
+        np.array([b.mean for b in fits]),
+        np.ones(len(x)),
+        np.array([b.between_variance + b.mean_variance for b in fits]),
+    )
 
 
 ESTIMATORS: dict[str, Callable[[np.ndarray, np.ndarray], Scale]] = {
-    "old": old_scales, "new": new_scales}
+    "old": old_scales,
+    "new": new_scales,
+}
 
 
 def first_signals(x: np.ndarray, se: np.ndarray, scale: Scale) -> np.ndarray:
@@ -116,15 +122,18 @@ def run_row(readings: Readings, name: str, check: int = 3) -> np.ndarray:
     w = CHART.baseline_readings
     first = first_signals(x, se, ESTIMATORS[name](x[:, :w], se[:, :w]))
     for r in range(min(check, len(x))):
-        pairs = np.array([stats.log_ratio_se(int(p), N, int(q), N)
-                          for p, q in zip(a[r], c[r], strict=True)], dtype=float)
+        pairs = np.array(
+            [stats.log_ratio_se(int(p), N, int(q), N) for p, q in zip(a[r], c[r], strict=True)],
+            dtype=float,
+        )
         assert np.allclose(pairs, np.c_[x[r], se[r]], rtol=1e-12, atol=1e-15)
         if name == "new":
             if CONFIDENCE != DISPERSION_CONFIDENCE:
                 continue  # cusum_path fits with the default confidence
             path = cusum_path(list(zip(x[r], se[r], strict=True)), CHART)
-            want = next((t for t, s in enumerate(path) if s is not None and s > CHART.threshold),
-                        -1)
+            want = next(
+                (t for t, s in enumerate(path) if s is not None and s > CHART.threshold), -1
+            )
             assert want == first[r], (r, want, first[r])
     return first
 
@@ -143,21 +152,35 @@ def share(p: float, runs: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10_000,
-                        help="runs per in-control row; step and ramp rows use half")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=10_000,
+        help="runs per in-control row; step and ramp rows use half",
+    )
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--baseline", type=int, default=CusumSettings().baseline_readings,
-                        help="baseline readings of the chart")
-    parser.add_argument("--confidence", type=float, default=DISPERSION_CONFIDENCE,
-                        help="confidence of the new estimator's bound on tau2")
+    parser.add_argument(
+        "--baseline",
+        type=int,
+        default=CusumSettings().baseline_readings,
+        help="baseline readings of the chart",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=DISPERSION_CONFIDENCE,
+        help="confidence of the new estimator's bound on tau2",
+    )
     args = parser.parse_args()
     global CHART, CONFIDENCE  # a command-line setting for the whole run
     CHART, CONFIDENCE = CusumSettings(baseline_readings=args.baseline), args.confidence
     rng = np.random.default_rng(args.seed)
     w, h, runs, half = CHART.baseline_readings, CHART.threshold, args.runs, args.runs // 2
-    print(f"chart: baseline {w} readings, slack k={CHART.slack}, threshold h={h}; {N} "
-          f"applicants per group; new: tau2 bound at confidence {CONFIDENCE}; seed {args.seed}; "
-          f"{runs} runs per in-control row, {half} per step/ramp row")
+    print(
+        f"chart: baseline {w} readings, slack k={CHART.slack}, threshold h={h}; {N} "
+        f"applicants per group; new: tau2 bound at confidence {CONFIDENCE}; seed {args.seed}; "
+        f"{runs} runs per in-control row, {half} per step/ramp row"
+    )
     started = time.perf_counter()
     print("\n| in control, 500 cycles | old: false alarms | new: false alarms |")
     print("| --- | --- | --- |")
@@ -165,8 +188,10 @@ def main() -> None:
         readings = simulate(rng, runs, np.full(w + 500, dir_level), sd)
         cells = [share(float(np.mean(run_row(readings, e) >= 0)), runs) for e in ESTIMATORS]
         print(f"| DIR {dir_level:.2f}, extra sd {sd:.2f} | " + " | ".join(cells) + " |")
-    print("\n| step after 50 quiet cycles | old: delay median / p95; missed; early alarm "
-          "| new: same |")
+    print(
+        "\n| step after 50 quiet cycles | old: delay median / p95; missed; early alarm "
+        "| new: same |"
+    )
     print("| --- | --- | --- |")
     before = w + QUIET
     for sd, dir_level in ((0.0, 0.90), (0.0, 0.85), (0.03, 0.90), (0.03, 0.85)):
@@ -176,9 +201,11 @@ def main() -> None:
             first = run_row(readings, e)
             early = (first >= 0) & (first < before)
             delay = np.where(first >= before, first - before + 1, np.inf)[~early]
-            cells.append(f"{np.median(delay):.0f} / {np.percentile(delay, 95):.0f}; "
-                         f"{pct(float(np.mean(np.isinf(delay))))}; "
-                         f"{share(float(early.mean()), half)}")
+            cells.append(
+                f"{np.median(delay):.0f} / {np.percentile(delay, 95):.0f}; "
+                f"{pct(float(np.mean(np.isinf(delay))))}; "
+                f"{share(float(early.mean()), half)}"
+            )
         print(f"| to DIR {dir_level:.2f}, extra sd {sd:.2f} | " + " | ".join(cells) + " |")
     ramp = np.r_[np.ones(w), np.linspace(1.0, 0.4 / PRIVILEGED, 60)]
     readings = simulate(rng, half, ramp, 0.0)
@@ -188,8 +215,10 @@ def main() -> None:
     for e in ESTIMATORS:
         first = run_row(readings, e)
         cells.append(share(float(np.mean((first >= 0) & (first < below))), half))
-    print("\n| ramp DIR 1.0 → 0.57 over 60 cycles | old: signalled before the first reading "
-          "below 0.8 | new: same |")
+    print(
+        "\n| ramp DIR 1.0 → 0.57 over 60 cycles | old: signalled before the first reading "
+        "below 0.8 | new: same |"
+    )
     print("| --- | --- | --- |")
     print("| extra sd 0.00 | " + " | ".join(cells) + " |")
     print(f"\n({time.perf_counter() - started:.1f} s)")

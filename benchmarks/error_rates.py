@@ -87,10 +87,16 @@ def cached_statistics() -> Iterator[None]:
 def spec_for(k: int, reference: str) -> GroupSpec:
     """The grid's settings for k groups ``g0``…: ``g0`` is the fixed reference."""
     fixed = reference == "privileged"
-    return GroupSpec(attributes=("g",), reference="privileged" if fixed else "highest",
-                     privileged_value="g0" if fixed else None, unprivileged_value=None,
-                     threshold=THRESHOLD, alpha=ALPHA, min_group_size=30,
-                     min_group_share=0.02)
+    return GroupSpec(
+        attributes=("g",),
+        reference="privileged" if fixed else "highest",
+        privileged_value="g0" if fixed else None,
+        unprivileged_value=None,
+        threshold=THRESHOLD,
+        alpha=ALPHA,
+        min_group_size=30,
+        min_group_share=0.02,
+    )
 
 
 def old_adverse(groups: tuple[GroupResult, ...], spec: GroupSpec) -> set[str]:
@@ -101,14 +107,31 @@ def old_adverse(groups: tuple[GroupResult, ...], spec: GroupSpec) -> set[str]:
     """
     compared = [g for g in groups if g.comparison is not None]
     adjusted = stats.holm([g.comparison.p_value for g in compared if g.comparison])
-    return {g.label for g, p in zip(compared, adjusted, strict=True)
-            if g.comparison is not None and stats.verdict(
-                g.comparison, p, threshold=spec.threshold, alpha=spec.alpha,
-                min_group_size=spec.min_group_size)[0] == "adverse"}
+    return {
+        g.label
+        for g, p in zip(compared, adjusted, strict=True)
+        if g.comparison is not None
+        and stats.verdict(
+            g.comparison,
+            p,
+            threshold=spec.threshold,
+            alpha=spec.alpha,
+            min_group_size=spec.min_group_size,
+        )[0]
+        == "adverse"
+    }
 
 
-def simulate_cell(k: int, n: int, base: float, reference: str, readings: int,
-                  rng: np.random.Generator, *, dir_level: float = 1.0) -> Cell:
+def simulate_cell(
+    k: int,
+    n: int,
+    base: float,
+    reference: str,
+    readings: int,
+    rng: np.random.Generator,
+    *,
+    dir_level: float = 1.0,
+) -> Cell:
     """Simulate ``readings`` readings of one cell and count adverse verdicts.
 
     Args:
@@ -156,8 +179,7 @@ def katz_old(a: np.ndarray, n1: int, c: np.ndarray, n2: int) -> tuple[np.ndarray
     return np.exp(log_rr - z * se), np.exp(log_rr + z * se)
 
 
-def new_interval(a: np.ndarray, n1: int, c: np.ndarray, n2: int) -> tuple[np.ndarray,
-                                                                            np.ndarray]:
+def new_interval(a: np.ndarray, n1: int, c: np.ndarray, n2: int) -> tuple[np.ndarray, np.ndarray]:
     """The project's interval (``stats.ratio_interval``) over a whole table of counts."""
     return stats.ratio_interval(a, n1, c, n2)
 
@@ -193,10 +215,17 @@ def _run(job: tuple[int, int, float, str, float, int, int]) -> Cell:
 
 def error_table(readings: int, workers: int, seed: int) -> list[Cell]:
     """Simulate every cell of the grid (false-adverse and power), ``workers`` at a time."""
-    jobs = [(k, n, base, ref, level, readings, seed + i)
-            for i, (k, n, base, ref, level) in enumerate(
-                (k, n, b, r, lv) for k in GRID_K for n in GRID_N for b in GRID_BASE
-                for r in REFERENCES for lv in (1.0, POWER_DIR))]
+    jobs = [
+        (k, n, base, ref, level, readings, seed + i)
+        for i, (k, n, base, ref, level) in enumerate(
+            (k, n, b, r, lv)
+            for k in GRID_K
+            for n in GRID_N
+            for b in GRID_BASE
+            for r in REFERENCES
+            for lv in (1.0, POWER_DIR)
+        )
+    ]
     with Pool(workers) as pool:
         return pool.map(_run, jobs, chunksize=1)
 
@@ -209,41 +238,60 @@ def recheck(cell: Cell, seed: int) -> Cell:
     Monte-Carlo bound in about 1 of 40 runs by chance alone; ten times the readings tell
     chance from a real excess.
     """
-    return simulate_cell(cell.k, cell.n, cell.base, cell.reference, cell.readings * 10,
-                         np.random.default_rng(seed), dir_level=cell.dir_level)
+    return simulate_cell(
+        cell.k,
+        cell.n,
+        cell.base,
+        cell.reference,
+        cell.readings * 10,
+        np.random.default_rng(seed),
+        dir_level=cell.dir_level,
+    )
 
 
 def print_errors(cells: list[Cell], readings: int, seed: int) -> None:
     """Print false-adverse rate and power per cell, old and new rule side by side."""
     bound = ALPHA + margin(ALPHA, readings)
     by = {(c.k, c.n, c.base, c.reference, c.dir_level): c for c in cells}
-    print(f"\nfalse-adverse rate (all groups equal) and power (last group at DIR {POWER_DIR}); "
-          f"{readings:,} readings per cell; goal: false-adverse <= alpha + margin = "
-          f"{bound:.2%}")
-    print(f"{'k':>2} {'n':>5} {'base':>5} | {'fixed ref':>9} {'power':>6} | "
-          f"{'highest old':>11} {'new':>6} {'power old':>9} {'new':>6}")
+    print(
+        f"\nfalse-adverse rate (all groups equal) and power (last group at DIR {POWER_DIR}); "
+        f"{readings:,} readings per cell; goal: false-adverse <= alpha + margin = "
+        f"{bound:.2%}"
+    )
+    print(
+        f"{'k':>2} {'n':>5} {'base':>5} | {'fixed ref':>9} {'power':>6} | "
+        f"{'highest old':>11} {'new':>6} {'power old':>9} {'new':>6}"
+    )
     for k in GRID_K:
         for n in GRID_N:
             for b in GRID_BASE:
                 f0, f1 = by[(k, n, b, "privileged", 1.0)], by[(k, n, b, "privileged", POWER_DIR)]
                 h0, h1 = by[(k, n, b, "highest", 1.0)], by[(k, n, b, "highest", POWER_DIR)]
                 flag = " !" if max(f0.new, h0.new) > bound else ""
-                print(f"{k:>2} {n:>5} {b:>5.2f} | {f0.new:>9.2%} {f1.new:>6.1%} | "
-                      f"{h0.old:>11.2%} {h0.new:>6.2%} {h1.old:>9.1%} {h1.new:>6.1%}{flag}")
+                print(
+                    f"{k:>2} {n:>5} {b:>5.2f} | {f0.new:>9.2%} {f1.new:>6.1%} | "
+                    f"{h0.old:>11.2%} {h0.new:>6.2%} {h1.old:>9.1%} {h1.new:>6.1%}{flag}"
+                )
     nulls = [c for c in cells if c.dir_level == 1.0]
     worst_new = max(nulls, key=lambda c: c.new)
     worst_old = max(nulls, key=lambda c: c.old)
-    print(f"worst false-adverse cell, new rule: {worst_new.new:.2%} (k={worst_new.k}, "
-          f"n={worst_new.n}, base {worst_new.base}, {worst_new.reference}); cells above "
-          f"{bound:.2%}: {sum(c.new > bound for c in nulls)} of {len(nulls)}")
-    print(f"worst false-adverse cell, old rule: {worst_old.old:.2%} (k={worst_old.k}, "
-          f"n={worst_old.n}, base {worst_old.base}, {worst_old.reference}); cells above "
-          f"{bound:.2%}: {sum(c.old > bound for c in nulls)} of {len(nulls)}")
+    print(
+        f"worst false-adverse cell, new rule: {worst_new.new:.2%} (k={worst_new.k}, "
+        f"n={worst_new.n}, base {worst_new.base}, {worst_new.reference}); cells above "
+        f"{bound:.2%}: {sum(c.new > bound for c in nulls)} of {len(nulls)}"
+    )
+    print(
+        f"worst false-adverse cell, old rule: {worst_old.old:.2%} (k={worst_old.k}, "
+        f"n={worst_old.n}, base {worst_old.base}, {worst_old.reference}); cells above "
+        f"{bound:.2%}: {sum(c.old > bound for c in nulls)} of {len(nulls)}"
+    )
     for i, cell in enumerate(c for c in nulls if c.new > bound):
         again = recheck(cell, seed + 10_000 + i)
-        print(f"  re-run k={cell.k}, n={cell.n}, base {cell.base}, {cell.reference} with "
-              f"{again.readings:,} readings: {again.new:.2%} ± "
-              f"{margin(again.new, again.readings):.2%}")
+        print(
+            f"  re-run k={cell.k}, n={cell.n}, base {cell.base}, {cell.reference} with "
+            f"{again.readings:,} readings: {again.new:.2%} ± "
+            f"{margin(again.new, again.readings):.2%}"
+        )
 
 
 def print_coverage() -> tuple[float, float]:
@@ -252,8 +300,10 @@ def print_coverage() -> tuple[float, float]:
     Returns:
         ``(minimum, mean)`` of the new interval's coverage over the defined cells.
     """
-    print("\ncoverage of the 95 % DIR interval (exact): new MOVER-R Clopper–Pearson (old Katz); "
-          "rows: reference rate, columns: group rate")
+    print(
+        "\ncoverage of the 95 % DIR interval (exact): new MOVER-R Clopper–Pearson (old Katz); "
+        "rows: reference rate, columns: group rate"
+    )
     new_all: list[tuple[float, int, float, float]] = []
     old_all: list[tuple[float, int, float, float]] = []
     for n in GRID_N:
@@ -274,9 +324,11 @@ def print_coverage() -> tuple[float, float]:
     for name, values in (("new", new_all), ("old", old_all)):
         worst = min(values)
         mean = sum(v[0] for v in values) / len(values)
-        print(f"{name}: minimum {worst[0]:.2%} (n={worst[1]}, group rate {worst[2]}, reference "
-              f"rate {worst[3]}), mean {mean:.2%}, cells below 93 %: "
-              f"{sum(v[0] < 0.93 for v in values)} of {len(values)}")
+        print(
+            f"{name}: minimum {worst[0]:.2%} (n={worst[1]}, group rate {worst[2]}, reference "
+            f"rate {worst[3]}), mean {mean:.2%}, cells below 93 %: "
+            f"{sum(v[0] < 0.93 for v in values)} of {len(values)}"
+        )
     return min(new_all)[0], sum(v[0] for v in new_all) / len(new_all)
 
 
@@ -292,8 +344,9 @@ def main() -> None:
     print(f"(coverage: {time.perf_counter() - started:.0f} s)")
     cells = error_table(args.readings, args.workers, args.seed)
     print_errors(cells, args.readings, args.seed)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s, {args.workers} workers, "
-          f"seed {args.seed}")
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s, {args.workers} workers, seed {args.seed}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,31 +47,40 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
-    print(f"{'rows':>11} {'groups':>6} {'fairlens':>10} {'fairlearn':>10} {'speed-up':>9}  "
-          "values (DP ratio, EOdds difference)")
+    print(
+        f"{'rows':>11} {'groups':>6} {'fairlens':>10} {'fairlearn':>10} {'speed-up':>9}  "
+        "values (DP ratio, EOdds difference)"
+    )
     for rows in args.rows:
         for k in (2, 5):
-            sensitive = pd.Series(pd.Categorical.from_codes(
-                rng.integers(0, k, size=rows), [f"g{i}" for i in range(k)]))
+            sensitive = pd.Series(
+                pd.Categorical.from_codes(
+                    rng.integers(0, k, size=rows), [f"g{i}" for i in range(k)]
+                )
+            )
             y_pred = rng.random(rows) < 0.6
             y_true = rng.random(rows) < 0.7
 
-            def ours(s: pd.Series = sensitive, p: np.ndarray = y_pred,
-                     t: np.ndarray = y_true) -> tuple[float | None, float]:
+            def ours(
+                s: pd.Series = sensitive, p: np.ndarray = y_pred, t: np.ndarray = y_true
+            ) -> tuple[float | None, float]:
                 m = outcome_metrics(count_groups(s, p, t))
                 return m.demographic_parity_ratio, m.equalized_odds_difference
 
-            def theirs(s: pd.Series = sensitive, p: np.ndarray = y_pred,
-                       t: np.ndarray = y_true) -> tuple[float, float]:
+            def theirs(
+                s: pd.Series = sensitive, p: np.ndarray = y_pred, t: np.ndarray = y_true
+            ) -> tuple[float, float]:
                 kw = {"y_true": t, "y_pred": p, "sensitive_features": s}
                 return demographic_parity_ratio(**kw), equalized_odds_difference(**kw)
 
             t_ours, v_ours = best(ours, args.repeat)
             t_theirs, v_theirs = best(theirs, max(1, args.repeat if rows <= 1_000_000 else 1))
             same = all(abs(a - b) <= 1e-9 for a, b in zip(v_ours, v_theirs, strict=True))
-            print(f"{rows:>11,} {k:>6} {t_ours:>9.3f}s {t_theirs:>9.3f}s "
-                  f"{t_theirs / t_ours:>8.1f}x  {v_ours[0]:.6f}, {v_ours[1]:.6f} "
-                  f"({'identical' if same else 'DIFFERENT'})")
+            print(
+                f"{rows:>11,} {k:>6} {t_ours:>9.3f}s {t_theirs:>9.3f}s "
+                f"{t_theirs / t_ours:>8.1f}x  {v_ours[0]:.6f}, {v_ours[1]:.6f} "
+                f"({'identical' if same else 'DIFFERENT'})"
+            )
 
 
 if __name__ == "__main__":

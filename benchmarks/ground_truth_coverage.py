@@ -42,8 +42,9 @@ def katz(x1: np.ndarray, n1: int, x2: np.ndarray, n2: int) -> intervals.Interval
     return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
-def coverage(sims: int, sizes: tuple[int, ...] = SIZES, rates: tuple[float, ...] = RATES,
-             seed: int = 2026) -> dict[str, list[Cell]]:
+def coverage(
+    sims: int, sizes: tuple[int, ...] = SIZES, rates: tuple[float, ...] = RATES, seed: int = 2026
+) -> dict[str, list[Cell]]:
     """Simulate every cell of the grid.
 
     Args:
@@ -57,13 +58,13 @@ def coverage(sims: int, sizes: tuple[int, ...] = SIZES, rates: tuple[float, ...]
         ``(m, p_group, p_reference, coverage, undefined share)``.
     """
     rng = np.random.default_rng(seed)
-    out: dict[str, list[Cell]] = {
-        "newcombe": [], "ratio": [], "katz": [], "average_odds": []}
+    out: dict[str, list[Cell]] = {"newcombe": [], "ratio": [], "katz": [], "average_odds": []}
     for m, p1, p2 in itertools.product(sizes, rates, rates):
         x1, x2 = rng.binomial(m, p1, sims), rng.binomial(m, p2, sims)
         low, high = intervals.newcombe(x1, m, x2, m)
-        out["newcombe"].append((m, p1, p2, float(np.mean((low <= p1 - p2) & (p1 - p2 <= high))),
-                                0.0))
+        out["newcombe"].append(
+            (m, p1, p2, float(np.mean((low <= p1 - p2) & (p1 - p2 <= high))), 0.0)
+        )
         low, high = stats.ratio_interval(x1, m, x2, m)
         hit = (low <= p1 / p2 * (1 + 1e-12)) & (p1 / p2 * (1 - 1e-12) <= high)
         out["ratio"].append((m, p1, p2, float(np.mean(hit)), float(np.mean(np.isnan(low)))))
@@ -75,11 +76,13 @@ def coverage(sims: int, sizes: tuple[int, ...] = SIZES, rates: tuple[float, ...]
         t1, t2 = x1, x2
         f1, f2 = rng.binomial(m, 1 - p2, sims), rng.binomial(m, 1 - p1, sims)
         d_t, d_f = t1 / m - t2 / m, f1 / m - f2 / m
-        low, high = intervals.mover_sum((d_f, d_t), intervals.newcombe(f1, m, f2, m),
-                                        intervals.newcombe(t1, m, t2, m))
+        low, high = intervals.mover_sum(
+            (d_f, d_t), intervals.newcombe(f1, m, f2, m), intervals.newcombe(t1, m, t2, m)
+        )
         truth = ((1 - p2) - (1 - p1) + p1 - p2) / 2
-        out["average_odds"].append((m, p1, p2, float(np.mean((low / 2 <= truth)
-                                                             & (truth <= high / 2))), 0.0))
+        out["average_odds"].append(
+            (m, p1, p2, float(np.mean((low / 2 <= truth) & (truth <= high / 2))), 0.0)
+        )
     return out
 
 
@@ -96,9 +99,11 @@ def main() -> None:
         for m in SIZES:
             row = [c for c in cells if c[0] == m]
             worst = min(row, key=lambda c: c[3])
-            print(f"{method:<13} {m:>5} {worst[3]:>7.3f} {f'({worst[1]}, {worst[2]})':>14} "
-                  f"{np.mean([c[3] for c in row]):>7.3f} "
-                  f"{np.mean([c[4] for c in row]):>10.3f}")
+            print(
+                f"{method:<13} {m:>5} {worst[3]:>7.3f} {f'({worst[1]}, {worst[2]})':>14} "
+                f"{np.mean([c[3] for c in row]):>7.3f} "
+                f"{np.mean([c[4] for c in row]):>10.3f}"
+            )
 
 
 if __name__ == "__main__":

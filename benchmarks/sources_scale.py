@@ -48,19 +48,28 @@ def decisions(rows: int, seed: int = 5) -> pd.DataFrame:
     p = 1 / (1 + np.exp(-(score - 640) / 40)) - 0.06 * female
     seconds = np.sort(rng.integers(0, 30 * 86400, rows))
     when = pd.to_datetime(END.timestamp() - 30 * 86400 + seconds, unit="s", utc=True)
-    return pd.DataFrame({
-        "gender": np.where(female, "Female", "Male"), "age": rng.integers(18, 80, rows),
-        "credit_score": score, "approved": (rng.random(rows) < p).astype(np.int8),
-        "repaid": (rng.random(rows) < 0.9).astype(np.int8),
-        "decided_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return pd.DataFrame(
+        {
+            "gender": np.where(female, "Female", "Male"),
+            "age": rng.integers(18, 80, rows),
+            "credit_score": score,
+            "approved": (rng.random(rows) < p).astype(np.int8),
+            "repaid": (rng.random(rows) < 0.9).astype(np.int8),
+            "decided_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
 
 
 def config(folder: Path, source: dict[str, object]) -> Path:
     doc = yaml.safe_load((ROOT / "config.yaml").read_text())
     doc.pop("simulation")
     doc["source"] = source
-    doc["measurement"] = {"protected_attributes": ["gender"], "privileged_value": "Male",
-                          "unprivileged_value": "Female", "label": "repaid"}
+    doc["measurement"] = {
+        "protected_attributes": ["gender"],
+        "privileged_value": "Male",
+        "unprivileged_value": "Female",
+        "label": "repaid",
+    }
     doc["alerts"]["echo_plaintext"] = False
     doc["database"]["url"] = f"sqlite:///{folder / 'monitor.db'}"
     doc["keys"]["dir"] = str(folder / "keys")
@@ -77,9 +86,19 @@ def once(path: Path) -> tuple[float, float, str]:
     written by a child), since a child's peak counts the parent's pages until it execs.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(path),  # noqa: S603
-                             "once"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fairlens_monitor",
+            "--config",
+            str(path),
+            "once",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - started
@@ -106,9 +125,21 @@ def sql_compare(url: str, df: pd.DataFrame, label: str) -> None:
     else:
         frame.to_sql("decisions", engine, index=False, chunksize=5000)
     loaded = time.perf_counter() - t
-    settings = load_settings(config(Path(os.environ["BENCH_DIR"]), {
-        "kind": "sql", "url": url, "table": "decisions", "outcome": "approved",
-        "timestamp": "decided_at", "stratum": "credit_score", "window": "7d"}), env={})
+    settings = load_settings(
+        config(
+            Path(os.environ["BENCH_DIR"]),
+            {
+                "kind": "sql",
+                "url": url,
+                "table": "decisions",
+                "outcome": "approved",
+                "timestamp": "decided_at",
+                "stratum": "credit_score",
+                "window": "7d",
+            },
+        ),
+        env={},
+    )
     source = SqlSource(settings.source, settings.group_spec(), "repaid")
     t = time.perf_counter()
     batch = source.read(END, {})
@@ -117,21 +148,34 @@ def sql_compare(url: str, df: pd.DataFrame, label: str) -> None:
     t = time.perf_counter()
     start = END - timedelta(days=7)
     with engine.connect() as conn:
-        rows = pd.read_sql(text("SELECT gender, approved, repaid, credit_score FROM decisions "
-                                "WHERE decided_at >= :a AND decided_at < :b"), conn,
-                           params={"a": start if "postgresql" in url else start.strftime(
-                               "%Y-%m-%d %H:%M:%S"), "b": END if "postgresql" in url
-                               else END.strftime("%Y-%m-%d %H:%M:%S")})
-    counted = normalise(rows, settings.group_spec(), "approved", label="repaid",
-                        stratum="credit_score")
+        rows = pd.read_sql(
+            text(
+                "SELECT gender, approved, repaid, credit_score FROM decisions "
+                "WHERE decided_at >= :a AND decided_at < :b"
+            ),
+            conn,
+            params={
+                "a": start if "postgresql" in url else start.strftime("%Y-%m-%d %H:%M:%S"),
+                "b": END if "postgresql" in url else END.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+        )
+    counted = normalise(
+        rows, settings.group_spec(), "approved", label="repaid", stratum="credit_score"
+    )
     pulled = time.perf_counter() - t
     engine.dispose()
-    print(f"  {label}: {len(df):,} rows loaded in {loaded:.0f} s; last 7 days = "
-          f"{batch.decisions:,} decisions")
-    print(f"    GROUP BY in the database: {pushed:6.2f} s, {batch.lineage['rows_returned']:,} "
-          f"rows sent")
-    print(f"    rows pulled + pandas:     {pulled:6.2f} s, {len(rows):,} rows sent "
-          f"(same counts: {int(counted['_n'].sum()) == batch.decisions})")
+    print(
+        f"  {label}: {len(df):,} rows loaded in {loaded:.0f} s; last 7 days = "
+        f"{batch.decisions:,} decisions"
+    )
+    print(
+        f"    GROUP BY in the database: {pushed:6.2f} s, {batch.lineage['rows_returned']:,} "
+        f"rows sent"
+    )
+    print(
+        f"    rows pulled + pandas:     {pulled:6.2f} s, {len(rows):,} rows sent "
+        f"(same counts: {int(counted['_n'].sum()) == batch.decisions})"
+    )
 
 
 def main() -> None:
@@ -139,8 +183,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--sql-rows", type=int, default=2_000_000)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-sources")
-    parser.add_argument("--chunk-rows", type=int, default=None,
-                        help="source.chunk_rows for the file source (default: its default)")
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help="source.chunk_rows for the file source (default: its default)",
+    )
     parser.add_argument("--write-csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -152,22 +200,52 @@ def main() -> None:
     if not csv.exists():
         csv.parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--rows", str(args.rows),  # noqa: S603
-                        "--write-csv", str(csv)], check=True)
-        print(f"wrote {csv} ({csv.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - t:.0f} s")
-    print(f"file source, {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB CSV), "
-          "one `once` each in a fresh process:")
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--rows",
+                str(args.rows),
+                "--write-csv",
+                str(csv),
+            ],
+            check=True,
+        )
+        print(f"wrote {csv} ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
+    print(
+        f"file source, {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB CSV), "
+        "one `once` each in a fresh process:"
+    )
     for window in ("all", "24h"):
         (args.dir / "monitor.db").unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{args.dir / 'monitor.db'}{suffix}").unlink(missing_ok=True)
         chunks = {} if args.chunk_rows is None else {"chunk_rows": args.chunk_rows}
-        path = config(args.dir, {"kind": "file", "path": str(csv), "outcome": "approved",
-                                 "timestamp": "decided_at", "stratum": "credit_score",
-                                 "window": window, **chunks})
-        subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", str(path),  # noqa: S603
-                        "db", "upgrade"], check=True, capture_output=True)
+        path = config(
+            args.dir,
+            {
+                "kind": "file",
+                "path": str(csv),
+                "outcome": "approved",
+                "timestamp": "decided_at",
+                "stratum": "credit_score",
+                "window": window,
+                **chunks,
+            },
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fairlens_monitor",
+                "--config",
+                str(path),
+                "db",
+                "upgrade",
+            ],
+            check=True,
+            capture_output=True,
+        )
         took, peak, line = once(path)
         print(f"  window {window:>4}: {took:6.2f} s, peak RSS {peak:5.0f} MiB   {line[:110]}")
     df = decisions(args.sql_rows, seed=6)
@@ -176,8 +254,9 @@ def main() -> None:
     try:  # a database of its own on the server, so the shared test database stays clean
         admin = create_engine(PG, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = "
-                                     "'fairlens_bench'")).first():
+            if not conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = 'fairlens_bench'")
+            ).first():
                 conn.execute(text("CREATE DATABASE fairlens_bench"))
         admin.dispose()
     except Exception as exc:
@@ -185,8 +264,11 @@ def main() -> None:
         return
     from sqlalchemy.engine import make_url
 
-    sql_compare(make_url(PG).set(database="fairlens_bench").render_as_string(
-        hide_password=False), df, "PostgreSQL")
+    sql_compare(
+        make_url(PG).set(database="fairlens_bench").render_as_string(hide_password=False),
+        df,
+        "PostgreSQL",
+    )
 
 
 if __name__ == "__main__":

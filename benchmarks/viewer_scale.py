@@ -38,7 +38,8 @@ READING_COLUMNS = (
     "protected_attribute, unprivileged_group, privileged_group, unprivileged_count, "
     "unprivileged_approved, privileged_count, privileged_approved, unprivileged_rate, "
     "privileged_rate, dir, dir_reason, gap, dir_threshold, gap_threshold, dir_alert, gap_alert, "
-    "config_hash, code_version, verdict, p_value, test, dir_ci_low, dir_ci_high, shortfall")
+    "config_hash, code_version, verdict, p_value, test, dir_ci_low, dir_ci_high, shortfall"
+)
 
 
 def build(path: Path) -> None:
@@ -59,34 +60,92 @@ def build(path: Path) -> None:
             u = int(rng.binomial(500, 0.7 - 0.4 * level))
             p = int(rng.binomial(500, 0.7))
             c = stats.compare(u, 500, p, 500)
-            verdict = stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05,
-                                    min_group_size=30)[0]
+            verdict = stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30)[0]
             ratio = c.ratio
-            readings.append((reading_id, i + 1, scenario, stamp, "simulator", level, 1000, i,
-                             "gender", "Female", "Male", 500, u, 500, p, u / 500, p / 500, ratio,
-                             None, abs(p - u) / 500, 0.8, 0.2, int(ratio is None or ratio < 0.8),
-                             int(abs(p - u) / 500 > 0.2), "0" * 64, "bench", verdict, c.p_value,
-                             c.test, c.ci_low, c.ci_high, c.shortfall))
-            groups.append((reading_id, "Female", "compared", 500, u, u / 500, 0.5, ratio,
-                           c.p_value, verdict))
-            groups.append((reading_id, "Male", "reference", 500, p, p / 500, 0.5, None, None,
-                           None))
-        rec = build_record(seq=i + 1, ts=rfc3339(at), event_type="cycle_completed",
-                           actor="daemon", payload={"run_id": i + 1}, prev_hash=prev)
+            readings.append(
+                (
+                    reading_id,
+                    i + 1,
+                    scenario,
+                    stamp,
+                    "simulator",
+                    level,
+                    1000,
+                    i,
+                    "gender",
+                    "Female",
+                    "Male",
+                    500,
+                    u,
+                    500,
+                    p,
+                    u / 500,
+                    p / 500,
+                    ratio,
+                    None,
+                    abs(p - u) / 500,
+                    0.8,
+                    0.2,
+                    int(ratio is None or ratio < 0.8),
+                    int(abs(p - u) / 500 > 0.2),
+                    "0" * 64,
+                    "bench",
+                    verdict,
+                    c.p_value,
+                    c.test,
+                    c.ci_low,
+                    c.ci_high,
+                    c.shortfall,
+                )
+            )
+            groups.append(
+                (reading_id, "Female", "compared", 500, u, u / 500, 0.5, ratio, c.p_value, verdict)
+            )
+            groups.append((reading_id, "Male", "reference", 500, p, p / 500, 0.5, None, None, None))
+        rec = build_record(
+            seq=i + 1,
+            ts=rfc3339(at),
+            event_type="cycle_completed",
+            actor="daemon",
+            payload={"run_id": i + 1},
+            prev_hash=prev,
+        )
         prev = rec.hash
-        events.append((rec.seq, rec.ts, rec.event_type, rec.actor, json.dumps(rec.payload),
-                       rec.canonical, rec.prev_hash, rec.hash))
+        events.append(
+            (
+                rec.seq,
+                rec.ts,
+                rec.event_type,
+                rec.actor,
+                json.dumps(rec.payload),
+                rec.canonical,
+                rec.prev_hash,
+                rec.hash,
+            )
+        )
     with sqlite3.connect(path) as conn:
-        conn.executemany("INSERT INTO runs (id, cycle_index, actor, scheduled_for, started_at, "
-                         "finished_at, status, config_hash, code_version) VALUES "
-                         "(?,?,?,?,?,?,?,?,?)", runs)
-        conn.executemany(f"INSERT INTO readings ({READING_COLUMNS}) VALUES "  # noqa: S608
-                         f"({','.join('?' * len(READING_COLUMNS.split(',')))})", readings)
-        conn.executemany("INSERT INTO group_results (reading_id, label, role, applicants, "
-                         "approved, rate, share, impact_ratio, p_value, verdict) VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?)", groups)
-        conn.executemany("INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-                         "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)", events)
+        conn.executemany(
+            "INSERT INTO runs (id, cycle_index, actor, scheduled_for, started_at, "
+            "finished_at, status, config_hash, code_version) VALUES "
+            "(?,?,?,?,?,?,?,?,?)",
+            runs,
+        )
+        conn.executemany(
+            f"INSERT INTO readings ({READING_COLUMNS}) VALUES "  # noqa: S608
+            f"({','.join('?' * len(READING_COLUMNS.split(',')))})",
+            readings,
+        )
+        conn.executemany(
+            "INSERT INTO group_results (reading_id, label, role, applicants, "
+            "approved, rate, share, impact_ratio, p_value, verdict) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?)",
+            groups,
+        )
+        conn.executemany(
+            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
+            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            events,
+        )
 
 
 def main() -> None:
@@ -100,11 +159,18 @@ def main() -> None:
         build(db)
         print(f"built {db} ({db.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "database": {"url": f"sqlite:///{db}"}, "schedule": {"interval_seconds": 60},
-        "simulation": {"n_samples": 1000, "seed": 1, "drift": 0.0},
-        "thresholds": {"dir": 0.8, "gap": 0.2}, "keys": {"dir": str(folder / "keys")},
-        "audit": {"anchor_file": str(folder / "anchor.jsonl")}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": f"sqlite:///{db}"},
+                "schedule": {"interval_seconds": 60},
+                "simulation": {"n_samples": 1000, "seed": 1, "drift": 0.0},
+                "thresholds": {"dir": 0.8, "gap": 0.2},
+                "keys": {"dir": str(folder / "keys")},
+                "audit": {"anchor_file": str(folder / "anchor.jsonl")},
+            }
+        )
+    )
     settings = load_settings(config, env={})
 
     from fairlens_monitor.ops.audit_trail import verify_store
@@ -124,11 +190,14 @@ def main() -> None:
         data.health(engine)
         print(f"data for '{name}': {time.perf_counter() - t:.3f} s, {len(hist)} points")
     t = time.perf_counter()
-    report = verify_store(Repository(engine), anchor_file=settings.audit.anchor_file,
-                          public_key=folder / "none.pub").chain
+    report = verify_store(
+        Repository(engine), anchor_file=settings.audit.anchor_file, public_key=folder / "none.pub"
+    ).chain
     took = time.perf_counter() - t
-    print(f"chain verification: {report.count:,} events in {took:.2f} s "
-          f"({report.count / took:,.0f} events/s), intact={report.intact}")
+    print(
+        f"chain verification: {report.count:,} events in {took:.2f} s "
+        f"({report.count / took:,.0f} events/s), intact={report.intact}"
+    )
     engine.dispose()
 
     import os
@@ -137,21 +206,25 @@ def main() -> None:
 
     os.environ["FAIRLENS_CONFIG"] = str(config)
     for label in ("cold", "warm"):
-        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
-                               default_timeout=120)
+        at = AppTest.from_file(
+            str(ROOT / "fairlens_monitor" / "viewer" / "page.py"), default_timeout=120
+        )
         if label == "cold":
             at.run()  # a first run fills Streamlit's caches; measure with them cleared
             import streamlit as st
 
             st.cache_data.clear()
             st.cache_resource.clear()  # a new chain watcher too, as in a fresh server
-            at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
-                                   default_timeout=120)
+            at = AppTest.from_file(
+                str(ROOT / "fairlens_monitor" / "viewer" / "page.py"), default_timeout=120
+            )
         t = time.perf_counter()
         at.run()
-        print(f"full page render, {label} cache ('last day'): {time.perf_counter() - t:.2f} s;"
-              f" chain shown as: {[m.value for m in at.markdown if 'Audit chain' in m.value]}"
-              f"{' EXCEPTION' if at.exception else ''}")
+        print(
+            f"full page render, {label} cache ('last day'): {time.perf_counter() - t:.2f} s;"
+            f" chain shown as: {[m.value for m in at.markdown if 'Audit chain' in m.value]}"
+            f"{' EXCEPTION' if at.exception else ''}"
+        )
         at.sidebar.radio(key="range").set_value("all")
         t = time.perf_counter()
         at.run()

@@ -27,6 +27,7 @@ def __getattr__(name: str) -> Any:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'fairlens_monitor' has no attribute {name!r}")
 
+
 __all__ = [
     "__version__",
     "analyze_feature_impact",

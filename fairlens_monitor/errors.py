@@ -62,8 +62,9 @@ class OutputFileError(FairlensError):
 
     def __init__(self, path: object, problem: str) -> None:
         self.path = path
-        super().__init__(f"cannot write {path}: {problem}; choose a writable file in an "
-                         "existing folder")
+        super().__init__(
+            f"cannot write {path}: {problem}; choose a writable file in an existing folder"
+        )
 
 
 class StoreError(FairlensError):
@@ -102,17 +103,21 @@ class DamagedRecordError(FairlensError):
 
     def __init__(self, seq: object) -> None:
         where = f"seq {seq}" if type(seq) is int else "a row"
-        super().__init__(f"audit event {where} is damaged: its columns are not the record "
-                         "that was written; run `fairlens-monitor verify` for the whole chain")
+        super().__init__(
+            f"audit event {where} is damaged: its columns are not the record "
+            "that was written; run `fairlens-monitor verify` for the whole chain"
+        )
 
 
 class AnchorWriteError(FairlensError):
     """The anchor file cannot be appended to (so no checkpoint was recorded)."""
 
     def __init__(self, path: object, reason: str) -> None:
-        super().__init__(f"cannot append to the anchor file {path}: {reason}; nothing was "
-                         "recorded; make the file and its folder writable and run "
-                         "`fairlens-monitor checkpoint`")
+        super().__init__(
+            f"cannot append to the anchor file {path}: {reason}; nothing was "
+            "recorded; make the file and its folder writable and run "
+            "`fairlens-monitor checkpoint`"
+        )
 
 
 class ChainLostError(FairlensError):
@@ -123,7 +128,8 @@ class ChainLostError(FairlensError):
             f"the database holds no audit events, but the anchor file {anchor_file} holds "
             f"checkpoints of a chain up to seq {last_seq}: the database was lost or replaced; "
             "restore from a backup (fairlens-monitor restore FILE) or start a new anchor file "
-            "with --new-chain, recorded")
+            "with --new-chain, recorded"
+        )
 
 
 class CopyNotVerifiedError(FairlensError):
@@ -132,5 +138,7 @@ class CopyNotVerifiedError(FairlensError):
     exit_code = 1
 
     def __init__(self, where: str, kind: str) -> None:
-        super().__init__(f"copy does NOT verify: first broken {where} ({kind}); it was "
-                         "rolled back, nothing was left in the destination")
+        super().__init__(
+            f"copy does NOT verify: first broken {where} ({kind}); it was "
+            "rolled back, nothing was left in the destination"
+        )

@@ -42,16 +42,19 @@ def main() -> None:
     parser.add_argument("--sqlite", type=Path, help="write table 'decisions' to this file")
     parser.add_argument("--from-day", type=int, default=0, help="first day to write (0-9)")
     parser.add_argument("--days", type=int, default=10, help="write days up to this (1-10)")
-    parser.add_argument("--start", type=datetime.fromisoformat,
-                        default=today - timedelta(days=9),
-                        help="time of the first decision (default: 9 days before today)")
+    parser.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=today - timedelta(days=9),
+        help="time of the first decision (default: 9 days before today)",
+    )
     args = parser.parse_args()
     if args.folder is None and args.sqlite is None:
         parser.error("give --folder and/or --sqlite")
     if not 0 <= args.from_day < args.days <= 10:
         parser.error("expected 0 <= --from-day < --days <= 10")
     start = args.start if args.start.tzinfo else args.start.replace(tzinfo=UTC)
-    df = decision_log(start).iloc[args.from_day * PER_DAY: args.days * PER_DAY]
+    df = decision_log(start).iloc[args.from_day * PER_DAY : args.days * PER_DAY]
     if args.folder is not None:
         args.folder.mkdir(parents=True, exist_ok=True)
         for day, part in df.groupby(df.index // PER_DAY):

@@ -8,6 +8,7 @@
 3. The rows: each exported row's digest is the one the latest event naming it recorded.
 Exit 0 intact; 1 tampered, with one line per finding on stderr; 2 a file cannot be read.
 """
+
 import hashlib
 import json
 import sys
@@ -15,9 +16,16 @@ from decimal import Decimal
 
 TAG = b"fairlens-audit-v1\x00"
 # Only these events may record a new digest for a row already recorded (as `verify`).
-MUTABLE = {"alerts": {"cycle_completed", "alert_raised", "alert_acknowledged",
-                      "alert_resolved", "keys_rotated"},
-           "source_files": {"retention_applied"}}
+MUTABLE = {
+    "alerts": {
+        "cycle_completed",
+        "alert_raised",
+        "alert_acknowledged",
+        "alert_resolved",
+        "keys_rotated",
+    },
+    "source_files": {"retention_applied"},
+}
 
 
 def jcs(v):
@@ -49,11 +57,20 @@ def main(export, anchor=None):
             first, prev = e["seq"], "00" * 32 if e["seq"] == 1 else e["prev_hash"]
             origin = prev
         at = first + len(hashes)
-        shown = {"seq": e["seq"], "ts": e["timestamp"], "event_type": e["event_type"],
-                 "actor": e["actor"], "payload": e["details"]}
+        shown = {
+            "seq": e["seq"],
+            "ts": e["timestamp"],
+            "event_type": e["event_type"],
+            "actor": e["actor"],
+            "payload": e["details"],
+        }
         digest = hashlib.sha256(TAG + bytes.fromhex(prev) + e["canonical"].encode()).hexdigest()
-        if (e["seq"] != at or e["prev_hash"] != prev or digest != e["hash"]
-                or jcs(shown) != e["canonical"]):  # compare bytes, not values (0 == False)
+        if (
+            e["seq"] != at
+            or e["prev_hash"] != prev
+            or digest != e["hash"]
+            or jcs(shown) != e["canonical"]
+        ):  # compare bytes, not values (0 == False)
             sys.exit(f"TAMPERED at seq {at}")
         prev = hashes[at] = e["hash"]
         events.append((at, e["event_type"], json.loads(e["canonical"])["payload"]))
@@ -69,26 +86,41 @@ def main(export, anchor=None):
     anchored = [json.loads(line) for line in lines(anchor)] if anchor else []
     for cp in anchored:
         if cp["seq"] >= (first or 1) and hashes.get(cp["seq"]) != cp["head_hash"]:
-            found.append(f"seq {cp['seq']}: bad_checkpoint: the anchored head hash is not "
-                         "the export's")
+            found.append(
+                f"seq {cp['seq']}: bad_checkpoint: the anchored head hash is not the export's"
+            )
     for r in rows:
         expected = book.get(r["table"], {}).pop(r["id"], None)
         if expected is None:
-            found.append(f"row {r['table']} id {r['id']}: row_unrecorded: no audit event "
-                         "records this row")
+            found.append(
+                f"row {r['table']} id {r['id']}: row_unrecorded: no audit event records this row"
+            )
             continue
         tag = f"fairlens-row-v{expected[1]}\0{r['table']}\0".encode()
-        if hashlib.sha256(tag + r["row"].encode("utf-8", "surrogatepass")
-                          ).hexdigest() != expected[0]:
-            found.append(f"row {r['table']} id {r['id']} (seq {expected[2]}): row_modified: "
-                         f"the exported row differs from the digest recorded at seq {expected[2]}")
-    found += [f"row {t} id {i} (seq {x[2]}): row_missing: a row recorded at seq {x[2]} is "
-              "not in the export" for t in sorted(book) for i, x in sorted(book[t].items())]
+        if (
+            hashlib.sha256(tag + r["row"].encode("utf-8", "surrogatepass")).hexdigest()
+            != expected[0]
+        ):
+            found.append(
+                f"row {r['table']} id {r['id']} (seq {expected[2]}): row_modified: "
+                f"the exported row differs from the digest recorded at seq {expected[2]}"
+            )
+    found += [
+        f"row {t} id {i} (seq {x[2]}): row_missing: a row recorded at seq {x[2]} is "
+        "not in the export"
+        for t in sorted(book)
+        for i, x in sorted(book[t].items())
+    ]
     if found:
         sys.exit("\n".join(["TAMPERED:", *found]))
-    print(f"intact: {len(hashes)} events, head {prev}, {len(rows)} rows match their digests; "
-          + (f"{len(anchored)} anchored checkpoints match" if anchor else
-             "no anchor file given: a lost or rebuilt tail cannot be seen"))
+    print(
+        f"intact: {len(hashes)} events, head {prev}, {len(rows)} rows match their digests; "
+        + (
+            f"{len(anchored)} anchored checkpoints match"
+            if anchor
+            else "no anchor file given: a lost or rebuilt tail cannot be seen"
+        )
+    )
 
 
 def book_event(book, found, seq, event_type, payload):
@@ -103,10 +135,13 @@ def book_event(book, found, seq, event_type, payload):
             earlier = known.get(row_id)
             if earlier is None:
                 known[row_id] = (digest, entries["form"], seq)
-            elif earlier[0] != digest and (event_type == "rows_baseline"
-                                           or event_type not in MUTABLE.get(table, ())):
-                found.append(f"row {table} id {row_id} (seq {seq}): row_modified: {event_type} "
-                             f"records another digest than the one recorded at seq {earlier[2]}")
+            elif earlier[0] != digest and (
+                event_type == "rows_baseline" or event_type not in MUTABLE.get(table, ())
+            ):
+                found.append(
+                    f"row {table} id {row_id} (seq {seq}): row_modified: {event_type} "
+                    f"records another digest than the one recorded at seq {earlier[2]}"
+                )
             elif event_type != "rows_baseline" and event_type in MUTABLE.get(table, ()):
                 known[row_id] = (digest, entries["form"], seq)
     for table, ids in (payload.get("rows_deleted") or {}).items():

@@ -20,9 +20,17 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-allow-origins=*",
+]
 
 
 def main() -> None:
@@ -34,9 +42,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9333)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = subprocess.Popen(["chromium", *FLAGS, f"--user-data-dir={profile}",
-                                    f"--remote-debugging-port={args.port}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser = subprocess.Popen(
+            [
+                "chromium",
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--remote-debugging-port={args.port}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             capture(args)
         finally:
@@ -67,8 +83,13 @@ def capture(args: argparse.Namespace) -> None:
                 if message.get("id") == ident:
                     return message.get("result", {})
 
-        call("Emulation.setDeviceMetricsOverride", width=1400, height=2200,
-             deviceScaleFactor=1, mobile=False)
+        call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=2200,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         call("Page.navigate", url=args.url)
         check = f"document.body.innerText.includes({json.dumps(args.wait_for)})"
         while not call("Runtime.evaluate", expression=check)["result"].get("value"):

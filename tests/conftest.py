@@ -109,8 +109,7 @@ def clock() -> Iterator[Callable[[], datetime]]:
     return lambda: start + timedelta(seconds=next(ticks))
 
 
-PG_SERVER = os.environ.get("FAIRLENS_TEST_PG",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SERVER = os.environ.get("FAIRLENS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -152,8 +151,9 @@ def backend_builder(url: str, write_config: Callable[..., Path]) -> Callable[...
     """A settings builder whose database is ``url`` (use as a module's ``make_settings``)."""
 
     def build(overrides: dict[str, Any] | None = None) -> Settings:
-        return load_settings(write_config(merge({"database": {"url": url}}, overrides or {})),
-                             env={})
+        return load_settings(
+            write_config(merge({"database": {"url": url}}, overrides or {})), env={}
+        )
 
     return build
 
@@ -175,8 +175,9 @@ def tamper(url: str, sql: str) -> None:
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER "
-                                  "audit_events_append_only"))
+                conn.execute(
+                    text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+                )
             else:
                 conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
                 conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
@@ -188,11 +189,14 @@ def tamper(url: str, sql: str) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the fuzz tests' case counts (``record_property("fuzz_cases", ...)``), which also
     travel from pytest-xdist workers."""
-    lines = [f"{report.nodeid}: {value}"
-             for reports in terminalreporter.stats.values() for report in reports
-             if getattr(report, "when", None) == "call"
-             for name, value in getattr(report, "user_properties", ())
-             if name == "fuzz_cases"]
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "fuzz_cases"
+    ]
     if lines:
         terminalreporter.write_sep("-", "fuzz cases")
         for line in lines:

@@ -27,30 +27,103 @@ from tests.fuzz_support import CONFIG_CANARIES, DATA_CANARIES, PW_URL
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_CONFIG: dict[str, Any] = yaml.safe_load((REPO / "config.yaml").read_text())
-FILE_SOURCE = {"kind": "file", "path": "data/*.csv", "outcome": "approved",
-               "stratum": "credit_score", "timestamp": "decided_at"}
-SQL_SOURCE = {"kind": "sql", "url": "sqlite:///data/src.db", "table": "decisions",
-              "outcome": "approved"}
+FILE_SOURCE = {
+    "kind": "file",
+    "path": "data/*.csv",
+    "outcome": "approved",
+    "stratum": "credit_score",
+    "timestamp": "decided_at",
+}
+SQL_SOURCE = {
+    "kind": "sql",
+    "url": "sqlite:///data/src.db",
+    "table": "decisions",
+    "outcome": "approved",
+}
 # Paths a command may read; anything else may be written, so gets sandbox paths only (a root
 # process replacing /dev/null or /dev/zero through os.replace would break the machine).
 READ_PARAMS = {"file", "src", "config_path", "anchor_file", "public_key"}
-SAFE_PATHS = ["out.file", "var", "adir", "missing/deep/x.db", "../outside/secret.txt",
-              "link-secret", "link-dir", "link-fifo", "../outside/fifo", "~/x", "",
-              "/sys/fuzz/x.db", "/proc/fuzz/x", "x" * 5000, "ünï cödé 🙂.db", " ", "-"]
-READ_ONLY_PATHS = ["/dev/null", "/dev/zero", "/proc/version", "var/fairlens.db",
-                   "var/anchor.jsonl", "var/keys/fernet.key", "config.yaml", "data"]
-HOSTILE_TEXT = ["", " ", "-", "--", "\n", "x" * 100_000, "é\u202e\u200b", "🙂" * 500,
-                "'; DROP TABLE runs; --", "%s%n{0}", "\x1b[31mred", "../../outside",
-                CONFIG_CANARIES[0], CONFIG_CANARIES[1], PW_URL]
-HOSTILE_NUMBERS = ["0", "-1", "-0", "1e300", "1e-300", "nan", "inf", "-inf", "1", "2",
-                   str(10**30), "0x10", "1_000", " 1", "1.5", "-9223372036854775809"]
-DB_URLS = ["sqlite:///var/fairlens.db", "sqlite:///copy.db", "sqlite:////sys/fuzz/x.db",
-           "sqlite://", "sqlite:///:memory:", "mysql://u:pw@127.0.0.1:1/x", "nosuch://x",
-           PW_URL, "sqlite:///link-secret", "sqlite:///adir"]
+SAFE_PATHS = [
+    "out.file",
+    "var",
+    "adir",
+    "missing/deep/x.db",
+    "../outside/secret.txt",
+    "link-secret",
+    "link-dir",
+    "link-fifo",
+    "../outside/fifo",
+    "~/x",
+    "",
+    "/sys/fuzz/x.db",
+    "/proc/fuzz/x",
+    "x" * 5000,
+    "ünï cödé 🙂.db",
+    " ",
+    "-",
+]
+READ_ONLY_PATHS = [
+    "/dev/null",
+    "/dev/zero",
+    "/proc/version",
+    "var/fairlens.db",
+    "var/anchor.jsonl",
+    "var/keys/fernet.key",
+    "config.yaml",
+    "data",
+]
+HOSTILE_TEXT = [
+    "",
+    " ",
+    "-",
+    "--",
+    "\n",
+    "x" * 100_000,
+    "é\u202e\u200b",
+    "🙂" * 500,
+    "'; DROP TABLE runs; --",
+    "%s%n{0}",
+    "\x1b[31mred",
+    "../../outside",
+    CONFIG_CANARIES[0],
+    CONFIG_CANARIES[1],
+    PW_URL,
+]
+HOSTILE_NUMBERS = [
+    "0",
+    "-1",
+    "-0",
+    "1e300",
+    "1e-300",
+    "nan",
+    "inf",
+    "-inf",
+    "1",
+    "2",
+    str(10**30),
+    "0x10",
+    "1_000",
+    " 1",
+    "1.5",
+    "-9223372036854775809",
+]
+DB_URLS = [
+    "sqlite:///var/fairlens.db",
+    "sqlite:///copy.db",
+    "sqlite:////sys/fuzz/x.db",
+    "sqlite://",
+    "sqlite:///:memory:",
+    "mysql://u:pw@127.0.0.1:1/x",
+    "nosuch://x",
+    PW_URL,
+    "sqlite:///link-secret",
+    "sqlite:///adir",
+]
 
 
-def commands(group: click.Group = cli, prefix: tuple[str, ...] = ()
-             ) -> list[tuple[tuple[str, ...], click.Command]]:
+def commands(
+    group: click.Group = cli, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
     """Every command path of the CLI (groups too: they may be invoked without a command)."""
     found = []
     for name in sorted(group.commands):
@@ -90,8 +163,9 @@ def command_line(draw: st.DrawFn, path: tuple[str, ...], command: click.Command)
             for _ in range(draw(st.integers(1, 2)) if param.multiple else 1):
                 args += [name, draw(_param_values(param))]
         elif isinstance(param, click.Argument):
-            args.append("-" if path[-1] == "decrypt" and draw(st.booleans())
-                        else draw(_param_values(param)))
+            args.append(
+                "-" if path[-1] == "decrypt" and draw(st.booleans()) else draw(_param_values(param))
+            )
     if path[0] == "run":  # a daemon: one or two cycles, never an endless one
         args += ["--cycles", draw(st.sampled_from(["1", "2", "0", "-1", "nan", "1e300"]))]
     if draw(st.integers(0, 9)) == 0:
@@ -128,13 +202,13 @@ def schema_keys(base_dir: Path) -> list[str]:
     for drift in (REAL_CONFIG["simulation"]["drift"], {"mode": "constant", "level": 0.0}):
         doc = copy.deepcopy(REAL_CONFIG)
         doc["simulation"]["drift"] = dict(drift)
-        keys |= {f"simulation.drift.{k}"
-                 for k in _allowed(doc, ("simulation", "drift"), base_dir)}
+        keys |= {f"simulation.drift.{k}" for k in _allowed(doc, ("simulation", "drift"), base_dir)}
     return sorted(k for k in keys if k.count(".") or k not in ("source",))
 
 
-def with_preset(doc: dict[str, Any], key: str, preset: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
+def with_preset(
+    doc: dict[str, Any], key: str, preset: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``doc`` made ready for mutating ``key``: its section present and reachable."""
     top = key.split(".")[0]
     if top == "source" or (preset is not None and top == "source"):
@@ -163,19 +237,73 @@ def set_path(doc: dict[str, Any], path: tuple[str, ...] | list[str], value: Any)
 DELETE = object()
 RAW = "FUZZRAW"  # replaced by raw YAML text after dumping (aliases, bombs, deep nesting)
 HOSTILE_VALUES: list[Any] = [
-    None, True, 0, -1, -0.0, 10**30, 2**63, 1e300, -1e300, 1e-300, float("nan"),
-    float("inf"), float("-inf"), "", " ", "1", "0x10", "nan", "x" * 100_000, "\0", "a\0b",
-    [], {}, [1, [2, [3]]], {"a": {"b": None}}, b"\x00\xff binary", CONFIG_CANARIES[0],
-    CONFIG_CANARIES[1], PW_URL, "mysql://u:pw@127.0.0.1:1/x", "sqlite:////sys/fuzz/x.db",
-    "/sys/fuzz/x", "/proc/fuzz/x", "~/fuzz", "../outside", "link-secret", "link-dir",
-    "../outside/fifo", "data/*.csv", "../outside/*", "/etc/*", "1h", "-1h", "0s", "1e300d",
-    "SELECT 1 -- c", "SELECT ';' AS x", "DEBUG", "ramp", "constant", "file", "sql",
+    None,
+    True,
+    0,
+    -1,
+    -0.0,
+    10**30,
+    2**63,
+    1e300,
+    -1e300,
+    1e-300,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "",
+    " ",
+    "1",
+    "0x10",
+    "nan",
+    "x" * 100_000,
+    "\0",
+    "a\0b",
+    [],
+    {},
+    [1, [2, [3]]],
+    {"a": {"b": None}},
+    b"\x00\xff binary",
+    CONFIG_CANARIES[0],
+    CONFIG_CANARIES[1],
+    PW_URL,
+    "mysql://u:pw@127.0.0.1:1/x",
+    "sqlite:////sys/fuzz/x.db",
+    "/sys/fuzz/x",
+    "/proc/fuzz/x",
+    "~/fuzz",
+    "../outside",
+    "link-secret",
+    "link-dir",
+    "../outside/fifo",
+    "data/*.csv",
+    "../outside/*",
+    "/etc/*",
+    "1h",
+    "-1h",
+    "0s",
+    "1e300d",
+    "SELECT 1 -- c",
+    "SELECT ';' AS x",
+    "DEBUG",
+    "ramp",
+    "constant",
+    "file",
+    "sql",
 ]
-scalars = (st.sampled_from(HOSTILE_VALUES) | st.integers(-(2**80), 2**80)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
-           | st.binary(max_size=20))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+scalars = (
+    st.sampled_from(HOSTILE_VALUES)
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.binary(max_size=20)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -194,8 +322,17 @@ def raw_yaml(draw: st.DrawFn) -> str:
     if kind == "merge":
         return "{<<: {a: 1}, b: &x 2, c: *x}"
     if kind == "tag":
-        return draw(st.sampled_from(["!!python/object:os.system {}", "!!binary AAAA",
-                                     "!!timestamp 2026-01-01", "!!set {a, b}", "!!float nan"]))
+        return draw(
+            st.sampled_from(
+                [
+                    "!!python/object:os.system {}",
+                    "!!binary AAAA",
+                    "!!timestamp 2026-01-01",
+                    "!!set {a, b}",
+                    "!!float nan",
+                ]
+            )
+        )
     return "*undefined"
 
 
@@ -208,10 +345,14 @@ def config_text(draw: st.DrawFn, keys: list[str]) -> tuple[bytes, str]:
     if whole == 0:  # the file itself is hostile
         kind = draw(st.sampled_from(["binary", "list", "scalar", "empty", "bom", "dupe"]))
         text = yaml.safe_dump(doc).encode()
-        return {"binary": draw(st.binary(min_size=1, max_size=200)) + b"\xff\xfe",
-                "list": b"- a\n- b\n", "scalar": b"42\n", "empty": b"",
-                "bom": b"\xef\xbb\xbf" + text, "dupe": text + b"database: {url: x}\n",
-                }[kind], f"yaml:{kind}"
+        return {
+            "binary": draw(st.binary(min_size=1, max_size=200)) + b"\xff\xfe",
+            "list": b"- a\n- b\n",
+            "scalar": b"42\n",
+            "empty": b"",
+            "bom": b"\xef\xbb\xbf" + text,
+            "dupe": text + b"database: {url: x}\n",
+        }[kind], f"yaml:{kind}"
     chosen = draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True))
     raw = None
     for i, key in enumerate(chosen):
@@ -229,28 +370,54 @@ def config_text(draw: st.DrawFn, keys: list[str]) -> tuple[bytes, str]:
     return text, ",".join(chosen) + (" (raw)" if raw else "")
 
 
-CELLS = {"gender": ["Male", "Female", "Female", "Male", "", "X", "ünï", "NA", "a,b"],
-         "approved": ["0", "1", "1", "0", "yes", "no", "", "2", "1.0", "nan", *DATA_CANARIES],
-         "repaid": ["0", "1", "", "true", "maybe", *DATA_CANARIES],
-         "credit_score": ["700", "650.5", "", "-1", "1e309", "high", *DATA_CANARIES],
-         "decided_at": ["2026-01-01T00:00:00Z", "", "yesterday", "9999-99-99", *DATA_CANARIES]}
-PII_COLUMNS = {"email": DATA_CANARIES[0], "ssn": DATA_CANARIES[1], "phone": DATA_CANARIES[2],
-               "card": DATA_CANARIES[3]}
+CELLS = {
+    "gender": ["Male", "Female", "Female", "Male", "", "X", "ünï", "NA", "a,b"],
+    "approved": ["0", "1", "1", "0", "yes", "no", "", "2", "1.0", "nan", *DATA_CANARIES],
+    "repaid": ["0", "1", "", "true", "maybe", *DATA_CANARIES],
+    "credit_score": ["700", "650.5", "", "-1", "1e309", "high", *DATA_CANARIES],
+    "decided_at": ["2026-01-01T00:00:00Z", "", "yesterday", "9999-99-99", *DATA_CANARIES],
+}
+PII_COLUMNS = {
+    "email": DATA_CANARIES[0],
+    "ssn": DATA_CANARIES[1],
+    "phone": DATA_CANARIES[2],
+    "card": DATA_CANARIES[3],
+}
 
 
 @st.composite
 def csv_bytes(draw: st.DrawFn) -> tuple[bytes, str]:
     """A hostile decision CSV: PII in header names and cells, BOMs, NULs, encodings, blanks."""
-    flags = draw(st.sets(st.sampled_from(["headerless", "pii-header", "bom", "crlf", "blank",
-                                          "nul", "latin1", "utf16", "huge-field", "ragged",
-                                          "wide", "quote", "truncated"]), max_size=4))
+    flags = draw(
+        st.sets(
+            st.sampled_from(
+                [
+                    "headerless",
+                    "pii-header",
+                    "bom",
+                    "crlf",
+                    "blank",
+                    "nul",
+                    "latin1",
+                    "utf16",
+                    "huge-field",
+                    "ragged",
+                    "wide",
+                    "quote",
+                    "truncated",
+                ]
+            ),
+            max_size=4,
+        )
+    )
     n = draw(st.integers(0, 80))
-    header = list(CELLS) + [c if "pii-header" not in flags else v
-                            for c, v in PII_COLUMNS.items()]
+    header = list(CELLS) + [c if "pii-header" not in flags else v for c, v in PII_COLUMNS.items()]
     rows = []
     for i in range(n):
-        row = [draw(st.sampled_from(v[:4] if j < 2 and i % 3 else v))
-               for j, v in enumerate(CELLS.values())]
+        row = [
+            draw(st.sampled_from(v[:4] if j < 2 and i % 3 else v))
+            for j, v in enumerate(CELLS.values())
+        ]
         rows.append(row + list(PII_COLUMNS.values()))
     if "headerless" in flags:
         header = ["Female", "1", "1", "700", "2026-01-01T00:00:00Z", *PII_COLUMNS.values()]
@@ -267,8 +434,9 @@ def csv_bytes(draw: st.DrawFn) -> tuple[bytes, str]:
     if "quote" in flags:
         lines.append('Male,"1,' + DATA_CANARIES[0])
     text = ("\r\n" if "crlf" in flags else "\n").join(lines) + "\n"
-    data = text.encode("utf-16" if "utf16" in flags else
-                       "latin-1" if "latin1" in flags else "utf-8", "replace")
+    data = text.encode(
+        "utf-16" if "utf16" in flags else "latin-1" if "latin1" in flags else "utf-8", "replace"
+    )
     if "bom" in flags:
         data = b"\xef\xbb\xbf" + data
     if "nul" in flags:

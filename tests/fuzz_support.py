@@ -108,8 +108,14 @@ def make_sandbox(root: Path) -> Path:
 
 
 def base_env(case: Case) -> dict[str, str]:
-    env = {"HOME": str(case.sandbox / "home"), "FAIRLENS_DB_URL": "", "FAIRLENS_KEY_DIR": "",
-           "FAIRLENS_SOURCE_URL": "", "COLUMNS": "100", "LC_ALL": "C.UTF-8"}
+    env = {
+        "HOME": str(case.sandbox / "home"),
+        "FAIRLENS_DB_URL": "",
+        "FAIRLENS_KEY_DIR": "",
+        "FAIRLENS_SOURCE_URL": "",
+        "COLUMNS": "100",
+        "LC_ALL": "C.UTF-8",
+    }
     env.update(case.env)
     return env
 
@@ -145,8 +151,9 @@ def guard(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
         if old_timer[0]:  # give pytest-timeout's alarm back, minus the time used
-            signal.setitimer(signal.ITIMER_REAL,
-                             max(0.1, old_timer[0] - (time.monotonic() - started)))
+            signal.setitimer(
+                signal.ITIMER_REAL, max(0.1, old_timer[0] - (time.monotonic() - started))
+            )
 
 
 def config_invalid(config: Path, env: dict[str, str]) -> bool:
@@ -182,9 +189,11 @@ def run_inprocess(case: Case) -> Run:
     with runner.isolation(input=case.stdin, env=base_env(case)) as (stdout, stderr, _):
         os.chdir(case.work)
         try:
-            with guard(case.watchdog), mock.patch.object(sys, "argv", ["fairlens-monitor",
-                                                                       *case.args]), \
-                    mock.patch("os.execve", side_effect=Exec):
+            with (
+                guard(case.watchdog),
+                mock.patch.object(sys, "argv", ["fairlens-monitor", *case.args]),
+                mock.patch("os.execve", side_effect=Exec),
+            ):
                 main()
             code = 0
         except SystemExit as exc:
@@ -206,9 +215,14 @@ def run_inprocess(case: Case) -> Run:
             sys.stderr.flush()
             out.write(stdout.getvalue())
             err.write(stderr.getvalue())
-    return Run(case.args, code, out.getvalue().decode("utf-8", "replace"),
-               err.getvalue().decode("utf-8", "replace"), time.monotonic() - started,
-               "inprocess")
+    return Run(
+        case.args,
+        code,
+        out.getvalue().decode("utf-8", "replace"),
+        err.getvalue().decode("utf-8", "replace"),
+        time.monotonic() - started,
+        "inprocess",
+    )
 
 
 def _exit_code(code: object) -> int:
@@ -234,10 +248,16 @@ def run_subprocess(case: Case, timeout: float | None = None) -> Run:
     """Run the installed console script as a real process (killed after ``timeout``)."""
     env = {**os.environ, **base_env(case)}
     started = time.monotonic()
-    proc = subprocess.Popen([*console_script(), *case.args], cwd=case.work, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=_limit_memory)
+    proc = subprocess.Popen(
+        [*console_script(), *case.args],
+        cwd=case.work,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_limit_memory,
+    )
     try:
         out, err = proc.communicate(case.stdin, timeout=timeout or case.watchdog)
         code: int | None = proc.returncode
@@ -245,8 +265,14 @@ def run_subprocess(case: Case, timeout: float | None = None) -> Run:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         code = None
-    return Run(case.args, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-               time.monotonic() - started, "subprocess")
+    return Run(
+        case.args,
+        code,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        time.monotonic() - started,
+        "subprocess",
+    )
 
 
 Snapshot = dict[str, tuple[int, int]]
@@ -260,8 +286,10 @@ def snapshot(root: Path) -> Snapshot:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             is_dir = os.path.isdir(path) and not os.path.islink(path)
-            found[os.path.relpath(path, root)] = (-1 if is_dir else st.st_size,
-                                                  0 if is_dir else st.st_mtime_ns)
+            found[os.path.relpath(path, root)] = (
+                -1 if is_dir else st.st_size,
+                0 if is_dir else st.st_mtime_ns,
+            )
     return found
 
 
@@ -280,8 +308,14 @@ def key_material(key_dir: Path) -> list[str]:
     return found
 
 
-def check(case: Case, run: Run, before: Snapshot, *, extra_secrets: tuple[str, ...] = (),
-          config_canaries: tuple[str, ...] = ()) -> list[Violation]:
+def check(
+    case: Case,
+    run: Run,
+    before: Snapshot,
+    *,
+    extra_secrets: tuple[str, ...] = (),
+    config_canaries: tuple[str, ...] = (),
+) -> list[Violation]:
     """Every invariant ``run`` of ``case`` broke (see the module docstring)."""
     bad: list[Violation] = []
     lines = run.stderr.splitlines()
@@ -290,8 +324,18 @@ def check(case: Case, run: Run, before: Snapshot, *, extra_secrets: tuple[str, .
     elif run.code not in EXIT_CODES:
         bad.append(Violation("exit-code", f"exit {run.code}"))
     if "Traceback" in run.stdout or "Traceback" in run.stderr:
-        exc = next((ln for ln in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|"
-                                                             r"Interrupt|Exit)\b", ln)), "?")
+        exc = next(
+            (
+                ln
+                for ln in reversed(lines)
+                if re.match(
+                    r"^[\w.]+(Error|Exception|"
+                    r"Interrupt|Exit)\b",
+                    ln,
+                )
+            ),
+            "?",
+        )
         bad.append(Violation("traceback", exc.split(":")[0]))
     elif run.code == 2 and len(lines) > 1:
         bad.append(Violation("stderr-lines", f"{len(lines)} lines: {_short(lines[0])}"))
@@ -339,10 +383,15 @@ def _kind_of(rel: str) -> str:
 
 
 def _name(canary: str) -> str:
-    return {PASSWORD: "password", DATA_CANARIES[0]: "e-mail", DATA_CANARIES[1]: "SSN",
-            DATA_CANARIES[2]: "phone", DATA_CANARIES[3]: "card number",
-            CONFIG_CANARIES[0]: "config e-mail", CONFIG_CANARIES[1]: "config SSN"
-            }.get(canary, "key material")
+    return {
+        PASSWORD: "password",
+        DATA_CANARIES[0]: "e-mail",
+        DATA_CANARIES[1]: "SSN",
+        DATA_CANARIES[2]: "phone",
+        DATA_CANARIES[3]: "card number",
+        CONFIG_CANARIES[0]: "config e-mail",
+        CONFIG_CANARIES[1]: "config SSN",
+    }.get(canary, "key material")
 
 
 def _short(text: str, n: int = 120) -> str:
@@ -363,14 +412,23 @@ class KnownFailure:
 SEEN: Counter[KnownFailure] = Counter()
 
 
-def triage(case: Case, violations: list[Violation],
-           known: tuple[KnownFailure, ...]) -> list[Violation]:
+def triage(
+    case: Case, violations: list[Violation], known: tuple[KnownFailure, ...]
+) -> list[Violation]:
     """The violations no ``known`` failure explains (each explained one is counted in SEEN)."""
     unknown = []
     for v in violations:
-        match = next((k for k in known if k.kind == v.kind and re.search(k.detail, v.detail)
-                      and re.fullmatch(k.command, case.command)
-                      and re.fullmatch(k.label, case.label)), None)
+        match = next(
+            (
+                k
+                for k in known
+                if k.kind == v.kind
+                and re.search(k.detail, v.detail)
+                and re.fullmatch(k.command, case.command)
+                and re.fullmatch(k.label, case.label)
+            ),
+            None,
+        )
         if match is None:
             unknown.append(v)
         else:
@@ -380,7 +438,10 @@ def triage(case: Case, violations: list[Violation],
 
 def report(case: Case, run: Run, unknown: list[Violation]) -> str:
     """A failure message: the violations, then how to reproduce the case."""
-    return ("\n".join(f"{v.kind}: {v.detail}" for v in unknown)
-            + f"\ncommand ({run.via}, exit {run.code}, {run.seconds:.1f} s): "
-            + " ".join(repr(a) for a in case.args) + f"\nmutated: {case.label}"
-            + f"\nenv: {case.env}\nstderr: {_short(run.stderr, 1500)}")
+    return (
+        "\n".join(f"{v.kind}: {v.detail}" for v in unknown)
+        + f"\ncommand ({run.via}, exit {run.code}, {run.seconds:.1f} s): "
+        + " ".join(repr(a) for a in case.args)
+        + f"\nmutated: {case.label}"
+        + f"\nenv: {case.env}\nstderr: {_short(run.stderr, 1500)}"
+    )

@@ -28,8 +28,10 @@ class Monitor:
 
 @pytest.fixture
 def fl(write_config: Callable[..., Path], backend_url: str) -> Monitor:
-    return Monitor(write_config(merge({"database": {"url": backend_url}},
-                                      {"simulation": {"drift": 1.0}})), backend_url)
+    return Monitor(
+        write_config(merge({"database": {"url": backend_url}}, {"simulation": {"drift": 1.0}})),
+        backend_url,
+    )
 
 
 def test_acknowledge_then_resolve_with_a_note(fl: Monitor) -> None:
@@ -60,10 +62,15 @@ def test_acknowledge_then_resolve_with_a_note(fl: Monitor) -> None:
     assert "no alert with id 99" in missing.output
 
     events = json.loads(fl("audit", "--last", "10", "--json").stdout)
-    people = [(e["event_type"], e["details"].get("by"), e["details"].get("note"))
-              for e in events if e["event_type"] in ("alert_acknowledged", "alert_resolved")]
-    assert people == [("alert_acknowledged", "alice", ""),
-                      ("alert_resolved", "alice", "model retrained, see CR-12")]
+    people = [
+        (e["event_type"], e["details"].get("by"), e["details"].get("note"))
+        for e in events
+        if e["event_type"] in ("alert_acknowledged", "alert_resolved")
+    ]
+    assert people == [
+        ("alert_acknowledged", "alice", ""),
+        ("alert_resolved", "alice", "model retrained, see CR-12"),
+    ]
     assert fl("once").exit_code == 0  # adverse again after a manual resolve: a new episode
     states = json.loads(fl("alerts", "list", "--state", "all", "--json").stdout)
     assert [(a["id"], a["state"]) for a in states] == [(2, "open"), (1, "resolved")]
@@ -83,15 +90,16 @@ def test_a_persons_transition_is_signed_in_its_own_transaction(fl: Monitor) -> N
     # issue 14, item 3: an alert transition never commits without the checkpoint that
     # protects it — deleting it afterwards is a truncated signed head, not silence
     assert fl("once").exit_code == 0
-    for args in (("ack", "1", "--by", "alice"),
-                 ("resolve", "1", "--by", "alice", "--note", "retrained")):
+    for args in (
+        ("ack", "1", "--by", "alice"),
+        ("resolve", "1", "--by", "alice", "--note", "retrained"),
+    ):
         done = fl("alerts", *args)
         assert done.exit_code == 0, done.output
         head = query_url(fl.url, "SELECT max(seq) FROM audit_events")[0][0]
         kind = query_url(fl.url, f"SELECT event_type FROM audit_events WHERE seq = {head}")
         assert kind[0][0] in ("alert_acknowledged", "alert_resolved")
-        assert query_url(fl.url, f"SELECT count(*) FROM checkpoints WHERE seq = {head}") == [
-            (1,)]
+        assert query_url(fl.url, f"SELECT count(*) FROM checkpoints WHERE seq = {head}") == [(1,)]
     anchor = fl.config.parent / "var" / "anchor.jsonl"
     assert f'"seq":{head},' in anchor.read_text().replace(" ", "")
     assert fl("verify").exit_code == 0

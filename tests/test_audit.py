@@ -32,9 +32,14 @@ from fairlens_monitor.audit.checkpoints import (
 def chain(n: int) -> list[AuditRecord]:
     records, prev = [], GENESIS_HASH
     for seq in range(1, n + 1):
-        rec = build_record(seq=seq, ts=f"2026-01-01T00:00:{seq:02d}.000000Z",
-                           event_type="cycle_completed", actor="daemon",
-                           payload={"run_id": seq, "dir": 0.5 + seq / 100}, prev_hash=prev)
+        rec = build_record(
+            seq=seq,
+            ts=f"2026-01-01T00:00:{seq:02d}.000000Z",
+            event_type="cycle_completed",
+            actor="daemon",
+            payload={"run_id": seq, "dir": 0.5 + seq / 100},
+            prev_hash=prev,
+        )
         records.append(rec)
         prev = rec.hash
     return records
@@ -42,11 +47,18 @@ def chain(n: int) -> list[AuditRecord]:
 
 def test_golden_vector() -> None:
     """Hand-written canonical JSON and hash: an rfc8785 upgrade can never change them silently."""
-    rec = build_record(seq=1, ts="2026-01-01T00:00:00.000000Z", event_type="test",
-                       actor="unit", payload={"b": 1, "a": "x", "f": 0.1, "n": None},
-                       prev_hash=GENESIS_HASH)
-    expected = ('{"actor":"unit","event_type":"test","payload":{"a":"x","b":1,"f":0.1,'
-                '"n":null},"seq":1,"ts":"2026-01-01T00:00:00.000000Z"}')
+    rec = build_record(
+        seq=1,
+        ts="2026-01-01T00:00:00.000000Z",
+        event_type="test",
+        actor="unit",
+        payload={"b": 1, "a": "x", "f": 0.1, "n": None},
+        prev_hash=GENESIS_HASH,
+    )
+    expected = (
+        '{"actor":"unit","event_type":"test","payload":{"a":"x","b":1,"f":0.1,'
+        '"n":null},"seq":1,"ts":"2026-01-01T00:00:00.000000Z"}'
+    )
     assert rec.canonical == expected
     digest = hashlib.sha256(b"fairlens-audit-v1\x00" + bytes(32) + expected.encode()).hexdigest()
     assert rec.hash == digest
@@ -54,10 +66,15 @@ def test_golden_vector() -> None:
 
 def test_non_finite_numbers_become_null_with_a_reason() -> None:
     safe = json_safe({"dir": math.inf, "nested": {"x": math.nan}, "ok": 1.5})
-    assert safe == {"dir": None, "nested": {"x": None, "_nonfinite": {"x": "nan"}}, "ok": 1.5,
-                    "_nonfinite": {"dir": "inf"}}
-    rec = build_record(seq=1, ts="t", event_type="e", actor="a", payload={"dir": math.inf},
-                       prev_hash=GENESIS_HASH)
+    assert safe == {
+        "dir": None,
+        "nested": {"x": None, "_nonfinite": {"x": "nan"}},
+        "ok": 1.5,
+        "_nonfinite": {"dir": "inf"},
+    }
+    rec = build_record(
+        seq=1, ts="t", event_type="e", actor="a", payload={"dir": math.inf}, prev_hash=GENESIS_HASH
+    )
     assert '"dir":null' in rec.canonical
 
 
@@ -87,9 +104,14 @@ def test_modified_payload_is_located() -> None:
 
 def test_record_rebuilt_with_new_hash_breaks_the_next_link() -> None:
     records = chain(6)
-    forged = build_record(seq=3, ts=records[2].ts, event_type="cycle_completed",
-                          actor="daemon", payload={"run_id": 3, "dir": 0.95},
-                          prev_hash=records[1].hash)
+    forged = build_record(
+        seq=3,
+        ts=records[2].ts,
+        event_type="cycle_completed",
+        actor="daemon",
+        payload={"run_id": 3, "dir": 0.95},
+        prev_hash=records[1].hash,
+    )
     records[2] = forged
     assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [(4, "broken_link")]
 
@@ -106,7 +128,8 @@ def test_deleted_range_is_one_gap() -> None:
     records = chain(8)
     del records[2:5]
     assert [(a.seq, a.kind, a.detail) for a in verify_records(records).anomalies] == [
-        (3, "gap", "seq 3..5 missing")]
+        (3, "gap", "seq 3..5 missing")
+    ]
 
 
 def test_swapped_records_are_exactly_reordered() -> None:
@@ -125,13 +148,18 @@ def test_all_anomalies_are_reported_not_just_the_first() -> None:
     records[1] = dataclasses.replace(records[1], actor="mallory")
     records[6] = dataclasses.replace(records[6], ts="2020-01-01T00:00:00.000000Z")
     assert [(a.seq, a.kind) for a in verify_records(records).anomalies] == [
-        (2, "modified"), (7, "modified")]
+        (2, "modified"),
+        (7, "modified"),
+    ]
 
 
-@given(index=st.integers(0, 4),
-       field=st.sampled_from(["ts", "event_type", "actor", "payload", "prev_hash", "hash",
-                              "canonical"]),
-       junk=st.text(min_size=1, max_size=8))
+@given(
+    index=st.integers(0, 4),
+    field=st.sampled_from(
+        ["ts", "event_type", "actor", "payload", "prev_hash", "hash", "canonical"]
+    ),
+    junk=st.text(min_size=1, max_size=8),
+)
 def test_any_single_change_is_detected(index: int, field: str, junk: str) -> None:
     records = chain(5)
     old = records[index]
@@ -181,27 +209,35 @@ def test_rebuilt_chain_breaks_the_checkpoint(signer: Ed25519PrivateKey) -> None:
     rebuilt, prev = [], GENESIS_HASH
     for rec in records:  # an insider rewrites seq 2 and recomputes every hash after it
         payload = {"run_id": 99} if rec.seq == 2 else rec.payload
-        new = build_record(seq=rec.seq, ts=rec.ts, event_type=rec.event_type, actor=rec.actor,
-                           payload=payload, prev_hash=prev)
+        new = build_record(
+            seq=rec.seq,
+            ts=rec.ts,
+            event_type=rec.event_type,
+            actor=rec.actor,
+            payload=payload,
+            prev_hash=prev,
+        )
         rebuilt.append(new)
         prev = new.hash
     assert verify_records(rebuilt).intact  # self-consistent...
     assert [(a.seq, a.kind) for a in verify_records(rebuilt, claims_).anomalies] == [
-        (6, "bad_checkpoint")]  # ...but not what was signed
+        (6, "bad_checkpoint")
+    ]  # ...but not what was signed
 
 
 def test_forged_or_altered_checkpoint_is_bad(signer: Ed25519PrivateKey) -> None:
     records = chain(6)
     good = sign_checkpoint(signer, seq=6, head_hash=records[5].hash, ts="t")
     altered = dataclasses.replace(good, seq=5, head_hash=records[4].hash)
-    forged = sign_checkpoint(Ed25519PrivateKey.generate(), seq=6, head_hash=records[5].hash,
-                             ts="t")
+    forged = sign_checkpoint(Ed25519PrivateKey.generate(), seq=6, head_hash=records[5].hash, ts="t")
     assert verify_checkpoint(signer.public_key(), good)
     assert not verify_checkpoint(signer.public_key(), altered)
     assert not verify_checkpoint(signer.public_key(), forged)
     report = verify_records(records, claims(signer.public_key(), [altered, forged], "x"))
-    assert [(a.seq, a.kind) for a in report.anomalies] == [(5, "bad_checkpoint"),
-                                                           (6, "bad_checkpoint")]
+    assert [(a.seq, a.kind) for a in report.anomalies] == [
+        (5, "bad_checkpoint"),
+        (6, "bad_checkpoint"),
+    ]
 
 
 def test_checkpoint_line_round_trips() -> None:

@@ -34,8 +34,15 @@ from fairlens_monitor.store.repository import Repository
 from tests.conftest import BASE_CONFIG, merge, tamper
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWS = {"v_runs", "v_fairness_history", "v_alerts", "v_audit_trail", "v_checkpoints",
-         "v_group_results", "v_source_files"}
+VIEWS = {
+    "v_runs",
+    "v_fairness_history",
+    "v_alerts",
+    "v_audit_trail",
+    "v_checkpoints",
+    "v_group_results",
+    "v_source_files",
+}
 Clock = Callable[[], datetime]
 
 
@@ -59,8 +66,9 @@ def test_migrations_make_the_same_schema_and_alembic_check_is_clean(backend_url:
     engine = make_engine(backend_url)
     assert upgrade(engine, backend_url)[1] == head_revision(backend_url)
     found = inspect(engine)
-    assert {"runs", "readings", "group_results", "alerts", "audit_events",
-            "checkpoints"} <= set(found.get_table_names())
+    assert {"runs", "readings", "group_results", "alerts", "audit_events", "checkpoints"} <= set(
+        found.get_table_names()
+    )
     assert set(found.get_view_names()) >= VIEWS
     cfg = alembic_config(backend_url)
     with engine.begin() as conn:
@@ -73,9 +81,19 @@ def test_migrations_make_the_same_schema_and_alembic_check_is_clean(backend_url:
 
 
 def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Clock) -> None:
-    settings = load_settings(config_for(tmp_path, backend_url, {"simulation": {
-        "n_samples": 2000, "drift": {"mode": "ramp", "start": 0.0, "end": 1.0,
-                                      "cycles": 4}}}), env={})
+    settings = load_settings(
+        config_for(
+            tmp_path,
+            backend_url,
+            {
+                "simulation": {
+                    "n_samples": 2000,
+                    "drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 4},
+                }
+            },
+        ),
+        env={},
+    )
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
@@ -113,8 +131,11 @@ def test_the_audit_table_refuses_update_and_delete(backend_url: str, tmp_path: P
     assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     assert CliRunner().invoke(cli, ["--config", str(config), "checkpoint"]).exit_code == 0
     engine = create_engine(backend_url)
-    for sql in ("UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events",
-                "UPDATE checkpoints SET seq = 0"):
+    for sql in (
+        "UPDATE audit_events SET actor = 'mallory'",
+        "DELETE FROM audit_events",
+        "UPDATE checkpoints SET seq = 0",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(text(sql))
     engine.dispose()
@@ -134,8 +155,13 @@ def test_four_writers_form_one_linear_chain(backend_url: str, tmp_path: Path) ->
     engine = make_engine(backend_url)
     upgrade(engine, backend_url)
     engine.dispose()
-    writers = [subprocess.Popen([sys.executable, "-m", "tests.helpers.append_loop",
-                                 backend_url, "500", f"w{i}"], cwd=ROOT) for i in range(4)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.append_loop", backend_url, "500", f"w{i}"],
+            cwd=ROOT,
+        )
+        for i in range(4)
+    ]
     assert [w.wait(timeout=300) for w in writers] == [0, 0, 0, 0]
     repo = open_repository(settings_at(backend_url, tmp_path))
     report = verify_chain(repo.iter_records(), repo.iter_links())
@@ -151,27 +177,42 @@ def settings_at(url: str, tmp_path: Path) -> Settings:
 
 
 def daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(config),
-                             "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def leaders(url: str) -> list[tuple[int, float]]:
     """(pid, epoch seconds) of each daemon_leading event, in chain order."""
     engine = create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT payload, ts FROM audit_events "
-                                 "WHERE event_type = 'daemon_leading' ORDER BY seq")).all()
+        rows = conn.execute(
+            text(
+                "SELECT payload, ts FROM audit_events "
+                "WHERE event_type = 'daemon_leading' ORDER BY seq"
+            )
+        ).all()
     engine.dispose()
-    return [(json.loads(p)["pid"] if isinstance(p, str) else p["pid"],
-             datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()) for p, ts in rows]
+    return [
+        (
+            json.loads(p)["pid"] if isinstance(p, str) else p["pid"],
+            datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp(),
+        )
+        for p, ts in rows
+    ]
 
 
 def cycles_by(url: str, after: float) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM runs WHERE started_at > to_timestamp(:t)"),
-                         {"t": after}).scalar()
+        n = conn.execute(
+            text("SELECT count(*) FROM runs WHERE started_at > to_timestamp(:t)"), {"t": after}
+        ).scalar()
     engine.dispose()
     return int(n or 0)
 
@@ -186,11 +227,13 @@ def wait_for(check: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out after {timeout} s")
 
 
-def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str,
-                                                              tmp_path: Path) -> None:
+def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str, tmp_path: Path) -> None:
     interval = 1.0
-    config = config_for(tmp_path, pg_url, {"schedule": {"interval_seconds": interval},
-                                           "leadership": {"lease_seconds": 3}})
+    config = config_for(
+        tmp_path,
+        pg_url,
+        {"schedule": {"interval_seconds": interval}, "leadership": {"lease_seconds": 3}},
+    )
     assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0  # keys
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first, second = daemon(config, env), daemon(config, env)
@@ -200,8 +243,11 @@ def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str,
         engine = create_engine(pg_url)
         with engine.connect() as conn:
             # Exactly one daemon ran cycles, one per interval, never two at once.
-            runs = conn.execute(text("SELECT count(*), count(DISTINCT cycle_index) FROM runs "
-                                     "WHERE actor = 'daemon'")).one()
+            runs = conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT cycle_index) FROM runs WHERE actor = 'daemon'"
+                )
+            ).one()
         engine.dispose()
         assert runs[0] == runs[1] >= 2
         assert len(leaders(pg_url)) == 1
@@ -254,8 +300,7 @@ def drop_login(pg_url: str, login: str) -> None:
     engine.dispose()
 
 
-def test_the_auditor_role_reads_the_views_and_nothing_else(pg_url: str,
-                                                           tmp_path: Path) -> None:
+def test_the_auditor_role_reads_the_views_and_nothing_else(pg_url: str, tmp_path: Path) -> None:
     config = config_for(tmp_path, pg_url, {"simulation": {"drift": 1.0}})
     for _ in range(2):
         assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
@@ -266,35 +311,45 @@ def test_the_auditor_role_reads_the_views_and_nothing_else(pg_url: str,
             for view in VIEWS:
                 conn.execute(text(f"SELECT * FROM {view}")).all()
             assert conn.execute(text("SELECT count(*) FROM v_fairness_history")).scalar() == 4
-        refused = ["SELECT token FROM alerts", "SELECT * FROM audit_events",
-                   "SELECT path FROM source_files",
-                   "INSERT INTO runs (cycle_index) VALUES (1)", "UPDATE readings SET dir = 1",
-                   "DELETE FROM audit_events", "UPDATE v_runs SET actor = 'x'",
-                   "CREATE TABLE mine (x int)"]
+        refused = [
+            "SELECT token FROM alerts",
+            "SELECT * FROM audit_events",
+            "SELECT path FROM source_files",
+            "INSERT INTO runs (cycle_index) VALUES (1)",
+            "UPDATE readings SET dir = 1",
+            "DELETE FROM audit_events",
+            "UPDATE v_runs SET actor = 'x'",
+            "CREATE TABLE mine (x int)",
+        ]
         for sql in refused:
-            with pytest.raises(DBAPIError, match=r"permission denied|read-only"), \
-                    engine.begin() as conn:
+            with (
+                pytest.raises(DBAPIError, match=r"permission denied|read-only"),
+                engine.begin() as conn,
+            ):
                 conn.execute(text(sql))
     finally:
         engine.dispose()
         drop_login(pg_url, login)
 
 
-def test_the_trend_page_reads_postgresql_read_only(pg_url: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_trend_page_reads_postgresql_read_only(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from streamlit.testing.v1 import AppTest
 
     config = config_for(tmp_path, pg_url, {"simulation": {"drift": 1.0, "n_samples": 2000}})
     for _ in range(3):
         assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
-    newest = scalar(pg_url, "SELECT dir FROM readings WHERE scenario = 'monitored' "
-                            "ORDER BY id DESC LIMIT 1")
+    newest = scalar(
+        pg_url, "SELECT dir FROM readings WHERE scenario = 'monitored' ORDER BY id DESC LIMIT 1"
+    )
     login, url = login_in_role(pg_url, "fairlens_reader")
     try:
         monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
         monkeypatch.setenv("FAIRLENS_DB_URL", url)
-        at = AppTest.from_file(str(ROOT / "fairlens_monitor" / "viewer" / "page.py"),
-                               default_timeout=60)
+        at = AppTest.from_file(
+            str(ROOT / "fairlens_monitor" / "viewer" / "page.py"), default_timeout=60
+        )
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.metric[0].value == f"{newest:.3f}"
@@ -302,8 +357,7 @@ def test_the_trend_page_reads_postgresql_read_only(pg_url: str, tmp_path: Path,
         # The page's own engine refuses writes even where the role could write.
         from fairlens_monitor.viewer import data as viewer_data
 
-        engine = viewer_data.open_readonly(load_settings(config, env={"FAIRLENS_DB_URL":
-                                                                      pg_url}))
+        engine = viewer_data.open_readonly(load_settings(config, env={"FAIRLENS_DB_URL": pg_url}))
         with pytest.raises(DBAPIError, match="read-only transaction"), engine.begin() as conn:
             conn.execute(text("DELETE FROM group_results"))
         engine.dispose()
@@ -313,18 +367,19 @@ def test_the_trend_page_reads_postgresql_read_only(pg_url: str, tmp_path: Path,
 
 def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path: Path) -> None:
     sqlite_url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
-    config = config_for(tmp_path, sqlite_url, {"simulation": {"drift": 1.0},
-                                               "audit": {"checkpoint_every": 3}})
+    config = config_for(
+        tmp_path, sqlite_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 3}}
+    )
     run = CliRunner()
     for _ in range(4):
         assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     copied = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert copied.exit_code == 0, copied.output
     assert "copy verified: 6 events intact, anchored up to seq" in copied.stdout
-    for table in ("runs", "readings", "group_results", "alerts", "audit_events",
-                  "checkpoints"):
+    for table in ("runs", "readings", "group_results", "alerts", "audit_events", "checkpoints"):
         assert scalar(pg_url, f"SELECT count(*) FROM {table}") == scalar(
-            sqlite_url, f"SELECT count(*) FROM {table}")
+            sqlite_url, f"SELECT count(*) FROM {table}"
+        )
     # The copy carries on: the next cycle continues the chain on PostgreSQL.
     env = {"FAIRLENS_DB_URL": pg_url}
     assert run.invoke(cli, ["--config", str(config), "once"], env=env).exit_code == 0
@@ -348,9 +403,18 @@ def test_a_missing_postgresql_database_is_a_clear_error(pg_url: str, tmp_path: P
 def test_the_page_queries_answer_every_time_range(backend_url: str, tmp_path: Path) -> None:
     from fairlens_monitor.viewer import data as viewer_data
 
-    config = config_for(tmp_path, backend_url, {"simulation": {"drift": 1.0}, "measurement": {
-        "protected_attributes": ["gender", "age"], "bands": {"age": [40]},
-        "reference": "highest"}})
+    config = config_for(
+        tmp_path,
+        backend_url,
+        {
+            "simulation": {"drift": 1.0},
+            "measurement": {
+                "protected_attributes": ["gender", "age"],
+                "bands": {"age": [40]},
+                "reference": "highest",
+            },
+        },
+    )
     for _ in range(3):
         assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     engine = viewer_data.open_readonly(load_settings(config, env={}))
@@ -371,8 +435,9 @@ def test_the_page_queries_answer_every_time_range(backend_url: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("role", ["fairlens_auditor", "fairlens_reader"])
-def test_a_member_login_of_either_role_cannot_write_anything(pg_url: str, tmp_path: Path,
-                                                              role: str) -> None:
+def test_a_member_login_of_either_role_cannot_write_anything(
+    pg_url: str, tmp_path: Path, role: str
+) -> None:
     """Privileges, not a session default, keep a member login read-only: even after it
     turns the default off it can create no temporary or permanent table, take no sequence
     value, and write no row; and its sessions start read-only in this database."""
@@ -383,12 +448,17 @@ def test_a_member_login_of_either_role_cannot_write_anything(pg_url: str, tmp_pa
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
-        attempts = ["CREATE TEMP TABLE scratch (x int)",
-                    "CREATE TEMP TABLE scratch AS SELECT 1 AS x",
-                    "SELECT nextval('runs_id_seq')", "CREATE TABLE mine (x int)",
-                    "CREATE SCHEMA mine", "INSERT INTO runs (cycle_index) VALUES (1)",
-                    "CREATE VIEW mine AS SELECT 1 AS x", "SELECT lo_create(0)",
-                    "SELECT setval('runs_id_seq', 1000)"]
+        attempts = [
+            "CREATE TEMP TABLE scratch (x int)",
+            "CREATE TEMP TABLE scratch AS SELECT 1 AS x",
+            "SELECT nextval('runs_id_seq')",
+            "CREATE TABLE mine (x int)",
+            "CREATE SCHEMA mine",
+            "INSERT INTO runs (cycle_index) VALUES (1)",
+            "CREATE VIEW mine AS SELECT 1 AS x",
+            "SELECT lo_create(0)",
+            "SELECT setval('runs_id_seq', 1000)",
+        ]
         for sql in attempts:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("SET SESSION default_transaction_read_only = off"))

@@ -27,13 +27,23 @@ def fl(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
-def test_a_backup_taken_while_the_daemon_writes_verifies(write_config: Callable[..., Path],
-                                                         tmp_path: Path) -> None:
-    config = write_config({"schedule": {"interval_seconds": 0.05},
-                           "simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 3}})
-    daemon = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config",
-                               str(config), "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ})
+def test_a_backup_taken_while_the_daemon_writes_verifies(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(
+        {
+            "schedule": {"interval_seconds": 0.05},
+            "simulation": {"drift": 1.0},
+            "audit": {"checkpoint_every": 3},
+        }
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
     try:
         db = tmp_path / "var" / "fairlens.db"
         deadline = time.monotonic() + 30
@@ -67,8 +77,11 @@ def test_refusals(write_config: Callable[..., Path], tmp_path: Path) -> None:
     again = fl(config, "backup", str(dest))
     assert again.exit_code == 2
     assert "already exists" in again.output
-    pg = CliRunner().invoke(cli, ["--config", str(config), "backup", str(tmp_path / "p.db")],
-                            env={"FAIRLENS_DB_URL": "postgresql+psycopg://u@127.0.0.1/x"})
+    pg = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "backup", str(tmp_path / "p.db")],
+        env={"FAIRLENS_DB_URL": "postgresql+psycopg://u@127.0.0.1/x"},
+    )
     assert pg.exit_code == 2
     assert "pg_dump" in pg.output
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:  # tamper past the trigger
@@ -81,14 +94,19 @@ def test_refusals(write_config: Callable[..., Path], tmp_path: Path) -> None:
     assert not (tmp_path / "c.db.partial").exists()
 
 
-def test_scheduled_backups_keep_the_newest(write_config: Callable[..., Path],
-                                           tmp_path: Path) -> None:
-    config = write_config({"schedule": {"interval_seconds": 0.1},
-                           "backup": {"dir": "var/backups", "interval_hours": 0.25 / 3600,
-                                      "keep": 2}})
+def test_scheduled_backups_keep_the_newest(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(
+        {
+            "schedule": {"interval_seconds": 0.1},
+            "backup": {"dir": "var/backups", "interval_hours": 0.25 / 3600, "keep": 2},
+        }
+    )
     lines: list[str] = []
-    run_daemon(load_settings(config, env={}), emit=lines.append, max_cycles=15,
-               handle_signals=False)
+    run_daemon(
+        load_settings(config, env={}), emit=lines.append, max_cycles=15, handle_signals=False
+    )
     kept = sorted((tmp_path / "var" / "backups").glob("fairlens-*.db"))
     made = [line for line in lines if line.startswith("backup fairlens-")]
     assert len(made) >= 3
@@ -96,14 +114,17 @@ def test_scheduled_backups_keep_the_newest(write_config: Callable[..., Path],
     assert [p.name for p in kept] == sorted(line.split()[1].rstrip(":") for line in made)[-2:]
 
 
-@pytest.mark.parametrize(("backup", "key", "expected"), [
-    ({"interval_hours": 1}, "backup.dir", "missing"),
-    ({"dir": "b", "keep": 0}, "backup.keep", ">= 1"),
-    ({"dir": "b", "interval_hours": 0}, "backup.interval_hours", "> 0"),
-])
-def test_backup_settings_are_validated(write_config: Callable[..., Path],
-                                       backup: dict[str, object], key: str,
-                                       expected: str) -> None:
+@pytest.mark.parametrize(
+    ("backup", "key", "expected"),
+    [
+        ({"interval_hours": 1}, "backup.dir", "missing"),
+        ({"dir": "b", "keep": 0}, "backup.keep", ">= 1"),
+        ({"dir": "b", "interval_hours": 0}, "backup.interval_hours", "> 0"),
+    ],
+)
+def test_backup_settings_are_validated(
+    write_config: Callable[..., Path], backup: dict[str, object], key: str, expected: str
+) -> None:
     from fairlens_monitor.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:

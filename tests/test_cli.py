@@ -45,8 +45,11 @@ def db_file(tmp_path: Path) -> Path:
 
 def test_once_json_has_the_original_shape(invoke_both: Callable[..., object]) -> None:
     invoke = invoke_both
-    result = invoke("once", "--json", overrides={"simulation": {"drift": 1.0},
-                                                 "alerts": {"echo_plaintext": True}})
+    result = invoke(
+        "once",
+        "--json",
+        overrides={"simulation": {"drift": 1.0}, "alerts": {"echo_plaintext": True}},
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc) >= {"fair_scenario", "drifted_scenario", "audit_tail"}
@@ -67,10 +70,15 @@ def test_once_json_has_the_original_shape(invoke_both: Callable[..., object]) ->
 
 def test_once_fail_on_alert(invoke_both: Callable[..., object]) -> None:
     invoke = invoke_both
-    assert invoke("once", "--fail-on-alert",
-                  overrides={"simulation": {"drift": 1.0}}).exit_code == 1
-    assert invoke("once", "--fail-on-alert",
-                  overrides={"simulation": {"drift": 0.0, "n_samples": 5000}}).exit_code == 0
+    assert (
+        invoke("once", "--fail-on-alert", overrides={"simulation": {"drift": 1.0}}).exit_code == 1
+    )
+    assert (
+        invoke(
+            "once", "--fail-on-alert", overrides={"simulation": {"drift": 0.0, "n_samples": 5000}}
+        ).exit_code
+        == 0
+    )
 
 
 def test_history_and_audit(invoke_both: Callable[..., object]) -> None:
@@ -91,13 +99,18 @@ def test_history_and_audit(invoke_both: Callable[..., object]) -> None:
     assert len(invoke("audit").stdout.splitlines()) == 4
 
 
-def test_audit_tables_refuse_update_and_delete(invoke: Callable[..., object],
-                                              tmp_path: Path) -> None:
+def test_audit_tables_refuse_update_and_delete(
+    invoke: Callable[..., object], tmp_path: Path
+) -> None:
     invoke("once")
     invoke("checkpoint")
     with sqlite3.connect(db_file(tmp_path)) as conn:
-        for sql in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events",
-                    "UPDATE checkpoints SET seq = 0", "DELETE FROM checkpoints"):
+        for sql in (
+            "UPDATE audit_events SET actor = 'x'",
+            "DELETE FROM audit_events",
+            "UPDATE checkpoints SET seq = 0",
+            "DELETE FROM checkpoints",
+        ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(sql)
     assert invoke("verify").exit_code == 0
@@ -105,7 +118,8 @@ def test_audit_tables_refuse_update_and_delete(invoke: Callable[..., object],
 
 @pytest.mark.parametrize("command", [["history"], ["audit"], ["verify"]])
 def test_read_commands_on_a_missing_database_exit_2_and_create_nothing(
-        invoke: Callable[..., object], tmp_path: Path, command: list[str]) -> None:
+    invoke: Callable[..., object], tmp_path: Path, command: list[str]
+) -> None:
     result = invoke(*command)
     assert result.exit_code == 2
     assert "no database file" in result.stderr
@@ -114,11 +128,13 @@ def test_read_commands_on_a_missing_database_exit_2_and_create_nothing(
 
 @pytest.mark.parametrize("command", [["once"], ["run"], ["history"], ["db", "upgrade"]])
 def test_bad_config_exits_2_with_one_line_and_writes_nothing(
-        invoke: Callable[..., object], tmp_path: Path, command: list[str]) -> None:
+    invoke: Callable[..., object], tmp_path: Path, command: list[str]
+) -> None:
     result = invoke(*command, overrides={"thresholds": {"dir": -1}})
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "error: config key 'thresholds.dir': expected a number > 0 and <= 1000000, got -1"]
+        "error: config key 'thresholds.dir': expected a number > 0 and <= 1000000, got -1"
+    ]
     assert not (tmp_path / "var").exists()
 
 
@@ -156,8 +172,14 @@ def test_usage_error_exits_2(invoke: Callable[..., object]) -> None:
 
 
 def test_module_entry_point_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "fairlens_monitor", "--help"],
-                            capture_output=True, text=True, cwd=REPO, check=False, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "fairlens_monitor", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0
     for command in ("run", "once", "history", "audit", "verify", "decrypt", "db"):
         assert command in result.stdout

@@ -38,13 +38,22 @@ def test_shipped_config_is_valid() -> None:
         ({"simulation": {"seed": -1}}, "simulation.seed", ">= 0"),
         ({"simulation": {"drift": 1.5}}, "simulation.drift", "[0, 1]"),
         ({"simulation": {"drift": -0.1}}, "simulation.drift", "[0, 1]"),
-        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 2, "cycles": 5}}},
-         "simulation.drift.end", "[0, 1]"),
-        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1}}},
-         "simulation.drift.cycles", "missing"),
+        (
+            {"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 2, "cycles": 5}}},
+            "simulation.drift.end",
+            "[0, 1]",
+        ),
+        (
+            {"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1}}},
+            "simulation.drift.cycles",
+            "missing",
+        ),
         ({"simulation": {"drift": {"mode": "zigzag"}}}, "simulation.drift.mode", "'ramp'"),
-        ({"simulation": {"drift": {"mode": "constant", "level": 0.1, "x": 1}}},
-         "simulation.drift.x", "unknown key"),
+        (
+            {"simulation": {"drift": {"mode": "constant", "level": 0.1, "x": 1}}},
+            "simulation.drift.x",
+            "unknown key",
+        ),
         ({"thresholds": {"dir": 0}}, "thresholds.dir", "> 0"),
         ({"thresholds": {"dir": -0.8}}, "thresholds.dir", "> 0"),
         ({"thresholds": {"gap": 0}}, "thresholds.gap", "> 0"),
@@ -63,40 +72,71 @@ def test_shipped_config_is_valid() -> None:
         ({"thresholds": {"shortfall": "ten"}}, "thresholds.shortfall", "a number"),
         ({"thresholds": {"shortfall": 1e300}}, "thresholds.shortfall", "<= 1e+12"),
         ({"thresholds": {"shortfall": float("nan")}}, "thresholds.shortfall", "a number"),
-        ({"measurement": {"protected_attributes": ["race"]}},
-         "measurement.protected_attributes", "no column 'race'"),
-        ({"measurement": {"protected_attributes": ["gender", "age", "credit_score"]}},
-         "measurement.protected_attributes", "a list of two"),
-        ({"measurement": {"protected_attributes": ["gender", "gender"]}},
-         "measurement.protected_attributes", "two different"),
-        ({"measurement": {"protected_attributes": ["age"], "privileged_value": ">=25"}},
-         "measurement.bands", "needs band edges"),
-        ({"measurement": {"protected_attributes": ["age"], "bands": {"age": [40, 25]}}},
-         "measurement.bands.age", "increasing numbers"),
-        ({"measurement": {"bands": {"age": [25]}}}, "measurement.bands.age",
-         "not one of measurement.protected_attributes"),
-        ({"measurement": {"protected_attributes": ["age"], "bands": {"age": [25]}}},
-         "measurement.privileged_value", "required when reference is 'privileged'"),
+        (
+            {"measurement": {"protected_attributes": ["race"]}},
+            "measurement.protected_attributes",
+            "no column 'race'",
+        ),
+        (
+            {"measurement": {"protected_attributes": ["gender", "age", "credit_score"]}},
+            "measurement.protected_attributes",
+            "a list of two",
+        ),
+        (
+            {"measurement": {"protected_attributes": ["gender", "gender"]}},
+            "measurement.protected_attributes",
+            "two different",
+        ),
+        (
+            {"measurement": {"protected_attributes": ["age"], "privileged_value": ">=25"}},
+            "measurement.bands",
+            "needs band edges",
+        ),
+        (
+            {"measurement": {"protected_attributes": ["age"], "bands": {"age": [40, 25]}}},
+            "measurement.bands.age",
+            "increasing numbers",
+        ),
+        (
+            {"measurement": {"bands": {"age": [25]}}},
+            "measurement.bands.age",
+            "not one of measurement.protected_attributes",
+        ),
+        (
+            {"measurement": {"protected_attributes": ["age"], "bands": {"age": [25]}}},
+            "measurement.privileged_value",
+            "required when reference is 'privileged'",
+        ),
         ({"measurement": {"reference": "lowest"}}, "measurement.reference", "'highest'"),
         ({"measurement": {"label": "defaulted"}}, "measurement.label", "no label column"),
         ({"measurement": {"confidence": 95}}, "measurement.confidence", "between 0 and 1"),
-        ({"drift_detection": {"baseline_readings": 1}}, "drift_detection.baseline_readings",
-         ">= 2"),
+        (
+            {"drift_detection": {"baseline_readings": 1}},
+            "drift_detection.baseline_readings",
+            ">= 2",
+        ),
         ({"drift_detection": {"threshold": 0}}, "drift_detection.threshold", "> 0"),
         ({"drift_detection": {"window": 5}}, "drift_detection.window", "unknown key"),
         ({"alerts": {"close_after": 0}}, "alerts.close_after", ">= 1"),
         ({"leadership": {"lease_seconds": 0}}, "leadership.lease_seconds", ">= 1"),
-        ({"leadership": {"lease_seconds": float("nan")}}, "leadership.lease_seconds",
-         "a number"),
+        ({"leadership": {"lease_seconds": float("nan")}}, "leadership.lease_seconds", "a number"),
         ({"leadership": {"lease_seconds": 1e300}}, "leadership.lease_seconds", "<= 86400"),
         ({"leadership": {"lease_seconds": "5s"}}, "leadership.lease_seconds", "a number"),
         ({"leadership": {"renew_seconds": 1}}, "leadership.renew_seconds", "unknown key"),
-        ({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": 5,
-                                   "hold": -1}}}, "simulation.drift.hold", ">= 0"),
+        (
+            {
+                "simulation": {
+                    "drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": 5, "hold": -1}
+                }
+            },
+            "simulation.drift.hold",
+            ">= 0",
+        ),
     ],
 )
-def test_bad_values_name_the_key(write_config: Callable[..., Path], overrides: dict[str, Any],
-                                 key: str, expected: str) -> None:
+def test_bad_values_name_the_key(
+    write_config: Callable[..., Path], overrides: dict[str, Any], key: str, expected: str
+) -> None:
     path = write_config(overrides)
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
@@ -118,7 +158,8 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_relative_paths_resolve_against_the_config_folder(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     (tmp_path / "sub").mkdir()
     path = write_config(name="sub/config.yaml")
     s = load_settings(path, env={})
@@ -127,8 +168,10 @@ def test_relative_paths_resolve_against_the_config_folder(
 
 
 def test_environment_overrides(write_config: Callable[..., Path], tmp_path: Path) -> None:
-    env = {"FAIRLENS_DB_URL": f"sqlite:///{tmp_path}/other.db",
-           "FAIRLENS_KEY_DIR": str(tmp_path / "k")}
+    env = {
+        "FAIRLENS_DB_URL": f"sqlite:///{tmp_path}/other.db",
+        "FAIRLENS_KEY_DIR": str(tmp_path / "k"),
+    }
     s = load_settings(write_config(), env=env)
     assert s.database.url == f"sqlite:///{tmp_path}/other.db"
     assert s.keys.dir == tmp_path / "k"
@@ -136,14 +179,16 @@ def test_environment_overrides(write_config: Callable[..., Path], tmp_path: Path
 
 def test_constant_drift_forms(write_config: Callable[..., Path]) -> None:
     short = load_settings(write_config({"simulation": {"drift": 0.25}}), env={})
-    long = load_settings(write_config({"simulation": {"drift": {"mode": "constant",
-                                                                 "level": 0.25}}}), env={})
+    long = load_settings(
+        write_config({"simulation": {"drift": {"mode": "constant", "level": 0.25}}}), env={}
+    )
     assert short.simulation.drift == long.simulation.drift
     assert short.simulation.drift.level_at(10) == 0.25
 
 
-def test_config_hash_tracks_rules_not_locations(write_config: Callable[..., Path],
-                                                tmp_path: Path) -> None:
+def test_config_hash_tracks_rules_not_locations(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     base = load_settings(write_config(), env={})
     moved = load_settings(write_config(), env={"FAIRLENS_DB_URL": f"sqlite:///{tmp_path}/x.db"})
     stricter = load_settings(write_config({"thresholds": {"dir": 0.85}}), env={})
@@ -156,10 +201,21 @@ def test_measurement_defaults_and_intersections(write_config: Callable[..., Path
     default = load_settings(write_config(), env={})
     assert default.group_spec().attributes == ("gender",)
     assert (default.group_spec().privileged_value, default.group_spec().unprivileged_value) == (
-        "Male", "Female")
-    both = load_settings(write_config({"measurement": {
-        "protected_attributes": ["gender", "age"], "bands": {"age": [25, 40]},
-        "reference": "highest"}}), env={})
+        "Male",
+        "Female",
+    )
+    both = load_settings(
+        write_config(
+            {
+                "measurement": {
+                    "protected_attributes": ["gender", "age"],
+                    "bands": {"age": [25, 40]},
+                    "reference": "highest",
+                }
+            }
+        ),
+        env={},
+    )
     spec = both.group_spec()
     assert spec.attribute_name == "gender & age"
     assert spec.bands == {"age": (25.0, 40.0)}
@@ -168,7 +224,8 @@ def test_measurement_defaults_and_intersections(write_config: Callable[..., Path
 
 
 def test_the_lease_defaults_to_three_intervals_and_at_least_five_seconds(
-        write_config: Callable[..., Path]) -> None:
+    write_config: Callable[..., Path],
+) -> None:
     def lease(interval: float) -> float:
         path = write_config({"schedule": {"interval_seconds": interval}})
         return load_settings(path, env={}).leadership.lease_seconds

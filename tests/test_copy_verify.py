@@ -25,9 +25,18 @@ TABLES = ("runs", "readings", "group_results", "alerts", "audit_events", "checkp
 def setup(tmp_path: Path) -> tuple[Path, str]:
     sqlite_url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(merge(BASE_CONFIG, {
-        "database": {"url": sqlite_url}, "simulation": {"drift": 1.0},
-        "audit": {"checkpoint_every": 3}})))
+    config.write_text(
+        yaml.safe_dump(
+            merge(
+                BASE_CONFIG,
+                {
+                    "database": {"url": sqlite_url},
+                    "simulation": {"drift": 1.0},
+                    "audit": {"checkpoint_every": 3},
+                },
+            )
+        )
+    )
     for _ in range(4):
         assert fl(config, "once").exit_code == 0
     return config, sqlite_url
@@ -38,12 +47,13 @@ def fl(config: Path, *args: str) -> Result:
 
 
 def rows_in(url: str) -> int:
-    return sum(int(query_url(url, f"SELECT count(*) FROM {t}")[0][0])  # type: ignore[call-overload]
-               for t in TABLES)
+    return sum(
+        int(query_url(url, f"SELECT count(*) FROM {t}")[0][0])  # type: ignore[call-overload]
+        for t in TABLES
+    )
 
 
-def test_a_tampered_source_is_not_copied_and_a_retry_works(pg_url: str, tmp_path: Path
-                                                           ) -> None:
+def test_a_tampered_source_is_not_copied_and_a_retry_works(pg_url: str, tmp_path: Path) -> None:
     config, sqlite_url = setup(tmp_path)
     db = tmp_path / "var" / "fairlens.db"
     with sqlite3.connect(db) as conn:
@@ -53,9 +63,12 @@ def test_a_tampered_source_is_not_copied_and_a_retry_works(pg_url: str, tmp_path
     refused = fl(config, "db", "copy", sqlite_url, pg_url)
     assert refused.exit_code == 1, refused.output
     assert "source does NOT verify: first broken seq 2 (modified); nothing was copied" in (
-        refused.output)
+        refused.output
+    )
     assert query_url(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'runs'") in (
-        [(0,)], [(1,)])
+        [(0,)],
+        [(1,)],
+    )
     if query_url(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'runs'") == [(1,)]:
         assert rows_in(pg_url) == 0
     with sqlite3.connect(db) as conn:  # the operator repairs the source and retries
@@ -65,8 +78,9 @@ def test_a_tampered_source_is_not_copied_and_a_retry_works(pg_url: str, tmp_path
     assert rows_in(pg_url) == rows_in(sqlite_url)
 
 
-def test_the_destination_is_verified_inside_the_copy_transaction(pg_url: str,
-                                                                 tmp_path: Path) -> None:
+def test_the_destination_is_verified_inside_the_copy_transaction(
+    pg_url: str, tmp_path: Path
+) -> None:
     """The check reads the copied rows through the copy's own uncommitted transaction; when
     it fails, every row is rolled back and the empty destination accepts a retry."""
     config, sqlite_url = setup(tmp_path)
@@ -74,9 +88,11 @@ def test_the_destination_is_verified_inside_the_copy_transaction(pg_url: str,
     seen: list[tuple[bool, int, int]] = []
 
     def check(copy: Repository) -> None:
-        report = verify_store(copy, anchor_file=settings_dir / "anchor.jsonl",
-                              public_key=settings_dir / "keys" / "checkpoint_ed25519.pub"
-                              ).chain
+        report = verify_store(
+            copy,
+            anchor_file=settings_dir / "anchor.jsonl",
+            public_key=settings_dir / "keys" / "checkpoint_ed25519.pub",
+        ).chain
         seen.append((report.intact, report.count, report.anchored_seq))
         assert rows_in(pg_url) == 0  # nothing is visible outside the transaction yet
         raise RuntimeError("the copy does not verify")

@@ -25,8 +25,7 @@ Clock = Callable[[], datetime]
 
 
 @pytest.fixture
-def make_settings(backend_url: str,
-                  write_config: Callable[..., Path]) -> Callable[..., Settings]:
+def make_settings(backend_url: str, write_config: Callable[..., Path]) -> Callable[..., Settings]:
     """This module's tests run on both back ends (see conftest.backend_url)."""
     return backend_builder(backend_url, write_config)
 
@@ -40,7 +39,8 @@ def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_drifted_cycle_stores_readings_alert_and_chain(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = make_settings({"simulation": {"drift": 0.9}})
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
@@ -48,8 +48,9 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
 
     assert outcome.monitored.metrics["dir_alert"] is True
     assert rows(settings, "SELECT status, cycle_index, actor FROM runs") == [("ok", 0, "cli")]
-    stored = rows(settings, "SELECT scenario, drift_level, dir, dir_alert FROM readings "
-                            "ORDER BY id")
+    stored = rows(
+        settings, "SELECT scenario, drift_level, dir, dir_alert FROM readings ORDER BY id"
+    )
     assert [(s, d) for s, d, *_ in stored] == [("reference", 0.0), ("monitored", 0.9)]
     assert stored[1][2] == pytest.approx(outcome.monitored.metrics["dir"])
     [(token, state, key_id)] = rows(settings, "SELECT token, state, key_id FROM alerts")
@@ -63,7 +64,8 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
 
 
 def test_plaintext_explanation_never_reaches_the_database_file(
-        sqlite_settings: Callable[..., Settings], clock: Clock) -> None:
+    sqlite_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = sqlite_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
@@ -80,19 +82,26 @@ def test_plaintext_explanation_never_reaches_the_database_file(
 
 
 def test_a_stored_reading_is_reproduced_from_its_lineage(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = make_settings({"simulation": {"drift": 0.45}})
     repo = open_repository(settings)
     run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
     repo.engine.dispose()
     [(n, drift, seed, u_n, u_k, p_n, p_k, dir_value, config_hash)] = rows(
-        settings, "SELECT n_samples, drift_level, seed, unprivileged_count, "
-                  "unprivileged_approved, privileged_count, privileged_approved, dir, "
-                  "config_hash FROM readings WHERE scenario = 'monitored'")
+        settings,
+        "SELECT n_samples, drift_level, seed, unprivileged_count, "
+        "unprivileged_approved, privileged_count, privileged_approved, dir, "
+        "config_hash FROM readings WHERE scenario = 'monitored'",
+    )
     again = calculate_disparate_impact_ratio(generate_loan_data(n, drift, seed=seed))
     d = again["details"]
     assert (d["female_count"], d["female_approved"], d["male_count"], d["male_approved"]) == (
-        u_n, u_k, p_n, p_k)
+        u_n,
+        u_k,
+        p_n,
+        p_k,
+    )
     assert again["dir"] == dir_value
     assert config_hash == settings.config_hash()
 
@@ -103,21 +112,30 @@ def test_fair_cycle_raises_no_alert(make_settings: Callable[..., Settings], cloc
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
     assert outcome.token is None
     assert cycle_lines(outcome, echo_plaintext=True)[-1].startswith(
-        "✅ Model Fairness Stable. DIR = ")
+        "✅ Model Fairness Stable. DIR = "
+    )
     assert rows(settings, "SELECT count(*) FROM alerts") == [(0,)]
     repo.engine.dispose()
 
 
-def test_ramp_crosses_the_four_fifths_line(make_settings: Callable[..., Settings],
-                                           clock: Clock) -> None:
-    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
-        "mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 6}}})
+def test_ramp_crosses_the_four_fifths_line(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    settings = make_settings(
+        {
+            "simulation": {
+                "n_samples": 2000,
+                "drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 6},
+            }
+        }
+    )
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
     assert [o.cycle_index for o in outcomes] == list(range(6))
     assert [o.monitored.drift_level for o in outcomes] == pytest.approx(
-        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    )
     verdicts = [o.monitored.verdict for o in outcomes]
     assert verdicts[:2] == ["ok", "ok"]
     assert verdicts[-3:] == ["adverse"] * 3
@@ -129,7 +147,8 @@ def test_ramp_crosses_the_four_fifths_line(make_settings: Callable[..., Settings
 
 
 def test_alert_lines_and_json_follow_the_original_shape(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = make_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
@@ -155,7 +174,8 @@ class BrokenCipher(AlertCipher):
 
 
 def test_failed_cycle_is_recorded_and_the_next_one_runs(
-        make_settings: Callable[..., Settings], clock: Clock) -> None:
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = make_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     good = open_cipher(settings, repo)
@@ -163,7 +183,8 @@ def test_failed_cycle_is_recorded_and_the_next_one_runs(
     with pytest.raises(RuntimeError, match="injected"):
         execute_cycle(settings, repo, broken, clock=clock, actor="daemon")
     assert rows(settings, "SELECT status, error FROM runs") == [
-        ("failed", "RuntimeError: injected encryption failure")]
+        ("failed", "RuntimeError: injected encryption failure")
+    ]
     assert rows(settings, "SELECT count(*) FROM readings") == [(0,)]
     outcome = execute_cycle(settings, repo, good, clock=clock, actor="daemon")
     assert outcome.cycle_index == 0  # a failed cycle does not advance the drift schedule
@@ -174,8 +195,9 @@ def test_failed_cycle_is_recorded_and_the_next_one_runs(
     repo.engine.dispose()
 
 
-def test_missing_key_with_stored_alerts_refuses(make_settings: Callable[..., Settings],
-                                                clock: Clock) -> None:
+def test_missing_key_with_stored_alerts_refuses(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     settings = make_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
@@ -187,32 +209,55 @@ def test_missing_key_with_stored_alerts_refuses(make_settings: Callable[..., Set
     repo.engine.dispose()
 
 
-def test_an_episode_resolves_after_clean_readings(make_settings: Callable[..., Settings],
-                                                  clock: Clock) -> None:
-    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
-        "mode": "ramp", "start": 1.0, "end": 0.0, "cycles": 2, "hold": 3}},
-        "alerts": {"close_after": 2}})
+def test_an_episode_resolves_after_clean_readings(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    settings = make_settings(
+        {
+            "simulation": {
+                "n_samples": 2000,
+                "drift": {"mode": "ramp", "start": 1.0, "end": 0.0, "cycles": 2, "hold": 3},
+            },
+            "alerts": {"close_after": 2},
+        }
+    )
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(7)]
     assert [o.monitored.verdict for o in outcomes] == ["adverse"] * 4 + ["ok"] * 3
     actions = [[c.action for c in o.alerts] for o in outcomes]
-    assert actions == [["open"], ["continue"], ["continue"], ["continue"], ["count"],
-                       ["resolve"], []]
-    assert rows(settings, "SELECT kind, state, clean_streak, last_reading_id, "
-                          "closed_at IS NOT NULL FROM alerts") == [("dir", "resolved", 2, 8, 1)]
+    assert actions == [
+        ["open"],
+        ["continue"],
+        ["continue"],
+        ["continue"],
+        ["count"],
+        ["resolve"],
+        [],
+    ]
+    assert rows(
+        settings,
+        "SELECT kind, state, clean_streak, last_reading_id, closed_at IS NOT NULL FROM alerts",
+    ) == [("dir", "resolved", 2, 8, 1)]
     events = [r[0] for r in rows(settings, "SELECT event_type FROM audit_events")]
     assert events.count("alert_raised") == 1
     assert events.count("alert_resolved") == 1
     repo.engine.dispose()
 
 
-def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., Settings],
-                                                   clock: Clock) -> None:
+def test_drift_is_flagged_before_the_verdict_turns(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
     # Five quiet readings form the baseline; then DIR steps from 1.0 to about 0.83.
-    settings = make_settings({"simulation": {"n_samples": 2000, "drift": {
-        "mode": "ramp", "start": 0.0, "end": 0.3, "cycles": 2, "hold": 6}},
-        "drift_detection": {"baseline_readings": 5}})
+    settings = make_settings(
+        {
+            "simulation": {
+                "n_samples": 2000,
+                "drift": {"mode": "ramp", "start": 0.0, "end": 0.3, "cycles": 2, "hold": 6},
+            },
+            "drift_detection": {"baseline_readings": 5},
+        }
+    )
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(10)]
@@ -224,14 +269,18 @@ def test_drift_is_flagged_before_the_verdict_turns(make_settings: Callable[..., 
     assert len(opened) == 1
     assert 7 <= opened[0] <= 9
     assert rows(settings, "SELECT kind, state FROM alerts") == [("drift", "open")]
-    stored = rows(settings, "SELECT drift_statistic, drift_alert FROM readings "
-                            "WHERE scenario = 'monitored' ORDER BY id")
+    stored = rows(
+        settings,
+        "SELECT drift_statistic, drift_alert FROM readings "
+        "WHERE scenario = 'monitored' ORDER BY id",
+    )
     assert [s for s, _ in stored] == pytest.approx(statistics)
     repo.engine.dispose()
 
 
 def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
-        sqlite_settings: Callable[..., Settings], clock: Clock) -> None:
+    sqlite_settings: Callable[..., Settings], clock: Clock
+) -> None:
     from alembic import command
 
     from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
@@ -248,8 +297,11 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
     token = load_cipher(settings.keys.dir, create=True).encrypt("DIR = 0.43 (<0.8).")
     with sqlite3.connect(db_path(settings)) as conn:
         for i in (1, 2):
-            conn.execute("INSERT INTO runs VALUES (?, ?, 'daemon', NULL, '2026-01-01 00:00:00',"
-                         " '2026-01-01 00:00:01', 'ok', NULL, 'h', '0.1.0')", (i, i - 1))
+            conn.execute(
+                "INSERT INTO runs VALUES (?, ?, 'daemon', NULL, '2026-01-01 00:00:00',"
+                " '2026-01-01 00:00:01', 'ok', NULL, 'h', '0.1.0')",
+                (i, i - 1),
+            )
             conn.execute(
                 "INSERT INTO readings (id, run_id, scenario, measured_at, source, drift_level, "
                 "n_samples, seed, protected_attribute, unprivileged_group, privileged_group, "
@@ -258,9 +310,14 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
                 "dir_threshold, gap_threshold, dir_alert, gap_alert, config_hash, code_version)"
                 " VALUES (?, ?, 'monitored', '2026-01-01 00:00:01', 'simulator', 1, 400, 1, "
                 "'gender', 'Female', 'Male', 200, 60, 200, 140, 0.3, 0.7, 0.43, NULL, 0.4, 0.8,"
-                " 0.2, 1, 1, 'h', '0.1.0')", (i, i))
-            conn.execute("INSERT INTO alerts VALUES (?, ?, ?, '2026-01-01 00:00:01', 'dir', "
-                         "0.43, ?, 'k', 'open')", (i, i, i, token))
+                " 0.2, 1, 1, 'h', '0.1.0')",
+                (i, i),
+            )
+            conn.execute(
+                "INSERT INTO alerts VALUES (?, ?, ?, '2026-01-01 00:00:01', 'dir', "
+                "0.43, ?, 'k', 'open')",
+                (i, i, i, token),
+            )
     upgrade(engine, url)
     engine.dispose()
     repo = open_repository(settings)
@@ -269,37 +326,53 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
     assert outcome.monitored.verdict == "ok"
     assert [(c.action, c.resolved_ids) for c in outcome.alerts] == [("resolve", [1, 2])]
     assert rows(settings, "SELECT id, state FROM alerts ORDER BY id") == [
-        (1, "resolved"), (2, "resolved")]
+        (1, "resolved"),
+        (2, "resolved"),
+    ]
     repo.engine.dispose()
 
 
-def test_an_intersection_is_measured_in_the_cycle(make_settings: Callable[..., Settings],
-                                                   clock: Clock) -> None:
-    settings = make_settings({"simulation": {"n_samples": 4000, "drift": 0.6},
-                              "measurement": {"protected_attributes": ["gender", "age"],
-                                              "bands": {"age": [30]},
-                                              "reference": "highest"}})
+def test_an_intersection_is_measured_in_the_cycle(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    settings = make_settings(
+        {
+            "simulation": {"n_samples": 4000, "drift": 0.6},
+            "measurement": {
+                "protected_attributes": ["gender", "age"],
+                "bands": {"age": [30]},
+                "reference": "highest",
+            },
+        }
+    )
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
-    groups = rows(settings, "SELECT label, role, g.verdict FROM group_results g JOIN readings r "
-                            "ON r.id = g.reading_id WHERE r.scenario = 'monitored' ORDER BY label")
-    assert [g[0] for g in groups] == ["Female & <30", "Female & >=30", "Male & <30",
-                                      "Male & >=30"]
+    groups = rows(
+        settings,
+        "SELECT label, role, g.verdict FROM group_results g JOIN readings r "
+        "ON r.id = g.reading_id WHERE r.scenario = 'monitored' ORDER BY label",
+    )
+    assert [g[0] for g in groups] == ["Female & <30", "Female & >=30", "Male & <30", "Male & >=30"]
     assert {g[1] for g in groups if g[0].startswith("Male")} <= {"reference", "compared"}
     assert {g[2] for g in groups if g[0].startswith("Female")} == {"adverse"}
     assert outcome.monitored.verdict == "adverse"
     assert outcome.monitored.headline.label.startswith("Female")
-    stored = rows(settings, "SELECT protected_attribute, groups_compared, reference_mode "
-                            "FROM readings WHERE scenario = 'monitored'")
+    stored = rows(
+        settings,
+        "SELECT protected_attribute, groups_compared, reference_mode "
+        "FROM readings WHERE scenario = 'monitored'",
+    )
     assert stored == [("gender & age", 3, "highest")]
     repo.engine.dispose()
 
 
 @pytest.mark.parametrize(("notify", "alerts"), [(False, 0), (True, 1)])
-def test_inconclusive_is_quiet_unless_asked(make_settings: Callable[..., Settings], clock: Clock,
-                                            notify: bool, alerts: int) -> None:
-    settings = make_settings({"simulation": {"n_samples": 40, "drift": 0.8},
-                              "alerts": {"notify_inconclusive": notify}})
+def test_inconclusive_is_quiet_unless_asked(
+    make_settings: Callable[..., Settings], clock: Clock, notify: bool, alerts: int
+) -> None:
+    settings = make_settings(
+        {"simulation": {"n_samples": 40, "drift": 0.8}, "alerts": {"notify_inconclusive": notify}}
+    )
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
     assert outcome.monitored.verdict == "inconclusive"  # 20 per group < min_group_size 30

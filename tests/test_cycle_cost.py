@@ -20,8 +20,15 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.ops.sealing import Sealer
 
-GROWING = ("runs", "readings", "group_results", "alerts", "source_files", "audit_events",
-           "checkpoints")
+GROWING = (
+    "runs",
+    "readings",
+    "group_results",
+    "alerts",
+    "source_files",
+    "audit_events",
+    "checkpoints",
+)
 
 
 def _cycles(settings: Settings, clock: Callable[[], datetime], n: int) -> Any:
@@ -34,13 +41,15 @@ def _cycles(settings: Settings, clock: Callable[[], datetime], n: int) -> Any:
 
 
 def test_a_cycle_adds_nothing_to_the_orm_session(
-        sqlite_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
+    sqlite_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
     """Rows go in as Core INSERTs: the session never flushes objects of a cycle."""
     settings = sqlite_settings({"simulation": {"drift": 1.0}})
     repo, cipher, sealer = _cycles(settings, clock, 2)
     flushed: list[int] = []
-    event.listen(repo.sessions, "before_flush",
-                 lambda s, *_: flushed.append(len(s.new) + len(s.dirty)))
+    event.listen(
+        repo.sessions, "before_flush", lambda s, *_: flushed.append(len(s.new) + len(s.dirty))
+    )
     outcome = run_cycle(settings, repo, cipher, clock=clock, actor="daemon", sealer=sealer)
     repo.engine.dispose()
     assert outcome.monitored is not None
@@ -49,26 +58,33 @@ def test_a_cycle_adds_nothing_to_the_orm_session(
 
 
 def test_every_query_of_a_cycle_is_an_index_lookup_or_bounded(
-        sqlite_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
-    settings = sqlite_settings({"simulation": {"drift": 1.0},
-                                "audit": {"checkpoint_seconds": 1e-9}})
+    sqlite_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
+    settings = sqlite_settings(
+        {"simulation": {"drift": 1.0}, "audit": {"checkpoint_seconds": 1e-9}}
+    )
     repo, cipher, sealer = _cycles(settings, clock, 30)
     seen: list[tuple[str, Any]] = []
-    event.listen(repo.engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, params, _ctx, _many: seen.append((sql, params)))
+    event.listen(
+        repo.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, params, _ctx, _many: seen.append((sql, params)),
+    )
     cycle_sql_start = len(seen)
     run_cycle(settings, repo, cipher, clock=clock, actor="daemon", sealer=sealer)
     path = settings.database.url.removeprefix("sqlite:///")
     repo.engine.dispose()
-    selects = [(sql, p) for sql, p in seen[cycle_sql_start:]
-               if sql.lstrip().upper().startswith("SELECT")]
+    selects = [
+        (sql, p) for sql, p in seen[cycle_sql_start:] if sql.lstrip().upper().startswith("SELECT")
+    ]
     assert len(selects) >= 6  # position, drift history (2), open alerts, head, digests...
     conn = sqlite3.connect(path)
     try:
         for sql, params in selects:
             plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-            scans = [step for step in plan if step.startswith("SCAN ")
-                     and step.split()[1] in GROWING]
+            scans = [
+                step for step in plan if step.startswith("SCAN ") and step.split()[1] in GROWING
+            ]
             assert not scans or " LIMIT " in sql.upper(), (sql, plan)
             assert "count(" not in sql.lower(), sql
     finally:

@@ -26,8 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def make_settings(backend_url: str,
-                  write_config: Callable[..., Path]) -> Callable[..., Settings]:
+def make_settings(backend_url: str, write_config: Callable[..., Path]) -> Callable[..., Settings]:
     """The in-process daemon tests run on both back ends (see conftest.backend_url)."""
     return backend_builder(backend_url, write_config)
 
@@ -37,9 +36,12 @@ def query(settings: Settings, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings({"schedule": {"interval_seconds": 0.2},
-                              "simulation": {"drift": {"mode": "ramp", "start": 0.0,
-                                                       "end": 1.0, "cycles": 4}}})
+    settings = make_settings(
+        {
+            "schedule": {"interval_seconds": 0.2},
+            "simulation": {"drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 4}},
+        }
+    )
     lines: list[str] = []
     started = time.monotonic()
     stats = run_daemon(settings, emit=lines.append, max_cycles=4, handle_signals=False)
@@ -47,7 +49,8 @@ def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Se
     assert (stats.cycles_ok, stats.cycles_failed) == (4, 0)
     assert elapsed >= 0.6  # four fires 0.2 s apart: the interval is honoured, not a busy loop
     assert query(settings, "SELECT cycle_index, status, actor FROM runs ORDER BY id") == [
-        (i, "ok", "daemon") for i in range(4)]
+        (i, "ok", "daemon") for i in range(4)
+    ]
     assert query(settings, "SELECT count(*) FROM readings") == [(8,)]
     scheduled = [r[0] for r in query(settings, "SELECT scheduled_for FROM runs ORDER BY id")]
     assert all(s is not None for s in scheduled)
@@ -76,20 +79,25 @@ class FlakyCipher(AlertCipher):
 
 
 def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
-        make_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
-    settings = make_settings({"schedule": {"interval_seconds": 0.1},
-                              "simulation": {"drift": 1.0}})
+    make_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
+    settings = make_settings({"schedule": {"interval_seconds": 0.1}, "simulation": {"drift": 1.0}})
     FlakyCipher.failures_left = 1  # per run: the test runs once per back end
     repo = open_repository(settings)
     real = open_cipher(settings, repo)
     lines: list[str] = []
-    daemon = Daemon(settings, repo, FlakyCipher(real.fernet, real.key_id, real.path),
-                    open_signing_key(settings, repo), clock=clock, emit=lines.append,
-                    max_cycles=3)
+    daemon = Daemon(
+        settings,
+        repo,
+        FlakyCipher(real.fernet, real.key_id, real.path),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=lines.append,
+        max_cycles=3,
+    )
     stats = daemon.run()
     assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)
-    assert query(settings, "SELECT status FROM runs ORDER BY id") == [
-        ("failed",), ("ok",), ("ok",)]
+    assert query(settings, "SELECT status FROM runs ORDER BY id") == [("failed",), ("ok",), ("ok",)]
     assert any("cycle failed: OSError: injected" in line for line in lines)
     assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
@@ -98,7 +106,10 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
 def start_daemon(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -119,8 +130,10 @@ def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> No
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finishes_the_cycle_and_exits_zero(
-        write_config: Callable[..., Path], sqlite_settings: Callable[..., Settings],
-        signum: signal.Signals) -> None:
+    write_config: Callable[..., Path],
+    sqlite_settings: Callable[..., Settings],
+    signum: signal.Signals,
+) -> None:
     # SQLite: a second daemon on the same file is refused (on PostgreSQL it would stand by,
     # see test_backends.py).
     config = write_config({"schedule": {"interval_seconds": 0.2}})
@@ -130,7 +143,12 @@ def test_signal_finishes_the_cycle_and_exits_zero(
         wait_for_cycles(settings, 2)
         second = subprocess.run(
             [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
-            capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
         assert second.returncode == 2
         assert "already running" in second.stderr
         proc.send_signal(signum)
@@ -140,8 +158,9 @@ def test_signal_finishes_the_cycle_and_exits_zero(
     assert proc.returncode == 0, err
     assert f"stopped ({signum.name})" in out
     assert "✅ Model Fairness Stable." in out
-    last = query(settings, "SELECT event_type, payload FROM audit_events ORDER BY seq DESC "
-                           "LIMIT 1")[0]
+    last = query(
+        settings, "SELECT event_type, payload FROM audit_events ORDER BY seq DESC LIMIT 1"
+    )[0]
     assert last[0] == "daemon_stopped"
     assert signum.name in str(last[1])
     runs = query(settings, "SELECT count(*) FROM runs")[0][0]
@@ -150,8 +169,10 @@ def test_signal_finishes_the_cycle_and_exits_zero(
 
 
 def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
-        make_settings: Callable[..., Settings], clock: Callable[[], datetime],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    make_settings: Callable[..., Settings],
+    clock: Callable[[], datetime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
 
     from fairlens_monitor.store.lease import Change, Lease
@@ -170,22 +191,37 @@ def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
     monkeypatch.setattr(Lease, "tick", flaky)
     repo = open_repository(settings)
     lines: list[str] = []
-    daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
-                    clock=clock, emit=lines.append, max_cycles=3)
+    daemon = Daemon(
+        settings,
+        repo,
+        open_cipher(settings, repo),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=lines.append,
+        max_cycles=3,
+    )
     stats = daemon.run()
     assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)  # three fires in all
     assert any("cannot reach the database to take the lead" in line for line in lines)
     # The outage is on the record, in order, once the database answered again.
     assert [r[0] for r in query(settings, "SELECT status FROM runs ORDER BY id")] == [
-        "ok", "failed", "ok"]
+        "ok",
+        "failed",
+        "ok",
+    ]
     assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
 
-def test_the_daily_jobs_run_in_the_daemon(make_settings: Callable[..., Settings],
-                                         clock: Callable[[], datetime]) -> None:
-    settings = make_settings({"schedule": {"interval_seconds": 0.05},
-                              "backup": {"dir": "var/backups", "interval_hours": 24}})
+def test_the_daily_jobs_run_in_the_daemon(
+    make_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
+    settings = make_settings(
+        {
+            "schedule": {"interval_seconds": 0.05},
+            "backup": {"dir": "var/backups", "interval_hours": 24},
+        }
+    )
     repo = open_repository(settings)
     lines: list[str] = []
     jobs: set[str] = set()
@@ -194,8 +230,15 @@ def test_the_daily_jobs_run_in_the_daemon(make_settings: Callable[..., Settings]
         lines.append(line)
         jobs.update(job.id for job in daemon.scheduler.get_jobs())
 
-    daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
-                    clock=clock, emit=emit, max_cycles=2)
+    daemon = Daemon(
+        settings,
+        repo,
+        open_cipher(settings, repo),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=emit,
+        max_cycles=2,
+    )
     daemon.run()
     assert {"fairness-cycle", "retention"} <= jobs
     assert ("backup" in jobs) == settings.database.url.startswith("sqlite")

@@ -35,8 +35,9 @@ ENDING = {("run",): ["--cycles", "1"]}
 SERVES = {("view",)}
 
 
-def every_command(group: click.Group, prefix: tuple[str, ...] = ()
-                  ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def every_command(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command path of ``group``; a group that runs on its own counts as one too."""
     for name, command in sorted(group.commands.items()):
         path = (*prefix, name)
@@ -57,8 +58,11 @@ def arguments(path: tuple[str, ...], command: click.Command, tmp: Path, url: str
         if not param.required or param.name is None:
             continue
         if param.name.endswith("url"):  # db copy: the canary database, and another one
-            value = url if param.name.startswith("src") else str(
-                make_url(url).set(database="fairlens_other"))
+            value = (
+                url
+                if param.name.startswith("src")
+                else str(make_url(url).set(database="fairlens_other"))
+            )
             value = make_url(value).render_as_string(hide_password=False)
         elif isinstance(param.type, click.Path):
             value = str(tmp / f"{'-'.join(path)}-{param.name}")
@@ -80,15 +84,30 @@ def run_all(config: Path, url: str, tmp: Path) -> tuple[list[str], list[str]]:
     # seed first (a cycle, an alert, a checkpoint), so the read commands have rows to show
     commands = [(("once",), cli.commands["once"])] * 2 + list(every_command(cli))
     for path, command in commands:
-        argv = [sys.executable, "-m", "fairlens_monitor", "--config", str(config), *path,
-                *arguments(path, command, tmp, url)]
+        argv = [
+            sys.executable,
+            "-m",
+            "fairlens_monitor",
+            "--config",
+            str(config),
+            *path,
+            *arguments(path, command, tmp, url),
+        ]
         if path in SERVES:
             seen += [serve_until_ready([*argv, "--port", str(free_port())], env, tmp), ""]
             names.append(" ".join(path))
             continue
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300,
-                                  check=False, stdin=subprocess.DEVNULL, cwd=tmp)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                cwd=tmp,
+            )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{' '.join(path)} did not end: give it ending arguments in ENDING")
         assert done.returncode in (0, 1, 2), (path, done.stderr[-2000:])
@@ -105,8 +124,15 @@ def free_port() -> int:
 
 def serve_until_ready(argv: list[str], env: dict[str, str], cwd: Path) -> str:
     """Start a serving command; stop it once it prints where it serves; return its output."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     lines = []
     try:
@@ -129,21 +155,30 @@ def database_text(url: str) -> str:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return "\n".join(str(row) for table in inspect(conn).get_table_names()
-                             for row in conn.execute(text(f'SELECT * FROM "{table}"')))
+            return "\n".join(
+                str(row)
+                for table in inspect(conn).get_table_names()
+                for row in conn.execute(text(f'SELECT * FROM "{table}"'))
+            )
     finally:
         engine.dispose()
 
 
 @pytest.fixture
 def canary_config(write_config: Callable[..., Path]) -> Path:
-    return write_config({"simulation": {"drift": 1.0}, "alerts": {"echo_plaintext": True},
-                         "audit": {"checkpoint_every": 2}})
+    return write_config(
+        {
+            "simulation": {"drift": 1.0},
+            "alerts": {"echo_plaintext": True},
+            "audit": {"checkpoint_every": 2},
+        }
+    )
 
 
 @pytest.mark.timeout(600)
 def test_no_command_prints_the_password_of_an_unreachable_database(
-        canary_config: Path, tmp_path: Path) -> None:
+    canary_config: Path, tmp_path: Path
+) -> None:
     url = f"postgresql+psycopg://fairlens:{CANARY}@127.0.0.1:1/fairlens"
     seen, names = run_all(canary_config, url, tmp_path)
     assert {"verify", "history", "db upgrade", "backup", "db copy", "view"} <= set(names)
@@ -154,13 +189,15 @@ def test_no_command_prints_the_password_of_an_unreachable_database(
 
 @pytest.mark.timeout(600)
 def test_no_command_prints_the_password_of_a_working_database(
-        canary_config: Path, tmp_path: Path, pg_url: str) -> None:
+    canary_config: Path, tmp_path: Path, pg_url: str
+) -> None:
     url = make_url(pg_url).set(password=CANARY).render_as_string(hide_password=False)
     seen, names = run_all(canary_config, url, tmp_path)
     assert len(names) >= 25
     everything = "".join(seen)
-    assert CANARY not in everything, [n for n, a, b in zip(names, seen[::2], seen[1::2],
-                                                           strict=False) if CANARY in a + b]
+    assert CANARY not in everything, [
+        n for n, a, b in zip(names, seen[::2], seen[1::2], strict=False) if CANARY in a + b
+    ]
     assert "alert key rotated" in everything  # the commands did get past connecting
     assert "audit chain intact" in everything
     assert not files_holding(tmp_path, CANARY.encode())
@@ -171,6 +208,7 @@ def test_no_command_prints_the_password_of_a_working_database(
 
 def page_text(at: AppTest) -> str:
     """Every element of the page (main part and sidebar), as its protobuf text."""
+
     def walk(node: object) -> Iterator[str]:
         proto = getattr(node, "proto", None)
         if proto is not None:
@@ -182,17 +220,25 @@ def page_text(at: AppTest) -> str:
 
 
 @pytest.mark.parametrize("where", ["closed port", "working server"])
-def test_the_page_never_shows_the_password(where: str, canary_config: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch,
-                                           request: pytest.FixtureRequest) -> None:
+def test_the_page_never_shows_the_password(
+    where: str,
+    canary_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
     if where == "closed port":
         url = f"postgresql+psycopg://fairlens:{CANARY}@127.0.0.1:1/fairlens"
     else:
         pg_url = request.getfixturevalue("pg_url")
         url = make_url(pg_url).set(password=CANARY).render_as_string(hide_password=False)
-        subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config",
-                        str(canary_config), "once"], check=True, capture_output=True,
-                       env={**os.environ, "FAIRLENS_DB_URL": url}, cwd=tmp_path)
+        subprocess.run(
+            [sys.executable, "-m", "fairlens_monitor", "--config", str(canary_config), "once"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "FAIRLENS_DB_URL": url},
+            cwd=tmp_path,
+        )
     monkeypatch.setenv("FAIRLENS_DB_URL", url)
     monkeypatch.setenv("FAIRLENS_CONFIG", str(canary_config))
     at = AppTest.from_file(str(VIEWER), default_timeout=60)
@@ -211,8 +257,11 @@ def test_scrub_removes_known_and_url_shaped_passwords(monkeypatch: pytest.Monkey
     monkeypatch.delenv("FAIRLENS_DB_URL", raising=False)
     monkeypatch.setenv("FAIRLENS_SOURCE_URL", "postgresql+psycopg://u:env%2Fpw@h/d")
     url = "postgresql+psycopg://u:p%40ss@h/d"
-    said = scrub("failed for p@ss and p%40ss; postgresql://x:other@host/db; host=h "
-                 "password='a b' user=u; password=plain; env/pw", url)
+    said = scrub(
+        "failed for p@ss and p%40ss; postgresql://x:other@host/db; host=h "
+        "password='a b' user=u; password=plain; env/pw",
+        url,
+    )
     for secret in ("p@ss", "p%40ss", "other", "'a b'", "plain", "env/pw"):
         assert secret not in said
     assert "postgresql://x:***@host/db" in said

@@ -27,23 +27,30 @@ from tests.test_groups import decisions
 
 def columns(text: str) -> int:
     """Terminal columns, counted independently: wide/fullwidth 2, combining 0, else 1."""
-    return sum(0 if unicodedata.combining(c) else
-               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 def test_an_excluded_group_of_one_in_51_shows_why() -> None:
     df = decisions({"A": (30, 50), "B": (0, 1)})
-    spec = GroupSpec(attributes=("g",), reference="highest", privileged_value=None,
-                     unprivileged_value=None, min_group_share=0.02)
+    spec = GroupSpec(
+        attributes=("g",),
+        reference="highest",
+        privileged_value=None,
+        unprivileged_value=None,
+        min_group_share=0.02,
+    )
     reason = assess(table_from_frame(df, spec, "approved"), spec).excluded[0].reason
     assert reason == "1 of 51 rows = 1.96% (< 2.00%)"
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 10**7), st.integers(1, 10**7),
-       st.sampled_from([0.01, 0.02, 0.05, 0.1, 0.005]))
-def test_the_shown_share_is_visibly_below_the_minimum(n: int, extra: int,
-                                                      minimum: float) -> None:
+@given(
+    st.integers(1, 10**7), st.integers(1, 10**7), st.sampled_from([0.01, 0.02, 0.05, 0.1, 0.005])
+)
+def test_the_shown_share_is_visibly_below_the_minimum(n: int, extra: int, minimum: float) -> None:
     total = n + extra
     if n / total >= minimum:  # included, as assess decides
         return
@@ -60,12 +67,20 @@ def test_the_shown_share_is_visibly_below_the_minimum(n: int, extra: int,
 def report(labels: list[str]) -> dict[str, object]:
     sizes = {label: (40 + 5 * i, 100) for i, label in enumerate(labels)}
     df = decisions(sizes)
-    spec = GroupSpec(attributes=("g",), reference="highest", privileged_value=None,
-                     unprivileged_value=None)
+    spec = GroupSpec(
+        attributes=("g",), reference="highest", privileged_value=None, unprivileged_value=None
+    )
     result = assess(table_from_frame(df, spec, "approved"), spec)
-    return {"file": "d.csv", "rows": len(df), "outcome": "approved",
-            "protected_attribute": "g", "settings": {"reference": "highest"},
-            "missing_values": [""], "label": None, **to_json(result)}
+    return {
+        "file": "d.csv",
+        "rows": len(df),
+        "outcome": "approved",
+        "protected_attribute": "g",
+        "settings": {"reference": "highest"},
+        "missing_values": [""],
+        "label": None,
+        **to_json(result),
+    }
 
 
 def test_cjk_and_long_labels_keep_the_columns_aligned() -> None:
@@ -88,8 +103,10 @@ def test_a_label_longer_than_forty_columns_wraps_and_keeps_every_character() -> 
     assert wrap(label, 40) == ["長" * 20, "長" * 10 + "-tail"]
 
 
-@pytest.mark.parametrize(("text", "shown"), [("a\nb", "a\\nb"), ("x\ty", "x\\ty"),
-                                             ("z\u200bw", "z\\u200bw"), ("中", "中")])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("a\nb", "a\\nb"), ("x\ty", "x\\ty"), ("z\u200bw", "z\\u200bw"), ("中", "中")],
+)
 def test_control_characters_are_escaped(text: str, shown: str) -> None:
     assert printable(text) == shown
     assert "\n" not in "".join(report_lines(report([text, "other"])))
@@ -99,4 +116,5 @@ def test_control_characters_are_escaped(text: str, shown: str) -> None:
 def test_display_width_agrees_with_unicodedata(text: str) -> None:
     text = printable(text)
     assert display_width(text) == columns(text) or any(
-        unicodedata.category(c) in ("Mn", "Me", "Cf") for c in text)
+        unicodedata.category(c) in ("Mn", "Me", "Cf") for c in text
+    )

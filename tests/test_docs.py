@@ -29,8 +29,13 @@ def blocks(text: str, language: str) -> list[str]:
 
 
 def statements(*texts: str) -> list[str]:
-    return [part.strip() for text in texts for block in blocks(text, "sql")
-            for part in block.split(";") if "SELECT" in part]
+    return [
+        part.strip()
+        for text in texts
+        for block in blocks(text, "sql")
+        for part in block.split(";")
+        if "SELECT" in part
+    ]
 
 
 def marked(text: str, name: str) -> str:
@@ -43,15 +48,22 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings]:
     """A database written by the real daemon: a ramp into alerts, checkpoints every 5."""
     root = tmp_path_factory.mktemp("docs")
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "database": {"url": "sqlite:///var/fairlens.db"},
-        "schedule": {"interval_seconds": 0.05},
-        "simulation": {"n_samples": 600, "seed": 3,
-                       "drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 5}},
-        "thresholds": {"dir": 0.8, "gap": 0.2},
-        "keys": {"dir": "var/keys"},
-        "audit": {"checkpoint_every": 5},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": "sqlite:///var/fairlens.db"},
+                "schedule": {"interval_seconds": 0.05},
+                "simulation": {
+                    "n_samples": 600,
+                    "seed": 3,
+                    "drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 5},
+                },
+                "thresholds": {"dir": 0.8, "gap": 0.2},
+                "keys": {"dir": "var/keys"},
+                "audit": {"checkpoint_every": 5},
+            }
+        )
+    )
     from fairlens_monitor.config.settings import load_settings
 
     settings = load_settings(config, env={})
@@ -77,8 +89,10 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
         drifted = conn.execute(blocks(AUDITORS, "sql")[6]).fetchall()
         anchored = conn.execute(blocks(AUDITORS, "sql")[9]).fetchone()
     assert {row[1] for row in verdicts} == {"adverse"}  # the ramp ends far below 0.8
-    assert [(g[0], g[1], g[5]) for g in groups] == [("Female", "compared", "adverse"),
-                                                    ("Male", "reference", None)]
+    assert [(g[0], g[1], g[5]) for g in groups] == [
+        ("Female", "compared", "adverse"),
+        ("Male", "reference", None),
+    ]
     assert days
     assert days[0][3] >= 3  # the ramp put at least three readings below 0.8
     assert drifted  # ... while the reference stayed fair
@@ -87,10 +101,10 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
     assert unanchored == 0
 
 
-@pytest.mark.parametrize("view", ["v_runs", "v_fairness_history", "v_group_results",
-                                  "v_source_files"])
-def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings],
-                                                 view: str) -> None:
+@pytest.mark.parametrize(
+    "view", ["v_runs", "v_fairness_history", "v_group_results", "v_source_files"]
+)
+def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings], view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]
     documented = set()
     for first_cell in re.findall(r"^\| (.*?) \|", section, flags=re.MULTILINE):
@@ -105,8 +119,9 @@ def test_alert_view_leaves_the_token_out(written: tuple[Path, Settings]) -> None
         columns = {row[1] for row in conn.execute("PRAGMA table_info(v_alerts)")}
         # The ramp stays adverse once it crosses the line: one episode, still open.
         assert conn.execute("SELECT kind, state FROM v_alerts").fetchall() == [("dir", "open")]
-        adverse = conn.execute("SELECT count(*) FROM v_fairness_history "
-                               "WHERE verdict = 'adverse'").fetchone()[0]
+        adverse = conn.execute(
+            "SELECT count(*) FROM v_fairness_history WHERE verdict = 'adverse'"
+        ).fetchone()[0]
     assert adverse >= 3
     assert "token" not in columns
 
@@ -114,8 +129,9 @@ def test_alert_view_leaves_the_token_out(written: tuple[Path, Settings]) -> None
 def exported(root: Path, tmp_path: Path) -> Path:
     """Export the audit chain of the monitor in ``root`` with the CLI, as an auditor would."""
     export = tmp_path / "audit.jsonl"
-    result = CliRunner().invoke(cli, ["--config", str(root / "config.yaml"), "audit", "export",
-                                      "--jsonl", str(export)])
+    result = CliRunner().invoke(
+        cli, ["--config", str(root / "config.yaml"), "audit", "export", "--jsonl", str(export)]
+    )
     assert result.exit_code == 0, result.output
     return export
 
@@ -129,8 +145,9 @@ def test_readme_points_at_the_one_offline_verifier() -> None:
     assert (REPO / "scripts" / "offline_verify.py").is_file()
 
 
-def test_auditors_confirm_a_reading_from_the_export(written: tuple[Path, Settings],
-                                                    tmp_path: Path) -> None:
+def test_auditors_confirm_a_reading_from_the_export(
+    written: tuple[Path, Settings], tmp_path: Path
+) -> None:
     """AUDITORS.md's commands, run as written: the export verifies offline and prints the
     reading's row, whose values are the database's."""
     root, _settings = written
@@ -138,9 +155,14 @@ def test_auditors_confirm_a_reading_from_the_export(written: tuple[Path, Setting
     shutil.copytree(root, work)
     (work / "scripts").symlink_to(REPO / "scripts")
     bin_dir = Path(sys.executable).parent
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", marked(AUDITORS, "export-row")],
-                            cwd=work, capture_output=True, text=True, check=False,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", marked(AUDITORS, "export-row")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     *_, intact, row_text = result.stdout.splitlines()
     assert intact.startswith("intact: ")
@@ -157,8 +179,13 @@ def test_auditors_confirm_a_reading_from_the_export(written: tuple[Path, Setting
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_readme_openssl_commands_verify_a_checkpoint(written: tuple[Path, Settings]) -> None:
     root, _settings = written
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", marked(README, "openssl-verify")],
-                            cwd=root, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", marked(README, "openssl-verify")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "Signature Verified Successfully" in result.stdout
 
@@ -189,8 +216,9 @@ def test_readme_measure_example_prints_what_the_readme_shows() -> None:
     assert result.stdout.strip() == shown.strip()
 
 
-def test_auditors_offline_row_script_confirms_a_reading(written: tuple[Path, Settings],
-                                                        tmp_path: Path) -> None:
+def test_auditors_offline_row_script_confirms_a_reading(
+    written: tuple[Path, Settings], tmp_path: Path
+) -> None:
     root, _settings = written
     export = exported(root, tmp_path)
     script = tmp_path / "offline_rows.py"
@@ -200,9 +228,12 @@ def test_auditors_offline_row_script_confirms_a_reading(written: tuple[Path, Set
         src.backup(dst)
 
     def check(table: str, row_id: int) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-I", str(script), str(export), str(copy),
-                               table, str(row_id)], capture_output=True, text=True,
-                              check=False)
+        return subprocess.run(
+            [sys.executable, "-I", str(script), str(export), str(copy), table, str(row_id)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     for table in ("runs", "readings", "group_results", "alerts"):
         ok = check(table, 1)

@@ -23,13 +23,20 @@ def test_one_alert_per_episode_not_one_per_cycle() -> None:
 
 
 def test_closed_after_k_consecutive_clean_readings() -> None:
-    assert run([True, False, False, False, False], 3) == [
-        "open", "count", "count", "resolve", "-"]
+    assert run([True, False, False, False, False], 3) == ["open", "count", "count", "resolve", "-"]
 
 
 def test_a_relapse_resets_the_clean_streak() -> None:
     assert run([True, False, False, True, False, False, False, True], 3) == [
-        "open", "count", "count", "continue", "count", "count", "resolve", "open"]
+        "open",
+        "count",
+        "count",
+        "continue",
+        "count",
+        "count",
+        "resolve",
+        "open",
+    ]
 
 
 def test_bad_arguments_are_refused() -> None:

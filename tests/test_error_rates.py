@@ -40,8 +40,9 @@ MARGIN = 1.959963984540054 * (0.05 * 0.95 / READINGS) ** 0.5  # 1.1 points
 
 
 @pytest.mark.parametrize(("k", "n", "base"), [(5, 300, 0.1), (7, 1000, 0.05), (3, 100, 0.7)])
-def test_highest_reference_keeps_false_adverse_at_alpha(bench: ModuleType, k: int, n: int,
-                                                        base: float) -> None:
+def test_highest_reference_keeps_false_adverse_at_alpha(
+    bench: ModuleType, k: int, n: int, base: float
+) -> None:
     # All groups truly equal; the rule before (Holm over the k - 1 comparisons with the
     # data-chosen reference) called 9-11 % of these readings adverse.
     cell = bench.simulate_cell(k, n, base, "highest", READINGS, np.random.default_rng(k * n))
@@ -57,28 +58,41 @@ def test_fixed_reference_keeps_false_adverse_at_alpha(bench: ModuleType) -> None
 
 
 def test_a_real_dir_of_0_7_is_found(bench: ModuleType) -> None:
-    cell = bench.simulate_cell(3, 1000, 0.3, "highest", 300, np.random.default_rng(7),
-                               dir_level=0.7)
+    cell = bench.simulate_cell(
+        3, 1000, 0.3, "highest", 300, np.random.default_rng(7), dir_level=0.7
+    )
     assert cell.new > 0.9
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(30, 400), st.floats(0.02, 0.98)), min_size=2,
-                max_size=6), st.integers(0, 2**32 - 1))
-def test_holm_over_all_pairs_matches_statsmodels(groups: list[tuple[int, float]],
-                                                 seed: int) -> None:
+@given(
+    st.lists(st.tuples(st.integers(30, 400), st.floats(0.02, 0.98)), min_size=2, max_size=6),
+    st.integers(0, 2**32 - 1),
+)
+def test_holm_over_all_pairs_matches_statsmodels(
+    groups: list[tuple[int, float]], seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     applicants = np.array([n for n, _ in groups])
     approved = rng.binomial(applicants, [p for _, p in groups])
     labels = tuple(f"g{i}" for i in range(len(groups)))
-    spec = GroupSpec(attributes=("g",), reference="highest", privileged_value=None,
-                     unprivileged_value=None, min_group_share=0)
+    spec = GroupSpec(
+        attributes=("g",),
+        reference="highest",
+        privileged_value=None,
+        unprivileged_value=None,
+        min_group_share=0,
+    )
     result = assess(GroupTable(labels, applicants, approved), spec)
     ref = result.reference
     compared = [g for g in result.groups if g.role == "compared"]
     pairs = list(itertools.combinations(range(len(groups)), 2))
-    raw = [stats.difference_p_value(int(approved[i]), int(applicants[i]), int(approved[j]),
-                                    int(applicants[j]))[0] for i, j in pairs]
+    raw = [
+        stats.difference_p_value(
+            int(approved[i]), int(applicants[i]), int(approved[j]), int(applicants[j])
+        )[0]
+        for i, j in pairs
+    ]
     oracle = multipletests(raw, method="holm")[1]
     index = {labels[i]: i for i in range(len(labels))}
     for g in compared:

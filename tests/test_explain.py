@@ -64,9 +64,11 @@ def test_band_table_counts_add_up() -> None:
 
 def test_explanation_text_forms() -> None:
     assert generate_explanation(0.64, ["a", "b"]) == (
-        "DIR = 0.64 (<0.8). Potential bias — likely causes: a; b.")
+        "DIR = 0.64 (<0.8). Potential bias — likely causes: a; b."
+    )
     assert generate_explanation(0.85, []) == (
-        "DIR = 0.85 (>=0.8). System considered fair; no action needed.")
+        "DIR = 0.85 (>=0.8). System considered fair; no action needed."
+    )
     assert generate_explanation(None, ["x"]) == "DIR not computable: male approval rate zero."
     assert generate_explanation(0.7, ["c"], threshold=0.75).startswith("DIR = 0.70 (<0.75).")
 
@@ -80,8 +82,13 @@ def test_explanation_of_a_real_alert_names_the_reason() -> None:
 
 
 def test_no_gap_is_said_plainly() -> None:
-    df = pd.DataFrame({"gender": ["Female", "Male"] * 50, "credit_score": range(100),
-                       "approved": [True, False] * 50})
+    df = pd.DataFrame(
+        {
+            "gender": ["Female", "Male"] * 50,
+            "credit_score": range(100),
+            "approved": [True, False] * 50,
+        }
+    )
     analysis = analyze_feature_impact(df)
     assert analysis["verdict"] == "no_gap"
     assert analysis["causes"] == ["no approval gap against Female applicants"]
@@ -93,8 +100,10 @@ def test_missing_feature_column_is_named() -> None:
         analyze_feature_impact(df)
 
 
-@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40),
-       st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40))
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40),
+    st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40),
+)
 @settings(max_examples=200, deadline=None)
 def test_welch_p_value_matches_scipy(a: list[float], b: list[float]) -> None:
     from scipy.stats import ttest_ind
@@ -116,15 +125,19 @@ def test_welch_p_value_degenerate_groups() -> None:
 # ------------------------------------------------ counts (a source's GROUP BY) = expanded rows
 
 count_tables = st.lists(
-    st.tuples(st.sampled_from(["F", "M"]), st.booleans(), st.integers(300, 850),
-              st.integers(1, 40)),
-    min_size=4, max_size=60)
+    st.tuples(
+        st.sampled_from(["F", "M"]), st.booleans(), st.integers(300, 850), st.integers(1, 40)
+    ),
+    min_size=4,
+    max_size=60,
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(count_tables)
 def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
-        table: list[tuple[str, bool, int, int]]) -> None:
+    table: list[tuple[str, bool, int, int]],
+) -> None:
     from fairlens_monitor.fairness.explain import analyze_feature_impact
 
     counts = pd.DataFrame(table, columns=["g", "y", "score", "n"])
@@ -134,8 +147,13 @@ def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
     assert weighted["verdict"] == expanded["verdict"]
     assert weighted["causes"] == expanded["causes"]
     assert weighted["bands"] == expanded["bands"]
-    for key in ("overall_gap", "within_band_gap", "explained_share",
-                "standardised_difference", "difference_p_value"):
+    for key in (
+        "overall_gap",
+        "within_band_gap",
+        "explained_share",
+        "standardised_difference",
+        "difference_p_value",
+    ):
         if expanded[key] is None:
             assert weighted[key] is None
         else:
@@ -143,25 +161,31 @@ def test_decomposition_of_counts_equals_that_of_the_expanded_rows(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 9)), min_size=1, max_size=30)
-       .filter(lambda xs: sum(w for _, w in xs) > 0),
-       st.lists(st.floats(0, 1), min_size=1, max_size=7))
+@given(
+    st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 9)), min_size=1, max_size=30).filter(
+        lambda xs: sum(w for _, w in xs) > 0
+    ),
+    st.lists(st.floats(0, 1), min_size=1, max_size=7),
+)
 def test_weighted_quantiles_equal_numpy_on_the_repeated_values(
-        pairs: list[tuple[int, int]], probabilities: list[float]) -> None:
+    pairs: list[tuple[int, int]], probabilities: list[float]
+) -> None:
     from fairlens_monitor.fairness.explain import weighted_quantiles
 
     x = np.array([v for v, _ in pairs], dtype=float)
     w = np.array([c for _, c in pairs], dtype=float)
     expected = np.quantile(np.repeat(x, w.astype(int)), probabilities)
-    assert weighted_quantiles(x, w, np.array(probabilities)) == pytest.approx(expected,
-                                                                              abs=1e-9)
+    assert weighted_quantiles(x, w, np.array(probabilities)) == pytest.approx(expected, abs=1e-9)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20),
-       st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20))
+@given(
+    st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20),
+    st.lists(st.tuples(st.integers(0, 100), st.integers(1, 5)), min_size=1, max_size=20),
+)
 def test_weighted_welch_equals_scipy_on_the_repeated_values(
-        a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    a: list[tuple[int, int]], b: list[tuple[int, int]]
+) -> None:
     from scipy.stats import ttest_ind
 
     from fairlens_monitor.fairness.explain import welch_p_value

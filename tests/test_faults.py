@@ -47,21 +47,35 @@ def assert_consistent(settings: Settings) -> int:
     assert query(settings, "PRAGMA integrity_check") == [("ok",)]
     repo = open_repository(settings, readonly=True)
     try:
-        report = verify_store(repo, anchor_file=settings.audit.anchor_file,
-                              public_key=settings.keys.dir / PUBLIC_KEY_FILE).chain
+        report = verify_store(
+            repo,
+            anchor_file=settings.audit.anchor_file,
+            public_key=settings.keys.dir / PUBLIC_KEY_FILE,
+        ).chain
     finally:
         repo.engine.dispose()
     assert report.intact, report.anomalies
     ok_runs = {r[0] for r in query(settings, "SELECT id FROM runs WHERE status = 'ok'")}
-    readings: dict[int, int] = dict(query(  # type: ignore[arg-type]
-        settings, "SELECT run_id, count(*) FROM readings GROUP BY run_id"))
+    readings: dict[int, int] = dict(
+        query(  # type: ignore[arg-type]
+            settings, "SELECT run_id, count(*) FROM readings GROUP BY run_id"
+        )
+    )
     assert readings == dict.fromkeys(ok_runs, 2), "a run without exactly its two readings"
-    completed = {json.loads(p)["run_id"] for (p,) in query(
-        settings, "SELECT payload FROM audit_events WHERE event_type = 'cycle_completed'")}
+    completed = {
+        json.loads(p)["run_id"]
+        for (p,) in query(
+            settings, "SELECT payload FROM audit_events WHERE event_type = 'cycle_completed'"
+        )
+    }
     assert completed == ok_runs, "an ok run without its audit event, or the reverse"
     alerts = {a for (a,) in query(settings, "SELECT id FROM alerts")}
-    raised = {json.loads(p)["alert_id"] for (p,) in query(
-        settings, "SELECT payload FROM audit_events WHERE event_type = 'alert_raised'")}
+    raised = {
+        json.loads(p)["alert_id"]
+        for (p,) in query(
+            settings, "SELECT payload FROM audit_events WHERE event_type = 'alert_raised'"
+        )
+    }
     assert alerts == raised
     return report.head_seq
 
@@ -69,7 +83,10 @@ def assert_consistent(settings: Settings) -> int:
 def start_daemon(config: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
 
 
 def time_to_first_cycle(config: Path, settings: Settings) -> float:
@@ -78,9 +95,12 @@ def time_to_first_cycle(config: Path, settings: Settings) -> float:
     proc = start_daemon(config)
     try:
         while time.monotonic() - started < 30:
-            if db_path(settings).exists() and query(
-                    settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'"
-            ) == [(1,)] and query(settings, "SELECT count(*) FROM runs") != [(0,)]:
+            if (
+                db_path(settings).exists()
+                and query(settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'")
+                == [(1,)]
+                and query(settings, "SELECT count(*) FROM runs") != [(0,)]
+            ):
                 return time.monotonic() - started
             time.sleep(0.02)
         raise AssertionError("the daemon completed no cycle within 30 s")
@@ -89,12 +109,16 @@ def time_to_first_cycle(config: Path, settings: Settings) -> float:
         proc.wait(timeout=30)
 
 
-FAST = {"schedule": {"interval_seconds": 0.02}, "simulation": {"drift": 0.9, "n_samples": 200},
-        "audit": {"checkpoint_every": 7}}
+FAST = {
+    "schedule": {"interval_seconds": 0.02},
+    "simulation": {"drift": 0.9, "n_samples": 200},
+    "audit": {"checkpoint_every": 7},
+}
 
 
 def test_kill_9_at_random_moments_never_half_writes(
-        write_config: Callable[..., Path], make_settings: Callable[..., Settings]) -> None:
+    write_config: Callable[..., Path], make_settings: Callable[..., Settings]
+) -> None:
     config, settings = write_config(FAST), make_settings(FAST)
     rng = random.Random(20261123)
     first = time_to_first_cycle(config, settings)
@@ -107,35 +131,52 @@ def test_kill_9_at_random_moments_never_half_writes(
         time.sleep(rng.uniform(0.7 * first, first + 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        if db_path(settings).exists() and query(
-                settings, "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'"
-        ) == [(1,)] and query(settings, "SELECT count(*) FROM alembic_version") == [(1,)]:
+        if (
+            db_path(settings).exists()
+            and query(settings, "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'")
+            == [(1,)]
+            and query(settings, "SELECT count(*) FROM alembic_version") == [(1,)]
+        ):
             heads.append(assert_consistent(settings))
     assert len(heads) >= 12, "most kills should land after the schema exists"
     assert heads[-1] > 50, "the daemon should have completed many cycles across the kills"
     assert heads == sorted(heads), "the chain only ever grows"
     print("chain heads after each kill:", heads)
     final = subprocess.run(
-        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run", "--cycles",
-         "3"], capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run", "--cycles", "3"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
     assert final.returncode == 0, final.stderr
     assert assert_consistent(settings) > heads[-1]  # the next start continues the chain
     assert query(settings, "SELECT event_type FROM audit_events ORDER BY seq DESC LIMIT 1") == [
-        ("daemon_stopped",)]
+        ("daemon_stopped",)
+    ]
 
 
 def test_two_concurrent_writers_form_one_linear_chain(
-        write_config: Callable[..., Path], make_settings: Callable[..., Settings]) -> None:
+    write_config: Callable[..., Path], make_settings: Callable[..., Settings]
+) -> None:
     overrides = {"simulation": {"drift": 0.9, "n_samples": 200}, "audit": {"checkpoint_every": 9}}
     config, settings = write_config(overrides), make_settings(overrides)
     assert CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"]).exit_code == 0
-    writers = [subprocess.Popen([sys.executable, "-m", "tests.helpers.once_loop", str(config),
-                                 "25"], cwd=REPO, stderr=subprocess.PIPE) for _ in range(2)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.once_loop", str(config), "25"],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     for proc in writers:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     assert query(settings, "SELECT count(*), min(status), max(status) FROM runs") == [
-        (50, "ok", "ok")]
+        (50, "ok", "ok")
+    ]
     events = query(settings, "SELECT count(*), min(seq), max(seq) FROM audit_events")
     [(count, low, high)] = events
     assert (low, high) == (1, count), "seq must be dense: no fork, no lost event"
@@ -153,10 +194,15 @@ def hold_write_lock(path: Path, release: threading.Event, started: threading.Eve
 
 
 def test_database_locked_past_the_busy_timeout(
-        make_settings: Callable[..., Settings], clock: Callable[[], datetime]) -> None:
-    settings = make_settings({"database": {"busy_timeout_ms": 100},
-                              "schedule": {"interval_seconds": 0.15},
-                              "simulation": {"drift": 0.9}})
+    make_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
+    settings = make_settings(
+        {
+            "database": {"busy_timeout_ms": 100},
+            "schedule": {"interval_seconds": 0.15},
+            "simulation": {"drift": 0.9},
+        }
+    )
     repo = open_repository(settings)
     lines: list[str] = []
     locked, release = threading.Event(), threading.Event()
@@ -164,16 +210,24 @@ def test_database_locked_past_the_busy_timeout(
     def emit(line: str) -> None:
         lines.append(line)
         if line.startswith("[cycle 0") and not locked.is_set():
-            threading.Thread(target=hold_write_lock, args=(db_path(settings), release, locked),
-                             daemon=True).start()
+            threading.Thread(
+                target=hold_write_lock, args=(db_path(settings), release, locked), daemon=True
+            ).start()
             locked.wait(5)
         # hold the lock until two cycles have failed on it (an observable event, not a time
         # calibrated to this machine's speed), then let the daemon go on
         if sum("database is locked" in x for x in lines) >= 2:
             release.set()
 
-    daemon = Daemon(settings, repo, open_cipher(settings, repo), open_signing_key(settings, repo),
-                    clock=clock, emit=emit, max_cycles=12)
+    daemon = Daemon(
+        settings,
+        repo,
+        open_cipher(settings, repo),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=emit,
+        max_cycles=12,
+    )
     stats = daemon.run()
     repo.engine.dispose()
     assert stats.cycles_failed >= 2
@@ -187,10 +241,10 @@ def test_database_locked_past_the_busy_timeout(
     assert_consistent(settings)
 
 
-def test_disk_full_then_space_returns(make_settings: Callable[..., Settings],
-                                      clock: Callable[[], datetime]) -> None:
-    settings = make_settings({"schedule": {"interval_seconds": 0.05},
-                              "simulation": {"drift": 0.9}})
+def test_disk_full_then_space_returns(
+    make_settings: Callable[..., Settings], clock: Callable[[], datetime]
+) -> None:
+    settings = make_settings({"schedule": {"interval_seconds": 0.05}, "simulation": {"drift": 0.9}})
     repo = open_repository(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
     disk = {"full": True}
@@ -221,7 +275,8 @@ def test_disk_full_then_space_returns(make_settings: Callable[..., Settings],
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "exposed"])
 def test_signing_key_problems_refuse_to_start(
-        write_config: Callable[..., Path], tmp_path: Path, problem: str) -> None:
+    write_config: Callable[..., Path], tmp_path: Path, problem: str
+) -> None:
     config = write_config({"audit": {"checkpoint_every": 1}})
     runner = CliRunner()
     assert runner.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
@@ -235,14 +290,18 @@ def test_signing_key_problems_refuse_to_start(
         key.chmod(0o644)
     result = runner.invoke(cli, ["--config", str(config), "run", "--cycles", "1"])
     assert result.exit_code == 2
-    expected = {"missing": "signed checkpoints already exist", "corrupt": "corrupt",
-                "exposed": "chmod 600"}[problem]
+    expected = {
+        "missing": "signed checkpoints already exist",
+        "corrupt": "corrupt",
+        "exposed": "chmod 600",
+    }[problem]
     assert expected in result.stderr
     assert not key.exists() or problem != "missing"  # never silently regenerated
 
 
 def test_fernet_key_missing_with_stored_alerts_refuses_to_start(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     config = write_config({"simulation": {"drift": 1.0}})
     runner = CliRunner()
     assert runner.invoke(cli, ["--config", str(config), "once"]).exit_code == 0

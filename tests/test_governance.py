@@ -26,27 +26,35 @@ def test_diff_lists_changed_keys_with_old_and_new_values() -> None:
 
 
 def changes(config: Path) -> list[dict[str, object]]:
-    events = json.loads(CliRunner().invoke(
-        cli, ["--config", str(config), "audit", "--last", "100", "--json"]).stdout)
+    events = json.loads(
+        CliRunner()
+        .invoke(cli, ["--config", str(config), "audit", "--last", "100", "--json"])
+        .stdout
+    )
     return [e["details"] for e in events if e["event_type"] == "config_changed"]
 
 
 def test_each_start_records_what_changed(write_config: Callable[..., Path]) -> None:
     quick = {"schedule": {"interval_seconds": 0.05}}
     config = write_config(quick)
-    run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=1,
-               handle_signals=False)
+    run_daemon(
+        load_settings(config, env={}), emit=lambda _: None, max_cycles=1, handle_signals=False
+    )
     assert changes(config) == []  # the first start's snapshot is in daemon_started
-    run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=1,
-               handle_signals=False)
+    run_daemon(
+        load_settings(config, env={}), emit=lambda _: None, max_cycles=1, handle_signals=False
+    )
     assert changes(config) == []  # same rules: nothing to record
 
     write_config({**quick, "thresholds": {"dir": 0.75, "gap": 0.2, "alpha": 0.01}})
-    run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=1,
-               handle_signals=False)
+    run_daemon(
+        load_settings(config, env={}), emit=lambda _: None, max_cycles=1, handle_signals=False
+    )
     [change] = changes(config)
-    assert change["changes"] == [{"key": "thresholds.alpha", "old": 0.05, "new": 0.01},
-                                 {"key": "thresholds.dir", "old": 0.8, "new": 0.75}]
+    assert change["changes"] == [
+        {"key": "thresholds.alpha", "old": 0.05, "new": 0.01},
+        {"key": "thresholds.dir", "old": 0.8, "new": 0.75},
+    ]
     assert change["old_config_hash"] != change["new_config_hash"]
 
     # A manual cycle under yet other rules is recorded too, by the CLI.

@@ -68,13 +68,18 @@ def test_wilson_equals_statsmodels(xn: tuple[int, int], confidence: float) -> No
 
 
 @settings(max_examples=100, deadline=None)
-@given(counts.filter(lambda c: c[1] > 0), counts.filter(lambda c: c[1] > 0),
-       st.sampled_from([0.9, 0.95, 0.99]))
-def test_newcombe_equals_statsmodels(a: tuple[int, int], b: tuple[int, int],
-                                     confidence: float) -> None:
+@given(
+    counts.filter(lambda c: c[1] > 0),
+    counts.filter(lambda c: c[1] > 0),
+    st.sampled_from([0.9, 0.95, 0.99]),
+)
+def test_newcombe_equals_statsmodels(
+    a: tuple[int, int], b: tuple[int, int], confidence: float
+) -> None:
     low, high = intervals.newcombe(a[0], a[1], b[0], b[1], confidence)
-    sm = confint_proportions_2indep(a[0], a[1], b[0], b[1], method="newcomb",
-                                    compare="diff", alpha=1 - confidence)
+    sm = confint_proportions_2indep(
+        a[0], a[1], b[0], b[1], method="newcomb", compare="diff", alpha=1 - confidence
+    )
     assert _close(low, sm[0])
     assert _close(high, sm[1])
     assert low <= a[0] / a[1] - b[0] / b[1] <= high
@@ -82,15 +87,16 @@ def test_newcombe_equals_statsmodels(a: tuple[int, int], b: tuple[int, int],
 
 @settings(max_examples=100, deadline=None)
 @given(counts.filter(lambda c: c[1] > 0), counts.filter(lambda c: c[1] > 0))
-def test_ground_truth_ratios_use_the_dir_interval(a: tuple[int, int],
-                                                  b: tuple[int, int]) -> None:
+def test_ground_truth_ratios_use_the_dir_interval(a: tuple[int, int], b: tuple[int, int]) -> None:
     # one home for the interval of a ratio of two proportions: stats.ratio_interval
     groups = pd.Series(["g"] * a[1] + ["r"] * b[1])
     y_true = np.ones(a[1] + b[1], dtype=bool)  # all positive: TPR = approvals / applicants
-    y_pred = np.array([True] * a[0] + [False] * (a[1] - a[0])
-                      + [True] * b[0] + [False] * (b[1] - b[0]))
-    g = next(e for e in error_rates(count_groups(groups, y_pred, y_true), "r", ["g"])
-             if e.label == "g")
+    y_pred = np.array(
+        [True] * a[0] + [False] * (a[1] - a[0]) + [True] * b[0] + [False] * (b[1] - b[0])
+    )
+    g = next(
+        e for e in error_rates(count_groups(groups, y_pred, y_true), "r", ["g"]) if e.label == "g"
+    )
     low, high = stats.ratio_ci(a[0], a[1], b[0], b[1])
     ci = g.comparisons["tpr"].ratio_ci
     if high is None:  # no reference approvals: the ratio is undefined
@@ -100,8 +106,9 @@ def test_ground_truth_ratios_use_the_dir_interval(a: tuple[int, int],
         assert ci == pytest.approx((low, high), rel=1e-12)
 
 
-def _frame(k: int, n: int, seed: int, p_approve: float, p_label: float
-           ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def _frame(
+    k: int, n: int, seed: int, p_approve: float, p_label: float
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     groups = pd.Series(rng.integers(0, k, size=n).astype(str))
     return groups, rng.random(n) < p_approve, rng.random(n) < p_label
@@ -109,26 +116,42 @@ def _frame(k: int, n: int, seed: int, p_approve: float, p_label: float
 
 # fairlearn takes ~0.1 s per MetricFrame, so the example count is kept modest.
 @settings(max_examples=15, deadline=None)
-@given(st.integers(2, 4), st.integers(1, 150), st.integers(0, 2**32 - 1),
-       st.floats(0.0, 1.0), st.floats(0.0, 1.0))
-def test_group_rates_equal_fairlearn(k: int, n: int, seed: int, p_approve: float,
-                                     p_label: float) -> None:
+@given(
+    st.integers(2, 4),
+    st.integers(1, 150),
+    st.integers(0, 2**32 - 1),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+)
+def test_group_rates_equal_fairlearn(
+    k: int, n: int, seed: int, p_approve: float, p_label: float
+) -> None:
     groups, y_pred, y_true = _frame(k, n, seed, p_approve, p_label)
     table = count_groups(groups, y_pred, y_true)
     ours = {g.label: g for g in error_rates(table, table.labels[0], table.labels)}
     nan = float("nan")
-    theirs = MetricFrame(metrics={
-        "tpr": partial(true_positive_rate, pos_label=1),
-        "fpr": partial(false_positive_rate, pos_label=1),
-        "fnr": partial(false_negative_rate, pos_label=1),
-        "precision": partial(precision_score, pos_label=1, zero_division=nan),
-        "npv": partial(precision_score, pos_label=0, zero_division=nan),
-    }, y_true=y_true.astype(int), y_pred=y_pred.astype(int), sensitive_features=groups).by_group
+    theirs = MetricFrame(
+        metrics={
+            "tpr": partial(true_positive_rate, pos_label=1),
+            "fpr": partial(false_positive_rate, pos_label=1),
+            "fnr": partial(false_negative_rate, pos_label=1),
+            "precision": partial(precision_score, pos_label=1, zero_division=nan),
+            "npv": partial(precision_score, pos_label=0, zero_division=nan),
+        },
+        y_true=y_true.astype(int),
+        y_pred=y_pred.astype(int),
+        sensitive_features=groups,
+    ).by_group
     for label, g in ours.items():
         row = theirs.loc[label]
-        expected = {"tpr": row["tpr"], "fpr": row["fpr"], "fnr": row["fnr"],
-                    "precision": row["precision"], "fdr": 1 - row["precision"],
-                    "for": 1 - row["npv"]}
+        expected = {
+            "tpr": row["tpr"],
+            "fpr": row["fpr"],
+            "fnr": row["fnr"],
+            "precision": row["precision"],
+            "fdr": 1 - row["precision"],
+            "for": 1 - row["npv"],
+        }
         for name, (_, den) in RATES.items():
             value = g.rates[name]
             if g.counts[den] == 0:  # fairlearn says 0 (or NaN) here; we say undefined
@@ -147,7 +170,9 @@ def _aif360(groups: pd.Series, y_pred: np.ndarray, y_true: np.ndarray) -> Classi
         return ClassificationMetric(
             BinaryLabelDataset(df=truth, label_names=["y"], protected_attribute_names=["g"]),
             BinaryLabelDataset(df=pred, label_names=["y"], protected_attribute_names=["g"]),
-            unprivileged_groups=[{"g": 0}], privileged_groups=[{"g": 1}])
+            unprivileged_groups=[{"g": 0}],
+            privileged_groups=[{"g": 1}],
+        )
 
 
 def _aif(metric: ClassificationMetric, name: str) -> float:
@@ -172,8 +197,7 @@ AIF_NAMES = {  # our comparison → AIF360's difference and ratio methods (None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(2, 200), st.integers(0, 2**32 - 1), st.floats(0.0, 1.0),
-       st.floats(0.0, 1.0))
+@given(st.integers(2, 200), st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
 def test_comparisons_equal_aif360(n: int, seed: int, p_approve: float, p_label: float) -> None:
     groups, y_pred, y_true = _frame(2, n, seed, p_approve, p_label)
     if groups.nunique() < 2:
@@ -188,8 +212,9 @@ def test_comparisons_equal_aif360(n: int, seed: int, p_approve: float, p_label: 
         den = RATES[name][1] if name in RATES else None
         defined = den is None or min(compared.counts[den], reference.counts[den]) > 0
         if name == "average_odds":
-            defined = all(min(compared.counts[d], reference.counts[d]) > 0
-                          for d in ("positives", "negatives"))
+            defined = all(
+                min(compared.counts[d], reference.counts[d]) > 0 for d in ("positives", "negatives")
+            )
         if not defined:  # AIF360 says NaN or 0 here; we say undefined
             assert c[name].difference is None, name
             assert c[name].ratio is None, name
@@ -215,8 +240,14 @@ def test_undefined_rates_are_none_and_the_fairlearn_five_are_unchanged() -> None
     y_true = np.array([1, 1, 0, 0, 0, 0, 0], dtype=bool)
     table = count_groups(groups, y_pred, y_true)
     b = next(g for g in error_rates(table, "a", ["b"]) if g.label == "b")
-    assert b.rates == {"tpr": None, "fpr": 0.0, "fnr": None, "precision": None, "fdr": None,
-                       "for": 0.0}
+    assert b.rates == {
+        "tpr": None,
+        "fpr": 0.0,
+        "fnr": None,
+        "precision": None,
+        "fdr": None,
+        "for": 0.0,
+    }
     assert b.comparisons["tpr"].difference is None
     assert b.comparisons["tpr"].ratio is None
     assert b.comparisons["average_odds"].difference is None
@@ -242,8 +273,12 @@ def test_the_reading_json_carries_every_groups_rates() -> None:
     low, high = vs["fpr"]["difference_ci"]
     assert low <= vs["fpr"]["difference"] <= high
     assert set(doc["outcome_metrics"]) == {  # the fairlearn five, as before
-        "demographic_parity_difference", "demographic_parity_ratio",
-        "equal_opportunity_difference", "equalized_odds_difference", "equalized_odds_ratio"}
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equal_opportunity_difference",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+    }
 
 
 def test_error_rates_need_labels_and_a_known_reference() -> None:

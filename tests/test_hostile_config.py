@@ -45,54 +45,108 @@ CASES: dict[str, tuple[str | bytes, str]] = {
     "mappings 70 deep": (nested_mappings(70), "nested more than 64 levels"),
     "n_samples 10^30": (dumped({"simulation": {"n_samples": HUGE}}), "simulation.n_samples"),
     "close_after 10^30": (dumped({"alerts": {"close_after": HUGE}}), "alerts.close_after"),
-    "ramp cycles 10^30": (dumped({"simulation": {"drift": {
-        "mode": "ramp", "start": 0, "end": 1, "cycles": HUGE}}}), "simulation.drift.cycles"),
-    "ramp hold 10^30": (dumped({"simulation": {"drift": {
-        "mode": "ramp", "start": 0, "end": 1, "cycles": 5, "hold": HUGE}}}),
-        "simulation.drift.hold"),
-    "400-digit integer": (dumped({"thresholds": {"min_group_size": 10**400}}),
-                          "thresholds.min_group_size.*integer of 401 digits"),
-    "mysql URL": (dumped({"database": {"url": "mysql://u@h/db"}}),
-                  "database.url.*not supported.*SQLite.*PostgreSQL"),
-    "source driver missing": (dumped({"source": {"kind": "sql", "url": "mysql://u@h/db",
-                                                 "table": "t", "outcome": "approved"},
-                                      "measurement": {"protected_attributes": ["g"],
-                                                      "privileged_value": "a"}}),
-                              "source.url.*no installed driver"),
-    "database under /sys": (dumped({"database": {"url": "sqlite:////sys/fl/fairlens.db"}}),
-                            "database.url.*pseudo-file system"),
-    "database right under /sys": (dumped({"database": {"url": "sqlite:////sys/x.db"}}),
-                                  "database.url.*pseudo-file system"),
-    "keys under /proc": (dumped({"keys": {"dir": "/proc/self/fl-keys"}}),
-                         "keys.dir.*pseudo-file system"),
-    "anchor under /sys": (dumped({"audit": {"anchor_file": "/sys/fl/anchor.jsonl"}}),
-                          "audit.anchor_file.*pseudo-file system"),
-    "interval 1e300": (dumped({"schedule": {"interval_seconds": 1e300}}),
-                       "schedule.interval_seconds.*<= 31622400"),
-    "interval 1e-300": (dumped({"schedule": {"interval_seconds": 1e-300}}),
-                        "schedule.interval_seconds.*>= 0.01"),
+    "ramp cycles 10^30": (
+        dumped({"simulation": {"drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": HUGE}}}),
+        "simulation.drift.cycles",
+    ),
+    "ramp hold 10^30": (
+        dumped(
+            {
+                "simulation": {
+                    "drift": {"mode": "ramp", "start": 0, "end": 1, "cycles": 5, "hold": HUGE}
+                }
+            }
+        ),
+        "simulation.drift.hold",
+    ),
+    "400-digit integer": (
+        dumped({"thresholds": {"min_group_size": 10**400}}),
+        "thresholds.min_group_size.*integer of 401 digits",
+    ),
+    "mysql URL": (
+        dumped({"database": {"url": "mysql://u@h/db"}}),
+        "database.url.*not supported.*SQLite.*PostgreSQL",
+    ),
+    "source driver missing": (
+        dumped(
+            {
+                "source": {
+                    "kind": "sql",
+                    "url": "mysql://u@h/db",
+                    "table": "t",
+                    "outcome": "approved",
+                },
+                "measurement": {"protected_attributes": ["g"], "privileged_value": "a"},
+            }
+        ),
+        "source.url.*no installed driver",
+    ),
+    "database under /sys": (
+        dumped({"database": {"url": "sqlite:////sys/fl/fairlens.db"}}),
+        "database.url.*pseudo-file system",
+    ),
+    "database right under /sys": (
+        dumped({"database": {"url": "sqlite:////sys/x.db"}}),
+        "database.url.*pseudo-file system",
+    ),
+    "keys under /proc": (
+        dumped({"keys": {"dir": "/proc/self/fl-keys"}}),
+        "keys.dir.*pseudo-file system",
+    ),
+    "anchor under /sys": (
+        dumped({"audit": {"anchor_file": "/sys/fl/anchor.jsonl"}}),
+        "audit.anchor_file.*pseudo-file system",
+    ),
+    "interval 1e300": (
+        dumped({"schedule": {"interval_seconds": 1e300}}),
+        "schedule.interval_seconds.*<= 31622400",
+    ),
+    "interval 1e-300": (
+        dumped({"schedule": {"interval_seconds": 1e-300}}),
+        "schedule.interval_seconds.*>= 0.01",
+    ),
     "interval 1e300 as YAML text": (
         dumped({}).replace("interval_seconds: 0.2", "interval_seconds: 1e300"),
-        "schedule.interval_seconds.*YAML reads an exponent"),
-    "misfire 1e300": (dumped({"schedule": {"misfire_grace_seconds": 1e300}}),
-                      "schedule.misfire_grace_seconds"),
-    "busy timeout 10^30": (dumped({"database": {"busy_timeout_ms": HUGE}}),
-                           "database.busy_timeout_ms"),
-    "retention 1e300 days": (dumped({"retention": {"runs_days": 1e300}}),
-                             "retention.runs_days"),
-    "backup every 1e300 hours": (dumped({"backup": {"dir": "var/b", "interval_hours": 1e300}}),
-                                 "backup.interval_hours"),
-    "window of 10^30 days": (dumped({"source": {"kind": "file", "path": "d/*.csv",
-                                                "outcome": "approved", "timestamp": "ts",
-                                                "window": f"{HUGE}d"},
-                                     "measurement": {"protected_attributes": ["g"],
-                                                     "privileged_value": "a"}}),
-                             "source.window"),
-    "YAML syntax error": (dumped({}) + "foo: [1, 2\n  bar: }\n",
-                          r"not valid YAML at line \d+, column \d+"),
+        "schedule.interval_seconds.*YAML reads an exponent",
+    ),
+    "misfire 1e300": (
+        dumped({"schedule": {"misfire_grace_seconds": 1e300}}),
+        "schedule.misfire_grace_seconds",
+    ),
+    "busy timeout 10^30": (
+        dumped({"database": {"busy_timeout_ms": HUGE}}),
+        "database.busy_timeout_ms",
+    ),
+    "retention 1e300 days": (dumped({"retention": {"runs_days": 1e300}}), "retention.runs_days"),
+    "backup every 1e300 hours": (
+        dumped({"backup": {"dir": "var/b", "interval_hours": 1e300}}),
+        "backup.interval_hours",
+    ),
+    "window of 10^30 days": (
+        dumped(
+            {
+                "source": {
+                    "kind": "file",
+                    "path": "d/*.csv",
+                    "outcome": "approved",
+                    "timestamp": "ts",
+                    "window": f"{HUGE}d",
+                },
+                "measurement": {"protected_attributes": ["g"], "privileged_value": "a"},
+            }
+        ),
+        "source.window",
+    ),
+    "YAML syntax error": (
+        dumped({}) + "foo: [1, 2\n  bar: }\n",
+        r"not valid YAML at line \d+, column \d+",
+    ),
     "date YAML cannot build": (dumped({}) + "extra: 2026-13-45\n", "cannot construct"),
-    "10k-character unknown key": (dumped({"x" * 10_000: 1}), r"config key 'x{40}\.\.\.': "
-                                  "unknown key"),
+    "10k-character unknown key": (
+        dumped({"x" * 10_000: 1}),
+        r"config key 'x{40}\.\.\.': "
+        "unknown key",
+    ),
     "2 MB config": ("# " + "x" * (2 << 20) + "\n" + dumped({}), "larger than 1,048,576 bytes"),
 }
 
@@ -109,7 +163,8 @@ def invoke_raw(tmp_path: Path, text: str | bytes, *args: str) -> object:
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("command", [["once"], ["run", "--cycles", "1"]])
 def test_hostile_config_gives_one_line_exit_2_and_creates_nothing(
-        tmp_path: Path, case: str, command: list[str]) -> None:
+    tmp_path: Path, case: str, command: list[str]
+) -> None:
     text, expected = CASES[case]
     result = invoke_raw(tmp_path, text, *command)
     lines = result.stderr.splitlines()
@@ -133,14 +188,16 @@ def test_a_value_quoted_in_an_error_is_cut_short(tmp_path: Path) -> None:
 
 
 def test_a_list_where_a_number_belongs_is_named_by_type_not_printed(tmp_path: Path) -> None:
-    result = invoke_raw(tmp_path, dumped({"schedule": {"interval_seconds": ["x"] * 10_000}}),
-                        "history")
+    result = invoke_raw(
+        tmp_path, dumped({"schedule": {"interval_seconds": ["x"] * 10_000}}), "history"
+    )
     (line,) = result.stderr.splitlines()
     assert line.endswith("got a list of 10000 items")
 
 
 def test_an_unexpected_exception_is_one_line_naming_only_its_type(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("john.doe@example.com")
 
@@ -150,15 +207,16 @@ def test_an_unexpected_exception_is_one_line_naming_only_its_type(
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"error: unexpected KeyError (a bug, or input nothing checks yet); rerun with "
-        f"{ENV_DEBUG}=1 for the traceback"]
+        f"{ENV_DEBUG}=1 for the traceback"
+    ]
     assert "john.doe" not in result.output
-    debug = CliRunner().invoke(cli, ["--config", str(config), "history"],
-                               env={ENV_DEBUG: "1"})
+    debug = CliRunner().invoke(cli, ["--config", str(config), "history"], env={ENV_DEBUG: "1"})
     assert isinstance(debug.exception, KeyError)  # the traceback is there when asked for
 
 
 def test_a_database_error_is_its_first_line_without_background_link(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     config = write_config()
     assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     import sqlite3

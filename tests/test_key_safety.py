@@ -43,8 +43,11 @@ def one_line_exit_2(result: Result) -> str:
 
 
 def counts(url: str) -> tuple[object, ...]:
-    return query_url(url, "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM alerts), "
-                          "(SELECT COUNT(*) FROM audit_events)")[0]
+    return query_url(
+        url,
+        "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM alerts), "
+        "(SELECT COUNT(*) FROM audit_events)",
+    )[0]
 
 
 def assert_recovered(run: Callable[..., Result], url: str, key_dir: Path, new_id: str) -> None:
@@ -62,12 +65,14 @@ def assert_recovered(run: Callable[..., Result], url: str, key_dir: Path, new_id
     assert {k for _, k in tokens} == {new_id}
     events = json.loads(run("audit", "--last", "20", "--json").stdout)
     assert [e["details"] for e in events if e["event_type"] == "key_rotation_finished"] == [
-        {"key_id": new_id}]
+        {"key_id": new_id}
+    ]
     assert run("verify").exit_code == 0
 
 
 def test_a_crash_between_the_renames_is_finished_at_the_next_start(
-        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run, url, key_dir = setup
     real_replace = os.replace
     calls: list[object] = []
@@ -88,14 +93,18 @@ def test_a_crash_between_the_renames_is_finished_at_the_next_start(
     assert_recovered(run, url, key_dir, staged.name.removeprefix("fernet-").split(".")[0])
 
 
-def test_a_real_rotation_killed_between_the_renames_is_finished(setup: Setup,
-                                                               tmp_path: Path) -> None:
+def test_a_real_rotation_killed_between_the_renames_is_finished(
+    setup: Setup, tmp_path: Path
+) -> None:
     run, url, key_dir = setup
     config = tmp_path / "config.yaml"  # where write_config put it
     env = {**os.environ, "FAIRLENS_TEST_STOP_BETWEEN_RENAMES": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config", str(config),
-                             "keys", "rotate"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "keys", "rotate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns when it stops itself
         assert os.WIFSTOPPED(status), status
@@ -131,8 +140,9 @@ def test_rotating_with_a_wrong_key_is_one_line_and_changes_nothing(setup: Setup)
 
 
 @pytest.mark.parametrize("command", [["once"], ["run", "--cycles", "1"]])
-def test_a_wrong_key_is_refused_at_start_while_tokens_exist(setup: Setup,
-                                                            command: list[str]) -> None:
+def test_a_wrong_key_is_refused_at_start_while_tokens_exist(
+    setup: Setup, command: list[str]
+) -> None:
     run, url, key_dir = setup
     wrong_key(key_dir)
     before = counts(url)
@@ -161,7 +171,8 @@ def test_an_open_key_folder_is_refused_and_reported(setup: Setup) -> None:
 
 
 def test_a_new_key_folder_is_made_0700_and_an_open_one_gets_no_key(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     config = write_config({"keys": {"dir": "made/keys"}})
     assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     assert (tmp_path / "made" / "keys").stat().st_mode & 0o777 == 0o700

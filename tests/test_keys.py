@@ -23,10 +23,10 @@ from tests.conftest import merge, query_url
 
 
 @pytest.fixture
-def setup(write_config: Callable[..., Path], backend_url: str,
-          tmp_path: Path) -> tuple[Callable[..., Result], str, Path]:
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}}))
+def setup(
+    write_config: Callable[..., Path], backend_url: str, tmp_path: Path
+) -> tuple[Callable[..., Result], str, Path]:
+    config = write_config(merge({"database": {"url": backend_url}}, {"simulation": {"drift": 1.0}}))
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(cli, ["--config", str(config), *args])
@@ -38,7 +38,8 @@ def setup(write_config: Callable[..., Path], backend_url: str,
 
 
 def test_rotation_reencrypts_every_token_and_old_tokens_still_decrypt(
-        setup: tuple[Callable[..., Result], str, Path]) -> None:
+    setup: tuple[Callable[..., Result], str, Path],
+) -> None:
     run, url, key_dir = setup
     old_id = key_fingerprint((key_dir / "fernet.key").read_bytes())
     before = query_url(url, "SELECT id, token FROM alerts ORDER BY id")
@@ -65,10 +66,10 @@ def test_rotation_reencrypts_every_token_and_old_tokens_still_decrypt(
 
     events = json.loads(run("audit", "--last", "5", "--json").stdout)
     [rotated] = [e["details"] for e in events if e["event_type"] == "keys_rotated"]
-    assert (rotated["old_key_id"], rotated["new_key_id"], rotated["alerts"]) == (
-        old_id, new_id, 2)
-    assert rotated["tokens"] == [[i, hashlib.sha256(str(t).encode()).hexdigest()]
-                                 for i, t, _ in after]
+    assert (rotated["old_key_id"], rotated["new_key_id"], rotated["alerts"]) == (old_id, new_id, 2)
+    assert rotated["tokens"] == [
+        [i, hashlib.sha256(str(t).encode()).hexdigest()] for i, t, _ in after
+    ]
     assert not any(len(str(v)) == 44 for v in rotated.values())  # no key material
 
     assert run("alerts", "resolve", "2", "--by", "t", "--note", "n").exit_code == 0
@@ -79,8 +80,9 @@ def test_rotation_reencrypts_every_token_and_old_tokens_still_decrypt(
     assert run("verify").exit_code == 0
 
 
-def test_a_failed_rotation_changes_nothing(setup: tuple[Callable[..., Result], str, Path],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rotation_changes_nothing(
+    setup: tuple[Callable[..., Result], str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, url, key_dir = setup
     key_before = (key_dir / "fernet.key").read_bytes()
     tokens = query_url(url, "SELECT token FROM alerts ORDER BY id")
@@ -95,12 +97,16 @@ def test_a_failed_rotation_changes_nothing(setup: tuple[Callable[..., Result], s
     repo.engine.dispose()
     assert (key_dir / "fernet.key").read_bytes() == key_before
     assert sorted(p.name for p in key_dir.iterdir()) == [
-        "checkpoint_ed25519.key", "checkpoint_ed25519.pub", "fernet.key"]
+        "checkpoint_ed25519.key",
+        "checkpoint_ed25519.pub",
+        "fernet.key",
+    ]
     assert query_url(url, "SELECT token FROM alerts ORDER BY id") == tokens
 
 
 def test_key_status_shows_roles_and_exposed_files(
-        setup: tuple[Callable[..., Result], str, Path]) -> None:
+    setup: tuple[Callable[..., Result], str, Path],
+) -> None:
     run, _, key_dir = setup
     assert run("keys", "rotate").exit_code == 0
     status = run("keys", "status", "--json")
@@ -109,7 +115,8 @@ def test_key_status_shows_roles_and_exposed_files(
     assert roles["fernet.key"] == "alert key (current)"
     assert roles["checkpoint_ed25519.key"] == "checkpoint signing key"
     assert [r for n, r in roles.items() if n.endswith(".retired")] == [
-        "alert key (retired, still decrypts)"]
+        "alert key (retired, still decrypts)"
+    ]
     retired = next(key_dir.glob("*.retired"))
     retired.chmod(0o644)
     exposed = run("keys", "status")
@@ -120,7 +127,8 @@ def test_key_status_shows_roles_and_exposed_files(
     assert "chmod 600" in refused.output
 
 
-def test_settings_key_dir_comes_from_the_environment(write_config: Callable[..., Path],
-                                                     tmp_path: Path) -> None:
+def test_settings_key_dir_comes_from_the_environment(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     settings = load_settings(write_config(), env={"FAIRLENS_KEY_DIR": str(tmp_path / "elsewhere")})
     assert settings.keys.dir == tmp_path / "elsewhere"

@@ -27,8 +27,18 @@ def group(doc: dict[str, object], label: str) -> dict[str, object]:
 
 
 def test_german_credit_by_sex_as_json() -> None:
-    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-value", "female",
-                     "--privileged-value", "male", "--outcome", "risk", "--json")
+    result = measure(
+        GERMAN,
+        "--protected-attribute",
+        "sex",
+        "--protected-value",
+        "female",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     female = group(doc, "female")
@@ -36,14 +46,28 @@ def test_german_credit_by_sex_as_json() -> None:
     assert round(female["impact_ratio"], 4) == 0.8966
     low, high = mover_cp(201, 310, 499, 690)
     assert (round(female["ci_low"], 3), round(female["ci_high"], 3)) == (
-        round(low, 3), round(high, 3))
+        round(low, 3),
+        round(high, 3),
+    )
     assert round(female["p_value"], 3) == round(z_p(201, 310, 499, 690), 3)
     assert doc["verdict"] == "ok"
 
 
 def test_german_credit_by_age_band_is_adverse_under_a_stricter_line() -> None:
-    args = [GERMAN, "--protected-attribute", "age", "--band", "age=25", "--protected-value",
-            "<25", "--privileged-value", ">=25", "--outcome", "risk", "--json"]
+    args = [
+        GERMAN,
+        "--protected-attribute",
+        "age",
+        "--band",
+        "age=25",
+        "--protected-value",
+        "<25",
+        "--privileged-value",
+        ">=25",
+        "--outcome",
+        "risk",
+        "--json",
+    ]
     doc = json.loads(measure(*args).stdout)
     young = group(doc, "<25")
     assert (young["approved"], young["applicants"]) == (88, 149)
@@ -56,15 +80,28 @@ def test_german_credit_by_age_band_is_adverse_under_a_stricter_line() -> None:
     # the opt-in shortfall rule (29 CFR 1607.4D) finds it at the 0.8 line: 16.3 short
     short = measure(*args[:-1], "--shortfall", "10")
     assert short.exit_code == 1
-    assert ("verdict: adverse — <25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) "
-            "with a shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)") in short.stdout
+    assert (
+        "verdict: adverse — <25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) "
+        "with a shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)"
+    ) in short.stdout
     assert measure(*args[:-1], "--shortfall", "0").exit_code == 2
 
 
 def test_intersections_with_the_highest_rate_as_reference(tmp_path: Path) -> None:
-    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-attribute", "age",
-                     "--band", "age=25,40", "--reference", "highest", "--outcome", "risk",
-                     "--json")
+    result = measure(
+        GERMAN,
+        "--protected-attribute",
+        "sex",
+        "--protected-attribute",
+        "age",
+        "--band",
+        "age=25,40",
+        "--reference",
+        "highest",
+        "--outcome",
+        "risk",
+        "--json",
+    )
     doc = json.loads(result.stdout)
     assert doc["reference"] == "female & >=40"
     assert len(doc["groups"]) == 6
@@ -76,8 +113,18 @@ def test_tiny_groups_are_excluded_and_listed(tmp_path: Path) -> None:
     df = pd.read_csv(GERMAN)
     path = tmp_path / "jobs.csv"
     df.to_csv(path, index=False)
-    doc = json.loads(measure(path, "--protected-attribute", "purpose", "--reference",
-                             "highest", "--outcome", "risk", "--json").stdout)
+    doc = json.loads(
+        measure(
+            path,
+            "--protected-attribute",
+            "purpose",
+            "--reference",
+            "highest",
+            "--outcome",
+            "risk",
+            "--json",
+        ).stdout
+    )
     excluded = {g["group"]: g["applicants"] for g in doc["groups"] if g["role"] == "excluded"}
     expected = df["purpose"].value_counts()
     assert excluded == {k: int(v) for k, v in expected.items() if v / len(df) < 0.02}
@@ -89,25 +136,65 @@ def test_outcome_words_and_parquet(tmp_path: Path) -> None:
     df["decision"] = df["risk"].map({1: "Yes", 0: "no"})
     path = tmp_path / "decisions.parquet"
     df.to_parquet(path)
-    doc = json.loads(measure(path, "--protected-attribute", "sex", "--privileged-value",
-                             "male", "--outcome", "decision", "--json").stdout)
+    doc = json.loads(
+        measure(
+            path,
+            "--protected-attribute",
+            "sex",
+            "--privileged-value",
+            "male",
+            "--outcome",
+            "decision",
+            "--json",
+        ).stdout
+    )
     assert group(doc, "female")["approved"] == 201
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--protected-attribute", "gender", "--privileged-value", "male", "--outcome", "risk"],
-     "file german_credit.csv has no column 'gender'"),
-    (["--protected-attribute", "sex", "--privileged-value", "male", "--outcome", "purpose"],
-     "outcome column 'purpose' has 1000 values that are not binary (forms: 'aaaaa/AA'"),
-    (["--protected-attribute", "sex", "--privileged-value", "men", "--outcome", "risk"],
-     "privileged value 'men' does not occur in 'sex' (2 values, forms: 'aaaaaa', 'aaaa' ["),
-    (["--protected-attribute", "sex", "--outcome", "risk"],
-     "--privileged-value is required"),
-    (["--protected-attribute", "sex", "--band", "age", "--reference", "highest",
-      "--outcome", "risk"], "is not COLUMN=EDGE"),
-    (["--protected-attribute", "purpose", "--band", "purpose=1", "--reference", "highest",
-      "--outcome", "risk"], "column 'purpose' of file german_credit.csv is banded but has"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--protected-attribute", "gender", "--privileged-value", "male", "--outcome", "risk"],
+            "file german_credit.csv has no column 'gender'",
+        ),
+        (
+            ["--protected-attribute", "sex", "--privileged-value", "male", "--outcome", "purpose"],
+            "outcome column 'purpose' has 1000 values that are not binary (forms: 'aaaaa/AA'",
+        ),
+        (
+            ["--protected-attribute", "sex", "--privileged-value", "men", "--outcome", "risk"],
+            "privileged value 'men' does not occur in 'sex' (2 values, forms: 'aaaaaa', 'aaaa' [",
+        ),
+        (["--protected-attribute", "sex", "--outcome", "risk"], "--privileged-value is required"),
+        (
+            [
+                "--protected-attribute",
+                "sex",
+                "--band",
+                "age",
+                "--reference",
+                "highest",
+                "--outcome",
+                "risk",
+            ],
+            "is not COLUMN=EDGE",
+        ),
+        (
+            [
+                "--protected-attribute",
+                "purpose",
+                "--band",
+                "purpose=1",
+                "--reference",
+                "highest",
+                "--outcome",
+                "risk",
+            ],
+            "column 'purpose' of file german_credit.csv is banded but has",
+        ),
+    ],
+)
 def test_bad_input_is_named_and_exits_2(args: list[str], message: str) -> None:
     result = measure(GERMAN, *args)
     assert result.exit_code == 2
@@ -115,8 +202,15 @@ def test_bad_input_is_named_and_exits_2(args: list[str], message: str) -> None:
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    result = measure(tmp_path / "nope.csv", "--protected-attribute", "sex", "--privileged-value",
-                     "male", "--outcome", "risk")
+    result = measure(
+        tmp_path / "nope.csv",
+        "--protected-attribute",
+        "sex",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+    )
     assert result.exit_code == 2
     assert "nope.csv: no such file" in result.output
 
@@ -124,14 +218,25 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_an_empty_file_and_a_single_group_say_so(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("sex,risk\n")
-    result = measure(empty, "--protected-attribute", "sex", "--privileged-value", "male",
-                     "--outcome", "risk")
+    result = measure(
+        empty, "--protected-attribute", "sex", "--privileged-value", "male", "--outcome", "risk"
+    )
     assert result.exit_code == 2
     assert "empty.csv: no decisions to measure" in result.output
     one = tmp_path / "one.csv"
     one.write_text("sex,risk\nmale,1\nmale,0\n")
-    doc = json.loads(measure(one, "--protected-attribute", "sex", "--privileged-value", "male",
-                             "--outcome", "risk", "--json").stdout)
+    doc = json.loads(
+        measure(
+            one,
+            "--protected-attribute",
+            "sex",
+            "--privileged-value",
+            "male",
+            "--outcome",
+            "risk",
+            "--json",
+        ).stdout
+    )
     assert doc["verdict"] == "inconclusive"
     assert "no group to compare" in doc["reason"]
 
@@ -142,11 +247,21 @@ def test_a_label_that_is_not_binary_is_named_as_the_label(tmp_path: Path) -> Non
     df.loc[3, "repaid"] = "maybe"
     path = tmp_path / "labels.csv"
     df.to_csv(path, index=False)
-    result = measure(path, "--protected-attribute", "sex", "--privileged-value", "male",
-                     "--outcome", "risk", "--label", "repaid")
+    result = measure(
+        path,
+        "--protected-attribute",
+        "sex",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+        "--label",
+        "repaid",
+    )
     assert result.exit_code == 2
     assert "label column 'repaid' has 1 values that are not binary (forms: 'aaaaa' [" in (
-        result.output)
+        result.output
+    )
     assert "maybe" not in result.output  # the cell is described, never quoted
 
 
@@ -158,8 +273,13 @@ def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Pa
     df["repaid"] = (df["duration"] < 24).astype(int)  # any binary column will do as a label
     path = tmp_path / "labelled.csv"
     df.to_csv(path, index=False)
-    spec = GroupSpec(attributes=("sex", "age"), bands={"age": (25.0, 40.0)},
-                     reference="highest", privileged_value=None, unprivileged_value=None)
+    spec = GroupSpec(
+        attributes=("sex", "age"),
+        bands={"age": (25.0, 40.0)},
+        reference="highest",
+        privileged_value=None,
+        unprivileged_value=None,
+    )
     whole = count_file(path, spec, "risk", "repaid", chunk_rows=10_000)
     seen: list[int] = []
     chunked = count_file(path, spec, "risk", "repaid", chunk_rows=97, progress=seen.append)
@@ -180,16 +300,27 @@ def test_a_bad_value_late_in_a_big_file_names_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "late.csv"
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"'aaaaaaa' \[.*in rows 901–1,000 of late\.csv"):
-        count_file(path, GroupSpec(attributes=("sex",), privileged_value="male"), "risk",
-                   chunk_rows=100)
+        count_file(
+            path, GroupSpec(attributes=("sex",), privileged_value="male"), "risk", chunk_rows=100
+        )
 
 
-@pytest.mark.parametrize("option", ["--threshold", "--alpha", "--min-group-share",
-                                    "--shortfall"])
+@pytest.mark.parametrize("option", ["--threshold", "--alpha", "--min-group-share", "--shortfall"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_number_options_refuse_values_that_are_not_finite(option: str, value: str) -> None:
     # click's FloatRange let NaN through: --alpha nan switched significance off silently
-    result = measure(GERMAN, "--protected-attribute", "sex", "--protected-value", "female",
-                     "--privileged-value", "male", "--outcome", "risk", option, value)
+    result = measure(
+        GERMAN,
+        "--protected-attribute",
+        "sex",
+        "--protected-value",
+        "female",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+        option,
+        value,
+    )
     assert result.exit_code == 2
     assert f"Invalid value for '{option}'" in result.output

@@ -66,8 +66,9 @@ def test_empty_frame_is_measured_without_division_by_zero() -> None:
     assert result["female_rate"] == result["male_rate"] == 0.0
 
 
-@pytest.mark.parametrize("values", [[1, 0, 1, 1], ["yes", "No", "YES", "yes"],
-                                    ["true", "false", "True", "TRUE"]])
+@pytest.mark.parametrize(
+    "values", [[1, 0, 1, 1], ["yes", "No", "YES", "yes"], ["true", "false", "True", "TRUE"]]
+)
 def test_binary_outcome_encodings(values: list[object]) -> None:
     df = pd.DataFrame({"gender": ["Female", "Female", "Male", "Male"], "approved": values})
     result = calculate_disparate_impact_ratio(df)
@@ -80,8 +81,7 @@ def test_non_binary_outcome_names_column_count_and_examples() -> None:
     with pytest.raises(DataError, match=r"'approved' has 2 values .*'aaaaa', '9' \["):
         calculate_disparate_impact_ratio(df)
     with pytest.raises(DataError, match=r"'approved' has 1 values .*'9' \["):
-        calculate_disparate_impact_ratio(pd.DataFrame({"gender": ["Male"] * 2,
-                                                       "approved": [1, 2]}))
+        calculate_disparate_impact_ratio(pd.DataFrame({"gender": ["Male"] * 2, "approved": [1, 2]}))
 
 
 def test_missing_outcome_values_are_an_error() -> None:
@@ -96,11 +96,14 @@ def test_missing_column_is_named() -> None:
 
 
 def test_other_attribute_and_values() -> None:
-    df = pd.DataFrame({"age_band": ["young"] * 4 + ["old"] * 4,
-                       "hired": [1, 0, 0, 0, 1, 1, 0, 0]})
-    result = calculate_disparate_impact_ratio(df, protected_attribute="age_band",
-                                              protected_value="young", privileged_value="old",
-                                              outcome="hired")
+    df = pd.DataFrame({"age_band": ["young"] * 4 + ["old"] * 4, "hired": [1, 0, 0, 0, 1, 1, 0, 0]})
+    result = calculate_disparate_impact_ratio(
+        df,
+        protected_attribute="age_band",
+        protected_value="young",
+        privileged_value="old",
+        outcome="hired",
+    )
     assert result["dir"] == 0.5
 
 
@@ -109,13 +112,15 @@ counts = st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(0, n), st.j
 
 @given(female=counts, male=counts)
 @settings(max_examples=200, deadline=None)
-def test_matches_fairlearn_and_keeps_invariants(female: tuple[int, int],
-                                                male: tuple[int, int]) -> None:
+def test_matches_fairlearn_and_keeps_invariants(
+    female: tuple[int, int], male: tuple[int, int]
+) -> None:
     df = frame(female, male)
     result = calculate_disparate_impact_ratio(df)
     y, groups = df["approved"].to_numpy(), df["gender"].to_numpy()
     assert result["gap"] == pytest.approx(
-        demographic_parity_difference(y, y, sensitive_features=groups), abs=1e-12)
+        demographic_parity_difference(y, y, sensitive_features=groups), abs=1e-12
+    )
     if male[0] == 0:
         assert result["dir"] is None
         assert result["dir_alert"]
@@ -125,17 +130,20 @@ def test_matches_fairlearn_and_keeps_invariants(female: tuple[int, int],
     assert result["gap_alert"] == (result["gap"] > 0.2)
     if result["female_rate"] <= result["male_rate"]:  # fairlearn's ratio is min/max
         assert result["dir"] == pytest.approx(
-            demographic_parity_ratio(y, y, sensitive_features=groups), abs=1e-12)
+            demographic_parity_ratio(y, y, sensitive_features=groups), abs=1e-12
+        )
     shuffled = df.sample(frac=1.0, random_state=0)
     assert calculate_disparate_impact_ratio(shuffled) == result
 
 
 @given(u=counts, p=counts)
 @settings(max_examples=200, deadline=None)
-def test_ratio_interval_vectorised_equals_one_at_a_time(u: tuple[int, int],
-                                                        p: tuple[int, int]) -> None:
-    low, high = ratio_interval(np.array([u[0], 0]), np.array([u[1], 0]),
-                               np.array([p[0], 5]), np.array([p[1], 9]))
+def test_ratio_interval_vectorised_equals_one_at_a_time(
+    u: tuple[int, int], p: tuple[int, int]
+) -> None:
+    low, high = ratio_interval(
+        np.array([u[0], 0]), np.array([u[1], 0]), np.array([p[0], 5]), np.array([p[1], 9])
+    )
     one_low, one_high = ratio_ci(u[0], u[1], p[0], p[1])
     assert low[0] == one_low
     assert high[0] == (math.inf if one_high is None else one_high)

@@ -39,28 +39,35 @@ Finding = tuple[str, int | None, str, int]  # (kind, seq, table, id)
 
 
 def export(s: Stored, path: Path) -> list[str]:
-    result = CliRunner().invoke(cli, ["--config", str(s.config), "audit", "export",
-                                      "--jsonl", str(path)])
+    result = CliRunner().invoke(
+        cli, ["--config", str(s.config), "audit", "export", "--jsonl", str(path)]
+    )
     assert result.exit_code == 0, result.output
     return path.read_text().splitlines()
 
 
 def offline(path: Path, *anchor: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-I", str(SCRIPT), str(path), *map(str, anchor)],
-                          capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-I", str(SCRIPT), str(path), *map(str, anchor)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def script_rows(stderr: str) -> list[Finding]:
-    found = re.findall(r"^row (\w+) id (-?\d+)(?: \(seq (\d+)\))?: (row_\w+): ", stderr,
-                       flags=re.MULTILINE)
-    return sorted((kind, int(seq) if seq else None, table, int(i))
-                  for table, i, seq, kind in found)
+    found = re.findall(
+        r"^row (\w+) id (-?\d+)(?: \(seq (\d+)\))?: (row_\w+): ", stderr, flags=re.MULTILINE
+    )
+    return sorted((kind, int(seq) if seq else None, table, int(i)) for table, i, seq, kind in found)
 
 
 def verify_rows(s: Stored) -> list[Finding]:
     result = CliRunner().invoke(cli, ["--config", str(s.config), "verify", "--json"])
-    return sorted((a["kind"], a["seq"], a["table"], a["id"])
-                  for a in json.loads(result.stdout)["anomalies"])
+    return sorted(
+        (a["kind"], a["seq"], a["table"], a["id"]) for a in json.loads(result.stdout)["anomalies"]
+    )
 
 
 def anchor_of(s: Stored) -> Path:
@@ -68,8 +75,12 @@ def anchor_of(s: Stored) -> Path:
     config = load_settings(s.config, env={})
     repo = open_repository(config)
     try:
-        write_checkpoint(repo, open_signing_key(config, repo),
-                         anchor_file=config.audit.anchor_file, ts=rfc3339(datetime.now(UTC)))
+        write_checkpoint(
+            repo,
+            open_signing_key(config, repo),
+            anchor_file=config.audit.anchor_file,
+            ts=rfc3339(datetime.now(UTC)),
+        )
     finally:
         repo.engine.dispose()
     return config.audit.anchor_file
@@ -89,13 +100,13 @@ def test_an_intact_export_verifies_offline(stored: Stored, tmp_path: Path) -> No
     anchored = len(anchor_of(stored).read_text().splitlines())
     assert ok.stdout.rstrip().endswith(f"; {anchored} anchored checkpoints match")
     without = offline(tmp_path / "audit.jsonl")
-    assert without.stdout.rstrip().endswith("no anchor file given: a lost or rebuilt tail "
-                                            "cannot be seen")
+    assert without.stdout.rstrip().endswith(
+        "no anchor file given: a lost or rebuilt tail cannot be seen"
+    )
 
 
 @pytest.mark.parametrize("table", list(TARGETS))
-def test_the_script_reports_rows_as_verify_does(stored: Stored, tmp_path: Path,
-                                                table: str) -> None:
+def test_the_script_reports_rows_as_verify_does(stored: Stored, tmp_path: Path, table: str) -> None:
     """The same edit, insert and delete of the database: ``verify`` and the script on an
     export of it name the same kind, seq, table and id."""
     t = TARGETS[table]
@@ -108,10 +119,19 @@ def test_the_script_reports_rows_as_verify_does(stored: Stored, tmp_path: Path,
     picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
     quoted = ", ".join(f'"{c}"' for c in columns)
     attacks = [
-        ([f"UPDATE {table} SET {column} = {value.format(y=other)} WHERE id = {x}"],
-         [f"UPDATE {table} SET {column} = :v WHERE id = {x}"], "row_modified"),
-        ([f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} FROM {table} "
-          f"WHERE id = {x}"], [f"DELETE FROM {table} WHERE id = {new_id}"], "row_unrecorded"),
+        (
+            [f"UPDATE {table} SET {column} = {value.format(y=other)} WHERE id = {x}"],
+            [f"UPDATE {table} SET {column} = :v WHERE id = {x}"],
+            "row_modified",
+        ),
+        (
+            [
+                f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} FROM {table} "
+                f"WHERE id = {x}"
+            ],
+            [f"DELETE FROM {table} WHERE id = {new_id}"],
+            "row_unrecorded",
+        ),
         ([f"DELETE FROM {table} WHERE id = {x}"], [], "row_missing"),
     ]
     for n, (attack, undo, kind) in enumerate(attacks):
@@ -134,9 +154,18 @@ def test_an_edited_reading_in_the_export_is_found(stored: Stored, tmp_path: Path
     path = tmp_path / "audit.jsonl"
     lines = export(stored, path)
     reading = stored.one("SELECT min(id) FROM readings WHERE scenario = 'monitored'")
-    recorded_by = next(doc["seq"] for doc in map(json.loads, lines) if reading in [
-        i for i, _ in json.loads(doc.get("canonical", "{}")).get("payload", {})
-        .get("row_digests", {}).get("readings", [])])
+    recorded_by = next(
+        doc["seq"]
+        for doc in map(json.loads, lines)
+        if reading
+        in [
+            i
+            for i, _ in json.loads(doc.get("canonical", "{}"))
+            .get("payload", {})
+            .get("row_digests", {})
+            .get("readings", [])
+        ]
+    )
     for n, line in enumerate(lines):
         doc = json.loads(line)
         if doc.get("table") == "readings" and doc["id"] == reading:
@@ -155,8 +184,11 @@ def test_false_to_zero_in_the_shown_details_is_found(stored: Stored, tmp_path: P
     """``{"x": false} == {"x": 0}`` in Python; the script compares canonical bytes."""
     path = tmp_path / "audit.jsonl"
     lines = export(stored, path)
-    n, event = next((n, doc) for n, doc in enumerate(map(json.loads, lines))
-                    if _flip_false(doc.get("details", {})))
+    n, event = next(
+        (n, doc)
+        for n, doc in enumerate(map(json.loads, lines))
+        if _flip_false(doc.get("details", {}))
+    )
     assert json.loads(lines[n])["details"] == event["details"]  # Python's == sees no change
     lines[n] = json.dumps(event, ensure_ascii=False, sort_keys=True)
     path.write_text("\n".join(lines) + "\n")
@@ -173,8 +205,13 @@ def test_false_to_zero_in_the_shown_details_is_found(stored: Stored, tmp_path: P
 
 def _flip_false(value: Any) -> bool:
     """Turn the first ``false`` inside ``value`` into ``0``; True when there was one."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, inner in items:
         if inner is False:
             value[key] = 0
@@ -195,7 +232,9 @@ def test_a_truncated_export_and_bad_input(stored: Stored, tmp_path: Path) -> Non
     path.write_text("not json\n")
     malformed = offline(path)
     assert (malformed.returncode, malformed.stderr.strip()) == (
-        1, "TAMPERED: the export is malformed (JSONDecodeError)")
+        1,
+        "TAMPERED: the export is malformed (JSONDecodeError)",
+    )
     missing = offline(tmp_path / "nope.jsonl")
     assert missing.returncode == 2
     assert missing.stderr.startswith("cannot read ")
@@ -209,10 +248,14 @@ def _load_script() -> Any:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -228,14 +271,32 @@ def test_the_scripts_canonical_text_is_rfc8785(value: Any) -> None:
     assert jcs(json.loads(json.dumps(value))) == expected  # as read back from an export
 
 
-@pytest.mark.parametrize("number", [0.0, -0.0, 1.0, 5e-324, 1e-7, 1.5e-7, 1e-6, 1.234e-5,
-                                    0.1, 1e16, 1.2345678901234567e20, 1e21, 1.5e300, -2.5])
+@pytest.mark.parametrize(
+    "number",
+    [
+        0.0,
+        -0.0,
+        1.0,
+        5e-324,
+        1e-7,
+        1.5e-7,
+        1e-6,
+        1.234e-5,
+        0.1,
+        1e16,
+        1.2345678901234567e20,
+        1e21,
+        1.5e300,
+        -2.5,
+    ],
+)
 def test_the_scripts_numbers_at_the_format_boundaries(number: float) -> None:
     assert _load_script()(number) == rfc8785.dumps(number).decode()
 
 
 def test_an_export_of_a_pruned_chain_verifies_offline(
-        write_config: Callable[..., Path], backend_url: str, tmp_path: Path) -> None:
+    write_config: Callable[..., Path], backend_url: str, tmp_path: Path
+) -> None:
     """After retention pruned the chain's head, the export starts after the cut that the
     `chain_pruned` event names, and rows recorded by pruned events are checked against the
     ledger it carried."""
@@ -252,13 +313,13 @@ def test_an_export_of_a_pruned_chain_verifies_offline(
     bad = offline(path, settings.audit.anchor_file)
     assert bad.returncode == 1
     found = script_rows(bad.stderr)
-    assert [(kind, table, i) for kind, _seq, table, i in found] == [
-        ("row_modified", "readings", 2)]
+    assert [(kind, table, i) for kind, _seq, table, i in found] == [("row_modified", "readings", 2)]
     assert found == verify_rows(s)  # the seq of the pruned event that recorded it, too
     # An export whose head was cut elsewhere than a chain_pruned event says is refused.
     events = [line for line in export(s, path) if '"event_type"' in line]
     path.write_text("\n".join(events[1:]) + "\n")
     cut = offline(path)
     assert cut.returncode == 1
-    assert cut.stderr.strip() == (f"TAMPERED: the export starts at seq "
-                                  f"{done['pruned_to'] + 2}; no event names that cut")
+    assert cut.stderr.strip() == (
+        f"TAMPERED: the export starts at seq {done['pruned_to'] + 2}; no event names that cut"
+    )

@@ -39,7 +39,8 @@ def key_dir(config: Path) -> Path:
 
 
 def test_without_a_token_file_the_explanation_stays_encrypted(
-        adverse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    adverse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = page(adverse, monkeypatch)  # the key is readable here: the page could decrypt
     assert "encrypted — sign in to read" in text_of(at)
     assert "No page token" in text_of(at)
@@ -48,7 +49,8 @@ def test_without_a_token_file_the_explanation_stays_encrypted(
 
 
 def test_a_wrong_token_decrypts_nothing_and_is_compared_in_constant_time(
-        adverse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    adverse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -69,7 +71,8 @@ def test_a_wrong_token_decrypts_nothing_and_is_compared_in_constant_time(
 
 
 def test_the_right_token_decrypts_and_a_rotation_signs_the_session_out(
-        adverse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    adverse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = signed_in(page(adverse, monkeypatch), adverse)
     assert shows_plaintext(at)
     create_page_token(key_dir(adverse), rotate=True)
@@ -80,8 +83,11 @@ def test_the_right_token_decrypts_and_a_rotation_signs_the_session_out(
 
 @pytest.mark.parametrize("address", [EVERYWHERE, None])
 def test_a_page_served_beyond_loopback_shows_nothing_before_sign_in(
-        adverse: Path, monkeypatch: pytest.MonkeyPatch,
-        page_address: Callable[[str | None], None], address: str | None) -> None:
+    adverse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    page_address: Callable[[str | None], None],
+    address: str | None,
+) -> None:
     page_address(address)  # None: Streamlit's default, every interface
     at = page(adverse, monkeypatch)
     assert "served beyond this machine" in text_of(at)
@@ -93,8 +99,7 @@ def test_a_page_served_beyond_loopback_shows_nothing_before_sign_in(
     assert shows_plaintext(at)
 
 
-def test_an_exposed_token_file_is_refused(adverse: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_exposed_token_file_is_refused(adverse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = create_page_token(key_dir(adverse), rotate=False)
     path.chmod(0o644)
     at = page(adverse, monkeypatch)
@@ -104,7 +109,8 @@ def test_an_exposed_token_file_is_refused(adverse: Path,
 
 
 def test_page_token_command_creates_a_private_file_and_rotates_it(
-        write_config: Callable[..., Path]) -> None:
+    write_config: Callable[..., Path],
+) -> None:
     config = write_config()
     runner = CliRunner()
     made = runner.invoke(cli, ["--config", str(config), "page-token"])
@@ -127,7 +133,8 @@ def test_page_token_command_creates_a_private_file_and_rotates_it(
 
 
 def test_view_refuses_a_public_address_without_a_token_and_warns_with_one(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: list[list[str]] = []
 
     def execve(_path: str, argv: list[str], _env: dict[str, str]) -> None:
@@ -151,9 +158,21 @@ def test_view_refuses_a_public_address_without_a_token_and_warns_with_one(
     assert started[-1][started[-1].index("--server.address") + 1] == EVERYWHERE
 
 
-@pytest.mark.parametrize(("address", "loopback"), [
-    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
-    ("localhost", True), (EVERYWHERE, False), ("", False), (None, False), ("::", False),
-    ("192.168.1.20", False), ("monitor.example.com", False)])
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        (EVERYWHERE, False),
+        ("", False),
+        (None, False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("monitor.example.com", False),
+    ],
+)
 def test_which_addresses_are_loopback(address: str | None, loopback: bool) -> None:
     assert is_loopback(address) is loopback

@@ -25,18 +25,33 @@ from click.testing import CliRunner
 
 from fairlens_monitor.cli.main import cli
 
-CANARIES = ("john.doe@example.com", "123-45-6789", "555-123-4567", "4111111111111111",
-            "Zebulon Quixotic")
+CANARIES = (
+    "john.doe@example.com",
+    "123-45-6789",
+    "555-123-4567",
+    "4111111111111111",
+    "Zebulon Quixotic",
+)
 PATTERNED = CANARIES[:4]  # what a protected attribute holding identifiers would look like
-MEASUREMENT = {"protected_attributes": ["sex"], "privileged_value": "male",
-               "unprivileged_value": "female"}
+MEASUREMENT = {
+    "protected_attributes": ["sex"],
+    "privileged_value": "male",
+    "unprivileged_value": "female",
+}
 
 
 def good_rows(n: int = 40) -> list[list[str]]:
     """Rows of sex, risk, decided_at, amount, repaid that a cycle would measure."""
-    return [["female" if i % 2 else "male", str(i % 3 % 2),
-             f"2026-11-01T{i % 24:02d}:00:00+00:00", str(1000 + i), str(i % 2)]
-            for i in range(n)]
+    return [
+        [
+            "female" if i % 2 else "male",
+            str(i % 3 % 2),
+            f"2026-11-01T{i % 24:02d}:00:00+00:00",
+            str(1000 + i),
+            str(i % 2),
+        ]
+        for i in range(n)
+    ]
 
 
 def with_canaries(column: int) -> list[list[str]]:
@@ -59,8 +74,9 @@ FILE_CASES: dict[str, tuple[list[list[str]], dict[str, Any]]] = {
 }
 
 
-def file_case(tmp_path: Path, write_config: Callable[..., Path], case: str,
-              **overrides: Any) -> Path:
+def file_case(
+    tmp_path: Path, write_config: Callable[..., Path], case: str, **overrides: Any
+) -> Path:
     """Write the case's decision file and a config reading it; return the config."""
     lines, shared = FILE_CASES[case]
     extra = dict(shared)  # the table is shared by every test: never change it
@@ -70,8 +86,14 @@ def file_case(tmp_path: Path, write_config: Callable[..., Path], case: str,
     label = extra.pop("label", None)
     source = {"kind": "file", "path": str(folder / "*.csv"), "outcome": "risk", **extra}
     measurement = {**MEASUREMENT, **({"label": label} if label else {})}
-    return write_config({"source": source, "measurement": measurement,
-                         "audit": {"checkpoint_every": 1}, **overrides})
+    return write_config(
+        {
+            "source": source,
+            "measurement": measurement,
+            "audit": {"checkpoint_every": 1},
+            **overrides,
+        }
+    )
 
 
 def written_bytes(tmp_path: Path) -> dict[str, bytes]:
@@ -91,8 +113,13 @@ def assert_no_canary(texts: dict[str, bytes | str]) -> None:
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fairlens_monitor", "--config", str(config),
-                           *args], capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def failed_errors(tmp_path: Path) -> list[str]:
@@ -102,7 +129,8 @@ def failed_errors(tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", sorted(FILE_CASES))
 def test_once_on_a_file_with_personal_data_records_and_prints_none_of_it(
-        tmp_path: Path, write_config: Callable[..., Path], case: str) -> None:
+    tmp_path: Path, write_config: Callable[..., Path], case: str
+) -> None:
     config = file_case(tmp_path, write_config, case)
     done = monitor(config, "once")
     assert done.returncode == 2, done.stdout + done.stderr
@@ -111,33 +139,45 @@ def test_once_on_a_file_with_personal_data_records_and_prints_none_of_it(
     assert "decisions-2026-11-01.csv" in error or "sex" in error, error
     # the file is fixed; the next cycle succeeds and signs a checkpoint over the failure
     (tmp_path / "in" / "decisions-2026-11-01.csv").write_text(
-        "\n".join(",".join(r) for r in [HEADER, *good_rows()]))
+        "\n".join(",".join(r) for r in [HEADER, *good_rows()])
+    )
     again = monitor(config, "once")
     assert again.returncode == 0, again.stdout + again.stderr
     verify = monitor(config, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     files = written_bytes(tmp_path)
     assert any(name.endswith("anchor.jsonl") for name in files), sorted(files)
-    assert_no_canary({"stdout": done.stdout, "stderr": done.stderr, "verify": verify.stdout,
-                      **files})
+    assert_no_canary(
+        {"stdout": done.stdout, "stderr": done.stderr, "verify": verify.stdout, **files}
+    )
 
 
 def test_a_headerless_file_is_named_with_its_column_count(
-        tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
     done = monitor(file_case(tmp_path, write_config, "header"), "once")
-    assert ("file decisions-2026-11-01.csv has no column 'sex' (5 columns found, names not "
-            "shown") in done.stderr, done.stderr
+    assert (
+        "file decisions-2026-11-01.csv has no column 'sex' (5 columns found, names not shown"
+    ) in done.stderr, done.stderr
 
 
 def test_the_daemon_records_and_prints_no_personal_data(
-        tmp_path: Path, write_config: Callable[..., Path]) -> None:
-    config = file_case(tmp_path, write_config, "header",
-                       schedule={"interval_seconds": 0.5, "misfire_grace_seconds": 5})
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    config = file_case(
+        tmp_path,
+        write_config,
+        "header",
+        schedule={"interval_seconds": 0.5, "misfire_grace_seconds": 5},
+    )
     log = tmp_path / "daemon.out"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config",
-                                 str(config), "run"], stdout=out, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 120
             while "cycle failed" not in log.read_text() and time.monotonic() < deadline:
@@ -148,7 +188,8 @@ def test_the_daemon_records_and_prints_no_personal_data(
             proc.wait(timeout=60)
     output = log.read_text()
     assert "✗ cycle failed: DataError: file decisions-2026-11-01.csv has no column 'sex'" in (
-        output), output
+        output
+    ), output
     assert failed_errors(tmp_path)
     assert_no_canary({"daemon output": output, **written_bytes(tmp_path)})
 
@@ -157,29 +198,31 @@ def sql_source(tmp_path: Path, columns: list[str], rows: list[list[str]]) -> str
     path = tmp_path / "lender.db"
     with sqlite3.connect(path) as db:
         db.execute(f"CREATE TABLE decisions ({', '.join(repr(c) for c in columns)})")
-        db.executemany(f"INSERT INTO decisions VALUES ({', '.join('?' * len(columns))})",
-                       rows)
+        db.executemany(f"INSERT INTO decisions VALUES ({', '.join('?' * len(columns))})", rows)
     return f"sqlite:///{path}"
 
 
 @pytest.mark.parametrize("case", ["header", "outcome", "label", "attribute"])
 def test_a_sql_source_with_personal_data_records_and_prints_none_of_it(
-        tmp_path: Path, write_config: Callable[..., Path], case: str) -> None:
+    tmp_path: Path, write_config: Callable[..., Path], case: str
+) -> None:
     if case == "header":  # columns named like data: a table loaded from a headerless file
         url = sql_source(tmp_path, list(CANARIES), good_rows())
     else:
         url = sql_source(tmp_path, HEADER, FILE_CASES[case][0][1:])
     label = {"label": "repaid"} if case == "label" else {}
-    config = write_config({"source": {"kind": "sql", "url": url, "table": "decisions",
-                                      "outcome": "risk"},
-                           "measurement": {**MEASUREMENT, **label},
-                           "audit": {"checkpoint_every": 1}})
+    config = write_config(
+        {
+            "source": {"kind": "sql", "url": url, "table": "decisions", "outcome": "risk"},
+            "measurement": {**MEASUREMENT, **label},
+            "audit": {"checkpoint_every": 1},
+        }
+    )
     done = monitor(config, "once")
     assert done.returncode == 2, done.stdout + done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert failed_errors(tmp_path)
-    assert_no_canary({"stdout": done.stdout, "stderr": done.stderr,
-                      **written_bytes(tmp_path)})
+    assert_no_canary({"stdout": done.stdout, "stderr": done.stderr, **written_bytes(tmp_path)})
 
 
 @pytest.mark.parametrize("case", sorted(FILE_CASES))
@@ -187,8 +230,16 @@ def test_measure_prints_no_personal_data(tmp_path: Path, case: str) -> None:
     lines, extra = FILE_CASES[case]
     path = tmp_path / "decisions.csv"
     path.write_text("\n".join(",".join(r) for r in lines))
-    args = ["measure", str(path), "--protected-attribute", "sex", "--privileged-value",
-            "male", "--outcome", "risk"]
+    args = [
+        "measure",
+        str(path),
+        "--protected-attribute",
+        "sex",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+    ]
     if "label" in extra:
         args += ["--label", "repaid"]
     if "stratum" in extra:

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_bare_hash_of_sequential_ids_is_reversed_by_enumeration_a_keyed_one_is_not(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     ids = pd.DataFrame({"application_id": range(100_001, 101_001), "approved": True})
     bare = ids["application_id"].map(lambda v: hashlib.sha256(str(v).encode()).hexdigest())
     # The attacker knows ids are 6-digit application numbers and hashes all of them.
@@ -66,15 +67,20 @@ def test_the_pepper_file_is_private(tmp_path: Path) -> None:
         load_pepper(tmp_path / "nowhere", create=False)
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("mail jane.doe+loans@example.co.uk now", "mail [email] now"),
-    ("SSN 123-45-6789 on file", "SSN [ssn] on file"),
-    ("call +1 (555) 123-4567 or 030 1234 5678", "call [phone] or [phone]"),
-    ("application_id=884213 declined", "application_id=[id] declined"),
-    ("Applicant ID: A-99812 flagged", "Applicant ID: [id] flagged"),
-    ("DIR 0.77 at 2026-11-23T12:00:00Z, seq 1234, 500 applicants",
-     "DIR 0.77 at 2026-11-23T12:00:00Z, seq 1234, 500 applicants"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("mail jane.doe+loans@example.co.uk now", "mail [email] now"),
+        ("SSN 123-45-6789 on file", "SSN [ssn] on file"),
+        ("call +1 (555) 123-4567 or 030 1234 5678", "call [phone] or [phone]"),
+        ("application_id=884213 declined", "application_id=[id] declined"),
+        ("Applicant ID: A-99812 flagged", "Applicant ID: [id] flagged"),
+        (
+            "DIR 0.77 at 2026-11-23T12:00:00Z, seq 1234, 500 applicants",
+            "DIR 0.77 at 2026-11-23T12:00:00Z, seq 1234, 500 applicants",
+        ),
+    ],
+)
 def test_mask(line: str, expected: str) -> None:
     assert mask(line) == expected
 
@@ -93,17 +99,27 @@ def test_the_filter_masks_arguments_and_tracebacks(caplog: pytest.LogCaptureFixt
 
 
 def test_the_cli_masks_log_lines_by_default(tmp_path: Path) -> None:
-    script = ("import logging, sys\n"
-              "from fairlens_monitor.cli.main import cli\n"
-              "cli.main(['--config', sys.argv[1], '--log-level', 'INFO', 'db', 'current'],"
-              " standalone_mode=False)\n"
-              "logging.getLogger('fairlens_monitor.x').warning("
-              "'applicant_id=%s mail %s', 991, 'a@b.org')\n")
+    script = (
+        "import logging, sys\n"
+        "from fairlens_monitor.cli.main import cli\n"
+        "cli.main(['--config', sys.argv[1], '--log-level', 'INFO', 'db', 'current'],"
+        " standalone_mode=False)\n"
+        "logging.getLogger('fairlens_monitor.x').warning("
+        "'applicant_id=%s mail %s', 991, 'a@b.org')\n"
+    )
     config = tmp_path / "config.yaml"
-    config.write_text("database: {url: 'sqlite:///var/x.db'}\nschedule: {interval_seconds: 1}\n"
-                      "simulation: {n_samples: 10, seed: 1, drift: 0}\n"
-                      "thresholds: {dir: 0.8, gap: 0.2}\nkeys: {dir: var/keys}\n")
-    done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True,
-                          text=True, cwd=ROOT, check=False, timeout=60)
+    config.write_text(
+        "database: {url: 'sqlite:///var/x.db'}\nschedule: {interval_seconds: 1}\n"
+        "simulation: {n_samples: 10, seed: 1, drift: 0}\n"
+        "thresholds: {dir: 0.8, gap: 0.2}\nkeys: {dir: var/keys}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
     assert "applicant_id=[id] mail [email]" in done.stderr, done.stderr
     assert "a@b.org" not in done.stderr

@@ -61,7 +61,8 @@ def test_restore_drill(write_config: Callable[..., Path], tmp_path: Path) -> Non
 
 
 def test_a_restore_keeps_the_replaced_file_and_refuses_a_bad_backup(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     config = write_config(DRILL)
     for _ in range(2):
         assert fl(config, "once").exit_code == 0
@@ -80,8 +81,9 @@ def test_a_restore_keeps_the_replaced_file_and_refuses_a_bad_backup(
     assert list((tmp_path / "var").glob("fairlens.db.replaced-*"))  # kept, not deleted
 
 
-def test_a_forged_restore_statement_is_reported(write_config: Callable[..., Path],
-                                                tmp_path: Path) -> None:
+def test_a_forged_restore_statement_is_reported(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     config = write_config(DRILL)
     for _ in range(2):
         assert fl(config, "once").exit_code == 0
@@ -89,18 +91,22 @@ def test_a_forged_restore_statement_is_reported(write_config: Callable[..., Path
     assert fl(config, "restore", str(tmp_path / "b.db"), "--accept-loss").exit_code == 0
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")
-        (payload,) = conn.execute("SELECT payload FROM audit_events "
-                                  "WHERE event_type = 'chain_restored'").fetchone()
+        (payload,) = conn.execute(
+            "SELECT payload FROM audit_events WHERE event_type = 'chain_restored'"
+        ).fetchone()
         forged = json.loads(payload)
         forged["superseded_to"] = 10_000  # try to excuse more than was lost
-        conn.execute("UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
-                     (json.dumps(forged),))
+        conn.execute(
+            "UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
+            (json.dumps(forged),),
+        )
     result = fl(config, "verify")
     assert result.exit_code == 1
 
 
-def test_verify_lists_every_anchored_seq_a_restore_lost(write_config: Callable[..., Path],
-                                                        tmp_path: Path) -> None:
+def test_verify_lists_every_anchored_seq_a_restore_lost(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     """The signed statement names exactly the lost anchored seqs; verify lists each as a
     `restored_loss` warning without changing the verdict, and a loss no statement names is
     an anomaly (exit 1)."""
@@ -118,14 +124,16 @@ def test_verify_lists_every_anchored_seq_a_restore_lost(write_config: Callable[.
     lost = sorted({seq for seq in before if seq > from_seq})
     assert lost
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
-        (payload,) = conn.execute("SELECT payload FROM audit_events "
-                                  "WHERE event_type = 'chain_restored'").fetchone()
+        (payload,) = conn.execute(
+            "SELECT payload FROM audit_events WHERE event_type = 'chain_restored'"
+        ).fetchone()
     assert json.loads(payload)["lost_checkpoints"] == lost
     result = fl(config, "verify", "--json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
     assert [(w["seq"], w["kind"]) for w in doc["warnings"]] == [
-        (seq, "restored_loss") for seq in lost]
+        (seq, "restored_loss") for seq in lost
+    ]
     assert all(set(w) == {"kind", "seq", "table", "id", "detail"} for w in doc["warnings"])
     text = fl(config, "verify").stdout
     assert f"warning: seq {lost[0]}: restored_loss" in text
@@ -137,13 +145,16 @@ def test_verify_lists_every_anchored_seq_a_restore_lost(write_config: Callable[.
         conn.execute("DROP TRIGGER audit_events_no_update")
         forged = json.loads(payload)
         forged["lost_checkpoints"] = lost[:-1]  # hide one loss: the signature breaks
-        conn.execute("UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
-                     (json.dumps(forged),))
+        conn.execute(
+            "UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
+            (json.dumps(forged),),
+        )
     assert fl(config, "verify").exit_code == 1
 
 
 def test_restore_onto_a_corrupt_database_sets_it_aside_unopened(
-        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
     """A database file of random bytes (and a stray WAL) is renamed aside, not opened: the
     restore succeeds with no traceback and every byte of the corrupt file is kept."""
     config = write_config(DRILL)
@@ -156,7 +167,10 @@ def test_restore_onto_a_corrupt_database_sets_it_aside_unopened(
     done = fl(config, "restore", str(tmp_path / "b.db"))
     assert done.exit_code == 0, done.output
     assert done.exception is None or isinstance(done.exception, SystemExit)
-    [aside] = [p for p in (tmp_path / "var").glob("fairlens.db.replaced-*")
-               if not p.name.endswith(("-wal", "-shm"))]
+    [aside] = [
+        p
+        for p in (tmp_path / "var").glob("fairlens.db.replaced-*")
+        if not p.name.endswith(("-wal", "-shm"))
+    ]
     assert aside.read_bytes() == junk
     assert fl(config, "verify").exit_code == 0

@@ -32,8 +32,12 @@ def ticking(start: datetime) -> Callable[[], datetime]:
 @pytest.fixture
 def history(write_config: Callable[..., Path], backend_url: str) -> tuple[Path, str]:
     """Four cycles 800 days ago (with a checkpoint), then two today (with a checkpoint)."""
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}, "alerts": {"close_after": 1}}))
+    config = write_config(
+        merge(
+            {"database": {"url": backend_url}},
+            {"simulation": {"drift": 1.0}, "alerts": {"close_after": 1}},
+        )
+    )
     settings = load_settings(config, env={})
     repo = open_repository(settings)
     cipher, signer = open_cipher(settings, repo), open_signing_key(settings, repo)
@@ -61,20 +65,22 @@ def test_dry_run_counts_and_deletes_nothing(history: tuple[Path, str]) -> None:
     result = fl(config, "retention", "apply", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     done = json.loads(result.stdout)
-    assert (done["readings"], done["group_results"], done["runs"], done["alerts"]) == (
-        8, 16, 4, 1)
+    assert (done["readings"], done["group_results"], done["runs"], done["alerts"]) == (8, 16, 4, 1)
     assert done["dry_run"] is True
     assert query_url(url, "SELECT count(*) FROM readings") == before
 
 
 def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
-        history: tuple[Path, str]) -> None:
+    history: tuple[Path, str],
+) -> None:
     config, url = history
     first_events = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
     result = fl(config, "retention", "apply")
     assert result.exit_code == 0, result.output
-    assert ("deleted: 8 readings, 16 group rows, 0 file records, 1 resolved alerts, 4 runs"
-            in result.stdout)
+    assert (
+        "deleted: 8 readings, 16 group rows, 0 file records, 1 resolved alerts, 4 runs"
+        in result.stdout
+    )
     assert "pruned up to signed checkpoint seq 5" in result.stdout  # 4 cycles + 1 alert
     assert query_url(url, "SELECT count(*) FROM readings") == [(4,)]
     assert query_url(url, "SELECT min(seq) FROM audit_events") == [(6,)]
@@ -88,7 +94,8 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
     tamper(url, f"UPDATE alerts SET dir = 0.95 WHERE id = {oldest}")
     edited = json.loads(fl(config, "verify", "--json").stdout)["anomalies"]
     assert [(a["kind"], a["table"], a["id"]) for a in edited] == [
-        ("row_modified", "alerts", oldest)]
+        ("row_modified", "alerts", oldest)
+    ]
     tamper(url, f"UPDATE alerts SET dir = {dir_before!r} WHERE id = {oldest}")
     assert fl(config, "once").exit_code == 0
     assert fl(config, "verify").exit_code == 0
@@ -100,8 +107,7 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
     assert "first broken seq 7 (modified" in tampered.stdout
 
 
-def test_deleting_old_events_without_a_signed_statement_is_a_gap(
-        history: tuple[Path, str]) -> None:
+def test_deleting_old_events_without_a_signed_statement_is_a_gap(history: tuple[Path, str]) -> None:
     config, url = history
     tamper(url, "DELETE FROM audit_events WHERE seq <= 5")
     result = fl(config, "verify")
@@ -113,11 +119,19 @@ def test_nothing_newer_than_the_policy_is_touched(history: tuple[Path, str]) -> 
     config, _ = history
     settings = load_settings(config, env={})
     repo = open_repository(settings)
-    done = apply_retention(settings.retention, repo, open_signing_key(settings, repo),
-                           now=LONG_AGO + timedelta(days=30))
+    done = apply_retention(
+        settings.retention,
+        repo,
+        open_signing_key(settings, repo),
+        now=LONG_AGO + timedelta(days=30),
+    )
     repo.engine.dispose()
     assert (done["readings"], done["runs"], done["audit_events"], done["pruned_to"]) == (
-        0, 0, 0, None)
+        0,
+        0,
+        0,
+        None,
+    )
 
 
 def test_the_audit_period_cannot_go_under_six_months(write_config: Callable[..., Path]) -> None:
@@ -127,8 +141,7 @@ def test_the_audit_period_cannot_go_under_six_months(write_config: Callable[...,
         load_settings(write_config({"retention": {"audit_days": 30}}), env={})
 
 
-def test_a_cycle_after_retention_does_not_reuse_a_cycle_index(
-        history: tuple[Path, str]) -> None:
+def test_a_cycle_after_retention_does_not_reuse_a_cycle_index(history: tuple[Path, str]) -> None:
     """The next index follows the newest completed cycle, not the number of runs left: once
     retention deleted old runs, a count handed out an index (and its simulated seed) again."""
     config, url = history
@@ -136,8 +149,13 @@ def test_a_cycle_after_retention_does_not_reuse_a_cycle_index(
     repo = open_repository(settings)
     done = apply_retention(settings.retention, repo, open_signing_key(settings, repo), now=NOW)
     assert done["runs"] >= 1
-    outcome = run_cycle(settings, repo, open_cipher(settings, repo),
-                        clock=ticking(NOW - timedelta(minutes=1)), actor="cli")
+    outcome = run_cycle(
+        settings,
+        repo,
+        open_cipher(settings, repo),
+        clock=ticking(NOW - timedelta(minutes=1)),
+        actor="cli",
+    )
     repo.engine.dispose()
     assert outcome.cycle_index == 6
     indexes = [row[0] for row in query_url(url, "SELECT cycle_index FROM runs")]

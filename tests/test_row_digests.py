@@ -46,8 +46,7 @@ class Stored:
     def verify(self) -> tuple[int, list[Row]]:
         result = CliRunner().invoke(cli, ["--config", str(self.config), "verify", "--json"])
         doc = json.loads(result.stdout)
-        return result.exit_code, sorted((a["kind"], a["table"], a["id"])
-                                        for a in doc["anomalies"])
+        return result.exit_code, sorted((a["kind"], a["table"], a["id"]) for a in doc["anomalies"])
 
     def one(self, sql: str) -> Any:
         return query_url(self.url, sql)[0][0]
@@ -69,16 +68,15 @@ def edit(url: str, *statements: str, params: dict[str, Any] | None = None) -> No
         engine.dispose()
 
 
-def adverse_cycles(write_config: Callable[..., Path], backend_url: str,
-                   clock: Callable[[], datetime], cycles: int
-                   ) -> tuple[Path, Settings, Repository, AlertCipher]:
+def adverse_cycles(
+    write_config: Callable[..., Path], backend_url: str, clock: Callable[[], datetime], cycles: int
+) -> tuple[Path, Settings, Repository, AlertCipher]:
     """Run ``cycles`` simulated cycles at drift 1.0 (every reading adverse) on a new store.
 
     Returns:
         The config file, its settings, the repository and the alert cipher.
     """
-    config = write_config(merge({"database": {"url": backend_url}},
-                                {"simulation": {"drift": 1.0}}))
+    config = write_config(merge({"database": {"url": backend_url}}, {"simulation": {"drift": 1.0}}))
     settings = load_settings(config, env={})
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
@@ -88,8 +86,12 @@ def adverse_cycles(write_config: Callable[..., Path], backend_url: str,
 
 
 @pytest.fixture
-def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
-           clock: Callable[[], datetime]) -> Stored:
+def stored(
+    write_config: Callable[..., Path],
+    backend_url: str,
+    tmp_path: Path,
+    clock: Callable[[], datetime],
+) -> Stored:
     sim, settings, repo, cipher = adverse_cycles(write_config, backend_url, clock, 2)
     first = repo.alert_count()
     assert first == 1
@@ -101,10 +103,13 @@ def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
     record_failure(settings, repo, FailedCycle(clock(), clock(), "ValueError: x", "cli", None))
     folder = tmp_path / "decisions"
     write_days(folder, german(), range(2))
-    files = load_settings(write_config(merge({"database": {"url": backend_url}},
-                                             file_config(folder)), name="files.yaml"), env={})
-    run_cycle(files, repo, cipher, clock=lambda: datetime(2026, 11, 3, tzinfo=UTC),
-              actor="cli")
+    files = load_settings(
+        write_config(
+            merge({"database": {"url": backend_url}}, file_config(folder)), name="files.yaml"
+        ),
+        env={},
+    )
+    run_cycle(files, repo, cipher, clock=lambda: datetime(2026, 11, 3, tzinfo=UTC), actor="cli")
     repo.engine.dispose()
     s = Stored(sim, backend_url)
     assert s.verify() == (0, [])
@@ -114,38 +119,66 @@ def stored(write_config: Callable[..., Path], backend_url: str, tmp_path: Path,
 # Per table: the row to attack and another (SQL), edits as (column, new value SQL), and how a
 # copied row avoids the table's unique constraints.
 TARGETS: dict[str, dict[str, Any]] = {
-    "runs": {"x": "SELECT id FROM runs WHERE status = 'failed'",
-             "y": "SELECT min(id) FROM runs",
-             "edits": [("actor", "''"), ("error", "NULL"), ("error", "' '"),
-                       ("cycle_index", "{y}"), ("started_at", "{y}")],
-             "copy": {}},
-    "readings": {"x": "SELECT min(id) FROM readings WHERE scenario = 'monitored'",
-                 "y": "SELECT max(id) FROM readings WHERE scenario = 'monitored'",
-                 "edits": [("dir", "0.95"), ("verdict", "NULL"), ("verdict_reason", "''"),
-                           ("dir", "{y}"), ("dir_alert", "NOT dir_alert"),
-                           ("measured_at", "{y}")],
-                 "copy": {"run_id": "(SELECT id FROM runs WHERE status = 'failed')"}},
-    "group_results": {"x": "SELECT min(id) FROM group_results WHERE role = 'compared'",
-                      "y": "SELECT max(id) FROM group_results WHERE role = 'compared'",
-                      "edits": [("label", "''"), ("p_value", "NULL"), ("rate", "{y}"),
-                                ("approved", "{y}")],
-                      "copy": {"label": "label || ' copy'"}},
-    "alerts": {"x": "SELECT min(id) FROM alerts", "y": "SELECT max(id) FROM alerts",
-               "edits": [("token", "{y}"), ("state", "'open'"), ("verdict", "''"),
-                         ("closed_at", "NULL"), ("clean_streak", "7"), ("key_id", "' '")],
-               "copy": {"reading_id": "(SELECT min(id) FROM readings WHERE scenario = "
-                                      "'reference')"}},
-    "source_files": {"x": "SELECT min(id) FROM source_files",
-                     "y": "SELECT max(id) FROM source_files",
-                     "edits": [("sha256", "{y}"), ("path", "''"), ("reading_id", "NULL"),
-                               ("mtime_ns", "mtime_ns + 1")],
-                     "copy": {}},
+    "runs": {
+        "x": "SELECT id FROM runs WHERE status = 'failed'",
+        "y": "SELECT min(id) FROM runs",
+        "edits": [
+            ("actor", "''"),
+            ("error", "NULL"),
+            ("error", "' '"),
+            ("cycle_index", "{y}"),
+            ("started_at", "{y}"),
+        ],
+        "copy": {},
+    },
+    "readings": {
+        "x": "SELECT min(id) FROM readings WHERE scenario = 'monitored'",
+        "y": "SELECT max(id) FROM readings WHERE scenario = 'monitored'",
+        "edits": [
+            ("dir", "0.95"),
+            ("verdict", "NULL"),
+            ("verdict_reason", "''"),
+            ("dir", "{y}"),
+            ("dir_alert", "NOT dir_alert"),
+            ("measured_at", "{y}"),
+        ],
+        "copy": {"run_id": "(SELECT id FROM runs WHERE status = 'failed')"},
+    },
+    "group_results": {
+        "x": "SELECT min(id) FROM group_results WHERE role = 'compared'",
+        "y": "SELECT max(id) FROM group_results WHERE role = 'compared'",
+        "edits": [("label", "''"), ("p_value", "NULL"), ("rate", "{y}"), ("approved", "{y}")],
+        "copy": {"label": "label || ' copy'"},
+    },
+    "alerts": {
+        "x": "SELECT min(id) FROM alerts",
+        "y": "SELECT max(id) FROM alerts",
+        "edits": [
+            ("token", "{y}"),
+            ("state", "'open'"),
+            ("verdict", "''"),
+            ("closed_at", "NULL"),
+            ("clean_streak", "7"),
+            ("key_id", "' '"),
+        ],
+        "copy": {"reading_id": "(SELECT min(id) FROM readings WHERE scenario = 'reference')"},
+    },
+    "source_files": {
+        "x": "SELECT min(id) FROM source_files",
+        "y": "SELECT max(id) FROM source_files",
+        "edits": [
+            ("sha256", "{y}"),
+            ("path", "''"),
+            ("reading_id", "NULL"),
+            ("mtime_ns", "mtime_ns + 1"),
+        ],
+        "copy": {},
+    },
 }
 
 
 @pytest.mark.parametrize("table", list(TARGETS))
-def test_every_edit_of_a_row_is_reported_at_its_table_and_id(stored: Stored,
-                                                             table: str) -> None:
+def test_every_edit_of_a_row_is_reported_at_its_table_and_id(stored: Stored, table: str) -> None:
     t = TARGETS[table]
     x, y = stored.one(t["x"]), stored.one(t["y"])
     assert x != y
@@ -154,37 +187,45 @@ def test_every_edit_of_a_row_is_reported_at_its_table_and_id(stored: Stored,
         other = f"(SELECT {column} FROM {table} WHERE id = {y})"
         new = value.format(y=other)
         same = "IS NOT DISTINCT FROM" if stored.url.startswith("postgresql") else "IS"
-        assert query_url(stored.url, f"SELECT {new} {same} {column} "
-                                     f"FROM {table} WHERE id = {x}")[0][0] in (0, False), (
-            f"{table}.{column}: the edit would change nothing")
+        assert query_url(stored.url, f"SELECT {new} {same} {column} FROM {table} WHERE id = {x}")[
+            0
+        ][0] in (0, False), f"{table}.{column}: the edit would change nothing"
         edit(stored.url, f"UPDATE {table} SET {column} = {new} WHERE id = {x}")
         assert stored.verify() == (1, [("row_modified", table, x)]), (table, column, value)
-        edit(stored.url, f"UPDATE {table} SET {column} = :v WHERE id = {x}",
-             params={"v": original})
+        edit(stored.url, f"UPDATE {table} SET {column} = :v WHERE id = {x}", params={"v": original})
     assert stored.verify() == (0, [])
 
 
 @pytest.mark.parametrize("table", list(TARGETS))
-def test_a_deleted_an_inserted_and_two_swapped_rows_are_reported(stored: Stored,
-                                                                 table: str) -> None:
+def test_a_deleted_an_inserted_and_two_swapped_rows_are_reported(
+    stored: Stored, table: str
+) -> None:
     t = TARGETS[table]
     x, y = stored.one(t["x"]), stored.one(t["y"])
     columns = form_of(1, table).columns
     new_id = stored.one(f"SELECT max(id) FROM {table}") + 100
     picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
     quoted = ", ".join(f'"{c}"' for c in columns)
-    edit(stored.url, f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} "
-                     f"FROM {table} WHERE id = {x}")
+    edit(
+        stored.url,
+        f"INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)} FROM {table} WHERE id = {x}",
+    )
     assert stored.verify() == (1, [("row_unrecorded", table, new_id)])
     edit(stored.url, f"DELETE FROM {table} WHERE id = {new_id}")
 
-    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
-         f"UPDATE {table} SET id = {x} WHERE id = {y}",
-         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    edit(
+        stored.url,
+        f"UPDATE {table} SET id = -1 WHERE id = {x}",
+        f"UPDATE {table} SET id = {x} WHERE id = {y}",
+        f"UPDATE {table} SET id = {y} WHERE id = -1",
+    )
     assert stored.verify() == (1, sorted([("row_modified", table, x), ("row_modified", table, y)]))
-    edit(stored.url, f"UPDATE {table} SET id = -1 WHERE id = {x}",
-         f"UPDATE {table} SET id = {x} WHERE id = {y}",
-         f"UPDATE {table} SET id = {y} WHERE id = -1")
+    edit(
+        stored.url,
+        f"UPDATE {table} SET id = -1 WHERE id = {x}",
+        f"UPDATE {table} SET id = {x} WHERE id = {y}",
+        f"UPDATE {table} SET id = {y} WHERE id = -1",
+    )
     assert stored.verify() == (0, [])
 
     edit(stored.url, f"DELETE FROM {table} WHERE id = {x}")
@@ -199,17 +240,24 @@ def test_json_anomalies_name_kind_seq_table_id_and_detail(stored: Stored) -> Non
     assert result.exit_code == 1
     (anomaly,) = json.loads(result.stdout)["anomalies"]
     assert set(anomaly) == {"kind", "seq", "table", "id", "detail"}
-    recorded_by = stored.one("SELECT min(seq) FROM audit_events "
-                             "WHERE event_type = 'cycle_completed'")
-    assert anomaly == {"kind": "row_modified", "seq": recorded_by, "table": "readings",
-                       "id": reading, "detail": f"the stored row differs from the digest "
-                                                f"recorded at seq {recorded_by}"}
+    recorded_by = stored.one(
+        "SELECT min(seq) FROM audit_events WHERE event_type = 'cycle_completed'"
+    )
+    assert anomaly == {
+        "kind": "row_modified",
+        "seq": recorded_by,
+        "table": "readings",
+        "id": reading,
+        "detail": f"the stored row differs from the digest recorded at seq {recorded_by}",
+    }
     text_out = CliRunner().invoke(cli, ["--config", str(stored.config), "verify"]).stdout
     head, *_, verdict = text_out.splitlines()
     head_seq = stored.one("SELECT max(seq) FROM audit_events")
-    assert head == (f"audit chain TAMPERED: the events' hashes hold up to seq {head_seq}, but "
-                    "stored rows do not match the digests the chain recorded (1 found; first: "
-                    f"row readings id {reading} (seq {recorded_by}): row_modified)")
+    assert head == (
+        f"audit chain TAMPERED: the events' hashes hold up to seq {head_seq}, but "
+        "stored rows do not match the digests the chain recorded (1 found; first: "
+        f"row readings id {reading} (seq {recorded_by}): row_modified)"
+    )
     assert "verified up to" not in text_out  # nothing that reads as "all is well"
     assert verdict == "verdict: TAMPERED (1 anomalies; exit 1)"
 
@@ -225,10 +273,36 @@ def test_the_canonical_form_is_the_same_for_both_back_ends() -> None:
     """SQLite hands back times as text and booleans as 0/1, PostgreSQL as datetime and bool;
     a float column may come back as an int: the canonical text is the same."""
     form = FORMS[1]["alerts"]
-    sqlite_row = (3, 1, 2, "2026-01-01 00:00:05.000000", "dir", 1, "tok", "k", "open", None,
-                  2, 0, None)
-    pg_row = (3, 1, 2, datetime(2026, 1, 1, 1, 0, 5, tzinfo=timezone_plus_one()), "dir", 1.0,
-              "tok", "k", "open", None, 2, 0, None)
+    sqlite_row = (
+        3,
+        1,
+        2,
+        "2026-01-01 00:00:05.000000",
+        "dir",
+        1,
+        "tok",
+        "k",
+        "open",
+        None,
+        2,
+        0,
+        None,
+    )
+    pg_row = (
+        3,
+        1,
+        2,
+        datetime(2026, 1, 1, 1, 0, 5, tzinfo=timezone_plus_one()),
+        "dir",
+        1.0,
+        "tok",
+        "k",
+        "open",
+        None,
+        2,
+        0,
+        None,
+    )
     assert form.canonical(sqlite_row) == form.canonical(pg_row)
     assert '"created_at":"2026-01-01T00:00:05.000000Z"' in form.canonical(sqlite_row)
     assert '"dir":1.0' in form.canonical(sqlite_row)
@@ -248,34 +322,47 @@ def test_the_canonical_form_is_the_same_for_both_back_ends() -> None:
 
 def timezone_plus_one() -> Any:
     from datetime import timezone
+
     return timezone(timedelta(hours=1))
 
 
 def test_rows_from_before_row_digests_get_one_signed_baseline(
-        write_config: Callable[..., Path], backend_url: str,
-        clock: Callable[[], datetime]) -> None:
+    write_config: Callable[..., Path], backend_url: str, clock: Callable[[], datetime]
+) -> None:
     """A database written by a version without row digests: the first writable start (or
     `db upgrade`) records one ``rows_baseline`` event; from then on its rows are checked."""
     config, _settings, repo, _cipher = adverse_cycles(write_config, backend_url, clock, 3)
     repo.engine.dispose()
     # Rewrite the chain as the previous version wrote it: the same events, no row digests.
     prev = GENESIS_HASH
-    rows = query_url(backend_url, "SELECT seq, ts, event_type, actor, canonical "
-                                  "FROM audit_events ORDER BY seq")
+    rows = query_url(
+        backend_url, "SELECT seq, ts, event_type, actor, canonical FROM audit_events ORDER BY seq"
+    )
     statements = ["DELETE FROM audit_events"]
     params: dict[str, Any] = {}
     for n, (seq, ts, event_type, actor, canonical) in enumerate(rows):
         payload = json.loads(canonical)["payload"]
         payload.pop("row_digests", None)
-        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
-                           payload=payload, prev_hash=prev)
+        rec = build_record(
+            seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload, prev_hash=prev
+        )
         prev = rec.hash
         statements.append(
             "INSERT INTO audit_events (seq, ts, event_type, actor, payload, canonical, "
-            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :p{n}, :c{n}, :h{n}, :x{n})")
-        params.update({f"s{n}": seq, f"t{n}": ts, f"e{n}": event_type, f"a{n}": actor,
-                       f"p{n}": json.dumps(dict(rec.payload)), f"c{n}": rec.canonical,
-                       f"h{n}": rec.prev_hash, f"x{n}": rec.hash})
+            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :p{n}, :c{n}, :h{n}, :x{n})"
+        )
+        params.update(
+            {
+                f"s{n}": seq,
+                f"t{n}": ts,
+                f"e{n}": event_type,
+                f"a{n}": actor,
+                f"p{n}": json.dumps(dict(rec.payload)),
+                f"c{n}": rec.canonical,
+                f"h{n}": rec.prev_hash,
+                f"x{n}": rec.hash,
+            }
+        )
     edit(backend_url, *statements, params=params)
     s = Stored(config, backend_url)
     code, anomalies = s.verify()
@@ -297,8 +384,9 @@ def test_rows_from_before_row_digests_get_one_signed_baseline(
     assert s.one("SELECT count(*) FROM audit_events WHERE event_type = 'rows_baseline'") == 1
 
 
-def pruned_store(write_config: Callable[..., Path], backend_url: str
-                 ) -> tuple[Path, Settings, dict[str, Any]]:
+def pruned_store(
+    write_config: Callable[..., Path], backend_url: str
+) -> tuple[Path, Settings, dict[str, Any]]:
     """Three cycles 400 days old, a checkpoint, a recent cycle, then retention: the old
     cycles' events are pruned (``chain_pruned``), their rows kept.
 
@@ -307,24 +395,29 @@ def pruned_store(write_config: Callable[..., Path], backend_url: str
     """
     now = datetime.now(UTC)
     old = iter(now - timedelta(days=400) + timedelta(seconds=i) for i in range(1000))
-    config, settings, repo, cipher = adverse_cycles(write_config, backend_url,
-                                                     lambda: next(old), 3)
+    config, settings, repo, cipher = adverse_cycles(write_config, backend_url, lambda: next(old), 3)
     signer = open_signing_key(settings, repo)
     write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(now))
     recent = iter(now - timedelta(minutes=5) + timedelta(seconds=i) for i in range(1000))
     run_cycle(settings, repo, cipher, clock=lambda: next(recent), actor="cli")
     ts = rfc3339(now)
     done = apply_retention(
-        repo, readings_before=now - timedelta(days=800), runs_before=now - timedelta(days=800),
+        repo,
+        readings_before=now - timedelta(days=800),
+        runs_before=now - timedelta(days=800),
         prune=lambda seq, head: sign_prune(signer, pruned_to=seq, head_hash=head, ts=ts),
-        audit_before=rfc3339(now - timedelta(days=183)), dry_run=False, ts=ts)
+        audit_before=rfc3339(now - timedelta(days=183)),
+        dry_run=False,
+        ts=ts,
+    )
     repo.engine.dispose()
     assert done["pruned_to"] is not None
     return config, settings, done
 
 
-def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., Path],
-                                                    backend_url: str) -> None:
+def test_rows_outlive_the_events_that_recorded_them(
+    write_config: Callable[..., Path], backend_url: str
+) -> None:
     """Retention prunes old events but keeps readings longer: ``chain_pruned`` carries what
     the pruned events recorded, so an edit of such a reading is still found."""
     config, _settings, done = pruned_store(write_config, backend_url)
@@ -334,8 +427,11 @@ def test_rows_outlive_the_events_that_recorded_them(write_config: Callable[..., 
     assert s.verify() == (0, [])
     edit(backend_url, "UPDATE readings SET verdict = 'fair' WHERE id = 2")
     assert s.verify() == (1, [("row_modified", "readings", 2)])
-    edit(backend_url, "UPDATE readings SET verdict = 'adverse' WHERE id = 2",
-         "DELETE FROM group_results WHERE id = 1")
+    edit(
+        backend_url,
+        "UPDATE readings SET verdict = 'adverse' WHERE id = 2",
+        "DELETE FROM group_results WHERE id = 1",
+    )
     code, anomalies = s.verify()
     assert ("row_missing", "group_results", 1) in anomalies
     assert code == 1
@@ -350,14 +446,17 @@ def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
 
     for table in TABLES:
         assert set(Base.metadata.tables[table].columns.keys()) == set(
-            FORMS[CURRENT_FORM][table].columns), table
+            FORMS[CURRENT_FORM][table].columns
+        ), table
     url = f"sqlite:///{tmp_path / 'v.db'}"
     engine = make_engine(url)
     upgrade(engine, url)
     with engine.connect() as conn:
         views = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
-        read = {name: set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql, re.IGNORECASE))
-                for name, sql in views}
+        read = {
+            name: set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)", sql, re.IGNORECASE))
+            for name, sql in views
+        }
     engine.dispose()
     assert read
     for name, tables in read.items():
@@ -367,15 +466,22 @@ def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
 def test_text_that_is_not_utf8_is_a_modified_row_not_a_crash(stored: Stored) -> None:
     if not stored.url.startswith("sqlite"):  # PostgreSQL refuses such text outright
         with pytest.raises(Exception, match="invalid byte sequence"):
-            edit(stored.url, "UPDATE runs SET actor = convert_from('\\xc3'::bytea, 'UTF8') "
-                             "WHERE id = 1")
+            edit(
+                stored.url,
+                "UPDATE runs SET actor = convert_from('\\xc3'::bytea, 'UTF8') WHERE id = 1",
+            )
         assert stored.verify() == (0, [])
         return
     reading = stored.one("SELECT max(id) FROM readings")
-    edit(stored.url, f"UPDATE readings SET verdict = CAST(X'FF' AS TEXT) WHERE id = {reading}",
-         "UPDATE runs SET actor = CAST(X'C3' AS TEXT) WHERE id = 1")
-    assert stored.verify() == (1, [("row_modified", "readings", reading),
-                                   ("row_modified", "runs", 1)])
+    edit(
+        stored.url,
+        f"UPDATE readings SET verdict = CAST(X'FF' AS TEXT) WHERE id = {reading}",
+        "UPDATE runs SET actor = CAST(X'C3' AS TEXT) WHERE id = 1",
+    )
+    assert stored.verify() == (
+        1,
+        [("row_modified", "readings", reading), ("row_modified", "runs", 1)],
+    )
 
 
 def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stored) -> None:
@@ -391,9 +497,12 @@ def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stor
     try:
         row = stored_rows(engine, "readings", [reading])[reading]
         forged = FORMS[1]["readings"].digest(row)
-        Repository(engine).append_event("cycle_completed", "cli", {
-            "row_digests": {"form": 1, "readings": [[reading, forged]]}},
-            ts="2026-12-01T00:00:00.000000Z")
+        Repository(engine).append_event(
+            "cycle_completed",
+            "cli",
+            {"row_digests": {"form": 1, "readings": [[reading, forged]]}},
+            ts="2026-12-01T00:00:00.000000Z",
+        )
     finally:
         engine.dispose()
     assert stored.verify() == (1, [("row_modified", "readings", reading)] * 2)
@@ -401,13 +510,46 @@ def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stor
 
 # Every kind of value a back end or a hand edit can leave in a column of any kind.
 ODD_VALUES: list[Any] = [
-    None, 0, 1, 2, -7, 2**70, True, False, 0.0, -0.0, 1.0, 3.0, 0.95, 1e-5, 1e300,
-    float("inf"), float("-inf"), float("nan"), "", " ", "x", "1", "nul", "é\u2028\"\\\n",
-    "\ud800", "2026-01-01 00:00:05.000000", "2026-01-01 00:00:05.00000x",
-    "\uff12026-01-01 00:00:05.000000", "2026-01-01T00:00:05.000000Z",
-    '{"b":1,"a":[2,{"d":1,"c":2}]}', "[1,2]", b"\x00\xff", bytearray(b"a"), memoryview(b"z"),
-    datetime(2026, 1, 1, tzinfo=timezone_plus_one()), datetime(2026, 1, 1),
-    datetime(5, 1, 1, tzinfo=UTC), {"z": 1, "a": 2}, [3, {"b": 1, "a": 0}]]
+    None,
+    0,
+    1,
+    2,
+    -7,
+    2**70,
+    True,
+    False,
+    0.0,
+    -0.0,
+    1.0,
+    3.0,
+    0.95,
+    1e-5,
+    1e300,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    "",
+    " ",
+    "x",
+    "1",
+    "nul",
+    'é\u2028"\\\n',
+    "\ud800",
+    "2026-01-01 00:00:05.000000",
+    "2026-01-01 00:00:05.00000x",
+    "\uff12026-01-01 00:00:05.000000",
+    "2026-01-01T00:00:05.000000Z",
+    '{"b":1,"a":[2,{"d":1,"c":2}]}',
+    "[1,2]",
+    b"\x00\xff",
+    bytearray(b"a"),
+    memoryview(b"z"),
+    datetime(2026, 1, 1, tzinfo=timezone_plus_one()),
+    datetime(2026, 1, 1),
+    datetime(5, 1, 1, tzinfo=UTC),
+    {"z": 1, "a": 2},
+    [3, {"b": 1, "a": 0}],
+]
 
 
 def test_the_compiled_canonical_text_is_the_reference_text_for_any_value() -> None:
@@ -426,15 +568,27 @@ def test_row_digests_are_those_recorded_before_the_compiled_forms() -> None:
     """Digests already on the chain stay valid: pinned from the code before this change."""
     from datetime import timezone
 
-    pool = [None, 7, 1, 0.95, float("nan"), float("inf"), 3, "é\u2028\"x",
-            "2026-01-01 00:00:05.000000", '{"b":1,"a":[2,{"d":1,"c":2}]}', b"\x00\xff",
-            datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=3)))]
+    pool = [
+        None,
+        7,
+        1,
+        0.95,
+        float("nan"),
+        float("inf"),
+        3,
+        'é\u2028"x',
+        "2026-01-01 00:00:05.000000",
+        '{"b":1,"a":[2,{"d":1,"c":2}]}',
+        b"\x00\xff",
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=3))),
+    ]
     pinned = {
         "runs": "42cc82f2ed034931dc8607ab23823884a38a8a784dbb229023879c5d67f18a86",
         "readings": "41076fc7c6357c01e765b69f18144f24dcc2ace5e72060d408dc9d4b81cb4cf0",
         "group_results": "8bb8eb112b324f60185ebdb206bb2e461d2d948dd9ca9855dc7d240c5aca5679",
         "alerts": "b6f1e2243094683a6af138d81b9321e708d727c35def6fc8c81e2ffd1a8edb82",
-        "source_files": "fbd157ced8d32a7f2b4cae0422dc78ded92504a435c70fe577b06f4b9125e68e"}
+        "source_files": "fbd157ced8d32a7f2b4cae0422dc78ded92504a435c70fe577b06f4b9125e68e",
+    }
     for table, form in FORMS[1].items():
         values = [pool[(i * 5 + len(table)) % len(pool)] for i in range(len(form.columns))]
         assert form.digest(values) == pinned[table], table
@@ -454,21 +608,32 @@ def test_row_entries_read_without_the_json_decoder_are_the_decoded_ones() -> Non
         digests: dict[str, Any] = {"form": rnd.choice([0, 1, 2])}
         for table in ("alerts", "group_results", "readings", "runs", "source_files"):
             if rnd.random() < 0.5:
-                digests[table] = [[rnd.choice([0, 7, 123456789012]), f"{rnd.getrandbits(256):064x}"]
-                                  for _ in range(rnd.randint(0, 3))]
-        texts.append('{"actor":"a","event_type":"cycle_completed","payload":'
-                     + canonical_json({"row_digests": digests, "run_id": 1}) + ',"seq":1}')
+                digests[table] = [
+                    [rnd.choice([0, 7, 123456789012]), f"{rnd.getrandbits(256):064x}"]
+                    for _ in range(rnd.randint(0, 3))
+                ]
+        texts.append(
+            '{"actor":"a","event_type":"cycle_completed","payload":'
+            + canonical_json({"row_digests": digests, "run_id": 1})
+            + ',"seq":1}'
+        )
     usual = texts[0]
-    texts += [usual.replace('"form":', '"form":0'), usual.replace("[[", "[[0"),
-              usual.replace('"form":', '"alertz":[],"form":'), usual.replace("]]", "]] "),
-              usual.replace('"form":1', '"form":1,"form":2'), usual.upper(),
-              usual.replace('"row_digests":{', '"row_digests":{"zz":1,')]
+    texts += [
+        usual.replace('"form":', '"form":0'),
+        usual.replace("[[", "[[0"),
+        usual.replace('"form":', '"alertz":[],"form":'),
+        usual.replace("]]", "]] "),
+        usual.replace('"form":1', '"form":1,"form":2'),
+        usual.upper(),
+        usual.replace('"row_digests":{', '"row_digests":{"zz":1,'),
+    ]
     decode = json.JSONDecoder().raw_decode
     for text_ in texts:
         at = text_.find('"row_digests":{')
         try:
-            expected: Any = {} if at < 0 else {
-                "row_digests": decode(text_, at + len('"row_digests":'))[0]}
+            expected: Any = (
+                {} if at < 0 else {"row_digests": decode(text_, at + len('"row_digests":'))[0]}
+            )
         except ValueError:
             expected = None
         got = _row_entries(text_)

@@ -36,8 +36,9 @@ from fairlens_monitor.sources.sql import count_statement
 SPEC = GroupSpec(attributes=("g",), privileged_value="a", unprivileged_value="b")
 
 
-def decisions(seed: int, n: int, slope: float, shift: float,
-              grid: int | None = None) -> pd.DataFrame:
+def decisions(
+    seed: int, n: int, slope: float, shift: float, grid: int | None = None
+) -> pd.DataFrame:
     """Two or three groups with logistic scores; ``grid`` rounds scores onto k/grid."""
     rng = np.random.default_rng(seed)
     g = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.35, 0.15])
@@ -75,10 +76,10 @@ def test_auc_on_the_bin_grid_equals_sklearn(seed: int, n: int, bins: int) -> Non
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(200, 3000), st.floats(0.5, 4.0),
-       st.floats(-2.0, 2.0))
-def test_binned_auc_is_within_0_005_of_sklearn(seed: int, n: int, slope: float,
-                                               shift: float) -> None:
+@given(st.integers(0, 2**32 - 1), st.integers(200, 3000), st.floats(0.5, 4.0), st.floats(-2.0, 2.0))
+def test_binned_auc_is_within_0_005_of_sklearn(
+    seed: int, n: int, slope: float, shift: float
+) -> None:
     df = decisions(seed, n, slope, shift)
     counts = table(df)
     got = score_metrics(counts, 100)
@@ -93,8 +94,9 @@ def test_binned_auc_is_within_0_005_of_sklearn(seed: int, n: int, slope: float,
         if min(positives, float(part[N].sum()) - positives) >= 50:
             assert abs(metrics["auc"] - expected) <= 0.005
         # The guaranteed bound: half the share of positive-negative pairs in one bin.
-        cube = part.pivot_table(index=SCORE_BIN, columns="_label", values=N, aggfunc="sum",
-                                fill_value=0)
+        cube = part.pivot_table(
+            index=SCORE_BIN, columns="_label", values=N, aggfunc="sum", fill_value=0
+        )
         if {True, False} <= set(cube.columns):
             same = float((cube[True] * cube[False]).sum())
             pairs = float(cube[True].sum() * cube[False].sum())
@@ -104,9 +106,8 @@ def test_binned_auc_is_within_0_005_of_sklearn(seed: int, n: int, slope: float,
 def test_calibration_gap_is_exact_and_chunking_does_not_change_the_table() -> None:
     df = decisions(3, 5000, 1.5, 0.3)
     whole = table(df)
-    chunked = combine([table(df.iloc[i:i + 700]) for i in range(0, len(df), 700)])
-    pd.testing.assert_frame_equal(whole.drop(columns=SCORE_SUM),
-                                  chunked.drop(columns=SCORE_SUM))
+    chunked = combine([table(df.iloc[i : i + 700]) for i in range(0, len(df), 700)])
+    pd.testing.assert_frame_equal(whole.drop(columns=SCORE_SUM), chunked.drop(columns=SCORE_SUM))
     np.testing.assert_allclose(whole[SCORE_SUM], chunked[SCORE_SUM], rtol=1e-12)
     got = score_metrics(whole, 100)
     for group, part in df.groupby("g"):
@@ -127,29 +128,41 @@ def test_a_bad_score_names_the_column_and_count_never_the_value(bad: Any) -> Non
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def scored_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, pd.DataFrame]:
-    url = (f"sqlite:///{tmp_path / 'lender.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("pg_url")))
+    url = (
+        f"sqlite:///{tmp_path / 'lender.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
     df = decisions(5, 3000, 2.0, 0.0)
     df.loc[:99, "score"] = np.floor(df.loc[:99, "score"] * 100) / 100  # on bin edges
     df.loc[100, "score"], df.loc[101, "score"] = 0.0, 1.0
     engine = create_engine(url)
     df.assign(approved=df["approved"].astype(int), repaid=df["repaid"].astype(int)).to_sql(
-        "decisions", engine, index=False)
+        "decisions", engine, index=False
+    )
     engine.dispose()
     return url, df
 
 
-def sql_settings(make_settings: Callable[..., Settings], url: str,
-                 **measurement: Any) -> Settings:
-    return make_settings({
-        "source": {"kind": "sql", "url": url, "table": "decisions", "outcome": "approved"},
-        "measurement": {"protected_attributes": ["g"], "privileged_value": "a",
-                        "unprivileged_value": "b", "label": "repaid", "score": "score",
-                        **measurement}})
+def sql_settings(make_settings: Callable[..., Settings], url: str, **measurement: Any) -> Settings:
+    return make_settings(
+        {
+            "source": {"kind": "sql", "url": url, "table": "decisions", "outcome": "approved"},
+            "measurement": {
+                "protected_attributes": ["g"],
+                "privileged_value": "a",
+                "unprivileged_value": "b",
+                "label": "repaid",
+                "score": "score",
+                **measurement,
+            },
+        }
+    )
 
 
 def test_the_sql_group_by_bins_scores_as_the_file_reader_does(
-        make_settings: Callable[..., Settings], scored_db: tuple[str, pd.DataFrame]) -> None:
+    make_settings: Callable[..., Settings], scored_db: tuple[str, pd.DataFrame]
+) -> None:
     url, df = scored_db
     s = sql_settings(make_settings, url)
     source = SqlSource(s.source, s.group_spec(), "repaid", "score", 100)
@@ -157,8 +170,9 @@ def test_the_sql_group_by_bins_scores_as_the_file_reader_does(
     source.close()
     assert batch.lineage["rows_returned"] < len(df)  # bins, not raw scores, crossed the wire
     expected = table(df)
-    pd.testing.assert_frame_equal(batch.counts.drop(columns=SCORE_SUM),
-                                  expected.drop(columns=SCORE_SUM), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        batch.counts.drop(columns=SCORE_SUM), expected.drop(columns=SCORE_SUM), check_dtype=False
+    )
     np.testing.assert_allclose(batch.counts[SCORE_SUM], expected[SCORE_SUM], rtol=1e-9)
     doc = measure_counts(batch.counts, s).statistics_json()
     by_group = {g["group"]: g["ground_truth"] for g in doc["groups"]}
@@ -166,7 +180,8 @@ def test_the_sql_group_by_bins_scores_as_the_file_reader_does(
 
 
 def test_bad_scores_in_the_database_are_counted_not_quoted(
-        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'bad.db'}"
     df = decisions(2, 200, 1.0, 0.0).astype({"score": object})
     df.loc[[1, 2], "score"] = 1.25
@@ -191,18 +206,21 @@ def test_postgresql_bins_with_floor() -> None:
     assert "sum(decisions.score)" in sql
 
 
-@pytest.mark.parametrize(("measurement", "fragment"), [
-    ({"score_bins": 1}, "measurement.score_bins"),
-    ({"score_bins": 10_001}, "measurement.score_bins"),
-    ({"score_bins": 2.5}, "measurement.score_bins"),
-    ({"score_bins": True}, "measurement.score_bins"),
-    ({"label": None}, "measurement.score.*measurement.label"),
-    ({"score": ["score"]}, "measurement.score"),
-    ({"score": "g"}, "measurement.score"),
-])
-def test_score_config_is_validated_naming_the_key(make_settings: Callable[..., Settings],
-                                                  measurement: dict[str, Any],
-                                                  fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("measurement", "fragment"),
+    [
+        ({"score_bins": 1}, "measurement.score_bins"),
+        ({"score_bins": 10_001}, "measurement.score_bins"),
+        ({"score_bins": 2.5}, "measurement.score_bins"),
+        ({"score_bins": True}, "measurement.score_bins"),
+        ({"label": None}, "measurement.score.*measurement.label"),
+        ({"score": ["score"]}, "measurement.score"),
+        ({"score": "g"}, "measurement.score"),
+    ],
+)
+def test_score_config_is_validated_naming_the_key(
+    make_settings: Callable[..., Settings], measurement: dict[str, Any], fragment: str
+) -> None:
     with pytest.raises(ConfigError, match=fragment):
         sql_settings(make_settings, "sqlite:///x.db", **measurement)
 
@@ -216,8 +234,19 @@ def test_measure_command_reports_auc_and_calibration(tmp_path: Path) -> None:
     df = decisions(9, 2000, 2.0, 0.0)
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
-    args = [str(path), "--protected-attribute", "g", "--privileged-value", "a",
-            "--outcome", "approved", "--label", "repaid", "--score", "score"]
+    args = [
+        str(path),
+        "--protected-attribute",
+        "g",
+        "--privileged-value",
+        "a",
+        "--outcome",
+        "approved",
+        "--label",
+        "repaid",
+        "--score",
+        "score",
+    ]
     runner = CliRunner()
     no_label = runner.invoke(cli, ["measure", *[a for a in args if a not in ("--label", "repaid")]])
     assert no_label.exit_code == 2
@@ -234,7 +263,8 @@ def test_measure_command_reports_auc_and_calibration(tmp_path: Path) -> None:
 
 
 def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
-        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     from fairlens_monitor.ops.app import open_cipher, open_repository
     from fairlens_monitor.ops.cycle import run_cycle
     from tests.test_sources import START, fixed, rows
@@ -243,12 +273,21 @@ def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
     folder.mkdir()
     df = decisions(4, 3000, 2.0, 0.0)
     df.assign(approved=df["approved"].astype(int), repaid=df["repaid"].astype(int)).to_csv(
-        folder / "day.csv", index=False)
-    s = make_settings({
-        "source": {"kind": "file", "path": str(folder / "*.csv"), "outcome": "approved"},
-        "measurement": {"protected_attributes": ["g"], "privileged_value": "a",
-                        "unprivileged_value": "b", "label": "repaid", "score": "score",
-                        "score_bins": 200}})
+        folder / "day.csv", index=False
+    )
+    s = make_settings(
+        {
+            "source": {"kind": "file", "path": str(folder / "*.csv"), "outcome": "approved"},
+            "measurement": {
+                "protected_attributes": ["g"],
+                "privileged_value": "a",
+                "unprivileged_value": "b",
+                "label": "repaid",
+                "score": "score",
+                "score_bins": 200,
+            },
+        }
+    )
     repo = open_repository(s)
     outcome = run_cycle(s, repo, open_cipher(s, repo), clock=fixed(START), actor="cli")
     assert outcome.batch is not None
@@ -258,15 +297,16 @@ def test_a_file_source_cycle_stores_auc_and_calibration_with_the_reading(
     assert stored["score_metrics"]["b"]["auc"] == pytest.approx(sklearn_auc(df, "b"), abs=0.005)
     b = df[df["g"] == "b"]
     assert stored["score_metrics"]["b"]["calibration_gap"] == pytest.approx(
-        b["score"].mean() - b["repaid"].mean(), abs=1e-12)
+        b["score"].mean() - b["repaid"].mean(), abs=1e-12
+    )
 
 
-def test_a_config_without_a_score_hashes_as_before(make_settings: Callable[..., Settings],
-                                                   tmp_path: Path) -> None:
+def test_a_config_without_a_score_hashes_as_before(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     plain = make_settings()
     assert "score" not in plain.shaping()["measurement"]
-    assert make_settings({"measurement": {"score_bins": 50}}).config_hash() == \
-        plain.config_hash()
+    assert make_settings({"measurement": {"score_bins": 50}}).config_hash() == plain.config_hash()
     scored = sql_settings(make_settings, f"sqlite:///{tmp_path / 'x.db'}")
     assert scored.shaping()["measurement"]["score"] == "score"
     assert scored.shaping()["measurement"]["score_bins"] == 100

@@ -32,13 +32,13 @@ def checkpoint_seqs(s: Store) -> set[int]:
 
 
 def head(s: Store) -> tuple[int, str]:
-    seq, kind = query_url(s.url, "SELECT seq, event_type FROM audit_events "
-                                 "ORDER BY seq DESC LIMIT 1")[0]
+    seq, kind = query_url(
+        s.url, "SELECT seq, event_type FROM audit_events ORDER BY seq DESC LIMIT 1"
+    )[0]
     return int(seq), str(kind)
 
 
-def test_a_tail_event_outside_a_cycle_cannot_be_dropped(backend_url: str,
-                                                        tmp_path: Path) -> None:
+def test_a_tail_event_outside_a_cycle_cannot_be_dropped(backend_url: str, tmp_path: Path) -> None:
     s = Store(tmp_path, backend_url, RARELY)
     assert s.cli("once").exit_code == 0
     assert s.cli("once").exit_code == 0
@@ -58,15 +58,20 @@ def test_a_tail_event_outside_a_cycle_cannot_be_dropped(backend_url: str,
 
 
 def test_a_daemons_own_events_are_signed_and_its_cycles_follow_the_policy(
-        backend_url: str, tmp_path: Path) -> None:
+    backend_url: str, tmp_path: Path
+) -> None:
     s = Store(tmp_path, backend_url, merge_schedule(RARELY))
-    run_daemon(load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=1,
-               handle_signals=False)
+    run_daemon(
+        load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=1, handle_signals=False
+    )
     s = Store(tmp_path, backend_url, {**merge_schedule(RARELY), "thresholds": {"dir": 0.75}})
-    run_daemon(load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=2,
-               handle_signals=False)  # new rules: config_changed
-    events = [(int(seq), str(kind)) for seq, kind in query_url(
-        s.url, "SELECT seq, event_type FROM audit_events ORDER BY seq")]
+    run_daemon(
+        load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=2, handle_signals=False
+    )  # new rules: config_changed
+    events = [
+        (int(seq), str(kind))
+        for seq, kind in query_url(s.url, "SELECT seq, event_type FROM audit_events ORDER BY seq")
+    ]
     own = {seq for seq, kind in events if kind not in ROUTINE}
     kinds = {kind for _, kind in events}
     assert {"daemon_started", "daemon_stopped", "config_changed"} <= kinds
@@ -90,13 +95,15 @@ def merge_schedule(overrides: dict[str, object]) -> dict[str, object]:
     return {**overrides, "schedule": {"interval_seconds": 0.05}}
 
 
-def test_missed_cycles_are_sealed_by_the_policy_not_at_once(backend_url: str,
-                                                            tmp_path: Path) -> None:
+def test_missed_cycles_are_sealed_by_the_policy_not_at_once(
+    backend_url: str, tmp_path: Path
+) -> None:
     """A routine event right after a checkpoint waits for the policy; one written
     ``checkpoint_seconds`` later is signed in its own transaction. A rolled-back write
     signs nothing."""
-    s = Store(tmp_path, backend_url, {"audit": {"checkpoint_every": 1000,
-                                                "checkpoint_seconds": 60}})
+    s = Store(
+        tmp_path, backend_url, {"audit": {"checkpoint_every": 1000, "checkpoint_seconds": 60}}
+    )
     settings = load_settings(s.config, env={})
     repo = open_repository(settings)
     try:
@@ -104,11 +111,13 @@ def test_missed_cycles_are_sealed_by_the_policy_not_at_once(backend_url: str,
         start = datetime(2026, 1, 1, tzinfo=UTC)
         first = repo.append_event("config_changed", "cli", {"note": "x"}, ts=rfc3339(start))
         assert checkpoint_seqs(s) == {first.seq}
-        missed = repo.append_event("cycle_missed", "daemon", {"reason": "r"},
-                                   ts=rfc3339(start + timedelta(seconds=30)))
+        missed = repo.append_event(
+            "cycle_missed", "daemon", {"reason": "r"}, ts=rfc3339(start + timedelta(seconds=30))
+        )
         assert checkpoint_seqs(s) == {first.seq}  # inside the documented window
-        later = repo.append_event("cycle_missed", "daemon", {"reason": "r"},
-                                  ts=rfc3339(start + timedelta(seconds=61)))
+        later = repo.append_event(
+            "cycle_missed", "daemon", {"reason": "r"}, ts=rfc3339(start + timedelta(seconds=61))
+        )
         assert checkpoint_seqs(s) == {first.seq, later.seq}
         assert missed.seq < later.seq
         with pytest.raises(RuntimeError, match="rolled back"):

@@ -14,8 +14,14 @@ from fairlens_monitor.sources.simulator import DriftSchedule, generate_loan_data
 
 def test_columns_types_and_ranges() -> None:
     df = generate_loan_data(1001, 0.3, seed=1)
-    assert list(df.columns) == ["application_id", "gender", "credit_score", "approved", "age",
-                                "repaid"]
+    assert list(df.columns) == [
+        "application_id",
+        "gender",
+        "credit_score",
+        "approved",
+        "age",
+        "repaid",
+    ]
     assert df["application_id"].tolist() == list(range(1, 1002))
     assert set(df["gender"]) == {"Male", "Female"}
     assert df["credit_score"].between(500, 800).all()

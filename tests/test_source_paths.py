@@ -42,13 +42,15 @@ def folder(tmp_path: Path) -> Path:
 
 def test_a_link_to_a_file_outside_the_folder_is_refused(folder: Path) -> None:
     (folder / "b.csv").symlink_to(folder.parent / "secret.csv")
-    with pytest.raises(DataError, match=r"b\.csv is a symbolic link to a file outside .*in; "
-                                        r"remove the link, or set source.follow_symlinks"):
+    with pytest.raises(
+        DataError,
+        match=r"b\.csv is a symbolic link to a file outside .*in; "
+        r"remove the link, or set source.follow_symlinks",
+    ):
         match_files(str(folder / "*.csv"))
     with pytest.raises(DataError, match="outside"):
         match_files(str(folder))  # the folder form too
-    assert match_files(str(folder), follow_symlinks=True) == [folder / "a.csv",
-                                                               folder / "b.csv"]
+    assert match_files(str(folder), follow_symlinks=True) == [folder / "a.csv", folder / "b.csv"]
 
 
 def test_a_link_inside_the_folder_is_read(folder: Path) -> None:
@@ -56,8 +58,7 @@ def test_a_link_inside_the_folder_is_read(folder: Path) -> None:
     assert match_files(str(folder / "*.csv")) == [folder / "a.csv", folder / "b.csv"]
 
 
-def test_a_linked_subfolder_leading_out_is_refused_under_a_recursive_glob(
-        folder: Path) -> None:
+def test_a_linked_subfolder_leading_out_is_refused_under_a_recursive_glob(folder: Path) -> None:
     outside = folder.parent / "elsewhere"
     outside.mkdir()
     (outside / "c.csv").write_text(DECISIONS)
@@ -69,8 +70,11 @@ def test_a_linked_subfolder_leading_out_is_refused_under_a_recursive_glob(
 def test_a_link_loop_and_a_dangling_link_are_refused(folder: Path) -> None:
     (folder / "x.csv").symlink_to(folder / "y.csv")
     (folder / "y.csv").symlink_to(folder / "x.csv")
-    with pytest.raises(DataError, match=r"x\.csv is a symbolic link that cannot be followed "
-                                        r"\(a loop or a missing target\)"):
+    with pytest.raises(
+        DataError,
+        match=r"x\.csv is a symbolic link that cannot be followed "
+        r"\(a loop or a missing target\)",
+    ):
         match_files(str(folder / "*.csv"))
     for name in ("x.csv", "y.csv"):
         (folder / name).unlink()
@@ -83,13 +87,21 @@ def test_a_fifo_is_refused_without_being_opened(folder: Path) -> None:
     fifo = folder / "pipe.csv"
     os.mkfifo(fifo)
     # A subprocess with a deadline: opening a FIFO with no writer would block forever.
-    script = ("import sys\nfrom fairlens_monitor.sources.files import match_files\n"
-              "from fairlens_monitor.errors import DataError\n"
-              "try:\n    match_files(sys.argv[1])\nexcept DataError as e:\n    print(e)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(folder / "*.csv")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    script = (
+        "import sys\nfrom fairlens_monitor.sources.files import match_files\n"
+        "from fairlens_monitor.errors import DataError\n"
+        "try:\n    match_files(sys.argv[1])\nexcept DataError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder / "*.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "pipe.csv is a FIFO (named pipe), not a regular file" in done.stdout, (
-        done.stdout + done.stderr)
+        done.stdout + done.stderr
+    )
 
 
 def test_read_file_refuses_a_file_swapped_for_a_fifo_after_matching(folder: Path) -> None:
@@ -97,8 +109,11 @@ def test_read_file_refuses_a_file_swapped_for_a_fifo_after_matching(folder: Path
 
     os.mkfifo(folder / "late.csv")
     cols = Columns(GroupSpec(attributes=("sex",), privileged_value="male"), "risk")
-    with pytest.raises(DataError, match=r"late\.csv: a FIFO \(named pipe\), not a regular "
-                                        r"file; refused"):
+    with pytest.raises(
+        DataError,
+        match=r"late\.csv: a FIFO \(named pipe\), not a regular "
+        r"file; refused",
+    ):
         read_file(folder / "late.csv", cols, None, chunk_rows=1000)
 
 
@@ -121,21 +136,25 @@ def test_a_glob_looks_in_its_fixed_prefix_folder(folder: Path) -> None:
 
 
 def test_follow_symlinks_is_validated_and_reaches_the_source(
-        make_settings: Callable[..., Settings], folder: Path) -> None:
+    make_settings: Callable[..., Settings], folder: Path
+) -> None:
     base = {"kind": "file", "path": str(folder), "outcome": "risk"}
     measurement = {"protected_attributes": ["sex"], "privileged_value": "male"}
-    with pytest.raises(ConfigError, match=r"'source.follow_symlinks': expected true or "
-                                          r"false, got 'yes'"):
-        make_settings({"source": {**base, "follow_symlinks": "yes"},
-                       "measurement": measurement})
+    with pytest.raises(
+        ConfigError,
+        match=r"'source.follow_symlinks': expected true or "
+        r"false, got 'yes'",
+    ):
+        make_settings({"source": {**base, "follow_symlinks": "yes"}, "measurement": measurement})
     (folder / "b.csv").symlink_to(folder.parent / "secret.csv")
     refused = make_settings({"source": base, "measurement": measurement})
     assert refused.source.follow_symlinks is False
     source = FileSource(refused.source, refused.group_spec(), None)
     with pytest.raises(DataError, match="outside"):
         source.read(datetime.now(UTC), {})
-    allowed = make_settings({"source": {**base, "follow_symlinks": True},
-                             "measurement": measurement})
+    allowed = make_settings(
+        {"source": {**base, "follow_symlinks": True}, "measurement": measurement}
+    )
     source = FileSource(allowed.source, allowed.group_spec(), None)
     with pytest.raises(DataError) as caught:  # read now, and refused for its content
         source.read(datetime.now(UTC), {})
@@ -144,11 +163,11 @@ def test_follow_symlinks_is_validated_and_reaches_the_source(
 
 
 def test_a_file_name_that_looks_personal_is_warned_about_once(
-        folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (folder / "john.doe@example.com.csv").write_text(DECISIONS)
     settings = SourceSettings(kind="file", path=str(folder), outcome="risk")
-    source = FileSource(settings, GroupSpec(attributes=("sex",), privileged_value="male"),
-                        None)
+    source = FileSource(settings, GroupSpec(attributes=("sex",), privileged_value="male"), None)
     with caplog.at_level(logging.WARNING, logger="fairlens_monitor.sources"):
         source.read(datetime.now(UTC), {})
         source.read(datetime.now(UTC), {})

@@ -44,10 +44,12 @@ def mover_cp(a: int, n1: int, c: int, n2: int) -> tuple[float, float]:
     l1, u1 = proportion_confint(a, n1, alpha=0.05, method="beta")
     l2, u2 = proportion_confint(c, n2, alpha=0.05, method="beta")
     p1, p2 = a / n1, c / n2
-    low = (p1 * p2 - math.sqrt(max(0.0, (p1 * p2) ** 2 - l1 * u2 * (2 * p1 - l1) * (2 * p2 - u2)))
-           ) / (u2 * (2 * p2 - u2))
-    high = (p1 * p2 + math.sqrt(max(0.0, (p1 * p2) ** 2 - u1 * l2 * (2 * p1 - u1) * (2 * p2 - l2)))
-            ) / (l2 * (2 * p2 - l2))
+    low = (
+        p1 * p2 - math.sqrt(max(0.0, (p1 * p2) ** 2 - l1 * u2 * (2 * p1 - l1) * (2 * p2 - u2)))
+    ) / (u2 * (2 * p2 - u2))
+    high = (
+        p1 * p2 + math.sqrt(max(0.0, (p1 * p2) ** 2 - u1 * l2 * (2 * p1 - u1) * (2 * p2 - l2)))
+    ) / (l2 * (2 * p2 - l2))
     return low, high
 
 
@@ -58,7 +60,8 @@ def test_four_of_ten_against_six_of_ten_is_noise() -> None:
     assert c.p_value == pytest.approx(fisher_two_sided(4, 10, 6, 10))
     assert round(c.p_value, 2) == 0.66
     assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=5)[0] == (
-        "inconclusive")
+        "inconclusive"
+    )
 
 
 def test_a_large_clear_difference_is_adverse() -> None:
@@ -66,7 +69,8 @@ def test_a_large_clear_difference_is_adverse() -> None:
     assert c.test == "z"
     assert c.p_value < 1e-6
     assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30)[0] == (
-        "adverse")
+        "adverse"
+    )
 
 
 def test_small_groups_are_inconclusive_whatever_the_ratio() -> None:
@@ -86,7 +90,8 @@ def test_reference_without_approvals_is_inconclusive() -> None:
     c = stats.compare(5, 50, 0, 50)
     assert c.ratio is None
     assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30)[0] == (
-        "inconclusive")
+        "inconclusive"
+    )
 
 
 def test_shortfall_is_expected_at_the_pooled_rate_minus_actual() -> None:
@@ -125,8 +130,7 @@ def test_clopper_pearson_matches_statsmodels(n: int, data: st.DataObject) -> Non
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 1000), st.integers(1, 1000), st.data())
-def test_ratio_interval_matches_the_mover_formula(n1: int, n2: int,
-                                                  data: st.DataObject) -> None:
+def test_ratio_interval_matches_the_mover_formula(n1: int, n2: int, data: st.DataObject) -> None:
     a = data.draw(st.integers(1, n1))
     c = data.draw(st.integers(1, n2))
     low, high = stats.ratio_ci(a, n1, c, n2)
@@ -137,8 +141,7 @@ def test_ratio_interval_matches_the_mover_formula(n1: int, n2: int,
 
 @settings(max_examples=500, deadline=None)
 @given(st.integers(1, 300), st.integers(1, 300), st.data())
-def test_ratio_interval_always_contains_its_estimate(n1: int, n2: int,
-                                                    data: st.DataObject) -> None:
+def test_ratio_interval_always_contains_its_estimate(n1: int, n2: int, data: st.DataObject) -> None:
     a = data.draw(st.integers(0, n1))
     c = data.draw(st.integers(0, n2))
     low, high = stats.ratio_ci(a, n1, c, n2)
@@ -160,8 +163,12 @@ def test_ratio_interval_at_the_edges() -> None:
     assert low is not None
     assert high is not None
     assert low < 1 < high
-    assert (low, high) == pytest.approx((proportion_confint(30, 30, method="beta")[0],
-                                         1 / proportion_confint(30, 30, method="beta")[0]))
+    assert (low, high) == pytest.approx(
+        (
+            proportion_confint(30, 30, method="beta")[0],
+            1 / proportion_confint(30, 30, method="beta")[0],
+        )
+    )
     # 0/100 against 60/100: ratio 0, and the interval starts at 0 (the old one was
     # 0.001–0.132, which excluded its own estimate)
     low, high = stats.ratio_ci(0, 100, 60, 100)
@@ -211,7 +218,8 @@ def test_a_p_value_that_underflows_is_not_a_false_zero() -> None:
     assert f.test == "fisher"
     assert f.p_value > 0
     assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30)[1] == (
-        "ratio 0.000 < 0.8, p < 1e-300 < 0.05")
+        "ratio 0.000 < 0.8, p < 1e-300 < 0.05"
+    )
 
 
 def test_p_values_print_no_more_precision_than_their_test_has() -> None:
@@ -234,8 +242,8 @@ def test_holm_never_lowers_a_p_value_and_keeps_the_order(ps: list[float]) -> Non
     adjusted = stats.holm(ps)
     assert all(q >= p for p, q in zip(ps, adjusted, strict=True))
     assert all(q <= 1.0 for q in adjusted)
-    for (p1, q1) in zip(ps, adjusted, strict=True):
-        for (p2, q2) in zip(ps, adjusted, strict=True):
+    for p1, q1 in zip(ps, adjusted, strict=True):
+        for p2, q2 in zip(ps, adjusted, strict=True):
             if p1 < p2:
                 assert q1 <= q2
 
@@ -253,7 +261,11 @@ def test_german_credit_by_sex(german: pd.DataFrame) -> None:
     assert female.comparison is not None
     c = female.comparison
     assert (c.approved, c.applicants, c.reference_approved, c.reference_applicants) == (
-        201, 310, 499, 690)
+        201,
+        310,
+        499,
+        690,
+    )
     assert round(c.ratio or 0, 4) == 0.8966
     low, high = mover_cp(201, 310, 499, 690)
     assert (c.ci_low, c.ci_high) == pytest.approx((low, high), rel=1e-9)
@@ -265,15 +277,23 @@ def test_german_credit_by_sex(german: pd.DataFrame) -> None:
 
 
 def test_german_credit_by_age_band(german: pd.DataFrame) -> None:
-    spec = GroupSpec(attributes=("age",), bands={"age": (25.0,)}, privileged_value=">=25",
-                     unprivileged_value="<25")
+    spec = GroupSpec(
+        attributes=("age",),
+        bands={"age": (25.0,)},
+        privileged_value=">=25",
+        unprivileged_value="<25",
+    )
     result = assess(table_from_frame(german, spec, "risk"), spec)
     young = result.headline
     assert young is not None
     assert young.comparison is not None
     c = young.comparison
     assert (c.approved, c.applicants, c.reference_approved, c.reference_applicants) == (
-        88, 149, 612, 851)
+        88,
+        149,
+        612,
+        851,
+    )
     assert round(c.ratio or 0, 4) == 0.8212
     low, high = mover_cp(88, 149, 612, 851)
     assert (c.ci_low, c.ci_high) == pytest.approx((low, high), rel=1e-9)
@@ -282,23 +302,32 @@ def test_german_credit_by_age_band(german: pd.DataFrame) -> None:
     # Passes the four-fifths rule; the gap is nonetheless real. Not adverse at 0.8 ...
     assert result.verdict == "ok"
     # ... but adverse under a stricter 0.9 line, where the significance now matters.
-    strict = assess(table_from_frame(german, spec, "risk"),
-                    GroupSpec(attributes=("age",), bands={"age": (25.0,)},
-                              privileged_value=">=25", unprivileged_value="<25", threshold=0.9))
+    strict = assess(
+        table_from_frame(german, spec, "risk"),
+        GroupSpec(
+            attributes=("age",),
+            bands={"age": (25.0,)},
+            privileged_value=">=25",
+            unprivileged_value="<25",
+            threshold=0.9,
+        ),
+    )
     assert strict.verdict == "adverse"
 
 
-@pytest.mark.parametrize(("verdict", "ci_low", "drift", "level"), [
-    ("adverse", 0.6, False, "high"),
-    ("ok", 0.78, True, "high"),       # drifting, and the interval reaches below the line
-    ("ok", 0.85, True, "medium"),     # drifting, interval still above the line
-    ("inconclusive", 0.5, False, "medium"),
-    ("ok", 0.79, False, "medium"),    # cannot rule out a breach
-    ("ok", None, False, "medium"),
-    ("ok", 0.82, False, "low"),
-])
-def test_risk_level(verdict: stats.Verdict, ci_low: float | None, drift: bool,
-                    level: str) -> None:
+@pytest.mark.parametrize(
+    ("verdict", "ci_low", "drift", "level"),
+    [
+        ("adverse", 0.6, False, "high"),
+        ("ok", 0.78, True, "high"),  # drifting, and the interval reaches below the line
+        ("ok", 0.85, True, "medium"),  # drifting, interval still above the line
+        ("inconclusive", 0.5, False, "medium"),
+        ("ok", 0.79, False, "medium"),  # cannot rule out a breach
+        ("ok", None, False, "medium"),
+        ("ok", 0.82, False, "low"),
+    ],
+)
+def test_risk_level(verdict: stats.Verdict, ci_low: float | None, drift: bool, level: str) -> None:
     assert stats.risk_level(verdict, ci_low, drift, threshold=0.8) == level
 
 
@@ -306,24 +335,35 @@ def test_the_shortfall_rule_is_off_by_default_and_opt_in(german: pd.DataFrame) -
     # 29 CFR 1607.4D: German Credit by age passes four-fifths (0.821) but is significant
     # (p 0.0016) with 16.3 approvals short.
     def by_age(shortfall: float | None) -> tuple[str, str]:
-        spec = GroupSpec(attributes=("age",), bands={"age": (25.0,)}, privileged_value=">=25",
-                         unprivileged_value="<25", shortfall=shortfall)
+        spec = GroupSpec(
+            attributes=("age",),
+            bands={"age": (25.0,)},
+            privileged_value=">=25",
+            unprivileged_value="<25",
+            shortfall=shortfall,
+        )
         result = assess(table_from_frame(german, spec, "risk"), spec)
         return result.verdict, result.reason
 
     assert by_age(None)[0] == "ok"
     verdict, reason = by_age(10)
     assert verdict == "adverse"
-    assert reason == ("<25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) with a "
-                      "shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)")
+    assert reason == (
+        "<25: ratio 0.821 >= 0.8 but significant (p 0.0016 < 0.05) with a "
+        "shortfall of 16.3 approvals >= 10 (29 CFR 1607.4D)"
+    )
     assert by_age(20)[0] == "ok"  # significant, but fewer than 20 approvals short
 
 
 def test_the_shortfall_rule_needs_significance() -> None:
     c = stats.compare(70, 100, 80, 100)  # ratio 0.875, shortfall 5, p ≈ 0.1
     assert c.p_value > 0.05
-    assert stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30,
-                         shortfall_min=1)[0] == "ok"
+    assert (
+        stats.verdict(c, c.p_value, threshold=0.8, alpha=0.05, min_group_size=30, shortfall_min=1)[
+            0
+        ]
+        == "ok"
+    )
 
 
 def test_the_explanation_prints_a_tiny_p_value_as_a_bound(settings: Settings) -> None:

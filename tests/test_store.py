@@ -26,8 +26,17 @@ from fairlens_monitor.store.db import (
 from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 
-TABLES = {"alembic_version", "runs", "readings", "alerts", "audit_events", "checkpoints",
-          "group_results", "source_files", "leadership"}
+TABLES = {
+    "alembic_version",
+    "runs",
+    "readings",
+    "alerts",
+    "audit_events",
+    "checkpoints",
+    "group_results",
+    "source_files",
+    "leadership",
+}
 
 
 @pytest.fixture
@@ -60,8 +69,9 @@ def test_downgrade_and_upgrade_round_trip(url: str, tmp_path: Path) -> None:
         command.downgrade(cfg, "base")
     assert tables(tmp_path / "var" / "fairlens.db") == {"alembic_version"}
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type IN "
-                            "('view', 'trigger')").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type IN ('view', 'trigger')"
+        ).fetchone() == (0,)
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)
     engine.dispose()
@@ -101,13 +111,16 @@ def test_schema_at_another_revision_is_refused(url: str, tmp_path: Path) -> None
 
 
 def test_schema_written_by_a_newer_version_says_upgrade_the_program(
-        url: str, tmp_path: Path) -> None:
+    url: str, tmp_path: Path
+) -> None:
     engine = make_engine(url)
     upgrade(engine, url)
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
-    newer = ("this database was written by a newer version (revision 9999_future); "
-             "upgrade fairlens-monitor")
+    newer = (
+        "this database was written by a newer version (revision 9999_future); "
+        "upgrade fairlens-monitor"
+    )
     with pytest.raises(StoreError, match=re.escape(newer)):
         ensure_schema(engine, url)
     with pytest.raises(StoreError, match=re.escape(newer)):  # not Alembic's traceback
@@ -128,13 +141,15 @@ def test_a_cycle_commits_all_or_nothing(url: str, tmp_path: Path) -> None:
         raise RuntimeError("injected failure after the rows were flushed")
 
     with pytest.raises(RuntimeError, match="injected"):
-        repo.save_cycle(make_run(), [], [], {}, {}, failing_events, close_after=3,
-                        actor="test", ts="t")
+        repo.save_cycle(
+            make_run(), [], [], {}, {}, failing_events, close_after=3, actor="test", ts="t"
+        )
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         for table in ("runs", "readings", "alerts", "audit_events"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-    saved = repo.save_cycle(make_run(), [], [], {}, {}, lambda *_: [("x", {"a": 1})],
-                            close_after=3, actor="t", ts="t")
+    saved = repo.save_cycle(
+        make_run(), [], [], {}, {}, lambda *_: [("x", {"a": 1})], close_after=3, actor="t", ts="t"
+    )
     assert saved.run_id == 1
     assert [e.seq for e in saved.events] == [1]
     engine.dispose()
@@ -156,9 +171,17 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
     repo = Repository(engine)
-    repo.save_cycle(make_run(), [], [], {}, {},
-                    lambda *_: [("cycle_completed", {"dir": 0.7})], close_after=3,
-                    actor="t", ts="2026-01-01T00:00:00.000000Z")
+    repo.save_cycle(
+        make_run(),
+        [],
+        [],
+        {},
+        {},
+        lambda *_: [("cycle_completed", {"dir": 0.7})],
+        close_after=3,
+        actor="t",
+        ts="2026-01-01T00:00:00.000000Z",
+    )
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)
     report = verify_chain(repo.iter_records(), repo.iter_links())
@@ -166,5 +189,6 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
     assert report.count == 1
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         assert conn.execute("SELECT event_type FROM v_audit_trail").fetchall() == [
-            ("cycle_completed",)]
+            ("cycle_completed",)
+        ]
     engine.dispose()

@@ -61,23 +61,34 @@ def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
     assert t.cli("checkpoint").exit_code == 0
     assert t.verify() == (0, [])
     text = t.cli("verify").stdout
-    assert re.search(r"checkpoints verified: ([2-9]) in the anchor file, \1 in the database",
-                     text)
+    assert re.search(r"checkpoints verified: ([2-9]) in the anchor file, \1 in the database", text)
     assert "anchored up to seq 8, 0 events not yet anchored" in text
     return t
 
 
 def forge(row: dict[str, Any], payload: dict[str, Any], prev_hash: str) -> dict[str, Any]:
     """Rebuild a record with new content and a correct hash, as someone with the code could."""
-    rec = build_record(seq=row["seq"], ts=row["ts"], event_type=row["event_type"],
-                       actor=row["actor"], payload=payload, prev_hash=prev_hash)
-    return {"payload": json.dumps(dict(rec.payload)), "canonical": rec.canonical,
-            "prev_hash": rec.prev_hash, "hash": rec.hash, "seq": rec.seq}
+    rec = build_record(
+        seq=row["seq"],
+        ts=row["ts"],
+        event_type=row["event_type"],
+        actor=row["actor"],
+        payload=payload,
+        prev_hash=prev_hash,
+    )
+    return {
+        "payload": json.dumps(dict(rec.payload)),
+        "canonical": rec.canonical,
+        "prev_hash": rec.prev_hash,
+        "hash": rec.hash,
+        "seq": rec.seq,
+    }
 
 
 def test_modified_payload(trail: Trail) -> None:
-    trail.sql("UPDATE audit_events SET payload = json_set(payload, '$.drift_level', 0.1) "
-              "WHERE seq = 3")
+    trail.sql(
+        "UPDATE audit_events SET payload = json_set(payload, '$.drift_level', 0.1) WHERE seq = 3"
+    )
     assert trail.verify() == (1, [(3, "modified")])
     text = trail.cli("verify")
     assert text.exit_code == 1
@@ -94,8 +105,11 @@ def test_modified_canonical_bytes(trail: Trail) -> None:
 def test_broken_link(trail: Trail) -> None:
     row = trail.rows()[2]
     forged = forge(row, {**json.loads(row["payload"]), "dir": 0.99}, row["prev_hash"])
-    trail.sql("UPDATE audit_events SET payload = :payload, canonical = :canonical, "
-              "hash = :hash WHERE seq = :seq", params=forged)  # type: ignore[arg-type]
+    trail.sql(
+        "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
+        "hash = :hash WHERE seq = :seq",
+        params=forged,
+    )  # type: ignore[arg-type]
     # the cycle that raised the alert signed a checkpoint at seq 3 in its own transaction
     assert trail.verify() == (1, [(3, "bad_checkpoint"), (4, "broken_link")])
 
@@ -106,17 +120,18 @@ def test_deleted_event_is_a_gap(trail: Trail) -> None:
 
 
 def test_reordered_events(trail: Trail) -> None:
-    trail.sql("UPDATE audit_events SET id = 1000 WHERE seq = 3",
-              "UPDATE audit_events SET id = 3 WHERE seq = 4",
-              "UPDATE audit_events SET id = 4 WHERE seq = 3")
+    trail.sql(
+        "UPDATE audit_events SET id = 1000 WHERE seq = 3",
+        "UPDATE audit_events SET id = 3 WHERE seq = 4",
+        "UPDATE audit_events SET id = 4 WHERE seq = 3",
+    )
     assert trail.verify() == (1, [(3, "reordered")])
 
 
 def test_truncated_tail(trail: Trail) -> None:
     trail.sql("DELETE FROM audit_events WHERE seq >= 7")
     code, anomalies = trail.verify()
-    assert (code, [a for a in anomalies if not a[1].startswith("row_")]) == (
-        1, [(7, "truncated")])
+    assert (code, [a for a in anomalies if not a[1].startswith("row_")]) == (1, [(7, "truncated")])
     # The rows the deleted events recorded are no longer accounted for either.
     assert (None, "row_unrecorded") in anomalies
 
@@ -128,9 +143,11 @@ def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
         if row["seq"] == 2:
             payload["dir"] = 0.95  # the alert that someone wants to soften
         forged = forge(row, payload, prev)
-        trail.sql("UPDATE audit_events SET payload = :payload, canonical = :canonical, "
-                  "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq",
-                  params=forged)  # type: ignore[arg-type]
+        trail.sql(
+            "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
+            "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq",
+            params=forged,
+        )  # type: ignore[arg-type]
         prev = forged["hash"]
     assert trail.verify() == (1, [(3, "bad_checkpoint"), (8, "bad_checkpoint")])
 
@@ -201,20 +218,25 @@ def test_rows_written_now_are_checked_by_text_and_older_rows_by_value(trail: Tra
     assert {r.payload_text for r in repo.iter_stored()} == {None}  # every row matched as text
     repo.engine.dispose()
     for row in trail.rows()[:4]:  # rewrite four rows as older versions stored them
-        trail.sql("UPDATE audit_events SET payload = ? WHERE seq = ?",
-                  params=(json.dumps(json.loads(row["payload"]), indent=1), row["seq"]))
+        trail.sql(
+            "UPDATE audit_events SET payload = ? WHERE seq = ?",
+            params=(json.dumps(json.loads(row["payload"]), indent=1), row["seq"]),
+        )
     repo = open_repository(settings, readonly=True)
     assert sum(r.payload_text is not None for r in repo.iter_stored()) == 4
     repo.engine.dispose()
     assert trail.verify() == (0, [])
 
 
-@pytest.mark.parametrize("edit", [
-    "json_set(payload, '$.cycle_index', 'x')",   # a value changed
-    "json_set(payload, '$.extra', 1)",           # a key added
-    "replace(payload, 'true', '1')",             # true became 1: equal in SQL, not in JSON
-    "'{}'",                                      # the payload emptied
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "json_set(payload, '$.cycle_index', 'x')",  # a value changed
+        "json_set(payload, '$.extra', 1)",  # a key added
+        "replace(payload, 'true', '1')",  # true became 1: equal in SQL, not in JSON
+        "'{}'",  # the payload emptied
+    ],
+)
 def test_any_edit_of_the_payload_column_is_found(trail: Trail, edit: str) -> None:
     trail.sql(f"UPDATE audit_events SET payload = {edit} WHERE seq = 2")
     status, anomalies = trail.verify()

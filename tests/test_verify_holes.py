@@ -23,8 +23,7 @@ from fairlens_monitor.audit.chain import build_record
 from fairlens_monitor.cli.main import cli
 from tests.conftest import BASE_CONFIG, merge, query_url
 
-COLUMNS = ("seq", "ts", "event_type", "actor", "payload", "canonical", "prev_hash", "hash",
-           "id")
+COLUMNS = ("seq", "ts", "event_type", "actor", "payload", "canonical", "prev_hash", "hash", "id")
 
 
 class Store:
@@ -33,8 +32,9 @@ class Store:
     def __init__(self, root: Path, url: str, overrides: dict[str, Any]) -> None:
         self.root, self.url = root, url
         self.config = root / "config.yaml"
-        self.config.write_text(yaml.safe_dump(merge(BASE_CONFIG, merge(
-            {"database": {"url": url}}, overrides))))
+        self.config.write_text(
+            yaml.safe_dump(merge(BASE_CONFIG, merge({"database": {"url": url}}, overrides)))
+        )
         self.anchor = root / "var" / "anchor.jsonl"
 
     def cli(self, *args: str) -> Result:
@@ -59,8 +59,9 @@ class Store:
             with engine.begin() as conn:
                 for table in ("audit_events", "checkpoints"):
                     if engine.dialect.name == "postgresql":
-                        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER "
-                                          f"{table}_append_only"))
+                        conn.execute(
+                            text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+                        )
                     else:
                         conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
                         conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
@@ -80,8 +81,9 @@ def no_traceback(result: Result) -> bool:
 @pytest.fixture
 def store(backend_url: str, tmp_path: Path) -> Store:
     """8 events (4 alerting cycles, a config snapshot, an alert) and a checkpoint at 8."""
-    s = Store(tmp_path, backend_url, {"simulation": {"drift": 1.0},
-                                      "audit": {"checkpoint_every": 1000}})
+    s = Store(
+        tmp_path, backend_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}}
+    )
     for _ in range(6):
         assert s.cli("once").exit_code == 0
     assert "checkpoint at seq 8" in s.cli("checkpoint").stdout
@@ -89,8 +91,7 @@ def store(backend_url: str, tmp_path: Path) -> Store:
     return s
 
 
-def test_an_emptied_payload_is_modified_and_nothing_crashes(store: Store, backend_url: str
-                                                            ) -> None:
+def test_an_emptied_payload_is_modified_and_nothing_crashes(store: Store, backend_url: str) -> None:
     """Item A as filed: payload '' passed `verify` and crashed `audit`."""
     if not store.write("UPDATE audit_events SET payload = '' WHERE seq = 5"):
         assert backend_url.startswith("postgresql")  # the json type refuses it
@@ -99,8 +100,10 @@ def test_an_emptied_payload_is_modified_and_nothing_crashes(store: Store, backen
     assert code == 1
     assert (5, "modified") in found
     assert doc["last_verified_seq"] == 4
-    for args in (("audit", "--last", "20"), ("audit", "export", "--jsonl",
-                                              str(store.root / "out.jsonl"))):
+    for args in (
+        ("audit", "--last", "20"),
+        ("audit", "export", "--jsonl", str(store.root / "out.jsonl")),
+    ):
         result = store.cli(*args)
         assert no_traceback(result), result.output
         assert result.exit_code == 1
@@ -124,8 +127,7 @@ def test_every_column_of_every_kind_of_damage_is_found(store: Store) -> None:
     for column in COLUMNS:
         others = [r[column] for r in rows if r[column] != target[column]]
         for value in ("", None, " ", *others[:1]):
-            if not store.write(f"UPDATE audit_events SET {column} = :v WHERE seq = 5",
-                               v=value):
+            if not store.write(f"UPDATE audit_events SET {column} = :v WHERE seq = 5", v=value):
                 continue  # the database itself refuses this damage
             tried += 1
             code, found, _ = store.verify()
@@ -135,18 +137,26 @@ def test_every_column_of_every_kind_of_damage_is_found(store: Store) -> None:
                 assert any(seq == 5 for seq, _ in found), (where, found)
             else:
                 assert (5, "modified") in found, (where, found)
-            for args in (("audit", "--last", "20"), ("audit", "export", "--jsonl",
-                                                      str(store.root / "out.jsonl")),
-                         ("verify-entry", other_hash)):
+            for args in (
+                ("audit", "--last", "20"),
+                ("audit", "export", "--jsonl", str(store.root / "out.jsonl")),
+                ("verify-entry", other_hash),
+            ):
                 result = store.cli(*args)
                 assert no_traceback(result), (where, args, result.output)
                 assert "Traceback" not in result.output
             # put the row back as written, by its hash (seq and id may be what changed)
             back = ", ".join(f"{c} = :{c}" for c in COLUMNS if c not in ("hash", "id"))
-            restored = store.write(
-                f"UPDATE audit_events SET {back} WHERE hash = :hash OR seq = 5",
-                **{c: target[c] for c in COLUMNS if c != "id"}) if column != "hash" else \
-                store.write("UPDATE audit_events SET hash = :h WHERE seq = 5", h=target["hash"])
+            restored = (
+                store.write(
+                    f"UPDATE audit_events SET {back} WHERE hash = :hash OR seq = 5",
+                    **{c: target[c] for c in COLUMNS if c != "id"},
+                )
+                if column != "hash"
+                else store.write(
+                    "UPDATE audit_events SET hash = :h WHERE seq = 5", h=target["hash"]
+                )
+            )
             assert restored, where
             if column == "id":
                 store.write("UPDATE audit_events SET id = :i WHERE seq = 5", i=target["id"])
@@ -160,16 +170,27 @@ def forge_from(store: Store, seq: int) -> str:
     rows = store.rows()
     prev = rows[seq - 2]["hash"]
     new_hash = ""
-    for row in rows[seq - 1:]:
+    for row in rows[seq - 1 :]:
         payload = json.loads(row["payload"])
         if row["seq"] == seq:
             payload["forged"] = True
-        rec = build_record(seq=row["seq"], ts=row["ts"], event_type=row["event_type"],
-                           actor=row["actor"], payload=payload, prev_hash=prev)
-        assert store.write("UPDATE audit_events SET payload = :p, canonical = :c, "
-                           "prev_hash = :ph, hash = :h WHERE seq = :s",
-                           p=json.dumps(rec.payload), c=rec.canonical, ph=rec.prev_hash,
-                           h=rec.hash, s=rec.seq)
+        rec = build_record(
+            seq=row["seq"],
+            ts=row["ts"],
+            event_type=row["event_type"],
+            actor=row["actor"],
+            payload=payload,
+            prev_hash=prev,
+        )
+        assert store.write(
+            "UPDATE audit_events SET payload = :p, canonical = :c, "
+            "prev_hash = :ph, hash = :h WHERE seq = :s",
+            p=json.dumps(rec.payload),
+            c=rec.canonical,
+            ph=rec.prev_hash,
+            h=rec.hash,
+            s=rec.seq,
+        )
         new_hash = new_hash or rec.hash
         prev = rec.hash
     return new_hash
@@ -179,8 +200,9 @@ def test_a_rewritten_region_is_not_called_verified(backend_url: str, tmp_path: P
     """Item B: a forged seq between two checkpoints, rehashed to the head, breaks the later
     checkpoint; nothing after the last good checkpoint is verified, and `verify-entry`
     refuses the forged record while it still proves one below the good checkpoint."""
-    s = Store(tmp_path, backend_url, {"simulation": {"drift": 1.0},
-                                      "audit": {"checkpoint_every": 5}})
+    s = Store(
+        tmp_path, backend_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 5}}
+    )
     assert s.cli("once").exit_code == 0
     while s.verify()[2]["head_seq"] < 14:
         assert s.cli("once").exit_code == 0
@@ -206,8 +228,11 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
     """Item E (anchor part): an anchor file that cannot be written stops `checkpoint` with
     one line and records nothing, so the next `checkpoint` does not say "already
     anchored"; once it is writable the checkpoint lands in both places."""
-    s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
-              {"audit": {"checkpoint_every": 1000, "anchor_file": "var/anchor/anchor.jsonl"}})
+    s = Store(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
+        {"audit": {"checkpoint_every": 1000, "anchor_file": "var/anchor/anchor.jsonl"}},
+    )
     assert s.cli("once").exit_code == 0  # signs the first checkpoint in its transaction
     assert s.cli("once").exit_code == 0  # not due: the head is not anchored
     anchor_path = tmp_path / "var" / "anchor" / "anchor.jsonl"
@@ -231,12 +256,14 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
     assert s.verify()[2]["anchor_file_checkpoints"] == 2
 
 
-def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_path: Path
-                                                                           ) -> None:
+def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_path: Path) -> None:
     """A checkpoint recorded in the database whose anchor line never landed (a crash after
     the commit) is appended by the next `checkpoint`, not reported as already anchored."""
-    s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
-              {"audit": {"checkpoint_every": 1000}})
+    s = Store(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
+        {"audit": {"checkpoint_every": 1000}},
+    )
     assert s.cli("once").exit_code == 0  # signs a checkpoint inside its transaction
     s.anchor.write_text("")  # the line a crash after the commit lost
     done = s.cli("checkpoint")
@@ -246,16 +273,18 @@ def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_p
 
 def grown(backend_url: str, tmp_path: Path, every: int = 5, head: int = 14) -> Store:
     """A store with checkpoints every ``every`` events, grown to at least ``head`` events."""
-    s = Store(tmp_path, backend_url, {"simulation": {"drift": 1.0},
-                                      "audit": {"checkpoint_every": every}})
+    s = Store(
+        tmp_path, backend_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": every}}
+    )
     assert s.cli("once").exit_code == 0
     while s.verify()[2]["head_seq"] < head:
         assert s.cli("once").exit_code == 0
     return s
 
 
-def test_checkpoints_removed_with_the_anchor_are_not_silence(backend_url: str,
-                                                             tmp_path: Path) -> None:
+def test_checkpoints_removed_with_the_anchor_are_not_silence(
+    backend_url: str, tmp_path: Path
+) -> None:
     """Item C as filed: anchor file, checkpoint rows and the events after seq 7 deleted
     (checkpoint_every 5, a signing key present) said "intact, anchored up to seq 0"."""
     s = grown(backend_url, tmp_path)
@@ -280,21 +309,27 @@ def test_checkpoints_removed_with_the_anchor_are_not_silence(backend_url: str,
     # the events deleted above seq 7 recorded rows (and later states of rows) that no
     # remaining event accounts for: the row check reports those rows too
     assert [a for a in found if not a[1].startswith("row_")] == [(5, "missing_checkpoint")]
-    assert {kind for _, kind in found} - {"missing_checkpoint"} <= {"row_unrecorded",
-                                                                     "row_modified"}
+    assert {kind for _, kind in found} - {"missing_checkpoint"} <= {
+        "row_unrecorded",
+        "row_modified",
+    }
 
 
 def test_a_short_chain_without_checkpoints_is_still_intact(tmp_path: Path) -> None:
     """The rule needs a chain past the first interval: a young chain has no checkpoint yet."""
-    s = Store(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
-              {"audit": {"checkpoint_every": 50}})
+    s = Store(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
+        {"audit": {"checkpoint_every": 50}},
+    )
     for _ in range(3):
         assert s.cli("once").exit_code == 0
     assert s.verify()[:2] == (0, [])
 
 
-def test_a_lost_database_does_not_silently_start_a_new_chain(backend_url: str,
-                                                            tmp_path: Path) -> None:
+def test_a_lost_database_does_not_silently_start_a_new_chain(
+    backend_url: str, tmp_path: Path
+) -> None:
     """After the database is lost, `once` and `run` refuse to start a new chain beside the
     old chain's anchor (exit 2, one line); `--new-chain` sets the old anchor aside, records
     it as the new chain's first event, and the new chain verifies."""
@@ -308,8 +343,10 @@ def test_a_lost_database_does_not_silently_start_a_new_chain(backend_url: str,
         assert advice.exit_code == 2
         assert "restore it from a backup" in advice.output
     else:
-        assert s.write("TRUNCATE audit_events, checkpoints, alerts, source_files, "
-                       "group_results, readings, runs")
+        assert s.write(
+            "TRUNCATE audit_events, checkpoints, alerts, source_files, "
+            "group_results, readings, runs"
+        )
     for args in (("once",), ("run", "--cycles", "1")):
         refused = s.cli(*args)
         assert refused.exit_code == 2, refused.output

@@ -18,12 +18,23 @@ from fairlens_monitor.store.db import alembic_config, make_engine
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 
 
-def seeded(write_config: Callable[..., Path], drift: float, cycles: int = 3,
-           n_samples: int = 4000, **overrides: object) -> Path:
-    config = write_config({"simulation": {"drift": drift, "n_samples": n_samples},
-                           "schedule": {"interval_seconds": 0.05}, **overrides})
-    run_daemon(load_settings(config, env={}), emit=lambda _: None, max_cycles=cycles,
-               handle_signals=False)
+def seeded(
+    write_config: Callable[..., Path],
+    drift: float,
+    cycles: int = 3,
+    n_samples: int = 4000,
+    **overrides: object,
+) -> Path:
+    config = write_config(
+        {
+            "simulation": {"drift": drift, "n_samples": n_samples},
+            "schedule": {"interval_seconds": 0.05},
+            **overrides,
+        }
+    )
+    run_daemon(
+        load_settings(config, env={}), emit=lambda _: None, max_cycles=cycles, handle_signals=False
+    )
     return config
 
 
@@ -62,8 +73,9 @@ def newest_dir(config: Path) -> float:
     settings: Settings = load_settings(config, env={})
     path = settings.database.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT dir FROM readings WHERE scenario = 'monitored' "
-                            "ORDER BY id DESC LIMIT 1").fetchone()[0]
+        return conn.execute(
+            "SELECT dir FROM readings WHERE scenario = 'monitored' ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
 
 
 def text_of(at: AppTest) -> str:
@@ -72,8 +84,9 @@ def text_of(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_healthy_database(write_config: Callable[..., Path],
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_healthy_database(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = seeded(write_config, drift=0.0)
     at = page(config, monkeypatch)
     assert at.metric[0].label == "Monitored DIR"
@@ -86,7 +99,8 @@ def test_healthy_database(write_config: Callable[..., Path],
 
 
 def test_adverse_database_shows_red_and_decrypts_with_the_key(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = seeded(write_config, drift=1.0)
     at = signed_in(page(config, monkeypatch), config)
     assert at.metric[0].value == f"{newest_dir(config):.3f}"
@@ -99,7 +113,8 @@ def test_adverse_database_shows_red_and_decrypts_with_the_key(
 
 
 def test_a_small_sample_below_the_line_is_amber_not_red(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = seeded(write_config, drift=0.8, n_samples=40)  # 20 per group: too few to tell
     at = page(config, monkeypatch)
     shown = text_of(at)
@@ -108,26 +123,32 @@ def test_a_small_sample_below_the_line_is_amber_not_red(
     assert "No alert in this time range." in shown  # inconclusive is visible but quiet
 
 
-def test_intersections_show_a_rate_per_group(write_config: Callable[..., Path],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_intersections_show_a_rate_per_group(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fairlens_monitor.viewer import data as viewer_data
 
-    config = seeded(write_config, drift=0.5, measurement={
-        "protected_attributes": ["gender", "age"], "bands": {"age": [30]},
-        "reference": "highest"})
+    config = seeded(
+        write_config,
+        drift=0.5,
+        measurement={
+            "protected_attributes": ["gender", "age"],
+            "bands": {"age": [30]},
+            "reference": "highest",
+        },
+    )
     page(config, monkeypatch)
     engine = viewer_data.open_readonly(load_settings(config, env={}))
     groups = viewer_data.group_history(engine, since=None)
     engine.dispose()
-    assert set(groups["group"]) == {"Female & <30", "Female & >=30", "Male & <30",
-                                    "Male & >=30"}
+    assert set(groups["group"]) == {"Female & <30", "Female & >=30", "Male & <30", "Male & >=30"}
     assert len(groups) == 4 * 3  # four groups, three cycles
     assert groups["rate"].between(0, 1).all()
 
 
 def test_explanation_stays_hidden_without_a_readable_key(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = seeded(write_config, drift=1.0)
     (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)  # refused, as on another host
     at = signed_in(page(config, monkeypatch), config)
@@ -135,8 +156,9 @@ def test_explanation_stays_hidden_without_a_readable_key(
     assert not any("Potential bias" in str(m.value) for m in at.markdown)
 
 
-def test_tampered_database_says_where(write_config: Callable[..., Path],
-                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_tampered_database_says_where(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = seeded(write_config, drift=1.0)
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")
@@ -146,16 +168,16 @@ def test_tampered_database_says_where(write_config: Callable[..., Path],
 
 
 def test_missing_database_is_a_message_and_is_not_created(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     at = page(write_config(), monkeypatch)
     assert "no database file" in text_of(at)
     assert not (tmp_path / "var" / "fairlens.db").exists()
 
 
 def test_empty_database_is_a_message_and_stays_empty(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     (tmp_path / "var").mkdir()
     sqlite3.connect(tmp_path / "var" / "fairlens.db").close()
     at = page(write_config(), monkeypatch)
@@ -164,8 +186,9 @@ def test_empty_database_is_a_message_and_stays_empty(
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
 
 
-def test_older_schema_is_a_message(write_config: Callable[..., Path],
-                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_older_schema_is_a_message(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
     engine = make_engine(url)
     cfg = alembic_config(url)
@@ -178,8 +201,9 @@ def test_older_schema_is_a_message(write_config: Callable[..., Path],
     assert "db upgrade" in text_of(at)
 
 
-def test_locked_database_is_a_message(write_config: Callable[..., Path],
-                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_locked_database_is_a_message(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = seeded(write_config, drift=0.0, cycles=1)
     conn = sqlite3.connect(tmp_path / "var" / "fairlens.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = DELETE")  # a rollback-journal writer blocks readers
@@ -198,18 +222,25 @@ def test_bad_config_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.integration
-def test_page_follows_a_running_daemon(write_config: Callable[..., Path],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_follows_a_running_daemon(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import subprocess
     import sys
     import time
 
-    config = write_config({"schedule": {"interval_seconds": 0.2},
-                           "simulation": {"drift": {"mode": "ramp", "start": 0.0, "end": 1.0,
-                                                    "cycles": 10}}})
-    daemon = subprocess.Popen([sys.executable, "-m", "fairlens_monitor", "--config",
-                               str(config), "run"], cwd=VIEWER.parents[1],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = write_config(
+        {
+            "schedule": {"interval_seconds": 0.2},
+            "simulation": {"drift": {"mode": "ramp", "start": 0.0, "end": 1.0, "cycles": 10}},
+        }
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+        cwd=VIEWER.parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         db_file = config.parent / "var" / "fairlens.db"
         deadline = time.monotonic() + 30
@@ -244,14 +275,15 @@ def max_reading_id(db_file: Path) -> int:
 
 def monitored_dirs_after(db_file: Path, reading_id: int) -> set[str]:
     with sqlite3.connect(db_file) as conn:
-        rows = conn.execute("SELECT dir FROM readings WHERE scenario = 'monitored' AND id > ?",
-                            (reading_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT dir FROM readings WHERE scenario = 'monitored' AND id > ?", (reading_id,)
+        ).fetchall()
     return {f"{d:.3f}" for (d,) in rows}
 
 
 def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
-        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from datetime import UTC, datetime
 
     from fairlens_monitor.ops.app import open_cipher, open_repository
@@ -276,9 +308,9 @@ def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
     assert "source: file" in shown
 
 
-def test_the_page_checks_the_rows_it_shows(write_config: Callable[..., Path],
-                                           monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_the_page_checks_the_rows_it_shows(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The headline reading and every alert row carry a verified mark from their digest on
     the chain; an edited row is marked NOT verified, and the tampered trail is a red banner
     at the top naming the first anomaly."""

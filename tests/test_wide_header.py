@@ -18,8 +18,12 @@ from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.sources.files import MAX_COLUMNS, MAX_HEADER_BYTES, Columns, read_file
 
-SPEC = GroupSpec(attributes=("gender",), reference="privileged", privileged_value="Male",
-                 unprivileged_value="Female")
+SPEC = GroupSpec(
+    attributes=("gender",),
+    reference="privileged",
+    privileged_value="Male",
+    unprivileged_value="Female",
+)
 ROWS = "Male,1\nFemale,0\n" * 20
 HEADER_NAME = "c999998"  # a name from the header: never quoted back
 
@@ -38,9 +42,19 @@ def write(path: Path, text: str) -> Path:
 
 
 def measure(path: Path) -> tuple[int, list[str]]:
-    result = CliRunner().invoke(cli, ["measure", "--protected-attribute", "gender",
-                                      "--privileged-value", "Male", "--outcome", "approved",
-                                      str(path)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "measure",
+            "--protected-attribute",
+            "gender",
+            "--privileged-value",
+            "Male",
+            "--outcome",
+            "approved",
+            str(path),
+        ],
+    )
     return result.exit_code, result.stderr.splitlines()
 
 
@@ -50,9 +64,11 @@ def test_a_million_column_header_is_refused_by_its_size(tmp_path: Path, name: st
     assert len(header(1_000_000)) > MAX_HEADER_BYTES
     code, lines = measure(path)
     assert code == 2
-    assert lines == [f"error: file {name}: its first line (the header) is longer than "
-                     "1,048,576 bytes, the limit for a decision file's header; is it the "
-                     "right file, with a header row?"]
+    assert lines == [
+        f"error: file {name}: its first line (the header) is longer than "
+        "1,048,576 bytes, the limit for a decision file's header; is it the "
+        "right file, with a header row?"
+    ]
     with pytest.raises(DataError, match="longer than 1,048,576 bytes") as info:
         read_file(path, Columns(SPEC, "approved"), None, chunk_rows=1000)
     assert HEADER_NAME not in str(info.value)
@@ -63,9 +79,11 @@ def test_a_header_of_too_many_columns_is_refused_by_their_count(tmp_path: Path) 
     assert len(header(MAX_COLUMNS + 1)) < MAX_HEADER_BYTES
     code, lines = measure(path)
     assert code == 2
-    assert lines == [f"error: file cols.csv: its header has {MAX_COLUMNS + 1:,} columns, "
-                     f"more than the {MAX_COLUMNS:,} a decision file may have; export only "
-                     "the columns the monitor reads"]
+    assert lines == [
+        f"error: file cols.csv: its header has {MAX_COLUMNS + 1:,} columns, "
+        f"more than the {MAX_COLUMNS:,} a decision file may have; export only "
+        "the columns the monitor reads"
+    ]
     with pytest.raises(DataError, match="more than the 10,000"):
         read_file(path, Columns(SPEC, "approved"), None, chunk_rows=1000)
 

@@ -90,9 +90,10 @@ def stored_payload(rec: AuditRecord) -> dict[str, Any]:
     head = f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},"payload":'
     tail = rec.canonical.rfind(',"seq":')
     if rec.canonical.startswith(head) and tail > len(head):
-        text = rec.canonical[len(head):tail]
-        row = StoredRecord(rec.seq, rec.ts, rec.event_type, rec.actor, text, rec.prev_hash,
-                           rec.hash, rec.canonical)
+        text = rec.canonical[len(head) : tail]
+        row = StoredRecord(
+            rec.seq, rec.ts, rec.event_type, rec.actor, text, rec.prev_hash, rec.hash, rec.canonical
+        )
         if canonical_text_of(row) == rec.canonical:
             return CanonicalPayload(rec.payload, text)
     return dict(rec.payload)
@@ -182,8 +183,11 @@ def json_safe(value: Any) -> Any:
         return None
     if isinstance(value, Mapping):
         out = {str(k): json_safe(v) for k, v in value.items()}
-        bad = {str(k): repr(v) for k, v in value.items()
-               if isinstance(v, float) and not math.isfinite(v)}
+        bad = {
+            str(k): repr(v)
+            for k, v in value.items()
+            if isinstance(v, float) and not math.isfinite(v)
+        }
         if bad:
             out["_nonfinite"] = bad
         return out
@@ -192,15 +196,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def canonical_bytes(seq: int, ts: str, event_type: str, actor: str,
-                    payload: Mapping[str, Any]) -> bytes:
+def canonical_bytes(
+    seq: int, ts: str, event_type: str, actor: str, payload: Mapping[str, Any]
+) -> bytes:
     """Return the RFC 8785 canonical JSON of the hashed fields of one event.
 
     Raises:
         rfc8785.CanonicalizationError: the payload holds a value JSON cannot express.
     """
-    return rfc8785.dumps({"seq": seq, "ts": ts, "event_type": event_type, "actor": actor,
-                          "payload": dict(payload)})
+    return rfc8785.dumps(
+        {"seq": seq, "ts": ts, "event_type": event_type, "actor": actor, "payload": dict(payload)}
+    )
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
@@ -215,8 +221,9 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(DOMAIN_TAG + prev + canonical).hexdigest()
 
 
-def build_record(*, seq: int, ts: str, event_type: str, actor: str,
-                 payload: Mapping[str, Any], prev_hash: str) -> AuditRecord:
+def build_record(
+    *, seq: int, ts: str, event_type: str, actor: str, payload: Mapping[str, Any], prev_hash: str
+) -> AuditRecord:
     """Build the next record of the chain.
 
     Args:
@@ -232,9 +239,16 @@ def build_record(*, seq: int, ts: str, event_type: str, actor: str,
     """
     safe = json_safe(payload)
     canonical = canonical_bytes(seq, ts, event_type, actor, safe)
-    return AuditRecord(seq=seq, ts=ts, event_type=event_type, actor=actor, payload=safe,
-                       prev_hash=prev_hash, hash=chain_hash(prev_hash, canonical),
-                       canonical=canonical.decode("utf-8"))
+    return AuditRecord(
+        seq=seq,
+        ts=ts,
+        event_type=event_type,
+        actor=actor,
+        payload=safe,
+        prev_hash=prev_hash,
+        hash=chain_hash(prev_hash, canonical),
+        canonical=canonical.decode("utf-8"),
+    )
 
 
 def verify_chain(
@@ -274,8 +288,9 @@ def verify_chain(
         rehashed), no higher than the newest good checkpoint below that head;
         ``anchored_seq`` the highest seq covered by a valid checkpoint up to there.
     """
-    claims = sorted((a for a in anchors if a.seq >= start[0] or not a.signature_ok),
-                    key=lambda a: a.seq)
+    claims = sorted(
+        (a for a in anchors if a.seq >= start[0] or not a.signature_ok), key=lambda a: a.seq
+    )
     wanted = {a.seq for a in claims}
     hash_at: dict[int, str] = {}
     anomalies: list[Anomaly] = []
@@ -289,16 +304,20 @@ def verify_chain(
         count += 1
         seq, canonical, link_hash = rec.seq, rec.canonical, rec.hash
         if type(seq) is not int:  # a damaged seq column: say where it stood, then skip it
-            anomalies.append(Anomaly(highest + 1, "modified",
-                                     "the seq column does not hold an integer"))
+            anomalies.append(
+                Anomaly(highest + 1, "modified", "the seq column does not hold an integer")
+            )
             linear = False
             continue
         try:
-            fast = (type(rec) is StoredRecord
-                    and (rec.payload_text is None or canonical == canonical_text_of(rec))
-                    and type(canonical) is str and len(rec.prev_hash) == 64
-                    and sha256(tag + fromhex(rec.prev_hash) + canonical.encode()).hexdigest()
-                    == link_hash)
+            fast = (
+                type(rec) is StoredRecord
+                and (rec.payload_text is None or canonical == canonical_text_of(rec))
+                and type(canonical) is str
+                and len(rec.prev_hash) == 64
+                and sha256(tag + fromhex(rec.prev_hash) + canonical.encode()).hexdigest()
+                == link_hash
+            )
         except (ValueError, TypeError):  # prev_hash is not hex text: the slow path says so
             fast = False
         if not fast:
@@ -323,15 +342,20 @@ def verify_chain(
             if type(link.seq) is not int:  # reported as modified by the first pass
                 continue
             if link.seq < expected:
-                anomalies.append(Anomaly(link.seq, "reordered",
-                                         f"seq {link.seq} appears twice"))
+                anomalies.append(Anomaly(link.seq, "reordered", f"seq {link.seq} appears twice"))
                 continue
             if link.seq > expected:
-                anomalies.append(Anomaly(expected, "gap",
-                                         f"seq {expected}..{link.seq - 1} missing"))
+                anomalies.append(
+                    Anomaly(expected, "gap", f"seq {expected}..{link.seq - 1} missing")
+                )
             elif link.prev_hash != prev_hash:
-                anomalies.append(Anomaly(link.seq, "broken_link",
-                                         "prev_hash does not match the previous record's hash"))
+                anomalies.append(
+                    Anomaly(
+                        link.seq,
+                        "broken_link",
+                        "prev_hash does not match the previous record's hash",
+                    )
+                )
             if link.seq in wanted:
                 hash_at[link.seq] = link.hash
             prev_hash = head_hash = link.hash
@@ -341,16 +365,27 @@ def verify_chain(
     anchored, good, rewritten = 0, [], []
     for claim in claims:
         if not claim.signature_ok:
-            anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
-                                     f"signature does not verify ({claim.source})"))
+            anomalies.append(
+                Anomaly(claim.seq, "bad_checkpoint", f"signature does not verify ({claim.source})")
+            )
         elif claim.seq > head_seq:
-            anomalies.append(Anomaly(head_seq + 1, "truncated",
-                                     f"a checkpoint ({claim.source}) anchors seq {claim.seq} "
-                                     f"but the chain ends at seq {head_seq}"))
+            anomalies.append(
+                Anomaly(
+                    head_seq + 1,
+                    "truncated",
+                    f"a checkpoint ({claim.source}) anchors seq {claim.seq} "
+                    f"but the chain ends at seq {head_seq}",
+                )
+            )
         elif claim.seq in hash_at and hash_at[claim.seq] != claim.head_hash:
-            anomalies.append(Anomaly(claim.seq, "bad_checkpoint",
-                                     f"chain hash at seq {claim.seq} differs from the signed "
-                                     f"head ({claim.source}): history was rewritten"))
+            anomalies.append(
+                Anomaly(
+                    claim.seq,
+                    "bad_checkpoint",
+                    f"chain hash at seq {claim.seq} differs from the signed "
+                    f"head ({claim.source}): history was rewritten",
+                )
+            )
             rewritten.append(claim.seq)
         elif claim.seq in hash_at:
             anchored = max(anchored, claim.seq)
@@ -360,15 +395,20 @@ def verify_chain(
     for seq in rewritten:  # something at or before seq was rewritten, and rehashed onwards:
         # only what a good checkpoint below it vouches for is still verified
         first_bad = min(first_bad, max((g for g in good if g < seq), default=start[0] - 1) + 1)
-    return ChainReport(count=count, head_seq=head_seq, head_hash=head_hash,
-                       last_verified_seq=min(head_seq, first_bad - 1),
-                       anchored_seq=min(anchored, first_bad - 1),
-                       checkpoints_checked=len(claims),
-                       anomalies=sorted(anomalies, key=lambda a: (a.seq or 0, a.kind)))
+    return ChainReport(
+        count=count,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        last_verified_seq=min(head_seq, first_bad - 1),
+        anchored_seq=min(anchored, first_bad - 1),
+        checkpoints_checked=len(claims),
+        anomalies=sorted(anomalies, key=lambda a: (a.seq or 0, a.kind)),
+    )
 
 
-def verify_records(records: Sequence[AuditRecord],
-                   anchors: Iterable[AnchorClaim] = ()) -> ChainReport:
+def verify_records(
+    records: Sequence[AuditRecord], anchors: Iterable[AnchorClaim] = ()
+) -> ChainReport:
     """Verify an in-memory list of records (storage order); see :func:`verify_chain`."""
     return verify_chain(records, sorted(records, key=lambda r: r.seq), anchors)
 
@@ -392,8 +432,10 @@ def canonical_text_of(rec: StoredRecord) -> str:
     bytes say; inequality proves nothing (e.g. an older row's payload text is not canonical)
     and the caller compares the parsed values instead.
     """
-    return (f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},'
-            f'"payload":{rec.payload_text},"seq":{rec.seq},"ts":{_quoted(rec.ts)}}}')
+    return (
+        f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},'
+        f'"payload":{rec.payload_text},"seq":{rec.seq},"ts":{_quoted(rec.ts)}}}'
+    )
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
@@ -414,11 +456,16 @@ def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
     # else a parse of both sides and an exact comparison.
     # A damaged row may hold NULL, a number or a blob where text was written (SQLite keeps
     # any type): every such column is a modification, never a crash.
-    if not all(type(v) is str for v in (rec.ts, rec.event_type, rec.actor, rec.canonical,
-                                        rec.prev_hash, rec.hash)):
+    if not all(
+        type(v) is str
+        for v in (rec.ts, rec.event_type, rec.actor, rec.canonical, rec.prev_hash, rec.hash)
+    ):
         return [Anomaly(rec.seq, "modified", "a column does not hold the text written")]
-    fast = (isinstance(rec, StoredRecord) and type(rec.seq) is int
-            and (rec.payload_text is None or canonical_text_of(rec) == rec.canonical))
+    fast = (
+        isinstance(rec, StoredRecord)
+        and type(rec.seq) is int
+        and (rec.payload_text is None or canonical_text_of(rec) == rec.canonical)
+    )
     if not fast and not _same_fields(rec):
         return [Anomaly(rec.seq, "modified", "stored fields differ from the hashed bytes")]
     try:
@@ -437,10 +484,16 @@ def _same_fields(rec: AuditRecord | StoredRecord) -> bool:
         return False
     if not isinstance(payload, Mapping):  # every event's payload is an object
         return False
-    return (isinstance(hashed, dict) and hashed.get("seq") == rec.seq
-            and type(rec.seq) is int and hashed.get("ts") == rec.ts
-            and hashed.get("event_type") == rec.event_type and hashed.get("actor") == rec.actor
-            and len(hashed) == 5 and _json(hashed.get("payload")) == _json(payload))
+    return (
+        isinstance(hashed, dict)
+        and hashed.get("seq") == rec.seq
+        and type(rec.seq) is int
+        and hashed.get("ts") == rec.ts
+        and hashed.get("event_type") == rec.event_type
+        and hashed.get("actor") == rec.actor
+        and len(hashed) == 5
+        and _json(hashed.get("payload")) == _json(payload)
+    )
 
 
 def _json(value: Any) -> str:

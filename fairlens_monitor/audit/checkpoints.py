@@ -51,8 +51,13 @@ class Checkpoint:
 
     def to_json(self) -> str:
         """Return the anchor-file line (without the newline)."""
-        doc: dict[str, object] = {"seq": self.seq, "head_hash": self.head_hash, "ts": self.ts,
-                                  "key_id": self.key_id, "signature": self.signature}
+        doc: dict[str, object] = {
+            "seq": self.seq,
+            "head_hash": self.head_hash,
+            "ts": self.ts,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
         if self.prev is not None:
             doc["prev"] = self.prev
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -63,12 +68,15 @@ def message(seq: int, head_hash: str, ts: str, key_id: str, prev: str | None = N
     fields: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "ts": ts, "key_id": key_id}
     if prev is None:
         return DOMAIN_TAG + rfc8785.dumps(fields)
-    if type(seq) is int and all(type(v) is str and _PLAIN.fullmatch(v)
-                                for v in (head_hash, ts, key_id, prev)):
+    if type(seq) is int and all(
+        type(v) is str and _PLAIN.fullmatch(v) for v in (head_hash, ts, key_id, prev)
+    ):
         # the common case, exactly as RFC 8785 writes it (keys in code-unit order), without
         # the encoder's cost: verify computes this for every checkpoint it reaches by hash
-        return DOMAIN_TAG_V2 + (f'{{"head_hash":"{head_hash}","key_id":"{key_id}",'
-                                f'"prev":"{prev}","seq":{seq},"ts":"{ts}"}}').encode("ascii")
+        return DOMAIN_TAG_V2 + (
+            f'{{"head_hash":"{head_hash}","key_id":"{key_id}",'
+            f'"prev":"{prev}","seq":{seq},"ts":"{ts}"}}'
+        ).encode("ascii")
     return DOMAIN_TAG_V2 + rfc8785.dumps({**fields, "prev": prev})
 
 
@@ -77,8 +85,9 @@ def digest(cp: Checkpoint) -> str:
     return hashlib.sha256(message(cp.seq, cp.head_hash, cp.ts, cp.key_id, cp.prev)).hexdigest()
 
 
-def sign_checkpoint(key: Ed25519PrivateKey, *, seq: int, head_hash: str, ts: str,
-                    prev: str | None = None) -> Checkpoint:
+def sign_checkpoint(
+    key: Ed25519PrivateKey, *, seq: int, head_hash: str, ts: str, prev: str | None = None
+) -> Checkpoint:
     """Sign the chain head.
 
     Args:
@@ -94,15 +103,16 @@ def sign_checkpoint(key: Ed25519PrivateKey, *, seq: int, head_hash: str, ts: str
     """
     key_id = public_key_id(key.public_key())
     signature = key.sign(message(seq, head_hash, ts, key_id, prev))
-    return Checkpoint(seq, head_hash, ts, key_id, base64.b64encode(signature).decode("ascii"),
-                      prev)
+    return Checkpoint(seq, head_hash, ts, key_id, base64.b64encode(signature).decode("ascii"), prev)
 
 
 def verify_checkpoint(key: Ed25519PublicKey, cp: Checkpoint) -> bool:
     """Return True when ``cp`` was signed by ``key`` and has not been altered."""
     try:
-        key.verify(base64.b64decode(cp.signature, validate=True),
-                   message(cp.seq, cp.head_hash, cp.ts, cp.key_id, cp.prev))
+        key.verify(
+            base64.b64decode(cp.signature, validate=True),
+            message(cp.seq, cp.head_hash, cp.ts, cp.key_id, cp.prev),
+        )
     except (InvalidSignature, ValueError, binascii.Error, TypeError):
         return False
     return True
@@ -120,32 +130,45 @@ def statement_message(kind: str, fields: dict[str, object], names: tuple[str, ..
     return tag + rfc8785.dumps({k: fields[k] for k in names})  # type: ignore[misc]
 
 
-def sign_statement(key: Ed25519PrivateKey, kind: str, fields: dict[str, object],
-                   names: tuple[str, ...]) -> dict[str, object]:
+def sign_statement(
+    key: Ed25519PrivateKey, kind: str, fields: dict[str, object], names: tuple[str, ...]
+) -> dict[str, object]:
     """Sign a statement about the chain with the checkpoint key.
 
     Returns:
         ``fields`` plus ``key_id`` and ``signature``: the audit event's payload.
     """
     signature = key.sign(statement_message(kind, fields, names))
-    return {**fields, "key_id": public_key_id(key.public_key()),
-            "signature": base64.b64encode(signature).decode("ascii")}
+    return {
+        **fields,
+        "key_id": public_key_id(key.public_key()),
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
 
 
-def verify_statement(key: Ed25519PublicKey, kind: str, payload: dict[str, object],
-                     names: tuple[str, ...]) -> bool:
+def verify_statement(
+    key: Ed25519PublicKey, kind: str, payload: dict[str, object], names: tuple[str, ...]
+) -> bool:
     """Return True when a statement payload was signed by ``key`` and is unaltered."""
     try:
-        key.verify(base64.b64decode(str(payload["signature"]), validate=True),
-                   statement_message(kind, payload, names))
+        key.verify(
+            base64.b64decode(str(payload["signature"]), validate=True),
+            statement_message(kind, payload, names),
+        )
     except (InvalidSignature, ValueError, binascii.Error, KeyError):
         return False
     return True
 
 
-def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
-                 superseded_to: int, ts: str,
-                 lost_checkpoints: list[int] | None = None) -> dict[str, object]:
+def sign_restore(
+    key: Ed25519PrivateKey,
+    *,
+    from_seq: int,
+    head_hash: str,
+    superseded_to: int,
+    ts: str,
+    lost_checkpoints: list[int] | None = None,
+) -> dict[str, object]:
     """Sign "restored from a backup at ``from_seq``; anchors up to ``superseded_to`` signed
     before ``ts`` describe history that was lost" (a ``chain_restored`` payload).
 
@@ -161,8 +184,12 @@ def sign_restore(key: Ed25519PrivateKey, *, from_seq: int, head_hash: str,
     Returns:
         The payload with ``key_id`` and ``signature``.
     """
-    fields: dict[str, object] = {"from_seq": from_seq, "head_hash": head_hash,
-                                 "superseded_to": superseded_to, "ts": ts}
+    fields: dict[str, object] = {
+        "from_seq": from_seq,
+        "head_hash": head_hash,
+        "superseded_to": superseded_to,
+        "ts": ts,
+    }
     if lost_checkpoints is None:
         return sign_statement(key, "restore", fields, RESTORE_FIELDS)
     fields["lost_checkpoints"] = sorted(lost_checkpoints)
@@ -175,12 +202,14 @@ def verify_restore(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
     return verify_statement(key, "restore", payload, names)
 
 
-def sign_prune(key: Ed25519PrivateKey, *, pruned_to: int, head_hash: str,
-               ts: str) -> dict[str, object]:
+def sign_prune(
+    key: Ed25519PrivateKey, *, pruned_to: int, head_hash: str, ts: str
+) -> dict[str, object]:
     """Sign "events up to ``pruned_to`` (whose hash was ``head_hash``) were deleted under the
     retention policy" (a ``chain_pruned`` payload)."""
-    return sign_statement(key, "prune", {"pruned_to": pruned_to, "head_hash": head_hash,
-                                         "ts": ts}, PRUNE_FIELDS)
+    return sign_statement(
+        key, "prune", {"pruned_to": pruned_to, "head_hash": head_hash, "ts": ts}, PRUNE_FIELDS
+    )
 
 
 def verify_prune(key: Ed25519PublicKey, payload: dict[str, object]) -> bool:
@@ -193,16 +222,19 @@ def parse_line(line: str) -> Checkpoint | None:
     try:
         doc: Any = json.loads(line)
         prev = doc.get("prev")
-        return Checkpoint(seq=int(doc["seq"]), head_hash=str(doc["head_hash"]),
-                          ts=str(doc["ts"]), key_id=str(doc["key_id"]),
-                          signature=str(doc["signature"]),
-                          prev=None if prev is None else str(prev))
+        return Checkpoint(
+            seq=int(doc["seq"]),
+            head_hash=str(doc["head_hash"]),
+            ts=str(doc["ts"]),
+            key_id=str(doc["key_id"]),
+            signature=str(doc["signature"]),
+            prev=None if prev is None else str(prev),
+        )
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def claims(key: Ed25519PublicKey, checkpoints: list[Checkpoint],
-           source: str) -> list[AnchorClaim]:
+def claims(key: Ed25519PublicKey, checkpoints: list[Checkpoint], source: str) -> list[AnchorClaim]:
     """Turn checkpoints into anchor claims for ``audit.verify_chain``, checking signatures.
 
     One Ed25519 check (~150 µs) per chain of checkpoints, not per checkpoint: walking from
@@ -226,5 +258,7 @@ def claims(key: Ed25519PublicKey, checkpoints: list[Checkpoint],
             valid[i] = True
             if cp.prev is not None:
                 vouched.add(cp.prev)
-    return [AnchorClaim(cp.seq, cp.head_hash, ok, f"{source} #{i + 1}")
-            for i, (cp, ok) in enumerate(zip(checkpoints, valid, strict=True))]
+    return [
+        AnchorClaim(cp.seq, cp.head_hash, ok, f"{source} #{i + 1}")
+        for i, (cp, ok) in enumerate(zip(checkpoints, valid, strict=True))
+    ]

@@ -31,15 +31,24 @@ from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
 
 # Events that may carry row digests, deletions or a carried ledger.
 ROW_EVENTS: tuple[str, ...] = (
-    "cycle_completed", "cycle_failed", "alert_raised", "alert_acknowledged", "alert_resolved",
-    "keys_rotated", "retention_applied", "chain_pruned", "rows_baseline")
+    "cycle_completed",
+    "cycle_failed",
+    "alert_raised",
+    "alert_acknowledged",
+    "alert_resolved",
+    "keys_rotated",
+    "retention_applied",
+    "chain_pruned",
+    "rows_baseline",
+)
 
 # Which events may record a new digest for a row already recorded: alerts change state
 # (episodes, people, key rotation), a file record is detached by retention. Runs, readings and
 # group results never change, so an event appended later cannot re-record them.
 MUTABLE_BY: dict[str, frozenset[str]] = {
-    "alerts": frozenset({"cycle_completed", "alert_raised", "alert_acknowledged",
-                         "alert_resolved", "keys_rotated"}),
+    "alerts": frozenset(
+        {"cycle_completed", "alert_raised", "alert_acknowledged", "alert_resolved", "keys_rotated"}
+    ),
     "source_files": frozenset({"retention_applied"}),
 }
 
@@ -88,8 +97,9 @@ class RowLedger:
         try:
             self._apply(seq, event_type, payload)
         except (TypeError, ValueError, KeyError):
-            self.anomalies.append(Anomaly(seq, "row_modified",
-                                          "the event's row digests are malformed"))
+            self.anomalies.append(
+                Anomaly(seq, "row_modified", "the event's row digests are malformed")
+            )
 
     def _apply(self, seq: int, event_type: str, payload: Mapping[str, Any]) -> None:
         digests = payload.get("row_digests")
@@ -101,8 +111,10 @@ class RowLedger:
                 if not entries:
                     continue
                 known = self.rows[table]
-                if not baseline and (type(entries) is CheckedEntries or all(
-                        type(i) is int and type(d) is str for i, d in entries)):
+                if not baseline and (
+                    type(entries) is CheckedEntries
+                    or all(type(i) is int and type(d) is str for i, d in entries)
+                ):
                     new = {i: (d, form, seq) for i, d in entries}
                     if known.keys().isdisjoint(new):  # new rows: the common case
                         known.update(new)
@@ -112,9 +124,16 @@ class RowLedger:
                     row_id, digest = int(row_id), str(digest)
                     earlier = known.get(row_id)
                     if earlier is not None and earlier[0] != digest and not may_change:
-                        self.anomalies.append(Anomaly(
-                            seq, "row_modified", f"{event_type} records another digest than "
-                            f"the one recorded at seq {earlier[2]}", table, row_id))
+                        self.anomalies.append(
+                            Anomaly(
+                                seq,
+                                "row_modified",
+                                f"{event_type} records another digest than "
+                                f"the one recorded at seq {earlier[2]}",
+                                table,
+                                row_id,
+                            )
+                        )
                         continue
                     if earlier is None or may_change:
                         known[row_id] = (digest, form, seq)
@@ -138,22 +157,37 @@ class RowLedger:
             row_id = values[0]
             exp = pop(row_id, None) if type(row_id) is int else None
             if exp is None:
-                out.append(Anomaly(None, "row_unrecorded", "no audit event records this row",
-                                   table, row_id if type(row_id) is int else None))
+                out.append(
+                    Anomaly(
+                        None,
+                        "row_unrecorded",
+                        "no audit event records this row",
+                        table,
+                        row_id if type(row_id) is int else None,
+                    )
+                )
                 continue
             recorded, form, seq = exp
             actual = digest(values) if form == CURRENT_FORM else _older(form, table, values)
             if actual != recorded:
-                out.append(Anomaly(seq, "row_modified", f"the stored row differs from the "
-                                   f"digest recorded at seq {seq}", table, row_id))
-        out += [Anomaly(exp[2], "row_missing", f"a row recorded at seq {exp[2]} is gone",
-                        table, row_id) for row_id, exp in sorted(expected.items())]
+                out.append(
+                    Anomaly(
+                        seq,
+                        "row_modified",
+                        f"the stored row differs from the digest recorded at seq {seq}",
+                        table,
+                        row_id,
+                    )
+                )
+        out += [
+            Anomaly(exp[2], "row_missing", f"a row recorded at seq {exp[2]} is gone", table, row_id)
+            for row_id, exp in sorted(expected.items())
+        ]
         expected.clear()
         return out
 
 
-def mark(expected: Expected | None, table: str, values: Sequence[Any] | None
-         ) -> tuple[bool, str]:
+def mark(expected: Expected | None, table: str, values: Sequence[Any] | None) -> tuple[bool, str]:
     """Whether one stored row (current form's columns, or None if gone) is what the chain
     recorded; with a short reason for the page.
 

@@ -41,26 +41,26 @@ CURRENT_FORM = 1
 # column name:kind — i integer, s text, f float, b boolean, t time, j JSON.
 _FORM_1: dict[str, str] = {
     "runs": "id:i cycle_index:i actor:s scheduled_for:t started_at:t finished_at:t status:s "
-            "error:s config_hash:s code_version:s",
+    "error:s config_hash:s code_version:s",
     "readings": "id:i run_id:i scenario:s measured_at:t source:s drift_level:f n_samples:i "
-                "seed:i protected_attribute:s unprivileged_group:s privileged_group:s "
-                "unprivileged_count:i unprivileged_approved:i privileged_count:i "
-                "privileged_approved:i unprivileged_rate:f privileged_rate:f dir:f "
-                "dir_reason:s gap:f dir_threshold:f gap_threshold:f dir_alert:b gap_alert:b "
-                "config_hash:s code_version:s verdict:s verdict_reason:s p_value:f "
-                "p_adjusted:f test:s dir_ci_low:f dir_ci_high:f shortfall:f alpha:f "
-                "confidence:f min_group_size:i min_group_share:f reference_mode:s "
-                "groups_compared:i groups_excluded:i label_column:s dp_difference:f "
-                "dp_ratio:f eop_difference:f eodds_difference:f eodds_ratio:f "
-                "drift_statistic:f drift_alert:b risk_level:s window_start:t window_end:t "
-                "lineage:j",
+    "seed:i protected_attribute:s unprivileged_group:s privileged_group:s "
+    "unprivileged_count:i unprivileged_approved:i privileged_count:i "
+    "privileged_approved:i unprivileged_rate:f privileged_rate:f dir:f "
+    "dir_reason:s gap:f dir_threshold:f gap_threshold:f dir_alert:b gap_alert:b "
+    "config_hash:s code_version:s verdict:s verdict_reason:s p_value:f "
+    "p_adjusted:f test:s dir_ci_low:f dir_ci_high:f shortfall:f alpha:f "
+    "confidence:f min_group_size:i min_group_share:f reference_mode:s "
+    "groups_compared:i groups_excluded:i label_column:s dp_difference:f "
+    "dp_ratio:f eop_difference:f eodds_difference:f eodds_ratio:f "
+    "drift_statistic:f drift_alert:b risk_level:s window_start:t window_end:t "
+    "lineage:j",
     "group_results": "id:i reading_id:i label:s role:s applicants:i approved:i rate:f "
-                     "share:f impact_ratio:f ci_low:f ci_high:f p_value:f p_adjusted:f "
-                     "test:s shortfall:f verdict:s",
+    "share:f impact_ratio:f ci_low:f ci_high:f p_value:f p_adjusted:f "
+    "test:s shortfall:f verdict:s",
     "alerts": "id:i run_id:i reading_id:i created_at:t kind:s dir:f token:s key_id:s "
-              "state:s verdict:s last_reading_id:i clean_streak:i closed_at:t",
+    "state:s verdict:s last_reading_id:i clean_streak:i closed_at:t",
     "source_files": "id:i reading_id:i measured_at:t path:s sha256:s size_bytes:i "
-                    "mtime_ns:i rows:i decisions:i",
+    "mtime_ns:i rows:i decisions:i",
 }
 
 TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "source_files")
@@ -69,8 +69,21 @@ TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "sourc
 class RowForm:
     """One table's columns under one form, with the indexes that need normalising."""
 
-    __slots__ = ("bools", "canonical", "columns", "digest", "floats", "form", "jsons", "kinds",
-                 "order", "sorted_names", "table", "tag", "times")
+    __slots__ = (
+        "bools",
+        "canonical",
+        "columns",
+        "digest",
+        "floats",
+        "form",
+        "jsons",
+        "kinds",
+        "order",
+        "sorted_names",
+        "table",
+        "tag",
+        "times",
+    )
 
     def __init__(self, form: int, table: str, spec: str) -> None:
         """Parse ``spec`` (``name:kind`` words); raises ValueError on an unknown kind."""
@@ -156,8 +169,9 @@ def _other(v: Any) -> str:
 
 # One encoder for every row (json.dumps with options builds a new one per call); nested
 # JSON values (the lineage column) have their keys sorted too.
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=_other).encode
+_ENCODE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_other
+).encode
 _ESCAPE = json.encoder.encode_basestring  # what the encoder itself writes strings with
 
 
@@ -194,41 +208,57 @@ def _fast_j(v: Any) -> str:
     return _ENCODE(v)
 
 
-_SQLITE_TIME = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
-                          r"\.[0-9]{6}").fullmatch
+_SQLITE_TIME = re.compile(
+    "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"\.[0-9]{6}"
+).fullmatch
 # Per kind, the expression that encodes one value ``{v}`` (an int is never a bool here:
 # ``__class__ is int``; a float is finite when ``v - v == 0.0``).
 _EXPRESSIONS = {
     "i": "(_int({v}) if {v}.__class__ is int else _null if {v} is None else _encode({v}))",
     "s": "(_str({v}) if {v}.__class__ is str else _null if {v} is None else _encode({v}))",
     "f": "(_float({v}) if {v}.__class__ is float and {v} - {v} == 0.0 else _null if {v} is None "
-         "else _slow_f({v}))",
+    "else _slow_f({v}))",
     "b": "(_bools[{v}] if {v}.__class__ is bool or ({v}.__class__ is int and ({v} == 0 or "
-         "{v} == 1)) else _null if {v} is None else _slow_b({v}))",
+    "{v} == 1)) else _null if {v} is None else _slow_b({v}))",
     "t": "(_null if {v} is None else _fast_t({v}))",
     "j": "(_null if {v} is None else _fast_j({v}))",
 }
 
 
-def _compile(rf: RowForm) -> tuple[Callable[[Sequence[Any]], str],
-                                   Callable[[Sequence[Any]], str]]:
+def _compile(rf: RowForm) -> tuple[Callable[[Sequence[Any]], str], Callable[[Sequence[Any]], str]]:
     """Build ``rf``'s canonical-text and digest functions: one f-string over the unpacked
     row, keys written in sorted order as constants, one inline expression per value."""
     names = [f"v{i}" for i in range(len(rf.columns))]
     body = "".join(
-        ("{{" if n == 0 else ",") + json.dumps(rf.columns[i]) + ":{"
-        + _EXPRESSIONS[rf.kinds[i]].format(v=names[i]) + "}"
-        for n, i in enumerate(rf.order))
-    source = (f"def canonical(values):\n    {', '.join(names)}, = values\n"
-              f"    return f'{body}}}}}'\n"
-              "def digest(values):\n"
-              "    return _sha256(_tag + canonical(values).encode('utf-8', 'surrogatepass'))"
-              ".hexdigest()\n")
+        ("{{" if n == 0 else ",")
+        + json.dumps(rf.columns[i])
+        + ":{"
+        + _EXPRESSIONS[rf.kinds[i]].format(v=names[i])
+        + "}"
+        for n, i in enumerate(rf.order)
+    )
+    source = (
+        f"def canonical(values):\n    {', '.join(names)}, = values\n"
+        f"    return f'{body}}}}}'\n"
+        "def digest(values):\n"
+        "    return _sha256(_tag + canonical(values).encode('utf-8', 'surrogatepass'))"
+        ".hexdigest()\n"
+    )
     scope: dict[str, Any] = {
-        "_int": int.__repr__, "_str": _ESCAPE, "_float": float.__repr__, "_encode": _ENCODE,
-        "_bools": {True: "true", False: "false"}, "_null": "null", "_slow_f": _slow_f,
-        "_slow_b": _slow_b, "_fast_t": _fast_t, "_fast_j": _fast_j, "_sha256": hashlib.sha256,
-        "_tag": rf.tag}
+        "_int": int.__repr__,
+        "_str": _ESCAPE,
+        "_float": float.__repr__,
+        "_encode": _ENCODE,
+        "_bools": {True: "true", False: "false"},
+        "_null": "null",
+        "_slow_f": _slow_f,
+        "_slow_b": _slow_b,
+        "_fast_t": _fast_t,
+        "_fast_j": _fast_j,
+        "_sha256": hashlib.sha256,
+        "_tag": rf.tag,
+    }
     exec(compile(source, f"<row form {rf.form} {rf.table}>", "exec"), scope)  # noqa: S102
     return scope["canonical"], scope["digest"]
 
@@ -240,10 +270,17 @@ def _time(v: Any) -> Any:
         return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(v, str):
         # SQLAlchemy's SQLite form: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, as models.UTCDateTime)
-        if (len(v) == 26 and v[4] == "-" and v[7] == "-" and v[10] == " " and v[13] == ":"
-                and v[16] == ":" and v[19] == "." and (v[:4] + v[5:7] + v[8:10] + v[11:13]
-                                                       + v[14:16] + v[17:19] + v[20:])
-                .isdigit() and v.isascii()):
+        if (
+            len(v) == 26
+            and v[4] == "-"
+            and v[7] == "-"
+            and v[10] == " "
+            and v[13] == ":"
+            and v[16] == ":"
+            and v[19] == "."
+            and (v[:4] + v[5:7] + v[8:10] + v[11:13] + v[14:16] + v[17:19] + v[20:]).isdigit()
+            and v.isascii()
+        ):
             return f"{v[:10]}T{v[11:]}Z"
         return "raw:" + v
     return v

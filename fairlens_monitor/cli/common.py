@@ -29,8 +29,13 @@ from fairlens_monitor.store.repository import Repository
 
 T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-LAST_OPTION = click.option("--last", default=20, show_default=True,
-                           type=click.IntRange(min=1), help="How many of the newest to show.")
+LAST_OPTION = click.option(
+    "--last",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many of the newest to show.",
+)
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -40,8 +45,7 @@ class FiniteFloatRange(click.FloatRange):
     ``--alpha nan`` passed and silently switched the significance test off.
     """
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """Convert as ``click.FloatRange`` does, then refuse a value that is not finite."""
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
@@ -76,8 +80,11 @@ class ErrorGroup(click.Group):
         except Exception as exc:
             if os.environ.get(ENV_DEBUG) == "1":
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__} (a bug, or input nothing "
-                       f"checks yet); rerun with {ENV_DEBUG}=1 for the traceback", err=True)
+            click.echo(
+                f"error: unexpected {type(exc).__name__} (a bug, or input nothing "
+                f"checks yet); rerun with {ENV_DEBUG}=1 for the traceback",
+                err=True,
+            )
             ctx.exit(2)
 
 
@@ -106,8 +113,14 @@ def dump(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
 
 
-def show(items: Sequence[T], as_json: bool, to_json: Callable[[T], Any],
-          to_line: Callable[[T], str], *, empty: str) -> None:
+def show(
+    items: Sequence[T],
+    as_json: bool,
+    to_json: Callable[[T], Any],
+    to_line: Callable[[T], str],
+    *,
+    empty: str,
+) -> None:
     if as_json:
         dump([to_json(item) for item in items])
         return
@@ -161,10 +174,13 @@ class TrailPaths(TypedDict):
     public_key: Path
 
 
-def trail_paths(settings: Settings, anchor_file: Path | None,
-                 public_key: Path | None) -> TrailPaths:
-    return {"anchor_file": anchor_file or settings.audit.anchor_file,
-            "public_key": public_key or settings.keys.dir / PUBLIC_KEY_FILE}
+def trail_paths(
+    settings: Settings, anchor_file: Path | None, public_key: Path | None
+) -> TrailPaths:
+    return {
+        "anchor_file": anchor_file or settings.audit.anchor_file,
+        "public_key": public_key or settings.keys.dir / PUBLIC_KEY_FILE,
+    }
 
 
 def record_hash(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -177,8 +193,9 @@ def record_hash(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     """
     text_ = value.strip().lower()
     if len(text_) != 64 or any(c not in "0123456789abcdef" for c in text_):
-        raise click.BadParameter("expected the 64 hex digits of an audit record's hash (as "
-                                 "`audit` prints it)")
+        raise click.BadParameter(
+            "expected the 64 hex digits of an audit record's hash (as `audit` prints it)"
+        )
     return text_
 
 

@@ -67,11 +67,19 @@ from fairlens_monitor.store.repository import Repository
 
 
 @click.group(cls=ErrorGroup)
-@click.option("--config", "config_path", default="config.yaml", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The config file.")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
-                                                 case_sensitive=False),
-              help="Overrides logging.level from the config.")
+@click.option(
+    "--config",
+    "config_path",
+    default="config.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config file.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Overrides logging.level from the config.",
+)
 @click.version_option(__version__, prog_name="fairlens-monitor")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
@@ -79,8 +87,11 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 
     Exit codes: 0 ok, 1 problem found (e.g. tampered audit chain), 2 usage/config error.
     """
-    logging.basicConfig(stream=sys.stderr, level=(log_level or "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=(log_level or "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
     install_password_filter()  # database passwords a driver's message may carry
     for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
@@ -89,9 +100,11 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 
 
 NEW_CHAIN_OPTION = click.option(
-    "--new-chain", is_flag=True,
+    "--new-chain",
+    is_flag=True,
     help="The database was lost and there is no backup: set the anchor file of the old chain "
-         "aside (renamed) and start a new chain, recorded as its first event.")
+    "aside (renamed) and start a new chain, recorded as its first event.",
+)
 
 
 def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: str) -> None:
@@ -109,8 +122,12 @@ def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: 
 
 
 @cli.command()
-@click.option("--cycles", type=click.IntRange(min=1), default=None,
-              help="Stop after this many cycles (default: run until SIGINT/SIGTERM).")
+@click.option(
+    "--cycles",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many cycles (default: run until SIGINT/SIGTERM).",
+)
 @NEW_CHAIN_OPTION
 @click.pass_context
 def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
@@ -118,14 +135,16 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
     settings = settings_of(ctx)
-    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles,
-               new_chain=new_chain)
+    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain)
 
 
 @cli.command()
 @JSON_OPTION
-@click.option("--fail-on-alert", is_flag=True,
-              help="Exit 1 when the monitored verdict is adverse or drift is signalled.")
+@click.option(
+    "--fail-on-alert",
+    is_flag=True,
+    help="Exit 1 when the monitored verdict is adverse or drift is signalled.",
+)
 @NEW_CHAIN_OPTION
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
@@ -139,19 +158,29 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool
     cipher = open_cipher(settings, repo)
     begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
     record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
-    outcome = execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="cli",
-                            sealer=Sealer.of(settings, signer))
+    outcome = execute_cycle(
+        settings,
+        repo,
+        cipher,
+        clock=lambda: datetime.now(UTC),
+        actor="cli",
+        sealer=Sealer.of(settings, signer),
+    )
     if checkpoint_due(repo, settings.audit.checkpoint_every):
-        write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
-                         ts=rfc3339(datetime.now(UTC)))
+        write_checkpoint(
+            repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC))
+        )
     echo = settings.alerts.echo_plaintext
     if as_json:
         dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
     else:
         for line in cycle_lines(outcome, echo_plaintext=echo):
             click.echo(line)
-    if fail_on_alert and outcome.monitored is not None and (
-            outcome.monitored.verdict == "adverse" or outcome.monitored.drift_alert):
+    if (
+        fail_on_alert
+        and outcome.monitored is not None
+        and (outcome.monitored.verdict == "adverse" or outcome.monitored.drift_alert)
+    ):
         ctx.exit(1)
 
 
@@ -178,8 +207,13 @@ def audit(ctx: click.Context, last: int, as_json: bool) -> None:
 
 
 @audit.command("export")
-@click.option("--jsonl", "path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (replaced).")
+@click.option(
+    "--jsonl",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (replaced).",
+)
 @click.pass_context
 def audit_export(ctx: click.Context, path: Path) -> None:
     """Export the whole chain and every stored row it records as JSON lines, verifiable
@@ -188,10 +222,17 @@ def audit_export(ctx: click.Context, path: Path) -> None:
     click.echo(f"wrote {events} events and {rows} rows to {path}")
 
 
-ANCHOR_OPTION = click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False,
-                             path_type=Path), help="Anchor file (default: audit.anchor_file).")
-PUBKEY_OPTION = click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path),
-                             help="Checkpoint public key (default: in keys.dir).")
+ANCHOR_OPTION = click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Anchor file (default: audit.anchor_file).",
+)
+PUBKEY_OPTION = click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint public key (default: in keys.dir).",
+)
 
 
 @cli.command()
@@ -199,41 +240,62 @@ PUBKEY_OPTION = click.option("--public-key", type=click.Path(dir_okay=False, pat
 @ANCHOR_OPTION
 @PUBKEY_OPTION
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
-           public_key: Path | None) -> None:
+def verify(
+    ctx: click.Context, as_json: bool, anchor_file: Path | None, public_key: Path | None
+) -> None:
     """Walk the whole chain and its signed checkpoints.
 
     Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
     """
     settings = settings_of(ctx)
-    trail = verify_store(reader(settings), **trail_paths(settings, anchor_file, public_key),
-                         checkpoint_every=settings.audit.checkpoint_every)
+    trail = verify_store(
+        reader(settings),
+        **trail_paths(settings, anchor_file, public_key),
+        checkpoint_every=settings.audit.checkpoint_every,
+    )
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
-        dump({"intact": report.intact, "count": report.count, "head_seq": report.head_seq,
-               "head_hash": report.head_hash, "last_verified_seq": report.last_verified_seq,
-               "anchored_seq": report.anchored_seq, "unanchored_events": report.unanchored,
-               "checkpoints_checked": report.checkpoints_checked,
-               "anchor_file_checkpoints": trail.anchor_checkpoints,
-               "database_checkpoints": trail.database_checkpoints,
-               "superseded_checkpoints": trail.superseded,
-               "anchor_file": str(trail.anchor_file),
-               "first_broken_seq": first.seq if first else None,
-               "anomalies": [vars(a) for a in report.anomalies],
-               "warnings": [vars(w) for w in trail.warnings]})
+        dump(
+            {
+                "intact": report.intact,
+                "count": report.count,
+                "head_seq": report.head_seq,
+                "head_hash": report.head_hash,
+                "last_verified_seq": report.last_verified_seq,
+                "anchored_seq": report.anchored_seq,
+                "unanchored_events": report.unanchored,
+                "checkpoints_checked": report.checkpoints_checked,
+                "anchor_file_checkpoints": trail.anchor_checkpoints,
+                "database_checkpoints": trail.database_checkpoints,
+                "superseded_checkpoints": trail.superseded,
+                "anchor_file": str(trail.anchor_file),
+                "first_broken_seq": first.seq if first else None,
+                "anomalies": [vars(a) for a in report.anomalies],
+                "warnings": [vars(w) for w in trail.warnings],
+            }
+        )
     elif first is None:
-        click.echo(f"audit chain intact: {report.count} events, head seq {report.head_seq} "
-                   f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
-                   f"the anchor file, {trail.database_checkpoints} in the database; "
-                   f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
-                   "not yet anchored" + (f"; {trail.superseded} checkpoints of history lost "
-                                         "before a signed restore set aside"
-                                         if trail.superseded else ""))
+        click.echo(
+            f"audit chain intact: {report.count} events, head seq {report.head_seq} "
+            f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
+            f"the anchor file, {trail.database_checkpoints} in the database; "
+            f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
+            "not yet anchored"
+            + (
+                f"; {trail.superseded} checkpoints of history lost "
+                "before a signed restore set aside"
+                if trail.superseded
+                else ""
+            )
+        )
     if not as_json:
         lines = [] if first is None else tampered_lines(report)
-        for line in [*lines[:-1], *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}"
-                                   for w in trail.warnings), *lines[-1:]]:
+        for line in [
+            *lines[:-1],
+            *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}" for w in trail.warnings),
+            *lines[-1:],
+        ]:
             click.echo(line)  # the verdict line last
     if first is not None:
         ctx.exit(1)
@@ -245,28 +307,48 @@ def verify(ctx: click.Context, as_json: bool, anchor_file: Path | None,
 @ANCHOR_OPTION
 @PUBKEY_OPTION
 @click.pass_context
-def verify_entry(ctx: click.Context, hash_hex: str, as_json: bool, anchor_file: Path | None,
-                 public_key: Path | None) -> None:
+def verify_entry(
+    ctx: click.Context,
+    hash_hex: str,
+    as_json: bool,
+    anchor_file: Path | None,
+    public_key: Path | None,
+) -> None:
     """Prove that the audit record with this HASH is in the intact chain (exit 1 if not)."""
     settings = settings_of(ctx)
-    proof = prove_entry(reader(settings), hash_hex,
-                        **trail_paths(settings, anchor_file, public_key),
-                        checkpoint_every=settings.audit.checkpoint_every)
+    proof = prove_entry(
+        reader(settings),
+        hash_hex,
+        **trail_paths(settings, anchor_file, public_key),
+        checkpoint_every=settings.audit.checkpoint_every,
+    )
     rec = proof.record
     if as_json:
-        dump({"proven": proof.proven, "record": audit_json(rec) if rec else None,
-               "chain_verified_up_to": proof.chain.last_verified_seq,
-               "anchored_by_checkpoint_at_seq": proof.covered_by})
+        dump(
+            {
+                "proven": proof.proven,
+                "record": audit_json(rec) if rec else None,
+                "chain_verified_up_to": proof.chain.last_verified_seq,
+                "anchored_by_checkpoint_at_seq": proof.covered_by,
+            }
+        )
     elif rec is None:
         click.echo(f"no audit record has hash {hash_hex}")
     elif proof.proven:
-        anchored = (f"covered by a signed checkpoint at seq {proof.covered_by}"
-                    if proof.covered_by else "not yet covered by a signed checkpoint")
-        click.echo(f"record seq {rec.seq} ({rec.event_type}, {rec.ts}) is in the chain, which "
-                   f"verifies from genesis to seq {proof.chain.last_verified_seq}; {anchored}")
+        anchored = (
+            f"covered by a signed checkpoint at seq {proof.covered_by}"
+            if proof.covered_by
+            else "not yet covered by a signed checkpoint"
+        )
+        click.echo(
+            f"record seq {rec.seq} ({rec.event_type}, {rec.ts}) is in the chain, which "
+            f"verifies from genesis to seq {proof.chain.last_verified_seq}; {anchored}"
+        )
     else:
-        click.echo(f"record seq {rec.seq} found, but the chain is broken at or before it "
-                   f"(verified only up to seq {proof.chain.last_verified_seq})")
+        click.echo(
+            f"record seq {rec.seq} found, but the chain is broken at or before it "
+            f"(verified only up to seq {proof.chain.last_verified_seq})"
+        )
     if not proof.proven:
         ctx.exit(1)
 
@@ -280,13 +362,15 @@ def checkpoint(ctx: click.Context) -> None:
     signer = open_signing_key(settings, repo)
     if added := reconcile_anchor(repo, settings.audit.anchor_file):
         click.echo(f"appended {added} recorded checkpoints the anchor file lacked")
-    cp = write_checkpoint(repo, signer, anchor_file=settings.audit.anchor_file,
-                          ts=rfc3339(datetime.now(UTC)))
+    cp = write_checkpoint(
+        repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC))
+    )
     if cp is None:
         click.echo("nothing to checkpoint: the chain is empty or its head is already anchored")
     else:
-        click.echo(f"checkpoint at seq {cp.seq} {cp.head_hash} appended to "
-                   f"{settings.audit.anchor_file}")
+        click.echo(
+            f"checkpoint at seq {cp.seq} {cp.head_hash} appended to {settings.audit.anchor_file}"
+        )
 
 
 @cli.command()
@@ -316,10 +400,11 @@ def db_upgrade(ctx: click.Context) -> None:
         baseline = record_row_baseline(Repository(engine), ts=rfc3339(datetime.now(UTC)))
     finally:
         engine.dispose()
-    click.echo(f"database at revision {after}" + ("" if before == after else
-                                                  f" (was {before or 'empty'})")
-               + (f"; rows stored before row digests recorded at seq {baseline.seq}"
-                  if baseline else ""))
+    click.echo(
+        f"database at revision {after}"
+        + ("" if before == after else f" (was {before or 'empty'})")
+        + (f"; rows stored before row digests recorded at seq {baseline.seq}" if baseline else "")
+    )
 
 
 @db.command("copy")
@@ -347,8 +432,11 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
         source.engine.dispose()
     if not report.intact:
         first = report.anomalies[0]
-        click.echo(f"source does NOT verify: first broken {where(first)} ({first.kind}); "
-                   "nothing was copied", err=True)
+        click.echo(
+            f"source does NOT verify: first broken {where(first)} ({first.kind}); "
+            "nothing was copied",
+            err=True,
+        )
         ctx.exit(1)
 
     def check(copy: Repository) -> None:
@@ -359,8 +447,10 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
     result = copy_database(src_url, dst_url, check)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())
     click.echo(f"copied {rows}; chain head seq {result.head_seq}")
-    click.echo(f"copy verified: {report.count} events intact, anchored up to seq "
-               f"{report.anchored_seq} (checked before the copy committed)")
+    click.echo(
+        f"copy verified: {report.count} events intact, anchored up to seq "
+        f"{report.anchored_seq} (checked before the copy committed)"
+    )
 
 
 @db.command("current")

@@ -29,8 +29,9 @@ from fairlens_monitor.security.masking import looks_personal
 from fairlens_monitor.store import maintenance
 
 
-def _band(_ctx: click.Context, _param: click.Parameter,
-          values: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+def _band(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, tuple[float, ...]]:
     bands = {}
     for position, text in enumerate(values, start=1):  # the text is not echoed in errors
         column, _, edges = text.partition("=")
@@ -39,53 +40,121 @@ def _band(_ctx: click.Context, _param: click.Parameter,
         except ValueError:
             numbers = ()
         if not column or not numbers or list(numbers) != sorted(set(numbers)):
-            raise click.BadParameter(f"value {position} is not COLUMN=EDGE[,EDGE...] with "
-                                     "increasing numbers, e.g. age=25 or age=25,40")
+            raise click.BadParameter(
+                f"value {position} is not COLUMN=EDGE[,EDGE...] with "
+                "increasing numbers, e.g. age=25 or age=25,40"
+            )
         bands[column] = numbers
     return bands
 
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--protected-attribute", "attributes", multiple=True, required=True,
-              help="Group column; give it twice for an intersection (e.g. sex and age).")
+@click.option(
+    "--protected-attribute",
+    "attributes",
+    multiple=True,
+    required=True,
+    help="Group column; give it twice for an intersection (e.g. sex and age).",
+)
 @click.option("--protected-value", help="The group to report on (default: the worst group).")
-@click.option("--privileged-value", help="The reference group (needed unless --reference "
-              "highest).")
-@click.option("--reference", type=click.Choice(["privileged", "highest"]), default="privileged",
-              show_default=True, help="Compare with the privileged value, or with the group "
-              "with the highest rate (NYC Local Law 144).")
+@click.option("--privileged-value", help="The reference group (needed unless --reference highest).")
+@click.option(
+    "--reference",
+    type=click.Choice(["privileged", "highest"]),
+    default="privileged",
+    show_default=True,
+    help="Compare with the privileged value, or with the group "
+    "with the highest rate (NYC Local Law 144).",
+)
 @click.option("--outcome", required=True, help="Decision column (0/1, true/false, yes/no).")
 @click.option("--label", help="Ground-truth column (e.g. repaid) for the outcome metrics.")
-@click.option("--band", "bands", multiple=True, callback=_band, metavar="COL=EDGES",
-              help="Cut a numeric column into bands, e.g. age=25 or age=25,40.")
+@click.option(
+    "--band",
+    "bands",
+    multiple=True,
+    callback=_band,
+    metavar="COL=EDGES",
+    help="Cut a numeric column into bands, e.g. age=25 or age=25,40.",
+)
 @click.option("--explain-by", help="Numeric column to test as an explanation of the gap.")
-@click.option("--score", help="Model score column (numbers in [0, 1]) for AUC and the "
-              "calibration gap per group; needs --label.")
-@click.option("--score-bins", type=click.IntRange(2, 10_000), default=100, show_default=True,
-              help="Equal-width bins the score is counted in.")
-@click.option("--missing-value", "missing_values", multiple=True, metavar="TEXT",
-              help="Treat this text as a missing value (repeatable, e.g. --missing-value NA). "
-              "Empty cells always are missing; NA, null, None are labels unless given here.")
-@click.option("--threshold", type=FiniteFloatRange(min=0, min_open=True), default=0.8,
-              show_default=True, help="Impact-ratio threshold (four-fifths rule).")
-@click.option("--alpha", type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
-              default=0.05, show_default=True, help="Significance level.")
-@click.option("--min-group-size", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Groups smaller than this make a verdict inconclusive.")
-@click.option("--min-group-share", type=FiniteFloatRange(0, 0.5), default=0.02,
-              show_default=True, help="Groups below this share of rows are excluded (counted).")
-@click.option("--shortfall", type=FiniteFloatRange(min=0, max=1e12, min_open=True),
-              default=None, metavar="N",
-              help="Opt-in 29 CFR 1607.4D rule: also adverse at a ratio above the threshold "
-                   "when significant and at least N approvals short (default: off).")
+@click.option(
+    "--score",
+    help="Model score column (numbers in [0, 1]) for AUC and the "
+    "calibration gap per group; needs --label.",
+)
+@click.option(
+    "--score-bins",
+    type=click.IntRange(2, 10_000),
+    default=100,
+    show_default=True,
+    help="Equal-width bins the score is counted in.",
+)
+@click.option(
+    "--missing-value",
+    "missing_values",
+    multiple=True,
+    metavar="TEXT",
+    help="Treat this text as a missing value (repeatable, e.g. --missing-value NA). "
+    "Empty cells always are missing; NA, null, None are labels unless given here.",
+)
+@click.option(
+    "--threshold",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Impact-ratio threshold (four-fifths rule).",
+)
+@click.option(
+    "--alpha",
+    type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level.",
+)
+@click.option(
+    "--min-group-size",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Groups smaller than this make a verdict inconclusive.",
+)
+@click.option(
+    "--min-group-share",
+    type=FiniteFloatRange(0, 0.5),
+    default=0.02,
+    show_default=True,
+    help="Groups below this share of rows are excluded (counted).",
+)
+@click.option(
+    "--shortfall",
+    type=FiniteFloatRange(min=0, max=1e12, min_open=True),
+    default=None,
+    metavar="N",
+    help="Opt-in 29 CFR 1607.4D rule: also adverse at a ratio above the threshold "
+    "when significant and at least N approvals short (default: off).",
+)
 @JSON_OPTION
-def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None,
-            privileged_value: str | None, reference: str, outcome: str, label: str | None,
-            bands: dict[str, tuple[float, ...]], explain_by: str | None, score: str | None,
-            score_bins: int, missing_values: tuple[str, ...], threshold: float, alpha: float,
-            min_group_size: int, min_group_share: float, shortfall: float | None,
-            as_json: bool) -> None:
+def measure(
+    file: Path,
+    attributes: tuple[str, ...],
+    protected_value: str | None,
+    privileged_value: str | None,
+    reference: str,
+    outcome: str,
+    label: str | None,
+    bands: dict[str, tuple[float, ...]],
+    explain_by: str | None,
+    score: str | None,
+    score_bins: int,
+    missing_values: tuple[str, ...],
+    threshold: float,
+    alpha: float,
+    min_group_size: int,
+    min_group_share: float,
+    shortfall: float | None,
+    as_json: bool,
+) -> None:
     """Measure a decision FILE (CSV or Parquet) once: statistics and verdict.
 
     Exit 1 when the verdict is adverse, 0 when it is ok or inconclusive, 2 on bad input.
@@ -96,33 +165,54 @@ def measure(file: Path, attributes: tuple[str, ...], protected_value: str | None
     from fairlens_monitor.ops.measure_file import measure_file, report_lines  # deferred: pandas
 
     if len(attributes) > 2 or len(set(attributes)) != len(attributes):
-        raise click.UsageError("--protected-attribute: give one column, or two different "
-                               "columns for an intersection")
+        raise click.UsageError(
+            "--protected-attribute: give one column, or two different columns for an intersection"
+        )
     if reference == "privileged" and privileged_value is None:
-        raise click.UsageError("--privileged-value is required with --reference privileged "
-                               "(or use --reference highest)")
+        raise click.UsageError(
+            "--privileged-value is required with --reference privileged "
+            "(or use --reference highest)"
+        )
     if score is not None and label is None:
-        raise click.UsageError("--score needs --label: AUC and calibration compare the score "
-                               "with the true outcome")
+        raise click.UsageError(
+            "--score needs --label: AUC and calibration compare the score with the true outcome"
+        )
     unknown = set(bands) - set(attributes)
     if unknown:
         raise click.UsageError(f"--band {sorted(unknown)[0]}: not a --protected-attribute")
-    spec = GroupSpec(attributes=attributes, bands=bands,
-                     reference="highest" if reference == "highest" else "privileged",
-                     privileged_value=privileged_value if reference == "privileged" else None,
-                     unprivileged_value=protected_value, threshold=threshold, alpha=alpha,
-                     min_group_size=min_group_size, min_group_share=min_group_share,
-                     shortfall=shortfall)
+    spec = GroupSpec(
+        attributes=attributes,
+        bands=bands,
+        reference="highest" if reference == "highest" else "privileged",
+        privileged_value=privileged_value if reference == "privileged" else None,
+        unprivileged_value=protected_value,
+        threshold=threshold,
+        alpha=alpha,
+        min_group_size=min_group_size,
+        min_group_share=min_group_share,
+        shortfall=shortfall,
+    )
     progress = None
     if sys.stderr.isatty():  # a running count for big files; nothing when piped or in CI
+
         def progress(rows: int) -> None:
             click.echo(f"\rread {rows:,} rows…", nl=False, err=True)
+
     if any(not v.strip() for v in missing_values):
-        raise click.UsageError("--missing-value: give a non-empty text (empty cells are "
-                               "always missing)")
-    report = measure_file(file, spec, outcome, label=label, explain_by=explain_by,
-                          progress=progress, score=score, score_bins=score_bins,
-                          missing_values=missing_values)
+        raise click.UsageError(
+            "--missing-value: give a non-empty text (empty cells are always missing)"
+        )
+    report = measure_file(
+        file,
+        spec,
+        outcome,
+        label=label,
+        explain_by=explain_by,
+        progress=progress,
+        score=score,
+        score_bins=score_bins,
+        missing_values=missing_values,
+    )
     if progress is not None:
         click.echo(err=True)
     if as_json:
@@ -143,28 +233,38 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@click.option("--state", "state", default="active", show_default=True,
-              type=click.Choice(["active", "open", "acknowledged", "resolved", "all"]),
-              help="active = open or acknowledged.")
+@click.option(
+    "--state",
+    "state",
+    default="active",
+    show_default=True,
+    type=click.Choice(["active", "open", "acknowledged", "resolved", "all"]),
+    help="active = open or acknowledged.",
+)
 @LAST_OPTION
 @JSON_OPTION
 @click.pass_context
 def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> None:
     """Show alert episodes (never their encrypted text)."""
-    states = {"active": ["open", "acknowledged"],
-              "all": ["open", "acknowledged", "resolved"]}.get(state, [state])
+    states = {"active": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}.get(
+        state, [state]
+    )
     rows = maintenance.list_alerts(reader(settings_of(ctx)), states, last)
     show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
 
 
 NOT_PERSONAL = click.option(
-    "--note-is-not-personal", "not_personal", is_flag=True,
+    "--note-is-not-personal",
+    "not_personal",
+    is_flag=True,
     help="Record a note that looks like personal data anyway (a false alarm, e.g. a number "
-         "that only resembles a phone or card number).")
+    "that only resembles a phone or card number).",
+)
 
 
-def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str | None,
-                not_personal: bool) -> None:
+def _transition(
+    ctx: click.Context, alert_id: int, to: str, by: str, note: str | None, not_personal: bool
+) -> None:
     from fairlens_monitor.ops.app import open_signing_key
     from fairlens_monitor.ops.sealing import Sealer
 
@@ -176,21 +276,31 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
             "the note looks like it holds personal data (an e-mail, SSN, card or phone "
             "number); notes stay in the audit trail in clear and cannot be edited out. "
             "Rephrase it without applicant data, or add --note-is-not-personal if it is a "
-            "false alarm (e.g. a ticket number)", param_hint="'--note'")
+            "false alarm (e.g. a ticket number)",
+            param_hint="'--note'",
+        )
     repo = writer(settings)
     sealer = Sealer.of(settings, open_signing_key(settings, repo))
     signed = []
     now = datetime.now(UTC)
     try:
         alert, record = maintenance.transition_alert(
-            repo, alert_id, to, by=by, note=note, at=now, ts=rfc3339(now),
-            seal=lambda s, head: signed.append(sealer.now(s, head)))
+            repo,
+            alert_id,
+            to,
+            by=by,
+            note=note,
+            at=now,
+            ts=rfc3339(now),
+            seal=lambda s, head: signed.append(sealer.now(s, head)),
+        )
     except (LookupError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     for cp in signed:  # committed with the transition: now append it to the anchor file
         sealer.anchor(cp)
-    click.echo(f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}, "
-               "signed checkpoint")
+    click.echo(
+        f"alert #{alert.id} ({alert.kind}) {to} by {by}; audit seq {record.seq}, signed checkpoint"
+    )
 
 
 @alerts.command("ack")
@@ -199,8 +309,9 @@ def _transition(ctx: click.Context, alert_id: int, to: str, by: str, note: str |
 @click.option("--note", help="Optional note (kept in the audit trail; no applicant data).")
 @NOT_PERSONAL
 @click.pass_context
-def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None,
-               not_personal: bool) -> None:
+def alerts_ack(
+    ctx: click.Context, alert_id: int, by: str, note: str | None, not_personal: bool
+) -> None:
     """Acknowledge an open alert: someone is looking at it (an audit event)."""
     _transition(ctx, alert_id, "acknowledged", by, note, not_personal)
 
@@ -208,12 +319,16 @@ def alerts_ack(ctx: click.Context, alert_id: int, by: str, note: str | None,
 @alerts.command("resolve")
 @click.argument("alert_id", type=ALERT_ID)
 @click.option("--by", required=True, help="Who resolves it.")
-@click.option("--note", required=True,
-              help="Why it is resolved (required; kept in the audit trail; no applicant data).")
+@click.option(
+    "--note",
+    required=True,
+    help="Why it is resolved (required; kept in the audit trail; no applicant data).",
+)
 @NOT_PERSONAL
 @click.pass_context
-def alerts_resolve(ctx: click.Context, alert_id: int, by: str, note: str,
-                   not_personal: bool) -> None:
+def alerts_resolve(
+    ctx: click.Context, alert_id: int, by: str, note: str, not_personal: bool
+) -> None:
     """Resolve an open or acknowledged alert, with a note (an audit event)."""
     _transition(ctx, alert_id, "resolved", by, note, not_personal)
 
@@ -240,8 +355,10 @@ def keys_status(ctx: click.Context, as_json: bool) -> None:
     for f in [] if as_json else files:
         fix = f"chmod 700 {key_dir}" if f.role == FOLDER_ROLE else f"chmod 600 {key_dir / f.name}"
         flag = "ok" if f.private_ok else f"EXPOSED (fix: {fix})"
-        click.echo(f"{f.name:<34} {f.role:<44} id={f.key_id or '-':<16} "
-                   f"age={f.age_days:.1f}d {f.mode} {flag}")
+        click.echo(
+            f"{f.name:<34} {f.role:<44} id={f.key_id or '-':<16} "
+            f"age={f.age_days:.1f}d {f.mode} {flag}"
+        )
     if any(not f.private_ok for f in files):
         ctx.exit(1)
 
@@ -255,9 +372,11 @@ def keys_rotate(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     repo, _key = sealed_writer(settings)  # keys_rotated commits with its signed checkpoint
     done = rotate_alert_key(settings.keys.dir, repo, ts=rfc3339(datetime.now(UTC)))
-    click.echo(f"alert key rotated: {done.old_key_id} -> {done.new_key_id}; {done.alerts} "
-               f"tokens re-encrypted; audit seq {done.audit_seq}; the old key is kept as "
-               f"fernet-{done.old_key_id}.retired (older backups need it)")
+    click.echo(
+        f"alert key rotated: {done.old_key_id} -> {done.new_key_id}; {done.alerts} "
+        f"tokens re-encrypted; audit seq {done.audit_seq}; the old key is kept as "
+        f"fernet-{done.old_key_id}.retired (older backups need it)"
+    )
 
 
 @click.command()
@@ -273,21 +392,37 @@ def backup(ctx: click.Context, dest: Path) -> None:
     from fairlens_monitor.ops.backup import backup_sqlite
 
     settings = settings_of(ctx)
-    made = backup_sqlite(settings.database.url, dest,
-                         busy_timeout_ms=settings.database.busy_timeout_ms,
-                         **trail_paths(settings, None, None))
-    record = sealed_writer(settings)[0].append_event("backup_made", "cli", {
-        "file": made.path.name, "head_seq": made.head_seq, "head_hash": made.head_hash,
-        "sha256": made.sha256}, ts=rfc3339(datetime.now(UTC)))
-    click.echo(f"backup {made.path}: {made.size:,} bytes, chain head seq {made.head_seq}, "
-               f"integrity ok, chain verified; sha256 {made.sha256}; audit seq {record.seq}")
+    made = backup_sqlite(
+        settings.database.url,
+        dest,
+        busy_timeout_ms=settings.database.busy_timeout_ms,
+        **trail_paths(settings, None, None),
+    )
+    record = sealed_writer(settings)[0].append_event(
+        "backup_made",
+        "cli",
+        {
+            "file": made.path.name,
+            "head_seq": made.head_seq,
+            "head_hash": made.head_hash,
+            "sha256": made.sha256,
+        },
+        ts=rfc3339(datetime.now(UTC)),
+    )
+    click.echo(
+        f"backup {made.path}: {made.size:,} bytes, chain head seq {made.head_seq}, "
+        f"integrity ok, chain verified; sha256 {made.sha256}; audit seq {record.seq}"
+    )
 
 
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--accept-loss", is_flag=True,
-              help="Restore even though the backup ends before checkpoints in the anchor "
-                   "file: the lost anchored seqs are named in the signed restore statement.")
+@click.option(
+    "--accept-loss",
+    is_flag=True,
+    help="Restore even though the backup ends before checkpoints in the anchor "
+    "file: the lost anchored seqs are named in the signed restore statement.",
+)
 @click.pass_context
 def restore(ctx: click.Context, src: Path, accept_loss: bool) -> None:
     """Replace the SQLite database with the backup SRC (stop the daemon first).
@@ -302,17 +437,25 @@ def restore(ctx: click.Context, src: Path, accept_loss: bool) -> None:
 
     settings = settings_of(ctx)
     # The database may be gone (that is why one restores): never create or open it here.
-    done = restore_sqlite(settings, src, load_signing_key(settings.keys.dir, create=False),
-                          accept_loss=accept_loss)
+    done = restore_sqlite(
+        settings, src, load_signing_key(settings.keys.dir, create=False), accept_loss=accept_loss
+    )
     lost = done.superseded_to - done.from_seq
-    gone = (f"{lost} later events anchored before the restore are lost (seq "
-            f"{done.from_seq + 1}...{done.superseded_to})" if lost else
-            "no anchored history was lost")
-    click.echo(f"restored from {src.name} at seq {done.from_seq}; {gone}; recorded as seq "
-               f"{done.restore_seq}"
-               + ("" if done.replaced is None else f"; the replaced file is {done.replaced}"))
-    click.echo(f"verified: {done.report.chain.count} events intact, "
-               f"{done.report.superseded} superseded checkpoints set aside")
+    gone = (
+        f"{lost} later events anchored before the restore are lost (seq "
+        f"{done.from_seq + 1}...{done.superseded_to})"
+        if lost
+        else "no anchored history was lost"
+    )
+    click.echo(
+        f"restored from {src.name} at seq {done.from_seq}; {gone}; recorded as seq "
+        f"{done.restore_seq}"
+        + ("" if done.replaced is None else f"; the replaced file is {done.replaced}")
+    )
+    click.echo(
+        f"verified: {done.report.chain.count} events intact, "
+        f"{done.report.superseded} superseded checkpoints set aside"
+    )
 
 
 @click.group()
@@ -330,15 +473,19 @@ def retention_apply(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
     settings = settings_of(ctx)
     repo, key = sealed_writer(settings)
-    done = apply_retention(settings.retention, repo, key, now=datetime.now(UTC),
-                           dry_run=dry_run)
+    done = apply_retention(settings.retention, repo, key, now=datetime.now(UTC), dry_run=dry_run)
     if as_json:
         dump(done)
         return
     verb = "would delete" if dry_run else "deleted"
-    pruned = ("" if done["pruned_to"] is None else
-              f"; audit chain pruned up to signed checkpoint seq {done['pruned_to']}")
-    click.echo(f"{verb}: {done['readings']} readings, {done['group_results']} group rows, "
-               f"{done['source_files']} file records, {done['alerts']} resolved alerts, "
-               f"{done['runs']} runs, "
-               f"{done['audit_events']} audit events{pruned}")
+    pruned = (
+        ""
+        if done["pruned_to"] is None
+        else f"; audit chain pruned up to signed checkpoint seq {done['pruned_to']}"
+    )
+    click.echo(
+        f"{verb}: {done['readings']} readings, {done['group_results']} group rows, "
+        f"{done['source_files']} file records, {done['alerts']} resolved alerts, "
+        f"{done['runs']} runs, "
+        f"{done['audit_events']} audit events{pruned}"
+    )

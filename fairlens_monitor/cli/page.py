@@ -19,11 +19,20 @@ from fairlens_monitor.security.page_auth import create_page_token, is_loopback, 
 
 
 @click.command()
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535),
-              help="Port to serve the page on.")
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="Address to listen on (127.0.0.1: this machine only). Any other address "
-                   "needs a page token (fairlens-monitor page-token) and a TLS proxy.")
+@click.option(
+    "--port",
+    default=8501,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to serve the page on.",
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (127.0.0.1: this machine only). Any other address "
+    "needs a page token (fairlens-monitor page-token) and a TLS proxy.",
+)
 @click.pass_context
 def view(ctx: click.Context, port: int, address: str) -> NoReturn:
     """Serve the read-only trend page (Streamlit) on the configured database.
@@ -40,20 +49,39 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
             raise click.UsageError(
                 f"--address {address} serves the page beyond this machine, and no page token "
                 "exists to sign in with: create one with 'fairlens-monitor page-token' (and "
-                "put a TLS proxy in front), or keep the default --address 127.0.0.1")
-        click.echo(f"warning: serving on {address} over plain HTTP: the page token and the "
-                   "explanations cross the network unencrypted unless a TLS proxy (nginx, "
-                   "Caddy) is in front; see docs/SECURITY.md", err=True)
+                "put a TLS proxy in front), or keep the default --address 127.0.0.1"
+            )
+        click.echo(
+            f"warning: serving on {address} over plain HTTP: the page token and the "
+            "explanations cross the network unencrypted unless a TLS proxy (nginx, "
+            "Caddy) is in front; see docs/SECURITY.md",
+            err=True,
+        )
     viewer = Path(__file__).parents[1] / "viewer" / "page.py"
-    argv = [sys.executable, "-m", "streamlit", "run", str(viewer), "--server.headless", "true",
-            "--server.port", str(port), "--server.address", address,
-            "--browser.gatherUsageStats", "false"]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(viewer),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
 
 
 @click.command("page-token")
-@click.option("--rotate", is_flag=True,
-              help="Replace the existing token (every signed-in page session is signed out).")
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Replace the existing token (every signed-in page session is signed out).",
+)
 @click.pass_context
 def page_token(ctx: click.Context, rotate: bool) -> None:
     """Create the page token (0600 file in the key folder) that signs a browser in.
@@ -62,5 +90,7 @@ def page_token(ctx: click.Context, rotate: bool) -> None:
     decrypted explanations on the page.
     """
     path = create_page_token(settings_of(ctx).keys.dir, rotate=rotate)
-    click.echo(f"page token {'replaced' if rotate else 'created'}: {path} (0600); sign in on "
-               "the page with its content")
+    click.echo(
+        f"page token {'replaced' if rotate else 'created'}: {path} (0600); sign in on "
+        "the page with its content"
+    )

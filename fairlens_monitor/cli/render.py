@@ -34,20 +34,24 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
         when asked) when an alert episode opens, a note while one stays open or when one
         resolves, or ``✅ Model Fairness Stable. DIR = ...``.
     """
-    head = (f"[cycle {outcome.cycle_index} · run {outcome.run_id} · "
-            f"{rfc3339(outcome.finished_at)}]")
+    head = f"[cycle {outcome.cycle_index} · run {outcome.run_id} · {rfc3339(outcome.finished_at)}]"
     m, batch = outcome.monitored, outcome.batch
     where = "" if batch is None else f"{_batch_text(batch)} "
     if m is None:
         return [f"{head} {where}→ no_data reading; alerts unchanged"]
     mon = m.metrics
     h = m.headline.comparison
-    ci = ("" if h is None or h.ci_low is None
-          else f" [{format_interval(h.ci_low, h.ci_high, digits=2, sep=', ')}]")
+    ci = (
+        ""
+        if h is None or h.ci_low is None
+        else f" [{format_interval(h.ci_low, h.ci_high, digits=2, sep=', ')}]"
+    )
     drift = "" if m.drift_statistic is None else f" cusum={m.drift_statistic:.1f}"
     if outcome.reference is not None:
-        where = (f"drift={m.drift_level or 0:.2f} "
-                 f"reference DIR={fmt_dir(outcome.reference.metrics['dir'])} monitored ")
+        where = (
+            f"drift={m.drift_level or 0:.2f} "
+            f"reference DIR={fmt_dir(outcome.reference.metrics['dir'])} monitored "
+        )
     lines = [
         f"{head} {where}DIR={fmt_dir(mon['dir'])}{ci} "
         f"verdict={m.verdict}{drift} "
@@ -55,10 +59,15 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
     ]
     opened = [c for c in outcome.alerts if c.action == "open"]
     for change in opened:
-        what = ("Fairness Drift Detected!" if change.alert.kind == "dir"
-                else "DIR drifting down (CUSUM above its threshold)!")
-        lines.append(f"⚠ ALERT: {what} DIR = {fmt_dir(mon['dir'])}"
-                     + ("" if change.alert.kind == "dir" else f" (alert #{change.alert.id})"))
+        what = (
+            "Fairness Drift Detected!"
+            if change.alert.kind == "dir"
+            else "DIR drifting down (CUSUM above its threshold)!"
+        )
+        lines.append(
+            f"⚠ ALERT: {what} DIR = {fmt_dir(mon['dir'])}"
+            + ("" if change.alert.kind == "dir" else f" (alert #{change.alert.id})")
+        )
     if opened:
         lines.append(f"Encrypted alert token: {outcome.token}")
         if echo_plaintext:
@@ -66,11 +75,15 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
         return lines
     for change in outcome.alerts:
         if change.action == "continue":
-            lines.append(f"⚠ {change.alert.kind} alert #{change.alert.id} still "
-                         f"{change.alert.state}. DIR = {fmt_dir(mon['dir'])}")
+            lines.append(
+                f"⚠ {change.alert.kind} alert #{change.alert.id} still "
+                f"{change.alert.state}. DIR = {fmt_dir(mon['dir'])}"
+            )
         elif change.action == "resolve":
-            lines.append(f"✅ {change.alert.kind} alert #{change.alert.id} resolved after "
-                         f"{change.alert.clean_streak} clean readings.")
+            lines.append(
+                f"✅ {change.alert.kind} alert #{change.alert.id} resolved after "
+                f"{change.alert.clean_streak} clean readings."
+            )
     if m.verdict == "inconclusive":
         lines.append(f"… Inconclusive: {m.assessment.reason}. DIR = {fmt_dir(mon['dir'])}")
     elif m.verdict == "ok" and not any(c.action == "continue" for c in outcome.alerts):
@@ -80,29 +93,44 @@ def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
 
 def _batch_text(batch: Batch) -> str:
     lineage = batch.lineage
-    files = ("" if lineage["kind"] != "file" else
-             f" from {lineage['files_read']} file(s)"
-             + (f" ({lineage['files_skipped']} already measured)"
-                if lineage["files_skipped"] else ""))
-    window = ("" if batch.window is None else
-              f" in [{rfc3339(batch.window[0])[:19]}Z, {rfc3339(batch.window[1])[:19]}Z)")
+    files = (
+        ""
+        if lineage["kind"] != "file"
+        else f" from {lineage['files_read']} file(s)"
+        + (f" ({lineage['files_skipped']} already measured)" if lineage["files_skipped"] else "")
+    )
+    window = (
+        ""
+        if batch.window is None
+        else f" in [{rfc3339(batch.window[0])[:19]}Z, {rfc3339(batch.window[1])[:19]}Z)"
+    )
     return f"{lineage['kind']}: {batch.decisions:,} decisions{files}{window}"
 
 
-def scenario_json(result: ScenarioResult, *, token: str | None = None,
-                  echo_plaintext: bool = False, with_alert: bool = False) -> dict[str, Any]:
+def scenario_json(
+    result: ScenarioResult,
+    *,
+    token: str | None = None,
+    echo_plaintext: bool = False,
+    with_alert: bool = False,
+) -> dict[str, Any]:
     """Return one scenario in the original API's shape plus its ``statistics``."""
     doc = dict(result.metrics)
-    doc.update(drift_level=result.drift_level, n_samples=result.n_samples, seed=result.seed,
-               statistics=result.statistics_json())
+    doc.update(
+        drift_level=result.drift_level,
+        n_samples=result.n_samples,
+        seed=result.seed,
+        statistics=result.statistics_json(),
+    )
     if with_alert:
         doc["explanation"] = result.explanation if echo_plaintext else None
         doc["encrypted_alert"] = token
     return doc
 
 
-def cycle_json(outcome: CycleOutcome, audit_tail: list[AuditRecord], *,
-               echo_plaintext: bool) -> dict[str, Any]:
+def cycle_json(
+    outcome: CycleOutcome, audit_tail: list[AuditRecord], *, echo_plaintext: bool
+) -> dict[str, Any]:
     """Return a cycle as ``{fair_scenario, drifted_scenario, alerts, audit_tail, ...}``.
 
     ``drifted_scenario.explanation`` is the plaintext only when ``echo_plaintext`` is on;
@@ -116,22 +144,36 @@ def cycle_json(outcome: CycleOutcome, audit_tail: list[AuditRecord], *,
         "verdict": outcome.verdict,
         "source": None if outcome.batch is None else outcome.batch.summary(),
         "fair_scenario": outcome.reference and scenario_json(outcome.reference),
-        "drifted_scenario": outcome.monitored and scenario_json(
-            outcome.monitored, token=outcome.token, echo_plaintext=echo_plaintext,
-            with_alert=True),
+        "drifted_scenario": outcome.monitored
+        and scenario_json(
+            outcome.monitored, token=outcome.token, echo_plaintext=echo_plaintext, with_alert=True
+        ),
         "alert_id": outcome.alert_id,
-        "alerts": [{"action": c.action, "kind": c.alert.kind, "alert_id": c.alert.id,
-                    "state": c.alert.state, "clean_streak": c.alert.clean_streak}
-                   for c in outcome.alerts],
+        "alerts": [
+            {
+                "action": c.action,
+                "kind": c.alert.kind,
+                "alert_id": c.alert.id,
+                "state": c.alert.state,
+                "clean_streak": c.alert.clean_streak,
+            }
+            for c in outcome.alerts
+        ],
         "audit_tail": [audit_json(r) for r in audit_tail],
     }
 
 
 def audit_json(rec: AuditRecord) -> dict[str, Any]:
     """Return one audit record as a plain dict (the ``audit_history`` shape plus chain)."""
-    return {"seq": rec.seq, "timestamp": rec.ts, "event_type": rec.event_type,
-            "actor": rec.actor, "details": dict(rec.payload), "prev_hash": rec.prev_hash,
-            "hash": rec.hash}
+    return {
+        "seq": rec.seq,
+        "timestamp": rec.ts,
+        "event_type": rec.event_type,
+        "actor": rec.actor,
+        "details": dict(rec.payload),
+        "prev_hash": rec.prev_hash,
+        "hash": rec.hash,
+    }
 
 
 def reading_json(row: Reading) -> dict[str, Any]:
@@ -145,15 +187,20 @@ def reading_json(row: Reading) -> dict[str, Any]:
 
 def reading_line(row: Reading) -> str:
     """Return one stored reading as a fixed-width console line."""
-    flags = ",".join(f for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert),
-                                     ("DRIFT", row.drift_alert)) if on)
+    flags = ",".join(
+        f
+        for f, on in (("DIR", row.dir_alert), ("GAP", row.gap_alert), ("DRIFT", row.drift_alert))
+        if on
+    )
     p = "" if row.p_value is None else f" p={format_p(row.p_value, row.test or 'none')}"
     gap = "-" if row.gap is None else f"{row.gap:.3f}"
-    return (f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
-            f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "
-            f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
-            f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
-            f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}")
+    return (
+        f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
+        f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "
+        f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
+        f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
+        f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}"
+    )
 
 
 def _origin(row: Reading) -> str:
@@ -173,9 +220,11 @@ def alert_json(row: Alert) -> dict[str, Any]:
 def alert_line(row: Alert) -> str:
     """Return one alert as a console line."""
     closed = "" if row.closed_at is None else f" closed {rfc3339(row.closed_at)[:19]}Z"
-    return (f"#{row.id:<5} {rfc3339(row.created_at)[:19]}Z {row.kind:<5} {row.state:<12} "
-            f"verdict={row.verdict or 'n/a'} DIR={fmt_dir(row.dir)} run {row.run_id}"
-            f" reading {row.reading_id}{closed}")
+    return (
+        f"#{row.id:<5} {rfc3339(row.created_at)[:19]}Z {row.kind:<5} {row.state:<12} "
+        f"verdict={row.verdict or 'n/a'} DIR={fmt_dir(row.dir)} run {row.run_id}"
+        f" reading {row.reading_id}{closed}"
+    )
 
 
 def audit_line(rec: AuditRecord) -> str:
@@ -206,13 +255,20 @@ def tampered_lines(report: ChainReport) -> list[str]:
     first, found = report.anomalies[0], report.anomalies
     rows = [a for a in found if a.kind in ROW_KINDS]
     if len(rows) == len(found):
-        head = (f"audit chain TAMPERED: the events' hashes hold up to seq "
-                f"{report.last_verified_seq}, but stored rows do not match the digests the "
-                f"chain recorded ({len(rows)} found; first: {where(first)}: {first.kind})")
+        head = (
+            f"audit chain TAMPERED: the events' hashes hold up to seq "
+            f"{report.last_verified_seq}, but stored rows do not match the digests the "
+            f"chain recorded ({len(rows)} found; first: {where(first)}: {first.kind})"
+        )
     else:
-        head = (f"audit chain TAMPERED: first broken {where(first)} ({first.kind}: "
-                f"{first.detail}); {len(found)} anomalies in {report.count} events ("
-                f"{len(rows)} of them stored rows); the chain verifies only up to seq "
-                f"{report.last_verified_seq}")
-    return [head, *(f"  {where(a)}: {a.kind}: {a.detail}" for a in found),
-            f"verdict: TAMPERED ({len(found)} anomalies; exit 1)"]
+        head = (
+            f"audit chain TAMPERED: first broken {where(first)} ({first.kind}: "
+            f"{first.detail}); {len(found)} anomalies in {report.count} events ("
+            f"{len(rows)} of them stored rows); the chain verifies only up to seq "
+            f"{report.last_verified_seq}"
+        )
+    return [
+        head,
+        *(f"  {where(a)}: {a.kind}: {a.detail}" for a in found),
+        f"verdict: TAMPERED ({len(found)} anomalies; exit 1)",
+    ]

@@ -13,10 +13,12 @@ import unicodedata
 def printable(text: str) -> str:
     """Return ``text`` with control characters (a newline in a quoted CSV cell, a tab, a
     zero-width format character) written as escapes, so one label stays on one line."""
+
     def show(char: str) -> str:
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return char.encode("unicode_escape").decode("ascii")
         return char
+
     return "".join(map(show, text))
 
 

@@ -40,7 +40,6 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS + 5 else text[:SHOWN_CHARS] + "..."
 
 
-
 def open_unit(section: Mapping[str, Any], key: str, *, default: float) -> float:
     value = section.get(key.rsplit(".", 1)[-1], default)
     number = as_number(value, key, "a number strictly between 0 and 1")
@@ -68,8 +67,9 @@ def mapping(value: Any, key: str) -> dict[str, Any]:
     return dict(value)
 
 
-def section(root: Mapping[str, Any], name: str, allowed: set[str],
-             *, required: bool = True) -> dict[str, Any]:
+def section(
+    root: Mapping[str, Any], name: str, allowed: set[str], *, required: bool = True
+) -> dict[str, Any]:
     if name not in root or root[name] is None:
         if required:
             raise ConfigError(name, f"missing section; expected keys {', '.join(sorted(allowed))}")
@@ -89,23 +89,34 @@ def reject_unknown(mapping: Mapping[str, Any], prefix: str, allowed: set[str]) -
 
 def as_number(value: Any, key: str, expected: str) -> float:
     if isinstance(value, str) and _looks_numeric(value):
-        raise ConfigError(key, f"expected {expected}, got the text {shown(value)} (YAML reads "
-                          "an exponent without a '.' as text: write e.g. 1.0e+3)")
+        raise ConfigError(
+            key,
+            f"expected {expected}, got the text {shown(value)} (YAML reads "
+            "an exponent without a '.' as text: write e.g. 1.0e+3)",
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(key, f"expected {expected}, got {shown(value)}")
     try:
         number = float(value)  # an int beyond ~1e308 overflows here
     except OverflowError:
-        raise ConfigError(key, f"expected {expected}, got an integer of "
-                          f"{len(str(abs(value)))} digits") from None
+        raise ConfigError(
+            key, f"expected {expected}, got an integer of {len(str(abs(value)))} digits"
+        ) from None
     if not math.isfinite(number):
         raise ConfigError(key, f"expected {expected}, got {shown(value)}")
     return number
 
 
-def number(section: Mapping[str, Any], key: str, *, default: float | None = None,
-            integer: bool = False, positive: bool = False, minimum: float | None = None,
-            maximum: float | None = None) -> float:
+def number(
+    section: Mapping[str, Any],
+    key: str,
+    *,
+    default: float | None = None,
+    integer: bool = False,
+    positive: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
     name = key.rsplit(".", 1)[-1]
     if name not in section:
         if default is None:
@@ -120,8 +131,12 @@ def number(section: Mapping[str, Any], key: str, *, default: float | None = None
     if maximum is not None:
         expected += f"{' and' if minimum is not None or positive else ''} <= {_bound(maximum)}"
     number = as_number(value, key, expected)
-    if (integer and not float(number).is_integer()) or (positive and number <= 0) or (
-        minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+    if (
+        (integer and not float(number).is_integer())
+        or (positive and number <= 0)
+        or (minimum is not None and number < minimum)
+        or (maximum is not None and number > maximum)
+    ):
         raise ConfigError(key, f"expected {expected}, got {shown(value)}")
     return number
 
@@ -176,13 +191,15 @@ def writable_place(path: Path, key: str) -> Path:
     """
     real = path.resolve()
     if any(real == root or root in real.parents for root in PSEUDO_FILESYSTEMS):
-        raise ConfigError(key, f"{path} is under a kernel pseudo-file system (/proc, /sys, "
-                          "/dev), which cannot hold the monitor's files; give another folder")
+        raise ConfigError(
+            key,
+            f"{path} is under a kernel pseudo-file system (/proc, /sys, "
+            "/dev), which cannot hold the monitor's files; give another folder",
+        )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ConfigError(key, f"{parent} is a file, not a folder; give a path in a "
-                                  "folder")
+                raise ConfigError(key, f"{parent} is a file, not a folder; give a path in a folder")
             break
     return path
 
@@ -192,26 +209,34 @@ def resolve_db_url(text: str, base: Path, key: str = "database.url") -> str:
         url = make_url(text)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         # not quoted: the text may hold a password that could not be told apart
-        raise ConfigError(key, "not a SQLAlchemy URL; expected e.g. sqlite:///var/fairlens.db "
-                          "or postgresql+psycopg://user@host:5432/db (percent-encode special "
-                          "characters in a password)") from None
+        raise ConfigError(
+            key,
+            "not a SQLAlchemy URL; expected e.g. sqlite:///var/fairlens.db "
+            "or postgresql+psycopg://user@host:5432/db (percent-encode special "
+            "characters in a password)",
+        ) from None
     backend = url.get_backend_name()
     if backend not in STORE_BACKENDS and key == "database.url":
-        raise ConfigError(key, f"back end {shown(backend)} is not supported; the monitor's "
-                          "database is SQLite (sqlite:///var/fairlens.db) or PostgreSQL "
-                          "(postgresql+psycopg://user@host/db)")
+        raise ConfigError(
+            key,
+            f"back end {shown(backend)} is not supported; the monitor's "
+            "database is SQLite (sqlite:///var/fairlens.db) or PostgreSQL "
+            "(postgresql+psycopg://user@host/db)",
+        )
     if backend != "sqlite":
         check_driver(url, key)
         return text
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
-        raise ConfigError(key, "an in-memory SQLite database keeps no history; "
-                          "give a file, e.g. sqlite:///var/fairlens.db")
+        raise ConfigError(
+            key,
+            "an in-memory SQLite database keeps no history; "
+            "give a file, e.g. sqlite:///var/fairlens.db",
+        )
     path = resolve_path(database, base)
     if key == "database.url":
         writable_place(path, key)
-    return url.set(database=str(path)).render_as_string(
-        hide_password=False)
+    return url.set(database=str(path)).render_as_string(hide_password=False)
 
 
 def check_driver(url: URL, key: str) -> None:
@@ -225,9 +250,12 @@ def check_driver(url: URL, key: str) -> None:
     try:
         url.get_dialect().import_dbapi()
     except (ArgumentError, ImportError):
-        raise ConfigError(key, f"no installed driver for {shown(name)}; supported: sqlite, "
-                          "postgresql+psycopg (a source may also use another SQLAlchemy "
-                          "dialect whose driver is installed)") from None
+        raise ConfigError(
+            key,
+            f"no installed driver for {shown(name)}; supported: sqlite, "
+            "postgresql+psycopg (a source may also use another SQLAlchemy "
+            "dialect whose driver is installed)",
+        ) from None
 
 
 def drift_schedule(value: Any, key: str) -> DriftSchedule:
@@ -237,8 +265,9 @@ def drift_schedule(value: Any, key: str) -> DriftSchedule:
         ConfigError: malformed, or a number out of range (named with its key).
     """
     if value is None:
-        raise ConfigError(key, "missing; expected a number in [0, 1] or "
-                               "{mode: ramp, start: A, end: B, cycles: N}")
+        raise ConfigError(
+            key, "missing; expected a number in [0, 1] or {mode: ramp, start: A, end: B, cycles: N}"
+        )
     if not isinstance(value, Mapping):
         return DriftSchedule("constant", unit(value, key))
     spec = dict(value)
@@ -252,9 +281,9 @@ def drift_schedule(value: Any, key: str) -> DriftSchedule:
             "ramp",
             start=unit(required(spec, "start", key), f"{key}.start"),
             end=unit(required(spec, "end", key), f"{key}.end"),
-            cycles=int(number(spec, f"{key}.cycles", integer=True, minimum=2,
-                              maximum=MAX_COUNT)),
-            hold=int(number(spec, f"{key}.hold", default=0, integer=True, minimum=0,
-                            maximum=MAX_COUNT)),
+            cycles=int(number(spec, f"{key}.cycles", integer=True, minimum=2, maximum=MAX_COUNT)),
+            hold=int(
+                number(spec, f"{key}.hold", default=0, integer=True, minimum=0, maximum=MAX_COUNT)
+            ),
         )
     raise ConfigError(f"{key}.mode", f"expected 'constant' or 'ramp', got {shown(mode)}")

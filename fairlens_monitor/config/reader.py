@@ -42,8 +42,9 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int) -> int:
     if known is not None:
         return known
     if depth > MAX_DEPTH:
-        raise ConfigError("--config", f"nested more than {MAX_DEPTH} levels deep; a config "
-                          "needs a few")
+        raise ConfigError(
+            "--config", f"nested more than {MAX_DEPTH} levels deep; a config needs a few"
+        )
     total = 1
     if isinstance(node, yaml.SequenceNode):
         for child in node.value:
@@ -53,8 +54,11 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int) -> int:
             total += _expanded_size(key, sizes, depth + 1)
             total += _expanded_size(value, sizes, depth + 1)
     if total > MAX_NODES:
-        raise ConfigError("--config", f"expands to more than {MAX_NODES:,} values (YAML "
-                          "aliases repeated inside each other); write the values out")
+        raise ConfigError(
+            "--config",
+            f"expands to more than {MAX_NODES:,} values (YAML "
+            "aliases repeated inside each other); write the values out",
+        )
     sizes[id(node)] = total
     return total
 
@@ -80,27 +84,35 @@ def read_document(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError("--config", f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes; "
-                          "is it the config file?")
+        raise ConfigError(
+            "--config", f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes; is it the config file?"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError("--config", f"{path} is not UTF-8 text (byte {exc.start:,} cannot "
-                          "be decoded); is it the config file?") from None
+        raise ConfigError(
+            "--config",
+            f"{path} is not UTF-8 text (byte {exc.start:,} cannot "
+            "be decoded); is it the config file?",
+        ) from None
     try:
         return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = (exc.problem or exc.context or "syntax error").strip()
-        raise ConfigError("--config", f"{path} is not valid YAML{where}: "
-                          f"{' '.join(problem.split())[:80]}") from None
+        raise ConfigError(
+            "--config", f"{path} is not valid YAML{where}: {' '.join(problem.split())[:80]}"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError("--config", f"{path} is not valid YAML: "
-                          f"{type(exc).__name__}") from None
+        raise ConfigError("--config", f"{path} is not valid YAML: {type(exc).__name__}") from None
     except RecursionError:
-        raise ConfigError("--config", f"{path} is nested too deeply to read (at most "
-                          f"{MAX_DEPTH} levels)") from None
+        raise ConfigError(
+            "--config", f"{path} is nested too deeply to read (at most {MAX_DEPTH} levels)"
+        ) from None
     except ValueError as exc:  # e.g. a date such as 2026-13-45 that YAML types as a date
-        raise ConfigError("--config", f"{path} holds a value YAML cannot construct "
-                          f"({type(exc).__name__}); quote it as a string") from None
+        raise ConfigError(
+            "--config",
+            f"{path} holds a value YAML cannot construct "
+            f"({type(exc).__name__}); quote it as a string",
+        ) from None

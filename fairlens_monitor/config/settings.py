@@ -176,12 +176,18 @@ class Settings:
 
         m, t = self.measurement, self.thresholds
         return GroupSpec(
-            attributes=m.protected_attributes, bands=dict(m.bands),
+            attributes=m.protected_attributes,
+            bands=dict(m.bands),
             reference="highest" if m.reference == "highest" else "privileged",
-            privileged_value=m.privileged_value, unprivileged_value=m.unprivileged_value,
-            threshold=t.dir, alpha=t.alpha, confidence=m.confidence,
-            min_group_size=t.min_group_size, min_group_share=t.min_group_share,
-            shortfall=t.shortfall)
+            privileged_value=m.privileged_value,
+            unprivileged_value=m.unprivileged_value,
+            threshold=t.dir,
+            alpha=t.alpha,
+            confidence=m.confidence,
+            min_group_size=t.min_group_size,
+            min_group_share=t.min_group_share,
+            shortfall=t.shortfall,
+        )
 
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the settings that shape a reading.
@@ -203,16 +209,21 @@ class Settings:
         Recorded in ``daemon_started`` and ``config_changed`` audit events, so a later start
         can say which keys changed.
         """
-        where: dict[str, Any] = ({"simulation": asdict(self.simulation)}
-                                 if self.simulation is not None
-                                 else {"source": self.source.shaping()})
+        where: dict[str, Any] = (
+            {"simulation": asdict(self.simulation)}
+            if self.simulation is not None
+            else {"source": self.source.shaping()}
+        )
         shaping: dict[str, Any] = {
             "schedule": asdict(self.schedule),
             **where,
             # the opt-in shortfall rule is hashed only when on, so configs without it keep
             # the hash they had before the rule existed
-            "thresholds": {k: v for k, v in asdict(self.thresholds).items()
-                           if k != "shortfall" or v is not None},
+            "thresholds": {
+                k: v
+                for k, v in asdict(self.thresholds).items()
+                if k != "shortfall" or v is not None
+            },
             "measurement": self._measurement_shaping(),
             "drift_detection": asdict(self.drift_detection),
             "alerts.close_after": self.alerts.close_after,
@@ -253,8 +264,11 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     try:  # hashed before anything is created, so an unhashable value stops here
         settings.config_hash()
     except (rfc8785.CanonicalizationError, ValueError, OverflowError) as exc:
-        raise ConfigError("--config", f"a value cannot be recorded ({type(exc).__name__}); "
-                          "numbers must stay within the documented bounds") from None
+        raise ConfigError(
+            "--config",
+            f"a value cannot be recorded ({type(exc).__name__}); "
+            "numbers must stay within the documented bounds",
+        ) from None
     return settings
 
 
@@ -273,36 +287,76 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         ConfigError: as for :func:`load_settings`.
     """
     root = mapping(raw, "(top level)")
-    reject_unknown(root, "", {"database", "schedule", "simulation", "thresholds", "keys",
-                               "alerts", "logging", "audit", "measurement",
-                               "drift_detection", "backup", "retention", "source",
-                               "leadership"})
-    source = parse_source(section(root, "source", set().union(*KIND_KEYS.values()),
-                                  required=False),
-                          base_dir=base_dir, env=env)
+    reject_unknown(
+        root,
+        "",
+        {
+            "database",
+            "schedule",
+            "simulation",
+            "thresholds",
+            "keys",
+            "alerts",
+            "logging",
+            "audit",
+            "measurement",
+            "drift_detection",
+            "backup",
+            "retention",
+            "source",
+            "leadership",
+        },
+    )
+    source = parse_source(
+        section(root, "source", set().union(*KIND_KEYS.values()), required=False),
+        base_dir=base_dir,
+        env=env,
+    )
     db = section(root, "database", {"url", "busy_timeout_ms"})
     schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
-    sim = section(root, "simulation", {"n_samples", "seed", "drift"},
-                  required=source.kind == "simulator")
-    thresholds = section(root, "thresholds", {"dir", "gap", "alpha", "min_group_size",
-                                               "min_group_share", "shortfall"})
+    sim = section(
+        root, "simulation", {"n_samples", "seed", "drift"}, required=source.kind == "simulator"
+    )
+    thresholds = section(
+        root,
+        "thresholds",
+        {"dir", "gap", "alpha", "min_group_size", "min_group_share", "shortfall"},
+    )
     keys = section(root, "keys", {"dir"})
-    alerts = section(root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"},
-                      required=False)
-    measurement = section(root, "measurement", {
-        "protected_attributes", "bands", "reference", "privileged_value",
-        "unprivileged_value", "label", "confidence", "score", "score_bins"}, required=False)
-    cusum = section(root, "drift_detection", {"baseline_readings", "slack", "threshold"},
-                     required=False)
+    alerts = section(
+        root, "alerts", {"echo_plaintext", "close_after", "notify_inconclusive"}, required=False
+    )
+    measurement = section(
+        root,
+        "measurement",
+        {
+            "protected_attributes",
+            "bands",
+            "reference",
+            "privileged_value",
+            "unprivileged_value",
+            "label",
+            "confidence",
+            "score",
+            "score_bins",
+        },
+        required=False,
+    )
+    cusum = section(
+        root, "drift_detection", {"baseline_readings", "slack", "threshold"}, required=False
+    )
     backup = section(root, "backup", {"dir", "interval_hours", "keep"}, required=False)
-    keep = section(root, "retention", {"readings_days", "runs_days", "audit_days", "daily"},
-                    required=False)
+    keep = section(
+        root, "retention", {"readings_days", "runs_days", "audit_days", "daily"}, required=False
+    )
     logging_ = section(root, "logging", {"level"}, required=False)
-    audit = section(root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"},
-                    required=False)
+    audit = section(
+        root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"}, required=False
+    )
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
-    interval = number(schedule, "schedule.interval_seconds", minimum=MIN_SECONDS,
-                      maximum=MAX_SECONDS)
+    interval = number(
+        schedule, "schedule.interval_seconds", minimum=MIN_SECONDS, maximum=MAX_SECONDS
+    )
 
     db_url = env.get(ENV_DB_URL) or string(db, "database.url")
     db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
@@ -311,25 +365,40 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
 
     level = string(logging_, "logging.level", default="INFO").upper()
     if level not in LOG_LEVELS:
-        raise ConfigError("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, "
-                          f"got {shown(level)}")
+        raise ConfigError(
+            "logging.level", f"expected one of {', '.join(LOG_LEVELS)}, got {shown(level)}"
+        )
     return Settings(
         database=DatabaseSettings(
             url=resolve_db_url(db_url, db_base),
-            busy_timeout_ms=int(number(db, "database.busy_timeout_ms", default=5000,
-                                        integer=True, minimum=0, maximum=3_600_000)),
+            busy_timeout_ms=int(
+                number(
+                    db,
+                    "database.busy_timeout_ms",
+                    default=5000,
+                    integer=True,
+                    minimum=0,
+                    maximum=3_600_000,
+                )
+            ),
         ),
         schedule=ScheduleSettings(
             interval_seconds=interval,
-            misfire_grace_seconds=number(schedule, "schedule.misfire_grace_seconds",
-                                          default=30.0, minimum=MIN_SECONDS,
-                                          maximum=MAX_SECONDS),
+            misfire_grace_seconds=number(
+                schedule,
+                "schedule.misfire_grace_seconds",
+                default=30.0,
+                minimum=MIN_SECONDS,
+                maximum=MAX_SECONDS,
+            ),
         ),
-        simulation=None if source.kind != "simulator" else SimulationSettings(
-            n_samples=int(number(sim, "simulation.n_samples", integer=True, minimum=1,
-                                 maximum=MAX_SAMPLES)),
-            seed=int(number(sim, "simulation.seed", integer=True, minimum=0,
-                             maximum=MAX_SEED)),
+        simulation=None
+        if source.kind != "simulator"
+        else SimulationSettings(
+            n_samples=int(
+                number(sim, "simulation.n_samples", integer=True, minimum=1, maximum=MAX_SAMPLES)
+            ),
+            seed=int(number(sim, "simulation.seed", integer=True, minimum=0, maximum=MAX_SEED)),
             drift=drift_schedule(sim.get("drift"), "simulation.drift"),
         ),
         source=source,
@@ -337,60 +406,115 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
             dir=number(thresholds, "thresholds.dir", positive=True, maximum=1e6),
             gap=number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
             alpha=open_unit(thresholds, "thresholds.alpha", default=0.05),
-            min_group_size=int(number(thresholds, "thresholds.min_group_size", default=30,
-                                       integer=True, minimum=1, maximum=MAX_COUNT)),
-            min_group_share=number(thresholds, "thresholds.min_group_share", default=0.02,
-                                    minimum=0, maximum=0.5),
-            shortfall=(None if thresholds.get("shortfall") is None else
-                       number(thresholds, "thresholds.shortfall", positive=True,
-                              maximum=MAX_SHORTFALL)),
+            min_group_size=int(
+                number(
+                    thresholds,
+                    "thresholds.min_group_size",
+                    default=30,
+                    integer=True,
+                    minimum=1,
+                    maximum=MAX_COUNT,
+                )
+            ),
+            min_group_share=number(
+                thresholds, "thresholds.min_group_share", default=0.02, minimum=0, maximum=0.5
+            ),
+            shortfall=(
+                None
+                if thresholds.get("shortfall") is None
+                else number(
+                    thresholds, "thresholds.shortfall", positive=True, maximum=MAX_SHORTFALL
+                )
+            ),
         ),
         keys=KeySettings(dir=writable_place(resolve_path(key_dir_text, key_base), "keys.dir")),
         alerts=AlertSettings(
             echo_plaintext=boolean(alerts, "alerts.echo_plaintext", default=False),
-            close_after=int(number(alerts, "alerts.close_after", default=3, integer=True,
-                                    minimum=1, maximum=MAX_COUNT)),
+            close_after=int(
+                number(
+                    alerts,
+                    "alerts.close_after",
+                    default=3,
+                    integer=True,
+                    minimum=1,
+                    maximum=MAX_COUNT,
+                )
+            ),
             notify_inconclusive=boolean(alerts, "alerts.notify_inconclusive", default=False),
         ),
         measurement=parse_measurement(measurement, source),
-        backup=None if not backup else BackupSettings(
-            dir=writable_place(resolve_path(string(backup, "backup.dir"), base_dir),
-                               "backup.dir"),
-            interval_hours=number(backup, "backup.interval_hours", default=24.0,
-                                   positive=True, maximum=MAX_SECONDS / 3600),
-            keep=int(number(backup, "backup.keep", default=7, integer=True, minimum=1,
-                            maximum=100_000)),
+        backup=None
+        if not backup
+        else BackupSettings(
+            dir=writable_place(resolve_path(string(backup, "backup.dir"), base_dir), "backup.dir"),
+            interval_hours=number(
+                backup,
+                "backup.interval_hours",
+                default=24.0,
+                positive=True,
+                maximum=MAX_SECONDS / 3600,
+            ),
+            keep=int(
+                number(backup, "backup.keep", default=7, integer=True, minimum=1, maximum=100_000)
+            ),
         ),
         retention=RetentionSettings(
-            readings_days=number(keep, "retention.readings_days", default=760.0,
-                                  positive=True, maximum=MAX_DAYS),
-            runs_days=number(keep, "retention.runs_days", default=760.0, positive=True,
-                             maximum=MAX_DAYS),
-            audit_days=number(keep, "retention.audit_days", default=760.0, minimum=183,
-                              maximum=MAX_DAYS),
+            readings_days=number(
+                keep, "retention.readings_days", default=760.0, positive=True, maximum=MAX_DAYS
+            ),
+            runs_days=number(
+                keep, "retention.runs_days", default=760.0, positive=True, maximum=MAX_DAYS
+            ),
+            audit_days=number(
+                keep, "retention.audit_days", default=760.0, minimum=183, maximum=MAX_DAYS
+            ),
             daily=boolean(keep, "retention.daily", default=True),
         ),
         drift_detection=CusumSettings(
-            baseline_readings=int(number(cusum, "drift_detection.baseline_readings",
-                                          default=30, integer=True, minimum=2,
-                                          maximum=100_000)),
-            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0,
-                         maximum=1e6),
-            threshold=number(cusum, "drift_detection.threshold", default=8.0, positive=True,
-                             maximum=1e6),
+            baseline_readings=int(
+                number(
+                    cusum,
+                    "drift_detection.baseline_readings",
+                    default=30,
+                    integer=True,
+                    minimum=2,
+                    maximum=100_000,
+                )
+            ),
+            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0, maximum=1e6),
+            threshold=number(
+                cusum, "drift_detection.threshold", default=8.0, positive=True, maximum=1e6
+            ),
         ),
         logging=LoggingSettings(level=level),
-        leadership=LeadershipSettings(lease_seconds=number(
-            lead, "leadership.lease_seconds", default=min(86400.0, max(5.0, 3 * interval)),
-            minimum=1, maximum=86400)),
+        leadership=LeadershipSettings(
+            lease_seconds=number(
+                lead,
+                "leadership.lease_seconds",
+                default=min(86400.0, max(5.0, 3 * interval)),
+                minimum=1,
+                maximum=86400,
+            )
+        ),
         audit=AuditSettings(
-            checkpoint_every=int(number(audit, "audit.checkpoint_every", default=50,
-                                         integer=True, minimum=1, maximum=MAX_COUNT)),
-            anchor_file=writable_place(resolve_path(
-                string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir),
-                "audit.anchor_file"),
-            checkpoint_seconds=number(audit, "audit.checkpoint_seconds", default=60.0,
-                                      positive=True, maximum=MAX_SECONDS),
+            checkpoint_every=int(
+                number(
+                    audit,
+                    "audit.checkpoint_every",
+                    default=50,
+                    integer=True,
+                    minimum=1,
+                    maximum=MAX_COUNT,
+                )
+            ),
+            anchor_file=writable_place(
+                resolve_path(
+                    string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir
+                ),
+                "audit.anchor_file",
+            ),
+            checkpoint_seconds=number(
+                audit, "audit.checkpoint_seconds", default=60.0, positive=True, maximum=MAX_SECONDS
+            ),
         ),
     )
-

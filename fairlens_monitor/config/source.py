@@ -31,10 +31,12 @@ from fairlens_monitor.errors import ConfigError
 
 ENV_SOURCE_URL = "FAIRLENS_SOURCE_URL"
 KINDS = ("simulator", "file", "sql")
-COMMON_KEYS = {"kind", "outcome", "timestamp", "stratum", "window", "chunk_rows",
-               "missing_values"}
-KIND_KEYS = {"simulator": {"kind"}, "file": COMMON_KEYS | {"path", "follow_symlinks"},
-             "sql": COMMON_KEYS | {"url", "table", "query"}}
+COMMON_KEYS = {"kind", "outcome", "timestamp", "stratum", "window", "chunk_rows", "missing_values"}
+KIND_KEYS = {
+    "simulator": {"kind"},
+    "file": COMMON_KEYS | {"path", "follow_symlinks"},
+    "sql": COMMON_KEYS | {"url", "table", "query"},
+}
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
@@ -77,15 +79,21 @@ class SourceSettings:
         The file pattern and the database URL are deployment locations and are left out,
         like ``database.url``; the files' digests are recorded with each reading instead.
         """
-        shaping: dict[str, Any] = {"kind": self.kind, "table": self.table, "query": self.query,
-                                   "columns": self.columns, "window": self.window}
+        shaping: dict[str, Any] = {
+            "kind": self.kind,
+            "table": self.table,
+            "query": self.query,
+            "columns": self.columns,
+            "window": self.window,
+        }
         if self.missing_values:  # absent when unset, so existing configs keep their hash
             shaping["missing_values"] = list(self.missing_values)
         return shaping
 
 
-def parse_source(section: Mapping[str, Any], *, base_dir: Path,
-                 env: Mapping[str, str]) -> SourceSettings:
+def parse_source(
+    section: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str]
+) -> SourceSettings:
     """Validate the ``source`` section.
 
     Args:
@@ -110,39 +118,62 @@ def parse_source(section: Mapping[str, Any], *, base_dir: Path,
     reject_unknown(section, "source", KIND_KEYS[kind])
     columns = {role: _column(section, role) for role in ("outcome", "timestamp", "stratum")}
     if columns["outcome"] is None:
-        raise ConfigError("source.outcome", "missing; name the decision column (0/1, "
-                          "true/false or yes/no), e.g. outcome: approved")
+        raise ConfigError(
+            "source.outcome",
+            "missing; name the decision column (0/1, true/false or yes/no), e.g. outcome: approved",
+        )
     named = [c for c in columns.values() if c]
     if len(set(named)) != len(named):
-        raise ConfigError("source", f"outcome, timestamp and stratum must be different "
-                          f"columns, got {columns}")
+        raise ConfigError(
+            "source", f"outcome, timestamp and stratum must be different columns, got {columns}"
+        )
     window, seconds = _window(section.get("window", "all"), kind, columns["timestamp"])
-    chunk_rows = int(number(section, "source.chunk_rows", default=500_000, integer=True,
-                            minimum=1000, maximum=10_000_000))
-    common: dict[str, Any] = {"kind": kind, "outcome": columns["outcome"],
-                              "timestamp": columns["timestamp"], "stratum": columns["stratum"],
-                              "window": window, "window_seconds": seconds,
-                              "chunk_rows": chunk_rows,
-                              "missing_values": missing_values(section)}
+    chunk_rows = int(
+        number(
+            section,
+            "source.chunk_rows",
+            default=500_000,
+            integer=True,
+            minimum=1000,
+            maximum=10_000_000,
+        )
+    )
+    common: dict[str, Any] = {
+        "kind": kind,
+        "outcome": columns["outcome"],
+        "timestamp": columns["timestamp"],
+        "stratum": columns["stratum"],
+        "window": window,
+        "window_seconds": seconds,
+        "chunk_rows": chunk_rows,
+        "missing_values": missing_values(section),
+    }
     if kind == "file":
         pattern = string(section, "source.path")
         follow = boolean(section, "source.follow_symlinks", default=False)
-        return SourceSettings(path=str(resolve_path(pattern, base_dir)), follow_symlinks=follow,
-                              **common)
+        return SourceSettings(
+            path=str(resolve_path(pattern, base_dir)), follow_symlinks=follow, **common
+        )
     url = env.get(ENV_SOURCE_URL) or section.get("url")
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError("source.url", "missing; give a SQLAlchemy URL, e.g. "
-                          "postgresql+psycopg://reader@db/lending, or set "
-                          f"{ENV_SOURCE_URL}")
-    url = resolve_db_url(url, Path.cwd() if env.get(ENV_SOURCE_URL) else base_dir,
-                         key="source.url")
+        raise ConfigError(
+            "source.url",
+            "missing; give a SQLAlchemy URL, e.g. "
+            "postgresql+psycopg://reader@db/lending, or set "
+            f"{ENV_SOURCE_URL}",
+        )
+    url = resolve_db_url(url, Path.cwd() if env.get(ENV_SOURCE_URL) else base_dir, key="source.url")
     table, query = section.get("table"), section.get("query")
     if (table is None) == (query is None):
-        raise ConfigError("source.table", "give exactly one of source.table (a table or "
-                          "view name) and source.query (a SELECT)")
+        raise ConfigError(
+            "source.table",
+            "give exactly one of source.table (a table or view name) and source.query (a SELECT)",
+        )
     if table is not None and (not isinstance(table, str) or not _IDENTIFIER.match(table)):
-        raise ConfigError("source.table", f"expected a table name such as decisions or "
-                          f"lending.decisions, got {shown(table)}")
+        raise ConfigError(
+            "source.table",
+            f"expected a table name such as decisions or lending.decisions, got {shown(table)}",
+        )
     if query is not None:
         from fairlens_monitor.config.sql_check import check_query  # deferred: sqlglot costs ~0.3 s
 
@@ -163,13 +194,17 @@ def missing_values(section: Mapping[str, Any]) -> tuple[str, ...]:
     key = "source.missing_values"
     value = section.get("missing_values", [])
     if not isinstance(value, list):
-        raise ConfigError(key, f"expected a list of strings, e.g. [NA, \"N/A\"], got "
-                          f"{type(value).__name__}")
+        raise ConfigError(
+            key, f'expected a list of strings, e.g. [NA, "N/A"], got {type(value).__name__}'
+        )
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"{key}[{i}]", "expected a non-empty string (quote numbers and "
-                              f"words YAML would convert, e.g. \"-1\", \"null\"), got "
-                              f"{type(item).__name__ if not isinstance(item, str) else 'blank'}")
+            raise ConfigError(
+                f"{key}[{i}]",
+                "expected a non-empty string (quote numbers and "
+                f'words YAML would convert, e.g. "-1", "null"), got '
+                f"{type(item).__name__ if not isinstance(item, str) else 'blank'}",
+            )
     return tuple(dict.fromkeys(item.strip() for item in value))
 
 
@@ -192,20 +227,30 @@ def _column(section: Mapping[str, Any], role: str) -> str | None:
 
 def _window(value: Any, kind: str, timestamp: str | None) -> tuple[str, float | None]:
     if not isinstance(value, str):
-        raise ConfigError("source.window", f"expected all, new_files or a duration such as "
-                          f"24h, got {shown(value)}")
+        raise ConfigError(
+            "source.window",
+            f"expected all, new_files or a duration such as 24h, got {shown(value)}",
+        )
     if value == "all":
         return value, None
     if value == "new_files":
         if kind != "file":
-            raise ConfigError("source.window", "new_files applies to file sources; use all "
-                              "or a duration such as 24h with source.timestamp")
+            raise ConfigError(
+                "source.window",
+                "new_files applies to file sources; use all "
+                "or a duration such as 24h with source.timestamp",
+            )
         return value, None
     seconds = parse_duration(value)
     if seconds is None or not 0 < seconds <= MAX_WINDOW_SECONDS:
-        raise ConfigError("source.window", f"expected all, new_files or a duration such as "
-                          f"90s, 30m, 24h or 7d (at most 36600d), got {shown(value)}")
+        raise ConfigError(
+            "source.window",
+            f"expected all, new_files or a duration such as "
+            f"90s, 30m, 24h or 7d (at most 36600d), got {shown(value)}",
+        )
     if timestamp is None:
-        raise ConfigError("source.timestamp", f"a {value} window needs the timestamp column; "
-                          "set source.timestamp or use window: all")
+        raise ConfigError(
+            "source.timestamp",
+            f"a {value} window needs the timestamp column; set source.timestamp or use window: all",
+        )
     return value, seconds

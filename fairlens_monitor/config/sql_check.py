@@ -21,11 +21,26 @@ from fairlens_monitor.errors import ConfigError
 
 KEY = "source.query"
 # SQLAlchemy back-end name -> sqlglot dialect (others are parsed in the generic dialect)
-DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql",
-            "mariadb": "mysql", "mssql": "tsql", "oracle": "oracle"}
+DIALECTS = {
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "tsql",
+    "oracle": "oracle",
+}
 WRITES: tuple[type[exp.Expression], ...] = (
-    exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
-    exp.Into, exp.Command, exp.TruncateTable)
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Into,
+    exp.Command,
+    exp.TruncateTable,
+)
 
 
 def dialect_of(url: str) -> str | None:
@@ -52,22 +67,30 @@ def check_query(query: object, url: str) -> str:
         raise ConfigError(KEY, "expected one SELECT (or WITH … SELECT) statement")
     dialect = dialect_of(url)
     try:
-        statements = [s for s in parse(query, read=dialect)  # a lone comment is no statement
-                      if s is not None and not isinstance(s, exp.Semicolon)]
+        statements = [
+            s
+            for s in parse(query, read=dialect)  # a lone comment is no statement
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
         tokens = Dialect.get_or_raise(dialect).tokenize(query)
     except SqlglotError as exc:
-        raise ConfigError(KEY, f"cannot be parsed as SQL ({type(exc).__name__}); expected "
-                          "one SELECT statement; a view (source.table) takes any SQL") from None
+        raise ConfigError(
+            KEY,
+            f"cannot be parsed as SQL ({type(exc).__name__}); expected "
+            "one SELECT statement; a view (source.table) takes any SQL",
+        ) from None
     if len(statements) != 1:
-        raise ConfigError(KEY, f"expected a single statement, found {len(statements)}; "
-                          "remove the ';' between them")
+        raise ConfigError(
+            KEY,
+            f"expected a single statement, found {len(statements)}; remove the ';' between them",
+        )
     statement = statements[0]
     if not isinstance(statement, exp.Query):
-        raise ConfigError(KEY, f"expected one SELECT (or WITH … SELECT) statement, got "
-                          f"{statement.key.upper()}")
+        raise ConfigError(
+            KEY, f"expected one SELECT (or WITH … SELECT) statement, got {statement.key.upper()}"
+        )
     write = next(statement.find_all(*WRITES), None)
     if write is not None:
-        raise ConfigError(KEY, f"a source query only reads; it holds "
-                          f"{write.key.upper()}")
+        raise ConfigError(KEY, f"a source query only reads; it holds {write.key.upper()}")
     body = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
-    return query[body[0].start: body[-1].end + 1]
+    return query[body[0].start : body[-1].end + 1]

@@ -35,9 +35,26 @@ import pandas as pd
 
 # Kinds of pandas.api.types.infer_dtype whose distinct values can be converted one by one:
 # within each, values that compare equal also have the same text under the rule above.
-_HOMOGENEOUS = frozenset({"string", "empty", "integer", "floating", "mixed-integer-float",
-                          "decimal", "boolean", "bytes", "datetime", "datetime64", "date",
-                          "timedelta", "timedelta64", "time", "period", "categorical"})
+_HOMOGENEOUS = frozenset(
+    {
+        "string",
+        "empty",
+        "integer",
+        "floating",
+        "mixed-integer-float",
+        "decimal",
+        "boolean",
+        "bytes",
+        "datetime",
+        "datetime64",
+        "date",
+        "timedelta",
+        "timedelta64",
+        "time",
+        "period",
+        "categorical",
+    }
+)
 
 
 def value_text(value: Any) -> str | None:
@@ -78,8 +95,9 @@ def value_text(value: Any) -> str | None:
     return str(value).strip() or None
 
 
-def text_codes(values: pd.Series, missing_values: Collection[str] = ()
-               ) -> tuple[np.ndarray, list[str]]:
+def text_codes(
+    values: pd.Series, missing_values: Collection[str] = ()
+) -> tuple[np.ndarray, list[str]]:
     """Code a column by its cells' text: ``(codes, texts)``, code -1 for a missing cell.
 
     Values that differ but read the same (``1`` and ``1.0``, ``" a"`` and ``"a"``) share a
@@ -134,8 +152,10 @@ def numeric_cells(values: pd.Series, missing_values: Collection[str] = ()) -> pd
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values
     codes, texts = text_codes(values, missing_values)  # categorical: parsed per distinct text
-    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype=object)),
-                     index=values.index)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype=object)),
+        index=values.index,
+    )
 
 
 def missing_report(missing_values: Collection[str]) -> list[str]:

@@ -36,17 +36,31 @@ EDGE_SLACK = 1e-9  # 0.29 · 100 = 28.999999999999996 in binary: still bin 29
 
 def empty_counts(labelled: bool, stratified: bool, scored: bool = False) -> pd.DataFrame:
     """Return a count table with no rows (an empty window) and the usual columns."""
-    columns = [GROUP, APPROVED, *([LABEL] if labelled else []),
-               *([STRATUM] if stratified else []), *([SCORE_BIN] if scored else []), N,
-               *([SCORE_SUM] if scored else [])]
+    columns = [
+        GROUP,
+        APPROVED,
+        *([LABEL] if labelled else []),
+        *([STRATUM] if stratified else []),
+        *([SCORE_BIN] if scored else []),
+        N,
+        *([SCORE_SUM] if scored else []),
+    ]
     return pd.DataFrame({c: pd.Series(dtype=object if c == GROUP else float) for c in columns})
 
 
-def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | None = None,
-              stratum: str | None = None, weights: str | None = None,
-              where: str = "the data", score: str | None = None,
-              score_bins: int = DEFAULT_SCORE_BINS,
-              missing_values: Collection[str] = ()) -> pd.DataFrame:
+def normalise(
+    df: pd.DataFrame,
+    spec: GroupSpec,
+    outcome: str,
+    *,
+    label: str | None = None,
+    stratum: str | None = None,
+    weights: str | None = None,
+    where: str = "the data",
+    score: str | None = None,
+    score_bins: int = DEFAULT_SCORE_BINS,
+    missing_values: Collection[str] = (),
+) -> pd.DataFrame:
     """Validate raw decision columns and reduce them to a count table.
 
     Args:
@@ -77,18 +91,24 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
             examples).
     """
     binned = score is not None and SCORE_BIN in df.columns
-    needed = [outcome, *filter(None, [label, stratum, weights]),
-              *([SCORE_BIN, SCORE_SUM] if binned else filter(None, [score]))]
+    needed = [
+        outcome,
+        *filter(None, [label, stratum, weights]),
+        *([SCORE_BIN, SCORE_SUM] if binned else filter(None, [score])),
+    ]
     require_columns(df, needed, where=where)
     w = None if weights is None else df[weights].to_numpy(dtype=float)
     miss = missing_values
-    out = {GROUP: group_labels(df, spec, where=where, missing_values=miss).to_numpy(dtype=object),
-           APPROVED: binary_outcome(df[outcome], outcome, weights=w, missing_values=miss)}
+    out = {
+        GROUP: group_labels(df, spec, where=where, missing_values=miss).to_numpy(dtype=object),
+        APPROVED: binary_outcome(df[outcome], outcome, weights=w, missing_values=miss),
+    }
     if label:
         out[LABEL] = binary_outcome(df[label], label, "label", weights=w, missing_values=miss)
     if stratum:
-        out[STRATUM] = numbers(numeric_cells(df[stratum], miss),
-                               f"stratum column '{stratum}' of {where}", stratum, w)
+        out[STRATUM] = numbers(
+            numeric_cells(df[stratum], miss), f"stratum column '{stratum}' of {where}", stratum, w
+        )
     if score:
         if binned:
             out[SCORE_BIN] = check_bins(df[SCORE_BIN], score, score_bins, w, where)
@@ -99,8 +119,9 @@ def normalise(df: pd.DataFrame, spec: GroupSpec, outcome: str, *, label: str | N
     return combine([pd.DataFrame(out)])
 
 
-def bin_scores(values: pd.Series, column: str, bins: int,
-               where: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+def bin_scores(
+    values: pd.Series, column: str, bins: int, where: str = "the data"
+) -> tuple[np.ndarray, np.ndarray]:
     """Put raw scores into ``bins`` equal-width bins on [0, 1] (vectorised).
 
     Bin ``i`` holds ``[i/bins, (i+1)/bins)``, the last also 1.0; a score within 1e-9 of a
@@ -123,16 +144,19 @@ def bin_scores(values: pd.Series, column: str, bins: int,
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     bad = ~((numeric >= 0) & (numeric <= 1))  # NaN (missing or not a number) is bad too
     if bad.any():
-        raise DataError(f"score column '{column}' of {where} has {int(bad.sum())} values that "
-                        "are missing, not numbers or outside [0, 1]; scores must be "
-                        "probabilities (rescale them, or drop measurement.score)",
-                        column=column)
+        raise DataError(
+            f"score column '{column}' of {where} has {int(bad.sum())} values that "
+            "are missing, not numbers or outside [0, 1]; scores must be "
+            "probabilities (rescale them, or drop measurement.score)",
+            column=column,
+        )
     index = np.minimum(np.floor(numeric * bins + EDGE_SLACK), bins - 1).astype(np.int64)
     return index, numeric
 
 
-def check_bins(values: pd.Series, column: str, bins: int, weights: np.ndarray | None,
-               where: str) -> np.ndarray:
+def check_bins(
+    values: pd.Series, column: str, bins: int, weights: np.ndarray | None, where: str
+) -> np.ndarray:
     """Check score bins a SQL source computed (``-1`` or NULL flags a bad score).
 
     Raises:
@@ -143,10 +167,12 @@ def check_bins(values: pd.Series, column: str, bins: int, weights: np.ndarray | 
     bad = ~((numeric >= 0) & (numeric < bins))
     if bad.any():
         count = int(bad.sum() if weights is None else weights[bad].sum())
-        raise DataError(f"score column '{column}' of {where} has {count} values that are "
-                        "missing, not numbers or outside [0, 1]; scores must be "
-                        "probabilities (rescale them, or drop measurement.score)",
-                        column=column)
+        raise DataError(
+            f"score column '{column}' of {where} has {count} values that are "
+            "missing, not numbers or outside [0, 1]; scores must be "
+            "probabilities (rescale them, or drop measurement.score)",
+            column=column,
+        )
     return np.asarray(numeric, dtype=np.int64)
 
 
@@ -163,8 +189,13 @@ def combine(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     keys = [c for c in whole.columns if c not in SUMMED]
     if whole.empty:
         return whole.reset_index(drop=True)
-    summed = (whole.groupby(keys, dropna=False, sort=True, observed=True)
-              [[c for c in SUMMED if c in whole.columns]].sum().reset_index())
+    summed = (
+        whole.groupby(keys, dropna=False, sort=True, observed=True)[
+            [c for c in SUMMED if c in whole.columns]
+        ]
+        .sum()
+        .reset_index()
+    )
     return summed[summed[N] > 0].reset_index(drop=True)
 
 
@@ -179,8 +210,9 @@ def digest(counts: pd.DataFrame) -> str:
     Two readings with the same digest were measured from the same counts, so re-running a
     source's query (or re-reading its files) and comparing digests reproduces a reading.
     """
-    table = counts.sort_values([c for c in counts.columns if c not in SUMMED], kind="stable",
-                               na_position="last")
+    table = counts.sort_values(
+        [c for c in counts.columns if c not in SUMMED], kind="stable", na_position="last"
+    )
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -200,13 +232,17 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     Raises:
         DataError: a value is missing or not a time (count and examples named).
     """
-    if not (pd.api.types.is_datetime64_any_dtype(values)
-            or isinstance(values.dtype, pd.DatetimeTZDtype)):
+    if not (
+        pd.api.types.is_datetime64_any_dtype(values) or isinstance(values.dtype, pd.DatetimeTZDtype)
+    ):
         values = values.where(values.isna() | (values.astype(str).str.strip() != ""), None)
     if values.isna().any():
-        raise DataError(f"timestamp column '{column}' of {where} has "
-                        f"{int(values.isna().sum())} missing values; every decision needs "
-                        "a time to fall in a window", column=column)
+        raise DataError(
+            f"timestamp column '{column}' of {where} has "
+            f"{int(values.isna().sum())} missing values; every decision needs "
+            "a time to fall in a window",
+            column=column,
+        )
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert(UTC)
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -214,9 +250,11 @@ def parse_timestamps(values: pd.Series, column: str, where: str) -> pd.Series:
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
-        raise DataError(f"timestamp column '{column}' of {where} has {int(bad.sum())} values "
-                        f"that are not ISO 8601 times (forms: {examples(values[bad])})",
-                        column=column)
+        raise DataError(
+            f"timestamp column '{column}' of {where} has {int(bad.sum())} values "
+            f"that are not ISO 8601 times (forms: {examples(values[bad])})",
+            column=column,
+        )
     return parsed
 
 

@@ -71,9 +71,10 @@ def analyze_feature_impact(
         raise ValueError(f"n_bands must be at least 1, got {n_bands}")
     require_columns(df, [protected_attribute, outcome, feature, *filter(None, [weight])])
     if not pd.api.types.is_numeric_dtype(df[feature]) or df[feature].isna().any():
-        raise DataError(f"feature column '{feature}' must be numeric with no missing values",
-                        column=feature)
-    w = (np.ones(len(df)) if weight is None else df[weight].to_numpy(dtype=float))
+        raise DataError(
+            f"feature column '{feature}' must be numeric with no missing values", column=feature
+        )
+    w = np.ones(len(df)) if weight is None else df[weight].to_numpy(dtype=float)
     y = binary_outcome(df[outcome], outcome, weights=None if weight is None else w)
     is_u = (df[protected_attribute] == protected_value).to_numpy(dtype=bool) & (w > 0)
     is_p = (df[protected_attribute] == privileged_value).to_numpy(dtype=bool) & (w > 0)
@@ -145,14 +146,17 @@ def generate_explanation(
         return "DIR not computable: male approval rate zero."
     listed = "; ".join(causes)
     if dir_value < threshold:
-        return (f"DIR = {dir_value:.2f} (<{threshold:g}). Potential bias — likely causes: "
-                f"{listed or 'none identified in the data'}.")
+        return (
+            f"DIR = {dir_value:.2f} (<{threshold:g}). Potential bias — likely causes: "
+            f"{listed or 'none identified in the data'}."
+        )
     text = f"DIR = {dir_value:.2f} (>={threshold:g}). System considered fair; no action needed."
     return f"{text} Context: {listed}." if listed else text
 
 
-def welch_p_value(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None,
-                  wb: np.ndarray | None = None) -> float:
+def welch_p_value(
+    a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None
+) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances) for a difference in means.
 
     The statistic and Welch–Satterthwaite degrees of freedom are computed here; the Student-t
@@ -215,29 +219,36 @@ def weighted_quantiles(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> np.ndarra
 
 def _quantile_bands(x: np.ndarray, n_bands: int, w: np.ndarray | None = None) -> np.ndarray:
     probabilities = np.linspace(0, 1, n_bands + 1)
-    cut = (np.quantile(x, probabilities) if w is None
-           else weighted_quantiles(x, w, probabilities))
+    cut = np.quantile(x, probabilities) if w is None else weighted_quantiles(x, w, probabilities)
     edges = np.unique(cut)
     if len(edges) < 2:
         return np.zeros(len(x), dtype=np.intp)
     return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
 
 
-def _band_table(x: np.ndarray, band: np.ndarray, n_u: np.ndarray, n_p: np.ndarray,
-                a_u: np.ndarray, a_p: np.ndarray) -> list[dict[str, Any]]:
+def _band_table(
+    x: np.ndarray,
+    band: np.ndarray,
+    n_u: np.ndarray,
+    n_p: np.ndarray,
+    a_u: np.ndarray,
+    a_p: np.ndarray,
+) -> list[dict[str, Any]]:
     rows = []
     seen = (n_u + n_p) > 0
     for b in range(len(n_u)):  # one iteration per band (at most n_bands), not per row
         in_band = x[band == b] if seen[b] else x[:0]
-        rows.append({
-            "band": b + 1,
-            "low": float(in_band.min()) if len(in_band) else None,
-            "high": float(in_band.max()) if len(in_band) else None,
-            "unprivileged_count": int(n_u[b]),
-            "unprivileged_rate": float(a_u[b] / n_u[b]) if n_u[b] else None,
-            "privileged_count": int(n_p[b]),
-            "privileged_rate": float(a_p[b] / n_p[b]) if n_p[b] else None,
-        })
+        rows.append(
+            {
+                "band": b + 1,
+                "low": float(in_band.min()) if len(in_band) else None,
+                "high": float(in_band.max()) if len(in_band) else None,
+                "unprivileged_count": int(n_u[b]),
+                "unprivileged_rate": float(a_u[b] / n_u[b]) if n_u[b] else None,
+                "privileged_count": int(n_p[b]),
+                "privileged_rate": float(a_p[b] / n_p[b]) if n_p[b] else None,
+            }
+        )
     return rows
 
 
@@ -256,22 +267,33 @@ def _causes(r: dict[str, Any], unprivileged: Any) -> list[str]:
     if r["verdict"] == "no_gap":
         return [f"no approval gap against {unprivileged} applicants"]
     share = r["explained_share"]
-    where = ("the gap persists within every band" if r["bands_with_gap"] == r["bands_compared"]
-             else f"{unprivileged} applicants approved less in {r['bands_with_gap']} of "
-                  f"{r['bands_compared']} bands")
-    within = (f"approval gap within {feature} bands: {r['within_band_gap']:.2f} of the overall "
-              f"{r['overall_gap']:.2f}; {where}")
+    where = (
+        "the gap persists within every band"
+        if r["bands_with_gap"] == r["bands_compared"]
+        else f"{unprivileged} applicants approved less in {r['bands_with_gap']} of "
+        f"{r['bands_compared']} bands"
+    )
+    within = (
+        f"approval gap within {feature} bands: {r['within_band_gap']:.2f} of the overall "
+        f"{r['overall_gap']:.2f}; {where}"
+    )
     lower = r["scores_differ"] and r["standardised_difference"] > 0
     if share >= EXPLAINED_SHARE_CAUSE and lower:
-        score = (f"lower average {feature} for {unprivileged} applicants ({mean_text}) "
-                 f"explains {share:.0%} of the gap")
+        score = (
+            f"lower average {feature} for {unprivileged} applicants ({mean_text}) "
+            f"explains {share:.0%} of the gap"
+        )
     else:
         alike = "different" if r["scores_differ"] else "alike"
-        score = (f"{feature}s are {alike} across groups ({mean_text}) and the {feature} mix "
-                 f"explains {max(share, 0.0):.0%} of the gap")
-    verdict = {"explained": f"explained by {feature}",
-               "partly_explained": f"partly explained by {feature}",
-               "not_explained": f"not explained by {feature}"}[r["verdict"]]
+        score = (
+            f"{feature}s are {alike} across groups ({mean_text}) and the {feature} mix "
+            f"explains {max(share, 0.0):.0%} of the gap"
+        )
+    verdict = {
+        "explained": f"explained by {feature}",
+        "partly_explained": f"partly explained by {feature}",
+        "not_explained": f"not explained by {feature}",
+    }[r["verdict"]]
     ranked = [score, within] if share >= 0.5 else [within, score]
     ranked[0] = f"{ranked[0]} ({verdict})"
     return ranked
@@ -279,9 +301,17 @@ def _causes(r: dict[str, Any], unprivileged: Any) -> list[str]:
 
 def _no_comparison(feature: str) -> dict[str, Any]:
     return {
-        "feature": feature, "feature_means": None, "standardised_difference": None,
-        "difference_p_value": None, "scores_differ": False,
-        "bands": [], "overall_gap": None, "within_band_gap": None, "explained_share": None,
-        "bands_compared": 0, "bands_with_gap": 0, "verdict": "no_comparison",
+        "feature": feature,
+        "feature_means": None,
+        "standardised_difference": None,
+        "difference_p_value": None,
+        "scores_differ": False,
+        "bands": [],
+        "overall_gap": None,
+        "within_band_gap": None,
+        "explained_share": None,
+        "bands_compared": 0,
+        "bands_with_gap": 0,
+        "verdict": "no_comparison",
         "causes": ["one group has no applicants, so no comparison is possible"],
     }

@@ -103,8 +103,10 @@ class Assessment:
 
 def band_label(edges: Sequence[float], index: int) -> str:
     """Name band ``index`` of the bands cut at ``edges``: ``<25``, ``[25, 40)``, ``>=40``."""
+
     def fmt(x: float) -> str:
         return f"{x:g}"
+
     if index == 0:
         return f"<{fmt(edges[0])}"
     if index == len(edges):
@@ -112,8 +114,13 @@ def band_label(edges: Sequence[float], index: int) -> str:
     return f"[{fmt(edges[index - 1])}, {fmt(edges[index])})"
 
 
-def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data",
-                 missing_values: Collection[str] = ()) -> pd.Series:
+def group_labels(
+    df: pd.DataFrame,
+    spec: GroupSpec,
+    *,
+    where: str = "the data",
+    missing_values: Collection[str] = (),
+) -> pd.Series:
     """Give every row its group label (vectorised).
 
     Labels follow :mod:`fairlens_monitor.fairness.cells`: the same text whatever the column's dtype
@@ -136,24 +143,32 @@ def group_labels(df: pd.DataFrame, spec: GroupSpec, *, where: str = "the data",
     require_columns(df, list(spec.attributes), where=where)
     codes, names = np.zeros(len(df), dtype=np.int64), [""]
     for position, column in enumerate(spec.attributes):
-        part_codes, part_names = _column_codes(df[column], column, spec.bands.get(column),
-                                               where, missing_values)
+        part_codes, part_names = _column_codes(
+            df[column], column, spec.bands.get(column), where, missing_values
+        )
         names = [f"{a}{JOIN}{b}" if position else b for a in names for b in part_names]
         codes = codes * len(part_names) + part_codes
     return pd.Series(np.array(names, dtype=object)[codes], index=df.index, dtype=object)
 
 
-def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | None,
-                  where: str, missing_values: Collection[str] = ()
-                  ) -> tuple[np.ndarray, list[str]]:
+def _column_codes(
+    values: pd.Series,
+    column: str,
+    edges: tuple[float, ...] | None,
+    where: str,
+    missing_values: Collection[str] = (),
+) -> tuple[np.ndarray, list[str]]:
     """Code each row of one attribute column: ``(codes, label of each code)``.
 
     Work is per distinct value (factorize), never per row in Python; missing values get the
     last code, labelled ``(missing)``.
     """
     if edges:
-        numeric = numbers(numeric_cells(values, missing_values),
-                          f"column '{column}' of {where} is banded but", column)
+        numeric = numbers(
+            numeric_cells(values, missing_values),
+            f"column '{column}' of {where} is banded but",
+            column,
+        )
         index = np.searchsorted(np.asarray(edges, dtype=float), numeric, side="right")
         labels = [band_label(edges, i) for i in range(len(edges) + 1)]
         index[np.isnan(numeric)] = len(labels)
@@ -161,18 +176,23 @@ def _column_codes(values: pd.Series, column: str, edges: tuple[float, ...] | Non
     codes, labels = text_codes(values, missing_values)
     personal = sum(map(looks_personal, labels))
     if personal:  # group labels are stored and chained: an identifier must never be one
-        raise DataError(f"attribute column '{column}' of {where} has {personal} distinct "
-                        "values that look like personal data (e-mail, SSN, card or phone "
-                        "numbers); a protected attribute must hold categories — check "
-                        "measurement.protected_attributes and the file's header row",
-                        column=column)
+        raise DataError(
+            f"attribute column '{column}' of {where} has {personal} distinct "
+            "values that look like personal data (e-mail, SSN, card or phone "
+            "numbers); a protected attribute must hold categories — check "
+            "measurement.protected_attributes and the file's header row",
+            column=column,
+        )
     codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
     return codes, [*labels, MISSING]
 
 
-def count_groups(labels: pd.Series, outcome: np.ndarray,
-                 label: np.ndarray | None = None,
-                 weights: np.ndarray | None = None) -> GroupTable:
+def count_groups(
+    labels: pd.Series,
+    outcome: np.ndarray,
+    label: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> GroupTable:
     """Count applicants and approvals (and label outcomes) per group with ``bincount``.
 
     Args:
@@ -198,8 +218,14 @@ def count_groups(labels: pd.Series, outcome: np.ndarray,
     if label is None:
         return GroupTable(names, count(), count(y.astype(float)))
     truth = np.asarray(label, dtype=bool)
-    return GroupTable(names, count(), count(y.astype(float)), count(truth.astype(float)),
-                      count((y & truth).astype(float)), count((y & ~truth).astype(float)))
+    return GroupTable(
+        names,
+        count(),
+        count(y.astype(float)),
+        count(truth.astype(float)),
+        count((y & truth).astype(float)),
+        count((y & ~truth).astype(float)),
+    )
 
 
 def merge_tables(tables: Sequence[GroupTable]) -> GroupTable:
@@ -229,14 +255,26 @@ def merge_tables(tables: Sequence[GroupTable]) -> GroupTable:
         return out
 
     if labelled == {True}:
-        return GroupTable(labels, total("applicants"), total("approved"), total("positives"),
-                          total("true_pos"), total("false_pos"))
+        return GroupTable(
+            labels,
+            total("applicants"),
+            total("approved"),
+            total("positives"),
+            total("true_pos"),
+            total("false_pos"),
+        )
     return GroupTable(labels, total("applicants"), total("approved"))
 
 
-def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
-                     label: str | None = None, *, where: str = "the data",
-                     missing_values: Collection[str] = ()) -> GroupTable:
+def table_from_frame(
+    df: pd.DataFrame,
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None = None,
+    *,
+    where: str = "the data",
+    missing_values: Collection[str] = (),
+) -> GroupTable:
     """Validate the columns of ``df`` and count its groups.
 
     ``missing_values`` are texts that also mean "missing" (see :mod:`.cells`).
@@ -247,8 +285,9 @@ def table_from_frame(df: pd.DataFrame, spec: GroupSpec, outcome: str,
     require_columns(df, [outcome] + ([label] if label else []), where=where)
     labels = group_labels(df, spec, where=where, missing_values=missing_values)
     y = binary_outcome(df[outcome], outcome, missing_values=missing_values)
-    truth = (binary_outcome(df[label], label, "label", missing_values=missing_values)
-             if label else None)
+    truth = (
+        binary_outcome(df[label], label, "label", missing_values=missing_values) if label else None
+    )
     return count_groups(labels, y, truth)
 
 
@@ -278,46 +317,74 @@ def assess(table: GroupTable, spec: GroupSpec) -> Assessment:
     if total == 0:
         raise DataError("no decisions to measure (0 rows)")
     shares = table.applicants / total
-    base = [GroupResult(label, "compared", int(n), int(a), stats.rate(int(a), int(n)), float(s))
-            for label, n, a, s in zip(table.labels, table.applicants, table.approved, shares,
-                                      strict=True)]
+    base = [
+        GroupResult(label, "compared", int(n), int(a), stats.rate(int(a), int(n)), float(s))
+        for label, n, a, s in zip(
+            table.labels, table.applicants, table.approved, shares, strict=True
+        )
+    ]
     reference = _reference(base, spec)
     compared = [g for g in base if g.label != reference.label and g.share >= spec.min_group_share]
-    comparisons = [stats.compare(g.approved, g.applicants, reference.approved,
-                                 reference.applicants, confidence=spec.confidence)
-                   for g in compared]
+    comparisons = [
+        stats.compare(
+            g.approved,
+            g.applicants,
+            reference.approved,
+            reference.applicants,
+            confidence=spec.confidence,
+        )
+        for g in compared
+    ]
     raw = [c.p_value for c in comparisons]
-    adjusted = (holm_all_pairs(compared, raw) if spec.reference == "highest"
-                else stats.holm(raw))
+    adjusted = holm_all_pairs(compared, raw) if spec.reference == "highest" else stats.holm(raw)
     results: dict[str, GroupResult] = {}
     for g, c, p in zip(compared, comparisons, adjusted, strict=True):
-        v, why = stats.verdict(c, p, threshold=spec.threshold, alpha=spec.alpha,
-                               min_group_size=spec.min_group_size,
-                               shortfall_min=spec.shortfall)
-        results[g.label] = GroupResult(g.label, "compared", g.applicants, g.approved, g.rate,
-                                       g.share, c, p, v, why)
+        v, why = stats.verdict(
+            c,
+            p,
+            threshold=spec.threshold,
+            alpha=spec.alpha,
+            min_group_size=spec.min_group_size,
+            shortfall_min=spec.shortfall,
+        )
+        results[g.label] = GroupResult(
+            g.label, "compared", g.applicants, g.approved, g.rate, g.share, c, p, v, why
+        )
     ordered = []
     for g in base:
         if g.label == reference.label:
-            ordered.append(GroupResult(g.label, "reference", g.applicants, g.approved, g.rate,
-                                       g.share))
+            ordered.append(
+                GroupResult(g.label, "reference", g.applicants, g.approved, g.rate, g.share)
+            )
         elif g.label in results:
             ordered.append(results[g.label])
         else:
-            ordered.append(GroupResult(g.label, "excluded", g.applicants, g.approved, g.rate,
-                                       g.share, reason=excluded_reason(
-                                           g.applicants, total, spec.min_group_share)))
+            ordered.append(
+                GroupResult(
+                    g.label,
+                    "excluded",
+                    g.applicants,
+                    g.approved,
+                    g.rate,
+                    g.share,
+                    reason=excluded_reason(g.applicants, total, spec.min_group_share),
+                )
+            )
     headline = _headline(list(results.values()), spec)
     # Nothing compared (one group, or all others too small) shows nothing: not "ok".
-    verdict = (stats.worst([r.verdict for r in results.values() if r.verdict])
-               if results else "inconclusive")
+    verdict = (
+        stats.worst([r.verdict for r in results.values() if r.verdict])
+        if results
+        else "inconclusive"
+    )
     reason = _reason(verdict, list(results.values()), reference)
     ref_result = next(g for g in ordered if g.role == "reference")
     return Assessment(tuple(ordered), ref_result, headline, verdict, reason)
 
 
-def holm_all_pairs(compared: Sequence[GroupResult], against_reference: Sequence[float]
-                   ) -> list[float]:
+def holm_all_pairs(
+    compared: Sequence[GroupResult], against_reference: Sequence[float]
+) -> list[float]:
     """Holm-adjust the comparisons with a data-chosen reference over *all* pairs of groups.
 
     With ``reference: highest`` the reference is the group that happened to have the
@@ -336,8 +403,11 @@ def holm_all_pairs(compared: Sequence[GroupResult], against_reference: Sequence[
     Returns:
         The Holm-adjusted p-values of the comparisons against the reference, in order.
     """
-    among = [stats.difference_p_value(a.approved, a.applicants, b.approved, b.applicants)[0]
-             for i, a in enumerate(compared) for b in compared[i + 1:]]
+    among = [
+        stats.difference_p_value(a.approved, a.applicants, b.approved, b.applicants)[0]
+        for i, a in enumerate(compared)
+        for b in compared[i + 1 :]
+    ]
     return stats.holm([*against_reference, *among])[: len(against_reference)]
 
 
@@ -357,11 +427,12 @@ def excluded_reason(applicants: int, total: int, minimum: float) -> str:
     """
     share = applicants / total if total else 0.0
     digits = 1
-    while digits < 6 and (f"{share:.{digits}%}" == f"{minimum:.{digits}%}"
-                          or (applicants and float(f"{share * 100:.{digits}f}") == 0)):
+    while digits < 6 and (
+        f"{share:.{digits}%}" == f"{minimum:.{digits}%}"
+        or (applicants and float(f"{share * 100:.{digits}f}") == 0)
+    ):
         digits += 1
-    return (f"{applicants:,} of {total:,} rows = {share:.{digits}%} "
-            f"(< {minimum:.{digits}%})")
+    return f"{applicants:,} of {total:,} rows = {share:.{digits}%} (< {minimum:.{digits}%})"
 
 
 def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:
@@ -369,9 +440,11 @@ def _reference(groups: list[GroupResult], spec: GroupSpec) -> GroupResult:
         for g in groups:
             if g.label == spec.privileged_value:
                 return g
-        raise DataError(f"privileged value {spec.privileged_value!r} does not occur in "
-                        f"'{spec.attribute_name}' ({_listing([g.label for g in groups])})",
-                        column=spec.attribute_name)
+        raise DataError(
+            f"privileged value {spec.privileged_value!r} does not occur in "
+            f"'{spec.attribute_name}' ({_listing([g.label for g in groups])})",
+            column=spec.attribute_name,
+        )
     included = [g for g in groups if g.share >= spec.min_group_share] or groups
     return max(included, key=lambda g: (g.rate, g.applicants))
 
@@ -388,6 +461,7 @@ def _headline(compared: list[GroupResult], spec: GroupSpec) -> GroupResult | Non
     def key(g: GroupResult) -> tuple[float, float]:
         ratio = g.comparison.ratio if g.comparison else None
         return (float("inf") if ratio is None else ratio, -g.applicants)
+
     return min(compared, key=key)
 
 
@@ -407,8 +481,10 @@ def _listing(labels: Sequence[str]) -> str:
 def require_value(table: GroupTable, value: str, what: str, attribute: str) -> None:
     """Raise DataError unless ``value`` is one of the table's group labels."""
     if value not in table.labels:
-        raise DataError(f"{what} {value!r} does not occur in '{attribute}' "
-                        f"({_listing(table.labels)})", column=attribute)
+        raise DataError(
+            f"{what} {value!r} does not occur in '{attribute}' ({_listing(table.labels)})",
+            column=attribute,
+        )
 
 
 def assess_named(table: GroupTable, spec: GroupSpec) -> Assessment:
@@ -420,8 +496,10 @@ def assess_named(table: GroupTable, spec: GroupSpec) -> Assessment:
     Raises:
         DataError: a named value does not occur in ``table``, or as :func:`assess`.
     """
-    for value, what in ((spec.privileged_value, "privileged value"),
-                        (spec.unprivileged_value, "protected value")):
+    for value, what in (
+        (spec.privileged_value, "privileged value"),
+        (spec.unprivileged_value, "protected value"),
+    ):
         if value is not None:
             require_value(table, value, what, spec.attribute_name)
     return assess(table, spec)
@@ -434,14 +512,31 @@ def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> di
         ``{"verdict", "reason", "reference", "headline", "groups": [...], "outcome_metrics"}``;
         with metrics, each group carries ``ground_truth`` (its error rates and comparisons).
     """
+
     def group(g: GroupResult) -> dict[str, Any]:
-        out: dict[str, Any] = {"group": g.label, "role": g.role, "applicants": g.applicants,
-                               "approved": g.approved, "rate": g.rate, "share": g.share}
+        out: dict[str, Any] = {
+            "group": g.label,
+            "role": g.role,
+            "applicants": g.applicants,
+            "approved": g.approved,
+            "rate": g.rate,
+            "share": g.share,
+        }
         if g.comparison is not None:
             c = g.comparison
-            out.update({"impact_ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                        "gap": c.gap, "p_value": c.p_value, "p_adjusted": g.p_adjusted,
-                        "test": c.test, "shortfall": c.shortfall, "verdict": g.verdict})
+            out.update(
+                {
+                    "impact_ratio": c.ratio,
+                    "ci_low": c.ci_low,
+                    "ci_high": c.ci_high,
+                    "gap": c.gap,
+                    "p_value": c.p_value,
+                    "p_adjusted": g.p_adjusted,
+                    "test": c.test,
+                    "shortfall": c.shortfall,
+                    "verdict": g.verdict,
+                }
+            )
         if g.reason is not None:
             out["reason"] = g.reason
         if metrics is not None:  # per-group error rates (and score metrics), outcomes.py
@@ -454,7 +549,9 @@ def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> di
         "reference": assessment.reference.label,
         "headline": None if assessment.headline is None else assessment.headline.label,
         "groups": [group(g) for g in assessment.groups],
-        "outcome_metrics": None if metrics is None else {
+        "outcome_metrics": None
+        if metrics is None
+        else {
             "demographic_parity_difference": metrics.demographic_parity_difference,
             "demographic_parity_ratio": metrics.demographic_parity_ratio,
             "equal_opportunity_difference": metrics.equal_opportunity_difference,

@@ -62,12 +62,18 @@ def wilson(x: np.ndarray | int, n: np.ndarray | int, confidence: float = 0.95) -
         half = z * np.sqrt(p * (1 - p) / nf + z * z / (4 * nf * nf)) / denom
         low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
     # The bounds touch the estimate exactly at 0 and 1; rounding must not push them past it.
-    return np.where(nf > 0, np.minimum(low, p), np.nan), np.where(nf > 0, np.maximum(high, p),
-                                                                    np.nan)
+    return np.where(nf > 0, np.minimum(low, p), np.nan), np.where(
+        nf > 0, np.maximum(high, p), np.nan
+    )
 
 
-def newcombe(x1: np.ndarray | int, n1: np.ndarray | int, x2: np.ndarray | int,
-             n2: np.ndarray | int, confidence: float = 0.95) -> Interval:
+def newcombe(
+    x1: np.ndarray | int,
+    n1: np.ndarray | int,
+    x2: np.ndarray | int,
+    n2: np.ndarray | int,
+    confidence: float = 0.95,
+) -> Interval:
     """Newcombe's hybrid score interval of the difference ``x1/n1 - x2/n2``.
 
     Args:
@@ -87,12 +93,15 @@ def newcombe(x1: np.ndarray | int, n1: np.ndarray | int, x2: np.ndarray | int,
     with np.errstate(divide="ignore", invalid="ignore"):
         p1, p2 = a1 / b1, a2 / b2
     d = p1 - p2
-    return (d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
-            d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+    return (
+        d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+        d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+    )
 
 
-def mover_sum(estimates: tuple[np.ndarray, np.ndarray], first: Interval,
-              second: Interval) -> Interval:
+def mover_sum(
+    estimates: tuple[np.ndarray, np.ndarray], first: Interval, second: Interval
+) -> Interval:
     """Interval of ``e1 + e2`` from the intervals of two independent estimates (MOVER).
 
     ``low = e1 + e2 - sqrt((e1 - l1)² + (e2 - l2)²)``, ``high`` likewise with the upper
@@ -109,5 +118,7 @@ def mover_sum(estimates: tuple[np.ndarray, np.ndarray], first: Interval,
     """
     e1, e2 = estimates
     total = e1 + e2
-    return (total - np.sqrt((e1 - first[0]) ** 2 + (e2 - second[0]) ** 2),
-            total + np.sqrt((first[1] - e1) ** 2 + (second[1] - e2) ** 2))
+    return (
+        total - np.sqrt((e1 - first[0]) ** 2 + (e2 - second[0]) ** 2),
+        total + np.sqrt((first[1] - e1) ** 2 + (second[1] - e2) ** 2),
+    )

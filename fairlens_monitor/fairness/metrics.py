@@ -40,8 +40,9 @@ class GroupCounts:
 
     def __post_init__(self) -> None:
         if not 0 <= self.approved <= self.applicants:
-            raise ValueError(f"need 0 <= approved <= applicants, got {self.approved} of "
-                             f"{self.applicants}")
+            raise ValueError(
+                f"need 0 <= approved <= applicants, got {self.approved} of {self.applicants}"
+            )
 
     @property
     def rate(self) -> float:
@@ -63,8 +64,9 @@ class DisparateImpact:
     message: str | None
 
 
-def require_columns(df: pd.DataFrame | Iterable[Any], columns: list[str], *,
-                    where: str = "the data") -> None:
+def require_columns(
+    df: pd.DataFrame | Iterable[Any], columns: list[str], *, where: str = "the data"
+) -> None:
     """Check that ``df`` has every column in ``columns``.
 
     Args:
@@ -85,14 +87,21 @@ def require_columns(df: pd.DataFrame | Iterable[Any], columns: list[str], *,
 def missing_column(where: str, column: str, n_columns: int) -> str:
     """The message for a configured column the data lacks: its name and the column count,
     not the names that are there (they may be a row of data; see :func:`require_columns`)."""
-    return (f"{where} has no column '{column}' ({n_columns} columns found, names not shown "
-            "as they may be data, e.g. a file without a header row; names must match "
-            "exactly, case included)")
+    return (
+        f"{where} has no column '{column}' ({n_columns} columns found, names not shown "
+        "as they may be data, e.g. a file without a header row; names must match "
+        "exactly, case included)"
+    )
 
 
-def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
-                   weights: np.ndarray | None = None, *,
-                   missing_values: Collection[str] = ()) -> np.ndarray:
+def binary_outcome(
+    values: pd.Series,
+    column: str,
+    role: str = "outcome",
+    weights: np.ndarray | None = None,
+    *,
+    missing_values: Collection[str] = (),
+) -> np.ndarray:
     """Convert an outcome column to a boolean array.
 
     Accepts booleans, the numbers 0 and 1 (also as text in any numeric form: ``1``,
@@ -115,6 +124,7 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
         DataError: on missing values or values that are not binary, with their count and up
             to five of their forms (never the values).
     """
+
     def count(mask: np.ndarray) -> int:
         return int(mask.sum() if weights is None else np.asarray(weights)[mask].sum())
 
@@ -123,8 +133,11 @@ def binary_outcome(values: pd.Series, column: str, role: str = "outcome",
     missing = values.isna().to_numpy() if codes is None else codes < 0
     if missing.any():
         article = "an" if role[0] in "aeiou" else "a"
-        raise DataError(f"{role} column '{column}' has {count(missing)} missing "
-                        f"values; every decision needs {article} {role}", column=column)
+        raise DataError(
+            f"{role} column '{column}' has {count(missing)} missing "
+            f"values; every decision needs {article} {role}",
+            column=column,
+        )
     if pd.api.types.is_bool_dtype(values):
         return np.asarray(values.to_numpy(dtype=bool), dtype=bool)
     if codes is None:
@@ -149,11 +162,12 @@ def examples(values: pd.Series, limit: int = 5) -> str:
     """Up to ``limit`` distinct values for an error message, as their forms only (``'9'``,
     ``'aaaa'``; :func:`fairlens_monitor.security.masking.value_forms`): a cell's content never
     reaches an error, the log or the audit trail."""
-    return value_forms(pd.unique(values)[:limit * 4], limit)
+    return value_forms(pd.unique(values)[: limit * 4], limit)
 
 
-def numbers(values: pd.Series, describe: str, column: str,
-            weights: np.ndarray | None = None) -> np.ndarray:
+def numbers(
+    values: pd.Series, describe: str, column: str, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Convert a numeric column to floats, missing values as NaN.
 
     Args:
@@ -174,21 +188,27 @@ def numbers(values: pd.Series, describe: str, column: str,
     else:  # text: parse each distinct value once
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
-            dtype=float)
+            dtype=float
+        )
         numeric = pd.Series(np.append(parsed, np.nan)[codes], index=values.index)
         bad = (codes >= 0) & np.append(np.isnan(parsed), False)[codes]
     if bad.any():
         count = int(bad.sum() if weights is None else np.asarray(weights)[bad].sum())
-        raise DataError(f"{describe} has {count} values that are not numbers (forms: "
-                        f"{examples(values[bad])}); if they mark missing values, list them "
-                        "in source.missing_values (measure: --missing-value)", column=column)
+        raise DataError(
+            f"{describe} has {count} values that are not numbers (forms: "
+            f"{examples(values[bad])}); if they mark missing values, list them "
+            "in source.missing_values (measure: --missing-value)",
+            column=column,
+        )
     return np.asarray(numeric.to_numpy(dtype=float), dtype=float)
 
 
 def _raise_not_binary(column: str, bad: pd.Series, role: str, n_bad: int) -> None:
-    raise DataError(f"{role} column '{column}' has {n_bad} values that are not binary "
-                    f"(forms: {examples(bad)}); expected 0/1, true/false or yes/no",
-                    column=column)
+    raise DataError(
+        f"{role} column '{column}' has {n_bad} values that are not binary "
+        f"(forms: {examples(bad)}); expected 0/1, true/false or yes/no",
+        column=column,
+    )
 
 
 def group_counts(groups: pd.Series, outcome: np.ndarray, value: Any) -> GroupCounts:
@@ -230,8 +250,11 @@ def disparate_impact(
         ``dir_alert`` is then True, since no fairness can be shown.
     """
     u, p = unprivileged, privileged
-    notes = [f"no rows for the {name} group; its rate is taken as 0"
-             for name, g in ((unprivileged_name, u), (privileged_name, p)) if g.applicants == 0]
+    notes = [
+        f"no rows for the {name} group; its rate is taken as 0"
+        for name, g in ((unprivileged_name, u), (privileged_name, p))
+        if g.applicants == 0
+    ]
     reason = None
     ratio: float | None
     if p.approved == 0:
@@ -242,7 +265,8 @@ def disparate_impact(
         ratio = (u.approved * p.applicants) / (u.applicants * p.approved) if u.applicants else 0.0
     if u.applicants and p.applicants:
         gap = abs(p.approved * u.applicants - u.approved * p.applicants) / (
-            u.applicants * p.applicants)
+            u.applicants * p.applicants
+        )
     else:
         gap = abs(p.rate - u.rate)
     return DisparateImpact(
@@ -296,13 +320,23 @@ def calculate_disparate_impact_ratio(
         unprivileged_name=f"{protected_attribute} == {protected_value!r}",
         privileged_name=f"{protected_attribute} == {privileged_value!r}",
     )
-    return reading_to_dict(reading, protected_attribute=protected_attribute,
-                           protected_value=protected_value, privileged_value=privileged_value,
-                           outcome=outcome)
+    return reading_to_dict(
+        reading,
+        protected_attribute=protected_attribute,
+        protected_value=protected_value,
+        privileged_value=privileged_value,
+        outcome=outcome,
+    )
 
 
-def reading_to_dict(reading: DisparateImpact, *, protected_attribute: str,
-                    protected_value: Any, privileged_value: Any, outcome: str) -> dict[str, Any]:
+def reading_to_dict(
+    reading: DisparateImpact,
+    *,
+    protected_attribute: str,
+    protected_value: Any,
+    privileged_value: Any,
+    outcome: str,
+) -> dict[str, Any]:
     """Render a reading in the original API's dictionary shape.
 
     Args:

@@ -27,9 +27,12 @@ from fairlens_monitor.fairness.groups import Assessment, GroupTable
 
 # Each rate as (numerator, denominator) names of the confusion counts below.
 RATES: dict[str, tuple[str, str]] = {
-    "tpr": ("true_pos", "positives"), "fpr": ("false_pos", "negatives"),
-    "fnr": ("false_neg", "positives"), "precision": ("true_pos", "predicted_pos"),
-    "fdr": ("false_pos", "predicted_pos"), "for": ("false_neg", "predicted_neg"),
+    "tpr": ("true_pos", "positives"),
+    "fpr": ("false_pos", "negatives"),
+    "fnr": ("false_neg", "positives"),
+    "precision": ("true_pos", "predicted_pos"),
+    "fdr": ("false_pos", "predicted_pos"),
+    "for": ("false_neg", "predicted_neg"),
 }
 Bounds = tuple[float, float] | None
 
@@ -67,10 +70,15 @@ class GroupErrorRates:
         """Plain JSON data: the counts, the rates and ``vs_reference`` (if compared)."""
         out: dict[str, Any] = {**self.counts, **self.rates}
         if self.comparisons:
-            out["vs_reference"] = {name: {
-                "difference": c.difference, "difference_ci": _listed(c.difference_ci),
-                "ratio": c.ratio, "ratio_ci": _listed(c.ratio_ci)}
-                for name, c in self.comparisons.items()}
+            out["vs_reference"] = {
+                name: {
+                    "difference": c.difference,
+                    "difference_ci": _listed(c.difference_ci),
+                    "ratio": c.ratio,
+                    "ratio_ci": _listed(c.ratio_ci),
+                }
+                for name, c in self.comparisons.items()
+            }
         return out
 
 
@@ -145,13 +153,15 @@ def outcome_metrics(table: GroupTable, include: Sequence[str] | None = None) -> 
         demographic_parity_ratio=_min_max_ratio(selection),
         equal_opportunity_difference=tpr_diff,
         equalized_odds_difference=max(tpr_diff, fpr_diff),
-        equalized_odds_ratio=(tpr_ratio if tpr_ratio is None or fpr_ratio is None
-                              else min(tpr_ratio, fpr_ratio)),
+        equalized_odds_ratio=(
+            tpr_ratio if tpr_ratio is None or fpr_ratio is None else min(tpr_ratio, fpr_ratio)
+        ),
     )
 
 
-def included_outcome_metrics(table: GroupTable, assessment: Assessment,
-                             confidence: float = 0.95) -> OutcomeMetrics | None:
+def included_outcome_metrics(
+    table: GroupTable, assessment: Assessment, confidence: float = 0.95
+) -> OutcomeMetrics | None:
     """The ground-truth metrics over the groups the assessment did not exclude.
 
     The summary metrics use the included groups; every group gets its error rates, and every
@@ -167,15 +177,15 @@ def included_outcome_metrics(table: GroupTable, assessment: Assessment,
     """
     if table.positives is None:
         return None
-    summary = outcome_metrics(table, [g.label for g in assessment.groups
-                                      if g.role != "excluded"])
+    summary = outcome_metrics(table, [g.label for g in assessment.groups if g.role != "excluded"])
     compared = [g.label for g in assessment.groups if g.role == "compared"]
     groups = error_rates(table, assessment.reference.label, compared, confidence)
     return replace(summary, groups=groups)
 
 
-def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
-                confidence: float = 0.95) -> tuple[GroupErrorRates, ...]:
+def error_rates(
+    table: GroupTable, reference: str, compared: Sequence[str], confidence: float = 0.95
+) -> tuple[GroupErrorRates, ...]:
     """Every group's error rates, and the compared groups' comparisons with the reference.
 
     Definitions (AIF360's ``ClassificationMetric``; fairlearn's rates where they exist):
@@ -203,31 +213,45 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
     if reference not in table.labels:
         raise ValueError(f"reference group {reference!r} is not in the table")
     n, pos, tp, fp = table.applicants, table.positives, table.true_pos, table.false_pos
-    counts = {"positives": pos, "negatives": n - pos, "true_pos": tp, "false_pos": fp,
-              "false_neg": pos - tp, "true_neg": n - pos - fp,
-              "predicted_pos": tp + fp, "predicted_neg": n - tp - fp}
+    counts = {
+        "positives": pos,
+        "negatives": n - pos,
+        "true_pos": tp,
+        "false_pos": fp,
+        "false_neg": pos - tp,
+        "true_neg": n - pos - fp,
+        "predicted_pos": tp + fp,
+        "predicted_neg": n - tp - fp,
+    }
     r = table.labels.index(reference)
     # One (rate × group) matrix: every interval is computed once for all rates and groups.
     x = np.stack([counts[num] for num, _ in RATES.values()]).astype(float)
     m = np.stack([counts[den] for _, den in RATES.values()]).astype(float)
-    xr, mr = x[:, r:r + 1], m[:, r:r + 1]
+    xr, mr = x[:, r : r + 1], m[:, r : r + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(m > 0, x / m, np.nan)
-        ratio = np.where(rate[:, r:r + 1] > 0, rate / rate[:, r:r + 1], np.nan)
-    diff = rate - rate[:, r:r + 1]
+        ratio = np.where(rate[:, r : r + 1] > 0, rate / rate[:, r : r + 1], np.nan)
+    diff = rate - rate[:, r : r + 1]
     d_low, d_high = intervals.newcombe(x, m, xr, mr, confidence)
     q_low, q_high = stats.ratio_interval(x, m, xr, mr, confidence=confidence)
     q_high = np.where(np.isinf(q_high), np.nan, q_high)  # reference rate 0: ratio undefined
     t, f = list(RATES).index("tpr"), list(RATES).index("fpr")
-    a_low, a_high = intervals.mover_sum((diff[f], diff[t]), (d_low[f], d_high[f]),
-                                        (d_low[t], d_high[t]))
+    a_low, a_high = intervals.mover_sum(
+        (diff[f], diff[t]), (d_low[f], d_high[f]), (d_low[t], d_high[t])
+    )
     none = np.full(len(n), np.nan)  # the average odds difference has no ratio
-    columns = [np.vstack([diff, (diff[f] + diff[t]) / 2]),
-               np.vstack([d_low, a_low / 2]), np.vstack([d_high, a_high / 2]),
-               np.vstack([ratio, none]), np.vstack([q_low, none]), np.vstack([q_high, none])]
+    columns = [
+        np.vstack([diff, (diff[f] + diff[t]) / 2]),
+        np.vstack([d_low, a_low / 2]),
+        np.vstack([d_high, a_high / 2]),
+        np.vstack([ratio, none]),
+        np.vstack([q_low, none]),
+        np.vstack([q_high, none]),
+    ]
     # NaN → None once, then plain Python per group (k small objects, no per-row work).
-    d, dl, dh, q, ql, qh = ([[None if v != v else v for v in row] for row in a.tolist()]
-                            for a in columns)
+    d, dl, dh, q, ql, qh = (
+        [[None if v != v else v for v in row] for row in a.tolist()] for a in columns
+    )
     rates = [[None if v != v else v for v in row] for row in rate.tolist()]
     names = [*RATES, "average_odds"]
     wanted = set(compared) - {reference}
@@ -236,13 +260,22 @@ def error_rates(table: GroupTable, reference: str, compared: Sequence[str],
     def bounds(low: float | None, high: float | None) -> Bounds:
         return None if low is None or high is None else (low, high)
 
-    return tuple(GroupErrorRates(
-        label, {k: int(v[i]) for k, v in plain.items()},
-        {name: rates[j][i] for j, name in enumerate(RATES)},
-        {name: RateComparison(d[j][i], bounds(dl[j][i], dh[j][i]), q[j][i],
-                              bounds(ql[j][i], qh[j][i]))
-         for j, name in enumerate(names)} if label in wanted else {})
-        for i, label in enumerate(table.labels))
+    return tuple(
+        GroupErrorRates(
+            label,
+            {k: int(v[i]) for k, v in plain.items()},
+            {name: rates[j][i] for j, name in enumerate(RATES)},
+            {
+                name: RateComparison(
+                    d[j][i], bounds(dl[j][i], dh[j][i]), q[j][i], bounds(ql[j][i], qh[j][i])
+                )
+                for j, name in enumerate(names)
+            }
+            if label in wanted
+            else {},
+        )
+        for i, label in enumerate(table.labels)
+    )
 
 
 def _listed(bounds: Bounds) -> list[float] | None:

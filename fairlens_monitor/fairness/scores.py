@@ -41,8 +41,10 @@ def score_metrics(counts: pd.DataFrame, bins: int) -> Mapping[str, dict[str, Any
     """
     missing = [c for c in (LABEL, SCORE_BIN, SCORE_SUM) if c not in counts.columns]
     if missing:
-        raise ValueError(f"score metrics need the count table columns {', '.join(missing)} "
-                         "(a score and a label column)")
+        raise ValueError(
+            f"score metrics need the count table columns {', '.join(missing)} "
+            "(a score and a label column)"
+        )
     codes, uniques = pd.factorize(counts[GROUP], sort=True)
     k = len(uniques)
     n = counts[N].to_numpy(dtype=float)
@@ -55,10 +57,14 @@ def score_metrics(counts: pd.DataFrame, bins: int) -> Mapping[str, dict[str, Any
     wins = (pos * (below + neg / 2)).sum(axis=1)
     auc = np.divide(wins, pairs, out=np.full(k, np.nan), where=pairs > 0)
     total = np.bincount(codes, weights=n, minlength=k)
-    mean = np.bincount(codes, weights=counts[SCORE_SUM].to_numpy(dtype=float),
-                       minlength=k) / total
+    mean = np.bincount(codes, weights=counts[SCORE_SUM].to_numpy(dtype=float), minlength=k) / total
     observed = pos.sum(axis=1) / total
-    return {str(g): {"auc": None if np.isnan(auc[i]) else float(auc[i]),
-                     "mean_score": float(mean[i]), "observed_rate": float(observed[i]),
-                     "calibration_gap": float(mean[i] - observed[i])}
-            for i, g in enumerate(uniques)}
+    return {
+        str(g): {
+            "auc": None if np.isnan(auc[i]) else float(auc[i]),
+            "mean_score": float(mean[i]),
+            "observed_rate": float(observed[i]),
+            "calibration_gap": float(mean[i] - observed[i]),
+        }
+        for i, g in enumerate(uniques)
+    }

@@ -70,8 +70,9 @@ def rate(approved: int, applicants: int) -> float:
     return approved / applicants if applicants else 0.0
 
 
-def impact_ratio(approved: int, applicants: int, ref_approved: int,
-                 ref_applicants: int) -> float | None:
+def impact_ratio(
+    approved: int, applicants: int, ref_approved: int, ref_applicants: int
+) -> float | None:
     """Return the group's rate over the reference's, from the counts with one division.
 
     Returns:
@@ -84,8 +85,9 @@ def impact_ratio(approved: int, applicants: int, ref_approved: int,
     return (approved * ref_applicants) / (applicants * ref_approved)
 
 
-def log_ratio_se(approved: int, applicants: int, ref_approved: int,
-                 ref_applicants: int) -> tuple[float, float] | None:
+def log_ratio_se(
+    approved: int, applicants: int, ref_approved: int, ref_applicants: int
+) -> tuple[float, float] | None:
     """Return ``(log ratio, standard error)`` of the Katz method (the drift chart's input).
 
     When either approval count is zero, 0.5 is added to both groups' approvals and
@@ -104,8 +106,9 @@ def log_ratio_se(approved: int, applicants: int, ref_approved: int,
     return log_rr, math.sqrt(max(0.0, 1 / a - 1 / n1 + 1 / c - 1 / n2))
 
 
-def clopper_pearson(approved: ArrayLike, applicants: ArrayLike, *,
-                    confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def clopper_pearson(
+    approved: ArrayLike, applicants: ArrayLike, *, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Clopper–Pearson ("exact") limits of approval rates, vectorised.
 
     Args:
@@ -122,8 +125,10 @@ def clopper_pearson(approved: ArrayLike, applicants: ArrayLike, *,
     tail = (1 - confidence) / 2
     if np.ndim(approved) == 0 and np.ndim(applicants) == 0:  # one reading: no array work
         k, m = float(approved), float(applicants)  # type: ignore[arg-type]
-        return (np.asarray(betaincinv(k, m - k + 1, tail) if k > 0 else 0.0),
-                np.asarray(betaincinv(k + 1, m - k, 1 - tail) if k < m else 1.0))
+        return (
+            np.asarray(betaincinv(k, m - k + 1, tail) if k > 0 else 0.0),
+            np.asarray(betaincinv(k + 1, m - k, 1 - tail) if k < m else 1.0),
+        )
     x = np.asarray(approved, dtype=float)
     n = np.asarray(applicants, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -132,9 +137,14 @@ def clopper_pearson(approved: ArrayLike, applicants: ArrayLike, *,
     return low, high
 
 
-def ratio_interval(approved: ArrayLike, applicants: ArrayLike, ref_approved: ArrayLike,
-                   ref_applicants: ArrayLike, *,
-                   confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def ratio_interval(
+    approved: ArrayLike,
+    applicants: ArrayLike,
+    ref_approved: ArrayLike,
+    ref_applicants: ArrayLike,
+    *,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
     """Confidence interval of the impact ratio p₁/p₂, vectorised (MOVER-R, Clopper–Pearson).
 
     The method of variance estimates recovery for a ratio (Zou & Donner 2008, Stat Med
@@ -170,19 +180,27 @@ def ratio_interval(approved: ArrayLike, applicants: ArrayLike, ref_approved: Arr
     l2, u2 = clopper_pearson(np.minimum(c, n2s), n2s, confidence=confidence)
     p1, p2 = a / n1s, c / n2s
     with np.errstate(invalid="ignore", divide="ignore"):
-        low = ((p1 * p2 - np.sqrt(np.maximum((p1 * p2) ** 2
-                                             - l1 * u2 * (2 * p1 - l1) * (2 * p2 - u2), 0.0)))
-               / (u2 * (2 * p2 - u2)))
-        high = ((p1 * p2 + np.sqrt(np.maximum((p1 * p2) ** 2
-                                              - u1 * l2 * (2 * p1 - u1) * (2 * p2 - l2), 0.0)))
-                / (l2 * (2 * p2 - l2)))
+        low = (
+            p1 * p2
+            - np.sqrt(np.maximum((p1 * p2) ** 2 - l1 * u2 * (2 * p1 - l1) * (2 * p2 - u2), 0.0))
+        ) / (u2 * (2 * p2 - u2))
+        high = (
+            p1 * p2
+            + np.sqrt(np.maximum((p1 * p2) ** 2 - u1 * l2 * (2 * p1 - u1) * (2 * p2 - l2), 0.0))
+        ) / (l2 * (2 * p2 - l2))
     low = np.where(a <= 0, 0.0, np.maximum(low, 0.0))
     high = np.where(c <= 0, np.inf, high)
     return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
-def ratio_ci(approved: int, applicants: int, ref_approved: int, ref_applicants: int,
-             *, confidence: float = 0.95) -> tuple[float | None, float | None]:
+def ratio_ci(
+    approved: int,
+    applicants: int,
+    ref_approved: int,
+    ref_applicants: int,
+    *,
+    confidence: float = 0.95,
+) -> tuple[float | None, float | None]:
     """Return the impact ratio's interval for one comparison (see :func:`ratio_interval`).
 
     Args:
@@ -196,16 +214,18 @@ def ratio_ci(approved: int, applicants: int, ref_approved: int, ref_applicants: 
         ``(low, high)``; ``(low, None)`` when the reference has no approvals (unbounded
         above); ``(None, None)`` when a group has no applicants.
     """
-    low, high = ratio_interval(approved, applicants, ref_approved, ref_applicants,
-                               confidence=confidence)
+    low, high = ratio_interval(
+        approved, applicants, ref_approved, ref_applicants, confidence=confidence
+    )
     lo, hi = float(low), float(high)
     if math.isnan(lo):
         return None, None
     return lo, None if math.isinf(hi) else hi
 
 
-def difference_p_value(approved: int, applicants: int, ref_approved: int,
-                       ref_applicants: int) -> tuple[float, str]:
+def difference_p_value(
+    approved: int, applicants: int, ref_approved: int, ref_applicants: int
+) -> tuple[float, str]:
     """Two-sided p-value for "the two approval rates differ".
 
     Fisher's exact test (``scipy.stats.fisher_exact``) when any expected cell count of the
@@ -255,8 +275,9 @@ def format_p(p: float, test: str = "fisher") -> str:
     return f"{p:.2g}"
 
 
-def format_interval(low: float | None, high: float | None, *, digits: int = 3,
-                    sep: str = "–") -> str:
+def format_interval(
+    low: float | None, high: float | None, *, digits: int = 3, sep: str = "–"
+) -> str:
     """Print an impact-ratio interval: ``0.811–0.984``, ``0.210–∞`` or ``undefined``.
 
     Args:
@@ -285,8 +306,14 @@ def shortfall(approved: int, applicants: int, ref_approved: int, ref_applicants:
     return applicants * (approved + ref_approved) / total - approved
 
 
-def compare(approved: int, applicants: int, ref_approved: int, ref_applicants: int,
-            *, confidence: float = 0.95) -> Comparison:
+def compare(
+    approved: int,
+    applicants: int,
+    ref_approved: int,
+    ref_applicants: int,
+    *,
+    confidence: float = 0.95,
+) -> Comparison:
     """Measure a group against the reference group.
 
     Args:
@@ -306,16 +333,21 @@ def compare(approved: int, applicants: int, ref_approved: int, ref_applicants: i
     for a, n in ((approved, applicants), (ref_approved, ref_applicants)):
         if not 0 <= a <= n:
             raise ValueError(f"need 0 <= approved <= applicants, got {a} of {n}")
-    ci_low, ci_high = ratio_ci(approved, applicants, ref_approved, ref_applicants,
-                               confidence=confidence)
+    ci_low, ci_high = ratio_ci(
+        approved, applicants, ref_approved, ref_applicants, confidence=confidence
+    )
     p, test = difference_p_value(approved, applicants, ref_approved, ref_applicants)
     return Comparison(
-        approved=approved, applicants=applicants, reference_approved=ref_approved,
+        approved=approved,
+        applicants=applicants,
+        reference_approved=ref_approved,
         reference_applicants=ref_applicants,
         ratio=impact_ratio(approved, applicants, ref_approved, ref_applicants),
-        ci_low=ci_low, ci_high=ci_high,
+        ci_low=ci_low,
+        ci_high=ci_high,
         gap=rate(ref_approved, ref_applicants) - rate(approved, applicants),
-        p_value=p, test=test,
+        p_value=p,
+        test=test,
         shortfall=shortfall(approved, applicants, ref_approved, ref_applicants),
     )
 
@@ -343,8 +375,15 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def verdict(comparison: Comparison, p_value: float, *, threshold: float, alpha: float,
-            min_group_size: int, shortfall_min: float | None = None) -> tuple[Verdict, str]:
+def verdict(
+    comparison: Comparison,
+    p_value: float,
+    *,
+    threshold: float,
+    alpha: float,
+    min_group_size: int,
+    shortfall_min: float | None = None,
+) -> tuple[Verdict, str]:
     """Judge a comparison by practical and statistical significance.
 
     Args:
@@ -368,17 +407,20 @@ def verdict(comparison: Comparison, p_value: float, *, threshold: float, alpha: 
         return "inconclusive", "the reference group has no approvals"
     p_text = format_p(p_value, comparison.test)
     if comparison.ratio >= threshold:
-        if (shortfall_min is not None and p_value < alpha
-                and comparison.shortfall >= shortfall_min):
-            return "adverse", (f"ratio {comparison.ratio:.3f} >= {threshold:g} but significant "
-                               f"(p {p_text} < {alpha:g}) with a shortfall of "
-                               f"{comparison.shortfall:.1f} approvals >= {shortfall_min:g} "
-                               "(29 CFR 1607.4D)")
+        if shortfall_min is not None and p_value < alpha and comparison.shortfall >= shortfall_min:
+            return "adverse", (
+                f"ratio {comparison.ratio:.3f} >= {threshold:g} but significant "
+                f"(p {p_text} < {alpha:g}) with a shortfall of "
+                f"{comparison.shortfall:.1f} approvals >= {shortfall_min:g} "
+                "(29 CFR 1607.4D)"
+            )
         return "ok", f"ratio {comparison.ratio:.3f} >= {threshold:g}"
     if p_value < alpha:
         return "adverse", f"ratio {comparison.ratio:.3f} < {threshold:g}, p {p_text} < {alpha:g}"
-    return "inconclusive", (f"ratio {comparison.ratio:.3f} < {threshold:g} but not significant "
-                            f"(p {p_text} >= {alpha:g})")
+    return "inconclusive", (
+        f"ratio {comparison.ratio:.3f} < {threshold:g} but not significant "
+        f"(p {p_text} >= {alpha:g})"
+    )
 
 
 def worst(verdicts: Sequence[Verdict]) -> Verdict:
@@ -389,8 +431,9 @@ def worst(verdicts: Sequence[Verdict]) -> Verdict:
 RiskLevel = Literal["low", "medium", "high"]
 
 
-def risk_level(verdict: Verdict, ci_low: float | None, drift_alert: bool, *,
-               threshold: float) -> RiskLevel:
+def risk_level(
+    verdict: Verdict, ci_low: float | None, drift_alert: bool, *, threshold: float
+) -> RiskLevel:
     """Summarise a reading for a risk officer: verdict, interval and trend together.
 
     ``high``: adverse, or drifting down with an interval that reaches below the threshold.

@@ -76,8 +76,7 @@ class Baseline:
         return math.sqrt(max(se, MIN_SE) ** 2 + self.between_variance + self.mean_variance)
 
 
-def _generalised_q(x: np.ndarray, variances: np.ndarray,
-                   tau2: float) -> tuple[float, float, float]:
+def _generalised_q(x: np.ndarray, variances: np.ndarray, tau2: float) -> tuple[float, float, float]:
     """Return ``(Q, weighted mean, sum of weights)`` at between-reading variance ``tau2``."""
     weights = 1.0 / (variances + tau2)
     total = float(weights.sum())
@@ -85,8 +84,9 @@ def _generalised_q(x: np.ndarray, variances: np.ndarray,
     return float((weights * (x - mean) ** 2).sum()), mean, total
 
 
-def between_variance_upper(x: np.ndarray, variances: np.ndarray,
-                           confidence: float = DISPERSION_CONFIDENCE) -> float:
+def between_variance_upper(
+    x: np.ndarray, variances: np.ndarray, confidence: float = DISPERSION_CONFIDENCE
+) -> float:
     """Return the Q-profile upper confidence bound of the between-reading variance.
 
     Viechtbauer (2007), *Confidence intervals for the amount of heterogeneity in
@@ -129,8 +129,9 @@ def between_variance_upper(x: np.ndarray, variances: np.ndarray,
     return high
 
 
-def fit_baseline(points: Sequence[tuple[float, float]], *,
-                 confidence: float = DISPERSION_CONFIDENCE) -> Baseline:
+def fit_baseline(
+    points: Sequence[tuple[float, float]], *, confidence: float = DISPERSION_CONFIDENCE
+) -> Baseline:
     """Fit the in-control level from ``(log ratio, standard error)`` pairs.
 
     The between-reading variance is an additive component (DerSimonian–Laird's random-effects
@@ -158,8 +159,9 @@ def fit_baseline(points: Sequence[tuple[float, float]], *,
     return Baseline(mean, tau2, 1.0 / total, len(points))
 
 
-def cusum_step(previous: float, log_ratio: float, se: float, baseline: Baseline,
-               settings: CusumSettings) -> float:
+def cusum_step(
+    previous: float, log_ratio: float, se: float, baseline: Baseline, settings: CusumSettings
+) -> float:
     """Advance the lower CUSUM statistic by one reading.
 
     Args:
@@ -176,8 +178,9 @@ def cusum_step(previous: float, log_ratio: float, se: float, baseline: Baseline,
     return min(settings.cap, max(0.0, previous - z - settings.slack))
 
 
-def cusum_path(points: Iterable[tuple[float, float]],
-               settings: CusumSettings) -> list[float | None]:
+def cusum_path(
+    points: Iterable[tuple[float, float]], settings: CusumSettings
+) -> list[float | None]:
     """Run the chart over a whole history (for replays, tests and benchmarks).
 
     Args:

@@ -26,8 +26,9 @@ class Transition:
     clean_streak: int
 
 
-def step(kind: str, open_streak: int | None, qualifies: bool,
-         close_after: int) -> Transition | None:
+def step(
+    kind: str, open_streak: int | None, qualifies: bool, close_after: int
+) -> Transition | None:
     """Decide the next state of one kind's episode.
 
     Args:

@@ -110,8 +110,9 @@ def headline_point(assessment: Assessment) -> tuple[float, float] | None:
     if h is None or h.comparison is None:
         return None
     c = h.comparison
-    return stats.log_ratio_se(c.approved, c.applicants, c.reference_approved,
-                              c.reference_applicants)
+    return stats.log_ratio_se(
+        c.approved, c.applicants, c.reference_approved, c.reference_applicants
+    )
 
 
 @lru_cache(maxsize=64)
@@ -121,8 +122,9 @@ def _fitted(points: tuple[tuple[float, float], ...]) -> Baseline:
     return fit_baseline(points)
 
 
-def drift_step(state: DriftState, point: tuple[float, float] | None,
-               settings: Settings) -> float | None:
+def drift_step(
+    state: DriftState, point: tuple[float, float] | None, settings: Settings
+) -> float | None:
     """Advance the drift chart by one reading.
 
     Returns:
@@ -138,9 +140,9 @@ def drift_step(state: DriftState, point: tuple[float, float] | None,
     return cusum_step(state.previous, point[0], point[1], baseline, chart)
 
 
-def measure_frame(df: pd.DataFrame, settings: Settings, *,
-                  where: str = "the data") -> tuple[Assessment, OutcomeMetrics | None,
-                                                    pd.Series]:
+def measure_frame(
+    df: pd.DataFrame, settings: Settings, *, where: str = "the data"
+) -> tuple[Assessment, OutcomeMetrics | None, pd.Series]:
     """Form and judge the configured groups of a frame of decisions (column ``approved``).
 
     Returns:
@@ -153,21 +155,27 @@ def measure_frame(df: pd.DataFrame, settings: Settings, *,
     spec = settings.group_spec()
     labels = group_labels(df, spec, where=where)
     label_column = settings.measurement.label
-    truth = (binary_outcome(df[label_column], label_column, "label") if label_column
-             else None)
+    truth = binary_outcome(df[label_column], label_column, "label") if label_column else None
     table = count_groups(labels, binary_outcome(df["approved"], "approved"), truth)
     assessment = assess(table, spec)
     if assessment.headline is None:
         wanted = spec.unprivileged_value
-        raise DataError(f"no group to compare with the reference {assessment.reference.label!r}"
-                        + (f": {wanted!r} does not occur or is excluded" if wanted else ""),
-                        column=spec.attribute_name)
+        raise DataError(
+            f"no group to compare with the reference {assessment.reference.label!r}"
+            + (f": {wanted!r} does not occur or is excluded" if wanted else ""),
+            column=spec.attribute_name,
+        )
     outcome = included_outcome_metrics(table, assessment, spec.confidence)
     return assessment, outcome, labels
 
 
-def measure_scenario(settings: Settings, cycle_index: int, scenario: str,
-                     drift_level: float, drift: DriftState | None = None) -> ScenarioResult:
+def measure_scenario(
+    settings: Settings,
+    cycle_index: int,
+    scenario: str,
+    drift_level: float,
+    drift: DriftState | None = None,
+) -> ScenarioResult:
     """Simulate and measure one scenario of one cycle (pure).
 
     Args:
@@ -184,22 +192,33 @@ def measure_scenario(settings: Settings, cycle_index: int, scenario: str,
     seed = scenario_seed(sim.seed, cycle_index, scenario)
     df = generate_loan_data(sim.n_samples, drift_level, seed=seed)
     assessment, outcome, labels = measure_frame(df, settings)
-    statistic = None if drift is None else drift_step(drift, headline_point(assessment),
-                                                      settings)
+    statistic = None if drift is None else drift_step(drift, headline_point(assessment), settings)
     drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
     metrics = legacy_metrics(assessment, settings)
     explanation = None
     if scenario == "monitored":
         h, ref = headline_comparison(assessment)[0], assessment.reference
-        causes = analyze_feature_impact(df.assign(**{GROUP_COLUMN: labels}), GROUP_COLUMN,
-                                        h.label, ref.label, "approved")["causes"]
+        causes = analyze_feature_impact(
+            df.assign(**{GROUP_COLUMN: labels}), GROUP_COLUMN, h.label, ref.label, "approved"
+        )["causes"]
         explanation = explain(assessment, settings, statistic, causes)
-    return ScenarioResult(scenario, drift_level, len(df), seed, assessment, outcome, statistic,
-                          drift_alert, explanation, metrics)
+    return ScenarioResult(
+        scenario,
+        drift_level,
+        len(df),
+        seed,
+        assessment,
+        outcome,
+        statistic,
+        drift_alert,
+        explanation,
+        metrics,
+    )
 
 
-def measure_counts(counts: pd.DataFrame, settings: Settings,
-                   drift: DriftState | None = None) -> ScenarioResult:
+def measure_counts(
+    counts: pd.DataFrame, settings: Settings, drift: DriftState | None = None
+) -> ScenarioResult:
     """Measure the count table a file or SQL source read for one window (pure).
 
     Args:
@@ -218,26 +237,37 @@ def measure_counts(counts: pd.DataFrame, settings: Settings,
     """
     spec = settings.group_spec()
     truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
-    table = count_groups(counts[GROUP], counts[APPROVED].to_numpy(dtype=bool), truth,
-                         weights=counts[N].to_numpy(dtype=float))
+    table = count_groups(
+        counts[GROUP],
+        counts[APPROVED].to_numpy(dtype=bool),
+        truth,
+        weights=counts[N].to_numpy(dtype=float),
+    )
     assessment = assess_named(table, spec)
     h, _ = headline_comparison(assessment)
     statistic = drift_step(drift or DriftState(), headline_point(assessment), settings)
     drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
-    causes = stratum_causes(counts, h.label, assessment.reference.label,
-                            settings.source.stratum)
+    causes = stratum_causes(counts, h.label, assessment.reference.label, settings.source.stratum)
     outcome = included_outcome_metrics(table, assessment, spec.confidence)
     if outcome is not None and SCORE_BIN in counts:
-        outcome = replace(outcome, extra=score_metrics(counts,
-                                                       settings.measurement.score_bins))
-    return ScenarioResult("monitored", None, decisions(counts), None, assessment,
-                          outcome, statistic, drift_alert,
-                          explain(assessment, settings, statistic, causes),
-                          legacy_metrics(assessment, settings))
+        outcome = replace(outcome, extra=score_metrics(counts, settings.measurement.score_bins))
+    return ScenarioResult(
+        "monitored",
+        None,
+        decisions(counts),
+        None,
+        assessment,
+        outcome,
+        statistic,
+        drift_alert,
+        explain(assessment, settings, statistic, causes),
+        legacy_metrics(assessment, settings),
+    )
 
 
-def stratum_causes(counts: pd.DataFrame, group: str, reference: str,
-                   stratum: str | None) -> list[str]:
+def stratum_causes(
+    counts: pd.DataFrame, group: str, reference: str, stratum: str | None
+) -> list[str]:
     """Test whether the stratum (e.g. credit score) explains the gap, from counts.
 
     Args:
@@ -252,22 +282,34 @@ def stratum_causes(counts: pd.DataFrame, group: str, reference: str,
         stratum is configured or values were missing.
     """
     if stratum is None or STRATUM not in counts:
-        return ["no stratum column is configured (source.stratum), so whether a legitimate "
-                "factor such as credit score explains the gap was not tested"]
+        return [
+            "no stratum column is configured (source.stratum), so whether a legitimate "
+            "factor such as credit score explains the gap was not tested"
+        ]
     known = counts[counts[STRATUM].notna()]
     missing = decisions(counts) - decisions(known)
     name = stratum if stratum not in counts.columns else STRATUM
-    causes: list[str] = list(analyze_feature_impact(
-        known.rename(columns={STRATUM: name}), GROUP, group, reference, APPROVED,
-        feature=name, weight=N)["causes"])
+    causes: list[str] = list(
+        analyze_feature_impact(
+            known.rename(columns={STRATUM: name}),
+            GROUP,
+            group,
+            reference,
+            APPROVED,
+            feature=name,
+            weight=N,
+        )["causes"]
+    )
     if missing:
-        causes.append(f"{missing} decisions without a {stratum} value were left out of "
-                      "this comparison")
+        causes.append(
+            f"{missing} decisions without a {stratum} value were left out of this comparison"
+        )
     return causes
 
 
-def measure_cycle(settings: Settings, cycle_index: int,
-                  drift: DriftState | None = None) -> tuple[ScenarioResult, ScenarioResult]:
+def measure_cycle(
+    settings: Settings, cycle_index: int, drift: DriftState | None = None
+) -> tuple[ScenarioResult, ScenarioResult]:
     """Measure the reference (drift 0) and the monitored scenario of a cycle (pure).
 
     Args:
@@ -279,8 +321,10 @@ def measure_cycle(settings: Settings, cycle_index: int,
         ``(reference, monitored)``.
     """
     level = settings.simulator().drift.level_at(cycle_index)
-    return (measure_scenario(settings, cycle_index, "reference", 0.0),
-            measure_scenario(settings, cycle_index, "monitored", level, drift or DriftState()))
+    return (
+        measure_scenario(settings, cycle_index, "reference", 0.0),
+        measure_scenario(settings, cycle_index, "monitored", level, drift or DriftState()),
+    )
 
 
 def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]:
@@ -288,24 +332,33 @@ def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]
     (h, c), ref = headline_comparison(assessment), assessment.reference
     gap = abs(c.gap)
     return {
-        "female_rate": h.rate, "male_rate": ref.rate, "dir": c.ratio,
+        "female_rate": h.rate,
+        "male_rate": ref.rate,
+        "dir": c.ratio,
         "dir_alert": c.ratio is None or c.ratio < settings.thresholds.dir,
-        "gap": gap, "gap_alert": gap > settings.thresholds.gap,
+        "gap": gap,
+        "gap_alert": gap > settings.thresholds.gap,
         "reason": "male_rate_zero" if c.ratio is None else None,
-        "message": None if c.ratio is not None else
-        f"{ref.label} approval rate is zero: DIR is not computable",
+        "message": None
+        if c.ratio is not None
+        else f"{ref.label} approval rate is zero: DIR is not computable",
         "verdict": assessment.verdict,
         "details": {
             "protected_attribute": settings.group_spec().attribute_name,
-            "protected_value": h.label, "privileged_value": ref.label, "outcome": "approved",
-            "female_count": h.applicants, "female_approved": h.approved,
-            "male_count": ref.applicants, "male_approved": ref.approved,
+            "protected_value": h.label,
+            "privileged_value": ref.label,
+            "outcome": "approved",
+            "female_count": h.applicants,
+            "female_approved": h.approved,
+            "male_count": ref.applicants,
+            "male_approved": ref.approved,
         },
     }
 
 
-def explain(assessment: Assessment, settings: Settings, drift_statistic: float | None,
-            causes: Sequence[str]) -> str:
+def explain(
+    assessment: Assessment, settings: Settings, drift_statistic: float | None, causes: Sequence[str]
+) -> str:
     """Write the explanation an alert on this reading would carry (encrypted).
 
     Args:
@@ -322,9 +375,11 @@ def explain(assessment: Assessment, settings: Settings, drift_statistic: float |
     chart = settings.drift_detection
     drifting = drift_statistic is not None and drift_statistic > chart.threshold
     if drifting and c.ratio is not None and c.ratio >= settings.thresholds.dir:
-        lead = (f"DIR = {c.ratio:.2f} (>={settings.thresholds.dir:g}) but drifting down: drift "
-                f"statistic {drift_statistic:.1f} above {chart.threshold:g}. Context: "
-                f"{'; '.join(causes)}.")
+        lead = (
+            f"DIR = {c.ratio:.2f} (>={settings.thresholds.dir:g}) but drifting down: drift "
+            f"statistic {drift_statistic:.1f} above {chart.threshold:g}. Context: "
+            f"{'; '.join(causes)}."
+        )
     else:
         lead = generate_explanation(c.ratio, list(causes), threshold=settings.thresholds.dir)
     parts = [lead, f"Verdict {assessment.verdict} ({assessment.reason})."]
@@ -333,21 +388,29 @@ def explain(assessment: Assessment, settings: Settings, drift_statistic: float |
         ci = stats.format_interval(c.ci_low, c.ci_high)
         p_text = stats.format_p(p, c.test)
         p_part = f"p {p_text}" if p_text.startswith("<") else f"p = {p_text}"
-        parts.append(f"{h.label} vs {ref.label}: 95% CI {ci}, {p_part} ({c.test}), "
-                     f"shortfall {c.shortfall:.1f} approvals.")
+        parts.append(
+            f"{h.label} vs {ref.label}: 95% CI {ci}, {p_part} ({c.test}), "
+            f"shortfall {c.shortfall:.1f} approvals."
+        )
     if drift_statistic is not None:
-        parts.append(f"Drift statistic {drift_statistic:.1f} "
-                     f"({'above' if drift_statistic > chart.threshold else 'within'} "
-                     f"{chart.threshold:g}).")
+        parts.append(
+            f"Drift statistic {drift_statistic:.1f} "
+            f"({'above' if drift_statistic > chart.threshold else 'within'} "
+            f"{chart.threshold:g})."
+        )
     excluded = assessment.excluded
     if excluded:
-        parts.append("Excluded (too small): " + ", ".join(
-            f"{g.label} {g.approved}/{g.applicants}" for g in excluded) + ".")
+        parts.append(
+            "Excluded (too small): "
+            + ", ".join(f"{g.label} {g.approved}/{g.applicants}" for g in excluded)
+            + "."
+        )
     return " ".join(parts)
 
 
-def baseline_from_rows(rows: Sequence[tuple[int, int, int, int]]) -> tuple[tuple[float, float],
-                                                                           ...]:
+def baseline_from_rows(
+    rows: Sequence[tuple[int, int, int, int]],
+) -> tuple[tuple[float, float], ...]:
     """Turn stored headline counts ``(a, n, ref_a, ref_n)`` into drift-chart points."""
     points = (stats.log_ratio_se(*row) for row in rows)
     return tuple(p for p in points if p is not None)

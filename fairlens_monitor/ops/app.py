@@ -48,11 +48,15 @@ def open_repository(settings: Settings, *, readonly: bool = False) -> Repository
         StoreError: as above, with what to do.
     """
     url = settings.database.url
-    engine = make_engine(url, readonly=readonly,
-                         busy_timeout_ms=settings.database.busy_timeout_ms,
-                         # a frozen writer holds the chain lock no longer than a lead lasts
-                         idle_in_transaction_s=(IDLE_IN_TRANSACTION_S if readonly else
-                                                settings.leadership.lease_seconds))
+    engine = make_engine(
+        url,
+        readonly=readonly,
+        busy_timeout_ms=settings.database.busy_timeout_ms,
+        # a frozen writer holds the chain lock no longer than a lead lasts
+        idle_in_transaction_s=(
+            IDLE_IN_TRANSACTION_S if readonly else settings.leadership.lease_seconds
+        ),
+    )
     try:
         check_readable(engine, url) if readonly else ensure_schema(engine, url)
         repo = Repository(engine)

@@ -51,9 +51,14 @@ class TrailReport:
     warnings: tuple[Anomaly, ...] = ()
 
 
-def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
-                 up_to_seq: int | None = None,
-                 checkpoint_every: int | None = None) -> TrailReport:
+def verify_store(
+    repo: Repository,
+    *,
+    anchor_file: Path,
+    public_key: Path,
+    up_to_seq: int | None = None,
+    checkpoint_every: int | None = None,
+) -> TrailReport:
     """Verify the whole chain and every checkpoint (anchor file and database).
 
     Args:
@@ -80,43 +85,61 @@ def verify_store(repo: Repository, *, anchor_file: Path, public_key: Path,
     try:
         contents = anchor.read(anchor_file)
     except OSError as exc:
-        raise CannotVerifyError(f"the anchor file {anchor_file} cannot be read "
-                                f"({exc.strerror or type(exc).__name__})",
-                                "pass --anchor FILE") from None
+        raise CannotVerifyError(
+            f"the anchor file {anchor_file} cannot be read ({exc.strerror or type(exc).__name__})",
+            "pass --anchor FILE",
+        ) from None
     if up_to_seq is not None:
-        contents = anchor.AnchorContents([c for c in contents.checkpoints if c.seq <= up_to_seq],
-                                         contents.bad_lines)
+        contents = anchor.AnchorContents(
+            [c for c in contents.checkpoints if c.seq <= up_to_seq], contents.bad_lines
+        )
     stored = repo.checkpoints()
     if stored and not anchor_file.exists():
-        raise CannotVerifyError(f"the database records {len(stored)} checkpoints but the "
-                                f"anchor file {anchor_file} is missing", "pass --anchor FILE")
+        raise CannotVerifyError(
+            f"the database records {len(stored)} checkpoints but the "
+            f"anchor file {anchor_file} is missing",
+            "pass --anchor FILE",
+        )
     anchors: list[AnchorClaim] = []
     start, superseded = (1, GENESIS_HASH), 0
     warnings: list[Anomaly] = []
     if contents.checkpoints or stored or contents.bad_lines:
         if not public_key.exists():
-            raise CannotVerifyError(f"checkpoints exist but the public key {public_key} is "
-                                    "missing", "pass --public-key FILE")
+            raise CannotVerifyError(
+                f"checkpoints exist but the public key {public_key} is missing",
+                "pass --public-key FILE",
+            )
         key = load_public_key(public_key)
         kept, warnings, restore_claims = _apply_restores(repo, key, contents.checkpoints)
         superseded = len(warnings)
         start, prune_claims = _prune_start(repo, key)
         contents = anchor.AnchorContents(kept, contents.bad_lines)
-        anchors = claims(key, contents.checkpoints, anchor_file.name) + claims(
-            key, stored, "database checkpoints") + restore_claims + prune_claims
-    anchors += [AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
-                for n in contents.bad_lines]
+        anchors = (
+            claims(key, contents.checkpoints, anchor_file.name)
+            + claims(key, stored, "database checkpoints")
+            + restore_claims
+            + prune_claims
+        )
+    anchors += [
+        AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
+        for n in contents.bad_lines
+    ]
     report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
     signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
-    if (checkpoint_every is not None and not anchors and signing_key
-            and report.head_seq >= max(checkpoint_every, start[0])):
+    if (
+        checkpoint_every is not None
+        and not anchors
+        and signing_key
+        and report.head_seq >= max(checkpoint_every, start[0])
+    ):
         report = _stripped(report, anchor_file, checkpoint_every)
     # Every stored row against the digest its transaction's event recorded (rowcheck).
     rows = check_rows(repo.bind or repo.engine, pruned_to=start[0] - 1)
     if rows:
         report = replace(report, anomalies=report.anomalies + rows)
-    return TrailReport(report, anchor_file, len(contents.checkpoints), len(stored),
-                       superseded, tuple(warnings))
+    return TrailReport(
+        report, anchor_file, len(contents.checkpoints), len(stored), superseded, tuple(warnings)
+    )
 
 
 def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport:
@@ -127,13 +150,20 @@ def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport
             f"the chain has {report.head_seq} events and a signing key, so checkpoints were "
             f"written, but the anchor file {anchor_file} is gone and the database holds none",
             "restore the anchor file (or pass --anchor FILE); until then nothing after genesis "
-            "can be trusted")
-    lost = Anomaly(every, "missing_checkpoint",
-                   f"no checkpoint anywhere although the chain passed seq {every} "
-                   "(audit.checkpoint_every) with a signing key: they were removed")
-    return replace(report, anomalies=sorted([*report.anomalies, lost],
-                                            key=lambda a: (a.seq, a.kind)),
-                   last_verified_seq=0, anchored_seq=0)
+            "can be trusted",
+        )
+    lost = Anomaly(
+        every,
+        "missing_checkpoint",
+        f"no checkpoint anywhere although the chain passed seq {every} "
+        "(audit.checkpoint_every) with a signing key: they were removed",
+    )
+    return replace(
+        report,
+        anomalies=sorted([*report.anomalies, lost], key=lambda a: (a.seq, a.kind)),
+        last_verified_seq=0,
+        anchored_seq=0,
+    )
 
 
 def check_chain_start(repo: Repository, anchor_file: Path) -> None:
@@ -166,15 +196,23 @@ def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str)
     stamp = ts.replace(":", "").replace("-", "")[:15]
     aside = anchor_file.with_name(f"{anchor_file.name}.old-chain-{stamp}")
     anchor_file.replace(aside)
-    repo.append_event("chain_started", actor, {
-        "reason": "operator started a new chain (--new-chain) after the database was lost",
-        "previous_anchor_file": aside.name, "previous_anchor_sha256": digest,
-        "previous_anchored_seq": last}, ts=ts)
+    repo.append_event(
+        "chain_started",
+        actor,
+        {
+            "reason": "operator started a new chain (--new-chain) after the database was lost",
+            "previous_anchor_file": aside.name,
+            "previous_anchor_sha256": digest,
+            "previous_anchored_seq": last,
+        },
+        ts=ts,
+    )
     return aside
 
 
-def _prune_start(repo: Repository, key: Ed25519PublicKey
-                 ) -> tuple[tuple[int, str], list[AnchorClaim]]:
+def _prune_start(
+    repo: Repository, key: Ed25519PublicKey
+) -> tuple[tuple[int, str], list[AnchorClaim]]:
     """Where the chain must start: after the newest signed ``chain_pruned`` statement.
 
     Retention deletes events up to a signed checkpoint N and appends ``chain_pruned`` (N and
@@ -185,15 +223,19 @@ def _prune_start(repo: Repository, key: Ed25519PublicKey
     start, bad = (1, GENESIS_HASH), []
     for seq, payload in repo.events_of_type("chain_pruned"):
         if not verify_prune(key, payload):
-            bad.append(AnchorClaim(seq, "", False, f"chain_pruned at seq {seq} "
-                                                   "(signature does not verify)"))
+            bad.append(
+                AnchorClaim(
+                    seq, "", False, f"chain_pruned at seq {seq} (signature does not verify)"
+                )
+            )
             continue
         start = max(start, (int(payload["pruned_to"]) + 1, str(payload["head_hash"])))
     return start, bad
 
 
-def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]
-                    ) -> tuple[list[Checkpoint], list[Anomaly], list[AnchorClaim]]:
+def _apply_restores(
+    repo: Repository, key: Ed25519PublicKey, checkpoints: list[Checkpoint]
+) -> tuple[list[Checkpoint], list[Anomaly], list[AnchorClaim]]:
     """Set aside anchor checkpoints that a signed ``chain_restored`` event declares lost.
 
     A restore from a backup at seq N leaves the anchor file with checkpoints of history
@@ -205,8 +247,11 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
     kept, lost, bad = list(checkpoints), [], []
     for seq, payload in repo.events_of_type("chain_restored"):
         if not verify_restore(key, payload):
-            bad.append(AnchorClaim(seq, "", False, f"chain_restored at seq {seq} "
-                                                   "(signature does not verify)"))
+            bad.append(
+                AnchorClaim(
+                    seq, "", False, f"chain_restored at seq {seq} (signature does not verify)"
+                )
+            )
             continue
         low, high = int(payload["from_seq"]), int(payload["superseded_to"])
         restored_at = str(payload["ts"])
@@ -214,20 +259,29 @@ def _apply_restores(repo: Repository, key: Ed25519PublicKey, checkpoints: list[C
         accepted = {int(n) for n in named} if isinstance(named, list) else None
         keep = []
         for cp in kept:
-            if (low < cp.seq <= high and cp.ts < restored_at
-                    and (accepted is None or cp.seq in accepted)):
-                lost.append(Anomaly(cp.seq, "restored_loss",
-                                    f"anchored history up to seq {cp.seq} was lost by the "
-                                    f"restore recorded at seq {seq} (from a backup at seq "
-                                    f"{low}), accepted in its signed statement"))
+            if (
+                low < cp.seq <= high
+                and cp.ts < restored_at
+                and (accepted is None or cp.seq in accepted)
+            ):
+                lost.append(
+                    Anomaly(
+                        cp.seq,
+                        "restored_loss",
+                        f"anchored history up to seq {cp.seq} was lost by the "
+                        f"restore recorded at seq {seq} (from a backup at seq "
+                        f"{low}), accepted in its signed statement",
+                    )
+                )
             else:
                 keep.append(cp)
         kept = keep
     return kept, lost, bad
 
 
-def anchored_beyond(repo: Repository, anchor_file: Path, public_key: Path,
-                    from_seq: int) -> list[int]:
+def anchored_beyond(
+    repo: Repository, anchor_file: Path, public_key: Path, from_seq: int
+) -> list[int]:
     """The anchored checkpoints a restore of ``repo`` (a backup at ``from_seq``) would lose.
 
     Checkpoints an earlier signed restore inside the backup already set aside are not
@@ -242,16 +296,18 @@ def anchored_beyond(repo: Repository, anchor_file: Path, public_key: Path,
     try:
         checkpoints = [cp for cp in anchor.read(anchor_file).checkpoints if cp.seq > from_seq]
     except OSError as exc:
-        raise CannotVerifyError(f"the anchor file {anchor_file} cannot be read "
-                                f"({exc.strerror or type(exc).__name__})",
-                                "pass --anchor FILE") from None
+        raise CannotVerifyError(
+            f"the anchor file {anchor_file} cannot be read ({exc.strerror or type(exc).__name__})",
+            "pass --anchor FILE",
+        ) from None
     if checkpoints and public_key.exists():
         checkpoints = _apply_restores(repo, load_public_key(public_key), checkpoints)[0]
     return sorted({cp.seq for cp in checkpoints})
 
 
-def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path,
-                     ts: str) -> Checkpoint | None:
+def write_checkpoint(
+    repo: Repository, key: Ed25519PrivateKey, *, anchor_file: Path, ts: str
+) -> Checkpoint | None:
     """Sign the current chain head, append it to the anchor file, then record it.
 
     The anchor file is written first: a checkpoint the database records is always one the
@@ -278,8 +334,9 @@ def write_checkpoint(repo: Repository, key: Ed25519PrivateKey, *, anchor_file: P
     if seq == 0 or repo.last_checkpoint_seq() >= seq:
         return None
     last = repo.last_checkpoint()
-    cp = sign_checkpoint(key, seq=seq, head_hash=head_hash, ts=ts,
-                         prev=NO_PREVIOUS if last is None else digest(last))
+    cp = sign_checkpoint(
+        key, seq=seq, head_hash=head_hash, ts=ts, prev=NO_PREVIOUS if last is None else digest(last)
+    )
     append_anchor(anchor_file, cp)
     repo.save_checkpoint(cp)
     return cp
@@ -351,8 +408,14 @@ class EntryProof:
         return self.record is not None and self.chain.last_verified_seq >= self.record.seq
 
 
-def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
-                public_key: Path, checkpoint_every: int | None = None) -> EntryProof:
+def prove_entry(
+    repo: Repository,
+    hash_hex: str,
+    *,
+    anchor_file: Path,
+    public_key: Path,
+    checkpoint_every: int | None = None,
+) -> EntryProof:
     """Show that the record with ``hash_hex`` is part of an intact chain.
 
     Args:
@@ -367,8 +430,9 @@ def prove_entry(repo: Repository, hash_hex: str, *, anchor_file: Path,
         before the record.
     """
     record = repo.find_event(hash_hex.strip().lower())
-    trail = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
-                         checkpoint_every=checkpoint_every)
+    trail = verify_store(
+        repo, anchor_file=anchor_file, public_key=public_key, checkpoint_every=checkpoint_every
+    )
     covered = None
     if record is not None and trail.chain.anchored_seq >= record.seq:
         covered = trail.chain.anchored_seq

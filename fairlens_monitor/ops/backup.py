@@ -36,8 +36,9 @@ class Backup:
     size: int
 
 
-def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
-                  busy_timeout_ms: int = 5000) -> Backup:
+def backup_sqlite(
+    url: str, dest: Path, *, anchor_file: Path, public_key: Path, busy_timeout_ms: int = 5000
+) -> Backup:
     """Copy the SQLite database at ``url`` to ``dest``, then verify the copy.
 
     Args:
@@ -58,8 +59,11 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
     """
     source = sqlite_path(url)
     if source is None:
-        raise StoreError(url, "backup copies SQLite files; back a PostgreSQL database up with "
-                              "pg_dump (see docs/OPERATIONS.md)")
+        raise StoreError(
+            url,
+            "backup copies SQLite files; back a PostgreSQL database up with "
+            "pg_dump (see docs/OPERATIONS.md)",
+        )
     if not source.exists():
         raise StoreError(url, f"no database file at {source}")
     if dest.exists():
@@ -75,14 +79,18 @@ def backup_sqlite(url: str, dest: Path, *, anchor_file: Path, public_key: Path,
         repo = Repository(make_engine(f"sqlite:///{partial}", readonly=True))
         try:
             head_seq, head_hash = repo.head()
-            report = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
-                                  up_to_seq=head_seq).chain
+            report = verify_store(
+                repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=head_seq
+            ).chain
         finally:
             repo.engine.dispose()
         if not report.intact:
             first = report.anomalies[0]
-            raise StoreError(str(dest), f"the copy does not verify: seq {first.seq} "
-                                        f"{first.kind}; the source needs `verify` first")
+            raise StoreError(
+                str(dest),
+                f"the copy does not verify: seq {first.seq} "
+                f"{first.kind}; the source needs `verify` first",
+            )
         digest = file_sha256(partial)
         os.replace(partial, dest)
         fsync_dir(dest.parent)

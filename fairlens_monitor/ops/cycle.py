@@ -77,11 +77,18 @@ class CycleOutcome:
         return self.monitored.verdict if self.monitored is not None else NO_DATA
 
 
-def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
-              actor: str, cycle_index: int | None = None,
-              scheduled_for: datetime | None = None,
-              source: DecisionSource | None = None,
-              sealer: Sealer | None = None) -> CycleOutcome:
+def run_cycle(
+    settings: Settings,
+    repo: Repository,
+    cipher: AlertCipher,
+    *,
+    clock: Clock,
+    actor: str,
+    cycle_index: int | None = None,
+    scheduled_for: datetime | None = None,
+    source: DecisionSource | None = None,
+    sealer: Sealer | None = None,
+) -> CycleOutcome:
     """Run one cycle and commit everything it produced in one transaction.
 
     The cycle index and the drift history are read before measuring, and checked again
@@ -93,21 +100,38 @@ def run_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, cloc
     """
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return _attempt_cycle(settings, repo, cipher, clock=clock, actor=actor,
-                                  cycle_index=cycle_index, scheduled_for=scheduled_for,
-                                  source=source, sealer=sealer)
+            return _attempt_cycle(
+                settings,
+                repo,
+                cipher,
+                clock=clock,
+                actor=actor,
+                cycle_index=cycle_index,
+                scheduled_for=scheduled_for,
+                source=source,
+                sealer=sealer,
+            )
         except StaleCycleError:
             if attempt == MAX_ATTEMPTS - 1:
-                raise StaleCycleError(f"{MAX_ATTEMPTS} other cycles were committed while this "
-                                      "one measured; not stored") from None
+                raise StaleCycleError(
+                    f"{MAX_ATTEMPTS} other cycles were committed while this "
+                    "one measured; not stored"
+                ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
-                   clock: Clock, actor: str, cycle_index: int | None = None,
-                   scheduled_for: datetime | None = None,
-                   source: DecisionSource | None = None,
-                   sealer: Sealer | None = None) -> CycleOutcome:
+def _attempt_cycle(
+    settings: Settings,
+    repo: Repository,
+    cipher: AlertCipher,
+    *,
+    clock: Clock,
+    actor: str,
+    cycle_index: int | None = None,
+    scheduled_for: datetime | None = None,
+    source: DecisionSource | None = None,
+    sealer: Sealer | None = None,
+) -> CycleOutcome:
     """Measure from the current position and commit, unless another cycle got there first.
 
     Args:
@@ -133,8 +157,9 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
             ``DataError`` naming it); nothing was committed.
     """
     started = clock()
-    position, rows, previous = repo.cycle_inputs(settings.group_spec().attribute_name,
-                                                 settings.drift_detection.baseline_readings)
+    position, rows, previous = repo.cycle_inputs(
+        settings.group_spec().attribute_name, settings.drift_detection.baseline_readings
+    )
     index = position[0] if cycle_index is None else cycle_index
     drift = DriftState(baseline_from_rows(rows), previous)
     batch: Batch | None = None
@@ -145,22 +170,44 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
         scenarios: list[ScenarioResult] = [reference, monitored]
     else:
         batch = _read(settings, repo, source, started)
-        reference, monitored = None, (measure_counts(batch.counts, settings, drift)
-                                      if batch.decisions else None)
+        reference, monitored = (
+            None,
+            (measure_counts(batch.counts, settings, drift) if batch.decisions else None),
+        )
         scenarios = [monitored] if monitored is not None else []
     raising = ("adverse", "inconclusive") if settings.alerts.notify_inconclusive else ("adverse",)
-    qualifies = ({} if monitored is None else
-                 {"dir": monitored.verdict in raising, "drift": monitored.drift_alert})
+    qualifies = (
+        {}
+        if monitored is None
+        else {"dir": monitored.verdict in raising, "drift": monitored.drift_alert}
+    )
     finished = clock()
     candidates = {
-        kind: Alert(created_at=finished, kind=kind, dir=monitored.metrics["dir"],
-                    verdict=monitored.verdict, token=cipher.encrypt(monitored.explanation or ""),
-                    key_id=cipher.key_id, state="open", clean_streak=0)
-        for kind, yes in qualifies.items() if yes and monitored is not None}
+        kind: Alert(
+            created_at=finished,
+            kind=kind,
+            dir=monitored.metrics["dir"],
+            verdict=monitored.verdict,
+            token=cipher.encrypt(monitored.explanation or ""),
+            key_id=cipher.key_id,
+            state="open",
+            clean_streak=0,
+        )
+        for kind, yes in qualifies.items()
+        if yes and monitored is not None
+    }
     config_hash = settings.config_hash()
-    run = Run(cycle_index=index, actor=actor, scheduled_for=scheduled_for, started_at=started,
-              finished_at=finished, status="ok", error=None, config_hash=config_hash,
-              code_version=__version__)
+    run = Run(
+        cycle_index=index,
+        actor=actor,
+        scheduled_for=scheduled_for,
+        started_at=started,
+        finished_at=finished,
+        status="ok",
+        error=None,
+        config_hash=config_hash,
+        code_version=__version__,
+    )
     readings = [_reading(r, settings, finished, config_hash) for r in scenarios]
     groups = [_group_rows(r) for r in scenarios]
     if batch is not None:
@@ -170,61 +217,122 @@ def _attempt_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *,
         if monitored is not None and monitored.outcome is not None and monitored.outcome.extra:
             # Per-group AUC and calibration gap (measurement.score): the reading's JSON column
             # holds them, so no new columns are needed.
-            readings[-1].lineage = {**batch.lineage,
-                                    "score_metrics": dict(monitored.outcome.extra)}
-    files = [] if batch is None else [SourceFile(
-        measured_at=finished, path=f.path, sha256=f.sha256, size_bytes=f.size_bytes,
-        mtime_ns=f.mtime_ns, rows=f.rows, decisions=f.decisions) for f in batch.files]
+            readings[-1].lineage = {**batch.lineage, "score_metrics": dict(monitored.outcome.extra)}
+    files = (
+        []
+        if batch is None
+        else [
+            SourceFile(
+                measured_at=finished,
+                path=f.path,
+                sha256=f.sha256,
+                size_bytes=f.size_bytes,
+                mtime_ns=f.mtime_ns,
+                rows=f.rows,
+                decisions=f.decisions,
+            )
+            for f in batch.files
+        ]
+    )
 
     def events(run: Run, rows: Sequence[Reading], changes: Sequence[AlertChange]) -> EventList:
-        out: EventList = [("source_file_changed", {**change, "run_id": run.id})
-                          for change in (batch.changed if batch else ())]
-        out.append(("cycle_completed", {
-            "run_id": run.id, "cycle_index": index,
-            "drift_level": monitored.drift_level if monitored else None,
-            "config_hash": config_hash, "code_version": __version__,
-            "readings": [_reading_summary(row, g) for row, g in zip(rows, groups, strict=True)],
-            **({} if batch is None else {"source": batch.summary()}),
-        }))
+        out: EventList = [
+            ("source_file_changed", {**change, "run_id": run.id})
+            for change in (batch.changed if batch else ())
+        ]
+        out.append(
+            (
+                "cycle_completed",
+                {
+                    "run_id": run.id,
+                    "cycle_index": index,
+                    "drift_level": monitored.drift_level if monitored else None,
+                    "config_hash": config_hash,
+                    "code_version": __version__,
+                    "readings": [
+                        _reading_summary(row, g) for row, g in zip(rows, groups, strict=True)
+                    ],
+                    **({} if batch is None else {"source": batch.summary()}),
+                },
+            )
+        )
         for change in changes:
             if change.action == "open":
-                out.append(("alert_raised", {
-                    "alert_id": change.alert.id, "run_id": run.id,
-                    "reading_id": change.alert.reading_id, "kind": change.alert.kind,
-                    "verdict": change.alert.verdict, "dir": change.alert.dir,
-                    "key_id": change.alert.key_id,
-                    "token_sha256": hashlib.sha256(change.alert.token.encode("ascii")).hexdigest(),
-                }))
+                out.append(
+                    (
+                        "alert_raised",
+                        {
+                            "alert_id": change.alert.id,
+                            "run_id": run.id,
+                            "reading_id": change.alert.reading_id,
+                            "kind": change.alert.kind,
+                            "verdict": change.alert.verdict,
+                            "dir": change.alert.dir,
+                            "key_id": change.alert.key_id,
+                            "token_sha256": hashlib.sha256(
+                                change.alert.token.encode("ascii")
+                            ).hexdigest(),
+                        },
+                    )
+                )
             elif change.action == "resolve":
-                out.append(("alert_resolved", {
-                    "alert_ids": change.resolved_ids, "kind": change.alert.kind,
-                    "run_id": run.id, "by": "auto",
-                    "note": f"{change.alert.clean_streak} consecutive readings without "
+                out.append(
+                    (
+                        "alert_resolved",
+                        {
+                            "alert_ids": change.resolved_ids,
+                            "kind": change.alert.kind,
+                            "run_id": run.id,
+                            "by": "auto",
+                            "note": f"{change.alert.clean_streak} consecutive readings without "
                             f"{'an adverse verdict' if change.alert.kind == 'dir' else 'drift'}",
-                }))
+                        },
+                    )
+                )
         return out
 
-    saved = repo.save_cycle(run, readings, groups, candidates, qualifies, events,
-                            close_after=settings.alerts.close_after, actor=actor,
-                            ts=rfc3339(finished), files=files, judge=monitored is not None,
-                            expect=position, seal=sealer)
+    saved = repo.save_cycle(
+        run,
+        readings,
+        groups,
+        candidates,
+        qualifies,
+        events,
+        close_after=settings.alerts.close_after,
+        actor=actor,
+        ts=rfc3339(finished),
+        files=files,
+        judge=monitored is not None,
+        expect=position,
+        seal=sealer,
+    )
     if sealer is not None and saved.checkpoint is not None:
         sealer.anchor(saved.checkpoint)
     opened = [c for c in saved.alerts if c.action == "open"]
     token = opened[0].alert.token if opened else None
-    return CycleOutcome(saved.run_id, index, started, finished, reference, monitored,
-                        opened[0].alert.id if opened else None, token, saved.events,
-                        saved.alerts, batch)
+    return CycleOutcome(
+        saved.run_id,
+        index,
+        started,
+        finished,
+        reference,
+        monitored,
+        opened[0].alert.id if opened else None,
+        token,
+        saved.events,
+        saved.alerts,
+        batch,
+    )
 
 
-def _read(settings: Settings, repo: Repository, source: DecisionSource | None,
-          now: datetime) -> Batch:
+def _read(
+    settings: Settings, repo: Repository, source: DecisionSource | None, now: datetime
+) -> Batch:
     """Read the window from the given source, or from one opened for this cycle."""
     own = source is None
     if source is None:
         m = settings.measurement
-        source = open_source(settings.source, settings.group_spec(), m.label, m.score,
-                             m.score_bins)
+        source = open_source(settings.source, settings.group_spec(), m.label, m.score, m.score_bins)
     if source is None:
         raise ValueError("the simulator has no decision source to read")
     try:
@@ -244,18 +352,36 @@ def _no_data_reading(settings: Settings, at: datetime, config_hash: str) -> Read
     """The reading of an empty window: counts 0, no rates, no verdict to alert on."""
     spec, t = settings.group_spec(), settings.thresholds
     return Reading(
-        scenario="monitored", measured_at=at, source=settings.source.kind, n_samples=0,
+        scenario="monitored",
+        measured_at=at,
+        source=settings.source.kind,
+        n_samples=0,
         protected_attribute=spec.attribute_name,
-        unprivileged_group=spec.unprivileged_value or "", privileged_group=
-        spec.privileged_value or "", unprivileged_count=0, unprivileged_approved=0,
-        privileged_count=0, privileged_approved=0, dir_reason=NO_DATA, dir_threshold=t.dir,
-        gap_threshold=t.gap, dir_alert=False, gap_alert=False, config_hash=config_hash,
-        code_version=__version__, verdict=NO_DATA,
-        verdict_reason="no decisions in the window", alpha=t.alpha,
-        confidence=settings.measurement.confidence, min_group_size=t.min_group_size,
-        min_group_share=t.min_group_share, reference_mode=settings.measurement.reference,
-        groups_compared=0, groups_excluded=0, label_column=settings.measurement.label,
-        risk_level=None)
+        unprivileged_group=spec.unprivileged_value or "",
+        privileged_group=spec.privileged_value or "",
+        unprivileged_count=0,
+        unprivileged_approved=0,
+        privileged_count=0,
+        privileged_approved=0,
+        dir_reason=NO_DATA,
+        dir_threshold=t.dir,
+        gap_threshold=t.gap,
+        dir_alert=False,
+        gap_alert=False,
+        config_hash=config_hash,
+        code_version=__version__,
+        verdict=NO_DATA,
+        verdict_reason="no decisions in the window",
+        alpha=t.alpha,
+        confidence=settings.measurement.confidence,
+        min_group_size=t.min_group_size,
+        min_group_share=t.min_group_share,
+        reference_mode=settings.measurement.reference,
+        groups_compared=0,
+        groups_excluded=0,
+        label_column=settings.measurement.label,
+        risk_level=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -278,11 +404,18 @@ def error_text(exc: BaseException) -> str:
     return mask(scrub(f"{type(exc).__name__}: {exc}"))[:MAX_ERROR_CHARS]
 
 
-def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, clock: Clock,
-                  actor: str, scheduled_for: datetime | None = None,
-                  unrecorded: list[FailedCycle] | None = None,
-                  source: DecisionSource | None = None,
-                  sealer: Sealer | None = None) -> CycleOutcome:
+def execute_cycle(
+    settings: Settings,
+    repo: Repository,
+    cipher: AlertCipher,
+    *,
+    clock: Clock,
+    actor: str,
+    scheduled_for: datetime | None = None,
+    unrecorded: list[FailedCycle] | None = None,
+    source: DecisionSource | None = None,
+    sealer: Sealer | None = None,
+) -> CycleOutcome:
     """Run a cycle; if it raises, record a failed run and audit event, then re-raise.
 
     Args:
@@ -307,8 +440,16 @@ def execute_cycle(settings: Settings, repo: Repository, cipher: AlertCipher, *, 
     """
     started = clock()
     try:
-        return run_cycle(settings, repo, cipher, clock=clock, actor=actor,
-                         scheduled_for=scheduled_for, source=source, sealer=sealer)
+        return run_cycle(
+            settings,
+            repo,
+            cipher,
+            clock=clock,
+            actor=actor,
+            scheduled_for=scheduled_for,
+            source=source,
+            sealer=sealer,
+        )
     except FencedError:
         raise  # this daemon lost the lead: the new leader records what happens now
     except Exception as exc:
@@ -332,15 +473,27 @@ def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) ->
     """
     try:
         index = repo.completed_cycles()
-        run = Run(cycle_index=index, actor=failed.actor, scheduled_for=failed.scheduled_for,
-                  started_at=failed.started_at, finished_at=failed.finished_at,
-                  status="failed", error=failed.error, config_hash=settings.config_hash(),
-                  code_version=__version__)
-        saved = repo.save_failed_run(run, {"cycle_index": index, "error": failed.error},
-                                     ts=rfc3339(failed.finished_at))
+        run = Run(
+            cycle_index=index,
+            actor=failed.actor,
+            scheduled_for=failed.scheduled_for,
+            started_at=failed.started_at,
+            finished_at=failed.finished_at,
+            status="failed",
+            error=failed.error,
+            config_hash=settings.config_hash(),
+            code_version=__version__,
+        )
+        saved = repo.save_failed_run(
+            run, {"cycle_index": index, "error": failed.error}, ts=rfc3339(failed.finished_at)
+        )
     except Exception as store_exc:  # the database itself may be what failed
-        log.error("cycle failed (%s) and the failure could not be recorded yet: %s: %s",
-                  failed.error, type(store_exc).__name__, store_exc)
+        log.error(
+            "cycle failed (%s) and the failure could not be recorded yet: %s: %s",
+            failed.error,
+            type(store_exc).__name__,
+            store_exc,
+        )
         return None
     return saved.run_id
 
@@ -349,23 +502,46 @@ def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: s
     m, d, (h, c) = r.metrics, r.metrics["details"], headline_comparison(r.assessment)
     t, o = settings.thresholds, r.outcome
     return Reading(
-        scenario=r.scenario, measured_at=at, source=settings.source.kind,
+        scenario=r.scenario,
+        measured_at=at,
+        source=settings.source.kind,
         drift_level=r.drift_level,
-        n_samples=r.n_samples, seed=r.seed, protected_attribute=d["protected_attribute"],
-        unprivileged_group=str(d["protected_value"]), privileged_group=str(d["privileged_value"]),
-        unprivileged_count=d["female_count"], unprivileged_approved=d["female_approved"],
-        privileged_count=d["male_count"], privileged_approved=d["male_approved"],
-        unprivileged_rate=m["female_rate"], privileged_rate=m["male_rate"], dir=m["dir"],
-        dir_reason=m["reason"], gap=m["gap"], dir_threshold=t.dir,
-        gap_threshold=t.gap, dir_alert=m["dir_alert"],
-        gap_alert=m["gap_alert"], config_hash=config_hash, code_version=__version__,
-        verdict=r.verdict, verdict_reason=r.assessment.reason[:MAX_ERROR_CHARS],
-        p_value=c.p_value, p_adjusted=h.p_adjusted, test=c.test, dir_ci_low=c.ci_low,
-        dir_ci_high=c.ci_high, shortfall=c.shortfall, alpha=t.alpha,
-        confidence=settings.measurement.confidence, min_group_size=t.min_group_size,
-        min_group_share=t.min_group_share, reference_mode=settings.measurement.reference,
+        n_samples=r.n_samples,
+        seed=r.seed,
+        protected_attribute=d["protected_attribute"],
+        unprivileged_group=str(d["protected_value"]),
+        privileged_group=str(d["privileged_value"]),
+        unprivileged_count=d["female_count"],
+        unprivileged_approved=d["female_approved"],
+        privileged_count=d["male_count"],
+        privileged_approved=d["male_approved"],
+        unprivileged_rate=m["female_rate"],
+        privileged_rate=m["male_rate"],
+        dir=m["dir"],
+        dir_reason=m["reason"],
+        gap=m["gap"],
+        dir_threshold=t.dir,
+        gap_threshold=t.gap,
+        dir_alert=m["dir_alert"],
+        gap_alert=m["gap_alert"],
+        config_hash=config_hash,
+        code_version=__version__,
+        verdict=r.verdict,
+        verdict_reason=r.assessment.reason[:MAX_ERROR_CHARS],
+        p_value=c.p_value,
+        p_adjusted=h.p_adjusted,
+        test=c.test,
+        dir_ci_low=c.ci_low,
+        dir_ci_high=c.ci_high,
+        shortfall=c.shortfall,
+        alpha=t.alpha,
+        confidence=settings.measurement.confidence,
+        min_group_size=t.min_group_size,
+        min_group_share=t.min_group_share,
+        reference_mode=settings.measurement.reference,
         groups_compared=sum(g.role == "compared" for g in r.assessment.groups),
-        groups_excluded=len(r.assessment.excluded), label_column=settings.measurement.label,
+        groups_excluded=len(r.assessment.excluded),
+        label_column=settings.measurement.label,
         dp_difference=o and o.demographic_parity_difference,
         dp_ratio=o and o.demographic_parity_ratio,
         eop_difference=o and o.equal_opportunity_difference,
@@ -381,23 +557,46 @@ def _group_rows(r: ScenarioResult) -> list[GroupResult]:
     rows = []
     for g in r.assessment.groups:
         c = g.comparison
-        rows.append(GroupResult(
-            label=g.label, role=g.role, applicants=g.applicants, approved=g.approved,
-            rate=g.rate, share=g.share, impact_ratio=c and c.ratio, ci_low=c and c.ci_low,
-            ci_high=c and c.ci_high, p_value=c and c.p_value, p_adjusted=g.p_adjusted,
-            test=c and c.test, shortfall=c and c.shortfall, verdict=g.verdict))
+        rows.append(
+            GroupResult(
+                label=g.label,
+                role=g.role,
+                applicants=g.applicants,
+                approved=g.approved,
+                rate=g.rate,
+                share=g.share,
+                impact_ratio=c and c.ratio,
+                ci_low=c and c.ci_low,
+                ci_high=c and c.ci_high,
+                p_value=c and c.p_value,
+                p_adjusted=g.p_adjusted,
+                test=c and c.test,
+                shortfall=c and c.shortfall,
+                verdict=g.verdict,
+            )
+        )
     return rows
 
 
 def _reading_summary(row: Reading, groups: Sequence[GroupResult]) -> dict[str, Any]:
     return {
-        "reading_id": row.id, "scenario": row.scenario, "seed": row.seed,
-        "n_samples": row.n_samples, "drift_level": row.drift_level, "dir": row.dir,
-        "gap": row.gap, "dir_alert": row.dir_alert, "gap_alert": row.gap_alert,
+        "reading_id": row.id,
+        "scenario": row.scenario,
+        "seed": row.seed,
+        "n_samples": row.n_samples,
+        "drift_level": row.drift_level,
+        "dir": row.dir,
+        "gap": row.gap,
+        "dir_alert": row.dir_alert,
+        "gap_alert": row.gap_alert,
         "unprivileged": [row.unprivileged_approved, row.unprivileged_count],
         "privileged": [row.privileged_approved, row.privileged_count],
-        "verdict": row.verdict, "p_value": row.p_value, "p_adjusted": row.p_adjusted,
-        "ci": [row.dir_ci_low, row.dir_ci_high], "drift_statistic": row.drift_statistic,
-        "drift_alert": row.drift_alert, "risk_level": row.risk_level,
+        "verdict": row.verdict,
+        "p_value": row.p_value,
+        "p_adjusted": row.p_adjusted,
+        "ci": [row.dir_ci_low, row.dir_ci_high],
+        "drift_statistic": row.drift_statistic,
+        "drift_alert": row.drift_alert,
+        "risk_level": row.risk_level,
         "groups": [[g.label, g.role, g.approved, g.applicants] for g in groups],
     }

@@ -91,23 +91,38 @@ class DaemonStats:
 class Daemon:
     """One scheduler session over an open repository and cipher."""
 
-    def __init__(self, settings: Settings, repo: Repository, cipher: AlertCipher,
-                 signer: Ed25519PrivateKey, *, clock: Clock, emit: Callable[[str], None],
-                 max_cycles: int | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        cipher: AlertCipher,
+        signer: Ed25519PrivateKey,
+        *,
+        clock: Clock,
+        emit: Callable[[str], None],
+        max_cycles: int | None,
+    ) -> None:
         """Prepare (but do not start) the scheduler; see :func:`run_daemon`."""
         self.settings, self.repo, self.cipher, self.signer = settings, repo, cipher, signer
         self.unrecorded: list[FailedCycle] = []
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
-        self.lease = Lease(repo.engine, lease_seconds=settings.leadership.lease_seconds,
-                           holder=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")
+        self.lease = Lease(
+            repo.engine,
+            lease_seconds=settings.leadership.lease_seconds,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
+        )
         self.lease.install(repo.sessions)
         self.sealer = Sealer.of(settings, signer).attach(repo)  # events outside cycles too
         self._lead_lock = threading.RLock()
         self._missed: list[tuple[datetime, str]] = []
         self._heartbeat_stop = threading.Event()
-        self.source = open_source(settings.source, settings.group_spec(),
-                                  settings.measurement.label, settings.measurement.score,
-                                  settings.measurement.score_bins)
+        self.source = open_source(
+            settings.source,
+            settings.group_spec(),
+            settings.measurement.label,
+            settings.measurement.score,
+            settings.measurement.score_bins,
+        )
         self._start_change: Change | None = None
         self.stats = DaemonStats()
         self._first_fire = datetime.now(UTC)
@@ -116,9 +131,11 @@ class Daemon:
         self.scheduler = BlockingScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"max_instances": 1, "coalesce": True,
-                          "misfire_grace_time": max(1, round(
-                              settings.schedule.misfire_grace_seconds))},
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": max(1, round(settings.schedule.misfire_grace_seconds)),
+            },
         )
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
@@ -129,36 +146,50 @@ class Daemon:
         trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
         self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
         if self.settings.retention.daily:
-            self.scheduler.add_job(self._retention, IntervalTrigger(days=1, timezone=UTC),
-                                   id="retention")
+            self.scheduler.add_job(
+                self._retention, IntervalTrigger(days=1, timezone=UTC), id="retention"
+            )
         if self.settings.backup is not None and sqlite_path(self.settings.database.url):
             every = IntervalTrigger(hours=self.settings.backup.interval_hours, timezone=UTC)
             self.scheduler.add_job(self._backup, every, id="backup")
         elif self.settings.backup is not None:
-            self.emit("scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
-                      "(the backup section is ignored here)")
+            self.emit(
+                "scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
+                "(the backup section is ignored here)"
+            )
         leading = self._lead(None, announce=False)
         if leading:  # only the leader's rules are the rules in force
             self._record_config_change()
         with self.lease.unfenced():
-            self._event("daemon_started", {
-                "pid": os.getpid(), "interval_seconds": interval, "code_version": __version__,
-                **({"config_hash": self.settings.config_hash(),
-                    "settings": self.settings.shaping()} if leading else {"role": "standby"})})
+            self._event(
+                "daemon_started",
+                {
+                    "pid": os.getpid(),
+                    "interval_seconds": interval,
+                    "code_version": __version__,
+                    **(
+                        {
+                            "config_hash": self.settings.config_hash(),
+                            "settings": self.settings.shaping(),
+                        }
+                        if leading
+                        else {"role": "standby"}
+                    ),
+                },
+            )
         if leading and self.lease.server:
             self._announce_lead(self._start_change)
         elif not leading:
             self.emit("standby: another daemon runs the cycles on this database")
-        heartbeat = threading.Thread(target=self._heartbeat, name="fairlens-lease",
-                                     daemon=True)
+        heartbeat = threading.Thread(target=self._heartbeat, name="fairlens-lease", daemon=True)
         if self.lease.server:
             heartbeat.start()
-        self.emit(f"FairLens Monitor {__version__} running every {interval:g}s "
-                  f"(Ctrl-C to stop)")
+        self.emit(f"FairLens Monitor {__version__} running every {interval:g}s (Ctrl-C to stop)")
         if self.source is not None:
             src = self.settings.source
-            self.emit(f"source: {src.kind} {src.path or src.table or 'query'} "
-                      f"(window {src.window})")
+            self.emit(
+                f"source: {src.kind} {src.path or src.table or 'query'} (window {src.window})"
+            )
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
@@ -169,9 +200,15 @@ class Daemon:
             self._record_pending_failures()
             self._record_missed()
         with self.lease.unfenced():
-            self._event("daemon_stopped", {
-                "reason": self.stats.stop_reason, "cycles_ok": self.stats.cycles_ok,
-                "cycles_failed": self.stats.cycles_failed, "missed": self.stats.missed})
+            self._event(
+                "daemon_stopped",
+                {
+                    "reason": self.stats.stop_reason,
+                    "cycles_ok": self.stats.cycles_ok,
+                    "cycles_failed": self.stats.cycles_failed,
+                    "missed": self.stats.missed,
+                },
+            )
         if self.lease.leading:
             self._checkpoint()
         self.lease.release()
@@ -225,13 +262,22 @@ class Daemon:
         """Record ``daemon_leading`` (with why) and the fires nobody ran before it."""
         if change is None:
             return
-        self._event("daemon_leading", {"pid": os.getpid(), "holder": self.lease.holder,
-                                       "epoch": change.epoch, "reason": change.reason,
-                                       "previous_holder": change.previous_holder})
+        self._event(
+            "daemon_leading",
+            {
+                "pid": os.getpid(),
+                "holder": self.lease.holder,
+                "epoch": change.epoch,
+                "reason": change.reason,
+                "previous_holder": change.previous_holder,
+            },
+        )
         if change.expired:  # a clean stop hands over at once; a lapsed lease left a gap
             self._missed_during_takeover()
-        self.emit(f"leading: this daemon (pid {os.getpid()}) runs the cycles "
-                  f"(epoch {change.epoch}: {change.reason})")
+        self.emit(
+            f"leading: this daemon (pid {os.getpid()}) runs the cycles "
+            f"(epoch {change.epoch}: {change.reason})"
+        )
 
     def _missed_during_takeover(self) -> None:
         """Record a ``cycle_missed`` for every fire between the last daemon cycle and now."""
@@ -239,21 +285,26 @@ class Daemon:
             last = last_daemon_run(self.repo.engine)
         except SQLAlchemyError:
             return
-        self._missed.extend(missed_fires(last, self.clock(), self.settings.schedule
-                                         .interval_seconds, MAX_MISSED_EVENTS))
+        self._missed.extend(
+            missed_fires(
+                last, self.clock(), self.settings.schedule.interval_seconds, MAX_MISSED_EVENTS
+            )
+        )
         self._record_missed()
 
     def _stand_down(self, reason: str) -> None:
-        message = (f"stood down: this daemon lost the lead ({reason}); it stands by and "
-                   "writes nothing")
+        message = (
+            f"stood down: this daemon lost the lead ({reason}); it stands by and writes nothing"
+        )
         log.warning(message)
         self.emit(message)
         self.unrecorded.clear()  # the new leader records the cycles from here on
 
     def _record_config_change(self) -> None:
         try:
-            record_config_change(self.settings, self.repo, actor="daemon",
-                                 ts=rfc3339(self.clock()), initial=False)
+            record_config_change(
+                self.settings, self.repo, actor="daemon", ts=rfc3339(self.clock()), initial=False
+            )
         except Exception as exc:
             log.error("could not record config_changed: %s: %s", type(exc).__name__, exc)
 
@@ -269,10 +320,17 @@ class Daemon:
             return
         self._record_pending_failures()
         try:
-            outcome = execute_cycle(self.settings, self.repo, self.cipher, clock=self.clock,
-                                    actor="daemon", scheduled_for=scheduled,
-                                    unrecorded=self.unrecorded, source=self.source,
-                                    sealer=self.sealer)
+            outcome = execute_cycle(
+                self.settings,
+                self.repo,
+                self.cipher,
+                clock=self.clock,
+                actor="daemon",
+                scheduled_for=scheduled,
+                unrecorded=self.unrecorded,
+                source=self.source,
+                sealer=self.sealer,
+            )
         except FencedError as exc:  # a takeover happened while this cycle ran
             self._stand_down(str(exc))
             return
@@ -286,8 +344,11 @@ class Daemon:
             self._record_missed()  # the database takes writes again: the skipped fires too
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
-            if checkpoint_due(self.repo, self.settings.audit.checkpoint_every,
-                              head_seq=outcome.audit[-1].seq if outcome.audit else None):
+            if checkpoint_due(
+                self.repo,
+                self.settings.audit.checkpoint_every,
+                head_seq=outcome.audit[-1].seq if outcome.audit else None,
+            ):
                 self._checkpoint()
         done = self.stats.cycles_ok + self.stats.cycles_failed
         if self.max_cycles is not None and done >= self.max_cycles:
@@ -295,8 +356,10 @@ class Daemon:
 
     def _record_pending_failures(self) -> None:
         """Record failures the database refused earlier (e.g. while it was locked)."""
-        while self.unrecorded and record_failure(self.settings, self.repo,
-                                                 self.unrecorded[0]) is not None:
+        while (
+            self.unrecorded
+            and record_failure(self.settings, self.repo, self.unrecorded[0]) is not None
+        ):
             self.unrecorded.pop(0)
 
     def _backup(self) -> None:
@@ -305,19 +368,28 @@ class Daemon:
         if plan is None or not self.lease.leading:
             return
         try:
-            made = backup_sqlite(self.settings.database.url,
-                                 scheduled_name(plan.dir, self.clock()),
-                                 anchor_file=self.settings.audit.anchor_file,
-                                 public_key=self.settings.keys.dir / PUBLIC_KEY_FILE,
-                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
+            made = backup_sqlite(
+                self.settings.database.url,
+                scheduled_name(plan.dir, self.clock()),
+                anchor_file=self.settings.audit.anchor_file,
+                public_key=self.settings.keys.dir / PUBLIC_KEY_FILE,
+                busy_timeout_ms=self.settings.database.busy_timeout_ms,
+            )
         except Exception as exc:
             self.emit(f"✗ scheduled backup failed: {error_text(exc)}")
             self._event("backup_failed", {"error": error_text(exc)})
             return
         pruned = prune_backups(plan.dir, plan.keep)
-        self._event("backup_made", {"file": made.path.name, "head_seq": made.head_seq,
-                                    "head_hash": made.head_hash, "sha256": made.sha256,
-                                    "pruned": [p.name for p in pruned]})
+        self._event(
+            "backup_made",
+            {
+                "file": made.path.name,
+                "head_seq": made.head_seq,
+                "head_hash": made.head_hash,
+                "sha256": made.sha256,
+                "pruned": [p.name for p in pruned],
+            },
+        )
         self.emit(f"backup {made.path.name}: chain head seq {made.head_seq}, verified")
 
     def _retention(self) -> None:
@@ -325,18 +397,25 @@ class Daemon:
         if not self.lease.leading:
             return
         try:
-            done = apply_retention(self.settings.retention, self.repo, self.signer,
-                                   now=self.clock())
+            done = apply_retention(
+                self.settings.retention, self.repo, self.signer, now=self.clock()
+            )
         except Exception as exc:
             self.emit(f"✗ retention failed: {error_text(exc)}")
             return
-        self.emit(f"retention: deleted {done['readings']} readings, {done['runs']} runs, "
-                  f"{done['audit_events']} audit events")
+        self.emit(
+            f"retention: deleted {done['readings']} readings, {done['runs']} runs, "
+            f"{done['audit_events']} audit events"
+        )
 
     def _checkpoint(self) -> None:
         try:
-            write_checkpoint(self.repo, self.signer, anchor_file=self.settings.audit.anchor_file,
-                             ts=rfc3339(self.clock()))
+            write_checkpoint(
+                self.repo,
+                self.signer,
+                anchor_file=self.settings.audit.anchor_file,
+                ts=rfc3339(self.clock()),
+            )
         except Exception as exc:  # the next due checkpoint covers these events too
             log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)
 
@@ -354,8 +433,11 @@ class Daemon:
         """
         if event.job_id != JOB_ID or not self.lease.leading:
             return
-        reason = ("the previous cycle was still running" if event.code == EVENT_JOB_MAX_INSTANCES
-                  else "past the misfire grace time")
+        reason = (
+            "the previous cycle was still running"
+            if event.code == EVENT_JOB_MAX_INSTANCES
+            else "past the misfire grace time"
+        )
         times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
         for when in times:
             self.stats.missed += 1
@@ -368,9 +450,12 @@ class Daemon:
             while self._missed:
                 when, reason = self._missed[0]
                 try:
-                    self.repo.append_event("cycle_missed", "daemon", {
-                        "scheduled_for": rfc3339(when), "reason": reason},
-                        ts=rfc3339(self.clock()))
+                    self.repo.append_event(
+                        "cycle_missed",
+                        "daemon",
+                        {"scheduled_for": rfc3339(when), "reason": reason},
+                        ts=rfc3339(self.clock()),
+                    )
                 except Exception as exc:
                     log.error("could not record cycle_missed yet: %s", error_text(exc))
                     return
@@ -383,9 +468,15 @@ class Daemon:
             log.error("could not record %s: %s: %s", kind, type(exc).__name__, exc)
 
 
-def run_daemon(settings: Settings, *, clock: Clock = utc_now,
-               emit: Callable[[str], None] = print, max_cycles: int | None = None,
-               handle_signals: bool = True, new_chain: bool = False) -> DaemonStats:
+def run_daemon(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    emit: Callable[[str], None] = print,
+    max_cycles: int | None = None,
+    handle_signals: bool = True,
+    new_chain: bool = False,
+) -> DaemonStats:
     """Run the monitoring daemon until SIGINT/SIGTERM (or ``max_cycles`` cycles).
 
     Args:
@@ -411,12 +502,19 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
         repo = open_repository(settings)
         try:
             if new_chain:
-                start_new_chain(repo, settings.audit.anchor_file, actor="daemon",
-                                ts=rfc3339(clock()))
+                start_new_chain(
+                    repo, settings.audit.anchor_file, actor="daemon", ts=rfc3339(clock())
+                )
             check_chain_start(repo, settings.audit.anchor_file)
-            daemon = Daemon(settings, repo, open_cipher(settings, repo, actor="daemon"),
-                            open_signing_key(settings, repo), clock=clock, emit=emit,
-                            max_cycles=max_cycles)
+            daemon = Daemon(
+                settings,
+                repo,
+                open_cipher(settings, repo, actor="daemon"),
+                open_signing_key(settings, repo),
+                clock=clock,
+                emit=emit,
+                max_cycles=max_cycles,
+            )
             previous = _install_signals(daemon) if handle_signals else {}
             try:
                 stats = daemon.run()
@@ -425,8 +523,10 @@ def run_daemon(settings: Settings, *, clock: Clock = utc_now,
                     signal.signal(signum, handler)
         finally:
             repo.engine.dispose()
-    emit(f"stopped ({stats.stop_reason}): {stats.cycles_ok} ok, {stats.cycles_failed} failed, "
-         f"{stats.missed} missed")
+    emit(
+        f"stopped ({stats.stop_reason}): {stats.cycles_ok} ok, {stats.cycles_failed} failed, "
+        f"{stats.missed} missed"
+    )
     return stats
 
 

@@ -63,8 +63,12 @@ def export_jsonl(repo: Repository, path: Path) -> tuple[int, int]:
                 recorded = book.rows[table]
                 for values in iter_table(conn, table):
                     form = recorded.get(values[0], ("", CURRENT_FORM, 0))[1]
-                    doc = {"table": table, "id": values[0], "form": form,
-                           "row": row_text(form, table, values)}
+                    doc = {
+                        "table": table,
+                        "id": values[0],
+                        "form": form,
+                        "row": row_text(form, table, values),
+                    }
                     # ASCII: a hand-edited row may hold text that is not UTF-8
                     handle.write(json.dumps(doc, sort_keys=True) + "\n")
                     rows += 1

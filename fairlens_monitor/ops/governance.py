@@ -37,12 +37,16 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]
     A key present on one side only has None on the other.
     """
     a, b = flatten(old), flatten(new)
-    return [{"key": k, "old": a.get(k), "new": b.get(k)}
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [
+        {"key": k, "old": a.get(k), "new": b.get(k)}
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
 
 
-def record_config_change(settings: Settings, repo: Repository, *, actor: str, ts: str,
-                         initial: bool = True) -> AuditRecord | None:
+def record_config_change(
+    settings: Settings, repo: Repository, *, actor: str, ts: str, initial: bool = True
+) -> AuditRecord | None:
     """Append ``config_changed`` when the rules differ from the last recorded snapshot.
 
     Args:
@@ -63,7 +67,14 @@ def record_config_change(settings: Settings, repo: Repository, *, actor: str, ts
         return None
     if previous is None and previous_hash == settings.config_hash():
         return None
-    return repo.append_event("config_changed", actor, {
-        "old_config_hash": previous_hash, "new_config_hash": settings.config_hash(),
-        "changes": diff(previous or {}, current), "settings": current,
-    }, ts=ts)
+    return repo.append_event(
+        "config_changed",
+        actor,
+        {
+            "old_config_hash": previous_hash,
+            "new_config_hash": settings.config_hash(),
+            "changes": diff(previous or {}, current),
+            "settings": current,
+        },
+        ts=ts,
+    )

@@ -86,8 +86,12 @@ def rotate_alert_key(key_dir: Path, repo: Repository, *, ts: str) -> Rotation:
     keys = MultiFernet([Fernet(new_key), old.fernet, *old.older])
     try:
         record = maintenance.reencrypt_alerts(
-            repo, lambda token: keys.rotate(token.encode("ascii")).decode("ascii"), new_id,
-            {"old_key_id": old.key_id, "new_key_id": new_id}, ts=ts)
+            repo,
+            lambda token: keys.rotate(token.encode("ascii")).decode("ascii"),
+            new_id,
+            {"old_key_id": old.key_id, "new_key_id": new_id},
+            ts=ts,
+        )
     except InvalidToken:
         staged.unlink(missing_ok=True)
         raise _wrong_key(old, "a stored alert token") from None
@@ -102,8 +106,9 @@ def rotate_alert_key(key_dir: Path, repo: Repository, *, ts: str) -> Rotation:
     return Rotation(old.key_id, new_id, int(record.payload["alerts"]), record.seq)
 
 
-def finish_interrupted_rotation(key_dir: Path, repo: Repository, *, actor: str,
-                                ts: str) -> str | None:
+def finish_interrupted_rotation(
+    key_dir: Path, repo: Repository, *, actor: str, ts: str
+) -> str | None:
     """Finish a rotation killed between its two renames (no ``fernet.key``, the new key
     still ``fernet-<id>.staged``): put the key the newest ``keys_rotated`` event names in
     place and record ``key_rotation_finished``.
@@ -158,10 +163,13 @@ def check_key_matches_store(cipher: AlertCipher, repo: Repository) -> None:
 
 def _wrong_key(cipher: AlertCipher, what: str) -> KeyFileError:
     return KeyFileError(
-        str(cipher.path), f"does not decrypt {what} (nor does any retired or staged key in "
+        str(cipher.path),
+        f"does not decrypt {what} (nor does any retired or staged key in "
         "its folder): it is not the key the stored alerts were encrypted with; nothing was "
-        "changed", fix="put the right fernet.key back from a backup of the key folder, or "
-        "point keys.dir / FAIRLENS_KEY_DIR at the folder that holds it")
+        "changed",
+        fix="put the right fernet.key back from a backup of the key folder, or "
+        "point keys.dir / FAIRLENS_KEY_DIR at the folder that holds it",
+    )
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,12 @@ class KeyFile:
 
 CHECKED_TOKENS = 20  # how many of the newest tokens the start-up key check may try
 FOLDER_ROLE = "key folder"
-ROLES = {FERNET_KEY_FILE: "alert key (current)", SIGNING_KEY_FILE: "checkpoint signing key",
-         PUBLIC_KEY_FILE: "checkpoint public key", "pepper.key": "pseudonym pepper"}
+ROLES = {
+    FERNET_KEY_FILE: "alert key (current)",
+    SIGNING_KEY_FILE: "checkpoint signing key",
+    PUBLIC_KEY_FILE: "checkpoint public key",
+    "pepper.key": "pseudonym pepper",
+}
 
 
 def key_status(key_dir: Path, *, now: float | None = None) -> list[KeyFile]:
@@ -199,16 +211,27 @@ def key_status(key_dir: Path, *, now: float | None = None) -> list[KeyFile]:
     out = []
     if key_dir.is_dir():
         info = key_dir.stat()
-        out.append(KeyFile(f"{key_dir.name}/", FOLDER_ROLE, None,
-                           (moment - info.st_mtime) / 86400, stat.filemode(info.st_mode),
-                           not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)))
+        out.append(
+            KeyFile(
+                f"{key_dir.name}/",
+                FOLDER_ROLE,
+                None,
+                (moment - info.st_mtime) / 86400,
+                stat.filemode(info.st_mode),
+                not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO),
+            )
+        )
     for path in sorted(p for p in key_dir.iterdir() if p.is_file()) if key_dir.is_dir() else []:
         info = path.stat()
         role = ROLES.get(path.name)
         if role is None and path.name.startswith("fernet-"):
-            role = ("alert key (retired, still decrypts)" if path.name.endswith(RETIRED_SUFFIX)
-                    else "alert key (staged by an unfinished rotation)"
-                    if path.name.endswith(STAGED_SUFFIX) else None)
+            role = (
+                "alert key (retired, still decrypts)"
+                if path.name.endswith(RETIRED_SUFFIX)
+                else "alert key (staged by an unfinished rotation)"
+                if path.name.endswith(STAGED_SUFFIX)
+                else None
+            )
         if role is None:
             continue  # not ours (the instance lock lives elsewhere)
         private = path.name != PUBLIC_KEY_FILE
@@ -220,7 +243,14 @@ def key_status(key_dir: Path, *, now: float | None = None) -> list[KeyFile]:
                 key_id = None
         if path.name == PUBLIC_KEY_FILE:
             key_id = None  # its id is shown by `verify`; the raw-file digest would confuse
-        out.append(KeyFile(path.name, role, key_id, (moment - info.st_mtime) / 86400,
-                           stat.filemode(info.st_mode),
-                           not private or not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)))
+        out.append(
+            KeyFile(
+                path.name,
+                role,
+                key_id,
+                (moment - info.st_mtime) / 86400,
+                stat.filemode(info.st_mode),
+                not private or not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO),
+            )
+        )
     return out

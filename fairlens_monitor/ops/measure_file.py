@@ -42,8 +42,9 @@ T = TypeVar("T")
 LABEL_COLUMNS = 40  # the group column (20 wide) widens to the longest label up to this, then wraps
 
 
-def iter_decisions(path: Path, columns: list[str],
-                   chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def iter_decisions(
+    path: Path, columns: list[str], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
     """Read only ``columns`` of a CSV or Parquet file, ``chunk_rows`` rows at a time.
 
     The file source's reader (:class:`~fairlens_monitor.sources.files.FileChunks`) without
@@ -69,14 +70,21 @@ def iter_decisions(path: Path, columns: list[str],
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path.name}: cannot read it: "
-                        f"{quoted_redacted(str(exc), [*columns, 'utf-8'])}") from None
+        raise DataError(
+            f"{path.name}: cannot read it: {quoted_redacted(str(exc), [*columns, 'utf-8'])}"
+        ) from None
 
 
-def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = None, *,
-               chunk_rows: int = CHUNK_ROWS,
-               progress: Callable[[int], None] | None = None,
-               missing_values: Collection[str] = ()) -> GroupTable:
+def count_file(
+    path: Path,
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None = None,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    missing_values: Collection[str] = (),
+) -> GroupTable:
     """Count a decision file's groups chunk by chunk (bounded memory).
 
     Args:
@@ -95,16 +103,36 @@ def count_file(path: Path, spec: GroupSpec, outcome: str, label: str | None = No
         DataError: as :func:`iter_decisions`, or a bad value, named with its rows.
     """
     needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
-    return merge_tables(_reduce_chunks(
-        path, needed, chunk_rows, progress,
-        lambda chunk: table_from_frame(chunk, spec, outcome, label, where=f"file {path.name}",
-                                       missing_values=missing_values)))
+    return merge_tables(
+        _reduce_chunks(
+            path,
+            needed,
+            chunk_rows,
+            progress,
+            lambda chunk: table_from_frame(
+                chunk,
+                spec,
+                outcome,
+                label,
+                where=f"file {path.name}",
+                missing_values=missing_values,
+            ),
+        )
+    )
 
 
-def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, score: str,
-                      score_bins: int, *, chunk_rows: int = CHUNK_ROWS,
-                      progress: Callable[[int], None] | None = None,
-                      missing_values: Collection[str] = ()) -> pd.DataFrame:
+def count_scored_file(
+    path: Path,
+    spec: GroupSpec,
+    outcome: str,
+    label: str,
+    score: str,
+    score_bins: int,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    missing_values: Collection[str] = (),
+) -> pd.DataFrame:
     """Count a decision file with a score column into a binned count table (one pass).
 
     Args:
@@ -126,17 +154,33 @@ def count_scored_file(path: Path, spec: GroupSpec, outcome: str, label: str, sco
         DataError: as :func:`count_file`, or a score missing, not a number or outside [0, 1].
     """
     needed = list(dict.fromkeys([*spec.attributes, outcome, label, score]))
-    return count_table.combine(_reduce_chunks(
-        path, needed, chunk_rows, progress,
-        lambda chunk: count_table.normalise(chunk, spec, outcome, label=label,
-                                            where=f"file {path.name}", score=score,
-                                            score_bins=score_bins,
-                                            missing_values=missing_values)))
+    return count_table.combine(
+        _reduce_chunks(
+            path,
+            needed,
+            chunk_rows,
+            progress,
+            lambda chunk: count_table.normalise(
+                chunk,
+                spec,
+                outcome,
+                label=label,
+                where=f"file {path.name}",
+                score=score,
+                score_bins=score_bins,
+                missing_values=missing_values,
+            ),
+        )
+    )
 
 
-def _reduce_chunks(path: Path, columns: list[str], chunk_rows: int,
-                   progress: Callable[[int], None] | None,
-                   reduce: Callable[[pd.DataFrame], T]) -> list[T]:
+def _reduce_chunks(
+    path: Path,
+    columns: list[str],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+    reduce: Callable[[pd.DataFrame], T],
+) -> list[T]:
     """Read ``columns`` a chunk at a time and reduce each chunk to counts.
 
     A bad value's error is named with its rows and file; a file with a header and no rows is
@@ -150,22 +194,31 @@ def _reduce_chunks(path: Path, columns: list[str], chunk_rows: int,
         try:
             tables.append(reduce(chunk))
         except DataError as exc:
-            raise DataError(f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of "
-                            f"{path.name})", column=exc.column) from None
+            raise DataError(
+                f"{exc} (in rows {done + 1:,}–{done + len(chunk):,} of {path.name})",
+                column=exc.column,
+            ) from None
         done += len(chunk)
         if progress is not None:
             progress(done)
     if not tables:
-        raise DataError(f"{path.name}: no decisions to measure (the file has a header and "
-                        "no rows)")
+        raise DataError(f"{path.name}: no decisions to measure (the file has a header and no rows)")
     return tables
 
 
-def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None = None,
-                 explain_by: str | None = None, chunk_rows: int = CHUNK_ROWS,
-                 progress: Callable[[int], None] | None = None, score: str | None = None,
-                 score_bins: int = count_table.DEFAULT_SCORE_BINS,
-                 missing_values: Collection[str] = ()) -> dict[str, Any]:
+def measure_file(
+    path: Path,
+    spec: GroupSpec,
+    outcome: str,
+    *,
+    label: str | None = None,
+    explain_by: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    score: str | None = None,
+    score_bins: int = count_table.DEFAULT_SCORE_BINS,
+    missing_values: Collection[str] = (),
+) -> dict[str, Any]:
     """Measure a decision file once.
 
     Args:
@@ -193,36 +246,63 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         ValueError: ``score`` without ``label``.
     """
     if path.exists() and not path.is_file():  # a FIFO would block for ever, a device never end
-        raise DataError(f"{path.name}: not a regular file (a folder, FIFO or device); give a "
-                        "CSV or Parquet decision file")
+        raise DataError(
+            f"{path.name}: not a regular file (a folder, FIFO or device); give a "
+            "CSV or Parquet decision file"
+        )
     scored = None
     if score is not None:
         if label is None:
-            raise ValueError("a score needs a label: AUC and calibration compare the score "
-                             "with the true outcome")
-        scored = count_scored_file(path, spec, outcome, label, score, score_bins,
-                                   chunk_rows=chunk_rows, progress=progress,
-                                   missing_values=missing_values)
-        table = count_groups(scored[count_table.GROUP],
-                             scored[count_table.APPROVED].to_numpy(dtype=bool),
-                             scored[count_table.LABEL].to_numpy(dtype=bool),
-                             weights=scored[count_table.N].to_numpy(dtype=float))
+            raise ValueError(
+                "a score needs a label: AUC and calibration compare the score with the true outcome"
+            )
+        scored = count_scored_file(
+            path,
+            spec,
+            outcome,
+            label,
+            score,
+            score_bins,
+            chunk_rows=chunk_rows,
+            progress=progress,
+            missing_values=missing_values,
+        )
+        table = count_groups(
+            scored[count_table.GROUP],
+            scored[count_table.APPROVED].to_numpy(dtype=bool),
+            scored[count_table.LABEL].to_numpy(dtype=bool),
+            weights=scored[count_table.N].to_numpy(dtype=float),
+        )
     else:
-        table = count_file(path, spec, outcome, label, chunk_rows=chunk_rows,
-                           progress=progress, missing_values=missing_values)
+        table = count_file(
+            path,
+            spec,
+            outcome,
+            label,
+            chunk_rows=chunk_rows,
+            progress=progress,
+            missing_values=missing_values,
+        )
     assessment = assess_named(table, spec)
     metrics = included_outcome_metrics(table, assessment, spec.confidence)
     if metrics is not None and scored is not None:
         metrics = replace(metrics, extra=score_metrics(scored, score_bins))
     report: dict[str, Any] = {
-        "file": str(path), "rows": int(table.applicants.sum()), "outcome": outcome,
-        "label": label, **({"score": score, "score_bins": score_bins} if score else {}),
+        "file": str(path),
+        "rows": int(table.applicants.sum()),
+        "outcome": outcome,
+        "label": label,
+        **({"score": score, "score_bins": score_bins} if score else {}),
         "protected_attribute": spec.attribute_name,
-        "settings": {"reference": spec.reference, "threshold": spec.threshold,
-                     "alpha": spec.alpha, "confidence": spec.confidence,
-                     "min_group_size": spec.min_group_size,
-                     "min_group_share": spec.min_group_share,
-                     "shortfall": spec.shortfall},
+        "settings": {
+            "reference": spec.reference,
+            "threshold": spec.threshold,
+            "alpha": spec.alpha,
+            "confidence": spec.confidence,
+            "min_group_size": spec.min_group_size,
+            "min_group_share": spec.min_group_share,
+            "shortfall": spec.shortfall,
+        },
         "missing_values": missing_report(missing_values),
         **to_json(assessment, metrics),
     }
@@ -233,15 +313,23 @@ def measure_file(path: Path, spec: GroupSpec, outcome: str, *, label: str | None
         for chunk in iter_decisions(path, columns, chunk_rows):
             where = f"file {path.name}"
             groups = group_labels(chunk, spec, where=where, missing_values=missing_values)
-            feature = numbers(numeric_cells(chunk[explain_by], missing_values),
-                              f"column '{explain_by}' of {where}", explain_by)
-            parts.append(chunk.assign(_group=groups, **{explain_by: feature})[
-                groups.isin([h, ref])])
-        decomposition = analyze_feature_impact(pd.concat(parts), "_group", h, ref, outcome,
-                                               feature=explain_by)
-        report["explanation"] = {"feature": explain_by, "verdict": decomposition["verdict"],
-                                 "explained_share": decomposition["explained_share"],
-                                 "causes": decomposition["causes"]}
+            feature = numbers(
+                numeric_cells(chunk[explain_by], missing_values),
+                f"column '{explain_by}' of {where}",
+                explain_by,
+            )
+            parts.append(
+                chunk.assign(_group=groups, **{explain_by: feature})[groups.isin([h, ref])]
+            )
+        decomposition = analyze_feature_impact(
+            pd.concat(parts), "_group", h, ref, outcome, feature=explain_by
+        )
+        report["explanation"] = {
+            "feature": explain_by,
+            "verdict": decomposition["verdict"],
+            "explained_share": decomposition["explained_share"],
+            "causes": decomposition["causes"],
+        }
     return report
 
 
@@ -250,12 +338,14 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     names = [printable(g["group"]) for g in report["groups"]]
     width = min(max([20, *map(display_width, names)]), LABEL_COLUMNS)
     listed = [repr(v) for v in report.get("missing_values", [""]) if v]
-    lines = [f"{report['file']}: {report['rows']:,} decisions, outcome '{report['outcome']}', "
-             f"attribute '{report['protected_attribute']}', reference {report['reference']!r} "
-             f"({report['settings']['reference']})",
-             "missing values: " + ", ".join(["empty cells", *listed]),
-             f"{pad('group', width)} {'role':<9} {'approved':>11} {'rate':>6} {'ratio':>6} "
-             f"{'95% CI':>13} {'p (Holm)':>9} {'test':>6} {'shortfall':>9}  verdict"]
+    lines = [
+        f"{report['file']}: {report['rows']:,} decisions, outcome '{report['outcome']}', "
+        f"attribute '{report['protected_attribute']}', reference {report['reference']!r} "
+        f"({report['settings']['reference']})",
+        "missing values: " + ", ".join(["empty cells", *listed]),
+        f"{pad('group', width)} {'role':<9} {'approved':>11} {'rate':>6} {'ratio':>6} "
+        f"{'95% CI':>13} {'p (Holm)':>9} {'test':>6} {'shortfall':>9}  verdict",
+    ]
     for g, name in zip(report["groups"], names, strict=True):
         first, *more = wrap(name, width)  # a long label wraps below itself, never cut
         approved = f"{g['approved']}/{g['applicants']}"
@@ -263,9 +353,11 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         if "impact_ratio" in g:
             ratio = "n/a" if g["impact_ratio"] is None else f"{g['impact_ratio']:.3f}"
             ci = format_interval(g["ci_low"], g["ci_high"])
-            row += (f" {ratio:>6} {ci:>13} {format_p(g['p_adjusted'], g['test']):>9} "
-                    f"{g['test']:>6} "
-                    f"{g['shortfall']:>9.1f}  {g['verdict']}")
+            row += (
+                f" {ratio:>6} {ci:>13} {format_p(g['p_adjusted'], g['test']):>9} "
+                f"{g['test']:>6} "
+                f"{g['shortfall']:>9.1f}  {g['verdict']}"
+            )
         elif g["role"] == "excluded":
             row += f"  (excluded: {g['reason']})"
         lines.append(row)
@@ -273,9 +365,15 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"verdict: {report['verdict']} — {printable(report['reason'])}")
     metrics = report.get("outcome_metrics")
     if metrics:
-        lines.append("ground truth ('" + str(report["label"]) + "'): " + ", ".join(
-            f"{name.replace('_', ' ')} {'n/a' if v is None else f'{v:.3f}'}"
-            for name, v in metrics.items()))
+        lines.append(
+            "ground truth ('"
+            + str(report["label"])
+            + "'): "
+            + ", ".join(
+                f"{name.replace('_', ' ')} {'n/a' if v is None else f'{v:.3f}'}"
+                for name, v in metrics.items()
+            )
+        )
         lines.extend(ground_truth_lines(report["groups"]))
     if "explanation" in report:
         e = report["explanation"]
@@ -306,17 +404,24 @@ def ground_truth_lines(groups: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     scored = any("auc" in g["ground_truth"] for g in rows)
-    lines = [(f"{'group':<20} {'TPR':>6} {'FPR':>6} {'FNR':>6} {'PPV':>6} {'FDR':>6} "
-             f"{'FOR':>6}  {'TPR ratio (95% CI)':<21} {'FPR diff (95% CI)':<21} "
-             f"{'avg odds diff':<21}" + (f" {'AUC':>6} {'calib':>6}" if scored else "")).rstrip()]
+    lines = [
+        (
+            f"{'group':<20} {'TPR':>6} {'FPR':>6} {'FNR':>6} {'PPV':>6} {'FDR':>6} "
+            f"{'FOR':>6}  {'TPR ratio (95% CI)':<21} {'FPR diff (95% CI)':<21} "
+            f"{'avg odds diff':<21}" + (f" {'AUC':>6} {'calib':>6}" if scored else "")
+        ).rstrip()
+    ]
     for g in rows:
         t = g["ground_truth"]
         row = f"{g['group'][:20]:<20} " + " ".join(
-            _num(t[k]) for k in ("tpr", "fpr", "fnr", "precision", "fdr", "for"))
+            _num(t[k]) for k in ("tpr", "fpr", "fnr", "precision", "fdr", "for")
+        )
         vs = t.get("vs_reference")
         if vs:
-            row += (f"  {_with_ci(vs['tpr'], 'ratio')} {_with_ci(vs['fpr'], 'difference')} "
-                    f"{_with_ci(vs['average_odds'], 'difference')}")
+            row += (
+                f"  {_with_ci(vs['tpr'], 'ratio')} {_with_ci(vs['fpr'], 'difference')} "
+                f"{_with_ci(vs['average_odds'], 'difference')}"
+            )
         else:
             row += f"  {'(reference)' if g['role'] == 'reference' else '':<21} {'':<21} {'':<21}"
         if scored:

@@ -50,8 +50,9 @@ class Restored:
     report: TrailReport
 
 
-def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey, *,
-                   accept_loss: bool = False) -> Restored:
+def restore_sqlite(
+    settings: Settings, source: Path, signer: Ed25519PrivateKey, *, accept_loss: bool = False
+) -> Restored:
     """Replace the configured SQLite database with the backup ``source``.
 
     Args:
@@ -74,8 +75,11 @@ def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey, 
     url = settings.database.url
     target = sqlite_path(url)
     if target is None:
-        raise StoreError(url, "restore replaces SQLite files; restore PostgreSQL with "
-                              "pg_restore (see docs/OPERATIONS.md)")
+        raise StoreError(
+            url,
+            "restore replaces SQLite files; restore PostgreSQL with "
+            "pg_restore (see docs/OPERATIONS.md)",
+        )
     if not source.is_file():
         raise StoreError(str(source), "no such backup file")
     anchor_file = settings.audit.anchor_file
@@ -96,48 +100,67 @@ def restore_sqlite(settings: Settings, source: Path, signer: Ed25519PrivateKey, 
         superseded_to = max([from_seq, *lost])
         repo = Repository(make_engine(url, busy_timeout_ms=settings.database.busy_timeout_ms))
         try:
-            statement = sign_restore(signer, from_seq=from_seq, head_hash=head_hash,
-                                     superseded_to=superseded_to, ts=now,
-                                     lost_checkpoints=lost)
-            record = repo.append_event("chain_restored", "cli", {
-                **statement, "backup_file": source.name,
-                "backup_sha256": file_sha256(source),
-                "replaced_file": None if replaced is None else replaced.name}, ts=now)
+            statement = sign_restore(
+                signer,
+                from_seq=from_seq,
+                head_hash=head_hash,
+                superseded_to=superseded_to,
+                ts=now,
+                lost_checkpoints=lost,
+            )
+            record = repo.append_event(
+                "chain_restored",
+                "cli",
+                {
+                    **statement,
+                    "backup_file": source.name,
+                    "backup_sha256": file_sha256(source),
+                    "replaced_file": None if replaced is None else replaced.name,
+                },
+                ts=now,
+            )
             write_checkpoint(repo, signer, anchor_file=anchor_file, ts=now)
             report = verify_store(repo, anchor_file=anchor_file, public_key=public_key)
         finally:
             repo.engine.dispose()
     if not report.chain.intact:
         first = report.chain.anomalies[0]
-        raise StoreError(url, f"restored, but the result does not verify: seq {first.seq} "
-                              f"{first.kind}: {first.detail}")
+        raise StoreError(
+            url,
+            f"restored, but the result does not verify: seq {first.seq} "
+            f"{first.kind}: {first.detail}",
+        )
     return Restored(from_seq, superseded_to, replaced, record.seq, report)
 
 
-def _verified_head(copy: Path, anchor_file: Path, public_key: Path
-                   ) -> tuple[int, str, list[int]]:
+def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int, str, list[int]]:
     """The backup's head and the anchored seqs its restore would lose, once it verifies."""
     repo = Repository(make_engine(f"sqlite:///{copy}", readonly=True))
     try:
         seq, head_hash = repo.head()
-        report = verify_store(repo, anchor_file=anchor_file, public_key=public_key,
-                              up_to_seq=seq).chain
+        report = verify_store(
+            repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=seq
+        ).chain
         lost = anchored_beyond(repo, anchor_file, public_key, seq)
     finally:
         repo.engine.dispose()
     if not report.intact:
         first = report.anomalies[0]
-        raise StoreError(str(copy), f"the backup does not verify (seq {first.seq} "
-                                    f"{first.kind}); refusing to restore it")
+        raise StoreError(
+            str(copy),
+            f"the backup does not verify (seq {first.seq} {first.kind}); refusing to restore it",
+        )
     return seq, head_hash, lost
 
 
 def _loss_message(from_seq: int, lost: list[int]) -> str:
-    return (f"the backup ends at seq {from_seq} but the anchor file holds {len(lost)} "
-            f"checkpoints after it (up to seq {lost[-1]}): restoring it loses anchored "
-            f"events {from_seq + 1}..{lost[-1]}; nothing was changed. Restore a newer backup, "
-            "or pass --accept-loss to restore this one (the loss is signed and recorded, and "
-            "verify lists it)")
+    return (
+        f"the backup ends at seq {from_seq} but the anchor file holds {len(lost)} "
+        f"checkpoints after it (up to seq {lost[-1]}): restoring it loses anchored "
+        f"events {from_seq + 1}..{lost[-1]}; nothing was changed. Restore a newer backup, "
+        "or pass --accept-loss to restore this one (the loss is signed and recorded, and "
+        "verify lists it)"
+    )
 
 
 def _set_aside(target: Path) -> Path | None:

@@ -25,9 +25,14 @@ from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 
 
-def apply_retention(policy: RetentionSettings, repo: Repository,
-                    signer: Ed25519PrivateKey | None, *, now: datetime,
-                    dry_run: bool = False) -> dict[str, Any]:
+def apply_retention(
+    policy: RetentionSettings,
+    repo: Repository,
+    signer: Ed25519PrivateKey | None,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Apply the retention policy at ``now``.
 
     Args:
@@ -42,9 +47,14 @@ def apply_retention(policy: RetentionSettings, repo: Repository,
         ``dry_run``.
     """
     ts = rfc3339(now)
-    cutoffs = {name: now - timedelta(days=days) for name, days in (
-        ("readings", policy.readings_days), ("runs", policy.runs_days),
-        ("audit", policy.audit_days))}
+    cutoffs = {
+        name: now - timedelta(days=days)
+        for name, days in (
+            ("readings", policy.readings_days),
+            ("runs", policy.runs_days),
+            ("audit", policy.audit_days),
+        )
+    }
 
     prune = None
     if signer is not None:
@@ -53,9 +63,17 @@ def apply_retention(policy: RetentionSettings, repo: Repository,
         def prune(seq: int, head_hash: str) -> dict[str, object]:
             return sign_prune(key, pruned_to=seq, head_hash=head_hash, ts=ts)
 
-    counts = maintenance.apply_retention(repo, readings_before=cutoffs["readings"],
-                                  runs_before=cutoffs["runs"], prune=prune,
-                                  audit_before=rfc3339(cutoffs["audit"]), dry_run=dry_run,
-                                  ts=ts)
-    return {**counts, "dry_run": dry_run,
-            "cutoffs": {name: rfc3339(moment) for name, moment in cutoffs.items()}}
+    counts = maintenance.apply_retention(
+        repo,
+        readings_before=cutoffs["readings"],
+        runs_before=cutoffs["runs"],
+        prune=prune,
+        audit_before=rfc3339(cutoffs["audit"]),
+        dry_run=dry_run,
+        ts=ts,
+    )
+    return {
+        **counts,
+        "dry_run": dry_run,
+        "cutoffs": {name: rfc3339(moment) for name, moment in cutoffs.items()},
+    }

@@ -43,15 +43,30 @@ TRANSITIONS = ("open", "resolve")  # alert changes that are signed in their own 
 # record of a backup (restoring that very backup always loses it: signed at once, it would
 # make every restore of the newest backup a loss of anchored history). Every other event is
 # signed in the transaction that appends it (see the module docstring).
-ROUTINE = frozenset({"cycle_completed", "cycle_failed", "cycle_missed", "source_file_changed",
-                     "backup_made", "backup_failed"})
+ROUTINE = frozenset(
+    {
+        "cycle_completed",
+        "cycle_failed",
+        "cycle_missed",
+        "source_file_changed",
+        "backup_made",
+        "backup_failed",
+    }
+)
 # Session.info keys: the attached sealer; "this transaction's checkpoint was decided by the
 # caller" (a cycle, a person's transition); the checkpoint to anchor after the commit.
 _SEALER, _DECIDED, _SIGNED = "fairlens_sealer", "fairlens_sealed", "fairlens_signed"
 
 
-def seal_due(*, last: Checkpoint | None, head_seq: int, head_ts: str, transition: bool,
-             every: int, seconds: float) -> bool:
+def seal_due(
+    *,
+    last: Checkpoint | None,
+    head_seq: int,
+    head_ts: str,
+    transition: bool,
+    every: int,
+    seconds: float,
+) -> bool:
     """Decide whether the cycle that ends at ``head_seq`` signs a checkpoint.
 
     Args:
@@ -87,8 +102,9 @@ class Sealer:
     every: int
     seconds: float
 
-    def __call__(self, s: Session, head: AuditRecord,
-                 changes: Sequence[AlertChange]) -> Checkpoint | None:
+    def __call__(
+        self, s: Session, head: AuditRecord, changes: Sequence[AlertChange]
+    ) -> Checkpoint | None:
         """Sign and record a checkpoint of ``head`` in session ``s`` when one is due.
 
         Args:
@@ -101,9 +117,14 @@ class Sealer:
         """
         s.info[_DECIDED] = True
         last = last_checkpoint_in(s)
-        if not seal_due(last=last, head_seq=head.seq, head_ts=head.ts,
-                        transition=any(c.action in TRANSITIONS for c in changes),
-                        every=self.every, seconds=self.seconds):
+        if not seal_due(
+            last=last,
+            head_seq=head.seq,
+            head_ts=head.ts,
+            transition=any(c.action in TRANSITIONS for c in changes),
+            every=self.every,
+            seconds=self.seconds,
+        ):
             return None
         return self._sign(s, head, last)
 
@@ -140,16 +161,23 @@ class Sealer:
         # Our own mark, not event.contains: SQLAlchemy's registry is keyed by id(), and a new
         # sessionmaker at the address of a collected one could read as already listened to.
         if getattr(repo.sessions, _LISTENING, None) is not repo.sessions.class_:
-            for name, listener in (("before_commit", _seal_before_commit),
-                                   ("after_commit", _anchor_after_commit),
-                                   ("after_rollback", _forget)):
+            for name, listener in (
+                ("before_commit", _seal_before_commit),
+                ("after_commit", _anchor_after_commit),
+                ("after_rollback", _forget),
+            ):
                 event.listen(repo.sessions, name, listener)
             setattr(repo.sessions, _LISTENING, repo.sessions.class_)
         return self
 
     def _sign(self, s: Session, head: AuditRecord, last: Checkpoint | None) -> Checkpoint:
-        cp = sign_checkpoint(self.key, seq=head.seq, head_hash=head.hash, ts=head.ts,
-                             prev=NO_PREVIOUS if last is None else digest(last))
+        cp = sign_checkpoint(
+            self.key,
+            seq=head.seq,
+            head_hash=head.hash,
+            ts=head.ts,
+            prev=NO_PREVIOUS if last is None else digest(last),
+        )
         add_checkpoint(s, cp)
         return cp
 
@@ -180,8 +208,13 @@ def _seal_before_commit(s: Session) -> None:
     if last is not None and last.seq >= head.seq:
         return
     if all(r.event_type in ROUTINE for r in records) and not seal_due(
-            last=last, head_seq=head.seq, head_ts=head.ts, transition=False,
-            every=sealer.every, seconds=sealer.seconds):
+        last=last,
+        head_seq=head.seq,
+        head_ts=head.ts,
+        transition=False,
+        every=sealer.every,
+        seconds=sealer.seconds,
+    ):
         return
     s.info[_SIGNED] = sealer._sign(s, head, last)
 

@@ -136,8 +136,11 @@ def check_key_dir(key_dir: Path) -> None:
     mode = key_dir.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
-            str(key_dir), f"the key folder's permissions {stat.filemode(mode)} let other "
-            "users in; refusing to use it", fix=f"chmod 700 {key_dir}")
+            str(key_dir),
+            f"the key folder's permissions {stat.filemode(mode)} let other "
+            "users in; refusing to use it",
+            fix=f"chmod 700 {key_dir}",
+        )
 
 
 def read_private_file(path: Path) -> bytes:
@@ -194,16 +197,18 @@ def load_cipher(key_dir: Path, *, create: bool) -> AlertCipher:
                 "missing, but the database already holds alerts encrypted with a key; "
                 "a new key would make them unreadable",
                 fix=f"an interrupted 'keys rotate' left {staged[0]}: 'fairlens-monitor once', "
-                    "'run' or 'keys rotate' puts it in place" if staged else
-                    "restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
-                    "at the folder that holds it",
+                "'run' or 'keys rotate' puts it in place"
+                if staged
+                else "restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
+                "at the folder that holds it",
             )
         with contextlib.suppress(KeyExistsError):  # if another process just made it, use it
             create_key_file(path, Fernet.generate_key())
     key = read_private_file(path)
     older = tuple(_fernet(p, read_private_file(p)) for p in older_key_files(key_dir))
-    return AlertCipher(fernet=_fernet(path, key), key_id=key_fingerprint(key), path=path,
-                       older=older)
+    return AlertCipher(
+        fernet=_fernet(path, key), key_id=key_fingerprint(key), path=path, older=older
+    )
 
 
 def install_staged_key(key_dir: Path, key_id: str) -> Path | None:
@@ -230,8 +235,9 @@ def install_staged_key(key_dir: Path, key_id: str) -> Path | None:
 
 def older_key_files(key_dir: Path) -> list[Path]:
     """Return the retired and staged Fernet key files in ``key_dir``, newest first."""
-    found = [p for p in key_dir.glob("fernet-*")
-             if p.name.endswith((RETIRED_SUFFIX, STAGED_SUFFIX))]
+    found = [
+        p for p in key_dir.glob("fernet-*") if p.name.endswith((RETIRED_SUFFIX, STAGED_SUFFIX))
+    ]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
@@ -239,8 +245,11 @@ def _fernet(path: Path, key: bytes) -> Fernet:
     try:
         return Fernet(key)
     except (ValueError, TypeError):
-        raise KeyFileError(str(path), "corrupt: not a Fernet key (32 url-safe base64 bytes)",
-                           fix="restore the key file from backup") from None
+        raise KeyFileError(
+            str(path),
+            "corrupt: not a Fernet key (32 url-safe base64 bytes)",
+            fix="restore the key file from backup",
+        ) from None
 
 
 def public_key_id(public_key: Ed25519PublicKey) -> str:
@@ -270,28 +279,39 @@ def load_signing_key(key_dir: Path, *, create: bool) -> Ed25519PrivateKey:
                 str(path),
                 "missing, but signed checkpoints already exist; a new key would not match them",
                 fix="restore the key file from backup, or point keys.dir / FAIRLENS_KEY_DIR "
-                    "at the folder that holds it",
+                "at the folder that holds it",
             )
         private = Ed25519PrivateKey.generate()
         try:
-            create_key_file(path, private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()).strip())
+            create_key_file(
+                path,
+                private.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).strip(),
+            )
         except KeyExistsError:
             pass  # another process created the pair a moment ago: read the winner's key
         else:
             public = key_dir / PUBLIC_KEY_FILE
             staged = public.with_name(f".{public.name}.{os.getpid()}.tmp")
-            staged.write_bytes(private.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            staged.write_bytes(
+                private.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
             os.replace(staged, public)
             return private
     data = read_private_file(path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise KeyFileError(str(path), "corrupt: not a PEM Ed25519 private key",
-                           fix="restore the key file from backup") from None
+        raise KeyFileError(
+            str(path),
+            "corrupt: not a PEM Ed25519 private key",
+            fix="restore the key file from backup",
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(str(path), "not an Ed25519 key")
     return key
@@ -306,8 +326,11 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(read_regular(path, 1 << 16))
     except FileNotFoundError:
-        raise KeyFileError(str(path), "missing; the public key is needed to check signed "
-                                      "checkpoints", fix="pass --public-key FILE") from None
+        raise KeyFileError(
+            str(path),
+            "missing; the public key is needed to check signed checkpoints",
+            fix="pass --public-key FILE",
+        ) from None
     except OSError as exc:
         raise KeyFileError(str(path), f"cannot read: {exc.strerror}") from None
     except (ValueError, UnsupportedAlgorithm):

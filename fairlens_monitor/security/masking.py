@@ -26,22 +26,30 @@ from typing import Any
 # A number standing alone: not part of a word or hex digest, a decimal, a signed number.
 _ALONE = r"(?<![\w.+-])"
 _END = r"(?![\w+]|[.-]\d)"
-_CARD = re.compile(_ALONE + r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}"
-                   r"|\d{4}([ -])\d{6}\2\d{4,5})" + _END)
+_CARD = re.compile(
+    _ALONE + r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}"
+    r"|\d{4}([ -])\d{6}\2\d{4,5})" + _END
+)
 _SSN = re.compile(_ALONE + r"(?!000|666)\d{3}([- ]?)(?!00)\d{2}\1(?!0000)\d{4}" + _END)
 MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(?i)\b(application[_ ]?id|applicant[_ ]?id|app[_ ]?id)\b(\s*[=:#]?\s*)"
-                r"[\w-]+"), r"\1\2[id]"),
+    (
+        re.compile(
+            r"(?i)\b(application[_ ]?id|applicant[_ ]?id|app[_ ]?id)\b(\s*[=:#]?\s*)"
+            r"[\w-]+"
+        ),
+        r"\1\2[id]",
+    ),
     (_SSN, "[ssn]"),
     # Phone numbers: international (+CC ...), North American (555-123-4567, (555) 123-4567),
     # and national with a leading 0 (030 1234 5678). Dates, times and durations do not fit
     # these shapes (a time's parts follow a digit and ':', a fraction a '.').
     (re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}(?![\w-])"), "[phone]"),
-    (re.compile(r"(?<!\w)(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.:]\d)"),
-     "[phone]"),
-    (re.compile(r"(?<![\w.-])(?<!\d:)0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,5}(?![\w-]|[.:]\d)"),
-     "[phone]"),
+    (re.compile(r"(?<!\w)(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|[.:]\d)"), "[phone]"),
+    (
+        re.compile(r"(?<![\w.-])(?<!\d:)0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,5}(?![\w-]|[.:]\d)"),
+        "[phone]",
+    ),
 )
 _FORM_CHARS = 12
 _QUOTED = re.compile(r"""(["'])(.*?)\1""")
@@ -94,8 +102,9 @@ def quoted_redacted(message: str, names: Iterable[str] = ()) -> str:
     """
     keep = set(names)
     first = (message.splitlines() or [""])[0]
-    return _QUOTED.sub(lambda m: m.group() if m.group(2) in keep else f"{m.group(1)}…"
-                       f"{m.group(1)}", first)
+    return _QUOTED.sub(
+        lambda m: m.group() if m.group(2) in keep else f"{m.group(1)}…{m.group(1)}", first
+    )
 
 
 def value_form(value: Any) -> str:

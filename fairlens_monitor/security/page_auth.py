@@ -55,8 +55,9 @@ def create_page_token(key_dir: Path, *, rotate: bool) -> Path:
         try:
             create_key_file(path, token)
         except KeyExistsError:
-            raise KeyExistsError(str(path), "a page token exists already",
-                                 fix="fairlens-monitor page-token --rotate") from None
+            raise KeyExistsError(
+                str(path), "a page token exists already", fix="fairlens-monitor page-token --rotate"
+            ) from None
         return path
     staged = key_dir / f".{path.name}.{os.getpid()}.new"  # made whole, then swapped in
     staged.unlink(missing_ok=True)

@@ -86,8 +86,9 @@ class PasswordFilter(logging.Filter):
         """Scrub the record's message and traceback text in place; never drops a record."""
         record.msg, record.args = scrub(record.getMessage()), None
         if record.exc_info:
-            record.exc_text = scrub(record.exc_text or
-                                    logging.Formatter().formatException(record.exc_info))
+            record.exc_text = scrub(
+                record.exc_text or logging.Formatter().formatException(record.exc_info)
+            )
         return True
 
 

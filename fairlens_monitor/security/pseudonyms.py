@@ -28,8 +28,7 @@ from fairlens_monitor.security.masking import MaskingFilter, install_masking, ma
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI installs the log filter
     import pandas as pd
 
-__all__ = ["MaskingFilter", "anonymize_data", "install_masking", "load_pepper", "mask",
-           "pseudonym"]
+__all__ = ["MaskingFilter", "anonymize_data", "install_masking", "load_pepper", "mask", "pseudonym"]
 
 PEPPER_FILE = "pepper.key"
 PEPPER_BYTES = 32
@@ -58,8 +57,9 @@ def _id_text(value: object) -> str:
     return _id_text(item()) if callable(item) and not isinstance(value, str) else str(value)
 
 
-def anonymize_data(df: pd.DataFrame, id_columns: Sequence[str] = ("application_id",), *,
-                   pepper: bytes) -> pd.DataFrame:
+def anonymize_data(
+    df: pd.DataFrame, id_columns: Sequence[str] = ("application_id",), *, pepper: bytes
+) -> pd.DataFrame:
     """Replace identifier columns with keyed pseudonyms (the original spec's function).
 
     Pure: the pepper comes in (load it with :func:`load_pepper`). Equal identifiers get equal
@@ -82,8 +82,10 @@ def anonymize_data(df: pd.DataFrame, id_columns: Sequence[str] = ("application_i
     out = df.copy()
     for column in id_columns:
         if column not in out.columns:
-            raise DataError(f"no id column '{column}' to anonymise (the frame has "
-                            f"{len(out.columns)} columns)", column=column)
+            raise DataError(
+                f"no id column '{column}' to anonymise (the frame has {len(out.columns)} columns)",
+                column=column,
+            )
         values = out[column]
         out[column] = values.map(lambda v: None if pd.isna(v) else pseudonym(v, pepper))
     return out

@@ -58,9 +58,19 @@ class Batch:
     def summary(self) -> dict[str, Any]:
         """The lineage with every file read and its digest, as plain JSON data (what the
         ``cycle_completed`` event and ``once --json`` show)."""
-        return {**self.lineage, "files": [
-            {"path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes, "rows": f.rows,
-             "decisions": f.decisions} for f in self.files]}
+        return {
+            **self.lineage,
+            "files": [
+                {
+                    "path": f.path,
+                    "sha256": f.sha256,
+                    "size_bytes": f.size_bytes,
+                    "rows": f.rows,
+                    "decisions": f.decisions,
+                }
+                for f in self.files
+            ],
+        }
 
 
 class DecisionSource(Protocol):
@@ -80,25 +90,42 @@ def window_at(settings: SourceSettings, now: datetime) -> tuple[datetime, dateti
     return now - timedelta(seconds=settings.window_seconds), now
 
 
-def _lineage(settings: SourceSettings, window: tuple[datetime, datetime] | None,
-             counts: pd.DataFrame, **extra: Any) -> dict[str, Any]:
-    return {"kind": settings.kind, "window": settings.window,
-            "start": window and window[0].isoformat(), "end": window and window[1].isoformat(),
-            "columns": settings.columns, "missing_values": missing_report(settings.missing_values),
-            "decisions": decisions(counts),
-            "counts_sha256": digest(counts), **extra}
+def _lineage(
+    settings: SourceSettings,
+    window: tuple[datetime, datetime] | None,
+    counts: pd.DataFrame,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "kind": settings.kind,
+        "window": settings.window,
+        "start": window and window[0].isoformat(),
+        "end": window and window[1].isoformat(),
+        "columns": settings.columns,
+        "missing_values": missing_report(settings.missing_values),
+        "decisions": decisions(counts),
+        "counts_sha256": digest(counts),
+        **extra,
+    }
 
 
 class FileSource:
     """Reads the decision files a path or glob names (see :mod:`.files`)."""
 
-    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None,
-                 score: str | None = None, score_bins: int = 100) -> None:
+    def __init__(
+        self,
+        settings: SourceSettings,
+        spec: GroupSpec,
+        label: str | None,
+        score: str | None = None,
+        score_bins: int = 100,
+    ) -> None:
         """Prepare to read ``settings.path`` with the groups of ``spec``."""
         self.settings = settings
         self._warned: set[str] = set()
-        self.columns = Columns(spec, settings.outcome, label, settings.stratum,
-                               settings.timestamp, score, score_bins)
+        self.columns = Columns(
+            spec, settings.outcome, label, settings.stratum, settings.timestamp, score, score_bins
+        )
 
     def read(self, now: datetime, seen: Seen) -> Batch:
         """Count the window's decisions over the matching files.
@@ -123,20 +150,25 @@ class FileSource:
             files, skipped = new_or_changed(files, seen)
         tables, reads, changed = [], [], []
         for path in files:
-            counts, read = read_file(path, self.columns, window, chunk_rows=s.chunk_rows,
-                                     missing_values=s.missing_values)
+            counts, read = read_file(
+                path, self.columns, window, chunk_rows=s.chunk_rows, missing_values=s.missing_values
+            )
             if len(counts):
                 tables.append(counts)
             reads.append(read)
             before = seen.get(read.path)
             if before is not None and before[0] != read.sha256:
-                changed.append({"path": read.path, "old_sha256": before[0],
-                                "new_sha256": read.sha256})
-        counts = combine(tables) if tables else empty_counts(bool(self.columns.label),
-                                                             bool(s.stratum),
-                                                             bool(self.columns.score))
-        lineage = _lineage(s, window, counts, pattern=s.path, files_read=len(reads),
-                           files_skipped=len(skipped))
+                changed.append(
+                    {"path": read.path, "old_sha256": before[0], "new_sha256": read.sha256}
+                )
+        counts = (
+            combine(tables)
+            if tables
+            else empty_counts(bool(self.columns.label), bool(s.stratum), bool(self.columns.score))
+        )
+        lineage = _lineage(
+            s, window, counts, pattern=s.path, files_read=len(reads), files_skipped=len(skipped)
+        )
         return Batch(counts, decisions(counts), window, lineage, tuple(reads), tuple(changed))
 
     def _warn_personal_names(self, files: list[Path]) -> None:
@@ -145,9 +177,12 @@ class FileSource:
         for path in files:
             if str(path) not in self._warned and looks_personal(path.name):
                 self._warned.add(str(path))
-                log.warning("source file %s: its name looks like it holds personal data (an "
-                            "e-mail, SSN, card or phone number); file names are stored in the "
-                            "audit trail — rename it (e.g. by date)", path)
+                log.warning(
+                    "source file %s: its name looks like it holds personal data (an "
+                    "e-mail, SSN, card or phone number); file names are stored in the "
+                    "audit trail — rename it (e.g. by date)",
+                    path,
+                )
 
     def close(self) -> None:
         """Nothing to release."""
@@ -156,14 +191,23 @@ class FileSource:
 class SqlSource:
     """Counts decisions in a database table or query (see :mod:`.sql`)."""
 
-    def __init__(self, settings: SourceSettings, spec: GroupSpec, label: str | None,
-                 score: str | None = None, score_bins: int = 100) -> None:
+    def __init__(
+        self,
+        settings: SourceSettings,
+        spec: GroupSpec,
+        label: str | None,
+        score: str | None = None,
+        score_bins: int = 100,
+    ) -> None:
         """Create the engine (connections are opened per cycle)."""
         self.settings, self.spec, self.label = settings, spec, label
         self.score, self.score_bins = score, score_bins
         self.engine = source_engine(settings.url or "")
-        self.group_by = list(dict.fromkeys([*spec.attributes, settings.outcome, *filter(
-            None, [label, settings.stratum])]))
+        self.group_by = list(
+            dict.fromkeys(
+                [*spec.attributes, settings.outcome, *filter(None, [label, settings.stratum])]
+            )
+        )
 
     def read(self, now: datetime, seen: Seen) -> Batch:
         """Run the ``GROUP BY`` for the window ending at ``now`` and normalise its rows.
@@ -176,23 +220,50 @@ class SqlSource:
         s = self.settings
         require_source_file(s.url or "")
         window = window_at(s, now)
-        rows, sql = fetch_counts(self.engine, s.table, s.query, self.group_by, s.timestamp,
-                                 window, score=self.score, score_bins=self.score_bins)
+        rows, sql = fetch_counts(
+            self.engine,
+            s.table,
+            s.query,
+            self.group_by,
+            s.timestamp,
+            window,
+            score=self.score,
+            score_bins=self.score_bins,
+        )
         if rows.empty:
             counts = empty_counts(bool(self.label), bool(s.stratum), bool(self.score))
         else:
-            counts = normalise(rows, self.spec, s.outcome, label=self.label,
-                               stratum=s.stratum, weights=COUNT, where=where_text(s.table),
-                               score=self.score, score_bins=self.score_bins,
-                               missing_values=s.missing_values)
+            counts = normalise(
+                rows,
+                self.spec,
+                s.outcome,
+                label=self.label,
+                stratum=s.stratum,
+                weights=COUNT,
+                where=where_text(s.table),
+                score=self.score,
+                score_bins=self.score_bins,
+                missing_values=s.missing_values,
+            )
         if len(rows) > WIDE_RESULT and len(rows) * 10 > decisions(counts):
-            log.warning("the count query returned %d rows for %d decisions: a column it groups "
-                        "by has many distinct values; bin the stratum in source.query (e.g. "
-                        "CAST(amount / 1000 AS INTEGER)) so only counts cross the wire",
-                        len(rows), decisions(counts))
+            log.warning(
+                "the count query returned %d rows for %d decisions: a column it groups "
+                "by has many distinct values; bin the stratum in source.query (e.g. "
+                "CAST(amount / 1000 AS INTEGER)) so only counts cross the wire",
+                len(rows),
+                decisions(counts),
+            )
         url = shown_url(s.url or "")
-        lineage = _lineage(s, window, counts, url=url, table=s.table, query=s.query, sql=sql,
-                           rows_returned=len(rows))
+        lineage = _lineage(
+            s,
+            window,
+            counts,
+            url=url,
+            table=s.table,
+            query=s.query,
+            sql=sql,
+            rows_returned=len(rows),
+        )
         return Batch(counts, decisions(counts), window, lineage)
 
     def close(self) -> None:
@@ -200,8 +271,13 @@ class SqlSource:
         self.engine.dispose()
 
 
-def open_source(settings: SourceSettings, spec: GroupSpec, label: str | None,
-                score: str | None = None, score_bins: int = 100) -> DecisionSource | None:
+def open_source(
+    settings: SourceSettings,
+    spec: GroupSpec,
+    label: str | None,
+    score: str | None = None,
+    score_bins: int = 100,
+) -> DecisionSource | None:
     """Return the configured source, or None for the simulator.
 
     Args:
@@ -221,7 +297,8 @@ def open_source(settings: SourceSettings, spec: GroupSpec, label: str | None,
     try:
         return SqlSource(settings, spec, label, score, score_bins)
     except ImportError as exc:
-        raise DataError(f"source.url: the database driver is not installed ({exc}); install "
-                        f"it into the monitor's environment (pip install {exc.name or '…'}) "
-                        "or use a URL whose driver is there (postgresql+psycopg, sqlite)"
-                        ) from None
+        raise DataError(
+            f"source.url: the database driver is not installed ({exc}); install "
+            f"it into the monitor's environment (pip install {exc.name or '…'}) "
+            "or use a URL whose driver is there (postgresql+psycopg, sqlite)"
+        ) from None

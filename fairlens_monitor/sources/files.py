@@ -68,8 +68,15 @@ class Columns:
     @property
     def needed(self) -> list[str]:
         """Every column to read, once each."""
-        return list(dict.fromkeys([*self.spec.attributes, self.outcome, *filter(
-            None, [self.label, self.stratum, self.timestamp, self.score])]))
+        return list(
+            dict.fromkeys(
+                [
+                    *self.spec.attributes,
+                    self.outcome,
+                    *filter(None, [self.label, self.stratum, self.timestamp, self.score]),
+                ]
+            )
+        )
 
 
 def match_files(pattern: str, *, follow_symlinks: bool = False) -> list[Path]:
@@ -100,12 +107,15 @@ def match_files(pattern: str, *, follow_symlinks: bool = False) -> list[Path]:
         found = [p for p in path.iterdir() if p.name.lower().endswith(DATA_SUFFIXES)]
     else:
         found = [Path(p) for p in glob.glob(pattern, recursive=True)]
-        magic = next((i for i, part in enumerate(path.parts) if glob.has_magic(part)),
-                     len(path.parts) - 1)
+        magic = next(
+            (i for i, part in enumerate(path.parts) if glob.has_magic(part)), len(path.parts) - 1
+        )
         folder = Path(*path.parts[:magic])  # the fixed part: the folder the glob looks in
         if not found and not folder.is_dir():
-            raise DataError(f"source.path {pattern}: the folder {folder} does not exist; "
-                            "check the path (relative paths start at the config file)")
+            raise DataError(
+                f"source.path {pattern}: the folder {folder} does not exist; "
+                "check the path (relative paths start at the config file)"
+            )
     found.sort()
     for p in found:
         check_regular(p, folder, follow_symlinks=follow_symlinks)
@@ -121,24 +131,34 @@ def check_regular(path: Path, folder: Path, *, follow_symlinks: bool = False) ->
     try:
         mode = path.stat().st_mode  # follows links: a loop or a missing target raises
     except (OSError, RuntimeError):
-        raise DataError(f"source.path: {path} is a symbolic link that cannot be followed (a "
-                        "loop or a missing target); remove it from the folder") from None
+        raise DataError(
+            f"source.path: {path} is a symbolic link that cannot be followed (a "
+            "loop or a missing target); remove it from the folder"
+        ) from None
     if not stat.S_ISREG(mode):
-        raise DataError(f"source.path: {path} is {_kind(mode)}, not a regular file; the "
-                        "source reads regular files only — remove it or narrow source.path "
-                        "(e.g. *.csv)")
+        raise DataError(
+            f"source.path: {path} is {_kind(mode)}, not a regular file; the "
+            "source reads regular files only — remove it or narrow source.path "
+            "(e.g. *.csv)"
+        )
     if follow_symlinks:
         return
     inside = folder.resolve()
     if not path.resolve().is_relative_to(inside):
-        raise DataError(f"source.path: {path} is a symbolic link to a file outside {inside}; "
-                        "remove the link, or set source.follow_symlinks: true to read it")
+        raise DataError(
+            f"source.path: {path} is a symbolic link to a file outside {inside}; "
+            "remove the link, or set source.follow_symlinks: true to read it"
+        )
 
 
 def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"))
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
@@ -159,14 +179,18 @@ def check_header(path: Path) -> None:
     if isinstance(line, str):  # not for binary handles; keeps the type checker honest
         line = line.encode("utf-8")
     if len(line) > MAX_HEADER_BYTES:
-        raise DataError(f"file {path.name}: its first line (the header) is longer than "
-                        f"{MAX_HEADER_BYTES:,} bytes, the limit for a decision file's header; "
-                        "is it the right file, with a header row?")
+        raise DataError(
+            f"file {path.name}: its first line (the header) is longer than "
+            f"{MAX_HEADER_BYTES:,} bytes, the limit for a decision file's header; "
+            "is it the right file, with a header row?"
+        )
     columns = line.count(b",") + 1
     if columns > MAX_COLUMNS:
-        raise DataError(f"file {path.name}: its header has {columns:,} columns, more than the "
-                        f"{MAX_COLUMNS:,} a decision file may have; export only the columns "
-                        "the monitor reads")
+        raise DataError(
+            f"file {path.name}: its header has {columns:,} columns, more than the "
+            f"{MAX_COLUMNS:,} a decision file may have; export only the columns "
+            "the monitor reads"
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -220,8 +244,9 @@ class FileChunks:
     types, integers with nulls as Python ints (not floats).
     """
 
-    def __init__(self, path: Path, columns: list[str], chunk_rows: int, *,
-                 hashed: bool = True) -> None:
+    def __init__(
+        self, path: Path, columns: list[str], chunk_rows: int, *, hashed: bool = True
+    ) -> None:
         """Prepare to read ``columns`` of ``path``."""
         self.path, self.columns, self.chunk_rows = path, columns, chunk_rows
         self.hashed = hashed
@@ -242,27 +267,36 @@ class FileChunks:
             self.digest = sha256_file(self.path) if self.hashed else None
             parquet = pq.ParquetFile(self.path)
             require_columns(parquet.schema_arrow.names, self.columns, where=where)
-            for batch in parquet.iter_batches(batch_size=self.chunk_rows,
-                                              columns=self.columns):
+            for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=self.columns):
                 yield batch.to_pandas(integer_object_nulls=True)
             return
         check_header(self.path)
         require_columns(pd.read_csv(self.path, nrows=0).columns, self.columns, where=where)
         if not self.hashed or name.endswith(COMPRESSED_SUFFIXES):
-            yield from pd.read_csv(self.path, usecols=self.columns, chunksize=self.chunk_rows,
-                                   **AS_TEXT)
+            yield from pd.read_csv(
+                self.path, usecols=self.columns, chunksize=self.chunk_rows, **AS_TEXT
+            )
             self.digest = sha256_file(self.path) if self.hashed else None
             return
         with self.path.open("rb") as raw:
             stream = HashingReader(raw)
-            yield from pd.read_csv(io.BufferedReader(stream, BLOCK), usecols=self.columns,
-                                   chunksize=self.chunk_rows, **AS_TEXT)
+            yield from pd.read_csv(
+                io.BufferedReader(stream, BLOCK),
+                usecols=self.columns,
+                chunksize=self.chunk_rows,
+                **AS_TEXT,
+            )
             self.digest = stream.finish()
 
 
-def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | None, *,
-              chunk_rows: int, missing_values: Collection[str] = ()
-              ) -> tuple[pd.DataFrame, FileRead]:
+def read_file(
+    path: Path,
+    cols: Columns,
+    window: tuple[datetime, datetime] | None,
+    *,
+    chunk_rows: int,
+    missing_values: Collection[str] = (),
+) -> tuple[pd.DataFrame, FileRead]:
     """Count one decision file's rows in the window, chunk by chunk.
 
     Args:
@@ -292,37 +326,52 @@ def read_file(path: Path, cols: Columns, window: tuple[datetime, datetime] | Non
             rows += len(chunk)
             try:
                 if window is not None and cols.timestamp:
-                    times = parse_timestamps(chunk[cols.timestamp], cols.timestamp,
-                                             f"file {name}")
+                    times = parse_timestamps(chunk[cols.timestamp], cols.timestamp, f"file {name}")
                     chunk = chunk[in_window(times, *window)]
                 kept += len(chunk)
                 if len(chunk):
-                    tables.append(normalise(chunk, cols.spec, cols.outcome, label=cols.label,
-                                            stratum=cols.stratum, where=f"file {name}",
-                                            score=cols.score, score_bins=cols.score_bins,
-                                            missing_values=missing_values))
+                    tables.append(
+                        normalise(
+                            chunk,
+                            cols.spec,
+                            cols.outcome,
+                            label=cols.label,
+                            stratum=cols.stratum,
+                            where=f"file {name}",
+                            score=cols.score,
+                            score_bins=cols.score_bins,
+                            missing_values=missing_values,
+                        )
+                    )
             except DataError as exc:
-                raise DataError(f"{exc} (in rows {first:,}–{rows:,} of {name})",
-                                column=exc.column) from None
+                raise DataError(
+                    f"{exc} (in rows {first:,}–{rows:,} of {name})", column=exc.column
+                ) from None
         parsed = chunks.digest or ""
         after = path.stat()
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-                sha256_file(path) != parsed):
-            raise DataError(f"{name}: the file changed while it was read (its SHA-256 before "
-                            "and after reading differ); the cycle will read it again")
+            sha256_file(path) != parsed
+        ):
+            raise DataError(
+                f"{name}: the file changed while it was read (its SHA-256 before "
+                "and after reading differ); the cycle will read it again"
+            )
     except FileNotFoundError:
         raise DataError(f"{path}: the file disappeared before it could be read") from None
     except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{name}: cannot read it: {type(exc).__name__}: "
-                        f"{quoted_redacted(str(exc), [*cols.needed, 'utf-8'])}") from None
+        raise DataError(
+            f"{name}: cannot read it: {type(exc).__name__}: "
+            f"{quoted_redacted(str(exc), [*cols.needed, 'utf-8'])}"
+        ) from None
     counts = combine(tables) if tables else pd.DataFrame()
     return counts, FileRead(str(path), parsed, after.st_size, after.st_mtime_ns, rows, kept)
 
 
-def new_or_changed(files: list[Path], seen: Mapping[str, tuple[str, int, int]]
-                   ) -> tuple[list[Path], list[Path]]:
+def new_or_changed(
+    files: list[Path], seen: Mapping[str, tuple[str, int, int]]
+) -> tuple[list[Path], list[Path]]:
     """Split files into those a ``new_files`` window must read and those it may skip.
 
     A file is skipped when its path was measured before with the same size and

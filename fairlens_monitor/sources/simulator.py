@@ -22,8 +22,7 @@ import pandas as pd
 
 from fairlens_monitor.config.simulation import DriftSchedule, check_drift
 
-__all__ = ["DriftSchedule", "generate_loan_data", "scenario_seed",
-           "unprivileged_approval_rate"]
+__all__ = ["DriftSchedule", "generate_loan_data", "scenario_seed", "unprivileged_approval_rate"]
 
 PRIVILEGED_APPROVAL_RATE = 0.70
 DRIFT_PENALTY = 0.4
@@ -49,7 +48,6 @@ def scenario_seed(base_seed: int, cycle_index: int, scenario: str) -> int:
     code = {"reference": 0, "monitored": 1}[scenario]
     state = np.random.SeedSequence([base_seed, cycle_index, code]).generate_state(2, np.uint32)
     return (int(state[0]) << 21) | (int(state[1]) & 0x1FFFFF)
-
 
 
 def unprivileged_approval_rate(drift_level: float) -> float:
@@ -106,7 +104,8 @@ def generate_loan_data(
     approved = rng.random(rows) < approval_rate
     age = rng.integers(AGE_MIN, AGE_MAX + 1, size=rows)
     repay_rate = 0.55 + 0.40 * (credit_score - CREDIT_SCORE_MIN) / (
-        CREDIT_SCORE_MAX - CREDIT_SCORE_MIN)
+        CREDIT_SCORE_MAX - CREDIT_SCORE_MIN
+    )
     repaid = rng.random(rows) < repay_rate
     return pd.DataFrame(
         {

@@ -40,10 +40,17 @@ def score_bin(column: Any, bins: int, dialect: str) -> Any:
     ``CAST(... AS INTEGER)``, which is the same.
     """
     scaled = column * bins + EDGE_SLACK
-    index: Any = (sa.cast(scaled, sa.Integer) if dialect == "sqlite"
-                  else sa.cast(sa.func.floor(scaled), sa.Integer))
-    return sa.case((column.is_(None), sa.null()), ((column < 0) | (column > 1), -1),
-                   (column >= 1, bins - 1), else_=index)
+    index: Any = (
+        sa.cast(scaled, sa.Integer)
+        if dialect == "sqlite"
+        else sa.cast(sa.func.floor(scaled), sa.Integer)
+    )
+    return sa.case(
+        (column.is_(None), sa.null()),
+        ((column < 0) | (column > 1), -1),
+        (column >= 1, bins - 1),
+        else_=index,
+    )
 
 
 def source_engine(url: str) -> Engine:
@@ -59,11 +66,11 @@ def source_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     args: dict[str, Any] = {}
     if backend == "postgresql":
-        args["connect_args"] = {"options": "-c timezone=UTC "
-                                           "-c default_transaction_read_only=on"}
+        args["connect_args"] = {"options": "-c timezone=UTC -c default_transaction_read_only=on"}
     if backend == "sqlite" and parsed.database:
-        return create_engine(f"sqlite:///file:{quote(parsed.database)}?mode=ro&uri=true",
-                             pool_pre_ping=True)
+        return create_engine(
+            f"sqlite:///file:{quote(parsed.database)}?mode=ro&uri=true", pool_pre_ping=True
+        )
     return create_engine(url, pool_pre_ping=True, **args)
 
 
@@ -77,8 +84,10 @@ def require_source_file(url: str) -> None:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         path = Path(parsed.database)
         if not path.is_file():
-            raise DataError(f"source.url: no SQLite database file at {path}; check the path "
-                            "(a source database is only read, never created)")
+            raise DataError(
+                f"source.url: no SQLite database file at {path}; check the path "
+                "(a source database is only read, never created)"
+            )
 
 
 def relation(table: str | None, query: str | None, columns: list[str]) -> sa.FromClause:
@@ -96,8 +105,9 @@ def where_text(table: str | None) -> str:
     return f"table {table}" if table else "the source query"
 
 
-def check_columns(conn: sa.Connection, table: str | None, query: str | None,
-                  columns: list[str]) -> None:
+def check_columns(
+    conn: sa.Connection, table: str | None, query: str | None, columns: list[str]
+) -> None:
     """Ask the database for the source's columns and name any that is missing.
 
     Raises:
@@ -105,22 +115,33 @@ def check_columns(conn: sa.Connection, table: str | None, query: str | None,
     """
     if table is not None:
         schema, _, name = table.rpartition(".")
-        probe: sa.Executable = sa.select(sa.literal_column("*")).select_from(
-            sa.table(name, schema=schema or None)).limit(0)
+        probe: sa.Executable = (
+            sa.select(sa.literal_column("*"))
+            .select_from(sa.table(name, schema=schema or None))
+            .limit(0)
+        )
     else:
-        probe = sa.select(sa.literal_column("*")).select_from(
-            sa.text(query or "").columns().subquery("decisions")).limit(0)
+        probe = (
+            sa.select(sa.literal_column("*"))
+            .select_from(sa.text(query or "").columns().subquery("decisions"))
+            .limit(0)
+        )
     present = list(conn.execute(probe).keys())
     for column in columns:
         if column not in present:
-            raise DataError(missing_column(where_text(table), column, len(present)),
-                            column=column)
+            raise DataError(missing_column(where_text(table), column, len(present)), column=column)
 
 
-def count_statement(table: str | None, query: str | None, group_by: list[str],
-                    timestamp: str | None, window: tuple[datetime, datetime] | None,
-                    dialect: str, score: str | None = None,
-                    score_bins: int = 100) -> sa.Select[Any]:
+def count_statement(
+    table: str | None,
+    query: str | None,
+    group_by: list[str],
+    timestamp: str | None,
+    window: tuple[datetime, datetime] | None,
+    dialect: str,
+    score: str | None = None,
+    score_bins: int = 100,
+) -> sa.Select[Any]:
     """Build ``SELECT cols…, count(*) FROM source [WHERE in window] GROUP BY cols…``.
 
     On SQLite, whose times are text, the bounds are compared through ``datetime()`` so
@@ -135,8 +156,7 @@ def count_statement(table: str | None, query: str | None, group_by: list[str],
     if score is not None:
         cols.append(score_bin(src.c[score], score_bins, dialect).label(SCORE_BIN))
         sums.append(sa.func.sum(src.c[score]).label(SCORE_SUM))
-    stmt = (sa.select(*cols, sa.func.count().label(COUNT), *sums).select_from(src)
-            .group_by(*cols))
+    stmt = sa.select(*cols, sa.func.count().label(COUNT), *sums).select_from(src).group_by(*cols)
     if window is not None and timestamp is not None:
         start, end = window
         column: Any = src.c[timestamp]
@@ -152,10 +172,17 @@ def count_statement(table: str | None, query: str | None, group_by: list[str],
     return stmt
 
 
-def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by: list[str],
-                 timestamp: str | None, window: tuple[datetime, datetime] | None, *,
-                 score: str | None = None,
-                 score_bins: int = 100) -> tuple[pd.DataFrame, str]:
+def fetch_counts(
+    engine: Engine,
+    table: str | None,
+    query: str | None,
+    group_by: list[str],
+    timestamp: str | None,
+    window: tuple[datetime, datetime] | None,
+    *,
+    score: str | None = None,
+    score_bins: int = 100,
+) -> tuple[pd.DataFrame, str]:
     """Run the count statement and return its rows and the SQL that produced them.
 
     Args:
@@ -176,8 +203,9 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
             message, without parameters).
     """
     needed = list(dict.fromkeys([*group_by, *filter(None, [timestamp, score])]))
-    stmt = count_statement(table, query, group_by, timestamp, window, engine.dialect.name,
-                           score, score_bins)
+    stmt = count_statement(
+        table, query, group_by, timestamp, window, engine.dialect.name, score, score_bins
+    )
     sql = str(stmt.compile(engine, compile_kwargs={"render_postcompile": True}))
     try:
         with engine.connect() as conn:
@@ -187,9 +215,11 @@ def fetch_counts(engine: Engine, table: str | None, query: str | None, group_by:
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
-        raise DataError(f"{where_text(table)}: the count query failed in the source "
-                        f"database: {type(orig).__name__}: "
-                        f"{quoted_redacted(str(orig), [*needed, table or ''])}") from None
+        raise DataError(
+            f"{where_text(table)}: the count query failed in the source "
+            f"database: {type(orig).__name__}: "
+            f"{quoted_redacted(str(orig), [*needed, table or ''])}"
+        ) from None
     if window is not None:
         sql += f"  -- window [{window[0].isoformat()}, {window[1].isoformat()})"
     return frame, sql

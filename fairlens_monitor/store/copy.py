@@ -31,8 +31,10 @@ from fairlens_monitor.store.models import (
 )
 from fairlens_monitor.store.repository import Repository
 
-TABLES: list[Table] = [Base.metadata.tables[m.__tablename__] for m in (
-    Run, Reading, GroupResult, SourceFile, Alert, AuditEvent, CheckpointRow)]
+TABLES: list[Table] = [
+    Base.metadata.tables[m.__tablename__]
+    for m in (Run, Reading, GroupResult, SourceFile, Alert, AuditEvent, CheckpointRow)
+]
 BATCH = 5000
 
 
@@ -44,8 +46,9 @@ class CopyResult:
     head_seq: int
 
 
-def copy_database(src_url: str, dst_url: str,
-                  check: Callable[[Repository], None] | None = None) -> CopyResult:
+def copy_database(
+    src_url: str, dst_url: str, check: Callable[[Repository], None] | None = None
+) -> CopyResult:
     """Copy every row of the monitor's tables from ``src_url`` to ``dst_url``.
 
     Args:
@@ -78,16 +81,20 @@ def copy_database(src_url: str, dst_url: str,
         with src.connect() as reader, dst.begin() as writer:
             for table in TABLES:
                 result = reader.execution_options(yield_per=BATCH).execute(
-                    select(table).order_by(table.c.id))
+                    select(table).order_by(table.c.id)
+                )
                 counts[table.name] = 0
                 for part in result.mappings().partitions(BATCH):
                     writer.execute(insert(table), [dict(row) for row in part])
                     counts[table.name] += len(part)
             if writer.dialect.name == "postgresql":
                 for table in TABLES:
-                    writer.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
-                        f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"))
+                    writer.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
+                            f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"
+                        )
+                    )
             head = writer.scalar(select(func.max(AuditEvent.seq))) or 0
             if check is not None:
                 check(Repository(dst, bind=writer))
@@ -106,5 +113,8 @@ def _require_empty(url: str, engine: Engine) -> None:
                 conn.rollback()
                 continue
             if n:
-                raise StoreError(url, f"destination already holds {n} rows in '{table.name}'; "
-                                      "copy only into an empty database")
+                raise StoreError(
+                    url,
+                    f"destination already holds {n} rows in '{table.name}'; "
+                    "copy only into an empty database",
+                )

@@ -49,20 +49,37 @@ EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 
 # The cycle's statements, built once: building a statement and its cache key costs more
 # than SQLite takes to run it.
-POSITION = (select(RUNS.c.cycle_index, RUNS.c.id).where(RUNS.c.status == "ok")
-            .order_by(RUNS.c.id.desc()).limit(1))
-OPEN_ALERTS = (select(ALERTS).where(ALERTS.c.state.in_(("open", "acknowledged")))
-               .order_by(ALERTS.c.id.desc()))
+POSITION = (
+    select(RUNS.c.cycle_index, RUNS.c.id)
+    .where(RUNS.c.status == "ok")
+    .order_by(RUNS.c.id.desc())
+    .limit(1)
+)
+OPEN_ALERTS = (
+    select(ALERTS).where(ALERTS.c.state.in_(("open", "acknowledged"))).order_by(ALERTS.c.id.desc())
+)
 UPDATE_ALERT = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
 HEAD = select(EVENTS.c.seq, EVENTS.c.hash).order_by(EVENTS.c.seq.desc()).limit(1)
-_ASSESSED = ((READINGS.c.scenario == "monitored") & READINGS.c.verdict.is_not(None)
-             & (READINGS.c.verdict != "no_data")
-             & (READINGS.c.protected_attribute == bindparam("attribute")))
-DRIFT_BASELINE = (select(READINGS.c.unprivileged_approved, READINGS.c.unprivileged_count,
-                         READINGS.c.privileged_approved, READINGS.c.privileged_count)
-                  .where(_ASSESSED).order_by(READINGS.c.id).limit(bindparam("baseline")))
-DRIFT_PREVIOUS = (select(READINGS.c.drift_statistic).where(_ASSESSED)
-                  .order_by(READINGS.c.id.desc()).limit(1))
+_ASSESSED = (
+    (READINGS.c.scenario == "monitored")
+    & READINGS.c.verdict.is_not(None)
+    & (READINGS.c.verdict != "no_data")
+    & (READINGS.c.protected_attribute == bindparam("attribute"))
+)
+DRIFT_BASELINE = (
+    select(
+        READINGS.c.unprivileged_approved,
+        READINGS.c.unprivileged_count,
+        READINGS.c.privileged_approved,
+        READINGS.c.privileged_count,
+    )
+    .where(_ASSESSED)
+    .order_by(READINGS.c.id)
+    .limit(bindparam("baseline"))
+)
+DRIFT_PREVIOUS = (
+    select(READINGS.c.drift_statistic).where(_ASSESSED).order_by(READINGS.c.id.desc()).limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +128,17 @@ class CycleRows:
     judge: bool = True
 
 
-def write_cycle(s: Session, rows: CycleRows, events: Events, *, close_after: int, actor: str,
-                ts: str, expect: tuple[int, int] | None, seal: Seal | None) -> SavedCycle:
+def write_cycle(
+    s: Session,
+    rows: CycleRows,
+    events: Events,
+    *,
+    close_after: int,
+    actor: str,
+    ts: str,
+    expect: tuple[int, int] | None,
+    seal: Seal | None,
+) -> SavedCycle:
     """Write a cycle inside the caller's open session transaction (``save_cycle``'s body).
 
     Returns:
@@ -130,20 +156,40 @@ def write_cycle(s: Session, rows: CycleRows, events: Events, *, close_after: int
     for reading in readings:
         reading.run_id = run.id
     insert_rows(conn, READINGS, readings)
-    groups = [g for reading, group in zip(readings, rows.groups, strict=True)
-              for g in _with(group, reading_id=reading.id)]
+    groups = [
+        g
+        for reading, group in zip(readings, rows.groups, strict=True)
+        for g in _with(group, reading_id=reading.id)
+    ]
     insert_rows(conn, GROUPS, groups)
     insert_rows(conn, FILES, _with(rows.files, reading_id=readings[-1].id if readings else None))
     found = conn.execute(OPEN_ALERTS).all() if readings and rows.judge else []
-    changes = [change for kind in episodes.KINDS if readings and rows.judge
-               and (change := _transition(conn, [Alert(**r._mapping) for r in found
-                                                 if r.kind == kind],
-                                          kind, rows.qualifies.get(kind, False),
-                                          rows.candidates.get(kind), run, readings[-1],
-                                          close_after)) is not None]
-    written = {"runs": [run.id], "readings": [r.id for r in readings],
-               "group_results": [g.id for g in groups], "source_files": [f.id for f in rows.files],
-               "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
+    changes = [
+        change
+        for kind in episodes.KINDS
+        if readings
+        and rows.judge
+        and (
+            change := _transition(
+                conn,
+                [Alert(**r._mapping) for r in found if r.kind == kind],
+                kind,
+                rows.qualifies.get(kind, False),
+                rows.candidates.get(kind),
+                run,
+                readings[-1],
+                close_after,
+            )
+        )
+        is not None
+    ]
+    written = {
+        "runs": [run.id],
+        "readings": [r.id for r in readings],
+        "group_results": [g.id for g in groups],
+        "source_files": [f.id for f in rows.files],
+        "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])],
+    }
     pairs = attach(events(run, readings, changes), row_digests(s, written))
     records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
@@ -161,8 +207,9 @@ def position(conn: Connection | Session) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row[0]) + 1, int(row[1]))
 
 
-def drift_history(conn: Connection, attribute: str,
-                  baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
+def drift_history(
+    conn: Connection, attribute: str, baseline_readings: int
+) -> tuple[list[tuple[int, int, int, int]], float]:
     """What the drift chart needs about earlier monitored readings (see
     ``Repository.drift_history``); the first rows and the newest one, in id order."""
     params = {"attribute": attribute, "baseline": baseline_readings}
@@ -182,14 +229,16 @@ def serialise(s: Session) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
 
 
-def append(s: Session, event_type: str, actor: str, payload: dict[str, Any],
-           ts: str) -> AuditRecord:
+def append(
+    s: Session, event_type: str, actor: str, payload: dict[str, Any], ts: str
+) -> AuditRecord:
     """Append one event to the chain inside the caller's (serialised) transaction."""
     return append_all(s, [(event_type, actor, payload)], ts)[0]
 
 
-def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
-               ts: str) -> list[AuditRecord]:
+def append_all(
+    s: Session, events: Sequence[tuple[str, str, dict[str, Any]]], ts: str
+) -> list[AuditRecord]:
     """Append events in order: one read of the chain head, one ``INSERT``.
 
     The session is flushed first, so ORM writes the caller made are stored before the
@@ -202,11 +251,21 @@ def append_all(s: Session, events: Sequence[tuple[str, str, dict[str, Any]]],
     records, rows = [], []
     for event_type, actor, payload in events:
         seq += 1
-        rec = build_record(seq=seq, ts=ts, event_type=event_type, actor=actor,
-                           payload=payload, prev_hash=prev)
-        rows.append({"seq": rec.seq, "ts": rec.ts, "event_type": rec.event_type,
-                     "actor": rec.actor, "payload": stored_payload(rec),
-                     "canonical": rec.canonical, "prev_hash": rec.prev_hash, "hash": rec.hash})
+        rec = build_record(
+            seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload, prev_hash=prev
+        )
+        rows.append(
+            {
+                "seq": rec.seq,
+                "ts": rec.ts,
+                "event_type": rec.event_type,
+                "actor": rec.actor,
+                "payload": stored_payload(rec),
+                "canonical": rec.canonical,
+                "prev_hash": rec.prev_hash,
+                "hash": rec.hash,
+            }
+        )
         records.append(rec)
         prev = rec.hash
     if rows:
@@ -240,8 +299,11 @@ def insert_rows(conn: Connection, table: Table, objs: Sequence[Base]) -> None:
         if len(params) == 1:
             ids = [_new_id(conn, table, params[0])]
         else:
-            ids = list(conn.execute(insert(table).returning(
-                table.c.id, sort_by_parameter_order=True), params).scalars())
+            ids = list(
+                conn.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), params
+                ).scalars()
+            )
     else:
         ids = [_new_id(conn, table, p) for p in params]
     for obj, new_id in zip(objs, ids, strict=True):
@@ -265,15 +327,23 @@ def _columns(table: Table) -> frozenset[str]:
     return _COLUMNS[table.name]
 
 
-def _transition(conn: Connection, open_rows: list[Alert], kind: str, qualifies: bool,
-                candidate: Alert | None, run: Run, reading: Reading,
-                close_after: int) -> AlertChange | None:
+def _transition(
+    conn: Connection,
+    open_rows: list[Alert],
+    kind: str,
+    qualifies: bool,
+    candidate: Alert | None,
+    run: Run,
+    reading: Reading,
+    close_after: int,
+) -> AlertChange | None:
     """Apply one kind's episode transition inside the cycle's transaction.
 
     ``open_rows`` are the kind's open or acknowledged alerts, newest first."""
     current = open_rows[0] if open_rows else None
-    step = episodes.step(kind, None if current is None else current.clean_streak, qualifies,
-                         close_after)
+    step = episodes.step(
+        kind, None if current is None else current.clean_streak, qualifies, close_after
+    )
     if step is None:
         return None
     if step.action == "open":

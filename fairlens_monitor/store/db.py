@@ -39,10 +39,15 @@ BUSY_TIMEOUT_MS = 5000
 IDLE_IN_TRANSACTION_S = 60.0
 # A dead peer is noticed within about 10 + 3 * 5 s on both sides of the connection (a host
 # freeze or a network partition), not after the kernel's default two hours.
-CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                     "keepalives_count": 3}
-SERVER_KEEPALIVES = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
-                     "-c tcp_keepalives_count=3")
+CLIENT_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+SERVER_KEEPALIVES = (
+    "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,9 +74,13 @@ def canonical_json(value: Any) -> str:
         return json.dumps(value)
 
 
-def make_engine(url: str, *, readonly: bool = False,
-                busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-                idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    readonly: bool = False,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S,
+) -> Engine:
     """Create an engine for ``url`` with the project's durability settings.
 
     Args:
@@ -91,26 +100,37 @@ def make_engine(url: str, *, readonly: bool = False,
     """
     path = sqlite_path(url)
     if path is None:
-        options = (f"-c lock_timeout={int(busy_timeout_ms)} -c idle_in_transaction_session_"
-                   f"timeout={max(1000, int(idle_in_transaction_s * 1000))} {SERVER_KEEPALIVES}")
+        options = (
+            f"-c lock_timeout={int(busy_timeout_ms)} -c idle_in_transaction_session_"
+            f"timeout={max(1000, int(idle_in_transaction_s * 1000))} {SERVER_KEEPALIVES}"
+        )
         if readonly:
             options += " -c default_transaction_read_only=on"
         is_pg = make_url(url).get_backend_name() == "postgresql"
-        return create_engine(url, pool_pre_ping=True, json_serializer=canonical_json,
-                             connect_args={"options": options, **CLIENT_KEEPALIVES}
-                             if is_pg else {})
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            json_serializer=canonical_json,
+            connect_args={"options": options, **CLIENT_KEEPALIVES} if is_pg else {},
+        )
     if readonly:
         if not path.exists():
-            raise StoreError(url, f"no database file at {path}; if the database was lost, "
-                                  "restore it from a backup (fairlens-monitor restore FILE); "
-                                  "a new installation starts with 'fairlens-monitor run'")
-        engine = create_engine(f"sqlite:///{readonly_uri(path, url)}",
-                               json_serializer=canonical_json,
-                               connect_args={"timeout": busy_timeout_ms / 1000})
+            raise StoreError(
+                url,
+                f"no database file at {path}; if the database was lost, "
+                "restore it from a backup (fairlens-monitor restore FILE); "
+                "a new installation starts with 'fairlens-monitor run'",
+            )
+        engine = create_engine(
+            f"sqlite:///{readonly_uri(path, url)}",
+            json_serializer=canonical_json,
+            connect_args={"timeout": busy_timeout_ms / 1000},
+        )
     else:
         make_folder(path.parent, url)
-        engine = create_engine(url, json_serializer=canonical_json,
-                               connect_args={"timeout": busy_timeout_ms / 1000})
+        engine = create_engine(
+            url, json_serializer=canonical_json, connect_args={"timeout": busy_timeout_ms / 1000}
+        )
     _configure_sqlite(engine, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     return engine
 
@@ -124,9 +144,12 @@ def make_folder(folder: Path, url: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(url, f"cannot create its folder {folder}: "
-                              f"{exc.strerror or type(exc).__name__}; give a database path "
-                              "in a writable folder") from None
+        raise StoreError(
+            url,
+            f"cannot create its folder {folder}: "
+            f"{exc.strerror or type(exc).__name__}; give a database path "
+            "in a writable folder",
+        ) from None
 
 
 def readonly_uri(path: Path, url: str) -> str:
@@ -148,10 +171,13 @@ def readonly_uri(path: Path, url: str) -> str:
         return target + "&uri=true"
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
-        raise StoreError(url, f"is read-only here and {wal.name} beside it holds commits a "
-                              "read-only open cannot see; open it once where it is writable "
-                              "(or copy it with `fairlens-monitor backup`, which writes one "
-                              "self-contained file)")
+        raise StoreError(
+            url,
+            f"is read-only here and {wal.name} beside it holds commits a "
+            "read-only open cannot see; open it once where it is writable "
+            "(or copy it with `fairlens-monitor backup`, which writes one "
+            "self-contained file)",
+        )
     return target + "&immutable=1&uri=true"
 
 
@@ -180,8 +206,11 @@ def alembic_config(url: str) -> Config:
     """
     script_location = PROJECT_ROOT / "migrations"
     if not (script_location / "env.py").exists():
-        raise StoreError(url, f"migrations not found at {script_location}; run from a "
-                              "checkout of fairlens-monitor (pip install -e .)")
+        raise StoreError(
+            url,
+            f"migrations not found at {script_location}; run from a "
+            "checkout of fairlens-monitor (pip install -e .)",
+        )
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -256,15 +285,21 @@ def ensure_schema(engine: Engine, url: str) -> None:
     try:
         revision = current_revision(engine)
     except OperationalError as exc:
-        raise StoreError(url, f"cannot be opened: {one_line(exc)}; check that the path is a "
-                              "database file in a folder this user can write") from None
+        raise StoreError(
+            url,
+            f"cannot be opened: {one_line(exc)}; check that the path is a "
+            "database file in a folder this user can write",
+        ) from None
     head = head_revision(url)
     if revision is None:
         upgrade(engine, url)
     elif revision != head:
         refuse_newer(url, revision)
-        raise StoreError(url, f"schema is at revision {revision} but this version needs "
-                              f"{head}; run 'fairlens-monitor db upgrade' (back it up first)")
+        raise StoreError(
+            url,
+            f"schema is at revision {revision} but this version needs "
+            f"{head}; run 'fairlens-monitor db upgrade' (back it up first)",
+        )
 
 
 def refuse_newer(url: str, revision: str) -> None:
@@ -279,8 +314,11 @@ def refuse_newer(url: str, revision: str) -> None:
     except (CommandError, RevisionError):
         known = False
     if not known:
-        raise StoreError(url, f"this database was written by a newer version (revision "
-                              f"{revision[:40]}); upgrade fairlens-monitor")
+        raise StoreError(
+            url,
+            f"this database was written by a newer version (revision "
+            f"{revision[:40]}); upgrade fairlens-monitor",
+        )
 
 
 def check_readable(engine: Engine, url: str) -> None:
@@ -299,16 +337,24 @@ def check_readable(engine: Engine, url: str) -> None:
     except OperationalError as exc:
         if sqlite_path(url) is None:
             raise StoreError(url, f"cannot connect: {str(exc.orig).strip()}") from None
-        raise StoreError(url, f"cannot be read right now ({exc.orig}); it may be locked by a "
-                              "long write: try again") from None
+        raise StoreError(
+            url,
+            f"cannot be read right now ({exc.orig}); it may be locked by a long write: try again",
+        ) from None
     head = head_revision(url)
     if revision is None:
-        raise StoreError(url, "is empty: the daemon has not created its schema yet; start "
-                              "it with 'make run' or 'fairlens-monitor run'")
+        raise StoreError(
+            url,
+            "is empty: the daemon has not created its schema yet; start "
+            "it with 'make run' or 'fairlens-monitor run'",
+        )
     if revision != head:
         refuse_newer(url, revision)
-        raise StoreError(url, f"is at schema revision {revision}, this version reads {head}; "
-                              "run 'fairlens-monitor db upgrade' (back it up first)")
+        raise StoreError(
+            url,
+            f"is at schema revision {revision}, this version reads {head}; "
+            "run 'fairlens-monitor db upgrade' (back it up first)",
+        )
 
 
 @contextmanager

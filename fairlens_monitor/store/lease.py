@@ -77,42 +77,54 @@ class Lease:
         if not self.server:
             return None
         with self._mutex, self.engine.begin() as conn:
-            row = conn.execute(text(
-                "SELECT epoch, holder, expires_at, acquired_at, expires_at <= clock_timestamp()"
-                " FROM leadership WHERE id = 1 FOR UPDATE")).first()
+            row = conn.execute(
+                text(
+                    "SELECT epoch, holder, expires_at, acquired_at, expires_at <= clock_timestamp()"
+                    " FROM leadership WHERE id = 1 FOR UPDATE"
+                )
+            ).first()
             if row is not None and (int(row[0]), row[1]) == (self.epoch, self.holder):
                 _set_expiry(conn, self.lease_seconds)
                 return None
             if self.epoch is not None:  # we led, but the row names another epoch or holder
                 lost, self.epoch = self.epoch, None
-                return Change("lost", lost, f"another daemon holds epoch "
-                                            f"{row[0] if row else 0} now")
+                return Change(
+                    "lost", lost, f"another daemon holds epoch {row[0] if row else 0} now"
+                )
             if row is not None and not row[4]:
                 return None  # another daemon leads and its lease is live
             return self._take(conn, row)
 
     def _take(self, conn: Any, row: Any) -> Change | None:
         if row is None:
-            inserted = conn.execute(text(
-                "INSERT INTO leadership (id, epoch, holder, acquired_at, expires_at) "
-                "VALUES (1, 1, :h, clock_timestamp(), clock_timestamp() + "
-                "make_interval(secs => :s)) ON CONFLICT (id) DO NOTHING"),
-                {"h": self.holder, "s": self.lease_seconds}).rowcount
+            inserted = conn.execute(
+                text(
+                    "INSERT INTO leadership (id, epoch, holder, acquired_at, expires_at) "
+                    "VALUES (1, 1, :h, clock_timestamp(), clock_timestamp() + "
+                    "make_interval(secs => :s)) ON CONFLICT (id) DO NOTHING"
+                ),
+                {"h": self.holder, "s": self.lease_seconds},
+            ).rowcount
             if not inserted:  # another standby created it at the same moment
                 return None
             self.epoch = 1
             return Change("lead", 1, "no daemon had led this database before")
         epoch, holder, expires_at, acquired_at = int(row[0]) + 1, row[1], row[2], row[3]
-        conn.execute(text(
-            "UPDATE leadership SET epoch = :e, holder = :h, acquired_at = clock_timestamp(), "
-            "expires_at = clock_timestamp() + make_interval(secs => :s) WHERE id = 1"),
-            {"e": epoch, "h": self.holder, "s": self.lease_seconds})
+        conn.execute(
+            text(
+                "UPDATE leadership SET epoch = :e, holder = :h, acquired_at = clock_timestamp(), "
+                "expires_at = clock_timestamp() + make_interval(secs => :s) WHERE id = 1"
+            ),
+            {"e": epoch, "h": self.holder, "s": self.lease_seconds},
+        )
         self.epoch = epoch
         expired = expires_at > acquired_at
-        reason = (f"the lease of the previous leader expired at {_iso(expires_at)} "
-                  "(it stopped renewing: frozen, partitioned or dead)" if expired else
-                  f"the previous leader released the lease when it stopped at "
-                  f"{_iso(expires_at)}")
+        reason = (
+            f"the lease of the previous leader expired at {_iso(expires_at)} "
+            "(it stopped renewing: frozen, partitioned or dead)"
+            if expired
+            else f"the previous leader released the lease when it stopped at {_iso(expires_at)}"
+        )
         return Change("lead", epoch, reason, holder, expired)
 
     def release(self) -> None:
@@ -120,9 +132,13 @@ class Lease:
         if not self.server or self.epoch is None:
             return
         with contextlib.suppress(Exception), self._mutex, self.engine.begin() as conn:
-            conn.execute(text("UPDATE leadership SET expires_at = acquired_at "
-                              "WHERE id = 1 AND epoch = :e AND holder = :h"),
-                         {"e": self.epoch, "h": self.holder})
+            conn.execute(
+                text(
+                    "UPDATE leadership SET expires_at = acquired_at "
+                    "WHERE id = 1 AND epoch = :e AND holder = :h"
+                ),
+                {"e": self.epoch, "h": self.holder},
+            )
         self.epoch = None
 
     def install(self, sessions: sessionmaker[Session]) -> None:
@@ -148,19 +164,27 @@ class Lease:
         if getattr(self._bypass, "on", False):
             return
         epoch = self.epoch
-        row = session.execute(text("SELECT epoch, holder FROM leadership WHERE id = 1 "
-                                   "FOR SHARE")).first()
+        row = session.execute(
+            text("SELECT epoch, holder FROM leadership WHERE id = 1 FOR SHARE")
+        ).first()
         if epoch is None or row is None or (int(row[0]), row[1]) != (epoch, self.holder):
             if epoch is not None and self.epoch == epoch:
                 self.epoch = None
-            raise FencedError(f"this daemon no longer leads (it led under epoch {epoch}; "
-                              f"the database is at epoch {row[0] if row else 0}); "
-                              "its write was refused")
+            raise FencedError(
+                f"this daemon no longer leads (it led under epoch {epoch}; "
+                f"the database is at epoch {row[0] if row else 0}); "
+                "its write was refused"
+            )
 
 
 def _set_expiry(conn: Any, seconds: float) -> None:
-    conn.execute(text("UPDATE leadership SET expires_at = clock_timestamp() + "
-                      "make_interval(secs => :s) WHERE id = 1"), {"s": seconds})
+    conn.execute(
+        text(
+            "UPDATE leadership SET expires_at = clock_timestamp() + "
+            "make_interval(secs => :s) WHERE id = 1"
+        ),
+        {"s": seconds},
+    )
 
 
 def _iso(moment: datetime) -> str:
@@ -170,13 +194,15 @@ def _iso(moment: datetime) -> str:
 def last_daemon_run(engine: Engine) -> datetime | None:
     """Return when the newest daemon cycle started (to count cycles a takeover missed)."""
     with engine.connect() as conn:
-        value = conn.execute(text("SELECT max(started_at) FROM runs WHERE actor = 'daemon'")
-                             ).scalar()
+        value = conn.execute(
+            text("SELECT max(started_at) FROM runs WHERE actor = 'daemon'")
+        ).scalar()
     return value if isinstance(value, datetime) else None
 
 
-def missed_fires(last: datetime | None, now: datetime, interval_seconds: float,
-                 cap: int) -> list[tuple[datetime, str]]:
+def missed_fires(
+    last: datetime | None, now: datetime, interval_seconds: float, cap: int
+) -> list[tuple[datetime, str]]:
     """List the fires nobody ran between the last daemon cycle and a takeover (pure).
 
     Args:
@@ -194,6 +220,10 @@ def missed_fires(last: datetime | None, now: datetime, interval_seconds: float,
     count = int((now - last) // step)
     out = [(last + step * k, "no leader: takeover") for k in range(1, min(count, cap) + 1)]
     if count > cap:
-        out.append((last + step * count,
-                    f"no leader: takeover ({count - cap} more fires not listed one by one)"))
+        out.append(
+            (
+                last + step * count,
+                f"no leader: takeover ({count - cap} more fires not listed one by one)",
+            )
+        )
     return out

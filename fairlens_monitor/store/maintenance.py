@@ -40,8 +40,14 @@ if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
 
-def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id: str,
-                     payload: dict[str, Any], *, ts: str) -> AuditRecord:
+def reencrypt_alerts(
+    repo: Repository,
+    rotate: Callable[[str], str],
+    new_key_id: str,
+    payload: dict[str, Any],
+    *,
+    ts: str,
+) -> AuditRecord:
     """Re-encrypt every alert token and record ``keys_rotated``, in one transaction.
 
     Args:
@@ -65,34 +71,49 @@ def reencrypt_alerts(repo: Repository, rotate: Callable[[str], str], new_key_id:
         ids: list[int] = []
         for alert in s.scalars(select(Alert).order_by(Alert.id)):
             alert.token, alert.key_id = rotate(alert.token), new_key_id
-            tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii"))
-                           .hexdigest()])
+            tokens.append([alert.id, hashlib.sha256(alert.token.encode("ascii")).hexdigest()])
             ids.append(alert.id)
         s.flush()
         digests = row_digests(s, {"alerts": ids})
-        return append(s, "keys_rotated", "cli",
-                       {**payload, "alerts": len(tokens), "tokens": tokens,
-                        "row_digests": digests}, ts)
+        return append(
+            s,
+            "keys_rotated",
+            "cli",
+            {**payload, "alerts": len(tokens), "tokens": tokens, "row_digests": digests},
+            ts,
+        )
+
 
 def newest_alert_tokens(repo: Repository, limit: int) -> list[tuple[int, str]]:
     """Return the id and token of the newest ``limit`` alerts, newest first."""
     with repo.sessions() as s:
-        rows = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc())
-                         .limit(limit)).all()
+        rows = s.execute(select(Alert.id, Alert.token).order_by(Alert.id.desc()).limit(limit)).all()
     return [(int(i), str(t)) for i, t in rows]
 
 
 def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
     """Return the newest ``last`` alerts in ``states``, newest first."""
     with repo.sessions() as s:
-        rows = s.scalars(select(Alert).where(Alert.state.in_(tuple(states)))
-                         .order_by(Alert.id.desc()).limit(last)).all()
+        rows = s.scalars(
+            select(Alert)
+            .where(Alert.state.in_(tuple(states)))
+            .order_by(Alert.id.desc())
+            .limit(last)
+        ).all()
         return list(rows)
 
-def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note: str | None,
-                     at: datetime, ts: str,
-                     seal: Callable[[Session, AuditRecord], Any] | None = None
-                     ) -> tuple[Alert, AuditRecord]:
+
+def transition_alert(
+    repo: Repository,
+    alert_id: int,
+    to: str,
+    *,
+    by: str,
+    note: str | None,
+    at: datetime,
+    ts: str,
+    seal: Callable[[Session, AuditRecord], Any] | None = None,
+) -> tuple[Alert, AuditRecord]:
     """Acknowledge or resolve an alert for a person, with its audit event, atomically.
 
     Args:
@@ -125,17 +146,34 @@ def transition_alert(repo: Repository, alert_id: int, to: str, *, by: str, note:
             alert.closed_at = at
         event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
         s.flush()
-        record = append(s, event, "cli", {
-            "alert_ids": [alert.id], "kind": alert.kind, "by": by, "note": note or "",
-            "row_digests": row_digests(s, {"alerts": [alert.id]})}, ts)
+        record = append(
+            s,
+            event,
+            "cli",
+            {
+                "alert_ids": [alert.id],
+                "kind": alert.kind,
+                "by": by,
+                "note": note or "",
+                "row_digests": row_digests(s, {"alerts": [alert.id]}),
+            },
+            ts,
+        )
         if seal is not None:
             seal(s, record)
         return alert, record
 
 
-def apply_retention(repo: Repository, *, readings_before: datetime, runs_before: datetime,
-                    prune: Callable[[int, str], dict[str, Any]] | None,
-                    audit_before: str, dry_run: bool, ts: str) -> dict[str, Any]:
+def apply_retention(
+    repo: Repository,
+    *,
+    readings_before: datetime,
+    runs_before: datetime,
+    prune: Callable[[int, str], dict[str, Any]] | None,
+    audit_before: str,
+    dry_run: bool,
+    ts: str,
+) -> dict[str, Any]:
     """Delete expired rows, and prune the audit chain up to a signed checkpoint.
 
     In one transaction: resolved alerts created before ``readings_before``; the readings
@@ -156,13 +194,19 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
         s.begin()
         serialise(s)
         gone: dict[str, list[int]] = {}
-        gone["alerts"] = _ids(s, select(Alert.id).where(Alert.state == "resolved",
-                                                        Alert.created_at < readings_before))
+        gone["alerts"] = _ids(
+            s, select(Alert.id).where(Alert.state == "resolved", Alert.created_at < readings_before)
+        )
         kept = select(Alert.reading_id).where(Alert.id.not_in(gone["alerts"]))
-        expired = _ids(s, select(Reading.id).where(Reading.measured_at < readings_before,
-                                                   Reading.id.not_in(kept)))
-        gone["group_results"] = _ids(s, select(GroupResult.id).where(
-            GroupResult.reading_id.in_(expired)))
+        expired = _ids(
+            s,
+            select(Reading.id).where(
+                Reading.measured_at < readings_before, Reading.id.not_in(kept)
+            ),
+        )
+        gone["group_results"] = _ids(
+            s, select(GroupResult.id).where(GroupResult.reading_id.in_(expired))
+        )
         # A file's newest record outlives its reading (reading_id NULL): a new_files window
         # must still know the file was measured. Older records of the path go.
         newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
@@ -171,39 +215,67 @@ def apply_retention(repo: Repository, *, readings_before: datetime, runs_before:
         gone["source_files"] = [i for i in files if i not in kept_files]
         detached = [i for i in files if i in kept_files]
         gone["readings"] = expired
-        for model, table in ((Alert, "alerts"), (GroupResult, "group_results"),
-                             (SourceFile, "source_files")):
+        for model, table in (
+            (Alert, "alerts"),
+            (GroupResult, "group_results"),
+            (SourceFile, "source_files"),
+        ):
             counts[table] = _delete(s, delete(model).where(model.id.in_(gone[table])))
-        s.execute(update(SourceFile).where(SourceFile.id.in_(detached))
-                  .values(reading_id=None).execution_options(synchronize_session=False))
+        s.execute(
+            update(SourceFile)
+            .where(SourceFile.id.in_(detached))
+            .values(reading_id=None)
+            .execution_options(synchronize_session=False)
+        )
         counts["readings"] = _delete(s, delete(Reading).where(Reading.id.in_(expired)))
-        gone["runs"] = _ids(s, select(Run.id).where(
-            Run.started_at < runs_before, Run.id.not_in(select(Reading.run_id)),
-            Run.id.not_in(select(Alert.run_id))))
+        gone["runs"] = _ids(
+            s,
+            select(Run.id).where(
+                Run.started_at < runs_before,
+                Run.id.not_in(select(Reading.run_id)),
+                Run.id.not_in(select(Alert.run_id)),
+            ),
+        )
         counts["runs"] = _delete(s, delete(Run).where(Run.id.in_(gone["runs"])))
         if any(gone.values()) or detached:
             # The rows deleted and the files detached, on the chain (rowcheck.RowLedger).
-            append(s, "retention_applied", "cli", {
-                **{k: v for k, v in counts.items()},
-                "rows_deleted": {k: v for k, v in gone.items() if v},
-                "row_digests": row_digests(s, {"source_files": detached})}, ts)
+            append(
+                s,
+                "retention_applied",
+                "cli",
+                {
+                    **{k: v for k, v in counts.items()},
+                    "rows_deleted": {k: v for k, v in gone.items() if v},
+                    "row_digests": row_digests(s, {"source_files": detached}),
+                },
+                ts,
+            )
         counts["audit_events"], counts["pruned_to"] = 0, None
         target = s.execute(
             select(CheckpointRow.seq, CheckpointRow.head_hash)
             .join(AuditEvent, AuditEvent.seq == CheckpointRow.seq)
             .where(AuditEvent.ts < audit_before, AuditEvent.hash == CheckpointRow.head_hash)
-            .order_by(CheckpointRow.seq.desc()).limit(1)).first()
+            .order_by(CheckpointRow.seq.desc())
+            .limit(1)
+        ).first()
         first = s.scalar(select(func.min(AuditEvent.seq)))
-        if prune is not None and target is not None and first is not None \
-                and target[0] >= first:
+        if prune is not None and target is not None and first is not None and target[0] >= first:
             carried = carried_ledger(s, target[0])
             with _append_only_lifted(s):
-                counts["audit_events"] = _delete(s, delete(AuditEvent).where(
-                    AuditEvent.seq <= target[0]))
-            append(s, "chain_pruned", "cli", {**prune(target[0], target[1]),
-                                               "deleted_events": counts["audit_events"],
-                                               "rows_carried": carried},
-                    ts)
+                counts["audit_events"] = _delete(
+                    s, delete(AuditEvent).where(AuditEvent.seq <= target[0])
+                )
+            append(
+                s,
+                "chain_pruned",
+                "cli",
+                {
+                    **prune(target[0], target[1]),
+                    "deleted_events": counts["audit_events"],
+                    "rows_carried": carried,
+                },
+                ts,
+            )
             counts["pruned_to"] = target[0]
         if dry_run:
             s.rollback()
@@ -238,9 +310,17 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
         if not needs_baseline(s):  # another process recorded it meanwhile
             return None
         digests = baseline_digests(s)
-        return append(s, "rows_baseline", "cli", {
-            "row_digests": digests, "note": "rows stored before row digests were recorded",
-            "rows": {t: len(v) for t, v in digests.items() if t != "form"}}, ts)
+        return append(
+            s,
+            "rows_baseline",
+            "cli",
+            {
+                "row_digests": digests,
+                "note": "rows stored before row digests were recorded",
+                "rows": {t: len(v) for t, v in digests.items() if t != "form"},
+            },
+            ts,
+        )
 
 
 def _ids(s: Session, statement: Any) -> list[int]:
@@ -262,7 +342,9 @@ def _append_only_lifted(s: Session) -> Iterator[None]:
         return
     s.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
     yield
-    s.execute(text("CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
-                   "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"))
-
-
+    s.execute(
+        text(
+            "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+        )
+    )

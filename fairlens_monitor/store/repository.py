@@ -46,9 +46,18 @@ from fairlens_monitor.store.rowstore import row_digests
 
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[assignment]
 LAST_CHECKPOINT_SEQ = select(func.max(CHECKPOINTS.c.seq))
-LAST_CHECKPOINT = (select(CHECKPOINTS.c.seq, CHECKPOINTS.c.head_hash, CHECKPOINTS.c.ts,
-                          CHECKPOINTS.c.key_id, CHECKPOINTS.c.signature, CHECKPOINTS.c.prev)
-                   .order_by(CHECKPOINTS.c.id.desc()).limit(1))
+LAST_CHECKPOINT = (
+    select(
+        CHECKPOINTS.c.seq,
+        CHECKPOINTS.c.head_hash,
+        CHECKPOINTS.c.ts,
+        CHECKPOINTS.c.key_id,
+        CHECKPOINTS.c.signature,
+        CHECKPOINTS.c.prev,
+    )
+    .order_by(CHECKPOINTS.c.id.desc())
+    .limit(1)
+)
 
 
 class Repository:
@@ -143,12 +152,20 @@ class Repository:
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
         with self.sessions.begin() as s:
-            return write_cycle(s, CycleRows(run, readings, groups, candidates, qualifies, files,
-                                            judge), events, close_after=close_after,
-                               actor=actor, ts=ts, expect=expect, seal=seal)
+            return write_cycle(
+                s,
+                CycleRows(run, readings, groups, candidates, qualifies, files, judge),
+                events,
+                close_after=close_after,
+                actor=actor,
+                ts=ts,
+                expect=expect,
+                seal=seal,
+            )
 
-    def drift_history(self, attribute: str,
-                      baseline_readings: int) -> tuple[list[tuple[int, int, int, int]], float]:
+    def drift_history(
+        self, attribute: str, baseline_readings: int
+    ) -> tuple[list[tuple[int, int, int, int]], float]:
         """Return what the drift chart needs about earlier monitored readings.
 
         Args:
@@ -164,8 +181,9 @@ class Repository:
         with self._connect() as conn:
             return drift_history(conn, attribute, baseline_readings)
 
-    def cycle_inputs(self, attribute: str, baseline_readings: int
-                     ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]], float]:
+    def cycle_inputs(
+        self, attribute: str, baseline_readings: int
+    ) -> tuple[tuple[int, int], list[tuple[int, int, int, int]], float]:
         """:meth:`cycle_position` and :meth:`drift_history` read together, in one
         transaction (what a cycle reads before measuring).
 
@@ -179,9 +197,11 @@ class Repository:
         """Return, per decision file path, its newest recorded ``(sha256, size, mtime_ns)``."""
         newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
         with self.sessions() as s:
-            rows = s.execute(select(SourceFile.path, SourceFile.sha256, SourceFile.size_bytes,
-                                    SourceFile.mtime_ns)
-                             .where(SourceFile.id.in_(newest))).all()
+            rows = s.execute(
+                select(
+                    SourceFile.path, SourceFile.sha256, SourceFile.size_bytes, SourceFile.mtime_ns
+                ).where(SourceFile.id.in_(newest))
+            ).all()
         return {str(p): (str(h), int(size), int(mtime)) for p, h, size, mtime in rows}
 
     def save_failed_run(self, run: Run, payload: dict[str, Any], *, ts: str) -> SavedCycle:
@@ -198,13 +218,18 @@ class Repository:
         with self.sessions.begin() as s:
             serialise(s)
             insert_rows(s.connection(), RUNS, [run])
-            record = append(s, "cycle_failed", run.actor, {
-                "run_id": run.id, **payload,
-                "row_digests": row_digests(s, {"runs": [run.id]})}, ts)
+            record = append(
+                s,
+                "cycle_failed",
+                run.actor,
+                {"run_id": run.id, **payload, "row_digests": row_digests(s, {"runs": [run.id]})},
+                ts,
+            )
             return SavedCycle(run.id, [], [], [record])
 
-    def append_event(self, event_type: str, actor: str, payload: dict[str, Any],
-                     *, ts: str) -> AuditRecord:
+    def append_event(
+        self, event_type: str, actor: str, payload: dict[str, Any], *, ts: str
+    ) -> AuditRecord:
         """Append one audit event in its own transaction and return it."""
         with self.sessions.begin() as s:
             serialise(s)
@@ -216,14 +241,20 @@ class Repository:
         A damaged row (payload not a JSON object) is left out: verification reports it.
         """
         with self.sessions() as s:
-            rows = s.execute(select(AuditEvent.seq, cast(AuditEvent.payload, Text))
-                             .where(AuditEvent.event_type == event_type)
-                             .order_by(AuditEvent.seq)).all()
-        return [(seq, payload) for seq, text_ in rows
-                if type(seq) is int and (payload := _object(text_)) is not None]
+            rows = s.execute(
+                select(AuditEvent.seq, cast(AuditEvent.payload, Text))
+                .where(AuditEvent.event_type == event_type)
+                .order_by(AuditEvent.seq)
+            ).all()
+        return [
+            (seq, payload)
+            for seq, text_ in rows
+            if type(seq) is int and (payload := _object(text_)) is not None
+        ]
 
-    def last_settings_snapshot(self, event_types: Sequence[str]
-                               ) -> tuple[dict[str, Any] | None, str | None]:
+    def last_settings_snapshot(
+        self, event_types: Sequence[str]
+    ) -> tuple[dict[str, Any] | None, str | None]:
         """Return the newest recorded settings snapshot and config hash.
 
         Args:
@@ -235,16 +266,21 @@ class Repository:
             such event exists.
         """
         with self.sessions() as s:  # a standby's daemon_started carries no snapshot: skip it
-            payloads = s.scalars(select(AuditEvent.payload)
-                                 .where(AuditEvent.event_type.in_(tuple(event_types)))
-                                 .order_by(AuditEvent.seq.desc()).limit(100))
+            payloads = s.scalars(
+                select(AuditEvent.payload)
+                .where(AuditEvent.event_type.in_(tuple(event_types)))
+                .order_by(AuditEvent.seq.desc())
+                .limit(100)
+            )
             payload = next((p for p in payloads if p.get("role") != "standby"), None)
         if payload is None:
             return None, None
         settings = payload.get("settings")
         digest = payload.get("new_config_hash", payload.get("config_hash"))
-        return (settings if isinstance(settings, dict) else None,
-                digest if isinstance(digest, str) else None)
+        return (
+            settings if isinstance(settings, dict) else None,
+            digest if isinstance(digest, str) else None,
+        )
 
     def latest_readings(self, last: int) -> list[Reading]:
         """Return the ``last`` most recent readings, oldest first."""
@@ -259,8 +295,9 @@ class Repository:
             DamagedRecordError: one of them cannot be read as the record written.
         """
         with self.sessions() as s:
-            rows = s.execute(select(*RECORD_COLUMNS).order_by(AuditEvent.id.desc())
-                             .limit(last)).all()
+            rows = s.execute(
+                select(*RECORD_COLUMNS).order_by(AuditEvent.id.desc()).limit(last)
+            ).all()
         return [checked_record(row) for row in reversed(rows)]
 
     def iter_records(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
@@ -276,7 +313,8 @@ class Repository:
         column = {"id": AuditEvent.id, "seq": AuditEvent.seq}[order]
         with self._connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
-                select(*RECORD_COLUMNS).order_by(column))
+                select(*RECORD_COLUMNS).order_by(column)
+            )
             try:
                 for row in result:
                     yield checked_record(row)
@@ -298,13 +336,26 @@ class Repository:
         # The database compares each row's columns with its hashed text (see
         # audit.canonical_text_of) and sends the payload only when they differ: NULL =
         # matched (a stored '' or NULL payload arrives as '' or 'null': never "matched").
-        rebuilt = " || ".join([
-            "'{\"actor\":'", quote.format("actor"), "',\"event_type\":'",
-            quote.format("event_type"), "',\"payload\":'", payload, "',\"seq\":'",
-            "CAST(seq AS TEXT)", "',\"ts\":'", quote.format("ts"), "'}'"])
-        sql = (f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN NULL "  # noqa: S608
-               f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
-               "FROM audit_events ORDER BY id")
+        rebuilt = " || ".join(
+            [
+                "'{\"actor\":'",
+                quote.format("actor"),
+                "',\"event_type\":'",
+                quote.format("event_type"),
+                "',\"payload\":'",
+                payload,
+                "',\"seq\":'",
+                "CAST(seq AS TEXT)",
+                "',\"ts\":'",
+                quote.format("ts"),
+                "'}'",
+            ]
+        )
+        sql = (
+            f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN NULL "  # noqa: S608
+            f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
+            "FROM audit_events ORDER BY id"
+        )
         with self._connect() as conn:
             raw: Any = conn.connection.dbapi_connection
             server_side = self.engine.dialect.name == "postgresql"
@@ -320,8 +371,10 @@ class Repository:
         """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order."""
         with self._connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(
-                select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash)
-                .order_by(AuditEvent.seq))
+                select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash).order_by(
+                    AuditEvent.seq
+                )
+            )
             for rows in result.partitions():
                 yield from map(Link._make, rows)
 
@@ -332,15 +385,15 @@ class Repository:
             DamagedRecordError: the row cannot be read as the record written.
         """
         with self.sessions() as s:
-            row = s.execute(select(*RECORD_COLUMNS)
-                            .where(AuditEvent.hash == hash_hex)).first()
+            row = s.execute(select(*RECORD_COLUMNS).where(AuditEvent.hash == hash_hex)).first()
         return checked_record(row) if row else None
 
     def head(self) -> tuple[int, str]:
         """Return the chain head as ``(seq, hash)``; ``(0, GENESIS_HASH)`` when empty."""
         with self.sessions() as s:
-            row = s.execute(select(AuditEvent.seq, AuditEvent.hash)
-                            .order_by(AuditEvent.seq.desc()).limit(1)).first()
+            row = s.execute(
+                select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+            ).first()
             return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
     def checkpoint_count(self) -> int:
@@ -356,10 +409,16 @@ class Repository:
     def checkpoints(self) -> list[Checkpoint]:
         """Return every checkpoint recorded in the database, oldest first."""
         with self.sessions() as s:
-            rows = s.execute(select(CheckpointRow.seq, CheckpointRow.head_hash,
-                                    CheckpointRow.ts, CheckpointRow.key_id,
-                                    CheckpointRow.signature, CheckpointRow.prev)
-                             .order_by(CheckpointRow.id)).all()  # plain rows: one a cycle
+            rows = s.execute(
+                select(
+                    CheckpointRow.seq,
+                    CheckpointRow.head_hash,
+                    CheckpointRow.ts,
+                    CheckpointRow.key_id,
+                    CheckpointRow.signature,
+                    CheckpointRow.prev,
+                ).order_by(CheckpointRow.id)
+            ).all()  # plain rows: one a cycle
             return [Checkpoint(*r) for r in rows]
 
     def last_checkpoint(self) -> Checkpoint | None:
@@ -381,15 +440,29 @@ def last_checkpoint_in(s: Session) -> Checkpoint | None:
 
 def add_checkpoint(s: Session, cp: Checkpoint) -> None:
     """Record ``cp`` inside the caller's transaction."""
-    s.connection().execute(insert(CHECKPOINTS), {
-        "seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "key_id": cp.key_id,
-        "signature": cp.signature, "prev": cp.prev})
+    s.connection().execute(
+        insert(CHECKPOINTS),
+        {
+            "seq": cp.seq,
+            "head_hash": cp.head_hash,
+            "ts": cp.ts,
+            "key_id": cp.key_id,
+            "signature": cp.signature,
+            "prev": cp.prev,
+        },
+    )
 
 
-
-RECORD_COLUMNS = (AuditEvent.seq, AuditEvent.ts, AuditEvent.event_type, AuditEvent.actor,
-                  cast(AuditEvent.payload, Text), AuditEvent.prev_hash, AuditEvent.hash,
-                  AuditEvent.canonical)
+RECORD_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.ts,
+    AuditEvent.event_type,
+    AuditEvent.actor,
+    cast(AuditEvent.payload, Text),
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+    AuditEvent.canonical,
+)
 
 
 def checked_record(row: Sequence[Any]) -> AuditRecord:
@@ -401,11 +474,22 @@ def checked_record(row: Sequence[Any]) -> AuditRecord:
     """
     seq, ts, event_type, actor, payload_text, prev_hash, hash_, canonical = row
     payload = _object(payload_text)
-    if payload is None or type(seq) is not int or not all(
-            type(v) is str for v in (ts, event_type, actor, prev_hash, hash_, canonical)):
+    if (
+        payload is None
+        or type(seq) is not int
+        or not all(type(v) is str for v in (ts, event_type, actor, prev_hash, hash_, canonical))
+    ):
         raise DamagedRecordError(seq)
-    return AuditRecord(seq=seq, ts=ts, event_type=event_type, actor=actor, payload=payload,
-                       prev_hash=prev_hash, hash=hash_, canonical=canonical)
+    return AuditRecord(
+        seq=seq,
+        ts=ts,
+        event_type=event_type,
+        actor=actor,
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=hash_,
+        canonical=canonical,
+    )
 
 
 def _object(payload_text: object) -> dict[str, Any] | None:

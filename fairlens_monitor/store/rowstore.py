@@ -81,8 +81,9 @@ def _connection(db: Engine | Connection) -> Iterator[Connection]:
         yield conn
 
 
-def iter_table(engine: Engine | Connection, table: str,
-               batch: int = 20000) -> Iterator[Sequence[Any]]:
+def iter_table(
+    engine: Engine | Connection, table: str, batch: int = 20000
+) -> Iterator[Sequence[Any]]:
     """Yield every row of ``table`` (current form's columns, id order), streaming.
 
     A plain DB-API cursor, server-side on PostgreSQL so memory stays flat.
@@ -135,8 +136,9 @@ def _lenient(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def ledger(engine: Engine | Connection, pruned_to: int = 0, *,
-           into: RowLedger | None = None) -> RowLedger:
+def ledger(
+    engine: Engine | Connection, pruned_to: int = 0, *, into: RowLedger | None = None
+) -> RowLedger:
     """Replay the chain's row entries (from the hashed canonical bytes) into a ledger.
 
     Args:
@@ -155,8 +157,10 @@ def ledger(engine: Engine | Connection, pruned_to: int = 0, *,
         server_side = engine.dialect.name == "postgresql"
         cursor = raw.cursor(name="fairlens_row_events") if server_side else raw.cursor()
         try:
-            cursor.execute("SELECT seq, event_type, canonical FROM audit_events "  # noqa: S608
-                           f"WHERE event_type IN ({types}) AND seq > {int(after)} ORDER BY seq")
+            cursor.execute(
+                "SELECT seq, event_type, canonical FROM audit_events "  # noqa: S608
+                f"WHERE event_type IN ({types}) AND seq > {int(after)} ORDER BY seq"
+            )
             while batch := cursor.fetchmany(5000):
                 for seq, event_type, canonical in batch:
                     payload = _row_entries(canonical)
@@ -165,14 +169,18 @@ def ledger(engine: Engine | Connection, pruned_to: int = 0, *,
                         payloads.append((number, str(event_type), payload))
         finally:
             cursor.close()
-    carried = [p for _, t, p in payloads if into is None and t == "chain_pruned"
-               and pruned_to and p.get("pruned_to") == pruned_to]
+    carried = [
+        p
+        for _, t, p in payloads
+        if into is None and t == "chain_pruned" and pruned_to and p.get("pruned_to") == pruned_to
+    ]
     if carried:
         try:
             out.carry(carried[-1])
         except (TypeError, ValueError, KeyError):
-            out.anomalies.append(Anomaly(None, "row_modified",
-                                         "the pruned ledger carried forward is malformed"))
+            out.anomalies.append(
+                Anomaly(None, "row_modified", "the pruned ledger carried forward is malformed")
+            )
     for seq, event_type, payload in payloads:
         out.apply(seq, event_type, payload)
     return out
@@ -193,11 +201,13 @@ _DECODE = json.JSONDecoder().raw_decode
 # ids plain integers, digests lower-case hex): read with two regular expressions instead of
 # the JSON decoder. Any other text is decoded as JSON, so both give the same value.
 _ENTRY = r'\[(?:0|[1-9][0-9]*),"[0-9a-f]{64}"\]'
-_LIST = rf'\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]'
-_STRICT = re.compile(rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
-                     rf'(?:,"group_results":{_LIST})?(?:,"readings":{_LIST})?'
-                     rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}')
-_IDS = re.compile(r'\[([0-9]+),').findall  # within a text _STRICT matched: one per entry
+_LIST = rf"\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]"
+_STRICT = re.compile(
+    rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
+    rf'(?:,"group_results":{_LIST})?(?:,"readings":{_LIST})?'
+    rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}'
+)
+_IDS = re.compile(r"\[([0-9]+),").findall  # within a text _STRICT matched: one per entry
 _DIGESTS = re.compile(r'"([0-9a-f]{64})"').findall
 _STRICT_TABLES = ("alerts", "group_results", "readings", "runs", "source_files")
 
@@ -211,8 +221,7 @@ def _digests_at(canonical: str, at: int) -> Any:
     out: dict[str, Any] = {"form": int(form)}
     for table, text_ in zip(_STRICT_TABLES, (alerts, *rest), strict=True):
         if text_ is not None:
-            out[table] = CheckedEntries(zip(map(int, _IDS(text_)), _DIGESTS(text_),
-                                            strict=True))
+            out[table] = CheckedEntries(zip(map(int, _IDS(text_)), _DIGESTS(text_), strict=True))
     return out
 
 
@@ -265,22 +274,31 @@ def carried_ledger(s: Session, up_to: int) -> dict[str, list[Any]]:
         ``{"<table>": [[id, digest, form, seq], ...]}`` of rows still recorded.
     """
     book = RowLedger()
-    rows = s.execute(select(AuditEvent.seq, AuditEvent.event_type, AuditEvent.canonical)
-                     .where(AuditEvent.event_type.in_(ROW_EVENTS), AuditEvent.seq <= up_to)
-                     .order_by(AuditEvent.seq)).all()
+    rows = s.execute(
+        select(AuditEvent.seq, AuditEvent.event_type, AuditEvent.canonical)
+        .where(AuditEvent.event_type.in_(ROW_EVENTS), AuditEvent.seq <= up_to)
+        .order_by(AuditEvent.seq)
+    ).all()
     payloads = [(int(seq), str(t), json.loads(c)["payload"]) for seq, t, c in rows]
-    prunes = sorted((int(p.get("pruned_to") or 0), i) for i, (_, t, p) in enumerate(payloads)
-                    if t == "chain_pruned")
+    prunes = sorted(
+        (int(p.get("pruned_to") or 0), i)
+        for i, (_, t, p) in enumerate(payloads)
+        if t == "chain_pruned"
+    )
     if prunes:
         book.carry(payloads[prunes[-1][1]][2])
     for seq, t, p in payloads:
         book.apply(seq, t, p)
-    return {table: [[i, *e] for i, e in sorted(book.rows[table].items())]
-            for table in TABLES if book.rows[table]}
+    return {
+        table: [[i, *e] for i, e in sorted(book.rows[table].items())]
+        for table in TABLES
+        if book.rows[table]
+    }
 
 
-def attach(events: Sequence[tuple[str, dict[str, Any]]], digests: Digests
-           ) -> list[tuple[str, dict[str, Any]]]:
+def attach(
+    events: Sequence[tuple[str, dict[str, Any]]], digests: Digests
+) -> list[tuple[str, dict[str, Any]]]:
     """Put each written row's digest on the event of its transaction that concerns it.
 
     An alert goes to the ``alert_raised`` event naming its ``alert_id`` or the
@@ -300,20 +318,29 @@ def attach(events: Sequence[tuple[str, dict[str, Any]]], digests: Digests
     alerts = {int(i): d for i, d in digests.get("alerts", ())}
     own: list[dict[str, list[Any]]] = [{} for _ in events]
     for n, (event_type, payload) in enumerate(events):
-        ids = ([payload.get("alert_id")] if event_type == "alert_raised" else
-               payload.get("alert_ids", []) if event_type == "alert_resolved" else [])
+        ids = (
+            [payload.get("alert_id")]
+            if event_type == "alert_raised"
+            else payload.get("alert_ids", [])
+            if event_type == "alert_resolved"
+            else []
+        )
         mine = [[i, alerts.pop(i)] for i in ids if isinstance(i, int) and i in alerts]
         if mine:
             own[n]["alerts"] = mine
-    home = next((n for n, (t, _) in enumerate(events) if t == "cycle_completed"),
-                len(events) - 1)
+    home = next((n for n, (t, _) in enumerate(events) if t == "cycle_completed"), len(events) - 1)
     for table in TABLES:
-        rest = ([[i, d] for i, d in sorted(alerts.items())] if table == "alerts"
-                else digests.get(table, []))
+        rest = (
+            [[i, d] for i, d in sorted(alerts.items())]
+            if table == "alerts"
+            else digests.get(table, [])
+        )
         if rest:
             own[home][table] = own[home].get(table, []) + rest
-    return [(t, {**p, "row_digests": {"form": form, **own[n]}} if own[n] else p)
-            for n, (t, p) in enumerate(events)]
+    return [
+        (t, {**p, "row_digests": {"form": form, **own[n]}} if own[n] else p)
+        for n, (t, p) in enumerate(events)
+    ]
 
 
 def needs_baseline(s: Session) -> bool:
@@ -321,11 +348,14 @@ def needs_baseline(s: Session) -> bool:
 
     Cheap on every start: one indexed lookup once the baseline (or any digest) exists.
     """
-    if s.scalar(select(AuditEvent.seq).where(AuditEvent.event_type == "rows_baseline")
-                .limit(1)) is not None:
+    if (
+        s.scalar(select(AuditEvent.seq).where(AuditEvent.event_type == "rows_baseline").limit(1))
+        is not None
+    ):
         return False
-    recorded = (AuditEvent.canonical.contains('"row_digests":')
-                | AuditEvent.canonical.contains('"rows_carried":'))
+    recorded = AuditEvent.canonical.contains('"row_digests":') | AuditEvent.canonical.contains(
+        '"rows_carried":'
+    )
     if s.scalar(select(AuditEvent.seq).where(recorded).limit(1)) is not None:
         return False
     return any(s.scalar(select(func.count()).select_from(_table(t))) for t in TABLES)
@@ -347,4 +377,5 @@ def baseline_digests(s: Session) -> Digests:
 
 def _table(name: str) -> Any:
     from sqlalchemy import table
+
     return table(name)

@@ -20,9 +20,12 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 from fairlens_monitor.ops.app import open_repository
 
-RANGES: dict[str, timedelta | None] = {"last hour": timedelta(hours=1),
-                                       "last day": timedelta(days=1),
-                                       "last week": timedelta(weeks=1), "all": None}
+RANGES: dict[str, timedelta | None] = {
+    "last hour": timedelta(hours=1),
+    "last day": timedelta(days=1),
+    "last week": timedelta(weeks=1),
+    "all": None,
+}
 MAX_POINTS = 2000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every stored time: "all"
 
@@ -78,14 +81,25 @@ def latest(engine: Engine) -> Latest | None:
     the first of them, so the page can say since when no decisions arrived.
     """
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
-            "AND (verdict IS NULL OR verdict != 'no_data') "
-            "ORDER BY reading_id DESC LIMIT 2")).mappings().all()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
+                    "AND (verdict IS NULL OR verdict != 'no_data') "
+                    "ORDER BY reading_id DESC LIMIT 2"
+                )
+            )
+            .mappings()
+            .all()
+        )
         newest_id = rows[0]["reading_id"] if rows else 0
-        empty_since = conn.execute(text(
-            "SELECT min(measured_at) FROM v_fairness_history WHERE scenario = 'monitored' "
-            "AND verdict = 'no_data' AND reading_id > :newest"), {"newest": newest_id}).scalar()
+        empty_since = conn.execute(
+            text(
+                "SELECT min(measured_at) FROM v_fairness_history WHERE scenario = 'monitored' "
+                "AND verdict = 'no_data' AND reading_id > :newest"
+            ),
+            {"newest": newest_id},
+        ).scalar()
     if not rows:
         return None
     row = dict(rows[0])
@@ -94,9 +108,17 @@ def latest(engine: Engine) -> Latest | None:
         high = row.get("dir_ci_high")
         interval = (float(row["dir_ci_low"]), None if high is None else float(high))
     else:  # a reading from before intervals were stored, or with an empty group
-        interval = ratio_ci(*(int(row[k] or 0) for k in (
-            "unprivileged_approved", "unprivileged_applicants", "privileged_approved",
-            "privileged_applicants")))
+        interval = ratio_ci(
+            *(
+                int(row[k] or 0)
+                for k in (
+                    "unprivileged_approved",
+                    "unprivileged_applicants",
+                    "privileged_approved",
+                    "privileged_applicants",
+                )
+            )
+        )
     previous = rows[1]["dir"] if len(rows) > 1 else None
     return Latest(row, previous, interval, _as_time(empty_since))
 
@@ -110,8 +132,12 @@ def _as_time(value: Any) -> datetime | None:
     return moment
 
 
-def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS,
-            ) -> pd.DataFrame:
+def history(
+    engine: Engine,
+    *,
+    since: datetime | None,
+    max_points: int = MAX_POINTS,
+) -> pd.DataFrame:
     """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
 
     Args:
@@ -132,21 +158,38 @@ def history(engine: Engine, *, since: datetime | None, max_points: int = MAX_POI
     with engine.connect() as conn:
         params = _buckets(conn, since, max_points)
         if params is None:
-            return pd.DataFrame(columns=["time", "scenario", "readings", "dir_min",
-                                         "dir_mean", "dir_max", "gap_mean", "alerts",
-                                         "drift_max",
-                                         "unprivileged_rate", "privileged_rate", "ci_low",
-                                         "ci_high"])
-        df = pd.read_sql_query(text(
-            "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
-            "count(*) AS readings, min(dir) AS dir_min, "
-            "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
-            "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
-            "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
-            "sum(unprivileged_approved) AS ua, "
-            "sum(unprivileged_count) AS un, sum(privileged_approved) AS pa, "
-            "sum(privileged_count) AS pn FROM readings WHERE id >= :low "
-            "GROUP BY bucket, scenario ORDER BY bucket"), conn, params=params)
+            return pd.DataFrame(
+                columns=[
+                    "time",
+                    "scenario",
+                    "readings",
+                    "dir_min",
+                    "dir_mean",
+                    "dir_max",
+                    "gap_mean",
+                    "alerts",
+                    "drift_max",
+                    "unprivileged_rate",
+                    "privileged_rate",
+                    "ci_low",
+                    "ci_high",
+                ]
+            )
+        df = pd.read_sql_query(
+            text(
+                "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
+                "count(*) AS readings, min(dir) AS dir_min, "
+                "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
+                "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
+                "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
+                "sum(unprivileged_approved) AS ua, "
+                "sum(unprivileged_count) AS un, sum(privileged_approved) AS pa, "
+                "sum(privileged_count) AS pn FROM readings WHERE id >= :low "
+                "GROUP BY bucket, scenario ORDER BY bucket"
+            ),
+            conn,
+            params=params,
+        )
     df = df.drop(columns="bucket")
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
     df["unprivileged_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
@@ -164,8 +207,9 @@ def group_count(reading: dict[str, Any]) -> int:
     return int(compared) + int(excluded or 0) + 1
 
 
-def group_history(engine: Engine, *, since: datetime | None,
-                  max_points: int = MAX_POINTS) -> pd.DataFrame:
+def group_history(
+    engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS
+) -> pd.DataFrame:
     """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
 
     Returns:
@@ -176,13 +220,18 @@ def group_history(engine: Engine, *, since: datetime | None,
         params = _buckets(conn, since, max_points)
         if params is None:
             return pd.DataFrame(columns=["time", "group", "rate", "role"])
-        df = pd.read_sql_query(text(
-            "SELECT (g.id - :low) / :width AS bucket, x.label AS grp, min(x.role) AS role, "
-            "min(g.measured_at) AS time, sum(x.approved) AS approved, "
-            "sum(x.applicants) AS applicants FROM readings g "
-            "JOIN group_results x ON x.reading_id = g.id "
-            "WHERE g.id >= :low AND g.scenario = 'monitored' "
-            "GROUP BY bucket, x.label ORDER BY bucket"), conn, params=params)
+        df = pd.read_sql_query(
+            text(
+                "SELECT (g.id - :low) / :width AS bucket, x.label AS grp, min(x.role) AS role, "
+                "min(g.measured_at) AS time, sum(x.approved) AS approved, "
+                "sum(x.applicants) AS applicants FROM readings g "
+                "JOIN group_results x ON x.reading_id = g.id "
+                "WHERE g.id >= :low AND g.scenario = 'monitored' "
+                "GROUP BY bucket, x.label ORDER BY bucket"
+            ),
+            conn,
+            params=params,
+        )
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
     df["rate"] = df["approved"] / df["applicants"].where(df["applicants"] > 0)
     return df.rename(columns={"grp": "group"})[["time", "group", "rate", "role"]]
@@ -193,19 +242,24 @@ def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.Da
     first; never the token."""
     with engine.connect() as conn:
         params = {"limit": limit, "since": _db_time(conn, since)}
-        return pd.read_sql_query(text(
-            "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
-            "unprivileged_approved, unprivileged_applicants, privileged_approved, "
-            "privileged_applicants, gap, closed_at "
-            "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"),
-            conn, params=params)
+        return pd.read_sql_query(
+            text(
+                "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
+                "unprivileged_approved, unprivileged_applicants, privileged_approved, "
+                "privileged_applicants, gap, closed_at "
+                "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"
+            ),
+            conn,
+            params=params,
+        )
 
 
 def alert_token(engine: Engine, alert_id: int) -> str | None:
     """Return one alert's Fernet token (to decrypt only where the key is readable)."""
     with engine.connect() as conn:
-        return conn.execute(text("SELECT token FROM alerts WHERE id = :id"),
-                            {"id": alert_id}).scalar()
+        return conn.execute(
+            text("SELECT token FROM alerts WHERE id = :id"), {"id": alert_id}
+        ).scalar()
 
 
 @dataclass(frozen=True)
@@ -225,22 +279,25 @@ class Health:
 def health(engine: Engine) -> Health:
     """Return the last successful cycle, failed and missed counts and the last error."""
     with engine.connect() as conn:
-        last_ok = conn.execute(text(
-            "SELECT finished_at FROM runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1")
+        last_ok = conn.execute(
+            text("SELECT finished_at FROM runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1")
         ).scalar()
-        failed, last_error = conn.execute(text(
-            "SELECT count(*), (SELECT error FROM runs WHERE status = 'failed' "
-            "ORDER BY id DESC LIMIT 1) FROM runs WHERE status = 'failed'")).one()
-        missed = conn.execute(text(
-            "SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")).scalar()
+        failed, last_error = conn.execute(
+            text(
+                "SELECT count(*), (SELECT error FROM runs WHERE status = 'failed' "
+                "ORDER BY id DESC LIMIT 1) FROM runs WHERE status = 'failed'"
+            )
+        ).one()
+        missed = conn.execute(
+            text("SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")
+        ).scalar()
     when = None
     if last_ok is not None:
         when = pd.Timestamp(last_ok).to_pydatetime().replace(tzinfo=UTC)
     return Health(when, int(failed), int(missed or 0), last_error)
 
 
-def _buckets(conn: Connection, since: datetime | None,
-             max_points: int) -> dict[str, Any] | None:
+def _buckets(conn: Connection, since: datetime | None, max_points: int) -> dict[str, Any] | None:
     """Query parameters that cut the readings since ``since`` into ~``max_points`` buckets.
 
     Readings are appended in time order, so buckets of consecutive ids are time buckets;
@@ -248,9 +305,9 @@ def _buckets(conn: Connection, since: datetime | None,
     there is no reading in the range.
     """
     params: dict[str, Any] = {"since": _db_time(conn, since)}
-    low, high = conn.execute(text(
-        "SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"),
-        params).one()  # answered from the measured_at index alone
+    low, high = conn.execute(
+        text("SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"), params
+    ).one()  # answered from the measured_at index alone
     if low is None:
         return None
     params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))

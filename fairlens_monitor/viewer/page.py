@@ -33,13 +33,16 @@ from fairlens_monitor.security.passwords import scrub, shown_url
 from fairlens_monitor.viewer import data
 from fairlens_monitor.viewer.rows import LiveLedger
 
-STATUS = {"adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
-          "inconclusive": ("orange", "INCONCLUSIVE — below the threshold but not "
-                                     "significant, or a group too small"),
-          "drifting": ("orange", "DRIFTING — DIR shifting down (drift chart above its "
-                                 "threshold)"),
-          "warning": ("orange", "WARNING — approval gap above its threshold"),
-          "ok": ("green", "OK")}
+STATUS = {
+    "adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
+    "inconclusive": (
+        "orange",
+        "INCONCLUSIVE — below the threshold but not significant, or a group too small",
+    ),
+    "drifting": ("orange", "DRIFTING — DIR shifting down (drift chart above its threshold)"),
+    "warning": ("orange", "WARNING — approval gap above its threshold"),
+    "ok": ("green", "OK"),
+}
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -53,9 +56,13 @@ def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
         # With two groups the history query already has both rates; read group_results (a
         # join over every group row) only when there are more groups to draw.
         many = latest is not None and data.group_count(latest.reading) > 2
-        return {"latest": latest, "history": data.history(engine, since=since),
-                "groups": data.group_history(engine, since=since) if many else pd.DataFrame(),
-                "alerts": data.alerts(engine, since=since), "health": data.health(engine)}
+        return {
+            "latest": latest,
+            "history": data.history(engine, since=since),
+            "groups": data.group_history(engine, since=since) if many else pd.DataFrame(),
+            "alerts": data.alerts(engine, since=since),
+            "health": data.health(engine),
+        }
     finally:
         engine.dispose()
 
@@ -89,8 +96,10 @@ class ChainWatcher:
 
     def _loop(self) -> None:
         while True:
-            (self.verdict, self.alarm), self.checked_at = (_verify(self.config_path),
-                                                           datetime.now(UTC))
+            (self.verdict, self.alarm), self.checked_at = (
+                _verify(self.config_path),
+                datetime.now(UTC),
+            )
             self._first.set()
             time.sleep(self.every)
 
@@ -104,26 +113,40 @@ def _verify(config_path: str) -> tuple[str, str | None]:
     """
     try:
         done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-            [sys.executable, "-m", "fairlens_monitor", "--config", config_path, "verify",
-             "--json"], capture_output=True, text=True, timeout=1800, check=False)
+            [sys.executable, "-m", "fairlens_monitor", "--config", config_path, "verify", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot verify here: {exc}", None
     if done.returncode == 2 or not done.stdout.strip():
         return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}", None
     report = json.loads(done.stdout)
     lost = [w["seq"] for w in report.get("warnings", []) if w["kind"] == "restored_loss"]
-    loss = (f"; anchored history lost by a signed restore: seq "
-            f"{', '.join(map(str, lost))}" if lost else "")
+    loss = (
+        f"; anchored history lost by a signed restore: seq {', '.join(map(str, lost))}"
+        if lost
+        else ""
+    )
     if report["intact"]:
-        return (f"intact — {report['count']} events, anchored up to seq "
-                f"{report['anchored_seq']} ({report['unanchored_events']} not yet "
-                "anchored)" + loss), None
+        return (
+            f"intact — {report['count']} events, anchored up to seq "
+            f"{report['anchored_seq']} ({report['unanchored_events']} not yet "
+            "anchored)" + loss
+        ), None
     first = report["anomalies"][0]
-    where = (f"seq {first['seq']}" if first.get("table") is None else
-             f"{first['table']} row {first['id']}"
-             + ("" if first["seq"] is None else f" (seq {first['seq']})"))
-    return (f"TAMPERED at {where} ({first['kind']}) — {len(report['anomalies'])} anomalies",
-            f"{where}: {first['kind']} — {first['detail']}")
+    where = (
+        f"seq {first['seq']}"
+        if first.get("table") is None
+        else f"{first['table']} row {first['id']}"
+        + ("" if first["seq"] is None else f" (seq {first['seq']})")
+    )
+    return (
+        f"TAMPERED at {where} ({first['kind']}) — {len(report['anomalies'])} anomalies",
+        f"{where}: {first['kind']} — {first['detail']}",
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -152,24 +175,44 @@ def _marks(settings: Settings, table: str, ids: list[int]) -> dict[int, tuple[bo
 
 def _dir_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.FacetChart:
     base = alt.Chart(hist).encode(x=alt.X("time:T", title="time (UTC)"))
-    band = base.transform_filter(alt.datum.scenario == "monitored").mark_area(
-        opacity=0.2).encode(y=alt.Y("ci_low:Q", title="DIR"), y2="ci_high:Q")
-    line = base.mark_line().encode(y="dir_mean:Q", color=alt.Color("scenario:N"),
-                                   tooltip=["time:T", "scenario:N", "dir_mean:Q", "dir_min:Q",
-                                            "dir_max:Q", "readings:Q"])
-    marks = base.transform_filter(alt.datum.alerts > 0).mark_point(
-        color="red", filled=True, size=40).encode(y="dir_min:Q")
-    rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(
-        color="red", strokeDash=[6, 4]).encode(y="y:Q")
+    band = (
+        base.transform_filter(alt.datum.scenario == "monitored")
+        .mark_area(opacity=0.2)
+        .encode(y=alt.Y("ci_low:Q", title="DIR"), y2="ci_high:Q")
+    )
+    line = base.mark_line().encode(
+        y="dir_mean:Q",
+        color=alt.Color("scenario:N"),
+        tooltip=["time:T", "scenario:N", "dir_mean:Q", "dir_min:Q", "dir_max:Q", "readings:Q"],
+    )
+    marks = (
+        base.transform_filter(alt.datum.alerts > 0)
+        .mark_point(color="red", filled=True, size=40)
+        .encode(y="dir_min:Q")
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold]}))
+        .mark_rule(color="red", strokeDash=[6, 4])
+        .encode(y="y:Q")
+    )
     return alt.layer(band, line, marks, rule)
 
 
 def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.FacetChart:
-    line = alt.Chart(hist).mark_line().encode(
-        x=alt.X("time:T", title="time (UTC)"), y=alt.Y("drift_max:Q", title="statistic"),
-        tooltip=["time:T", "drift_max:Q"])
-    rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(
-        color="orange", strokeDash=[6, 4]).encode(y="y:Q")
+    line = (
+        alt.Chart(hist)
+        .mark_line()
+        .encode(
+            x=alt.X("time:T", title="time (UTC)"),
+            y=alt.Y("drift_max:Q", title="statistic"),
+            tooltip=["time:T", "drift_max:Q"],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold]}))
+        .mark_rule(color="orange", strokeDash=[6, 4])
+        .encode(y="y:Q")
+    )
     return alt.layer(line, rule)
 
 
@@ -180,8 +223,10 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
     watcher = _watcher(config_path())
     chain = watcher.status(wait=1.0)
     if watcher.alarm is not None:
-        st.error(f"**Audit trail TAMPERED** — first anomaly: {watcher.alarm}. What this page "
-                 "shows may not be what was recorded; run `fairlens-monitor verify`.")
+        st.error(
+            f"**Audit trail TAMPERED** — first anomaly: {watcher.alarm}. What this page "
+            "shows may not be what was recorded; run `fairlens-monitor verify`."
+        )
     try:
         loaded = _load(url, range_name, settings)
     except FairlensError as exc:
@@ -189,37 +234,60 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
         return
     latest: data.Latest | None = loaded["latest"]
     if latest is None:
-        st.info("No readings with decisions yet: the daemon has not completed a cycle, or "
-                "every window so far was empty (no_data).")
+        st.info(
+            "No readings with decisions yet: the daemon has not completed a cycle, or "
+            "every window so far was empty (no_data)."
+        )
         return
     row = latest.reading
     if latest.empty_since is not None:
-        st.warning(f"No decisions in the source's windows since "
-                   f"{latest.empty_since:%Y-%m-%d %H:%M} UTC (no_data readings); showing the "
-                   "newest reading with decisions.")
+        st.warning(
+            f"No decisions in the source's windows since "
+            f"{latest.empty_since:%Y-%m-%d %H:%M} UTC (no_data readings); showing the "
+            "newest reading with decisions."
+        )
     colour, label = STATUS[latest.status]
     cols = st.columns(4)
-    delta = None if latest.previous_dir is None or row["dir"] is None else (
-        f"{row['dir'] - latest.previous_dir:+.3f}")
-    cols[0].metric("Monitored DIR", "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
-                   delta=delta, help="Disparate Impact Ratio of the newest monitored reading")
+    delta = (
+        None
+        if latest.previous_dir is None or row["dir"] is None
+        else (f"{row['dir'] - latest.previous_dir:+.3f}")
+    )
+    cols[0].metric(
+        "Monitored DIR",
+        "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
+        delta=delta,
+        help="Disparate Impact Ratio of the newest monitored reading",
+    )
     cols[0].markdown(f":{colour}[**{label}**]")
-    cols[0].caption(f"95% interval {format_interval(*latest.interval)} "
-                    + ("" if row.get("p_value") is None else
-                       f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"))
+    cols[0].caption(
+        f"95% interval {format_interval(*latest.interval)} "
+        + (
+            ""
+            if row.get("p_value") is None
+            else f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"
+        )
+    )
     if row.get("verdict_reason"):
         cols[0].caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
     if row.get("risk_level"):
         cols[0].markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
     reading_id = int(row["reading_id"])
     verified, why = _marks(settings, "readings", [reading_id])[reading_id]
-    cols[0].markdown(f":green[✓ reading {reading_id} verified] — {why}" if verified else
-                     f":red[**✗ reading {reading_id} NOT verified** — {why}]")
+    cols[0].markdown(
+        f":green[✓ reading {reading_id} verified] — {why}"
+        if verified
+        else f":red[**✗ reading {reading_id} NOT verified** — {why}]"
+    )
     cols[1].metric("Approval gap", f"{row['gap']:.3f}")
-    cols[2].metric(f"{row['unprivileged_group']} approved",
-                   f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}")
-    cols[3].metric(f"{row['privileged_group']} approved",
-                   f"{row['privileged_approved']}/{row['privileged_applicants']}")
+    cols[2].metric(
+        f"{row['unprivileged_group']} approved",
+        f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}",
+    )
+    cols[3].metric(
+        f"{row['privileged_group']} approved",
+        f"{row['privileged_approved']}/{row['privileged_applicants']}",
+    )
 
     hist = loaded["history"]
     st.subheader("DIR over time")
@@ -232,15 +300,21 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
     if not per_group.empty:
         right.line_chart(per_group, x="time", y="rate", color="group")
     else:  # readings from before per-group rows were stored
-        groups = {"unprivileged_rate": str(row["unprivileged_group"]),
-                  "privileged_rate": str(row["privileged_group"])}
-        right.line_chart(hist[hist["scenario"] == "monitored"].rename(columns=groups),
-                         x="time", y=list(groups.values()))
+        groups = {
+            "unprivileged_rate": str(row["unprivileged_group"]),
+            "privileged_rate": str(row["privileged_group"]),
+        }
+        right.line_chart(
+            hist[hist["scenario"] == "monitored"].rename(columns=groups),
+            x="time",
+            y=list(groups.values()),
+        )
     monitored = hist[hist["scenario"] == "monitored"]
     if monitored["drift_max"].notna().any():
         st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
-        st.altair_chart(_drift_chart(monitored, settings.drift_detection.threshold),
-                        width="stretch")
+        st.altair_chart(
+            _drift_chart(monitored, settings.drift_detection.threshold), width="stretch"
+        )
 
     _alerts(settings, loaded["alerts"], signed_in)
     _health(settings, loaded["health"], chain)
@@ -252,11 +326,11 @@ def _alerts(settings: Settings, table: pd.DataFrame, signed_in: bool) -> None:
         st.caption("No alert in this time range.")
         return
     marks = _marks(settings, "alerts", [int(i) for i in table["alert_id"]])
-    table = table.assign(verified=["✓" if marks[int(i)][0] else "✗ " + marks[int(i)][1]
-                                   for i in table["alert_id"]])
+    table = table.assign(
+        verified=["✓" if marks[int(i)][0] else "✗ " + marks[int(i)][1] for i in table["alert_id"]]
+    )
     if not all(ok for ok, _ in marks.values()):
-        st.error("Some alert rows below are NOT what the audit trail recorded (column "
-                 "'verified').")
+        st.error("Some alert rows below are NOT what the audit trail recorded (column 'verified').")
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Explanation of alert", table["alert_id"].tolist(), key="alert")
     if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
@@ -282,8 +356,9 @@ def _health(settings: Settings, health: data.Health, chain: str) -> None:
     st.subheader("Daemon health")
     cols = st.columns(4)
     age = health.age(datetime.now(UTC))
-    cols[0].metric("Last successful cycle",
-                   "never" if age is None else f"{age.total_seconds():.0f} s ago")
+    cols[0].metric(
+        "Last successful cycle", "never" if age is None else f"{age.total_seconds():.0f} s ago"
+    )
     cols[1].metric("Failed runs", health.failed)
     cols[2].metric("Missed runs", health.missed)
     cols[3].markdown(f"**Audit chain:** {chain}")
@@ -299,8 +374,11 @@ def config_path() -> str:
 def _source_text(settings: Settings) -> str:
     src = settings.source
     where = src.table or ("query" if src.query else Path(src.path or "").name)
-    return (f"- source: {src.kind} `{where}`, outcome `{src.outcome}`, window {src.window}"
-            + (f", stratum `{src.stratum}`" if src.stratum else "") + "\n")
+    return (
+        f"- source: {src.kind} `{where}`, outcome `{src.outcome}`, window {src.window}"
+        + (f", stratum `{src.stratum}`" if src.stratum else "")
+        + "\n"
+    )
 
 
 def main() -> None:
@@ -316,8 +394,10 @@ def main() -> None:
     with st.sidebar:
         signed_in = _sign_in(settings)
     if exposed and not signed_in:
-        st.info("This page is served beyond this machine: sign in with the page token (in "
-                "the sidebar) to see it.")
+        st.info(
+            "This page is served beyond this machine: sign in with the page token (in "
+            "the sidebar) to see it."
+        )
         return
     with st.sidebar:
         range_name = st.radio("Time range", list(data.RANGES), index=1, key="range")
@@ -325,22 +405,31 @@ def main() -> None:
             st.cache_data.clear()
         sim, th = settings.simulation, settings.thresholds
         st.markdown("**Values in use** (set in the daemon's config, not here)")
-        st.markdown(f"- database: `{shown_url(settings.database.url)}`\n"
-                    f"- interval: {settings.schedule.interval_seconds:g} s\n"
-                    + (_source_text(settings) if sim is None else
-                       f"- n_samples: {sim.n_samples}\n"
-                       f"- drift: {sim.drift.mode} {sim.drift.start:g}"
-                       + (f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
-                          if sim.drift.mode == "ramp" else "") + "\n")
-                    + f"- thresholds: DIR < {th.dir:g} and p < {th.alpha:g} (adverse), "
-                    f"gap > {th.gap:g}, groups ≥ {th.min_group_size} applicants and "
-                    f"≥ {th.min_group_share:.0%} of rows\n"
-                    f"- groups: {' & '.join(settings.measurement.protected_attributes)}, "
-                    f"reference {settings.measurement.reference}\n"
-                    f"- drift chart: baseline {settings.drift_detection.baseline_readings}, "
-                    f"k {settings.drift_detection.slack:g}, "
-                    f"h {settings.drift_detection.threshold:g}\n"
-                    f"- alerts close after {settings.alerts.close_after} clean readings")
+        st.markdown(
+            f"- database: `{shown_url(settings.database.url)}`\n"
+            f"- interval: {settings.schedule.interval_seconds:g} s\n"
+            + (
+                _source_text(settings)
+                if sim is None
+                else f"- n_samples: {sim.n_samples}\n"
+                f"- drift: {sim.drift.mode} {sim.drift.start:g}"
+                + (
+                    f" → {sim.drift.end:g} over {sim.drift.cycles} cycles"
+                    if sim.drift.mode == "ramp"
+                    else ""
+                )
+                + "\n"
+            )
+            + f"- thresholds: DIR < {th.dir:g} and p < {th.alpha:g} (adverse), "
+            f"gap > {th.gap:g}, groups ≥ {th.min_group_size} applicants and "
+            f"≥ {th.min_group_share:.0%} of rows\n"
+            f"- groups: {' & '.join(settings.measurement.protected_attributes)}, "
+            f"reference {settings.measurement.reference}\n"
+            f"- drift chart: baseline {settings.drift_detection.baseline_readings}, "
+            f"k {settings.drift_detection.slack:g}, "
+            f"h {settings.drift_detection.threshold:g}\n"
+            f"- alerts close after {settings.alerts.close_after} clean readings"
+        )
     dashboard(settings, str(range_name), signed_in)
 
 
@@ -355,8 +444,10 @@ def _sign_in(settings: Settings) -> bool:
         st.warning(f"Sign-in unavailable: {exc}")
         return False
     if expected is None:
-        st.caption("No page token: explanations stay encrypted. Create one with "
-                   "`fairlens-monitor page-token`.")
+        st.caption(
+            "No page token: explanations stay encrypted. Create one with "
+            "`fairlens-monitor page-token`."
+        )
         return False
     given = st.text_input("Page token", type="password", key="page_token")
     if not given:

@@ -27,8 +27,7 @@ class LiveLedger:
         self.book: RowLedger | None = None
         self.lock = threading.Lock()
 
-    def marks(self, engine: Engine, table: str, ids: Iterable[int]
-              ) -> dict[int, tuple[bool, str]]:
+    def marks(self, engine: Engine, table: str, ids: Iterable[int]) -> dict[int, tuple[bool, str]]:
         """Whether each row shown is the row the chain recorded.
 
         Args:

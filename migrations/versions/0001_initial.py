@@ -66,10 +66,10 @@ def upgrade() -> None:
         sa.Column("gap_alert", sa.Boolean(), nullable=False),
         sa.Column("config_hash", sa.String(64), nullable=False),
         sa.Column("code_version", sa.String(32), nullable=False),
-        sa.CheckConstraint("scenario IN ('reference', 'monitored')",
-                           name=op.f("ck_readings_scenario")),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"],
-                                name=op.f("fk_readings_run_id_runs")),
+        sa.CheckConstraint(
+            "scenario IN ('reference', 'monitored')", name=op.f("ck_readings_scenario")
+        ),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_readings_run_id_runs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_readings")),
         sa.UniqueConstraint("run_id", "scenario", name=op.f("uq_readings_run_id")),
     )
@@ -87,11 +87,13 @@ def upgrade() -> None:
         sa.Column("token", sa.Text(), nullable=False),
         sa.Column("key_id", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')",
-                           name=op.f("ck_alerts_state")),
+        sa.CheckConstraint(
+            "state IN ('open', 'acknowledged', 'resolved')", name=op.f("ck_alerts_state")
+        ),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_alerts_run_id_runs")),
-        sa.ForeignKeyConstraint(["reading_id"], ["readings.id"],
-                                name=op.f("fk_alerts_reading_id_readings")),
+        sa.ForeignKeyConstraint(
+            ["reading_id"], ["readings.id"], name=op.f("fk_alerts_reading_id_readings")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("reading_id", name=op.f("uq_alerts_reading_id")),
     )

@@ -27,15 +27,29 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 READING_COLUMNS: list[tuple[str, sa.types.TypeEngine[object]]] = [
-    ("verdict", sa.String(16)), ("verdict_reason", sa.Text()), ("p_value", sa.Float()),
-    ("p_adjusted", sa.Float()), ("test", sa.String(8)), ("dir_ci_low", sa.Float()),
-    ("dir_ci_high", sa.Float()), ("shortfall", sa.Float()), ("alpha", sa.Float()),
-    ("confidence", sa.Float()), ("min_group_size", sa.Integer()),
-    ("min_group_share", sa.Float()), ("reference_mode", sa.String(16)),
-    ("groups_compared", sa.Integer()), ("groups_excluded", sa.Integer()),
-    ("label_column", sa.String(64)), ("dp_difference", sa.Float()), ("dp_ratio", sa.Float()),
-    ("eop_difference", sa.Float()), ("eodds_difference", sa.Float()),
-    ("eodds_ratio", sa.Float()), ("drift_statistic", sa.Float()), ("drift_alert", sa.Boolean()),
+    ("verdict", sa.String(16)),
+    ("verdict_reason", sa.Text()),
+    ("p_value", sa.Float()),
+    ("p_adjusted", sa.Float()),
+    ("test", sa.String(8)),
+    ("dir_ci_low", sa.Float()),
+    ("dir_ci_high", sa.Float()),
+    ("shortfall", sa.Float()),
+    ("alpha", sa.Float()),
+    ("confidence", sa.Float()),
+    ("min_group_size", sa.Integer()),
+    ("min_group_share", sa.Float()),
+    ("reference_mode", sa.String(16)),
+    ("groups_compared", sa.Integer()),
+    ("groups_excluded", sa.Integer()),
+    ("label_column", sa.String(64)),
+    ("dp_difference", sa.Float()),
+    ("dp_ratio", sa.Float()),
+    ("eop_difference", sa.Float()),
+    ("eodds_difference", sa.Float()),
+    ("eodds_ratio", sa.Float()),
+    ("drift_statistic", sa.Float()),
+    ("drift_alert", sa.Boolean()),
 ]
 
 VIEWS = {
@@ -117,10 +131,12 @@ def upgrade() -> None:
         sa.Column("test", sa.String(8), nullable=True),
         sa.Column("shortfall", sa.Float(), nullable=True),
         sa.Column("verdict", sa.String(16), nullable=True),
-        sa.CheckConstraint("role IN ('reference', 'compared', 'excluded')",
-                           name=op.f("ck_group_results_role")),
-        sa.ForeignKeyConstraint(["reading_id"], ["readings.id"],
-                                name=op.f("fk_group_results_reading_id_readings")),
+        sa.CheckConstraint(
+            "role IN ('reference', 'compared', 'excluded')", name=op.f("ck_group_results_role")
+        ),
+        sa.ForeignKeyConstraint(
+            ["reading_id"], ["readings.id"], name=op.f("fk_group_results_reading_id_readings")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_group_results")),
         sa.UniqueConstraint("reading_id", "label", name=op.f("uq_group_results_reading_id")),
     )
@@ -131,8 +147,9 @@ def upgrade() -> None:
         batch.create_check_constraint("kind", "kind IN ('dir', 'drift')")
         batch.add_column(sa.Column("verdict", sa.String(16), nullable=True))
         batch.add_column(sa.Column("last_reading_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("clean_streak", sa.Integer(), server_default="0",
-                                   nullable=False))
+        batch.add_column(
+            sa.Column("clean_streak", sa.Integer(), server_default="0", nullable=False)
+        )
         batch.add_column(sa.Column("closed_at", UTCDateTime(), nullable=True))
         batch.create_index(batch.f("ix_alerts_state"), ["state"])
     for name, body in VIEWS.items():

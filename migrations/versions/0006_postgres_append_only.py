@@ -34,8 +34,10 @@ def upgrade() -> None:
                 USING ERRCODE = 'insufficient_privilege';
         END $$""")
     for table in APPEND_ONLY:
-        op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-                   f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION fairlens_append_only()")
+        op.execute(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION fairlens_append_only()"
+        )
 
 
 def downgrade() -> None:

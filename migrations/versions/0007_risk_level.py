@@ -23,16 +23,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-
 _0005 = load_sibling(__file__, "0005_verdicts_groups_episodes")
 BEFORE = {name: _0005.VIEWS[name] for name in ("v_fairness_history", "v_alerts")}
 AFTER = {
     "v_fairness_history": BEFORE["v_fairness_history"].replace(
         "g.drift_alert\n        FROM readings g",
-        "g.drift_alert, g.risk_level\n        FROM readings g"),
+        "g.drift_alert, g.risk_level\n        FROM readings g",
+    ),
     "v_alerts": BEFORE["v_alerts"].replace(
         "g.drift_statistic\n        FROM alerts a",
-        "g.drift_statistic, g.risk_level\n        FROM alerts a"),
+        "g.drift_statistic, g.risk_level\n        FROM alerts a",
+    ),
 }
 if AFTER == BEFORE:
     raise RuntimeError("0007 could not extend the 0005 views")
@@ -54,6 +55,9 @@ def downgrade() -> None:
     op.execute("DROP VIEW v_group_results")
     with op.batch_alter_table("readings") as batch:
         batch.drop_column("risk_level")
-    for name, body in {**BEFORE, "v_runs": _0005.V_RUNS_0003,
-                       "v_group_results": _0005.VIEWS["v_group_results"]}.items():
+    for name, body in {
+        **BEFORE,
+        "v_runs": _0005.V_RUNS_0003,
+        "v_group_results": _0005.VIEWS["v_group_results"],
+    }.items():
         op.execute(f"CREATE VIEW {name} AS {body}")

@@ -37,8 +37,8 @@ NULLABLE = ("unprivileged_rate", "privileged_rate", "gap")
 HISTORY_BEFORE = load_sibling(__file__, "0007_risk_level").AFTER["v_fairness_history"]
 HISTORY_AFTER = HISTORY_BEFORE.replace(
     "g.drift_alert, g.risk_level\n        FROM readings g",
-    "g.drift_alert, g.risk_level, g.window_start, g.window_end, g.lineage\n"
-    "        FROM readings g")
+    "g.drift_alert, g.risk_level, g.window_start, g.window_end, g.lineage\n        FROM readings g",
+)
 if HISTORY_AFTER == HISTORY_BEFORE:
     raise RuntimeError("0008 could not extend v_fairness_history")
 V_SOURCE_FILES = """
@@ -48,10 +48,17 @@ V_SOURCE_FILES = """
 
 
 def _sqlite_objects(kind: str, table: str | None = None) -> dict[str, str]:
-    rows = op.get_bind().execute(sa.text(
-        "SELECT name, sql FROM sqlite_master WHERE type = :kind AND sql IS NOT NULL "
-        "AND (:table IS NULL OR tbl_name = :table) ORDER BY name"),
-        {"kind": kind, "table": table}).all()
+    rows = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT name, sql FROM sqlite_master WHERE type = :kind AND sql IS NOT NULL "
+                "AND (:table IS NULL OR tbl_name = :table) ORDER BY name"
+            ),
+            {"kind": kind, "table": table},
+        )
+        .all()
+    )
     return {str(name): str(sql) for name, sql in rows}
 
 
@@ -93,9 +100,11 @@ def _set_nullable(nullable: bool) -> None:
 def upgrade() -> None:
     _set_nullable(True)
     op.execute("DROP VIEW v_fairness_history")
-    for column in (sa.Column("window_start", UTCDateTime(), nullable=True),
-                   sa.Column("window_end", UTCDateTime(), nullable=True),
-                   sa.Column("lineage", sa.JSON(), nullable=True)):
+    for column in (
+        sa.Column("window_start", UTCDateTime(), nullable=True),
+        sa.Column("window_end", UTCDateTime(), nullable=True),
+        sa.Column("lineage", sa.JSON(), nullable=True),
+    ):
         op.add_column("readings", column)
     op.execute(f"CREATE VIEW v_fairness_history AS {HISTORY_AFTER}")
     op.create_table(
@@ -109,8 +118,9 @@ def upgrade() -> None:
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
         sa.Column("rows", sa.BigInteger(), nullable=False),
         sa.Column("decisions", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["reading_id"], ["readings.id"],
-                                name=op.f("fk_source_files_reading_id_readings")),
+        sa.ForeignKeyConstraint(
+            ["reading_id"], ["readings.id"], name=op.f("fk_source_files_reading_id_readings")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_files")),
     )
     op.create_index(op.f("ix_source_files_reading_id"), "source_files", ["reading_id"])
@@ -119,11 +129,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    empty = op.get_bind().execute(sa.text(
-        "SELECT count(*) FROM readings WHERE unprivileged_rate IS NULL OR gap IS NULL")).scalar()
+    empty = (
+        op.get_bind()
+        .execute(
+            sa.text("SELECT count(*) FROM readings WHERE unprivileged_rate IS NULL OR gap IS NULL")
+        )
+        .scalar()
+    )
     if empty:
-        raise RuntimeError(f"{empty} no_data readings have no rates; revision 0007 cannot "
-                           "hold them (delete them first, or stay on 0008)")
+        raise RuntimeError(
+            f"{empty} no_data readings have no rates; revision 0007 cannot "
+            "hold them (delete them first, or stay on 0008)"
+        )
     op.execute("DROP VIEW v_source_files")
     op.drop_index(op.f("ix_source_files_path"), table_name="source_files")
     op.drop_index(op.f("ix_source_files_reading_id"), table_name="source_files")

@@ -15,8 +15,9 @@ def main() -> None:
     url, count, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     repo = Repository(make_engine(url, busy_timeout_ms=60_000))
     for i in range(count):
-        repo.append_event("test_append", name, {"writer": name, "i": i},
-                          ts="2026-01-01T00:00:00.000000Z")
+        repo.append_event(
+            "test_append", name, {"writer": name, "i": i}, ts="2026-01-01T00:00:00.000000Z"
+        )
     repo.engine.dispose()
 
 
