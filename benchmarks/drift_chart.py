@@ -45,10 +45,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.monitoring.drift import (
     DISPERSION_CONFIDENCE,
-    CusumSettings,
     cusum_path,
     fit_baseline,
 )

@@ -2,7 +2,10 @@
 
 Every layer raises these; only the CLI (the outer edge of the pipeline) turns them into a
 message on stderr and an exit code. Each class builds its own message from the facts it is
-given, so callers never format error text by hand.
+given, so callers never format error text by hand. The store's own error,
+:class:`fairlens_monitor.store.errors.StoreError`, lives with the store because its message
+must hide the database password (``security.passwords``), which this bottom layer may not
+import.
 
 Exit codes: 0 ok, 1 a problem was found (e.g. a tampered chain), 2 usage, config or input
 error (and anything else the user must fix before the command can work).
@@ -65,17 +68,6 @@ class OutputFileError(FairlensError):
         super().__init__(
             f"cannot write {path}: {problem}; choose a writable file in an existing folder"
         )
-
-
-class StoreError(FairlensError):
-    """The database cannot be opened, migrated or written (the message never shows its
-    password: the URL is shown with the password hidden, the problem scrubbed of it)."""
-
-    def __init__(self, url: str, problem: str) -> None:
-        from fairlens_monitor.security.passwords import scrub, shown_url  # deferred: SQLAlchemy
-
-        self.url = url
-        super().__init__(f"database {shown_url(url)}: {scrub(problem, url)}")
 
 
 class AlreadyRunningError(FairlensError):

@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.security.passwords import install_password_filter, scrub, shown_url
+from fairlens_monitor.store.errors import StoreError
 
 CANARY = "Cn4ryPw0rdQ7"
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"

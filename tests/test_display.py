@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairlens_monitor.cli.measure_report import report_lines
 from fairlens_monitor.cli.textwidth import display_width, printable, wrap
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
     assess,
     excluded_reason,
     table_from_frame,
-    to_json,
 )
-from fairlens_monitor.ops.measure_file import report_lines
+from fairlens_monitor.fairness.report import to_json
 from tests.test_groups import decisions
 
 

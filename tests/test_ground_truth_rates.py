@@ -31,13 +31,14 @@ from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from fairlens_monitor.fairness import intervals, stats
-from fairlens_monitor.fairness.groups import GroupSpec, assess, count_groups, to_json
+from fairlens_monitor.fairness.groups import GroupSpec, assess, count_groups
 from fairlens_monitor.fairness.outcomes import (
     RATES,
     error_rates,
     included_outcome_metrics,
     outcome_metrics,
 )
+from fairlens_monitor.fairness.report import to_json
 
 with warnings.catch_warnings():  # AIF360 logs (not warns) about optional extras
     warnings.simplefilter("ignore")

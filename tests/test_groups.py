@@ -26,9 +26,9 @@ from fairlens_monitor.fairness.groups import (
     count_groups,
     group_labels,
     table_from_frame,
-    to_json,
 )
 from fairlens_monitor.fairness.outcomes import outcome_metrics
+from fairlens_monitor.fairness.report import to_json
 
 
 def decisions(counts: dict[str, tuple[int, int]], column: str = "g") -> pd.DataFrame:

@@ -25,9 +25,9 @@ import yaml
 from click.testing import CliRunner
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.ops.backup import backup_sqlite
 from fairlens_monitor.store.db import readonly_uri
+from fairlens_monitor.store.errors import StoreError
 from tests.conftest import BASE_CONFIG, merge
 
 NOBODY = 65534

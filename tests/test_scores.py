@@ -30,6 +30,7 @@ from fairlens_monitor.fairness.counts import SCORE_BIN, SCORE_SUM, N, combine, n
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.measure import measure_counts
+from fairlens_monitor.ops.readings import rules_of
 from fairlens_monitor.sources import SqlSource
 from fairlens_monitor.sources.sql import count_statement
 
@@ -174,7 +175,7 @@ def test_the_sql_group_by_bins_scores_as_the_file_reader_does(
         batch.counts.drop(columns=SCORE_SUM), expected.drop(columns=SCORE_SUM), check_dtype=False
     )
     np.testing.assert_allclose(batch.counts[SCORE_SUM], expected[SCORE_SUM], rtol=1e-9)
-    doc = measure_counts(batch.counts, s).statistics_json()
+    doc = measure_counts(batch.counts, rules_of(s)).statistics_json()
     by_group = {g["group"]: g["ground_truth"] for g in doc["groups"]}
     assert by_group["b"]["auc"] == pytest.approx(sklearn_auc(df, "b"), abs=0.005)
 

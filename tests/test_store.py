@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.audit.chain import verify_chain
-from fairlens_monitor.errors import AlreadyRunningError, StoreError
+from fairlens_monitor.errors import AlreadyRunningError
 from fairlens_monitor.store.db import (
     alembic_config,
     check_readable,
@@ -23,6 +23,7 @@ from fairlens_monitor.store.db import (
     make_engine,
     upgrade,
 )
+from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 

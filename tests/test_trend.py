@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2
 
+from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.monitoring.drift import (
     DISPERSION_CONFIDENCE,
     Baseline,
-    CusumSettings,
     between_variance_upper,
     cusum_path,
     cusum_step,

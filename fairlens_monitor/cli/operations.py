@@ -161,8 +161,9 @@ def measure(
     Needs no config file and writes nothing. The file is read half a million rows at a time, so
     memory stays bounded (except with --explain-by, which keeps the two compared groups).
     """
+    from fairlens_monitor.cli.measure_report import report_lines
     from fairlens_monitor.fairness.groups import GroupSpec
-    from fairlens_monitor.ops.measure_file import measure_file, report_lines  # deferred: pandas
+    from fairlens_monitor.ops.measure_file import measure_file  # deferred: pandas
 
     if len(attributes) > 2 or len(set(attributes)) != len(attributes):
         raise click.UsageError(

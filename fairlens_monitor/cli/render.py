@@ -1,110 +1,39 @@
 """How results are shown: console lines and JSON documents for the CLI (presentation only).
 
-Keeps ``cli.py`` thin. Nothing here computes a metric or touches the database.
+Keeps the commands thin. Nothing here computes a metric or touches the database. A cycle's
+console lines (:func:`~fairlens_monitor.ops.console.cycle_lines`) and an audit record's
+JSON (:func:`~fairlens_monitor.audit.events.audit_json`) are re-exported from the layers
+that own them, since the daemon and the export print them too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+__all__ = [
+    "alert_json",
+    "alert_line",
+    "audit_json",
+    "audit_line",
+    "cycle_json",
+    "cycle_lines",
+    "fmt_dir",
+    "reading_json",
+    "reading_line",
+    "scenario_json",
+    "tampered_lines",
+    "where",
+]
+
 from fairlens_monitor.audit.chain import Anomaly, AuditRecord, ChainReport, rfc3339
-from fairlens_monitor.fairness.stats import format_interval, format_p
+from fairlens_monitor.audit.events import audit_json
+from fairlens_monitor.fairness.stats import format_p
+from fairlens_monitor.ops.console import cycle_lines, fmt_dir
 from fairlens_monitor.store.models import Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
     from fairlens_monitor.monitoring.measure import ScenarioResult
     from fairlens_monitor.ops.cycle import CycleOutcome
-    from fairlens_monitor.sources import Batch
-
-
-def fmt_dir(value: float | None) -> str:
-    """Format a DIR for people: two decimals, or ``n/a`` when not computable."""
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def cycle_lines(outcome: CycleOutcome, *, echo_plaintext: bool) -> list[str]:
-    """Return the console lines of one cycle, in the original spec's wording.
-
-    Args:
-        outcome: the committed cycle.
-        echo_plaintext: also print the decrypted explanation (demo switch).
-
-    Returns:
-        A header line with the verdict, then ``⚠ ALERT: ...`` with the token (and plaintext
-        when asked) when an alert episode opens, a note while one stays open or when one
-        resolves, or ``✅ Model Fairness Stable. DIR = ...``.
-    """
-    head = f"[cycle {outcome.cycle_index} · run {outcome.run_id} · {rfc3339(outcome.finished_at)}]"
-    m, batch = outcome.monitored, outcome.batch
-    where = "" if batch is None else f"{_batch_text(batch)} "
-    if m is None:
-        return [f"{head} {where}→ no_data reading; alerts unchanged"]
-    mon = m.metrics
-    h = m.headline.comparison
-    ci = (
-        ""
-        if h is None or h.ci_low is None
-        else f" [{format_interval(h.ci_low, h.ci_high, digits=2, sep=', ')}]"
-    )
-    drift = "" if m.drift_statistic is None else f" cusum={m.drift_statistic:.1f}"
-    if outcome.reference is not None:
-        where = (
-            f"drift={m.drift_level or 0:.2f} "
-            f"reference DIR={fmt_dir(outcome.reference.metrics['dir'])} monitored "
-        )
-    lines = [
-        f"{head} {where}DIR={fmt_dir(mon['dir'])}{ci} "
-        f"verdict={m.verdict}{drift} "
-        f"gap={mon['gap']:.2f}{' (gap alert)' if mon['gap_alert'] else ''}"
-    ]
-    opened = [c for c in outcome.alerts if c.action == "open"]
-    for change in opened:
-        what = (
-            "Fairness Drift Detected!"
-            if change.alert.kind == "dir"
-            else "DIR drifting down (CUSUM above its threshold)!"
-        )
-        lines.append(
-            f"⚠ ALERT: {what} DIR = {fmt_dir(mon['dir'])}"
-            + ("" if change.alert.kind == "dir" else f" (alert #{change.alert.id})")
-        )
-    if opened:
-        lines.append(f"Encrypted alert token: {outcome.token}")
-        if echo_plaintext:
-            lines.append(f"Decrypted alert: {m.explanation}")
-        return lines
-    for change in outcome.alerts:
-        if change.action == "continue":
-            lines.append(
-                f"⚠ {change.alert.kind} alert #{change.alert.id} still "
-                f"{change.alert.state}. DIR = {fmt_dir(mon['dir'])}"
-            )
-        elif change.action == "resolve":
-            lines.append(
-                f"✅ {change.alert.kind} alert #{change.alert.id} resolved after "
-                f"{change.alert.clean_streak} clean readings."
-            )
-    if m.verdict == "inconclusive":
-        lines.append(f"… Inconclusive: {m.assessment.reason}. DIR = {fmt_dir(mon['dir'])}")
-    elif m.verdict == "ok" and not any(c.action == "continue" for c in outcome.alerts):
-        lines.append(f"✅ Model Fairness Stable. DIR = {fmt_dir(mon['dir'])}")
-    return lines
-
-
-def _batch_text(batch: Batch) -> str:
-    lineage = batch.lineage
-    files = (
-        ""
-        if lineage["kind"] != "file"
-        else f" from {lineage['files_read']} file(s)"
-        + (f" ({lineage['files_skipped']} already measured)" if lineage["files_skipped"] else "")
-    )
-    window = (
-        ""
-        if batch.window is None
-        else f" in [{rfc3339(batch.window[0])[:19]}Z, {rfc3339(batch.window[1])[:19]}Z)"
-    )
-    return f"{lineage['kind']}: {batch.decisions:,} decisions{files}{window}"
 
 
 def scenario_json(
@@ -160,19 +89,6 @@ def cycle_json(
             for c in outcome.alerts
         ],
         "audit_tail": [audit_json(r) for r in audit_tail],
-    }
-
-
-def audit_json(rec: AuditRecord) -> dict[str, Any]:
-    """Return one audit record as a plain dict (the ``audit_history`` shape plus chain)."""
-    return {
-        "seq": rec.seq,
-        "timestamp": rec.ts,
-        "event_type": rec.event_type,
-        "actor": rec.actor,
-        "details": dict(rec.payload),
-        "prev_hash": rec.prev_hash,
-        "hash": rec.hash,
     }
 
 

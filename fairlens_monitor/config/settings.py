@@ -35,12 +35,12 @@ from fairlens_monitor.config.checks import (
     string,
     writable_place,
 )
+from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.config.measurement import MeasurementSettings, parse_measurement
 from fairlens_monitor.config.reader import read_document
 from fairlens_monitor.config.simulation import DriftSchedule
 from fairlens_monitor.config.source import KIND_KEYS, SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError
-from fairlens_monitor.monitoring.drift import CusumSettings
 
 if TYPE_CHECKING:
     from fairlens_monitor.fairness.groups import GroupSpec

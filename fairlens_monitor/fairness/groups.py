@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,6 @@ from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.cells import numeric_cells, text_codes
 from fairlens_monitor.fairness.metrics import binary_outcome, numbers, require_columns
 from fairlens_monitor.security.masking import looks_personal, value_forms
-
-if TYPE_CHECKING:
-    from fairlens_monitor.fairness.outcomes import OutcomeMetrics
 
 MISSING = "(missing)"
 JOIN = " & "
@@ -503,59 +500,3 @@ def assess_named(table: GroupTable, spec: GroupSpec) -> Assessment:
         if value is not None:
             require_value(table, value, what, spec.attribute_name)
     return assess(table, spec)
-
-
-def to_json(assessment: Assessment, metrics: OutcomeMetrics | None = None) -> dict[str, Any]:
-    """Render an assessment (and outcome metrics) as plain JSON-ready data.
-
-    Returns:
-        ``{"verdict", "reason", "reference", "headline", "groups": [...], "outcome_metrics"}``;
-        with metrics, each group carries ``ground_truth`` (its error rates and comparisons).
-    """
-
-    def group(g: GroupResult) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "group": g.label,
-            "role": g.role,
-            "applicants": g.applicants,
-            "approved": g.approved,
-            "rate": g.rate,
-            "share": g.share,
-        }
-        if g.comparison is not None:
-            c = g.comparison
-            out.update(
-                {
-                    "impact_ratio": c.ratio,
-                    "ci_low": c.ci_low,
-                    "ci_high": c.ci_high,
-                    "gap": c.gap,
-                    "p_value": c.p_value,
-                    "p_adjusted": g.p_adjusted,
-                    "test": c.test,
-                    "shortfall": c.shortfall,
-                    "verdict": g.verdict,
-                }
-            )
-        if g.reason is not None:
-            out["reason"] = g.reason
-        if metrics is not None:  # per-group error rates (and score metrics), outcomes.py
-            out.update(metrics.group_json(g.label))
-        return out
-
-    return {
-        "verdict": assessment.verdict,
-        "reason": assessment.reason,
-        "reference": assessment.reference.label,
-        "headline": None if assessment.headline is None else assessment.headline.label,
-        "groups": [group(g) for g in assessment.groups],
-        "outcome_metrics": None
-        if metrics is None
-        else {
-            "demographic_parity_difference": metrics.demographic_parity_difference,
-            "demographic_parity_ratio": metrics.demographic_parity_ratio,
-            "equal_opportunity_difference": metrics.equal_opportunity_difference,
-            "equalized_odds_difference": metrics.equalized_odds_difference,
-            "equalized_odds_ratio": metrics.equalized_odds_ratio,
-        },
-    }

@@ -32,26 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairlens_monitor.config.detection import CusumSettings
+
 Z_CLIP = 6.0
 # Keeps false alarms about half a point under the 1.5 % goal when rates vary day to day;
 # 0.75 meets it with less room, 0.9 is slower to detect (docs/STATISTICS.md).
 DISPERSION_CONFIDENCE = 0.8
 MIN_SE = 1e-9
 BISECTIONS = 64  # halvings of the bracket: the bound to 2**-64 of its bracket
-
-
-@dataclass(frozen=True)
-class CusumSettings:
-    """Baseline length, slack (k) and decision threshold (h) of the chart."""
-
-    baseline_readings: int = 30
-    slack: float = 0.75
-    threshold: float = 8.0
-
-    @property
-    def cap(self) -> float:
-        """Upper bound of the statistic: twice the threshold."""
-        return 2 * self.threshold
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Measure and detect for one cycle's scenarios, with no I/O (the pure half of a cycle).
 
-simulate/read → **measure** → **detect** → alert → log. ``measure_cycle`` simulates the
-reference (drift 0) and the monitored scenario; ``measure_counts`` takes the count table a
-file or SQL source read (:mod:`fairlens_monitor.sources`). Both form the configured groups,
+simulate/read → **measure** → **detect** → alert → log. ``measure_counts`` takes the count
+table a file or SQL source read (:mod:`fairlens_monitor.sources`); ``measure_frame`` takes
+the simulator's decisions (:mod:`fairlens_monitor.ops.readings` runs the simulated
+scenarios). Both form the configured groups,
 judge them (:mod:`fairlens_monitor.fairness.groups`), compute the ground-truth metrics, advance the
 CUSUM drift chart from the state the database passed in, and write the explanation text
 that an alert would encrypt. Equal inputs give equal outputs, so a stored reading can be reproduced.
@@ -17,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.counts import (
@@ -33,19 +34,46 @@ from fairlens_monitor.fairness.explain import analyze_feature_impact, generate_e
 from fairlens_monitor.fairness.groups import (
     Assessment,
     GroupResult,
+    GroupSpec,
     assess,
     assess_named,
     count_groups,
     group_labels,
-    to_json,
 )
 from fairlens_monitor.fairness.metrics import binary_outcome
 from fairlens_monitor.fairness.outcomes import OutcomeMetrics, included_outcome_metrics
+from fairlens_monitor.fairness.report import to_json
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.drift import Baseline, cusum_step, fit_baseline
-from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed
 
 GROUP_COLUMN = "_fairlens_group"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a reading is formed and judged by: the parts of the settings this module needs.
+
+    Built from the validated settings at the operations layer
+    (:func:`fairlens_monitor.ops.readings.rules_of`), so the pure core never sees the
+    whole configuration.
+
+    Attributes:
+        spec: how groups are formed and judged (attribute, values, reference, sizes, alpha).
+        dir_threshold: the DIR alert threshold (four-fifths: 0.8).
+        gap_threshold: the approval-rate gap alert threshold.
+        chart: the CUSUM drift chart's settings.
+        label: the ground-truth column, or None.
+        stratum: the column that may explain a gap (e.g. credit score), or None.
+        score_bins: how many bins a model score is counted in.
+    """
+
+    spec: GroupSpec
+    dir_threshold: float
+    gap_threshold: float
+    chart: CusumSettings
+    label: str | None = None
+    stratum: str | None = None
+    score_bins: int = 100
 
 
 @dataclass(frozen=True)
@@ -123,7 +151,7 @@ def _fitted(points: tuple[tuple[float, float], ...]) -> Baseline:
 
 
 def drift_step(
-    state: DriftState, point: tuple[float, float] | None, settings: Settings
+    state: DriftState, point: tuple[float, float] | None, chart: CusumSettings
 ) -> float | None:
     """Advance the drift chart by one reading.
 
@@ -131,7 +159,6 @@ def drift_step(
         The new statistic; None while the baseline is still being collected (or when the
         reading has no computable ratio and there is no earlier statistic).
     """
-    chart = settings.drift_detection
     if len(state.baseline_points) < chart.baseline_readings:
         return None
     if point is None:
@@ -141,7 +168,7 @@ def drift_step(
 
 
 def measure_frame(
-    df: pd.DataFrame, settings: Settings, *, where: str = "the data"
+    df: pd.DataFrame, rules: Rules, *, where: str = "the data"
 ) -> tuple[Assessment, OutcomeMetrics | None, pd.Series]:
     """Form and judge the configured groups of a frame of decisions (column ``approved``).
 
@@ -152,9 +179,9 @@ def measure_frame(
         DataError: a column is missing, values are not binary, or there is no group to
             compare with the reference.
     """
-    spec = settings.group_spec()
+    spec = rules.spec
     labels = group_labels(df, spec, where=where)
-    label_column = settings.measurement.label
+    label_column = rules.label
     truth = binary_outcome(df[label_column], label_column, "label") if label_column else None
     table = count_groups(labels, binary_outcome(df["approved"], "approved"), truth)
     assessment = assess(table, spec)
@@ -169,55 +196,8 @@ def measure_frame(
     return assessment, outcome, labels
 
 
-def measure_scenario(
-    settings: Settings,
-    cycle_index: int,
-    scenario: str,
-    drift_level: float,
-    drift: DriftState | None = None,
-) -> ScenarioResult:
-    """Simulate and measure one scenario of one cycle (pure).
-
-    Args:
-        settings: validated settings (sample size, seed, groups, thresholds).
-        cycle_index: zero-based index of the cycle; with the base seed it fixes the data.
-        scenario: ``reference`` or ``monitored``.
-        drift_level: the drift level to simulate.
-        drift: the drift chart's state (monitored scenario only); None skips the chart.
-
-    Returns:
-        The scenario's inputs and results; the explanation for ``monitored`` only.
-    """
-    sim = settings.simulator()
-    seed = scenario_seed(sim.seed, cycle_index, scenario)
-    df = generate_loan_data(sim.n_samples, drift_level, seed=seed)
-    assessment, outcome, labels = measure_frame(df, settings)
-    statistic = None if drift is None else drift_step(drift, headline_point(assessment), settings)
-    drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
-    metrics = legacy_metrics(assessment, settings)
-    explanation = None
-    if scenario == "monitored":
-        h, ref = headline_comparison(assessment)[0], assessment.reference
-        causes = analyze_feature_impact(
-            df.assign(**{GROUP_COLUMN: labels}), GROUP_COLUMN, h.label, ref.label, "approved"
-        )["causes"]
-        explanation = explain(assessment, settings, statistic, causes)
-    return ScenarioResult(
-        scenario,
-        drift_level,
-        len(df),
-        seed,
-        assessment,
-        outcome,
-        statistic,
-        drift_alert,
-        explanation,
-        metrics,
-    )
-
-
 def measure_counts(
-    counts: pd.DataFrame, settings: Settings, drift: DriftState | None = None
+    counts: pd.DataFrame, rules: Rules, drift: DriftState | None = None
 ) -> ScenarioResult:
     """Measure the count table a file or SQL source read for one window (pure).
 
@@ -225,7 +205,7 @@ def measure_counts(
         counts: a count table from :mod:`fairlens_monitor.fairness.counts` with at least one
             decision (with ``_score_bin`` when ``measurement.score`` is set: then every group's AUC
             and calibration gap join its ground-truth metrics).
-        settings: validated settings (groups, thresholds, ``source.stratum``).
+        rules: the groups, thresholds, drift chart, stratum and score bins.
         drift: the drift chart's state; None starts a fresh chart.
 
     Returns:
@@ -235,7 +215,7 @@ def measure_counts(
         DataError: the privileged or the named protected value does not occur, or no group
             can be compared with the reference.
     """
-    spec = settings.group_spec()
+    spec = rules.spec
     truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
     table = count_groups(
         counts[GROUP],
@@ -245,12 +225,12 @@ def measure_counts(
     )
     assessment = assess_named(table, spec)
     h, _ = headline_comparison(assessment)
-    statistic = drift_step(drift or DriftState(), headline_point(assessment), settings)
-    drift_alert = statistic is not None and statistic > settings.drift_detection.threshold
-    causes = stratum_causes(counts, h.label, assessment.reference.label, settings.source.stratum)
+    statistic = drift_step(drift or DriftState(), headline_point(assessment), rules.chart)
+    drift_alert = statistic is not None and statistic > rules.chart.threshold
+    causes = stratum_causes(counts, h.label, assessment.reference.label, rules.stratum)
     outcome = included_outcome_metrics(table, assessment, spec.confidence)
     if outcome is not None and SCORE_BIN in counts:
-        outcome = replace(outcome, extra=score_metrics(counts, settings.measurement.score_bins))
+        outcome = replace(outcome, extra=score_metrics(counts, rules.score_bins))
     return ScenarioResult(
         "monitored",
         None,
@@ -260,8 +240,8 @@ def measure_counts(
         outcome,
         statistic,
         drift_alert,
-        explain(assessment, settings, statistic, causes),
-        legacy_metrics(assessment, settings),
+        explain(assessment, rules, statistic, causes),
+        legacy_metrics(assessment, rules),
     )
 
 
@@ -307,27 +287,7 @@ def stratum_causes(
     return causes
 
 
-def measure_cycle(
-    settings: Settings, cycle_index: int, drift: DriftState | None = None
-) -> tuple[ScenarioResult, ScenarioResult]:
-    """Measure the reference (drift 0) and the monitored scenario of a cycle (pure).
-
-    Args:
-        settings: validated settings; ``simulation.drift`` gives the monitored drift level.
-        cycle_index: zero-based cycle index.
-        drift: the monitored scenario's drift chart state (default: a fresh chart).
-
-    Returns:
-        ``(reference, monitored)``.
-    """
-    level = settings.simulator().drift.level_at(cycle_index)
-    return (
-        measure_scenario(settings, cycle_index, "reference", 0.0),
-        measure_scenario(settings, cycle_index, "monitored", level, drift or DriftState()),
-    )
-
-
-def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]:
+def legacy_metrics(assessment: Assessment, rules: Rules) -> dict[str, Any]:
     """The headline comparison in the original API's dictionary shape (``female_*`` etc.)."""
     (h, c), ref = headline_comparison(assessment), assessment.reference
     gap = abs(c.gap)
@@ -335,16 +295,16 @@ def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]
         "female_rate": h.rate,
         "male_rate": ref.rate,
         "dir": c.ratio,
-        "dir_alert": c.ratio is None or c.ratio < settings.thresholds.dir,
+        "dir_alert": c.ratio is None or c.ratio < rules.dir_threshold,
         "gap": gap,
-        "gap_alert": gap > settings.thresholds.gap,
+        "gap_alert": gap > rules.gap_threshold,
         "reason": "male_rate_zero" if c.ratio is None else None,
         "message": None
         if c.ratio is not None
         else f"{ref.label} approval rate is zero: DIR is not computable",
         "verdict": assessment.verdict,
         "details": {
-            "protected_attribute": settings.group_spec().attribute_name,
+            "protected_attribute": rules.spec.attribute_name,
             "protected_value": h.label,
             "privileged_value": ref.label,
             "outcome": "approved",
@@ -357,13 +317,13 @@ def legacy_metrics(assessment: Assessment, settings: Settings) -> dict[str, Any]
 
 
 def explain(
-    assessment: Assessment, settings: Settings, drift_statistic: float | None, causes: Sequence[str]
+    assessment: Assessment, rules: Rules, drift_statistic: float | None, causes: Sequence[str]
 ) -> str:
     """Write the explanation an alert on this reading would carry (encrypted).
 
     Args:
         assessment: the reading's judged groups.
-        settings: thresholds and the drift chart's settings.
+        rules: the thresholds and the drift chart's settings.
         drift_statistic: the CUSUM statistic, or None while the baseline is collected.
         causes: ranked sentences from the stratum (credit-score) decomposition.
 
@@ -372,16 +332,16 @@ def explain(
         p-value and shortfall, the drift statistic and any excluded groups.
     """
     (h, c), ref = headline_comparison(assessment), assessment.reference
-    chart = settings.drift_detection
+    chart = rules.chart
     drifting = drift_statistic is not None and drift_statistic > chart.threshold
-    if drifting and c.ratio is not None and c.ratio >= settings.thresholds.dir:
+    if drifting and c.ratio is not None and c.ratio >= rules.dir_threshold:
         lead = (
-            f"DIR = {c.ratio:.2f} (>={settings.thresholds.dir:g}) but drifting down: drift "
+            f"DIR = {c.ratio:.2f} (>={rules.dir_threshold:g}) but drifting down: drift "
             f"statistic {drift_statistic:.1f} above {chart.threshold:g}. Context: "
             f"{'; '.join(causes)}."
         )
     else:
-        lead = generate_explanation(c.ratio, list(causes), threshold=settings.thresholds.dir)
+        lead = generate_explanation(c.ratio, list(causes), threshold=rules.dir_threshold)
     parts = [lead, f"Verdict {assessment.verdict} ({assessment.reason})."]
     if c.ci_low is not None:
         p = h.p_adjusted if h.p_adjusted is not None else c.p_value

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.security.crypto import fsync_dir
 from fairlens_monitor.store.db import make_engine, sqlite_path
+from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.repository import Repository
 
 PREFIX = "fairlens-"

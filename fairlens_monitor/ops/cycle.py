@@ -31,8 +31,8 @@ from fairlens_monitor.monitoring.measure import (
     baseline_from_rows,
     headline_comparison,
     measure_counts,
-    measure_cycle,
 )
+from fairlens_monitor.ops.readings import measure_cycle, rules_of
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.security.masking import mask
@@ -172,7 +172,7 @@ def _attempt_cycle(
         batch = _read(settings, repo, source, started)
         reference, monitored = (
             None,
-            (measure_counts(batch.counts, settings, drift) if batch.decisions else None),
+            (measure_counts(batch.counts, rules_of(settings), drift) if batch.decisions else None),
         )
         scenarios = [monitored] if monitored is not None else []
     raising = ("adverse", "inconclusive") if settings.alerts.notify_inconclusive else ("adverse",)

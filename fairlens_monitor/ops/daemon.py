@@ -40,7 +40,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.cli.render import cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
@@ -50,6 +49,7 @@ from fairlens_monitor.ops.audit_trail import (
     write_checkpoint,
 )
 from fairlens_monitor.ops.backup import backup_sqlite, prune_backups, scheduled_name
+from fairlens_monitor.ops.console import cycle_lines
 from fairlens_monitor.ops.cycle import (
     Clock,
     FailedCycle,

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from fairlens_monitor.audit.events import audit_json
 from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
-from fairlens_monitor.cli.render import audit_json
 from fairlens_monitor.errors import OutputFileError
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import iter_table, ledger

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.checkpoints import sign_restore
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.ops.audit_trail import (
     TrailReport,
     anchored_beyond,
@@ -36,6 +35,7 @@ from fairlens_monitor.ops.audit_trail import (
 from fairlens_monitor.ops.backup import copy_sqlite, file_sha256, remove_sqlite_files
 from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
 from fairlens_monitor.store.db import instance_lock, make_engine, sqlite_path
+from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.repository import Repository
 
 

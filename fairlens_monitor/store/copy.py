@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from fairlens_monitor.errors import StoreError
 from fairlens_monitor.store.db import check_readable, current_revision, make_engine, upgrade
+from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,

@@ -33,7 +33,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from fairlens_monitor.errors import AlreadyRunningError, StoreError
+from fairlens_monitor.errors import AlreadyRunningError
+from fairlens_monitor.store.errors import StoreError
 
 BUSY_TIMEOUT_MS = 5000
 IDLE_IN_TRANSACTION_S = 60.0
