@@ -27,19 +27,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fairlens_monitor.audit.chain import Anomaly
+from fairlens_monitor.audit.events import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    CHAIN_PRUNED,
+    CYCLE_COMPLETED,
+    CYCLE_FAILED,
+    KEYS_ROTATED,
+    RETENTION_APPLIED,
+    ROWS_BASELINE,
+)
 from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
 
 # Events that may carry row digests, deletions or a carried ledger.
 ROW_EVENTS: tuple[str, ...] = (
-    "cycle_completed",
-    "cycle_failed",
-    "alert_raised",
-    "alert_acknowledged",
-    "alert_resolved",
-    "keys_rotated",
-    "retention_applied",
-    "chain_pruned",
-    "rows_baseline",
+    CYCLE_COMPLETED,
+    CYCLE_FAILED,
+    ALERT_RAISED,
+    ALERT_ACKNOWLEDGED,
+    ALERT_RESOLVED,
+    KEYS_ROTATED,
+    RETENTION_APPLIED,
+    CHAIN_PRUNED,
+    ROWS_BASELINE,
 )
 
 # Which events may record a new digest for a row already recorded: alerts change state
@@ -47,9 +58,9 @@ ROW_EVENTS: tuple[str, ...] = (
 # group results never change, so an event appended later cannot re-record them.
 MUTABLE_BY: dict[str, frozenset[str]] = {
     "alerts": frozenset(
-        {"cycle_completed", "alert_raised", "alert_acknowledged", "alert_resolved", "keys_rotated"}
+        {CYCLE_COMPLETED, ALERT_RAISED, ALERT_ACKNOWLEDGED, ALERT_RESOLVED, KEYS_ROTATED}
     ),
-    "source_files": frozenset({"retention_applied"}),
+    "source_files": frozenset({RETENTION_APPLIED}),
 }
 
 # What the chain says one row must be: (digest, form, seq of the event that recorded it). A
@@ -103,7 +114,7 @@ class RowLedger:
 
     def _apply(self, seq: int, event_type: str, payload: Mapping[str, Any]) -> None:
         digests = payload.get("row_digests")
-        baseline = event_type == "rows_baseline"
+        baseline = event_type == ROWS_BASELINE
         if isinstance(digests, Mapping):
             form = int(digests["form"])
             for table in TABLES:

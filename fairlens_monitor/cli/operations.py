@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from fairlens_monitor.audit.chain import rfc3339
+from fairlens_monitor.audit.events import BACKUP_MADE
 from fairlens_monitor.cli.common import (
     JSON_OPTION,
     LAST_OPTION,
@@ -400,7 +401,7 @@ def backup(ctx: click.Context, dest: Path) -> None:
         **trail_paths(settings, None, None),
     )
     record = sealed_writer(settings)[0].append_event(
-        "backup_made",
+        BACKUP_MADE,
         "cli",
         {
             "file": made.path.name,

@@ -31,6 +31,7 @@ from fairlens_monitor.audit.checkpoints import (
     verify_prune,
     verify_restore,
 )
+from fairlens_monitor.audit.events import CHAIN_PRUNED, CHAIN_RESTORED, CHAIN_STARTED
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.store.repository import Repository
@@ -197,7 +198,7 @@ def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str)
     aside = anchor_file.with_name(f"{anchor_file.name}.old-chain-{stamp}")
     anchor_file.replace(aside)
     repo.append_event(
-        "chain_started",
+        CHAIN_STARTED,
         actor,
         {
             "reason": "operator started a new chain (--new-chain) after the database was lost",
@@ -221,7 +222,7 @@ def _prune_start(
     old events any other way is a ``gap``.
     """
     start, bad = (1, GENESIS_HASH), []
-    for seq, payload in repo.events_of_type("chain_pruned"):
+    for seq, payload in repo.events_of_type(CHAIN_PRUNED):
         if not verify_prune(key, payload):
             bad.append(
                 AnchorClaim(
@@ -245,7 +246,7 @@ def _apply_restores(
     with a bad signature is itself reported as a ``bad_checkpoint``.
     """
     kept, lost, bad = list(checkpoints), [], []
-    for seq, payload in repo.events_of_type("chain_restored"):
+    for seq, payload in repo.events_of_type(CHAIN_RESTORED):
         if not verify_restore(key, payload):
             bad.append(
                 AnchorClaim(

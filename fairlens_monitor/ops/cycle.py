@@ -23,6 +23,12 @@ from sqlalchemy.exc import DBAPIError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import AuditRecord, rfc3339
+from fairlens_monitor.audit.events import (
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    CYCLE_COMPLETED,
+    SOURCE_FILE_CHANGED,
+)
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import risk_level
 from fairlens_monitor.monitoring.measure import (
@@ -237,12 +243,12 @@ def _attempt_cycle(
 
     def events(run: Run, rows: Sequence[Reading], changes: Sequence[AlertChange]) -> EventList:
         out: EventList = [
-            ("source_file_changed", {**change, "run_id": run.id})
+            (SOURCE_FILE_CHANGED, {**change, "run_id": run.id})
             for change in (batch.changed if batch else ())
         ]
         out.append(
             (
-                "cycle_completed",
+                CYCLE_COMPLETED,
                 {
                     "run_id": run.id,
                     "cycle_index": index,
@@ -260,7 +266,7 @@ def _attempt_cycle(
             if change.action == "open":
                 out.append(
                     (
-                        "alert_raised",
+                        ALERT_RAISED,
                         {
                             "alert_id": change.alert.id,
                             "run_id": run.id,
@@ -278,7 +284,7 @@ def _attempt_cycle(
             elif change.action == "resolve":
                 out.append(
                     (
-                        "alert_resolved",
+                        ALERT_RESOLVED,
                         {
                             "alert_ids": change.resolved_ids,
                             "kind": change.alert.kind,

@@ -40,6 +40,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
+from fairlens_monitor.audit.events import (
+    BACKUP_FAILED,
+    BACKUP_MADE,
+    CYCLE_MISSED,
+    DAEMON_LEADING,
+    DAEMON_STARTED,
+    DAEMON_STOPPED,
+)
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
@@ -162,7 +170,7 @@ class Daemon:
             self._record_config_change()
         with self.lease.unfenced():
             self._event(
-                "daemon_started",
+                DAEMON_STARTED,
                 {
                     "pid": os.getpid(),
                     "interval_seconds": interval,
@@ -201,7 +209,7 @@ class Daemon:
             self._record_missed()
         with self.lease.unfenced():
             self._event(
-                "daemon_stopped",
+                DAEMON_STOPPED,
                 {
                     "reason": self.stats.stop_reason,
                     "cycles_ok": self.stats.cycles_ok,
@@ -263,7 +271,7 @@ class Daemon:
         if change is None:
             return
         self._event(
-            "daemon_leading",
+            DAEMON_LEADING,
             {
                 "pid": os.getpid(),
                 "holder": self.lease.holder,
@@ -377,11 +385,11 @@ class Daemon:
             )
         except Exception as exc:
             self.emit(f"✗ scheduled backup failed: {error_text(exc)}")
-            self._event("backup_failed", {"error": error_text(exc)})
+            self._event(BACKUP_FAILED, {"error": error_text(exc)})
             return
         pruned = prune_backups(plan.dir, plan.keep)
         self._event(
-            "backup_made",
+            BACKUP_MADE,
             {
                 "file": made.path.name,
                 "head_seq": made.head_seq,
@@ -451,7 +459,7 @@ class Daemon:
                 when, reason = self._missed[0]
                 try:
                     self.repo.append_event(
-                        "cycle_missed",
+                        CYCLE_MISSED,
                         "daemon",
                         {"scheduled_for": rfc3339(when), "reason": reason},
                         ts=rfc3339(self.clock()),

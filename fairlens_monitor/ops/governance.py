@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from fairlens_monitor.audit.chain import AuditRecord
+from fairlens_monitor.audit.events import CONFIG_CHANGED, DAEMON_STARTED
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.store.repository import Repository
 
-SNAPSHOT_EVENTS = ("daemon_started", "config_changed")
+SNAPSHOT_EVENTS = (DAEMON_STARTED, CONFIG_CHANGED)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -68,7 +69,7 @@ def record_config_change(
     if previous is None and previous_hash == settings.config_hash():
         return None
     return repo.append_event(
-        "config_changed",
+        CONFIG_CHANGED,
         actor,
         {
             "old_config_hash": previous_hash,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from fairlens_monitor.audit.events import KEY_ROTATION_FINISHED, KEYS_ROTATED
 from fairlens_monitor.errors import DecryptionError, KeyFileError
 from fairlens_monitor.security.crypto import (
     FERNET_KEY_FILE,
@@ -127,13 +128,13 @@ def finish_interrupted_rotation(
     """
     if fernet_key_path(key_dir).exists():
         return None
-    rotations = repo.events_of_type("keys_rotated")
+    rotations = repo.events_of_type(KEYS_ROTATED)
     if not rotations:
         return None
     key_id = str(rotations[-1][1].get("new_key_id"))
     if install_staged_key(key_dir, key_id) is None:
         return None
-    repo.append_event("key_rotation_finished", actor, {"key_id": key_id}, ts=ts)
+    repo.append_event(KEY_ROTATION_FINISHED, actor, {"key_id": key_id}, ts=ts)
     return key_id
 
 

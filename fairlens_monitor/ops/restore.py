@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.checkpoints import sign_restore
+from fairlens_monitor.audit.events import CHAIN_RESTORED
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.audit_trail import (
     TrailReport,
@@ -109,7 +110,7 @@ def restore_sqlite(
                 lost_checkpoints=lost,
             )
             record = repo.append_event(
-                "chain_restored",
+                CHAIN_RESTORED,
                 "cli",
                 {
                     **statement,

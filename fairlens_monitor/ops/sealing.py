@@ -30,6 +30,14 @@ from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, Checkpoint, digest, sign_checkpoint
+from fairlens_monitor.audit.events import (
+    BACKUP_FAILED,
+    BACKUP_MADE,
+    CYCLE_COMPLETED,
+    CYCLE_FAILED,
+    CYCLE_MISSED,
+    SOURCE_FILE_CHANGED,
+)
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import AnchorWriteError
 from fairlens_monitor.ops.audit_trail import append_anchor
@@ -45,12 +53,12 @@ TRANSITIONS = ("open", "resolve")  # alert changes that are signed in their own 
 # signed in the transaction that appends it (see the module docstring).
 ROUTINE = frozenset(
     {
-        "cycle_completed",
-        "cycle_failed",
-        "cycle_missed",
-        "source_file_changed",
-        "backup_made",
-        "backup_failed",
+        CYCLE_COMPLETED,
+        CYCLE_FAILED,
+        CYCLE_MISSED,
+        SOURCE_FILE_CHANGED,
+        BACKUP_MADE,
+        BACKUP_FAILED,
     }
 )
 # Session.info keys: the attached sealer; "this transaction's checkpoint was decided by the

@@ -17,6 +17,14 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import AuditRecord
+from fairlens_monitor.audit.events import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_RESOLVED,
+    CHAIN_PRUNED,
+    KEYS_ROTATED,
+    RETENTION_APPLIED,
+    ROWS_BASELINE,
+)
 from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.models import (
@@ -77,7 +85,7 @@ def reencrypt_alerts(
         digests = row_digests(s, {"alerts": ids})
         return append(
             s,
-            "keys_rotated",
+            KEYS_ROTATED,
             "cli",
             {**payload, "alerts": len(tokens), "tokens": tokens, "row_digests": digests},
             ts,
@@ -144,7 +152,7 @@ def transition_alert(
         alert.state = to
         if to == "resolved":
             alert.closed_at = at
-        event = "alert_acknowledged" if to == "acknowledged" else "alert_resolved"
+        event = ALERT_ACKNOWLEDGED if to == "acknowledged" else ALERT_RESOLVED
         s.flush()
         record = append(
             s,
@@ -241,7 +249,7 @@ def apply_retention(
             # The rows deleted and the files detached, on the chain (rowcheck.RowLedger).
             append(
                 s,
-                "retention_applied",
+                RETENTION_APPLIED,
                 "cli",
                 {
                     **{k: v for k, v in counts.items()},
@@ -267,7 +275,7 @@ def apply_retention(
                 )
             append(
                 s,
-                "chain_pruned",
+                CHAIN_PRUNED,
                 "cli",
                 {
                     **prune(target[0], target[1]),
@@ -312,7 +320,7 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
         digests = baseline_digests(s)
         return append(
             s,
-            "rows_baseline",
+            ROWS_BASELINE,
             "cli",
             {
                 "row_digests": digests,

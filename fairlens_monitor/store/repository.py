@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, Link, StoredRecord
 from fairlens_monitor.audit.checkpoints import Checkpoint
+from fairlens_monitor.audit.events import CYCLE_FAILED
 from fairlens_monitor.errors import DamagedRecordError
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
@@ -220,7 +221,7 @@ class Repository:
             insert_rows(s.connection(), RUNS, [run])
             record = append(
                 s,
-                "cycle_failed",
+                CYCLE_FAILED,
                 run.actor,
                 {"run_id": run.id, **payload, "row_digests": row_digests(s, {"runs": [run.id]})},
                 ts,

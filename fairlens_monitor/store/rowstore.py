@@ -19,6 +19,13 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import Anomaly
+from fairlens_monitor.audit.events import (
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    CHAIN_PRUNED,
+    CYCLE_COMPLETED,
+    ROWS_BASELINE,
+)
 from fairlens_monitor.audit.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
 from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES
 from fairlens_monitor.store.models import AuditEvent
@@ -172,7 +179,7 @@ def ledger(
     carried = [
         p
         for _, t, p in payloads
-        if into is None and t == "chain_pruned" and pruned_to and p.get("pruned_to") == pruned_to
+        if into is None and t == CHAIN_PRUNED and pruned_to and p.get("pruned_to") == pruned_to
     ]
     if carried:
         try:
@@ -283,7 +290,7 @@ def carried_ledger(s: Session, up_to: int) -> dict[str, list[Any]]:
     prunes = sorted(
         (int(p.get("pruned_to") or 0), i)
         for i, (_, t, p) in enumerate(payloads)
-        if t == "chain_pruned"
+        if t == CHAIN_PRUNED
     )
     if prunes:
         book.carry(payloads[prunes[-1][1]][2])
@@ -320,15 +327,15 @@ def attach(
     for n, (event_type, payload) in enumerate(events):
         ids = (
             [payload.get("alert_id")]
-            if event_type == "alert_raised"
+            if event_type == ALERT_RAISED
             else payload.get("alert_ids", [])
-            if event_type == "alert_resolved"
+            if event_type == ALERT_RESOLVED
             else []
         )
         mine = [[i, alerts.pop(i)] for i in ids if isinstance(i, int) and i in alerts]
         if mine:
             own[n]["alerts"] = mine
-    home = next((n for n, (t, _) in enumerate(events) if t == "cycle_completed"), len(events) - 1)
+    home = next((n for n, (t, _) in enumerate(events) if t == CYCLE_COMPLETED), len(events) - 1)
     for table in TABLES:
         rest = (
             [[i, d] for i, d in sorted(alerts.items())]
@@ -349,7 +356,7 @@ def needs_baseline(s: Session) -> bool:
     Cheap on every start: one indexed lookup once the baseline (or any digest) exists.
     """
     if (
-        s.scalar(select(AuditEvent.seq).where(AuditEvent.event_type == "rows_baseline").limit(1))
+        s.scalar(select(AuditEvent.seq).where(AuditEvent.event_type == ROWS_BASELINE).limit(1))
         is not None
     ):
         return False
