@@ -124,6 +124,17 @@ class ChainLostError(FairlensError):
         )
 
 
+class SourceNotVerifiedError(FairlensError):
+    """``db copy`` refused a source whose chain does not verify: nothing copied (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, where: str, kind: str) -> None:
+        super().__init__(
+            f"source does NOT verify: first broken {where} ({kind}); nothing was copied"
+        )
+
+
 class CopyNotVerifiedError(FairlensError):
     """``db copy`` wrote a destination whose chain does not verify: rolled back (exit 1)."""
 

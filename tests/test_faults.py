@@ -27,7 +27,6 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.ops.daemon import Daemon
-from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +49,7 @@ def assert_consistent(settings: Settings) -> int:
         report = verify_store(
             repo,
             anchor_file=settings.audit.anchor_file,
-            public_key=settings.keys.dir / PUBLIC_KEY_FILE,
+            public_key=settings.keys.public_key,
         ).chain
     finally:
         repo.engine.dispose()

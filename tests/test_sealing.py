@@ -147,7 +147,7 @@ def test_checkpoint_seconds_bounds_the_unprotected_window(backend_url: str, tmp_
         report = verify_store(
             repo,
             anchor_file=settings.audit.anchor_file,
-            public_key=settings.keys.dir / "checkpoint_ed25519.pub",
+            public_key=settings.keys.public_key,
         ).chain
     finally:
         repo.engine.dispose()

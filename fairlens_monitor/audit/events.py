@@ -1,4 +1,5 @@
-"""Audit events: the names of the event types, and the JSON shape of one record.
+"""Audit events: the names of the event types, the JSON shape of one record, where an
+anomaly is.
 
 simulate → measure → detect → alert → **log**. The ``audit`` command, the cycle's JSON and
 the examiner's export show a record in this one shape (the ``audit_history`` fields plus the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairlens_monitor.audit.chain import AuditRecord
+from fairlens_monitor.audit.chain import Anomaly, AuditRecord
 
 # The event types on the chain: the one place their names are written. An auditor's SQL
 # filters on these strings (docs/AUDITORS.md), so a name never changes once released.
@@ -71,3 +72,10 @@ def audit_json(rec: AuditRecord) -> dict[str, Any]:
         "prev_hash": rec.prev_hash,
         "hash": rec.hash,
     }
+
+
+def where(a: Anomaly) -> str:
+    """Where an anomaly is: its seq, and for a stored row its table and id."""
+    if a.table is None:
+        return f"seq {a.seq}"
+    return f"row {a.table} id {a.id}" + ("" if a.seq is None else f" (seq {a.seq})")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.ops.app import open_repository, open_signing_key
-from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, check_key_dir
+from fairlens_monitor.security.crypto import check_key_dir
 from fairlens_monitor.security.masking import mask
 from fairlens_monitor.security.passwords import scrub
 from fairlens_monitor.store.db import one_line
@@ -179,7 +179,7 @@ def trail_paths(
 ) -> TrailPaths:
     return {
         "anchor_file": anchor_file or settings.audit.anchor_file,
-        "public_key": public_key or settings.keys.dir / PUBLIC_KEY_FILE,
+        "public_key": public_key or settings.keys.public_key,
     }
 
 

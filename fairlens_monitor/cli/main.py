@@ -44,16 +44,11 @@ from fairlens_monitor.cli.render import (
     reading_json,
     reading_line,
     tampered_lines,
-    where,
 )
-from fairlens_monitor.errors import CopyNotVerifiedError
 from fairlens_monitor.ops.app import open_cipher, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
-    check_chain_start,
-    checkpoint_due,
     prove_entry,
     reconcile_anchor,
-    start_new_chain,
     verify_store,
     write_checkpoint,
 )
@@ -107,20 +102,6 @@ NEW_CHAIN_OPTION = click.option(
 )
 
 
-def begin_chain(repo: Repository, anchor_file: Path, *, new_chain: bool, actor: str) -> None:
-    """Refuse, or with ``--new-chain`` record, a new chain beside an old chain's anchor.
-
-    Raises:
-        ChainLostError: the chain is empty, the anchor file holds checkpoints, and
-            ``new_chain`` is False.
-    """
-    if new_chain:
-        aside = start_new_chain(repo, anchor_file, actor=actor, ts=rfc3339(datetime.now(UTC)))
-        if aside is not None:
-            click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
-    check_chain_start(repo, anchor_file)
-
-
 @cli.command()
 @click.option(
     "--cycles",
@@ -149,27 +130,24 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
     """Run one cycle now, store it, and print its result."""
-    from fairlens_monitor.ops.cycle import execute_cycle  # deferred: pandas
-    from fairlens_monitor.ops.governance import record_config_change
-    from fairlens_monitor.ops.sealing import Sealer
+    from fairlens_monitor.ops.sealing import Sealer  # deferred: pandas
+    from fairlens_monitor.ops.sequence import run_once
 
     settings = settings_of(ctx)
     repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once
     cipher = open_cipher(settings, repo)
-    begin_chain(repo, settings.audit.anchor_file, new_chain=new_chain, actor="cli")
-    record_config_change(settings, repo, actor="cli", ts=rfc3339(datetime.now(UTC)))
-    outcome = execute_cycle(
+    outcome, aside = run_once(
         settings,
         repo,
         cipher,
+        signer,
         clock=lambda: datetime.now(UTC),
         actor="cli",
+        new_chain=new_chain,
         sealer=Sealer.of(settings, signer),
     )
-    if checkpoint_due(repo, settings.audit.checkpoint_every):
-        write_checkpoint(
-            repo, signer, anchor_file=settings.audit.anchor_file, ts=rfc3339(datetime.now(UTC))
-        )
+    if aside is not None:
+        click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
     echo = settings.alerts.echo_plaintext
     if as_json:
         dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
@@ -256,39 +234,9 @@ def verify(
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
-        dump(
-            {
-                "intact": report.intact,
-                "count": report.count,
-                "head_seq": report.head_seq,
-                "head_hash": report.head_hash,
-                "last_verified_seq": report.last_verified_seq,
-                "anchored_seq": report.anchored_seq,
-                "unanchored_events": report.unanchored,
-                "checkpoints_checked": report.checkpoints_checked,
-                "anchor_file_checkpoints": trail.anchor_checkpoints,
-                "database_checkpoints": trail.database_checkpoints,
-                "superseded_checkpoints": trail.superseded,
-                "anchor_file": str(trail.anchor_file),
-                "first_broken_seq": first.seq if first else None,
-                "anomalies": [vars(a) for a in report.anomalies],
-                "warnings": [vars(w) for w in trail.warnings],
-            }
-        )
+        dump(trail.to_json())
     elif first is None:
-        click.echo(
-            f"audit chain intact: {report.count} events, head seq {report.head_seq} "
-            f"{report.head_hash}; checkpoints verified: {trail.anchor_checkpoints} in "
-            f"the anchor file, {trail.database_checkpoints} in the database; "
-            f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
-            "not yet anchored"
-            + (
-                f"; {trail.superseded} checkpoints of history lost "
-                "before a signed restore set aside"
-                if trail.superseded
-                else ""
-            )
-        )
+        click.echo(trail.intact_line())
     if not as_json:
         lines = [] if first is None else tampered_lines(report)
         for line in [
@@ -420,31 +368,9 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
     its own transaction before the commit: exit 0 when both verify; 1 when either does not,
     and then nothing is left in DST_URL; 2 on a usage or database error.
     """
-    from fairlens_monitor.store.copy import copy_database
+    from fairlens_monitor.ops.dbcopy import copy_verified  # deferred: the copy's imports
 
-    settings = settings_of(ctx)
-    paths = trail_paths(settings, None, None)
-    every = settings.audit.checkpoint_every
-    source = Repository(make_engine(src_url, readonly=True))
-    try:
-        report = verify_store(source, **paths, checkpoint_every=every).chain
-    finally:
-        source.engine.dispose()
-    if not report.intact:
-        first = report.anomalies[0]
-        click.echo(
-            f"source does NOT verify: first broken {where(first)} ({first.kind}); "
-            "nothing was copied",
-            err=True,
-        )
-        ctx.exit(1)
-
-    def check(copy: Repository) -> None:
-        found = verify_store(copy, **paths, checkpoint_every=every).chain
-        if not found.intact:
-            raise CopyNotVerifiedError(where(found.anomalies[0]), found.anomalies[0].kind)
-
-    result = copy_database(src_url, dst_url, check)
+    result, report = copy_verified(settings_of(ctx), src_url, dst_url)
     rows = ", ".join(f"{n} {name}" for name, n in result.rows.items())
     click.echo(f"copied {rows}; chain head seq {result.head_seq}")
     click.echo(

@@ -25,8 +25,8 @@ __all__ = [
     "where",
 ]
 
-from fairlens_monitor.audit.chain import Anomaly, AuditRecord, ChainReport, rfc3339
-from fairlens_monitor.audit.events import audit_json
+from fairlens_monitor.audit.chain import AuditRecord, ChainReport, rfc3339
+from fairlens_monitor.audit.events import audit_json, where
 from fairlens_monitor.fairness.stats import format_p
 from fairlens_monitor.ops.console import cycle_lines, fmt_dir
 from fairlens_monitor.store.models import Alert, Reading
@@ -153,13 +153,6 @@ def _num(value: float | None) -> str:
 
 
 ROW_KINDS = frozenset({"row_modified", "row_missing", "row_unrecorded"})
-
-
-def where(a: Anomaly) -> str:
-    """Where an anomaly is: its seq, and for a stored row its table and id."""
-    if a.table is None:
-        return f"seq {a.seq}"
-    return f"row {a.table} id {a.id}" + ("" if a.seq is None else f" (seq {a.seq})")
 
 
 def tampered_lines(report: ChainReport) -> list[str]:

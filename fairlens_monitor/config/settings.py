@@ -41,6 +41,7 @@ from fairlens_monitor.config.reader import read_document
 from fairlens_monitor.config.simulation import DriftSchedule
 from fairlens_monitor.config.source import KIND_KEYS, SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError
+from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
 
 if TYPE_CHECKING:
     from fairlens_monitor.fairness.groups import GroupSpec
@@ -103,6 +104,11 @@ class ThresholdSettings:
 @dataclass(frozen=True)
 class KeySettings:
     dir: Path
+
+    @property
+    def public_key(self) -> Path:
+        """The checkpoint public key file in the key folder: the one place its path is made."""
+        return self.dir / PUBLIC_KEY_FILE
 
 
 @dataclass(frozen=True)

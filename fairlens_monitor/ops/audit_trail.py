@@ -7,9 +7,9 @@ lives in ``export``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -34,6 +34,8 @@ from fairlens_monitor.audit.checkpoints import (
 from fairlens_monitor.audit.events import CHAIN_PRUNED, CHAIN_RESTORED, CHAIN_STARTED
 from fairlens_monitor.errors import AnchorWriteError, CannotVerifyError, ChainLostError
 from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
+from fairlens_monitor.security.safefiles import sha256_of
+from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import check_rows
 
@@ -50,6 +52,85 @@ class TrailReport:
     # ``restored_loss``: each anchored checkpoint a signed restore accepted to lose; listed
     # always, without changing the verdict (an unaccepted loss is an anomaly instead)
     warnings: tuple[Anomaly, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the report as plain data: the ``verify --json`` document."""
+        report = self.chain
+        first = report.anomalies[0] if report.anomalies else None
+        return {
+            "intact": report.intact,
+            "count": report.count,
+            "head_seq": report.head_seq,
+            "head_hash": report.head_hash,
+            "last_verified_seq": report.last_verified_seq,
+            "anchored_seq": report.anchored_seq,
+            "unanchored_events": report.unanchored,
+            "checkpoints_checked": report.checkpoints_checked,
+            "anchor_file_checkpoints": self.anchor_checkpoints,
+            "database_checkpoints": self.database_checkpoints,
+            "superseded_checkpoints": self.superseded,
+            "anchor_file": str(self.anchor_file),
+            "first_broken_seq": first.seq if first else None,
+            "anomalies": [vars(a) for a in report.anomalies],
+            "warnings": [vars(w) for w in self.warnings],
+        }
+
+    def intact_line(self) -> str:
+        """Return the one-line verdict of an intact chain (what ``verify`` prints)."""
+        report = self.chain
+        return (
+            f"audit chain intact: {report.count} events, head seq {report.head_seq} "
+            f"{report.head_hash}; checkpoints verified: {self.anchor_checkpoints} in "
+            f"the anchor file, {self.database_checkpoints} in the database; "
+            f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
+            "not yet anchored"
+            + (
+                f"; {self.superseded} checkpoints of history lost before a signed restore set aside"
+                if self.superseded
+                else ""
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """A SQLite copy (a backup) verified at its own head."""
+
+    head_seq: int
+    head_hash: str
+    report: ChainReport
+    lost: list[int]  # anchored checkpoints above the copy's head (what restoring it loses)
+
+
+def verify_copy(path: Path, *, anchor_file: Path, public_key: Path) -> CopyCheck:
+    """Verify a SQLite copy of the database at its own head: the one check of a copy.
+
+    A backup is a snapshot: anchor-file checkpoints signed after its head are set aside
+    (they are what restoring it would lose, listed in ``lost``), not reported as
+    truncation. The copy is opened read-only.
+
+    Args:
+        path: the SQLite file.
+        anchor_file: the anchor file.
+        public_key: the checkpoint public key.
+
+    Returns:
+        The copy's head, its chain report and the anchored seqs above its head.
+
+    Raises:
+        CannotVerifyError, KeyFileError: as :func:`verify_store`.
+        StoreError: the file cannot be opened as a database.
+    """
+    repo = Repository(make_engine(f"sqlite:///{path}", readonly=True))
+    try:
+        seq, head_hash = repo.head()
+        report = verify_store(
+            repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=seq
+        ).chain
+        lost = anchored_beyond(repo, anchor_file, public_key, seq)
+    finally:
+        repo.engine.dispose()
+    return CopyCheck(seq, head_hash, report, lost)
 
 
 def verify_store(
@@ -193,7 +274,7 @@ def start_new_chain(repo: Repository, anchor_file: Path, *, actor: str, ts: str)
     """
     if repo.head()[0] != 0 or (last := _last_anchored(anchor_file)) == 0:
         return None
-    digest = hashlib.sha256(anchor_file.read_bytes()).hexdigest()
+    digest = sha256_of(anchor_file)
     stamp = ts.replace(":", "").replace("-", "")[:15]
     aside = anchor_file.with_name(f"{anchor_file.name}.old-chain-{stamp}")
     anchor_file.replace(aside)

@@ -9,18 +9,17 @@ newest N of the scheduled ones. PostgreSQL is backed up with its own tools (``pg
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fairlens_monitor.ops.audit_trail import verify_store
+from fairlens_monitor.ops.audit_trail import verify_copy
 from fairlens_monitor.security.crypto import fsync_dir
-from fairlens_monitor.store.db import make_engine, sqlite_path
+from fairlens_monitor.security.safefiles import sha256_of
+from fairlens_monitor.store.db import sqlite_path
 from fairlens_monitor.store.errors import StoreError
-from fairlens_monitor.store.repository import Repository
 
 PREFIX = "fairlens-"
 
@@ -76,14 +75,8 @@ def backup_sqlite(
     partial.unlink(missing_ok=True)
     try:
         copy_sqlite(source, partial, busy_timeout_ms)
-        repo = Repository(make_engine(f"sqlite:///{partial}", readonly=True))
-        try:
-            head_seq, head_hash = repo.head()
-            report = verify_store(
-                repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=head_seq
-            ).chain
-        finally:
-            repo.engine.dispose()
+        check = verify_copy(partial, anchor_file=anchor_file, public_key=public_key)
+        head_seq, head_hash, report = check.head_seq, check.head_hash, check.report
         if not report.intact:
             first = report.anomalies[0]
             raise StoreError(
@@ -91,7 +84,7 @@ def backup_sqlite(
                 f"the copy does not verify: seq {first.seq} "
                 f"{first.kind}; the source needs `verify` first",
             )
-        digest = file_sha256(partial)
+        digest = sha256_of(partial)
         os.replace(partial, dest)
         fsync_dir(dest.parent)
     finally:
@@ -121,15 +114,6 @@ def copy_sqlite(source: Path, target: Path, busy_timeout_ms: int) -> None:
     if check != "ok":
         raise StoreError(str(target), f"the copy fails integrity_check: {check}")
     os.chmod(target, 0o600)
-
-
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    """SHA-256 of a file, read a megabyte at a time (backups can be large)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def remove_sqlite_files(path: Path, *, main: bool = True) -> None:

@@ -49,11 +49,9 @@ from fairlens_monitor.audit.events import (
     DAEMON_STOPPED,
 )
 from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.ops import sequence
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import (
-    check_chain_start,
-    checkpoint_due,
-    start_new_chain,
     write_checkpoint,
 )
 from fairlens_monitor.ops.backup import backup_sqlite, prune_backups, scheduled_name
@@ -62,14 +60,13 @@ from fairlens_monitor.ops.cycle import (
     Clock,
     FailedCycle,
     error_text,
-    execute_cycle,
     record_failure,
     utc_now,
 )
 from fairlens_monitor.ops.governance import record_config_change
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.sealing import Sealer
-from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE, AlertCipher
+from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.sources import open_source
 from fairlens_monitor.store.db import instance_lock, sqlite_path
 from fairlens_monitor.store.lease import (
@@ -328,12 +325,14 @@ class Daemon:
             return
         self._record_pending_failures()
         try:
-            outcome = execute_cycle(
+            outcome = sequence.cycle(
                 self.settings,
                 self.repo,
                 self.cipher,
+                self.signer,
                 clock=self.clock,
                 actor="daemon",
+                seal_failed=_checkpoint_failed,  # the next due checkpoint covers these events
                 scheduled_for=scheduled,
                 unrecorded=self.unrecorded,
                 source=self.source,
@@ -352,12 +351,6 @@ class Daemon:
             self._record_missed()  # the database takes writes again: the skipped fires too
             for line in cycle_lines(outcome, echo_plaintext=self.settings.alerts.echo_plaintext):
                 self.emit(line)
-            if checkpoint_due(
-                self.repo,
-                self.settings.audit.checkpoint_every,
-                head_seq=outcome.audit[-1].seq if outcome.audit else None,
-            ):
-                self._checkpoint()
         done = self.stats.cycles_ok + self.stats.cycles_failed
         if self.max_cycles is not None and done >= self.max_cycles:
             self.request_stop(f"completed {done} cycles")
@@ -380,7 +373,7 @@ class Daemon:
                 self.settings.database.url,
                 scheduled_name(plan.dir, self.clock()),
                 anchor_file=self.settings.audit.anchor_file,
-                public_key=self.settings.keys.dir / PUBLIC_KEY_FILE,
+                public_key=self.settings.keys.public_key,
                 busy_timeout_ms=self.settings.database.busy_timeout_ms,
             )
         except Exception as exc:
@@ -425,7 +418,7 @@ class Daemon:
                 ts=rfc3339(self.clock()),
             )
         except Exception as exc:  # the next due checkpoint covers these events too
-            log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)
+            _checkpoint_failed(exc)
 
     def _fire_time(self, now: datetime) -> datetime:
         """The trigger fire time this run belongs to (fires are first + k * interval)."""
@@ -509,11 +502,11 @@ def run_daemon(
     with instance_lock(settings.database.url):
         repo = open_repository(settings)
         try:
-            if new_chain:
-                start_new_chain(
-                    repo, settings.audit.anchor_file, actor="daemon", ts=rfc3339(clock())
-                )
-            check_chain_start(repo, settings.audit.anchor_file)
+            aside = sequence.begin(
+                settings, repo, new_chain=new_chain, actor="daemon", ts=rfc3339(clock())
+            )
+            if aside is not None:
+                emit(f"new chain started; the old chain's anchor file is kept as {aside}")
             daemon = Daemon(
                 settings,
                 repo,
@@ -543,3 +536,7 @@ def _install_signals(daemon: Daemon) -> dict[int, Any]:
         daemon.request_stop(signal.Signals(signum).name)
 
     return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _checkpoint_failed(exc: Exception) -> None:
+    log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)

@@ -29,12 +29,12 @@ from fairlens_monitor.audit.events import CHAIN_RESTORED
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.audit_trail import (
     TrailReport,
-    anchored_beyond,
+    verify_copy,
     verify_store,
     write_checkpoint,
 )
-from fairlens_monitor.ops.backup import copy_sqlite, file_sha256, remove_sqlite_files
-from fairlens_monitor.security.crypto import PUBLIC_KEY_FILE
+from fairlens_monitor.ops.backup import copy_sqlite, remove_sqlite_files
+from fairlens_monitor.security.safefiles import sha256_of
 from fairlens_monitor.store.db import instance_lock, make_engine, sqlite_path
 from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.repository import Repository
@@ -84,7 +84,7 @@ def restore_sqlite(
     if not source.is_file():
         raise StoreError(str(source), "no such backup file")
     anchor_file = settings.audit.anchor_file
-    public_key = settings.keys.dir / PUBLIC_KEY_FILE
+    public_key = settings.keys.public_key
     with instance_lock(url):
         staged = target.with_name(target.name + ".restoring")
         staged.unlink(missing_ok=True)
@@ -115,7 +115,7 @@ def restore_sqlite(
                 {
                     **statement,
                     "backup_file": source.name,
-                    "backup_sha256": file_sha256(source),
+                    "backup_sha256": sha256_of(source),
                     "replaced_file": None if replaced is None else replaced.name,
                 },
                 ts=now,
@@ -136,22 +136,14 @@ def restore_sqlite(
 
 def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int, str, list[int]]:
     """The backup's head and the anchored seqs its restore would lose, once it verifies."""
-    repo = Repository(make_engine(f"sqlite:///{copy}", readonly=True))
-    try:
-        seq, head_hash = repo.head()
-        report = verify_store(
-            repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=seq
-        ).chain
-        lost = anchored_beyond(repo, anchor_file, public_key, seq)
-    finally:
-        repo.engine.dispose()
-    if not report.intact:
-        first = report.anomalies[0]
+    check = verify_copy(copy, anchor_file=anchor_file, public_key=public_key)
+    if not check.report.intact:
+        first = check.report.anomalies[0]
         raise StoreError(
             str(copy),
             f"the backup does not verify (seq {first.seq} {first.kind}); refusing to restore it",
         )
-    return seq, head_hash, lost
+    return check.head_seq, check.head_hash, check.lost
 
 
 def _loss_message(from_seq: int, lost: list[int]) -> str:

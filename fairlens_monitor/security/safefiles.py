@@ -10,6 +10,7 @@ existing "cannot read: <strerror>" message covers it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -71,3 +72,24 @@ def read_regular(path: Path, limit: int | None = None) -> bytes:
     """
     with open_regular(path) as handle:
         return handle.read() if limit is None else handle.read(limit + 1)
+
+
+def sha256_of(path: Path, block: int = 1 << 20) -> str:
+    """Return the SHA-256 (hex) of a regular file, read a block at a time: the one helper for
+    the digest of a file (backups, decision files, an anchor file set aside).
+
+    Args:
+        path: the file (symlinks are followed; a FIFO or device is refused, never read).
+        block: bytes read at a time (files can be large; memory stays bounded).
+
+    Returns:
+        64 lowercase hex digits.
+
+    Raises:
+        FileNotFoundError, OSError: as :func:`open_regular`.
+    """
+    digest = hashlib.sha256()
+    with open_regular(path) as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -28,6 +28,7 @@ from fairlens_monitor.fairness.counts import combine, in_window, normalise, pars
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.metrics import require_columns
 from fairlens_monitor.security.masking import quoted_redacted
+from fairlens_monitor.security.safefiles import sha256_of
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
@@ -193,15 +194,6 @@ def check_header(path: Path) -> None:
         )
 
 
-def sha256_file(path: Path) -> str:
-    """Return the SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
 class HashingReader(io.RawIOBase):
     """A raw binary stream over an open file that hashes every byte handed on."""
 
@@ -264,7 +256,7 @@ class FileChunks:
         if name.endswith(PARQUET_SUFFIXES):
             import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-            self.digest = sha256_file(self.path) if self.hashed else None
+            self.digest = sha256_of(self.path) if self.hashed else None
             parquet = pq.ParquetFile(self.path)
             require_columns(parquet.schema_arrow.names, self.columns, where=where)
             for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=self.columns):
@@ -276,7 +268,7 @@ class FileChunks:
             yield from pd.read_csv(
                 self.path, usecols=self.columns, chunksize=self.chunk_rows, **AS_TEXT
             )
-            self.digest = sha256_file(self.path) if self.hashed else None
+            self.digest = sha256_of(self.path) if self.hashed else None
             return
         with self.path.open("rb") as raw:
             stream = HashingReader(raw)
@@ -350,7 +342,7 @@ def read_file(
         parsed = chunks.digest or ""
         after = path.stat()
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-            sha256_file(path) != parsed
+            sha256_of(path) != parsed
         ):
             raise DataError(
                 f"{name}: the file changed while it was read (its SHA-256 before "
