@@ -290,6 +290,32 @@ def test_docs_do_not_name_a_future_version() -> None:
             assert (int(found[1]), int(found[2])) <= (major, minor), (doc.name, found[0])
 
 
+@pytest.mark.parametrize("doc", prose_documents(), ids=lambda p: p.name)
+def test_relative_links_lead_to_files(doc: Path) -> None:
+    """A link such as [OPERATIONS.md](OPERATIONS.md) still leads somewhere after a move."""
+    broken = [
+        target
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text())
+        if not target.startswith(("http://", "https://", "#", "mailto:"))
+        and not (doc.parent / target.split("#")[0]).exists()
+    ]
+    assert not broken, f"{doc.name} links to missing files: {broken}"
+
+
+@pytest.mark.parametrize("doc", prose_documents(), ids=lambda p: p.name)
+def test_named_sections_exist(doc: Path) -> None:
+    """'docs/AUDITORS.md, "Verifying an export offline"' names a heading that is there."""
+    text = re.sub(r"\s+", " ", doc.read_text())
+    pattern = r"((?:docs/)?[A-Z]+\.md|README)\]?(?:\([^)]*\))?,? \"([^\"]+)\""
+    missing = []
+    for name, heading in re.findall(pattern, text):
+        target = REPO / "README.md" if name == "README" else DOCS / Path(name).name
+        headings = re.findall(r"^#+ (.*)$", target.read_text(), flags=re.MULTILINE)
+        if heading not in headings:
+            missing.append(f"{name}: {heading}")
+    assert not missing, f"{doc.name} names sections that do not exist: {missing}"
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     text = CLI_DOC.read_text()
     head, rest = text.split(OPTIONS_START)
