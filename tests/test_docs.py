@@ -1,4 +1,9 @@
-"""The documents are executable: every query, script and command in them runs here."""
+"""The documents are executable: every query, script and command in them runs here.
+
+README.md holds the newcomer's example (``measure`` on German Credit); docs/AUDITORS.md the
+views, ready queries, table queries, the offline verifier and the OpenSSL check;
+docs/CONFIGURATION.md and docs/CLI.md the references (checked against the code by
+tests/test_doc_references.py as well)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from fairlens_monitor.ops.daemon import run_daemon
 REPO = Path(__file__).resolve().parents[1]
 AUDITORS = (REPO / "docs" / "AUDITORS.md").read_text()
 README = (REPO / "README.md").read_text()
+CONFIGURATION = (REPO / "docs" / "CONFIGURATION.md").read_text()
+CLI_DOC = (REPO / "docs" / "CLI.md").read_text()
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -136,10 +143,10 @@ def exported(root: Path, tmp_path: Path) -> Path:
     return export
 
 
-def test_readme_points_at_the_one_offline_verifier() -> None:
-    """One source of truth: the README describes scripts/offline_verify.py and holds no
+def test_auditors_point_at_the_one_offline_verifier() -> None:
+    """One source of truth: AUDITORS.md describes scripts/offline_verify.py and holds no
     second copy of it (the script itself is tested in test_offline_verify.py)."""
-    section = README.split("### Verifying an export offline")[1].split("### ")[0]
+    section = AUDITORS.split("### Verifying an export offline")[1].split("## ")[0]
     assert "python3 scripts/offline_verify.py audit.jsonl var/anchor.jsonl" in section
     assert "```python" not in section
     assert (REPO / "scripts" / "offline_verify.py").is_file()
@@ -177,10 +184,10 @@ def test_auditors_confirm_a_reading_from_the_export(
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-def test_readme_openssl_commands_verify_a_checkpoint(written: tuple[Path, Settings]) -> None:
+def test_auditors_openssl_commands_verify_a_checkpoint(written: tuple[Path, Settings]) -> None:
     root, _settings = written
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", marked(README, "openssl-verify")],
+        ["bash", "-euo", "pipefail", "-c", marked(AUDITORS, "openssl-verify")],
         cwd=root,
         capture_output=True,
         text=True,
@@ -190,9 +197,9 @@ def test_readme_openssl_commands_verify_a_checkpoint(written: tuple[Path, Settin
     assert "Signature Verified Successfully" in result.stdout
 
 
-def test_readme_documents_every_shipped_config_key() -> None:
+def test_configuration_doc_documents_every_shipped_config_key() -> None:
     shipped = yaml.safe_load((REPO / "config.yaml").read_text())
-    table = README.split("## Configuration reference")[1].split("## ")[0]
+    table = CONFIGURATION.split("| key | type, range | default | meaning |")[1]
     documented = set(re.findall(r"^\| `([\w.]+)` \|", table, flags=re.MULTILINE))
     keys = {f"{section}.{key}" for section, values in shipped.items() for key in values}
     assert keys <= documented
@@ -201,19 +208,27 @@ def test_readme_documents_every_shipped_config_key() -> None:
 
 def test_command_table_matches_the_cli() -> None:
     commands = set(cli.commands)  # type: ignore[attr-defined]
-    table = README.split("## Command line")[1].split("**Exit codes:**")[0]
+    table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
     for name in commands:
-        assert f"`{name}" in table, f"README does not document '{name}'"
+        assert f"`{name}" in table, f"docs/CLI.md does not document '{name}'"
 
 
 def test_readme_measure_example_prints_what_the_readme_shows() -> None:
-    section = README.split("### Measuring any decision file")[1]
-    command, shown = re.findall(r"```\w*\n(.*?)```", section, flags=re.DOTALL)[:2]
+    section = README.split("## A worked example on real data")[1].split("\n## ")[0]
+    command, shown, stricter = re.findall(r"```\w*\n(.*?)```", section, flags=re.DOTALL)[:3]
     argv = shlex.split(command.replace("\\\n", " "))
     assert argv[:2] == ["fairlens-monitor", "measure"]
     result = CliRunner().invoke(cli, argv[1:])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == shown.strip()
+    # The stricter line: "$ fairlens-monitor measure … --threshold 0.9" and its verdict line.
+    prompt, verdict = stricter.strip().splitlines()
+    extra = shlex.split(prompt.split("…", 1)[1])
+    assert prompt.startswith("$ fairlens-monitor measure …")
+    assert extra
+    result = CliRunner().invoke(cli, [*argv[1:], *extra])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.strip().splitlines()[-1] == verdict
 
 
 def test_auditors_offline_row_script_confirms_a_reading(
