@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.audit.chain import rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
-from fairlens_monitor.ops import readings  # noqa: E402
+from fairlens_monitor.ops import measuring  # noqa: E402
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key  # noqa: E402
 from fairlens_monitor.ops.audit_trail import checkpoint_due, write_checkpoint  # noqa: E402
 from fairlens_monitor.ops.cycle import execute_cycle  # noqa: E402
@@ -140,12 +140,12 @@ def main() -> None:
             t = time.perf_counter()
             cache[(level, seed)] = generate_loan_data(sim.n_samples, level, seed=seed)
             generation.append(time.perf_counter() - t)
-    readings.generate_loan_data = lambda n, level, seed: cache[(level, seed)]  # type: ignore[assignment]
+    measuring.generate_loan_data = lambda n, level, seed: cache[(level, seed)]  # type: ignore[assignment]
 
     pure, pure_cpu = [], []
     for i in indexes[-min(args.cycles, 200) :]:
         t, c = time.perf_counter(), time.process_time()
-        readings.measure_cycle(settings, i)
+        measuring.measure_cycle(settings, i)
         pure.append(time.perf_counter() - t)
         pure_cpu.append(time.process_time() - c)
 

@@ -1,4 +1,4 @@
-"""Turn the German Credit data into a decision log, for the README's worked example.
+"""Turn the German Credit data into a decision log, for the worked example in docs/OPERATIONS.md.
 
 Gives each of the 1,000 applicants in ``tests/data/german_credit.csv`` (UCI Statlog German
 Credit, CC BY 4.0) a decision time — applicant i decided at START + i × 864 s, so ten days

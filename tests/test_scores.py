@@ -30,7 +30,7 @@ from fairlens_monitor.fairness.counts import SCORE_BIN, SCORE_SUM, N, combine, n
 from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.measure import measure_counts
-from fairlens_monitor.ops.readings import rules_of
+from fairlens_monitor.ops.measuring import rules_of
 from fairlens_monitor.sources import SqlSource
 from fairlens_monitor.sources.sql import count_statement
 

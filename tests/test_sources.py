@@ -613,7 +613,7 @@ def test_retention_keeps_the_newest_record_of_each_file(
 
 
 def test_the_readme_worked_example_runs(tmp_path: Path) -> None:
-    """The example configs and the log script, as the README runs them (in a copy)."""
+    """The example configs and the log script, as docs/OPERATIONS.md runs them (in a copy)."""
     import shutil
 
     from click.testing import CliRunner

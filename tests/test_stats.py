@@ -367,7 +367,7 @@ def test_the_shortfall_rule_needs_significance() -> None:
 
 
 def test_the_explanation_prints_a_tiny_p_value_as_a_bound(settings: Settings) -> None:
-    from fairlens_monitor.ops.readings import measure_scenario
+    from fairlens_monitor.ops.measuring import measure_scenario
 
     # 1,000 applicants at drift 1.0: the z-test's p is far below 1e-6
     result = measure_scenario(settings, 0, "monitored", 1.0)

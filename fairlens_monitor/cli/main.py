@@ -195,7 +195,7 @@ def audit(ctx: click.Context, last: int, as_json: bool) -> None:
 @click.pass_context
 def audit_export(ctx: click.Context, path: Path) -> None:
     """Export the whole chain and every stored row it records as JSON lines, verifiable
-    offline with scripts/offline_verify.py (see README)."""
+    offline with scripts/offline_verify.py (see docs/AUDITORS.md)."""
     events, rows = export_jsonl(reader(settings_of(ctx)), path)
     click.echo(f"wrote {events} events and {rows} rows to {path}")
 

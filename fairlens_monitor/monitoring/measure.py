@@ -2,7 +2,7 @@
 
 simulate/read → **measure** → **detect** → alert → log. ``measure_counts`` takes the count
 table a file or SQL source read (:mod:`fairlens_monitor.sources`); ``measure_frame`` takes
-the simulator's decisions (:mod:`fairlens_monitor.ops.readings` runs the simulated
+the simulator's decisions (:mod:`fairlens_monitor.ops.measuring` runs the simulated
 scenarios). Both form the configured groups,
 judge them (:mod:`fairlens_monitor.fairness.groups`), compute the ground-truth metrics, advance the
 CUSUM drift chart from the state the database passed in, and write the explanation text
@@ -54,7 +54,7 @@ class Rules:
     """What a reading is formed and judged by: the parts of the settings this module needs.
 
     Built from the validated settings at the operations layer
-    (:func:`fairlens_monitor.ops.readings.rules_of`), so the pure core never sees the
+    (:func:`fairlens_monitor.ops.measuring.rules_of`), so the pure core never sees the
     whole configuration.
 
     Attributes:

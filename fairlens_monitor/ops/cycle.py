@@ -38,7 +38,7 @@ from fairlens_monitor.monitoring.measure import (
     headline_comparison,
     measure_counts,
 )
-from fairlens_monitor.ops.readings import measure_cycle, rules_of
+from fairlens_monitor.ops.measuring import measure_cycle, rules_of
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.security.masking import mask
