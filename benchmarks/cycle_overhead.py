@@ -124,7 +124,7 @@ def main() -> None:
     config["audit"]["checkpoint_seconds"] = args.checkpoint_seconds
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     settings = load_settings(folder / "config.yaml", env={})
-    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine, sqlite_path, upgrade
 
     engine = make_engine(settings.database.url)
     upgrade(engine, settings.database.url)
@@ -157,7 +157,7 @@ def main() -> None:
     if args.history:
         execute_cycle(settings, repo, cipher, clock=lambda: datetime.now(UTC), actor="daemon")
         t = time.perf_counter()
-        build_history(Path(settings.database.url.removeprefix("sqlite:///")), args.history)
+        build_history(sqlite_path(settings.database.url) or Path("not-sqlite"), args.history)
         print(f"stored {args.history:,} earlier cycles in {time.perf_counter() - t:.1f} s")
     bare = sqlite3.connect(folder / "bare.db", isolation_level=None)
     bare.execute("PRAGMA journal_mode = WAL")

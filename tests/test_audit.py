@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -16,10 +17,11 @@ from fairlens_monitor.audit.chain import (
     GENESIS_HASH,
     AnchorClaim,
     AuditRecord,
+    ChainReport,
     build_record,
     json_safe,
     rfc3339,
-    verify_records,
+    verify_chain,
 )
 from fairlens_monitor.audit.checkpoints import (
     claims,
@@ -27,6 +29,13 @@ from fairlens_monitor.audit.checkpoints import (
     sign_checkpoint,
     verify_checkpoint,
 )
+
+
+def verify_records(
+    records: Sequence[AuditRecord], anchors: Iterable[AnchorClaim] = ()
+) -> ChainReport:
+    """Verify an in-memory list of records (storage order), as verify_chain does a table."""
+    return verify_chain(records, sorted(records, key=lambda r: r.seq), anchors)
 
 
 def chain(n: int) -> list[AuditRecord]:

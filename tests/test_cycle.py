@@ -20,6 +20,7 @@ from fairlens_monitor.ops.cycle import execute_cycle, run_cycle
 from fairlens_monitor.security.crypto import AlertCipher, load_cipher
 from fairlens_monitor.sources.simulator import generate_loan_data
 from tests.conftest import backend_builder, query_url
+from tests.factories import sqlite_file
 
 Clock = Callable[[], datetime]
 
@@ -31,7 +32,7 @@ def make_settings(backend_url: str, write_config: Callable[..., Path]) -> Callab
 
 
 def db_path(settings: Settings) -> Path:
-    return Path(settings.database.url.removeprefix("sqlite:///"))
+    return sqlite_file(settings)
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:

@@ -19,6 +19,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.ops.sealing import Sealer
+from tests.factories import sqlite_file
 
 GROWING = (
     "runs",
@@ -72,7 +73,7 @@ def test_every_query_of_a_cycle_is_an_index_lookup_or_bounded(
     )
     cycle_sql_start = len(seen)
     run_cycle(settings, repo, cipher, clock=clock, actor="daemon", sealer=sealer)
-    path = settings.database.url.removeprefix("sqlite:///")
+    path = sqlite_file(settings)
     repo.engine.dispose()
     selects = [
         (sql, p) for sql, p in seen[cycle_sql_start:] if sql.lstrip().upper().startswith("SELECT")

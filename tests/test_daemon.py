@@ -20,6 +20,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.daemon import Daemon, run_daemon
 from fairlens_monitor.security.crypto import AlertCipher
 from tests.conftest import backend_builder, query_url
+from tests.factories import sqlite_file
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def start_daemon(config: Path) -> subprocess.Popen[str]:
 
 def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    path = Path(settings.database.url.removeprefix("sqlite:///"))
+    path = sqlite_file(settings)
     while time.monotonic() < deadline:
         if path.exists():
             try:

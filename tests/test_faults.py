@@ -27,13 +27,14 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.ops.daemon import Daemon
+from tests.factories import sqlite_file
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 
 
 def db_path(settings: Settings) -> Path:
-    return Path(settings.database.url.removeprefix("sqlite:///"))
+    return sqlite_file(settings)
 
 
 def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:

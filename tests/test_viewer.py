@@ -14,6 +14,7 @@ from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
+from tests.factories import sqlite_file
 
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 
@@ -71,7 +72,7 @@ def chain_verdict(at: AppTest, timeout: float = 30.0) -> str:
 
 def newest_dir(config: Path) -> float:
     settings: Settings = load_settings(config, env={})
-    path = settings.database.url.removeprefix("sqlite:///")
+    path = sqlite_file(settings)
     with sqlite3.connect(path) as conn:
         return conn.execute(
             "SELECT dir FROM readings WHERE scenario = 'monitored' ORDER BY id DESC LIMIT 1"
@@ -302,7 +303,7 @@ def test_a_file_source_with_empty_windows_shows_the_newest_data_and_says_so(
     at = page(config, monkeypatch)
     shown = text_of(at)
     assert "No decisions in the source's windows since" in shown
-    with sqlite3.connect(settings.database.url.removeprefix("sqlite:///")) as conn:
+    with sqlite3.connect(sqlite_file(settings)) as conn:
         [(dir_value,)] = conn.execute("SELECT dir FROM readings WHERE verdict != 'no_data'")
     assert at.metric[0].value == f"{dir_value:.3f}"
     assert "source: file" in shown

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -404,13 +404,6 @@ def verify_chain(
         checkpoints_checked=len(claims),
         anomalies=sorted(anomalies, key=lambda a: (a.seq or 0, a.kind)),
     )
-
-
-def verify_records(
-    records: Sequence[AuditRecord], anchors: Iterable[AnchorClaim] = ()
-) -> ChainReport:
-    """Verify an in-memory list of records (storage order); see :func:`verify_chain`."""
-    return verify_chain(records, sorted(records, key=lambda r: r.seq), anchors)
 
 
 def _dedupe(anomalies: list[Anomaly]) -> list[Anomaly]:
