@@ -26,7 +26,7 @@ from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.source import SourceSettings, parse_source
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.cells import cell_text, missing_report, value_text
-from fairlens_monitor.fairness.counts import GROUP, N, digest, normalise
+from fairlens_monitor.fairness.counts import GROUP, N, digest, group_table, normalise
 from fairlens_monitor.fairness.groups import MISSING, GroupSpec
 from fairlens_monitor.fairness.metrics import binary_outcome
 from fairlens_monitor.ops.measure_file import count_file
@@ -139,7 +139,7 @@ def test_measure_counts_the_same_whatever_the_chunk(tmp_path: Path) -> None:
     df = decisions()
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
-    tables = [count_file(path, SPEC, "y", chunk_rows=c) for c in (1_000, 500_000)]
+    tables = [group_table(count_file(path, SPEC, "y", chunk_rows=c)) for c in (1_000, 500_000)]
     for table in tables:
         assert dict(zip(table.labels, table.applicants.tolist(), strict=True)) == dict(
             Counter(label for label, _ in expected(df).elements())

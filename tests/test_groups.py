@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
+from fairlens_monitor.fairness.counts import table_from_frame
 from fairlens_monitor.fairness.groups import (
     MISSING,
     GroupSpec,
     assess,
     count_groups,
     group_labels,
-    table_from_frame,
 )
 from fairlens_monitor.fairness.outcomes import outcome_metrics
 from fairlens_monitor.fairness.report import to_json

@@ -266,6 +266,7 @@ def test_a_label_that_is_not_binary_is_named_as_the_label(tmp_path: Path) -> Non
 
 
 def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Path) -> None:
+    from fairlens_monitor.fairness.counts import group_table
     from fairlens_monitor.fairness.groups import GroupSpec
     from fairlens_monitor.ops.measure_file import count_file
 
@@ -280,9 +281,11 @@ def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Pa
         privileged_value=None,
         unprivileged_value=None,
     )
-    whole = count_file(path, spec, "risk", "repaid", chunk_rows=10_000)
+    whole = group_table(count_file(path, spec, "risk", "repaid", chunk_rows=10_000))
     seen: list[int] = []
-    chunked = count_file(path, spec, "risk", "repaid", chunk_rows=97, progress=seen.append)
+    chunked = group_table(
+        count_file(path, spec, "risk", "repaid", chunk_rows=97, progress=seen.append)
+    )
     assert chunked.labels == whole.labels
     for field in ("applicants", "approved", "positives", "true_pos", "false_pos"):
         assert (getattr(chunked, field) == getattr(whole, field)).all(), field

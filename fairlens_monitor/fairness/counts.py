@@ -19,7 +19,7 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import numeric_cells
-from fairlens_monitor.fairness.groups import GroupSpec, group_labels
+from fairlens_monitor.fairness.groups import GroupSpec, GroupTable, count_groups, group_labels
 from fairlens_monitor.fairness.metrics import binary_outcome, examples, numbers, require_columns
 
 GROUP = "_group"
@@ -262,3 +262,55 @@ def in_window(times: pd.Series, start: datetime, end: datetime) -> np.ndarray:
     """Return which times fall in ``[start, end)`` (both aware)."""
     lo, hi = pd.Timestamp(start).tz_convert(UTC), pd.Timestamp(end).tz_convert(UTC)
     return np.asarray(((times >= lo) & (times < hi)).to_numpy(dtype=bool), dtype=bool)
+
+
+def group_table(counts: pd.DataFrame) -> GroupTable:
+    """Sum a count table up per group: the one way from counted cells to the groups judged.
+
+    The daemon (a source's batch), ``measure`` (a file, chunk by chunk) and the tests all
+    count into this module's table first and come here for the per-group totals.
+
+    Args:
+        counts: a count table (``_group``, ``_approved``, ``_n``; ``_label`` when the
+            ground truth is known).
+
+    Returns:
+        Applicants and approvals (and positives, true and false positives with a label)
+        per group, in sorted label order.
+    """
+    truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
+    return count_groups(
+        counts[GROUP],
+        counts[APPROVED].to_numpy(dtype=bool),
+        truth,
+        weights=counts[N].to_numpy(dtype=float),
+    )
+
+
+def table_from_frame(
+    df: pd.DataFrame,
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None = None,
+    *,
+    where: str = "the data",
+    missing_values: Collection[str] = (),
+) -> GroupTable:
+    """Validate the columns of a frame of decisions and sum its groups up.
+
+    Args:
+        df: one row per decision.
+        spec: how rows become groups.
+        outcome: the decision column.
+        label: optional ground-truth column.
+        where: names the data in error messages.
+        missing_values: texts that also mean "missing" (see :mod:`.cells`).
+
+    Returns:
+        The per-group table (see :func:`group_table`).
+
+    Raises:
+        DataError: a column is missing, or the outcome/label is missing or not binary.
+    """
+    counts = normalise(df, spec, outcome, label=label, where=where, missing_values=missing_values)
+    return group_table(counts)

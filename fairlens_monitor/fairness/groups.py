@@ -24,7 +24,7 @@ import pandas as pd
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.cells import numeric_cells, text_codes
-from fairlens_monitor.fairness.metrics import binary_outcome, numbers, require_columns
+from fairlens_monitor.fairness.metrics import numbers, require_columns
 from fairlens_monitor.security.masking import looks_personal, value_forms
 
 MISSING = "(missing)"
@@ -223,69 +223,6 @@ def count_groups(
         count((y & truth).astype(float)),
         count((y & ~truth).astype(float)),
     )
-
-
-def merge_tables(tables: Sequence[GroupTable]) -> GroupTable:
-    """Add up count tables (e.g. of the chunks of one file), group by group.
-
-    Args:
-        tables: tables counted from disjoint rows; all with label counts or all without.
-
-    Returns:
-        One table over the union of their groups, in sorted label order.
-
-    Raises:
-        ValueError: no table, or some tables have label counts and others not.
-    """
-    if not tables:
-        raise ValueError("no table to merge")
-    labelled = {t.positives is not None for t in tables}
-    if len(labelled) > 1:
-        raise ValueError("cannot merge tables with and without label counts")
-    labels = tuple(sorted(set().union(*(t.labels for t in tables))))
-    index = {label: i for i, label in enumerate(labels)}
-
-    def total(field: str) -> np.ndarray:
-        out = np.zeros(len(labels), dtype=np.int64)
-        for t in tables:
-            np.add.at(out, [index[x] for x in t.labels], getattr(t, field))
-        return out
-
-    if labelled == {True}:
-        return GroupTable(
-            labels,
-            total("applicants"),
-            total("approved"),
-            total("positives"),
-            total("true_pos"),
-            total("false_pos"),
-        )
-    return GroupTable(labels, total("applicants"), total("approved"))
-
-
-def table_from_frame(
-    df: pd.DataFrame,
-    spec: GroupSpec,
-    outcome: str,
-    label: str | None = None,
-    *,
-    where: str = "the data",
-    missing_values: Collection[str] = (),
-) -> GroupTable:
-    """Validate the columns of ``df`` and count its groups.
-
-    ``missing_values`` are texts that also mean "missing" (see :mod:`.cells`).
-
-    Raises:
-        DataError: a column is missing, or the outcome/label is missing or not binary.
-    """
-    require_columns(df, [outcome] + ([label] if label else []), where=where)
-    labels = group_labels(df, spec, where=where, missing_values=missing_values)
-    y = binary_outcome(df[outcome], outcome, missing_values=missing_values)
-    truth = (
-        binary_outcome(df[label], label, "label", missing_values=missing_values) if label else None
-    )
-    return count_groups(labels, y, truth)
 
 
 def assess(table: GroupTable, spec: GroupSpec) -> Assessment:

@@ -24,11 +24,11 @@ from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.counts import (
     APPROVED,
     GROUP,
-    LABEL,
     SCORE_BIN,
     STRATUM,
     N,
     decisions,
+    group_table,
 )
 from fairlens_monitor.fairness.explain import analyze_feature_impact, generate_explanation
 from fairlens_monitor.fairness.groups import (
@@ -216,13 +216,7 @@ def measure_counts(
             can be compared with the reference.
     """
     spec = rules.spec
-    truth = counts[LABEL].to_numpy(dtype=bool) if LABEL in counts else None
-    table = count_groups(
-        counts[GROUP],
-        counts[APPROVED].to_numpy(dtype=bool),
-        truth,
-        weights=counts[N].to_numpy(dtype=float),
-    )
+    table = group_table(counts)
     assessment = assess_named(table, spec)
     h, _ = headline_comparison(assessment)
     statistic = drift_step(drift or DriftState(), headline_point(assessment), rules.chart)

@@ -21,12 +21,8 @@ from fairlens_monitor.fairness.cells import missing_report, numeric_cells
 from fairlens_monitor.fairness.explain import analyze_feature_impact
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
-    GroupTable,
     assess_named,
-    count_groups,
     group_labels,
-    merge_tables,
-    table_from_frame,
 )
 from fairlens_monitor.fairness.metrics import numbers
 from fairlens_monitor.fairness.outcomes import included_outcome_metrics
@@ -81,76 +77,34 @@ def count_file(
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
     missing_values: Collection[str] = (),
-) -> GroupTable:
-    """Count a decision file's groups chunk by chunk (bounded memory).
+    score: str | None = None,
+    score_bins: int = count_table.DEFAULT_SCORE_BINS,
+) -> pd.DataFrame:
+    """Count a decision file chunk by chunk (bounded memory) into one count table.
+
+    The same count table a file or SQL source gives the daemon
+    (:mod:`fairlens_monitor.fairness.counts`): each chunk is validated and reduced with
+    ``normalise``, the chunks are added with ``combine``.
 
     Args:
         path: CSV or Parquet file.
         spec: how rows become groups.
         outcome: the decision column.
-        label: optional ground-truth column.
+        label: optional ground-truth column (required with ``score``).
         chunk_rows: rows per chunk.
         progress: called with the rows read so far after each chunk.
         missing_values: texts that also mean "missing" (empty cells always do).
-
-    Returns:
-        The count table of the whole file.
-
-    Raises:
-        DataError: as :func:`iter_decisions`, or a bad value, named with its rows.
-    """
-    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
-    return merge_tables(
-        _reduce_chunks(
-            path,
-            needed,
-            chunk_rows,
-            progress,
-            lambda chunk: table_from_frame(
-                chunk,
-                spec,
-                outcome,
-                label,
-                where=f"file {path.name}",
-                missing_values=missing_values,
-            ),
-        )
-    )
-
-
-def count_scored_file(
-    path: Path,
-    spec: GroupSpec,
-    outcome: str,
-    label: str,
-    score: str,
-    score_bins: int,
-    *,
-    chunk_rows: int = CHUNK_ROWS,
-    progress: Callable[[int], None] | None = None,
-    missing_values: Collection[str] = (),
-) -> pd.DataFrame:
-    """Count a decision file with a score column into a binned count table (one pass).
-
-    Args:
-        path: CSV or Parquet file.
-        spec: how rows become groups.
-        outcome: the decision column.
-        label: the ground-truth column (AUC and calibration need it).
-        score: the model score column (numbers in [0, 1]).
+        score: optional model score column (numbers in [0, 1]), counted in bins.
         score_bins: equal-width bins the score is counted in.
-        chunk_rows: rows per chunk.
-        progress: called with the rows read so far after each chunk.
-        missing_values: texts that also mean "missing" (see :func:`measure_file`).
 
     Returns:
-        The count table (:mod:`fairlens_monitor.fairness.counts`) with
-        ``_score_bin``/``_score_sum``.
+        The count table of the whole file (with ``_score_bin``/``_score_sum`` when scored).
 
     Raises:
-        DataError: as :func:`count_file`, or a score missing, not a number or outside [0, 1].
+        DataError: as :func:`iter_decisions`, or a bad value, named with its rows; a score
+            missing, not a number or outside [0, 1].
     """
-    needed = list(dict.fromkeys([*spec.attributes, outcome, label, score]))
+    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label, score])]))
     return count_table.combine(
         _reduce_chunks(
             path,
@@ -247,43 +201,26 @@ def measure_file(
             f"{path.name}: not a regular file (a folder, FIFO or device); give a "
             "CSV or Parquet decision file"
         )
-    scored = None
-    if score is not None:
-        if label is None:
-            raise ValueError(
-                "a score needs a label: AUC and calibration compare the score with the true outcome"
-            )
-        scored = count_scored_file(
-            path,
-            spec,
-            outcome,
-            label,
-            score,
-            score_bins,
-            chunk_rows=chunk_rows,
-            progress=progress,
-            missing_values=missing_values,
+    if score is not None and label is None:
+        raise ValueError(
+            "a score needs a label: AUC and calibration compare the score with the true outcome"
         )
-        table = count_groups(
-            scored[count_table.GROUP],
-            scored[count_table.APPROVED].to_numpy(dtype=bool),
-            scored[count_table.LABEL].to_numpy(dtype=bool),
-            weights=scored[count_table.N].to_numpy(dtype=float),
-        )
-    else:
-        table = count_file(
-            path,
-            spec,
-            outcome,
-            label,
-            chunk_rows=chunk_rows,
-            progress=progress,
-            missing_values=missing_values,
-        )
+    counts = count_file(
+        path,
+        spec,
+        outcome,
+        label,
+        chunk_rows=chunk_rows,
+        progress=progress,
+        missing_values=missing_values,
+        score=score,
+        score_bins=score_bins,
+    )
+    table = count_table.group_table(counts)
     assessment = assess_named(table, spec)
     metrics = included_outcome_metrics(table, assessment, spec.confidence)
-    if metrics is not None and scored is not None:
-        metrics = replace(metrics, extra=score_metrics(scored, score_bins))
+    if metrics is not None and score is not None:
+        metrics = replace(metrics, extra=score_metrics(counts, score_bins))
     report: dict[str, Any] = {
         "file": str(path),
         "rows": int(table.applicants.sum()),
