@@ -173,7 +173,7 @@ def main() -> None:
     )
     settings = load_settings(config, env={})
 
-    from fairlens_monitor.ops.audit_trail import verify_store
+    from fairlens_monitor.ops.verification import verify_store
     from fairlens_monitor.store.repository import Repository
     from fairlens_monitor.viewer import data
 

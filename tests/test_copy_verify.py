@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.ops.audit_trail import verify_store
+from fairlens_monitor.ops.verification import verify_store
 from fairlens_monitor.store.copy import copy_database
 from fairlens_monitor.store.repository import Repository
 from tests.conftest import BASE_CONFIG, merge, query_url

@@ -25,8 +25,8 @@ from sqlalchemy import event
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.ops.daemon import Daemon
+from fairlens_monitor.ops.verification import verify_store
 from tests.factories import sqlite_file
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from fairlens_monitor.audit.checkpoints import NO_PREVIOUS, claims, digest, sign
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.ops.audit_trail import verify_store
 from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.ops.sealing import Sealer, seal_due
+from fairlens_monitor.ops.verification import verify_store
 from tests.conftest import query_url
 from tests.test_verify_holes import Store
 

@@ -46,13 +46,9 @@ from fairlens_monitor.cli.render import (
     tampered_lines,
 )
 from fairlens_monitor.ops.app import open_cipher, open_signing_key
-from fairlens_monitor.ops.audit_trail import (
-    prove_entry,
-    reconcile_anchor,
-    verify_store,
-    write_checkpoint,
-)
+from fairlens_monitor.ops.audit_trail import reconcile_anchor, write_checkpoint
 from fairlens_monitor.ops.export import export_jsonl
+from fairlens_monitor.ops.verification import prove_entry, verify_store
 from fairlens_monitor.security.crypto import load_cipher
 from fairlens_monitor.security.passwords import install_password_filter
 from fairlens_monitor.security.pseudonyms import install_masking

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fairlens_monitor.ops.audit_trail import verify_copy
+from fairlens_monitor.ops.verification import verify_copy
 from fairlens_monitor.security.crypto import fsync_dir
 from fairlens_monitor.security.safefiles import sha256_of
 from fairlens_monitor.store.db import sqlite_path

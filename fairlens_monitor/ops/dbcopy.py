@@ -11,7 +11,7 @@ from fairlens_monitor.audit.chain import ChainReport
 from fairlens_monitor.audit.events import where
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import CopyNotVerifiedError, SourceNotVerifiedError
-from fairlens_monitor.ops.audit_trail import verify_store
+from fairlens_monitor.ops.verification import verify_store
 from fairlens_monitor.store.copy import CopyResult, copy_database
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository

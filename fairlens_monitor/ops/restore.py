@@ -27,13 +27,9 @@ from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.checkpoints import sign_restore
 from fairlens_monitor.audit.events import CHAIN_RESTORED
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.ops.audit_trail import (
-    TrailReport,
-    verify_copy,
-    verify_store,
-    write_checkpoint,
-)
+from fairlens_monitor.ops.audit_trail import write_checkpoint
 from fairlens_monitor.ops.backup import copy_sqlite, remove_sqlite_files
+from fairlens_monitor.ops.verification import TrailReport, verify_copy, verify_store
 from fairlens_monitor.security.safefiles import sha256_of
 from fairlens_monitor.store.db import instance_lock, make_engine, sqlite_path
 from fairlens_monitor.store.errors import StoreError
