@@ -34,7 +34,8 @@ from fairlens_monitor.cli.common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.cli.operations import alerts, backup, keys, measure, restore, retention
+from fairlens_monitor.cli.maintenance import backup, keys, restore, retention
+from fairlens_monitor.cli.operations import alerts, measure
 from fairlens_monitor.cli.page import page_token, view
 from fairlens_monitor.cli.render import (
     audit_json,
