@@ -40,7 +40,8 @@ def statements(*texts: str) -> list[str]:
 
 def marked(text: str, name: str) -> str:
     section = text.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
-    return re.findall(r"```\w+\n(.*?)```", section, flags=re.DOTALL)[0]
+    block: str = re.findall(r"```\w+\n(.*?)```", section, flags=re.DOTALL)[0]
+    return block
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def test_readme_documents_every_shipped_config_key() -> None:
 
 
 def test_command_table_matches_the_cli() -> None:
-    commands = set(cli.commands)  # type: ignore[attr-defined]
+    commands = set(cli.commands)
     table = README.split("## Command line")[1].split("**Exit codes:**")[0]
     for name in commands:
         assert f"`{name}" in table, f"README does not document '{name}'"
