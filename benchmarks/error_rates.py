@@ -76,12 +76,12 @@ def cached_statistics() -> Iterator[None]:
     caching changes no result, only the time. The originals are restored afterwards.
     """
     saved = stats.difference_p_value, stats.ratio_ci
-    stats.difference_p_value = functools.lru_cache(maxsize=None)(saved[0])  # type: ignore[assignment]
-    stats.ratio_ci = functools.lru_cache(maxsize=None)(saved[1])  # type: ignore[assignment]
+    stats.difference_p_value = functools.lru_cache(maxsize=None)(saved[0])
+    stats.ratio_ci = functools.lru_cache(maxsize=None)(saved[1])
     try:
         yield
     finally:
-        stats.difference_p_value, stats.ratio_ci = saved  # type: ignore[assignment]
+        stats.difference_p_value, stats.ratio_ci = saved
 
 
 def spec_for(k: int, reference: str) -> GroupSpec:

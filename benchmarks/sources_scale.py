@@ -115,9 +115,13 @@ def sql_compare(url: str, df: pd.DataFrame, label: str) -> None:
     frame = df.assign(decided_at=pd.to_datetime(df.decided_at, utc=True))
     if engine.dialect.name == "postgresql":  # COPY: inserts would take minutes
         frame.head(0).to_sql("decisions", engine, index=False)
+        import psycopg
+
         raw = engine.raw_connection()
         try:
-            with raw.cursor() as cur, cur.copy("COPY decisions FROM STDIN (FORMAT csv)") as copy:
+            cursor = raw.cursor()
+            assert isinstance(cursor, psycopg.Cursor), "COPY needs a postgresql+psycopg:// URL"
+            with cursor as cur, cur.copy("COPY decisions FROM STDIN (FORMAT csv)") as copy:
                 copy.write(frame.to_csv(index=False, header=False))
             raw.commit()
         finally:

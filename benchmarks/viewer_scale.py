@@ -49,7 +49,8 @@ def build(path: Path) -> None:
     engine.dispose()
     rng = np.random.default_rng(1)
     start = datetime.now(UTC) - timedelta(minutes=2 * CYCLES)
-    runs, readings, groups, events, prev = [], [], [], [], GENESIS_HASH
+    runs, readings, events, prev = [], [], [], GENESIS_HASH
+    groups: list[tuple[object, ...]] = []  # the reference group has no ratio, p or verdict
     drift = np.clip(np.linspace(-0.5, 1.0, CYCLES), 0, 1)
     for i in range(CYCLES):
         at = start + timedelta(minutes=2 * i)

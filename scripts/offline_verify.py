@@ -9,10 +9,14 @@
 Exit 0 intact; 1 tampered, with one line per finding on stderr; 2 a file cannot be read.
 """
 
+from __future__ import annotations  # annotations stay unevaluated: older Pythons run it too
+
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 TAG = b"fairlens-audit-v1\x00"
 # Only these events may record a new digest for a row already recorded (as `verify`).
@@ -28,7 +32,7 @@ MUTABLE = {
 }
 
 
-def jcs(v):
+def jcs(v: Any) -> str:
     """RFC 8785 text of a parsed JSON value (numbers as ECMAScript writes them)."""
     if isinstance(v, dict):
         keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
@@ -46,8 +50,13 @@ def jcs(v):
     return f"{digits}e{int(exp):+d}"
 
 
-def main(export, anchor=None):
-    found, hashes, prev, first, events, rows = [], {}, None, None, [], []
+def main(export: str, anchor: str | None = None) -> None:
+    found: list[str] = []
+    hashes: dict[int, str] = {}  # seq -> hash
+    events: list[tuple[int, str, Any]] = []  # (seq, event_type, payload)
+    rows: list[Any] = []
+    prev: Any = None
+    first: Any = None
     for line in lines(export):
         e = json.loads(line)
         if "table" in e:
@@ -74,7 +83,7 @@ def main(export, anchor=None):
             sys.exit(f"TAMPERED at seq {at}")
         prev = hashes[at] = e["hash"]
         events.append((at, e["event_type"], json.loads(e["canonical"])["payload"]))
-    book = {}
+    book: dict[str, dict[int, tuple[str, int, int]]] = {}  # table -> id -> (digest, form, seq)
     if first not in (None, 1):  # retention pruned the head: a later event names the cut
         cut = [p for _, t, p in events if t == "chain_pruned" and p["pruned_to"] == first - 1]
         if not cut or cut[-1]["head_hash"] != origin:
@@ -123,7 +132,13 @@ def main(export, anchor=None):
     )
 
 
-def book_event(book, found, seq, event_type, payload):
+def book_event(
+    book: dict[str, dict[int, tuple[str, int, int]]],
+    found: list[str],
+    seq: int,
+    event_type: str,
+    payload: Any,
+) -> None:
     """Replay one event's row entries: the latest digest for a row wins, except that a
     baseline never overrides and only MUTABLE events may change a recorded row."""
     entries = payload.get("row_digests") or {}
@@ -149,7 +164,7 @@ def book_event(book, found, seq, event_type, payload):
             book.get(table, {}).pop(row_id, None)
 
 
-def lines(path):
+def lines(path: str) -> Iterator[str]:
     with open(path, encoding="utf-8") as handle:
         yield from handle
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -24,6 +24,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from fairlens_monitor.config.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # only for annotations: importing the cycle here would slow every test start
+    from fairlens_monitor.monitoring.measure import ScenarioResult
+    from fairlens_monitor.ops.cycle import CycleOutcome
 
 BASE_CONFIG: dict[str, Any] = {
     "database": {"url": "sqlite:///var/fairlens.db"},
@@ -102,7 +106,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def clock() -> Iterator[Callable[[], datetime]]:
+def clock() -> Callable[[], datetime]:
     """A clock that starts at 2026-01-01T00:00Z and advances one second per call."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ticks = itertools.count()
@@ -158,14 +162,24 @@ def backend_builder(url: str, write_config: Callable[..., Path]) -> Callable[...
     return build
 
 
-def query_url(url: str, sql: str) -> list[tuple[object, ...]]:
-    """Run one query on any back end and return plain tuples."""
+def query_url(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run one query on any back end and return plain tuples.
+
+    The values are whatever the driver returns for the columns of a textual query, which
+    SQLAlchemy types as Any, so tests compare and count them without narrowing first."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             return [tuple(row) for row in conn.execute(text(sql)).all()]
     finally:
         engine.dispose()
+
+
+def monitored(outcome: CycleOutcome) -> ScenarioResult:
+    """The cycle's monitored reading, for a test whose source always has decisions to measure
+    (the simulator does every cycle); fails the test if the window was empty instead."""
+    assert outcome.monitored is not None, f"cycle {outcome.cycle_index} measured no decisions"
+    return outcome.monitored
 
 
 def tamper(url: str, sql: str) -> None:

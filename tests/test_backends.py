@@ -31,7 +31,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
-from tests.conftest import BASE_CONFIG, merge, tamper
+from tests.conftest import BASE_CONFIG, merge, monitored, tamper
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = {
@@ -97,7 +97,7 @@ def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Cl
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
-    assert [o.monitored.verdict for o in outcomes][-3:] == ["adverse"] * 3
+    assert [monitored(o).verdict for o in outcomes][-3:] == ["adverse"] * 3
     assert scalar(backend_url, "SELECT count(*) FROM readings") == 12
     assert scalar(backend_url, "SELECT count(*) FROM group_results") == 24
     assert scalar(backend_url, "SELECT count(*) FROM alerts") == 1  # one episode

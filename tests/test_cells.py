@@ -78,7 +78,8 @@ def file_digest(folder: str, chunk_rows: int, missing: tuple[str, ...] = ()) -> 
 def test_chunk_size_and_files_do_not_change_the_count_table(tmp_path: Path, suffix: str) -> None:
     df = decisions()
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    whole.mkdir(), parts.mkdir()
+    whole.mkdir()
+    parts.mkdir()
 
     def write(frame: pd.DataFrame, path: Path) -> None:
         if suffix == ".parquet":  # an integer column with a null, as a data pipeline writes it
@@ -291,7 +292,8 @@ def test_bom_crlf_and_gzip_read_the_same(tmp_path: Path) -> None:
     df = decisions(300, blank=250)
     text = df.to_csv(index=False)
     plain, odd = tmp_path / "plain", tmp_path / "odd"
-    plain.mkdir(), odd.mkdir()
+    plain.mkdir()
+    odd.mkdir()
     (plain / "d.csv").write_text(text, encoding="utf-8")
     (odd / "d.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
     df.to_csv(odd / "e.csv.gz", index=False, compression="gzip")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.store.db import head_revision
@@ -20,8 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def invoke(write_config: Callable[..., Path]) -> Callable[..., object]:
-    def run(*args: str, overrides: dict[str, object] | None = None, input: str | None = None):
+def invoke(write_config: Callable[..., Path]) -> Callable[..., Result]:
+    def run(
+        *args: str, overrides: dict[str, object] | None = None, input: str | None = None
+    ) -> Result:
         config = write_config(overrides)
         return CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
 
@@ -29,10 +31,12 @@ def invoke(write_config: Callable[..., Path]) -> Callable[..., object]:
 
 
 @pytest.fixture
-def invoke_both(write_config: Callable[..., Path], backend_url: str) -> Callable[..., object]:
+def invoke_both(write_config: Callable[..., Path], backend_url: str) -> Callable[..., Result]:
     """Like ``invoke``, once on a SQLite file and once on a fresh PostgreSQL database."""
 
-    def run(*args: str, overrides: dict[str, object] | None = None, input: str | None = None):
+    def run(
+        *args: str, overrides: dict[str, object] | None = None, input: str | None = None
+    ) -> Result:
         config = write_config(merge({"database": {"url": backend_url}}, overrides or {}))
         return CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
 
@@ -43,7 +47,7 @@ def db_file(tmp_path: Path) -> Path:
     return tmp_path / "var" / "fairlens.db"
 
 
-def test_once_json_has_the_original_shape(invoke_both: Callable[..., object]) -> None:
+def test_once_json_has_the_original_shape(invoke_both: Callable[..., Result]) -> None:
     invoke = invoke_both
     result = invoke(
         "once",
@@ -68,7 +72,7 @@ def test_once_json_has_the_original_shape(invoke_both: Callable[..., object]) ->
     assert from_stdin.stdout.strip() == drifted["explanation"]
 
 
-def test_once_fail_on_alert(invoke_both: Callable[..., object]) -> None:
+def test_once_fail_on_alert(invoke_both: Callable[..., Result]) -> None:
     invoke = invoke_both
     assert (
         invoke("once", "--fail-on-alert", overrides={"simulation": {"drift": 1.0}}).exit_code == 1
@@ -81,7 +85,7 @@ def test_once_fail_on_alert(invoke_both: Callable[..., object]) -> None:
     )
 
 
-def test_history_and_audit(invoke_both: Callable[..., object]) -> None:
+def test_history_and_audit(invoke_both: Callable[..., Result]) -> None:
     invoke = invoke_both
     for _ in range(3):
         assert invoke("once").exit_code == 0
@@ -100,7 +104,7 @@ def test_history_and_audit(invoke_both: Callable[..., object]) -> None:
 
 
 def test_audit_tables_refuse_update_and_delete(
-    invoke: Callable[..., object], tmp_path: Path
+    invoke: Callable[..., Result], tmp_path: Path
 ) -> None:
     invoke("once")
     invoke("checkpoint")
@@ -118,7 +122,7 @@ def test_audit_tables_refuse_update_and_delete(
 
 @pytest.mark.parametrize("command", [["history"], ["audit"], ["verify"]])
 def test_read_commands_on_a_missing_database_exit_2_and_create_nothing(
-    invoke: Callable[..., object], tmp_path: Path, command: list[str]
+    invoke: Callable[..., Result], tmp_path: Path, command: list[str]
 ) -> None:
     result = invoke(*command)
     assert result.exit_code == 2
@@ -128,7 +132,7 @@ def test_read_commands_on_a_missing_database_exit_2_and_create_nothing(
 
 @pytest.mark.parametrize("command", [["once"], ["run"], ["history"], ["db", "upgrade"]])
 def test_bad_config_exits_2_with_one_line_and_writes_nothing(
-    invoke: Callable[..., object], tmp_path: Path, command: list[str]
+    invoke: Callable[..., Result], tmp_path: Path, command: list[str]
 ) -> None:
     result = invoke(*command, overrides={"thresholds": {"dir": -1}})
     assert result.exit_code == 2
@@ -138,7 +142,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(
     assert not (tmp_path / "var").exists()
 
 
-def test_decrypt_errors_exit_2(invoke: Callable[..., object], tmp_path: Path) -> None:
+def test_decrypt_errors_exit_2(invoke: Callable[..., Result], tmp_path: Path) -> None:
     missing = invoke("decrypt", "gAAAAAxyz")
     assert missing.exit_code == 2
     assert "missing" in missing.stderr
@@ -149,7 +153,7 @@ def test_decrypt_errors_exit_2(invoke: Callable[..., object], tmp_path: Path) ->
     assert "cannot decrypt token" in garbage.stderr
 
 
-def test_exposed_key_stops_the_cycle(invoke: Callable[..., object], tmp_path: Path) -> None:
+def test_exposed_key_stops_the_cycle(invoke: Callable[..., Result], tmp_path: Path) -> None:
     invoke("once")
     (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)
     result = invoke("once")
@@ -157,7 +161,7 @@ def test_exposed_key_stops_the_cycle(invoke: Callable[..., object], tmp_path: Pa
     assert "chmod 600" in result.stderr
 
 
-def test_db_upgrade_and_current(invoke: Callable[..., object], tmp_path: Path) -> None:
+def test_db_upgrade_and_current(invoke: Callable[..., Result], tmp_path: Path) -> None:
     first = invoke("db", "upgrade")
     assert first.exit_code == 0
     assert "(was empty)" in first.stdout
@@ -166,7 +170,7 @@ def test_db_upgrade_and_current(invoke: Callable[..., object], tmp_path: Path) -
     assert invoke("db", "current").stdout.strip() == f"current: {head}  head: {head}"
 
 
-def test_usage_error_exits_2(invoke: Callable[..., object]) -> None:
+def test_usage_error_exits_2(invoke: Callable[..., Result]) -> None:
     assert invoke("history", "--last", "0").exit_code == 2
     assert invoke("no-such-command").exit_code == 2
 

@@ -20,6 +20,7 @@ def test_shipped_config_is_valid() -> None:
     assert s.keys.dir == REPO / "var" / "keys"
     assert s.thresholds.dir == 0.8
     assert s.thresholds.gap == 0.2
+    assert s.simulation is not None  # the shipped config runs the simulator
     assert s.simulation.drift.mode == "ramp"
     assert s.simulation.drift.level_at(0) == 0.0
     assert s.alerts.echo_plaintext is True
@@ -182,6 +183,8 @@ def test_constant_drift_forms(write_config: Callable[..., Path]) -> None:
     long = load_settings(
         write_config({"simulation": {"drift": {"mode": "constant", "level": 0.25}}}), env={}
     )
+    assert short.simulation is not None
+    assert long.simulation is not None
     assert short.simulation.drift == long.simulation.drift
     assert short.simulation.drift.level_at(10) == 0.25
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import execute_cycle, run_cycle
 from fairlens_monitor.security.crypto import AlertCipher, load_cipher
 from fairlens_monitor.sources.simulator import generate_loan_data
-from tests.conftest import backend_builder, query_url
+from tests.conftest import backend_builder, monitored, query_url
 from tests.factories import sqlite_file
 
 Clock = Callable[[], datetime]
@@ -35,7 +36,7 @@ def db_path(settings: Settings) -> Path:
     return sqlite_file(settings)
 
 
-def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+def rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     return query_url(settings.database.url, sql)
 
 
@@ -46,6 +47,7 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcome = run_cycle(settings, repo, cipher, clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
 
     assert outcome.monitored.metrics["dir_alert"] is True
     assert rows(settings, "SELECT status, cycle_index, actor FROM runs") == [("ok", 0, "cli")]
@@ -70,6 +72,7 @@ def test_plaintext_explanation_never_reaches_the_database_file(
     settings = sqlite_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
     repo.engine.dispose()
     explanation = outcome.monitored.explanation
     assert explanation
@@ -134,10 +137,10 @@ def test_ramp_crosses_the_four_fifths_line(
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(6)]
     assert [o.cycle_index for o in outcomes] == list(range(6))
-    assert [o.monitored.drift_level for o in outcomes] == pytest.approx(
+    assert [monitored(o).drift_level for o in outcomes] == pytest.approx(
         [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     )
-    verdicts = [o.monitored.verdict for o in outcomes]
+    verdicts = [monitored(o).verdict for o in outcomes]
     assert verdicts[:2] == ["ok", "ok"]
     assert verdicts[-3:] == ["adverse"] * 3
     # One episode: the first adverse reading raises the alert, later ones keep it open.
@@ -153,6 +156,7 @@ def test_alert_lines_and_json_follow_the_original_shape(
     settings = make_settings({"simulation": {"drift": 1.0}})
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
     lines = cycle_lines(outcome, echo_plaintext=True)
     dir_text = f"{outcome.monitored.metrics['dir']:.2f}"
     assert lines[1] == f"⚠ ALERT: Fairness Drift Detected! DIR = {dir_text}"
@@ -225,7 +229,7 @@ def test_an_episode_resolves_after_clean_readings(
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(7)]
-    assert [o.monitored.verdict for o in outcomes] == ["adverse"] * 4 + ["ok"] * 3
+    assert [monitored(o).verdict for o in outcomes] == ["adverse"] * 4 + ["ok"] * 3
     actions = [[c.action for c in o.alerts] for o in outcomes]
     assert actions == [
         ["open"],
@@ -262,10 +266,10 @@ def test_drift_is_flagged_before_the_verdict_turns(
     repo = open_repository(settings)
     cipher = open_cipher(settings, repo)
     outcomes = [run_cycle(settings, repo, cipher, clock=clock, actor="cli") for _ in range(10)]
-    statistics = [o.monitored.drift_statistic for o in outcomes]
+    statistics = [monitored(o).drift_statistic for o in outcomes]
     assert statistics[:5] == [None] * 5
     assert all(s is not None and s <= 8 for s in statistics[5:7])  # quiet before the step
-    assert [o.monitored.verdict for o in outcomes] == ["ok"] * 10  # DIR stays above 0.8 ...
+    assert [monitored(o).verdict for o in outcomes] == ["ok"] * 10  # DIR stays above 0.8 ...
     opened = [o.cycle_index for o in outcomes if any(c.action == "open" for c in o.alerts)]
     assert len(opened) == 1
     assert 7 <= opened[0] <= 9
@@ -324,6 +328,7 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
     repo = open_repository(settings)
     assert repo.drift_history("gender", 30) == ([], 0.0)  # unassessed readings: no baseline
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
     assert outcome.monitored.verdict == "ok"
     assert [(c.action, c.resolved_ids) for c in outcome.alerts] == [("resolve", [1, 2])]
     assert rows(settings, "SELECT id, state FROM alerts ORDER BY id") == [
@@ -348,6 +353,7 @@ def test_an_intersection_is_measured_in_the_cycle(
     )
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
     groups = rows(
         settings,
         "SELECT label, role, g.verdict FROM group_results g JOIN readings r "
@@ -376,6 +382,7 @@ def test_inconclusive_is_quiet_unless_asked(
     )
     repo = open_repository(settings)
     outcome = run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    assert outcome.monitored is not None  # the simulator measures every cycle
     assert outcome.monitored.verdict == "inconclusive"  # 20 per group < min_group_size 30
     assert rows(settings, "SELECT count(*) FROM alerts") == [(alerts,)]
     repo.engine.dispose()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -32,7 +33,7 @@ def make_settings(backend_url: str, write_config: Callable[..., Path]) -> Callab
     return backend_builder(backend_url, write_config)
 
 
-def query(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     return query_url(settings.database.url, sql)
 
 

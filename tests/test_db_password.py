@@ -31,7 +31,7 @@ CANARY = "Cn4ryPw0rdQ7"
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 # Commands that would not end by themselves get the arguments that make them end; `view`
 # serves until stopped: it is stopped once it says where it serves (or has ended).
-ENDING = {("run",): ["--cycles", "1"]}
+ENDING: dict[tuple[str, ...], list[str]] = {("run",): ["--cycles", "1"]}
 SERVES = {("view",)}
 
 

@@ -47,7 +47,8 @@ def statements(*texts: str) -> list[str]:
 
 def marked(text: str, name: str) -> str:
     section = text.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
-    return re.findall(r"```\w+\n(.*?)```", section, flags=re.DOTALL)[0]
+    block: str = re.findall(r"```\w+\n(.*?)```", section, flags=re.DOTALL)[0]
+    return block
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +208,7 @@ def test_configuration_doc_documents_every_shipped_config_key() -> None:
 
 
 def test_command_table_matches_the_cli() -> None:
-    commands = set(cli.commands)  # type: ignore[attr-defined]
+    commands = set(cli.commands)
     table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
     for name in commands:
         assert f"`{name}" in table, f"docs/CLI.md does not document '{name}'"

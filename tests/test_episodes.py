@@ -9,7 +9,7 @@ from fairlens_monitor.monitoring.episodes import step
 
 def run(qualifying: list[bool], close_after: int) -> list[str]:
     streak: int | None = None
-    actions = []
+    actions: list[str] = []
     for q in qualifying:
         t = step("dir", streak, q, close_after)
         actions.append("-" if t is None else t.action)

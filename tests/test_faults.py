@@ -57,9 +57,7 @@ def assert_consistent(settings: Settings) -> int:
     assert report.intact, report.anomalies
     ok_runs = {r[0] for r in query(settings, "SELECT id FROM runs WHERE status = 'ok'")}
     readings: dict[int, int] = dict(
-        query(  # type: ignore[arg-type]
-            settings, "SELECT run_id, count(*) FROM readings GROUP BY run_id"
-        )
+        query(settings, "SELECT run_id, count(*) FROM readings GROUP BY run_id")
     )
     assert readings == dict.fromkeys(ok_runs, 2), "a run without exactly its two readings"
     completed = {

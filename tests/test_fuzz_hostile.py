@@ -41,6 +41,7 @@ from tests import fuzz_strategies as fs
 from tests.conftest import tamper
 from tests.fuzz_support import (
     CONFIG_CANARIES,
+    DATA_CANARIES,
     FIFO_SECONDS,
     PW_URL,
     SEEN,
@@ -202,7 +203,7 @@ def test_the_checks_catch_each_violation(tmp_path: Path) -> None:
     before = snapshot(box)
     (box / "work" / "var").mkdir()
     (box / "work" / "var" / "fairlens.db-wal").write_bytes(b"..." + PW_URL.encode())
-    (box / "work" / "var" / "anchor.jsonl").write_text(fs.DATA_CANARIES[1])
+    (box / "work" / "var" / "anchor.jsonl").write_text(DATA_CANARIES[1])
     run = Run(case.args, 2, "", f"a\nb {CONFIG_CANARIES[0]}\n" + "x" * 3000, 0.1, "inprocess")
     kinds = {
         (v.kind, v.detail.split(":")[0])
@@ -378,7 +379,7 @@ def csv_body(base: Callable[[], Path], templates: dict[str, Path], data: st.Data
 
 SUBPROCESS_DRAW = st.just(False)  # the long run replaces it: 1 case in 10 is a real process
 BODIES = {"config": config_body, "command": command_body, "csv": csv_body}
-HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck)}
+HYPOTHESIS: dict[str, Any] = {"deadline": None, "suppress_health_check": list(HealthCheck)}
 
 
 def _fuzz(

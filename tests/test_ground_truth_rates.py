@@ -49,8 +49,9 @@ TOL = 1e-9
 counts = st.integers(0, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
 
 
-def _close(ours: float, theirs: float) -> bool:
-    return abs(ours - float(theirs)) <= TOL
+def _close(ours: float | np.ndarray, theirs: float) -> bool:
+    """``ours`` may be a 0-d array: the interval functions are vectorised."""
+    return abs(float(ours) - float(theirs)) <= TOL
 
 
 @settings(max_examples=100, deadline=None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli.common import ENV_DEBUG
 from fairlens_monitor.cli.main import cli
@@ -151,7 +151,7 @@ CASES: dict[str, tuple[str | bytes, str]] = {
 }
 
 
-def invoke_raw(tmp_path: Path, text: str | bytes, *args: str) -> object:
+def invoke_raw(tmp_path: Path, text: str | bytes, *args: str) -> Result:
     config = tmp_path / "config.yaml"
     if isinstance(text, bytes):
         config.write_bytes(text)

@@ -21,7 +21,6 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.ops import keys
 from fairlens_monitor.ops.keys import rotate_alert_key
 from fairlens_monitor.security.crypto import key_fingerprint, load_cipher
 from fairlens_monitor.store.db import make_engine
@@ -77,13 +76,13 @@ def test_a_crash_between_the_renames_is_finished_at_the_next_start(
     real_replace = os.replace
     calls: list[object] = []
 
-    def killed_after_first(src: object, dst: object) -> None:
+    def killed_after_first(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         if calls:
             raise KeyboardInterrupt("killed between the renames")
         calls.append(src)
-        real_replace(src, dst)  # type: ignore[arg-type]
+        real_replace(src, dst)
 
-    monkeypatch.setattr(keys.os, "replace", killed_after_first)
+    monkeypatch.setattr("fairlens_monitor.ops.keys.os.replace", killed_after_first)
     repo = Repository(make_engine(url))
     with pytest.raises(KeyboardInterrupt):
         rotate_alert_key(key_dir, repo, ts="2026-01-01T00:00:00.000000Z")

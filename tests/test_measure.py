@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,14 +17,16 @@ from tests.test_stats import z_test as z_p
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
 
 
-def measure(*args: str) -> Result:
+def measure(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, ["measure", *map(str, args)])
 
 
-def group(doc: dict[str, object], label: str) -> dict[str, object]:
+def group(doc: dict[str, Any], label: str) -> dict[str, Any]:
+    """The entry for `label` in a `measure --json` document (parsed JSON, so Any-valued)."""
     groups = doc["groups"]
     assert isinstance(groups, list)
-    return next(g for g in groups if g["group"] == label)
+    found: dict[str, Any] = next(g for g in groups if g["group"] == label)
+    return found
 
 
 def test_german_credit_by_sex_as_json() -> None:
@@ -54,7 +57,7 @@ def test_german_credit_by_sex_as_json() -> None:
 
 
 def test_german_credit_by_age_band_is_adverse_under_a_stricter_line() -> None:
-    args = [
+    args: list[str | Path] = [
         GERMAN,
         "--protected-attribute",
         "age",

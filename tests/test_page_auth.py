@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fairlens_monitor.cli import page as cli_page
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.security.page_auth import create_page_token, is_loopback
@@ -141,7 +140,7 @@ def test_view_refuses_a_public_address_without_a_token_and_warns_with_one(
         started.append(argv)
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli_page.os, "execve", execve)
+    monkeypatch.setattr("fairlens_monitor.cli.page.os.execve", execve)
     config = write_config()
     runner = CliRunner()
     refused = runner.invoke(cli, ["--config", str(config), "view", "--address", EVERYWHERE])

@@ -13,7 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from sqlalchemy import create_engine, text
 
 from fairlens_monitor.audit import checkpoints
@@ -68,11 +71,14 @@ def test_chained_checkpoints_cost_one_signature(monkeypatch: pytest.MonkeyPatch)
     for seq in range(1, 201):
         prev = NO_PREVIOUS if not made else digest(made[-1])
         made.append(sign_checkpoint(key, seq=seq, head_hash=H, ts=f"t{seq:04d}", prev=prev))
-    calls = []
+    calls: list[int] = []
     real = checkpoints.verify_checkpoint
-    monkeypatch.setattr(
-        checkpoints, "verify_checkpoint", lambda k, cp: calls.append(cp.seq) or real(k, cp)
-    )
+
+    def counted(k: Ed25519PublicKey, cp: checkpoints.Checkpoint) -> bool:
+        calls.append(cp.seq)
+        return real(k, cp)
+
+    monkeypatch.setattr(checkpoints, "verify_checkpoint", counted)
     assert all(c.signature_ok for c in claims(key.public_key(), made, "anchor"))
     assert calls == [200]
     # an edited checkpoint in the middle is not vouched for by its successor's hash
@@ -175,7 +181,13 @@ def test_checkpoint_seconds_bounds_the_unprotected_window(backend_url: str, tmp_
 def test_the_fast_checkpoint_message_is_rfc8785(ts: str) -> None:
     import rfc8785
 
-    fields = {"seq": 12, "head_hash": H, "ts": ts, "key_id": "0123abcd", "prev": NO_PREVIOUS}
+    fields: dict[str, int | str] = {
+        "seq": 12,
+        "head_hash": H,
+        "ts": ts,
+        "key_id": "0123abcd",
+        "prev": NO_PREVIOUS,
+    }
     assert checkpoints.message(12, H, ts, "0123abcd", NO_PREVIOUS) == (
         checkpoints.DOMAIN_TAG_V2 + rfc8785.dumps(fields)
     )

@@ -9,6 +9,7 @@ than before, and a backup restored at once loses no anchored history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def append_then_fail(repo: Repository, ts: str) -> None:
         raise RuntimeError("rolled back")
 
 
-def merge_schedule(overrides: dict[str, object]) -> dict[str, object]:
+def merge_schedule(overrides: Mapping[str, object]) -> dict[str, object]:
     return {**overrides, "schedule": {"interval_seconds": 0.05}}
 
 

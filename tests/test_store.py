@@ -158,6 +158,7 @@ def test_a_cycle_commits_all_or_nothing(url: str, tmp_path: Path) -> None:
 
 def test_instance_lock_is_exclusive_and_released(url: str) -> None:
     with instance_lock(url) as lock_path:
+        assert lock_path is not None  # a SQLite file is locked through a file beside it
         assert lock_path.name == "fairlens.db.lock"
         with pytest.raises(AlreadyRunningError, match="already running"), instance_lock(url):
             pass

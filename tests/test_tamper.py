@@ -31,7 +31,7 @@ class Trail:
     def cli(self, *args: str) -> Result:
         return CliRunner().invoke(cli, ["--config", str(self.config), *args])
 
-    def sql(self, *statements: str, params: tuple[Any, ...] = ()) -> None:
+    def sql(self, *statements: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> None:
         with sqlite3.connect(self.db) as conn:
             conn.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
             conn.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
@@ -43,7 +43,8 @@ class Trail:
             conn.row_factory = sqlite3.Row
             return [dict(r) for r in conn.execute("SELECT * FROM audit_events ORDER BY seq")]
 
-    def verify(self) -> tuple[int, list[tuple[int, str]]]:
+    def verify(self) -> tuple[int, list[tuple[int | None, str]]]:
+        """Exit code and (seq, kind) anomalies; seq is None for a row no event accounts for."""
         result = self.cli("verify", "--json")
         doc = json.loads(result.stdout)
         return result.exit_code, [(a["seq"], a["kind"]) for a in doc["anomalies"]]
@@ -109,7 +110,7 @@ def test_broken_link(trail: Trail) -> None:
         "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
         "hash = :hash WHERE seq = :seq",
         params=forged,
-    )  # type: ignore[arg-type]
+    )
     # the cycle that raised the alert signed a checkpoint at seq 3 in its own transaction
     assert trail.verify() == (1, [(3, "bad_checkpoint"), (4, "broken_link")])
 
@@ -147,7 +148,7 @@ def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
             "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
             "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq",
             params=forged,
-        )  # type: ignore[arg-type]
+        )
         prev = forged["hash"]
     assert trail.verify() == (1, [(3, "bad_checkpoint"), (8, "bad_checkpoint")])
 

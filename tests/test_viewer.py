@@ -74,9 +74,10 @@ def newest_dir(config: Path) -> float:
     settings: Settings = load_settings(config, env={})
     path = sqlite_file(settings)
     with sqlite3.connect(path) as conn:
-        return conn.execute(
+        value: float = conn.execute(
             "SELECT dir FROM readings WHERE scenario = 'monitored' ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
+    return value
 
 
 def text_of(at: AppTest) -> str:

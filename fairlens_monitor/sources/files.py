@@ -254,7 +254,7 @@ class FileChunks:
         where = f"file {self.path.name}"
         name = self.path.name.lower()
         if name.endswith(PARQUET_SUFFIXES):
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+            import pyarrow.parquet as pq
 
             self.digest = sha256_of(self.path) if self.hashed else None
             parquet = pq.ParquetFile(self.path)
