@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.checkpoints import sign_prune
-from fairlens_monitor.config.settings import RetentionSettings
+from fairlens_monitor.config.sections import RetentionSettings
 from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 
