@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339, verify_chain  # noqa: E402
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339  # noqa: E402
 from fairlens_monitor.audit.checkpoints import (  # noqa: E402
     NO_PREVIOUS,
     Checkpoint,
@@ -52,6 +52,7 @@ from fairlens_monitor.audit.checkpoints import (  # noqa: E402
     sign_checkpoint,
 )
 from fairlens_monitor.audit.rowforms import FORMS, TABLES  # noqa: E402
+from fairlens_monitor.audit.verify import verify_chain  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.ops.app import open_cipher, open_repository  # noqa: E402
 from fairlens_monitor.ops.cycle import run_cycle  # noqa: E402

@@ -14,22 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fairlens_monitor.audit.chain import (
-    GENESIS_HASH,
-    AnchorClaim,
-    AuditRecord,
-    ChainReport,
-    build_record,
-    json_safe,
-    rfc3339,
-    verify_chain,
-)
+from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, json_safe, rfc3339
 from fairlens_monitor.audit.checkpoints import (
     claims,
     parse_line,
     sign_checkpoint,
     verify_checkpoint,
 )
+from fairlens_monitor.audit.verify import AnchorClaim, ChainReport, verify_chain
 
 
 def verify_records(

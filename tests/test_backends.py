@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import AlreadyRunningError
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.cli.render import cycle_json, cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import KeyFileError

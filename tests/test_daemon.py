@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.daemon import Daemon, run_daemon

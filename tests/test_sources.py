@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.cli.render import cycle_lines
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError, DataError

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from fairlens_monitor.audit.chain import verify_chain
+from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.errors import AlreadyRunningError
 from fairlens_monitor.store.db import (
     alembic_config,

@@ -22,7 +22,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fairlens_monitor.audit.chain import AnchorClaim
+from fairlens_monitor.audit.verify import AnchorClaim
 from fairlens_monitor.security.crypto import public_key_id
 
 DOMAIN_TAG = b"fairlens-checkpoint-v1\x00"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairlens_monitor.audit.chain import Anomaly, AuditRecord
+from fairlens_monitor.audit.chain import AuditRecord
+from fairlens_monitor.audit.verify import Anomaly
 
 # The event types on the chain: the one place their names are written. An auditor's SQL
 # filters on these strings (docs/AUDITORS.md), so a name never changes once released.

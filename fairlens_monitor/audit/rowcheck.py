@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fairlens_monitor.audit.chain import Anomaly
 from fairlens_monitor.audit.events import (
     ALERT_ACKNOWLEDGED,
     ALERT_RAISED,
@@ -39,6 +38,7 @@ from fairlens_monitor.audit.events import (
     ROWS_BASELINE,
 )
 from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES, in_form
+from fairlens_monitor.audit.verify import Anomaly
 
 # Events that may carry row digests, deletions or a carried ledger.
 ROW_EVENTS: tuple[str, ...] = (

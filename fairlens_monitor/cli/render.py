@@ -25,8 +25,9 @@ __all__ = [
     "where",
 ]
 
-from fairlens_monitor.audit.chain import AuditRecord, ChainReport, rfc3339
+from fairlens_monitor.audit.chain import AuditRecord, rfc3339
 from fairlens_monitor.audit.events import audit_json, where
+from fairlens_monitor.audit.verify import ChainReport
 from fairlens_monitor.fairness.stats import format_p
 from fairlens_monitor.ops.console import cycle_lines, fmt_dir
 from fairlens_monitor.store.models import Alert, Reading

@@ -7,8 +7,8 @@ before it commits, so a copy that does not verify leaves nothing in the destinat
 
 from __future__ import annotations
 
-from fairlens_monitor.audit.chain import ChainReport
 from fairlens_monitor.audit.events import where
+from fairlens_monitor.audit.verify import ChainReport
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import CopyNotVerifiedError, SourceNotVerifiedError
 from fairlens_monitor.ops.verification import verify_store

@@ -16,14 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fairlens_monitor.audit import anchor
-from fairlens_monitor.audit.chain import (
-    GENESIS_HASH,
-    AnchorClaim,
-    Anomaly,
-    AuditRecord,
-    ChainReport,
-    verify_chain,
-)
+from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord
 from fairlens_monitor.audit.checkpoints import (
     Checkpoint,
     claims,
@@ -31,6 +24,7 @@ from fairlens_monitor.audit.checkpoints import (
     verify_restore,
 )
 from fairlens_monitor.audit.events import CHAIN_PRUNED, CHAIN_RESTORED
+from fairlens_monitor.audit.verify import AnchorClaim, Anomaly, ChainReport, verify_chain
 from fairlens_monitor.errors import CannotVerifyError
 from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.store.db import make_engine

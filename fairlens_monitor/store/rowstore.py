@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit.chain import Anomaly
 from fairlens_monitor.audit.events import (
     ALERT_RAISED,
     ALERT_RESOLVED,
@@ -28,6 +27,7 @@ from fairlens_monitor.audit.events import (
 )
 from fairlens_monitor.audit.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
 from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES
+from fairlens_monitor.audit.verify import Anomaly
 from fairlens_monitor.store.models import AuditEvent
 
 Digests = dict[str, Any]
