@@ -79,7 +79,7 @@ def backup(ctx: click.Context, dest: Path) -> None:
     PRAGMA integrity_check and the full chain and checkpoint verification pass on it. The
     backup is recorded as a `backup_made` audit event in the source database.
     """
-    from fairlens_monitor.ops.backup import backup_sqlite
+    from fairlens_monitor.ops.backup import backup_payload, backup_sqlite
 
     settings = settings_of(ctx)
     made = backup_sqlite(
@@ -91,12 +91,7 @@ def backup(ctx: click.Context, dest: Path) -> None:
     record = sealed_writer(settings)[0].append_event(
         BACKUP_MADE,
         "cli",
-        {
-            "file": made.path.name,
-            "head_seq": made.head_seq,
-            "head_hash": made.head_hash,
-            "sha256": made.sha256,
-        },
+        backup_payload(made),
         ts=rfc3339(datetime.now(UTC)),
     )
     click.echo(

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fairlens_monitor.ops.verification import verify_copy
 from fairlens_monitor.security.crypto import fsync_dir
@@ -114,6 +115,27 @@ def copy_sqlite(source: Path, target: Path, busy_timeout_ms: int) -> None:
     if check != "ok":
         raise StoreError(str(target), f"the copy fails integrity_check: {check}")
     os.chmod(target, 0o600)
+
+
+def backup_payload(made: Backup, pruned: list[Path] | None = None) -> dict[str, Any]:
+    """The ``backup_made`` event's payload: the one shape for ``backup`` and the daemon.
+
+    Args:
+        made: the verified backup.
+        pruned: older scheduled backups deleted after it (scheduled backups only).
+
+    Returns:
+        File name, chain head seq and hash, SHA-256 of the copy (and the pruned names).
+    """
+    payload: dict[str, Any] = {
+        "file": made.path.name,
+        "head_seq": made.head_seq,
+        "head_hash": made.head_hash,
+        "sha256": made.sha256,
+    }
+    if pruned is not None:
+        payload["pruned"] = [p.name for p in pruned]
+    return payload
 
 
 def remove_sqlite_files(path: Path, *, main: bool = True) -> None:

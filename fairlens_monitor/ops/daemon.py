@@ -54,7 +54,12 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.audit_trail import (
     write_checkpoint,
 )
-from fairlens_monitor.ops.backup import backup_sqlite, prune_backups, scheduled_name
+from fairlens_monitor.ops.backup import (
+    backup_payload,
+    backup_sqlite,
+    prune_backups,
+    scheduled_name,
+)
 from fairlens_monitor.ops.console import cycle_lines
 from fairlens_monitor.ops.cycle import (
     Clock,
@@ -381,16 +386,7 @@ class Daemon:
             self._event(BACKUP_FAILED, {"error": error_text(exc)})
             return
         pruned = prune_backups(plan.dir, plan.keep)
-        self._event(
-            BACKUP_MADE,
-            {
-                "file": made.path.name,
-                "head_seq": made.head_seq,
-                "head_hash": made.head_hash,
-                "sha256": made.sha256,
-                "pruned": [p.name for p in pruned],
-            },
-        )
+        self._event(BACKUP_MADE, backup_payload(made, pruned))
         self.emit(f"backup {made.path.name}: chain head seq {made.head_seq}, verified")
 
     def _retention(self) -> None:
