@@ -59,4 +59,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/error_rates.py
 
 clean:
-	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var/ .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
