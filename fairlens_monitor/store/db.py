@@ -9,7 +9,8 @@ gets a lock timeout in place of the busy timeout, and readers a session that ref
 ``idle_in_transaction_session_timeout``, so a frozen or vanished client cannot hold locks
 for long. One SQLite daemon per file is enforced with ``flock``; several PostgreSQL daemons
 may share a database and lead by lease (``store.lease``). The schema is created and
-changed only by Alembic (``migrations/``), one migrator at a time.
+changed only by Alembic (``migrations/``, shipped inside the wheel as ``_migrations``; see
+``migrations_folder``), one migrator at a time.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ CLIENT_KEEPALIVES = {
 SERVER_KEEPALIVES = (
     "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
 )
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A wheel carries the top-level migrations/ inside the package (pyproject.toml's package-dir).
+PACKAGED_MIGRATIONS = Path(__file__).resolve().parents[1] / "_migrations"
+CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -199,21 +202,42 @@ def _configure_sqlite(engine: Engine, *, readonly: bool, busy_timeout_ms: int) -
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def alembic_config(url: str) -> Config:
-    """Return an Alembic config pointing at this project's ``migrations/`` folder.
+def migrations_folder(url: str) -> Path:
+    """Return the Alembic migrations folder this code runs with (the one place that finds it).
+
+    The copy inside the installed package comes first, so an installed package never
+    picks up some other ``migrations`` folder that happens to sit beside it in
+    site-packages; a checkout (or ``pip install -e .``) has no such copy and uses the
+    repository's ``migrations/``, the folder ``alembic.ini`` names too.
+
+    Args:
+        url: the database's URL, for the error message only.
+
+    Returns:
+        The folder holding ``env.py`` and ``versions/``.
 
     Raises:
-        StoreError: the migrations folder is not where a checkout keeps it.
+        StoreError: neither place holds an ``env.py`` (a broken installation).
     """
-    script_location = PROJECT_ROOT / "migrations"
-    if not (script_location / "env.py").exists():
-        raise StoreError(
-            url,
-            f"migrations not found at {script_location}; run from a "
-            "checkout of fairlens-monitor (pip install -e .)",
-        )
+    for folder in (PACKAGED_MIGRATIONS, CHECKOUT_MIGRATIONS):
+        if (folder / "env.py").is_file():
+            return folder
+    raise StoreError(
+        url,
+        f"the schema migrations are missing: neither {PACKAGED_MIGRATIONS} (an installed "
+        f"package) nor {CHECKOUT_MIGRATIONS} (a checkout) holds env.py; reinstall "
+        "fairlens-monitor from its wheel, or run pip install . in a checkout",
+    )
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic config on this installation's migrations (``migrations_folder``).
+
+    Raises:
+        StoreError: the migrations folder is missing.
+    """
     cfg = Config()
-    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("script_location", str(migrations_folder(url)))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg
