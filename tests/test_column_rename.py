@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from alembic import command
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
 
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.store.db import alembic_config
@@ -137,3 +139,63 @@ def test_a_downgrade_gives_the_old_columns_back(upgraded: Old) -> None:
     assert upgraded.query(f"SELECT {', '.join(RENAMED)} FROM readings ORDER BY id") == before
     assert upgraded.cli("db", "upgrade").exit_code == 0
     assert upgraded.verify() == (0, [])
+
+
+READING_0011 = (
+    "INSERT INTO readings (id, run_id, scenario, measured_at, source, n_samples, "
+    "protected_attribute, unprivileged_group, privileged_group, unprivileged_count, "
+    "unprivileged_approved, privileged_count, privileged_approved, unprivileged_rate, "
+    "privileged_rate, dir, gap, dir_threshold, gap_threshold, dir_alert, gap_alert, "
+    "config_hash, code_version) VALUES (1, 1, 'monitored', '2026-01-01 00:00:01', 'simulator', "
+    "400, 'gender', 'Female', 'Male', 200, 60, 200, 140, 0.3, 0.7, 0.43, 0.4, 0.8, 0.2, "
+    "TRUE, TRUE, 'h', '0.1.0')"
+)
+RUN_0011 = (
+    "INSERT INTO runs VALUES (1, 0, 'daemon', NULL, '2026-01-01 00:00:00', "
+    "'2026-01-01 00:00:01', 'ok', NULL, 'h', '0.1.0')"
+)
+
+
+def test_the_migration_round_trips_on_both_back_ends(
+    backend_url: str,
+) -> None:
+    """Values move with their columns; on PostgreSQL the views are replaced in place, so
+    a role granted SELECT on them before the upgrade keeps it."""
+    Path(backend_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    cfg = alembic_config(backend_url)
+    command.upgrade(cfg, "0011")
+    engine = create_engine(backend_url)
+    postgres = engine.dialect.name == "postgresql"
+    role = f"fairlens_t_auditor_{uuid.uuid4().hex[:8]}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(RUN_0011))
+            conn.execute(text(READING_0011))
+            if postgres:
+                conn.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+                conn.execute(text(f"GRANT SELECT ON v_fairness_history, v_alerts TO {role}"))
+        command.upgrade(cfg, "0012")
+        with engine.connect() as conn:
+            assert conn.execute(text(f"SELECT {NEW_HISTORY_COLUMNS} FROM readings")).all() == [
+                ("Female", "Male", 200, 60, 200, 140, 0.3, 0.7)
+            ]
+            for columns in (OLD_HISTORY_COLUMNS, NEW_HISTORY_COLUMNS):
+                assert conn.execute(text(f"SELECT {columns} FROM v_fairness_history")).all() == [
+                    ("Female", "Male", 200, 60, 200, 140, 0.3, 0.7)
+                ]
+            if postgres:
+                for view in ("v_fairness_history", "v_alerts"):
+                    granted = f"SELECT has_table_privilege('{role}', '{view}', 'SELECT')"
+                    assert conn.execute(text(granted)).scalar() is True, view
+        command.downgrade(cfg, "0011")
+        with engine.connect() as conn:
+            assert conn.execute(text(f"SELECT {', '.join(RENAMED)} FROM readings")).all() == [
+                ("Female", "Male", 200, 60, 200, 140, 0.3, 0.7)
+            ]
+            assert conn.execute(text(f"SELECT {OLD_HISTORY_COLUMNS} FROM v_fairness_history")).all()
+    finally:
+        if postgres:
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP OWNED BY {role}"))
+                conn.execute(text(f"DROP ROLE {role}"))
+        engine.dispose()
