@@ -35,6 +35,7 @@ names (``unprivileged_group`` → ``group_label``, ``privileged_count`` →
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -186,9 +187,18 @@ def in_form(form: int, table: str, values: Sequence[Any]) -> tuple[RowForm, list
     old = FORMS.get(form, {}).get(table)
     if old is None:
         return None
-    by_name = dict(zip(FORMS[CURRENT_FORM][table].columns, values, strict=True))
+    if len(values) != len(FORMS[CURRENT_FORM][table].columns):
+        raise ValueError(f"a {table} row of {len(values)} values is not in the current form")
+    return old, [None if i is None else values[i] for i in _picks(form, table)]
+
+
+@functools.cache
+def _picks(form: int, table: str) -> tuple[int | None, ...]:
+    """For each column of form ``form``, its index in the current form (by name, renames
+    followed), or None when the current form has no such column."""
+    index = {name: i for i, name in enumerate(FORMS[CURRENT_FORM][table].columns)}
     now = current_names(form, table)
-    return old, [by_name.get(now.get(c, c)) for c in old.columns]
+    return tuple(index.get(now.get(c, c)) for c in FORMS[form][table].columns)
 
 
 def current_names(form: int, table: str) -> dict[str, str]:
