@@ -51,7 +51,7 @@ from fairlens_monitor.audit.checkpoints import (  # noqa: E402
     digest,
     sign_checkpoint,
 )
-from fairlens_monitor.audit.rowforms import FORMS, TABLES  # noqa: E402
+from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES  # noqa: E402
 from fairlens_monitor.audit.verify import verify_chain  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.ops.app import open_cipher, open_repository  # noqa: E402
@@ -109,7 +109,7 @@ def copy_rows(
                     per = len(sample[parent])
                     values[col] = cycle * per + (int(values[col]) - 1) % per + 1  # type: ignore[call-overload]
             rows[table].append(tuple(values))
-            digests.append([values[0], FORMS[1][table].digest(values)])
+            digests.append([values[0], FORMS[CURRENT_FORM][table].digest(values)])
         out[table] = digests
     return out
 
@@ -129,7 +129,7 @@ def build(path: Path, events: int, legacy: bool, small: bool, with_rows: bool) -
         body = json.loads(json.dumps(payload))
         body["run_id"], body["cycle_index"] = i + 1, i
         if with_rows:
-            body["row_digests"] = {"form": 1, **copy_rows(sample, i, table_rows)}
+            body["row_digests"] = {"form": CURRENT_FORM, **copy_rows(sample, i, table_rows)}
         rec = build_record(
             seq=i + 1,
             ts=rfc3339(start + timedelta(minutes=i)),
@@ -159,7 +159,7 @@ def build(path: Path, events: int, legacy: bool, small: bool, with_rows: bool) -
             rows,
         )
         for table, values in table_rows.items():
-            columns = FORMS[1][table].columns
+            columns = FORMS[CURRENT_FORM][table].columns
             if values:
                 conn.executemany(
                     f"INSERT INTO {table} ({', '.join(f'{c!r}' for c in columns)}) "  # noqa: S608

@@ -35,9 +35,9 @@ CYCLES = 262_800  # x 2 scenarios = 525,600 readings: a year of one-minute readi
 
 READING_COLUMNS = (
     "id, run_id, scenario, measured_at, source, drift_level, n_samples, seed, "
-    "protected_attribute, unprivileged_group, privileged_group, unprivileged_count, "
-    "unprivileged_approved, privileged_count, privileged_approved, unprivileged_rate, "
-    "privileged_rate, dir, dir_reason, gap, dir_threshold, gap_threshold, dir_alert, gap_alert, "
+    "protected_attribute, group_label, reference_label, group_applicants, "
+    "group_approved, reference_applicants, reference_approved, group_rate, "
+    "reference_rate, dir, dir_reason, gap, dir_threshold, gap_threshold, dir_alert, gap_alert, "
     "config_hash, code_version, verdict, p_value, test, dir_ci_low, dir_ci_high, shortfall"
 )
 

@@ -94,8 +94,8 @@ def test_a_stored_reading_is_reproduced_from_its_lineage(
     repo.engine.dispose()
     [(n, drift, seed, u_n, u_k, p_n, p_k, dir_value, config_hash)] = rows(
         settings,
-        "SELECT n_samples, drift_level, seed, unprivileged_count, "
-        "unprivileged_approved, privileged_count, privileged_approved, dir, "
+        "SELECT n_samples, drift_level, seed, group_applicants, "
+        "group_approved, reference_applicants, reference_approved, dir, "
         "config_hash FROM readings WHERE scenario = 'monitored'",
     )
     again = calculate_disparate_impact_ratio(generate_loan_data(n, drift, seed=seed))

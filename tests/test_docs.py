@@ -180,7 +180,7 @@ def test_auditors_confirm_a_reading_from_the_export(
         stored = dict(conn.execute("SELECT * FROM readings WHERE id = 2").fetchone())
     assert row["id"] == 2
     assert set(row) == set(stored)
-    for column in ("dir", "verdict", "unprivileged_approved", "privileged_count", "seed"):
+    for column in ("dir", "verdict", "group_approved", "reference_applicants", "seed"):
         assert row[column] == stored[column]
 
 

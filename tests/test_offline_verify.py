@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.audit.rowforms import form_of
+from fairlens_monitor.audit.rowforms import CURRENT_FORM, form_of
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.app import open_repository, open_signing_key
@@ -115,7 +115,7 @@ def test_the_script_reports_rows_as_verify_does(stored: Stored, tmp_path: Path, 
     original = stored.one(f"SELECT {column} FROM {table} WHERE id = {x}")
     other = f"(SELECT {column} FROM {table} WHERE id = {stored.one(t['y'])})"
     new_id = stored.one(f"SELECT max(id) FROM {table}") + 100
-    columns = form_of(1, table).columns
+    columns = form_of(CURRENT_FORM, table).columns
     picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
     quoted = ", ".join(f'"{c}"' for c in columns)
     attacks = [

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339
 from fairlens_monitor.audit.checkpoints import sign_prune
-from fairlens_monitor.audit.rowforms import FORMS, form_of
+from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, form_of
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
@@ -202,7 +202,7 @@ def test_a_deleted_an_inserted_and_two_swapped_rows_are_reported(
 ) -> None:
     t = TARGETS[table]
     x, y = stored.one(t["x"]), stored.one(t["y"])
-    columns = form_of(1, table).columns
+    columns = form_of(CURRENT_FORM, table).columns
     new_id = stored.one(f"SELECT max(id) FROM {table}") + 100
     picked = [str(new_id) if c == "id" else t["copy"].get(c, f'"{c}"') for c in columns]
     quoted = ", ".join(f'"{c}"' for c in columns)
@@ -440,7 +440,7 @@ def test_rows_outlive_the_events_that_recorded_them(
 def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
     """Each view reads the five row tables (every column in the current row form, so a
     migration that adds one fails here until it adds a form) or the chain itself."""
-    from fairlens_monitor.audit.rowforms import CURRENT_FORM, TABLES
+    from fairlens_monitor.audit.rowforms import TABLES
     from fairlens_monitor.store.db import make_engine, upgrade
     from fairlens_monitor.store.models import Base
 
@@ -496,11 +496,11 @@ def test_an_event_appended_later_cannot_re_record_an_edited_reading(stored: Stor
     engine = create_engine(stored.url)
     try:
         row = stored_rows(engine, "readings", [reading])[reading]
-        forged = FORMS[1]["readings"].digest(row)
+        forged = FORMS[CURRENT_FORM]["readings"].digest(row)
         Repository(engine).append_event(
             "cycle_completed",
             "cli",
-            {"row_digests": {"form": 1, "readings": [[reading, forged]]}},
+            {"row_digests": {"form": CURRENT_FORM, "readings": [[reading, forged]]}},
             ts="2026-12-01T00:00:00.000000Z",
         )
     finally:
@@ -558,7 +558,7 @@ def test_the_compiled_canonical_text_is_the_reference_text_for_any_value() -> No
     import random
 
     rnd = random.Random(14)
-    for form in FORMS[1].values():
+    for form in (f for forms in FORMS.values() for f in forms.values()):
         for _ in range(2000):
             values = [rnd.choice(ODD_VALUES) for _ in form.columns]
             assert form.canonical(values) == form.reference(values), form.table
@@ -640,3 +640,25 @@ def test_row_entries_read_without_the_json_decoder_are_the_decoded_ones() -> Non
         if got:  # the strict reader gives (id, digest) tuples where JSON gives lists
             got = json.loads(json.dumps(got))
         assert got == expected, text_
+
+
+def test_older_forms_read_a_renamed_column_under_its_old_name() -> None:
+    """Migration 0012 renamed eight readings columns: a reading recorded under form 1 is
+    checked over the same bytes as when it was written (old names, same values), and no
+    column silently becomes NULL."""
+    from fairlens_monitor.audit.rowforms import in_form
+
+    current = FORMS[CURRENT_FORM]["readings"]
+    values: list[Any] = [f"v{i}" for i in range(len(current.columns))]
+    found = in_form(1, "readings", values)
+    assert found is not None
+    old, mapped = found
+    assert None not in mapped
+    assert sorted(mapped) == sorted(values)
+    text = old.canonical(mapped)
+    assert '"unprivileged_count":' in text
+    assert '"group_applicants":' not in text
+    assert '"group_applicants":' in current.canonical(values)
+    by_name = dict(zip(current.columns, values, strict=True))
+    assert mapped[old.columns.index("privileged_rate")] == by_name["reference_rate"]
+    assert old.digest(mapped) != current.digest(values)  # the form is in the tag

@@ -281,9 +281,9 @@ def test_new_files_window_reads_each_file_once_and_records_digests(
     two = run_cycle(settings, repo, cipher, clock=fixed(now), actor="cli")
     assert two.monitored is None
     assert two.verdict == "no_data"
-    assert rows(
-        settings, "SELECT verdict, dir, unprivileged_rate, n_samples FROM readings ORDER BY id"
-    )[-1] == ("no_data", None, None, 0)
+    assert rows(settings, "SELECT verdict, dir, group_rate, n_samples FROM readings ORDER BY id")[
+        -1
+    ] == ("no_data", None, None, 0)
     assert "no_data reading" in cycle_lines(two, echo_plaintext=False)[0]
 
     # A new day's file is read alone.

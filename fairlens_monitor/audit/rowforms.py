@@ -23,12 +23,19 @@ rule per value kind so it is byte-identical on SQLite and PostgreSQL and after `
 - Any other type a hand edit can leave (bytes, decimals) is written as a tagged string.
 
 A migration that adds, drops or renames a column of these tables adds a new form here
-(``FORMS[2]``) and makes it ``CURRENT_FORM``; each digest records its form, so old rows are
-checked under theirs.
+and makes it ``CURRENT_FORM``; each digest records its form, so old rows are checked under
+theirs. A renamed column is listed in :data:`RENAMED`, so a row stored under the new name is
+still read under its old name by the forms that predate the rename.
+
+Form 2 (revision 0012) is form 1 with the headline columns of ``readings`` under neutral
+names (``unprivileged_group`` → ``group_label``, ``privileged_count`` →
+``reference_applicants``, ...): a reading recorded under form 1 is still checked under form
+1, with the same bytes as when it was written.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -36,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-CURRENT_FORM = 1
+CURRENT_FORM = 2
 
 # column name:kind — i integer, s text, f float, b boolean, t time, j JSON.
 _FORM_1: dict[str, str] = {
@@ -61,6 +68,35 @@ _FORM_1: dict[str, str] = {
     "state:s verdict:s last_reading_id:i clean_streak:i closed_at:t",
     "source_files": "id:i reading_id:i measured_at:t path:s sha256:s size_bytes:i "
     "mtime_ns:i rows:i decisions:i",
+}
+
+# Columns renamed since a form, per table: {form: {name in that form: name now}} (revision
+# 0012 renamed the readings' two-group columns to the measurement vocabulary).
+RENAMED: dict[int, dict[str, dict[str, str]]] = {
+    1: {
+        "readings": {
+            "unprivileged_group": "group_label",
+            "privileged_group": "reference_label",
+            "unprivileged_count": "group_applicants",
+            "unprivileged_approved": "group_approved",
+            "privileged_count": "reference_applicants",
+            "privileged_approved": "reference_approved",
+            "unprivileged_rate": "group_rate",
+            "privileged_rate": "reference_rate",
+        }
+    }
+}
+
+
+def _renamed(spec: str, names: Mapping[str, str]) -> str:
+    """``spec`` with its columns renamed by ``names`` (kinds and order kept)."""
+    words = [word.split(":") for word in spec.split()]
+    return " ".join(f"{names.get(name, name)}:{kind}" for name, kind in words)
+
+
+# Form 2 (revision 0012): form 1 with the renamed columns under their new names.
+_FORM_2: dict[str, str] = {
+    table: _renamed(spec, RENAMED[1].get(table, {})) for table, spec in _FORM_1.items()
 }
 
 TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "source_files")
@@ -151,8 +187,31 @@ def in_form(form: int, table: str, values: Sequence[Any]) -> tuple[RowForm, list
     old = FORMS.get(form, {}).get(table)
     if old is None:
         return None
-    by_name = dict(zip(FORMS[CURRENT_FORM][table].columns, values, strict=True))
-    return old, [by_name.get(c) for c in old.columns]
+    if len(values) != len(FORMS[CURRENT_FORM][table].columns):
+        raise ValueError(f"a {table} row of {len(values)} values is not in the current form")
+    return old, [None if i is None else values[i] for i in _picks(form, table)]
+
+
+@functools.cache
+def _picks(form: int, table: str) -> tuple[int | None, ...]:
+    """For each column of form ``form``, its index in the current form (by name, renames
+    followed), or None when the current form has no such column."""
+    index = {name: i for i, name in enumerate(FORMS[CURRENT_FORM][table].columns)}
+    now = current_names(form, table)
+    return tuple(index.get(now.get(c, c)) for c in FORMS[form][table].columns)
+
+
+def current_names(form: int, table: str) -> dict[str, str]:
+    """The columns of ``table`` renamed since form ``form``: ``{name then: name now}``.
+
+    Renames compose: a column renamed by two later revisions maps to its newest name.
+    """
+    out: dict[str, str] = {}
+    for later in sorted(f for f in RENAMED if f >= form):
+        for then, now in RENAMED[later].get(table, {}).items():
+            first = next((k for k, v in out.items() if v == then), then)
+            out[first] = now
+    return out
 
 
 def digest_mapping(form: int, table: str, row: Mapping[str, Any]) -> str:
@@ -288,4 +347,5 @@ def _time(v: Any) -> Any:
 
 FORMS: dict[int, dict[str, RowForm]] = {
     1: {table: RowForm(1, table, spec) for table, spec in _FORM_1.items()},
+    2: {table: RowForm(2, table, spec) for table, spec in _FORM_2.items()},
 }

@@ -114,8 +114,8 @@ def reading_line(row: Reading) -> str:
     return (
         f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
         f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "
-        f"{row.unprivileged_group}={row.unprivileged_approved}/{row.unprivileged_count} "
-        f"{row.privileged_group}={row.privileged_approved}/{row.privileged_count} "
+        f"{row.group_label}={row.group_approved}/{row.group_applicants} "
+        f"{row.reference_label}={row.reference_approved}/{row.reference_applicants} "
         f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}"
     )
 

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -30,12 +29,10 @@ from fairlens_monitor.audit.events import (
     SOURCE_FILE_CHANGED,
 )
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.fairness.stats import risk_level
 from fairlens_monitor.monitoring.measure import (
     DriftState,
     ScenarioResult,
     baseline_from_rows,
-    headline_comparison,
     measure_counts,
 )
 from fairlens_monitor.ops.measuring import measure_cycle, rules_of
@@ -46,14 +43,23 @@ from fairlens_monitor.security.passwords import scrub
 from fairlens_monitor.sources import Batch, DecisionSource, open_source
 from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError
-from fairlens_monitor.store.models import Alert, GroupResult, Reading, Run, SourceFile
+from fairlens_monitor.store.mappers import (
+    NO_DATA,
+    alert_row,
+    group_rows,
+    no_data_reading,
+    reading_row,
+    reading_summary,
+    set_lineage,
+    source_file_rows,
+)
+from fairlens_monitor.store.models import Reading, Run
 from fairlens_monitor.store.repository import Repository
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
 MAX_ATTEMPTS = 100  # lost commit races in a row before a cycle gives up (see run_cycle)
-NO_DATA = "no_data"
 
 
 def utc_now() -> datetime:
@@ -189,15 +195,8 @@ def _attempt_cycle(
     )
     finished = clock()
     candidates = {
-        kind: Alert(
-            created_at=finished,
-            kind=kind,
-            dir=monitored.metrics["dir"],
-            verdict=monitored.verdict,
-            token=cipher.encrypt(monitored.explanation or ""),
-            key_id=cipher.key_id,
-            state="open",
-            clean_streak=0,
+        kind: alert_row(
+            kind, monitored, finished, cipher.encrypt(monitored.explanation or ""), cipher.key_id
         )
         for kind, yes in qualifies.items()
         if yes and monitored is not None
@@ -214,32 +213,17 @@ def _attempt_cycle(
         config_hash=config_hash,
         code_version=__version__,
     )
-    readings = [_reading(r, settings, finished, config_hash) for r in scenarios]
-    groups = [_group_rows(r) for r in scenarios]
+    readings = [reading_row(r, settings, finished, config_hash) for r in scenarios]
+    groups = [group_rows(r) for r in scenarios]
     if batch is not None:
         if monitored is None:
-            readings, groups = [_no_data_reading(settings, finished, config_hash)], [[]]
-        _with_lineage(readings[-1], batch)
-        if monitored is not None and monitored.outcome is not None and monitored.outcome.extra:
-            # Per-group AUC and calibration gap (measurement.score): the reading's JSON column
-            # holds them, so no new columns are needed.
-            readings[-1].lineage = {**batch.lineage, "score_metrics": dict(monitored.outcome.extra)}
-    files = (
-        []
-        if batch is None
-        else [
-            SourceFile(
-                measured_at=finished,
-                path=f.path,
-                sha256=f.sha256,
-                size_bytes=f.size_bytes,
-                mtime_ns=f.mtime_ns,
-                rows=f.rows,
-                decisions=f.decisions,
-            )
-            for f in batch.files
-        ]
-    )
+            readings, groups = [no_data_reading(settings, finished, config_hash)], [[]]
+        # Per-group AUC and calibration gap (measurement.score): the reading's JSON column
+        # holds them, so no new columns are needed.
+        outcome = monitored.outcome if monitored is not None else None
+        extra = outcome.extra if outcome is not None else None
+        set_lineage(readings[-1], batch, extra)
+    files = source_file_rows(batch, finished)
 
     def events(run: Run, rows: Sequence[Reading], changes: Sequence[AlertChange]) -> EventList:
         out: EventList = [
@@ -256,7 +240,7 @@ def _attempt_cycle(
                     "config_hash": config_hash,
                     "code_version": __version__,
                     "readings": [
-                        _reading_summary(row, g) for row, g in zip(rows, groups, strict=True)
+                        reading_summary(row, g) for row, g in zip(rows, groups, strict=True)
                     ],
                     **({} if batch is None else {"source": batch.summary()}),
                 },
@@ -346,48 +330,6 @@ def _read(
     finally:
         if own:
             source.close()
-
-
-def _with_lineage(reading: Reading, batch: Batch) -> None:
-    reading.source = batch.lineage["kind"]
-    reading.window_start, reading.window_end = batch.window or (None, None)
-    reading.lineage = batch.lineage
-
-
-def _no_data_reading(settings: Settings, at: datetime, config_hash: str) -> Reading:
-    """The reading of an empty window: counts 0, no rates, no verdict to alert on."""
-    spec, t = settings.group_spec(), settings.thresholds
-    return Reading(
-        scenario="monitored",
-        measured_at=at,
-        source=settings.source.kind,
-        n_samples=0,
-        protected_attribute=spec.attribute_name,
-        unprivileged_group=spec.unprivileged_value or "",
-        privileged_group=spec.privileged_value or "",
-        unprivileged_count=0,
-        unprivileged_approved=0,
-        privileged_count=0,
-        privileged_approved=0,
-        dir_reason=NO_DATA,
-        dir_threshold=t.dir,
-        gap_threshold=t.gap,
-        dir_alert=False,
-        gap_alert=False,
-        config_hash=config_hash,
-        code_version=__version__,
-        verdict=NO_DATA,
-        verdict_reason="no decisions in the window",
-        alpha=t.alpha,
-        confidence=settings.measurement.confidence,
-        min_group_size=t.min_group_size,
-        min_group_share=t.min_group_share,
-        reference_mode=settings.measurement.reference,
-        groups_compared=0,
-        groups_excluded=0,
-        label_column=settings.measurement.label,
-        risk_level=None,
-    )
 
 
 @dataclass(frozen=True)
@@ -502,107 +444,3 @@ def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) ->
         )
         return None
     return saved.run_id
-
-
-def _reading(r: ScenarioResult, settings: Settings, at: datetime, config_hash: str) -> Reading:
-    m, d, (h, c) = r.metrics, r.metrics["details"], headline_comparison(r.assessment)
-    t, o = settings.thresholds, r.outcome
-    return Reading(
-        scenario=r.scenario,
-        measured_at=at,
-        source=settings.source.kind,
-        drift_level=r.drift_level,
-        n_samples=r.n_samples,
-        seed=r.seed,
-        protected_attribute=d["protected_attribute"],
-        unprivileged_group=str(d["protected_value"]),
-        privileged_group=str(d["privileged_value"]),
-        unprivileged_count=d["female_count"],
-        unprivileged_approved=d["female_approved"],
-        privileged_count=d["male_count"],
-        privileged_approved=d["male_approved"],
-        unprivileged_rate=m["female_rate"],
-        privileged_rate=m["male_rate"],
-        dir=m["dir"],
-        dir_reason=m["reason"],
-        gap=m["gap"],
-        dir_threshold=t.dir,
-        gap_threshold=t.gap,
-        dir_alert=m["dir_alert"],
-        gap_alert=m["gap_alert"],
-        config_hash=config_hash,
-        code_version=__version__,
-        verdict=r.verdict,
-        verdict_reason=r.assessment.reason[:MAX_ERROR_CHARS],
-        p_value=c.p_value,
-        p_adjusted=h.p_adjusted,
-        test=c.test,
-        dir_ci_low=c.ci_low,
-        dir_ci_high=c.ci_high,
-        shortfall=c.shortfall,
-        alpha=t.alpha,
-        confidence=settings.measurement.confidence,
-        min_group_size=t.min_group_size,
-        min_group_share=t.min_group_share,
-        reference_mode=settings.measurement.reference,
-        groups_compared=sum(g.role == "compared" for g in r.assessment.groups),
-        groups_excluded=len(r.assessment.excluded),
-        label_column=settings.measurement.label,
-        dp_difference=o and o.demographic_parity_difference,
-        dp_ratio=o and o.demographic_parity_ratio,
-        eop_difference=o and o.equal_opportunity_difference,
-        eodds_difference=o and o.equalized_odds_difference,
-        eodds_ratio=o and o.equalized_odds_ratio,
-        drift_statistic=r.drift_statistic,
-        drift_alert=r.drift_alert if r.scenario == "monitored" else None,
-        risk_level=risk_level(r.verdict, c.ci_low, r.drift_alert, threshold=t.dir),
-    )
-
-
-def _group_rows(r: ScenarioResult) -> list[GroupResult]:
-    rows = []
-    for g in r.assessment.groups:
-        c = g.comparison
-        rows.append(
-            GroupResult(
-                label=g.label,
-                role=g.role,
-                applicants=g.applicants,
-                approved=g.approved,
-                rate=g.rate,
-                share=g.share,
-                impact_ratio=c and c.ratio,
-                ci_low=c and c.ci_low,
-                ci_high=c and c.ci_high,
-                p_value=c and c.p_value,
-                p_adjusted=g.p_adjusted,
-                test=c and c.test,
-                shortfall=c and c.shortfall,
-                verdict=g.verdict,
-            )
-        )
-    return rows
-
-
-def _reading_summary(row: Reading, groups: Sequence[GroupResult]) -> dict[str, Any]:
-    return {
-        "reading_id": row.id,
-        "scenario": row.scenario,
-        "seed": row.seed,
-        "n_samples": row.n_samples,
-        "drift_level": row.drift_level,
-        "dir": row.dir,
-        "gap": row.gap,
-        "dir_alert": row.dir_alert,
-        "gap_alert": row.gap_alert,
-        "unprivileged": [row.unprivileged_approved, row.unprivileged_count],
-        "privileged": [row.privileged_approved, row.privileged_count],
-        "verdict": row.verdict,
-        "p_value": row.p_value,
-        "p_adjusted": row.p_adjusted,
-        "ci": [row.dir_ci_low, row.dir_ci_high],
-        "drift_statistic": row.drift_statistic,
-        "drift_alert": row.drift_alert,
-        "risk_level": row.risk_level,
-        "groups": [[g.label, g.role, g.approved, g.applicants] for g in groups],
-    }

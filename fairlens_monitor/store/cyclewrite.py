@@ -68,10 +68,10 @@ _ASSESSED = (
 )
 DRIFT_BASELINE = (
     select(
-        READINGS.c.unprivileged_approved,
-        READINGS.c.unprivileged_count,
-        READINGS.c.privileged_approved,
-        READINGS.c.privileged_count,
+        READINGS.c.group_approved,
+        READINGS.c.group_applicants,
+        READINGS.c.reference_approved,
+        READINGS.c.reference_applicants,
     )
     .where(_ASSESSED)
     .order_by(READINGS.c.id)

@@ -112,10 +112,10 @@ def latest(engine: Engine) -> Latest | None:
             *(
                 int(row[k] or 0)
                 for k in (
-                    "unprivileged_approved",
-                    "unprivileged_applicants",
-                    "privileged_approved",
-                    "privileged_applicants",
+                    "group_approved",
+                    "group_applicants",
+                    "reference_approved",
+                    "reference_applicants",
                 )
             )
         )
@@ -150,10 +150,11 @@ def history(
         ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``
         (adverse readings; before verdicts existed, readings below the threshold),
         ``drift_max`` (largest drift statistic),
-        ``unprivileged_rate``, ``privileged_rate``, and ``ci_low``/``ci_high``: the 95%
-        interval (:func:`~fairlens_monitor.fairness.stats.ratio_interval`) of the bucket's pooled
-        counts (one reading's own interval when a bucket holds one reading; no upper end
-        where the privileged group had no approvals).
+        ``group_rate``, ``reference_rate`` (the headline and reference groups), and
+        ``ci_low``/``ci_high``: the 95% interval
+        (:func:`~fairlens_monitor.fairness.stats.ratio_interval`) of the bucket's pooled counts
+        (one reading's own interval when a bucket holds one reading; no upper end
+        where the reference group had no approvals).
     """
     with engine.connect() as conn:
         params = _buckets(conn, since, max_points)
@@ -169,8 +170,8 @@ def history(
                     "gap_mean",
                     "alerts",
                     "drift_max",
-                    "unprivileged_rate",
-                    "privileged_rate",
+                    "group_rate",
+                    "reference_rate",
                     "ci_low",
                     "ci_high",
                 ]
@@ -182,9 +183,9 @@ def history(
                 "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
                 "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
                 "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
-                "sum(unprivileged_approved) AS ua, "
-                "sum(unprivileged_count) AS un, sum(privileged_approved) AS pa, "
-                "sum(privileged_count) AS pn FROM readings WHERE id >= :low "
+                "sum(group_approved) AS ua, "
+                "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
+                "sum(reference_applicants) AS pn FROM readings WHERE id >= :low "
                 "GROUP BY bucket, scenario ORDER BY bucket"
             ),
             conn,
@@ -192,8 +193,8 @@ def history(
         )
     df = df.drop(columns="bucket")
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
-    df["unprivileged_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
-    df["privileged_rate"] = df["pa"] / df["pn"].where(df["pn"] > 0)
+    df["group_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
+    df["reference_rate"] = df["pa"] / df["pn"].where(df["pn"] > 0)
     low, high = ratio_interval(df["ua"], df["un"], df["pa"], df["pn"])
     df["ci_low"], df["ci_high"] = low, np.where(np.isinf(high), np.nan, high)  # no ∞ to draw
     return df.drop(columns=["ua", "un", "pa", "pn"])
@@ -245,8 +246,8 @@ def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.Da
         return pd.read_sql_query(
             text(
                 "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
-                "unprivileged_approved, unprivileged_applicants, privileged_approved, "
-                "privileged_applicants, gap, closed_at "
+                "group_approved, group_applicants, reference_approved, "
+                "reference_applicants, gap, closed_at "
                 "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"
             ),
             conn,

@@ -281,12 +281,12 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
     )
     cols[1].metric("Approval gap", f"{row['gap']:.3f}")
     cols[2].metric(
-        f"{row['unprivileged_group']} approved",
-        f"{row['unprivileged_approved']}/{row['unprivileged_applicants']}",
+        f"{row['group_label']} approved",
+        f"{row['group_approved']}/{row['group_applicants']}",
     )
     cols[3].metric(
-        f"{row['privileged_group']} approved",
-        f"{row['privileged_approved']}/{row['privileged_applicants']}",
+        f"{row['reference_label']} approved",
+        f"{row['reference_approved']}/{row['reference_applicants']}",
     )
 
     hist = loaded["history"]
@@ -301,8 +301,8 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
         right.line_chart(per_group, x="time", y="rate", color="group")
     else:  # readings from before per-group rows were stored
         groups = {
-            "unprivileged_rate": str(row["unprivileged_group"]),
-            "privileged_rate": str(row["privileged_group"]),
+            "group_rate": str(row["group_label"]),
+            "reference_rate": str(row["reference_label"]),
         }
         right.line_chart(
             hist[hist["scenario"] == "monitored"].rename(columns=groups),

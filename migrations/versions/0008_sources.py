@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from alembic import op
 
 from fairlens_monitor.store.models import UTCDateTime
-from fairlens_monitor.store.revisions import load_sibling
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -34,13 +33,38 @@ depends_on: str | Sequence[str] | None = None
 NULLABLE = ("unprivileged_rate", "privileged_rate", "gap")
 
 
-HISTORY_BEFORE = load_sibling(__file__, "0007_risk_level").AFTER["v_fairness_history"]
-HISTORY_AFTER = HISTORY_BEFORE.replace(
-    "g.drift_alert, g.risk_level\n        FROM readings g",
-    "g.drift_alert, g.risk_level, g.window_start, g.window_end, g.lineage\n        FROM readings g",
-)
-if HISTORY_AFTER == HISTORY_BEFORE:
-    raise RuntimeError("0008 could not extend v_fairness_history")
+# The view bodies are written out here (a released revision is frozen): HISTORY_BEFORE is
+# what 0007 created, HISTORY_AFTER adds the window and the lineage at the end.
+HISTORY_BEFORE = """
+        SELECT g.id AS reading_id, g.run_id, g.measured_at, g.scenario, g.source,
+               g.drift_level, g.n_samples, g.seed, g.protected_attribute,
+               g.unprivileged_group, g.privileged_group,
+               g.unprivileged_count AS unprivileged_applicants, g.unprivileged_approved,
+               g.privileged_count AS privileged_applicants, g.privileged_approved,
+               g.unprivileged_rate, g.privileged_rate, g.dir, g.dir_reason, g.dir_threshold,
+               g.dir_alert, g.gap, g.gap_threshold, g.gap_alert, g.config_hash,
+               g.code_version, g.verdict, g.verdict_reason, g.dir_ci_low, g.dir_ci_high,
+               g.p_value, g.p_adjusted, g.test, g.shortfall, g.alpha, g.confidence,
+               g.min_group_size, g.min_group_share, g.reference_mode, g.groups_compared,
+               g.groups_excluded, g.label_column, g.dp_difference, g.dp_ratio,
+               g.eop_difference, g.eodds_difference, g.eodds_ratio, g.drift_statistic,
+               g.drift_alert, g.risk_level
+        FROM readings g"""
+HISTORY_AFTER = """
+        SELECT g.id AS reading_id, g.run_id, g.measured_at, g.scenario, g.source,
+               g.drift_level, g.n_samples, g.seed, g.protected_attribute,
+               g.unprivileged_group, g.privileged_group,
+               g.unprivileged_count AS unprivileged_applicants, g.unprivileged_approved,
+               g.privileged_count AS privileged_applicants, g.privileged_approved,
+               g.unprivileged_rate, g.privileged_rate, g.dir, g.dir_reason, g.dir_threshold,
+               g.dir_alert, g.gap, g.gap_threshold, g.gap_alert, g.config_hash,
+               g.code_version, g.verdict, g.verdict_reason, g.dir_ci_low, g.dir_ci_high,
+               g.p_value, g.p_adjusted, g.test, g.shortfall, g.alpha, g.confidence,
+               g.min_group_size, g.min_group_share, g.reference_mode, g.groups_compared,
+               g.groups_excluded, g.label_column, g.dp_difference, g.dp_ratio,
+               g.eop_difference, g.eodds_difference, g.eodds_ratio, g.drift_statistic,
+               g.drift_alert, g.risk_level, g.window_start, g.window_end, g.lineage
+        FROM readings g"""
 V_SOURCE_FILES = """
         SELECT f.id AS file_id, f.reading_id, f.measured_at, f.path, f.sha256, f.size_bytes,
                f.mtime_ns, f.rows, f.decisions, g.run_id, g.source
