@@ -20,6 +20,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.daemon import Daemon, run_daemon
 from fairlens_monitor.security.crypto import AlertCipher
 from tests.conftest import backend_builder, query_url
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -114,18 +115,14 @@ def start_daemon(config: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_cycles(settings: Settings, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    path = Path(settings.database.url.removeprefix("sqlite:///"))
-    while time.monotonic() < deadline:
-        if path.exists():
-            try:
-                if query(settings, "SELECT count(*) FROM runs")[0][0] >= count:
-                    return
-            except OperationalError:
-                pass  # schema not created yet
-        time.sleep(0.1)
-    raise AssertionError(f"daemon did not complete {count} cycles in {timeout}s")
+def cycles(settings: Settings) -> int:
+    """How many runs the daemon committed (0 before its database and schema exist)."""
+    if not Path(settings.database.url.removeprefix("sqlite:///")).exists():
+        return 0
+    try:
+        return int(query(settings, "SELECT count(*) FROM runs")[0][0])  # type: ignore[call-overload]
+    except OperationalError:
+        return 0  # schema not created yet
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -140,7 +137,7 @@ def test_signal_finishes_the_cycle_and_exits_zero(
     settings = sqlite_settings({"schedule": {"interval_seconds": 0.2}})
     proc = start_daemon(config)
     try:
-        wait_for_cycles(settings, 2)
+        wait_for(lambda: cycles(settings) >= 2, what="the daemon's first two cycles")
         second = subprocess.run(
             [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
             capture_output=True,
@@ -152,7 +149,7 @@ def test_signal_finishes_the_cycle_and_exits_zero(
         assert second.returncode == 2
         assert "already running" in second.stderr
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
