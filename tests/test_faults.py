@@ -251,7 +251,7 @@ def test_database_locked_past_the_busy_timeout(
             threading.Thread(
                 target=hold_write_lock, args=(db_path(settings), release, locked), daemon=True
             ).start()
-            locked.wait(5)
+            locked.wait(60)  # the thread holds the lock: an event, generously bounded
         # hold the lock until two cycles have failed on it (an observable event, not a time
         # calibrated to this machine's speed), then let the daemon go on
         if sum("database is locked" in x for x in lines) >= 2:

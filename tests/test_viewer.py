@@ -57,7 +57,7 @@ def signed_in(at: AppTest, config: Path) -> AppTest:
     return at
 
 
-def chain_verdict(at: AppTest, timeout: float = 30.0) -> str:
+def chain_verdict(at: AppTest, timeout: float = 120.0) -> str:
     """Refresh the page (as its 5-second fragment does) until the chain verdict is shown."""
     import time
 
