@@ -32,6 +32,7 @@ from fairlens_monitor.ops.cycle import run_cycle
 from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 from fairlens_monitor.store.repository import Repository
 from tests.conftest import BASE_CONFIG, merge, monitored, tamper
+from tests.helpers.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = {
@@ -217,14 +218,19 @@ def cycles_by(url: str, after: float) -> int:
     return int(n or 0)
 
 
-def wait_for(check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s")
+def daemon_cycles(url: str) -> tuple[int, int]:
+    """(runs, distinct cycle indexes) the daemons committed."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            total, distinct = conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT cycle_index) FROM runs WHERE actor = 'daemon'"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(total), int(distinct)
 
 
 def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str, tmp_path: Path) -> None:
@@ -238,34 +244,31 @@ def test_one_leader_runs_each_cycle_and_a_standby_takes_over(pg_url: str, tmp_pa
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first, second = daemon(config, env), daemon(config, env)
     try:
-        leader_pid = wait_for(lambda: leaders(pg_url), 30)[0][0]
-        time.sleep(3 * interval)
-        engine = create_engine(pg_url)
-        with engine.connect() as conn:
-            # Exactly one daemon ran cycles, one per interval, never two at once.
-            runs = conn.execute(
-                text(
-                    "SELECT count(*), count(DISTINCT cycle_index) FROM runs WHERE actor = 'daemon'"
-                )
-            ).one()
-        engine.dispose()
+        leader_pid = wait_for(lambda: leaders(pg_url), what="the first leader")[0][0]
+        # Wait for the leader's second cycle (the event), not for a time that on a busy
+        # machine may hold fewer; the standby ran through those fires too.
+        wait_for(lambda: daemon_cycles(pg_url)[0] >= 2, what="two of the leader's cycles")
+        runs = daemon_cycles(pg_url)
+        # Exactly one daemon ran cycles, one per interval, never two at once.
         assert runs[0] == runs[1] >= 2
         assert len(leaders(pg_url)) == 1
         victim = first if first.pid == leader_pid else second
         standby = second if victim is first else first
         victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+        victim.wait(timeout=60)
         killed_at = time.time()
         # The dead leader's lease (3 s here) expires and the standby takes over.
-        takeover = wait_for(lambda: [p for p in leaders(pg_url) if p[0] == standby.pid], 60)
+        takeover = wait_for(
+            lambda: [p for p in leaders(pg_url) if p[0] == standby.pid], what="the takeover"
+        )
         assert takeover[0][1] >= killed_at
-        wait_for(lambda: cycles_by(pg_url, killed_at) >= 2, 60)
+        wait_for(lambda: cycles_by(pg_url, killed_at) >= 2, what="the new leader's cycles")
     finally:
         outputs = {}
         for proc in (first, second):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-            outputs[proc.pid] = proc.communicate(timeout=30)[0]  # also closes the pipe
+            outputs[proc.pid] = proc.communicate(timeout=120)[0]  # also closes the pipe
     out = outputs[standby.pid]
     assert "standby: another daemon runs the cycles" in out
     assert "leading: this daemon" in out

@@ -9,7 +9,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +18,18 @@ from click.testing import CliRunner, Result
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.daemon import run_daemon
+from tests.helpers.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def fl(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def runs(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
 
 
 def test_a_backup_taken_while_the_daemon_writes_verifies(
@@ -46,15 +51,17 @@ def test_a_backup_taken_while_the_daemon_writes_verifies(
     )
     try:
         db = tmp_path / "var" / "fairlens.db"
-        deadline = time.monotonic() + 30
-        while not (db.exists() and (tmp_path / "var" / "anchor.jsonl").exists()):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            lambda: db.exists() and (tmp_path / "var" / "anchor.jsonl").exists(),
+            what="the daemon's database and anchor file",
+        )
         made = [fl(config, "backup", str(tmp_path / "backups" / f"b{i}.db")) for i in range(3)]
-        time.sleep(0.3)
+        # The daemon goes on writing after the backups: wait for its next cycle (the event).
+        after = runs(db)
+        wait_for(lambda: runs(db) > after, what="a cycle after the backups")
     finally:
         daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
+        daemon.wait(timeout=120)
     for i, result in enumerate(made):
         assert result.exit_code == 0, result.output
         assert "integrity ok, chain verified" in result.stdout

@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.store.db import alembic_config
+from fairlens_monitor.store.db import alembic_config, sqlite_path
 
 FIXTURE = Path(__file__).parent / "data" / "pre_0012"
 RENAMED = {
@@ -162,7 +162,8 @@ def test_the_migration_round_trips_on_both_back_ends(
 ) -> None:
     """Values move with their columns; on PostgreSQL the views are replaced in place, so
     a role granted SELECT on them before the upgrade keeps it."""
-    Path(backend_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_path(backend_url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     cfg = alembic_config(backend_url)
     command.upgrade(cfg, "0011")
     engine = create_engine(backend_url)

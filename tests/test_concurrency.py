@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from fairlens_monitor.ops.daemon import Daemon as DaemonSession
 from fairlens_monitor.store.db import instance_lock, sqlite_path
 from fairlens_monitor.store.lease import FencedError, Lease
 from tests.conftest import BASE_CONFIG, merge, query_url
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -229,16 +229,6 @@ class Daemon:
         self.reader.join(timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)  # polling period only; the deadline is what bounds the wait
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def events(url: str, kind: str) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.daemon import Daemon
 from fairlens_monitor.ops.verification import verify_store
 from tests.factories import sqlite_file
+from tests.helpers.wait import LineReader, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -87,26 +88,6 @@ def start_daemon(config: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def time_to_first_cycle(config: Path, settings: Settings) -> float:
-    """Start the daemon, time its first committed cycle, kill it (calibrates the kill window)."""
-    started = time.monotonic()
-    proc = start_daemon(config)
-    try:
-        while time.monotonic() - started < 30:
-            if (
-                db_path(settings).exists()
-                and query(settings, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'")
-                == [(1,)]
-                and query(settings, "SELECT count(*) FROM runs") != [(0,)]
-            ):
-                return time.monotonic() - started
-            time.sleep(0.02)
-        raise AssertionError("the daemon completed no cycle within 30 s")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-
-
 FAST = {
     "schedule": {"interval_seconds": 0.02},
     "simulation": {"drift": 0.9, "n_samples": 200},
@@ -114,21 +95,67 @@ FAST = {
 }
 
 
+def start_watched(config: Path) -> tuple[subprocess.Popen[str], LineReader]:
+    """Start the daemon with its stdout collected line by line (to see its cycles commit)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    return proc, LineReader(proc.stdout)
+
+
+def kill_moments(rng: random.Random, kills: int) -> list[tuple[str, float]]:
+    """Where each kill lands, chosen by the seeded ``rng``: one in four during start-up (at a
+    random point up to 0.5 s after the spawn: imports, opening the database, the schema
+    check; or up to 0.2 s after the "running every" line: the first cycle), the others just
+    after the k-th cycle of that start committed (k from 1 to 8, a random 0-40 ms later:
+    inside a cycle or between two, 20 ms apart)."""
+    moments: list[tuple[str, float]] = []
+    for i in range(kills):
+        if i % 4 == 0:
+            moments.append(
+                rng.choice([("spawn", rng.uniform(0, 0.5)), ("started", rng.uniform(0, 0.2))])
+            )
+        else:
+            moments.append((f"cycle {rng.randint(1, 8)}", rng.uniform(0, 0.04)))
+    return moments
+
+
+def printed_or_exited(
+    out: LineReader, text: str, n: int, proc: subprocess.Popen[str]
+) -> Callable[[], bool]:
+    return lambda: out.count(text) >= n or proc.poll() is not None
+
+
+@pytest.mark.timeout(900)  # twenty daemon starts: minutes on a busy machine, seconds idle
 def test_kill_9_at_random_moments_never_half_writes(
     write_config: Callable[..., Path], make_settings: Callable[..., Settings]
 ) -> None:
     config, settings = write_config(FAST), make_settings(FAST)
-    rng = random.Random(20261123)
-    first = time_to_first_cycle(config, settings)
     heads = []
-    for _ in range(20):
-        proc = start_daemon(config)
-        # The first cycle commits `first` seconds after start (imports, migration: ~1.2 s on
-        # an idle 2-core machine, ~2 s on a busy one), then one every ~20-50 ms: this window
-        # hits start-up sometimes and running cycles mostly.
-        time.sleep(rng.uniform(0.7 * first, first + 1.2))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    # Each kill waits for an observable event of that start (the process spawned, its
+    # "running every" line, the k-th "[cycle" line printed after its commit), then a small
+    # random offset: the moments hit start-up sometimes and running cycles mostly, on any
+    # machine, without a window calibrated to how fast this one starts.
+    for when, jitter in kill_moments(random.Random(20261123), 20):
+        proc, out = start_watched(config)
+        try:
+            if when == "started":
+                wait_for(printed_or_exited(out, "running every", 1, proc), what="the start line")
+            elif when.startswith("cycle"):
+                k = int(when.split()[1])
+                wait_for(printed_or_exited(out, "[cycle", k, proc), what=f"{k} committed cycles")
+            assert proc.poll() is None, f"the daemon exited before the kill: {out.lines[-5:]}"
+            time.sleep(jitter)  # a random moment after the event, not a wait for anything
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+            out.join()
         if (
             db_path(settings).exists()
             and query(settings, "SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'")
@@ -155,10 +182,18 @@ def test_kill_9_at_random_moments_never_half_writes(
     ]
 
 
+@pytest.mark.timeout(900)  # 2 x 25 cycles: seconds idle, minutes on a busy machine
 def test_two_concurrent_writers_form_one_linear_chain(
     write_config: Callable[..., Path], make_settings: Callable[..., Settings]
 ) -> None:
-    overrides = {"simulation": {"drift": 0.9, "n_samples": 200}, "audit": {"checkpoint_every": 9}}
+    # The writers contend for SQLite's write lock on purpose: each waits for the other's
+    # commit (the event), under a deadline generous enough for a busy machine, instead of the
+    # 5 s default that a starved writer can exceed there.
+    overrides = {
+        "simulation": {"drift": 0.9, "n_samples": 200},
+        "audit": {"checkpoint_every": 9},
+        "database": {"busy_timeout_ms": 120_000},
+    }
     config, settings = write_config(overrides), make_settings(overrides)
     assert CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"]).exit_code == 0
     writers = [
@@ -170,7 +205,7 @@ def test_two_concurrent_writers_form_one_linear_chain(
         for _ in range(2)
     ]
     for proc in writers:
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()
     assert query(settings, "SELECT count(*), min(status), max(status) FROM runs") == [
         (50, "ok", "ok")
@@ -211,7 +246,7 @@ def test_database_locked_past_the_busy_timeout(
             threading.Thread(
                 target=hold_write_lock, args=(db_path(settings), release, locked), daemon=True
             ).start()
-            locked.wait(5)
+            locked.wait(60)  # the thread holds the lock: an event, generously bounded
         # hold the lock until two cycles have failed on it (an observable event, not a time
         # calibrated to this machine's speed), then let the daemon go on
         if sum("database is locked" in x for x in lines) >= 2:

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import CycleOutcome, execute_cycle, run_cycle
 from fairlens_monitor.sources import files as source_files
 from tests.conftest import query_url
+from tests.helpers.wait import wait_for
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -521,15 +521,6 @@ def test_no_data_neither_raises_nor_closes_an_open_alert(
 # ------------------------------------------------------------------ the daemon on a folder
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -556,22 +547,24 @@ def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
             return 0
 
     try:
-        wait_for(lambda: count("SELECT count(*) FROM source_files") == 2, "the first two files")
+        wait_for(
+            lambda: count("SELECT count(*) FROM source_files") == 2, what="the first two files"
+        )
         wait_for(
             lambda: count("SELECT count(*) FROM readings WHERE verdict = 'no_data'") >= 2,
-            "quiet cycles with nothing new",
+            what="quiet cycles with nothing new",
         )
         (folder / "broken.csv").write_bytes(b'sex,risk,decided_at,credit_amount\n"male,1')
         wait_for(
             lambda: count("SELECT count(*) FROM runs WHERE status = 'failed'") >= 2,
-            "failed cycles naming the corrupt file",
+            what="failed cycles naming the corrupt file",
         )
         (folder / "broken.csv").unlink()
         write_days(folder, df, range(2, 3))
-        wait_for(lambda: count("SELECT count(*) FROM source_files") == 3, "the third file")
+        wait_for(lambda: count("SELECT count(*) FROM source_files") == 3, what="the third file")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     errors = [e for (e,) in rows(settings, "SELECT error FROM runs WHERE status = 'failed'")]
     assert all("broken.csv" in str(e) for e in errors), errors

@@ -15,6 +15,7 @@ from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
 from fairlens_monitor.store.db import alembic_config, make_engine
 from tests.factories import sqlite_file
+from tests.helpers.wait import wait_for
 
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
 
@@ -57,7 +58,7 @@ def signed_in(at: AppTest, config: Path) -> AppTest:
     return at
 
 
-def chain_verdict(at: AppTest, timeout: float = 30.0) -> str:
+def chain_verdict(at: AppTest, timeout: float = 120.0) -> str:
     """Refresh the page (as its 5-second fragment does) until the chain verdict is shown."""
     import time
 
@@ -229,7 +230,6 @@ def test_page_follows_a_running_daemon(
 ) -> None:
     import subprocess
     import sys
-    import time
 
     config = write_config(
         {
@@ -245,16 +245,7 @@ def test_page_follows_a_running_daemon(
     )
     try:
         db_file = config.parent / "var" / "fairlens.db"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if db_file.exists():
-                with sqlite3.connect(db_file) as conn:
-                    try:
-                        if conn.execute("SELECT count(*) FROM readings").fetchone()[0] >= 4:
-                            break
-                    except sqlite3.OperationalError:
-                        pass
-            time.sleep(0.1)
+        wait_for(lambda: readings(db_file) >= 4, what="the daemon's first two cycles")
         for _ in range(2):
             before = max_reading_id(db_file)
             import streamlit as st
@@ -263,11 +254,28 @@ def test_page_follows_a_running_daemon(
             shown = page(config, monkeypatch).metric[0].value
             fresh = monitored_dirs_after(db_file, before - 2)
             assert shown in fresh, (shown, fresh)  # the newest data, read while it is written
-            time.sleep(0.6)  # more cycles land while the page is open
+            # more cycles land while the page is open (waited for, not slept for)
+            wait_for(newer_than(db_file, before), what="a newer cycle")
     finally:
         daemon.terminate()
-        daemon.wait(timeout=30)
+        daemon.wait(timeout=120)
     assert daemon.returncode == 0
+
+
+def readings(db_file: Path) -> int:
+    """How many readings the daemon committed (0 before its database and schema exist)."""
+    if not db_file.exists():
+        return 0
+    with sqlite3.connect(db_file) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0  # the schema is not there yet
+
+
+def newer_than(db_file: Path, seen: int) -> Callable[[], bool]:
+    """Whether a reading newer than id ``seen`` was committed."""
+    return lambda: max_reading_id(db_file) > seen
 
 
 def max_reading_id(db_file: Path) -> int:
