@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference, demographic_parity_ratio
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
@@ -136,6 +136,7 @@ def test_matches_fairlearn_and_keeps_invariants(
     assert calculate_disparate_impact_ratio(shuffled) == result
 
 
+@example(u=(271, 281), p=(271, 281))  # pow() and an exact square once differed here
 @given(u=counts, p=counts)
 @settings(max_examples=200, deadline=None)
 def test_ratio_interval_vectorised_equals_one_at_a_time(
