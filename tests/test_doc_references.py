@@ -23,6 +23,7 @@ import pytest
 
 import fairlens_monitor
 from fairlens_monitor.cli.main import cli
+from fairlens_monitor.config.settings import SECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -171,22 +172,7 @@ def package_modules() -> dict[str, list[ModuleType]]:
 
 
 # Dotted names in backticks that are configuration keys or SQL, not module.attribute.
-CONFIG_SECTIONS = {
-    "database",
-    "schedule",
-    "simulation",
-    "thresholds",
-    "keys",
-    "alerts",
-    "logging",
-    "audit",
-    "measurement",
-    "drift_detection",
-    "backup",
-    "retention",
-    "source",
-    "leadership",
-}
+CONFIG_SECTIONS = SECTIONS
 
 
 # File names in backticks that are not Python: runtime files (``fernet.key``), config examples.

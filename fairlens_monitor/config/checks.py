@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import reprlib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def section(
     return section
 
 
-def reject_unknown(mapping: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+def reject_unknown(mapping: Mapping[str, Any], prefix: str, allowed: AbstractSet[str]) -> None:
     for name in mapping:
         if name not in allowed:
             text = str(name) if len(str(name)) <= SHOWN_CHARS else str(name)[:SHOWN_CHARS] + "..."

@@ -67,6 +67,25 @@ MIN_SECONDS, MAX_SECONDS = 0.01, 366 * 86400.0  # schedule timers: 10 ms to a ye
 MAX_SAMPLES = 10_000_000  # simulated decisions per cycle (held in memory)
 MAX_DAYS = 36_600.0  # retention: a century
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The top-level sections a config file may have (anything else is refused by name).
+SECTIONS = frozenset(
+    {
+        "database",
+        "schedule",
+        "simulation",
+        "thresholds",
+        "keys",
+        "alerts",
+        "logging",
+        "audit",
+        "measurement",
+        "drift_detection",
+        "backup",
+        "retention",
+        "source",
+        "leadership",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -219,22 +238,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     reject_unknown(
         root,
         "",
-        {
-            "database",
-            "schedule",
-            "simulation",
-            "thresholds",
-            "keys",
-            "alerts",
-            "logging",
-            "audit",
-            "measurement",
-            "drift_detection",
-            "backup",
-            "retention",
-            "source",
-            "leadership",
-        },
+        SECTIONS,
     )
     source = parse_source(
         section(root, "source", set().union(*KIND_KEYS.values()), required=False),
