@@ -41,8 +41,9 @@ from fairlens_monitor.audit.events import (
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import AnchorWriteError
 from fairlens_monitor.ops.audit_trail import append_anchor
+from fairlens_monitor.store.chainstore import add_checkpoint, last_checkpoint_in
 from fairlens_monitor.store.cyclewrite import APPENDED, AlertChange
-from fairlens_monitor.store.repository import Repository, add_checkpoint, last_checkpoint_in
+from fairlens_monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
 

@@ -4,23 +4,22 @@ Each public write is one transaction. A cycle's run row, readings, alert and aud
 commit together or not at all, and audit appends take the chain head inside that same
 write transaction — under ``BEGIN IMMEDIATE`` on SQLite, under a transaction-level advisory
 lock (``pg_advisory_xact_lock``) on PostgreSQL — so concurrent writers form one linear
-chain.
+chain. The reads of the chain's own tables (events, checkpoints) are
+:class:`~fairlens_monitor.store.chainstore.ChainStore`, which ``Repository`` extends.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, cast, func, insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import sessionmaker
 
-from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, Link, StoredRecord
-from fairlens_monitor.audit.checkpoints import Checkpoint
+from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import CYCLE_FAILED
-from fairlens_monitor.errors import DamagedRecordError
+from fairlens_monitor.store.chainstore import ChainStore
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
     CycleRows,
@@ -37,7 +36,6 @@ from fairlens_monitor.store.cyclewrite import (
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,
-    CheckpointRow,
     GroupResult,
     Reading,
     Run,
@@ -45,23 +43,8 @@ from fairlens_monitor.store.models import (
 )
 from fairlens_monitor.store.rowstore import row_digests
 
-CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[assignment]
-LAST_CHECKPOINT_SEQ = select(func.max(CHECKPOINTS.c.seq))
-LAST_CHECKPOINT = (
-    select(
-        CHECKPOINTS.c.seq,
-        CHECKPOINTS.c.head_hash,
-        CHECKPOINTS.c.ts,
-        CHECKPOINTS.c.key_id,
-        CHECKPOINTS.c.signature,
-        CHECKPOINTS.c.prev,
-    )
-    .order_by(CHECKPOINTS.c.id.desc())
-    .limit(1)
-)
 
-
-class Repository:
+class Repository(ChainStore):
     """Reads and writes runs, readings, alerts and audit events through one engine."""
 
     def __init__(self, engine: Engine, *, bind: Connection | None = None) -> None:
@@ -236,23 +219,6 @@ class Repository:
             serialise(s)
             return append(s, event_type, actor, payload, ts)
 
-    def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
-        """Return ``(seq, payload)`` of every audit event of this type, in seq order.
-
-        A damaged row (payload not a JSON object) is left out: verification reports it.
-        """
-        with self.sessions() as s:
-            rows = s.execute(
-                select(AuditEvent.seq, cast(AuditEvent.payload, Text))
-                .where(AuditEvent.event_type == event_type)
-                .order_by(AuditEvent.seq)
-            ).all()
-        return [
-            (seq, payload)
-            for seq, text_ in rows
-            if type(seq) is int and (payload := _object(text_)) is not None
-        ]
-
     def last_settings_snapshot(
         self, event_types: Sequence[str]
     ) -> tuple[dict[str, Any] | None, str | None]:
@@ -288,217 +254,3 @@ class Repository:
         with self.sessions() as s:
             rows = s.scalars(select(Reading).order_by(Reading.id.desc()).limit(last)).all()
         return list(reversed(rows))
-
-    def audit_tail(self, last: int) -> list[AuditRecord]:
-        """Return the ``last`` audit records, oldest first.
-
-        Raises:
-            DamagedRecordError: one of them cannot be read as the record written.
-        """
-        with self.sessions() as s:
-            rows = s.execute(
-                select(*RECORD_COLUMNS).order_by(AuditEvent.id.desc()).limit(last)
-            ).all()
-        return [checked_record(row) for row in reversed(rows)]
-
-    def iter_records(self, order: str = "id", batch: int = 5000) -> Iterator[AuditRecord]:
-        """Yield every audit record as plain rows, streaming.
-
-        Args:
-            order: ``id`` (storage order) or ``seq``.
-            batch: rows fetched at a time.
-
-        Raises:
-            DamagedRecordError: a row cannot be read as the record written.
-        """
-        column = {"id": AuditEvent.id, "seq": AuditEvent.seq}[order]
-        with self._connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(
-                select(*RECORD_COLUMNS).order_by(column)
-            )
-            try:
-                for row in result:
-                    yield checked_record(row)
-            finally:
-                result.close()  # a damaged row stops the stream: close its server cursor
-
-    def iter_stored(self, batch: int = 20000) -> Iterator[StoredRecord]:
-        """Yield every audit row in storage order with its payload column as stored text.
-
-        What verification reads, as fast as the driver delivers it: a plain DB-API cursor
-        (server-side on PostgreSQL, so memory stays flat), no JSON parsed here, and the
-        payload text only for rows whose columns the database could not match to their
-        hashed text (see :class:`~fairlens_monitor.audit.chain.StoredRecord`).
-        """
-        if self.engine.dialect.name == "postgresql":
-            quote, payload = "to_json({})::text", "payload::text"
-        else:
-            quote, payload = "json_quote({})", "CAST(payload AS TEXT)"
-        # The database compares each row's columns with its hashed text (see
-        # audit.canonical_text_of) and sends the payload only when they differ: NULL =
-        # matched (a stored '' or NULL payload arrives as '' or 'null': never "matched").
-        rebuilt = " || ".join(
-            [
-                "'{\"actor\":'",
-                quote.format("actor"),
-                "',\"event_type\":'",
-                quote.format("event_type"),
-                "',\"payload\":'",
-                payload,
-                "',\"seq\":'",
-                "CAST(seq AS TEXT)",
-                "',\"ts\":'",
-                quote.format("ts"),
-                "'}'",
-            ]
-        )
-        sql = (
-            f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN NULL "  # noqa: S608
-            f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
-            "FROM audit_events ORDER BY id"
-        )
-        with self._connect() as conn:
-            raw: Any = conn.connection.dbapi_connection
-            server_side = self.engine.dialect.name == "postgresql"
-            cursor = raw.cursor(name="fairlens_verify") if server_side else raw.cursor()
-            try:
-                cursor.execute(sql)
-                while rows := cursor.fetchmany(batch):
-                    yield from map(StoredRecord._make, rows)
-            finally:
-                cursor.close()
-
-    def iter_links(self, batch: int = 20000) -> Iterator[Link]:
-        """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order."""
-        with self._connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(
-                select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash).order_by(
-                    AuditEvent.seq
-                )
-            )
-            for rows in result.partitions():
-                yield from map(Link._make, rows)
-
-    def find_event(self, hash_hex: str) -> AuditRecord | None:
-        """Return the audit record with this hash, or None.
-
-        Raises:
-            DamagedRecordError: the row cannot be read as the record written.
-        """
-        with self.sessions() as s:
-            row = s.execute(select(*RECORD_COLUMNS).where(AuditEvent.hash == hash_hex)).first()
-        return checked_record(row) if row else None
-
-    def head(self) -> tuple[int, str]:
-        """Return the chain head as ``(seq, hash)``; ``(0, GENESIS_HASH)`` when empty."""
-        with self.sessions() as s:
-            row = s.execute(
-                select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-            ).first()
-            return (row[0], row[1]) if row else (0, GENESIS_HASH)
-
-    def checkpoint_count(self) -> int:
-        """Return how many checkpoints the database records."""
-        with self.sessions() as s:
-            return int(s.scalar(select(func.count()).select_from(CheckpointRow)) or 0)
-
-    def last_checkpoint_seq(self) -> int:
-        """Return the seq of the newest checkpoint (0 when there is none)."""
-        with self._connect() as conn:
-            return int(conn.execute(LAST_CHECKPOINT_SEQ).scalar() or 0)
-
-    def checkpoints(self) -> list[Checkpoint]:
-        """Return every checkpoint recorded in the database, oldest first."""
-        with self.sessions() as s:
-            rows = s.execute(
-                select(
-                    CheckpointRow.seq,
-                    CheckpointRow.head_hash,
-                    CheckpointRow.ts,
-                    CheckpointRow.key_id,
-                    CheckpointRow.signature,
-                    CheckpointRow.prev,
-                ).order_by(CheckpointRow.id)
-            ).all()  # plain rows: one a cycle
-            return [Checkpoint(*r) for r in rows]
-
-    def last_checkpoint(self) -> Checkpoint | None:
-        """Return the checkpoint recorded last (the next one's ``prev``), or None."""
-        with self.sessions() as s:
-            return last_checkpoint_in(s)
-
-    def save_checkpoint(self, cp: Checkpoint) -> None:
-        """Record a signed checkpoint (its own transaction)."""
-        with self.sessions.begin() as s:
-            add_checkpoint(s, cp)
-
-
-def last_checkpoint_in(s: Session) -> Checkpoint | None:
-    """The checkpoint recorded last, read inside the caller's transaction (or None)."""
-    row = s.connection().execute(LAST_CHECKPOINT).first()
-    return None if row is None else Checkpoint(*row)
-
-
-def add_checkpoint(s: Session, cp: Checkpoint) -> None:
-    """Record ``cp`` inside the caller's transaction."""
-    s.connection().execute(
-        insert(CHECKPOINTS),
-        {
-            "seq": cp.seq,
-            "head_hash": cp.head_hash,
-            "ts": cp.ts,
-            "key_id": cp.key_id,
-            "signature": cp.signature,
-            "prev": cp.prev,
-        },
-    )
-
-
-RECORD_COLUMNS = (
-    AuditEvent.seq,
-    AuditEvent.ts,
-    AuditEvent.event_type,
-    AuditEvent.actor,
-    cast(AuditEvent.payload, Text),
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-    AuditEvent.canonical,
-)
-
-
-def checked_record(row: Sequence[Any]) -> AuditRecord:
-    """Build a record from a row of :data:`RECORD_COLUMNS` (payload as text).
-
-    Raises:
-        DamagedRecordError: a column is not of its type or the payload is not a JSON object
-            (the row was damaged; ``verify`` says how).
-    """
-    seq, ts, event_type, actor, payload_text, prev_hash, hash_, canonical = row
-    payload = _object(payload_text)
-    if (
-        payload is None
-        or type(seq) is not int
-        or not all(type(v) is str for v in (ts, event_type, actor, prev_hash, hash_, canonical))
-    ):
-        raise DamagedRecordError(seq)
-    return AuditRecord(
-        seq=seq,
-        ts=ts,
-        event_type=event_type,
-        actor=actor,
-        payload=payload,
-        prev_hash=prev_hash,
-        hash=hash_,
-        canonical=canonical,
-    )
-
-
-def _object(payload_text: object) -> dict[str, Any] | None:
-    """The payload column parsed, or None when it is not the text of a JSON object."""
-    if not isinstance(payload_text, str):
-        return None
-    try:
-        value = json.loads(payload_text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
