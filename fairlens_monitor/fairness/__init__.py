@@ -5,7 +5,8 @@ small table of counts (applicants, approvals, ground-truth labels per group): th
 metrics and column checks (``metrics``), one comparison with its interval and test
 (``stats``, ``intervals``), k groups, intersections and multiplicity (``groups``), the
 ground-truth error rates (``outcomes``), the one count-table model (``counts``), score
-metrics (``scores``) and the stratified explanation of a gap (``explain``).
+metrics (``scores``), the stratified explanation of a gap (``explain``) and an assessment
+as plain data (``report``).
 
 May import: ``fairlens_monitor.errors``, ``fairlens_monitor.security`` (masking only, so an
 error message describes a value's form, never the value), numpy, pandas, scipy. No I/O, no
