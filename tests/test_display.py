@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from fairlens_monitor.cli.measure_report import report_lines
 from fairlens_monitor.cli.textwidth import display_width, printable, wrap
-from fairlens_monitor.fairness.counts import table_from_frame
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
     assess,
     excluded_reason,
 )
 from fairlens_monitor.fairness.report import to_json
+from tests.factories import table_from_frame
 from tests.test_groups import decisions
 
 

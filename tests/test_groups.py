@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.fairness.counts import table_from_frame
 from fairlens_monitor.fairness.groups import (
     MISSING,
     GroupSpec,
@@ -29,6 +28,7 @@ from fairlens_monitor.fairness.groups import (
 )
 from fairlens_monitor.fairness.outcomes import outcome_metrics
 from fairlens_monitor.fairness.report import to_json
+from tests.factories import table_from_frame
 
 
 def decisions(counts: dict[str, tuple[int, int]], column: str = "g") -> pd.DataFrame:

@@ -15,8 +15,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.fairness.counts import table_from_frame
 from fairlens_monitor.fairness.groups import GroupSpec, assess
+from tests.factories import table_from_frame
 
 GERMAN = Path(__file__).parent / "data" / "german_credit.csv"
 

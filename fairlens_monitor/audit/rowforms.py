@@ -214,12 +214,6 @@ def current_names(form: int, table: str) -> dict[str, str]:
     return out
 
 
-def digest_mapping(form: int, table: str, row: Mapping[str, Any]) -> str:
-    """Digest of a row given as ``{column: value}`` (missing columns count as NULL)."""
-    rf = form_of(form, table)
-    return rf.digest([row.get(c) for c in rf.columns])
-
-
 def _other(v: Any) -> str:
     if isinstance(v, bytes | bytearray | memoryview):
         return "blob:" + bytes(v).hex()

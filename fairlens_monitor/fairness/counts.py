@@ -285,32 +285,3 @@ def group_table(counts: pd.DataFrame) -> GroupTable:
         truth,
         weights=counts[N].to_numpy(dtype=float),
     )
-
-
-def table_from_frame(
-    df: pd.DataFrame,
-    spec: GroupSpec,
-    outcome: str,
-    label: str | None = None,
-    *,
-    where: str = "the data",
-    missing_values: Collection[str] = (),
-) -> GroupTable:
-    """Validate the columns of a frame of decisions and sum its groups up.
-
-    Args:
-        df: one row per decision.
-        spec: how rows become groups.
-        outcome: the decision column.
-        label: optional ground-truth column.
-        where: names the data in error messages.
-        missing_values: texts that also mean "missing" (see :mod:`.cells`).
-
-    Returns:
-        The per-group table (see :func:`group_table`).
-
-    Raises:
-        DataError: a column is missing, or the outcome/label is missing or not binary.
-    """
-    counts = normalise(df, spec, outcome, label=label, where=where, missing_values=missing_values)
-    return group_table(counts)
