@@ -13,8 +13,8 @@ long-running process has (scheduling, leadership, missed fires).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,9 +26,11 @@ from fairlens_monitor.ops.audit_trail import (
     start_new_chain,
     write_checkpoint,
 )
-from fairlens_monitor.ops.cycle import Clock, CycleOutcome, execute_cycle
+from fairlens_monitor.ops.cycle import Clock, CycleOutcome, FailedCycle, execute_cycle
 from fairlens_monitor.ops.governance import record_config_change
+from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
+from fairlens_monitor.sources import DecisionSource
 from fairlens_monitor.store.repository import Repository
 
 
@@ -93,7 +95,10 @@ def cycle(
     clock: Clock,
     actor: str,
     seal_failed: Callable[[Exception], None] | None = None,
-    **options: Any,
+    sealer: Sealer | None = None,
+    source: DecisionSource | None = None,
+    scheduled_for: datetime | None = None,
+    unrecorded: list[FailedCycle] | None = None,
 ) -> CycleOutcome:
     """Run one cycle, then sign a checkpoint if one is due.
 
@@ -107,8 +112,10 @@ def cycle(
         seal_failed: receives a failing checkpoint's error, after which the committed cycle
             is still returned (the daemon: the next due checkpoint covers these events);
             None lets the error propagate (``once``).
-        **options: passed to :func:`~fairlens_monitor.ops.cycle.execute_cycle`
-            (``sealer``, ``source``, ``scheduled_for``, ``unrecorded``).
+        sealer: signs a checkpoint inside the cycle's transaction when its policy says so.
+        source: the open decision source (None: the configured one, or the simulator).
+        scheduled_for: the fire time this cycle belongs to (the daemon).
+        unrecorded: failures the database refused earlier, recorded when it accepts writes.
 
     Returns:
         The committed cycle.
@@ -116,7 +123,17 @@ def cycle(
     Raises:
         Exception: whatever the cycle raises (it is recorded as a failed run first).
     """
-    outcome = execute_cycle(settings, repo, cipher, clock=clock, actor=actor, **options)
+    outcome = execute_cycle(
+        settings,
+        repo,
+        cipher,
+        clock=clock,
+        actor=actor,
+        scheduled_for=scheduled_for,
+        unrecorded=unrecorded,
+        source=source,
+        sealer=sealer,
+    )
     head = outcome.audit[-1].seq if outcome.audit else None
     try:
         seal_if_due(settings, repo, signer, ts=rfc3339(clock()), head_seq=head)
@@ -136,7 +153,7 @@ def run_once(
     clock: Clock,
     actor: str,
     new_chain: bool = False,
-    **options: Any,
+    sealer: Sealer | None = None,
 ) -> tuple[CycleOutcome, Path | None]:
     """The whole sequence for one manual cycle: begin → config change → cycle → seal.
 
@@ -148,7 +165,7 @@ def run_once(
         clock: returns the current aware UTC time.
         actor: who runs it (``cli``).
         new_chain: see :func:`begin`.
-        **options: passed to :func:`cycle` (e.g. ``sealer``).
+        sealer: see :func:`cycle`.
 
     Returns:
         ``(the committed cycle, where an old anchor file was set aside or None)``.
@@ -159,4 +176,5 @@ def run_once(
     """
     aside = begin(settings, repo, new_chain=new_chain, actor=actor, ts=rfc3339(clock()))
     record_config_change(settings, repo, actor=actor, ts=rfc3339(clock()))
-    return cycle(settings, repo, cipher, signer, clock=clock, actor=actor, **options), aside
+    outcome = cycle(settings, repo, cipher, signer, clock=clock, actor=actor, sealer=sealer)
+    return outcome, aside
