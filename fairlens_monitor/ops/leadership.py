@@ -41,6 +41,7 @@ from fairlens_monitor.store.lease import (
 )
 from fairlens_monitor.store.repository import Repository
 
+# the daemon's logger: these lines were the daemon's before the split, and operators filter on it
 log = logging.getLogger("fairlens_monitor.ops.daemon")
 JOB_ID = "fairness-cycle"
 MAX_MISSED_EVENTS = 100  # per takeover; further missed fires are counted in the last event

@@ -132,7 +132,7 @@ def restore_sqlite(
 
 def _verified_head(copy: Path, anchor_file: Path, public_key: Path) -> tuple[int, str, list[int]]:
     """The backup's head and the anchored seqs its restore would lose, once it verifies."""
-    check = verify_copy(copy, anchor_file=anchor_file, public_key=public_key)
+    check = verify_copy(copy, anchor_file=anchor_file, public_key=public_key, count_loss=True)
     if not check.report.intact:
         first = check.report.anomalies[0]
         raise StoreError(

@@ -91,10 +91,12 @@ class CopyCheck:
     head_seq: int
     head_hash: str
     report: ChainReport
-    lost: list[int]  # anchored checkpoints above the copy's head (what restoring it loses)
+    lost: list[int]  # anchored seqs above the copy's head (what restoring it loses), if counted
 
 
-def verify_copy(path: Path, *, anchor_file: Path, public_key: Path) -> CopyCheck:
+def verify_copy(
+    path: Path, *, anchor_file: Path, public_key: Path, count_loss: bool = False
+) -> CopyCheck:
     """Verify a SQLite copy of the database at its own head: the one check of a copy.
 
     A backup is a snapshot: anchor-file checkpoints signed after its head are set aside
@@ -105,9 +107,12 @@ def verify_copy(path: Path, *, anchor_file: Path, public_key: Path) -> CopyCheck
         path: the SQLite file.
         anchor_file: the anchor file.
         public_key: the checkpoint public key.
+        count_loss: also list the anchored seqs above the copy's head (a restore needs
+            them; a backup does not, and is spared a second reading of the anchor file).
 
     Returns:
-        The copy's head, its chain report and the anchored seqs above its head.
+        The copy's head, its chain report and (with ``count_loss``) the anchored seqs above
+        its head, else an empty list.
 
     Raises:
         CannotVerifyError, KeyFileError: as :func:`verify_store`.
@@ -119,7 +124,7 @@ def verify_copy(path: Path, *, anchor_file: Path, public_key: Path) -> CopyCheck
         report = verify_store(
             repo, anchor_file=anchor_file, public_key=public_key, up_to_seq=seq
         ).chain
-        lost = anchored_beyond(repo, anchor_file, public_key, seq)
+        lost = anchored_beyond(repo, anchor_file, public_key, seq) if count_loss else []
     finally:
         repo.engine.dispose()
     return CopyCheck(seq, head_hash, report, lost)
