@@ -35,6 +35,7 @@ from fairlens_monitor.fairness.groups import (
     Assessment,
     GroupResult,
     GroupSpec,
+    GroupTable,
     assess,
     assess_named,
     count_groups,
@@ -196,6 +197,32 @@ def measure_frame(
     return assessment, outcome, labels
 
 
+def judge_counts(
+    counts: pd.DataFrame, spec: GroupSpec, score_bins: int
+) -> tuple[GroupTable, Assessment, OutcomeMetrics | None]:
+    """Judge a count table: the one path from counts to a verdict, for the daemon and ``measure``.
+
+    Args:
+        counts: a count table (:mod:`fairlens_monitor.fairness.counts`); with ``_score_bin``
+            when a model score was counted.
+        spec: how groups are formed and judged.
+        score_bins: the bins the score was counted in.
+
+    Returns:
+        ``(per-group table, assessment, outcome metrics or None)``; with a score, every
+        group's AUC and calibration gap join its ground-truth metrics.
+
+    Raises:
+        DataError: the privileged or the named protected value does not occur.
+    """
+    table = group_table(counts)
+    assessment = assess_named(table, spec)
+    outcome = included_outcome_metrics(table, assessment, spec.confidence)
+    if outcome is not None and SCORE_BIN in counts:
+        outcome = replace(outcome, extra=score_metrics(counts, score_bins))
+    return table, assessment, outcome
+
+
 def measure_counts(
     counts: pd.DataFrame, rules: Rules, drift: DriftState | None = None
 ) -> ScenarioResult:
@@ -215,16 +242,11 @@ def measure_counts(
         DataError: the privileged or the named protected value does not occur, or no group
             can be compared with the reference.
     """
-    spec = rules.spec
-    table = group_table(counts)
-    assessment = assess_named(table, spec)
+    _, assessment, outcome = judge_counts(counts, rules.spec, rules.score_bins)
     h, _ = headline_comparison(assessment)
     statistic = drift_step(drift or DriftState(), headline_point(assessment), rules.chart)
     drift_alert = statistic is not None and statistic > rules.chart.threshold
     causes = stratum_causes(counts, h.label, assessment.reference.label, rules.stratum)
-    outcome = included_outcome_metrics(table, assessment, spec.confidence)
-    if outcome is not None and SCORE_BIN in counts:
-        outcome = replace(outcome, extra=score_metrics(counts, rules.score_bins))
     return ScenarioResult(
         "monitored",
         None,

@@ -9,7 +9,6 @@ report (rendered for people by :mod:`fairlens_monitor.cli.measure_report`). Noth
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,13 +20,11 @@ from fairlens_monitor.fairness.cells import missing_report, numeric_cells
 from fairlens_monitor.fairness.explain import analyze_feature_impact
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
-    assess_named,
     group_labels,
 )
 from fairlens_monitor.fairness.metrics import numbers
-from fairlens_monitor.fairness.outcomes import included_outcome_metrics
 from fairlens_monitor.fairness.report import to_json
-from fairlens_monitor.fairness.scores import score_metrics
+from fairlens_monitor.monitoring.measure import judge_counts
 from fairlens_monitor.security.masking import quoted_redacted
 from fairlens_monitor.sources.files import FileChunks
 
@@ -216,11 +213,7 @@ def measure_file(
         score=score,
         score_bins=score_bins,
     )
-    table = count_table.group_table(counts)
-    assessment = assess_named(table, spec)
-    metrics = included_outcome_metrics(table, assessment, spec.confidence)
-    if metrics is not None and score is not None:
-        metrics = replace(metrics, extra=score_metrics(counts, score_bins))
+    table, assessment, metrics = judge_counts(counts, spec, score_bins)
     report: dict[str, Any] = {
         "file": str(path),
         "rows": int(table.applicants.sum()),
