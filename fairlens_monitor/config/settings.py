@@ -1,7 +1,8 @@
 """Load and validate ``config.yaml`` into frozen settings: the boundary before any cycle runs.
 
-Every key is checked once, here, and an error names the key and the expected value, so the
-rest of the pipeline can trust its settings. Environment overrides (``FAIRLENS_DB_URL``,
+Every key is checked once, here (each section by its parser in ``config.parsers``), and an
+error names the key and the expected value, so the rest of the pipeline can trust its
+settings. Environment overrides (``FAIRLENS_DB_URL``,
 ``FAIRLENS_KEY_DIR``) are applied after the file. Relative paths in the file (the SQLite
 database, the key folder) resolve against the config file's folder; relative paths in the
 environment resolve against the working directory.
@@ -21,22 +22,26 @@ from typing import TYPE_CHECKING, Any
 import rfc8785
 
 from fairlens_monitor.config.checks import (
-    MAX_COUNT,
-    boolean,
-    drift_schedule,
     mapping,
-    number,
-    open_unit,
     reject_unknown,
-    resolve_db_url,
-    resolve_path,
     section,
-    shown,
-    string,
-    writable_place,
 )
 from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.config.measurement import MeasurementSettings, parse_measurement
+from fairlens_monitor.config.parsers import (
+    parse_alerts,
+    parse_audit,
+    parse_backup,
+    parse_database,
+    parse_drift_detection,
+    parse_keys,
+    parse_leadership,
+    parse_logging,
+    parse_retention,
+    parse_schedule,
+    parse_simulation,
+    parse_thresholds,
+)
 from fairlens_monitor.config.reader import read_document
 from fairlens_monitor.config.sections import (
     AlertSettings,
@@ -57,16 +62,6 @@ from fairlens_monitor.errors import ConfigError
 if TYPE_CHECKING:
     from fairlens_monitor.fairness.groups import GroupSpec
 
-ENV_DB_URL = "FAIRLENS_DB_URL"
-ENV_KEY_DIR = "FAIRLENS_KEY_DIR"
-MAX_SEED = 2**32 - 1
-MAX_SHORTFALL = 1e12  # approvals; anything larger is a typo, not a rule
-# Bounds of the other numbers (docs/CONFIG.md): beyond them a value is a typo, and it would
-# overflow a timer or the canonical JSON of the config hash (integers up to 2**53).
-MIN_SECONDS, MAX_SECONDS = 0.01, 366 * 86400.0  # schedule timers: 10 ms to a year
-MAX_SAMPLES = 10_000_000  # simulated decisions per cycle (held in memory)
-MAX_DAYS = 36_600.0  # retention: a century
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The top-level sections a config file may have (anything else is refused by name).
 SECTIONS = frozenset(
     {
@@ -287,167 +282,22 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"}, required=False
     )
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
-    interval = number(
-        schedule, "schedule.interval_seconds", minimum=MIN_SECONDS, maximum=MAX_SECONDS
-    )
-
-    db_url = env.get(ENV_DB_URL) or string(db, "database.url")
-    db_base = Path.cwd() if env.get(ENV_DB_URL) else base_dir
-    key_dir_text = env.get(ENV_KEY_DIR) or string(keys, "keys.dir")
-    key_base = Path.cwd() if env.get(ENV_KEY_DIR) else base_dir
-
-    level = string(logging_, "logging.level", default="INFO").upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(
-            "logging.level", f"expected one of {', '.join(LOG_LEVELS)}, got {shown(level)}"
-        )
+    schedule_settings = parse_schedule(schedule)
+    database = parse_database(db, base_dir=base_dir, env=env)
+    logging_settings = parse_logging(logging_)
     return Settings(
-        database=DatabaseSettings(
-            url=resolve_db_url(db_url, db_base),
-            busy_timeout_ms=int(
-                number(
-                    db,
-                    "database.busy_timeout_ms",
-                    default=5000,
-                    integer=True,
-                    minimum=0,
-                    maximum=3_600_000,
-                )
-            ),
-        ),
-        schedule=ScheduleSettings(
-            interval_seconds=interval,
-            misfire_grace_seconds=number(
-                schedule,
-                "schedule.misfire_grace_seconds",
-                default=30.0,
-                minimum=MIN_SECONDS,
-                maximum=MAX_SECONDS,
-            ),
-        ),
-        simulation=None
-        if source.kind != "simulator"
-        else SimulationSettings(
-            n_samples=int(
-                number(sim, "simulation.n_samples", integer=True, minimum=1, maximum=MAX_SAMPLES)
-            ),
-            seed=int(number(sim, "simulation.seed", integer=True, minimum=0, maximum=MAX_SEED)),
-            drift=drift_schedule(sim.get("drift"), "simulation.drift"),
-        ),
+        database=database,
+        schedule=schedule_settings,
+        simulation=None if source.kind != "simulator" else parse_simulation(sim),
         source=source,
-        thresholds=ThresholdSettings(
-            dir=number(thresholds, "thresholds.dir", positive=True, maximum=1e6),
-            gap=number(thresholds, "thresholds.gap", positive=True, maximum=1.0),
-            alpha=open_unit(thresholds, "thresholds.alpha", default=0.05),
-            min_group_size=int(
-                number(
-                    thresholds,
-                    "thresholds.min_group_size",
-                    default=30,
-                    integer=True,
-                    minimum=1,
-                    maximum=MAX_COUNT,
-                )
-            ),
-            min_group_share=number(
-                thresholds, "thresholds.min_group_share", default=0.02, minimum=0, maximum=0.5
-            ),
-            shortfall=(
-                None
-                if thresholds.get("shortfall") is None
-                else number(
-                    thresholds, "thresholds.shortfall", positive=True, maximum=MAX_SHORTFALL
-                )
-            ),
-        ),
-        keys=KeySettings(dir=writable_place(resolve_path(key_dir_text, key_base), "keys.dir")),
-        alerts=AlertSettings(
-            echo_plaintext=boolean(alerts, "alerts.echo_plaintext", default=False),
-            close_after=int(
-                number(
-                    alerts,
-                    "alerts.close_after",
-                    default=3,
-                    integer=True,
-                    minimum=1,
-                    maximum=MAX_COUNT,
-                )
-            ),
-            notify_inconclusive=boolean(alerts, "alerts.notify_inconclusive", default=False),
-        ),
+        thresholds=parse_thresholds(thresholds),
+        keys=parse_keys(keys, base_dir=base_dir, env=env),
+        alerts=parse_alerts(alerts),
         measurement=parse_measurement(measurement, source),
-        backup=None
-        if not backup
-        else BackupSettings(
-            dir=writable_place(resolve_path(string(backup, "backup.dir"), base_dir), "backup.dir"),
-            interval_hours=number(
-                backup,
-                "backup.interval_hours",
-                default=24.0,
-                positive=True,
-                maximum=MAX_SECONDS / 3600,
-            ),
-            keep=int(
-                number(backup, "backup.keep", default=7, integer=True, minimum=1, maximum=100_000)
-            ),
-        ),
-        retention=RetentionSettings(
-            readings_days=number(
-                keep, "retention.readings_days", default=760.0, positive=True, maximum=MAX_DAYS
-            ),
-            runs_days=number(
-                keep, "retention.runs_days", default=760.0, positive=True, maximum=MAX_DAYS
-            ),
-            audit_days=number(
-                keep, "retention.audit_days", default=760.0, minimum=183, maximum=MAX_DAYS
-            ),
-            daily=boolean(keep, "retention.daily", default=True),
-        ),
-        drift_detection=CusumSettings(
-            baseline_readings=int(
-                number(
-                    cusum,
-                    "drift_detection.baseline_readings",
-                    default=30,
-                    integer=True,
-                    minimum=2,
-                    maximum=100_000,
-                )
-            ),
-            slack=number(cusum, "drift_detection.slack", default=0.75, minimum=0, maximum=1e6),
-            threshold=number(
-                cusum, "drift_detection.threshold", default=8.0, positive=True, maximum=1e6
-            ),
-        ),
-        logging=LoggingSettings(level=level),
-        leadership=LeadershipSettings(
-            lease_seconds=number(
-                lead,
-                "leadership.lease_seconds",
-                default=min(86400.0, max(5.0, 3 * interval)),
-                minimum=1,
-                maximum=86400,
-            )
-        ),
-        audit=AuditSettings(
-            checkpoint_every=int(
-                number(
-                    audit,
-                    "audit.checkpoint_every",
-                    default=50,
-                    integer=True,
-                    minimum=1,
-                    maximum=MAX_COUNT,
-                )
-            ),
-            anchor_file=writable_place(
-                resolve_path(
-                    string(audit, "audit.anchor_file", default="var/anchor.jsonl"), base_dir
-                ),
-                "audit.anchor_file",
-            ),
-            checkpoint_seconds=number(
-                audit, "audit.checkpoint_seconds", default=60.0, positive=True, maximum=MAX_SECONDS
-            ),
-        ),
+        backup=parse_backup(backup, base_dir=base_dir),
+        retention=parse_retention(keep),
+        drift_detection=parse_drift_detection(cusum),
+        logging=logging_settings,
+        leadership=parse_leadership(lead, interval=schedule_settings.interval_seconds),
+        audit=parse_audit(audit, base_dir=base_dir),
     )
