@@ -133,11 +133,12 @@ def _category_codes(values: pd.Series, missing: frozenset[str]) -> tuple[np.ndar
     """:func:`text_codes` of a categorical of strings: its codes are the factorization, so
     only the categories that occur are turned into texts (in the categories' order)."""
     categories = values.cat.categories
-    codes = values.cat.codes.to_numpy(dtype=np.int64)  # -1 for a missing cell
-    present = np.bincount(codes + 1, minlength=len(categories) + 1)[1:] > 0
+    codes = values.cat.codes.to_numpy()  # int8/16/32, -1 for a missing cell
+    present = np.zeros(len(categories) + 1, dtype=bool)
+    present[codes] = True  # -1 marks the last slot, which is not a category
     texts: dict[str, int] = {}
     remap = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last slot: -1 stays -1
-    for i in np.flatnonzero(present):
+    for i in np.flatnonzero(present[:-1]):
         text = value_text(categories[i])
         if text is not None and text not in missing:
             remap[i] = texts.setdefault(text, len(texts))

@@ -119,11 +119,12 @@ def normalise(
             out[SCORE_SUM] = df[SCORE_SUM].to_numpy(dtype=float)
         else:
             out[SCORE_BIN], out[SCORE_SUM] = bin_scores(df[score], score, score_bins, where)
-    out[N] = np.ones(len(df)) if w is None else w
-    return _reduce(out, names)
+    return _reduce(out, names, w)
 
 
-def _reduce(out: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+def _reduce(
+    out: dict[str, np.ndarray], names: list[str], weights: np.ndarray | None
+) -> pd.DataFrame:
     """Count rows whose group is a code into ``names``: the count table, labels as texts.
 
     Rows are counted on the codes, never on label texts (which would be hashed once per
@@ -134,6 +135,7 @@ def _reduce(out: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
     """
     labels = np.array(names, dtype=object)
     if STRATUM in out or SCORE_SUM in out:
+        out[N] = np.ones(len(out[GROUP])) if weights is None else weights
         small = combine([pd.DataFrame(out)])
         small[GROUP] = labels[small[GROUP].to_numpy(dtype=np.int64)]
         return combine([small])
@@ -142,7 +144,7 @@ def _reduce(out: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
     key = out[GROUP] * width + out[APPROVED] * (width // 2)
     if labelled:
         key += out[LABEL]
-    n = np.bincount(key, weights=out[N], minlength=len(names) * width)
+    n = np.bincount(key, weights=weights, minlength=len(names) * width)
     cells = np.flatnonzero(n > 0)
     table = {
         GROUP: labels[cells // width],

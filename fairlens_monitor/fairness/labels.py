@@ -67,7 +67,7 @@ def attribute_codes(
             df[column], column, bands.get(column), where, missing_values
         )
         names = [f"{a}{JOIN}{b}" if position else b for a in names for b in part_names]
-        codes = codes * len(part_names) + part_codes
+        codes = codes * len(part_names) + part_codes if position else part_codes
     return codes, names
 
 

@@ -34,7 +34,7 @@ from fairlens_monitor.sources.files import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BLOCK_BYTES = 1 << 20  # pyarrow's default block: ~125 MB peak at 10M rows (4 MB: ~270 MB)
+BLOCK_BYTES = 1 << 20  # pyarrow's default: ~210 MB peak at 10M rows (4 MB blocks: ~340 MB)
 
 
 class FastReadRefused(Exception):
