@@ -24,6 +24,7 @@ from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import parse_settings
 from fairlens_monitor.errors import ConfigError
 from tests.fuzz_support import CONFIG_CANARIES, DATA_CANARIES, PW_URL
+from tests.helpers.commands import subcommands
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_CONFIG: dict[str, Any] = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -126,8 +127,7 @@ def commands(
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     """Every command path of the CLI (groups too: they may be invoked without a command)."""
     found = []
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    for name, command in subcommands(group).items():
         found.append(((*prefix, name), command))
         if isinstance(command, click.Group):
             found += commands(command, (*prefix, name))

@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.security.passwords import install_password_filter, scrub, shown_url
 from fairlens_monitor.store.errors import StoreError
+from tests.helpers.commands import subcommands
 
 CANARY = "Cn4ryPw0rdQ7"
 VIEWER = Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"
@@ -39,7 +40,7 @@ def every_command(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command path of ``group``; a group that runs on its own counts as one too."""
-    for name, command in sorted(group.commands.items()):
+    for name, command in subcommands(group).items():
         path = (*prefix, name)
         if isinstance(command, click.Group):
             if command.invoke_without_command:
@@ -82,7 +83,7 @@ def run_all(config: Path, url: str, tmp: Path) -> tuple[list[str], list[str]]:
     env = {**os.environ, "FAIRLENS_DB_URL": url, "FAIRLENS_KEY_DIR": str(tmp / "keys")}
     seen, names = [], []
     # seed first (a cycle, an alert, a checkpoint), so the read commands have rows to show
-    commands = [(("once",), cli.commands["once"])] * 2 + list(every_command(cli))
+    commands = [(("once",), subcommands(cli)["once"])] * 2 + list(every_command(cli))
     for path, command in commands:
         argv = [
             sys.executable,

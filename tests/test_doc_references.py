@@ -24,6 +24,7 @@ import pytest
 import fairlens_monitor
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import SECTIONS
+from tests.helpers.commands import subcommands
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -39,8 +40,7 @@ def commands(
     group: click.Group = cli, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command under ``group`` with its path of names, groups before their commands."""
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    for name, command in subcommands(group).items():
         yield (*prefix, name), command
         if isinstance(command, click.Group):
             yield from commands(command, (*prefix, name))

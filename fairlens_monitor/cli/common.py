@@ -1,31 +1,35 @@
 """Shared pieces of the command line: the error-handling group, settings, output, stores.
 
 Used by ``cli.py`` (the core commands) and the command modules beside it; nothing here
-defines a command.
+defines a command. Importing it loads click and nothing heavy: SQLAlchemy, the
+repository and the keys are imported by the functions that open them, so a command
+that needs no database (``measure``, ``--help``) never loads them.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard, TypeVar
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.exc import SQLAlchemyError
 
-from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
-from fairlens_monitor.ops.app import open_repository, open_signing_key
-from fairlens_monitor.security.crypto import check_key_dir
 from fairlens_monitor.security.masking import mask
 from fairlens_monitor.security.passwords import scrub
-from fairlens_monitor.store.db import one_line
-from fairlens_monitor.store.repository import Repository
+
+if TYPE_CHECKING:  # imported by the functions that use them: start-up stays quick
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fairlens_monitor.config.settings import Settings
+    from fairlens_monitor.store.repository import Repository
 
 T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -72,12 +76,14 @@ class ErrorGroup(click.Group):
         except FairlensError as exc:
             click.echo(_line(f"error: {scrub(str(exc), *_urls(ctx))}"), err=True)
             ctx.exit(exc.exit_code)
-        except SQLAlchemyError as exc:
-            click.echo(_line(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
-            ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
+            if _is_database_error(exc):
+                from fairlens_monitor.store.db import one_line
+
+                click.echo(_line(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
+                ctx.exit(2)
             if os.environ.get(ENV_DEBUG) == "1":
                 raise
             click.echo(
@@ -86,6 +92,43 @@ class ErrorGroup(click.Group):
                 err=True,
             )
             ctx.exit(2)
+
+
+def _is_database_error(exc: Exception) -> TypeGuard[SQLAlchemyError]:
+    """Whether ``exc`` is SQLAlchemy's. A command that never imported SQLAlchemy cannot
+    have raised one, so the check does not import it (``measure`` stays free of it)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)
+
+
+class LazyGroup(ErrorGroup):
+    """An :class:`ErrorGroup` whose listed subcommands are imported on first use.
+
+    ``lazy_subcommands`` maps a command's name to ``"module:attribute"``; the module is
+    imported only when the command runs or is listed (``--help``), so running one command
+    never imports the others' modules (click's documented lazy-loading pattern).
+    """
+
+    def __init__(
+        self, *args: Any, lazy_subcommands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        """As :class:`click.Group`, plus the lazily imported subcommands."""
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, the lazy ones included, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_subcommands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module if it is a lazy one."""
+        if cmd_name not in self.lazy_subcommands:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.lazy_subcommands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}:{attribute} is not a click command")
+        return command
 
 
 def _line(message: str) -> str:
@@ -101,6 +144,8 @@ def _urls(ctx: click.Context) -> list[str | None]:
 
 
 def settings_of(ctx: click.Context) -> Settings:
+    from fairlens_monitor.config.settings import load_settings
+
     settings: Settings | None = ctx.obj.get("settings")
     if settings is None:
         settings = load_settings(ctx.obj["config_path"])
@@ -135,6 +180,8 @@ def reader(settings: Settings) -> Repository:
 
     Its connections are closed when the command ends (``Context.call_on_close``).
     """
+    from fairlens_monitor.ops.app import open_repository
+
     return closing(open_repository(settings, readonly=True))
 
 
@@ -147,6 +194,9 @@ def writer(settings: Settings) -> Repository:
     Raises:
         KeyFileError: the key folder exists and group or others may enter it.
     """
+    from fairlens_monitor.ops.app import open_repository
+    from fairlens_monitor.security.crypto import check_key_dir
+
     if settings.keys.dir.is_dir():
         check_key_dir(settings.keys.dir)
     return closing(open_repository(settings))
@@ -156,6 +206,7 @@ def sealed_writer(settings: Settings) -> tuple[Repository, Ed25519PrivateKey]:
     """A writable repository whose transactions that append audit events are sealed by a
     signed checkpoint as ``sealing`` decides, and the signing key (created only while no
     checkpoint exists)."""
+    from fairlens_monitor.ops.app import open_signing_key
     from fairlens_monitor.ops.sealing import Sealer  # deferred: it loads the trail's edge
 
     repo = writer(settings)

@@ -6,6 +6,11 @@ Library errors (``FairlensError``) become one ``error: ...`` line on stderr and 
 exit code. Exit codes: 0 ok; 1 a problem was found (tampered chain, an adverse verdict from
 ``measure``, or an adverse/drifting reading with ``once --fail-on-alert``); 2 usage, config,
 data, key or database error.
+
+Start-up stays quick: this module imports click and the light shared helpers only; each
+command imports its library half when it runs, and the commands of the modules beside this
+one are loaded on first use (``LAZY_SUBCOMMANDS``), so ``--help`` loads neither pandas nor
+SQLAlchemy and ``measure`` never loads the database layer (tests/test_cli_imports.py).
 """
 
 from __future__ import annotations
@@ -19,11 +24,10 @@ from typing import NoReturn
 import click
 
 from fairlens_monitor import __version__
-from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli.common import (
     JSON_OPTION,
     LAST_OPTION,
-    ErrorGroup,
+    LazyGroup,
     dump,
     reader,
     record_hash,
@@ -34,31 +38,24 @@ from fairlens_monitor.cli.common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.cli.maintenance import backup, keys, restore, retention
-from fairlens_monitor.cli.operations import alerts, measure
-from fairlens_monitor.cli.page import page_token, view
-from fairlens_monitor.cli.render import (
-    audit_json,
-    audit_line,
-    cycle_json,
-    cycle_lines,
-    reading_json,
-    reading_line,
-    tampered_lines,
-)
-from fairlens_monitor.ops.app import open_cipher, open_signing_key
-from fairlens_monitor.ops.audit_trail import reconcile_anchor, write_checkpoint
-from fairlens_monitor.ops.export import export_jsonl
-from fairlens_monitor.ops.verification import prove_entry, verify_store
-from fairlens_monitor.security.crypto import load_cipher
+from fairlens_monitor.security.masking import install_masking
 from fairlens_monitor.security.passwords import install_password_filter
-from fairlens_monitor.security.pseudonyms import install_masking
-from fairlens_monitor.store.db import current_revision, head_revision, make_engine, upgrade
-from fairlens_monitor.store.maintenance import record_row_baseline
-from fairlens_monitor.store.repository import Repository
+
+# The commands of the modules beside this one, imported only when run or listed: `measure`
+# loads neither the database layer nor the other commands' modules.
+LAZY_SUBCOMMANDS = {
+    "measure": "fairlens_monitor.cli.operations:measure",
+    "alerts": "fairlens_monitor.cli.operations:alerts",
+    "keys": "fairlens_monitor.cli.maintenance:keys",
+    "backup": "fairlens_monitor.cli.maintenance:backup",
+    "restore": "fairlens_monitor.cli.maintenance:restore",
+    "retention": "fairlens_monitor.cli.maintenance:retention",
+    "view": "fairlens_monitor.cli.page:view",
+    "page-token": "fairlens_monitor.cli.page:page_token",
+}
 
 
-@click.group(cls=ErrorGroup)
+@click.group(cls=LazyGroup, lazy_subcommands=LAZY_SUBCOMMANDS)
 @click.option(
     "--config",
     "config_path",
@@ -127,6 +124,8 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
 @click.pass_context
 def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
     """Run one cycle now, store it, and print its result."""
+    from fairlens_monitor.cli.render import cycle_json, cycle_lines
+    from fairlens_monitor.ops.app import open_cipher
     from fairlens_monitor.ops.sealing import Sealer  # deferred: pandas
     from fairlens_monitor.ops.sequence import run_once
 
@@ -165,6 +164,8 @@ def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool
 @click.pass_context
 def history(ctx: click.Context, last: int, as_json: bool) -> None:
     """Show the newest stored readings (both scenarios of each run)."""
+    from fairlens_monitor.cli.render import reading_json, reading_line
+
     rows = reader(settings_of(ctx)).latest_readings(last)
     show(rows, as_json, reading_json, reading_line, empty="no readings yet")
 
@@ -175,6 +176,8 @@ def history(ctx: click.Context, last: int, as_json: bool) -> None:
 @click.pass_context
 def audit(ctx: click.Context, last: int, as_json: bool) -> None:
     """Show the newest audit events (the chain's tail), or run an audit subcommand."""
+    from fairlens_monitor.cli.render import audit_json, audit_line
+
     if ctx.invoked_subcommand is not None:
         return
     records = reader(settings_of(ctx)).audit_tail(last)
@@ -193,6 +196,8 @@ def audit(ctx: click.Context, last: int, as_json: bool) -> None:
 def audit_export(ctx: click.Context, path: Path) -> None:
     """Export the whole chain and every stored row it records as JSON lines, verifiable
     offline with scripts/offline_verify.py (see docs/AUDITORS.md)."""
+    from fairlens_monitor.ops.export import export_jsonl
+
     events, rows = export_jsonl(reader(settings_of(ctx)), path)
     click.echo(f"wrote {events} events and {rows} rows to {path}")
 
@@ -222,6 +227,9 @@ def verify(
 
     Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
     """
+    from fairlens_monitor.cli.render import tampered_lines
+    from fairlens_monitor.ops.verification import verify_store
+
     settings = settings_of(ctx)
     trail = verify_store(
         reader(settings),
@@ -260,6 +268,9 @@ def verify_entry(
     public_key: Path | None,
 ) -> None:
     """Prove that the audit record with this HASH is in the intact chain (exit 1 if not)."""
+    from fairlens_monitor.cli.render import audit_json
+    from fairlens_monitor.ops.verification import prove_entry
+
     settings = settings_of(ctx)
     proof = prove_entry(
         reader(settings),
@@ -302,6 +313,10 @@ def verify_entry(
 @click.pass_context
 def checkpoint(ctx: click.Context) -> None:
     """Sign the current chain head now and append it to the anchor file."""
+    from fairlens_monitor.audit.chain import rfc3339
+    from fairlens_monitor.ops.app import open_signing_key
+    from fairlens_monitor.ops.audit_trail import reconcile_anchor, write_checkpoint
+
     settings = settings_of(ctx)
     repo = writer(settings)
     signer = open_signing_key(settings, repo)
@@ -323,6 +338,8 @@ def checkpoint(ctx: click.Context) -> None:
 @click.pass_context
 def decrypt(ctx: click.Context, token: str) -> None:
     """Print the plaintext of an alert TOKEN ('-' reads it from stdin) with the local key."""
+    from fairlens_monitor.security.crypto import load_cipher
+
     if token == "-":  # noqa: S105 - the stdin marker, not a password
         token = sys.stdin.read()
     cipher = load_cipher(settings_of(ctx).keys.dir, create=False)
@@ -338,6 +355,11 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (creates it when missing)."""
+    from fairlens_monitor.audit.chain import rfc3339
+    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.maintenance import record_row_baseline
+    from fairlens_monitor.store.repository import Repository
+
     url = settings_of(ctx).database.url
     engine = make_engine(url)
     try:
@@ -380,16 +402,14 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the database's schema revision and the newest this version knows."""
+    from fairlens_monitor.store.db import current_revision, head_revision, make_engine
+
     url = settings_of(ctx).database.url
     engine = make_engine(url, readonly=True)
     try:
         click.echo(f"current: {current_revision(engine) or 'empty'}  head: {head_revision(url)}")
     finally:
         engine.dispose()
-
-
-for _command in (measure, alerts, keys, backup, restore, retention, view, page_token):
-    cli.add_command(_command)
 
 
 def main() -> NoReturn:

@@ -2,7 +2,8 @@
 
 Registered on the main group in :mod:`fairlens_monitor.cli.main` (the maintenance commands
 are in :mod:`fairlens_monitor.cli.maintenance`); each command loads the config first and
-writes nothing on bad input.
+writes nothing on bad input. The module imports only click at load time (``measure`` must
+not load the database layer); each command imports what it uses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli.common import (
     JSON_OPTION,
     LAST_OPTION,
@@ -24,9 +24,7 @@ from fairlens_monitor.cli.common import (
     show,
     writer,
 )
-from fairlens_monitor.cli.render import alert_json, alert_line
 from fairlens_monitor.security.masking import looks_personal
-from fairlens_monitor.store import maintenance
 
 
 def _band(
@@ -247,6 +245,9 @@ def alerts() -> None:
 @click.pass_context
 def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> None:
     """Show alert episodes (never their encrypted text)."""
+    from fairlens_monitor.cli.render import alert_json, alert_line
+    from fairlens_monitor.store import maintenance
+
     states = {"active": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}.get(
         state, [state]
     )
@@ -266,8 +267,10 @@ NOT_PERSONAL = click.option(
 def _transition(
     ctx: click.Context, alert_id: int, to: str, by: str, note: str | None, not_personal: bool
 ) -> None:
+    from fairlens_monitor.audit.chain import rfc3339
     from fairlens_monitor.ops.app import open_signing_key
     from fairlens_monitor.ops.sealing import Sealer
+    from fairlens_monitor.store import maintenance
 
     settings = settings_of(ctx)
     if not by.strip():

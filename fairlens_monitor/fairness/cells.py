@@ -101,7 +101,8 @@ def text_codes(
     """Code a column by its cells' text: ``(codes, texts)``, code -1 for a missing cell.
 
     Values that differ but read the same (``1`` and ``1.0``, ``" a"`` and ``"a"``) share a
-    code; codes follow the texts' first appearance.
+    code; codes follow the texts' first appearance (for a categorical of strings, the
+    order of its categories that occur, whose codes already factorize the column).
 
     Args:
         values: one column as read (CSV text, Parquet or SQL typed values).
@@ -112,7 +113,9 @@ def text_codes(
     """
     missing = frozenset(v.strip() for v in missing_values)
     if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype(object)
+        if pd.api.types.infer_dtype(values.cat.categories, skipna=True) == "string":
+            return _category_codes(values, missing)  # e.g. a CSV column read as a dictionary
+        values = values.astype(object)  # 1 and True would share a category: row by row
     kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind not in _HOMOGENEOUS:  # e.g. 1 and True in one object column: row by row
         values = pd.Series([value_text(v) for v in values], index=values.index, dtype=object)
@@ -121,6 +124,22 @@ def text_codes(
     remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the last slot: factorize's NA
     for i, value in enumerate(uniques):
         text = value_text(value)
+        if text is not None and text not in missing:
+            remap[i] = texts.setdefault(text, len(texts))
+    return remap[codes], list(texts)
+
+
+def _category_codes(values: pd.Series, missing: frozenset[str]) -> tuple[np.ndarray, list[str]]:
+    """:func:`text_codes` of a categorical of strings: its codes are the factorization, so
+    only the categories that occur are turned into texts (in the categories' order)."""
+    categories = values.cat.categories
+    codes = values.cat.codes.to_numpy()  # int8/16/32, -1 for a missing cell
+    present = np.zeros(len(categories) + 1, dtype=bool)
+    present[codes] = True  # -1 marks the last slot, which is not a category
+    texts: dict[str, int] = {}
+    remap = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last slot: -1 stays -1
+    for i in np.flatnonzero(present[:-1]):
+        text = value_text(categories[i])
         if text is not None and text not in missing:
             remap[i] = texts.setdefault(text, len(texts))
     return remap[codes], list(texts)

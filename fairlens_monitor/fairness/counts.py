@@ -19,7 +19,8 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import numeric_cells
-from fairlens_monitor.fairness.groups import GroupSpec, GroupTable, count_groups, group_labels
+from fairlens_monitor.fairness.groups import GroupSpec, GroupTable, count_groups
+from fairlens_monitor.fairness.labels import attribute_codes
 from fairlens_monitor.fairness.metrics import binary_outcome, examples, numbers, require_columns
 
 GROUP = "_group"
@@ -99,8 +100,11 @@ def normalise(
     require_columns(df, needed, where=where)
     w = None if weights is None else df[weights].to_numpy(dtype=float)
     miss = missing_values
+    codes, names = attribute_codes(
+        df, spec.attributes, spec.bands, where=where, missing_values=miss
+    )
     out = {
-        GROUP: group_labels(df, spec, where=where, missing_values=miss).to_numpy(dtype=object),
+        GROUP: codes,
         APPROVED: binary_outcome(df[outcome], outcome, weights=w, missing_values=miss),
     }
     if label:
@@ -115,8 +119,40 @@ def normalise(
             out[SCORE_SUM] = df[SCORE_SUM].to_numpy(dtype=float)
         else:
             out[SCORE_BIN], out[SCORE_SUM] = bin_scores(df[score], score, score_bins, where)
-    out[N] = np.ones(len(df)) if w is None else w
-    return combine([pd.DataFrame(out)])
+    return _reduce(out, names, w)
+
+
+def _reduce(
+    out: dict[str, np.ndarray], names: list[str], weights: np.ndarray | None
+) -> pd.DataFrame:
+    """Count rows whose group is a code into ``names``: the count table, labels as texts.
+
+    Rows are counted on the codes, never on label texts (which would be hashed once per
+    row): with only the group, decision and label as keys, one ``bincount`` over a mixed-radix
+    key; with a stratum or score, a ``groupby`` on the integer codes (the same sums in the
+    same row order as before, so equal data still gives an equal table and digest). The few
+    rows left get their labels and the canonical order of :func:`combine`.
+    """
+    labels = np.array(names, dtype=object)
+    if STRATUM in out or SCORE_SUM in out:
+        out[N] = np.ones(len(out[GROUP])) if weights is None else weights
+        small = combine([pd.DataFrame(out)])
+        small[GROUP] = labels[small[GROUP].to_numpy(dtype=np.int64)]
+        return combine([small])
+    labelled = LABEL in out
+    width = 4 if labelled else 2  # decision (and label) under each group code
+    key = out[GROUP] * width + out[APPROVED] * (width // 2)
+    if labelled:
+        key += out[LABEL]
+    n = np.bincount(key, weights=weights, minlength=len(names) * width)
+    cells = np.flatnonzero(n > 0)
+    table = {
+        GROUP: labels[cells // width],
+        APPROVED: (cells // (width // 2)) % 2 == 1,
+        **({LABEL: cells % 2 == 1} if labelled else {}),
+        N: n[cells].astype(float),
+    }
+    return combine([pd.DataFrame(table)])
 
 
 def bin_scores(

@@ -23,12 +23,10 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.fairness.cells import numeric_cells, text_codes
-from fairlens_monitor.fairness.metrics import numbers, require_columns
-from fairlens_monitor.security.masking import looks_personal, value_forms
+from fairlens_monitor.fairness.labels import JOIN, attribute_codes
+from fairlens_monitor.fairness.labels import MISSING as MISSING  # re-exported (tests, docs)
+from fairlens_monitor.security.masking import value_forms
 
-MISSING = "(missing)"
-JOIN = " & "
 Reference = Literal["privileged", "highest"]
 
 
@@ -98,19 +96,6 @@ class Assessment:
         return tuple(g for g in self.groups if g.role == "excluded")
 
 
-def band_label(edges: Sequence[float], index: int) -> str:
-    """Name band ``index`` of the bands cut at ``edges``: ``<25``, ``[25, 40)``, ``>=40``."""
-
-    def fmt(x: float) -> str:
-        return f"{x:g}"
-
-    if index == 0:
-        return f"<{fmt(edges[0])}"
-    if index == len(edges):
-        return f">={fmt(edges[-1])}"
-    return f"[{fmt(edges[index - 1])}, {fmt(edges[index])})"
-
-
 def group_labels(
     df: pd.DataFrame,
     spec: GroupSpec,
@@ -118,7 +103,7 @@ def group_labels(
     where: str = "the data",
     missing_values: Collection[str] = (),
 ) -> pd.Series:
-    """Give every row its group label (vectorised).
+    """Give every row its group label (vectorised; :func:`.labels.attribute_codes`).
 
     Labels follow :mod:`fairlens_monitor.fairness.cells`: the same text whatever the column's dtype
     (``1``, ``1.0`` and a CSV's ``1`` are one group), so labels never depend on chunking.
@@ -134,54 +119,12 @@ def group_labels(
         ``"a & b"`` for two; missing values are labelled ``(missing)``.
 
     Raises:
-        DataError: a column is missing, a banded column is not numeric, or a value looks
-            like personal data (an e-mail, SSN, card or phone number: never a group label).
+        DataError: as :func:`.labels.attribute_codes`.
     """
-    require_columns(df, list(spec.attributes), where=where)
-    codes, names = np.zeros(len(df), dtype=np.int64), [""]
-    for position, column in enumerate(spec.attributes):
-        part_codes, part_names = _column_codes(
-            df[column], column, spec.bands.get(column), where, missing_values
-        )
-        names = [f"{a}{JOIN}{b}" if position else b for a in names for b in part_names]
-        codes = codes * len(part_names) + part_codes
+    codes, names = attribute_codes(
+        df, spec.attributes, spec.bands, where=where, missing_values=missing_values
+    )
     return pd.Series(np.array(names, dtype=object)[codes], index=df.index, dtype=object)
-
-
-def _column_codes(
-    values: pd.Series,
-    column: str,
-    edges: tuple[float, ...] | None,
-    where: str,
-    missing_values: Collection[str] = (),
-) -> tuple[np.ndarray, list[str]]:
-    """Code each row of one attribute column: ``(codes, label of each code)``.
-
-    Work is per distinct value (factorize), never per row in Python; missing values get the
-    last code, labelled ``(missing)``.
-    """
-    if edges:
-        numeric = numbers(
-            numeric_cells(values, missing_values),
-            f"column '{column}' of {where} is banded but",
-            column,
-        )
-        index = np.searchsorted(np.asarray(edges, dtype=float), numeric, side="right")
-        labels = [band_label(edges, i) for i in range(len(edges) + 1)]
-        index[np.isnan(numeric)] = len(labels)
-        return index.astype(np.int64), [*labels, MISSING]
-    codes, labels = text_codes(values, missing_values)
-    personal = sum(map(looks_personal, labels))
-    if personal:  # group labels are stored and chained: an identifier must never be one
-        raise DataError(
-            f"attribute column '{column}' of {where} has {personal} distinct "
-            "values that look like personal data (e-mail, SSN, card or phone "
-            "numbers); a protected attribute must hold categories — check "
-            "measurement.protected_attributes and the file's header row",
-            column=column,
-        )
-    codes = np.where(codes < 0, len(labels), codes).astype(np.int64)
-    return codes, [*labels, MISSING]
 
 
 def count_groups(

@@ -4,6 +4,10 @@ Reads a CSV (or Parquet, when ``pyarrow`` is installed) at the edge, validates t
 columns against the file's header, then runs the same pure measurement the daemon runs
 (:mod:`fairlens_monitor.fairness.groups`) and returns the statistics and verdict as a plain
 report (rendered for people by :mod:`fairlens_monitor.cli.measure_report`). Nothing is stored.
+
+A plain CSV is counted from pyarrow's multithreaded reader
+(:mod:`fairlens_monitor.sources.arrowcsv`); a file it refuses is read again with the pandas
+reader, so the counts and errors are the pandas reader's in every case.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from fairlens_monitor.fairness.metrics import numbers
 from fairlens_monitor.fairness.report import to_json
 from fairlens_monitor.monitoring.measure import judge_counts
 from fairlens_monitor.security.masking import quoted_redacted
+from fairlens_monitor.sources.arrowcsv import FastReadRefused, arrow_chunks, readable
 from fairlens_monitor.sources.files import FileChunks
 
 CHUNK_ROWS = 500_000
@@ -33,7 +38,12 @@ T = TypeVar("T")
 
 
 def iter_decisions(
-    path: Path, columns: list[str], chunk_rows: int = CHUNK_ROWS
+    path: Path,
+    columns: list[str],
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    fast: bool = False,
+    coded: Collection[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """Read only ``columns`` of a CSV or Parquet file, ``chunk_rows`` rows at a time.
 
@@ -45,6 +55,8 @@ def iter_decisions(
             (compressed by its suffix, e.g. ``.csv.gz``).
         columns: the columns needed (checked against the header first).
         chunk_rows: rows per chunk: memory stays bounded whatever the file's size.
+        fast: read a plain CSV with pyarrow (cells as Arrow-backed text).
+        coded: with ``fast``, columns of few distinct values, read as categoricals.
 
     Yields:
         Frames of at most ``chunk_rows`` rows (none for a file with a header only).
@@ -52,9 +64,13 @@ def iter_decisions(
     Raises:
         DataError: the file is missing or unreadable (also part-way through), or a column
             is missing (named with the file).
+        FastReadRefused: with ``fast``, pyarrow refused the file: read it without.
     """
     try:
-        yield from FileChunks(path, columns, chunk_rows, hashed=False)
+        if fast and readable(path):
+            yield from arrow_chunks(path, columns, chunk_rows, coded)
+        else:
+            yield from FileChunks(path, columns, chunk_rows, hashed=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -102,24 +118,25 @@ def count_file(
             missing, not a number or outside [0, 1].
     """
     needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label, score])]))
-    return count_table.combine(
-        _reduce_chunks(
-            path,
-            needed,
-            chunk_rows,
-            progress,
-            lambda chunk: count_table.normalise(
-                chunk,
-                spec,
-                outcome,
-                label=label,
-                where=f"file {path.name}",
-                score=score,
-                score_bins=score_bins,
-                missing_values=missing_values,
-            ),
+
+    def reduce(chunk: pd.DataFrame) -> pd.DataFrame:
+        return count_table.normalise(
+            chunk,
+            spec,
+            outcome,
+            label=label,
+            where=f"file {path.name}",
+            score=score,
+            score_bins=score_bins,
+            missing_values=missing_values,
         )
-    )
+
+    try:
+        coded = [*spec.attributes, outcome, *filter(None, [label])]  # few distinct values
+        tables = _reduce_chunks(path, needed, chunk_rows, progress, reduce, coded=coded)
+    except FastReadRefused:  # e.g. a short row pandas reads as missing cells: its way
+        tables = _reduce_chunks(path, needed, chunk_rows, progress, reduce)
+    return count_table.combine(tables)
 
 
 def _reduce_chunks(
@@ -128,15 +145,19 @@ def _reduce_chunks(
     chunk_rows: int,
     progress: Callable[[int], None] | None,
     reduce: Callable[[pd.DataFrame], T],
+    *,
+    coded: Collection[str] | None = None,
 ) -> list[T]:
     """Read ``columns`` a chunk at a time and reduce each chunk to counts.
 
     A bad value's error is named with its rows and file; a file with a header and no rows is
-    an error (there is nothing to measure).
+    an error (there is nothing to measure). With ``coded`` (possibly empty), a plain CSV is
+    read by pyarrow, those columns as categoricals (:func:`iter_decisions`).
     """
     tables: list[T] = []
     done = 0
-    for chunk in iter_decisions(path, columns, chunk_rows):
+    chunks = iter_decisions(path, columns, chunk_rows, fast=coded is not None, coded=coded or ())
+    for chunk in chunks:
         if chunk.empty:  # a header-only CSV still yields one empty chunk
             continue
         try:

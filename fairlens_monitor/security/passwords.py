@@ -5,6 +5,8 @@ Sits at the edge of every step that names a database (config, store, CLI, daemon
 ``render_as_string(hide_password=True)``), and ``scrub`` removes passwords from free text
 such as a driver's exception message, which may embed the connection string. Both are pure
 apart from reading the two URL environment variables, whose passwords are always scrubbed.
+SQLAlchemy's URL parser is imported only when there is a URL to parse, so a command that
+names no database (``measure``) never loads SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ import os
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 HIDDEN = "***"
 URL_ENV_VARS = ("FAIRLENS_DB_URL", "FAIRLENS_SOURCE_URL")
@@ -35,6 +34,9 @@ def shown_url(url: str) -> str:
     Returns:
         The URL rendered with the password hidden; text that is not a URL, scrubbed.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError, TypeError):
@@ -43,10 +45,13 @@ def shown_url(url: str) -> str:
 
 def url_passwords(urls: Iterable[str | None]) -> set[str]:
     """Return the passwords of the given URLs (text that is not a URL gives none)."""
-    found = set()
+    found: set[str] = set()
     for url in urls:
         if not url:
             continue
+        from sqlalchemy.engine import make_url  # only with a URL to parse
+        from sqlalchemy.exc import ArgumentError
+
         try:
             password = make_url(url).password
         except (ArgumentError, ValueError, TypeError):

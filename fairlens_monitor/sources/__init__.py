@@ -9,7 +9,9 @@ nothing here writes to the monitor's database. The built-in simulator is
 :mod:`fairlens_monitor.sources.simulator`.
 
 May import: ``fairlens_monitor.fairness``, ``fairlens_monitor.config``,
-``fairlens_monitor.security``, ``fairlens_monitor.errors``.
+``fairlens_monitor.security``, ``fairlens_monitor.errors``. Importing the package (as
+``measure`` does, for :mod:`.files`) loads no SQLAlchemy: :mod:`.sql` is imported by the
+SQL source itself.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import missing_report
 from fairlens_monitor.fairness.counts import combine, decisions, digest, empty_counts, normalise
@@ -31,13 +32,9 @@ from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.security.masking import looks_personal
 from fairlens_monitor.security.passwords import shown_url
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
-from fairlens_monitor.sources.sql import (
-    COUNT,
-    fetch_counts,
-    require_source_file,
-    source_engine,
-    where_text,
-)
+
+if TYPE_CHECKING:  # SQLAlchemy (config checks, the SQL source) loads only for a SQL source
+    from fairlens_monitor.config.source import SourceSettings
 
 Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
 WIDE_RESULT = 10_000  # a GROUP BY returning more rows than this is probably not binned
@@ -200,6 +197,8 @@ class SqlSource:
         score_bins: int = 100,
     ) -> None:
         """Create the engine (connections are opened per cycle)."""
+        from fairlens_monitor.sources.sql import source_engine
+
         self.settings, self.spec, self.label = settings, spec, label
         self.score, self.score_bins = score, score_bins
         self.engine = source_engine(settings.url or "")
@@ -217,6 +216,13 @@ class SqlSource:
                 refused the query, or a returned value is bad (named with its column and
                 how many decisions carry it).
         """
+        from fairlens_monitor.sources.sql import (
+            COUNT,
+            fetch_counts,
+            require_source_file,
+            where_text,
+        )
+
         s = self.settings
         require_source_file(s.url or "")
         window = window_at(s, now)

@@ -1,0 +1,96 @@
+"""The command line loads only what a command needs (issue 17, goal 4).
+
+``measure`` writes nothing, so it must not import the database layer (SQLAlchemy, Alembic)
+nor scipy.stats; ``--help`` must not import pandas either. Each case runs the real console
+entry point in a fresh interpreter and reads ``sys.modules`` afterwards (a test in this
+process would see whatever other tests imported). No timing is asserted here: the times
+are in benchmarks/measure_csv.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GERMAN = REPO / "tests" / "data" / "german_credit.csv"
+# Run main() as the console script does, then list the top-level packages it imported.
+PROBE = """
+import json, sys
+from fairlens_monitor.cli.main import main
+out, sys.argv = sys.argv[1], ["fairlens-monitor", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+names = sorted(m for m in sys.modules if m.split(".")[0] in {"sqlalchemy", "alembic", "scipy",
+    "pandas", "apscheduler", "streamlit", "psycopg"})
+with open(out, "w") as f:
+    json.dump({"code": code, "modules": names}, f)
+"""
+
+
+def loaded(tmp_path: Path, *argv: str) -> tuple[int, set[str]]:
+    """Run the CLI with ``argv`` in a fresh process: (exit code, heavy modules imported)."""
+    out = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), *argv],
+        cwd=tmp_path,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    doc = json.loads(out.read_text())
+    return doc["code"], set(doc["modules"])
+
+
+def measure_args(path: Path) -> list[str]:
+    return [
+        "measure",
+        str(path),
+        "--protected-attribute",
+        "sex",
+        "--privileged-value",
+        "male",
+        "--outcome",
+        "risk",
+        "--label",
+        "risk",
+    ]
+
+
+def test_measure_loads_no_database_layer_and_no_scipy_stats(tmp_path: Path) -> None:
+    code, modules = loaded(tmp_path, *measure_args(GERMAN))
+    assert code == 0
+    assert "pandas" in modules  # it did measure: the probe sees what the command imported
+    assert not {m for m in modules if m.split(".")[0] in {"sqlalchemy", "alembic"}}
+    assert "scipy.stats" not in modules
+    assert not {m for m in modules if m.split(".")[0] in {"apscheduler", "streamlit", "psycopg"}}
+
+
+def test_a_measure_error_loads_no_database_layer_either(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sex,risk\nmale,maybe\nfemale,1\n")
+    code, modules = loaded(tmp_path, *measure_args(bad))
+    assert code == 2  # the error path (ErrorGroup) ran without importing SQLAlchemy
+    assert not {m for m in modules if m.split(".")[0] in {"sqlalchemy", "alembic"}}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["measure", "--help"], ["--version"]])
+def test_help_loads_neither_pandas_nor_the_database_layer(tmp_path: Path, argv: list[str]) -> None:
+    code, modules = loaded(tmp_path, *argv)
+    assert code in (0, None)
+    assert modules == set()
+
+
+def test_a_database_command_still_loads_it(tmp_path: Path) -> None:
+    """The probe can see SQLAlchemy: a command that opens the database imports it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite:///{tmp_path / 'monitor.db'}\n")
+    _, modules = loaded(tmp_path, "--config", str(config), "db", "current")
+    assert "sqlalchemy" in modules
