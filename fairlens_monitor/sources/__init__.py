@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import DataError
@@ -33,11 +34,13 @@ from fairlens_monitor.security.passwords import shown_url
 from fairlens_monitor.sources.files import Columns, FileRead, match_files, new_or_changed, read_file
 from fairlens_monitor.sources.sql import (
     COUNT,
+    count_statement,
     fetch_counts,
     require_source_file,
     source_engine,
     where_text,
 )
+from fairlens_monitor.sources.sql_window import missing_index_hint
 
 Seen = Mapping[str, tuple[str, int, int]]  # path -> (sha256, size_bytes, mtime_ns)
 WIDE_RESULT = 10_000  # a GROUP BY returning more rows than this is probably not binned
@@ -203,6 +206,7 @@ class SqlSource:
         self.settings, self.spec, self.label = settings, spec, label
         self.score, self.score_bins = score, score_bins
         self.engine = source_engine(settings.url or "")
+        self.plan_checked = False
         self.group_by = list(
             dict.fromkeys(
                 [*spec.attributes, settings.outcome, *filter(None, [label, settings.stratum])]
@@ -230,6 +234,9 @@ class SqlSource:
             score=self.score,
             score_bins=self.score_bins,
         )
+        if window is not None and not self.plan_checked:
+            self.plan_checked = True
+            self.warn_without_index(window)
         if rows.empty:
             counts = empty_counts(bool(self.label), bool(s.stratum), bool(self.score))
         else:
@@ -265,6 +272,33 @@ class SqlSource:
             rows_returned=len(rows),
         )
         return Batch(counts, decisions(counts), window, lineage)
+
+    def warn_without_index(self, window: tuple[datetime, datetime]) -> None:
+        """Log, once per source, the ``CREATE INDEX`` a windowed table source lacks.
+
+        Asks the planner (:func:`~fairlens_monitor.sources.sql_window.missing_index_hint`);
+        a source query, or a database that cannot explain, is left alone.
+        """
+        s = self.settings
+        if s.table is None or s.timestamp is None:
+            return
+        stmt = count_statement(
+            s.table,
+            None,
+            self.group_by,
+            s.timestamp,
+            window,
+            self.engine.dialect.name,
+            self.score,
+            self.score_bins,
+        )
+        try:
+            with self.engine.connect() as conn:
+                hint = missing_index_hint(conn, stmt, s.table, s.timestamp)
+        except SQLAlchemyError:
+            return
+        if hint:
+            log.warning("%s", hint)
 
     def close(self) -> None:
         """Close the pooled connections."""
