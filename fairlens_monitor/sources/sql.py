@@ -160,7 +160,14 @@ def count_statement(
     if score is not None:
         cols.append(score_bin(src.c[score], score_bins, dialect).label(SCORE_BIN))
         sums.append(sa.func.sum(src.c[score]).label(SCORE_SUM))
-    stmt = sa.select(*cols, sa.func.count().label(COUNT), *sums).select_from(src).group_by(*cols)
+    # Grouped last column first: the stratum or score bin, which has the most distinct values,
+    # settles most comparisons of SQLite's sort-based GROUP BY at the first key (about a
+    # fifth less CPU on 2.3M rows, docs/PERFORMANCE.md); the groups are the same.
+    stmt = (
+        sa.select(*cols, sa.func.count().label(COUNT), *sums)
+        .select_from(src)
+        .group_by(*reversed(cols))
+    )
     if window is not None and timestamp is not None:
         stmt = stmt.where(window_predicate(src.c[timestamp], window, dialect))
     return stmt
