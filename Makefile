@@ -55,6 +55,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/chain_verify.py
 	$(BIN)/python benchmarks/daemon_memory.py
 	$(BIN)/python benchmarks/sources_scale.py
+	$(BIN)/python benchmarks/sql_pushdown.py
 	$(BIN)/python benchmarks/ground_truth_coverage.py
 	$(BIN)/python benchmarks/error_rates.py
 
