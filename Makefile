@@ -56,6 +56,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/daemon_memory.py
 	$(BIN)/python benchmarks/sources_scale.py
 	$(BIN)/python benchmarks/measure_csv.py
+	$(BIN)/python benchmarks/sql_pushdown.py
 	$(BIN)/python benchmarks/ground_truth_coverage.py
 	$(BIN)/python benchmarks/error_rates.py
 

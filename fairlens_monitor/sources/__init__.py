@@ -202,6 +202,7 @@ class SqlSource:
         self.settings, self.spec, self.label = settings, spec, label
         self.score, self.score_bins = score, score_bins
         self.engine = source_engine(settings.url or "")
+        self.plan_checked = False
         self.group_by = list(
             dict.fromkeys(
                 [*spec.attributes, settings.outcome, *filter(None, [label, settings.stratum])]
@@ -236,6 +237,9 @@ class SqlSource:
             score=self.score,
             score_bins=self.score_bins,
         )
+        if window is not None and not self.plan_checked:
+            self.plan_checked = True
+            self.warn_without_index(window)
         if rows.empty:
             counts = empty_counts(bool(self.label), bool(s.stratum), bool(self.score))
         else:
@@ -271,6 +275,38 @@ class SqlSource:
             rows_returned=len(rows),
         )
         return Batch(counts, decisions(counts), window, lineage)
+
+    def warn_without_index(self, window: tuple[datetime, datetime]) -> None:
+        """Log, once per source, the ``CREATE INDEX`` a windowed table source lacks.
+
+        Asks the planner (:func:`~fairlens_monitor.sources.sql_window.missing_index_hint`);
+        a source query, or a database that cannot explain, is left alone.
+        """
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from fairlens_monitor.sources.sql import count_statement
+        from fairlens_monitor.sources.sql_window import missing_index_hint
+
+        s = self.settings
+        if s.table is None or s.timestamp is None:
+            return
+        stmt = count_statement(
+            s.table,
+            None,
+            self.group_by,
+            s.timestamp,
+            window,
+            self.engine.dialect.name,
+            self.score,
+            self.score_bins,
+        )
+        try:
+            with self.engine.connect() as conn:
+                hint = missing_index_hint(conn, stmt, s.table, s.timestamp)
+        except SQLAlchemyError:
+            return
+        if hint:
+            log.warning("%s", hint)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -10,7 +10,7 @@ those rows (:mod:`fairlens_monitor.fairness.counts`), exactly as for a file.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.metrics import missing_column
 from fairlens_monitor.security.masking import quoted_redacted
+from fairlens_monitor.sources.sql_window import window_predicate
 
 COUNT = "_n"
 SCORE_BIN = "_score_bin"  # as in counts.py: the score's bin, -1 for a score outside [0, 1]
@@ -144,8 +145,11 @@ def count_statement(
 ) -> sa.Select[Any]:
     """Build ``SELECT cols…, count(*) FROM source [WHERE in window] GROUP BY cols…``.
 
-    On SQLite, whose times are text, the bounds are compared through ``datetime()`` so
-    ``2026-11-23T10:00:00+01:00`` and ``2026-11-23 09:00:00`` compare as the same instant.
+    The window is :func:`~fairlens_monitor.sources.sql_window.window_predicate`: the raw
+    column against bound parameters where the database has a timestamp type; on SQLite,
+    whose times are text, ``datetime(col)``, so ``2026-11-23T10:00:00+01:00`` and
+    ``2026-11-23 09:00:00`` compare as the same instant (an expression index on it serves
+    the window: :func:`~fairlens_monitor.sources.sql_window.index_statement`).
     With a ``score`` column the statement also groups by the score's bin
     (:func:`score_bin`) and sums the scores, so only ``score_bins`` values per group cross
     the wire.
@@ -156,19 +160,16 @@ def count_statement(
     if score is not None:
         cols.append(score_bin(src.c[score], score_bins, dialect).label(SCORE_BIN))
         sums.append(sa.func.sum(src.c[score]).label(SCORE_SUM))
-    stmt = sa.select(*cols, sa.func.count().label(COUNT), *sums).select_from(src).group_by(*cols)
+    # Grouped last column first: the stratum or score bin, which has the most distinct values,
+    # settles most comparisons of SQLite's sort-based GROUP BY at the first key (about a
+    # fifth less CPU on 2.3M rows, docs/PERFORMANCE.md); the groups are the same.
+    stmt = (
+        sa.select(*cols, sa.func.count().label(COUNT), *sums)
+        .select_from(src)
+        .group_by(*reversed(cols))
+    )
     if window is not None and timestamp is not None:
-        start, end = window
-        column: Any = src.c[timestamp]
-        if dialect == "sqlite":
-            column = sa.func.datetime(column)
-            lo: Any = start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-            hi: Any = end.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        elif dialect == "postgresql":
-            lo, hi = start, end
-        else:
-            lo, hi = (t.astimezone(UTC).replace(tzinfo=None) for t in (start, end))
-        stmt = stmt.where(column >= lo, column < hi)
+        stmt = stmt.where(window_predicate(src.c[timestamp], window, dialect))
     return stmt
 
 
