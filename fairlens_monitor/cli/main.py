@@ -44,12 +44,12 @@ from fairlens_monitor.cli.render import (
     cycle_lines,
     reading_json,
     reading_line,
-    tampered_lines,
 )
+from fairlens_monitor.cli.verifying import ANCHOR_OPTION, PUBKEY_OPTION, verify
 from fairlens_monitor.ops.app import open_cipher, open_signing_key
 from fairlens_monitor.ops.audit_trail import reconcile_anchor, write_checkpoint
 from fairlens_monitor.ops.export import export_jsonl
-from fairlens_monitor.ops.verification import prove_entry, verify_store
+from fairlens_monitor.ops.verification import prove_entry
 from fairlens_monitor.security.crypto import load_cipher
 from fairlens_monitor.security.passwords import install_password_filter
 from fairlens_monitor.security.pseudonyms import install_masking
@@ -197,55 +197,6 @@ def audit_export(ctx: click.Context, path: Path) -> None:
     click.echo(f"wrote {events} events and {rows} rows to {path}")
 
 
-ANCHOR_OPTION = click.option(
-    "--anchor",
-    "anchor_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Anchor file (default: audit.anchor_file).",
-)
-PUBKEY_OPTION = click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Checkpoint public key (default: in keys.dir).",
-)
-
-
-@cli.command()
-@JSON_OPTION
-@ANCHOR_OPTION
-@PUBKEY_OPTION
-@click.pass_context
-def verify(
-    ctx: click.Context, as_json: bool, anchor_file: Path | None, public_key: Path | None
-) -> None:
-    """Walk the whole chain and its signed checkpoints.
-
-    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
-    """
-    settings = settings_of(ctx)
-    trail = verify_store(
-        reader(settings),
-        **trail_paths(settings, anchor_file, public_key),
-        checkpoint_every=settings.audit.checkpoint_every,
-    )
-    report = trail.chain
-    first = report.anomalies[0] if report.anomalies else None
-    if as_json:
-        dump(trail.to_json())
-    elif first is None:
-        click.echo(trail.intact_line())
-    if not as_json:
-        lines = [] if first is None else tampered_lines(report)
-        for line in [
-            *lines[:-1],
-            *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}" for w in trail.warnings),
-            *lines[-1:],
-        ]:
-            click.echo(line)  # the verdict line last
-    if first is not None:
-        ctx.exit(1)
-
-
 @cli.command("verify-entry")
 @click.argument("hash_hex", metavar="HASH", callback=record_hash)
 @JSON_OPTION
@@ -388,7 +339,7 @@ def db_current(ctx: click.Context) -> None:
         engine.dispose()
 
 
-for _command in (measure, alerts, keys, backup, restore, retention, view, page_token):
+for _command in (verify, measure, alerts, keys, backup, restore, retention, view, page_token):
     cli.add_command(_command)
 
 
