@@ -11,8 +11,8 @@ checkpoint at or below the seq their previous walk verified (``verified_to``):
 2. the walk starts *at* that checkpoint's seq, with the stored record's ``prev_hash``: the
    checkpoint's claim is checked against the record's hash like every other claim, so a
    record rewritten at that seq is ``bad_checkpoint`` (rehashed) or ``modified`` (not),
-   and a record that is gone (or stored out of place) makes the walk a full one (which reports the gap or the
-   truncation exactly);
+   and a record that is gone (or stored out of place) makes the walk a full one (which
+   reports the gap or the truncation exactly);
 3. every later checkpoint (anchor file and database) must match the chain walked, so a
    deleted tail is ``truncated`` as in a full walk;
 4. the row checks cover every row an event from that seq on names (its digest, or
