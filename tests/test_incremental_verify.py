@@ -299,3 +299,47 @@ def test_walk_state_asks_for_a_full_walk_daily_and_after_any_anomaly() -> None:
     assert state.full_due(now + FULL_WALK_EVERY)  # once a day
     state.record("incremental", False, 120, now + timedelta(minutes=2))
     assert state.full_due(now + timedelta(minutes=3))  # tampering stays reported in full
+
+
+def test_an_incremental_walk_reads_through_indexes(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Every statement an incremental walk runs on the growing tables is an index search
+    (SQLite's plan): no SCAN of audit_events or of a row table, whatever the history."""
+    import sqlite3 as stdlib_sqlite
+
+    from sqlalchemy import event
+
+    from fairlens_monitor.ops.incremental import verify_incremental
+
+    url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+    config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}})
+    c = Chain(config, url)
+    c.grow(3, NOW - timedelta(hours=1), checkpoint=True)
+    c.grow(2, NOW - timedelta(minutes=5), checkpoint=False)
+    settings = load_settings(config, env={})
+    repo = open_repository(settings, readonly=True)
+    statements: list[str] = []
+
+    @event.listens_for(repo.engine, "connect")
+    def _trace(dbapi_connection: stdlib_sqlite.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    repo.engine.dispose()  # new connections, traced
+    try:
+        trail = verify_incremental(
+            repo, anchor_file=settings.audit.anchor_file, public_key=settings.keys.public_key
+        )
+    finally:
+        repo.engine.dispose()
+    assert (trail.walk, trail.chain.intact) == ("incremental", True)
+    growing = ("audit_events", "runs", "readings", "group_results", "alerts", "source_files")
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert any("audit_events" in s for s in reads)
+    with stdlib_sqlite.connect(tmp_path / "var" / "fairlens.db") as conn:
+        for sql in reads:
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            scans = [t for t in growing if f"SCAN {t}" in plan and f"SCAN {t} USING" not in plan]
+            assert not scans, (sql, plan)
+            if "FROM audit_events" in sql and "seq >" in sql:  # a walk from a seq on
+                assert "(seq>?)" in plan, (sql, plan)  # found by seq, not by event type

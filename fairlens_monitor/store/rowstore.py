@@ -164,9 +164,12 @@ def ledger(
         server_side = engine.dialect.name == "postgresql"
         cursor = raw.cursor(name="fairlens_row_events") if server_side else raw.cursor()
         try:
+            # From a seq on (an incremental check), the seq index finds the rows: through
+            # the event_type index SQLite would visit every cycle's event (no index on ``||``).
+            kind = "(event_type || '')" if after else "event_type"
             cursor.execute(
                 "SELECT seq, event_type, canonical FROM audit_events "  # noqa: S608
-                f"WHERE event_type IN ({types}) AND seq > {int(after)} ORDER BY seq"
+                f"WHERE {kind} IN ({types}) AND seq > {int(after)} ORDER BY seq"
             )
             while batch := cursor.fetchmany(5000):
                 for seq, event_type, canonical in batch:
