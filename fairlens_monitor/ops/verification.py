@@ -82,7 +82,7 @@ class TrailReport:
         """Return the one-line verdict of an intact chain (what ``verify`` prints)."""
         report = self.chain
         walked = (
-            f"{report.count} events after the signed checkpoint at seq {self.checkpoint_seq}"
+            f"{report.count} events from the signed checkpoint at seq {self.checkpoint_seq} on"
             if self.walk == "incremental"
             else f"{report.count} events"
         )
