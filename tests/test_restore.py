@@ -137,9 +137,11 @@ def test_verify_lists_every_anchored_seq_a_restore_lost(
     assert all(set(w) == {"kind", "seq", "table", "id", "detail"} for w in doc["warnings"])
     text = fl(config, "verify").stdout
     assert f"warning: seq {lost[0]}: restored_loss" in text
-    from fairlens_monitor.viewer.page import _verify  # the page's chain line lists them too
+    from fairlens_monitor.viewer.watch import run_verify  # the page's chain line lists them too
 
-    assert f"lost by a signed restore: seq {', '.join(map(str, lost))}" in _verify(str(config))[0]
+    assert (
+        f"lost by a signed restore: seq {', '.join(map(str, lost))}" in run_verify(str(config))[0]
+    )
     # a loss the signed statement does not name is not excused
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")

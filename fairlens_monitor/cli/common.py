@@ -40,6 +40,17 @@ LAST_OPTION = click.option(
     type=click.IntRange(min=1),
     help="How many of the newest to show.",
 )
+ANCHOR_OPTION = click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Anchor file (default: audit.anchor_file).",
+)
+PUBKEY_OPTION = click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint public key (default: in keys.dir).",
+)
 
 
 class FiniteFloatRange(click.FloatRange):

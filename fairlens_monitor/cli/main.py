@@ -25,8 +25,10 @@ import click
 
 from fairlens_monitor import __version__
 from fairlens_monitor.cli.common import (
+    ANCHOR_OPTION,
     JSON_OPTION,
     LAST_OPTION,
+    PUBKEY_OPTION,
     LazyGroup,
     dump,
     reader,
@@ -44,6 +46,7 @@ from fairlens_monitor.security.passwords import install_password_filter
 # The commands of the modules beside this one, imported only when run or listed: `measure`
 # loads neither the database layer nor the other commands' modules.
 LAZY_SUBCOMMANDS = {
+    "verify": "fairlens_monitor.cli.verifying:verify",
     "measure": "fairlens_monitor.cli.operations:measure",
     "alerts": "fairlens_monitor.cli.operations:alerts",
     "keys": "fairlens_monitor.cli.maintenance:keys",
@@ -200,58 +203,6 @@ def audit_export(ctx: click.Context, path: Path) -> None:
 
     events, rows = export_jsonl(reader(settings_of(ctx)), path)
     click.echo(f"wrote {events} events and {rows} rows to {path}")
-
-
-ANCHOR_OPTION = click.option(
-    "--anchor",
-    "anchor_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Anchor file (default: audit.anchor_file).",
-)
-PUBKEY_OPTION = click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Checkpoint public key (default: in keys.dir).",
-)
-
-
-@cli.command()
-@JSON_OPTION
-@ANCHOR_OPTION
-@PUBKEY_OPTION
-@click.pass_context
-def verify(
-    ctx: click.Context, as_json: bool, anchor_file: Path | None, public_key: Path | None
-) -> None:
-    """Walk the whole chain and its signed checkpoints.
-
-    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
-    """
-    from fairlens_monitor.cli.render import tampered_lines
-    from fairlens_monitor.ops.verification import verify_store
-
-    settings = settings_of(ctx)
-    trail = verify_store(
-        reader(settings),
-        **trail_paths(settings, anchor_file, public_key),
-        checkpoint_every=settings.audit.checkpoint_every,
-    )
-    report = trail.chain
-    first = report.anomalies[0] if report.anomalies else None
-    if as_json:
-        dump(trail.to_json())
-    elif first is None:
-        click.echo(trail.intact_line())
-    if not as_json:
-        lines = [] if first is None else tampered_lines(report)
-        for line in [
-            *lines[:-1],
-            *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}" for w in trail.warnings),
-            *lines[-1:],
-        ]:
-            click.echo(line)  # the verdict line last
-    if first is not None:
-        ctx.exit(1)
 
 
 @cli.command("verify-entry")

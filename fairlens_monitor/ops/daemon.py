@@ -13,6 +13,8 @@ late fires coalesce into one; a cycle that raises
 is recorded as a failed run (if the database refuses even that record, it is kept and
 recorded once the database accepts writes again) and the next cycle runs as usual; every
 ``audit.checkpoint_every`` events and at shutdown the chain head is signed and anchored;
+every 10 minutes the trail is verified on a worker of its own (incremental, whole daily:
+``ops.chainwatch``), a tampered trail being an error line;
 SIGINT/SIGTERM let the running cycle finish, write a ``daemon_stopped`` audit event and a
 final checkpoint, and return 0.
 """
@@ -56,6 +58,7 @@ from fairlens_monitor.ops.backup import (
     prune_backups,
     scheduled_name,
 )
+from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.console import cycle_lines
 from fairlens_monitor.ops.cycle import (
     Clock,
@@ -130,6 +133,9 @@ class Daemon(Leadership):
             },
         )
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        # the trail checked incrementally, on a worker of its own (ops.chainwatch)
+        self.chain_check = ChainCheck(settings, emit)
+        self.scheduler.add_executor(ThreadPoolExecutor(max_workers=1), "verifier")
 
     def run(self) -> DaemonStats:
         """Start the scheduler and block until a stop is requested; return the counters."""
@@ -137,6 +143,12 @@ class Daemon(Leadership):
         self._first_fire = datetime.now(UTC)
         trigger = IntervalTrigger(seconds=interval, start_date=self._first_fire, timezone=UTC)
         self.scheduler.add_job(self._cycle, trigger, id=JOB_ID, next_run_time=self._first_fire)
+        self.scheduler.add_job(
+            self.chain_check.run,
+            IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
+            id="verify",
+            executor="verifier",
+        )
         if self.settings.retention.daily:
             self.scheduler.add_job(
                 self._retention, IntervalTrigger(days=1, timezone=UTC), id="retention"

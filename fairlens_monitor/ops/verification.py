@@ -44,6 +44,13 @@ class TrailReport:
     # ``restored_loss``: each anchored checkpoint a signed restore accepted to lose; listed
     # always, without changing the verdict (an unaccepted loss is an anomaly instead)
     warnings: tuple[Anomaly, ...] = ()
+    # how the chain was walked: "full" (from ``from_seq``: 1, or after a signed prune) or
+    # "incremental" (from the signed checkpoint at ``checkpoint_seq``; ops.incremental);
+    # ``note`` says why a walk asked to be incremental was full
+    walk: str = "full"
+    from_seq: int = 1
+    checkpoint_seq: int | None = None
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Return the report as plain data: the ``verify --json`` document."""
@@ -65,13 +72,22 @@ class TrailReport:
             "first_broken_seq": first.seq if first else None,
             "anomalies": [vars(a) for a in report.anomalies],
             "warnings": [vars(w) for w in self.warnings],
+            "walk": self.walk,
+            "from_seq": self.from_seq,
+            "checkpoint_seq": self.checkpoint_seq,
+            "walk_note": self.note,
         }
 
     def intact_line(self) -> str:
         """Return the one-line verdict of an intact chain (what ``verify`` prints)."""
         report = self.chain
+        walked = (
+            f"{report.count} events from the signed checkpoint at seq {self.checkpoint_seq} on"
+            if self.walk == "incremental"
+            else f"{report.count} events"
+        )
         return (
-            f"audit chain intact: {report.count} events, head seq {report.head_seq} "
+            f"audit chain intact: {walked}, head seq {report.head_seq} "
             f"{report.head_hash}; checkpoints verified: {self.anchor_checkpoints} in "
             f"the anchor file, {self.database_checkpoints} in the database; "
             f"anchored up to seq {report.anchored_seq}, {report.unanchored} events "
@@ -161,13 +177,7 @@ def verify_store(
             ``checkpoint_every``) must have had them.
         KeyFileError: the public key file is not an Ed25519 key.
     """
-    try:
-        contents = anchor.read(anchor_file)
-    except OSError as exc:
-        raise CannotVerifyError(
-            f"the anchor file {anchor_file} cannot be read ({exc.strerror or type(exc).__name__})",
-            "pass --anchor FILE",
-        ) from None
+    contents = read_anchor(anchor_file)
     if up_to_seq is not None:
         contents = anchor.AnchorContents(
             [c for c in contents.checkpoints if c.seq <= up_to_seq], contents.bad_lines
@@ -217,8 +227,29 @@ def verify_store(
     if rows:
         report = replace(report, anomalies=report.anomalies + rows)
     return TrailReport(
-        report, anchor_file, len(contents.checkpoints), len(stored), superseded, tuple(warnings)
+        report,
+        anchor_file,
+        len(contents.checkpoints),
+        len(stored),
+        superseded,
+        tuple(warnings),
+        from_seq=start[0],
     )
+
+
+def read_anchor(anchor_file: Path) -> anchor.AnchorContents:
+    """The anchor file's checkpoints (and unreadable lines).
+
+    Raises:
+        CannotVerifyError: the file cannot be read (a missing file reads as empty).
+    """
+    try:
+        return anchor.read(anchor_file)
+    except OSError as exc:
+        raise CannotVerifyError(
+            f"the anchor file {anchor_file} cannot be read ({exc.strerror or type(exc).__name__})",
+            "pass --anchor FILE",
+        ) from None
 
 
 def _stripped(report: ChainReport, anchor_file: Path, every: int) -> ChainReport:

@@ -10,12 +10,7 @@ loopback (``server.address`` not a loopback address, or unset), it shows nothing
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +27,7 @@ from fairlens_monitor.security.page_auth import is_loopback, load_page_token, to
 from fairlens_monitor.security.passwords import scrub, shown_url
 from fairlens_monitor.viewer import data
 from fairlens_monitor.viewer.rows import LiveLedger
+from fairlens_monitor.viewer.watch import ChainWatcher
 
 STATUS = {
     "adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
@@ -65,88 +61,6 @@ def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
         }
     finally:
         engine.dispose()
-
-
-class ChainWatcher:
-    """Verifies the whole audit trail in a background thread, once a minute.
-
-    A year of events takes seconds to verify, too long to block every 5-second refresh; the
-    page shows the newest verdict and how old it is instead.
-    """
-
-    def __init__(self, config_path: str, every: float = 60.0) -> None:
-        """Start watching the database of the config at ``config_path``."""
-        self.config_path, self.every = config_path, every
-        self.verdict: str | None = None
-        self.alarm: str | None = None  # the first anomaly, when the trail is tampered with
-        self.checked_at: datetime | None = None
-        self._first = threading.Event()
-        self._asked = False
-        threading.Thread(target=self._loop, name="fairlens-chain-watcher", daemon=True).start()
-
-    def status(self, wait: float) -> str:
-        """The newest verdict; the first call waits up to ``wait`` seconds for one."""
-        if not self._asked:
-            self._asked = True
-            self._first.wait(wait)
-        if self.verdict is None or self.checked_at is None:
-            return "verification in progress…"
-        age = (datetime.now(UTC) - self.checked_at).total_seconds()
-        return f"{self.verdict} (checked {age:.0f} s ago)"
-
-    def _loop(self) -> None:
-        while True:
-            (self.verdict, self.alarm), self.checked_at = (
-                _verify(self.config_path),
-                datetime.now(UTC),
-            )
-            self._first.set()
-            time.sleep(self.every)
-
-
-def _verify(config_path: str) -> tuple[str, str | None]:
-    """Run ``fairlens-monitor verify --json`` in its own process: on a year of events it takes
-    seconds of CPU, and in a thread it would slow every render through the GIL.
-
-    Returns:
-        The verdict line, and (when tampered with) the first anomaly for the page's banner.
-    """
-    try:
-        done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-            [sys.executable, "-m", "fairlens_monitor", "--config", config_path, "verify", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot verify here: {exc}", None
-    if done.returncode == 2 or not done.stdout.strip():
-        return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}", None
-    report = json.loads(done.stdout)
-    lost = [w["seq"] for w in report.get("warnings", []) if w["kind"] == "restored_loss"]
-    loss = (
-        f"; anchored history lost by a signed restore: seq {', '.join(map(str, lost))}"
-        if lost
-        else ""
-    )
-    if report["intact"]:
-        return (
-            f"intact — {report['count']} events, anchored up to seq "
-            f"{report['anchored_seq']} ({report['unanchored_events']} not yet "
-            "anchored)" + loss
-        ), None
-    first = report["anomalies"][0]
-    where = (
-        f"seq {first['seq']}"
-        if first.get("table") is None
-        else f"{first['table']} row {first['id']}"
-        + ("" if first["seq"] is None else f" (seq {first['seq']})")
-    )
-    return (
-        f"TAMPERED at {where} ({first['kind']}) — {len(report['anomalies'])} anomalies",
-        f"{where}: {first['kind']} — {first['detail']}",
-    )
 
 
 @st.cache_resource(show_spinner=False)

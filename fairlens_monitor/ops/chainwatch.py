@@ -1,0 +1,103 @@
+"""The daemon's own check of its audit trail: incremental every 10 minutes, whole daily.
+
+simulate → measure → detect → alert → **log**, checked by the process that writes it. A
+scheduler job on an executor of its own (never the cycles' worker, so a walk never delays or
+skips a cycle) runs :func:`~fairlens_monitor.ops.incremental.verify_incremental` from the
+seq its previous walk verified, or a full walk first and at least once every 24 hours (and
+after any walk that found anomalies). It reads through a read-only repository of its own:
+on SQLite a reader never takes the write lock a cycle needs.
+
+A walk that finds anomalies, or cannot run, is one ``ERROR`` log line and one console line
+naming the walk, the first anomaly's seq, kind and (for a row) table and id — never a stored
+value. Nothing is written to the database: a tampered trail is reported, not amended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.ops.app import open_repository
+from fairlens_monitor.ops.cycle import error_text
+from fairlens_monitor.ops.incremental import WalkState, verify_incremental
+from fairlens_monitor.ops.verification import TrailReport, verify_store
+
+log = logging.getLogger(__name__)
+VERIFY_MINUTES = 10
+
+
+class ChainCheck:
+    """One daemon's verifier: remembers its walks (in memory) and reports what it finds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        emit: Callable[[str], None],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Prepare (the first walk will be full).
+
+        Args:
+            settings: the daemon's settings.
+            emit: receives a console line when a walk finds anomalies or cannot run.
+            now: the wall clock (when a full walk ran is real time, not the cycles' clock).
+        """
+        self.settings, self.emit, self.now = settings, emit, now
+        self.state = WalkState()
+
+    def run(self) -> TrailReport | None:
+        """Walk once; never raises (a scheduler job's failure must not reach the cycles).
+
+        Returns:
+            The report, or None when the trail could not be verified.
+        """
+        started = self.now()
+        full = self.state.full_due(started)
+        anchor, key = self.settings.audit.anchor_file, self.settings.keys.public_key
+        every = self.settings.audit.checkpoint_every
+        try:
+            repo = open_repository(self.settings, readonly=True)
+            try:
+                trail = (
+                    verify_store(repo, anchor_file=anchor, public_key=key, checkpoint_every=every)
+                    if full
+                    else verify_incremental(
+                        repo,
+                        anchor_file=anchor,
+                        public_key=key,
+                        verified_to=self.state.verified_to,
+                        checkpoint_every=every,
+                    )
+                )
+            finally:
+                repo.engine.dispose()
+        except Exception as exc:  # a job must never stop: say so, try again next time
+            log.error("audit chain not verified: %s", error_text(exc))
+            self.emit(f"✗ audit chain not verified: {error_text(exc)}")
+            return None
+        report = trail.chain
+        self.state.record(trail.walk, report.intact, report.last_verified_seq, started)
+        if report.intact:
+            log.info(
+                "audit chain intact to seq %d (%s walk from seq %d)",
+                report.head_seq,
+                trail.walk,
+                trail.from_seq,
+            )
+            return trail
+        first = report.anomalies[0]
+        where = (
+            f"seq {first.seq}"
+            if first.table is None
+            else f"{first.table} row {first.id}"
+            + ("" if first.seq is None else f" (seq {first.seq})")
+        )
+        line = (
+            f"audit chain TAMPERED at {where} ({first.kind}): {len(report.anomalies)} anomalies "
+            f"({trail.walk} walk from seq {trail.from_seq}); run `fairlens-monitor verify`"
+        )
+        log.error("%s", line)
+        self.emit(f"✗ {line}")
+        return trail

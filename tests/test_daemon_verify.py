@@ -1,0 +1,75 @@
+"""The daemon checks its own trail (ops.chainwatch): a job on a worker of its own, full
+first, then incremental; a tampered trail is an error line naming seq and kind only, and a
+walk that cannot run never raises (issue 17)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.daemon import Daemon
+from tests.conftest import backend_builder, tamper
+
+
+def test_the_daemon_verifies_its_trail_incrementally_and_reports_tampering(
+    write_config: Callable[..., Path],
+    backend_url: str,
+    clock: Callable[[], datetime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = backend_builder(backend_url, write_config)(
+        {"schedule": {"interval_seconds": 0.5}, "simulation": {"drift": 1.0}}
+    )
+    repo = open_repository(settings)
+    lines: list[str] = []
+    executors: dict[str, str] = {}
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        executors.update((job.id, job.executor) for job in daemon.scheduler.get_jobs())
+
+    daemon = Daemon(
+        settings,
+        repo,
+        open_cipher(settings, repo),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=emit,
+        max_cycles=2,
+    )
+    stats = daemon.run()  # signs its head when it stops
+    repo.engine.dispose()
+    assert stats.cycles_ok == 2
+    assert executors["verify"] == "verifier"  # never the cycles' worker
+    assert executors["fairness-cycle"] == "default"
+
+    check = daemon.chain_check
+    first = check.run()
+    assert first is not None
+    assert (first.walk, first.chain.intact) == ("full", True)
+    head = first.chain.head_seq
+    again = check.run()
+    assert again is not None
+    assert (again.walk, again.chain.intact, again.checkpoint_seq) == ("incremental", True, head)
+
+    tamper(backend_url, f"UPDATE audit_events SET actor = 'mallory' WHERE seq = {head}")
+    with caplog.at_level(logging.ERROR, logger="fairlens_monitor.ops.chainwatch"):
+        found = check.run()
+    assert found is not None
+    assert (found.walk, found.chain.intact) == ("incremental", False)
+    said = [line for line in lines if "audit chain TAMPERED" in line]
+    assert said == [
+        f"✗ audit chain TAMPERED at seq {head} (modified): 1 anomalies (incremental walk "
+        f"from seq {head}); run `fairlens-monitor verify`"
+    ]
+    assert f"TAMPERED at seq {head} (modified)" in caplog.text
+    assert "mallory" not in caplog.text + "".join(lines)  # a stored value is never shown
+
+    settings.keys.public_key.unlink()  # cannot verify: said, never raised
+    assert check.run() is None
+    assert any(line.startswith("✗ audit chain not verified: CannotVerifyError") for line in lines)
