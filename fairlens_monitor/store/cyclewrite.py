@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
@@ -36,6 +36,7 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
+from fairlens_monitor.store.prepared import insert_values
 from fairlens_monitor.store.rowstore import attach, row_digests
 
 EventList = list[tuple[str, dict[str, Any]]]
@@ -268,8 +269,7 @@ def append_all(
         )
         records.append(rec)
         prev = rec.hash
-    if rows:
-        conn.execute(insert(EVENTS), rows)
+    insert_values(conn, EVENTS, rows)
     s.info.setdefault(APPENDED, []).extend(records)  # for a sealer (sealing.Sealer.attach)
     return records
 
@@ -288,33 +288,15 @@ def insert_rows(conn: Connection, table: Table, objs: Sequence[Base]) -> None:
     """INSERT the model instances' set columns (as the unit of work would); fill in ids.
 
     Columns never set are left out, so the database's default (NULL, or a server default)
-    applies exactly as with ``Session.add``. Rows that set the same columns go in one
-    statement, ``RETURNING`` their ids in parameter order.
+    applies exactly as with ``Session.add``. Each row is one prepared statement on the
+    DB-API cursor (:mod:`~fairlens_monitor.store.prepared`).
     """
     if not objs:
         return
     keys = _columns(table)
     params = [{k: v for k, v in vars(obj).items() if k in keys} for obj in objs]
-    if all(p.keys() == params[0].keys() for p in params):
-        if len(params) == 1:
-            ids = [_new_id(conn, table, params[0])]
-        else:
-            ids = list(
-                conn.execute(
-                    insert(table).returning(table.c.id, sort_by_parameter_order=True), params
-                ).scalars()
-            )
-    else:
-        ids = [_new_id(conn, table, p) for p in params]
-    for obj, new_id in zip(objs, ids, strict=True):
-        obj.id = int(new_id)  # type: ignore[attr-defined]
-
-
-def _new_id(conn: Connection, table: Table, params: dict[str, Any]) -> Any:
-    key = conn.execute(insert(table), params).inserted_primary_key
-    if key is None:  # pragma: no cover - every table here has an integer id
-        raise ValueError(f"no id assigned to the new {table.name} row")
-    return key[0]
+    for obj, new_id in zip(objs, insert_values(conn, table, params), strict=True):
+        obj.id = new_id  # type: ignore[attr-defined]
 
 
 _COLUMNS: dict[str, frozenset[str]] = {}
