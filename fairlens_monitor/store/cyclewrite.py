@@ -37,7 +37,8 @@ from fairlens_monitor.store.models import (
     SourceFile,
 )
 from fairlens_monitor.store.prepared import insert_values
-from fairlens_monitor.store.rowstore import attach, row_digests
+from fairlens_monitor.store.rowstore import attach
+from fairlens_monitor.store.rowvalues import inserted_digests
 
 EventList = list[tuple[str, dict[str, Any]]]
 
@@ -184,14 +185,14 @@ def write_cycle(
         )
         is not None
     ]
-    written = {
-        "runs": [run.id],
-        "readings": [r.id for r in readings],
-        "group_results": [g.id for g in groups],
-        "source_files": [f.id for f in rows.files],
-        "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])],
+    inserted = {
+        "runs": (RUNS, [run]),
+        "readings": (READINGS, readings),
+        "group_results": (GROUPS, groups),
+        "source_files": (FILES, rows.files),
     }
-    pairs = attach(events(run, readings, changes), row_digests(s, written))
+    changed = {"alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
+    pairs = attach(events(run, readings, changes), inserted_digests(s, inserted, changed))
     records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
     return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
