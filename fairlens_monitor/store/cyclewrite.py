@@ -16,7 +16,7 @@ through ``ix_audit_events_seq``; open alerts through ``ix_alerts_state``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,7 @@ class CycleRows:
     run: Run
     readings: Sequence[Reading]
     groups: Sequence[Sequence[GroupResult]]
-    candidates: dict[str, Alert]
+    candidates: Mapping[str, Alert]
     qualifies: dict[str, bool]
     files: Sequence[SourceFile] = ()
     judge: bool = True
@@ -177,7 +177,7 @@ def write_cycle(
                 [Alert(**r._mapping) for r in found if r.kind == kind],
                 kind,
                 rows.qualifies.get(kind, False),
-                rows.candidates.get(kind),
+                rows.candidates,
                 run,
                 readings[-1],
                 close_after,
@@ -315,7 +315,7 @@ def _transition(
     open_rows: list[Alert],
     kind: str,
     qualifies: bool,
-    candidate: Alert | None,
+    candidates: Mapping[str, Alert],
     run: Run,
     reading: Reading,
     close_after: int,
@@ -330,6 +330,7 @@ def _transition(
     if step is None:
         return None
     if step.action == "open":
+        candidate = candidates.get(kind)  # looked up (built, encrypted) only when opening
         if candidate is None:
             raise ValueError(f"a {kind} episode opens but no alert was prepared")
         candidate.run_id, candidate.reading_id = run.id, reading.id
