@@ -14,7 +14,7 @@ sorted, no whitespace, non-ASCII written as itself) writes exactly the same byte
   what ECMAScript's Number-to-String gives in that range;
 - objects whose keys are ASCII (sorting by code point is then sorting by UTF-16 unit).
 
-:func:`dumps` checks every value against that list as it converts. A finite float outside
+:func:`jcs_bytes` checks every value against that list as it converts. A finite float outside
 it (``1e-05``, which ECMAScript writes ``0.00001``; p-values are often that small) is
 written by ``rfc8785`` alone and put in the C encoder's output in place of a placeholder
 string holding a random 128-bit nonce drawn for that call (which no payload can hold).
@@ -41,7 +41,7 @@ class _Unsure(Exception):
     """A value outside what the C encoder is known to write as RFC 8785 does."""
 
 
-def dumps(value: Any) -> bytes:
+def jcs_bytes(value: Any) -> bytes:
     """Return the RFC 8785 canonical JSON of ``value`` (as ``rfc8785.dumps`` would).
 
     Args:

@@ -155,7 +155,7 @@ def canonical_bytes(
     Raises:
         rfc8785.CanonicalizationError: the payload holds a value JSON cannot express.
     """
-    return canonical.dumps(
+    return canonical.jcs_bytes(
         {"seq": seq, "ts": ts, "event_type": event_type, "actor": actor, "payload": dict(payload)}
     )
 

@@ -74,7 +74,7 @@ def canonical_json(value: Any) -> str:
     if isinstance(known, str):
         return known
     try:
-        return canonical.dumps(value).decode("utf-8")
+        return canonical.jcs_bytes(value).decode("utf-8")
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
         return json.dumps(value)
 
