@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import rfc8785
+from fairlens_monitor.audit import canonical
 
 DOMAIN_TAG = b"fairlens-audit-v1\x00"
 GENESIS_HASH = "00" * 32
@@ -155,7 +155,7 @@ def canonical_bytes(
     Raises:
         rfc8785.CanonicalizationError: the payload holds a value JSON cannot express.
     """
-    return rfc8785.dumps(
+    return canonical.jcs_bytes(
         {"seq": seq, "ts": ts, "event_type": event_type, "actor": actor, "payload": dict(payload)}
     )
 

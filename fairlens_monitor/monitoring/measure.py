@@ -11,9 +11,9 @@ that an alert would encrypt. Equal inputs give equal outputs, so a stored readin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import pandas as pd
@@ -101,8 +101,15 @@ class ScenarioResult:
     outcome: OutcomeMetrics | None
     drift_statistic: float | None
     drift_alert: bool
-    explanation: str | None
+    # the alert's explanation, or what writes it: written only when asked for (an alert
+    # opens, or the plaintext is shown), as the stratum decomposition is a fifth of a cycle
+    explained: str | Callable[[], str] | None
     metrics: dict[str, Any]
+
+    @cached_property
+    def explanation(self) -> str | None:
+        """The explanation an alert on this reading carries (written on first use)."""
+        return self.explained() if callable(self.explained) else self.explained
 
     @property
     def headline(self) -> GroupResult:
@@ -246,7 +253,11 @@ def measure_counts(
     h, _ = headline_comparison(assessment)
     statistic = drift_step(drift or DriftState(), headline_point(assessment), rules.chart)
     drift_alert = statistic is not None and statistic > rules.chart.threshold
-    causes = stratum_causes(counts, h.label, assessment.reference.label, rules.stratum)
+
+    def explained() -> str:
+        causes = stratum_causes(counts, h.label, assessment.reference.label, rules.stratum)
+        return explain(assessment, rules, statistic, causes)
+
     return ScenarioResult(
         "monitored",
         None,
@@ -256,7 +267,7 @@ def measure_counts(
         outcome,
         statistic,
         drift_alert,
-        explain(assessment, rules, statistic, causes),
+        explained,
         legacy_metrics(assessment, rules),
     )
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.exc import DBAPIError
 
@@ -45,6 +46,7 @@ from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycle
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.mappers import (
     NO_DATA,
+    OnDemand,
     alert_row,
     group_rows,
     no_data_reading,
@@ -53,7 +55,7 @@ from fairlens_monitor.store.mappers import (
     set_lineage,
     source_file_rows,
 )
-from fairlens_monitor.store.models import Reading, Run
+from fairlens_monitor.store.models import Alert, Reading, Run
 from fairlens_monitor.store.repository import Repository
 
 Clock = Callable[[], datetime]
@@ -194,13 +196,13 @@ def _attempt_cycle(
         else {"dir": monitored.verdict in raising, "drift": monitored.drift_alert}
     )
     finished = clock()
-    candidates = {
-        kind: alert_row(
-            kind, monitored, finished, cipher.encrypt(monitored.explanation or ""), cipher.key_id
-        )
-        for kind, yes in qualifies.items()
-        if yes and monitored is not None
-    }
+    candidates = OnDemand(
+        {
+            kind: partial(_candidate, kind, monitored, finished, cipher)
+            for kind, yes in qualifies.items()
+            if yes and monitored is not None
+        }
+    )
     config_hash = settings.config_hash()
     run = Run(
         cycle_index=index,
@@ -312,6 +314,13 @@ def _attempt_cycle(
         saved.events,
         saved.alerts,
         batch,
+    )
+
+
+def _candidate(kind: str, monitored: ScenarioResult, at: datetime, cipher: AlertCipher) -> Alert:
+    """The alert row a new episode of ``kind`` opens with (explanation encrypted)."""
+    return alert_row(
+        kind, monitored, at, cipher.encrypt(monitored.explanation or ""), cipher.key_id
     )
 
 

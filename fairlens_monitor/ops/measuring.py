@@ -76,13 +76,14 @@ def measure_scenario(
     )
     drift_alert = statistic is not None and statistic > rules.chart.threshold
     metrics = legacy_metrics(assessment, rules)
-    explanation = None
-    if scenario == "monitored":
+
+    def explained() -> str:  # written only when asked for (see ScenarioResult.explained)
         h, ref = headline_comparison(assessment)[0], assessment.reference
         causes = analyze_feature_impact(
             df.assign(**{GROUP_COLUMN: labels}), GROUP_COLUMN, h.label, ref.label, "approved"
         )["causes"]
-        explanation = explain(assessment, rules, statistic, causes)
+        return explain(assessment, rules, statistic, causes)
+
     return ScenarioResult(
         scenario,
         drift_level,
@@ -92,7 +93,7 @@ def measure_scenario(
         outcome,
         statistic,
         drift_alert,
-        explanation,
+        explained if scenario == "monitored" else None,
         metrics,
     )
 

@@ -16,11 +16,11 @@ through ``ix_audit_events_seq``; open alerts through ``ix_alerts_state``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
@@ -36,7 +36,9 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
-from fairlens_monitor.store.rowstore import attach, row_digests
+from fairlens_monitor.store.prepared import insert_values
+from fairlens_monitor.store.rowstore import attach
+from fairlens_monitor.store.rowvalues import inserted_digests
 
 EventList = list[tuple[str, dict[str, Any]]]
 
@@ -122,7 +124,7 @@ class CycleRows:
     run: Run
     readings: Sequence[Reading]
     groups: Sequence[Sequence[GroupResult]]
-    candidates: dict[str, Alert]
+    candidates: Mapping[str, Alert]
     qualifies: dict[str, bool]
     files: Sequence[SourceFile] = ()
     judge: bool = True
@@ -175,7 +177,7 @@ def write_cycle(
                 [Alert(**r._mapping) for r in found if r.kind == kind],
                 kind,
                 rows.qualifies.get(kind, False),
-                rows.candidates.get(kind),
+                rows.candidates,
                 run,
                 readings[-1],
                 close_after,
@@ -183,14 +185,14 @@ def write_cycle(
         )
         is not None
     ]
-    written = {
-        "runs": [run.id],
-        "readings": [r.id for r in readings],
-        "group_results": [g.id for g in groups],
-        "source_files": [f.id for f in rows.files],
-        "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])],
+    inserted = {
+        "runs": (RUNS, [run]),
+        "readings": (READINGS, readings),
+        "group_results": (GROUPS, groups),
+        "source_files": (FILES, rows.files),
     }
-    pairs = attach(events(run, readings, changes), row_digests(s, written))
+    changed = {"alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
+    pairs = attach(events(run, readings, changes), inserted_digests(s, inserted, changed))
     records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
     return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
@@ -268,8 +270,7 @@ def append_all(
         )
         records.append(rec)
         prev = rec.hash
-    if rows:
-        conn.execute(insert(EVENTS), rows)
+    insert_values(conn, EVENTS, rows)
     s.info.setdefault(APPENDED, []).extend(records)  # for a sealer (sealing.Sealer.attach)
     return records
 
@@ -288,33 +289,15 @@ def insert_rows(conn: Connection, table: Table, objs: Sequence[Base]) -> None:
     """INSERT the model instances' set columns (as the unit of work would); fill in ids.
 
     Columns never set are left out, so the database's default (NULL, or a server default)
-    applies exactly as with ``Session.add``. Rows that set the same columns go in one
-    statement, ``RETURNING`` their ids in parameter order.
+    applies exactly as with ``Session.add``. Each row is one prepared statement on the
+    DB-API cursor (:mod:`~fairlens_monitor.store.prepared`).
     """
     if not objs:
         return
     keys = _columns(table)
     params = [{k: v for k, v in vars(obj).items() if k in keys} for obj in objs]
-    if all(p.keys() == params[0].keys() for p in params):
-        if len(params) == 1:
-            ids = [_new_id(conn, table, params[0])]
-        else:
-            ids = list(
-                conn.execute(
-                    insert(table).returning(table.c.id, sort_by_parameter_order=True), params
-                ).scalars()
-            )
-    else:
-        ids = [_new_id(conn, table, p) for p in params]
-    for obj, new_id in zip(objs, ids, strict=True):
-        obj.id = int(new_id)  # type: ignore[attr-defined]
-
-
-def _new_id(conn: Connection, table: Table, params: dict[str, Any]) -> Any:
-    key = conn.execute(insert(table), params).inserted_primary_key
-    if key is None:  # pragma: no cover - every table here has an integer id
-        raise ValueError(f"no id assigned to the new {table.name} row")
-    return key[0]
+    for obj, new_id in zip(objs, insert_values(conn, table, params), strict=True):
+        obj.id = new_id  # type: ignore[attr-defined]
 
 
 _COLUMNS: dict[str, frozenset[str]] = {}
@@ -332,7 +315,7 @@ def _transition(
     open_rows: list[Alert],
     kind: str,
     qualifies: bool,
-    candidate: Alert | None,
+    candidates: Mapping[str, Alert],
     run: Run,
     reading: Reading,
     close_after: int,
@@ -347,6 +330,7 @@ def _transition(
     if step is None:
         return None
     if step.action == "open":
+        candidate = candidates.get(kind)  # looked up (built, encrypted) only when opening
         if candidate is None:
             raise ValueError(f"a {kind} episode opens but no alert was prepared")
         candidate.run_id, candidate.reading_id = run.id, reading.id

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from fairlens_monitor.audit import canonical
 from fairlens_monitor.errors import AlreadyRunningError
 from fairlens_monitor.store.errors import StoreError
 
@@ -73,7 +74,7 @@ def canonical_json(value: Any) -> str:
     if isinstance(known, str):
         return known
     try:
-        return rfc8785.dumps(value).decode("utf-8")
+        return canonical.jcs_bytes(value).decode("utf-8")
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
         return json.dumps(value)
 

@@ -19,7 +19,7 @@ Imports: ``store.models``, ``monitoring.measure`` (the result types), ``fairness
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -287,3 +287,25 @@ def reading_summary(row: Reading, groups: Sequence[GroupResult]) -> dict[str, An
         "risk_level": row.risk_level,
         "groups": [[g.label, g.role, g.approved, g.applicants] for g in groups],
     }
+
+
+class OnDemand(Mapping[str, Alert]):
+    """Alert rows built on first lookup: a cycle prepares one per kind whose condition its
+    reading meets, but only the kind whose episode opens is ever looked up (and its
+    explanation written and encrypted, which cost more than the rest of the rows)."""
+
+    def __init__(self, build: Mapping[str, Callable[[], Alert]]) -> None:
+        """Prepare the rows; ``build`` gives, per kind, what builds its alert row."""
+        self._build: dict[str, Callable[[], Alert]] = dict(build)
+        self._built: dict[str, Alert] = {}
+
+    def __getitem__(self, kind: str) -> Alert:
+        if kind not in self._built:
+            self._built[kind] = self._build[kind]()
+        return self._built[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._build)
+
+    def __len__(self) -> int:
+        return len(self._build)

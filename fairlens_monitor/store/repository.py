@@ -10,7 +10,7 @@ chain. The reads of the chain's own tables (events, checkpoints) are
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,7 +93,7 @@ class Repository(ChainStore):
         run: Run,
         readings: Sequence[Reading],
         groups: Sequence[Sequence[GroupResult]],
-        candidates: dict[str, Alert],
+        candidates: Mapping[str, Alert],
         qualifies: dict[str, bool],
         events: Events,
         *,
@@ -111,7 +111,8 @@ class Repository(ChainStore):
             run: the run row (status ``ok``).
             readings: its readings (reference, then monitored); ``run_id`` is filled in here.
             groups: the group rows of each reading, in the same order.
-            candidates: per alert kind, the alert to add if this reading opens an episode.
+            candidates: per alert kind, the alert to add if this reading opens an episode
+                (looked up only then: a lazy mapping may build and encrypt it on demand).
             qualifies: per alert kind, whether the monitored reading meets its condition.
             events: called once the rows have ids and the episode transitions are known;
                 returns ``(event_type, payload)`` pairs to append to the audit chain.
