@@ -29,6 +29,7 @@ GROWING = (
     "source_files",
     "audit_events",
     "checkpoints",
+    "reading_rollups",
 )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
 from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.monitoring import episodes
+from fairlens_monitor.store import rollup
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -156,6 +157,7 @@ def write_cycle(
     for reading in readings:
         reading.run_id = run.id
     insert_rows(conn, READINGS, readings)
+    rollups = rollup.upsert(conn, readings)
     groups = [
         g
         for reading, group in zip(readings, rows.groups, strict=True)
@@ -189,6 +191,7 @@ def write_cycle(
         "group_results": [g.id for g in groups],
         "source_files": [f.id for f in rows.files],
         "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])],
+        "reading_rollups": rollups,
     }
     pairs = attach(events(run, readings, changes), row_digests(s, written))
     records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
