@@ -32,9 +32,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The hour since 1970-01-01 UTC of a reading's measured_at, per back end (SQLite keeps UTC
-# text 'YYYY-MM-DD HH:MM:SS.ffffff'; PostgreSQL a timestamptz).
+# text 'YYYY-MM-DD HH:MM:SS.ffffff'; PostgreSQL a timestamptz). SQLite's date functions round
+# to the millisecond (23:59:59.9996 would be the next hour), so the fraction is cut first.
 BUCKET = {
-    "sqlite": "CAST(strftime('%s', measured_at) AS INTEGER) / 3600",
+    "sqlite": "CAST(strftime('%s', substr(measured_at, 1, 19)) AS INTEGER) / 3600",
     "postgresql": "CAST(floor(extract(epoch FROM measured_at) / 3600) AS BIGINT)",
 }
 BUCKET_START = {
