@@ -40,7 +40,7 @@ BUCKET = {
 }
 BUCKET_START = {
     "sqlite": "datetime(bucket * 3600, 'unixepoch')",
-    "postgresql": "to_timestamp(bucket * 3600)",
+    "postgresql": "to_timestamp(bucket * 3600.0)",  # no int4 overflow in 2038
 }
 
 COLUMNS = (
