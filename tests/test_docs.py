@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -114,16 +115,19 @@ def test_the_rollup_queries_sum_the_readings_and_find_a_wrong_hour(
 ) -> None:
     daily, disagreeing = statements(blocks(AUDITORS, "sql")[-1].join(["```sql\n", "```"]))
     copy = tmp_path / "copy.db"
-    with sqlite3.connect(db(written)) as src, sqlite3.connect(copy) as dst:
-        src.backup(dst)
-    with sqlite3.connect(copy) as conn:
+    # read-only, and every connection closed here: another test copies the folder later
+    with (
+        closing(sqlite3.connect(f"file:{db(written)}?mode=ro", uri=True)) as src,
+        closing(sqlite3.connect(copy)) as conn,
+    ):
+        src.backup(conn)
         monitored = conn.execute(
             "SELECT count(*) FROM readings WHERE scenario = 'monitored'"
         ).fetchone()[0]
-        assert sum(row[1] for row in conn.execute(daily)) == monitored > 0
+        assert sum(row[1] for row in conn.execute(daily).fetchall()) == monitored > 0
         assert conn.execute(disagreeing).fetchall() == []
         conn.execute("UPDATE reading_rollups SET dir_sum = dir_sum + 0.5 WHERE id = 1")
-        assert [row[0] for row in conn.execute(disagreeing)] == [1]
+        assert [row[0] for row in conn.execute(disagreeing).fetchall()] == [1]
 
 
 @pytest.mark.parametrize(
