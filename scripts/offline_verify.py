@@ -29,6 +29,7 @@ MUTABLE = {
         "keys_rotated",
     },
     "source_files": {"retention_applied"},
+    "reading_rollups": {"cycle_completed"},
 }
 
 

@@ -43,6 +43,7 @@ VIEWS = {
     "v_checkpoints",
     "v_group_results",
     "v_source_files",
+    "v_reading_rollups",
 }
 Clock = Callable[[], datetime]
 

@@ -31,6 +31,7 @@ GROWING = (
     "source_files",
     "audit_events",
     "checkpoints",
+    "reading_rollups",
 )
 
 

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -110,8 +111,29 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
     assert unanchored == 0
 
 
+def test_the_rollup_queries_sum_the_readings_and_find_a_wrong_hour(
+    written: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    daily, disagreeing = statements(blocks(AUDITORS, "sql")[-1].join(["```sql\n", "```"]))
+    copy = tmp_path / "copy.db"
+    # read-only, and every connection closed here: another test copies the folder later
+    with (
+        closing(sqlite3.connect(f"file:{db(written)}?mode=ro", uri=True)) as src,
+        closing(sqlite3.connect(copy)) as conn,
+    ):
+        src.backup(conn)
+        monitored = conn.execute(
+            "SELECT count(*) FROM readings WHERE scenario = 'monitored'"
+        ).fetchone()[0]
+        assert sum(row[1] for row in conn.execute(daily).fetchall()) == monitored > 0
+        assert conn.execute(disagreeing).fetchall() == []
+        conn.execute("UPDATE reading_rollups SET dir_sum = dir_sum + 0.5 WHERE id = 1")
+        assert [row[0] for row in conn.execute(disagreeing).fetchall()] == [1]
+
+
 @pytest.mark.parametrize(
-    "view", ["v_runs", "v_fairness_history", "v_group_results", "v_source_files"]
+    "view",
+    ["v_runs", "v_fairness_history", "v_group_results", "v_source_files", "v_reading_rollups"],
 )
 def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings], view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]

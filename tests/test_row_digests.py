@@ -174,6 +174,21 @@ TARGETS: dict[str, dict[str, Any]] = {
         ],
         "copy": {},
     },
+    # mutable like the alerts: the newest cycle of its hour recorded it (revision 0014)
+    "reading_rollups": {
+        "x": "SELECT min(id) FROM reading_rollups",
+        "y": "SELECT max(id) FROM reading_rollups",
+        "edits": [
+            ("dir_sum", "{y}"),
+            ("readings", "readings + 1"),
+            ("dir_min", "NULL"),
+            ("monitor", "'other'"),
+            ("first_at", "{y}"),
+            ("alerts", "alerts + 1"),
+            ("group_applicants", "group_applicants - 1"),
+        ],
+        "copy": {"monitor": "'copy'"},
+    },
 }
 
 

@@ -37,6 +37,7 @@ TABLES = {
     "group_results",
     "source_files",
     "leadership",
+    "reading_rollups",
 }
 
 

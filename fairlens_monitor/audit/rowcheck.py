@@ -54,13 +54,16 @@ ROW_EVENTS: tuple[str, ...] = (
 )
 
 # Which events may record a new digest for a row already recorded: alerts change state
-# (episodes, people, key rotation), a file record is detached by retention. Runs, readings and
-# group results never change, so an event appended later cannot re-record them.
+# (episodes, people, key rotation), a file record is detached by retention, a rollup row
+# takes in each new reading of its hour. Runs, readings and group results never change, so
+# an event appended later cannot re-record them.
 MUTABLE_BY: dict[str, frozenset[str]] = {
     "alerts": frozenset(
         {CYCLE_COMPLETED, ALERT_RAISED, ALERT_ACKNOWLEDGED, ALERT_RESOLVED, KEYS_ROTATED}
     ),
     "source_files": frozenset({RETENTION_APPLIED}),
+    # a rollup row is updated by every cycle of its hour (``store.rollup``)
+    "reading_rollups": frozenset({CYCLE_COMPLETED}),
 }
 
 # What the chain says one row must be: (digest, form, seq of the event that recorded it). A

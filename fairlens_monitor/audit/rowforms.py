@@ -1,10 +1,11 @@
 """Canonical row forms: the bytes a stored row's digest is taken over (pure).
 
 simulate → measure → detect → alert → **log**. Every row an auditor or the page can read
-(``runs``, ``readings``, ``group_results``, ``alerts``, ``source_files``) is bound to the
-audit chain: the event of the transaction that wrote or changed it records
-``SHA-256(b"fairlens-row-v<form>\\x00<table>\\x00" ‖ canonical text)``. This module defines
-that text; ``rowcheck`` compares digests and ``store.rowstore`` reads the rows.
+(``runs``, ``readings``, ``group_results``, ``alerts``, ``source_files``,
+``reading_rollups``) is bound to the audit chain: the event of the transaction that wrote or
+changed it records ``SHA-256(b"fairlens-row-v<form>\\x00<table>\\x00" ‖ canonical text)``.
+This module defines that text; ``rowcheck`` compares digests and ``store.rowstore`` reads
+the rows.
 
 The canonical text of form 1 is JSON of ``{column: value}`` for the form's columns, keys
 sorted, no whitespace, non-ASCII written as itself (RFC 8785 except for numbers), with one
@@ -94,12 +95,32 @@ def _renamed(spec: str, names: Mapping[str, str]) -> str:
     return " ".join(f"{names.get(name, name)}:{kind}" for name, kind in words)
 
 
-# Form 2 (revision 0012): form 1 with the renamed columns under their new names.
-_FORM_2: dict[str, str] = {
-    table: _renamed(spec, RENAMED[1].get(table, {})) for table, spec in _FORM_1.items()
+# Tables added after form 2 without changing any other table's columns: each joins the
+# form current when it was added (its rows are never recorded under an older form), so the
+# digests of every existing row stay as they were. ``reading_rollups``: revision 0014.
+_ADDED_2: dict[str, str] = {
+    "reading_rollups": "id:i monitor:s scenario:s bucket:i first_at:t last_at:t "
+    "first_reading_id:i last_reading_id:i readings:i dir_n:i dir_sum:f dir_min:f dir_max:f "
+    "gap_n:i gap_sum:f gap_min:f gap_max:f drift_max:f group_approved:i "
+    "group_applicants:i reference_approved:i reference_applicants:i verdict_ok:i "
+    "verdict_adverse:i verdict_inconclusive:i verdict_no_data:i alerts:i dir_alerts:i "
+    "gap_alerts:i drift_alerts:i",
 }
 
-TABLES: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "source_files")
+# Form 2 (revision 0012): form 1 with the renamed columns under their new names.
+_FORM_2: dict[str, str] = {
+    **{table: _renamed(spec, RENAMED[1].get(table, {})) for table, spec in _FORM_1.items()},
+    **_ADDED_2,
+}
+
+TABLES: tuple[str, ...] = (
+    "runs",
+    "readings",
+    "group_results",
+    "alerts",
+    "source_files",
+    "reading_rollups",
+)
 
 
 class RowForm:

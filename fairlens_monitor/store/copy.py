@@ -26,6 +26,7 @@ from fairlens_monitor.store.models import (
     CheckpointRow,
     GroupResult,
     Reading,
+    ReadingRollup,
     Run,
     SourceFile,
 )
@@ -33,7 +34,16 @@ from fairlens_monitor.store.repository import Repository
 
 TABLES: list[Table] = [
     Base.metadata.tables[m.__tablename__]
-    for m in (Run, Reading, GroupResult, SourceFile, Alert, AuditEvent, CheckpointRow)
+    for m in (
+        Run,
+        Reading,
+        GroupResult,
+        SourceFile,
+        Alert,
+        ReadingRollup,
+        AuditEvent,
+        CheckpointRow,
+    )
 ]
 BATCH = 5000
 

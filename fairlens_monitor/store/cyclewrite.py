@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
 from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.monitoring import episodes
+from fairlens_monitor.store import rollup
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -158,6 +159,7 @@ def write_cycle(
     for reading in readings:
         reading.run_id = run.id
     insert_rows(conn, READINGS, readings)
+    rollups = rollup.upsert(conn, readings)
     groups = [
         g
         for reading, group in zip(readings, rows.groups, strict=True)
@@ -191,7 +193,10 @@ def write_cycle(
         "group_results": (GROUPS, groups),
         "source_files": (FILES, rows.files),
     }
-    changed = {"alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])]}
+    changed = {  # rows updated in place: read back as stored
+        "alerts": [i for c in changes for i in (c.resolved_ids or [c.alert.id])],
+        "reading_rollups": rollups,
+    }
     pairs = attach(events(run, readings, changes), inserted_digests(s, inserted, changed))
     records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
     sealed = seal(s, records[-1], changes) if seal is not None and records else None

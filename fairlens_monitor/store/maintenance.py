@@ -25,6 +25,7 @@ from fairlens_monitor.audit.events import (
     RETENTION_APPLIED,
     ROWS_BASELINE,
 )
+from fairlens_monitor.audit.rowforms import TABLES
 from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.models import (
@@ -39,8 +40,8 @@ from fairlens_monitor.store.models import (
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import (
     baseline_digests,
+    baseline_tables,
     carried_ledger,
-    needs_baseline,
     row_digests,
 )
 
@@ -298,10 +299,13 @@ def apply_retention(
 
 
 def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
-    """Record the digests of rows written before row digests existed (once, on upgrade).
+    """Record the digests of rows no event records yet (once, on upgrade).
 
     Appends one ``rows_baseline`` event holding the digest of every stored row, when rows
-    exist and no event records any digest yet; the next signed checkpoint covers it.
+    exist and no event records any digest yet — or of every ``reading_rollups`` row, when
+    migration 0014 computed them from the stored readings and no event records any
+    (``rowstore.baseline_tables``); the next signed checkpoint covers it. A baseline never
+    overrides a digest an earlier event recorded (``rowcheck``).
 
     Args:
         repo: the repository (writable).
@@ -311,20 +315,26 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
         The event, or None when no baseline is needed.
     """
     with repo.sessions() as s:  # the common case: no chain lock taken (PostgreSQL)
-        if not needs_baseline(s):
+        if not baseline_tables(s):
             return None
     with repo.sessions.begin() as s:
         serialise(s)
-        if not needs_baseline(s):  # another process recorded it meanwhile
+        tables = baseline_tables(s)
+        if not tables:  # another process recorded it meanwhile
             return None
-        digests = baseline_digests(s)
+        digests = baseline_digests(s, tables)
+        note = (
+            "rows stored before row digests were recorded"
+            if tables == TABLES
+            else "rollup rows computed from the stored readings by revision 0014"
+        )
         return append(
             s,
             ROWS_BASELINE,
             "cli",
             {
                 "row_digests": digests,
-                "note": "rows stored before row digests were recorded",
+                "note": note,
                 "rows": {t: len(v) for t, v in digests.items() if t != "form"},
             },
             ts,

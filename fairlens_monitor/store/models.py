@@ -227,6 +227,56 @@ class Alert(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ReadingRollup(Base):
+    """One monitor's readings of one scenario within one UTC hour, summed (revision 0014).
+
+    Upserted by every cycle in its own transaction (``store.rollup``), so the trend page reads
+    a year as ~9,000 rows per scenario instead of its readings. Sums and counts, not means,
+    so buckets combine exactly: the mean DIR of any span is ``sum(dir_sum) / sum(dir_n)``.
+    ``bucket`` is the hour since 1970-01-01 UTC (``floor(epoch seconds / 3600)``) of the
+    readings' ``measured_at``. Covered by the audit chain like the alerts: the newest event
+    naming a row records its digest after the update.
+    """
+
+    __tablename__ = "reading_rollups"
+    # bucket before scenario: a cycle's lookup and the page's range read are both
+    # ``monitor = ? AND bucket …``, answered by this index alone
+    __table_args__ = (UniqueConstraint("monitor", "bucket", "scenario"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    monitor: Mapped[str] = mapped_column(String(64), server_default="default")
+    scenario: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_reading_id: Mapped[int] = mapped_column(Integer)
+    last_reading_id: Mapped[int] = mapped_column(Integer)
+    readings: Mapped[int] = mapped_column(Integer)
+    dir_n: Mapped[int] = mapped_column(Integer)  # readings with a DIR (not NULL)
+    dir_sum: Mapped[float] = mapped_column(Float)
+    dir_min: Mapped[float | None] = mapped_column(Float)
+    dir_max: Mapped[float | None] = mapped_column(Float)
+    gap_n: Mapped[int] = mapped_column(Integer)
+    gap_sum: Mapped[float] = mapped_column(Float)
+    gap_min: Mapped[float | None] = mapped_column(Float)
+    gap_max: Mapped[float | None] = mapped_column(Float)
+    drift_max: Mapped[float | None] = mapped_column(Float)
+    group_approved: Mapped[int] = mapped_column(BigInteger)
+    group_applicants: Mapped[int] = mapped_column(BigInteger)
+    reference_approved: Mapped[int] = mapped_column(BigInteger)
+    reference_applicants: Mapped[int] = mapped_column(BigInteger)
+    verdict_ok: Mapped[int] = mapped_column(Integer)
+    verdict_adverse: Mapped[int] = mapped_column(Integer)
+    verdict_inconclusive: Mapped[int] = mapped_column(Integer)
+    verdict_no_data: Mapped[int] = mapped_column(Integer)
+    # adverse readings, and before verdicts existed (verdict NULL) readings below the
+    # DIR threshold: the page's red marks
+    alerts: Mapped[int] = mapped_column(Integer)
+    dir_alerts: Mapped[int] = mapped_column(Integer)
+    gap_alerts: Mapped[int] = mapped_column(Integer)
+    drift_alerts: Mapped[int] = mapped_column(Integer)
+
+
 class AuditEvent(Base):
     """One link of the hash chain (see ``fairlens_monitor.audit.chain``)."""
 

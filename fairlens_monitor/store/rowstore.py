@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.events import (
@@ -214,12 +214,19 @@ _ENTRY = r'\[(?:0|[1-9][0-9]*),"[0-9a-f]{64}"\]'
 _LIST = rf"\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]"
 _STRICT = re.compile(
     rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
-    rf'(?:,"group_results":{_LIST})?(?:,"readings":{_LIST})?'
+    rf'(?:,"group_results":{_LIST})?(?:,"reading_rollups":{_LIST})?(?:,"readings":{_LIST})?'
     rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}'
 )
 _IDS = re.compile(r"\[([0-9]+),").findall  # within a text _STRICT matched: one per entry
 _DIGESTS = re.compile(r'"([0-9a-f]{64})"').findall
-_STRICT_TABLES = ("alerts", "group_results", "readings", "runs", "source_files")
+_STRICT_TABLES = (
+    "alerts",
+    "group_results",
+    "reading_rollups",
+    "readings",
+    "runs",
+    "source_files",
+)
 
 
 def _digests_at(canonical: str, at: int) -> Any:
@@ -353,6 +360,37 @@ def attach(
     ]
 
 
+ROLLUPS = "reading_rollups"
+_ROLLUPS_RECORDED = f'"{ROLLUPS}":[['  # in a payload that records (or carries) a rollup row
+
+
+def baseline_tables(s: Session) -> tuple[str, ...]:
+    """The tables whose stored rows no event records yet and need a ``rows_baseline``.
+
+    Every table when rows exist that were written before row digests (no event records
+    any digest); else ``reading_rollups`` alone when it has rows and no event has ever
+    recorded one — the rows migration 0014 computed from the stored readings. Cheap on
+    every start: indexed lookups once a baseline (or any digest) exists, and the scan for a
+    recorded rollup row stops at the first cycle that wrote one.
+    """
+    if needs_baseline(s):
+        return TABLES
+    baselined = s.scalar(
+        select(AuditEvent.seq)
+        .where(
+            AuditEvent.event_type == ROWS_BASELINE,
+            AuditEvent.canonical.contains(_ROLLUPS_RECORDED),
+        )
+        .limit(1)
+    )
+    if baselined is not None or s.scalar(text("SELECT min(id) FROM reading_rollups")) is None:
+        return ()
+    recorded = s.scalar(
+        select(AuditEvent.seq).where(AuditEvent.canonical.contains(_ROLLUPS_RECORDED)).limit(1)
+    )
+    return () if recorded is not None else (ROLLUPS,)
+
+
 def needs_baseline(s: Session) -> bool:
     """True when rows exist that were written before row digests (no event records any).
 
@@ -371,12 +409,13 @@ def needs_baseline(s: Session) -> bool:
     return any(s.scalar(select(func.count()).select_from(_table(t))) for t in TABLES)
 
 
-def baseline_digests(s: Session) -> Digests:
-    """Digests of every row of every table, as stored now (for ``rows_baseline``)."""
+def baseline_digests(s: Session, tables: Sequence[str] = TABLES) -> Digests:
+    """Digests of every row of ``tables`` (default: all), as stored now (for
+    ``rows_baseline``)."""
     cursor = s.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     out: Digests = {"form": CURRENT_FORM}
     try:
-        for table in TABLES:
+        for table in tables:
             form = FORMS[CURRENT_FORM][table]
             cursor.execute(_select(table))
             out[table] = [[row[0], form.digest(row)] for row in cursor.fetchall()]

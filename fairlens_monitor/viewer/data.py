@@ -3,7 +3,9 @@
 Sits beside the **log** step, after it: it opens the database read-only (SQLite ``mode=ro``;
 it never creates, migrates or writes), turns every way the database can be unusable into one
 clear sentence, and downsamples long histories in SQL (time buckets with min/mean/max) so a
-year of one-minute readings comes back as a few thousand points.
+year of one-minute readings comes back as a few thousand points. Wide ranges (a week, all)
+read the hourly rollup (``reading_rollups``, revision 0014) instead of the readings, so
+their cost does not grow with the number of readings.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 from fairlens_monitor.ops.app import open_repository
+from fairlens_monitor.store.rollup import DEFAULT_MONITOR, bucket_of
 
 RANGES: dict[str, timedelta | None] = {
     "last hour": timedelta(hours=1),
@@ -26,6 +29,7 @@ RANGES: dict[str, timedelta | None] = {
     "last week": timedelta(weeks=1),
     "all": None,
 }
+WIDE = frozenset({"last week", "all"})  # ranges read from the hourly rollup
 MAX_POINTS = 2000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every stored time: "all"
 
@@ -132,11 +136,29 @@ def _as_time(value: Any) -> datetime | None:
     return moment
 
 
+HISTORY_COLUMNS = [
+    "time",
+    "scenario",
+    "readings",
+    "dir_min",
+    "dir_mean",
+    "dir_max",
+    "gap_mean",
+    "alerts",
+    "drift_max",
+    "group_rate",
+    "reference_rate",
+    "ci_low",
+    "ci_high",
+]
+
+
 def history(
     engine: Engine,
     *,
     since: datetime | None,
     max_points: int = MAX_POINTS,
+    rollup: bool = False,
 ) -> pd.DataFrame:
     """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
 
@@ -144,6 +166,11 @@ def history(
         engine: a read-only engine.
         since: only readings at or after this time (None: all).
         max_points: the most time buckets per scenario.
+        rollup: read the hourly rollup (``reading_rollups``) instead of the readings — for
+            wide ranges (a week, all): ~``max_points`` whole hours per scenario are read
+            however many readings they hold; the range then starts at the beginning of the
+            hour ``since`` falls in. The values are those of the same readings aggregated
+            directly (sums and counts combine exactly; means up to float rounding).
 
     Returns:
         One row per (bucket, scenario): ``time`` (first reading in the bucket, UTC), ``scenario``,
@@ -157,40 +184,17 @@ def history(
         where the reference group had no approvals).
     """
     with engine.connect() as conn:
-        params = _buckets(conn, since, max_points)
-        if params is None:
-            return pd.DataFrame(
-                columns=[
-                    "time",
-                    "scenario",
-                    "readings",
-                    "dir_min",
-                    "dir_mean",
-                    "dir_max",
-                    "gap_mean",
-                    "alerts",
-                    "drift_max",
-                    "group_rate",
-                    "reference_rate",
-                    "ci_low",
-                    "ci_high",
-                ]
+        if rollup:
+            df = _rollup_history(conn, since, max_points)
+        else:
+            params = _buckets(conn, since, max_points)
+            df = (
+                None
+                if params is None
+                else pd.read_sql_query(text(_READINGS_HISTORY), conn, params=params)
             )
-        df = pd.read_sql_query(
-            text(
-                "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
-                "count(*) AS readings, min(dir) AS dir_min, "
-                "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
-                "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
-                "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
-                "sum(group_approved) AS ua, "
-                "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
-                "sum(reference_applicants) AS pn FROM readings WHERE id >= :low "
-                "GROUP BY bucket, scenario ORDER BY bucket"
-            ),
-            conn,
-            params=params,
-        )
+    if df is None:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
     df = df.drop(columns="bucket")
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
     df["group_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
@@ -198,6 +202,55 @@ def history(
     low, high = ratio_interval(df["ua"], df["un"], df["pa"], df["pn"])
     df["ci_low"], df["ci_high"] = low, np.where(np.isinf(high), np.nan, high)  # no ∞ to draw
     return df.drop(columns=["ua", "un", "pa", "pn"])
+
+
+_READINGS_HISTORY = (
+    "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
+    "count(*) AS readings, min(dir) AS dir_min, "
+    "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
+    "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
+    "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
+    "sum(group_approved) AS ua, "
+    "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
+    "sum(reference_applicants) AS pn FROM readings WHERE id >= :low "
+    "GROUP BY bucket, scenario ORDER BY bucket"
+)
+_ROLLUP_HISTORY = (
+    "SELECT (bucket - :low) / :width AS slot, scenario, min(first_at) AS time, "
+    "sum(readings) AS readings, min(dir_min) AS dir_min, sum(dir_sum) AS dir_sum, "
+    "sum(dir_n) AS dir_n, max(dir_max) AS dir_max, sum(gap_sum) AS gap_sum, "
+    "sum(gap_n) AS gap_n, sum(alerts) AS alerts, max(drift_max) AS drift_max, "
+    "sum(group_approved) AS ua, sum(group_applicants) AS un, "
+    "sum(reference_approved) AS pa, sum(reference_applicants) AS pn "
+    "FROM reading_rollups WHERE monitor = :monitor AND bucket >= :low "
+    "GROUP BY slot, scenario ORDER BY slot, scenario"
+)
+
+
+def _rollup_history(
+    conn: Connection, since: datetime | None, max_points: int, monitor: str = DEFAULT_MONITOR
+) -> pd.DataFrame | None:
+    """``history`` from the rollup: whole hours from the one ``since`` falls in, combined
+    ``width`` at a time; the means from the combined sums. None when no hour is stored."""
+    first = 0 if since is None else bucket_of(since)
+    low, high = conn.execute(
+        text(
+            "SELECT min(bucket), max(bucket) FROM reading_rollups "
+            "WHERE monitor = :monitor AND bucket >= :first"
+        ),
+        {"monitor": monitor, "first": first},
+    ).one()  # answered from the (monitor, bucket, scenario) index
+    if low is None:
+        return None
+    width = max(1, -(-(int(high) - int(low) + 1) // max_points))
+    df = pd.read_sql_query(
+        text(_ROLLUP_HISTORY), conn, params={"monitor": monitor, "low": low, "width": width}
+    ).rename(columns={"slot": "bucket"})
+    df["dir_mean"] = df["dir_sum"] / df["dir_n"].where(df["dir_n"] > 0)
+    df["gap_mean"] = df["gap_sum"] / df["gap_n"].where(df["gap_n"] > 0)
+    order = ["bucket", "scenario", "time", "readings", "dir_min", "dir_mean", "dir_max"]
+    rest = ["gap_mean", "alerts", "drift_max", "ua", "un", "pa", "pn"]
+    return df[order + rest]
 
 
 def group_count(reading: dict[str, Any]) -> int:

@@ -54,7 +54,7 @@ def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
         many = latest is not None and data.group_count(latest.reading) > 2
         return {
             "latest": latest,
-            "history": data.history(engine, since=since),
+            "history": data.history(engine, since=since, rollup=range_name in data.WIDE),
             "groups": data.group_history(engine, since=since) if many else pd.DataFrame(),
             "alerts": data.alerts(engine, since=since),
             "health": data.health(engine),
