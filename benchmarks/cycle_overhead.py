@@ -88,9 +88,9 @@ def build_history(db: Path, cycles: int) -> None:
             )
         conn.execute("UPDATE runs SET cycle_index = id - 1 WHERE status = 'ok'")
         conn.executemany(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
+            "INSERT INTO audit_events (seq, ts, event_type, actor, "
             "canonical, prev_hash, hash) VALUES (?, '2026-01-01T00:00:00Z', "
-            "'history', 'bench', '{}', '{}', ?, ?)",
+            "'history', 'bench', '{}', ?, ?)",
             ((base + 1 + i, f"{i:064x}", f"{i + 1:064x}") for i in range(cycles)),
         )
 

@@ -12,7 +12,6 @@ full render of the page through Streamlit's AppTest (cold cache).
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 import time
@@ -118,7 +117,6 @@ def build(path: Path) -> None:
                 rec.ts,
                 rec.event_type,
                 rec.actor,
-                json.dumps(rec.payload),
                 rec.canonical,
                 rec.prev_hash,
                 rec.hash,
@@ -143,8 +141,8 @@ def build(path: Path) -> None:
             groups,
         )
         conn.executemany(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO audit_events (seq, ts, event_type, actor, "
+            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
             events,
         )
 

@@ -348,8 +348,8 @@ def test_rows_from_before_row_digests_get_one_signed_baseline(
         )
         prev = rec.hash
         statements.append(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, canonical, "
-            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :p{n}, :c{n}, :h{n}, :x{n})"
+            "INSERT INTO audit_events (seq, ts, event_type, actor, canonical, "
+            f"prev_hash, hash) VALUES (:s{n}, :t{n}, :e{n}, :a{n}, :c{n}, :h{n}, :x{n})"
         )
         params.update(
             {
@@ -357,7 +357,6 @@ def test_rows_from_before_row_digests_get_one_signed_baseline(
                 f"t{n}": ts,
                 f"e{n}": event_type,
                 f"a{n}": actor,
-                f"p{n}": json.dumps(dict(rec.payload)),
                 f"c{n}": rec.canonical,
                 f"h{n}": rec.prev_hash,
                 f"x{n}": rec.hash,

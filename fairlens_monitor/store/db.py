@@ -66,12 +66,9 @@ def sqlite_path(url: str) -> Path | None:
 def canonical_json(value: Any) -> str:
     """Serialise a JSON column value in RFC 8785 form (plain JSON if it cannot be).
 
-    Audit payloads are then stored as the very bytes the chain hashes, which lets
-    verification compare text instead of parsing every payload (see ``audit.StoredRecord``).
+    (Audit payloads are no JSON column since migration 0013: they are stored only inside
+    the hashed ``canonical`` text.)
     """
-    known = getattr(value, "canonical_text", None)  # audit.CanonicalPayload
-    if isinstance(known, str):
-        return known
     try:
         return rfc8785.dumps(value).decode("utf-8")
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
