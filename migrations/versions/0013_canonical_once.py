@@ -23,9 +23,11 @@ so its ``seq`` and the edited text are kept in ``audit_payload_edits`` (append-o
 chain) and ``verify`` reports each such seq as ``modified``.
 
 The append-only triggers stay (SQLite's ``DROP COLUMN`` rewrites rows without firing them);
-``db copy``, backup/restore, export and ``verify-entry`` read ``canonical`` as before.
-``VACUUM`` (not possible inside the migration's transaction) returns the freed pages to the
-file system.
+``db copy`` (which also copies ``audit_payload_edits``), backup/restore, export and
+``verify-entry`` read ``canonical`` as before. SQLite's ``DROP COLUMN`` leaves every row
+alone in the page it had (one 1.26 KB event per 4 KB page), so ``store.db.upgrade`` runs
+``VACUUM`` after an upgrade across this revision (it cannot run inside the migration's
+transaction); a database held open elsewhere is left unpacked, correct but larger.
 
 Downgrade: ``payload`` comes back as a stored column filled with each row's payload cut out
 of ``canonical`` (byte for byte the RFC 8785 text the 0012 code wrote), the edited texts are
