@@ -43,7 +43,6 @@ from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.ops.app import open_repository, open_signing_key  # noqa: E402
 from fairlens_monitor.ops.audit_trail import write_checkpoint  # noqa: E402
 from fairlens_monitor.ops.incremental import verify_incremental  # noqa: E402
-from fairlens_monitor.store.db import canonical_json  # noqa: E402
 
 
 def child(args: list[str]) -> tuple[float, float, dict[str, object] | None]:
@@ -95,7 +94,6 @@ def append_events(db: Path, work: Path, new: int) -> None:
                 rec.ts,
                 rec.event_type,
                 rec.actor,
-                canonical_json(rec.payload),
                 rec.canonical,
                 rec.prev_hash,
                 rec.hash,
@@ -103,8 +101,8 @@ def append_events(db: Path, work: Path, new: int) -> None:
         )
     with sqlite3.connect(db) as conn:
         conn.executemany(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO audit_events (seq, ts, event_type, actor, "
+            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
             events,
         )
         for table, values in table_rows.items():

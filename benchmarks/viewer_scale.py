@@ -130,7 +130,6 @@ def build(path: Path) -> None:
                 rec.ts,
                 rec.event_type,
                 rec.actor,
-                json.dumps(rec.payload),
                 rec.canonical,
                 rec.prev_hash,
                 rec.hash,
@@ -155,8 +154,8 @@ def build(path: Path) -> None:
             groups,
         )
         conn.executemany(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, payload, "
-            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO audit_events (seq, ts, event_type, actor, "
+            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
             events,
         )
 

@@ -31,9 +31,22 @@ def _url() -> str:
     return load_settings(os.environ.get("FAIRLENS_CONFIG", "config.yaml")).database.url
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, other: object
+) -> bool:
+    """Leave SQLite's generated ``audit_events.payload`` (migration 0013: computed from
+    ``canonical`` when read, never written, so not mapped) out of autogenerate's comparison."""
+    table = getattr(getattr(obj, "table", None), "name", None)
+    return not (type_ == "column" and reflected and name == "payload" and table == "audit_events")
+
+
 def run_migrations_offline() -> None:
     context.configure(
-        url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -43,7 +56,10 @@ def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -52,7 +68,12 @@ def run_migrations_online() -> None:
 
     engine = make_engine(_url())
     with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=conn,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_object,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

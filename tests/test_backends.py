@@ -108,9 +108,9 @@ def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Cl
     report = verify_chain(repo.iter_records(), repo.iter_links())
     assert report.intact
     assert report.count == 6 + 1
-    # Payloads are stored as the hashed canonical text: the database itself matches every
-    # row's columns to its hashed bytes, and the fast path verifies the same chain.
-    assert {r.payload_text for r in repo.iter_stored()} == {None}
+    # The payload is stored once, inside the hashed text (0013): every row's other columns
+    # frame that text exactly, and the fast path verifies the same chain.
+    assert {r[-1] for r in repo.iter_stored()} == {0}
     assert verify_chain(repo.iter_stored(), repo.iter_links()) == report
     repo.engine.dispose()
 
@@ -195,14 +195,14 @@ def leaders(url: str) -> list[tuple[int, float]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT payload, ts FROM audit_events "
+                "SELECT canonical, ts FROM audit_events "
                 "WHERE event_type = 'daemon_leading' ORDER BY seq"
             )
         ).all()
     engine.dispose()
     return [
         (
-            json.loads(p)["pid"] if isinstance(p, str) else p["pid"],
+            json.loads(p)["payload"]["pid"],
             datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp(),
         )
         for p, ts in rows

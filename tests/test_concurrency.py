@@ -233,9 +233,9 @@ class Daemon:
 
 def events(url: str, kind: str) -> list[dict[str, Any]]:
     rows = query_url(
-        url, f"SELECT payload FROM audit_events WHERE event_type = '{kind}' ORDER BY seq"
+        url, f"SELECT canonical FROM audit_events WHERE event_type = '{kind}' ORDER BY seq"
     )
-    return [p if isinstance(p, dict) else json.loads(str(p)) for (p,) in rows]
+    return [json.loads(str(c))["payload"] for (c,) in rows]  # the payload's only stored copy
 
 
 def test_a_frozen_leader_is_replaced_and_cannot_write_when_it_wakes(

@@ -71,7 +71,10 @@ def test_a_restore_keeps_the_replaced_file_and_refuses_a_bad_backup(
     assert fl(config, "backup", str(bad)).exit_code == 0
     with sqlite3.connect(bad) as conn:
         conn.execute("DROP TRIGGER audit_events_no_update")
-        conn.execute("UPDATE audit_events SET payload = '{}' WHERE seq = 1")
+        conn.execute(
+            "UPDATE audit_events SET canonical = json_set(canonical, '$.payload', json('{}')) "
+            "WHERE seq = 1"
+        )
     refused = fl(config, "restore", str(bad))
     assert refused.exit_code == 2
     assert "the backup does not verify (seq 1 modified); refusing" in refused.output
@@ -97,7 +100,8 @@ def test_a_forged_restore_statement_is_reported(
         forged = json.loads(payload)
         forged["superseded_to"] = 10_000  # try to excuse more than was lost
         conn.execute(
-            "UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
+            "UPDATE audit_events SET canonical = json_set(canonical, '$.payload', json(?)) "
+            "WHERE event_type = 'chain_restored'",
             (json.dumps(forged),),
         )
     result = fl(config, "verify")
@@ -148,7 +152,8 @@ def test_verify_lists_every_anchored_seq_a_restore_lost(
         forged = json.loads(payload)
         forged["lost_checkpoints"] = lost[:-1]  # hide one loss: the signature breaks
         conn.execute(
-            "UPDATE audit_events SET payload = ? WHERE event_type = 'chain_restored'",
+            "UPDATE audit_events SET canonical = json_set(canonical, '$.payload', json(?)) "
+            "WHERE event_type = 'chain_restored'",
             (json.dumps(forged),),
         )
     assert fl(config, "verify").exit_code == 1

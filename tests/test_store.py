@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from fairlens_monitor.audit.chain import GENESIS_HASH, build_record
 from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.errors import AlreadyRunningError
 from fairlens_monitor.store.db import (
@@ -33,6 +35,7 @@ TABLES = {
     "readings",
     "alerts",
     "audit_events",
+    "audit_payload_edits",
     "checkpoints",
     "group_results",
     "source_files",
@@ -174,17 +177,24 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
     repo = Repository(engine)
-    repo.save_cycle(
-        make_run(),
-        [],
-        [],
-        {},
-        {},
-        lambda *_: [("cycle_completed", {"dir": 0.7})],
-        close_after=3,
-        actor="t",
+    # an event as the code of 0001 stored it: the payload twice (json.dumps and canonical)
+    rec = build_record(
+        seq=1,
         ts="2026-01-01T00:00:00.000000Z",
+        event_type="cycle_completed",
+        actor="t",
+        payload={"dir": 0.7},
+        prev_hash=GENESIS_HASH,
     )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (seq, ts, event_type, actor, payload, canonical, "
+                "prev_hash, hash) VALUES (:seq, :ts, :event_type, :actor, :payload, "
+                ":canonical, :prev_hash, :hash)"
+            ),
+            {**vars(rec), "payload": json.dumps(dict(rec.payload), indent=1)},
+        )
     upgrade(engine, url)
     assert current_revision(engine) == head_revision(url)
     report = verify_chain(repo.iter_records(), repo.iter_links())

@@ -86,10 +86,18 @@ def forge(row: dict[str, Any], payload: dict[str, Any], prev_hash: str) -> dict[
     }
 
 
+def test_the_payload_column_cannot_be_edited(trail: Trail) -> None:
+    """Since 0013 `payload` is cut out of the hashed bytes when read: there is no copy to edit."""
+    with pytest.raises(sqlite3.OperationalError, match="generated column"):
+        trail.sql("UPDATE audit_events SET payload = '{}' WHERE seq = 3")
+
+
 def test_modified_payload(trail: Trail) -> None:
     trail.sql(
-        "UPDATE audit_events SET payload = json_set(payload, '$.drift_level', 0.1) WHERE seq = 3"
+        "UPDATE audit_events SET canonical = json_set(canonical, '$.payload.drift_level', 0.1) "
+        "WHERE seq = 3"
     )
+    assert json.loads(trail.rows()[2]["payload"])["drift_level"] == 0.1  # what a reader sees
     assert trail.verify() == (1, [(3, "modified")])
     text = trail.cli("verify")
     assert text.exit_code == 1
@@ -107,8 +115,7 @@ def test_broken_link(trail: Trail) -> None:
     row = trail.rows()[2]
     forged = forge(row, {**json.loads(row["payload"]), "dir": 0.99}, row["prev_hash"])
     trail.sql(
-        "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
-        "hash = :hash WHERE seq = :seq",
+        "UPDATE audit_events SET canonical = :canonical, hash = :hash WHERE seq = :seq",
         params=forged,
     )
     # the cycle that raised the alert signed a checkpoint at seq 3 in its own transaction
@@ -145,7 +152,7 @@ def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
             payload["dir"] = 0.95  # the alert that someone wants to soften
         forged = forge(row, payload, prev)
         trail.sql(
-            "UPDATE audit_events SET payload = :payload, canonical = :canonical, "
+            "UPDATE audit_events SET canonical = :canonical, "
             "prev_hash = :prev_hash, hash = :hash WHERE seq = :seq",
             params=forged,
         )
@@ -208,25 +215,43 @@ def test_verify_entry(trail: Trail) -> None:
     assert json.loads(broken.stdout)["chain_verified_up_to"] == 1
 
 
-def test_rows_written_now_are_checked_by_text_and_older_rows_by_value(trail: Trail) -> None:
-    """Payloads are stored as the canonical text the chain hashes, so `verify` compares text;
-    a payload stored the way versions before 0.3 did (json.dumps) is compared by value."""
-    from fairlens_monitor.config.settings import load_settings
-    from fairlens_monitor.ops.app import open_repository
+def _at_0012(trail: Trail, *edits: tuple[str, tuple[Any, ...]]) -> None:
+    """Take the database back to 0012 (payload stored twice), apply ``edits`` there, and
+    upgrade it again through migration 0013, as an old database is upgraded."""
+    from alembic import command
 
-    settings = load_settings(trail.config, env={})
-    repo = open_repository(settings, readonly=True)
-    assert {r.payload_text for r in repo.iter_stored()} == {None}  # every row matched as text
-    repo.engine.dispose()
-    for row in trail.rows()[:4]:  # rewrite four rows as older versions stored them
-        trail.sql(
-            "UPDATE audit_events SET payload = ? WHERE seq = ?",
-            params=(json.dumps(json.loads(row["payload"]), indent=1), row["seq"]),
-        )
-    repo = open_repository(settings, readonly=True)
-    assert sum(r.payload_text is not None for r in repo.iter_stored()) == 4
-    repo.engine.dispose()
+    from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+
+    url = f"sqlite:///{trail.db}"
+    command.downgrade(alembic_config(url), "0012")
+    with sqlite3.connect(trail.db) as conn:
+        assert "payload" in [r[1] for r in conn.execute("PRAGMA table_xinfo(audit_events)")]
+    for statement, params in edits:
+        trail.sql(statement, params=params)
+    engine = make_engine(url)
+    upgrade(engine, url)
+    engine.dispose()
+
+
+def test_rows_stored_the_old_way_still_verify_after_0013(trail: Trail) -> None:
+    """A payload stored the way versions before 0.3 did (json.dumps) is not an edit: 0013
+    drops it and the chain verifies from the hashed bytes."""
+    before = trail.rows()
+    _at_0012(
+        trail,
+        *(
+            (
+                "UPDATE audit_events SET payload = ? WHERE seq = ?",
+                (json.dumps(json.loads(row["payload"]), indent=1), row["seq"]),
+            )
+            for row in before[:4]
+        ),
+    )
     assert trail.verify() == (0, [])
+    after = trail.rows()
+    assert [json.loads(r["payload"]) for r in after] == [json.loads(r["payload"]) for r in before]
+    with sqlite3.connect(trail.db) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_payload_edits").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(
@@ -236,9 +261,14 @@ def test_rows_written_now_are_checked_by_text_and_older_rows_by_value(trail: Tra
         "json_set(payload, '$.extra', 1)",  # a key added
         "replace(payload, 'true', '1')",  # true became 1: equal in SQL, not in JSON
         "'{}'",  # the payload emptied
+        "''",  # not JSON at all
+        "(SELECT payload FROM audit_events WHERE seq = 3)",  # another row's value
     ],
 )
-def test_any_edit_of_the_payload_column_is_found(trail: Trail, edit: str) -> None:
-    trail.sql(f"UPDATE audit_events SET payload = {edit} WHERE seq = 2")
+def test_any_edit_of_the_payload_column_before_0013_is_found(trail: Trail, edit: str) -> None:
+    """An edit of the old payload column is kept as evidence by 0013 and stays `modified`."""
+    _at_0012(trail, (f"UPDATE audit_events SET payload = {edit} WHERE seq = 2", ()))
     status, anomalies = trail.verify()
     assert (status, anomalies) == (1, [(2, "modified")])
+    with sqlite3.connect(trail.db) as conn:
+        assert conn.execute("SELECT seq FROM audit_payload_edits").fetchall() == [(2,)]

@@ -41,13 +41,12 @@ class AuditRecord:
 
 
 class StoredRecord(NamedTuple):
-    """One audit row as verification reads it: the payload column as its stored text.
+    """One audit row as verification reads it: the columns as stored, no payload parsed.
 
-    Rows written by this version store the payload in RFC 8785 form, so the row's columns
-    can be checked against the hashed bytes by comparing text (see
-    :func:`canonical_text_of`); older rows fall back to a parse and an exact comparison.
-    ``payload_text`` is None when the reader already made that text comparison in the
-    database and it held (a stored ``''`` or ``'null'`` is a damaged payload, never "matched").
+    Since migration 0013 the payload is stored once, inside ``canonical`` (the hashed
+    bytes), so what is left to prove is that the other columns say what those bytes say
+    (see :func:`frames`). ``edited`` is True for a row whose payload column differed from
+    its hashed bytes when 0013 dropped that column (kept in ``audit_payload_edits``).
     The columns are typed as written; a damaged row may hold anything (SQLite keeps any type).
     """
 
@@ -55,48 +54,38 @@ class StoredRecord(NamedTuple):
     ts: str
     event_type: str
     actor: str
-    payload_text: str | None
     prev_hash: str
     hash: str
     canonical: str
-
-    @property
-    def payload(self) -> Any:
-        """The payload column parsed (raises ValueError when it is not JSON text)."""
-        if not isinstance(self.payload_text, str):
-            raise ValueError("the payload column holds no text")
-        return json.loads(self.payload_text)
+    edited: bool = False
 
 
-class CanonicalPayload(dict[str, Any]):
-    """A payload that carries its RFC 8785 text, so storing it costs no second encoding.
+def head_of(actor: object, event_type: object) -> str:
+    """The canonical text before an event's payload, for these column values.
 
-    The store's JSON serializer writes ``canonical_text`` as is (see
-    ``store.db.canonical_json``); the text is the payload's part of the record's canonical
-    bytes, cut out by :func:`stored_payload`.
+    RFC 8785 orders the five keys ``actor, event_type, payload, seq, ts``. A value that is
+    not text gives a head no canonical text starts with (they all start with ``{"``).
     """
-
-    __slots__ = ("canonical_text",)
-
-    def __init__(self, payload: Mapping[str, Any], canonical_text: str) -> None:
-        """Wrap ``payload`` with its canonical text."""
-        super().__init__(payload)
-        self.canonical_text = canonical_text
+    if type(actor) is not str or type(event_type) is not str:
+        return "\x00"
+    return f'{{"actor":{_quoted(actor)},"event_type":{_quoted(event_type)},"payload":'
 
 
-def stored_payload(rec: AuditRecord) -> dict[str, Any]:
-    """Return the payload to store for ``rec``: with its canonical text when it can be cut
-    out of the record's canonical bytes exactly (always, for records this module built)."""
-    head = f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},"payload":'
-    tail = rec.canonical.rfind(',"seq":')
-    if rec.canonical.startswith(head) and tail > len(head):
-        text = rec.canonical[len(head) : tail]
-        row = StoredRecord(
-            rec.seq, rec.ts, rec.event_type, rec.actor, text, rec.prev_hash, rec.hash, rec.canonical
-        )
-        if canonical_text_of(row) == rec.canonical:
-            return CanonicalPayload(rec.payload, text)
-    return dict(rec.payload)
+def frames(canonical: str, head: str, seq: int, ts: str) -> bool:
+    """True when the hashed text starts with ``head`` and ends with ``seq`` and ``ts``.
+
+    Then the row's columns say exactly what its hashed bytes say: the bytes are RFC 8785
+    JSON of ``{actor, event_type, payload, seq, ts}`` (their hash proves it), a JSON string
+    holds no bare ``"``, so the last ``,"seq":N,"ts":"…"}`` is the record's own seq and time,
+    and a ``ts`` without ``"`` or ``\\`` is written verbatim. False proves nothing (an
+    escaped time) and the caller compares parsed values instead.
+    """
+    return (
+        canonical.startswith(head)
+        and canonical.endswith(f',"seq":{seq},"ts":"{ts}"}}')
+        and '"' not in ts
+        and "\\" not in ts
+    )
 
 
 class Link(NamedTuple):
@@ -199,21 +188,6 @@ def build_record(
         prev_hash=prev_hash,
         hash=chain_hash(prev_hash, canonical),
         canonical=canonical.decode("utf-8"),
-    )
-
-
-def canonical_text_of(rec: StoredRecord) -> str:
-    """The canonical text a row's columns stand for, if its payload text is canonical.
-
-    RFC 8785 orders the five keys ``actor, event_type, payload, seq, ts``; the strings here
-    are short ASCII names and times, which ``json.dumps`` writes exactly as RFC 8785 does.
-    Equality with the stored canonical text therefore proves the columns say what the hashed
-    bytes say; inequality proves nothing (e.g. an older row's payload text is not canonical)
-    and the caller compares the parsed values instead.
-    """
-    return (
-        f'{{"actor":{_quoted(rec.actor)},"event_type":{_quoted(rec.event_type)},'
-        f'"payload":{rec.payload_text},"seq":{rec.seq},"ts":{_quoted(rec.ts)}}}'
     )
 
 

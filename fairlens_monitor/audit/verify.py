@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from fairlens_monitor.audit.chain import (
     DOMAIN_TAG,
@@ -20,8 +21,9 @@ from fairlens_monitor.audit.chain import (
     Link,
     StoredRecord,
     _json,
-    canonical_text_of,
     chain_hash,
+    frames,
+    head_of,
 )
 
 
@@ -75,7 +77,7 @@ class ChainReport:
 
 
 def verify_chain(
-    stored: Iterable[AuditRecord | StoredRecord],
+    stored: Iterable[AuditRecord | StoredRecord | tuple[Any, ...]],
     by_seq: Iterable[Link | AuditRecord],
     anchors: Iterable[AnchorClaim] = (),
     start: tuple[int, str] = (1, GENESIS_HASH),
@@ -86,7 +88,9 @@ def verify_chain(
 
     1. ``stored`` (storage order, ascending row id): each record's hash is recomputed over
        its stored canonical bytes, and those bytes must say exactly what the record's stored
-       fields say (``modified``); a seq stored after a higher one is ``reordered``.
+       fields say (``modified``); a seq stored after a higher one is ``reordered``. Rows may
+       come as plain 8-tuples in :class:`StoredRecord`'s column order (what a DB-API cursor
+       yields: no object built per row).
     2. ``by_seq`` (ascending seq): a missing seq range is one ``gap`` at its first seq; a
        ``prev_hash`` that is not the previous record's hash is a ``broken_link`` (not reported
        right after a gap, which already explains it); a repeated seq is ``reordered``.
@@ -123,34 +127,52 @@ def verify_chain(
     # rows in the same order.
     linear, expected, prev_hash = True, start[0], start[1]
     sha256, tag, fromhex = hashlib.sha256, DOMAIN_TAG, bytes.fromhex
-    for rec in stored:  # the hot loop: the common case takes no function call but sha256
+    heads: dict[object, tuple[object, str]] = {}  # event_type → (actor, head_of(...))
+    for rec in stored:  # the hot loop: the common case calls sha256 and a few str methods
         count += 1
-        seq, canonical, link_hash = rec.seq, rec.canonical, rec.hash
-        if type(seq) is not int:  # a damaged seq column: say where it stood, then skip it
-            anomalies.append(
-                Anomaly(highest + 1, "modified", "the seq column does not hold an integer")
-            )
-            linear = False
-            continue
-        try:
-            fast = (
-                type(rec) is StoredRecord
-                and (rec.payload_text is None or canonical == canonical_text_of(rec))
-                and type(canonical) is str
-                and len(rec.prev_hash) == 64
-                and sha256(tag + fromhex(rec.prev_hash) + canonical.encode()).hexdigest()
-                == link_hash
-            )
-        except (ValueError, TypeError):  # prev_hash is not hex text: the slow path says so
-            fast = False
-        if not fast:
+        if isinstance(rec, AuditRecord):
+            seq, link_hash, prev_col = rec.seq, rec.hash, rec.prev_hash
+            if type(seq) is not int:
+                anomalies.append(
+                    Anomaly(highest + 1, "modified", "the seq column does not hold an integer")
+                )
+                linear = False
+                continue
             anomalies.extend(_content_anomalies(rec))
+        else:
+            seq, ts, event_type, actor, prev_col, link_hash, canonical, edited = rec
+            if type(seq) is not int:  # a damaged seq column: say where it stood, skip it
+                anomalies.append(
+                    Anomaly(highest + 1, "modified", "the seq column does not hold an integer")
+                )
+                linear = False
+                continue
+            cached = heads.get(event_type)
+            if cached is None or cached[0] != actor:
+                cached = heads[event_type] = (actor, head_of(actor, event_type))
+            # frames() inlined: the columns frame the hashed text, which hashes to the link
+            try:
+                fast = (
+                    not edited
+                    and type(canonical) is str
+                    and type(ts) is str
+                    and canonical.startswith(cached[1])
+                    and canonical.endswith(f',"seq":{seq},"ts":"{ts}"}}')
+                    and '"' not in ts
+                    and "\\" not in ts
+                    and sha256(tag + fromhex(prev_col) + canonical.encode()).hexdigest()
+                    == link_hash
+                )
+            except (ValueError, TypeError):  # prev_hash is not hex text: the slow path says so
+                fast = False
+            if not fast:
+                anomalies.extend(_content_anomalies(StoredRecord._make(rec)))
         if seq < highest:
             anomalies.append(Anomaly(seq, "reordered", f"seq {seq} is stored after seq {highest}"))
         else:
             highest = seq
         if linear:
-            if seq != expected or rec.prev_hash != prev_hash:
+            if seq != expected or prev_col != prev_hash:
                 linear = False
             else:
                 if seq in wanted:
@@ -243,9 +265,10 @@ def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
     # The hash covers the stored canonical bytes, so two checks suffice: the bytes hash to
     # the stored hash, and they say exactly what the row's columns say. (Recomputing RFC 8785
     # for every record is ~15x slower and adds nothing: a non-canonical rewrite of the bytes
-    # changes the hash and so breaks the link or a signed checkpoint.) The second check is a
-    # text comparison when the payload column holds canonical text (rows written since 0.3),
-    # else a parse of both sides and an exact comparison.
+    # changes the hash and so breaks the link or a signed checkpoint.) A stored row keeps its
+    # payload only inside the canonical bytes (migration 0013), so its other columns are
+    # compared; an AuditRecord built elsewhere also carries a payload, compared by value
+    # (JSON true is not 1).
     # A damaged row may hold NULL, a number or a blob where text was written (SQLite keeps
     # any type): every such column is a modification, never a crash.
     if not all(
@@ -253,12 +276,15 @@ def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
         for v in (rec.ts, rec.event_type, rec.actor, rec.canonical, rec.prev_hash, rec.hash)
     ):
         return [Anomaly(rec.seq, "modified", "a column does not hold the text written")]
-    fast = (
-        isinstance(rec, StoredRecord)
-        and type(rec.seq) is int
-        and (rec.payload_text is None or canonical_text_of(rec) == rec.canonical)
-    )
-    if not fast and not _same_fields(rec):
+    if isinstance(rec, StoredRecord) and rec.edited:
+        return [
+            Anomaly(
+                rec.seq,
+                "modified",
+                "the payload column differed from the hashed bytes (kept in audit_payload_edits)",
+            )
+        ]
+    if not _same_fields(rec):
         return [Anomaly(rec.seq, "modified", "stored fields differ from the hashed bytes")]
     try:
         if chain_hash(rec.prev_hash, rec.canonical.encode("utf-8")) != rec.hash:
@@ -269,14 +295,15 @@ def _content_anomalies(rec: AuditRecord | StoredRecord) -> list[Anomaly]:
 
 
 def _same_fields(rec: AuditRecord | StoredRecord) -> bool:
+    if isinstance(rec, StoredRecord) and frames(
+        rec.canonical, head_of(rec.actor, rec.event_type), rec.seq, rec.ts
+    ):
+        return True
     try:
         hashed = json.loads(rec.canonical)
-        payload = rec.payload
     except (ValueError, TypeError):
         return False
-    if not isinstance(payload, Mapping):  # every event's payload is an object
-        return False
-    return (
+    if not (
         isinstance(hashed, dict)
         and hashed.get("seq") == rec.seq
         and type(rec.seq) is int
@@ -284,5 +311,7 @@ def _same_fields(rec: AuditRecord | StoredRecord) -> bool:
         and hashed.get("event_type") == rec.event_type
         and hashed.get("actor") == rec.actor
         and len(hashed) == 5
-        and _json(hashed.get("payload")) == _json(payload)
-    )
+        and isinstance(hashed.get("payload"), Mapping)  # every event's payload is an object
+    ):
+        return False
+    return isinstance(rec, StoredRecord) or _json(hashed["payload"]) == _json(rec.payload)

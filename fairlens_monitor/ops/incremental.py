@@ -36,6 +36,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from fairlens_monitor.audit.chain import StoredRecord
 from fairlens_monitor.audit.checkpoints import claims
 from fairlens_monitor.audit.rowcheck import RowLedger
 from fairlens_monitor.audit.rowforms import TABLES
@@ -112,7 +113,8 @@ def verify_incremental(
         return full("no signed checkpoint at or below the seq verified before")
     begin = max(usable, key=lambda c: c.seq)
     stored_records = repo.iter_stored(from_seq=begin.seq)  # storage order: it comes first
-    first = next(stored_records, None)
+    row = next(stored_records, None)  # the cursor's own tuple, in StoredRecord's order
+    first = None if row is None else StoredRecord._make(row)
     if first is None or first.seq != begin.seq or type(first.prev_hash) is not str:
         if isinstance(stored_records, Generator):
             stored_records.close()

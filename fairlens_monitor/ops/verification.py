@@ -30,6 +30,7 @@ from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import check_rows
+from fairlens_monitor.store.rowtap import RowTap
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ def verify_store(
         AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
         for n in contents.bad_lines
     ]
-    report = verify_chain(repo.iter_stored(), repo.iter_links(), anchors, start)
+    tap = RowTap()  # the row check's ledger is read during the chain walk (one pass)
+    report = verify_chain(tap.watch(repo.iter_stored()), repo.iter_links(), anchors, start)
     signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
     if (
         checkpoint_every is not None
@@ -223,7 +225,9 @@ def verify_store(
     ):
         report = _stripped(report, anchor_file, checkpoint_every)
     # Every stored row against the digest its transaction's event recorded (rowcheck).
-    rows = check_rows(repo.bind or repo.engine, pruned_to=start[0] - 1)
+    rows = check_rows(
+        repo.bind or repo.engine, pruned_to=start[0] - 1, book=tap.ledger(start[0] - 1)
+    )
     if rows:
         report = replace(report, anomalies=report.anomalies + rows)
     return TrailReport(

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, cast, func, insert, select
+from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, Link, StoredRecord
@@ -22,10 +22,14 @@ from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.errors import DamagedRecordError
 from fairlens_monitor.store.models import (
     AuditEvent,
+    AuditPayloadEdit,
     CheckpointRow,
 )
 
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[assignment]
+# SQLite: verification maps the file into memory for its one full read (no read() copy per
+# page); 0 again afterwards. Larger than any database the benchmark builds (~1 GB).
+MMAP_BYTES = 1 << 34
 LAST_CHECKPOINT_SEQ = select(func.max(CHECKPOINTS.c.seq))
 LAST_CHECKPOINT = (
     select(
@@ -45,11 +49,11 @@ RECORD_COLUMNS = (
     AuditEvent.ts,
     AuditEvent.event_type,
     AuditEvent.actor,
-    cast(AuditEvent.payload, Text),
     AuditEvent.prev_hash,
     AuditEvent.hash,
     AuditEvent.canonical,
 )
+EDITS: Table = AuditPayloadEdit.__table__  # type: ignore[assignment]
 
 
 class ChainStore:
@@ -65,18 +69,20 @@ class ChainStore:
     def events_of_type(self, event_type: str) -> list[tuple[int, dict[str, Any]]]:
         """Return ``(seq, payload)`` of every audit event of this type, in seq order.
 
-        A damaged row (payload not a JSON object) is left out: verification reports it.
+        The payload is read from the hashed bytes (its only stored copy). A damaged row
+        (canonical text that is not a JSON object with an object payload) is left out:
+        verification reports it.
         """
         with self.sessions() as s:
             rows = s.execute(
-                select(AuditEvent.seq, cast(AuditEvent.payload, Text))
+                select(AuditEvent.seq, AuditEvent.canonical)
                 .where(AuditEvent.event_type == event_type)
                 .order_by(AuditEvent.seq)
             ).all()
         return [
             (seq, payload)
             for seq, text_ in rows
-            if type(seq) is int and (payload := _object(text_)) is not None
+            if type(seq) is int and (payload := payload_of(text_)) is not None
         ]
 
     def audit_tail(self, last: int) -> list[AuditRecord]:
@@ -113,53 +119,40 @@ class ChainStore:
                 result.close()  # a damaged row stops the stream: close its server cursor
 
     def iter_stored(self, batch: int = 20000, from_seq: int = 0) -> Iterator[StoredRecord]:
-        """Yield every audit row in storage order with its payload column as stored text.
+        """Yield every audit row in storage order, as verification reads it.
 
         ``from_seq``: only the rows with ``seq >= from_seq`` (an incremental walk; the seq
         index finds them, so the cost is that of the rows read).
 
-        What verification reads, as fast as the driver delivers it: a plain DB-API cursor
-        (server-side on PostgreSQL, so memory stays flat), no JSON parsed here, and the
-        payload text only for rows whose columns the database could not match to their
-        hashed text (see :class:`~fairlens_monitor.audit.chain.StoredRecord`).
+        As fast as the driver delivers rows: a plain DB-API cursor (server-side on
+        PostgreSQL, so memory stays flat; on SQLite the file is memory-mapped for the read),
+        no JSON parsed, and each row the cursor's own tuple in :class:`StoredRecord`'s
+        column order (``verify_chain`` unpacks it; no object is built per row). ``edited``
+        is 1 for the seqs ``audit_payload_edits`` names (see migration 0013).
         """
-        if self.engine.dialect.name == "postgresql":
-            quote, payload = "to_json({})::text", "payload::text"
-        else:
-            quote, payload = "json_quote({})", "CAST(payload AS TEXT)"
-        # The database compares each row's columns with its hashed text (see
-        # audit.canonical_text_of) and sends the payload only when they differ: NULL =
-        # matched (a stored '' or NULL payload arrives as '' or 'null': never "matched").
-        rebuilt = " || ".join(
-            [
-                "'{\"actor\":'",
-                quote.format("actor"),
-                "',\"event_type\":'",
-                quote.format("event_type"),
-                "',\"payload\":'",
-                payload,
-                "',\"seq\":'",
-                "CAST(seq AS TEXT)",
-                "',\"ts\":'",
-                quote.format("ts"),
-                "'}'",
-            ]
-        )
-        sql = (
-            f"SELECT seq, ts, event_type, actor, CASE WHEN canonical = ({rebuilt}) THEN NULL "  # noqa: S608
-            f"ELSE COALESCE({payload}, 'null') END, prev_hash, hash, canonical "
-            f"FROM audit_events{_from(from_seq)} ORDER BY id"
-        )
         with self._connect() as conn:
+            edits = conn.execute(select(func.count()).select_from(EDITS)).scalar()
+            edited = "seq IN (SELECT seq FROM audit_payload_edits)" if edits else "0"
+            sql = (
+                f"SELECT seq, ts, event_type, actor, prev_hash, hash, canonical, {edited} "  # noqa: S608
+                f"FROM audit_events{_from(from_seq)} ORDER BY id"
+            )
             raw: Any = conn.connection.dbapi_connection
             server_side = self.engine.dialect.name == "postgresql"
+            if not server_side:
+                raw.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             cursor = raw.cursor(name="fairlens_verify") if server_side else raw.cursor()
             try:
                 cursor.execute(sql)
-                while rows := cursor.fetchmany(batch):
-                    yield from map(StoredRecord._make, rows)
+                if server_side:
+                    while rows := cursor.fetchmany(batch):
+                        yield from rows
+                else:
+                    yield from cursor
             finally:
                 cursor.close()
+                if not server_side:
+                    raw.execute("PRAGMA mmap_size = 0")
 
     def iter_links(self, batch: int = 20000, from_seq: int = 0) -> Iterator[Link]:
         """Yield ``(seq, prev_hash, hash)`` of every audit record in seq order (those with
@@ -256,14 +249,14 @@ def add_checkpoint(s: Session, cp: Checkpoint) -> None:
 
 
 def checked_record(row: Sequence[Any]) -> AuditRecord:
-    """Build a record from a row of :data:`RECORD_COLUMNS` (payload as text).
+    """Build a record from a row of :data:`RECORD_COLUMNS`; the payload from the hashed text.
 
     Raises:
-        DamagedRecordError: a column is not of its type or the payload is not a JSON object
-            (the row was damaged; ``verify`` says how).
+        DamagedRecordError: a column is not of its type or the canonical text is not a JSON
+            object with an object payload (the row was damaged; ``verify`` says how).
     """
-    seq, ts, event_type, actor, payload_text, prev_hash, hash_, canonical = row
-    payload = _object(payload_text)
+    seq, ts, event_type, actor, prev_hash, hash_, canonical = row
+    payload = payload_of(canonical)
     if (
         payload is None
         or type(seq) is not int
@@ -282,12 +275,14 @@ def checked_record(row: Sequence[Any]) -> AuditRecord:
     )
 
 
-def _object(payload_text: object) -> dict[str, Any] | None:
-    """The payload column parsed, or None when it is not the text of a JSON object."""
-    if not isinstance(payload_text, str):
+def payload_of(canonical: object) -> dict[str, Any] | None:
+    """The payload inside an event's hashed text, or None when that text is not a JSON
+    object whose ``payload`` is an object (a damaged row)."""
+    if not isinstance(canonical, str):
         return None
     try:
-        value = json.loads(payload_text)
+        value = json.loads(canonical)
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
+    payload = value.get("payload") if isinstance(value, dict) else None
+    return payload if isinstance(payload, dict) else None

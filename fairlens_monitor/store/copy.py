@@ -22,6 +22,7 @@ from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.models import (
     Alert,
     AuditEvent,
+    AuditPayloadEdit,
     Base,
     CheckpointRow,
     GroupResult,
@@ -42,6 +43,7 @@ TABLES: list[Table] = [
         Alert,
         ReadingRollup,
         AuditEvent,
+        AuditPayloadEdit,
         CheckpointRow,
     )
 ]
@@ -91,14 +93,14 @@ def copy_database(
         with src.connect() as reader, dst.begin() as writer:
             for table in TABLES:
                 result = reader.execution_options(yield_per=BATCH).execute(
-                    select(table).order_by(table.c.id)
+                    select(table).order_by(*table.primary_key.columns)
                 )
                 counts[table.name] = 0
                 for part in result.mappings().partitions(BATCH):
                     writer.execute(insert(table), [dict(row) for row in part])
                     counts[table.name] += len(part)
             if writer.dialect.name == "postgresql":
-                for table in TABLES:
+                for table in (t for t in TABLES if "id" in t.c):
                     writer.execute(
                         text(
                             f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608

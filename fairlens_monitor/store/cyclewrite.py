@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record, stored_payload
+from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record
 from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.monitoring import episodes
 from fairlens_monitor.store import rollup
@@ -267,7 +267,6 @@ def append_all(
                 "ts": rec.ts,
                 "event_type": rec.event_type,
                 "actor": rec.actor,
-                "payload": stored_payload(rec),
                 "canonical": rec.canonical,
                 "prev_hash": rec.prev_hash,
                 "hash": rec.hash,

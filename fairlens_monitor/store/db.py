@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,12 +68,9 @@ def sqlite_path(url: str) -> Path | None:
 def canonical_json(value: Any) -> str:
     """Serialise a JSON column value in RFC 8785 form (plain JSON if it cannot be).
 
-    Audit payloads are then stored as the very bytes the chain hashes, which lets
-    verification compare text instead of parsing every payload (see ``audit.StoredRecord``).
+    (Audit payloads are no JSON column since migration 0013: they are stored only inside
+    the hashed ``canonical`` text.)
     """
-    known = getattr(value, "canonical_text", None)  # audit.CanonicalPayload
-    if isinstance(known, str):
-        return known
     try:
         return canonical.jcs_bytes(value).decode("utf-8")
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
@@ -284,11 +282,31 @@ def upgrade(engine: Engine, url: str) -> tuple[str | None, str]:
                 refuse_newer(url, before)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        if before is not None and before.isdigit() and int(before) < REPACK_BELOW:
+            _repack(engine)
         return before, head_revision(url)
     except SQLAlchemyError as exc:
         raise StoreError(url, f"migration failed: {one_line(exc)}") from None
     except CommandError as exc:
         raise StoreError(url, f"migration failed: {' '.join(str(exc).split())[:200]}") from None
+
+
+# Migration 0013 dropped the second copy of every audit payload; SQLite's DROP COLUMN leaves
+# each row alone in the page it had, so the file is repacked once (VACUUM, which cannot run
+# inside the migration's transaction) when an upgrade crosses it.
+REPACK_BELOW = 13
+
+
+def _repack(engine: Engine) -> None:
+    """VACUUM a SQLite file after an upgrade across 0013 (a database another process holds
+    open is left as it is: still correct, only larger and slower to verify)."""
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        with engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("VACUUM")  # type: ignore[union-attr]
+    except (OperationalError, sqlite3.OperationalError):
+        pass
 
 
 def one_line(exc: SQLAlchemyError) -> str:

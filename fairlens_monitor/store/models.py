@@ -287,10 +287,20 @@ class AuditEvent(Base):
     ts: Mapped[str] = mapped_column(String(32))
     event_type: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The hashed bytes, the only stored copy of the payload (migration 0013): on SQLite a
+    # VIRTUAL generated column ``payload`` cuts it out for SQL readers (not mapped here).
     canonical: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditPayloadEdit(Base):
+    """A payload column that differed from its hashed bytes when 0013 dropped it (evidence)."""
+
+    __tablename__ = "audit_payload_edits"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CheckpointRow(Base):

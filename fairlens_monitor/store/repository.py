@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import CYCLE_FAILED
-from fairlens_monitor.store.chainstore import ChainStore
+from fairlens_monitor.store.chainstore import ChainStore, payload_of
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
     CycleRows,
@@ -234,12 +234,13 @@ class Repository(ChainStore):
             such event exists.
         """
         with self.sessions() as s:  # a standby's daemon_started carries no snapshot: skip it
-            payloads = s.scalars(
-                select(AuditEvent.payload)
+            texts = s.scalars(
+                select(AuditEvent.canonical)
                 .where(AuditEvent.event_type.in_(tuple(event_types)))
                 .order_by(AuditEvent.seq.desc())
                 .limit(100)
             )
+            payloads = (p for p in map(payload_of, texts) if p is not None)
             payload = next((p for p in payloads if p.get("role") != "standby"), None)
         if payload is None:
             return None, None

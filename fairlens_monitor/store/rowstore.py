@@ -31,6 +31,7 @@ from fairlens_monitor.audit.verify import Anomaly
 from fairlens_monitor.store.models import AuditEvent
 
 Digests = dict[str, Any]
+ROW_EVENT_TYPES = frozenset(ROW_EVENTS)
 
 
 def _select(table: str, where: str = "") -> str:
@@ -179,10 +180,18 @@ def ledger(
                         payloads.append((number, str(event_type), payload))
         finally:
             cursor.close()
+    return replay_entries(out, payloads, pruned_to, carry=into is None)
+
+
+def replay_entries(
+    out: RowLedger, payloads: list[tuple[int, str, Any]], pruned_to: int, *, carry: bool
+) -> RowLedger:
+    """Apply the row events' entries (ascending seq) to ``out``, after the ledger the
+    ``chain_pruned`` event naming ``pruned_to`` carried (when ``carry``)."""
     carried = [
         p
         for _, t, p in payloads
-        if into is None and t == CHAIN_PRUNED and pruned_to and p.get("pruned_to") == pruned_to
+        if carry and t == CHAIN_PRUNED and pruned_to and p.get("pruned_to") == pruned_to
     ]
     if carried:
         try:
@@ -261,16 +270,21 @@ def _row_entries(canonical: str) -> Any:
     return payload
 
 
-def check_rows(engine: Engine | Connection, pruned_to: int = 0) -> list[Anomaly]:
+def check_rows(
+    engine: Engine | Connection, pruned_to: int = 0, *, book: RowLedger | None = None
+) -> list[Anomaly]:
     """Recompute every stored row's digest and compare it with the chain's record.
 
     ``engine`` may be an open connection, to check rows its transaction has not committed.
+    ``book`` is the chain's ledger when the caller already has it (``rowtap.RowTap``,
+    from the chain walk); else it is replayed from the database (:func:`ledger`).
 
     Returns:
         ``row_modified``, ``row_missing`` and ``row_unrecorded`` anomalies (empty when every
         row is exactly as recorded).
     """
-    book = ledger(engine, pruned_to)
+    if book is None:
+        book = ledger(engine, pruned_to)
     found = list(book.anomalies)
     for table in TABLES:
         found += book.check(table, iter_table(engine, table))

@@ -1,0 +1,59 @@
+"""The row check's ledger read during the chain walk, so ``verify`` reads each event once.
+
+``verify`` walks every event's hashed text to check the chain, and the row check needs the
+row digests inside the row events' text. :class:`RowTap` sits between the chain's reader and
+the walk: it passes every row through unchanged and keeps the row entries as ``ledger``
+would read them, so the row check does not read the whole chain a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from fairlens_monitor.audit.rowcheck import RowLedger
+from fairlens_monitor.store.rowstore import ROW_EVENT_TYPES, _row_entries, replay_entries
+
+_Row = TypeVar("_Row", bound=Sequence[Any])
+
+
+class RowTap:
+    """Passes the chain walk's rows through unchanged and keeps each row event's entries, so
+    the row check needs no second read of every event's hashed text (one pass).
+
+    Use: ``tap = RowTap(); verify_chain(tap.watch(repo.iter_stored()), ...)``, then
+    ``check_rows(engine, pruned_to, book=tap.ledger(pruned_to))``. The entries are read from
+    the same canonical text the walk hashes, exactly as :func:`ledger` reads them.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing seen."""
+        self.payloads: list[tuple[int, str, Any]] = []
+        self.last_seq = 0
+
+    def watch(self, rows: Iterable[_Row]) -> Iterator[_Row]:
+        """Yield ``rows`` (``iter_stored``'s column order) and note their row entries."""
+        keep, types, last = self.payloads.append, ROW_EVENT_TYPES, 0
+        for row in rows:
+            yield row
+            seq, event_type, canonical = row[0], row[2], row[6]
+            if event_type in types and type(seq) is int:
+                last = max(last, seq)
+                # every row entry's key starts so (row_digests, rows_deleted, rows_carried)
+                if type(canonical) is not str or '"row' in canonical:
+                    payload = _row_entries(canonical)
+                    if isinstance(payload, dict) and payload:
+                        keep((seq, str(event_type), payload))
+        self.last_seq = max(self.last_seq, last)
+
+    def ledger(self, pruned_to: int = 0) -> RowLedger:
+        """The ledger of what the watched events recorded (as :func:`ledger` builds it)."""
+        payloads = sorted(self.payloads, key=_first)  # storage order is seq order unless
+        # tampered with (then the chain walk reports it); replay in seq order regardless
+        out = replay_entries(RowLedger(), payloads, pruned_to, carry=True)
+        out.last_seq = max(out.last_seq, self.last_seq)
+        return out
+
+
+def _first(entry: tuple[int, str, Any]) -> int:
+    return entry[0]
