@@ -181,11 +181,11 @@ def test_a_rewritten_record_at_the_checkpoint_is_caught_incrementally(chain: Cha
     longer matches; rewritten without a new hash: the record does not hash to its hash."""
     rows = query_url(
         chain.url,
-        "SELECT seq, ts, event_type, actor, payload, prev_hash FROM audit_events "
+        "SELECT seq, ts, event_type, actor, canonical, prev_hash FROM audit_events "
         f"WHERE seq = {chain.second}",
     )
-    seq, ts, event_type, _actor, payload, prev_hash = rows[0]
-    payload = json.loads(payload) if isinstance(payload, str) else payload
+    seq, ts, event_type, _actor, canonical, prev_hash = rows[0]
+    payload = json.loads(canonical)["payload"]  # stored once, in the hashed text (0013)
     rec = build_record(
         seq=seq, ts=ts, event_type=event_type, actor="mallory", payload=payload, prev_hash=prev_hash
     )

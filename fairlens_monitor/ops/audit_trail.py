@@ -36,7 +36,10 @@ def check_chain_start(repo: Repository, anchor_file: Path) -> None:
         ChainLostError: the database holds no audit event and the anchor file holds
             checkpoints (restore from a backup, or start a new anchor with ``--new-chain``).
     """
-    if repo.head()[0] == 0 and (last := _last_anchored(anchor_file)) > 0:
+    # The anchor file first, then the database: a checkpoint reaches the anchor file only
+    # after its transaction committed (ops.sealing), so a start racing the first cycle of
+    # another process that already sees the anchored checkpoint also sees its events.
+    if (last := _last_anchored(anchor_file)) > 0 and repo.head()[0] == 0:
         raise ChainLostError(anchor_file, last)
 
 
