@@ -60,9 +60,10 @@ from fairlens_monitor.audit.verify import verify_chain  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.ops.app import open_cipher, open_repository  # noqa: E402
 from fairlens_monitor.ops.cycle import run_cycle  # noqa: E402
-from fairlens_monitor.store.db import make_engine, upgrade  # noqa: E402
+from fairlens_monitor.store.db import make_engine  # noqa: E402
 from fairlens_monitor.store.rowstore import _select, check_rows, ledger  # noqa: E402
 from fairlens_monitor.store.rowtap import RowTap  # noqa: E402
+from fairlens_monitor.store.schema import upgrade  # noqa: E402
 
 Rows = dict[str, list[tuple[object, ...]]]
 # Which columns hold a parent's id: (table, column index) → parent table.
@@ -109,6 +110,9 @@ def copy_rows(
         for n, row in enumerate(sample[table]):
             values = list(row)
             values[0] = cycle * count + n + 1
+            if table == "reading_rollups":  # unique per (monitor, hour, scenario): an hour each
+                bucket = FORMS[CURRENT_FORM][table].columns.index("bucket")
+                values[bucket] = int(values[bucket]) - cycle  # type: ignore[call-overload]
             for (t, col), parent in PARENTS.items():
                 if t == table and values[col] is not None:
                     per = len(sample[parent])
