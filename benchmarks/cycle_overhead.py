@@ -67,7 +67,7 @@ from fairlens_monitor.ops.cycle import (  # noqa: E402
 )
 from fairlens_monitor.ops.sealing import Sealer  # noqa: E402
 from fairlens_monitor.sources.simulator import generate_loan_data, scenario_seed  # noqa: E402
-from fairlens_monitor.store.db import head_revision  # noqa: E402
+from fairlens_monitor.store.schema import head_revision  # noqa: E402
 
 REAL_DATA = generate_loan_data
 CACHE: dict[tuple[float, int], pd.DataFrame] = {}

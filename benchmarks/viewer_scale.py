@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record, rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.fairness import stats  # noqa: E402
-from fairlens_monitor.store.db import (  # noqa: E402
+from fairlens_monitor.store.db import make_engine  # noqa: E402
+from fairlens_monitor.store.schema import (  # noqa: E402
     alembic_config,
     current_revision,
     head_revision,
-    make_engine,
     upgrade,
 )
 

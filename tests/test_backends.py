@@ -29,8 +29,9 @@ from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import run_cycle
-from fairlens_monitor.store.db import alembic_config, head_revision, make_engine, upgrade
+from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.schema import alembic_config, head_revision, upgrade
 from tests.conftest import BASE_CONFIG, merge, monitored, tamper
 from tests.helpers.wait import wait_for
 

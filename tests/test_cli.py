@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.store.db import head_revision
+from fairlens_monitor.store.schema import head_revision
 from tests.conftest import merge
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
 from fairlens_monitor.cli.main import cli
-from fairlens_monitor.store.db import alembic_config, head_revision, sqlite_path
+from fairlens_monitor.store.db import sqlite_path
+from fairlens_monitor.store.schema import alembic_config, head_revision
 
 FIXTURE = Path(__file__).parent / "data" / "pre_0012"
 RENAMED = {

@@ -288,7 +288,8 @@ def test_alerts_from_before_episodes_are_folded_into_one_and_resolved(
 ) -> None:
     from alembic import command
 
-    from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine
+    from fairlens_monitor.store.schema import alembic_config, upgrade
 
     settings = sqlite_settings({"alerts": {"close_after": 1}})
     url = settings.database.url

@@ -28,7 +28,7 @@ import pytest
 from packaging.requirements import Requirement
 
 import fairlens_monitor
-from fairlens_monitor.store.db import head_revision
+from fairlens_monitor.store.schema import head_revision
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -31,8 +31,9 @@ from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.fairness.stats import ratio_interval
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import run_cycle
-from fairlens_monitor.store.db import alembic_config, sqlite_path
+from fairlens_monitor.store.db import sqlite_path
 from fairlens_monitor.store.rollup import BUCKET_SECONDS
+from fairlens_monitor.store.schema import alembic_config
 from fairlens_monitor.viewer import data as viewer_data
 from tests.conftest import merge, query_url
 

@@ -455,8 +455,9 @@ def test_the_views_read_only_columns_a_digest_covers(tmp_path: Path) -> None:
     """Each view reads the five row tables (every column in the current row form, so a
     migration that adds one fails here until it adds a form) or the chain itself."""
     from fairlens_monitor.audit.rowforms import TABLES
-    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine
     from fairlens_monitor.store.models import Base
+    from fairlens_monitor.store.schema import upgrade
 
     for table in TABLES:
         assert set(Base.metadata.tables[table].columns.keys()) == set(

@@ -15,18 +15,17 @@ from sqlalchemy.exc import OperationalError
 from fairlens_monitor.audit.chain import GENESIS_HASH, build_record
 from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.errors import AlreadyRunningError
-from fairlens_monitor.store.db import (
+from fairlens_monitor.store.db import instance_lock, make_engine
+from fairlens_monitor.store.errors import StoreError
+from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.schema import (
     alembic_config,
     check_readable,
     current_revision,
     ensure_schema,
     head_revision,
-    instance_lock,
-    make_engine,
     upgrade,
 )
-from fairlens_monitor.store.errors import StoreError
-from fairlens_monitor.store.repository import Repository
 from tests.factories import make_run
 
 TABLES = {
@@ -204,4 +203,18 @@ def test_upgrading_a_database_with_history_keeps_it_verifiable(url: str, tmp_pat
         assert conn.execute("SELECT event_type FROM v_audit_trail").fetchall() == [
             ("cycle_completed",)
         ]
+    engine.dispose()
+
+
+def test_the_readers_schema_head_is_the_migrations_head(tmp_path: Path) -> None:
+    """Readers check the revision against SCHEMA_HEAD without loading Alembic: a new
+    migration must move it too."""
+    from fairlens_monitor.store.schema import SCHEMA_HEAD, stored_revision
+
+    url = f"sqlite:///{tmp_path / 'head.db'}"
+    assert head_revision(url) == SCHEMA_HEAD
+    engine = make_engine(url)
+    assert stored_revision(engine) is None  # no version table yet
+    upgrade(engine, url)
+    assert stored_revision(engine) == SCHEMA_HEAD
     engine.dispose()

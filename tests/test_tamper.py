@@ -220,7 +220,8 @@ def _at_0012(trail: Trail, *edits: tuple[str, tuple[Any, ...]]) -> None:
     upgrade it again through migration 0013, as an old database is upgraded."""
     from alembic import command
 
-    from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine
+    from fairlens_monitor.store.schema import alembic_config, upgrade
 
     url = f"sqlite:///{trail.db}"
     command.downgrade(alembic_config(url), "0012")

@@ -376,7 +376,8 @@ def test_migration_0013_round_trips_and_keeps_an_old_edit(store: Store) -> None:
     and an edit of the old payload column made at 0012 stays `modified` after the upgrade."""
     from alembic import command
 
-    from fairlens_monitor.store.db import alembic_config, make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine
+    from fairlens_monitor.store.schema import alembic_config, upgrade
 
     def view_payloads() -> list[Any]:
         found = query_url(store.url, "SELECT payload FROM v_audit_trail ORDER BY seq")

@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.daemon import run_daemon
 from fairlens_monitor.security.page_auth import create_page_token
-from fairlens_monitor.store.db import alembic_config, make_engine
+from fairlens_monitor.store.db import make_engine
+from fairlens_monitor.store.schema import alembic_config
 from tests.factories import sqlite_file
 from tests.helpers.wait import wait_for
 

@@ -91,7 +91,7 @@ class ErrorGroup(click.Group):
             raise
         except Exception as exc:
             if _is_database_error(exc):
-                from fairlens_monitor.store.db import one_line
+                from fairlens_monitor.store.schema import one_line
 
                 click.echo(_line(f"error: database: {scrub(one_line(exc), *_urls(ctx))}"), err=True)
                 ctx.exit(2)

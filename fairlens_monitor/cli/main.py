@@ -307,9 +307,10 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the newest schema (creates it when missing)."""
     from fairlens_monitor.audit.chain import rfc3339
-    from fairlens_monitor.store.db import make_engine, upgrade
+    from fairlens_monitor.store.db import make_engine
     from fairlens_monitor.store.maintenance import record_row_baseline
     from fairlens_monitor.store.repository import Repository
+    from fairlens_monitor.store.schema import upgrade
 
     url = settings_of(ctx).database.url
     engine = make_engine(url)
@@ -353,7 +354,8 @@ def db_copy(ctx: click.Context, src_url: str, dst_url: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the database's schema revision and the newest this version knows."""
-    from fairlens_monitor.store.db import current_revision, head_revision, make_engine
+    from fairlens_monitor.store.db import make_engine
+    from fairlens_monitor.store.schema import current_revision, head_revision
 
     url = settings_of(ctx).database.url
     engine = make_engine(url, readonly=True)

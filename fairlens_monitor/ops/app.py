@@ -21,14 +21,10 @@ from fairlens_monitor.security.crypto import (
     load_cipher,
     load_signing_key,
 )
-from fairlens_monitor.store.db import (
-    IDLE_IN_TRANSACTION_S,
-    check_readable,
-    ensure_schema,
-    make_engine,
-)
+from fairlens_monitor.store.db import IDLE_IN_TRANSACTION_S, make_engine
 from fairlens_monitor.store.maintenance import record_row_baseline
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.schema import check_readable, ensure_schema
 
 
 def open_repository(settings: Settings, *, readonly: bool = False) -> Repository:

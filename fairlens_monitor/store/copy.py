@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from fairlens_monitor.store.db import check_readable, current_revision, make_engine, upgrade
+from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.errors import StoreError
 from fairlens_monitor.store.models import (
     Alert,
@@ -32,6 +32,7 @@ from fairlens_monitor.store.models import (
     SourceFile,
 )
 from fairlens_monitor.store.repository import Repository
+from fairlens_monitor.store.schema import check_readable, current_revision, upgrade
 
 TABLES: list[Table] = [
     Base.metadata.tables[m.__tablename__]
