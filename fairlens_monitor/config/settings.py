@@ -204,7 +204,18 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     config_path = Path(path)
     raw = read_document(config_path)
     settings = parse_settings(raw, base_dir=config_path.resolve().parent, env=env)
-    try:  # hashed before anything is created, so an unhashable value stops here
+    return recordable(settings)
+
+
+def recordable(settings: Settings) -> Settings:
+    """Return ``settings`` once its config hash can be computed (and is cached).
+
+    Hashed before anything is created, so an unhashable value stops at the boundary.
+
+    Raises:
+        ConfigError: a value cannot be written as canonical JSON (out of its bounds).
+    """
+    try:
         settings.config_hash()
     except (rfc8785.CanonicalizationError, ValueError, OverflowError) as exc:
         raise ConfigError(
