@@ -224,7 +224,7 @@ def clean_env(venv: Path) -> dict[str, str]:
 
 
 WHERE = (
-    "import fairlens_monitor; from fairlens_monitor.store.db import migrations_folder; "
+    "import fairlens_monitor; from fairlens_monitor.store.schema import migrations_folder; "
     "print(fairlens_monitor.__file__); print(migrations_folder(''))"
 )
 

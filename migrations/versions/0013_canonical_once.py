@@ -25,7 +25,7 @@ chain) and ``verify`` reports each such seq as ``modified``.
 The append-only triggers stay (SQLite's ``DROP COLUMN`` rewrites rows without firing them);
 ``db copy`` (which also copies ``audit_payload_edits``), backup/restore, export and
 ``verify-entry`` read ``canonical`` as before. SQLite's ``DROP COLUMN`` leaves every row
-alone in the page it had (one 1.26 KB event per 4 KB page), so ``store.db.upgrade`` runs
+alone in the page it had (one 1.26 KB event per 4 KB page), so ``store.schema.upgrade`` runs
 ``VACUUM`` after an upgrade across this revision (it cannot run inside the migration's
 transaction); a database held open elsewhere is left unpacked, correct but larger.
 
