@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -136,16 +137,32 @@ def build(path: Path, events: int, small: bool, with_rows: bool, page_size: int)
     if small:
         payload = {}
     start = datetime.now(UTC) - timedelta(minutes=events)
-    rows, prev = [], GENESIS_HASH
+    append_cycles(path, payload, sample if with_rows else None, 0, GENESIS_HASH, events, start)
+
+
+def append_cycles(
+    path: Path,
+    payload: dict[str, Any],
+    sample: Rows | None,
+    head_seq: int,
+    prev: str,
+    count: int,
+    start: datetime,
+    step: timedelta = timedelta(minutes=1),
+) -> None:
+    """Append ``count`` chained ``cycle_completed`` events after ``head_seq`` (hash ``prev``),
+    copies of ``payload``, one ``step`` apart from ``start``; with a ``sample``, each also
+    stands for a copy of the sample cycle's rows (stored, their digests in the event)."""
+    rows = []
     table_rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in TABLES}
-    for i in range(events):
+    for i in range(head_seq, head_seq + count):
         body = json.loads(json.dumps(payload))
         body["run_id"], body["cycle_index"] = i + 1, i
-        if with_rows:
+        if sample is not None:
             body["row_digests"] = {"form": CURRENT_FORM, **copy_rows(sample, i, table_rows)}
         rec = build_record(
             seq=i + 1,
-            ts=rfc3339(start + timedelta(minutes=i)),
+            ts=rfc3339(start + step * (i - head_seq)),
             event_type="cycle_completed",
             actor="daemon",
             payload=body,
@@ -153,15 +170,7 @@ def build(path: Path, events: int, small: bool, with_rows: bool, page_size: int)
         )
         prev = rec.hash
         rows.append(
-            (
-                rec.seq,
-                rec.ts,
-                rec.event_type,
-                rec.actor,
-                rec.canonical,
-                rec.prev_hash,
-                rec.hash,
-            )
+            (rec.seq, rec.ts, rec.event_type, rec.actor, rec.canonical, rec.prev_hash, rec.hash)
         )
     with sqlite3.connect(path) as conn:
         conn.executemany(

@@ -36,9 +36,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.chain_verify import build, copy_rows, sample_payload  # noqa: E402
-from fairlens_monitor.audit.chain import build_record, rfc3339  # noqa: E402
-from fairlens_monitor.audit.rowforms import CURRENT_FORM, FORMS, TABLES  # noqa: E402
+from benchmarks.chain_verify import append_cycles, build, sample_payload  # noqa: E402
+from fairlens_monitor.audit.chain import rfc3339  # noqa: E402
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.ops.app import open_repository, open_signing_key  # noqa: E402
 from fairlens_monitor.ops.audit_trail import write_checkpoint  # noqa: E402
@@ -72,47 +71,7 @@ def append_events(db: Path, work: Path, new: int) -> None:
         head_seq, prev = conn.execute(
             "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
-    events: list[tuple[object, ...]] = []
-    table_rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in TABLES}
-    start = datetime.now(UTC)
-    for i in range(head_seq, head_seq + new):
-        body = json.loads(json.dumps(payload))
-        body["run_id"], body["cycle_index"] = i + 1, i
-        body["row_digests"] = {"form": CURRENT_FORM, **copy_rows(sample, i, table_rows)}
-        rec = build_record(
-            seq=i + 1,
-            ts=rfc3339(start + timedelta(seconds=i - head_seq)),
-            event_type="cycle_completed",
-            actor="daemon",
-            payload=body,
-            prev_hash=prev,
-        )
-        prev = rec.hash
-        events.append(
-            (
-                rec.seq,
-                rec.ts,
-                rec.event_type,
-                rec.actor,
-                rec.canonical,
-                rec.prev_hash,
-                rec.hash,
-            )
-        )
-    with sqlite3.connect(db) as conn:
-        conn.executemany(
-            "INSERT INTO audit_events (seq, ts, event_type, actor, "
-            "canonical, prev_hash, hash) VALUES (?,?,?,?,?,?,?)",
-            events,
-        )
-        for table, values in table_rows.items():
-            columns = FORMS[CURRENT_FORM][table].columns
-            if values:
-                conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(f'{c!r}' for c in columns)}) "  # noqa: S608
-                    f"VALUES ({', '.join('?' for _ in columns)})",
-                    values,
-                )
+    append_cycles(db, payload, sample, head_seq, prev, new, datetime.now(UTC), timedelta(seconds=1))
 
 
 def prepare(source: Path, work: Path, new: int) -> tuple[Path, int, int]:
