@@ -37,15 +37,14 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from fairlens_monitor.audit.chain import StoredRecord
-from fairlens_monitor.audit.checkpoints import claims
 from fairlens_monitor.audit.rowcheck import RowLedger
 from fairlens_monitor.audit.rowforms import TABLES
-from fairlens_monitor.audit.verify import AnchorClaim, Anomaly, verify_chain
+from fairlens_monitor.audit.verify import Anomaly, verify_chain
 from fairlens_monitor.ops.verification import (
     TrailReport,
-    _apply_restores,
-    _prune_start,
+    key_claims,
     read_anchor,
+    unreadable_lines,
     verify_store,
 )
 from fairlens_monitor.security.crypto import load_public_key
@@ -100,13 +99,13 @@ def verify_incremental(
         return full("no signed checkpoint to start from")
     if stored and not anchor_file.exists():
         return full("the anchor file is missing")  # verify_store says so
-    key = load_public_key(public_key)
-    kept, warnings, restore_claims = _apply_restores(repo, key, contents.checkpoints)
-    start, prune_claims = _prune_start(repo, key)
-    signed = claims(key, kept, anchor_file.name) + claims(key, stored, "database checkpoints")
+    vouched = key_claims(
+        repo, load_public_key(public_key), contents.checkpoints, stored, anchor_file.name
+    )
+    start = vouched.start
     usable = [
         c
-        for c in signed
+        for c in vouched.signed
         if c.signature_ok and c.seq >= start[0] and (verified_to is None or c.seq <= verified_to)
     ]
     if not usable:
@@ -119,15 +118,7 @@ def verify_incremental(
         if isinstance(stored_records, Generator):
             stored_records.close()
         return full(f"the record at the checkpoint's seq {begin.seq} is gone or moved")
-    anchors = [
-        *signed,
-        *restore_claims,
-        *prune_claims,
-        *(
-            AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
-            for n in contents.bad_lines
-        ),
-    ]
+    anchors = [*vouched.signed, *vouched.statements, *unreadable_lines(contents, anchor_file)]
     report = verify_chain(
         itertools.chain([first], stored_records),
         repo.iter_links(from_seq=begin.seq),
@@ -140,10 +131,10 @@ def verify_incremental(
     return TrailReport(
         report,
         anchor_file,
-        len(kept),
+        len(vouched.kept),
         len(stored),
-        len(warnings),
-        tuple(warnings),
+        len(vouched.warnings),
+        tuple(vouched.warnings),
         walk="incremental",
         from_seq=begin.seq,
         checkpoint_seq=begin.seq,

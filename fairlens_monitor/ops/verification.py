@@ -199,21 +199,13 @@ def verify_store(
                 f"checkpoints exist but the public key {public_key} is missing",
                 "pass --public-key FILE",
             )
-        key = load_public_key(public_key)
-        kept, warnings, restore_claims = _apply_restores(repo, key, contents.checkpoints)
-        superseded = len(warnings)
-        start, prune_claims = _prune_start(repo, key)
-        contents = anchor.AnchorContents(kept, contents.bad_lines)
-        anchors = (
-            claims(key, contents.checkpoints, anchor_file.name)
-            + claims(key, stored, "database checkpoints")
-            + restore_claims
-            + prune_claims
+        vouched = key_claims(
+            repo, load_public_key(public_key), contents.checkpoints, stored, anchor_file.name
         )
-    anchors += [
-        AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
-        for n in contents.bad_lines
-    ]
+        warnings, superseded, start = vouched.warnings, len(vouched.warnings), vouched.start
+        contents = anchor.AnchorContents(vouched.kept, contents.bad_lines)
+        anchors = vouched.signed + vouched.statements
+    anchors += unreadable_lines(contents, anchor_file)
     tap = RowTap()  # the row check's ledger is read during the chain walk (one pass)
     report = verify_chain(tap.watch(repo.iter_stored()), repo.iter_links(), anchors, start)
     signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
@@ -239,6 +231,47 @@ def verify_store(
         tuple(warnings),
         from_seq=start[0],
     )
+
+
+@dataclass(frozen=True)
+class KeyClaims:
+    """What the checkpoint key vouches for, as a walk checks it (:func:`key_claims`)."""
+
+    kept: list[Checkpoint]  # anchor-file checkpoints no signed restore set aside
+    warnings: list[Anomaly]  # ``restored_loss``: each one a signed restore set aside
+    signed: list[AnchorClaim]  # every kept and every stored checkpoint, signature checked
+    statements: list[AnchorClaim]  # restore and prune statements whose signature fails
+    start: tuple[int, str]  # where the chain must start (after a signed prune)
+
+
+def key_claims(
+    repo: Repository,
+    key: Ed25519PublicKey,
+    checkpoints: list[Checkpoint],
+    stored: list[Checkpoint],
+    anchor_name: str,
+) -> KeyClaims:
+    """The claims a walk (whole or incremental) checks against the chain.
+
+    Args:
+        repo: the repository (its signed restore and prune statements are read).
+        key: the checkpoint public key.
+        checkpoints: the anchor file's checkpoints.
+        stored: the database's checkpoints.
+        anchor_name: the anchor file's name, for the claims' sources.
+    """
+    kept, warnings, restore_claims = _apply_restores(repo, key, checkpoints)
+    start, prune_claims = _prune_start(repo, key)
+    signed = claims(key, kept, anchor_name) + claims(key, stored, "database checkpoints")
+    return KeyClaims(kept, warnings, signed, restore_claims + prune_claims, start)
+
+
+def unreadable_lines(contents: anchor.AnchorContents, anchor_file: Path) -> list[AnchorClaim]:
+    """One failing claim per anchor-file line that could not be read."""
+    return [
+        AnchorClaim(0, "", False, f"{anchor_file.name} line {n} (unreadable)")
+        for n in contents.bad_lines
+    ]
 
 
 def read_anchor(anchor_file: Path) -> anchor.AnchorContents:
