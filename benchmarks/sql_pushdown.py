@@ -305,9 +305,10 @@ def compare(url: str, label: str, repeat: int, admin: sa.Engine | None) -> tuple
     costs = {what: best for what, (_, best) in runs.items() if best is not None}
     pushed, *pulls = costs.values()
     for what, cost in costs.items():
-        ratio = "" if cost is pushed else f"  pull/push {cost.wall / pushed.wall:.2f}x wall, "
+        ratio = ""
         if cost is not pushed:
-            ratio += f"{(cost.cpu + (cost.server or 0)) / (pushed.cpu + (pushed.server or 0)):.2f}x CPU"
+            cpu = (cost.cpu + (cost.server or 0)) / (pushed.cpu + (pushed.server or 0))
+            ratio = f"  pull/push {cost.wall / pushed.wall:.2f}x wall, {cpu:.2f}x CPU"
         row(what, cost, f"{sent if cost is pushed else n_window:,} rows sent{ratio}")
     pulled = min(pulls, key=lambda c: c.wall)
     ratio = f"    ratio cheaper pull / push-down: wall {pulled.wall / pushed.wall:.2f}x, "
@@ -346,15 +347,16 @@ def sqlite_references(path: Path) -> None:
     """The push-down through the time-only index (sorting the window) and through none."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     lo, hi = (t.strftime("%Y-%m-%d %H:%M:%S") for t in (END - WINDOW, END))
+    counts = (
+        "SELECT gender, approved, repaid, credit_score, count(*) FROM decisions {} "
+        "WHERE datetime(decided_at) >= ? AND datetime(decided_at) < ? "
+        "GROUP BY credit_score, repaid, approved, gender"
+    )
     for what, access in (
         ("push-down, time-only index (sorts)", "INDEXED BY decisions_decided_at_window"),
         ("push-down without an index (before)", "NOT INDEXED"),
     ):
-        sql = (
-            f"SELECT gender, approved, repaid, credit_score, count(*) FROM decisions {access} "
-            "WHERE datetime(decided_at) >= ? AND datetime(decided_at) < ? "
-            "GROUP BY credit_score, repaid, approved, gender"
-        )
+        sql = counts.replace("{}", access)  # fixed text; the bounds are parameters
         wall, cpu = time.perf_counter(), time.process_time()
         db.execute(sql, (lo, hi)).fetchall()
         row(what, Cost(time.perf_counter() - wall, time.process_time() - cpu), "(one run)")

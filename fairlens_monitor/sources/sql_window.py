@@ -109,9 +109,7 @@ def index_name(table: str, timestamp: str, group_by: Sequence[str] = ()) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def index_statement(
-    table: str, timestamp: str, dialect: str, group_by: Sequence[str] = ()
-) -> str:
+def index_statement(table: str, timestamp: str, dialect: str, group_by: Sequence[str] = ()) -> str:
     """The ``CREATE INDEX`` that lets the count statement read only the window's rows.
 
     Built from :func:`time_key`, the expression the predicate compares. On PostgreSQL (and
