@@ -326,3 +326,48 @@ def test_a_score_source_keeps_the_time_index_and_is_not_told_to_group(tmp_path: 
         "USE TEMP B-TREE FOR GROUP BY",
     ]
     assert hint is None
+
+
+def test_groups_too_small_to_skip_through_are_told_the_time_only_index(tmp_path: Path) -> None:
+    """A stratum with a distinct value per decision leaves nothing to skip: with the grouped
+    index and its statistics SQLite reads every row, so the hint gives the time-only index
+    (no loop back to the grouped one), after which the sort is the planner's choice."""
+    path = tmp_path / "wide.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE decisions (gender TEXT, approved INTEGER, amount INTEGER, t TEXT)")
+        db.executemany(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?)",
+            [
+                (("female", "male")[i % 2], i % 3 % 2, i, written(i, START + (i - 864) * STEP))
+                for i in range(3000)
+            ],
+        )
+    db.close()
+    url = f"sqlite:///{path}"
+    columns = ["gender", "approved", "amount"]
+    stmt = count_statement("decisions", None, columns, "t", (START, NOW), "sqlite")
+    run(url, index_statement("decisions", "t", "sqlite", columns), "ANALYZE decisions")
+
+    def plan_and_hint() -> tuple[list[str], str | None]:
+        engine = source_engine(url)
+        try:
+            with engine.connect() as conn:
+                return query_plan(conn, stmt), missing_index_hint(conn, stmt, "decisions", "t")
+        finally:
+            engine.dispose()
+
+    steps, hint = plan_and_hint()
+    assert steps[0].startswith("SCAN decisions"), steps
+    time_only = index_statement("decisions", "t", "sqlite")
+    assert hint == (
+        "source.window: the count query reads every row of table decisions: its groups hold "
+        "too few decisions each for SQLite to skip through the grouped index; create the "
+        f"time-only index (once, as the table's owner): {time_only};"
+    )
+    run(url, time_only, "ANALYZE decisions")
+    steps, hint = plan_and_hint()
+    assert steps == [
+        "SEARCH decisions USING INDEX decisions_t_window (<expr>>? AND <expr><?)",
+        "USE TEMP B-TREE FOR GROUP BY",
+    ]
+    assert hint is None

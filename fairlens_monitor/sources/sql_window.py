@@ -241,7 +241,10 @@ def missing_index_hint(
     that index is there with statistics (:func:`analysed`): then sorting is the planner's
     informed choice (a table that also has the time-only index and few rows per group).
     The SQLite hint includes the ``ANALYZE`` (:func:`statistics_statement`) the grouped
-    index needs: without it SQLite reads the whole index, which is reported too.
+    index needs: without it SQLite reads the whole index, which is reported too. When the
+    grouped index and its statistics are there and SQLite still reads every row (groups too
+    small to skip through, e.g. a stratum with a value per decision), the hint gives the
+    time-only index, whose sort of the window is then the cheaper plan.
 
     Returns:
         None when the planner uses an index for the window (and, where it can, for the
@@ -251,12 +254,21 @@ def missing_index_hint(
     dialect = conn.dialect.name
     plan = query_plan(conn, stmt)
     grouped = (grouped_columns(stmt) or []) if dialect == "sqlite" else []
-    if scans_table(plan, table):
+    ready = bool(grouped) and analysed(conn, table, timestamp, grouped)
+    if scans_table(plan, table) and ready:
+        # The grouped index and its statistics are there, yet SQLite reads every row: its
+        # groups are too small to skip through; sorting the window is then the better plan.
+        why = (
+            f"reads every row of table {table}: its groups hold too few decisions each "
+            "for SQLite to skip through the grouped index"
+        )
+        fix, grouped = "create the time-only index", []
+    elif scans_table(plan, table):
         why = f"reads every row of table {table} because no index serves its time window"
         if grouped:
             why += " and groups (or the planner has no statistics for it)"
         fix = "create one"
-    elif grouped and sorts_groups(plan) and not analysed(conn, table, timestamp, grouped):
+    elif grouped and sorts_groups(plan) and not ready:
         why = (
             f"sorts every decision of its window in table {table} for its GROUP BY; an "
             "index on the grouped columns and the time spares the sort"
