@@ -15,7 +15,7 @@ is the ``CREATE INDEX`` statement the user is told to run, from the same express
   index* on exactly ``datetime(col)`` serves it (:func:`index_statement`).
 
 SQLite has no hash aggregation: a ``GROUP BY`` over rows found through a time index sorts
-every row of the window in a temporary B-tree, which cost more than the index saved. So for
+every row of the window in a temporary B-tree, most of the query's cost (docs/PERFORMANCE.md). So for
 SQLite the recommended index holds the grouped columns first, in the statement's ``GROUP
 BY`` order (:func:`group_order`), then ``datetime(col)``. With the planner's statistics
 (``ANALYZE``, once) SQLite answers the count with a *skip-scan*: for each distinct group it
@@ -25,7 +25,8 @@ order (still no sort, but every row of the table), which :func:`missing_index_hi
 
 :func:`missing_index_hint` asks the database's own planner whether the count statement would
 read the whole table (or, on SQLite, sort the window's rows for its ``GROUP BY``), and if so
-returns the statements to run. Pure, apart from that query.
+returns the statements to run. Pure, apart from the queries of the plan and (SQLite) of the
+schema and its statistics.
 """
 
 from __future__ import annotations
