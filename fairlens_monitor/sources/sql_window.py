@@ -15,9 +15,9 @@ is the ``CREATE INDEX`` statement the user is told to run, from the same express
   index* on exactly ``datetime(col)`` serves it (:func:`index_statement`).
 
 SQLite has no hash aggregation: a ``GROUP BY`` over rows found through a time index sorts
-every row of the window in a temporary B-tree, most of the query's cost (docs/PERFORMANCE.md). So for
-SQLite the recommended index holds the grouped columns first, in the statement's ``GROUP
-BY`` order (:func:`group_order`), then ``datetime(col)``. With the planner's statistics
+every row of the window in a temporary B-tree, most of the query's cost (docs/PERFORMANCE.md).
+So for SQLite the recommended index holds the grouped columns first, in the statement's
+``GROUP BY`` order (:func:`group_order`), then ``datetime(col)``. With the planner's statistics
 (``ANALYZE``, once) SQLite answers the count with a *skip-scan*: for each distinct group it
 seeks into the index and counts that group's rows in the window, reading only the index, in
 group order, so nothing is sorted. Without statistics it reads the whole index in group
