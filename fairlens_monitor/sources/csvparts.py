@@ -38,7 +38,7 @@ BLOCK_BYTES = 1 << 20  # per range and block: a batch of ~27k rows of a typical 
 MIN_PART_BYTES = 8 << 20  # smaller files are one range: threads would cost more than they save
 MAX_PARTS = 8
 AHEAD = 4  # blocks a range reads ahead of its parser
-AHEAD_WAIT = 0.05  # seconds a read waits for the parser before it goes ahead anyway
+AHEAD_WAIT = 0.05  # seconds a read waits for the parser (a block may give no batch)
 CUT_SEARCH = 1 << 16  # a cut looks this far ahead for the end of a line, else it is dropped
 
 
@@ -51,8 +51,10 @@ class _Range:
     pyarrow's streaming reader reads up to 32 blocks ahead of its parser on a background
     thread (32 MB per range at 1 MB blocks); here a block is read only when fewer than
     ``AHEAD`` are waiting — the range's thread calls :meth:`parsed` after each batch — so a
-    range holds a few blocks whatever the core count. A block that gives no batch (a row
-    longer than a block) cannot stall it: after ``AHEAD_WAIT`` seconds the read goes ahead.
+    range usually holds a few blocks whatever the core count. A block that gives no batch
+    (only blank lines) cannot stall it: after ``AHEAD_WAIT`` seconds the read goes ahead
+    anyway, so a parser starved of CPU for longer (a loaded machine) lets the read-ahead
+    grow back towards pyarrow's own 32 blocks, never beyond.
     """
 
     closed = False
