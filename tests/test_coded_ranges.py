@@ -254,3 +254,30 @@ def test_pyarrow_batches_carry_their_own_dictionaries(tmp_path: Path) -> None:
     dictionaries = {tuple(b.column(0).dictionary.to_pylist()) for b in reader}
     assert ("a",) in dictionaries
     assert ("b",) in dictionaries
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_reducer_error_in_one_range_stops_the_read_and_is_raised(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "a,1,x\n" * 3_000)
+    calls: list[int] = []
+
+    class Boom(Exception):
+        pass
+
+    def step(state: list[int], batch: pa.RecordBatch) -> None:
+        calls.append(batch.num_rows)
+        if state[0] == 3 and len(calls) > 5:
+            raise Boom
+
+    starts = iter(range(4))
+    with pytest.raises(Boom):
+        csvparts.reduce_parts(
+            path,
+            ["g", "y"],
+            lambda: [next(starts)],
+            step,
+            coded=["g", "y"],
+            parts=4,
+            min_part_bytes=1,
+        )
+    assert sum(calls) < 3_000  # the failing range stopped at its error (the others may be done)

@@ -59,11 +59,14 @@ class _Range:
 
     closed = False
 
-    def __init__(self, path: Path, start: int, end: int, quoted: threading.Event) -> None:
+    def __init__(
+        self, path: Path, start: int, end: int, quoted: threading.Event, stop: threading.Event
+    ) -> None:
         self._file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close)
         self._file.seek(start)
         self._left = end - start
         self._quoted = quoted
+        self._stop = stop  # another range failed, or the caller was interrupted: end now
         self._ahead = threading.Semaphore(AHEAD)
 
     def parsed(self) -> None:
@@ -82,7 +85,7 @@ class _Range:
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` bytes of the range (all that is left when ``size`` is -1)."""
         want = self._left if size is None or size < 0 else min(size, self._left)
-        if want <= 0 or self._quoted.is_set():
+        if want <= 0 or self._quoted.is_set() or self._stop.is_set():
             return b""
         self._ahead.acquire(timeout=AHEAD_WAIT)
         data = self._file.read(want)
@@ -213,11 +216,11 @@ def _parallel(
         raise FastReadRefused from None
     size = path.stat().st_size
     ends = [*starts[1:], size]
-    stop = threading.Event()  # a range failed: the others end at their next batch
+    stop = threading.Event()  # a range failed or Ctrl-C: the others end at their next block
 
     def run(index: int) -> S:
         state = start()
-        stream = _Range(path, starts[index], ends[index], quoted)
+        stream = _Range(path, starts[index], ends[index], quoted, stop)
         try:
             reader = pcsv.open_csv(
                 stream,
@@ -235,7 +238,7 @@ def _parallel(
                 step(state, batch)
                 stream.parsed()
         except pa.ArrowException:
-            if not quoted.is_set():  # a quote ended the stream mid-row: not the file's fault
+            if not (quoted.is_set() or stop.is_set()):  # not ended early mid-row by us
                 stop.set()
                 raise FastReadRefused from None
         except BaseException:
@@ -245,9 +248,15 @@ def _parallel(
             stream.close()
         return state
 
-    with ThreadPoolExecutor(len(starts)) as pool:
+    pool = ThreadPoolExecutor(len(starts))
+    try:
         futures = [pool.submit(run, i) for i in range(len(starts))]
         errors = [f.exception() for f in futures]
+    except BaseException:  # e.g. KeyboardInterrupt: do not parse the rest of a huge file
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     if quoted.is_set():  # a cut may have split a quoted field: nothing here is worth keeping
         return []
     for error in errors:
