@@ -3,9 +3,10 @@
 read → **counts** → measure → detect → alert → log. A CSV parser that dictionary-encodes the
 group, decision and label columns hands over, per batch, each column's few distinct texts
 (its dictionary) and one small integer per row (its index into them). A batch's rows are
-counted by one ``bincount`` over a mixed-radix key of those indices; only the few cells that
-occur are then given their meaning — the group label, the decision, the ground truth — and
-added to the running counts under that meaning, never under a batch's own index. So two
+counted by one ``bincount`` over a mixed-radix key of those indices; the few cells that occur
+are added to the running counts under their texts as written, never under a batch's own
+indices (needing numpy only). At the end every distinct text is given its meaning — the
+group label, the decision, the ground truth — and the cells are added up under it. So two
 batches whose dictionaries differ (another order, a value new in the later one, a blank or a
 listed missing value) still add up into one cell per group: the same group is the same label
 text however its cells were spelled (``" a"`` and ``"a"``; ``""`` and ``" "`` both missing).

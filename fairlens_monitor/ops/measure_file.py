@@ -5,9 +5,15 @@ columns against the file's header, then runs the same pure measurement the daemo
 (:mod:`fairlens_monitor.fairness.groups`) and returns the statistics and verdict as a plain
 report (rendered for people by :mod:`fairlens_monitor.cli.measure_report`). Nothing is stored.
 
-A plain CSV is counted from pyarrow's multithreaded reader
-(:mod:`fairlens_monitor.sources.arrowcsv`); a file it refuses is read again with the pandas
-reader, so the counts and errors are the pandas reader's in every case.
+A plain CSV (no banded attribute, no score) is cut into one byte range per core, each parsed
+by its own pyarrow reader with the group, decision and label columns dictionary-encoded
+(:mod:`fairlens_monitor.sources.csvparts`), and counted on those codes in the reading
+threads (:mod:`fairlens_monitor.fairness.codecounts`): no frame is built. A value that count
+cannot take (a missing or non-binary decision, a personal-looking group) sends the file to
+the chunked count (pyarrow's streaming reader in frames of ``chunk_rows``,
+:mod:`fairlens_monitor.sources.arrowcsv`), whose error names the rows; a file pyarrow refuses
+is read again with the pandas reader. So the counts and errors are the pandas reader's in
+every case.
 """
 
 from __future__ import annotations
@@ -125,7 +131,9 @@ def count_file(
         outcome: the decision column.
         label: optional ground-truth column (required with ``score``).
         chunk_rows: rows per chunk.
-        progress: called with the rows read so far after each chunk.
+        progress: called with the rows read so far after each chunk (on a plain CSV
+            counted by byte ranges: each time about ``chunk_rows`` more are counted, from
+            the reading threads, and once with the total).
         missing_values: texts that also mean "missing" (empty cells always do).
         score: optional model score column (numbers in [0, 1]), counted in bins.
         score_bins: equal-width bins the score is counted in.
