@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 S = TypeVar("S")
 BLOCK_BYTES = 1 << 20  # per range and block: a batch of ~27k rows of a typical decision log
 MIN_PART_BYTES = 8 << 20  # smaller files are one range: threads would cost more than they save
-MAX_PARTS = 8
+MAX_PARTS = 4  # each range holds ~15 MB more (its blocks, parser, allocator arena)
 AHEAD = 4  # blocks a range reads ahead of its parser
 AHEAD_WAIT = 0.05  # seconds a read waits for the parser (a block may give no batch)
 CUT_SEARCH = 1 << 16  # a cut looks this far ahead for the end of a line, else it is dropped
@@ -149,7 +149,8 @@ def reduce_parts(
         step: adds one batch to a state; called in the range's own thread, one thread per
             state. An exception it raises stops the read and is raised here.
         coded: columns pyarrow dictionary-encodes as it parses (the others are strings).
-        parts: the most ranges (default: the CPUs this process may run on, at most 8).
+        parts: the most ranges (default: the CPUs this process may run on, at most
+            ``MAX_PARTS``).
         min_part_bytes: no range is cut smaller (default ``MIN_PART_BYTES``).
 
     Returns:
