@@ -161,7 +161,7 @@ def reduce_parts(
         OSError: the file cannot be read.
     """
     if parts is None:
-        parts = min(MAX_PARTS, len(os.sched_getaffinity(0)))
+        parts = min(MAX_PARTS, _cpus())
     header, starts = cuts(path, parts, MIN_PART_BYTES if min_part_bytes is None else min_part_bytes)
     if len(starts) > 1:
         quoted = threading.Event()
@@ -169,6 +169,12 @@ def reduce_parts(
         if not quoted.is_set():
             return states
     return [_serial(path, columns, coded, start, step)]
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; not on macOS
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _serial(
