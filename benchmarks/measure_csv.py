@@ -8,12 +8,17 @@ peak RSS), interleaved ``--repeat`` times, best of each printed:
 - **measure**: ``fairlens-monitor measure FILE --protected-attribute gender --privileged-value
   Male --outcome approved --label repaid`` (read, validate, count, statistics, report);
 - **fairlearn**: pandas ``read_csv`` of the same columns, then ``demographic_parity_ratio`` and
-  ``equalized_odds_difference`` (``--fairlearn-repeat`` runs; it is slow at 10M rows);
+  ``equalized_odds_difference`` (``--fairlearn-repeat`` runs, 0 to skip it: it takes minutes
+  at 10M rows);
 - ``--help`` and ``measure --help`` (start-up).
 
 The CSV is the decision log of ``benchmarks/sources_scale.py`` (written once under
 var/bench-sources). Goals (issue 17): measure within 1.5x the floor's wall time, peak RSS
 < 300 MB, >= 30x faster than fairlearn whole-process, help < 0.4 s.
+
+Every run's figures are printed with the load average at its start (the machine is shared:
+absolute times move with load, the ratio of interleaved runs less), then the best of each
+beside the floor with the ratio.
 
     python benchmarks/measure_csv.py [--rows 10000000] [--repeat 3] [--fairlearn-repeat 1]
 """
@@ -61,15 +66,18 @@ FAIRLEARN = (
 
 @dataclass(frozen=True)
 class Run:
-    """One child process: wall seconds, its own CPU seconds and peak RSS (MiB)."""
+    """One child process: wall seconds, its own CPU seconds and peak RSS (MiB), and the
+    1-minute load average when it started."""
 
     wall: float
     cpu: float
     rss: float
+    load: float = 0.0
 
 
 def child(args: Sequence[str], ok: Sequence[int] = (0, 1)) -> Run:
     """Run ``python args`` in a fresh process (output discarded) and measure it."""
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, *args],
@@ -82,12 +90,18 @@ def child(args: Sequence[str], ok: Sequence[int] = (0, 1)) -> Run:
     code = os.waitstatus_to_exitcode(status)
     if code not in ok:
         raise SystemExit(f"{' '.join(args[:4])} … failed with exit code {code}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, load)
 
 
 def best(runs: list[Run]) -> Run:
-    """The minimum of each figure over the runs (the least disturbed by other load)."""
-    return Run(min(r.wall for r in runs), min(r.cpu for r in runs), min(r.rss for r in runs))
+    """The minimum of each figure over the runs (the least disturbed by other load); the
+    load is the highest any of them started under."""
+    return Run(
+        min(r.wall for r in runs),
+        min(r.cpu for r in runs),
+        min(r.rss for r in runs),
+        max(r.load for r in runs),
+    )
 
 
 def ensure_csv(rows: int, folder: Path) -> Path:
@@ -119,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--fairlearn-repeat", type=int, default=1)
+    parser.add_argument("--fairlearn-repeat", type=int, default=1, help="0: skip fairlearn")
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-sources")
     args = parser.parse_args()
     csv = ensure_csv(args.rows, args.dir)
@@ -134,29 +148,40 @@ def main() -> None:
     floor_args = ["-c", FLOOR, str(csv), *COLUMNS]
     runs: dict[str, list[Run]] = {"floor": [], "measure": [], "help": [], "measure --help": []}
     child(floor_args)  # warm the page cache: every figure below reads a cached file
-    for _ in range(args.repeat):
-        runs["floor"].append(child(floor_args))
-        runs["measure"].append(child(measure))
+    print(f"{'run':<34} {'wall':>10} {'CPU':>10} {'peak RSS':>11}  load at start")
+    for i in range(args.repeat):
+        pair = child(floor_args), child(measure)
+        runs["floor"].append(pair[0])
+        runs["measure"].append(pair[1])
+        line(f"{i + 1}: floor", pair[0], f"{pair[0].load:.2f}")
+        line(
+            f"{i + 1}: measure",
+            pair[1],
+            f"{pair[1].load:.2f}; {pair[1].wall / pair[0].wall:.2f}x wall, "
+            f"{pair[1].cpu / pair[0].cpu:.2f}x CPU of the floor run before it",
+        )
         runs["help"].append(child(["-m", "fairlens_monitor", "--help"]))
         runs["measure --help"].append(child(["-m", "fairlens_monitor", "measure", "--help"]))
-    fair = [child(["-c", FAIRLEARN, str(csv), *COLUMNS]) for _ in range(args.fairlearn_repeat)]
-    floor, ours, theirs = best(runs["floor"]), best(runs["measure"]), best(fair)
-    print(f"{'':<34} {'wall':>10} {'CPU':>10} {'peak RSS':>11}")
-    line("floor: pyarrow read_csv, columns", floor)
+    floor, ours = best(runs["floor"]), best(runs["measure"])
+    print(f"best of {args.repeat}{'':<24} {'wall':>10} {'CPU':>10} {'peak RSS':>11}")
+    line("floor: pyarrow read_csv, columns", floor, f"load <= {floor.load:.2f}")
     line(
         "fairlens-monitor measure",
         ours,
         f"{ours.wall / floor.wall:.2f}x floor wall (goal <= 1.5), "
-        f"{ours.cpu / floor.cpu:.2f}x floor CPU; RSS goal < 300 MB",
-    )
-    line(
-        "fairlearn: pandas read + metrics",
-        theirs,
-        f"measure {theirs.wall / ours.wall:.1f}x faster wall, "
-        f"{theirs.cpu / ours.cpu:.1f}x less CPU (goal >= 30x)",
+        f"{ours.cpu / floor.cpu:.2f}x floor CPU; RSS goal < 300 MB; load <= {ours.load:.2f}",
     )
     for name in ("help", "measure --help"):
         line(f"fairlens-monitor {name}", best(runs[name]), "goal < 0.4 s wall")
+    if args.fairlearn_repeat > 0:
+        fair = [child(["-c", FAIRLEARN, str(csv), *COLUMNS]) for _ in range(args.fairlearn_repeat)]
+        theirs = best(fair)
+        line(
+            "fairlearn: pandas read + metrics",
+            theirs,
+            f"measure {theirs.wall / ours.wall:.1f}x faster wall, "
+            f"{theirs.cpu / ours.cpu:.1f}x less CPU (goal >= 30x); load <= {theirs.load:.2f}",
+        )
 
 
 if __name__ == "__main__":

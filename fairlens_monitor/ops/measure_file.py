@@ -5,22 +5,32 @@ columns against the file's header, then runs the same pure measurement the daemo
 (:mod:`fairlens_monitor.fairness.groups`) and returns the statistics and verdict as a plain
 report (rendered for people by :mod:`fairlens_monitor.cli.measure_report`). Nothing is stored.
 
-A plain CSV is counted from pyarrow's multithreaded reader
-(:mod:`fairlens_monitor.sources.arrowcsv`); a file it refuses is read again with the pandas
-reader, so the counts and errors are the pandas reader's in every case.
+A plain CSV (no banded attribute, no score) is cut into one byte range per core, each parsed
+by its own pyarrow reader with the group, decision and label columns dictionary-encoded
+(:mod:`fairlens_monitor.sources.csvparts`), and counted on those codes in the reading
+threads (:mod:`fairlens_monitor.fairness.codecounts`): no frame is built. A value that count
+cannot take (a missing or non-binary decision, a personal-looking group) sends the file to
+the chunked count (pyarrow's streaming reader in frames of ``chunk_rows``,
+:mod:`fairlens_monitor.sources.arrowcsv`), whose error names the rows; a file pyarrow refuses
+is read again with the pandas reader. So the counts and errors are the pandas reader's in
+every case.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import counts as count_table
 from fairlens_monitor.fairness.cells import missing_report, numeric_cells
+from fairlens_monitor.fairness.codecounts import CodedCounts, NeedsRowDetail
+from fairlens_monitor.fairness.codecounts import count_table as coded_table
 from fairlens_monitor.fairness.explain import analyze_feature_impact
 from fairlens_monitor.fairness.groups import (
     GroupSpec,
@@ -30,8 +40,17 @@ from fairlens_monitor.fairness.metrics import numbers
 from fairlens_monitor.fairness.report import to_json
 from fairlens_monitor.monitoring.measure import judge_counts
 from fairlens_monitor.security.masking import quoted_redacted
-from fairlens_monitor.sources.arrowcsv import FastReadRefused, arrow_chunks, readable
+from fairlens_monitor.sources.arrowcsv import (
+    FastReadRefused,
+    arrow_chunks,
+    check_columns,
+    readable,
+)
+from fairlens_monitor.sources.csvparts import reduce_parts
 from fairlens_monitor.sources.files import FileChunks
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CHUNK_ROWS = 500_000
 T = TypeVar("T")
@@ -66,11 +85,18 @@ def iter_decisions(
             is missing (named with the file).
         FastReadRefused: with ``fast``, pyarrow refused the file: read it without.
     """
-    try:
+    with _read_errors(path, columns):
         if fast and readable(path):
             yield from arrow_chunks(path, columns, chunk_rows, coded)
         else:
             yield from FileChunks(path, columns, chunk_rows, hashed=False)
+
+
+@contextmanager
+def _read_errors(path: Path, columns: list[str]) -> Iterator[None]:
+    """Turn a failure to read ``path`` into a DataError naming the file (never a cell)."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -105,7 +131,9 @@ def count_file(
         outcome: the decision column.
         label: optional ground-truth column (required with ``score``).
         chunk_rows: rows per chunk.
-        progress: called with the rows read so far after each chunk.
+        progress: called with the rows read so far after each chunk (on a plain CSV
+            counted by byte ranges: each time about ``chunk_rows`` more are counted, from
+            the reading threads, and once with the total).
         missing_values: texts that also mean "missing" (empty cells always do).
         score: optional model score column (numbers in [0, 1]), counted in bins.
         score_bins: equal-width bins the score is counted in.
@@ -131,12 +159,69 @@ def count_file(
             missing_values=missing_values,
         )
 
+    coded = [*spec.attributes, outcome, *filter(None, [label])]  # few distinct values
     try:
-        coded = [*spec.attributes, outcome, *filter(None, [label])]  # few distinct values
+        if readable(path) and score is None and not set(spec.attributes) & set(spec.bands):
+            try:
+                return _count_coded(
+                    path, spec, outcome, label, chunk_rows, progress, missing_values
+                )
+            except NeedsRowDetail:  # a bad value: the chunked count names its rows
+                pass
         tables = _reduce_chunks(path, needed, chunk_rows, progress, reduce, coded=coded)
     except FastReadRefused:  # e.g. a short row pandas reads as missing cells: its way
         tables = _reduce_chunks(path, needed, chunk_rows, progress, reduce)
     return count_table.combine(tables)
+
+
+def _count_coded(
+    path: Path,
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None,
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+    missing_values: Collection[str],
+) -> pd.DataFrame:
+    """Count a plain CSV on its parser's dictionary codes, one byte range per core.
+
+    ``progress`` is called with the rows counted so far each time another ``chunk_rows``
+    are done (from the reading threads), and once with the total.
+
+    Raises:
+        DataError: the header is too long or wide or lacks a column; the file is unreadable.
+        FastReadRefused: pyarrow refused the file (read it with pandas).
+        NeedsRowDetail: a value the chunked count would reject, or no rows (count it so).
+    """
+    needed = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
+    lock = threading.Lock()
+    done = [0, 0]  # rows counted, rows last reported
+
+    def start() -> CodedCounts:
+        return CodedCounts([*spec.attributes, outcome, *filter(None, [label])])
+
+    def step(counts: CodedCounts, batch: pa.RecordBatch) -> None:
+        arrays = [batch.column(name) for name in counts.columns]
+        if any(a.null_count for a in arrays):  # not with these options; never guess
+            raise NeedsRowDetail
+        counts.add(
+            [a.dictionary.to_pylist() for a in arrays],
+            [a.indices.to_numpy() for a in arrays],
+        )
+        if progress is not None:
+            with lock:
+                done[0] += batch.num_rows
+                if done[0] - done[1] >= chunk_rows:
+                    done[1] = done[0]
+                    progress(done[0])
+
+    with _read_errors(path, needed):
+        check_columns(path, needed)
+        parts = reduce_parts(path, needed, start, step, coded=needed)
+    table = coded_table(parts, spec, outcome, label, missing_values=missing_values)
+    if progress is not None and done[1] != done[0]:
+        progress(done[0])
+    return table
 
 
 def _reduce_chunks(

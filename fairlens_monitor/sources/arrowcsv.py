@@ -33,6 +33,7 @@ from fairlens_monitor.sources.files import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.csv as pcsv
 
 BLOCK_BYTES = 1 << 20  # pyarrow's default: ~210 MB peak at 10M rows (4 MB blocks: ~340 MB)
 
@@ -45,6 +46,17 @@ def readable(path: Path) -> bool:
     """Whether the fast reader applies: a plain (uncompressed) CSV, not Parquet."""
     name = path.name.lower()
     return not name.endswith((*PARQUET_SUFFIXES, *COMPRESSED_SUFFIXES))
+
+
+def check_columns(path: Path, columns: list[str]) -> None:
+    """Check a CSV's header exactly as the pandas reader does: its size, and every column.
+
+    Raises:
+        DataError: the header is too long or wide, or lacks a needed column.
+        OSError, ValueError, pandas.errors.ParserError: the header cannot be read.
+    """
+    check_header(path)
+    require_columns(pd.read_csv(path, nrows=0).columns, columns, where=f"file {path.name}")
 
 
 def arrow_chunks(
@@ -75,23 +87,14 @@ def arrow_chunks(
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    check_header(path)
-    require_columns(pd.read_csv(path, nrows=0).columns, columns, where=f"file {path.name}")
+    check_columns(path, columns)
     text = pd.StringDtype("pyarrow")
     try:
         reader = pcsv.open_csv(
             path,
             read_options=pcsv.ReadOptions(use_threads=True, block_size=BLOCK_BYTES),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=columns,
-                column_types={
-                    c: pa.dictionary(pa.int32(), pa.string()) if c in coded else pa.string()
-                    for c in columns
-                },
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
+            convert_options=convert_options(columns, coded),
         )
         schema = reader.schema
         pending: list[pa.RecordBatch] = []
@@ -108,6 +111,23 @@ def arrow_chunks(
             yield _frame(pa.Table.from_batches(pending, schema=schema), text)
     except pa.ArrowException:
         raise FastReadRefused from None
+
+
+def convert_options(columns: list[str], coded: Collection[str] = ()) -> pcsv.ConvertOptions:
+    """pyarrow's options that read ``columns`` as the pandas reader's text: every cell as
+    written (an empty cell ``""``, never NULL), ``coded`` ones dictionary-encoded."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    return pcsv.ConvertOptions(
+        include_columns=columns,
+        column_types={
+            c: pa.dictionary(pa.int32(), pa.string()) if c in coded else pa.string()
+            for c in columns
+        },
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
 
 
 def _frame(table: pa.Table, text: pd.StringDtype) -> pd.DataFrame:
