@@ -30,10 +30,14 @@ from fairlens_monitor.cli.common import (
     LAST_OPTION,
     PUBKEY_OPTION,
     LazyGroup,
+    chosen_monitors,
     dump,
+    failure_line,
+    portfolio_of,
     reader,
     record_hash,
     run_console,
+    scoped_reader,
     sealed_writer,
     settings_of,
     show,
@@ -54,6 +58,7 @@ LAZY_SUBCOMMANDS = {
     "restore": "fairlens_monitor.cli.maintenance:restore",
     "retention": "fairlens_monitor.cli.maintenance:retention",
     "view": "fairlens_monitor.cli.page:view",
+    "monitors": "fairlens_monitor.cli.monitors:monitors",
     "page-token": "fairlens_monitor.cli.page:page_token",
 }
 
@@ -116,74 +121,126 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain)
 
 
+MONITOR_OPTION = click.option(
+    "--monitor",
+    "monitor",
+    metavar="NAME",
+    help="Only this monitor's (a name under monitors: in the config, or a retired one).",
+)
+
+
 @cli.command()
 @JSON_OPTION
 @click.option(
+    "--monitor",
+    "monitors",
+    multiple=True,
+    metavar="NAME",
+    help="Run this monitor (repeatable; default: every monitor not paused).",
+)
+@click.option(
     "--fail-on-alert",
     is_flag=True,
-    help="Exit 1 when the monitored verdict is adverse or drift is signalled.",
+    help="Exit 1 when a monitored verdict is adverse or drift is signalled.",
 )
 @NEW_CHAIN_OPTION
 @click.pass_context
-def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
-    """Run one cycle now, store it, and print its result."""
+def once(
+    ctx: click.Context,
+    as_json: bool,
+    monitors: tuple[str, ...],
+    fail_on_alert: bool,
+    new_chain: bool,
+) -> None:
+    """Run one cycle of each monitor now, store it, and print its result.
+
+    With one monitor (the config has one, or one --monitor) --json prints that cycle's
+    document; with several, {"monitors": {NAME: document}}. A monitor whose cycle fails
+    does not stop the others (exit 2 after them).
+    """
     from fairlens_monitor.cli.render import cycle_json, cycle_lines
     from fairlens_monitor.ops.app import open_cipher
     from fairlens_monitor.ops.sealing import Sealer  # deferred: pandas
-    from fairlens_monitor.ops.sequence import run_once
+    from fairlens_monitor.ops.sequence import run_portfolio
 
+    portfolio = portfolio_of(ctx)
+    names = chosen_monitors(portfolio, monitors)
     settings = settings_of(ctx)
-    repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once
+    repo, signer = sealed_writer(settings)  # monitor_added, config_changed: signed at once
     cipher = open_cipher(settings, repo)
-    outcome, aside = run_once(
-        settings,
+    run = run_portfolio(
+        portfolio,
         repo,
         cipher,
         signer,
+        names=names,
         clock=lambda: datetime.now(UTC),
         actor="cli",
         new_chain=new_chain,
-        sealer=Sealer.of(settings, signer),
+        sealer=lambda scoped: Sealer.of(settings, signer).attach(scoped),
     )
-    if aside is not None:
-        click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
-    echo = settings.alerts.echo_plaintext
+    if run.aside is not None:
+        click.echo(f"new chain started; the old chain's anchor file is kept as {run.aside}")
+    single = len(names) == 1 or (not names and len(portfolio) == 1)
+    if single and run.failures:
+        raise next(iter(run.failures.values()))
+    documents: dict[str, object] = {}
+    for name, outcome in run.outcomes.items():
+        plain = portfolio[name].alerts.echo_plaintext
+        if as_json:
+            documents[name] = cycle_json(outcome, repo.audit_tail(5), echo_plaintext=plain)
+        else:
+            if not single:
+                click.echo(f"── monitor {name}")
+            for line in cycle_lines(outcome, echo_plaintext=plain):
+                click.echo(line)
+    for name in run.skipped:
+        click.echo(f"monitor {name} is paused: not run", err=True)
+    for name, exc in run.failures.items():
+        documents[name] = {"error": failure_line(exc)}
+        click.echo(f"error: monitor {name}: {failure_line(exc)}", err=True)
     if as_json:
-        dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
-    else:
-        for line in cycle_lines(outcome, echo_plaintext=echo):
-            click.echo(line)
-    if (
-        fail_on_alert
-        and outcome.monitored is not None
-        and (outcome.monitored.verdict == "adverse" or outcome.monitored.drift_alert)
+        dump(next(iter(documents.values())) if single and documents else {"monitors": documents})
+    if fail_on_alert and any(
+        o.monitored is not None and (o.monitored.verdict == "adverse" or o.monitored.drift_alert)
+        for o in run.outcomes.values()
     ):
         ctx.exit(1)
+    if run.failures:
+        ctx.exit(2)
 
 
 @cli.command()
 @LAST_OPTION
+@MONITOR_OPTION
 @JSON_OPTION
 @click.pass_context
-def history(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the newest stored readings (both scenarios of each run)."""
+def history(ctx: click.Context, last: int, monitor: str | None, as_json: bool) -> None:
+    """Show the newest stored readings (both scenarios of each run), of every monitor or one."""
     from fairlens_monitor.cli.render import reading_json, reading_line
 
-    rows = reader(settings_of(ctx)).latest_readings(last)
+    repo = scoped_reader(ctx, monitor)
+    rows = repo.latest_readings(last) if monitor else repo.latest_readings_all(last)
     show(rows, as_json, reading_json, reading_line, empty="no readings yet")
 
 
 @cli.group(invoke_without_command=True)
 @LAST_OPTION
+@MONITOR_OPTION
 @JSON_OPTION
 @click.pass_context
-def audit(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the newest audit events (the chain's tail), or run an audit subcommand."""
+def audit(ctx: click.Context, last: int, monitor: str | None, as_json: bool) -> None:
+    """Show the newest audit events (the chain's tail), or run an audit subcommand.
+
+    With --monitor, the newest events whose payload names that monitor.
+    """
     from fairlens_monitor.cli.render import audit_json, audit_line
+    from fairlens_monitor.ops.inventory import monitor_events
 
     if ctx.invoked_subcommand is not None:
         return
-    records = reader(settings_of(ctx)).audit_tail(last)
+    repo = scoped_reader(ctx, monitor)
+    records = repo.audit_tail(last) if monitor is None else monitor_events(repo, monitor, last)
     show(records, as_json, audit_json, audit_line, empty="no audit events yet")
 
 
