@@ -160,6 +160,7 @@ def once(
     """
     from fairlens_monitor.cli.render import cycle_json, cycle_lines
     from fairlens_monitor.ops.app import open_cipher
+    from fairlens_monitor.ops.inventory import monitor_events
     from fairlens_monitor.ops.sealing import Sealer  # deferred: pandas
     from fairlens_monitor.ops.sequence import run_portfolio
 
@@ -187,8 +188,9 @@ def once(
     documents: dict[str, object] = {}
     for name, outcome in run.outcomes.items():
         plain = portfolio[name].alerts.echo_plaintext
-        if as_json:
-            documents[name] = cycle_json(outcome, repo.audit_tail(5), echo_plaintext=plain)
+        if as_json:  # one monitor: the chain's tail, as ever; several: each one's own
+            tail = repo.audit_tail(5) if single else monitor_events(repo, name, 5)
+            documents[name] = cycle_json(outcome, tail, echo_plaintext=plain)
         else:
             if not single:
                 click.echo(f"── monitor {name}")

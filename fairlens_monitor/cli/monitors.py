@@ -54,7 +54,9 @@ def monitors_list(ctx: click.Context, as_json: bool) -> None:
         dump([status.as_json() for status in statuses])
         return
     width = max([len(s.name) for s in statuses] + [7])
-    click.echo(f"{'monitor':<{width}}  {'state':<7}  {'schedule':<16}  last reading          verdict")
+    click.echo(
+        f"{'monitor':<{width}}  {'state':<7}  {'schedule':<16}  last reading          verdict"
+    )
     for s in statuses:
         click.echo(_line(s, width))
 
@@ -71,9 +73,8 @@ def _line(s: MonitorStatus, width: int) -> str:
         extras.append("STALE")
     if s.paused_by:
         extras.append(f"paused by {s.paused_by}")
-    return (
-        f"{s.name:<{width}}  {s.state:<7}  {s.schedule or '-':<16}  {last:<20}  {verdict}"
-        + ("  " + ", ".join(extras) if extras else "")
+    return f"{s.name:<{width}}  {s.state:<7}  {s.schedule or '-':<16}  {last:<20}  {verdict}" + (
+        "  " + ", ".join(extras) if extras else ""
     )
 
 

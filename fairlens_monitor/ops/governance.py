@@ -151,7 +151,9 @@ def record_config_change(
         return repo.append_event(CONFIG_CHANGED, actor, payload, ts=ts)
     at = datetime.fromisoformat(ts)
     updated = desired_row(repo.monitor, settings, row, at)
-    return repo.put_monitors([updated], event_type=CONFIG_CHANGED, payload=payload, actor=actor, ts=ts)
+    return repo.put_monitors(
+        [updated], event_type=CONFIG_CHANGED, payload=payload, actor=actor, ts=ts
+    )
 
 
 def sync_portfolio(

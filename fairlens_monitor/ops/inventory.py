@@ -135,7 +135,9 @@ def inventory(
                 dir=None if view.get("dir") is None else float(view["dir"]),
                 open_alerts=int(view.get("open_alerts") or 0),
                 last_ok_run_at=_time(view.get("last_ok_run_at")),
-                stale=None if state != "active" or view.get("stale") is None else bool(view["stale"]),
+                stale=None
+                if state != "active" or view.get("stale") is None
+                else bool(view["stale"]),
                 paused_by=row.paused_by if paused and row is not None else None,
                 paused_at=_time(row.paused_at) if paused and row is not None else None,
             )

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.errors import PausedMonitorError
 from fairlens_monitor.ops.audit_trail import (
     check_chain_start,
     checkpoint_due,
@@ -33,7 +34,6 @@ from fairlens_monitor.ops.audit_trail import (
 from fairlens_monitor.ops.cycle import Clock, CycleOutcome, FailedCycle, execute_cycle
 from fairlens_monitor.ops.governance import record_config_change, sync_portfolio
 from fairlens_monitor.ops.sealing import Sealer
-from fairlens_monitor.errors import PausedMonitorError
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.sources import DecisionSource
 from fairlens_monitor.store.repository import Repository
