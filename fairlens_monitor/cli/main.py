@@ -222,7 +222,7 @@ def history(ctx: click.Context, last: int, monitor: str | None, as_json: bool) -
     from fairlens_monitor.cli.render import reading_json, reading_line
 
     repo = scoped_reader(ctx, monitor)
-    rows = repo.latest_readings(last) if monitor else repo.latest_readings_all(last)
+    rows = repo.latest_readings(last, every_monitor=monitor is None)
     show(rows, as_json, reading_json, reading_line, empty="no readings yet")
 
 

@@ -259,7 +259,8 @@ def alerts_list(
     states = {"active": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}.get(
         state, [state]
     )
-    rows = maintenance.list_alerts(scoped_reader(ctx, monitor), states, last)
+    repo = scoped_reader(ctx, monitor)
+    rows = maintenance.list_alerts(repo, states, last, every_monitor=monitor is None)
     show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
 
 

@@ -4,18 +4,22 @@ Sits before the first cycle of a start (``run``) or a manual cycle (``once``). T
 a portfolio of monitors (``config.monitors``); :func:`sync_portfolio` compares it with the
 ``monitors`` table and the chain and records, per monitor and naming it in the payload:
 
-- ``monitor_added``: a monitor the table does not hold, or holds as retired (it returns), or
-  holds without a config hash (registered by the migration for the history from before
-  monitors existed). The event carries the monitor's settings snapshot.
-- ``config_changed``: the settings that shape the monitor's readings
-  (:meth:`Settings.shaping`) differ from its last snapshot on the chain; the event lists each
-  changed key with its old and new value — so a threshold change is always on the record,
-  with when and by which process.
+- ``monitor_added``: a monitor the table does not hold, or holds as retired (it returns,
+  ``returned: true``, with the keys changed since its last snapshot). The event carries the
+  monitor's settings snapshot.
+- ``monitor_changed``: the settings that shape the monitor's readings
+  (:meth:`Settings.shaping`) differ from its last snapshot on the chain; ``changes`` lists
+  each changed key with its old and new value — so a threshold change is always on the
+  record, with when and by which process. Also written, with no changes, when only the row
+  is out of date (the bare ``default`` row revision 0015 inserts, without a schedule).
 - ``monitor_retired``: a monitor the table holds as active and the config no longer names.
   Its row and history stay, shown as retired; the config file is never edited.
 
 Each event and the ``monitors`` row it describes are written in one transaction
-(``Repository.put_monitors``). ``diff`` and :func:`schedule_of` are pure; the rest is the edge.
+(``Repository.put_monitors``). Before revision 0015 a change was a ``config_changed`` event;
+its snapshots still count (``SNAPSHOT_EVENTS``), and one is still written for a monitor the
+table does not hold yet. ``diff``, :func:`schedule_of` and :func:`desired_row` are pure; the
+rest is the edge.
 """
 
 from __future__ import annotations
@@ -30,14 +34,15 @@ from fairlens_monitor.audit.events import (
     CONFIG_CHANGED,
     DAEMON_STARTED,
     MONITOR_ADDED,
+    MONITOR_CHANGED,
     MONITOR_RETIRED,
 )
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.store.monitors import MonitorRow
+from fairlens_monitor.store.monitors import MonitorRow, describe_schedule, row_for
 from fairlens_monitor.store.repository import Repository
 
 # The events that carry a monitor's settings snapshot (``settings`` and its config hash).
-SNAPSHOT_EVENTS = (DAEMON_STARTED, CONFIG_CHANGED, MONITOR_ADDED)
+SNAPSHOT_EVENTS = (DAEMON_STARTED, CONFIG_CHANGED, MONITOR_ADDED, MONITOR_CHANGED)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -73,39 +78,24 @@ def schedule_of(settings: Settings) -> tuple[str, float | None]:
 
     Returns:
         ``(text, expected seconds between runs)``: ``("every 60s", 60.0)`` for an interval;
-        ``("cron 0 6 * * *", None)`` for a cron schedule, whose gap varies (the daemon
-        records the next run instead).
+        ``("cron 0 6 * * *", None)`` for a cron schedule (``store.monitors.describe_schedule``).
     """
-    cron = getattr(settings.schedule, "cron", None)
-    if isinstance(cron, str) and cron:
-        return f"cron {cron}", None
-    seconds = settings.schedule.interval_seconds
-    return f"every {seconds:g}s", float(seconds)
+    return describe_schedule(settings)
 
 
 def desired_row(name: str, settings: Settings, row: MonitorRow | None, at: datetime) -> MonitorRow:
-    """The ``monitors`` row of a configured monitor: ``row`` (kept: created, paused) with the
-    config's schedule and hash, not retired; a new row created ``at`` when there is none."""
-    schedule, interval = schedule_of(settings)
+    """The ``monitors`` row of a configured monitor: ``row`` (created, paused and retired
+    kept) with the config's schedule and hash; a new row created ``at`` when there is none."""
     if row is None:
-        return MonitorRow(
-            name=name,
-            created_at=at,
-            retired_at=None,
-            paused=False,
-            paused_at=None,
-            paused_by=None,
-            schedule=schedule,
-            interval_seconds=interval,
-            config_hash=settings.config_hash(),
-        )
+        return row_for(name, settings, at)
+    schedule, interval = schedule_of(settings)
     return dataclasses.replace(
-        row,
-        retired_at=None,
-        schedule=schedule,
-        interval_seconds=interval,
-        config_hash=settings.config_hash(),
+        row, schedule=schedule, interval_seconds=interval, config_hash=settings.config_hash()
     )
+
+
+def _listed(row: MonitorRow) -> tuple[str | None, float | None, str | None]:
+    return row.schedule, row.interval_seconds, row.config_hash
 
 
 def record_config_change(
@@ -117,8 +107,7 @@ def record_config_change(
     initial: bool = True,
     row: MonitorRow | None = None,
 ) -> AuditRecord | None:
-    """Append ``config_changed`` for ``repo.monitor`` when its rules differ from its last
-    recorded snapshot.
+    """Record that ``repo.monitor``'s rules differ from its last snapshot on the chain.
 
     Args:
         settings: the monitor's settings about to be used.
@@ -128,31 +117,41 @@ def record_config_change(
         initial: also record the first snapshot of a monitor that has none yet (every key
             listed as new). The daemon passes False when its ``daemon_started`` event, which
             follows, carries the snapshot.
-        row: the monitor's row in the ``monitors`` table; when given, it is updated with
-            the new config hash and schedule in the event's transaction.
+        row: the monitor's row in the ``monitors`` table, when the caller has read it (None:
+            read here).
 
     Returns:
-        The appended record, or None when nothing changed.
+        The appended record — ``monitor_changed`` with the monitor's row brought up to date
+        in the same transaction (also when only the row was out of date), or
+        ``config_changed`` naming the monitor when the table holds no row for it yet — or
+        None when nothing changed.
     """
+    if row is None:
+        row = next((r for r in repo.monitor_rows() if r.name == repo.monitor), None)
     current = settings.shaping()
     previous, previous_hash = repo.last_settings_snapshot(SNAPSHOT_EVENTS)
-    if previous == current or (previous is None and previous_hash is None and not initial):
-        return None
-    if previous is None and previous_hash == settings.config_hash():
+    changed = previous != current and not (
+        previous is None and previous_hash == settings.config_hash()
+    )
+    if previous is None and previous_hash is None and not initial:
+        changed = False
+    at = datetime.fromisoformat(ts)
+    updated = desired_row(repo.monitor, settings, row, at)
+    if not changed and (row is None or _listed(row) == _listed(updated)):
         return None
     payload = {
         "monitor": repo.monitor,
         "old_config_hash": previous_hash,
         "new_config_hash": settings.config_hash(),
-        "changes": diff(previous or {}, current),
+        "changes": diff(previous or {}, current) if changed else [],
         "settings": current,
     }
     if row is None:
-        return repo.append_event(CONFIG_CHANGED, actor, payload, ts=ts)
-    at = datetime.fromisoformat(ts)
-    updated = desired_row(repo.monitor, settings, row, at)
+        return repo.append_event(CONFIG_CHANGED, actor, payload, ts=ts, scoped=True)
+    schedule, interval = schedule_of(settings)
+    payload.update(schedule=schedule, interval_seconds=interval)
     return repo.put_monitors(
-        [updated], event_type=CONFIG_CHANGED, payload=payload, actor=actor, ts=ts
+        [updated], event_type=MONITOR_CHANGED, payload=payload, actor=actor, ts=ts
     )
 
 
@@ -169,8 +168,9 @@ def sync_portfolio(
 
     Returns:
         The events appended, in order: for each configured monitor its ``monitor_added`` or
-        ``config_changed`` (or nothing when unchanged), then a ``monitor_retired`` for each
+        ``monitor_changed`` (or nothing when unchanged), then a ``monitor_retired`` for each
         active monitor the config no longer names. Each names its monitor in ``monitor``.
+        Two processes starting at once may both record an addition; the row is one.
     """
     at = datetime.fromisoformat(ts)
     rows = {row.name: row for row in repo.monitor_rows()}
@@ -178,17 +178,11 @@ def sync_portfolio(
     for name, settings in portfolio.items():
         row = rows.get(name)
         scoped = repo.for_monitor(name)
-        if row is not None and row.retired_at is None and row.config_hash is not None:
+        if row is not None and row.retired_at is None:
             changed = record_config_change(settings, scoped, actor=actor, ts=ts, row=row)
             if changed is not None:
                 records.append(changed)
             continue
-        # New, returning from retirement, or known only from the migration: a change of its
-        # rules since its last snapshot comes first, so the key-by-key record is kept.
-        if row is not None:
-            changed = record_config_change(settings, scoped, actor=actor, ts=ts, initial=False)
-            if changed is not None:
-                records.append(changed)
         schedule, interval = schedule_of(settings)
         payload: dict[str, Any] = {
             "monitor": name,
@@ -197,15 +191,13 @@ def sync_portfolio(
             "config_hash": settings.config_hash(),
             "settings": settings.shaping(),
         }
-        if row is not None:
-            payload["returned"] = row.retired_at is not None  # else: history from before 0015
+        if row is not None:  # back from retirement: what changed while it was away
+            previous, _ = scoped.last_settings_snapshot(SNAPSHOT_EVENTS)
+            payload.update(returned=True, changes=diff(previous or {}, settings.shaping()))
+        new_row = dataclasses.replace(desired_row(name, settings, row, at), retired_at=None)
         records.append(
             repo.put_monitors(
-                [desired_row(name, settings, row, at)],
-                event_type=MONITOR_ADDED,
-                payload=payload,
-                actor=actor,
-                ts=ts,
+                [new_row], event_type=MONITOR_ADDED, payload=payload, actor=actor, ts=ts
             )
         )
     for name, row in rows.items():
