@@ -384,15 +384,18 @@ class Repository(ChainStore):
                 .execution_options(yield_per=100)
             )
             payloads = (p for p in map(payload_of, texts) if p is not None)
-            payload = next(
-                (
-                    p
-                    for p in payloads
-                    if p.get("role") != "standby"
-                    and p.get("monitor", DEFAULT_MONITOR) == self.monitor
-                ),
-                None,
-            )
+            try:
+                payload = next(
+                    (
+                        p
+                        for p in payloads
+                        if p.get("role") != "standby"
+                        and p.get("monitor", DEFAULT_MONITOR) == self.monitor
+                    ),
+                    None,
+                )
+            finally:
+                texts.close()  # stopped early: close PostgreSQL's server-side cursor
         if payload is None:
             return None, None
         settings = payload.get("settings")
