@@ -182,7 +182,7 @@ def package_modules() -> dict[str, list[ModuleType]]:
 
 
 # Dotted names in backticks that are configuration keys or SQL, not module.attribute.
-CONFIG_SECTIONS = SECTIONS
+CONFIG_SECTIONS = SECTIONS | {"monitors"}  # monitors.NAME.section (config.monitors)
 
 
 # File names in backticks that are not Python: runtime files (``fernet.key``), config examples.

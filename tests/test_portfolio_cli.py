@@ -386,3 +386,39 @@ def test_the_german_credit_portfolio_example_runs(tmp_path: Path) -> None:
     ]
     assert all(m["last_reading_at"] for m in listed)
     assert runner.invoke(cli, ["--config", config, "verify"]).exit_code == 0
+
+
+def _auditors_query(containing: str) -> str:
+    """The docs/AUDITORS.md query block that contains ``containing`` (run as written)."""
+    import re
+
+    text = (REPO / "docs" / "AUDITORS.md").read_text()
+    [block] = [b for b in re.findall(r"```sql\n(.*?)```", text, re.DOTALL) if containing in b]
+    return block
+
+
+def test_the_auditors_inventory_queries_show_the_portfolio(sqlite_service: Service) -> None:
+    import sqlite3
+
+    assert sqlite_service("once").exit_code == 0
+    assert (
+        sqlite_service("monitors", "pause", "ages", "--by", "ops", "--note", "T-1").exit_code == 0
+    )
+    sqlite_service.write({"monitors": {"gender": {}}})
+    assert sqlite_service("once").exit_code == 0
+    path = sqlite_service.url.removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        inventory = conn.execute(_auditors_query("FROM v_monitor_status")).fetchall()
+        people = conn.execute(_auditors_query("'monitor_resumed', 'monitor_retired'")).fetchall()
+        daily = conn.execute(_auditors_query("sum(verdict = 'adverse')")).fetchall()
+    assert [(r[0], r[1], r[3], r[7]) for r in inventory] == [
+        ("ages", "retired", "ok", 0),  # paused, then left the config: retired, never stale
+        ("gender", "active", "ok", 0),
+    ]
+    assert [(r[2], r[3], r[5], r[6]) for r in people] == [
+        ("monitor_added", "gender", None, None),
+        ("monitor_added", "ages", None, None),
+        ("monitor_paused", "ages", "ops", "T-1"),
+        ("monitor_retired", "ages", None, None),
+    ]
+    assert {(r[0], r[2]) for r in daily} == {("ages", 1), ("gender", 2)}
