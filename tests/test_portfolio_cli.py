@@ -393,7 +393,8 @@ def _auditors_query(containing: str) -> str:
     import re
 
     text = (REPO / "docs" / "AUDITORS.md").read_text()
-    [block] = [b for b in re.findall(r"```sql\n(.*?)```", text, re.DOTALL) if containing in b]
+    blocks: list[str] = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    [block] = [b for b in blocks if containing in b]
     return block
 
 

@@ -139,7 +139,7 @@ def record_config_change(
     updated = desired_row(repo.monitor, settings, row, at)
     if not changed and (row is None or _listed(row) == _listed(updated)):
         return None
-    payload = {
+    payload: dict[str, Any] = {
         "monitor": repo.monitor,
         "old_config_hash": previous_hash,
         "new_config_hash": settings.config_hash(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, not_, or_, select, text
+from sqlalchemy import ColumnElement, and_, not_, or_, select, text
 
 from fairlens_monitor.audit.chain import AuditRecord, rfc3339
 from fairlens_monitor.audit.events import (
@@ -222,7 +222,7 @@ def monitor_events(repo: Repository, name: str, last: int) -> list[AuditRecord]:
     """
     escaped = name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
     names_it = AuditEvent.canonical.like(f'%"monitor":"{escaped}"%', escape="\\")
-    where = names_it
+    where: ColumnElement[bool] = names_it
     if name == DEFAULT_MONITOR:
         legacy = and_(
             AuditEvent.event_type.in_(LEGACY_MONITOR_EVENTS),
