@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_, or_, select, text
@@ -152,12 +152,16 @@ def _view_rows(repo: Repository) -> dict[str, dict[str, Any]]:
 
 
 def _time(value: Any) -> str | None:
-    """RFC 3339 of a datetime, or the text a view returned as it is (SQLite)."""
+    """RFC 3339 of a time as a view returns it: a datetime (PostgreSQL) or SQLite's text,
+    both UTC."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    return str(value)
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)  # not a time this code wrote: shown as stored
+    return rfc3339(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def set_paused(
