@@ -46,6 +46,14 @@ ANCHOR_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Anchor file (default: audit.anchor_file).",
 )
+NEW_CHAIN_OPTION = click.option(
+    "--new-chain",
+    is_flag=True,
+    help="The database was lost and there is no backup: set the anchor file of the old chain "
+    "aside (renamed) and start a new chain, recorded as its first event.",
+)
+
+
 PUBKEY_OPTION = click.option(
     "--public-key",
     type=click.Path(dir_okay=False, path_type=Path),
