@@ -53,6 +53,9 @@ from fairlens_monitor.store.models import (
 from fairlens_monitor.store.monitors import DEFAULT_MONITOR, MonitorRow, check_name
 from fairlens_monitor.store.rowstore import row_digests
 
+# What a settings snapshot carries: the rules, or (events older than snapshots) their hash.
+_SNAPSHOT_KEYS = frozenset({"settings", "config_hash", "new_config_hash"})
+
 
 class Repository(ChainStore):
     """Reads and writes one monitor's runs, readings and alerts, and the one audit chain,
@@ -425,6 +428,7 @@ class Repository(ChainStore):
                         for p in payloads
                         if p.get("role") != "standby"
                         and p.get("monitor", DEFAULT_MONITOR) == self.monitor
+                        and not _SNAPSHOT_KEYS.isdisjoint(p)  # not a first run's bare row
                     ),
                     None,
                 )
