@@ -315,6 +315,8 @@ def test_audit_and_alerts_filter_by_monitor(sqlite_service: Service) -> None:
     assert alerts
     assert {a["monitor"] for a in alerts} == {"gender"}
     assert sqlite_service.json("alerts", "list", "--monitor", "ages") == []  # ages: no drift
+    assert sqlite_service("once", "--fail-on-alert").exit_code == 1  # gender is adverse
+    assert sqlite_service("once", "--fail-on-alert", "--monitor", "ages").exit_code == 0
 
 
 def test_one_monitors_failing_source_does_not_stop_the_others(
