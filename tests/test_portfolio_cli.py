@@ -475,3 +475,20 @@ def test_a_change_read_before_another_process_wrote_it_is_not_recorded_twice(
         assert sync_portfolio(portfolio, repo, actor="cli", ts="2026-01-01T00:00:02Z") == []
     finally:
         repo.engine.dispose()
+
+
+def test_a_single_monitor_database_grows_into_a_portfolio(tmp_path: Path) -> None:
+    """Today's config (monitor `default`), then the same rules named `default` under
+    `monitors:` beside a new monitor: default's history continues, nothing is retired."""
+    service = Service(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}", {})
+    for _ in range(2):
+        assert service("once").exit_code == 0
+    service.write({"monitors": {"default": {}, "ages": AGES}})
+    doc = service.json("once")["monitors"]
+    assert (doc["default"]["cycle_index"], doc["ages"]["cycle_index"]) == (2, 0)
+    kinds = [(e["event_type"], e["details"].get("monitor")) for e in service.events()]
+    assert [k for k in kinds if k[0].startswith("monitor_")] == [
+        ("monitor_added", "default"),
+        ("monitor_added", "ages"),
+    ]  # the same rules under monitors: are no change
+    assert service("verify").exit_code == 0
