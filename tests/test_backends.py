@@ -126,8 +126,8 @@ def test_cli_once_history_verify(backend_url: str, tmp_path: Path) -> None:
     assert {r["verdict"] for r in json.loads(history.stdout)} >= {"adverse"}
     verified = run.invoke(cli, ["--config", str(config), "verify"])
     assert verified.exit_code == 0, verified.output
-    # config + the monitor's first run listing it + 3 cycles + alert
-    assert "audit chain intact: 6 events" in verified.stdout
+    # monitor_added (once lists the monitor with its rules first) + 3 cycles + alert
+    assert "audit chain intact: 5 events" in verified.stdout
 
 
 def test_the_audit_table_refuses_update_and_delete(backend_url: str, tmp_path: Path) -> None:
@@ -381,8 +381,8 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
         assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     copied = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert copied.exit_code == 0, copied.output
-    # config, the monitor's first run listing it, 4 cycles, one alert
-    assert "copy verified: 7 events intact, anchored up to seq" in copied.stdout
+    # monitor_added (with its rules, before the first cycle), 4 cycles, one alert
+    assert "copy verified: 6 events intact, anchored up to seq" in copied.stdout
     for table in (
         "monitors",
         "runs",
@@ -400,7 +400,7 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
     assert run.invoke(cli, ["--config", str(config), "once"], env=env).exit_code == 0
     verified = run.invoke(cli, ["--config", str(config), "verify"], env=env)
     assert verified.exit_code == 0, verified.output
-    assert "8 events" in verified.stdout
+    assert "7 events" in verified.stdout
     again = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert again.exit_code == 2
     assert "copy only into an empty database" in again.output
