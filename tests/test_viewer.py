@@ -351,35 +351,3 @@ def test_the_page_checks_the_rows_it_shows(
     banner = str(at.error[0].value)
     assert banner.startswith("**Audit trail TAMPERED** — first anomaly: ")
     assert "row_modified" in banner
-
-
-def test_a_portfolio_has_a_monitor_selector_and_each_shows_its_own_readings(
-    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from click.testing import CliRunner
-
-    from fairlens_monitor.cli.main import cli
-
-    ages = {
-        "measurement": {
-            "protected_attributes": ["age"],
-            "bands": {"age": [25, 40]},
-            "reference": "highest",
-            "privileged_value": None,
-            "unprivileged_value": None,
-        },
-        "simulation": {"drift": 0.0},
-    }
-    config = write_config({"simulation": {"drift": 1.0}, "monitors": {"gender": {}, "ages": ages}})
-    for _ in range(2):
-        assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
-    at = page(config, monkeypatch)
-    selector = at.selectbox(key="monitor")
-    assert selector.options == ["ages", "gender"]  # the config's order (written sorted here)
-    shown = text_of(at)
-    assert ":green[**OK**]" in shown  # the age bands: no drift
-    assert "ADVERSE" not in shown
-    assert "No alert in this time range." in shown
-    selector.select("gender").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert ":red[**ADVERSE" in text_of(at)  # gender: the simulated bias against women

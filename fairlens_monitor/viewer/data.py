@@ -78,9 +78,8 @@ class Latest:
         return "warning" if r["gap_alert"] else "ok"
 
 
-def latest(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Latest | None:
-    """Return ``monitor``'s newest monitored reading with decisions, or None when there is
-    none yet.
+def latest(engine: Engine) -> Latest | None:
+    """Return the newest monitored reading with decisions, or None when there is none yet.
 
     ``empty_since`` is set when newer readings are ``no_data`` (empty windows): the time of
     the first of them, so the page can say since when no decisions arrived.
@@ -90,10 +89,9 @@ def latest(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Latest | None:
             conn.execute(
                 text(
                     "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
-                    "AND monitor = :monitor AND (verdict IS NULL OR verdict != 'no_data') "
+                    "AND (verdict IS NULL OR verdict != 'no_data') "
                     "ORDER BY reading_id DESC LIMIT 2"
-                ),
-                {"monitor": monitor},
+                )
             )
             .mappings()
             .all()
@@ -102,9 +100,9 @@ def latest(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Latest | None:
         empty_since = conn.execute(
             text(
                 "SELECT min(measured_at) FROM v_fairness_history WHERE scenario = 'monitored' "
-                "AND monitor = :monitor AND verdict = 'no_data' AND reading_id > :newest"
+                "AND verdict = 'no_data' AND reading_id > :newest"
             ),
-            {"newest": newest_id, "monitor": monitor},
+            {"newest": newest_id},
         ).scalar()
     if not rows:
         return None
@@ -161,13 +159,11 @@ def history(
     since: datetime | None,
     max_points: int = MAX_POINTS,
     rollup: bool = False,
-    monitor: str = DEFAULT_MONITOR,
 ) -> pd.DataFrame:
     """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
 
     Args:
         engine: a read-only engine.
-        monitor: whose readings (one monitor's history at a time).
         since: only readings at or after this time (None: all).
         max_points: the most time buckets per scenario.
         rollup: read the hourly rollup (``reading_rollups``) instead of the readings — for
@@ -189,9 +185,9 @@ def history(
     """
     with engine.connect() as conn:
         if rollup:
-            df = _rollup_history(conn, since, max_points, monitor)
+            df = _rollup_history(conn, since, max_points)
         else:
-            params = _buckets(conn, since, max_points, monitor)
+            params = _buckets(conn, since, max_points)
             df = (
                 None
                 if params is None
@@ -216,7 +212,7 @@ _READINGS_HISTORY = (
     "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
     "sum(group_approved) AS ua, "
     "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
-    "sum(reference_applicants) AS pn FROM readings WHERE id >= :low AND monitor = :monitor "
+    "sum(reference_applicants) AS pn FROM readings WHERE id >= :low "
     "GROUP BY bucket, scenario ORDER BY bucket"
 )
 _ROLLUP_HISTORY = (
@@ -266,11 +262,7 @@ def group_count(reading: dict[str, Any]) -> int:
 
 
 def group_history(
-    engine: Engine,
-    *,
-    since: datetime | None,
-    max_points: int = MAX_POINTS,
-    monitor: str = DEFAULT_MONITOR,
+    engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS
 ) -> pd.DataFrame:
     """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
 
@@ -279,7 +271,7 @@ def group_history(
         ``role``; empty when the readings have no per-group rows (recorded before 0.2).
     """
     with engine.connect() as conn:
-        params = _buckets(conn, since, max_points, monitor)
+        params = _buckets(conn, since, max_points)
         if params is None:
             return pd.DataFrame(columns=["time", "group", "rate", "role"])
         df = pd.read_sql_query(
@@ -288,7 +280,7 @@ def group_history(
                 "min(g.measured_at) AS time, sum(x.approved) AS approved, "
                 "sum(x.applicants) AS applicants FROM readings g "
                 "JOIN group_results x ON x.reading_id = g.id "
-                "WHERE g.id >= :low AND g.monitor = :monitor AND g.scenario = 'monitored' "
+                "WHERE g.id >= :low AND g.scenario = 'monitored' "
                 "GROUP BY bucket, x.label ORDER BY bucket"
             ),
             conn,
@@ -299,20 +291,17 @@ def group_history(
     return df.rename(columns={"grp": "group"})[["time", "group", "rate", "role"]]
 
 
-def alerts(
-    engine: Engine, *, since: datetime | None, limit: int = 500, monitor: str = DEFAULT_MONITOR
-) -> pd.DataFrame:
-    """Return ``monitor``'s newest alert episodes (time, kind, state, verdict, DIR, counts),
-    newest first; never the token."""
+def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.DataFrame:
+    """Return the newest alert episodes (time, kind, state, verdict, DIR, counts), newest
+    first; never the token."""
     with engine.connect() as conn:
-        params = {"limit": limit, "since": _db_time(conn, since), "monitor": monitor}
+        params = {"limit": limit, "since": _db_time(conn, since)}
         return pd.read_sql_query(
             text(
                 "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
                 "group_approved, group_applicants, reference_approved, "
                 "reference_applicants, gap, closed_at "
-                "FROM v_alerts WHERE created_at >= :since AND monitor = :monitor "
-                "ORDER BY alert_id DESC LIMIT :limit"
+                "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"
             ),
             conn,
             params=params,
@@ -341,25 +330,17 @@ class Health:
         return None if self.last_ok is None else now - self.last_ok
 
 
-def health(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Health:
-    """Return ``monitor``'s last successful cycle, failed count and last error, and the
-    service's missed count."""
-    mine = {"monitor": monitor}
+def health(engine: Engine) -> Health:
+    """Return the last successful cycle, failed and missed counts and the last error."""
     with engine.connect() as conn:
         last_ok = conn.execute(
-            text(
-                "SELECT finished_at FROM runs WHERE status = 'ok' AND monitor = :monitor "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            mine,
+            text("SELECT finished_at FROM runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1")
         ).scalar()
         failed, last_error = conn.execute(
             text(
                 "SELECT count(*), (SELECT error FROM runs WHERE status = 'failed' "
-                "AND monitor = :monitor ORDER BY id DESC LIMIT 1) FROM runs "
-                "WHERE status = 'failed' AND monitor = :monitor"
-            ),
-            mine,
+                "ORDER BY id DESC LIMIT 1) FROM runs WHERE status = 'failed'"
+            )
         ).one()
         missed = conn.execute(
             text("SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")
@@ -370,26 +351,17 @@ def health(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Health:
     return Health(when, int(failed), int(missed or 0), last_error)
 
 
-def _buckets(
-    conn: Connection, since: datetime | None, max_points: int, monitor: str
-) -> dict[str, Any] | None:
-    """Query parameters that cut ``monitor``'s readings since ``since`` into
-    ~``max_points`` buckets.
+def _buckets(conn: Connection, since: datetime | None, max_points: int) -> dict[str, Any] | None:
+    """Query parameters that cut the readings since ``since`` into ~``max_points`` buckets.
 
     Readings are appended in time order, so buckets of consecutive ids are time buckets;
     integer arithmetic on the key is far cheaper than parsing a million dates. None when
     there is no reading in the range.
     """
-    params: dict[str, Any] = {"since": _db_time(conn, since), "monitor": monitor}
-    first = conn.execute(
-        text("SELECT min(id) FROM readings WHERE measured_at >= :since"), params
-    ).scalar()  # answered from the measured_at index alone; then the monitor's own range
-    if first is None:
-        return None
+    params: dict[str, Any] = {"since": _db_time(conn, since)}
     low, high = conn.execute(
-        text("SELECT min(id), max(id) FROM readings WHERE monitor = :monitor AND id >= :first"),
-        {**params, "first": first},
-    ).one()  # two steps of the (monitor, id) index
+        text("SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"), params
+    ).one()  # answered from the measured_at index alone
     if low is None:
         return None
     params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))

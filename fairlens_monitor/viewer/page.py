@@ -19,8 +19,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from fairlens_monitor.config.monitors import load_portfolio
-from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.security.crypto import load_cipher
@@ -43,26 +42,22 @@ STATUS = {
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _load(url: str, range_name: str, monitor: str, _settings: Settings) -> dict[str, Any]:
-    """Everything the page shows of one monitor, read in one go (cached 5 s per database,
-    range and monitor)."""
+def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
+    """Everything the page shows, read in one go (cached 5 s per database and range)."""
     engine = data.open_readonly(_settings)
     try:
         span = data.RANGES[range_name]
         since = None if span is None else datetime.now(UTC) - span
-        latest = data.latest(engine, monitor)
+        latest = data.latest(engine)
         # With two groups the history query already has both rates; read group_results (a
         # join over every group row) only when there are more groups to draw.
         many = latest is not None and data.group_count(latest.reading) > 2
-        wide = range_name in data.WIDE
         return {
             "latest": latest,
-            "history": data.history(engine, since=since, rollup=wide, monitor=monitor),
-            "groups": (
-                data.group_history(engine, since=since, monitor=monitor) if many else pd.DataFrame()
-            ),
-            "alerts": data.alerts(engine, since=since, monitor=monitor),
-            "health": data.health(engine, monitor),
+            "history": data.history(engine, since=since, rollup=range_name in data.WIDE),
+            "groups": data.group_history(engine, since=since) if many else pd.DataFrame(),
+            "alerts": data.alerts(engine, since=since),
+            "health": data.health(engine),
         }
     finally:
         engine.dispose()
@@ -136,10 +131,8 @@ def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.F
 
 
 @st.fragment(run_every=5)
-def dashboard(
-    settings: Settings, range_name: str, signed_in: bool, monitor: str = "default"
-) -> None:
-    """The data part of the page, for one monitor: re-run every 5 s without reloading."""
+def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
+    """The data part of the page: re-run every 5 s without reloading the page."""
     url = settings.database.url
     watcher = _watcher(config_path())
     chain = watcher.status(wait=1.0)
@@ -149,7 +142,7 @@ def dashboard(
             "shows may not be what was recorded; run `fairlens-monitor verify`."
         )
     try:
-        loaded = _load(url, range_name, monitor, settings)
+        loaded = _load(url, range_name, settings)
     except FairlensError as exc:
         st.warning(scrub(str(exc), url))
         return
@@ -307,12 +300,10 @@ def main() -> None:
     st.set_page_config(page_title="FairLens Monitor", layout="wide")
     st.title("FairLens Monitor — fairness drift")
     try:
-        portfolio = load_portfolio(config_path())
+        settings = load_settings(config_path())
     except FairlensError as exc:
         st.error(f"Configuration problem: {scrub(str(exc))}")
         return
-    monitor = next(iter(portfolio))
-    settings = portfolio[monitor]  # its service sections (keys, database) are every monitor's
     exposed = not is_loopback(st.get_option("server.address"))
     with st.sidebar:
         signed_in = _sign_in(settings)
@@ -323,9 +314,6 @@ def main() -> None:
         )
         return
     with st.sidebar:
-        if len(portfolio) > 1:  # the inventory itself: `fairlens-monitor monitors list`
-            monitor = str(st.selectbox("Monitor", list(portfolio), key="monitor"))
-            settings = portfolio[monitor]
         range_name = st.radio("Time range", list(data.RANGES), index=1, key="range")
         if st.button("Refresh now"):
             st.cache_data.clear()
@@ -356,7 +344,7 @@ def main() -> None:
             f"h {settings.drift_detection.threshold:g}\n"
             f"- alerts close after {settings.alerts.close_after} clean readings"
         )
-    dashboard(settings, str(range_name), signed_in, monitor)
+    dashboard(settings, str(range_name), signed_in)
 
 
 def _sign_in(settings: Settings) -> bool:
