@@ -133,7 +133,14 @@ def test_the_rollup_queries_sum_the_readings_and_find_a_wrong_hour(
 
 @pytest.mark.parametrize(
     "view",
-    ["v_runs", "v_fairness_history", "v_group_results", "v_source_files", "v_reading_rollups"],
+    [
+        "v_runs",
+        "v_fairness_history",
+        "v_group_results",
+        "v_source_files",
+        "v_reading_rollups",
+        "v_monitor_status",
+    ],
 )
 def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings], view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]
