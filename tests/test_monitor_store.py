@@ -214,3 +214,48 @@ def test_settings_snapshots_are_per_monitor(portfolio: dict[str, Settings]) -> N
     assert record_config_change(autos, repos["autos"], actor="cli", ts="t") is None
     assert [p["monitor"] for p in payloads(cards, "config_changed")] == ["cards", "autos"]
     repos["cards"].engine.dispose()
+
+
+def test_the_offline_verifier_checks_every_monitors_rows(
+    portfolio: dict[str, Settings], clock: Clock, tmp_path: Path
+) -> None:
+    """An examiner's export of a two-monitor store verifies with the stdlib-only script,
+    a monitor row re-recorded by a monitor event included; a moved reading does not."""
+    import subprocess
+    import sys
+
+    from fairlens_monitor.ops.export import export_jsonl
+
+    repos, cipher = open_all(portfolio)
+    for name, settings in portfolio.items():
+        run_cycle(settings, repos[name], cipher, clock=clock, actor="cli")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    repos["autos"].put_monitors(
+        [MonitorRow("autos", at, paused=True, paused_at=at, paused_by="alice")],
+        event_type=MONITOR_PAUSED,
+        payload={"note": "retraining"},
+        actor="cli",
+        ts="t",
+    )
+    script = Path(__file__).resolve().parents[1] / "scripts" / "offline_verify.py"
+
+    def offline() -> subprocess.CompletedProcess[str]:
+        export_jsonl(repos["cards"], tmp_path / "audit.jsonl")
+        return subprocess.run(
+            [sys.executable, "-I", str(script), str(tmp_path / "audit.jsonl")],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    intact = offline()
+    assert intact.returncode == 0, intact.stderr
+    moved = sql(portfolio["cards"], "SELECT max(id) FROM readings WHERE monitor = 'cards'")[0][0]
+    with repos["cards"].engine.begin() as conn:
+        conn.execute(text(f"UPDATE readings SET monitor = 'autos' WHERE id = {moved}"))
+    tampered = offline()
+    assert tampered.returncode != 0
+    assert f"row readings id {moved}" in tampered.stderr
+    assert "row_modified" in tampered.stderr
+    repos["cards"].engine.dispose()
