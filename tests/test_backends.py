@@ -45,6 +45,7 @@ VIEWS = {
     "v_group_results",
     "v_source_files",
     "v_reading_rollups",
+    "v_monitor_status",
 }
 Clock = Callable[[], datetime]
 

@@ -41,6 +41,10 @@ would merge their cycle indexes, drift histories and alert episodes into one; re
 backup taken before the upgrade, or remove the other monitors' rows first). Otherwise the
 views are put back as 0014 left them (on PostgreSQL dropped and created: re-run
 ``docs/sql/postgres_roles.sql``), the indexes, columns and the ``monitors`` table dropped.
+The ``monitors`` rows are lost with it: upgrading again inserts a bare ``default`` row, which
+``verify`` reports as ``row_modified`` against the row the chain recorded (schedule, interval,
+config hash) until governance writes it again — restore the backup taken before the
+downgrade to keep it.
 
 Revision ID: 0015
 Revises: 0014
