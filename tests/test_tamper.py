@@ -54,8 +54,8 @@ class Trail:
 def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
     config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}})
     t = Trail(config, tmp_path)
-    # 1 config_changed (the first snapshot) + 1 monitor_added (its first run) + 6 cycle
-    # events + 1 alert_raised = 9 events
+    # 1 monitor_added (once lists the monitor with its rules first) + 6 cycle events
+    # + 1 alert_raised = 8 events
     for _ in range(6):
         assert t.cli("once").exit_code == 0
     # the first cycle and the alert's cycle sign checkpoints in their own transactions
@@ -64,7 +64,7 @@ def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
     assert t.verify() == (0, [])
     text = t.cli("verify").stdout
     assert re.search(r"checkpoints verified: ([2-9]) in the anchor file, \1 in the database", text)
-    assert "anchored up to seq 9, 0 events not yet anchored" in text
+    assert "anchored up to seq 8, 0 events not yet anchored" in text
     return t
 
 
@@ -113,19 +113,19 @@ def test_modified_canonical_bytes(trail: Trail) -> None:
 
 
 def test_broken_link(trail: Trail) -> None:
-    row = trail.rows()[3]
+    row = trail.rows()[2]
     forged = forge(row, {**json.loads(row["payload"]), "dir": 0.99}, row["prev_hash"])
     trail.sql(
         "UPDATE audit_events SET canonical = :canonical, hash = :hash WHERE seq = :seq",
         params=forged,
     )
-    # the cycle that raised the alert signed a checkpoint at seq 4 in its own transaction
-    assert trail.verify() == (1, [(4, "bad_checkpoint"), (5, "broken_link")])
+    # the cycle that raised the alert signed a checkpoint at seq 3 in its own transaction
+    assert trail.verify() == (1, [(3, "bad_checkpoint"), (4, "broken_link")])
 
 
 def test_deleted_event_is_a_gap(trail: Trail) -> None:
-    trail.sql("DELETE FROM audit_events WHERE seq = 4")
-    assert trail.verify() == (1, [(4, "gap")])
+    trail.sql("DELETE FROM audit_events WHERE seq = 3")
+    assert trail.verify() == (1, [(3, "gap")])
 
 
 def test_reordered_events(trail: Trail) -> None:
@@ -149,7 +149,7 @@ def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
     prev = GENESIS_HASH
     for row in trail.rows():
         payload = json.loads(row["payload"])
-        if row["seq"] == 3:
+        if row["seq"] == 2:
             payload["dir"] = 0.95  # the alert that someone wants to soften
         forged = forge(row, payload, prev)
         trail.sql(
@@ -158,7 +158,7 @@ def test_rebuilt_chain_contradicts_the_signed_checkpoint(trail: Trail) -> None:
             params=forged,
         )
         prev = forged["hash"]
-    assert trail.verify() == (1, [(4, "bad_checkpoint"), (9, "bad_checkpoint")])
+    assert trail.verify() == (1, [(3, "bad_checkpoint"), (8, "bad_checkpoint")])
 
 
 def test_edited_anchor_line_is_a_bad_checkpoint(trail: Trail) -> None:
@@ -197,7 +197,7 @@ def test_another_copy_of_the_anchor_and_key_can_be_named(trail: Trail, tmp_path:
     copy.write_text(trail.anchor.read_text())
     pub = tmp_path / "auditor.pub"
     pub.write_bytes((trail.root / "var" / "keys" / "checkpoint_ed25519.pub").read_bytes())
-    trail.sql("DELETE FROM audit_events WHERE seq = 9")
+    trail.sql("DELETE FROM audit_events WHERE seq = 8")
     result = trail.cli("verify", "--anchor", str(copy), "--public-key", str(pub), "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["anomalies"][0]["kind"] == "truncated"
@@ -208,7 +208,7 @@ def test_verify_entry(trail: Trail) -> None:
     proof = trail.cli("verify-entry", rows[4]["hash"])
     assert proof.exit_code == 0
     assert "record seq 5" in proof.stdout
-    assert "signed checkpoint at seq 9" in proof.stdout
+    assert "signed checkpoint at seq 8" in proof.stdout
     assert trail.cli("verify-entry", "ab" * 32).exit_code == 1
     trail.sql("UPDATE audit_events SET actor = 'x' WHERE seq = 2")
     broken = trail.cli("verify-entry", rows[4]["hash"], "--json")
@@ -271,14 +271,14 @@ def test_rows_stored_the_old_way_still_verify_after_0013(trail: Trail) -> None:
         "replace(payload, 'true', '1')",  # true became 1: equal in SQL, not in JSON
         "'{}'",  # the payload emptied
         "''",  # not JSON at all
-        "(SELECT payload FROM audit_events WHERE seq = 4)",  # another row's value
+        "(SELECT payload FROM audit_events WHERE seq = 3)",  # another row's value
     ],
 )
 def test_any_edit_of_the_payload_column_before_0013_is_found(trail: Trail, edit: str) -> None:
     """An edit of the old payload column is kept as evidence by 0013 and stays `modified`
-    (seq 3: the first cycle_completed)."""
-    _at_0012(trail, (f"UPDATE audit_events SET payload = {edit} WHERE seq = 3", ()))
+    (seq 2: the first cycle_completed)."""
+    _at_0012(trail, (f"UPDATE audit_events SET payload = {edit} WHERE seq = 2", ()))
     status, anomalies = trail.verify()
-    assert (status, anomalies) == (1, [(3, "modified")])
+    assert (status, anomalies) == (1, [(2, "modified")])
     with sqlite3.connect(trail.db) as conn:
-        assert conn.execute("SELECT seq FROM audit_payload_edits").fetchall() == [(3,)]
+        assert conn.execute("SELECT seq FROM audit_payload_edits").fetchall() == [(2,)]
