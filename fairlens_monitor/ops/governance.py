@@ -136,9 +136,8 @@ def record_config_change(
     )
     if previous is None and previous_hash is None and not initial:
         changed = False
-    at = datetime.fromisoformat(ts)
-    updated = desired_row(repo.monitor, settings, row, at)
-    if not changed and (row is None or _listed(row) == _listed(updated)):
+    updated = None if row is None else desired_row(repo.monitor, settings, row, row.created_at)
+    if not changed and (row is None or updated is None or _listed(row) == _listed(updated)):
         return None
     payload: dict[str, Any] = {
         "monitor": repo.monitor,
@@ -147,7 +146,7 @@ def record_config_change(
         "changes": diff(previous or {}, current) if changed else [],
         "settings": current,
     }
-    if row is None:
+    if row is None or updated is None:
         return repo.append_event(CONFIG_CHANGED, actor, payload, ts=ts, scoped=True)
     schedule, interval = schedule_of(settings)
     payload.update(schedule=schedule, interval_seconds=interval)
