@@ -67,16 +67,18 @@ def run_migrations_online() -> None:
     from fairlens_monitor.store.db import make_engine
 
     engine = make_engine(_url())
-    with engine.begin() as conn:
-        context.configure(
-            connection=conn,
-            target_metadata=target_metadata,
-            render_as_batch=True,
-            include_object=include_object,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            context.configure(
+                connection=conn,
+                target_metadata=target_metadata,
+                render_as_batch=True,
+                include_object=include_object,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:  # also when a migration refuses (0015's downgrade): no connection left open
+        engine.dispose()
 
 
 if context.is_offline_mode():

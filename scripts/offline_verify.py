@@ -30,6 +30,13 @@ MUTABLE = {
     },
     "source_files": {"retention_applied"},
     "reading_rollups": {"cycle_completed"},
+    "monitors": {
+        "monitor_added",
+        "monitor_changed",
+        "monitor_paused",
+        "monitor_resumed",
+        "monitor_retired",
+    },
 }
 
 

@@ -111,6 +111,25 @@ def test_auditor_queries_find_what_the_daemon_did(written: tuple[Path, Settings]
     assert unanchored == 0
 
 
+def test_the_inventory_queries_run_on_what_the_daemon_wrote(written: tuple[Path, Settings]) -> None:
+    """The monitors' ready queries (issue 18), found by what they read: the daemon's one
+    monitor is ``default``, with the adverse ramp's open alert on the inventory."""
+    sql = blocks(AUDITORS, "sql")
+    inventory = next(b for b in sql if "FROM v_monitor_status" in b)
+    one = next(b for b in sql if "WHERE monitor = 'default'" in b)
+    with sqlite3.connect(db(written)) as conn:
+        flagged = conn.execute(inventory).fetchall()
+        readings = conn.execute(one).fetchall()
+        total = conn.execute(
+            "SELECT count(*) FROM v_fairness_history WHERE scenario = 'monitored'"
+        ).fetchone()[0]
+    assert [(m, state, verdict, alerts) for m, state, _, verdict, _, alerts in flagged] == [
+        ("default", "active", "adverse", 1)
+    ]
+    assert len(readings) == min(5, total) > 0
+    assert {r[2] for r in readings} == {"adverse"}
+
+
 def test_the_rollup_queries_sum_the_readings_and_find_a_wrong_hour(
     written: tuple[Path, Settings], tmp_path: Path
 ) -> None:
@@ -133,7 +152,14 @@ def test_the_rollup_queries_sum_the_readings_and_find_a_wrong_hour(
 
 @pytest.mark.parametrize(
     "view",
-    ["v_runs", "v_fairness_history", "v_group_results", "v_source_files", "v_reading_rollups"],
+    [
+        "v_runs",
+        "v_fairness_history",
+        "v_group_results",
+        "v_source_files",
+        "v_reading_rollups",
+        "v_monitor_status",
+    ],
 )
 def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings], view: str) -> None:
     section = AUDITORS.split(f"### `{view}`")[1].split("###")[0]
@@ -229,6 +255,8 @@ def test_configuration_doc_documents_every_shipped_config_key() -> None:
     shipped = yaml.safe_load((REPO / "config.yaml").read_text())
     table = CONFIGURATION.split("| key | type, range | default | meaning |")[1]
     documented = set(re.findall(r"^\| `([\w.]+)` \|", table, flags=re.MULTILINE))
+    assert "monitors" in documented
+    del shipped["monitors"]  # its monitors' sections are the sections below
     keys = {f"{section}.{key}" for section, values in shipped.items() for key in values}
     assert keys <= documented
     assert "database.busy_timeout_ms" in documented

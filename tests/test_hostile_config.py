@@ -201,7 +201,9 @@ def test_an_unexpected_exception_is_one_line_naming_only_its_type(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("john.doe@example.com")
 
-    monkeypatch.setattr("fairlens_monitor.config.settings.load_settings", broken)
+    monkeypatch.setattr(
+        "fairlens_monitor.config.monitors.load_portfolio", broken
+    )  # what the CLI reads
     config = write_config()
     result = CliRunner().invoke(cli, ["--config", str(config), "history"])
     assert result.exit_code == 2

@@ -68,14 +68,14 @@ def test_a_daemons_own_events_are_signed_and_its_cycles_follow_the_policy(
     s = Store(tmp_path, backend_url, {**merge_schedule(RARELY), "thresholds": {"dir": 0.75}})
     run_daemon(
         load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=2, handle_signals=False
-    )  # new rules: config_changed
+    )  # new rules: monitor_changed
     events = [
         (int(seq), str(kind))
         for seq, kind in query_url(s.url, "SELECT seq, event_type FROM audit_events ORDER BY seq")
     ]
     own = {seq for seq, kind in events if kind not in ROUTINE}
     kinds = {kind for _, kind in events}
-    assert {"daemon_started", "daemon_stopped", "config_changed"} <= kinds
+    assert {"daemon_started", "daemon_stopped", "monitor_changed"} <= kinds
     signed = checkpoint_seqs(s)
     assert own <= signed, sorted(own - signed)
     # Cycles an hour apart in policy terms: none of the three signed its own checkpoint.

@@ -54,7 +54,8 @@ class Trail:
 def trail(write_config: Callable[..., Path], tmp_path: Path) -> Trail:
     config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}})
     t = Trail(config, tmp_path)
-    # 1 config_changed (the first snapshot) + 6 cycle events + 1 alert_raised = 8 events
+    # 1 monitor_added (once lists the monitor with its rules first) + 6 cycle events
+    # + 1 alert_raised = 8 events
     for _ in range(6):
         assert t.cli("once").exit_code == 0
     # the first cycle and the alert's cycle sign checkpoints in their own transactions
@@ -224,6 +225,10 @@ def _at_0012(trail: Trail, *edits: tuple[str, tuple[Any, ...]]) -> None:
     from fairlens_monitor.store.schema import alembic_config, upgrade
 
     url = f"sqlite:///{trail.db}"
+    # 0015's downgrade drops the monitors table and its upgrade inserts a bare default row:
+    # the row as recorded is put back after the upgrade, as it was before these edits
+    with sqlite3.connect(trail.db) as conn:
+        listed = conn.execute("SELECT * FROM monitors").fetchall()
     command.downgrade(alembic_config(url), "0012")
     with sqlite3.connect(trail.db) as conn:
         assert "payload" in [r[1] for r in conn.execute("PRAGMA table_xinfo(audit_events)")]
@@ -232,6 +237,9 @@ def _at_0012(trail: Trail, *edits: tuple[str, tuple[Any, ...]]) -> None:
     engine = make_engine(url)
     upgrade(engine, url)
     engine.dispose()
+    with sqlite3.connect(trail.db) as conn:
+        conn.execute("DELETE FROM monitors")
+        conn.executemany(f"INSERT INTO monitors VALUES ({', '.join('?' * 10)})", listed)
 
 
 def test_rows_stored_the_old_way_still_verify_after_0013(trail: Trail) -> None:
@@ -267,7 +275,8 @@ def test_rows_stored_the_old_way_still_verify_after_0013(trail: Trail) -> None:
     ],
 )
 def test_any_edit_of_the_payload_column_before_0013_is_found(trail: Trail, edit: str) -> None:
-    """An edit of the old payload column is kept as evidence by 0013 and stays `modified`."""
+    """An edit of the old payload column is kept as evidence by 0013 and stays `modified`
+    (seq 2: the first cycle_completed)."""
     _at_0012(trail, (f"UPDATE audit_events SET payload = {edit} WHERE seq = 2", ()))
     status, anomalies = trail.verify()
     assert (status, anomalies) == (1, [(2, "modified")])

@@ -351,3 +351,57 @@ def test_the_page_checks_the_rows_it_shows(
     banner = str(at.error[0].value)
     assert banner.startswith("**Audit trail TAMPERED** — first anomaly: ")
     assert "row_modified" in banner
+
+
+def test_the_selector_shows_each_monitors_own_numbers(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two monitors in one database (issue 18): the page lists them and every number it
+    shows — the newest DIR, the verdict, the alerts — is the chosen monitor's."""
+    from datetime import UTC, datetime, timedelta
+
+    from fairlens_monitor.config.monitors import load_portfolio
+    from fairlens_monitor.ops.app import open_cipher, open_repository
+    from fairlens_monitor.ops.cycle import run_cycle
+
+    config = write_config(
+        {
+            "simulation": {"n_samples": 4000},
+            "monitors": {"cards": {"simulation": {"drift": 1.0}}, "autos": {}},
+        }
+    )
+    portfolio = load_portfolio(config, env={})
+    repo = open_repository(portfolio["cards"])
+    cipher = open_cipher(portfolio["cards"], repo)
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    ticks = iter(start + timedelta(seconds=i) for i in range(1000))
+    for _ in range(3):
+        for name, settings in portfolio.items():
+            run_cycle(
+                settings, repo.for_monitor(name), cipher, clock=lambda: next(ticks), actor="cli"
+            )
+    repo.engine.dispose()
+
+    def newest(monitor: str) -> float:
+        with sqlite3.connect(sqlite_file(portfolio["cards"])) as conn:
+            value: float = conn.execute(
+                "SELECT dir FROM readings WHERE scenario = 'monitored' AND monitor = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (monitor,),
+            ).fetchone()[0]
+        return value
+
+    assert newest("cards") != newest("autos")
+    at = page(config, monkeypatch)
+    chooser = at.selectbox(key="monitor")
+    assert list(chooser.options) == list(portfolio)  # the config's order
+    assert chooser.value == "autos"
+    assert at.metric[0].value == f"{newest('autos'):.3f}"
+    assert ":green[**OK**]" in text_of(at)
+    assert "No alert in this time range." in text_of(at)
+    chooser.select("cards").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.metric[0].value == f"{newest('cards'):.3f}"
+    assert ":red[**ADVERSE" in text_of(at)
+    assert "No alert in this time range." not in text_of(at)
+    assert len(at.dataframe) == 1

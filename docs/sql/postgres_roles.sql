@@ -70,7 +70,7 @@ GRANT USAGE ON SCHEMA public TO fairlens_auditor, fairlens_reader;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM fairlens_auditor;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM fairlens_auditor, fairlens_reader;
 GRANT SELECT ON v_runs, v_fairness_history, v_group_results, v_alerts, v_audit_trail,
-    v_checkpoints, v_source_files, v_reading_rollups TO fairlens_auditor;
+    v_checkpoints, v_source_files, v_reading_rollups, v_monitor_status TO fairlens_auditor;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM fairlens_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO fairlens_reader;

@@ -100,16 +100,16 @@ def newest_alert_tokens(repo: Repository, limit: int) -> list[tuple[int, str]]:
     return [(int(i), str(t)) for i, t in rows]
 
 
-def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
-    """Return the newest ``last`` alerts in ``states``, newest first."""
+def list_alerts(
+    repo: Repository, states: Sequence[str], last: int, *, every_monitor: bool = True
+) -> list[Alert]:
+    """Return the newest ``last`` alerts in ``states``, newest first: of every monitor, or
+    (``every_monitor=False``) of ``repo.monitor`` only."""
+    query = select(Alert).where(Alert.state.in_(tuple(states)))
+    if not every_monitor:
+        query = query.where(Alert.monitor == repo.monitor)
     with repo.sessions() as s:
-        rows = s.scalars(
-            select(Alert)
-            .where(Alert.state.in_(tuple(states)))
-            .order_by(Alert.id.desc())
-            .limit(last)
-        ).all()
-        return list(rows)
+        return list(s.scalars(query.order_by(Alert.id.desc()).limit(last)).all())
 
 
 def transition_alert(
@@ -162,6 +162,7 @@ def transition_alert(
             {
                 "alert_ids": [alert.id],
                 "kind": alert.kind,
+                "monitor": alert.monitor,
                 "by": by,
                 "note": note or "",
                 "row_digests": row_digests(s, {"alerts": [alert.id]}),
@@ -216,9 +217,9 @@ def apply_retention(
         gone["group_results"] = _ids(
             s, select(GroupResult.id).where(GroupResult.reading_id.in_(expired))
         )
-        # A file's newest record outlives its reading (reading_id NULL): a new_files window
-        # must still know the file was measured. Older records of the path go.
-        newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
+        # A file's newest record (per monitor) outlives its reading (reading_id NULL): a
+        # new_files window must still know the file was measured. Older records of it go.
+        newest = select(func.max(SourceFile.id)).group_by(SourceFile.monitor, SourceFile.path)
         files = _ids(s, select(SourceFile.id).where(SourceFile.reading_id.in_(expired)))
         kept_files = set(_ids(s, newest))
         gone["source_files"] = [i for i in files if i not in kept_files]
@@ -243,6 +244,11 @@ def apply_retention(
                 Run.started_at < runs_before,
                 Run.id.not_in(select(Reading.run_id)),
                 Run.id.not_in(select(Alert.run_id)),
+                # each monitor's newest ok run is its next cycle's index (a paused monitor's
+                # may be old): deleting it would hand out that index again
+                Run.id.not_in(
+                    select(func.max(Run.id)).where(Run.status == "ok").group_by(Run.monitor)
+                ),
             ),
         )
         counts["runs"] = _delete(s, delete(Run).where(Run.id.in_(gone["runs"])))
@@ -298,14 +304,22 @@ def apply_retention(
     return counts
 
 
+# What each table a migration filled holds, for the note of its ``rows_baseline`` event.
+MIGRATED = {
+    "reading_rollups": "rollup rows computed from the stored readings by revision 0014",
+    "monitors": "the default monitor inserted by revision 0015",
+}
+
+
 def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
     """Record the digests of rows no event records yet (once, on upgrade).
 
     Appends one ``rows_baseline`` event holding the digest of every stored row, when rows
     exist and no event records any digest yet — or of every ``reading_rollups`` row, when
-    migration 0014 computed them from the stored readings and no event records any
-    (``rowstore.baseline_tables``); the next signed checkpoint covers it. A baseline never
-    overrides a digest an earlier event recorded (``rowcheck``).
+    migration 0014 computed them from the stored readings and no event records any, and of
+    the ``default`` monitor row migration 0015 inserted (``rowstore.baseline_tables``); the
+    next signed checkpoint covers it. A baseline never overrides a digest an earlier event
+    recorded (``rowcheck``).
 
     Args:
         repo: the repository (writable).
@@ -326,7 +340,7 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
         note = (
             "rows stored before row digests were recorded"
             if tables == TABLES
-            else "rollup rows computed from the stored readings by revision 0014"
+            else "; ".join(MIGRATED[t] for t in tables)
         )
         return append(
             s,

@@ -5,7 +5,9 @@ it never creates, migrates or writes), turns every way the database can be unusa
 clear sentence, and downsamples long histories in SQL (time buckets with min/mean/max) so a
 year of one-minute readings comes back as a few thousand points. Wide ranges (a week, all)
 read the hourly rollup (``reading_rollups``, revision 0014) instead of the readings, so
-their cost does not grow with the number of readings.
+their cost does not grow with the number of readings. Every query is one monitor's
+(``monitor=``, revision 0015): the page shows the monitor chosen in its selector
+(:func:`monitor_names` lists them).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from sqlalchemy import Connection, Engine, text
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
 from fairlens_monitor.ops.app import open_repository
-from fairlens_monitor.store.rollup import DEFAULT_MONITOR, bucket_of
+from fairlens_monitor.store.monitors import DEFAULT_MONITOR
+from fairlens_monitor.store.rollup import bucket_of
 
 RANGES: dict[str, timedelta | None] = {
     "last hour": timedelta(hours=1),
@@ -48,6 +51,14 @@ def open_readonly(settings: Settings) -> Engine:
             schema revision. The message says what to do.
     """
     return open_repository(settings, readonly=True).engine
+
+
+def monitor_names(engine: Engine) -> list[str]:
+    """The monitors the database knows (the ``monitors`` table, by name); ``default`` when it
+    lists none yet (no cycle has run)."""
+    with engine.connect() as conn:
+        names = [str(n) for (n,) in conn.execute(text("SELECT name FROM monitors ORDER BY name"))]
+    return names or [DEFAULT_MONITOR]
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,9 @@ class Latest:
         return "warning" if r["gap_alert"] else "ok"
 
 
-def latest(engine: Engine) -> Latest | None:
-    """Return the newest monitored reading with decisions, or None when there is none yet.
+def latest(engine: Engine, *, monitor: str = DEFAULT_MONITOR) -> Latest | None:
+    """Return the monitor's newest monitored reading with decisions, or None when there is
+    none yet.
 
     ``empty_since`` is set when newer readings are ``no_data`` (empty windows): the time of
     the first of them, so the page can say since when no decisions arrived.
@@ -88,10 +100,11 @@ def latest(engine: Engine) -> Latest | None:
         rows = (
             conn.execute(
                 text(
-                    "SELECT * FROM v_fairness_history WHERE scenario = 'monitored' "
-                    "AND (verdict IS NULL OR verdict != 'no_data') "
+                    "SELECT * FROM v_fairness_history WHERE monitor = :monitor "
+                    "AND scenario = 'monitored' AND (verdict IS NULL OR verdict != 'no_data') "
                     "ORDER BY reading_id DESC LIMIT 2"
-                )
+                ),
+                {"monitor": monitor},
             )
             .mappings()
             .all()
@@ -99,10 +112,10 @@ def latest(engine: Engine) -> Latest | None:
         newest_id = rows[0]["reading_id"] if rows else 0
         empty_since = conn.execute(
             text(
-                "SELECT min(measured_at) FROM v_fairness_history WHERE scenario = 'monitored' "
-                "AND verdict = 'no_data' AND reading_id > :newest"
+                "SELECT min(measured_at) FROM v_fairness_history WHERE monitor = :monitor "
+                "AND scenario = 'monitored' AND verdict = 'no_data' AND reading_id > :newest"
             ),
-            {"newest": newest_id},
+            {"newest": newest_id, "monitor": monitor},
         ).scalar()
     if not rows:
         return None
@@ -159,11 +172,13 @@ def history(
     since: datetime | None,
     max_points: int = MAX_POINTS,
     rollup: bool = False,
+    monitor: str = DEFAULT_MONITOR,
 ) -> pd.DataFrame:
     """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
 
     Args:
         engine: a read-only engine.
+        monitor: whose readings.
         since: only readings at or after this time (None: all).
         max_points: the most time buckets per scenario.
         rollup: read the hourly rollup (``reading_rollups``) instead of the readings — for
@@ -185,9 +200,9 @@ def history(
     """
     with engine.connect() as conn:
         if rollup:
-            df = _rollup_history(conn, since, max_points)
+            df = _rollup_history(conn, since, max_points, monitor)
         else:
-            params = _buckets(conn, since, max_points)
+            params = _buckets(conn, since, max_points, monitor)
             df = (
                 None
                 if params is None
@@ -212,7 +227,7 @@ _READINGS_HISTORY = (
     "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
     "sum(group_approved) AS ua, "
     "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
-    "sum(reference_applicants) AS pn FROM readings WHERE id >= :low "
+    "sum(reference_applicants) AS pn FROM readings WHERE monitor = :monitor AND id >= :low "
     "GROUP BY bucket, scenario ORDER BY bucket"
 )
 _ROLLUP_HISTORY = (
@@ -262,7 +277,11 @@ def group_count(reading: dict[str, Any]) -> int:
 
 
 def group_history(
-    engine: Engine, *, since: datetime | None, max_points: int = MAX_POINTS
+    engine: Engine,
+    *,
+    since: datetime | None,
+    max_points: int = MAX_POINTS,
+    monitor: str = DEFAULT_MONITOR,
 ) -> pd.DataFrame:
     """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
 
@@ -271,7 +290,7 @@ def group_history(
         ``role``; empty when the readings have no per-group rows (recorded before 0.2).
     """
     with engine.connect() as conn:
-        params = _buckets(conn, since, max_points)
+        params = _buckets(conn, since, max_points, monitor)
         if params is None:
             return pd.DataFrame(columns=["time", "group", "rate", "role"])
         df = pd.read_sql_query(
@@ -280,7 +299,7 @@ def group_history(
                 "min(g.measured_at) AS time, sum(x.approved) AS approved, "
                 "sum(x.applicants) AS applicants FROM readings g "
                 "JOIN group_results x ON x.reading_id = g.id "
-                "WHERE g.id >= :low AND g.scenario = 'monitored' "
+                "WHERE g.monitor = :monitor AND g.id >= :low AND g.scenario = 'monitored' "
                 "GROUP BY bucket, x.label ORDER BY bucket"
             ),
             conn,
@@ -291,17 +310,20 @@ def group_history(
     return df.rename(columns={"grp": "group"})[["time", "group", "rate", "role"]]
 
 
-def alerts(engine: Engine, *, since: datetime | None, limit: int = 500) -> pd.DataFrame:
-    """Return the newest alert episodes (time, kind, state, verdict, DIR, counts), newest
-    first; never the token."""
+def alerts(
+    engine: Engine, *, since: datetime | None, limit: int = 500, monitor: str = DEFAULT_MONITOR
+) -> pd.DataFrame:
+    """Return the monitor's newest alert episodes (time, kind, state, verdict, DIR, counts),
+    newest first; never the token."""
     with engine.connect() as conn:
-        params = {"limit": limit, "since": _db_time(conn, since)}
+        params = {"limit": limit, "since": _db_time(conn, since), "monitor": monitor}
         return pd.read_sql_query(
             text(
                 "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
                 "group_approved, group_applicants, reference_approved, "
                 "reference_applicants, gap, closed_at "
-                "FROM v_alerts WHERE created_at >= :since ORDER BY alert_id DESC LIMIT :limit"
+                "FROM v_alerts WHERE monitor = :monitor AND created_at >= :since "
+                "ORDER BY alert_id DESC LIMIT :limit"
             ),
             conn,
             params=params,
@@ -330,20 +352,32 @@ class Health:
         return None if self.last_ok is None else now - self.last_ok
 
 
-def health(engine: Engine) -> Health:
-    """Return the last successful cycle, failed and missed counts and the last error."""
+def health(engine: Engine, *, monitor: str = DEFAULT_MONITOR) -> Health:
+    """Return the monitor's last successful cycle, failed and missed counts and last error
+    (a ``cycle_missed`` event naming no monitor, from before revision 0015, is ``default``'s)."""
+    mine = {"monitor": monitor}
     with engine.connect() as conn:
         last_ok = conn.execute(
-            text("SELECT finished_at FROM runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1")
+            text(
+                "SELECT finished_at FROM runs WHERE monitor = :monitor AND status = 'ok' "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            mine,
         ).scalar()
         failed, last_error = conn.execute(
             text(
-                "SELECT count(*), (SELECT error FROM runs WHERE status = 'failed' "
-                "ORDER BY id DESC LIMIT 1) FROM runs WHERE status = 'failed'"
-            )
+                "SELECT count(*), (SELECT error FROM runs WHERE monitor = :monitor "
+                "AND status = 'failed' ORDER BY id DESC LIMIT 1) FROM runs "
+                "WHERE monitor = :monitor AND status = 'failed'"
+            ),
+            mine,
         ).one()
         missed = conn.execute(
-            text("SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")
+            text(
+                "SELECT count(*) FROM v_audit_trail WHERE event_type = 'cycle_missed' "
+                "AND coalesce(monitor, 'default') = :monitor"
+            ),
+            mine,
         ).scalar()
     when = None
     if last_ok is not None:
@@ -351,17 +385,26 @@ def health(engine: Engine) -> Health:
     return Health(when, int(failed), int(missed or 0), last_error)
 
 
-def _buckets(conn: Connection, since: datetime | None, max_points: int) -> dict[str, Any] | None:
-    """Query parameters that cut the readings since ``since`` into ~``max_points`` buckets.
+def _buckets(
+    conn: Connection, since: datetime | None, max_points: int, monitor: str
+) -> dict[str, Any] | None:
+    """Query parameters that cut the monitor's readings since ``since`` into ~``max_points``
+    buckets.
 
     Readings are appended in time order, so buckets of consecutive ids are time buckets;
     integer arithmetic on the key is far cheaper than parsing a million dates. None when
     there is no reading in the range.
     """
-    params: dict[str, Any] = {"since": _db_time(conn, since)}
+    params: dict[str, Any] = {"since": _db_time(conn, since), "monitor": monitor}
+    # the first reading of any monitor in range (the measured_at index), then the monitor's
+    # own from there (the (monitor, id) index): two index lookups, however long the history
     low, high = conn.execute(
-        text("SELECT min(id), max(id) FROM readings WHERE measured_at >= :since"), params
-    ).one()  # answered from the measured_at index alone
+        text(
+            "SELECT min(id), max(id) FROM readings WHERE monitor = :monitor AND id >= "
+            "(SELECT min(id) FROM readings WHERE measured_at >= :since)"
+        ),
+        params,
+    ).one()
     if low is None:
         return None
     params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))

@@ -19,7 +19,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from fairlens_monitor.config.settings import Settings, load_settings
+from fairlens_monitor.config.monitors import load_portfolio
+from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.fairness.stats import format_interval, format_p
 from fairlens_monitor.security.crypto import load_cipher
@@ -42,25 +43,45 @@ STATUS = {
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _load(url: str, range_name: str, _settings: Settings) -> dict[str, Any]:
-    """Everything the page shows, read in one go (cached 5 s per database and range)."""
+def _load(url: str, range_name: str, monitor: str, _settings: Settings) -> dict[str, Any]:
+    """Everything the page shows of one monitor, read in one go (cached 5 s per database,
+    range and monitor)."""
     engine = data.open_readonly(_settings)
     try:
         span = data.RANGES[range_name]
         since = None if span is None else datetime.now(UTC) - span
-        latest = data.latest(engine)
+        latest = data.latest(engine, monitor=monitor)
         # With two groups the history query already has both rates; read group_results (a
         # join over every group row) only when there are more groups to draw.
         many = latest is not None and data.group_count(latest.reading) > 2
+        wide = range_name in data.WIDE
         return {
             "latest": latest,
-            "history": data.history(engine, since=since, rollup=range_name in data.WIDE),
-            "groups": data.group_history(engine, since=since) if many else pd.DataFrame(),
-            "alerts": data.alerts(engine, since=since),
-            "health": data.health(engine),
+            "history": data.history(engine, since=since, rollup=wide, monitor=monitor),
+            "groups": (
+                data.group_history(engine, since=since, monitor=monitor) if many else pd.DataFrame()
+            ),
+            "alerts": data.alerts(engine, since=since, monitor=monitor),
+            "health": data.health(engine, monitor=monitor),
         }
     finally:
         engine.dispose()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _monitors(url: str, configured: tuple[str, ...], _settings: Settings) -> list[str]:
+    """The monitors to choose from: the config's, in its order, then any other the database
+    holds (a retired one's history stays readable). The config's alone when it cannot be
+    read (the page then says why)."""
+    try:
+        engine = data.open_readonly(_settings)
+    except FairlensError:
+        return list(configured)
+    try:
+        stored = data.monitor_names(engine)
+    finally:
+        engine.dispose()
+    return [*configured, *(n for n in stored if n not in configured)]
 
 
 @st.cache_resource(show_spinner=False)
@@ -131,7 +152,7 @@ def _drift_chart(hist: pd.DataFrame, threshold: float) -> alt.LayerChart | alt.F
 
 
 @st.fragment(run_every=5)
-def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
+def dashboard(settings: Settings, range_name: str, signed_in: bool, monitor: str) -> None:
     """The data part of the page: re-run every 5 s without reloading the page."""
     url = settings.database.url
     watcher = _watcher(config_path())
@@ -142,7 +163,7 @@ def dashboard(settings: Settings, range_name: str, signed_in: bool) -> None:
             "shows may not be what was recorded; run `fairlens-monitor verify`."
         )
     try:
-        loaded = _load(url, range_name, settings)
+        loaded = _load(url, range_name, monitor, settings)
     except FairlensError as exc:
         st.warning(scrub(str(exc), url))
         return
@@ -300,10 +321,11 @@ def main() -> None:
     st.set_page_config(page_title="FairLens Monitor", layout="wide")
     st.title("FairLens Monitor — fairness drift")
     try:
-        settings = load_settings(config_path())
+        portfolio = load_portfolio(config_path())
     except FairlensError as exc:
         st.error(f"Configuration problem: {scrub(str(exc))}")
         return
+    settings = next(iter(portfolio.values()))  # the service sections are every monitor's
     exposed = not is_loopback(st.get_option("server.address"))
     with st.sidebar:
         signed_in = _sign_in(settings)
@@ -314,12 +336,17 @@ def main() -> None:
         )
         return
     with st.sidebar:
+        names = _monitors(settings.database.url, tuple(portfolio), settings)
+        monitor = str(st.selectbox("Monitor", names, key="monitor")) if len(names) > 1 else names[0]
+        # a retired monitor's rules are no longer configured: the first one's are shown
+        settings = portfolio.get(monitor, settings)
         range_name = st.radio("Time range", list(data.RANGES), index=1, key="range")
         if st.button("Refresh now"):
             st.cache_data.clear()
         sim, th = settings.simulation, settings.thresholds
         st.markdown("**Values in use** (set in the daemon's config, not here)")
         st.markdown(
+            f"- monitor: `{monitor}`\n"
             f"- database: `{shown_url(settings.database.url)}`\n"
             f"- interval: {settings.schedule.interval_seconds:g} s\n"
             + (
@@ -344,7 +371,7 @@ def main() -> None:
             f"h {settings.drift_detection.threshold:g}\n"
             f"- alerts close after {settings.alerts.close_after} clean readings"
         )
-    dashboard(settings, str(range_name), signed_in)
+    dashboard(settings, str(range_name), signed_in, monitor)
 
 
 def _sign_in(settings: Settings) -> bool:
