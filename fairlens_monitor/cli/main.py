@@ -109,11 +109,20 @@ NEW_CHAIN_OPTION = click.option(
 @NEW_CHAIN_OPTION
 @click.pass_context
 def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
-    """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
+    """Run the monitoring daemon: every monitor on its own schedule (interval or cron).
+
+    On PostgreSQL several daemons may run with one config: they split the monitors between
+    them, and take over a dead or frozen daemon's within leadership.lease_seconds.
+    """
+    from fairlens_monitor.config.monitors import load_portfolio
     from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
-    settings = settings_of(ctx)
-    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain)
+    portfolio = load_portfolio(ctx.obj["config_path"])
+    first = next(iter(portfolio.values()))
+    logging.getLogger().setLevel(ctx.obj.get("log_level") or first.logging.level)
+    run_daemon(
+        portfolio, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain
+    )
 
 
 @cli.command()

@@ -197,7 +197,8 @@ class Daemon(Leadership):
                 },
             )
         if self.lease.leading or self.leases.held():
-            self._checkpoint()
+            with self.lease.unfenced():
+                self._checkpoint()
         self.leases.leave()
         self.lease.release()
         for runner in self.runners.values():
@@ -353,6 +354,7 @@ class Daemon(Leadership):
             log.error("could not record %s: %s: %s", kind, type(exc).__name__, exc)
 
     def _checkpoint(self) -> None:
+        """Sign and anchor the chain head (at stop; any daemon may: it adds no history)."""
         try:
             write_checkpoint(
                 self.repo,

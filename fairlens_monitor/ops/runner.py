@@ -325,14 +325,22 @@ class _SourceUnavailable(Exception):
 
 
 def previous_fire(trigger: Any, now: datetime, grace: float) -> datetime:
-    """The newest fire of ``trigger`` at or before ``now`` (pure; ``now`` when none is found
-    within the grace time and a minute, as for a fire run very late)."""
-    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=grace + 60))
-    best = now
-    while fire is not None and fire <= now:
-        best = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-    return best
+    """The newest fire of ``trigger`` at or before ``now`` (pure).
+
+    Looks back the grace time and a minute first (a fire runs within its grace), then ever
+    further, up to 400 days; ``now`` when the trigger never fired in that time.
+    """
+    window = timedelta(seconds=grace + 60)
+    while window <= timedelta(days=400):
+        fire = trigger.get_next_fire_time(None, now - window)
+        best = None
+        while fire is not None and fire <= now:
+            best = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        if best is not None:
+            return best
+        window *= 4
+    return now
 
 
 def checkpoint_failed(exc: Exception) -> None:
