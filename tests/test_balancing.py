@@ -87,4 +87,5 @@ def test_the_share_is_the_ceiling() -> None:
         1,
     ]
     # a daemon missing from the registry it reads still counts itself
-    assert plan("me", ["a", "b"], [], {}).take and plan("me", ["a", "b"], [], {}).share == 2
+    assert plan("me", ["a", "b"], [], {}).take
+    assert plan("me", ["a", "b"], [], {}).share == 2

@@ -70,9 +70,11 @@ def test_a_failing_monitor_does_not_stop_the_others(
     )
     cards = [r for r in runs if r[0] == "cards"]
     broken = [r for r in runs if r[0] == "broken"]
-    assert cards and all(r[1] == "ok" for r in cards)
+    assert cards
+    assert all(r[1] == "ok" for r in cards)
     assert [r[2] for r in cards] == list(range(len(cards)))  # its own cycle index
-    assert len(broken) >= 3 and all(r[1] == "failed" for r in broken)
+    assert len(broken) >= 3
+    assert all(r[1] == "failed" for r in broken)
     assert all("source.path" in r[3] or "missing" in r[3] for r in broken), broken[0][3]
     failed = query_url(
         backend_url, "SELECT count(*) FROM audit_events WHERE event_type = 'cycle_failed'"

@@ -10,6 +10,7 @@ Every wait is on an observable event (a row, a line) under a generous deadline.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -209,7 +210,7 @@ def assert_missed_fires_recorded(url: str) -> None:
         takeover = [e for e in events if e["reason"].startswith("no leader")]
         assert len(takeover) <= bound, (monitor, len(takeover))  # killed or frozen: once
         fires = sorted(datetime.fromisoformat(e["scheduled_for"]) for e in events)
-        for a, b in zip(times, times[1:], strict=False):
+        for a, b in itertools.pairwise(times):
             if b - a <= 2 * step:
                 continue
             moved += 1

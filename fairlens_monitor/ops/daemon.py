@@ -185,7 +185,6 @@ class Daemon(Leadership):
             if self.leases.leads(runner.name):
                 runner.record_pending()
                 runner.record_missed()
-        self.stats.missed = sum(r.stats.missed for r in self.runners.values())
         with self.lease.unfenced():
             self._event(
                 DAEMON_STOPPED,

@@ -127,7 +127,7 @@ class Leadership:
                 return
             except Exception as exc:
                 log.error("could not record daemon_leading: %s", error_text(exc))
-            runner.missed_since_last_run()
+            self.stats.missed += runner.missed_since_last_run()
         self.emit(
             f"leading: this daemon (pid {os.getpid()}) runs monitor {runner.name} "
             f"(epoch {taken.epoch}: {taken.reason})"
@@ -172,7 +172,7 @@ class Leadership:
             else "past the misfire grace time"
         )
         times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
-        runner.on_missed(list(times), reason)
+        self.stats.missed += runner.on_missed(list(times), reason)
 
 
 def lease_seconds(portfolio: Mapping[str, Settings]) -> float:

@@ -35,7 +35,7 @@ from fairlens_monitor.ops.cycle import Clock, FailedCycle, error_text, record_fa
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.sources import DecisionSource, open_source
-from fairlens_monitor.store.lease import FencedError, monitor_scope
+from fairlens_monitor.store.lease import FencedError, missed_fires, monitor_scope
 from fairlens_monitor.store.monitor_lease import MonitorLeases
 from fairlens_monitor.store.repository import Repository
 
@@ -127,18 +127,19 @@ class MonitorRunner:
             return self.first_fire + step * max(0, (now - self.first_fire) // step)
         return previous_fire(self._trigger, now, plan.misfire_grace_seconds)
 
-    def fires_between(self, last: datetime, now: datetime) -> list[datetime]:
-        """The fires after ``last`` up to ``now`` (at most MAX_MISSED_EVENTS + 1 listed)."""
+    def fires_between(self, last: datetime, now: datetime) -> list[tuple[datetime, str]]:
+        """The fires after ``last`` up to ``now`` as ``(when, reason)``, the takeover's
+        reason; at most MAX_MISSED_EVENTS listed one by one, the rest counted in one more."""
         plan = self.settings.schedule
         if plan.interval_seconds is not None:
-            step = timedelta(seconds=plan.interval_seconds)
-            count = int((now - last) // step)
-            return [last + step * k for k in range(1, min(count, MAX_MISSED_EVENTS + 1) + 1)]
-        out: list[datetime] = []
+            return missed_fires(last, now, plan.interval_seconds, MAX_MISSED_EVENTS)
+        out: list[tuple[datetime, str]] = []
         fire = self._trigger.get_next_fire_time(None, last + timedelta(seconds=1))
-        while fire is not None and fire <= now and len(out) <= MAX_MISSED_EVENTS:
-            out.append(fire)
+        while fire is not None and fire <= now and len(out) < MAX_MISSED_EVENTS:
+            out.append((fire, "no leader: takeover"))
             fire = self._trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        if fire is not None and fire <= now:
+            out.append((fire, "no leader: takeover (more fires not listed one by one)"))
         return out
 
     # -- the job ------------------------------------------------------------------------
@@ -246,20 +247,22 @@ class MonitorRunner:
         ):
             self.unrecorded.pop(0)
 
-    def on_missed(self, times: list[datetime], reason: str) -> None:
-        """Queue fires not run (called on the scheduler's thread: no database here)."""
+    def on_missed(self, times: list[datetime], reason: str) -> int:
+        """Queue fires not run (called on the scheduler's thread: no database here); return
+        how many were queued (none when another daemon leads the monitor)."""
         if not self.host.leases.leads(self.name):
-            return
+            return 0
         for when in times:
             self.stats.missed += 1
             log.warning(
                 "monitor %s: cycle scheduled for %s was missed (%s)", self.name, when, reason
             )
             self.missed.append((when, reason))
+        return len(times)
 
-    def missed_since_last_run(self) -> None:
+    def missed_since_last_run(self) -> int:
         """Queue a ``cycle_missed`` for each fire between this monitor's last daemon cycle
-        and now (after a takeover), then record them."""
+        and now (after a takeover), then record them; return how many were queued."""
         try:
             with self.repo.engine.connect() as conn:
                 last = conn.execute(
@@ -269,17 +272,14 @@ class MonitorRunner:
                     {"m": self.name},
                 ).scalar()
         except SQLAlchemyError:
-            return
+            return 0
         if not isinstance(last, datetime):
-            return
+            return 0
         fires = self.fires_between(last, self.host.clock())
-        for k, when in enumerate(fires):
-            reason = "no leader: takeover"
-            if k == MAX_MISSED_EVENTS:
-                reason += " (more fires not listed one by one)"
-            self.missed.append((when, reason))
+        self.missed.extend(fires)
         self.stats.missed += len(fires)
         self.record_missed()
+        return len(fires)
 
     def record_missed(self) -> None:
         """Record the queued missed fires as ``cycle_missed`` events, oldest first."""
@@ -333,7 +333,7 @@ def previous_fire(trigger: Any, now: datetime, grace: float) -> datetime:
     window = timedelta(seconds=grace + 60)
     while window <= timedelta(days=400):
         fire = trigger.get_next_fire_time(None, now - window)
-        best = None
+        best: datetime | None = None
         while fire is not None and fire <= now:
             best = fire
             fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))

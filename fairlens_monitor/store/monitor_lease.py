@@ -114,7 +114,7 @@ class MonitorLeases:
                 for (m,) in conn.execute(
                     text(
                         "UPDATE monitor_leases SET expires_at = clock_timestamp() + "
-                        "make_interval(secs => :s) WHERE holder = :h RETURNING monitor, epoch"
+                        "make_interval(secs => :s) WHERE holder = :h RETURNING monitor"
                     ),
                     {"h": self.holder, "s": self.lease_seconds},
                 ).all()
