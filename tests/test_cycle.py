@@ -61,7 +61,7 @@ def test_drifted_cycle_stores_readings_alert_and_chain(
     assert token == outcome.token
     assert cipher.decrypt(token) == outcome.monitored.explanation
     events = [r[0] for r in rows(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
-    assert events == ["cycle_completed", "alert_raised"]
+    assert events == ["monitor_added", "cycle_completed", "alert_raised"]  # first run lists it
     assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 
@@ -167,7 +167,11 @@ def test_alert_lines_and_json_follow_the_original_shape(
     assert set(doc) >= {"fair_scenario", "drifted_scenario", "audit_tail"}
     assert doc["drifted_scenario"]["encrypted_alert"] == outcome.token
     assert doc["drifted_scenario"]["explanation"] is None
-    assert [e["event_type"] for e in doc["audit_tail"]] == ["cycle_completed", "alert_raised"]
+    assert [e["event_type"] for e in doc["audit_tail"]] == [
+        "monitor_added",
+        "cycle_completed",
+        "alert_raised",
+    ]
     repo.engine.dispose()
 
 
@@ -195,7 +199,7 @@ def test_failed_cycle_is_recorded_and_the_next_one_runs(
     assert outcome.cycle_index == 0  # a failed cycle does not advance the drift schedule
     assert rows(settings, "SELECT status FROM runs ORDER BY id") == [("failed",), ("ok",)]
     kinds = [r.event_type for r in repo.iter_records()]
-    assert kinds == ["cycle_failed", "cycle_completed", "alert_raised"]
+    assert kinds == ["monitor_added", "cycle_failed", "cycle_completed", "alert_raised"]
     assert verify_chain(repo.iter_records(), repo.iter_links()).intact
     repo.engine.dispose()
 

@@ -40,6 +40,7 @@ TABLES = {
     "source_files",
     "leadership",
     "reading_rollups",
+    "monitors",
 }
 
 
@@ -155,7 +156,10 @@ def test_a_cycle_commits_all_or_nothing(url: str, tmp_path: Path) -> None:
         make_run(), [], [], {}, {}, lambda *_: [("x", {"a": 1})], close_after=3, actor="t", ts="t"
     )
     assert saved.run_id == 1
-    assert [e.seq for e in saved.events] == [1]
+    # the monitor's first run lists it (monitor_added, seq 1), then its own event
+    assert saved.added is not None
+    assert saved.added.event_type == "monitor_added"
+    assert [saved.added.seq, *(e.seq for e in saved.events)] == [1, 2]
     engine.dispose()
 
 

@@ -35,6 +35,21 @@ DAEMON_STOPPED = "daemon_stopped"  # a daemon stopped gracefully
 DAEMON_LEADING = "daemon_leading"  # a daemon took the leader lease
 SOURCE_FILE_CHANGED = "source_file_changed"  # a measured file changed (old, new SHA-256)
 ROWS_BASELINE = "rows_baseline"  # rows older than row digests bound to the chain
+# A monitor's row in ``monitors`` was written (each event records the rows' digests)
+MONITOR_ADDED = "monitor_added"  # a monitor appeared (in the config, or its first run)
+MONITOR_CHANGED = "monitor_changed"  # a monitor's settings or schedule changed
+MONITOR_PAUSED = "monitor_paused"  # a person paused a monitor (it is not run until resumed)
+MONITOR_RESUMED = "monitor_resumed"  # a person resumed a paused monitor
+MONITOR_RETIRED = "monitor_retired"  # a monitor left the config (its history stays)
+
+# The events that write rows of the ``monitors`` table (``store.monitors.put_monitors``).
+MONITOR_EVENTS: tuple[str, ...] = (
+    MONITOR_ADDED,
+    MONITOR_CHANGED,
+    MONITOR_PAUSED,
+    MONITOR_RESUMED,
+    MONITOR_RETIRED,
+)
 
 EVENT_TYPES = frozenset(
     {
@@ -58,6 +73,7 @@ EVENT_TYPES = frozenset(
         DAEMON_LEADING,
         SOURCE_FILE_CHANGED,
         ROWS_BASELINE,
+        *MONITOR_EVENTS,
     }
 )
 

@@ -34,6 +34,7 @@ from fairlens_monitor.audit.events import (
     CYCLE_COMPLETED,
     CYCLE_FAILED,
     KEYS_ROTATED,
+    MONITOR_EVENTS,
     RETENTION_APPLIED,
     ROWS_BASELINE,
 )
@@ -51,6 +52,7 @@ ROW_EVENTS: tuple[str, ...] = (
     RETENTION_APPLIED,
     CHAIN_PRUNED,
     ROWS_BASELINE,
+    *MONITOR_EVENTS,
 )
 
 # Which events may record a new digest for a row already recorded: alerts change state
@@ -64,6 +66,8 @@ MUTABLE_BY: dict[str, frozenset[str]] = {
     "source_files": frozenset({RETENTION_APPLIED}),
     # a rollup row is updated by every cycle of its hour (``store.rollup``)
     "reading_rollups": frozenset({CYCLE_COMPLETED}),
+    # a monitor is paused, resumed, changed or retired in place (``store.monitors``)
+    "monitors": frozenset(MONITOR_EVENTS),
 }
 
 # What the chain says one row must be: (digest, form, seq of the event that recorded it). A

@@ -32,6 +32,13 @@ Form 2 (revision 0012) is form 1 with the headline columns of ``readings`` under
 names (``unprivileged_group`` → ``group_label``, ``privileged_count`` →
 ``reference_applicants``, ...): a reading recorded under form 1 is still checked under form
 1, with the same bytes as when it was written.
+
+Form 3 (revision 0015) is form 2 with the ``monitor`` column on ``runs``, ``readings``,
+``group_results``, ``alerts`` and ``source_files`` (``reading_rollups`` had it already), and
+the new ``monitors`` table. A row recorded under an older form was written when the store held
+one monitor, ``default``: :func:`in_form` reports such a row whose ``monitor`` cell says
+anything else as unreadable under its form, so moving an old reading to another monitor is a
+``row_modified`` like any other edit.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-CURRENT_FORM = 2
+CURRENT_FORM = 3
 
 # column name:kind — i integer, s text, f float, b boolean, t time, j JSON.
 _FORM_1: dict[str, str] = {
@@ -113,6 +120,21 @@ _FORM_2: dict[str, str] = {
     **_ADDED_2,
 }
 
+# Form 3 (revision 0015): every per-monitor table names its monitor; the monitors table.
+MONITOR_COLUMN = "monitor"
+PER_MONITOR: tuple[str, ...] = ("runs", "readings", "group_results", "alerts", "source_files")
+_FORM_3: dict[str, str] = {
+    **{
+        table: f"{spec} {MONITOR_COLUMN}:s" if table in PER_MONITOR else spec
+        for table, spec in _FORM_2.items()
+    },
+    "monitors": "id:i name:s created_at:t retired_at:t paused:b paused_at:t paused_by:s "
+    "schedule:s interval_seconds:f config_hash:s",
+}
+# the form since which rows carry their monitor; older rows all belong to this one
+MONITOR_FORM = 3
+DEFAULT_MONITOR = "default"
+
 TABLES: tuple[str, ...] = (
     "runs",
     "readings",
@@ -120,6 +142,7 @@ TABLES: tuple[str, ...] = (
     "alerts",
     "source_files",
     "reading_rollups",
+    "monitors",
 )
 
 
@@ -203,14 +226,27 @@ def in_form(form: int, table: str, values: Sequence[Any]) -> tuple[RowForm, list
 
     Returns:
         That form and the row's values in its column order (columns taken by name; one
-        the current form lacks is NULL), or None when this version knows no such form.
+        the current form lacks is NULL), or None when this version knows no such form — or
+        the row names a monitor other than ``default`` while ``form`` predates monitors
+        (no digest under that form can match it).
     """
     old = FORMS.get(form, {}).get(table)
     if old is None:
         return None
     if len(values) != len(FORMS[CURRENT_FORM][table].columns):
         raise ValueError(f"a {table} row of {len(values)} values is not in the current form")
+    at = _monitor_at(table)
+    if form < MONITOR_FORM and at is not None and values[at] != DEFAULT_MONITOR:
+        return None  # recorded when every row was the default monitor's: moved since
     return old, [None if i is None else values[i] for i in _picks(form, table)]
+
+
+@functools.cache
+def _monitor_at(table: str) -> int | None:
+    """The index of ``monitor`` among the current form's columns of a per-monitor table."""
+    if table not in PER_MONITOR:
+        return None
+    return FORMS[CURRENT_FORM][table].columns.index(MONITOR_COLUMN)
 
 
 @functools.cache
@@ -363,4 +399,5 @@ def _time(v: Any) -> Any:
 FORMS: dict[int, dict[str, RowForm]] = {
     1: {table: RowForm(1, table, spec) for table, spec in _FORM_1.items()},
     2: {table: RowForm(2, table, spec) for table, spec in _FORM_2.items()},
+    3: {table: RowForm(3, table, spec) for table, spec in _FORM_3.items()},
 }

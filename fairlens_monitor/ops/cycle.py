@@ -56,6 +56,7 @@ from fairlens_monitor.store.mappers import (
     source_file_rows,
 )
 from fairlens_monitor.store.models import Alert, Reading, Run
+from fairlens_monitor.store.monitors import row_for
 from fairlens_monitor.store.repository import Repository
 
 Clock = Callable[[], datetime]
@@ -149,8 +150,9 @@ def _attempt_cycle(
     """Measure from the current position and commit, unless another cycle got there first.
 
     Args:
-        settings: validated settings.
-        repo: the repository to write to.
+        settings: validated settings (of the repository's monitor).
+        repo: the repository to write to: its monitor's cycle index, drift history and
+            alert episodes are read, and its rows and events name that monitor.
         cipher: encrypts the explanation when the monitored DIR raises an alert.
         clock: returns the current aware UTC time.
         actor: ``daemon`` or ``cli``, recorded on the run and its audit events.
@@ -297,6 +299,7 @@ def _attempt_cycle(
         judge=monitored is not None,
         expect=position,
         seal=sealer,
+        listing=row_for(repo.monitor, settings, started),
     )
     if sealer is not None and saved.checkpoint is not None:
         sealer.anchor(saved.checkpoint)
@@ -442,7 +445,10 @@ def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) ->
             code_version=__version__,
         )
         saved = repo.save_failed_run(
-            run, {"cycle_index": index, "error": failed.error}, ts=rfc3339(failed.finished_at)
+            run,
+            {"cycle_index": index, "error": failed.error},
+            ts=rfc3339(failed.finished_at),
+            listing=row_for(repo.monitor, settings, failed.started_at),
         )
     except Exception as store_exc:  # the database itself may be what failed
         log.error(

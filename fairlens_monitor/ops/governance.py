@@ -78,4 +78,5 @@ def record_config_change(
             "settings": current,
         },
         ts=ts,
+        scoped=True,  # names the monitor: its snapshot is the one its next start compares
     )

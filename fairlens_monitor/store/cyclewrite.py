@@ -9,9 +9,12 @@ one ``INSERT``. The model instances the cycle built are data carriers only: thei
 filled in here, but they never enter the session, so there is no unit of work, identity map
 or autoflush to pay for on every cycle.
 
-Every query a cycle makes here is an index lookup whose cost does not grow with history
-(:func:`position` reads the newest ``ok`` run through ``ix_runs_status``; the chain head
-through ``ix_audit_events_seq``; open alerts through ``ix_alerts_state``).
+Every query a cycle makes here is an index lookup whose cost does not grow with history nor
+with the other monitors' rows (revision 0015): :func:`position` reads the monitor's newest
+``ok`` run through ``ix_runs_monitor_status_id``; the drift history its readings through
+``ix_readings_monitor_id``; open alerts through ``ix_alerts_monitor_state``; the chain head
+through ``ix_audit_events_seq``. Every row the cycle writes carries its monitor, and every
+event it appends names it (``"monitor": NAME``); the chain itself is one for all monitors.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record
 from fairlens_monitor.audit.checkpoints import Checkpoint
+from fairlens_monitor.audit.events import MONITOR_ADDED
 from fairlens_monitor.monitoring import episodes
-from fairlens_monitor.store import rollup
+from fairlens_monitor.store import monitors, rollup
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -38,7 +42,7 @@ from fairlens_monitor.store.models import (
     SourceFile,
 )
 from fairlens_monitor.store.prepared import insert_values
-from fairlens_monitor.store.rowstore import attach
+from fairlens_monitor.store.rowstore import attach, row_digests
 from fairlens_monitor.store.rowvalues import inserted_digests
 
 EventList = list[tuple[str, dict[str, Any]]]
@@ -54,17 +58,23 @@ EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 # than SQLite takes to run it.
 POSITION = (
     select(RUNS.c.cycle_index, RUNS.c.id)
-    .where(RUNS.c.status == "ok")
+    .where(RUNS.c.monitor == bindparam("monitor"), RUNS.c.status == "ok")
     .order_by(RUNS.c.id.desc())
     .limit(1)
 )
 OPEN_ALERTS = (
-    select(ALERTS).where(ALERTS.c.state.in_(("open", "acknowledged"))).order_by(ALERTS.c.id.desc())
+    select(ALERTS)
+    .where(
+        ALERTS.c.monitor == bindparam("monitor"),
+        ALERTS.c.state.in_(("open", "acknowledged")),
+    )
+    .order_by(ALERTS.c.id.desc())
 )
 UPDATE_ALERT = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
 HEAD = select(EVENTS.c.seq, EVENTS.c.hash).order_by(EVENTS.c.seq.desc()).limit(1)
 _ASSESSED = (
-    (READINGS.c.scenario == "monitored")
+    (READINGS.c.monitor == bindparam("monitor"))
+    & (READINGS.c.scenario == "monitored")
     & READINGS.c.verdict.is_not(None)
     & (READINGS.c.verdict != "no_data")
     & (READINGS.c.protected_attribute == bindparam("attribute"))
@@ -107,6 +117,7 @@ class SavedCycle:
     alerts: list[AlertChange]
     events: list[AuditRecord]
     checkpoint: Checkpoint | None = None  # signed in the same transaction (see sealing)
+    added: AuditRecord | None = None  # the monitor's ``monitor_added``, on its first run
 
 
 Events = Callable[[Run, Sequence[Reading], Sequence[AlertChange]], EventList]
@@ -129,6 +140,10 @@ class CycleRows:
     qualifies: dict[str, bool]
     files: Sequence[SourceFile] = ()
     judge: bool = True
+    monitor: str = monitors.DEFAULT_MONITOR
+    # the monitor's row as the cycle would create it (None: a bare row; see ensure_monitor)
+    listing: monitors.MonitorRow | None = None
+    listed: bool = False  # the row is known to exist: no lookup
 
 
 def write_cycle(
@@ -144,6 +159,11 @@ def write_cycle(
 ) -> SavedCycle:
     """Write a cycle inside the caller's open session transaction (``save_cycle``'s body).
 
+    Every row is written as the monitor's (``rows.monitor``) and every event names it; the
+    monitor's row in ``monitors`` is inserted first, with its ``monitor_added`` event, when
+    this is the monitor's first run (:func:`ensure_monitor`; that record is
+    ``SavedCycle.added``).
+
     Returns:
         The ids assigned, the alert transitions and the audit records appended.
 
@@ -152,22 +172,32 @@ def write_cycle(
     """
     serialise(s)
     conn = s.connection()
-    if expect is not None and position(conn) != expect:
+    monitor = rows.monitor
+    if expect is not None and position(conn, monitor) != expect:
         raise StaleCycleError("another cycle was committed while this one measured")
     run, readings = rows.run, rows.readings
+    added = (
+        None
+        if rows.listed
+        else ensure_monitor(
+            s, rows.listing or monitors.MonitorRow(monitor, run.started_at), actor=actor, ts=ts
+        )
+    )
+    run.monitor = monitor
     insert_rows(conn, RUNS, [run])
     for reading in readings:
-        reading.run_id = run.id
+        reading.run_id, reading.monitor = run.id, monitor
     insert_rows(conn, READINGS, readings)
-    rollups = rollup.upsert(conn, readings)
+    rollups = rollup.upsert(conn, readings, monitor)
     groups = [
         g
         for reading, group in zip(readings, rows.groups, strict=True)
-        for g in _with(group, reading_id=reading.id)
+        for g in _with(group, reading_id=reading.id, monitor=monitor)
     ]
     insert_rows(conn, GROUPS, groups)
-    insert_rows(conn, FILES, _with(rows.files, reading_id=readings[-1].id if readings else None))
-    found = conn.execute(OPEN_ALERTS).all() if readings and rows.judge else []
+    reading_id = readings[-1].id if readings else None
+    insert_rows(conn, FILES, _with(rows.files, reading_id=reading_id, monitor=monitor))
+    found = conn.execute(OPEN_ALERTS, {"monitor": monitor}).all() if readings and rows.judge else []
     changes = [
         change
         for kind in episodes.KINDS
@@ -198,28 +228,61 @@ def write_cycle(
         "reading_rollups": rollups,
     }
     pairs = attach(events(run, readings, changes), inserted_digests(s, inserted, changed))
-    records = append_all(s, [(kind, actor, payload) for kind, payload in pairs], ts)
+    records = append_all(
+        s, [(kind, actor, {**payload, "monitor": monitor}) for kind, payload in pairs], ts
+    )
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
-    return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
+    return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed, added)
 
 
-def position(conn: Connection | Session) -> tuple[int, int]:
-    """``(next cycle index, newest ok run id)``: the newest ``ok`` run's index + 1 and id.
+def ensure_monitor(
+    s: Session, row: monitors.MonitorRow, *, actor: str, ts: str
+) -> AuditRecord | None:
+    """Insert the monitor's row with a ``monitor_added`` event unless it exists (inside the
+    caller's serialised transaction, so two first runs cannot both insert it).
 
-    One step down ``ix_runs_status`` from its end, whatever the history's length (a count
-    of the ``ok`` runs walked the whole index every cycle, and went back when retention
-    deleted old runs, handing out an index a second time).
+    Idempotent: a row already written (by the governance of ``run``/``once``, or an earlier
+    run) is left as it is, and nothing is appended.
+
+    Args:
+        s: the write transaction's session (after :func:`serialise`).
+        row: the row to insert when none exists under ``row.name``.
+        actor: who ran the cycle.
+        ts: RFC 3339 time of the event.
+
+    Returns:
+        The ``monitor_added`` record, or None when the row existed.
     """
-    row = conn.execute(POSITION).first()
+    if monitors.exists(s, row.name):
+        return None
+    ids = monitors.upsert(s, [row])
+    payload = {
+        "monitor": row.name,
+        "reason": "first run",
+        "row_digests": row_digests(s, {"monitors": ids}),
+    }
+    return append(s, MONITOR_ADDED, actor, payload, ts)
+
+
+def position(conn: Connection | Session, monitor: str) -> tuple[int, int]:
+    """``(next cycle index, newest ok run id)`` of ``monitor``: its newest ``ok`` run's
+    index + 1 and id.
+
+    One step down ``ix_runs_monitor_status_id`` from the monitor's end, whatever the
+    history's length or the other monitors' (a count of the ``ok`` runs walked the whole
+    index every cycle, and went back when retention deleted old runs, handing out an index
+    a second time).
+    """
+    row = conn.execute(POSITION, {"monitor": monitor}).first()
     return (0, 0) if row is None else (int(row[0]) + 1, int(row[1]))
 
 
 def drift_history(
-    conn: Connection, attribute: str, baseline_readings: int
+    conn: Connection, attribute: str, baseline_readings: int, monitor: str
 ) -> tuple[list[tuple[int, int, int, int]], float]:
-    """What the drift chart needs about earlier monitored readings (see
+    """What the drift chart needs about ``monitor``'s earlier monitored readings (see
     ``Repository.drift_history``); the first rows and the newest one, in id order."""
-    params = {"attribute": attribute, "baseline": baseline_readings}
+    params = {"attribute": attribute, "baseline": baseline_readings, "monitor": monitor}
     rows = conn.execute(DRIFT_BASELINE, params).all()
     previous = conn.execute(DRIFT_PREVIOUS, params).scalar()
     return [tuple(r) for r in rows], float(previous or 0.0)
@@ -338,6 +401,7 @@ def _transition(
         if candidate is None:
             raise ValueError(f"a {kind} episode opens but no alert was prepared")
         candidate.run_id, candidate.reading_id = run.id, reading.id
+        candidate.monitor = run.monitor
         candidate.last_reading_id = reading.id
         insert_rows(conn, ALERTS, [candidate])
         return AlertChange("open", candidate, [])

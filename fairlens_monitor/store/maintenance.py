@@ -162,6 +162,7 @@ def transition_alert(
             {
                 "alert_ids": [alert.id],
                 "kind": alert.kind,
+                "monitor": alert.monitor,
                 "by": by,
                 "note": note or "",
                 "row_digests": row_digests(s, {"alerts": [alert.id]}),
@@ -298,14 +299,22 @@ def apply_retention(
     return counts
 
 
+# What each table a migration filled holds, for the note of its ``rows_baseline`` event.
+MIGRATED = {
+    "reading_rollups": "rollup rows computed from the stored readings by revision 0014",
+    "monitors": "the default monitor inserted by revision 0015",
+}
+
+
 def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
     """Record the digests of rows no event records yet (once, on upgrade).
 
     Appends one ``rows_baseline`` event holding the digest of every stored row, when rows
     exist and no event records any digest yet — or of every ``reading_rollups`` row, when
-    migration 0014 computed them from the stored readings and no event records any
-    (``rowstore.baseline_tables``); the next signed checkpoint covers it. A baseline never
-    overrides a digest an earlier event recorded (``rowcheck``).
+    migration 0014 computed them from the stored readings and no event records any, and of
+    the ``default`` monitor row migration 0015 inserted (``rowstore.baseline_tables``); the
+    next signed checkpoint covers it. A baseline never overrides a digest an earlier event
+    recorded (``rowcheck``).
 
     Args:
         repo: the repository (writable).
@@ -326,7 +335,7 @@ def record_row_baseline(repo: Repository, *, ts: str) -> AuditRecord | None:
         note = (
             "rows stored before row digests were recorded"
             if tables == TABLES
-            else "rollup rows computed from the stored readings by revision 0014"
+            else "; ".join(MIGRATED[t] for t in tables)
         )
         return append(
             s,

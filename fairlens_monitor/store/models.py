@@ -20,14 +20,18 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+DEFAULT_MONITOR = "default"  # the monitor of every row stored before revision 0015
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,7 +70,11 @@ class Run(Base):
     """One scheduled or manual cycle: when it ran and how it ended."""
 
     __tablename__ = "runs"
-    __table_args__ = (CheckConstraint("status IN ('ok', 'failed')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'failed')", name="status"),
+        # a cycle's position: its monitor's newest ok run, one step down this index
+        Index("ix_runs_monitor_status_id", "monitor", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cycle_index: Mapped[int] = mapped_column(Integer)
@@ -78,6 +86,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     config_hash: Mapped[str] = mapped_column(String(64))
     code_version: Mapped[str] = mapped_column(String(32))
+    # the monitor the row belongs to (revision 0015; rows stored before it are 'default')
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
 
 
 class Reading(Base):
@@ -87,6 +97,8 @@ class Reading(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "scenario"),
         CheckConstraint("scenario IN ('reference', 'monitored')", name="scenario"),
+        # a monitor's readings in id order: drift history, latest readings, the inventory
+        Index("ix_readings_monitor_id", "monitor", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -148,6 +160,8 @@ class Reading(Base):
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lineage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the monitor the row belongs to (revision 0015; rows stored before it are 'default')
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
 
 
 class SourceFile(Base):
@@ -158,6 +172,8 @@ class SourceFile(Base):
     """
 
     __tablename__ = "source_files"
+    # a monitor's newest record of each file (what a ``new_files`` window compares with)
+    __table_args__ = (Index("ix_source_files_monitor_path_id", "monitor", "path", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"), index=True)
@@ -168,6 +184,8 @@ class SourceFile(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger)
     decisions: Mapped[int] = mapped_column(BigInteger)
+    # the monitor the row belongs to (revision 0015; rows stored before it are 'default')
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
 
 
 class GroupResult(Base):
@@ -195,6 +213,8 @@ class GroupResult(Base):
     test: Mapped[str | None] = mapped_column(String(8))
     shortfall: Mapped[float | None] = mapped_column(Float)
     verdict: Mapped[str | None] = mapped_column(String(16))
+    # the monitor the row belongs to (revision 0015; rows stored before it are 'default')
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
 
 
 class Alert(Base):
@@ -210,6 +230,8 @@ class Alert(Base):
         UniqueConstraint("reading_id", "kind"),
         CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state"),
         CheckConstraint("kind IN ('dir', 'drift')", name="kind"),
+        # a monitor's open episodes
+        Index("ix_alerts_monitor_state", "monitor", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -225,6 +247,8 @@ class Alert(Base):
     last_reading_id: Mapped[int | None] = mapped_column(Integer)
     clean_streak: Mapped[int] = mapped_column(Integer, server_default="0")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the monitor the row belongs to (revision 0015; rows stored before it are 'default')
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
 
 
 class ReadingRollup(Base):
@@ -244,7 +268,7 @@ class ReadingRollup(Base):
     __table_args__ = (UniqueConstraint("monitor", "bucket", "scenario"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    monitor: Mapped[str] = mapped_column(String(64), server_default="default")
+    monitor: Mapped[str] = mapped_column(String(64), server_default=DEFAULT_MONITOR)
     scenario: Mapped[str] = mapped_column(String(16))
     bucket: Mapped[int] = mapped_column(Integer)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -275,6 +299,29 @@ class ReadingRollup(Base):
     dir_alerts: Mapped[int] = mapped_column(Integer)
     gap_alerts: Mapped[int] = mapped_column(Integer)
     drift_alerts: Mapped[int] = mapped_column(Integer)
+
+
+class Monitor(Base):
+    """One monitor of the portfolio (revision 0015): a named decision stream, its state and
+    the expected gap between its runs (see ``store.monitors``).
+
+    ``name`` is what every other table's ``monitor`` column holds; ``id`` is the integer key
+    its row digest is recorded under (``rowforms``), like every other digested table's.
+    """
+
+    __tablename__ = "monitors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_by: Mapped[str | None] = mapped_column(String(64))
+    # as configured ("every 60s", "cron 0 6 * * *"); the expected gap between runs in seconds
+    schedule: Mapped[str | None] = mapped_column(String(128))
+    interval_seconds: Mapped[float | None] = mapped_column(Float)
+    config_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):

@@ -6,6 +6,13 @@ write transaction — under ``BEGIN IMMEDIATE`` on SQLite, under a transaction-l
 lock (``pg_advisory_xact_lock``) on PostgreSQL — so concurrent writers form one linear
 chain. The reads of the chain's own tables (events, checkpoints) are
 :class:`~fairlens_monitor.store.chainstore.ChainStore`, which ``Repository`` extends.
+
+A repository is scoped to one monitor (``Repository(engine, monitor="auto_loans")``,
+``repo.for_monitor(name)``; revision 0015): its cycle index, completed cycles, drift
+history, open alert episodes, seen files, settings snapshot and latest readings are that
+monitor's, every row it writes carries the monitor, and every event a monitor's write
+appends names it (``"monitor": NAME``). The audit chain, its checkpoints and the
+``monitors`` table are one for the whole service.
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
-from fairlens_monitor.audit.events import CYCLE_FAILED
+from fairlens_monitor.audit.events import CYCLE_FAILED, MONITOR_EVENTS
+from fairlens_monitor.store import monitors
 from fairlens_monitor.store.chainstore import ChainStore, payload_of
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
@@ -28,6 +36,7 @@ from fairlens_monitor.store.cyclewrite import (
     Seal,
     append,
     drift_history,
+    ensure_monitor,
     insert_rows,
     position,
     serialise,
@@ -41,23 +50,42 @@ from fairlens_monitor.store.models import (
     Run,
     SourceFile,
 )
+from fairlens_monitor.store.monitors import DEFAULT_MONITOR, MonitorRow, check_name
 from fairlens_monitor.store.rowstore import row_digests
 
 
 class Repository(ChainStore):
-    """Reads and writes runs, readings, alerts and audit events through one engine."""
+    """Reads and writes one monitor's runs, readings and alerts, and the one audit chain,
+    through one engine."""
 
-    def __init__(self, engine: Engine, *, bind: Connection | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, monitor: str = DEFAULT_MONITOR, bind: Connection | None = None
+    ) -> None:
         """Wrap ``engine``; the repository never creates or migrates the schema.
 
         Args:
             engine: the database.
+            monitor: the monitor whose rows this repository reads and writes (``default``:
+                the one monitor of a single-monitor config).
             bind: read through this connection instead, inside its open transaction (so
                 ``db copy`` verifies what it wrote before it commits).
+
+        Raises:
+            ValueError: ``monitor`` is not 1-64 characters of ``a-z``, ``0-9`` and ``_``.
         """
         self.engine = engine
         self.bind = bind
+        self.monitor = check_name(monitor, "Repository(monitor=...)")
         self.sessions = sessionmaker(engine if bind is None else bind, expire_on_commit=False)
+        self._listed = False  # the monitor's row is known to exist (see save_cycle)
+
+    def for_monitor(self, name: str) -> Repository:
+        """Return a repository of monitor ``name`` on the same engine (and connection).
+
+        Raises:
+            ValueError: ``name`` is not a valid monitor name.
+        """
+        return Repository(self.engine, monitor=name, bind=self.bind)
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -76,7 +104,7 @@ class Repository(ChainStore):
         process committed one in between (see ``save_cycle``'s ``expect``).
         """
         with self._connect() as conn:
-            return position(conn)
+            return position(conn, self.monitor)
 
     def completed_cycles(self) -> int:
         """Return the next cycle's zero-based index: one past the newest ``ok`` run's (the
@@ -84,7 +112,8 @@ class Repository(ChainStore):
         return self.cycle_position()[0]
 
     def alert_count(self) -> int:
-        """Return how many alerts (encrypted tokens) the database holds."""
+        """Return how many alerts (encrypted tokens) the database holds, of every monitor
+        (what decides whether the alert key may be created)."""
         with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(Alert)) or 0)
 
@@ -104,8 +133,10 @@ class Repository(ChainStore):
         judge: bool = True,
         expect: tuple[int, int] | None = None,
         seal: Seal | None = None,
+        listing: MonitorRow | None = None,
     ) -> SavedCycle:
-        """Commit a whole cycle in one transaction, alert episodes included.
+        """Commit a whole cycle of this repository's monitor in one transaction, alert
+        episodes included; on the monitor's first run its ``monitors`` row too.
 
         Args:
             run: the run row (status ``ok``).
@@ -127,19 +158,34 @@ class Repository(ChainStore):
                 changed meanwhile is not committed.
             seal: signs a checkpoint of the new head inside this transaction when one is
                 due (``sealing.Sealer``); None signs none.
+            listing: the monitor's row as a first run creates it (``monitors.row_for``);
+                None creates a bare one. Ignored once the row exists.
 
         Returns:
-            The ids assigned, the alert transitions and the audit records appended.
+            The ids assigned, the alert transitions and the audit records appended
+            (``added``: the ``monitor_added`` record when this run created the row).
 
         Raises:
             StaleCycleError: ``expect`` no longer holds; nothing was committed (measure
                 again from the new position).
             sqlalchemy.exc.SQLAlchemyError: the write failed; nothing was committed.
         """
+        rows = CycleRows(
+            run,
+            readings,
+            groups,
+            candidates,
+            qualifies,
+            files,
+            judge,
+            monitor=self.monitor,
+            listing=listing,
+            listed=self._listed,
+        )
         with self.sessions.begin() as s:
-            return write_cycle(
+            saved = write_cycle(
                 s,
-                CycleRows(run, readings, groups, candidates, qualifies, files, judge),
+                rows,
                 events,
                 close_after=close_after,
                 actor=actor,
@@ -147,6 +193,8 @@ class Repository(ChainStore):
                 expect=expect,
                 seal=seal,
             )
+        self._listed = True
+        return saved
 
     def drift_history(
         self, attribute: str, baseline_readings: int
@@ -160,11 +208,12 @@ class Repository(ChainStore):
 
         Returns:
             ``(rows, previous)``: the headline counts ``(approved, applicants,
-            reference approved, reference applicants)`` of the first ``baseline_readings``
-            assessed readings, and the latest reading's drift statistic (0.0 if none).
+            reference approved, reference applicants)`` of this monitor's first
+            ``baseline_readings`` assessed readings, and its latest reading's drift
+            statistic (0.0 if none).
         """
         with self._connect() as conn:
-            return drift_history(conn, attribute, baseline_readings)
+            return drift_history(conn, attribute, baseline_readings, self.monitor)
 
     def cycle_inputs(
         self, attribute: str, baseline_readings: int
@@ -176,11 +225,19 @@ class Repository(ChainStore):
             ``(position, rows, previous)``.
         """
         with self._connect() as conn:
-            return (position(conn), *drift_history(conn, attribute, baseline_readings))
+            return (
+                position(conn, self.monitor),
+                *drift_history(conn, attribute, baseline_readings, self.monitor),
+            )
 
     def seen_files(self) -> dict[str, tuple[str, int, int]]:
-        """Return, per decision file path, its newest recorded ``(sha256, size, mtime_ns)``."""
-        newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
+        """Return, per decision file path this monitor read, its newest recorded
+        ``(sha256, size, mtime_ns)``."""
+        newest = (
+            select(func.max(SourceFile.id))
+            .where(SourceFile.monitor == self.monitor)
+            .group_by(SourceFile.path)
+        )
         with self.sessions() as s:
             rows = s.execute(
                 select(
@@ -189,41 +246,124 @@ class Repository(ChainStore):
             ).all()
         return {str(p): (str(h), int(size), int(mtime)) for p, h, size, mtime in rows}
 
-    def save_failed_run(self, run: Run, payload: dict[str, Any], *, ts: str) -> SavedCycle:
-        """Record a failed run and its ``cycle_failed`` audit event in one transaction.
+    def save_failed_run(
+        self,
+        run: Run,
+        payload: dict[str, Any],
+        *,
+        ts: str,
+        listing: MonitorRow | None = None,
+    ) -> SavedCycle:
+        """Record a failed run of this monitor and its ``cycle_failed`` audit event (naming
+        the monitor) in one transaction; on the monitor's first run its ``monitors`` row
+        too, so a monitor failing from the start is in the inventory (and stale there).
 
         Args:
             run: the run row (status ``failed``, with ``error``).
-            payload: audit details; ``run_id`` is added here.
+            payload: audit details; ``run_id`` and ``monitor`` are added here.
             ts: RFC 3339 time of the audit event.
+            listing: the monitor's row as a first run creates it (see :meth:`save_cycle`).
 
         Returns:
             The run id and the audit record.
         """
         with self.sessions.begin() as s:
             serialise(s)
+            added = ensure_monitor(
+                s, listing or MonitorRow(self.monitor, run.started_at), actor=run.actor, ts=ts
+            )
+            run.monitor = self.monitor
             insert_rows(s.connection(), RUNS, [run])
             record = append(
                 s,
                 CYCLE_FAILED,
                 run.actor,
-                {"run_id": run.id, **payload, "row_digests": row_digests(s, {"runs": [run.id]})},
+                {
+                    "run_id": run.id,
+                    **payload,
+                    "monitor": self.monitor,
+                    "row_digests": row_digests(s, {"runs": [run.id]}),
+                },
                 ts,
             )
-            return SavedCycle(run.id, [], [], [record])
+            return SavedCycle(run.id, [], [], [record], added=added)
 
     def append_event(
-        self, event_type: str, actor: str, payload: dict[str, Any], *, ts: str
+        self,
+        event_type: str,
+        actor: str,
+        payload: dict[str, Any],
+        *,
+        ts: str,
+        scoped: bool = False,
     ) -> AuditRecord:
-        """Append one audit event in its own transaction and return it."""
+        """Append one audit event in its own transaction and return it.
+
+        Args:
+            event_type: one of ``audit.events``.
+            actor: who did it.
+            payload: its details.
+            ts: RFC 3339 time.
+            scoped: the event concerns this repository's monitor: its payload gets
+                ``"monitor": NAME`` (a service event such as ``daemon_leading`` does not).
+        """
+        if scoped:
+            payload = {**payload, "monitor": self.monitor}
         with self.sessions.begin() as s:
             serialise(s)
             return append(s, event_type, actor, payload, ts)
 
+    def monitor_rows(self) -> list[MonitorRow]:
+        """Return every monitor's row (all of the service, by name)."""
+        with self._connect() as conn:
+            return monitors.read_rows(conn)
+
+    def put_monitors(
+        self,
+        rows: Sequence[MonitorRow],
+        *,
+        event_type: str,
+        payload: dict[str, Any],
+        actor: str,
+        ts: str,
+    ) -> AuditRecord:
+        """Write these monitors' rows and one audit event recording their digests, in one
+        transaction (a row of the same name is updated in place, every column).
+
+        Args:
+            rows: the rows (each name once).
+            event_type: one of ``audit.events.MONITOR_EVENTS`` (the events that may record
+                a monitor row's new digest).
+            payload: the event's details; ``row_digests`` is added here, and ``monitor``
+                (the row's name) when one row is written and the payload names none.
+            actor: who made the change.
+            ts: RFC 3339 time of the event.
+
+        Returns:
+            The appended record.
+
+        Raises:
+            ValueError: no rows, an invalid or repeated name, or another event type; nothing
+                was written.
+        """
+        if event_type not in MONITOR_EVENTS:
+            raise ValueError("put_monitors event_type: use one of " + ", ".join(MONITOR_EVENTS))
+        if not rows:
+            raise ValueError("put_monitors rows: give at least one monitor row")
+        extra = {"monitor": rows[0].name} if len(rows) == 1 and "monitor" not in payload else {}
+        with self.sessions.begin() as s:
+            serialise(s)
+            ids = monitors.upsert(s, rows)
+            digests = row_digests(s, {"monitors": ids})
+            return append(s, event_type, actor, {**payload, **extra, "row_digests": digests}, ts)
+
     def last_settings_snapshot(
         self, event_types: Sequence[str]
     ) -> tuple[dict[str, Any] | None, str | None]:
-        """Return the newest recorded settings snapshot and config hash.
+        """Return this monitor's newest recorded settings snapshot and config hash.
+
+        An event is this monitor's when its payload's ``monitor`` names it; one naming no
+        monitor (written before revision 0015) is the ``default`` monitor's.
 
         Args:
             event_types: the audit events that carry a ``settings`` snapshot.
@@ -233,15 +373,26 @@ class Repository(ChainStore):
             it carries none (recorded before snapshots existed), and both are None when no
             such event exists.
         """
+        mine: list[ColumnElement[bool]] = [AuditEvent.event_type.in_(tuple(event_types))]
+        if self.monitor != DEFAULT_MONITOR:  # a prefilter: the payload is checked below
+            mine.append(AuditEvent.canonical.contains(f'"monitor":"{self.monitor}"'))
         with self.sessions() as s:  # a standby's daemon_started carries no snapshot: skip it
             texts = s.scalars(
                 select(AuditEvent.canonical)
-                .where(AuditEvent.event_type.in_(tuple(event_types)))
+                .where(*mine)
                 .order_by(AuditEvent.seq.desc())
-                .limit(100)
+                .execution_options(yield_per=100)
             )
             payloads = (p for p in map(payload_of, texts) if p is not None)
-            payload = next((p for p in payloads if p.get("role") != "standby"), None)
+            payload = next(
+                (
+                    p
+                    for p in payloads
+                    if p.get("role") != "standby"
+                    and p.get("monitor", DEFAULT_MONITOR) == self.monitor
+                ),
+                None,
+            )
         if payload is None:
             return None, None
         settings = payload.get("settings")
@@ -252,7 +403,12 @@ class Repository(ChainStore):
         )
 
     def latest_readings(self, last: int) -> list[Reading]:
-        """Return the ``last`` most recent readings, oldest first."""
+        """Return this monitor's ``last`` most recent readings, oldest first."""
         with self.sessions() as s:
-            rows = s.scalars(select(Reading).order_by(Reading.id.desc()).limit(last)).all()
+            rows = s.scalars(
+                select(Reading)
+                .where(Reading.monitor == self.monitor)
+                .order_by(Reading.id.desc())
+                .limit(last)
+            ).all()
         return list(reversed(rows))

@@ -23,6 +23,7 @@ from fairlens_monitor.audit.events import (
     ALERT_RESOLVED,
     CHAIN_PRUNED,
     CYCLE_COMPLETED,
+    MONITOR_EVENTS,
     ROWS_BASELINE,
 )
 from fairlens_monitor.audit.rowcheck import ROW_EVENTS, CheckedEntries, RowLedger
@@ -223,7 +224,8 @@ _ENTRY = r'\[(?:0|[1-9][0-9]*),"[0-9a-f]{64}"\]'
 _LIST = rf"\[((?:{_ENTRY}(?:,{_ENTRY})*)?)\]"
 _STRICT = re.compile(
     rf'\{{(?:"alerts":{_LIST},)?"form":(0|[1-9][0-9]{{0,8}})'
-    rf'(?:,"group_results":{_LIST})?(?:,"reading_rollups":{_LIST})?(?:,"readings":{_LIST})?'
+    rf'(?:,"group_results":{_LIST})?(?:,"monitors":{_LIST})?(?:,"reading_rollups":{_LIST})?'
+    rf'(?:,"readings":{_LIST})?'
     rf'(?:,"runs":{_LIST})?(?:,"source_files":{_LIST})?\}}'
 )
 _IDS = re.compile(r"\[([0-9]+),").findall  # within a text _STRICT matched: one per entry
@@ -231,6 +233,7 @@ _DIGESTS = re.compile(r'"([0-9a-f]{64})"').findall
 _STRICT_TABLES = (
     "alerts",
     "group_results",
+    "monitors",
     "reading_rollups",
     "readings",
     "runs",
@@ -375,34 +378,54 @@ def attach(
 
 
 ROLLUPS = "reading_rollups"
-_ROLLUPS_RECORDED = f'"{ROLLUPS}":[['  # in a payload that records (or carries) a rollup row
+MONITORS = "monitors"
+# The tables a migration filled without an event to record them: 0014 computed the rollup
+# from the stored readings, 0015 inserted the ``default`` monitor. Each is baselined on its
+# own the first time a writable start finds rows in it that no event records.
+ADDED_BY_MIGRATION: tuple[str, ...] = (ROLLUPS, MONITORS)
+
+
+def _recorded(table: str) -> str:
+    return f'"{table}":[['  # in a payload that records (or carries) a row of ``table``
 
 
 def baseline_tables(s: Session) -> tuple[str, ...]:
     """The tables whose stored rows no event records yet and need a ``rows_baseline``.
 
     Every table when rows exist that were written before row digests (no event records
-    any digest); else ``reading_rollups`` alone when it has rows and no event has ever
-    recorded one — the rows migration 0014 computed from the stored readings. Cheap on
-    every start: indexed lookups once a baseline (or any digest) exists, and the scan for a
-    recorded rollup row stops at the first cycle that wrote one.
+    any digest); else each of :data:`ADDED_BY_MIGRATION` that has rows while no event has
+    ever recorded one — the rows migration 0014 computed from the stored readings, the
+    ``default`` monitor 0015 inserted. Cheap on every start: indexed lookups once a baseline
+    (or any digest) exists; the scan for a recorded rollup row stops at the first cycle that
+    wrote one, and a monitor row is recorded only by the monitor events (an indexed lookup).
     """
     if needs_baseline(s):
         return TABLES
+    return tuple(table for table in ADDED_BY_MIGRATION if _unrecorded(s, table))
+
+
+def _unrecorded(s: Session, table: str) -> bool:
+    """True when ``table`` has rows and no event records (or baselines, or carries) any."""
+    key = _recorded(table)
     baselined = s.scalar(
         select(AuditEvent.seq)
         .where(
-            AuditEvent.event_type == ROWS_BASELINE,
-            AuditEvent.canonical.contains(_ROLLUPS_RECORDED),
+            AuditEvent.event_type.in_((ROWS_BASELINE, CHAIN_PRUNED)),
+            AuditEvent.canonical.contains(key),
         )
         .limit(1)
     )
-    if baselined is not None or s.scalar(text("SELECT min(id) FROM reading_rollups")) is None:
-        return ()
-    recorded = s.scalar(
-        select(AuditEvent.seq).where(AuditEvent.canonical.contains(_ROLLUPS_RECORDED)).limit(1)
-    )
-    return () if recorded is not None else (ROLLUPS,)
+    if baselined is not None or s.scalar(text(f"SELECT min(id) FROM {table}")) is None:  # noqa: S608
+        return False
+    if table == MONITORS:
+        recorded = s.scalar(
+            select(AuditEvent.seq).where(AuditEvent.event_type.in_(MONITOR_EVENTS)).limit(1)
+        )
+    else:
+        recorded = s.scalar(
+            select(AuditEvent.seq).where(AuditEvent.canonical.contains(key)).limit(1)
+        )
+    return recorded is None
 
 
 def needs_baseline(s: Session) -> bool:
