@@ -69,7 +69,7 @@ from fairlens_monitor.ops.runner import MonitorRunner, checkpoint_failed, job_id
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.db import instance_lock, sqlite_path
-from fairlens_monitor.store.lease import Lease
+from fairlens_monitor.store.lease import FencedError, Lease, monitor_scope
 from fairlens_monitor.store.monitor_lease import MonitorLeases
 from fairlens_monitor.store.repository import Repository
 
@@ -161,9 +161,11 @@ class Daemon(Leadership):
             )
         self._add_service_jobs()
         self._service_tick()
-        self._balance_at_start()
+        taken = self._balance(defer=True)
+        self._record_rules_at_start([runner for runner, _ in taken])
         with self.lease.unfenced():
             self._event(DAEMON_STARTED, self._started_payload())
+        self._record_taken(taken, rules=False)
         if not self.leases.held():
             self.emit("standby: another daemon runs the cycles of every monitor on this database")
         heartbeat = threading.Thread(
@@ -204,15 +206,19 @@ class Daemon(Leadership):
             runner.close()
         return self.stats
 
-    def _balance_at_start(self) -> None:
-        """Take this daemon's share now (PostgreSQL), or record each monitor's rules (SQLite)."""
-        if self.leases.server:
-            self._balance()
-            return
+    def _record_rules_at_start(self, taken: list[MonitorRunner]) -> None:
+        """Record the rules of the monitors this daemon leads at start (every monitor on
+        SQLite; on PostgreSQL those it took), before ``daemon_started``. Later takeovers
+        record theirs when they happen (``ops.leadership``)."""
+        runners = taken if self.leases.server else list(self.runners.values())
         multi = len(self.runners) > 1
-        for runner in self.runners.values():
-            # one monitor: daemon_started carries the snapshot; several: each its own event
-            self._record_config_change(runner, initial=multi)
+        for runner in runners:
+            with monitor_scope(runner.name):
+                try:
+                    # one monitor: daemon_started carries the snapshot; several: each its own
+                    self._record_config_change(runner, initial=multi)
+                except FencedError as exc:
+                    runner.stand_down(str(exc))
 
     def _started_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"pid": os.getpid(), "code_version": __version__}
@@ -434,12 +440,8 @@ def run_daemon(
 
 
 def _scoped(repo: Repository, monitor: str) -> Repository:
-    """``repo`` scoped to ``monitor`` (the store's per-monitor view, issue 18)."""
-    for_monitor = getattr(repo, "for_monitor", None)
-    if for_monitor is None:  # before the store knew monitors: one monitor, one scope
-        return repo
-    scoped: Repository = for_monitor(monitor)
-    return scoped
+    """``repo`` scoped to ``monitor`` (itself when it already is)."""
+    return repo if repo.monitor == monitor else repo.for_monitor(monitor)
 
 
 def _install_signals(daemon: Daemon) -> dict[int, Any]:

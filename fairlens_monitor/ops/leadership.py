@@ -73,8 +73,16 @@ class Leadership:
         except SQLAlchemyError as exc:
             log.warning("cannot reach the database to renew the service lease: %s", exc)
 
-    def _balance(self) -> None:
-        """Renew this daemon's monitor leases, stand down from lost ones, then rebalance."""
+    def _balance(self, *, defer: bool = False) -> list[tuple[MonitorRunner, Taken]]:
+        """Renew this daemon's monitor leases, stand down from lost ones, then rebalance.
+
+        Args:
+            defer: leave the records of the monitors taken to the caller (the start, which
+                writes ``daemon_started`` first); their jobs wait until :meth:`_record_taken`.
+
+        Returns:
+            The monitors taken and not yet recorded (empty unless ``defer``).
+        """
         with self._lead_lock:
             try:
                 for name in self.leases.renew():
@@ -82,14 +90,13 @@ class Leadership:
                 survey = self.leases.survey()
             except SQLAlchemyError as exc:
                 self.emit(f"✗ cannot reach the database to renew the leases: {error_text(exc)}")
-                return
+                return []
             busy = [n for n, r in self.runners.items() if r.busy]
             todo = plan(self.leases.holder, list(self.runners), survey.live, survey.holders, busy)
             for name in todo.release:
                 self.leases.release(name)
-                self.emit(
-                    f"released monitor {name} to another daemon (balance: share {todo.share})"
-                )
+                self.emit(f"released monitor {name} to another daemon (share {todo.share})")
+            pending: list[tuple[MonitorRunner, Taken]] = []
             for name in todo.take:
                 runner = self.runners[name]
                 runner.ready = False  # its job waits for the takeover's records
@@ -98,17 +105,32 @@ class Leadership:
                 except SQLAlchemyError as exc:
                     log.warning("could not take monitor %s: %s", name, error_text(exc))
                     taken = None
-                try:
-                    if taken is not None:
-                        self._taken(runner, taken)
-                finally:
+                if taken is None:
                     runner.ready = True
+                else:
+                    pending.append((runner, taken))
+            if defer:
+                return pending
+            self._record_taken(pending)
+            return []
 
-    def _taken(self, runner: MonitorRunner, taken: Taken) -> None:
-        """Record a monitor this daemon now leads: why, its rules, the fires nobody ran."""
+    def _record_taken(
+        self, pending: list[tuple[MonitorRunner, Taken]], *, rules: bool = True
+    ) -> None:
+        """Record each monitor taken (its rules too unless ``rules`` is False: the start
+        records them before ``daemon_started``), then let its job run."""
+        for runner, taken in pending:
+            try:
+                self._taken(runner, taken, rules=rules)
+            finally:
+                runner.ready = True
+
+    def _taken(self, runner: MonitorRunner, taken: Taken, *, rules: bool = True) -> None:
+        """Record a monitor this daemon now leads: its rules, why, the fires nobody ran."""
         with monitor_scope(runner.name):
             try:
-                self._record_config_change(runner)
+                if rules:
+                    self._record_config_change(runner)
                 runner.repo.append_event(
                     DAEMON_LEADING,
                     "daemon",
