@@ -41,6 +41,9 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
+from fairlens_monitor.store.db import make_engine
+from fairlens_monitor.store.schema import upgrade
+
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("FAIRLENS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 YEAR = 365.25 * 86400
@@ -115,16 +118,6 @@ def config_for(url: str, args: argparse.Namespace, folder: Path) -> dict[str, An
         "daemon": {"workers": args.workers},
         "monitors": monitors,
     }
-
-
-def cli(config: Path, *argv: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), *argv],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -203,7 +196,9 @@ def main() -> None:
         make_decisions(url, args.sql_rows)
         config = folder / "config.yaml"
         config.write_text(yaml.safe_dump(config_for(url, args, folder)))
-        cli(config, "db", "upgrade")
+        engine = make_engine(url)
+        upgrade(engine, url)
+        engine.dispose()
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             base_size = conn.execute(

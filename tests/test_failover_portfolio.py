@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from fairlens_monitor.store.db import make_engine
+from fairlens_monitor.store.schema import upgrade
 from tests.conftest import BASE_CONFIG, merge, query_url
 from tests.helpers.wait import LineReader, stop, wait_for
 
@@ -53,6 +55,14 @@ class Proc:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+
+def migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        upgrade(engine, url)
+    finally:
+        engine.dispose()
 
 
 def holders(url: str) -> dict[str, str]:
@@ -95,15 +105,7 @@ def test_three_daemons_thirty_monitors_kill_and_freeze(pg_url: str, tmp_path: Pa
         },
     )
     config.write_text(yaml.safe_dump(doc))
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "db", "upgrade"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    migrate(pg_url)  # before the daemons: they start on a schema, not race to make one
     daemons = [Proc(config) for _ in range(3)]
     victim, sleeper, survivor = daemons
     try:
