@@ -216,7 +216,7 @@ def main() -> None:
         samples: list[tuple[float, int]] = []
         while time.monotonic() < deadline and proc.poll() is None:
             kb = rss_kb(proc.pid)
-            if kb is not None:
+            if kb:  # None once gone, 0 before the interpreter has started
                 samples.append((time.monotonic() - started, kb))
             time.sleep(RSS_EVERY)  # the sampling period of a measurement, not a wait
         stopped = time.monotonic()
@@ -253,7 +253,7 @@ def report(
     )
     print(
         f"per-cycle time: p50 {f['p50'] * 1000:.0f} ms, p99 {f['p99'] * 1000:.0f} ms "
-        f"(floor: the interval shared by {total} monitors on {args.workers} workers = "
+        f"(budget: the interval shared by {total} monitors on {args.workers} workers = "
         f"{args.interval * args.workers / total * 1000:.0f} ms per cycle)"
     )
     print(

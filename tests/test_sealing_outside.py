@@ -77,7 +77,7 @@ def test_a_daemons_own_events_are_signed_and_its_cycles_follow_the_policy(
     kinds = {kind for _, kind in events}
     assert {"daemon_started", "daemon_stopped", "config_changed"} <= kinds
     signed = checkpoint_seqs(s)
-    assert own <= signed, sorted(own - signed)
+    assert own <= signed, (sorted(own - signed), events)
     # Cycles an hour apart in policy terms: none of the three signed its own checkpoint.
     cycles = {seq for seq, kind in events if kind == "cycle_completed"}
     assert len(cycles) == 3

@@ -81,7 +81,7 @@ class Daemon(Leadership):
 
     def __init__(
         self,
-        portfolio: Mapping[str, Settings],
+        portfolio: Settings | Mapping[str, Settings],
         repo: Repository,
         cipher: AlertCipher,
         signer: Ed25519PrivateKey,
@@ -94,7 +94,8 @@ class Daemon(Leadership):
 
         Args:
             portfolio: monitor name -> its settings (the service sections are the same in
-                each; the first monitor's are used for them).
+                each; the first monitor's are used for them); one ``Settings`` is the
+                portfolio ``{"default": settings}``.
             repo: the service's repository (the first monitor's scope).
             cipher: the alert key.
             signer: the checkpoint signing key.
@@ -102,9 +103,7 @@ class Daemon(Leadership):
             emit: receives each console line.
             max_cycles: stop after this many cycles in all (ok or failed); None: never.
         """
-        if not portfolio:
-            raise ValueError("portfolio: no monitor to run")
-        self.portfolio = dict(portfolio)
+        self.portfolio = as_portfolio(portfolio)
         self.settings = settings = next(iter(self.portfolio.values()))  # service sections
         self.repo, self.cipher, self.signer = repo, cipher, signer
         self.clock, self.emit, self.max_cycles = clock, emit, max_cycles
@@ -403,9 +402,7 @@ def run_daemon(
         ChainLostError: the database holds no chain but the anchor file holds checkpoints
             of one, and ``new_chain`` is False.
     """
-    monitors = {"default": portfolio} if isinstance(portfolio, Settings) else dict(portfolio)
-    if not monitors:
-        raise ValueError("portfolio: no monitor to run")
+    monitors = as_portfolio(portfolio)
     settings = next(iter(monitors.values()))  # the service sections are every monitor's
     with instance_lock(settings.database.url):
         repo = _scoped(open_repository(settings), next(iter(monitors)))
@@ -437,6 +434,18 @@ def run_daemon(
         f"{stats.missed} missed"
     )
     return stats
+
+
+def as_portfolio(portfolio: Settings | Mapping[str, Settings]) -> dict[str, Settings]:
+    """``{name: settings}`` of a portfolio, or of one ``Settings`` (monitor ``default``).
+
+    Raises:
+        ValueError: the portfolio is empty.
+    """
+    monitors = {"default": portfolio} if isinstance(portfolio, Settings) else dict(portfolio)
+    if not monitors:
+        raise ValueError("portfolio: no monitor to run")
+    return monitors
 
 
 def _scoped(repo: Repository, monitor: str) -> Repository:
