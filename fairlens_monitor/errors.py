@@ -145,3 +145,23 @@ class CopyNotVerifiedError(FairlensError):
             f"copy does NOT verify: first broken {where} ({kind}); it was "
             "rolled back, nothing was left in the destination"
         )
+
+
+class MonitorStateError(FairlensError):
+    """A command asked something of a monitor its state does not allow: run or pause one
+    that is paused, retired, or not in the config."""
+
+    def __init__(self, monitor: str, problem: str) -> None:
+        self.monitor = monitor
+        super().__init__(f"monitor '{monitor}': {problem}")
+
+
+class PausedMonitorError(MonitorStateError):
+    """A paused monitor was asked to run (``once --monitor NAME``)."""
+
+    def __init__(self, monitor: str) -> None:
+        super().__init__(
+            monitor,
+            "is paused (fairlens-monitor monitors list); resume it with "
+            f"'fairlens-monitor monitors resume {monitor} --by NAME' to run it",
+        )

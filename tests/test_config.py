@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fairlens_monitor.config.monitors import load_portfolio
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.errors import ConfigError
 
@@ -15,7 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_config_is_valid() -> None:
-    s = load_settings(REPO / "config.yaml", env={})
+    portfolio = load_portfolio(REPO / "config.yaml", env={})
+    assert list(portfolio) == ["gender", "age_bands"]  # the demo shows an inventory
+    ages = portfolio["age_bands"].measurement
+    assert ages.protected_attributes == ("age",)
+    assert ages.reference == "highest"
+    s = portfolio["gender"]
     assert s.database.url == f"sqlite:///{REPO / 'var' / 'fairlens.db'}"
     assert s.keys.dir == REPO / "var" / "keys"
     assert s.thresholds.dir == 0.8

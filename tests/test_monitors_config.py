@@ -41,6 +41,7 @@ def _write(tmp_path: Path, document: dict[str, Any]) -> Path:
 
 def _base(tmp_path: Path) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((REPO / "config.yaml").read_text())
+    del document["monitors"]  # the demo's two monitors: the shared defaults are the base
     document["database"] = {"url": f"sqlite:///{tmp_path / 'm.db'}"}
     document["keys"] = {"dir": str(tmp_path / "keys")}
     document["audit"] = {"anchor_file": str(tmp_path / "anchor.jsonl")}

@@ -46,6 +46,14 @@ ANCHOR_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Anchor file (default: audit.anchor_file).",
 )
+NEW_CHAIN_OPTION = click.option(
+    "--new-chain",
+    is_flag=True,
+    help="The database was lost and there is no backup: set the anchor file of the old chain "
+    "aside (renamed) and start a new chain, recorded as its first event.",
+)
+
+
 PUBKEY_OPTION = click.option(
     "--public-key",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -105,6 +113,30 @@ class ErrorGroup(click.Group):
             ctx.exit(2)
 
 
+def failure_line(exc: Exception) -> str:
+    """One masked line for a failure that does not end the command (one monitor's cycle of
+    several): the error's own message, a database driver's first line, or only the type of
+    anything unexpected — as :class:`ErrorGroup` shows them, without the ``error:`` prefix.
+
+    Args:
+        exc: the failure.
+
+    Returns:
+        The line; the config's database passwords are scrubbed from it.
+    """
+    urls = _urls(click.get_current_context())
+    if isinstance(exc, FairlensError):
+        return _line(scrub(str(exc), *urls))
+    if _is_database_error(exc):
+        from fairlens_monitor.store.schema import one_line
+
+        return _line(f"database: {scrub(one_line(exc), *urls)}")
+    return (
+        f"unexpected {type(exc).__name__} (a bug, or input nothing checks yet); "
+        f"rerun with {ENV_DEBUG}=1 and --monitor for the traceback"
+    )
+
+
 def _is_database_error(exc: Exception) -> TypeGuard[SQLAlchemyError]:
     """Whether ``exc`` is SQLAlchemy's. A command that never imported SQLAlchemy cannot
     have raised one, so the check does not import it (``measure`` stays free of it)."""
@@ -149,20 +181,88 @@ def _line(message: str) -> str:
 
 
 def _urls(ctx: click.Context) -> list[str | None]:
-    """The database URLs of the loaded settings: their passwords are scrubbed from errors."""
-    settings: Settings | None = (ctx.obj or {}).get("settings")
-    return [] if settings is None else [settings.database.url, settings.source.url]
+    """The database URLs of the loaded config (the service's database and every monitor's
+    source): their passwords are scrubbed from errors."""
+    portfolio: dict[str, Settings] | None = (ctx.obj or {}).get("portfolio")
+    if not portfolio:
+        return []
+    first = next(iter(portfolio.values()))
+    return [first.database.url, *(s.source.url for s in portfolio.values())]
+
+
+def portfolio_of(ctx: click.Context) -> dict[str, Settings]:
+    """Every monitor of the config file, validated once per command and kept on the context.
+
+    Args:
+        ctx: the command's context (``ctx.obj["config_path"]`` set by the main group).
+
+    Returns:
+        ``{monitor name: its settings}`` in the file's order; ``{"default": settings}`` for a
+        config without ``monitors:`` (``config.monitors.load_portfolio``).
+
+    Raises:
+        ConfigError: the file is missing or a key is invalid; the message names the key,
+            under ``monitors.NAME.`` when a monitor set it.
+    """
+    from fairlens_monitor.config.monitors import load_portfolio
+
+    portfolio: dict[str, Settings] | None = ctx.obj.get("portfolio")
+    if portfolio is None:
+        portfolio = load_portfolio(ctx.obj["config_path"])
+        first = next(iter(portfolio.values()))
+        logging.getLogger().setLevel(ctx.obj.get("log_level") or first.logging.level)
+        ctx.obj["portfolio"] = portfolio
+    return portfolio
 
 
 def settings_of(ctx: click.Context) -> Settings:
-    from fairlens_monitor.config.settings import load_settings
+    """The service's settings: database, keys, audit, logging, backup, retention, leadership.
 
-    settings: Settings | None = ctx.obj.get("settings")
-    if settings is None:
-        settings = load_settings(ctx.obj["config_path"])
-        logging.getLogger().setLevel(ctx.obj.get("log_level") or settings.logging.level)
-        ctx.obj["settings"] = settings
-    return settings
+    Those sections are the same in every monitor's settings (``config.monitors``), so this is
+    the first monitor's; for a config without ``monitors:`` it is the one monitor's, exactly
+    as before. A command that measures takes its monitors from :func:`portfolio_of`.
+
+    Raises:
+        ConfigError: as :func:`portfolio_of`.
+    """
+    return next(iter(portfolio_of(ctx).values()))
+
+
+def chosen_monitors(
+    portfolio: Mapping[str, Settings], names: Sequence[str], *, option: str = "--monitor"
+) -> list[str]:
+    """The monitors a command was asked about, checked against the config.
+
+    Args:
+        portfolio: the loaded config (:func:`portfolio_of`).
+        names: the names given on the command line, in order (repeats are dropped).
+        option: the option named in an error.
+
+    Returns:
+        The names, each once, in the order given.
+
+    Raises:
+        click.BadParameter: a name is not a monitor of the config (exit 2); the message
+            names it (a monitor name is ``[a-z0-9_]``, never data) and lists the configured
+            ones, or says it is too long to show.
+    """
+    chosen: list[str] = []
+    for name in names:
+        if name not in portfolio:
+            raise click.BadParameter(unknown_monitor(name, portfolio), param_hint=f"'{option}'")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def unknown_monitor(name: str, portfolio: Mapping[str, Any]) -> str:
+    """The message for a monitor name the config does not have (the name shown only when it
+    could be a monitor's name, so nothing else typed there is echoed)."""
+    from fairlens_monitor.config.monitors import MONITOR_NAME
+
+    known = ", ".join(list(portfolio)[:10]) + (", ..." if len(portfolio) > 10 else "")
+    shown = f"'{name}'" if MONITOR_NAME.fullmatch(name) else "the name given"
+    return f"{shown} is not a monitor of this config (monitors: {known})"
 
 
 def dump(doc: Any) -> None:
@@ -194,6 +294,30 @@ def reader(settings: Settings) -> Repository:
     from fairlens_monitor.ops.app import open_repository
 
     return closing(open_repository(settings, readonly=True))
+
+
+def scoped_reader(ctx: click.Context, monitor: str | None) -> Repository:
+    """A read-only repository (:func:`reader`), scoped to ``monitor`` when one is given.
+
+    Args:
+        ctx: the command's context.
+        monitor: a monitor of the config, or one the database still holds (retired); None
+            for the whole service.
+
+    Returns:
+        The repository.
+
+    Raises:
+        click.BadParameter: ``monitor`` is neither in the config nor in the database (exit
+            2, naming it).
+    """
+    portfolio = portfolio_of(ctx)
+    repo = reader(settings_of(ctx))
+    if monitor is None:
+        return repo
+    if monitor not in portfolio and monitor not in {row.name for row in repo.monitor_rows()}:
+        raise click.BadParameter(unknown_monitor(monitor, portfolio), param_hint="'--monitor'")
+    return repo.for_monitor(monitor)
 
 
 def writer(settings: Settings) -> Repository:

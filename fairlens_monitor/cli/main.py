@@ -28,13 +28,14 @@ from fairlens_monitor.cli.common import (
     ANCHOR_OPTION,
     JSON_OPTION,
     LAST_OPTION,
+    NEW_CHAIN_OPTION,
     PUBKEY_OPTION,
     LazyGroup,
     dump,
     reader,
     record_hash,
     run_console,
-    sealed_writer,
+    scoped_reader,
     settings_of,
     show,
     trail_paths,
@@ -54,6 +55,8 @@ LAZY_SUBCOMMANDS = {
     "restore": "fairlens_monitor.cli.maintenance:restore",
     "retention": "fairlens_monitor.cli.maintenance:retention",
     "view": "fairlens_monitor.cli.page:view",
+    "monitors": "fairlens_monitor.cli.monitors:monitors",
+    "once": "fairlens_monitor.cli.cycles:once",
     "page-token": "fairlens_monitor.cli.page:page_token",
 }
 
@@ -91,14 +94,6 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}
 
 
-NEW_CHAIN_OPTION = click.option(
-    "--new-chain",
-    is_flag=True,
-    help="The database was lost and there is no backup: set the anchor file of the old chain "
-    "aside (renamed) and start a new chain, recorded as its first event.",
-)
-
-
 @cli.command()
 @click.option(
     "--cycles",
@@ -125,74 +120,45 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     )
 
 
-@cli.command()
-@JSON_OPTION
-@click.option(
-    "--fail-on-alert",
-    is_flag=True,
-    help="Exit 1 when the monitored verdict is adverse or drift is signalled.",
+MONITOR_OPTION = click.option(
+    "--monitor",
+    "monitor",
+    metavar="NAME",
+    help="Only this monitor's (a name under monitors: in the config, or a retired one).",
 )
-@NEW_CHAIN_OPTION
-@click.pass_context
-def once(ctx: click.Context, as_json: bool, fail_on_alert: bool, new_chain: bool) -> None:
-    """Run one cycle now, store it, and print its result."""
-    from fairlens_monitor.cli.render import cycle_json, cycle_lines
-    from fairlens_monitor.ops.app import open_cipher
-    from fairlens_monitor.ops.sealing import Sealer  # deferred: pandas
-    from fairlens_monitor.ops.sequence import run_once
-
-    settings = settings_of(ctx)
-    repo, signer = sealed_writer(settings)  # config_changed, chain_started: signed at once
-    cipher = open_cipher(settings, repo)
-    outcome, aside = run_once(
-        settings,
-        repo,
-        cipher,
-        signer,
-        clock=lambda: datetime.now(UTC),
-        actor="cli",
-        new_chain=new_chain,
-        sealer=Sealer.of(settings, signer),
-    )
-    if aside is not None:
-        click.echo(f"new chain started; the old chain's anchor file is kept as {aside}")
-    echo = settings.alerts.echo_plaintext
-    if as_json:
-        dump(cycle_json(outcome, repo.audit_tail(5), echo_plaintext=echo))
-    else:
-        for line in cycle_lines(outcome, echo_plaintext=echo):
-            click.echo(line)
-    if (
-        fail_on_alert
-        and outcome.monitored is not None
-        and (outcome.monitored.verdict == "adverse" or outcome.monitored.drift_alert)
-    ):
-        ctx.exit(1)
 
 
 @cli.command()
 @LAST_OPTION
+@MONITOR_OPTION
 @JSON_OPTION
 @click.pass_context
-def history(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the newest stored readings (both scenarios of each run)."""
+def history(ctx: click.Context, last: int, monitor: str | None, as_json: bool) -> None:
+    """Show the newest stored readings (both scenarios of each run), of every monitor or one."""
     from fairlens_monitor.cli.render import reading_json, reading_line
 
-    rows = reader(settings_of(ctx)).latest_readings(last)
+    repo = scoped_reader(ctx, monitor)
+    rows = repo.latest_readings(last, every_monitor=monitor is None)
     show(rows, as_json, reading_json, reading_line, empty="no readings yet")
 
 
 @cli.group(invoke_without_command=True)
 @LAST_OPTION
+@MONITOR_OPTION
 @JSON_OPTION
 @click.pass_context
-def audit(ctx: click.Context, last: int, as_json: bool) -> None:
-    """Show the newest audit events (the chain's tail), or run an audit subcommand."""
+def audit(ctx: click.Context, last: int, monitor: str | None, as_json: bool) -> None:
+    """Show the newest audit events (the chain's tail), or run an audit subcommand.
+
+    With --monitor, the newest events whose payload names that monitor.
+    """
     from fairlens_monitor.cli.render import audit_json, audit_line
+    from fairlens_monitor.ops.inventory import monitor_events
 
     if ctx.invoked_subcommand is not None:
         return
-    records = reader(settings_of(ctx)).audit_tail(last)
+    repo = scoped_reader(ctx, monitor)
+    records = repo.audit_tail(last) if monitor is None else monitor_events(repo, monitor, last)
     show(records, as_json, audit_json, audit_line, empty="no audit events yet")
 
 

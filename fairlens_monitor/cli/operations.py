@@ -19,7 +19,7 @@ from fairlens_monitor.cli.common import (
     LAST_OPTION,
     FiniteFloatRange,
     dump,
-    reader,
+    scoped_reader,
     settings_of,
     show,
     writer,
@@ -241,17 +241,26 @@ def alerts() -> None:
     help="active = open or acknowledged.",
 )
 @LAST_OPTION
+@click.option(
+    "--monitor",
+    "monitor",
+    metavar="NAME",
+    help="Only this monitor's (a name under monitors: in the config, or a retired one).",
+)
 @JSON_OPTION
 @click.pass_context
-def alerts_list(ctx: click.Context, state: str, last: int, as_json: bool) -> None:
-    """Show alert episodes (never their encrypted text)."""
+def alerts_list(
+    ctx: click.Context, state: str, last: int, monitor: str | None, as_json: bool
+) -> None:
+    """Show alert episodes (never their encrypted text), of every monitor or one."""
     from fairlens_monitor.cli.render import alert_json, alert_line
     from fairlens_monitor.store import maintenance
 
     states = {"active": ["open", "acknowledged"], "all": ["open", "acknowledged", "resolved"]}.get(
         state, [state]
     )
-    rows = maintenance.list_alerts(reader(settings_of(ctx)), states, last)
+    repo = scoped_reader(ctx, monitor)
+    rows = maintenance.list_alerts(repo, states, last, every_monitor=monitor is None)
     show(rows, as_json, alert_json, alert_line, empty=f"no {state} alerts")
 
 

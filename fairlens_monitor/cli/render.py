@@ -30,7 +30,7 @@ from fairlens_monitor.audit.events import audit_json, where
 from fairlens_monitor.audit.verify import ChainReport
 from fairlens_monitor.fairness.stats import format_p
 from fairlens_monitor.ops.console import cycle_lines, fmt_dir
-from fairlens_monitor.store.models import Alert, Reading
+from fairlens_monitor.store.models import DEFAULT_MONITOR, Alert, Reading
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
     from fairlens_monitor.monitoring.measure import ScenarioResult
@@ -112,12 +112,19 @@ def reading_line(row: Reading) -> str:
     p = "" if row.p_value is None else f" p={format_p(row.p_value, row.test or 'none')}"
     gap = "-" if row.gap is None else f"{row.gap:.3f}"
     return (
-        f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {row.scenario:<9} "
+        f"{rfc3339(row.measured_at)[:19]}Z run {row.run_id:>5} {_monitor(row.monitor)}"
+        f"{row.scenario:<9} "
         f"{_origin(row)} DIR={fmt_dir(row.dir):>5}{p} gap={gap} "
         f"{row.group_label}={row.group_approved}/{row.group_applicants} "
         f"{row.reference_label}={row.reference_approved}/{row.reference_applicants} "
         f"verdict={row.verdict or 'n/a'}{' flags=' + flags if flags else ''}"
     )
+
+
+def _monitor(name: str) -> str:
+    """A monitor's name as a line's column; nothing for ``default`` (a single-monitor config's
+    lines stay as they were)."""
+    return "" if name == DEFAULT_MONITOR else f"{name} "
 
 
 def _origin(row: Reading) -> str:
@@ -138,15 +145,19 @@ def alert_line(row: Alert) -> str:
     """Return one alert as a console line."""
     closed = "" if row.closed_at is None else f" closed {rfc3339(row.closed_at)[:19]}Z"
     return (
-        f"#{row.id:<5} {rfc3339(row.created_at)[:19]}Z {row.kind:<5} {row.state:<12} "
+        f"#{row.id:<5} {rfc3339(row.created_at)[:19]}Z {_monitor(row.monitor)}"
+        f"{row.kind:<5} {row.state:<12} "
         f"verdict={row.verdict or 'n/a'} DIR={fmt_dir(row.dir)} run {row.run_id}"
         f" reading {row.reading_id}{closed}"
     )
 
 
 def audit_line(rec: AuditRecord) -> str:
-    """Return one audit record as a console line (short hash)."""
-    return f"{rec.seq:>6} {rec.ts} {rec.event_type:<16} {rec.actor:<7} {rec.hash[:16]}"
+    """Return one audit record as a console line (short hash), ending with the monitor the
+    event names, if any."""
+    monitor = rec.payload.get("monitor")
+    named = f" {monitor}" if isinstance(monitor, str) else ""
+    return f"{rec.seq:>6} {rec.ts} {rec.event_type:<16} {rec.actor:<7} {rec.hash[:16]}{named}"
 
 
 def _num(value: float | None) -> str:

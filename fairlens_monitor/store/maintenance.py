@@ -100,16 +100,16 @@ def newest_alert_tokens(repo: Repository, limit: int) -> list[tuple[int, str]]:
     return [(int(i), str(t)) for i, t in rows]
 
 
-def list_alerts(repo: Repository, states: Sequence[str], last: int) -> list[Alert]:
-    """Return the newest ``last`` alerts in ``states``, newest first."""
+def list_alerts(
+    repo: Repository, states: Sequence[str], last: int, *, every_monitor: bool = True
+) -> list[Alert]:
+    """Return the newest ``last`` alerts in ``states``, newest first: of every monitor, or
+    (``every_monitor=False``) of ``repo.monitor`` only."""
+    query = select(Alert).where(Alert.state.in_(tuple(states)))
+    if not every_monitor:
+        query = query.where(Alert.monitor == repo.monitor)
     with repo.sessions() as s:
-        rows = s.scalars(
-            select(Alert)
-            .where(Alert.state.in_(tuple(states)))
-            .order_by(Alert.id.desc())
-            .limit(last)
-        ).all()
-        return list(rows)
+        return list(s.scalars(query.order_by(Alert.id.desc()).limit(last)).all())
 
 
 def transition_alert(

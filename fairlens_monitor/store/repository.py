@@ -384,15 +384,18 @@ class Repository(ChainStore):
                 .execution_options(yield_per=100)
             )
             payloads = (p for p in map(payload_of, texts) if p is not None)
-            payload = next(
-                (
-                    p
-                    for p in payloads
-                    if p.get("role") != "standby"
-                    and p.get("monitor", DEFAULT_MONITOR) == self.monitor
-                ),
-                None,
-            )
+            try:
+                payload = next(
+                    (
+                        p
+                        for p in payloads
+                        if p.get("role") != "standby"
+                        and p.get("monitor", DEFAULT_MONITOR) == self.monitor
+                    ),
+                    None,
+                )
+            finally:
+                texts.close()  # stopped early: close PostgreSQL's server-side cursor
         if payload is None:
             return None, None
         settings = payload.get("settings")
@@ -402,13 +405,12 @@ class Repository(ChainStore):
             digest if isinstance(digest, str) else None,
         )
 
-    def latest_readings(self, last: int) -> list[Reading]:
-        """Return this monitor's ``last`` most recent readings, oldest first."""
+    def latest_readings(self, last: int, *, every_monitor: bool = False) -> list[Reading]:
+        """Return this monitor's ``last`` most recent readings, oldest first (with
+        ``every_monitor``, the service's newest of any monitor: ``history``'s default)."""
+        query = select(Reading).order_by(Reading.id.desc()).limit(last)
+        if not every_monitor:
+            query = query.where(Reading.monitor == self.monitor)
         with self.sessions() as s:
-            rows = s.scalars(
-                select(Reading)
-                .where(Reading.monitor == self.monitor)
-                .order_by(Reading.id.desc())
-                .limit(last)
-            ).all()
+            rows = s.scalars(query).all()
         return list(reversed(rows))
