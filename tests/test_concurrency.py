@@ -270,7 +270,8 @@ def test_a_frozen_leader_is_replaced_and_cannot_write_when_it_wakes(
             lambda: query_url(pg_url, "SELECT count(*) FROM runs")[0][0] >= 2,
             what="the leader's cycles",
         )
-        assert events(pg_url, "config_changed") == []  # the standby kept quiet
+        # the standby kept quiet (a change of a listed monitor's rules is monitor_changed)
+        assert events(pg_url, "config_changed") == events(pg_url, "monitor_changed") == []
         leader.proc.send_signal(signal.SIGSTOP)
         takeover = wait_for(
             lambda: [e for e in events(pg_url, "daemon_leading") if e["pid"] == standby.proc.pid],
@@ -283,8 +284,9 @@ def test_a_frozen_leader_is_replaced_and_cannot_write_when_it_wakes(
             what="the new leader's line",
         )
         # Now the standby's rules are in force, and the record says so.
-        changed = events(pg_url, "config_changed")
+        changed = events(pg_url, "monitor_changed")
         assert [c["key"] for c in changed[-1]["changes"]] == ["thresholds.dir"]
+        assert changed[-1]["monitor"] == "default"
         missed = events(pg_url, "cycle_missed")
         assert any(m["reason"] == "no leader: takeover" for m in missed)
         runs_at_takeover = query_url(pg_url, "SELECT count(*) FROM runs")[0][0]

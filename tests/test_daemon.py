@@ -58,7 +58,7 @@ def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Se
     scheduled = [r[0] for r in query(settings, "SELECT scheduled_for FROM runs ORDER BY id")]
     assert all(s is not None for s in scheduled)
     kinds = [r[0] for r in query(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
-    assert kinds[0] == "daemon_started"
+    assert kinds[:2] == ["monitor_added", "daemon_started"]  # the portfolio, then the start
     assert kinds[-1] == "daemon_stopped"
     assert kinds.count("cycle_completed") == 4
     assert kinds.count("alert_raised") == query(settings, "SELECT count(*) FROM alerts")[0][0]

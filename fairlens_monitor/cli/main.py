@@ -32,6 +32,7 @@ from fairlens_monitor.cli.common import (
     PUBKEY_OPTION,
     LazyGroup,
     dump,
+    portfolio_of,
     reader,
     record_hash,
     run_console,
@@ -109,14 +110,13 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     On PostgreSQL several daemons may run with one config: they split the monitors between
     them, and take over a dead or frozen daemon's within leadership.lease_seconds.
     """
-    from fairlens_monitor.config.monitors import load_portfolio
     from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
-    portfolio = load_portfolio(ctx.obj["config_path"])
-    first = next(iter(portfolio.values()))
-    logging.getLogger().setLevel(ctx.obj.get("log_level") or first.logging.level)
     run_daemon(
-        portfolio, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain
+        portfolio_of(ctx),
+        emit=lambda line: click.echo(line),
+        max_cycles=cycles,
+        new_chain=new_chain,
     )
 
 

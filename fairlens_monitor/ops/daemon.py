@@ -63,6 +63,7 @@ from fairlens_monitor.ops.backup import (
 )
 from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text, utc_now
+from fairlens_monitor.ops.governance import sync_portfolio
 from fairlens_monitor.ops.leadership import DaemonStats, Leadership, lease_seconds
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.runner import MonitorRunner, checkpoint_failed, job_id
@@ -117,9 +118,8 @@ class Daemon(Leadership):
         self.sealer = Sealer.of(settings, signer).attach(repo)  # events outside cycles too
         self.runners: dict[str, MonitorRunner] = {}
         for name, own in self.portfolio.items():
-            scoped = _scoped(repo, name)
+            scoped = _scoped(repo, name)  # shares repo's sessions: fenced and sealed too
             self.leases.install(scoped.sessions)
-            self.lease.install(scoped.sessions)
             self.runners[name] = MonitorRunner(name, own, scoped, self, self.sealer.attach(scoped))
         self._lead_lock = threading.RLock()
         self._heartbeat_stop = threading.Event()
@@ -161,7 +161,7 @@ class Daemon(Leadership):
         self._add_service_jobs()
         self._service_tick()
         taken = self._balance(defer=True)
-        self._record_rules_at_start([runner for runner, _ in taken])
+        self._record_portfolio_at_start([runner for runner, _ in taken])
         with self.lease.unfenced():
             self._event(DAEMON_STARTED, self._started_payload())
         self._record_taken(taken, rules=False)
@@ -205,17 +205,25 @@ class Daemon(Leadership):
             runner.close()
         return self.stats
 
-    def _record_rules_at_start(self, taken: list[MonitorRunner]) -> None:
-        """Record the rules of the monitors this daemon leads at start (every monitor on
-        SQLite; on PostgreSQL those it took), before ``daemon_started``. Later takeovers
-        record theirs when they happen (``ops.leadership``)."""
-        runners = taken if self.leases.server else list(self.runners.values())
-        multi = len(self.runners) > 1
-        for runner in runners:
+    def _record_portfolio_at_start(self, taken: list[MonitorRunner]) -> None:
+        """Put the portfolio's changes on the chain before ``daemon_started``.
+
+        The daemon that runs the service (every one on SQLite; on PostgreSQL the holder of
+        the service lease) records the monitors added, retired or with changed rules
+        (``ops.governance.sync_portfolio``). Another daemon records only the rules of the
+        monitors it took, as every later takeover does (``ops.leadership``): a daemon that
+        stands by with other settings records nothing.
+        """
+        if not self.lease.server or self.lease.leading:
+            try:
+                sync_portfolio(self.portfolio, self.repo, actor="daemon", ts=rfc3339(self.clock()))
+            except Exception as exc:
+                log.error("could not record the portfolio's changes: %s", error_text(exc))
+            return
+        for runner in taken:
             with monitor_scope(runner.name):
                 try:
-                    # one monitor: daemon_started carries the snapshot; several: each its own
-                    self._record_config_change(runner, initial=multi)
+                    self._record_config_change(runner)
                 except FencedError as exc:
                     runner.stand_down(str(exc))
 

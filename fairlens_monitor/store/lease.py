@@ -176,7 +176,7 @@ class Lease:
         Args:
             sessions: the repository's session factory.
         """
-        if self.server:
+        if self.server and not event.contains(sessions, "before_commit", self._check):
             event.listen(sessions, "before_commit", self._check)
 
     @contextlib.contextmanager
