@@ -139,9 +139,12 @@ def measure(url: str, started: float, stopped: float, args: argparse.Namespace) 
                 )
             )
         ]
-        per_monitor = dict(
-            conn.execute(sa.text("SELECT monitor, count(*) FROM runs GROUP BY monitor")).all()
-        )
+        per_monitor: dict[str, int] = {
+            str(m): int(n)
+            for m, n in conn.execute(
+                sa.text("SELECT monitor, count(*) FROM runs GROUP BY monitor")
+            ).all()
+        }
         missed_events = conn.execute(
             sa.text("SELECT count(*) FROM audit_events WHERE event_type = 'cycle_missed'")
         ).scalar_one()
@@ -154,8 +157,8 @@ def measure(url: str, started: float, stopped: float, args: argparse.Namespace) 
     seconds = stopped - started
     total = args.monitors + args.sql_monitors
     expected = int(seconds // args.interval)  # fires per monitor in the run (at least)
-    no_run = sum(max(0, expected - 1 - int(per_monitor.get(m, 0))) for m in monitor_names(args))
-    runs = sum(int(n) for n in per_monitor.values())
+    no_run = sum(max(0, expected - 1 - per_monitor.get(m, 0)) for m in monitor_names(args))
+    runs = sum(per_monitor.values())
     return {
         "seconds": seconds,
         "runs": runs,
