@@ -113,3 +113,51 @@ def test_a_paused_monitor_is_skipped(write_config: Callable[..., Path], backend_
     )
     assert dict(after)["autos"] == before  # paused: no run while it stays paused
     assert dict(after)["cards"] >= 4
+
+
+def test_a_cron_monitor_gets_a_cron_job_beside_the_interval_ones(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    from fairlens_monitor.ops.app import open_cipher, open_signing_key
+    from fairlens_monitor.ops.daemon import Daemon
+
+    config = write_config(
+        {
+            "daemon": {"workers": 2},
+            "monitors": {
+                "cards": None,
+                "autos": None,
+                "weekly": {"schedule": {"interval_seconds": None, "cron": "0 6 * * 1"}},
+            },
+        }
+    )
+    portfolio = load_portfolio(config, env={})
+    repo = open_repository(portfolio["cards"])
+    triggers: dict[str, str] = {}
+
+    def emit(line: str) -> None:
+        for job in daemon.scheduler.get_jobs():
+            triggers[job.id] = str(job.trigger)
+
+    daemon = Daemon(
+        portfolio,
+        repo,
+        open_cipher(portfolio["cards"], repo),
+        open_signing_key(portfolio["cards"], repo),
+        clock=lambda: __import__("datetime").datetime.now(__import__("datetime").UTC),
+        emit=emit,
+        max_cycles=2,
+    )
+    stats = daemon.run()
+    repo.engine.dispose()
+    assert stats.cycles_ok == 2
+    assert (
+        (triggers["fairness-cycle:weekly"])
+        == "cron[month='*', day='*', day_of_week='mon', hour='6', minute='0']"
+    )
+    assert triggers["fairness-cycle:cards"].startswith("interval[")
+    assert daemon.scheduler._executors["default"]._pool._max_workers == 2  # daemon.workers
+    runs = query_url(
+        portfolio["cards"].database.url, "SELECT DISTINCT monitor FROM runs ORDER BY monitor"
+    )
+    assert ("weekly",) not in runs  # not due within the test

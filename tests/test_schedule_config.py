@@ -23,7 +23,7 @@ def test_a_cron_schedule_loads_and_keeps_interval_hashes(
     assert daily.schedule.cron == "0 6 * * *"
     assert daily.schedule.interval_seconds is None
     assert daily.schedule.describe() == "cron 0 6 * * *"
-    assert daily.schedule.expected_seconds() == 86400
+    assert daily.schedule.expected_gap_seconds == 86400
     assert daily.leadership.lease_seconds == 30  # not 3 days
     plain = make_settings()
     assert "cron" not in plain.shaping()["schedule"]  # interval configs keep their hash
@@ -39,7 +39,9 @@ def test_a_cron_schedule_loads_and_keeps_interval_hashes(
         ({"cron": "0 6 31 2 *"}, "never fires"),
         ({"cron": 5}, "5-field cron"),
         ({"cron": "x" * 500}, "5-field cron"),
-        ({"cron": ""}, "4 fields" if False else "fields"),
+        ({"cron": ""}, "fields"),
+        ({"cron": "0 6 * * 8"}, "5-field cron"),
+        ({"cron": "0 6 * * 5-1"}, "5-field cron"),
     ],
 )
 def test_a_bad_cron_is_refused_naming_the_key(
@@ -86,7 +88,7 @@ def test_a_portfolio_mixes_interval_and_cron(write_config: Callable[..., Path]) 
     portfolio = load_portfolio(path, env={})
     assert portfolio["cards"].schedule.interval_seconds == 0.2
     assert portfolio["weekly"].schedule.cron == "0 6 * * 1"
-    assert portfolio["weekly"].schedule.expected_seconds() == 7 * 86400
+    assert portfolio["weekly"].schedule.expected_gap_seconds == 7 * 86400
 
 
 @pytest.mark.parametrize(
@@ -111,6 +113,35 @@ def test_daemon_is_a_service_section(write_config: Callable[..., Path]) -> None:
         load_portfolio(bad, env={})
     assert caught.value.key.startswith("monitors.a")
     assert load_settings(write_config(), env={}).daemon.workers == 4  # the default
+
+
+@pytest.mark.parametrize(
+    ("field", "names"),
+    [
+        ("*", "*"),
+        ("1", "mon"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0,6", "sun,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("5-7", "fri,sat,sun"),
+        ("mon-fri", "mon-fri"),
+    ],
+)
+def test_weekday_numbers_are_read_as_cron_reads_them(field: str, names: str) -> None:
+    from fairlens_monitor.config.cron import cron_weekdays
+
+    assert cron_weekdays(field) == names
+
+
+def test_a_monday_cron_fires_on_mondays() -> None:
+    from fairlens_monitor.config.cron import cron_trigger
+
+    saturday = datetime(2026, 3, 7, tzinfo=UTC)  # a Saturday
+    for expression, weekday in [("0 6 * * 1", 0), ("0 6 * * 0", 6), ("0 6 * * 7", 6)]:
+        fire = cron_trigger(expression).get_next_fire_time(None, saturday)
+        assert fire.weekday() == weekday, expression  # Python: Monday is 0
 
 
 def test_cron_helpers_are_pure() -> None:

@@ -1,11 +1,11 @@
 """A monitor's cron schedule: validated once at load, and the longest gap between its fires.
 
 Configuration, before any cycle runs. ``schedule.cron`` is a standard 5-field cron
-expression (minute hour day-of-month month day-of-week, UTC), read by APScheduler's
-``CronTrigger.from_crontab`` — the same trigger the daemon schedules with, so what loads is
-what runs. The longest gap between two fires is what "expected interval" means for a cron
-monitor (staleness, the lease default); it is computed from a fixed reference time, so it is
-the same on every machine (pure: no clock is read).
+expression (minute hour day-of-month month day-of-week, UTC), read into APScheduler's
+``CronTrigger`` — the same trigger the daemon schedules with, so what loads is what runs —
+with day-of-week numbers as cron reads them (0 and 7 Sunday, 1 Monday). The longest gap
+between two fires is what "expected interval" means for a cron monitor (staleness); it is
+computed from a fixed reference time, so it is the same on every machine (pure: no clock).
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ MAX_CRON_CHARS = 128
 def cron_trigger(expression: str) -> Any:
     """Return the APScheduler ``CronTrigger`` of a 5-field expression, in UTC.
 
+    The day-of-week field is read as cron reads it (``0`` and ``7`` Sunday, ``1`` Monday …
+    ``6`` Saturday): APScheduler 3 numbers weekdays from Monday and its ``from_crontab`` does
+    not translate them (agronholm/apscheduler#286), so numbers are turned into day names
+    first (:func:`cron_weekdays`).
+
     Args:
         expression: e.g. ``"0 6 * * *"`` (06:00 UTC daily).
 
@@ -36,7 +41,57 @@ def cron_trigger(expression: str) -> Any:
     """
     from apscheduler.triggers.cron import CronTrigger  # deferred: config loads light
 
-    return CronTrigger.from_crontab(expression, timezone=UTC)
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields, got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=cron_weekdays(weekday),
+        timezone=UTC,
+    )
+
+
+_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_weekdays(field: str) -> str:
+    """Translate a cron day-of-week field to APScheduler's day names (pure).
+
+    ``*`` stays; a part with a letter (``mon-fri``) is passed on as written; numbers, ranges
+    and steps (``1-5``, ``0,6``, ``*/2``, ``1-7/3``) in cron's numbering become the list of
+    the days they name (``mon,tue,wed,thu,fri``).
+
+    Raises:
+        ValueError: a number outside 0-7, a step below 1, or a malformed part.
+    """
+    if field == "*":
+        return field
+    out: list[str] = []
+    for part in field.split(","):
+        if any(c.isalpha() for c in part):
+            out.append(part)
+            continue
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError("day_of_week: a step must be at least 1")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, _, high = span.partition("-")
+            first = int(low)
+            last = int(high) if high else (first if not step_text else 7)
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
+            raise ValueError("day_of_week: numbers are 0-7 (0 and 7: Sunday), low to high")
+        for day in range(first, last + 1, step):
+            name = _NAMES[day % 7]
+            if name not in out:
+                out.append(name)
+    return ",".join(out)
 
 
 def parse_cron(value: Any, key: str) -> str:

@@ -40,8 +40,10 @@ class ScheduleSettings:
             return f"cron {self.cron}"
         return f"every {self.interval_seconds:g}s"
 
-    def expected_seconds(self) -> float:
-        """The longest expected gap between two runs (the interval, or the cron's longest)."""
+    @property
+    def expected_gap_seconds(self) -> float:
+        """The longest expected gap between two runs (the interval, or the cron's longest):
+        what the inventory's staleness allows (``store.monitors``)."""
         if self.interval_seconds is not None:
             return self.interval_seconds
         from fairlens_monitor.config.cron import longest_gap  # deferred: the scheduler

@@ -321,7 +321,7 @@ def main() -> None:
         st.markdown("**Values in use** (set in the daemon's config, not here)")
         st.markdown(
             f"- database: `{shown_url(settings.database.url)}`\n"
-            f"- interval: {settings.schedule.interval_seconds:g} s\n"
+            f"- schedule: {settings.schedule.describe()}\n"
             + (
                 _source_text(settings)
                 if sim is None
