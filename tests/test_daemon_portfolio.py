@@ -41,6 +41,7 @@ def portfolio_config(write_config: Callable[..., Path], url: str, **extra: objec
     )
 
 
+@pytest.mark.timeout(400)  # a real daemon process on a busy machine
 def test_a_failing_monitor_does_not_stop_the_others(
     write_config: Callable[..., Path], backend_url: str
 ) -> None:
