@@ -172,8 +172,9 @@ class Daemon(Leadership, ServiceJobs):
             heartbeat.join()
         for runner in self.runners.values():
             if self.leases.leads(runner.name):
-                runner.record_pending()
-                runner.record_missed()
+                with monitor_scope(runner.name):  # fenced by the monitor's own lease
+                    runner.record_pending()
+                    runner.record_missed()
         with self.lease.unfenced():
             self._event(
                 DAEMON_STOPPED,
