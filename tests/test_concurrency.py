@@ -388,7 +388,7 @@ def test_fires_skipped_while_a_cycle_runs_are_recorded(
             held.wait(60)
 
     daemon = DaemonSession(
-        settings,
+        {"default": settings},
         repo,
         open_cipher(settings, repo),
         open_signing_key(settings, repo),

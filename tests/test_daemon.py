@@ -58,7 +58,7 @@ def test_scheduler_runs_cycles_and_stops_cleanly(make_settings: Callable[..., Se
     scheduled = [r[0] for r in query(settings, "SELECT scheduled_for FROM runs ORDER BY id")]
     assert all(s is not None for s in scheduled)
     kinds = [r[0] for r in query(settings, "SELECT event_type FROM audit_events ORDER BY seq")]
-    assert kinds[0] == "daemon_started"
+    assert kinds[:2] == ["monitor_added", "daemon_started"]  # the portfolio, then the start
     assert kinds[-1] == "daemon_stopped"
     assert kinds.count("cycle_completed") == 4
     assert kinds.count("alert_raised") == query(settings, "SELECT count(*) FROM alerts")[0][0]
@@ -90,7 +90,7 @@ def test_a_failing_cycle_is_recorded_and_the_daemon_keeps_going(
     real = open_cipher(settings, repo)
     lines: list[str] = []
     daemon = Daemon(
-        settings,
+        {"default": settings},
         repo,
         FlakyCipher(real.fernet, real.key_id, real.path),
         open_signing_key(settings, repo),
@@ -172,26 +172,31 @@ def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
     clock: Callable[[], datetime],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
-
-    from fairlens_monitor.store.lease import Change, Lease
+    from fairlens_monitor.store.repository import Repository
 
     settings = make_settings({"schedule": {"interval_seconds": 0.1}})
-    calls = {"n": 0}
-    real = Lease.tick
+    calls = {"position": 0, "record": 0}
+    real_position, real_record = Repository.cycle_inputs, Repository.save_failed_run
+    gone = OperationalError("SELECT 1", {}, ConnectionRefusedError("injected"))
 
-    def flaky(self: Lease) -> Change | None:
-        if threading.current_thread().name != "fairlens-lease":  # the start, then each fire
-            calls["n"] += 1
-            if calls["n"] == 3:  # the server is gone for the second fire
-                raise OperationalError("SELECT 1", {}, ConnectionRefusedError("injected"))
-        return real(self)
+    def position(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        calls["position"] += 1
+        if calls["position"] == 2:  # the server is gone for the second cycle...
+            raise gone
+        return real_position(self, *args, **kwargs)
 
-    monkeypatch.setattr(Lease, "tick", flaky)
+    def record(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        calls["record"] += 1
+        if calls["record"] == 1:  # ...and still gone when its failure is to be recorded
+            raise gone
+        return real_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "cycle_inputs", position)
+    monkeypatch.setattr(Repository, "save_failed_run", record)
     repo = open_repository(settings)
     lines: list[str] = []
     daemon = Daemon(
-        settings,
+        {"default": settings},
         repo,
         open_cipher(settings, repo),
         open_signing_key(settings, repo),
@@ -201,7 +206,7 @@ def test_an_unreachable_server_is_a_failed_cycle_recorded_later(
     )
     stats = daemon.run()
     assert (stats.cycles_ok, stats.cycles_failed) == (2, 1)  # three fires in all
-    assert any("cannot reach the database to take the lead" in line for line in lines)
+    assert any("cycle failed: ConnectionRefusedError: injected" in line for line in lines)
     # The outage is on the record, in order, once the database answered again.
     assert [r[0] for r in query(settings, "SELECT status FROM runs ORDER BY id")] == [
         "ok",
@@ -232,7 +237,7 @@ def test_the_daily_jobs_run_in_the_daemon(
         jobs.update(job.id for job in daemon.scheduler.get_jobs())
 
     daemon = Daemon(
-        settings,
+        {"default": settings},
         repo,
         open_cipher(settings, repo),
         open_signing_key(settings, repo),
@@ -241,9 +246,10 @@ def test_the_daily_jobs_run_in_the_daemon(
         max_cycles=2,
     )
     daemon.run()
-    assert {"fairness-cycle", "retention"} <= jobs
+    assert {"fairness-cycle:default", "retention", "verify"} <= jobs
     assert ("backup" in jobs) == settings.database.url.startswith("sqlite")
-    assert daemon._lead(None)  # the stop released the lease; the daily job runs as leader
+    daemon.lease.tick()  # the stop released the service lease; the daily job runs as leader
+    assert daemon.lease.leading
     daemon._retention()  # what the daily job does (the fixed clock is in 2026-01)
     assert any(line.startswith("retention: deleted 0 readings") for line in lines)
     repo.engine.dispose()

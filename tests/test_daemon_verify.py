@@ -46,7 +46,7 @@ def test_the_daemon_verifies_its_trail_incrementally_and_reports_tampering(
     repo.engine.dispose()
     assert stats.cycles_ok == 2
     assert executors["verify"] == "verifier"  # never the cycles' worker
-    assert executors["fairness-cycle"] == "default"
+    assert executors["fairness-cycle:default"] == "default"
 
     check = daemon.chain_check
     first = check.run()

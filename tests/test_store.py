@@ -41,6 +41,8 @@ TABLES = {
     "leadership",
     "reading_rollups",
     "monitors",
+    "monitor_leases",
+    "daemon_registry",
 }
 
 

@@ -32,6 +32,7 @@ from fairlens_monitor.cli.common import (
     PUBKEY_OPTION,
     LazyGroup,
     dump,
+    portfolio_of,
     reader,
     record_hash,
     run_console,
@@ -104,11 +105,19 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 @NEW_CHAIN_OPTION
 @click.pass_context
 def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
-    """Run the monitoring daemon: one cycle every schedule.interval_seconds."""
+    """Run the monitoring daemon: every monitor on its own schedule (interval or cron).
+
+    On PostgreSQL several daemons may run with one config: they split the monitors between
+    them, and take over a dead or frozen daemon's within leadership.lease_seconds.
+    """
     from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
-    settings = settings_of(ctx)
-    run_daemon(settings, emit=lambda line: click.echo(line), max_cycles=cycles, new_chain=new_chain)
+    run_daemon(
+        portfolio_of(ctx),
+        emit=lambda line: click.echo(line),
+        max_cycles=cycles,
+        new_chain=new_chain,
+    )
 
 
 MONITOR_OPTION = click.option(

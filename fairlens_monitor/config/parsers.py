@@ -25,11 +25,13 @@ from fairlens_monitor.config.checks import (
     string,
     writable_place,
 )
+from fairlens_monitor.config.cron import parse_cron
 from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.config.sections import (
     AlertSettings,
     AuditSettings,
     BackupSettings,
+    DaemonSettings,
     DatabaseSettings,
     KeySettings,
     LeadershipSettings,
@@ -48,6 +50,8 @@ MAX_SHORTFALL = 1e12  # approvals; anything larger is a typo, not a rule
 MIN_SECONDS, MAX_SECONDS = 0.01, 366 * 86400.0  # schedule timers: 10 ms to a year
 MAX_SAMPLES = 10_000_000  # simulated decisions per cycle (held in memory)
 MAX_DAYS = 36_600.0  # retention: a century
+MAX_WORKERS = 64  # cycles at once in one daemon; more threads than this only contend
+CRON_LEASE_BASIS = 10.0  # a cron monitor's lease default: as for a 10 s interval (30 s)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -73,11 +77,23 @@ def parse_database(
 
 
 def parse_schedule(schedule: Mapping[str, Any]) -> ScheduleSettings:
-    """``schedule``: the interval between cycles and how late a fire may still run."""
+    """``schedule``: every ``interval_seconds`` or at the fires of ``cron`` (exactly one),
+    and how late a fire may still run."""
+    has_interval = schedule.get("interval_seconds") is not None
+    has_cron = schedule.get("cron") is not None
+    if has_interval == has_cron:
+        raise ConfigError(
+            "schedule.cron" if has_cron else "schedule.interval_seconds",
+            "set exactly one of schedule.interval_seconds (seconds between cycles) and "
+            "schedule.cron (a 5-field cron expression in UTC); a monitor that sets cron over "
+            "a shared interval_seconds sets interval_seconds: null",
+        )
     return ScheduleSettings(
         interval_seconds=number(
             schedule, "schedule.interval_seconds", minimum=MIN_SECONDS, maximum=MAX_SECONDS
-        ),
+        )
+        if has_interval
+        else None,
         misfire_grace_seconds=number(
             schedule,
             "schedule.misfire_grace_seconds",
@@ -85,6 +101,23 @@ def parse_schedule(schedule: Mapping[str, Any]) -> ScheduleSettings:
             minimum=MIN_SECONDS,
             maximum=MAX_SECONDS,
         ),
+        cron=parse_cron(schedule["cron"], "schedule.cron") if has_cron else None,
+    )
+
+
+def parse_daemon(daemon: Mapping[str, Any]) -> DaemonSettings:
+    """``daemon`` (service-wide): the worker threads that run monitors' cycles at once."""
+    return DaemonSettings(
+        workers=int(
+            number(
+                daemon,
+                "daemon.workers",
+                default=4,
+                integer=True,
+                minimum=1,
+                maximum=MAX_WORKERS,
+            )
+        )
     )
 
 
@@ -216,13 +249,15 @@ def parse_logging(logging_: Mapping[str, Any]) -> LoggingSettings:
     return LoggingSettings(level=level)
 
 
-def parse_leadership(lead: Mapping[str, Any], *, interval: float) -> LeadershipSettings:
-    """``leadership``: the lease, by default 3 × the interval, at least 5 s, at most a day."""
+def parse_leadership(lead: Mapping[str, Any], *, interval: float | None) -> LeadershipSettings:
+    """``leadership``: the lease, by default 3 × the interval, at least 5 s, at most a day
+    (a cron schedule: 30 s, since its fires may be a day apart)."""
+    basis = CRON_LEASE_BASIS if interval is None else interval
     return LeadershipSettings(
         lease_seconds=number(
             lead,
             "leadership.lease_seconds",
-            default=min(86400.0, max(5.0, 3 * interval)),
+            default=min(86400.0, max(5.0, 3 * basis)),
             minimum=1,
             maximum=86400,
         )

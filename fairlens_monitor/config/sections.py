@@ -28,8 +28,34 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    interval_seconds: float
+    """When a monitor runs: every ``interval_seconds``, or at the fires of ``cron`` (UTC)."""
+
+    interval_seconds: float | None
     misfire_grace_seconds: float
+    cron: str | None = None  # exactly one of interval_seconds and cron is set
+
+    def describe(self) -> str:
+        """The schedule in words: ``every 60s`` or ``cron 0 6 * * *``."""
+        if self.cron is not None:
+            return f"cron {self.cron}"
+        return f"every {self.interval_seconds:g}s"
+
+    @property
+    def expected_gap_seconds(self) -> float:
+        """The longest expected gap between two runs (the interval, or the cron's longest):
+        what the inventory's staleness allows (``store.monitors``)."""
+        if self.interval_seconds is not None:
+            return self.interval_seconds
+        from fairlens_monitor.config.cron import longest_gap  # deferred: the scheduler
+
+        return longest_gap(self.cron or "")
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The daemon process (service-wide): how many monitors' cycles may run at once."""
+
+    workers: int = 4
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from fairlens_monitor.config.parsers import (
     parse_alerts,
     parse_audit,
     parse_backup,
+    parse_daemon,
     parse_database,
     parse_drift_detection,
     parse_keys,
@@ -47,6 +48,7 @@ from fairlens_monitor.config.sections import (
     AlertSettings,
     AuditSettings,
     BackupSettings,
+    DaemonSettings,
     DatabaseSettings,
     KeySettings,
     LeadershipSettings,
@@ -79,6 +81,7 @@ SECTIONS = frozenset(
         "retention",
         "source",
         "leadership",
+        "daemon",
     }
 )
 
@@ -101,6 +104,7 @@ class Settings:
     drift_detection: CusumSettings = field(default_factory=CusumSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
     leadership: LeadershipSettings = field(default_factory=LeadershipSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
     def simulator(self) -> SimulationSettings:
         """Return the simulation settings.
@@ -158,7 +162,8 @@ class Settings:
             else {"source": self.source.shaping()}
         )
         shaping: dict[str, Any] = {
-            "schedule": asdict(self.schedule),
+            # a cron is hashed only when set, so interval configs keep the hash they had
+            "schedule": {k: v for k, v in asdict(self.schedule).items() if k != "cron" or v},
             **where,
             # the opt-in shortfall rule is hashed only when on, so configs without it keep
             # the hash they had before the rule existed
@@ -252,7 +257,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         env=env,
     )
     db = section(root, "database", {"url", "busy_timeout_ms"})
-    schedule = section(root, "schedule", {"interval_seconds", "misfire_grace_seconds"})
+    schedule = section(root, "schedule", {"interval_seconds", "cron", "misfire_grace_seconds"})
     sim = section(
         root, "simulation", {"n_samples", "seed", "drift"}, required=source.kind == "simulator"
     )
@@ -293,6 +298,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         root, "audit", {"checkpoint_every", "checkpoint_seconds", "anchor_file"}, required=False
     )
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
+    daemon = section(root, "daemon", {"workers"}, required=False)
     schedule_settings = parse_schedule(schedule)
     database = parse_database(db, base_dir=base_dir, env=env)
     logging_settings = parse_logging(logging_)
@@ -311,4 +317,5 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         logging=logging_settings,
         leadership=parse_leadership(lead, interval=schedule_settings.interval_seconds),
         audit=parse_audit(audit, base_dir=base_dir),
+        daemon=parse_daemon(daemon),
     )

@@ -11,6 +11,10 @@ holds that epoch (:class:`FencedError`), so an old leader that wakes between its
 its commit cannot write: a takeover's ``UPDATE`` waits for an in-flight commit, or the
 commit sees the new epoch. A daemon that has lost the lead stands down and says so.
 
+With several monitors (issue 18) this lease covers the service's own duties (retention,
+backups, the chain self-check, the stop checkpoint); each monitor's cycles are fenced by that
+monitor's lease instead (``store.monitor_lease``), inside :func:`monitor_scope`.
+
 On SQLite there is one daemon per file (``db.instance_lock``): :class:`Lease` then always
 leads and fences nothing.
 """
@@ -30,6 +34,31 @@ from sqlalchemy.orm import Session, sessionmaker
 
 class FencedError(Exception):
     """This daemon no longer holds the lease it led under; its write was refused."""
+
+
+_SCOPE = threading.local()  # the monitor whose work this thread writes (None: the service's)
+
+
+def current_monitor() -> str | None:
+    """The monitor whose lease fences this thread's writes now (None: the service lease)."""
+    value: str | None = getattr(_SCOPE, "monitor", None)
+    return value
+
+
+@contextlib.contextmanager
+def monitor_scope(monitor: str | None) -> Iterator[None]:
+    """Fence this thread's writes in the body by ``monitor``'s lease (``store.monitor_lease``)
+    instead of the service lease; None returns to the service lease.
+
+    Args:
+        monitor: the monitor's name, or None.
+    """
+    before = current_monitor()
+    _SCOPE.monitor = monitor
+    try:
+        yield
+    finally:
+        _SCOPE.monitor = before
 
 
 @dataclass(frozen=True)
@@ -147,7 +176,7 @@ class Lease:
         Args:
             sessions: the repository's session factory.
         """
-        if self.server:
+        if self.server and not event.contains(sessions, "before_commit", self._check):
             event.listen(sessions, "before_commit", self._check)
 
     @contextlib.contextmanager
@@ -161,8 +190,8 @@ class Lease:
             self._bypass.on = False
 
     def _check(self, session: Session) -> None:
-        if getattr(self._bypass, "on", False):
-            return
+        if getattr(self._bypass, "on", False) or current_monitor() is not None:
+            return  # unfenced, or a monitor's write (fenced by its own lease)
         epoch = self.epoch
         row = session.execute(
             text("SELECT epoch, holder FROM leadership WHERE id = 1 FOR SHARE")

@@ -376,3 +376,25 @@ class Leadership(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MonitorLease(Base):
+    """A monitor's lease on a shared database (one row per monitor; ``store.monitor_lease``)."""
+
+    __tablename__ = "monitor_leases"
+
+    monitor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DaemonRegistration(Base):
+    """A live daemon of a shared database (renewed with its leases; balancing)."""
+
+    __tablename__ = "daemon_registry"
+
+    holder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -85,10 +85,16 @@ class Repository(ChainStore):
     def for_monitor(self, name: str) -> Repository:
         """Return a repository of monitor ``name`` on the same engine (and connection).
 
+        It shares this repository's session factory, so what is attached to it — the
+        sealer of the writer's events (``ops.sealing``), the daemon's fencing of its
+        commits (``store.lease``) — holds for every monitor's writes too.
+
         Raises:
             ValueError: ``name`` is not a valid monitor name.
         """
-        return Repository(self.engine, monitor=name, bind=self.bind)
+        scoped = Repository(self.engine, monitor=name, bind=self.bind)
+        scoped.sessions = self.sessions
+        return scoped
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:

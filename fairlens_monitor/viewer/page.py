@@ -348,7 +348,7 @@ def main() -> None:
         st.markdown(
             f"- monitor: `{monitor}`\n"
             f"- database: `{shown_url(settings.database.url)}`\n"
-            f"- interval: {settings.schedule.interval_seconds:g} s\n"
+            f"- schedule: {settings.schedule.describe()}\n"
             + (
                 _source_text(settings)
                 if sim is None
