@@ -32,7 +32,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # its imports) is worth it only when each stretch takes longer than that to hash.
 MIN_EVENTS = 40_000
 MAX_WORKERS = 8
+HEAD_START = 20_000  # ~ what one core walks while a worker starts (see _bounds)
 MMAP_BYTES = 1 << 34  # as chainstore's: the file is memory-mapped for the read
 WORKER = "fairlens_monitor.store.chainwalk"  # run with ``python -m``: see _work
 COLUMNS = "seq, ts, event_type, actor, prev_hash, hash, canonical"
@@ -120,7 +121,7 @@ def _split_walk(
         tap = RowTap()
         try:
             with _open(uri) as conn:
-                mine = walk_segment(tap.watch(_rows(conn, sql, *bounds[0])), wanted)
+                mine = walk_segment(conn.execute(sql, bounds[0]), wanted, tap.note, tap.types)
         except sqlite3.Error:  # e.g. text that is not UTF-8: the serial walk reports it
             return None
         if mine is None:
@@ -144,9 +145,17 @@ def _split_walk(
 
 
 def _bounds(low: int, high: int, count: int) -> list[tuple[int, int]]:
-    """``count`` contiguous id ranges covering ``low..high``, equal in size."""
-    size = (high - low + count) // count
-    return [(lo, min(high, lo + size - 1)) for lo in range(low, high + 1, size)]
+    """``count`` contiguous id ranges covering ``low..high``: equal, except that the first
+    (this process's, which starts at once while each worker first starts an interpreter) is
+    longer by up to :data:`HEAD_START` ids."""
+    total = high - low + 1
+    lead = min(HEAD_START, total // (4 * count))
+    size = max(1, -(-(total - lead) // count))  # ceiling division
+    out = [(low, min(high, low + lead + size - 1))]
+    while out[-1][1] < high:
+        begin = out[-1][1] + 1
+        out.append((begin, min(high, begin + size - 1)))
+    return out
 
 
 def _select(edited: bool) -> str:
@@ -188,14 +197,6 @@ class _open:
         self.conn.close()
 
 
-def _rows(conn: sqlite3.Connection, sql: str, lo: int, hi: int) -> Iterator[Sequence[Any]]:
-    cursor = conn.execute(sql, (lo, hi))
-    try:
-        yield from cursor
-    finally:
-        cursor.close()
-
-
 def _spawn(uri: str, sql: str, lo: int, hi: int, wanted: frozenset[int]) -> subprocess.Popen[bytes]:
     """Start a worker on ``lo..hi``; its job goes through its stdin (no shell, no argv)."""
     package = str(Path(__file__).resolve().parents[2])
@@ -234,7 +235,7 @@ def _work() -> None:
     uri, sql, lo, hi, wanted = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
     tap = RowTap()
     with _open(uri) as conn:
-        segment = walk_segment(tap.watch(_rows(conn, sql, lo, hi)), wanted)
+        segment = walk_segment(conn.execute(sql, (lo, hi)), wanted, tap.note, tap.types)
     payloads = tap.payloads if segment is not None else []
     sys.stdout.buffer.write(
         pickle.dumps((segment, payloads, tap.last_seq), pickle.HIGHEST_PROTOCOL)

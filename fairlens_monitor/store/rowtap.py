@@ -53,6 +53,25 @@ class RowTap:
                         keep((seq, str(event_type), payload))
         self.last_seq = max(self.last_seq, last)
 
+    types: frozenset[str] = frozenset(ROW_EVENTS)  # the event types ``note`` wants
+
+    def note(self, seq: int, event_type: str, canonical: str) -> None:
+        """Note one intact row event (what :meth:`watch` does per row, for a walk that
+        calls back instead: ``audit.segments.walk_segment``).
+
+        Args:
+            seq: the event's seq.
+            event_type: its type (one of :attr:`types`).
+            canonical: its hashed text.
+        """
+        self.last_seq = max(self.last_seq, seq)
+        if '"row' in canonical:  # every row entry's key starts so
+            from fairlens_monitor.store import rowstore
+
+            payload = rowstore._row_entries(canonical)
+            if isinstance(payload, dict) and payload:
+                self.payloads.append((seq, event_type, payload))
+
     def ledger(self, pruned_to: int = 0) -> RowLedger:
         """The ledger of what the watched events recorded (as :func:`ledger` builds it)."""
         from fairlens_monitor.store.rowstore import replay_entries
