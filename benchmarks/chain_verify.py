@@ -346,7 +346,8 @@ def main() -> None:
         "every figure: best of 3, interleaved; wall time and CPU time (this process and the "
         "processes it waited for); on a busy machine read the CPU figures"
     )
-    chain = {k: [float("inf")] * 2 for k in ("floor", "verify_chain", "walk", "command")}
+    keys = ("floor", "verify_chain", "tapped", "walk", "command")
+    chain = {k: [float("inf")] * 2 for k in keys}
     start = (1, GENESIS_HASH)
     for _ in range(3):  # interleaved, best of 3 each
         keep(chain, "floor", timed(lambda: chain_floor(db)))
@@ -361,6 +362,7 @@ def main() -> None:
         walked = walk_chain(repo, [], start)[0]
         if walked != report:
             raise SystemExit("the split walk's report differs from verify_chain's")
+        keep(chain, "tapped", timed(lambda: walk_chain(repo, [], start, workers=1)))
         keep(chain, "walk", timed(lambda: walk_chain(repo, [], start)))
         keep(chain, "command", timed(lambda: run_verify(folder)))
     if not args.no_rows:
@@ -439,7 +441,8 @@ def main() -> None:
         f"{fw:.2f} s wall = {n / fw:,.0f} events/s, {fc:.2f} s CPU = {n / fc:,.0f} events/s"
     )
     print(line("verify_chain, serial (one process)", "verify_chain"))
-    print(line(f"walk_chain as verify walks, {stretches} stretch(es) in parallel", "walk"))
+    print(line("verify_chain + the row tap, serial (how verify walked before the split)", "tapped"))
+    print(line(f"walk_chain as verify walks now, {stretches} stretch(es) in parallel", "walk"))
     print(line("fairlens-monitor verify, whole command (fresh process)", "command"))
     walk_wall, command_wall = chain["walk"][0], chain["command"][0]
     print(
