@@ -35,7 +35,6 @@ from fairlens_monitor.cli.main import cli
 from fairlens_monitor.store import chainwalk
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
-from fairlens_monitor.store.rowtap import names_rows
 from fairlens_monitor.store.schema import upgrade
 
 Row = tuple[Any, ...]
@@ -386,26 +385,3 @@ def test_verify_splits_a_long_chain_and_finds_tampering_at_the_split(
         conn.execute(f"UPDATE audit_events SET prev_hash = '{'ab' * 32}' WHERE id = {begin}")
         conn.execute(f"UPDATE audit_events SET ts = 'x' WHERE id = {end}")
     assert verify() == (1, [(end, "modified"), (begin, "broken_link"), (begin, "modified")])
-
-
-# --- the row tap's quick test ---------------------------------------------------------------
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from(['"row', '"ro', "w", '"', "r", "o", "ow", '"rows_', "x", "7", "\\"]),
-        max_size=40,
-    )
-)
-def test_names_rows_is_exactly_the_plain_search(parts: list[str]) -> None:
-    text = "".join(parts)
-    assert names_rows(text) == ('"row' in text)
-
-
-def test_names_rows_on_real_texts() -> None:
-    many_w = "w" * 50 + '"row_digests":{}'
-    assert names_rows(many_w)
-    assert not names_rows("w" * 50)
-    assert names_rows('{"payload":{"row_digests":{"form":1}}}')
-    assert not names_rows('{"payload":{"risk_level":"low"},"seq":1}')
