@@ -64,7 +64,8 @@ class RowTap:
             event_type: its type (one of :attr:`types`).
             canonical: its hashed text.
         """
-        self.last_seq = max(self.last_seq, seq)
+        if seq > self.last_seq:  # no max(): this runs once an event
+            self.last_seq = seq
         if '"row' in canonical:  # every row entry's key starts so
             from fairlens_monitor.store import rowstore
 
