@@ -286,6 +286,24 @@ def test_tampering_exactly_at_the_split_point_is_reported_as_serially(
     assert report == expected
 
 
+def test_a_path_with_uri_characters_names_the_same_file(tmp_path: Path) -> None:
+    """The workers open the file by a URI: a ``#`` (the rest would be a fragment), a ``?``
+    or a ``%20`` (it would be decoded to a space) in a folder's name are escaped."""
+    for name in ("a #b", "a?b=c", "a%20b"):
+        path = tmp_path / name / "x.db"
+        path.parent.mkdir()
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"CREATE TABLE t AS SELECT '{name}' AS v")
+        conn.close()
+        uri = chainwalk._file_uri(path)
+        assert uri is not None
+        reader = sqlite3.connect(uri, uri=True)
+        try:
+            assert reader.execute("SELECT v FROM t").fetchall() == [(name,)]
+        finally:
+            reader.close()
+
+
 def test_a_second_stretch_forged_whole_is_a_broken_link(
     database: Callable[[list[Row]], Repository],
 ) -> None:

@@ -35,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 from fairlens_monitor.audit.segments import Segment, join_segments, walk_segment
 from fairlens_monitor.audit.verify import AnchorClaim, ChainReport, claims_to_check
@@ -173,14 +174,22 @@ def _sqlite_uri(repo: Repository) -> str | None:
         raw: Any = conn.connection.dbapi_connection
         rows = raw.execute("PRAGMA database_list").fetchall()
     path = next((row[2] for row in rows if row[1] == "main"), "")
-    if not path:
-        return None
-    from fairlens_monitor.store.db import readonly_uri
+    return _file_uri(Path(path)) if path else None
 
-    try:
-        return readonly_uri(Path(path), "").removesuffix("&uri=true")
-    except Exception:  # a read-only file beside a -wal: the serial walk's engine says so
+
+def _file_uri(path: Path) -> str | None:
+    """The read-only URI of ``path``, every character a URI gives a meaning to escaped (a
+    ``#`` or ``?`` in a folder's name must not name another file). As ``db.readonly_uri``: a
+    file or folder this process cannot write is opened ``immutable`` (no ``-shm`` to create),
+    and None for a read-only file beside a non-empty ``-wal`` (the serial walk's engine
+    refuses it with the reason)."""
+    target = f"file:{quote(str(path))}?mode=ro"
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return target
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
         return None
+    return target + "&immutable=1"
 
 
 class _open:
