@@ -344,6 +344,37 @@ def test_a_worker_that_dies_leaves_the_serial_walk(
     assert report.intact
 
 
+def test_no_interpreter_to_start_leaves_the_serial_walk(
+    database: Callable[[list[Row]], Repository], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = database(chain_rows(100))
+    monkeypatch.setattr(chainwalk.sys, "executable", "/nonexistent/python")
+    assert chainwalk._split_walk(repo, [], (1, GENESIS_HASH), 2, 1) is None
+    report, _ = chainwalk.walk_chain(repo, [], (1, GENESIS_HASH), workers=2, min_events=1)
+    assert report == serial(repo)
+    assert report.intact
+
+
+def test_text_that_is_not_utf8_at_the_split_is_reported_as_serially(
+    database: Callable[[list[Row]], Repository],
+) -> None:
+    repo = database(chain_rows(100))
+    (_, end), _ = chainwalk._bounds(1, 100, 2)
+    tamper_file(
+        repo, f"UPDATE audit_events SET canonical = CAST(X'7B22FF' AS TEXT) WHERE id = {end}"
+    )
+    assert chainwalk._split_walk(repo, [], (1, GENESIS_HASH), 2, 1) is None
+    try:
+        expected: Any = serial(repo)
+    except Exception as exc:  # the serial walk's own behaviour on undecodable text
+        expected = type(exc)
+    try:
+        found: Any = chainwalk.walk_chain(repo, [], (1, GENESIS_HASH), workers=2, min_events=1)[0]
+    except Exception as exc:
+        found = type(exc)
+    assert found == expected
+
+
 def test_postgresql_walks_serially(pg_url: str, spawned: list[int]) -> None:
     engine = make_engine(pg_url)
     upgrade(engine, pg_url)

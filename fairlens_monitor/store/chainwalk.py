@@ -109,16 +109,24 @@ def _split_walk(
     uri = _sqlite_uri(repo)
     if uri is None:
         return None
-    with _open(uri) as conn:
-        low, high = conn.execute("SELECT min(id), max(id) FROM audit_events").fetchone()
-        edited = conn.execute("SELECT count(*) FROM audit_payload_edits").fetchone()[0]
+    try:
+        with _open(uri) as conn:
+            low, high = conn.execute("SELECT min(id), max(id) FROM audit_events").fetchone()
+            edited = conn.execute("SELECT count(*) FROM audit_payload_edits").fetchone()[0]
+    except sqlite3.Error:  # locked, damaged: the serial walk says what it can
+        return None
     if type(low) is not int or type(high) is not int or high - low + 1 < min_events:
         return None
     sql = _select(bool(edited))
     wanted = frozenset(a.seq for a in claims_to_check(anchors, start))
     bounds = _bounds(low, high, count)
-    procs = [_spawn(uri, sql, lo, hi, wanted) for lo, hi in bounds[1:]]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        try:
+            for lo, hi in bounds[1:]:
+                procs.append(_spawn(uri, sql, lo, hi, wanted))
+        except (OSError, ValueError):  # no interpreter to start (embedded, out of processes)
+            return None
         tap = RowTap()
         try:
             with _open(uri) as conn:
