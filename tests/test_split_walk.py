@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,7 @@ def test_no_interpreter_to_start_leaves_the_serial_walk(
     database: Callable[[list[Row]], Repository], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = database(chain_rows(100))
-    monkeypatch.setattr(chainwalk.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     assert chainwalk._split_walk(repo, [], (1, GENESIS_HASH), 2, 1) is None
     report, _ = chainwalk.walk_chain(repo, [], (1, GENESIS_HASH), workers=2, min_events=1)
     assert report == serial(repo)
