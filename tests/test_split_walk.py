@@ -345,6 +345,21 @@ def test_a_worker_that_dies_leaves_the_serial_walk(
     assert report.intact
 
 
+def test_a_worker_never_imports_from_the_current_folder(
+    database: Callable[[list[Row]], Repository],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``verify`` run where a stray ``sqlite3.py`` lies: the workers are isolated from it."""
+    repo = database(chain_rows(100))
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "sqlite3.py").write_text("raise SystemExit(3)\n")
+    (here / "pickle.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(here)
+    assert chainwalk._split_walk(repo, [], (1, GENESIS_HASH), 2, 1) is not None
+
+
 def test_no_interpreter_to_start_leaves_the_serial_walk(
     database: Callable[[list[Row]], Repository], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,7 @@
 simulate → measure → detect → alert → **log**, checked at storage speed. ``verify`` reads
 every event once; one Python process hashes at most one core's worth. :func:`walk_chain`
 splits a long SQLite chain by row id into one stretch per usable core: this process walks
-the first stretch while worker processes (``python -m fairlens_monitor.store.chainwalk``,
+the first stretch while worker processes (this module's ``_work`` in ``python -I``,
 plain ``sqlite3`` and the pure ``audit.segments``: no SQLAlchemy, no ORM) walk the others,
 then ``audit.segments.join_segments`` checks every boundary link and the start. The result
 is exactly ``verify_chain``'s.
@@ -50,7 +50,7 @@ MIN_EVENTS = 40_000
 MAX_WORKERS = 8
 HEAD_START = 20_000  # ~ what one core walks while a worker starts (see _bounds)
 MMAP_BYTES = 1 << 34  # as chainstore's: the file is memory-mapped for the read
-WORKER = "fairlens_monitor.store.chainwalk"  # run with ``python -m``: see _work
+WORKER = "fairlens_monitor.store.chainwalk"  # the module whose _work a worker runs
 COLUMNS = "seq, ts, event_type, actor, prev_hash, hash, canonical"
 
 
@@ -215,16 +215,19 @@ class _open:
 
 
 def _spawn(uri: str, sql: str, lo: int, hi: int, wanted: frozenset[int]) -> subprocess.Popen[bytes]:
-    """Start a worker on ``lo..hi``; its job goes through its stdin (no shell, no argv)."""
+    """Start a worker on ``lo..hi``; its job goes through its stdin (no shell, no argv).
+
+    This interpreter in isolated mode (``-I``: no current folder or ``PYTHONPATH`` on its
+    path, so a stray ``sqlite3.py`` where ``verify`` runs is never imported), with this
+    package's own folder first, so the worker runs exactly this code.
+    """
     package = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    env = {**os.environ, "PYTHONPATH": package if not path else package + os.pathsep + path}
+    code = f"import sys; sys.path.insert(0, {package!r}); import {WORKER} as w; w._work()"
     proc = subprocess.Popen(  # noqa: S603 (this interpreter, our own module, no shell)
-        [sys.executable, "-m", WORKER],
+        [sys.executable, "-I", "-c", code],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
     )
     job = pickle.dumps((uri, sql, lo, hi, wanted), pickle.HIGHEST_PROTOCOL)
     try:
@@ -257,7 +260,3 @@ def _work() -> None:
     sys.stdout.buffer.write(
         pickle.dumps((segment, payloads, tap.last_seq), pickle.HIGHEST_PROTOCOL)
     )
-
-
-if __name__ == "__main__":
-    _work()
