@@ -44,8 +44,9 @@ from fairlens_monitor.store.rowtap import RowTap
 if TYPE_CHECKING:
     from fairlens_monitor.store.repository import Repository
 
-# Below this many events one process walks: a worker's start (~40 ms of an interpreter and
-# its imports) is worth it only when each stretch takes longer than that to hash.
+# Below this many events one process walks: a worker's start (~80 ms of CPU for an
+# interpreter and its imports; on a chain with row digests, SQLAlchemy too, for the row
+# tap's parser in store.rowstore) is worth it only when each stretch takes much longer.
 MIN_EVENTS = 40_000
 MAX_WORKERS = 8
 HEAD_START = 20_000  # ~ what one core walks while a worker starts (see _bounds)
