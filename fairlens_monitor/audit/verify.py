@@ -115,9 +115,7 @@ def verify_chain(
         rehashed), no higher than the newest good checkpoint below that head;
         ``anchored_seq`` the highest seq covered by a valid checkpoint up to there.
     """
-    claims = sorted(
-        (a for a in anchors if a.seq >= start[0] or not a.signature_ok), key=lambda a: a.seq
-    )
+    claims = claims_to_check(anchors, start)
     wanted = {a.seq for a in claims}
     hash_at: dict[int, str] = {}
     anomalies: list[Anomaly] = []
@@ -207,6 +205,48 @@ def verify_chain(
             expected = link.seq + 1
     head_seq = expected - 1
 
+    return judge(count, head_seq, head_hash, hash_at, anomalies, claims, start)
+
+
+def claims_to_check(anchors: Iterable[AnchorClaim], start: tuple[int, str]) -> list[AnchorClaim]:
+    """The claims a walk from ``start`` checks, by seq: those at or after the start, and
+    every claim whose signature fails (below the start too).
+
+    Args:
+        anchors: the checkpoint claims.
+        start: the walk's first seq and its ``prev_hash``.
+
+    Returns:
+        The claims, ascending seq; the walk must note its hash at each of their seqs.
+    """
+    return sorted(
+        (a for a in anchors if a.seq >= start[0] or not a.signature_ok), key=lambda a: a.seq
+    )
+
+
+def judge(
+    count: int,
+    head_seq: int,
+    head_hash: str,
+    hash_at: Mapping[int, str],
+    anomalies: list[Anomaly],
+    claims: list[AnchorClaim],
+    start: tuple[int, str],
+) -> ChainReport:
+    """The report of a walk: its anomalies plus each claim checked against the hashes seen.
+
+    Args:
+        count: the records walked.
+        head_seq: the last seq of the chain (``start[0] - 1`` when empty).
+        head_hash: the hash at ``head_seq``.
+        hash_at: the chain's hash at each claimed seq the walk saw in order.
+        anomalies: what the walk found (in the order found).
+        claims: from :func:`claims_to_check`.
+        start: the walk's first seq and ``prev_hash``.
+
+    Returns:
+        The report (see :func:`verify_chain`).
+    """
     anchored, good, rewritten = 0, [], []
     for claim in claims:
         if not claim.signature_ok:

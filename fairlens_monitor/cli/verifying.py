@@ -55,11 +55,10 @@ def verify(
 
     Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
     """
-    # the library half loads when the command runs, not when `--help` lists it
+    # the library half loads when the command runs, not when `--help` lists it; the
+    # renderer (the ORM models, numpy) only for a tampered chain, the incremental walk only
+    # when asked for
     from fairlens_monitor.audit.chain import rfc3339
-    from fairlens_monitor.cli.render import tampered_lines
-    from fairlens_monitor.ops.incremental import verify_incremental
-    from fairlens_monitor.ops.verification import verify_store
 
     if verified_to is not None and not incremental:
         raise click.UsageError("--verified-to needs --incremental")
@@ -68,11 +67,14 @@ def verify(
     paths = trail_paths(settings, anchor_file, public_key)
     every = settings.audit.checkpoint_every
     repo = reader(settings)
-    trail = (
-        verify_incremental(repo, **paths, verified_to=verified_to, checkpoint_every=every)
-        if incremental
-        else verify_store(repo, **paths, checkpoint_every=every)
-    )
+    if incremental:
+        from fairlens_monitor.ops.incremental import verify_incremental
+
+        trail = verify_incremental(repo, **paths, verified_to=verified_to, checkpoint_every=every)
+    else:
+        from fairlens_monitor.ops.verification import verify_store
+
+        trail = verify_store(repo, **paths, checkpoint_every=every)
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
@@ -85,7 +87,11 @@ def verify(
     if not as_json:
         if trail.note:
             click.echo(f"  full walk: {trail.note}")
-        lines = [] if first is None else tampered_lines(report)
+        lines = []
+        if first is not None:
+            from fairlens_monitor.cli.render import tampered_lines
+
+            lines = tampered_lines(report)
         for line in [
             *lines[:-1],
             *(f"  warning: seq {w.seq}: {w.kind}: {w.detail}" for w in trail.warnings),

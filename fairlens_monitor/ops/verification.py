@@ -24,13 +24,13 @@ from fairlens_monitor.audit.checkpoints import (
     verify_restore,
 )
 from fairlens_monitor.audit.events import CHAIN_PRUNED, CHAIN_RESTORED
-from fairlens_monitor.audit.verify import AnchorClaim, Anomaly, ChainReport, verify_chain
+from fairlens_monitor.audit.verify import AnchorClaim, Anomaly, ChainReport
 from fairlens_monitor.errors import CannotVerifyError
 from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_public_key
+from fairlens_monitor.store.chainwalk import walk_chain
 from fairlens_monitor.store.db import make_engine
 from fairlens_monitor.store.repository import Repository
 from fairlens_monitor.store.rowstore import check_rows
-from fairlens_monitor.store.rowtap import RowTap
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,9 @@ def verify_store(
         contents = anchor.AnchorContents(vouched.kept, contents.bad_lines)
         anchors = vouched.signed + vouched.statements
     anchors += unreadable_lines(contents, anchor_file)
-    tap = RowTap()  # the row check's ledger is read during the chain walk (one pass)
-    report = verify_chain(tap.watch(repo.iter_stored()), repo.iter_links(), anchors, start)
+    # one read of every event, split over the cores when it pays (store.chainwalk); the row
+    # check's ledger is read during that walk (store.rowtap)
+    report, tap = walk_chain(repo, anchors, start)
     signing_key = public_key.exists() or (public_key.parent / SIGNING_KEY_FILE).exists()
     if (
         checkpoint_every is not None
