@@ -55,6 +55,7 @@ LAZY_SUBCOMMANDS = {
     "retention": "fairlens_monitor.cli.maintenance:retention",
     "view": "fairlens_monitor.cli.page:view",
     "page-token": "fairlens_monitor.cli.page:page_token",
+    "report": "fairlens_monitor.cli.report:report",
 }
 
 

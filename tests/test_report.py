@@ -1,0 +1,361 @@
+"""The examiner's pack (issue 19 item 10): ``report --monitor NAME --from --to --out DIR``.
+
+End to end from a real SQLite database written by real cycles (``ops.sequence.run_once``)
+of two monitors on one chain, with a person's acknowledgement and resolution of an alert:
+the files are there, their SHA-256 equal MANIFEST.json's, the signature verifies with the
+real ``openssl`` (and fails on a changed manifest), the PDF renders to PNG pages, only the
+chosen monitor's rows of ``[--from, --to)`` are in it, a refused DIR / bad date / tampered
+chain exit 2 / 2 / 1 with nothing written, and a read-only database in a read-only folder
+(0444 in 0555, read by another user when the tests run as root) still makes a pack.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from fairlens_monitor.audit.chain import rfc3339
+from fairlens_monitor.cli.main import cli
+from fairlens_monitor.config.settings import load_settings
+from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.sealing import Sealer
+from fairlens_monitor.ops.sequence import run_once
+from fairlens_monitor.store import maintenance
+from tests.conftest import BASE_CONFIG, merge, query_url, tamper
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+MONITORS = ("cards", "loans")
+HOURS = 6
+NOTE = "model retrained, see CR-12"
+PACK = {
+    "report.html",
+    "report.pdf",
+    "readings.csv",
+    "group_results.csv",
+    "alerts.csv",
+    "report_ed25519.pub",
+    "MANIFEST.json",
+    "MANIFEST.json.sig",
+}
+NOBODY = 65534
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Store:
+    """The CLI on a config whose database two monitors wrote, and that database's URL."""
+
+    config: Path
+    url: str
+    keys: Path
+
+    def __call__(self, *args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(self.config), *args])
+
+
+def build(config: Path) -> None:
+    """Six hourly cycles of each monitor (drift 1.0: every monitored reading adverse), the
+    loans monitor 20 minutes after the cards one; cards' alert acknowledged then resolved."""
+    settings = load_settings(config, env={})
+    repo = open_repository(settings)
+    try:
+        signer = open_signing_key(settings, repo)
+        cipher = open_cipher(settings, repo)
+        for hour in range(HOURS):
+            for offset, name in enumerate(MONITORS):
+                at = T0 + timedelta(hours=hour, minutes=20 * offset)
+                run_once(
+                    settings,
+                    repo.for_monitor(name),
+                    cipher,
+                    signer,
+                    clock=lambda at=at: at,  # type: ignore[misc]
+                    actor="cli",
+                    sealer=Sealer.of(settings, signer),
+                )
+            if hour in (1, 2):
+                cards_alert = query_url(
+                    settings.database.url,
+                    "SELECT id FROM alerts WHERE monitor = 'cards' AND state != 'resolved'",
+                )[0][0]
+                step, note = ("acknowledged", "looking into it") if hour == 1 else ("resolved", NOTE)
+                when = T0 + timedelta(hours=hour, minutes=30)
+                maintenance.transition_alert(
+                    repo, cards_alert, step, by="alice", note=note, at=when, ts=rfc3339(when)
+                )
+    finally:
+        repo.engine.dispose()
+
+
+@pytest.fixture
+def store(write_config: Callable[..., Path], tmp_path: Path) -> Store:
+    config = write_config({"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 5}})
+    build(config)
+    return Store(config, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}", tmp_path / "var" / "keys")
+
+
+def day(moment: datetime) -> str:
+    return rfc3339(moment)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def openssl_verify(folder: Path, public_key: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(public_key), "-rawin",
+         "-in", "MANIFEST.json", "-sigfile", "MANIFEST.json.sig"],
+        cwd=folder, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "pack"
+    result = store("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02",
+                   "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == PACK
+    manifest = json.loads((out / "MANIFEST.json").read_bytes())
+    assert manifest["monitor"] == "cards"
+    assert manifest["period"]["from"] == "2026-03-01T00:00:00.000000Z"
+    assert manifest["period"]["to"] == "2026-03-02T00:00:00.000000Z"
+    listed = manifest["files"]
+    assert set(listed) == PACK - {"MANIFEST.json", "MANIFEST.json.sig"}
+    for name, entry in listed.items():
+        assert entry["sha256"] == digest(out / name), name
+        assert entry["bytes"] == (out / name).stat().st_size
+    head = query_url(store.url, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+    assert (manifest["chain"]["head_seq"], manifest["chain"]["head_hash"]) == head[0]
+    newest_cp = query_url(store.url, "SELECT max(seq) FROM checkpoints")[0][0]
+    assert manifest["checkpoint"]["seq"] == newest_cp
+
+    # the signature: raw 64 bytes, verified by openssl with the key folder's public key
+    assert len((out / "MANIFEST.json.sig").read_bytes()) == 64
+    public = store.keys / "report_ed25519.pub"
+    assert (out / "report_ed25519.pub").read_bytes() == public.read_bytes()
+    checked = openssl_verify(out, public)
+    assert checked.returncode == 0, checked.stderr
+    assert "Signature Verified Successfully" in checked.stdout
+    assert stat.S_IMODE((store.keys / "report_ed25519.key").stat().st_mode) == 0o600
+    changed = tmp_path / "changed"
+    shutil.copytree(out, changed)
+    text = (changed / "MANIFEST.json").read_text().replace('"cards"', '"loans"')
+    (changed / "MANIFEST.json").write_text(text)
+    assert openssl_verify(changed, public).returncode != 0  # the check can fail
+
+    # the HTML stands alone: the chart inlined, nothing fetched
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    for words in ("Period summary", "Methodology", "Holm", NOTE, "alice", "acknowledged",
+                  "verified from genesis to seq", manifest["report_key"]["fingerprint"]):
+        assert words in html, words
+    # no secret, no token, no plaintext explanation by default
+    tokens = [t for (t,) in query_url(store.url, "SELECT token FROM alerts")]
+    for path in out.iterdir():
+        data = path.read_bytes()
+        assert b"PRIVATE KEY" not in data, path.name
+        assert not any(t.encode() in data for t in tokens), path.name
+    assert all("encrypted with alert key" in a["explanation"] for a in rows(out / "alerts.csv"))
+
+    # the PDF: every page renders, and a page is not blank
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument(out / "report.pdf")
+    try:
+        assert len(document) >= 2
+        for index in range(len(document)):
+            image = document[index].render(scale=1.5).to_pil()
+            image.save(tmp_path / f"page{index}.png")
+            assert image.convert("L").getextrema()[0] < 100  # dark text on the page
+    finally:
+        document.close()
+
+
+def test_only_the_chosen_monitor_and_period(store: Store, tmp_path: Path) -> None:
+    start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=4)  # readings at exactly both
+    out = tmp_path / "edges"
+    result = store("report", "--monitor", "cards", "--from", day(start), "--to", day(end),
+                   "--out", str(out))
+    assert result.exit_code == 0, result.output
+    wanted = query_url(
+        store.url,
+        "SELECT id FROM readings WHERE monitor = 'cards' ORDER BY id",
+    )
+    times = dict(query_url(store.url, "SELECT id, measured_at FROM readings"))
+    got = [int(r["id"]) for r in rows(out / "readings.csv")]
+    assert len(got) == 6  # hours 1, 2, 3 (both scenarios): 1 h inclusive, 4 h exclusive
+    assert set(got) <= {i for (i,) in wanted}
+    assert {times[i][:19] for i in got} == {
+        f"2026-03-01 0{h}:00:00" for h in (1, 2, 3)
+    }
+    groups = rows(out / "group_results.csv")
+    assert groups and {int(g["reading_id"]) for g in groups} == set(got)
+    assert {g["measured_at"][:13] for g in groups} == {"2026-03-01T01", "2026-03-01T02",
+                                                      "2026-03-01T03"}
+    alerts = rows(out / "alerts.csv")
+    cards = {i for (i,) in query_url(store.url, "SELECT id FROM alerts WHERE monitor='cards'")}
+    assert alerts and {int(a["id"]) for a in alerts} <= cards
+    resolved = [a for a in alerts if a["state"] == "resolved"]
+    assert resolved and NOTE in resolved[0]["steps"] and "alice" in resolved[0]["steps"]
+    # the other monitor's pack holds only its own rows
+    other = tmp_path / "loans"
+    assert store("report", "--monitor", "loans", "--from", day(start), "--to", day(end),
+                 "--out", str(other)).exit_code == 0
+    loans = {i for (i,) in query_url(store.url, "SELECT id FROM readings WHERE monitor='loans'")}
+    assert {int(r["id"]) for r in rows(other / "readings.csv")} <= loans
+    assert NOTE not in (other / "report.html").read_text()
+
+
+def test_a_refused_out_folder_exits_2_and_is_left_alone(store: Store, tmp_path: Path) -> None:
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02", "--out")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("keep")
+    result = store(*args, str(full))
+    assert result.exit_code == 2
+    assert "--out" in result.output and "not empty" in result.output
+    assert [p.name for p in full.iterdir()] == ["mine.txt"]
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    result = store(*args, str(link))
+    assert result.exit_code == 2 and "symbolic link" in result.output
+    assert not any(target.iterdir())
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert store(*args, str(a_file)).exit_code == 2
+    assert a_file.read_text() == "x"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert store(*args, str(empty)).exit_code == 0  # an empty folder is fine
+    assert {p.name for p in empty.iterdir()} == PACK
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "named"),
+    [
+        ("2026-13-01", "2026-03-02", "--from"),
+        ("2026-02-30", "2026-03-02", "--from"),
+        ("yesterday", "2026-03-02", "--from"),
+        ("", "2026-03-02", "--from"),
+        ("2026-03-01T00:00+02:00", "2026-03-02", "--from"),
+        ("2026-03-01", "2026-03-01T25:00", "--to"),
+        ("2026-03-02", "2026-03-01", "--to"),
+        ("2026-03-01", "2026-03-01", "--to"),
+    ],
+)
+def test_bad_dates_exit_2_naming_the_argument(
+    store: Store, tmp_path: Path, start: str, end: str, named: str
+) -> None:
+    out = tmp_path / "out"
+    result = store("report", "--monitor", "cards", "--from", start, "--to", end, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert not out.exists()
+
+
+def test_unknown_or_malformed_monitor_exits_2(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ("--from", "2026-03-01", "--to", "2026-03-02", "--out", str(out))
+    unknown = store("report", "--monitor", "nope", *args)
+    assert unknown.exit_code == 2
+    assert "--monitor nope" in unknown.output and "cards, loans" in unknown.output
+    malformed = store("report", "--monitor", "Cards; DROP", *args)
+    assert malformed.exit_code == 2 and "--monitor" in malformed.output
+    assert "DROP" not in malformed.output  # the value is not echoed
+    assert not out.exists()
+
+
+def test_a_tampered_chain_exits_1_and_nothing_is_written_or_signed(
+    store: Store, tmp_path: Path
+) -> None:
+    tamper(store.url, "UPDATE readings SET dir = 0.99 WHERE id = 3")
+    out = tmp_path / "out"
+    result = store("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02",
+                   "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "not intact" in result.output and "readings" in result.output
+    assert not out.exists()
+    assert not (store.keys / "report_ed25519.key").exists()  # no key made, nothing signed
+
+
+@pytest.fixture
+def world_dirs() -> Iterator[tuple[Path, Path]]:
+    """Two folders under /tmp another user can reach: the read-only copy's, and one that
+    user owns (its report key folder and the pack)."""
+    made = [Path(tempfile.mkdtemp(prefix="fairlens-report-", dir="/tmp")) for _ in range(2)]
+    for folder in made:
+        folder.chmod(0o755)
+    if os.geteuid() == 0:
+        os.chown(made[1], NOBODY, NOBODY)
+    yield made[0], made[1]
+    for folder in made:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_read_only_database_in_a_read_only_folder_makes_a_pack(
+    store: Store, tmp_path: Path, world_dirs: tuple[Path, Path]
+) -> None:
+    copy, own = world_dirs
+    var = tmp_path / "var"
+    for name in ("fairlens.db", "anchor.jsonl", "keys/checkpoint_ed25519.pub"):
+        shutil.copy(var / name, copy / Path(name).name)
+    assert not (copy / "fairlens.db-wal").exists()
+    settings = {
+        "database": {"url": f"sqlite:///{copy / 'fairlens.db'}"},
+        "keys": {"dir": str(own / "keys")},
+        "audit": {"checkpoint_every": 5, "anchor_file": str(copy / "anchor.jsonl")},
+    }
+    config = own / "config.yaml"
+    config.write_text(yaml.safe_dump(merge(BASE_CONFIG, settings)))
+    for path in copy.iterdir():
+        path.chmod(0o444)
+    copy.chmod(0o555)
+    argv = [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "report",
+            "--monitor", "loans", "--from", "2026-03-01", "--to", "2026-03-02",
+            "--out", str(own / "pack"), "--public-key", str(copy / "checkpoint_ed25519.pub")]
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        os.chown(config, NOBODY, NOBODY)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLCONFIGDIR": str(own / "mpl")}
+    done = subprocess.run([*prefix, *argv], cwd=own, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in (own / "pack").iterdir()} == PACK
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "anchor.jsonl", "checkpoint_ed25519.pub", "fairlens.db",
+    ]  # nothing written beside the database: no -wal, no -shm
+    checked = openssl_verify(own / "pack", own / "keys" / "report_ed25519.pub")
+    assert checked.returncode == 0, checked.stderr
