@@ -93,7 +93,9 @@ def build(config: Path) -> None:
                     settings.database.url,
                     "SELECT id FROM alerts WHERE monitor = 'cards' AND state != 'resolved'",
                 )[0][0]
-                step, note = ("acknowledged", "looking into it") if hour == 1 else ("resolved", NOTE)
+                step, note = (
+                    ("acknowledged", "looking into it") if hour == 1 else ("resolved", NOTE)
+                )
                 when = T0 + timedelta(hours=hour, minutes=30)
                 maintenance.transition_alert(
                     repo, cards_alert, step, by="alice", note=note, at=when, ts=rfc3339(when)
@@ -124,16 +126,40 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 def openssl_verify(folder: Path, public_key: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(public_key), "-rawin",
-         "-in", "MANIFEST.json", "-sigfile", "MANIFEST.json.sig"],
-        cwd=folder, capture_output=True, text=True, timeout=60, check=False,
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(public_key),
+            "-rawin",
+            "-in",
+            "MANIFEST.json",
+            "-sigfile",
+            "MANIFEST.json.sig",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "pack"
-    result = store("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02",
-                   "--out", str(out))
+    result = store(
+        "report",
+        "--monitor",
+        "cards",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == PACK
     manifest = json.loads((out / "MANIFEST.json").read_bytes())
@@ -167,9 +193,19 @@ def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> 
     # the HTML stands alone: the chart inlined, nothing fetched
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
-    assert "http://" not in html and "https://" not in html and "<script" not in html
-    for words in ("Period summary", "Methodology", "Holm", NOTE, "alice", "acknowledged",
-                  "verified from genesis to seq", manifest["report_key"]["fingerprint"]):
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script" not in html
+    for words in (
+        "Period summary",
+        "Methodology",
+        "Holm",
+        NOTE,
+        "alice",
+        "acknowledged",
+        "verified from genesis to seq",
+        manifest["report_key"]["fingerprint"],
+    ):
         assert words in html, words
     # no secret, no token, no plaintext explanation by default
     tokens = [t for (t,) in query_url(store.url, "SELECT token FROM alerts")]
@@ -195,8 +231,9 @@ def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> 
 def test_only_the_chosen_monitor_and_period(store: Store, tmp_path: Path) -> None:
     start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=4)  # readings at exactly both
     out = tmp_path / "edges"
-    result = store("report", "--monitor", "cards", "--from", day(start), "--to", day(end),
-                   "--out", str(out))
+    result = store(
+        "report", "--monitor", "cards", "--from", day(start), "--to", day(end), "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     wanted = query_url(
         store.url,
@@ -206,22 +243,39 @@ def test_only_the_chosen_monitor_and_period(store: Store, tmp_path: Path) -> Non
     got = [int(r["id"]) for r in rows(out / "readings.csv")]
     assert len(got) == 6  # hours 1, 2, 3 (both scenarios): 1 h inclusive, 4 h exclusive
     assert set(got) <= {i for (i,) in wanted}
-    assert {times[i][:19] for i in got} == {
-        f"2026-03-01 0{h}:00:00" for h in (1, 2, 3)
-    }
+    assert {times[i][:19] for i in got} == {f"2026-03-01 0{h}:00:00" for h in (1, 2, 3)}
     groups = rows(out / "group_results.csv")
-    assert groups and {int(g["reading_id"]) for g in groups} == set(got)
-    assert {g["measured_at"][:13] for g in groups} == {"2026-03-01T01", "2026-03-01T02",
-                                                      "2026-03-01T03"}
+    assert groups
+    assert {int(g["reading_id"]) for g in groups} == set(got)
+    assert {g["measured_at"][:13] for g in groups} == {
+        "2026-03-01T01",
+        "2026-03-01T02",
+        "2026-03-01T03",
+    }
     alerts = rows(out / "alerts.csv")
     cards = {i for (i,) in query_url(store.url, "SELECT id FROM alerts WHERE monitor='cards'")}
-    assert alerts and {int(a["id"]) for a in alerts} <= cards
+    assert alerts
+    assert {int(a["id"]) for a in alerts} <= cards
     resolved = [a for a in alerts if a["state"] == "resolved"]
-    assert resolved and NOTE in resolved[0]["steps"] and "alice" in resolved[0]["steps"]
+    assert resolved
+    assert NOTE in resolved[0]["steps"]
+    assert "alice" in resolved[0]["steps"]
     # the other monitor's pack holds only its own rows
     other = tmp_path / "loans"
-    assert store("report", "--monitor", "loans", "--from", day(start), "--to", day(end),
-                 "--out", str(other)).exit_code == 0
+    assert (
+        store(
+            "report",
+            "--monitor",
+            "loans",
+            "--from",
+            day(start),
+            "--to",
+            day(end),
+            "--out",
+            str(other),
+        ).exit_code
+        == 0
+    )
     loans = {i for (i,) in query_url(store.url, "SELECT id FROM readings WHERE monitor='loans'")}
     assert {int(r["id"]) for r in rows(other / "readings.csv")} <= loans
     assert NOTE not in (other / "report.html").read_text()
@@ -234,7 +288,8 @@ def test_a_refused_out_folder_exits_2_and_is_left_alone(store: Store, tmp_path: 
     (full / "mine.txt").write_text("keep")
     result = store(*args, str(full))
     assert result.exit_code == 2
-    assert "--out" in result.output and "not empty" in result.output
+    assert "--out" in result.output
+    assert "not empty" in result.output
     assert [p.name for p in full.iterdir()] == ["mine.txt"]
 
     target = tmp_path / "elsewhere"
@@ -242,7 +297,8 @@ def test_a_refused_out_folder_exits_2_and_is_left_alone(store: Store, tmp_path: 
     link = tmp_path / "link"
     link.symlink_to(target)
     result = store(*args, str(link))
-    assert result.exit_code == 2 and "symbolic link" in result.output
+    assert result.exit_code == 2
+    assert "symbolic link" in result.output
     assert not any(target.iterdir())
 
     a_file = tmp_path / "a-file"
@@ -284,9 +340,11 @@ def test_unknown_or_malformed_monitor_exits_2(store: Store, tmp_path: Path) -> N
     args = ("--from", "2026-03-01", "--to", "2026-03-02", "--out", str(out))
     unknown = store("report", "--monitor", "nope", *args)
     assert unknown.exit_code == 2
-    assert "--monitor nope" in unknown.output and "cards, loans" in unknown.output
+    assert "--monitor nope" in unknown.output
+    assert "cards, loans" in unknown.output
     malformed = store("report", "--monitor", "Cards; DROP", *args)
-    assert malformed.exit_code == 2 and "--monitor" in malformed.output
+    assert malformed.exit_code == 2
+    assert "--monitor" in malformed.output
     assert "DROP" not in malformed.output  # the value is not echoed
     assert not out.exists()
 
@@ -296,10 +354,20 @@ def test_a_tampered_chain_exits_1_and_nothing_is_written_or_signed(
 ) -> None:
     tamper(store.url, "UPDATE readings SET dir = 0.99 WHERE id = 3")
     out = tmp_path / "out"
-    result = store("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02",
-                   "--out", str(out))
+    result = store(
+        "report",
+        "--monitor",
+        "cards",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 1, result.output
-    assert "not intact" in result.output and "readings" in result.output
+    assert "not intact" in result.output
+    assert "readings" in result.output
     assert not out.exists()
     assert not (store.keys / "report_ed25519.key").exists()  # no key made, nothing signed
 
@@ -339,9 +407,24 @@ def test_a_read_only_database_in_a_read_only_folder_makes_a_pack(
     for path in copy.iterdir():
         path.chmod(0o444)
     copy.chmod(0o555)
-    argv = [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "report",
-            "--monitor", "loans", "--from", "2026-03-01", "--to", "2026-03-02",
-            "--out", str(own / "pack"), "--public-key", str(copy / "checkpoint_ed25519.pub")]
+    argv = [
+        sys.executable,
+        "-m",
+        "fairlens_monitor",
+        "--config",
+        str(config),
+        "report",
+        "--monitor",
+        "loans",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        str(own / "pack"),
+        "--public-key",
+        str(copy / "checkpoint_ed25519.pub"),
+    ]
     prefix: list[str] = []
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
@@ -350,12 +433,15 @@ def test_a_read_only_database_in_a_read_only_folder_makes_a_pack(
         prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
         os.chown(config, NOBODY, NOBODY)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLCONFIGDIR": str(own / "mpl")}
-    done = subprocess.run([*prefix, *argv], cwd=own, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [*prefix, *argv], cwd=own, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert {p.name for p in (own / "pack").iterdir()} == PACK
     assert sorted(p.name for p in copy.iterdir()) == [
-        "anchor.jsonl", "checkpoint_ed25519.pub", "fairlens.db",
+        "anchor.jsonl",
+        "checkpoint_ed25519.pub",
+        "fairlens.db",
     ]  # nothing written beside the database: no -wal, no -shm
     checked = openssl_verify(own / "pack", own / "keys" / "report_ed25519.pub")
     assert checked.returncode == 0, checked.stderr

@@ -26,13 +26,15 @@ DATE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6
 UTC_SUFFIXES = ("Z", "z", "+00:00", "+0000")
 
 
-class UtcDate(click.ParamType):
+class UtcDate(click.ParamType[datetime, Any]):
     """A date or date-time in UTC: ``YYYY-MM-DD`` (midnight) or ``YYYY-MM-DDTHH:MM[:SS]``,
     optionally ending in ``Z`` or ``+00:00``; another offset is refused (say it in UTC)."""
 
     name = "date"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         """Return the aware UTC datetime, or fail naming the option (the value is not
         echoed: it could be anything)."""
         if isinstance(value, datetime):
@@ -49,19 +51,40 @@ class UtcDate(click.ParamType):
         try:
             return datetime.fromisoformat(body.replace(" ", "T")).replace(tzinfo=UTC)
         except ValueError:
-            self.fail("not a real calendar date or time of day (check month, day, hour)",
-                      param, ctx)
+            self.fail(
+                "not a real calendar date or time of day (check month, day, hour)", param, ctx
+            )
 
 
 @click.command()
-@click.option("--monitor", "monitor", default="default", show_default=True,
-              help="The monitor to report on (its name in the database).")
-@click.option("--from", "start", required=True, type=UtcDate(),
-              help="Start of the period, UTC, inclusive (YYYY-MM-DD or YYYY-MM-DDTHH:MM).")
-@click.option("--to", "end", required=True, type=UtcDate(),
-              help="End of the period, UTC, exclusive (a date alone means its midnight).")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Folder to write; created, or an existing EMPTY folder (never written over).")
+@click.option(
+    "--monitor",
+    "monitor",
+    default="default",
+    show_default=True,
+    help="The monitor to report on (its name in the database).",
+)
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    type=UtcDate(),
+    help="Start of the period, UTC, inclusive (YYYY-MM-DD or YYYY-MM-DDTHH:MM).",
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    type=UtcDate(),
+    help="End of the period, UTC, exclusive (a date alone means its midnight).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write; created, or an existing EMPTY folder (never written over).",
+)
 @click.option(
     "--decrypt-explanations",
     is_flag=True,
@@ -101,8 +124,9 @@ def report(
             "a monitor name is 1-64 characters of a-z, 0-9 and _", param_hint="'--monitor'"
         ) from None
     if end <= start:
-        raise click.BadParameter("must be later than --from (the period is [--from, --to))",
-                                 param_hint="'--to'")
+        raise click.BadParameter(
+            "must be later than --from (the period is [--from, --to))", param_hint="'--to'"
+        )
     if end - start > timedelta(days=3660):
         raise click.BadParameter("a period of at most ten years", param_hint="'--to'")
     check_out(out)  # before the database is opened: a refused folder costs nothing

@@ -15,6 +15,7 @@ only when asked (``--decrypt-explanations``) and the alert key is readable.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import sha256
@@ -94,7 +95,7 @@ class Integrity:
             return text + " No signed checkpoint covers the chain yet."
         return text + (
             f" The covering signed checkpoint is seq {cp.seq} (head hash {cp.head_hash}, "
-            f"signed {cp.ts}, Ed25519 key {self.checkpoint_key_id}, in the anchor file "
+            f"signed {cp.ts}, Ed25519 public key {self.checkpoint_key_id}, in the anchor file "
             f"{self.anchor_file} and the database); {self.unanchored} later events are not "
             "yet covered by a signature."
         )
@@ -374,7 +375,7 @@ def _changes(
 
 
 def _short(value: Any) -> str:
-    text = "—" if value is None else str(value)
+    text = "—" if value is None else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "…"
 
 

@@ -57,8 +57,19 @@ from fairlens_monitor.store.repository import Repository
 MANIFEST = "MANIFEST.json"
 SIGNATURE = "MANIFEST.json.sig"
 FORMAT = "fairlens-report/1"
-ALERT_COLUMNS = ("id", "kind", "state", "created_at", "closed_at", "verdict", "dir", "key_id",
-                 "token_sha256", "explanation", "steps")
+ALERT_COLUMNS = (
+    "id",
+    "kind",
+    "state",
+    "created_at",
+    "closed_at",
+    "verdict",
+    "dir",
+    "key_id",
+    "token_sha256",
+    "explanation",
+    "steps",
+)
 # A text cell a spreadsheet would run as a formula is written with a leading apostrophe
 # (OWASP's advice on CSV injection); numbers, including negative ones, are left alone.
 FORMULA_START = ("=", "+", "@", "\t", "\r", "-")
@@ -96,13 +107,18 @@ def check_out(path: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(info.st_mode):
-        raise OutFolderError(path, "is a symbolic link; give the real folder (a pack is never "
-                             "written through a link)")
+        raise OutFolderError(
+            path,
+            "is a symbolic link; give the real folder (a pack is never written through a link)",
+        )
     if not stat.S_ISDIR(info.st_mode):
         raise OutFolderError(path, "exists and is not a folder; give a new or empty folder")
     if any(path.iterdir()):
-        raise OutFolderError(path, "exists and is not empty; give a new or empty folder (a "
-                             "pack is never written over another)")
+        raise OutFolderError(
+            path,
+            "exists and is not empty; give a new or empty folder (a "
+            "pack is never written over another)",
+        )
 
 
 class _Folder:
@@ -305,8 +321,15 @@ def make_pack(
         conn.rollback()
         conn.close()
     cp = integrity.checkpoint
-    return Pack(out, dict(folder.files), integrity.head_seq, cp.seq if cp else None, key_id,
-                readings, len(data.alerts))
+    return Pack(
+        out,
+        dict(folder.files),
+        integrity.head_seq,
+        cp.seq if cp else None,
+        key_id,
+        readings,
+        len(data.alerts),
+    )
 
 
 def _alert_rows(data: ReportData) -> Iterator[list[Any]]:
@@ -315,8 +338,19 @@ def _alert_rows(data: ReportData) -> Iterator[list[Any]]:
             f"{s.ts} {s.action} by {s.by or '—'} (seq {s.seq})" + (f": {s.note}" if s.note else "")
             for s in a.timeline
         )
-        yield [a.id, a.kind, a.state, a.created_at, a.closed_at, a.verdict, a.dir, a.key_id,
-               a.token_sha256, a.explanation, steps]
+        yield [
+            a.id,
+            a.kind,
+            a.state,
+            a.created_at,
+            a.closed_at,
+            a.verdict,
+            a.dir,
+            a.key_id,
+            a.token_sha256,
+            a.explanation,
+            steps,
+        ]
 
 
 def _manifest(data: ReportData, folder: _Folder, key_id: str, pem: str) -> bytes:

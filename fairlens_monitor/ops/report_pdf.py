@@ -13,7 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from fairlens_monitor.ops.report import ReportData
-from fairlens_monitor.ops.report_render import methodology, num, period_line, summary_rows, when
+from fairlens_monitor.ops.report_render import (
+    methodology,
+    num,
+    period_line,
+    span,
+    stamp,
+    summary_rows,
+    when,
+)
+
 
 def _font_folder() -> Path:
     import matplotlib
@@ -85,20 +94,43 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
     para(f"Period {period_line(data)}. Generated {data.generated_at}. All times are UTC.")
 
     heading("1. Period summary")
-    table([[k, v] for k, v in summary_rows(data)], (30, 150), head=False)
+    table([[k, v] for k, v in summary_rows(data)], (36, 144), head=False)
 
     heading("2. DIR and intervals over time")
     pdf.image(io.BytesIO(chart), w=pdf.epw)
-    para("Lines break where readings are missing (an outage or missed cycles). Every reading "
-         "is in readings.csv.", 8)
+    para(
+        "Lines break where readings are missing (an outage or missed cycles). Every reading "
+        "is in readings.csv.",
+        8,
+    )
 
     heading("3. Groups")
     if data.groups:
-        rows = [["scenario", "group", "role", "readings", "applicants", "approved", "pooled rate",
-                 "impact ratio min – max", "adverse"]]
+        rows = [
+            [
+                "scenario",
+                "group",
+                "role",
+                "readings",
+                "applicants",
+                "approved",
+                "pooled rate",
+                "impact ratio min – max",
+                "adverse",
+            ]
+        ]
         rows += [
-            [g.scenario, g.label, g.role, str(g.readings), str(g.applicants), str(g.approved),
-             num(g.rate), f"{num(g.ir_min)} – {num(g.ir_max)}", str(g.adverse)]
+            [
+                g.scenario,
+                g.label,
+                g.role,
+                str(g.readings),
+                str(g.applicants),
+                str(g.approved),
+                num(g.rate),
+                span(g.ir_min, g.ir_max),
+                str(g.adverse),
+            ]
             for g in data.groups
         ]
         table(rows, (18, 30, 18, 16, 20, 18, 18, 26, 16))
@@ -115,19 +147,23 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
             f"{a.verdict or '—'}; DIR when raised {num(a.dir)}."
         )
         para(f"Explanation: {a.explanation}. Token SHA-256 {a.token_sha256}.", 8)
-        steps = [["time", "step", "by", "note", "seq", "record hash"]]
-        steps += [[s.ts, s.action, s.by, s.note or "—", str(s.seq), s.hash] for s in a.timeline]
+        steps = [["time (UTC)", "step", "by", "note", "seq", "record hash"]]
+        steps += [
+            [stamp(s.ts), s.action, s.by, s.note or "—", str(s.seq), s.hash] for s in a.timeline
+        ]
         if len(steps) == 1:
             para("No audit event of this alert up to the verified head.", 8)
         else:
-            table(steps, (30, 20, 18, 45, 10, 57))
+            table(steps, (32, 24, 16, 40, 10, 58))
 
     heading("5. Configuration changes in the period")
     if data.changes:
-        rows = [["time", "event", "by", "seq", "what changed"]]
-        rows += [[c.ts, c.event, c.actor, str(c.seq), "\n".join(c.keys) or "—"]
-                 for c in data.changes]
-        table(rows, (30, 26, 14, 10, 100))
+        rows = [["time (UTC)", "event", "by", "seq", "what changed"]]
+        rows += [
+            [stamp(c.ts), c.event, c.actor, str(c.seq), "\n".join(c.keys) or "—"]
+            for c in data.changes
+        ]
+        table(rows, (32, 26, 12, 10, 100))
     else:
         para("No configuration change was recorded in this period.")
 
@@ -140,7 +176,9 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
     facts = [["chain head", f"seq {data.integrity.head_seq}, {data.integrity.head_hash}"]]
     cp = data.integrity.checkpoint
     if cp is not None:
-        facts.append(["covering checkpoint", f"seq {cp.seq}, {cp.head_hash}, signed {cp.ts}"])
+        facts.append(
+            ["covering checkpoint", f"seq {cp.seq}, {cp.head_hash}, signed {stamp(cp.ts)} UTC"]
+        )
         facts.append(["checkpoint public key", str(data.integrity.checkpoint_key_id)])
     facts.append(["report public key", f"{report_key} (report_ed25519.pub)"])
     table(facts, (35, 145), head=False)

@@ -16,6 +16,7 @@ import io
 import math
 from datetime import datetime
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 from fairlens_monitor.ops.report import ReportData
@@ -38,6 +39,22 @@ def num(value: float | None, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def stamp(ts: str) -> str:
+    """An audit record's RFC 3339 time as the tables print it, under a "time (UTC)" heading
+    (to the second; the CSV files and the records keep the microseconds)."""
+    try:
+        return f"{datetime.fromisoformat(ts.replace('Z', '+00:00')):%Y-%m-%d %H:%M:%S}"
+    except ValueError:
+        return ts
+
+
+def span(low: float | None, high: float | None) -> str:
+    """A range ``low – high``, or one em dash when neither end is known."""
+    if low is None and high is None:
+        return "—"
+    return f"{num(low)} – {num(high)}"
+
+
 def period_line(data: ReportData) -> str:
     """The period in words: start inclusive, end exclusive, in UTC."""
     return f"from {when(data.start)} (inclusive) to {when(data.end)} (exclusive)"
@@ -55,7 +72,9 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
         part = s.get(scenario)
         if part is None:
             continue
-        verdicts = ", ".join(f"{n} {v.replace('None', 'no verdict')}" for v, n in part["verdicts"].items())
+        verdicts = ", ".join(
+            f"{n} {v.replace('None', 'no verdict')}" for v, n in part["verdicts"].items()
+        )
         rows.append(
             (
                 f"Readings ({scenario})",
@@ -161,9 +180,9 @@ def chart_png(data: ReportData) -> bytes:
         for ax in (top, bottom):
             ax.grid(True, color="#dddddd", lw=0.6)
             ax.legend(loc="lower left", fontsize=8, frameon=False)
-        locator = AutoDateLocator()
+        locator = AutoDateLocator()  # type: ignore[no-untyped-call]
         bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz="UTC"))
+        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz="UTC"))  # type: ignore[no-untyped-call]
         bottom.set_xlabel("time (UTC)")
         bottom.set_xlim(data.start, data.end)
         fig.tight_layout()
@@ -180,16 +199,20 @@ def _first(values: Any, default: float) -> float:
 
 def _broken(points: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
     """Times and values with a NaN point wherever readings are unusually far apart."""
-    steps = sorted(
-        (b[1] - a[1]).total_seconds() for a, b in zip(points, points[1:], strict=False)
-    )
+    steps = sorted((b[1] - a[1]).total_seconds() for a, b in pairwise(points))
     usual = steps[len(steps) // 2] if steps else 0.0
     nan = float("nan")
     cols: tuple[list[Any], ...] = ([], [], [], [], [])
     previous = None
     for p in points:
-        if previous is not None and usual > 0 and (p[1] - previous).total_seconds() > GAP_FACTOR * usual:
-            for col, value in zip(cols, (previous + (p[1] - previous) / 2, nan, nan, nan, nan), strict=True):
+        if (
+            previous is not None
+            and usual > 0
+            and (p[1] - previous).total_seconds() > GAP_FACTOR * usual
+        ):
+            for col, value in zip(
+                cols, (previous + (p[1] - previous) / 2, nan, nan, nan, nan), strict=True
+            ):
                 col.append(value)
         for col, value in zip(cols, (p[1], p[2], p[3], p[4], p[5]), strict=True):
             col.append(nan if value is None else value)
@@ -214,6 +237,8 @@ def render_html(data: ReportData, chart: bytes, report_key: str) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["when"] = when
     env.filters["num"] = num
+    env.filters["stamp"] = stamp
+    env.globals["span"] = span
     return env.from_string(source).render(
         data=data,
         summary=summary_rows(data),

@@ -13,6 +13,7 @@ key that vouches for the audit chain, and a leaked report key cannot forge a che
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -75,10 +76,8 @@ def load_report_key(key_dir: Path) -> Ed25519PrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        try:
+        with contextlib.suppress(KeyExistsError):  # another process made it: read the winner's
             create_key_file(path, pem.strip())
-        except KeyExistsError:
-            pass  # another process created it a moment ago: read the winner's key
     data = read_private_file(path)  # refuses group/world access to the file or folder
     try:
         key = serialization.load_pem_private_key(data, password=None)

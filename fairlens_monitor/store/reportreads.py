@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, literal, or_, select
+from sqlalchemy import Connection, case, func, literal, or_, select
 
 from fairlens_monitor.store.chainstore import payload_of
 from fairlens_monitor.store.models import (
@@ -151,7 +151,7 @@ def group_summary(conn: Connection, monitor: str, start: datetime, end: datetime
         Rows ``(scenario, label, role, readings, applicants, approved, ir_min, ir_max,
         adverse)``, by scenario, role and label.
     """
-    query: Select[Any] = (
+    query = (
         select(
             Reading.scenario,
             GroupResult.label,
@@ -171,9 +171,7 @@ def group_summary(conn: Connection, monitor: str, start: datetime, end: datetime
     return list(conn.execute(query))
 
 
-def series(
-    conn: Connection, monitor: str, start: datetime, end: datetime
-) -> list[tuple[Any, ...]]:
+def series(conn: Connection, monitor: str, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
     """The points the charts draw: ``(scenario, measured_at, dir, ci_low, ci_high, gap,
     verdict)`` of every reading in the period, in time order (five small values a reading)."""
     query = (
