@@ -256,6 +256,7 @@ def test_wheel_in_a_fresh_venv_migrates_runs_and_verifies(
     versions = sorted(p.name for p in (REPO / "migrations" / "versions").glob("*.py"))
     assert versions, "no migration in the checkout"
     wanted = {"fairlens_monitor/_migrations/env.py", "fairlens_monitor/_migrations/script.py.mako"}
+    wanted.add("fairlens_monitor/ops/report.html.j2")  # the report's template (package data)
     wanted |= {f"fairlens_monitor/_migrations/versions/{name}" for name in versions}
     wanted |= {f"{pkg.replace('.', '/')}/__init__.py" for pkg in subpackages()}
     assert wanted - names == set(), f"missing from the wheel: {sorted(wanted - names)}"

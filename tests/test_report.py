@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from markupsafe import escape
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.cli.main import cli
@@ -445,3 +446,46 @@ def test_a_read_only_database_in_a_read_only_folder_makes_a_pack(
     ]  # nothing written beside the database: no -wal, no -shm
     checked = openssl_verify(own / "pack", own / "keys" / "report_ed25519.pub")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_an_exposed_report_key_is_refused_and_keys_status_names_it(
+    store: Store, tmp_path: Path
+) -> None:
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    assert store(*args, "--out", str(tmp_path / "first")).exit_code == 0
+    key = store.keys / "report_ed25519.key"
+    status = json.loads(store("keys", "status", "--json").stdout)
+    roles = {k["name"]: k for k in status}
+    assert roles["report_ed25519.key"]["role"] == "report signing key"
+    assert roles["report_ed25519.pub"]["private_ok"] is True  # a public key may be 0644
+    key.chmod(0o644)
+    refused = store(*args, "--out", str(tmp_path / "second"))
+    assert refused.exit_code == 2
+    assert "report_ed25519.key" in refused.output
+    assert "chmod 600" in refused.output
+    assert not (tmp_path / "second").exists()
+    assert store("keys", "status").exit_code == 1
+
+
+def test_explanations_stay_encrypted_unless_asked_and_the_key_is_readable(
+    store: Store, tmp_path: Path
+) -> None:
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    clear = tmp_path / "clear"
+    result = store(*args, "--out", str(clear), "--decrypt-explanations")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((clear / "MANIFEST.json").read_text())
+    assert manifest["explanations"] == "decrypted"
+    texts = [a["explanation"] for a in rows(clear / "alerts.csv")]
+    assert texts
+    assert all("encrypted" not in t and len(t) > 40 for t in texts)
+    assert str(escape(texts[0])) in (clear / "report.html").read_text()  # as autoescaped
+    # without the key, the flag is refused before anything is written
+    shutil.move(store.keys / "fernet.key", tmp_path / "fernet.key")
+    refused = store(*args, "--out", str(tmp_path / "no-key"), "--decrypt-explanations")
+    assert refused.exit_code == 2
+    assert "fernet.key" in refused.output
+    assert not (tmp_path / "no-key").exists()
+    kept = tmp_path / "kept"
+    assert store(*args, "--out", str(kept)).exit_code == 0  # without the flag: fine
+    assert all("encrypted with alert key" in a["explanation"] for a in rows(kept / "alerts.csv"))
