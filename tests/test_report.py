@@ -148,6 +148,17 @@ def openssl_verify(folder: Path, public_key: Path) -> subprocess.CompletedProces
     )
 
 
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "pack"
     result = store(
@@ -190,6 +201,20 @@ def test_the_pack_is_whole_signed_and_readable(store: Store, tmp_path: Path) -> 
     text = (changed / "MANIFEST.json").read_text().replace('"cards"', '"loans"')
     (changed / "MANIFEST.json").write_text(text)
     assert openssl_verify(changed, public).returncode != 0  # the check can fail
+    # the README's one line and docs/CLI.md's fingerprint command, as written
+    readme = (REPO / "README.md").read_text()
+    line = readme.split("<!-- report-verify:start -->")[1].split("<!-- report-verify:end -->")[0]
+    command = line.split("```sh\n")[1].split("```")[0]
+    assert shell(command, out).returncode == 0
+    assert shell(command, changed).returncode != 0
+    fingerprint = (
+        "openssl pkey -pubin -in report_ed25519.pub -outform DER | tail -c 32 | sha256sum "
+        "| cut -c1-16"
+    )
+    assert fingerprint in (REPO / "docs" / "CLI.md").read_text().replace("\n", " ")
+    printed = shell(fingerprint, out).stdout.strip()
+    assert printed == manifest["report_key"]["fingerprint"]
+    assert printed in result.output
 
     # the HTML stands alone: the chart inlined, nothing fetched
     html = (out / "report.html").read_text()

@@ -172,7 +172,7 @@ class ReportData:
     generated_at: str
     integrity: Integrity
     runs: dict[str, int]
-    points: list[tuple[Any, ...]]  # reportreads.series
+    points: list[tuple[Any, ...]]  # reportreads.period_series
     groups: list[GroupLine]
     alerts: list[AlertEntry]
     changes: list[Change]
@@ -294,7 +294,7 @@ def gather(
     events = reportreads.monitor_events(
         conn, monitor, (*TIMELINE_EVENTS, *CHANGE_EVENTS), integrity.head_seq
     )
-    points = reportreads.series(conn, monitor, start, end)
+    points = reportreads.period_series(conn, monitor, start, end)
     return ReportData(
         monitor=monitor,
         start=start,
@@ -304,7 +304,7 @@ def gather(
         runs=reportreads.runs_summary(conn, monitor, start, end),
         points=points,
         groups=[GroupLine(*row) for row in reportreads.group_summary(conn, monitor, start, end)],
-        alerts=_alerts(reportreads.alerts(conn, monitor, start, end), events, cipher),
+        alerts=_alerts(reportreads.period_alerts(conn, monitor, start, end), events, cipher),
         changes=_changes(events, start, end),
         methodology=_methodology(conn, monitor, start, end),
         explanations="decrypted" if cipher is not None else "encrypted",
@@ -399,7 +399,7 @@ def _methodology(conn: Connection, monitor: str, start: datetime, end: datetime)
             "protected_attribute",
         )
     }
-    for row in reportreads.readings(conn, monitor, start, end):
+    for row in reportreads.period_readings(conn, monitor, start, end):
         for key, values in seen.items():
             value = getattr(row, key)
             if value is not None:

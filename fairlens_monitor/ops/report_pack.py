@@ -298,7 +298,7 @@ def make_pack(
                 folder,
                 "readings.csv",
                 reportreads.READING_COLUMNS,
-                reportreads.readings(conn, monitor, start, end),
+                reportreads.period_readings(conn, monitor, start, end),
             )
             write_csv(
                 folder,

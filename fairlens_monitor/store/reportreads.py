@@ -115,7 +115,9 @@ def monitor_names(conn: Connection) -> list[str]:
     return sorted(str(n) for n in names)
 
 
-def readings(conn: Connection, monitor: str, start: datetime, end: datetime) -> Iterator[Any]:
+def period_readings(
+    conn: Connection, monitor: str, start: datetime, end: datetime
+) -> Iterator[Any]:
     """Stream the monitor's readings measured in the period, in id (time) order.
 
     Yields:
@@ -171,7 +173,9 @@ def group_summary(conn: Connection, monitor: str, start: datetime, end: datetime
     return list(conn.execute(query))
 
 
-def series(conn: Connection, monitor: str, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+def period_series(
+    conn: Connection, monitor: str, start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
     """The points the charts draw: ``(scenario, measured_at, dir, ci_low, ci_high, gap,
     verdict)`` of every reading in the period, in time order (five small values a reading)."""
     query = (
@@ -200,7 +204,7 @@ def runs_summary(conn: Connection, monitor: str, start: datetime, end: datetime)
     return {str(status): int(n) for status, n in rows}
 
 
-def alerts(conn: Connection, monitor: str, start: datetime, end: datetime) -> list[Any]:
+def period_alerts(conn: Connection, monitor: str, start: datetime, end: datetime) -> list[Any]:
     """The monitor's alert episodes open at any moment of the period: raised before its end
     and not resolved before its start (an episode raised earlier and still open counts).
 
