@@ -11,6 +11,7 @@ chain exit 2 / 2 / 1 with nothing written, and a read-only database in a read-on
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -20,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -514,3 +516,49 @@ def test_explanations_stay_encrypted_unless_asked_and_the_key_is_readable(
     kept = tmp_path / "kept"
     assert store(*args, "--out", str(kept)).exit_code == 0  # without the flag: fine
     assert all("encrypted with alert key" in a["explanation"] for a in rows(kept / "alerts.csv"))
+
+
+def test_a_pack_made_while_cycles_commit_is_one_verified_state(
+    store: Store, tmp_path: Path
+) -> None:
+    """A writer appends cycles and signed checkpoints while packs are made: each pack's chain
+    is verified in its own read snapshot, never half a cycle (no false 'truncated')."""
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.once_loop", str(store.config), "12"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    heads = []
+    try:
+        deadline = time.monotonic() + 240  # the writer's first cycle: observed, not slept on
+        while not query_url(store.url, "SELECT 1 FROM runs WHERE monitor = 'default'"):
+            assert writer.poll() is None, "the writer ended before its first cycle"
+            assert time.monotonic() < deadline, "no cycle of the writer within 240 s"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                writer.wait(timeout=0.1)  # a poll interval, not a guess at the writer's speed
+        while writer.poll() is None or len(heads) < 2:
+            out = tmp_path / f"pack{len(heads)}"
+            result = store(
+                "report",
+                "--monitor",
+                "default",
+                "--from",
+                "2000-01-01",
+                "--to",
+                "2100-01-01",
+                "--out",
+                str(out),
+            )
+            assert result.exit_code == 0, result.output
+            manifest = json.loads((out / "MANIFEST.json").read_text())
+            assert openssl_verify(out, store.keys / "report_ed25519.pub").returncode == 0
+            heads.append(manifest["chain"]["head_seq"])
+            readings = len(rows(out / "readings.csv"))
+            assert readings % 2 == 0  # both scenarios of every run: no half cycle
+    finally:
+        _, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err
+    assert heads == sorted(heads)
+    assert store("verify").exit_code == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,6 @@ def report(
         raise click.BadParameter(
             "must be later than --from (the period is [--from, --to))", param_hint="'--to'"
         )
-    if end - start > timedelta(days=3660):
-        raise click.BadParameter("a period of at most ten years", param_hint="'--to'")
     check_out(out)  # before the database is opened: a refused folder costs nothing
     for chatty in ("fontTools", "matplotlib", "fpdf", "PIL"):  # their INFO lines say nothing
         logging.getLogger(chatty).setLevel(logging.WARNING)

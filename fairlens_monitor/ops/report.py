@@ -306,7 +306,7 @@ def gather(
         groups=[GroupLine(*row) for row in reportreads.group_summary(conn, monitor, start, end)],
         alerts=_alerts(reportreads.period_alerts(conn, monitor, start, end), events, cipher),
         changes=_changes(events, start, end),
-        methodology=_methodology(conn, monitor, start, end),
+        methodology=reportreads.judged_by(conn, monitor, start, end),
         explanations="decrypted" if cipher is not None else "encrypted",
     )
 
@@ -381,27 +381,3 @@ def _short(value: Any) -> str:
 
 def _moment(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-
-
-def _methodology(conn: Connection, monitor: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """The thresholds and tests the period's readings were judged with (as stored on them)."""
-    seen: dict[str, set[Any]] = {
-        k: set()
-        for k in (
-            "dir_threshold",
-            "gap_threshold",
-            "alpha",
-            "confidence",
-            "min_group_size",
-            "min_group_share",
-            "reference_mode",
-            "test",
-            "protected_attribute",
-        )
-    }
-    for row in reportreads.period_readings(conn, monitor, start, end):
-        for key, values in seen.items():
-            value = getattr(row, key)
-            if value is not None:
-                values.add(value)
-    return {k: sorted(v, key=str) for k, v in seen.items()}

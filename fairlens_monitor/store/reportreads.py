@@ -194,6 +194,38 @@ def period_series(
     return [tuple(r) for r in conn.execution_options(yield_per=5000).execute(query)]
 
 
+# What the methodology paragraph names: the thresholds and tests each reading recorded.
+JUDGED_BY = (
+    "dir_threshold",
+    "gap_threshold",
+    "alpha",
+    "confidence",
+    "min_group_size",
+    "min_group_share",
+    "reference_mode",
+    "test",
+    "protected_attribute",
+)
+
+
+def judged_by(
+    conn: Connection, monitor: str, start: datetime, end: datetime
+) -> dict[str, list[Any]]:
+    """The distinct thresholds, tests and attributes the period's readings were judged with
+    (as stored on each reading: a change during the period shows as two values).
+
+    Returns:
+        Per column of :data:`JUDGED_BY`, its distinct non-NULL values, sorted.
+    """
+    cols = [getattr(Reading, c) for c in JUDGED_BY]
+    seen: dict[str, set[Any]] = {c: set() for c in JUDGED_BY}
+    for row in conn.execute(select(*cols).distinct().where(_in_period(monitor, start, end))):
+        for name, value in zip(JUDGED_BY, row, strict=True):
+            if value is not None:
+                seen[name].add(value)
+    return {name: sorted(values, key=str) for name, values in seen.items()}
+
+
 def runs_summary(conn: Connection, monitor: str, start: datetime, end: datetime) -> dict[str, int]:
     """How many of the monitor's runs started in the period, per status (``ok``, ``failed``)."""
     rows = conn.execute(
