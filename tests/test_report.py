@@ -530,7 +530,7 @@ def test_a_pack_made_while_cycles_commit_is_one_verified_state(
         stderr=subprocess.PIPE,
         text=True,
     )
-    heads = []
+    heads: list[int] = []
     try:
         deadline = time.monotonic() + 240  # the writer's first cycle: observed, not slept on
         while not query_url(store.url, "SELECT 1 FROM runs WHERE monitor = 'default'"):
