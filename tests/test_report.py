@@ -562,3 +562,103 @@ def test_a_pack_made_while_cycles_commit_is_one_verified_state(
     assert writer.returncode == 0, err
     assert heads == sorted(heads)
     assert store("verify").exit_code == 0
+
+
+def hostile_data(points: list[tuple[object, ...]]) -> object:
+    """A gathered report with hostile labels, notes and numbers (no database needed)."""
+    from fairlens_monitor.ops.report import AlertEntry, Change, GroupLine, Integrity, ReportData
+
+    evil = "<script>alert(1)</script>"
+    return ReportData(
+        monitor="cards",
+        start=T0,
+        end=T0 + timedelta(days=1),
+        generated_at="2026-03-02T00:00:00.000000Z",
+        integrity=Integrity(
+            "2026-03-02T00:00:00.000000Z", 3, 1, 3, "ab" * 32, None, None, "anchor.jsonl", 3
+        ),
+        runs={},
+        points=points,
+        groups=[
+            GroupLine("monitored", evil, "compared", 1, 0, 0, None, float("inf"), 0),
+            GroupLine("monitored", "女性 " + "x" * 300, "compared", 1, 5, 5, float("nan"), 1.0, 1),
+            GroupLine("monitored", "", "reference", 1, 5, 5, None, None, 0),
+        ],
+        alerts=[
+            AlertEntry(
+                1,
+                "dir",
+                "open",
+                T0,
+                None,
+                None,
+                float("-inf"),
+                "k" * 16,
+                "0" * 64,
+                "encrypted",
+                False,
+                [],
+            ),
+        ],
+        changes=[Change("not a time", "config_changed", evil, 2, [evil, "=1+1"])],
+        methodology={},
+        explanations="encrypted",
+    )
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        [],  # an empty period
+        [("monitored", T0, None, None, None, None, "no_data")],
+        [
+            ("monitored", T0 + timedelta(hours=h), 0.5, 0.0, float("inf"), 1e-300, "adverse")
+            for h in (0, 1, 2, 20)
+        ],  # NULL/∞ bounds, an outage between hour 2 and 20
+    ],
+)
+def test_pages_render_hostile_text_and_numbers_safely(
+    points: list[tuple[object, ...]], tmp_path: Path
+) -> None:
+    from fairlens_monitor.ops.report_pdf import render_pdf
+    from fairlens_monitor.ops.report_render import chart_png, render_html
+
+    data = hostile_data(points)
+    chart = chart_png(data)  # type: ignore[arg-type]
+    assert chart.startswith(b"\x89PNG")
+    html = render_html(data, chart, "f" * 16)  # type: ignore[arg-type]
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    pdf = render_pdf(data, chart, "f" * 16)  # type: ignore[arg-type]
+    assert pdf.startswith(b"%PDF")
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument(pdf)
+    try:
+        assert len(document) >= 1
+        text = document[0].get_textpage().get_text_range()
+        assert "Fairness monitoring report: cards" in text
+    finally:
+        document.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (None, ""),
+        ("", ""),
+        (True, "true"),
+        (-0.5, "-0.5"),
+        (1e-300, "1e-300"),
+        (float("inf"), "inf"),
+        ('=HYPERLINK("x")', '\'=HYPERLINK("x")'),
+        ("+1", "'+1"),
+        ("@SUM", "'@SUM"),
+        ("-x", "'-x"),
+        (datetime(2026, 3, 1, 1, tzinfo=UTC), "2026-03-01T01:00:00.000000Z"),
+        (datetime(2026, 3, 1, 1), "2026-03-01T01:00:00.000000Z"),  # naive = stored UTC
+    ],
+)
+def test_csv_cells(value: object, written: str) -> None:
+    from fairlens_monitor.ops.report_pack import cell
+
+    assert cell(value) == written

@@ -33,9 +33,12 @@ def when(moment: datetime | None) -> str:
 
 
 def num(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` decimals; an em dash for None, NaN or infinity."""
-    if value is None or not math.isfinite(float(value)):
+    """A number with ``digits`` decimals; ``∞`` for infinity (an interval open above); an em
+    dash for None or NaN."""
+    if value is None or math.isnan(float(value)):
         return "—"
+    if math.isinf(float(value)):
+        return "∞" if float(value) > 0 else "−∞"
     return f"{float(value):.{digits}f}"
 
 
@@ -50,9 +53,8 @@ def stamp(ts: str) -> str:
 
 def span(low: float | None, high: float | None) -> str:
     """A range ``low – high``, or one em dash when neither end is known."""
-    if low is None and high is None:
-        return "—"
-    return f"{num(low)} – {num(high)}"
+    low_text, high_text = num(low), num(high)
+    return "—" if low_text == high_text == "—" else f"{low_text} – {high_text}"
 
 
 def period_line(data: ReportData) -> str:
