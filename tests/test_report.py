@@ -662,3 +662,48 @@ def test_csv_cells(value: object, written: str) -> None:
     from fairlens_monitor.ops.report_pack import cell
 
     assert cell(value) == written
+
+
+@pytest.mark.integration
+def test_a_pack_from_postgresql(
+    write_config: Callable[..., Path], pg_url: str, tmp_path: Path
+) -> None:
+    """The same pack from PostgreSQL: a REPEATABLE READ snapshot of a read-only session."""
+    config = write_config(
+        {
+            "database": {"url": pg_url},
+            "simulation": {"drift": 1.0},
+            "audit": {"checkpoint_every": 5},
+        }
+    )
+    build(config)
+    pg = Store(config, pg_url, tmp_path / "var" / "keys")
+    start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=4)
+    out = tmp_path / "pg-pack"
+    result = pg(
+        "report", "--monitor", "loans", "--from", day(start), "--to", day(end), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == PACK
+    assert openssl_verify(out, pg.keys / "report_ed25519.pub").returncode == 0
+    loans = query_url(
+        pg_url,
+        "SELECT id FROM readings WHERE monitor = 'loans' AND measured_at >= "
+        f"'{start.isoformat()}' AND measured_at < '{end.isoformat()}' ORDER BY id",
+    )
+    assert [int(r["id"]) for r in rows(out / "readings.csv")] == [i for (i,) in loans]
+    assert len(loans) == 6  # 01:20, 02:20, 03:20, both scenarios
+    tamper(pg_url, "UPDATE group_results SET approved = approved + 1 WHERE id = 2")
+    refused = pg(
+        "report",
+        "--monitor",
+        "loans",
+        "--from",
+        day(start),
+        "--to",
+        day(end),
+        "--out",
+        str(tmp_path / "after"),
+    )
+    assert refused.exit_code == 1, refused.output
+    assert not (tmp_path / "after").exists()
