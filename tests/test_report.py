@@ -707,3 +707,62 @@ def test_a_pack_from_postgresql(
     )
     assert refused.exit_code == 1, refused.output
     assert not (tmp_path / "after").exists()
+
+
+def test_a_link_planted_in_the_folder_is_never_followed(tmp_path: Path) -> None:
+    from fairlens_monitor.ops.report_pack import OutFolderError, _Folder
+
+    outside = tmp_path / "victim.txt"
+    outside.write_text("keep")
+    folder = _Folder(tmp_path / "pack")
+    folder.put("a.csv", b"x\n")
+    (tmp_path / "pack" / "b.csv").symlink_to(outside)  # planted after the folder was opened
+    with pytest.raises(OutFolderError, match=r"cannot create b\.csv"):
+        folder.put("b.csv", b"overwrite?")
+    assert outside.read_text() == "keep"
+    folder.discard()  # removes what it wrote; the folder stays, someone else's link is in it
+    assert [p.name for p in (tmp_path / "pack").iterdir()] == ["b.csv"]
+    assert outside.read_text() == "keep"
+
+
+def test_a_failure_while_writing_leaves_no_half_pack(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairlens_monitor.store import reportreads
+
+    def broken(*_args: object) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reportreads, "group_rows", broken)
+    out = tmp_path / "half"
+    result = store(
+        "report",
+        "--monitor",
+        "cards",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 2
+    assert not out.exists()  # readings.csv, written first, was removed with the folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (
+        store(
+            "report",
+            "--monitor",
+            "cards",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+            "--out",
+            str(empty),
+        ).exit_code
+        == 2
+    )
+    assert empty.is_dir()
+    assert not any(empty.iterdir())  # a folder it did not make is kept, empty again

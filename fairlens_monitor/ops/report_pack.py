@@ -24,8 +24,8 @@ pack leaves nothing behind and a written one is whole:
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import errno
 import hashlib
 import io
 import json
@@ -160,9 +160,11 @@ class _Folder:
         def write(chunk: bytes) -> None:
             nonlocal size
             view = memoryview(chunk)
-            while view:
-                done = os.write(fd, view)
-                view = view[done:]
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:  # a full disk, a quota
+                raise OutFolderError(self.path, f"cannot write {name}: {exc.strerror}") from None
             digest.update(chunk)
             size += len(chunk)
 
@@ -184,16 +186,16 @@ class _Folder:
         os.close(self.fd)
 
     def discard(self) -> None:
-        """Remove what was written (and the folder, when this pack made it)."""
+        """Remove what was written (and the folder, when this pack made it and nothing else
+        is in it). Best effort: it runs while another error propagates, which it must not
+        hide."""
         for name in self.files:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=self.fd)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
         os.close(self.fd)
         if self.made:
-            os.rmdir(self.path)
+            with contextlib.suppress(OSError):  # someone else's file in it: leave the folder
+                os.rmdir(self.path)
 
 
 def cell(value: Any) -> str:
