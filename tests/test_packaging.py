@@ -276,6 +276,12 @@ def test_wheel_in_a_fresh_venv_migrates_runs_and_verifies(
     run([cli, "--config", config, "once"], cwd=tmp_path, env=env)
     verified = run([cli, "--config", config, "verify"], cwd=tmp_path, env=env)
     assert "audit chain intact" in verified, verified
+    # the report's template, fonts and libraries load from the installed wheel
+    pack = tmp_path / "pack"
+    period = ["--from", "2000-01-01", "--to", "2100-01-01", "--out", str(pack)]
+    packed = run([cli, "--config", config, "report", *period], cwd=tmp_path, env=env)
+    assert "MANIFEST.json signed" in packed, packed
+    assert (pack / "report.html").stat().st_size > 0
 
 
 @pytest.mark.long
