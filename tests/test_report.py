@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -564,7 +564,7 @@ def test_a_pack_made_while_cycles_commit_is_one_verified_state(
     assert store("verify").exit_code == 0
 
 
-def hostile_data(points: list[tuple[object, ...]]) -> object:
+def hostile_data(points: Sequence[tuple[object, ...]]) -> object:
     """A gathered report with hostile labels, notes and numbers (no database needed)."""
     from fairlens_monitor.ops.report import AlertEntry, Change, GroupLine, Integrity, ReportData
 
@@ -578,7 +578,7 @@ def hostile_data(points: list[tuple[object, ...]]) -> object:
             "2026-03-02T00:00:00.000000Z", 3, 1, 3, "ab" * 32, None, None, "anchor.jsonl", 3
         ),
         runs={},
-        points=points,
+        points=list(points),
         groups=[
             GroupLine("monitored", evil, "compared", 1, 0, 0, None, float("inf"), 0),
             GroupLine("monitored", "女性 " + "x" * 300, "compared", 1, 5, 5, float("nan"), 1.0, 1),
@@ -766,3 +766,24 @@ def test_a_failure_while_writing_leaves_no_half_pack(
     )
     assert empty.is_dir()
     assert not any(empty.iterdir())  # a folder it did not make is kept, empty again
+
+
+def test_a_long_period_is_drawn_in_slices_and_an_outage_stays_a_gap() -> None:
+    import math
+
+    from fairlens_monitor.ops.report_render import BUCKETS, _broken, _bucketed, chart_note
+
+    minutes = [m for m in range(1440) if not 600 <= m < 900]  # five hours without readings
+    points = [("monitored", T0 + timedelta(minutes=m), 0.9, 0.8, 1.0, 0.1, "ok") for m in minutes]
+    data = hostile_data(points)
+    drawn = _bucketed(points, data)  # type: ignore[arg-type]
+    assert len(drawn) <= BUCKETS
+    assert {round(float(p[2]), 6) for p in drawn} == {0.9}  # the mean of equal readings
+    times, dirs, *_ = _broken(drawn)
+    breaks = [t for t, d in zip(times, dirs, strict=True) if math.isnan(d)]
+    assert len(breaks) == 1
+    assert T0 + timedelta(hours=10) <= breaks[0] <= T0 + timedelta(hours=15)
+    assert "mean of the readings" in chart_note(data)  # type: ignore[arg-type]
+    few = hostile_data(points[:100])
+    assert _bucketed(points[:100], few) == points[:100]  # type: ignore[arg-type]
+    assert "mean of the readings" not in chart_note(few)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fairlens_monitor.ops.report import ReportData
 from fairlens_monitor.ops.report_render import (
+    chart_note,
     methodology,
     num,
     period_line,
@@ -98,11 +99,7 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
 
     heading("2. DIR and intervals over time")
     pdf.image(io.BytesIO(chart), w=pdf.epw)
-    para(
-        "Lines break where readings are missing (an outage or missed cycles). Every reading "
-        "is in readings.csv.",
-        8,
-    )
+    para(chart_note(data), 8)
 
     heading("3. Groups")
     if data.groups:

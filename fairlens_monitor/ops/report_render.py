@@ -25,6 +25,7 @@ TEMPLATE = "report.html.j2"
 # A break in the lines where readings are further apart than this many times the usual
 # spacing: an outage or missed cycles are gaps, not straight segments across.
 GAP_FACTOR = 3.0
+BUCKETS = 500  # at most this many points per line: a year of hourly readings stays legible
 
 
 def when(moment: datetime | None) -> str:
@@ -162,7 +163,7 @@ def chart_png(data: ReportData) -> bytes:
             if not pts:
                 continue
             drawn = True
-            times, dirs, lows, highs, gaps = _broken(pts)
+            times, dirs, lows, highs, gaps = _broken(_bucketed(pts, data))
             top.plot(times, dirs, color=colour, lw=1.4, label=f"DIR ({scenario})")
             top.fill_between(times, lows, highs, color=colour, alpha=0.18, lw=0)
             bottom.plot(times, gaps, color=colour, lw=1.4, label=f"gap ({scenario})")
@@ -181,7 +182,7 @@ def chart_png(data: ReportData) -> bytes:
             top.text(0.5, 0.5, "no readings in this period", ha="center", transform=top.transAxes)
         for ax in (top, bottom):
             ax.grid(True, color="#dddddd", lw=0.6)
-            ax.legend(loc="lower left", fontsize=8, frameon=False)
+            ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.9)
         locator = AutoDateLocator()  # type: ignore[no-untyped-call]
         bottom.xaxis.set_major_locator(locator)
         bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz="UTC"))  # type: ignore[no-untyped-call]
@@ -197,6 +198,49 @@ def chart_png(data: ReportData) -> bytes:
 
 def _first(values: Any, default: float) -> float:
     return float(values[0]) if values else default
+
+
+def chart_note(data: ReportData) -> str:
+    """The sentence under the chart: what a point is, and what a break in a line means."""
+    most = max(
+        (sum(1 for p in data.points if p[0] == s) for s in ("monitored", "reference")), default=0
+    )
+    drawn = (
+        f"Each point is the mean of the readings in 1/{BUCKETS} of the period (the band: the "
+        f"lowest to the highest interval bound among them). "
+        if most > BUCKETS
+        else ""
+    )
+    return drawn + (
+        "Lines break where readings are missing (an outage or missed cycles). Every reading "
+        "is in readings.csv."
+    )
+
+
+def _bucketed(points: list[tuple[Any, ...]], data: ReportData) -> list[tuple[Any, ...]]:
+    """At most :data:`BUCKETS` points: the readings of each equal slice of the period pooled
+    (mean DIR and gap, lowest and highest interval bound); an empty slice stays empty, so an
+    outage is still a gap. Few readings are drawn as they are."""
+    if len(points) <= BUCKETS:
+        return points
+    width = (data.end - data.start) / BUCKETS
+    slices: dict[int, list[tuple[Any, ...]]] = {}
+    for p in points:
+        slices.setdefault(int((p[1] - data.start) / width), []).append(p)
+    out = []
+    for index in sorted(slices):
+        mine = slices[index]
+
+        def pooled(col: int, how: Any, mine: list[tuple[Any, ...]] = mine) -> float | None:
+            values = [float(p[col]) for p in mine if p[col] is not None]
+            return how(values) if values else None
+
+        mean = lambda v: sum(v) / len(v)  # noqa: E731 - one line, used three times
+        at = data.start + width * (index + 0.5)
+        out.append(
+            (mine[0][0], at, pooled(2, mean), pooled(3, min), pooled(4, max), pooled(5, mean), None)
+        )
+    return out
 
 
 def _broken(points: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
@@ -247,6 +291,7 @@ def render_html(data: ReportData, chart: bytes, report_key: str) -> str:
         methodology=methodology(data),
         integrity=data.integrity.statement(),
         chart=base64.b64encode(chart).decode("ascii"),
+        chart_note=chart_note(data),
         period=period_line(data),
         report_key=report_key,
     )
