@@ -81,7 +81,9 @@ def test_a_measure_error_loads_no_database_layer_either(tmp_path: Path) -> None:
     assert not {m for m in modules if m.split(".")[0] in {"sqlalchemy", "alembic"}}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["measure", "--help"], ["--version"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["measure", "--help"], ["report", "--help"], ["--version"]]
+)
 def test_help_loads_neither_pandas_nor_the_database_layer(tmp_path: Path, argv: list[str]) -> None:
     code, modules = loaded(tmp_path, *argv)
     assert code in (0, None)
@@ -94,3 +96,21 @@ def test_a_database_command_still_loads_it(tmp_path: Path) -> None:
     config.write_text(f"database:\n  url: sqlite:///{tmp_path / 'monitor.db'}\n")
     _, modules = loaded(tmp_path, "--config", str(config), "db", "current")
     assert "sqlalchemy" in modules
+
+
+def test_report_help_loads_no_chart_pdf_or_template_library(tmp_path: Path) -> None:
+    """``report``'s matplotlib, fpdf2 and Jinja2 load when it writes a pack, not for --help."""
+    out = tmp_path / "modules.json"
+    probe = PROBE.replace('"psycopg"}', '"psycopg", "matplotlib", "fpdf", "jinja2"}')
+    assert probe != PROBE  # the probe does look for them
+    subprocess.run(
+        [sys.executable, "-c", probe, str(out), "report", "--help"],
+        cwd=tmp_path,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    doc = json.loads(out.read_text())
+    assert doc["code"] in (0, None)
+    assert doc["modules"] == []

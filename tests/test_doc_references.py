@@ -188,7 +188,7 @@ CONFIG_SECTIONS = SECTIONS | {"monitors"}  # monitors.NAME.section (config.monit
 # File names in backticks that are not Python: runtime files (``fernet.key``), config examples.
 OTHER_FILES = re.compile(
     r".*\.(yaml|yml|json|jsonl|md|csv|db|sql|txt|toml|key|pub|lock|gz|bin|"
-    r"token|parquet|pq|png|sh|service|retired|staged|wal|shm|ini|cfg|old)"
+    r"token|parquet|pq|png|sh|service|retired|staged|wal|shm|ini|cfg|old|html|pdf|sig|j2)"
 )
 # Scripts a document tells the reader to save under this name (AUDITORS.md).
 READER_MADE = {"offline_rows.py"}

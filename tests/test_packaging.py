@@ -256,6 +256,7 @@ def test_wheel_in_a_fresh_venv_migrates_runs_and_verifies(
     versions = sorted(p.name for p in (REPO / "migrations" / "versions").glob("*.py"))
     assert versions, "no migration in the checkout"
     wanted = {"fairlens_monitor/_migrations/env.py", "fairlens_monitor/_migrations/script.py.mako"}
+    wanted.add("fairlens_monitor/ops/report.html.j2")  # the report's template (package data)
     wanted |= {f"fairlens_monitor/_migrations/versions/{name}" for name in versions}
     wanted |= {f"{pkg.replace('.', '/')}/__init__.py" for pkg in subpackages()}
     assert wanted - names == set(), f"missing from the wheel: {sorted(wanted - names)}"
@@ -275,6 +276,12 @@ def test_wheel_in_a_fresh_venv_migrates_runs_and_verifies(
     run([cli, "--config", config, "once"], cwd=tmp_path, env=env)
     verified = run([cli, "--config", config, "verify"], cwd=tmp_path, env=env)
     assert "audit chain intact" in verified, verified
+    # the report's template, fonts and libraries load from the installed wheel
+    pack = tmp_path / "pack"
+    period = ["--from", "2000-01-01", "--to", "2100-01-01", "--out", str(pack)]
+    packed = run([cli, "--config", config, "report", *period], cwd=tmp_path, env=env)
+    assert "MANIFEST.json signed" in packed, packed
+    assert (pack / "report.html").stat().st_size > 0
 
 
 @pytest.mark.long

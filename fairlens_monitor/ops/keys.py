@@ -46,6 +46,7 @@ from fairlens_monitor.security.crypto import (
     key_fingerprint,
     load_cipher,
 )
+from fairlens_monitor.security.report_key import REPORT_KEY_FILE, REPORT_PUBLIC_FILE
 from fairlens_monitor.store import maintenance
 from fairlens_monitor.store.repository import Repository
 
@@ -192,7 +193,10 @@ ROLES = {
     SIGNING_KEY_FILE: "checkpoint signing key",
     PUBLIC_KEY_FILE: "checkpoint public key",
     "pepper.key": "pseudonym pepper",
+    REPORT_KEY_FILE: "report signing key",
+    REPORT_PUBLIC_FILE: "report public key",
 }
+PUBLIC_FILES = (PUBLIC_KEY_FILE, REPORT_PUBLIC_FILE)  # may be world-readable
 
 
 def key_status(key_dir: Path, *, now: float | None = None) -> list[KeyFile]:
@@ -235,15 +239,14 @@ def key_status(key_dir: Path, *, now: float | None = None) -> list[KeyFile]:
             )
         if role is None:
             continue  # not ours (the instance lock lives elsewhere)
-        private = path.name != PUBLIC_KEY_FILE
+        private = path.name not in PUBLIC_FILES
         key_id = None
-        if path.name.startswith("fernet") or path.name == PUBLIC_KEY_FILE:
+        if path.name.startswith("fernet"):
             try:
                 key_id = key_fingerprint(path.read_bytes())
             except OSError:
                 key_id = None
-        if path.name == PUBLIC_KEY_FILE:
-            key_id = None  # its id is shown by `verify`; the raw-file digest would confuse
+        # a public key's id is shown by `verify` / `report` (the raw-file digest would confuse)
         out.append(
             KeyFile(
                 path.name,
