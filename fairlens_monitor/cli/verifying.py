@@ -53,7 +53,8 @@ def verify(
     """Walk the whole chain and its signed checkpoints (or, with --incremental, the part
     after a signed checkpoint).
 
-    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
+    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key, or a
+    trail file this user may not read).
     """
     # the library half loads when the command runs, not when `--help` lists it
     from fairlens_monitor.audit.chain import rfc3339
@@ -68,11 +69,20 @@ def verify(
     paths = trail_paths(settings, anchor_file, public_key)
     every = settings.audit.checkpoint_every
     repo = reader(settings)
-    trail = (
-        verify_incremental(repo, **paths, verified_to=verified_to, checkpoint_every=every)
-        if incremental
-        else verify_store(repo, **paths, checkpoint_every=every)
-    )
+    try:
+        trail = (
+            verify_incremental(repo, **paths, verified_to=verified_to, checkpoint_every=every)
+            if incremental
+            else verify_store(repo, **paths, checkpoint_every=every)
+        )
+    except PermissionError as exc:  # a key folder or anchor file this user may not read
+        problem = click.ClickException(
+            f"cannot verify: permission denied reading {exc.filename or 'a trail file'}; "
+            "run as a user who may read the key folder and the anchor file, or give a "
+            "readable copy with --public-key / --anchor-file"
+        )
+        problem.exit_code = 2  # cannot verify, which is not "tampered" (exit 1)
+        raise problem from None
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:
