@@ -36,7 +36,8 @@ def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
         "time:T",
         title=title,
         scale=alt.Scale(type="utc"),
-        axis=alt.Axis(format=fmt, formatType="utc", labelOverlap=True, tickCount=6),
+        # labelExpr, not format: the tick text itself, in UTC, whatever the browser's zone
+        axis=alt.Axis(labelExpr=f"utcFormat(datum.value, '{fmt}')", labelOverlap=True, tickCount=6),
     )
 
 

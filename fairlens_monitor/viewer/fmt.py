@@ -20,7 +20,9 @@ def when(moment: datetime | None) -> str:
     """A UTC time to the minute, or a dash."""
     if moment is None or pd.isna(moment):
         return DASH
-    return f"{pd.Timestamp(moment).tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return f"{stamp:%Y-%m-%d %H:%M} UTC"
 
 
 def span(delta: timedelta) -> str:

@@ -38,7 +38,7 @@ class MonitorStatus:
     last_ok_run_at: datetime | None
     interval_seconds: float | None
     stale: bool
-    trend: tuple[float, ...]  # the sparkline: DIR means, oldest first (NaN: no reading)
+    trend: tuple[float, ...]  # the sparkline: 6-hour DIR means with readings, oldest first
 
     @property
     def rank(self) -> tuple[int, int, float]:
@@ -141,7 +141,7 @@ def _trends(conn: Any, names: list[str], now: datetime) -> dict[str, tuple[float
         for slot, s, n in zip(part["slot"], part["s"], part["n"], strict=True):
             if n and 0 <= int(slot) < SPARK_POINTS:
                 series[int(slot)] = float(s) / float(n)
-        out[str(name)] = tuple(series)
+        out[str(name)] = tuple(v for v in series if v == v)  # the hours with readings
     return out
 
 

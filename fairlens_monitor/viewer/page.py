@@ -180,7 +180,9 @@ def _monitor_names(settings: Settings, portfolio: dict[str, Settings]) -> list[s
 
 def main() -> None:
     """Render the page."""
-    st.set_page_config(page_title="FairLens Monitor", layout="wide")
+    st.set_page_config(
+        page_title="FairLens Monitor", layout="wide", initial_sidebar_state="expanded"
+    )
     st.markdown(NO_FADE, unsafe_allow_html=True)
     st.title("FairLens Monitor — fairness drift")
     try:

@@ -103,7 +103,7 @@ def _timeline(steps: list[episode.Step]) -> None:
         pd.DataFrame(
             {
                 "Step": [what.get(s.event_type, s.event_type) for s in steps],
-                "When": [s.ts.replace("T", " ").replace("Z", " UTC") for s in steps],
+                "When": [fmt.when(pd.Timestamp(s.ts)) for s in steps],
                 "By": [s.by or s.actor for s in steps],
                 "Note": [s.note or fmt.DASH for s in steps],
                 "Audit seq": [s.seq for s in steps],

@@ -16,22 +16,34 @@ import streamlit as st
 from fairlens_monitor.viewer import fmt
 from fairlens_monitor.viewer.inventory import MonitorStatus
 
-VERDICT = {  # what the verdict cell says, with its colour as a leading dot
-    "adverse": "🔴 ADVERSE",
-    "inconclusive": "🟠 inconclusive",
-    "drifting": "🟠 drifting",
-    "warning": "🟠 warning",
-    "ok": "🟢 ok",
-    "no_data": "⚪ no data",
+VERDICT = {  # what the verdict cell says (its colour: COLOUR, by the first word)
+    "adverse": "ADVERSE",
+    "inconclusive": "inconclusive",
+    "drifting": "drifting",
+    "warning": "warning",
+    "ok": "ok",
+    "no_data": "no data",
 }
+COLOUR = {  # cell background per verdict cell's first word
+    "ADVERSE": "#f8c9c9",
+    "STALE": "#fde2b5",
+    "inconclusive": "#fde2b5",
+    "drifting": "#fde2b5",
+    "warning": "#fde2b5",
+    "ok": "#cdebd3",
+}
+
+
+def _colour(cell: object) -> str:
+    return f"background-color: {COLOUR[word]}" if (word := str(cell).split(" ")[0]) in COLOUR else ""
 
 
 def verdict_text(row: MonitorStatus) -> str:
     """The verdict cell: paused/retired monitors say so; a stale one says it first."""
     if row.state != "active":
-        return f"⏸ {row.state}"
-    shown = VERDICT.get(str(row.verdict), "⚪ no reading yet")
-    return f"⚠ STALE · {shown}" if row.stale else shown
+        return row.state
+    shown = VERDICT.get(str(row.verdict), "no reading yet")
+    return f"STALE · {shown}" if row.stale else shown
 
 
 def inventory_frame(rows: list[MonitorStatus], now: datetime) -> pd.DataFrame:
@@ -72,7 +84,7 @@ def render(rows: list[MonitorStatus], now: datetime) -> str | None:
         )
     frame = inventory_frame(rows, now)
     event = st.dataframe(
-        frame,
+        frame.style.map(_colour, subset=["Verdict"]),
         hide_index=True,
         width="stretch",
         key="inventory",
