@@ -17,7 +17,7 @@ import pandas as pd
 
 from fairlens_monitor.viewer.series import mark_gaps
 
-HEIGHT = 260
+HEIGHT = 240
 
 
 def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
@@ -109,7 +109,7 @@ def gap_chart(
         .encode(
             x=time_axis(hist),
             y=alt.Y("gap_mean:Q", title="approval gap"),
-            color=alt.Color("scenario:N", legend=alt.Legend(orient="bottom")),
+            color=alt.Color("scenario:N"),
             detail="segment:N",
             tooltip=[
                 alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
@@ -134,7 +134,7 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
         .encode(
             x=time_axis(rates),
             y=alt.Y("rate:Q", title="approval rate", axis=alt.Axis(format="%")),
-            color=alt.Color("group:N", legend=alt.Legend(orient="bottom")),
+            color=alt.Color("group:N"),
             detail="segment:N",
             tooltip=[
                 alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),

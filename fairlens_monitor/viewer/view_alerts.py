@@ -56,6 +56,14 @@ def render(
     if chosen is None:
         return
     alert_id = labels[str(chosen)]
+    row = table[table["alert_id"] == alert_id].iloc[0]
+    st.markdown(
+        f"When raised: **{row['group_label']}** "
+        f"{fmt.count_pair(row['group_approved'], row['group_applicants'])} approved, "
+        f"**{row['reference_label']}** (reference) "
+        f"{fmt.count_pair(row['reference_approved'], row['reference_applicants'])} approved; "
+        f"approval gap {fmt.number(row['gap'])}; verdict {row['verdict'] or fmt.DASH}"
+    )
     engine = data.open_readonly(settings)
     try:
         steps = episode.timeline(engine, alert_id, monitor)

@@ -175,10 +175,10 @@ def _charts(
         charts.dir_chart(hist, float(row["dir_threshold"]), expected=expected, events=events),
         width="stretch",
     )
-    left, right = st.columns(2)
-    left.subheader("Approval-rate gap")
+    # stacked, not side by side: at 800 px two columns cut the labels and legends
+    st.subheader("Approval-rate gap")
     gap_threshold = row.get("gap_threshold")
-    left.altair_chart(
+    st.altair_chart(
         charts.gap_chart(
             hist,
             float(settings.thresholds.gap if gap_threshold is None else gap_threshold),
@@ -186,7 +186,7 @@ def _charts(
         ),
         width="stretch",
     )
-    right.subheader("Approval rate per group")
+    st.subheader("Approval rate per group")
     per_group: pd.DataFrame = loaded["groups"]
     if per_group.empty:  # two groups: the history has both rates
         monitored = hist[hist["scenario"] == "monitored"]
@@ -201,7 +201,7 @@ def _charts(
                 )
             ]
         )
-    right.altair_chart(charts.rate_chart(per_group, expected=expected), width="stretch")
+    st.altair_chart(charts.rate_chart(per_group, expected=expected), width="stretch")
     monitored = hist[hist["scenario"] == "monitored"]
     if monitored["drift_max"].notna().any():
         st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
