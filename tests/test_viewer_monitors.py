@@ -159,3 +159,55 @@ def test_the_drill_down_numbers_are_the_database_sums(
     other = next(g for g in sums if g != str(reference).removesuffix(" (reference)"))
     a, n = sums[other]
     assert table.loc[table["Group"] == other, "DIR"].item() == f"{(a / n) / (ref_a / ref_n):.3f}"
+
+
+def test_the_alert_detail_shows_its_audited_timeline(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from fairlens_monitor.cli.main import cli
+
+    with db(portfolio) as conn:
+        [(alert_id,)] = conn.execute("SELECT id FROM alerts WHERE monitor = 'beta'").fetchall()
+    acked = CliRunner().invoke(
+        cli,
+        ["--config", str(portfolio), "alerts", "ack", str(alert_id), "--by", "risk.officer",
+         "--note", "looking into it"],
+    )
+    assert acked.exit_code == 0, acked.output
+    at = page(portfolio, monkeypatch, "beta")
+    [timeline] = [d.value for d in at.dataframe if "Step" in d.value.columns]
+    with db(portfolio) as conn:
+        records = conn.execute(
+            "SELECT seq, hash FROM audit_events WHERE event_type IN "
+            "('alert_raised', 'alert_acknowledged') ORDER BY seq"
+        ).fetchall()
+    assert list(timeline["Step"]) == ["raised", "acknowledged"]
+    assert list(timeline["By"])[1] == "risk.officer"
+    assert list(timeline["Note"])[1] == "looking into it"
+    assert list(timeline["Audit seq"]) == [seq for seq, _ in records]
+    assert list(timeline["Hash"]) == [h[:16] + "…" for _, h in records]
+    rows = alert_rows(at)
+    assert list(rows["State"]) == ["acknowledged"]  # still listed: acknowledged is open
+
+
+def test_a_tampered_chain_is_a_red_banner_on_the_inventory(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+
+    from tests.test_viewer import chain_verdict
+
+    with db(portfolio) as conn:
+        conn.execute(
+            "UPDATE readings SET dir = 0.99 WHERE id = (SELECT max(id) FROM readings "
+            "WHERE monitor = 'beta')"
+        )
+    st.cache_resource.clear()  # a fresh chain watcher: its first walk is whole
+    at = page(portfolio, monkeypatch, monitor=None)
+    assert "TAMPERED at readings row" in chain_verdict(at)
+    at.run()
+    banner = str(at.error[0].value)
+    assert banner.startswith("**Audit trail TAMPERED** — first anomaly: readings row ")
+    assert "row_modified" in banner
