@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ def write(folder: Path, name: str, simulation: dict[str, Any]) -> Path:
     return path
 
 
+def fixed(moment: datetime) -> Callable[[], datetime]:
+    """A clock that always says ``moment``."""
+    return lambda: moment
+
+
 def run(config: Path, monitor: str, times: list[datetime]) -> None:
     """One real cycle of ``monitor`` at each time."""
     settings = load_settings(config, env={})
@@ -48,7 +54,7 @@ def run(config: Path, monitor: str, times: list[datetime]) -> None:
     try:
         cipher = open_cipher(settings, repo)
         for moment in times:
-            run_cycle(settings, repo, cipher, clock=lambda m=moment: m, actor="demo")
+            run_cycle(settings, repo, cipher, clock=fixed(moment), actor="demo")
     finally:
         repo.engine.dispose()
 

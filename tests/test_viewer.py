@@ -42,9 +42,7 @@ def seeded(
     return config
 
 
-def page(
-    config: Path, monkeypatch: pytest.MonkeyPatch, monitor: str | None = "default"
-) -> AppTest:
+def page(config: Path, monkeypatch: pytest.MonkeyPatch, monitor: str | None = "default") -> AppTest:
     """The page on ``config``, opened on ``monitor`` (None: the inventory)."""
     monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
     at = AppTest.from_file(str(VIEWER), default_timeout=60)
@@ -136,7 +134,9 @@ def test_a_small_sample_below_the_line_is_amber_not_red(
     shown = text_of(at)
     assert ":orange[**INCONCLUSIVE" in shown
     assert "Verdict: inconclusive — Female: a group has 20 applicants (< 30)" in shown
-    assert "No alert in this time range, and none open." in shown  # inconclusive is visible but quiet
+    assert (
+        "No alert in this time range, and none open." in shown
+    )  # inconclusive is visible but quiet
 
 
 def test_intersections_show_a_rate_per_group(

@@ -29,9 +29,7 @@ def hourly(hours: list[int], scenario: str = "monitored") -> pd.DataFrame:
 def test_an_outage_splits_the_line_and_a_regular_series_does_not() -> None:
     regular = mark_gaps(hourly(list(range(10))), by="scenario", expected=timedelta(hours=1))
     assert regular["segment"].nunique() == 1
-    outage = mark_gaps(
-        hourly([0, 1, 2, 3, 10, 11, 12]), by="scenario", expected=timedelta(hours=1)
-    )
+    outage = mark_gaps(hourly([0, 1, 2, 3, 10, 11, 12]), by="scenario", expected=timedelta(hours=1))
     assert list(outage["segment"]) == ["monitored#0"] * 4 + ["monitored#1"] * 3
 
 
@@ -43,15 +41,16 @@ def test_gaps_are_per_line_and_follow_the_bucket_width() -> None:
         "reference": 1,
     }
     # a downsampled series steps by its bucket (6 h): 6-hour steps are no gap
-    assert mark_gaps(hourly([0, 6, 12, 18]), by="scenario", expected=timedelta(hours=1))[
-        "segment"
-    ].nunique() == 1
+    assert (
+        mark_gaps(hourly([0, 6, 12, 18]), by="scenario", expected=timedelta(hours=1))[
+            "segment"
+        ].nunique()
+        == 1
+    )
 
 
 def test_one_point_and_no_point_have_no_gap() -> None:
-    assert list(mark_gaps(hourly([0]), by="scenario", expected=None)["segment"]) == [
-        "monitored#0"
-    ]
+    assert list(mark_gaps(hourly([0]), by="scenario", expected=None)["segment"]) == ["monitored#0"]
     assert mark_gaps(hourly([]), by="scenario", expected=None).empty
 
 
@@ -61,6 +60,7 @@ def test_one_point_and_no_point_have_no_gap() -> None:
 )
 def test_the_time_axis_is_utc_with_a_format_for_its_span(hours: int, label: str) -> None:
     axis = charts.time_axis(hourly([0, hours])).to_dict()
+    assert isinstance(axis, dict)
     assert axis["scale"] == {"type": "utc"}
     assert axis["title"] == "time (UTC)"
     assert axis["axis"]["labelExpr"] == f"utcFormat(datum.value, '{label}')"
@@ -113,7 +113,9 @@ def test_stale_after_three_intervals_only_for_an_active_monitor() -> None:
 
 
 def test_worst_first() -> None:
-    def row(name: str, verdict: str | None, stale: bool = False, state: str = "active") -> MonitorStatus:
+    def row(
+        name: str, verdict: str | None, stale: bool = False, state: str = "active"
+    ) -> MonitorStatus:
         return MonitorStatus(name, state, verdict, 0.9, 0, None, None, 60.0, stale, ())
 
     rows = [

@@ -24,6 +24,12 @@ from fairlens_monitor.cli.common import (
 )
 
 
+class CannotVerify(click.ClickException):
+    """The trail could not be read: exit 2 (cannot verify), never 1 (tampered)."""
+
+    exit_code = 2
+
+
 @click.command()
 @JSON_OPTION
 @ANCHOR_OPTION
@@ -76,13 +82,11 @@ def verify(
             else verify_store(repo, **paths, checkpoint_every=every)
         )
     except PermissionError as exc:  # a key folder or anchor file this user may not read
-        problem = click.ClickException(
+        raise CannotVerify(
             f"cannot verify: permission denied reading {exc.filename or 'a trail file'}; "
             "run as a user who may read the key folder and the anchor file, or give a "
             "readable copy with --public-key / --anchor-file"
-        )
-        problem.exit_code = 2  # cannot verify, which is not "tampered" (exit 1)
-        raise problem from None
+        ) from None
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:

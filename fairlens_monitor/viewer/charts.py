@@ -18,6 +18,7 @@ import pandas as pd
 from fairlens_monitor.viewer.series import mark_gaps
 
 HEIGHT = 240
+Layered = alt.LayerChart | alt.FacetChart  # what alt.layer returns
 
 
 def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
@@ -41,7 +42,7 @@ def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
     )
 
 
-def _events_layer(events: pd.DataFrame) -> alt.LayerChart | None:
+def _events_layer(events: pd.DataFrame) -> Layered | None:
     """Vertical rules for config changes and restarts (``time``, ``label``)."""
     if events.empty:
         return None
@@ -52,7 +53,7 @@ def _events_layer(events: pd.DataFrame) -> alt.LayerChart | None:
     return alt.layer(base.mark_rule(color="gray", strokeDash=[2, 2]))
 
 
-def _with_events(chart: alt.LayerChart, events: pd.DataFrame | None) -> alt.LayerChart:
+def _with_events(chart: Layered, events: pd.DataFrame | None) -> Layered:
     layer = None if events is None else _events_layer(events)
     return chart if layer is None else alt.layer(chart, layer)
 
@@ -63,7 +64,7 @@ def dir_chart(
     *,
     expected: timedelta | None,
     events: pd.DataFrame | None = None,
-) -> alt.LayerChart:
+) -> Layered:
     """DIR per scenario over time, the monitored interval band, adverse points, threshold."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     x = time_axis(hist)
@@ -81,7 +82,9 @@ def dir_chart(
         .encode(y=alt.Y("ci_low:Q", title="DIR"), y2="ci_high:Q", detail="segment:N")
     )
     line = base.mark_line(point=len(hist) < 40).encode(
-        y="dir_mean:Q", color=alt.Color("scenario:N", title="scenario"), detail="segment:N",
+        y="dir_mean:Q",
+        color=alt.Color("scenario:N", title="scenario"),
+        detail="segment:N",
         tooltip=tip,
     )
     marks = (
@@ -98,9 +101,7 @@ def dir_chart(
     return _with_events(chart, events)
 
 
-def gap_chart(
-    hist: pd.DataFrame, threshold: float, *, expected: timedelta | None
-) -> alt.LayerChart:
+def gap_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
     """Approval-rate gap per scenario, with its threshold line (e.g. 0.2)."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     line = (
@@ -128,7 +129,7 @@ def gap_chart(
 def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
     """Approval rate per group over time (``time``, ``group``, ``rate``)."""
     rates = mark_gaps(rates, by="group", expected=expected)
-    return (
+    chart: alt.Chart = (
         alt.Chart(rates)
         .mark_line()
         .encode(
@@ -144,11 +145,10 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
         )
         .properties(height=HEIGHT)
     )
+    return chart
 
 
-def drift_chart(
-    hist: pd.DataFrame, threshold: float, *, expected: timedelta | None
-) -> alt.LayerChart:
+def drift_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
     """The CUSUM drift statistic (monitored) with its threshold."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     line = (

@@ -9,11 +9,10 @@ and the portfolio's inventory in :mod:`viewer.inventory`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import os
 
 import pandas as pd
 from sqlalchemy import Engine, text
@@ -23,7 +22,21 @@ from fairlens_monitor.fairness.stats import ratio_ci
 from fairlens_monitor.ops.app import open_repository
 from fairlens_monitor.store.db import sqlite_path
 from fairlens_monitor.store.rollup import DEFAULT_MONITOR
-from fairlens_monitor.viewer.series import db_time
+from fairlens_monitor.viewer.series import db_time, group_history, history
+
+__all__ = [  # history and group_history live in viewer.series; named here for old callers
+    "Health",
+    "Latest",
+    "alert_token",
+    "alerts",
+    "group_count",
+    "group_history",
+    "health",
+    "history",
+    "latest",
+    "open_readonly",
+    "read_only_copy",
+]
 
 RANGES: dict[str, timedelta | None] = {
     "last hour": timedelta(hours=1),
@@ -164,7 +177,8 @@ def alerts(
 
     Args:
         engine: a read-only engine.
-        since: the range's start (None: all); until: its end (None: now).
+        since: the range's start (None: all).
+        until: the range's end, exclusive (None: now).
         monitor: whose alerts.
         limit: the most closed episodes returned.
 

@@ -129,7 +129,7 @@ def kept_open(engine: Engine, alert_id: int, monitor: str = DEFAULT_MONITOR) -> 
         )
 
 
-def annotations(
+def chart_events(
     engine: Engine, *, since: datetime | None, until: datetime | None, monitor: str
 ) -> pd.DataFrame:
     """Config changes of ``monitor`` and daemon restarts in the range, for the charts.

@@ -29,9 +29,9 @@ from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.page_auth import is_loopback, load_page_token, token_matches
 from fairlens_monitor.security.passwords import scrub
 from fairlens_monitor.viewer import data, fmt, inventory, view_inventory, view_monitor
-from fairlens_monitor.viewer.view_alerts import Marks
 from fairlens_monitor.viewer.rows import LiveLedger
 from fairlens_monitor.viewer.sidebar import values_in_use
+from fairlens_monitor.viewer.view_alerts import Marks
 from fairlens_monitor.viewer.watch import ChainWatcher
 
 REFRESH_SECONDS = 5
@@ -112,10 +112,11 @@ def window(range_name: str, now: datetime) -> tuple[datetime | None, datetime | 
             return since, until, until - since >= data.ROLLUP_FROM
         return None, None, True
     span = data.RANGES[range_name]
-    since = None if span is None else now - span
-    if since is not None:  # to the minute: one cache entry per minute, not per refresh
-        since = since.replace(second=0, microsecond=0)
-    return since, None, range_name in data.WIDE
+    if span is None:
+        return None, None, range_name in data.WIDE
+    # to the minute: one cache entry per minute, not per refresh
+    start = (now - span).replace(second=0, microsecond=0)
+    return start, None, range_name in data.WIDE
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -150,9 +151,7 @@ def dashboard(
         st.warning(scrub(str(exc), url))
         return
     st.header(f"Monitor {monitor}")
-    view_monitor.render(
-        mine, monitor, loaded, now=now, signed_in=signed_in, marks=_marks(settings)
-    )
+    view_monitor.render(mine, monitor, loaded, now=now, signed_in=signed_in, marks=_marks(settings))
     st.markdown(f"**Audit chain:** {chain}")
     st.caption(f"Refreshed {fmt.when(now)}; every {REFRESH_SECONDS} s.")
 
@@ -170,8 +169,10 @@ def _monitor_names(settings: Settings, portfolio: dict[str, Settings]) -> list[s
         return list(portfolio)
     try:
         with engine.connect() as conn:
-            stored = [str(n) for (n,) in conn.execute(text("SELECT name FROM monitors ORDER BY name"))]
-    except Exception:  # noqa: BLE001 - the dashboard says what is wrong with the database
+            stored = [
+                str(n) for (n,) in conn.execute(text("SELECT name FROM monitors ORDER BY name"))
+            ]
+    except Exception:
         stored = []
     finally:
         engine.dispose()
@@ -223,9 +224,7 @@ def main() -> None:
                 st.query_params["monitor"] = monitor
         range_name = "last day"
         if monitor is not None:
-            range_name = str(
-                st.radio("Time range", [*data.RANGES, CUSTOM], index=1, key="range")
-            )
+            range_name = str(st.radio("Time range", [*data.RANGES, CUSTOM], index=1, key="range"))
             if range_name == CUSTOM:
                 today = datetime.now(UTC).date()
                 st.date_input(

@@ -162,7 +162,8 @@ def group_history(
 
     Args:
         engine: a read-only engine.
-        since: from this time (None: all); until: before this time (None: the newest).
+        since: from this time (None: all).
+        until: before this time (None: up to the newest).
         max_points: the most time buckets.
         monitor: whose readings.
 

@@ -47,9 +47,7 @@ def render(
         "✓" if checked[int(i)][0] else "✗ " + checked[int(i)][1] for i in table["alert_id"]
     ]
     if not all(ok for ok, _ in checked.values()):
-        st.error(
-            "Some alert rows below are NOT what the audit trail recorded (column 'Verified')."
-        )
+        st.error("Some alert rows below are NOT what the audit trail recorded (column 'Verified').")
     st.dataframe(shown, hide_index=True, width="stretch")
     labels = {fmt.alert_choice(row): int(row["alert_id"]) for _, row in table.iterrows()}
     chosen = st.selectbox("Alert detail", list(labels), key="alert")

@@ -69,10 +69,11 @@ def shown(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     """The comparison as the page's table shows it."""
     return pd.DataFrame(
         {
-            "Group": [
-                f"{g} (reference)" if g == reference else str(g) for g in table["group"]
+            "Group": [f"{g} (reference)" if g == reference else str(g) for g in table["group"]],
+            "Approved": [
+                fmt.count_pair(a, n)
+                for a, n in zip(table["approved"], table["applicants"], strict=True)
             ],
-            "Approved": [fmt.count_pair(a, n) for a, n in zip(table["approved"], table["applicants"], strict=True)],
             "Rate": ["—" if pd.isna(r) else f"{r:.1%}" for r in table["rate"]],
             "DIR": [fmt.number(d) for d in table["dir"]],
             "95% interval": [
@@ -95,8 +96,10 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
         attributes = list(settings.measurement.protected_attributes)
         choices = [INTERSECTION, *attributes] if len(attributes) > 1 else attributes
         attribute = st.selectbox("Attribute", choices, key="drill_attribute")
-        part = None if attribute == INTERSECTION or len(attributes) < 2 else attributes.index(
-            str(attribute)
+        part = (
+            None
+            if attribute == INTERSECTION or len(attributes) < 2
+            else attributes.index(str(attribute))
         )
         newest = data.as_time(latest.reading["measured_at"]) or datetime.now(UTC)
         end = newest.date()
@@ -113,13 +116,18 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
             value=((since - length).date(), (since - timedelta(days=1)).date()),
             key="drill_other",
         )
+        low, high = since - length, since
         engine = data.open_readonly(settings)
         try:
-            first = regroup(series.group_totals(engine, since=since, until=until, monitor=monitor), part)
+            first = regroup(
+                series.group_totals(engine, since=since, until=until, monitor=monitor), part
+            )
             second = None
             if isinstance(other, tuple) and len(other) == 2:
                 low, high = _bounds((other[0], other[1]))
-                second = regroup(series.group_totals(engine, since=low, until=high, monitor=monitor), part)
+                second = regroup(
+                    series.group_totals(engine, since=low, until=high, monitor=monitor), part
+                )
         finally:
             engine.dispose()
         if first.empty:
@@ -137,7 +145,7 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
         left.markdown(f"**{this[0]} – {this[1]}**")
         left.dataframe(shown(compare(first, str(reference)), str(reference)), hide_index=True)
         if second is not None:
-            right.markdown(f"**{other[0]} – {other[1]}**")
+            right.markdown(f"**{low.date()} – {(high - timedelta(days=1)).date()}**")
             if second.empty:
                 right.caption("No reading with per-group counts in this period.")
             else:

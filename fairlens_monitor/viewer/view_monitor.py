@@ -58,10 +58,8 @@ def load(
             if many
             else pd.DataFrame(),
             "alerts": data.alerts(engine, since=since, until=until, monitor=monitor),
-            "health": data.health(
-                engine, monitor, interval=settings.schedule.interval_seconds
-            ),
-            "events": episode.annotations(engine, since=since, until=until, monitor=monitor),
+            "health": data.health(engine, monitor, interval=settings.schedule.interval_seconds),
+            "events": episode.chart_events(engine, since=since, until=until, monitor=monitor),
         }
     finally:
         engine.dispose()
@@ -144,8 +142,9 @@ def _headline(latest: data.Latest, now: datetime, marks: view_alerts.Marks) -> N
         else f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"
     )
     st.caption(f"95% interval {format_interval(*latest.interval)}{p_text}")
+    group = fmt.count_pair(row["group_approved"], row["group_applicants"])
     st.markdown(
-        f"- **{row['group_label']}**: {fmt.count_pair(row['group_approved'], row['group_applicants'])} "
+        f"- **{row['group_label']}**: {group} "
         f"approved\n- **{row['reference_label']}** (reference): "
         f"{fmt.count_pair(row['reference_approved'], row['reference_applicants'])} approved"
     )
@@ -206,9 +205,7 @@ def _charts(
     if monitored["drift_max"].notna().any():
         st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
         st.altair_chart(
-            charts.drift_chart(
-                monitored, settings.drift_detection.threshold, expected=expected
-            ),
+            charts.drift_chart(monitored, settings.drift_detection.threshold, expected=expected),
             width="stretch",
         )
 
