@@ -229,3 +229,39 @@ def test_a_tampered_chain_is_a_red_banner_on_the_inventory(
     banner = str(at.error[0].value)
     assert banner.startswith("**Audit trail TAMPERED** — first anomaly: readings row ")
     assert "row_modified" in banner
+
+
+def test_any_date_range_and_period_against_period(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custom range without beta's readings still lists its open alert; the drill-down's
+    second period holds the readings the first does not, summed as in the database."""
+    today = datetime.now(UTC).date()
+    at = page(portfolio, monkeypatch, "beta")
+    at.radio(key="range").set_value("custom dates").run()
+    at.date_input(key="custom_dates").set_value(
+        (today - timedelta(days=20), today - timedelta(days=10))
+    ).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list(alert_rows(at)["State"]) == ["open"]  # open: listed whatever the range
+    at.date_input(key="drill_period").set_value((today, today)).run()
+    at.date_input(key="drill_other").set_value(
+        (today - timedelta(days=3), today - timedelta(days=1))
+    ).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("No reading with per-group counts" in str(c.value) for c in at.caption)
+    with db(portfolio) as conn:
+        sums = {
+            label: f"{a:,} of {n:,}"
+            for label, a, n in conn.execute(
+                "SELECT x.label, sum(x.approved), sum(x.applicants) FROM group_results x "
+                "JOIN readings g ON g.id = x.reading_id WHERE g.monitor = 'beta' "
+                "AND g.scenario = 'monitored' GROUP BY x.label"
+            )
+        }
+    [table] = [d.value for d in at.dataframe if "Group" in d.value.columns]
+    shown = {
+        str(g).removesuffix(" (reference)"): a
+        for g, a in zip(table["Group"], table["Approved"], strict=True)
+    }
+    assert shown == sums

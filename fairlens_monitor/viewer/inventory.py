@@ -55,9 +55,7 @@ class MonitorStatus:
         return (level, -self.open_alerts, 99.0 if self.dir is None else float(self.dir))
 
 
-def is_stale(
-    state: str, last_ok: datetime | None, interval: float | None, now: datetime
-) -> bool:
+def is_stale(state: str, last_ok: datetime | None, interval: float | None, now: datetime) -> bool:
     """Whether an active monitor's newest successful run is older than three intervals.
 
     Args:
@@ -130,9 +128,7 @@ def _trends(conn: Any, names: list[str], now: datetime) -> dict[str, tuple[float
         "GROUP BY monitor, slot"
     ).bindparams(bindparam("names", expanding=True))
     frame = pd.DataFrame(
-        conn.execute(
-            query, {"names": names, "first": first, "last": last, "step": step}
-        ).all(),
+        conn.execute(query, {"names": names, "first": first, "last": last, "step": step}).all(),
         columns=["monitor", "slot", "s", "n"],
     )
     out: dict[str, tuple[float, ...]] = {}

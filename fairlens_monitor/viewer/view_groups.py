@@ -130,25 +130,25 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
                 )
         finally:
             engine.dispose()
-        if first.empty:
-            st.caption("No reading with per-group counts in this period.")
-            return
-        groups = list(first["group"])
-        default = str(latest.reading["reference_label"])
-        reference = st.selectbox(
-            "Reference group",
-            groups,
-            index=groups.index(default) if default in groups else 0,
-            key="drill_reference",
-        )
-        left, right = st.columns(2)
-        left.markdown(f"**{this[0]} – {this[1]}**")
-        left.dataframe(shown(compare(first, str(reference)), str(reference)), hide_index=True)
+        periods = [(f"{this[0]} – {this[1]}", first)]
         if second is not None:
-            right.markdown(f"**{low.date()} – {(high - timedelta(days=1)).date()}**")
-            if second.empty:
-                right.caption("No reading with per-group counts in this period.")
+            periods.append((f"{low.date()} – {(high - timedelta(days=1)).date()}", second))
+        groups = sorted({str(g) for _, t in periods if not t.empty for g in t["group"]})
+        if not groups:
+            st.caption("No reading with per-group counts in these periods.")
+            return
+        default = str(latest.reading["reference_label"])
+        reference = str(
+            st.selectbox(
+                "Reference group",
+                groups,
+                index=groups.index(default) if default in groups else 0,
+                key="drill_reference",
+            )
+        )
+        for column, (title, table) in zip(st.columns(len(periods)), periods, strict=True):
+            column.markdown(f"**{title}**")
+            if table.empty:
+                column.caption("No reading with per-group counts in this period.")
             else:
-                right.dataframe(
-                    shown(compare(second, str(reference)), str(reference)), hide_index=True
-                )
+                column.dataframe(shown(compare(table, reference), reference), hide_index=True)

@@ -35,7 +35,8 @@ COLOUR = {  # cell background per verdict cell's first word
 
 
 def _colour(cell: object) -> str:
-    return f"background-color: {COLOUR[word]}" if (word := str(cell).split(" ")[0]) in COLOUR else ""
+    word = str(cell).split(" ")[0]
+    return f"background-color: {COLOUR[word]}" if word in COLOUR else ""
 
 
 def verdict_text(row: MonitorStatus) -> str:
@@ -79,8 +80,7 @@ def render(rows: list[MonitorStatus], now: datetime) -> str | None:
         st.error(f"**{len(adverse)} ADVERSE**: " + ", ".join(adverse))
     if stale:
         st.warning(
-            f"**{len(stale)} STALE** (no successful run for over 3 intervals): "
-            + ", ".join(stale)
+            f"**{len(stale)} STALE** (no successful run for over 3 intervals): " + ", ".join(stale)
         )
     frame = inventory_frame(rows, now)
     event = st.dataframe(
