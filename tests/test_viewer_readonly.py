@@ -65,6 +65,7 @@ def locked_copy(write_config: Callable[..., Path], tmp_path: Path, world_dir: Pa
     return config
 
 
+@pytest.mark.timeout(600)
 def test_verify_cannot_read_the_key_folder_is_exit_2_not_tampered(locked_copy: Path) -> None:
     done = as_nobody(
         [sys.executable, "-m", "fairlens_monitor", "--config", str(locked_copy), "verify"],
@@ -77,6 +78,7 @@ def test_verify_cannot_read_the_key_folder_is_exit_2_not_tampered(locked_copy: P
     assert "permission" in line.lower()
 
 
+@pytest.mark.timeout(600)  # a Streamlit start-up as another user, on a busy machine
 def test_the_page_reads_a_read_only_copy_without_the_key(locked_copy: Path) -> None:
     viewer = REPO / "fairlens_monitor" / "viewer" / "page.py"
     done = as_nobody(

@@ -146,7 +146,10 @@ def dashboard(
             return
         mine = portfolio.get(monitor, settings)
         since, until, rollup = window(range_name, now)
-        loaded = _monitor_data(url, monitor, since, until, rollup, version, mine)
+        loaded = {
+            **_monitor_data(url, monitor, since, until, rollup, version, mine),
+            "key": (url, monitor, str(since), str(until), rollup, version),
+        }
     except FairlensError as exc:
         st.warning(scrub(str(exc), url))
         return
@@ -224,7 +227,16 @@ def main() -> None:
                 st.query_params["monitor"] = monitor
         range_name = "last day"
         if monitor is not None:
-            range_name = str(st.radio("Time range", [*data.RANGES, CUSTOM], index=1, key="range"))
+            ranges = [*data.RANGES, CUSTOM]
+            asked = st.query_params.get("range")  # a bookmarkable range: ?range=last+week
+            range_name = str(
+                st.radio(
+                    "Time range",
+                    ranges,
+                    index=ranges.index(asked) if asked in ranges else 1,
+                    key="range",
+                )
+            )
             if range_name == CUSTOM:
                 today = datetime.now(UTC).date()
                 st.date_input(

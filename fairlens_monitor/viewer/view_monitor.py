@@ -10,6 +10,7 @@ intervals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -170,20 +171,23 @@ def _charts(
     st.subheader("DIR over time")
     if not events.empty:
         st.caption(f"Grey dashed lines: {len(events)} config changes or daemon restarts.")
-    st.altair_chart(
-        charts.dir_chart(hist, float(row["dir_threshold"]), expected=expected, events=events),
-        width="stretch",
+    key = loaded.get("key", (id(hist),))
+    _show(
+        (key, "dir"),
+        lambda: charts.dir_chart(
+            hist, float(row["dir_threshold"]), expected=expected, events=events
+        ),
     )
     # stacked, not side by side: at 800 px two columns cut the labels and legends
     st.subheader("Approval-rate gap")
     gap_threshold = row.get("gap_threshold")
-    st.altair_chart(
-        charts.gap_chart(
+    _show(
+        (key, "gap"),
+        lambda: charts.gap_chart(
             hist,
             float(settings.thresholds.gap if gap_threshold is None else gap_threshold),
             expected=expected,
         ),
-        width="stretch",
     )
     st.subheader("Approval rate per group")
     per_group: pd.DataFrame = loaded["groups"]
@@ -200,14 +204,29 @@ def _charts(
                 )
             ]
         )
-    st.altair_chart(charts.rate_chart(per_group, expected=expected), width="stretch")
+    _show((key, "rates"), lambda: charts.rate_chart(per_group, expected=expected))
     monitored = hist[hist["scenario"] == "monitored"]
     if monitored["drift_max"].notna().any():
         st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
-        st.altair_chart(
-            charts.drift_chart(monitored, settings.drift_detection.threshold, expected=expected),
-            width="stretch",
+        _show(
+            (key, "drift"),
+            lambda: charts.drift_chart(
+                monitored, settings.drift_detection.threshold, expected=expected
+            ),
         )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spec(key: tuple[Any, ...], _build: Callable[[], Any]) -> dict[str, Any]:
+    """A chart's Vega-Lite spec, built once per data state (``key``: the monitor, range and
+    database state): Altair's schema validation costs a good fraction of a second per chart,
+    too much to repeat on every refresh when nothing changed."""
+    spec: dict[str, Any] = _build().to_dict()
+    return spec
+
+
+def _show(key: tuple[Any, ...], build: Callable[[], Any]) -> None:
+    st.vega_lite_chart(spec=_spec(key, build), width="stretch")
 
 
 def _health(health: data.Health, now: datetime) -> None:
