@@ -141,3 +141,15 @@ def test_the_chain_cell_gets_one_line_never_a_traceback() -> None:
         "cannot verify: permission denied reading k"
     )
     assert last_line("") == "no reason given"
+
+
+def test_the_gap_chart_draws_its_threshold_line() -> None:
+    hist = hourly([0, 1, 2]).assign(gap_mean=0.05)
+    spec = charts.gap_chart(hist, 0.2, expected=timedelta(hours=1)).to_dict()
+    assert isinstance(spec, dict)
+    rules = [
+        layer for layer in spec["layer"] if layer["mark"]["type"] == "rule"
+    ]  # the dashed threshold line
+    [rule] = rules
+    values = spec["datasets"][rule["data"]["name"]]
+    assert values == [{"y": 0.2, "label": "threshold 0.2"}]
