@@ -205,7 +205,7 @@ def test_the_alert_detail_shows_its_audited_timeline(
     assert list(timeline["By"])[1] == "risk.officer"
     assert list(timeline["Note"])[1] == "looking into it"
     assert list(timeline["Audit seq"]) == [seq for seq, _ in records]
-    assert list(timeline["Hash"]) == [h[:16] + "…" for _, h in records]
+    assert list(timeline["Hash"]) == [h[:12] + "…" for _, h in records]
     rows = alert_rows(at)
     assert list(rows["State"]) == ["acknowledged"]  # still listed: acknowledged is open
 

@@ -91,16 +91,10 @@ def test_the_alert_table_has_human_names_and_values() -> None:
         }
     )
     shown = fmt.alert_table(raw)
-    assert list(shown.columns) == ["Alert", "State", "Raised", "Closed", "Kind", "DIR", "p"]
-    assert shown.iloc[0].tolist() == [
-        "#7",
-        "open",
-        "2026-12-05 14:31 UTC",
-        "—",
-        "DIR below threshold",
-        "0.612",
-        "—",
-    ]
+    assert list(shown.columns) == ["Alert", "State", "Raised", "Kind", "DIR", "p"]
+    assert shown.iloc[0].tolist() == ["#7", "open", "2026-12-05 14:31 UTC", "DIR", "0.612", "—"]
+    closed = raw.assign(state="resolved", closed_at=pd.to_datetime(["2026-12-06 09:00"], utc=True))
+    assert fmt.alert_table(closed)["Closed"].tolist() == ["2026-12-06 09:00 UTC"]
 
 
 def test_stale_after_three_intervals_only_for_an_active_monitor() -> None:

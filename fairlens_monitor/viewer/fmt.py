@@ -65,13 +65,13 @@ def count_pair(approved: Any, applicants: Any) -> str:
 
 
 STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
-KIND = {"dir": "DIR below threshold", "gap": "approval gap", "drift": "drift"}
+KIND = {"dir": "DIR", "gap": "approval gap", "drift": "drift"}
 
 
 def alert_table(table: pd.DataFrame) -> pd.DataFrame:
     """The alert rows as the page shows them: human column names and values (few columns,
     so the table fits at 800 px; the counts are in the alert's detail)."""
-    return pd.DataFrame(
+    shown = pd.DataFrame(
         {
             "Alert": [f"#{int(i)}" for i in table["alert_id"]],
             "State": [STATE.get(str(s), str(s)) for s in table["state"]],
@@ -82,6 +82,9 @@ def alert_table(table: pd.DataFrame) -> pd.DataFrame:
             "p": [number(p, 4) for p in table["p_value"]],
         }
     )
+    if (shown["Closed"] == DASH).all():  # none closed: the column would only hold dashes
+        shown = shown.drop(columns="Closed")
+    return shown
 
 
 def alert_choice(row: pd.Series) -> str:

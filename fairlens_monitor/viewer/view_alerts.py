@@ -113,11 +113,9 @@ def _timeline(steps: list[episode.Step]) -> None:
                 "By": [s.by or s.actor for s in steps],
                 "Note": [s.note or fmt.DASH for s in steps],
                 "Audit seq": [s.seq for s in steps],
-                "Hash": [s.hash[:16] + "…" for s in steps],
+                "Hash": [s.hash[:12] + "…" for s in steps],
                 "Signed checkpoint": [
-                    "not yet signed"
-                    if s.checkpoint_seq is None
-                    else f"seq {s.checkpoint_seq} ({s.checkpoint_ts})"
+                    "not yet signed" if s.checkpoint_seq is None else f"at seq {s.checkpoint_seq}"
                     for s in steps
                 ],
             }
