@@ -3,7 +3,9 @@ staleness, and the chain verdict's one-line reason (issue 19)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -147,3 +149,25 @@ def test_the_gap_chart_draws_its_threshold_line() -> None:
     [rule] = rules
     values = spec["datasets"][rule["data"]["name"]]
     assert values == [{"y": 0.2, "label": "threshold 0.2"}]
+
+
+def test_daemon_restarts_are_chart_annotations(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairlens_monitor.config.settings import load_settings
+    from fairlens_monitor.viewer import data, episode
+    from tests.test_viewer import seeded
+
+    config = seeded(write_config, drift=0.0, cycles=1)
+    seeded(write_config, drift=0.0, cycles=1)  # the daemon started twice
+    engine = data.open_readonly(load_settings(config, env={}))
+    try:
+        marks = episode.chart_events(engine, since=None, until=None, monitor="default")
+        later = episode.chart_events(
+            engine, since=datetime.now(UTC) + timedelta(hours=1), until=None, monitor="default"
+        )
+    finally:
+        engine.dispose()
+    assert list(marks["label"]) == ["daemon (re)started"] * 2
+    assert marks["time"].is_monotonic_increasing
+    assert later.empty

@@ -142,7 +142,7 @@ def chart_events(
             text(
                 "SELECT ts, event_type, monitor FROM v_audit_trail WHERE event_type IN "
                 "('config_changed', 'monitor_changed', 'monitor_paused', 'monitor_resumed', "
-                "'daemon_started')"
+                "'daemon_started') ORDER BY seq"
             )
         ).all()  # audit times are RFC 3339 text: compared below as times
     times, labels = [], []
