@@ -296,6 +296,7 @@ def renders(config: Path, data: Any, repeat: int) -> None:
             st.cache_data.clear()
             st.cache_resource.clear()  # a new chain watcher too, as in a fresh server
             at = AppTest.from_file(page, default_timeout=120)
+            at.query_params["monitor"] = "default"  # the monitor's page, not the inventory
             day = timed(at.run)
             at.sidebar.radio(key="range").set_value("all")
             took = timed(at.run)

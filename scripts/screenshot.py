@@ -2,9 +2,11 @@
 
 Chromium's own --screenshot fires at the load event, before Streamlit draws anything over
 its websocket; this drives Chromium through the DevTools protocol instead and waits until
-the page shows the text it is told to wait for.
+the page has *settled*: it shows the text it is told to wait for, no script run is pending
+(no "Running" status widget, no element marked stale), every chart has drawn, and the page's
+text and height are unchanged between two successive looks. No fixed sleep.
 
-    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--timeout 60]
+    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--width 1400] [--timeout 90]
 """
 
 from __future__ import annotations
@@ -33,12 +35,37 @@ FLAGS = [
 ]
 
 
+# What "settled" means, as one string compared between two looks: "ready|<text length>|
+# <height>" once the wanted text shows, nothing is pending and every chart has drawn.
+SETTLED_JS = """
+(() => {
+  const body = document.body.innerText;
+  if (!body.includes(WANT)) return "waiting: text";
+  if (document.querySelector('[data-testid="stStatusWidget"]')) return "waiting: running";
+  if (document.querySelector('[data-stale="true"]')) return "waiting: stale";
+  if (document.querySelector('[data-testid="stSkeleton"]')) return "waiting: skeleton";
+  const charts = [...document.querySelectorAll('.vega-embed')];
+  if (charts.some(c => !c.querySelector('canvas, svg'))) return "waiting: charts";
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const side = document.querySelector('[data-testid="stSidebar"]');
+  const x = side ? Math.round(side.getBoundingClientRect().x) : 0;  // no slide in progress
+  return "ready|" + body.length + "|" + main.scrollHeight + "|" + charts.length + "|" + x;
+})()
+"""
+HEIGHT = """
+(() => { const m = document.querySelector('[data-testid="stMain"]');
+  return Math.max(document.body.scrollHeight, m ? m.scrollHeight : 0) + 40; })()
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("url")
     parser.add_argument("out")
-    parser.add_argument("--wait-for", default="Daemon health")
-    parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--wait-for", default="Audit chain")
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=90)
     parser.add_argument("--port", type=int, default=9333)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
@@ -85,19 +112,38 @@ def capture(args: argparse.Namespace) -> None:
 
         call(
             "Emulation.setDeviceMetricsOverride",
-            width=1400,
-            height=2200,
+            width=args.width,
+            height=args.height,
             deviceScaleFactor=1,
             mobile=False,
         )
         call("Page.navigate", url=args.url)
-        check = f"document.body.innerText.includes({json.dumps(args.wait_for)})"
-        while not call("Runtime.evaluate", expression=check)["result"].get("value"):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the page never showed {args.wait_for!r}")
-            time.sleep(0.5)
-        time.sleep(2)  # let the charts finish drawing
-        shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        settled = SETTLED_JS.replace("WANT", json.dumps(args.wait_for))
+
+        def settle() -> None:
+            previous = None
+            while True:
+                state = call("Runtime.evaluate", expression=settled, returnByValue=True)
+                value = state.get("result", {}).get("value")
+                if value is not None and value == previous and value.startswith("ready"):
+                    return  # the same settled state twice in a row
+                previous = value
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the page never settled on {args.wait_for!r}: {value}")
+                time.sleep(0.5)  # the polling interval, not a wait for the page
+
+        settle()
+        height = call("Runtime.evaluate", expression=HEIGHT, returnByValue=True)
+        full = int(height.get("result", {}).get("value") or args.height)
+        call(
+            "Emulation.setDeviceMetricsOverride",
+            width=args.width,
+            height=full,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        settle()  # the charts redraw at the new size
+        shot = call("Page.captureScreenshot", format="png")  # the viewport is the whole page now
     with open(args.out, "wb") as handle:
         handle.write(base64.b64decode(shot["data"]))
     print(f"wrote {args.out}")

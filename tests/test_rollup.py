@@ -355,18 +355,21 @@ def test_the_page_draws_wide_ranges_from_the_rollup_and_writes_nothing(
     assert path is not None
     before = path.read_bytes()
     read: list[bool] = []
-    real = viewer_data.history
+    from fairlens_monitor.viewer import series as viewer_series
+
+    real = viewer_series.history
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         read.append(bool(kwargs.get("rollup")))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(viewer_data, "history", spy)
+    monkeypatch.setattr(viewer_series, "history", spy)  # the page reads series.history
     monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
     at = AppTest.from_file(
         str(Path(__file__).resolve().parents[1] / "fairlens_monitor" / "viewer" / "page.py"),
         default_timeout=60,
     )
+    at.query_params["monitor"] = "default"  # the monitor's page (the landing is the inventory)
     at.run()
     for name in ("all", "last week"):
         at.sidebar.radio(key="range").set_value(name).run()

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic import command
 from streamlit.testing.v1 import AppTest
@@ -41,9 +42,12 @@ def seeded(
     return config
 
 
-def page(config: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def page(config: Path, monkeypatch: pytest.MonkeyPatch, monitor: str | None = "default") -> AppTest:
+    """The page on ``config``, opened on ``monitor`` (None: the inventory)."""
     monkeypatch.setenv("FAIRLENS_CONFIG", str(config))
     at = AppTest.from_file(str(VIEWER), default_timeout=60)
+    if monitor is not None:
+        at.query_params["monitor"] = monitor
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -82,6 +86,12 @@ def newest_dir(config: Path) -> float:
     return value
 
 
+def alert_rows(at: AppTest) -> pd.DataFrame:
+    """The alert table shown (the one dataframe with an 'Alert' column)."""
+    [table] = [d.value for d in at.dataframe if "Alert" in d.value.columns]
+    return table
+
+
 def text_of(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [i.value for i in at.info] + [w.value for w in at.warning]
@@ -99,7 +109,7 @@ def test_healthy_database(
     assert ":green[**OK**]" in shown
     assert "95% interval" in shown
     assert "Audit chain:** intact" in chain_verdict(at)
-    assert "No alert in this time range." in shown
+    assert "No alert in this time range, and none open." in shown
 
 
 def test_adverse_database_shows_red_and_decrypts_with_the_key(
@@ -111,7 +121,7 @@ def test_adverse_database_shows_red_and_decrypts_with_the_key(
     shown = text_of(at)
     assert ":red[**ADVERSE" in shown
     assert "Risk level: **HIGH**" in shown
-    assert len(at.dataframe) == 1
+    assert len(alert_rows(at)) == 1
     assert at.selectbox(key="alert").value is not None
     assert any("Potential bias" in str(m.value) for m in at.markdown)
 
@@ -124,13 +134,16 @@ def test_a_small_sample_below_the_line_is_amber_not_red(
     shown = text_of(at)
     assert ":orange[**INCONCLUSIVE" in shown
     assert "Verdict: inconclusive — Female: a group has 20 applicants (< 30)" in shown
-    assert "No alert in this time range." in shown  # inconclusive is visible but quiet
+    assert (
+        "No alert in this time range, and none open." in shown
+    )  # inconclusive is visible but quiet
 
 
 def test_intersections_show_a_rate_per_group(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fairlens_monitor.viewer import data as viewer_data
+    from fairlens_monitor.viewer import series as viewer_series
 
     config = seeded(
         write_config,
@@ -143,7 +156,7 @@ def test_intersections_show_a_rate_per_group(
     )
     page(config, monkeypatch)
     engine = viewer_data.open_readonly(load_settings(config, env={}))
-    groups = viewer_data.group_history(engine, since=None)
+    groups = viewer_series.group_history(engine, since=None)
     engine.dispose()
     assert set(groups["group"]) == {"Female & <30", "Female & >=30", "Male & <30", "Male & >=30"}
     assert len(groups) == 4 * 3  # four groups, three cycles
@@ -332,7 +345,7 @@ def test_the_page_checks_the_rows_it_shows(
         reading = conn.execute("SELECT max(id) FROM readings").fetchone()[0]
     shown = text_of(at)
     assert f":green[✓ reading {reading} verified] — matches the digest recorded at seq" in shown
-    assert list(at.dataframe[0].value["verified"]) == ["✓"]
+    assert list(alert_rows(at)["Verified"]) == ["✓"]
     assert not at.error
 
     with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
@@ -341,7 +354,7 @@ def test_the_page_checks_the_rows_it_shows(
     at = page(config, monkeypatch)  # a new session: the page is reloaded
     shown = text_of(at)  # the rows are checked on every refresh, before the next verify
     assert f":red[**✗ reading {reading} NOT verified** — differs from the digest" in shown
-    assert str(at.dataframe[0].value["verified"][0]).startswith("✗ differs from the digest")
+    assert str(alert_rows(at)["Verified"][0]).startswith("✗ differs from the digest")
     import streamlit as st
 
     st.cache_resource.clear()  # as a restarted page: the background verify runs at once

@@ -72,6 +72,10 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
         address,
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",  # no "Deploy" button or developer menu on a risk officer's page
+        "--server.fileWatcherType",
+        "none",
     ]
     os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
 

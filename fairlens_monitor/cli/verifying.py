@@ -24,6 +24,12 @@ from fairlens_monitor.cli.common import (
 )
 
 
+class CannotVerify(click.ClickException):
+    """The trail could not be read: exit 2 (cannot verify), never 1 (tampered)."""
+
+    exit_code = 2
+
+
 @click.command()
 @JSON_OPTION
 @ANCHOR_OPTION
@@ -53,7 +59,8 @@ def verify(
     """Walk the whole chain and its signed checkpoints (or, with --incremental, the part
     after a signed checkpoint).
 
-    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key).
+    Exit 0 intact, 1 tampered, 2 cannot verify (missing database or public key, or a
+    trail file this user may not read).
     """
     # the library half loads when the command runs, not when `--help` lists it; the
     # renderer (the ORM models, numpy) only for a tampered chain, the incremental walk only
@@ -67,14 +74,23 @@ def verify(
     paths = trail_paths(settings, anchor_file, public_key)
     every = settings.audit.checkpoint_every
     repo = reader(settings)
-    if incremental:
-        from fairlens_monitor.ops.incremental import verify_incremental
+    try:
+        if incremental:
+            from fairlens_monitor.ops.incremental import verify_incremental
 
-        trail = verify_incremental(repo, **paths, verified_to=verified_to, checkpoint_every=every)
-    else:
-        from fairlens_monitor.ops.verification import verify_store
+            trail = verify_incremental(
+                repo, **paths, verified_to=verified_to, checkpoint_every=every
+            )
+        else:
+            from fairlens_monitor.ops.verification import verify_store
 
-        trail = verify_store(repo, **paths, checkpoint_every=every)
+            trail = verify_store(repo, **paths, checkpoint_every=every)
+    except PermissionError as exc:  # a key folder or anchor file this user may not read
+        raise CannotVerify(
+            f"cannot verify: permission denied reading {exc.filename or 'a trail file'}; "
+            "run as a user who may read the key folder and the anchor file, or give a "
+            "readable copy with --public-key / --anchor-file"
+        ) from None
     report = trail.chain
     first = report.anomalies[0] if report.anomalies else None
     if as_json:

@@ -78,7 +78,8 @@ def schedule_of(settings: Settings) -> tuple[str, float | None]:
 
     Returns:
         ``(text, expected seconds between runs)``: ``("every 60s", 60.0)`` for an interval;
-        ``("cron 0 6 * * *", None)`` for a cron schedule (``store.monitors.describe_schedule``).
+        the cron expression and its longest gap for a cron schedule
+        (``store.monitors.describe_schedule``).
     """
     return describe_schedule(settings)
 

@@ -94,16 +94,16 @@ def check_name(name: object, what: str = "monitor") -> str:
 def describe_schedule(settings: Settings) -> tuple[str, float | None]:
     """The schedule as the monitors table shows it, and the expected gap between runs.
 
-    A ``cron`` schedule (``schedule.cron``, when the settings have one) is shown as
-    ``"cron <expression>"`` and its gap is not known here (None, so the inventory shows
-    staleness as unknown) unless the settings also give ``interval_seconds``.
+    Args:
+        settings: the monitor's validated settings.
+
+    Returns:
+        ``("every 60s", 60.0)`` for an interval; ``("cron 0 6 * * 1", 604800.0)`` for a cron
+        schedule, whose gap is the longest between two of its fires (what the inventory's
+        staleness allows).
     """
     schedule = settings.schedule
-    cron = getattr(schedule, "cron", None)
-    interval = float(schedule.interval_seconds) if schedule.interval_seconds else None
-    if isinstance(cron, str) and cron:
-        return f"cron {cron}", getattr(schedule, "expected_gap_seconds", None) or None
-    return f"every {interval:g}s" if interval else "manual", interval
+    return schedule.describe(), float(schedule.expected_gap_seconds)
 
 
 def row_for(name: str, settings: Settings, at: datetime) -> MonitorRow:

@@ -1,30 +1,42 @@
-"""What the trend page reads: read-only queries over the monitor's database.
+"""What the trend page reads: the headline, the alerts and the daemon's health of one monitor.
 
-Sits beside the **log** step, after it: it opens the database read-only (SQLite ``mode=ro``;
-it never creates, migrates or writes), turns every way the database can be unusable into one
-clear sentence, and downsamples long histories in SQL (time buckets with min/mean/max) so a
-year of one-minute readings comes back as a few thousand points. Wide ranges (a week, all)
-read the hourly rollup (``reading_rollups``, revision 0014) instead of the readings, so
-their cost does not grow with the number of readings. Every query is one monitor's
-(``monitor=``, revision 0015): the page shows the monitor chosen in its selector
-(:func:`monitor_names` lists them).
+Sits beside the **log** step, after it: it opens the database read-only (SQLite ``mode=ro``,
+or ``immutable=1`` for a read-only copy in a read-only folder; it never creates, migrates or
+writes) and turns every way the database can be unusable into one clear sentence. Every
+query is scoped to one monitor (revision 0015); the time series are in :mod:`viewer.series`
+and the portfolio's inventory in :mod:`viewer.inventory`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
 from fairlens_monitor.config.settings import Settings
-from fairlens_monitor.fairness.stats import ratio_ci, ratio_interval
+from fairlens_monitor.fairness.stats import ratio_ci
 from fairlens_monitor.ops.app import open_repository
-from fairlens_monitor.store.monitors import DEFAULT_MONITOR
-from fairlens_monitor.store.rollup import bucket_of
+from fairlens_monitor.store.db import sqlite_path
+from fairlens_monitor.store.rollup import DEFAULT_MONITOR
+from fairlens_monitor.viewer.series import db_time, group_history, history
+
+__all__ = [  # history and group_history live in viewer.series; named here for old callers
+    "Health",
+    "Latest",
+    "alert_token",
+    "alerts",
+    "group_count",
+    "group_history",
+    "health",
+    "history",
+    "latest",
+    "open_readonly",
+    "read_only_copy",
+]
 
 RANGES: dict[str, timedelta | None] = {
     "last hour": timedelta(hours=1),
@@ -33,8 +45,7 @@ RANGES: dict[str, timedelta | None] = {
     "all": None,
 }
 WIDE = frozenset({"last week", "all"})  # ranges read from the hourly rollup
-MAX_POINTS = 2000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every stored time: "all"
+ROLLUP_FROM = timedelta(days=3)  # a custom range this long or longer reads the rollup too
 
 
 def open_readonly(settings: Settings) -> Engine:
@@ -53,12 +64,13 @@ def open_readonly(settings: Settings) -> Engine:
     return open_repository(settings, readonly=True).engine
 
 
-def monitor_names(engine: Engine) -> list[str]:
-    """The monitors the database knows (the ``monitors`` table, by name); ``default`` when it
-    lists none yet (no cycle has run)."""
-    with engine.connect() as conn:
-        names = [str(n) for (n,) in conn.execute(text("SELECT name FROM monitors ORDER BY name"))]
-    return names or [DEFAULT_MONITOR]
+def read_only_copy(settings: Settings) -> bool:
+    """Whether the database is a SQLite file this process cannot write (or whose folder it
+    cannot write): the page then reads it ``immutable=1`` and says it is a read-only copy."""
+    path = sqlite_path(settings.database.url)
+    if path is None or not path.exists():
+        return False
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
 @dataclass(frozen=True)
@@ -89,9 +101,9 @@ class Latest:
         return "warning" if r["gap_alert"] else "ok"
 
 
-def latest(engine: Engine, *, monitor: str = DEFAULT_MONITOR) -> Latest | None:
-    """Return the monitor's newest monitored reading with decisions, or None when there is
-    none yet.
+def latest(engine: Engine, monitor: str = DEFAULT_MONITOR) -> Latest | None:
+    """Return the newest monitored reading with decisions of ``monitor``, or None when there
+    is none yet.
 
     ``empty_since`` is set when newer readings are ``no_data`` (empty windows): the time of
     the first of them, so the page can say since when no decisions arrived.
@@ -137,10 +149,10 @@ def latest(engine: Engine, *, monitor: str = DEFAULT_MONITOR) -> Latest | None:
             )
         )
     previous = rows[1]["dir"] if len(rows) > 1 else None
-    return Latest(row, previous, interval, _as_time(empty_since))
+    return Latest(row, previous, interval, as_time(empty_since))
 
 
-def _as_time(value: Any) -> datetime | None:
+def as_time(value: Any) -> datetime | None:
     if value is None:
         return None
     stamp = pd.Timestamp(value)
@@ -149,123 +161,133 @@ def _as_time(value: Any) -> datetime | None:
     return moment
 
 
-HISTORY_COLUMNS = [
-    "time",
-    "scenario",
-    "readings",
-    "dir_min",
-    "dir_mean",
-    "dir_max",
-    "gap_mean",
-    "alerts",
-    "drift_max",
-    "group_rate",
-    "reference_rate",
-    "ci_low",
-    "ci_high",
-]
+OPEN_STATES = ("open", "acknowledged")
 
 
-def history(
+def alerts(
     engine: Engine,
     *,
     since: datetime | None,
-    max_points: int = MAX_POINTS,
-    rollup: bool = False,
+    until: datetime | None = None,
     monitor: str = DEFAULT_MONITOR,
+    limit: int = 500,
 ) -> pd.DataFrame:
-    """Return DIR and gap over time per scenario, downsampled in SQL to about ``max_points``.
+    """Return one monitor's alert episodes: every open or acknowledged one, whatever the
+    range, and the others raised in ``[since, until)``; open ones first, then newest first.
 
     Args:
         engine: a read-only engine.
-        monitor: whose readings.
-        since: only readings at or after this time (None: all).
-        max_points: the most time buckets per scenario.
-        rollup: read the hourly rollup (``reading_rollups``) instead of the readings — for
-            wide ranges (a week, all): ~``max_points`` whole hours per scenario are read
-            however many readings they hold; the range then starts at the beginning of the
-            hour ``since`` falls in. The values are those of the same readings aggregated
-            directly (sums and counts combine exactly; means up to float rounding).
+        since: the range's start (None: all).
+        until: the range's end, exclusive (None: now).
+        monitor: whose alerts.
+        limit: the most closed episodes returned.
 
     Returns:
-        One row per (bucket, scenario): ``time`` (first reading in the bucket, UTC), ``scenario``,
-        ``readings``, ``dir_min``, ``dir_mean``, ``dir_max``, ``gap_mean``, ``alerts``
-        (adverse readings; before verdicts existed, readings below the threshold),
-        ``drift_max`` (largest drift statistic),
-        ``group_rate``, ``reference_rate`` (the headline and reference groups), and
-        ``ci_low``/``ci_high``: the 95% interval
-        (:func:`~fairlens_monitor.fairness.stats.ratio_interval`) of the bucket's pooled counts
-        (one reading's own interval when a bucket holds one reading; no upper end
-        where the reference group had no approvals).
+        Columns ``alert_id``, ``created_at``, ``kind``, ``state``, ``verdict``, ``dir``,
+        ``p_value``, the four counts, ``gap``, ``closed_at``, ``group_label``,
+        ``reference_label``; never the token.
     """
     with engine.connect() as conn:
-        if rollup:
-            df = _rollup_history(conn, since, max_points, monitor)
-        else:
-            params = _buckets(conn, since, max_points, monitor)
-            df = (
-                None
-                if params is None
-                else pd.read_sql_query(text(_READINGS_HISTORY), conn, params=params)
-            )
-    if df is None:
-        return pd.DataFrame(columns=HISTORY_COLUMNS)
-    df = df.drop(columns="bucket")
-    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
-    df["group_rate"] = df["ua"] / df["un"].where(df["un"] > 0)
-    df["reference_rate"] = df["pa"] / df["pn"].where(df["pn"] > 0)
-    low, high = ratio_interval(df["ua"], df["un"], df["pa"], df["pn"])
-    df["ci_low"], df["ci_high"] = low, np.where(np.isinf(high), np.nan, high)  # no ∞ to draw
-    return df.drop(columns=["ua", "un", "pa", "pn"])
+        params = {
+            "limit": limit,
+            "since": db_time(conn, since),
+            "until": db_time(conn, datetime(9999, 1, 1, tzinfo=UTC) if until is None else until),
+            "monitor": monitor,
+        }
+        columns = (
+            "alert_id, created_at, kind, state, verdict, dir, p_value, group_approved, "
+            "group_applicants, reference_approved, reference_applicants, gap, closed_at, "
+            "group_label, reference_label"
+        )
+        df = pd.read_sql_query(
+            text(
+                f"SELECT {columns} FROM v_alerts WHERE monitor = :monitor "  # noqa: S608
+                "AND state IN ('open', 'acknowledged') UNION ALL "
+                f"SELECT * FROM (SELECT {columns} FROM v_alerts WHERE monitor = :monitor "
+                "AND state NOT IN ('open', 'acknowledged') AND created_at >= :since "
+                "AND created_at < :until ORDER BY alert_id DESC LIMIT :limit) AS closed"
+            ),
+            conn,
+            params=params,
+        )
+    for column in ("created_at", "closed_at"):
+        df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601")
+    df["_open"] = df["state"].isin(OPEN_STATES)
+    df = df.sort_values(["_open", "alert_id"], ascending=False).drop(columns="_open")
+    return df.reset_index(drop=True)
 
 
-_READINGS_HISTORY = (
-    "SELECT (id - :low) / :width AS bucket, scenario, min(measured_at) AS time, "
-    "count(*) AS readings, min(dir) AS dir_min, "
-    "avg(dir) AS dir_mean, max(dir) AS dir_max, avg(gap) AS gap_mean, "
-    "sum(CASE WHEN verdict = 'adverse' OR (verdict IS NULL AND dir_alert) "
-    "THEN 1 ELSE 0 END) AS alerts, max(drift_statistic) AS drift_max, "
-    "sum(group_approved) AS ua, "
-    "sum(group_applicants) AS un, sum(reference_approved) AS pa, "
-    "sum(reference_applicants) AS pn FROM readings WHERE monitor = :monitor AND id >= :low "
-    "GROUP BY bucket, scenario ORDER BY bucket"
-)
-_ROLLUP_HISTORY = (
-    "SELECT (bucket - :low) / :width AS slot, scenario, min(first_at) AS time, "
-    "sum(readings) AS readings, min(dir_min) AS dir_min, sum(dir_sum) AS dir_sum, "
-    "sum(dir_n) AS dir_n, max(dir_max) AS dir_max, sum(gap_sum) AS gap_sum, "
-    "sum(gap_n) AS gap_n, sum(alerts) AS alerts, max(drift_max) AS drift_max, "
-    "sum(group_approved) AS ua, sum(group_applicants) AS un, "
-    "sum(reference_approved) AS pa, sum(reference_applicants) AS pn "
-    "FROM reading_rollups WHERE monitor = :monitor AND bucket >= :low "
-    "GROUP BY slot, scenario ORDER BY slot, scenario"
-)
+def alert_token(engine: Engine, alert_id: int, monitor: str = DEFAULT_MONITOR) -> str | None:
+    """Return one alert's Fernet token (to decrypt only where the key is readable)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT token FROM alerts WHERE id = :id AND monitor = :monitor"),
+            {"id": alert_id, "monitor": monitor},
+        ).scalar()
 
 
-def _rollup_history(
-    conn: Connection, since: datetime | None, max_points: int, monitor: str = DEFAULT_MONITOR
-) -> pd.DataFrame | None:
-    """``history`` from the rollup: whole hours from the one ``since`` falls in, combined
-    ``width`` at a time; the means from the combined sums. None when no hour is stored."""
-    first = 0 if since is None else bucket_of(since)
-    low, high = conn.execute(
-        text(
-            "SELECT min(bucket), max(bucket) FROM reading_rollups "
-            "WHERE monitor = :monitor AND bucket >= :first"
-        ),
-        {"monitor": monitor, "first": first},
-    ).one()  # answered from the (monitor, bucket, scenario) index
-    if low is None:
-        return None
-    width = max(1, -(-(int(high) - int(low) + 1) // max_points))
-    df = pd.read_sql_query(
-        text(_ROLLUP_HISTORY), conn, params={"monitor": monitor, "low": low, "width": width}
-    ).rename(columns={"slot": "bucket"})
-    df["dir_mean"] = df["dir_sum"] / df["dir_n"].where(df["dir_n"] > 0)
-    df["gap_mean"] = df["gap_sum"] / df["gap_n"].where(df["gap_n"] > 0)
-    order = ["bucket", "scenario", "time", "readings", "dir_min", "dir_mean", "dir_max"]
-    rest = ["gap_mean", "alerts", "drift_max", "ua", "un", "pa", "pn"]
-    return df[order + rest]
+@dataclass(frozen=True)
+class Health:
+    """How the daemon is doing for one monitor, from what it wrote."""
+
+    last_ok: datetime | None
+    failed: int
+    missed: int
+    last_error: str | None
+    interval: float | None = None  # expected seconds between runs (monitors.interval_seconds)
+
+    def age(self, now: datetime) -> timedelta | None:
+        """Time since the last successful cycle."""
+        return None if self.last_ok is None else now - self.last_ok
+
+    def stale(self, now: datetime, factor: float = 3.0) -> bool:
+        """Whether the newest successful run is older than ``factor`` intervals (or there
+        is none); False when the interval is unknown."""
+        if self.interval is None or self.interval <= 0:
+            return False
+        age = self.age(now)
+        return age is None or age.total_seconds() > factor * self.interval
+
+
+def health(
+    engine: Engine, monitor: str = DEFAULT_MONITOR, *, interval: float | None = None
+) -> Health:
+    """Return one monitor's last successful cycle, failed and missed counts, last error.
+
+    Args:
+        engine: a read-only engine.
+        monitor: whose runs.
+        interval: the configured interval, used when ``monitors.interval_seconds`` is NULL.
+    """
+    with engine.connect() as conn:
+        scope = {"monitor": monitor}
+        last_ok = conn.execute(
+            text(
+                "SELECT finished_at FROM runs WHERE monitor = :monitor AND status = 'ok' "
+                "ORDER BY id DESC LIMIT 1"
+            ),
+            scope,
+        ).scalar()
+        failed, last_error = conn.execute(
+            text(
+                "SELECT count(*), (SELECT error FROM runs WHERE monitor = :monitor AND "
+                "status = 'failed' ORDER BY id DESC LIMIT 1) FROM runs "
+                "WHERE monitor = :monitor AND status = 'failed'"
+            ),
+            scope,
+        ).one()
+        missed = conn.execute(
+            text(
+                "SELECT count(*) FROM v_audit_trail WHERE event_type = 'cycle_missed' "
+                "AND (monitor = :monitor OR (monitor IS NULL AND :monitor = 'default'))"
+            ),
+            scope,
+        ).scalar()
+        stored = conn.execute(
+            text("SELECT interval_seconds FROM monitors WHERE name = :monitor"), scope
+        ).scalar()
+    every = float(stored) if stored is not None else interval
+    return Health(as_time(last_ok), int(failed), int(missed or 0), last_error, every)
 
 
 def group_count(reading: dict[str, Any]) -> int:
@@ -274,151 +296,3 @@ def group_count(reading: dict[str, Any]) -> int:
     if compared is None:
         return 2
     return int(compared) + int(excluded or 0) + 1
-
-
-def group_history(
-    engine: Engine,
-    *,
-    since: datetime | None,
-    max_points: int = MAX_POINTS,
-    monitor: str = DEFAULT_MONITOR,
-) -> pd.DataFrame:
-    """Return each group's approval rate over time (monitored scenario), downsampled in SQL.
-
-    Returns:
-        One row per (bucket, group): ``time``, ``group``, ``rate`` (pooled over the bucket),
-        ``role``; empty when the readings have no per-group rows (recorded before 0.2).
-    """
-    with engine.connect() as conn:
-        params = _buckets(conn, since, max_points, monitor)
-        if params is None:
-            return pd.DataFrame(columns=["time", "group", "rate", "role"])
-        df = pd.read_sql_query(
-            text(
-                "SELECT (g.id - :low) / :width AS bucket, x.label AS grp, min(x.role) AS role, "
-                "min(g.measured_at) AS time, sum(x.approved) AS approved, "
-                "sum(x.applicants) AS applicants FROM readings g "
-                "JOIN group_results x ON x.reading_id = g.id "
-                "WHERE g.monitor = :monitor AND g.id >= :low AND g.scenario = 'monitored' "
-                "GROUP BY bucket, x.label ORDER BY bucket"
-            ),
-            conn,
-            params=params,
-        )
-    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
-    df["rate"] = df["approved"] / df["applicants"].where(df["applicants"] > 0)
-    return df.rename(columns={"grp": "group"})[["time", "group", "rate", "role"]]
-
-
-def alerts(
-    engine: Engine, *, since: datetime | None, limit: int = 500, monitor: str = DEFAULT_MONITOR
-) -> pd.DataFrame:
-    """Return the monitor's newest alert episodes (time, kind, state, verdict, DIR, counts),
-    newest first; never the token."""
-    with engine.connect() as conn:
-        params = {"limit": limit, "since": _db_time(conn, since), "monitor": monitor}
-        return pd.read_sql_query(
-            text(
-                "SELECT alert_id, created_at, kind, state, verdict, dir, p_value, "
-                "group_approved, group_applicants, reference_approved, "
-                "reference_applicants, gap, closed_at "
-                "FROM v_alerts WHERE monitor = :monitor AND created_at >= :since "
-                "ORDER BY alert_id DESC LIMIT :limit"
-            ),
-            conn,
-            params=params,
-        )
-
-
-def alert_token(engine: Engine, alert_id: int) -> str | None:
-    """Return one alert's Fernet token (to decrypt only where the key is readable)."""
-    with engine.connect() as conn:
-        return conn.execute(
-            text("SELECT token FROM alerts WHERE id = :id"), {"id": alert_id}
-        ).scalar()
-
-
-@dataclass(frozen=True)
-class Health:
-    """How the daemon is doing, from what it wrote."""
-
-    last_ok: datetime | None
-    failed: int
-    missed: int
-    last_error: str | None
-
-    def age(self, now: datetime) -> timedelta | None:
-        """Time since the last successful cycle."""
-        return None if self.last_ok is None else now - self.last_ok
-
-
-def health(engine: Engine, *, monitor: str = DEFAULT_MONITOR) -> Health:
-    """Return the monitor's last successful cycle, failed and missed counts and last error
-    (a ``cycle_missed`` event naming no monitor, from before revision 0015, is ``default``'s)."""
-    mine = {"monitor": monitor}
-    with engine.connect() as conn:
-        last_ok = conn.execute(
-            text(
-                "SELECT finished_at FROM runs WHERE monitor = :monitor AND status = 'ok' "
-                "ORDER BY id DESC LIMIT 1"
-            ),
-            mine,
-        ).scalar()
-        failed, last_error = conn.execute(
-            text(
-                "SELECT count(*), (SELECT error FROM runs WHERE monitor = :monitor "
-                "AND status = 'failed' ORDER BY id DESC LIMIT 1) FROM runs "
-                "WHERE monitor = :monitor AND status = 'failed'"
-            ),
-            mine,
-        ).one()
-        missed = conn.execute(
-            text(
-                "SELECT count(*) FROM v_audit_trail WHERE event_type = 'cycle_missed' "
-                "AND coalesce(monitor, 'default') = :monitor"
-            ),
-            mine,
-        ).scalar()
-    when = None
-    if last_ok is not None:
-        when = pd.Timestamp(last_ok).to_pydatetime().replace(tzinfo=UTC)
-    return Health(when, int(failed), int(missed or 0), last_error)
-
-
-def _buckets(
-    conn: Connection, since: datetime | None, max_points: int, monitor: str
-) -> dict[str, Any] | None:
-    """Query parameters that cut the monitor's readings since ``since`` into ~``max_points``
-    buckets.
-
-    Readings are appended in time order, so buckets of consecutive ids are time buckets;
-    integer arithmetic on the key is far cheaper than parsing a million dates. None when
-    there is no reading in the range.
-    """
-    params: dict[str, Any] = {"since": _db_time(conn, since), "monitor": monitor}
-    # the first reading of any monitor in range (the measured_at index), then the monitor's
-    # own from there (the (monitor, id) index): two index lookups, however long the history
-    low, high = conn.execute(
-        text(
-            "SELECT min(id), max(id) FROM readings WHERE monitor = :monitor AND id >= "
-            "(SELECT min(id) FROM readings WHERE measured_at >= :since)"
-        ),
-        params,
-    ).one()
-    if low is None:
-        return None
-    params.update(low=low, width=max(1, -(-(high - low + 1) // max_points)))
-    return params
-
-
-def _db_time(conn: Connection, moment: datetime | None) -> str | datetime:
-    """A bound value comparable with stored times (``None``: before every reading).
-
-    SQLite keeps times as UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, so it gets that text;
-    PostgreSQL gets the aware datetime itself (a text literal there would be read in the
-    session's time zone).
-    """
-    moment = EPOCH if moment is None else moment.astimezone(UTC)
-    if conn.dialect.name == "sqlite":
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment

@@ -114,9 +114,12 @@ def run_verify(
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot verify here: {exc}", None, None
-    if done.returncode == 2 or not done.stdout.strip():
-        return f"cannot verify here: {done.stderr.strip().removeprefix('error: ')}", None, None
-    report = json.loads(done.stdout)
+    try:
+        report = json.loads(done.stdout) if done.returncode in (0, 1) else None
+    except ValueError:  # a crash: no report, whatever the exit code says
+        report = None
+    if not isinstance(report, dict) or "intact" not in report:
+        return f"cannot verify here: {last_line(done.stderr)}", None, None
     lost = [w["seq"] for w in report.get("warnings", []) if w["kind"] == "restored_loss"]
     loss = (
         f"; anchored history lost by a signed restore: seq {', '.join(map(str, lost))}"
@@ -151,3 +154,9 @@ def run_verify(
         f"{where}: {first['kind']} — {first['detail']}",
         report,
     )
+
+
+def last_line(stderr: str) -> str:
+    """The one line that says why ``verify`` could not run (never a traceback on the page)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1].removeprefix("error: ") if lines else "no reason given"

@@ -1,0 +1,172 @@
+"""The page's charts (Altair): DIR with its interval band, approval gap, group rates, drift.
+
+Pure builders over the frames of :mod:`viewer.series`. The time axis is drawn in UTC
+whatever the browser's time zone (a ``utc`` scale, UTC tick labels) and titled so; its tick
+format follows the span shown (seconds for minutes, hours for a day, dates beyond). Each
+unbroken run of readings is its own line (``segment`` from :func:`series.mark_gaps`), so an
+outage is a gap, not a straight segment across it. Config changes and daemon restarts are
+drawn as labelled vertical rules.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import altair as alt
+import pandas as pd
+
+from fairlens_monitor.viewer.series import mark_gaps
+
+HEIGHT = 240
+Layered = alt.LayerChart | alt.FacetChart  # what alt.layer returns
+
+
+def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
+    """An x encoding on ``time`` in UTC with a tick format suited to the span shown."""
+    times = df["time"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
+    width = (times.max() - times.min()) if len(times) > 1 else pd.Timedelta(0)
+    if width <= pd.Timedelta(hours=2):
+        fmt = "%H:%M:%S"
+    elif width <= pd.Timedelta(days=2):
+        fmt = "%d %b %H:%M"
+    elif width <= pd.Timedelta(days=400):
+        fmt = "%d %b"
+    else:
+        fmt = "%b %Y"
+    return alt.X(
+        "time:T",
+        title=title,
+        scale=alt.Scale(type="utc"),
+        # labelExpr, not format: the tick text itself, in UTC, whatever the browser's zone
+        axis=alt.Axis(labelExpr=f"utcFormat(datum.value, '{fmt}')", labelOverlap=True, tickCount=6),
+    )
+
+
+def _events_layer(events: pd.DataFrame) -> Layered | None:
+    """Vertical rules for config changes and restarts (``time``, ``label``)."""
+    if events.empty:
+        return None
+    base = alt.Chart(events).encode(
+        x=alt.X("time:T", scale=alt.Scale(type="utc")),
+        tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"), "label:N"],
+    )
+    return alt.layer(base.mark_rule(color="gray", strokeDash=[2, 2]))
+
+
+def _with_events(chart: Layered, events: pd.DataFrame | None) -> Layered:
+    layer = None if events is None else _events_layer(events)
+    return chart if layer is None else alt.layer(chart, layer)
+
+
+def dir_chart(
+    hist: pd.DataFrame,
+    threshold: float,
+    *,
+    expected: timedelta | None,
+    events: pd.DataFrame | None = None,
+) -> Layered:
+    """DIR per scenario over time, the monitored interval band, adverse points, threshold."""
+    hist = mark_gaps(hist, by="scenario", expected=expected)
+    x = time_axis(hist)
+    base = alt.Chart(hist).encode(x=x)
+    tip = [
+        alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S UTC", formatType="utc"),
+        "scenario:N",
+        alt.Tooltip("dir_mean:Q", format=".3f", title="DIR (mean)"),
+        alt.Tooltip("dir_min:Q", format=".3f", title="DIR (min)"),
+        alt.Tooltip("readings:Q"),
+    ]
+    band = (
+        base.transform_filter(alt.datum.scenario == "monitored")
+        .mark_area(opacity=0.2)
+        .encode(y=alt.Y("ci_low:Q", title="DIR"), y2="ci_high:Q", detail="segment:N")
+    )
+    line = base.mark_line(point=len(hist) < 40).encode(
+        y="dir_mean:Q",
+        color=alt.Color("scenario:N", title="scenario"),
+        detail="segment:N",
+        tooltip=tip,
+    )
+    marks = (
+        base.transform_filter(alt.datum.alerts > 0)
+        .mark_point(color="red", filled=True, size=40)
+        .encode(y="dir_min:Q", tooltip=tip)
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold]}))
+        .mark_rule(color="red", strokeDash=[6, 4])
+        .encode(y="y:Q")
+    )
+    chart = alt.layer(band, line, marks, rule).properties(height=HEIGHT)
+    return _with_events(chart, events)
+
+
+def gap_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
+    """Approval-rate gap per scenario, with its threshold line (e.g. 0.2)."""
+    hist = mark_gaps(hist, by="scenario", expected=expected)
+    line = (
+        alt.Chart(hist)
+        .mark_line()
+        .encode(
+            x=time_axis(hist),
+            y=alt.Y("gap_mean:Q", title="approval gap"),
+            color=alt.Color("scenario:N"),
+            detail="segment:N",
+            tooltip=[
+                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                alt.Tooltip("gap_mean:Q", format=".3f", title="gap"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold], "label": [f"threshold {threshold:g}"]}))
+        .mark_rule(color="orange", strokeDash=[6, 4])
+        .encode(y="y:Q", tooltip=["label:N"])
+    )
+    return alt.layer(line, rule).properties(height=HEIGHT)
+
+
+def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
+    """Approval rate per group over time (``time``, ``group``, ``rate``)."""
+    rates = mark_gaps(rates, by="group", expected=expected)
+    chart: alt.Chart = (
+        alt.Chart(rates)
+        .mark_line()
+        .encode(
+            x=time_axis(rates),
+            y=alt.Y("rate:Q", title="approval rate", axis=alt.Axis(format="%")),
+            color=alt.Color("group:N"),
+            detail="segment:N",
+            tooltip=[
+                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                "group:N",
+                alt.Tooltip("rate:Q", format=".1%"),
+            ],
+        )
+        .properties(height=HEIGHT)
+    )
+    return chart
+
+
+def drift_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
+    """The CUSUM drift statistic (monitored) with its threshold."""
+    hist = mark_gaps(hist, by="scenario", expected=expected)
+    line = (
+        alt.Chart(hist)
+        .mark_line()
+        .encode(
+            x=time_axis(hist),
+            y=alt.Y("drift_max:Q", title="statistic"),
+            detail="segment:N",
+            tooltip=[
+                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                alt.Tooltip("drift_max:Q", format=".2f"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"y": [threshold]}))
+        .mark_rule(color="orange", strokeDash=[6, 4])
+        .encode(y="y:Q")
+    )
+    return alt.layer(line, rule).properties(height=HEIGHT)

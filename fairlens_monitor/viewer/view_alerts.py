@@ -1,0 +1,125 @@
+"""The monitor page's alerts: the list, the picker, the explanation and the episode's story.
+
+Every open or acknowledged alert is listed whatever the time range (a range only limits the
+closed ones); each row shown is checked against its digest on the chain. The chosen alert
+shows its timeline (raised, acknowledged by whom with the note, resolved) with the audit
+records' hashes and the signed checkpoint covering each, the readings that kept it open,
+and its explanation, decrypted only for a signed-in reader where the key is readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.security.crypto import load_cipher
+from fairlens_monitor.viewer import data, episode, fmt
+
+Marks = Callable[[str, list[int]], dict[int, tuple[bool, str]]]
+KEY_UNAVAILABLE = "encrypted — key not available here"
+
+
+def render(
+    settings: Settings, monitor: str, table: pd.DataFrame, signed_in: bool, marks: Marks
+) -> None:
+    """Draw the alert list and the chosen alert's detail.
+
+    Args:
+        settings: the monitor's settings (its key folder).
+        monitor: whose alerts.
+        table: :func:`viewer.data.alerts`.
+        signed_in: whether this browser session gave the page token.
+        marks: checks rows against their digests on the chain (table, ids).
+    """
+    open_now = int(table["state"].isin(data.OPEN_STATES).sum()) if not table.empty else 0
+    st.subheader(f"Alerts ({len(table)}; {open_now} open or acknowledged)")
+    if table.empty:
+        st.caption("No alert in this time range, and none open.")
+        return
+    st.caption("Open and acknowledged alerts are always listed; the range limits closed ones.")
+    checked = marks("alerts", [int(i) for i in table["alert_id"]])
+    shown = fmt.alert_table(table)
+    shown["Verified"] = [
+        "✓" if checked[int(i)][0] else "✗ " + checked[int(i)][1] for i in table["alert_id"]
+    ]
+    if not all(ok for ok, _ in checked.values()):
+        st.error("Some alert rows below are NOT what the audit trail recorded (column 'Verified').")
+    st.dataframe(shown, hide_index=True, width="stretch")
+    labels = {fmt.alert_choice(row): int(row["alert_id"]) for _, row in table.iterrows()}
+    chosen = st.selectbox("Alert detail", list(labels), key="alert")
+    if chosen is None:
+        return
+    alert_id = labels[str(chosen)]
+    row = table[table["alert_id"] == alert_id].iloc[0]
+    st.markdown(
+        f"When raised: **{row['group_label']}** "
+        f"{fmt.count_pair(row['group_approved'], row['group_applicants'])} approved, "
+        f"**{row['reference_label']}** (reference) "
+        f"{fmt.count_pair(row['reference_approved'], row['reference_applicants'])} approved; "
+        f"approval gap {fmt.number(row['gap'])}; verdict {row['verdict'] or fmt.DASH}"
+    )
+    engine = data.open_readonly(settings)
+    try:
+        steps = episode.timeline(engine, alert_id, monitor)
+        readings = episode.kept_open(engine, alert_id, monitor)
+        token = data.alert_token(engine, alert_id, monitor) if signed_in else None
+    finally:
+        engine.dispose()
+    _timeline(steps)
+    if not readings.empty:
+        st.caption(
+            f"{len(readings)} monitored readings from the one that raised it to its last: "
+            f"DIR {fmt.number(readings['dir'].min())} – {fmt.number(readings['dir'].max())}"
+        )
+    st.markdown("**Explanation**")
+    if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
+        st.info("encrypted — sign in to read (page token, in the sidebar)")
+        return
+    st.write(explanation(settings, token))
+
+
+def explanation(settings: Settings, token: str | None) -> str:
+    """The decrypted explanation, or why it stays encrypted (never a traceback)."""
+    try:
+        cipher = load_cipher(settings.keys.dir, create=False)
+    except (FairlensError, OSError):  # missing, refused, or a folder this process cannot read
+        return KEY_UNAVAILABLE
+    try:
+        return cipher.decrypt(token or "")
+    except FairlensError as exc:
+        return f"encrypted — {exc}"
+
+
+def _timeline(steps: list[episode.Step]) -> None:
+    """The episode's audited steps as a table."""
+    if not steps:
+        st.caption("No audit record of this alert found (pruned, or written before 0.3).")
+        return
+    what = {
+        "alert_raised": "raised",
+        "alert_acknowledged": "acknowledged",
+        "alert_resolved": "resolved",
+    }
+    st.markdown("**Timeline** (each step an audit record; hashes as on the chain)")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Step": [what.get(s.event_type, s.event_type) for s in steps],
+                "When": [fmt.when(pd.Timestamp(s.ts)) for s in steps],
+                "By": [s.by or s.actor for s in steps],
+                "Note": [s.note or fmt.DASH for s in steps],
+                "Audit seq": [s.seq for s in steps],
+                "Hash": [s.hash[:12] + "…" for s in steps],
+                "Signed checkpoint": [
+                    "not yet signed" if s.checkpoint_seq is None else f"at seq {s.checkpoint_seq}"
+                    for s in steps
+                ],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )

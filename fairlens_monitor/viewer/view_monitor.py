@@ -1,0 +1,248 @@
+"""One monitor's page: the headline with its time, the staleness banner, the charts.
+
+Drawn inside the page's refreshing fragment (:mod:`viewer.page`). Everything shown is of one
+monitor (``monitor``), read by :func:`load` in one go and cached per database state (the
+chain's newest seq), so a refresh with nothing new reads one number and redraws the same
+values in place. Stale data never looks fresh: the headline says when its reading was taken
+and how long ago, and a banner says when the newest successful run is older than three
+intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from fairlens_monitor.config.settings import Settings
+from fairlens_monitor.fairness.stats import format_interval, format_p
+from fairlens_monitor.viewer import charts, data, episode, fmt, series, view_alerts, view_groups
+
+STATUS = {
+    "adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
+    "inconclusive": (
+        "orange",
+        "INCONCLUSIVE — below the threshold but not significant, or a group too small",
+    ),
+    "drifting": ("orange", "DRIFTING — DIR shifting down (drift chart above its threshold)"),
+    "warning": ("orange", "WARNING — approval gap above its threshold"),
+    "ok": ("green", "OK"),
+}
+
+
+def load(
+    settings: Settings,
+    monitor: str,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    rollup: bool,
+) -> dict[str, Any]:
+    """Everything one monitor's page shows, read in one go.
+
+    Raises:
+        StoreError: the database cannot be read (the message says why).
+    """
+    engine = data.open_readonly(settings)
+    try:
+        latest = data.latest(engine, monitor)
+        many = latest is not None and data.group_count(latest.reading) > 2
+        return {
+            "latest": latest,
+            "history": series.history(
+                engine, since=since, until=until, rollup=rollup, monitor=monitor
+            ),
+            "groups": series.group_history(engine, since=since, until=until, monitor=monitor)
+            if many
+            else pd.DataFrame(),
+            "alerts": data.alerts(engine, since=since, until=until, monitor=monitor),
+            "health": data.health(
+                engine, monitor, interval=settings.schedule.expected_gap_seconds
+            ),
+            "events": episode.chart_events(engine, since=since, until=until, monitor=monitor),
+        }
+    finally:
+        engine.dispose()
+
+
+def stale_banner(health: data.Health, now: datetime) -> str | None:
+    """The banner text when the newest successful run is older than 3 intervals, else None."""
+    if not health.stale(now):
+        return None
+    every = fmt.span(timedelta(seconds=health.interval or 0))
+    if health.last_ok is None:
+        return f"**STALE** — no successful run yet (expected every {every})."
+    return (
+        f"**STALE** — the newest successful run finished {fmt.ago(health.last_ok, now)} "
+        f"({fmt.when(health.last_ok)}), more than 3 intervals of {every}: the daemon may be "
+        "stopped. The values below are as of then, not now."
+    )
+
+
+def render(
+    settings: Settings,
+    monitor: str,
+    loaded: dict[str, Any],
+    *,
+    now: datetime,
+    signed_in: bool,
+    marks: view_alerts.Marks,
+) -> None:
+    """Draw one monitor's page from :func:`load`'s result."""
+    health: data.Health = loaded["health"]
+    banner = stale_banner(health, now)
+    if banner is not None:
+        st.warning(banner)
+    latest: data.Latest | None = loaded["latest"]
+    if latest is None:
+        st.info(
+            f"Monitor {monitor}: no readings with decisions yet — the daemon has not "
+            "completed a cycle, or every window so far was empty (no_data)."
+        )
+        _health(health, now)
+        return
+    _headline(latest, now, marks)
+    expected = None if health.interval is None else timedelta(seconds=health.interval)
+    _charts(settings, loaded, latest, expected)
+    view_groups.render(settings, monitor, latest)
+    view_alerts.render(settings, monitor, loaded["alerts"], signed_in, marks)
+    _health(health, now)
+
+
+def _headline(latest: data.Latest, now: datetime, marks: view_alerts.Marks) -> None:
+    row = latest.reading
+    if latest.empty_since is not None:
+        st.warning(
+            f"No decisions in the source's windows since {fmt.when(latest.empty_since)} "
+            "(no_data readings); showing the newest reading with decisions."
+        )
+    measured = data.as_time(row["measured_at"])
+    st.markdown(
+        f"**Newest reading** #{int(row['reading_id'])} — as of **{fmt.when(measured)}** "
+        f"({fmt.ago(measured, now)})"
+    )
+    colour, label = STATUS[latest.status]
+    left, right = st.columns(2)
+    delta = (
+        None
+        if latest.previous_dir is None or row["dir"] is None
+        else f"{row['dir'] - latest.previous_dir:+.3f}"
+    )
+    left.metric(
+        "Monitored DIR",
+        "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
+        delta=delta,
+        help="Disparate Impact Ratio of the newest monitored reading",
+    )
+    right.metric("Approval gap", fmt.number(row["gap"]))
+    st.markdown(f":{colour}[**{label}**]")
+    p_text = (
+        ""
+        if row.get("p_value") is None
+        else f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"
+    )
+    st.caption(f"95% interval {format_interval(*latest.interval)}{p_text}")
+    group = fmt.count_pair(row["group_approved"], row["group_applicants"])
+    st.markdown(
+        f"- **{row['group_label']}**: {group} "
+        f"approved\n- **{row['reference_label']}** (reference): "
+        f"{fmt.count_pair(row['reference_approved'], row['reference_applicants'])} approved"
+    )
+    if row.get("verdict_reason"):
+        st.caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
+    if row.get("risk_level"):
+        st.markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
+    reading_id = int(row["reading_id"])
+    verified, why = marks("readings", [reading_id])[reading_id]
+    st.markdown(
+        f":green[✓ reading {reading_id} verified] — {why}"
+        if verified
+        else f":red[**✗ reading {reading_id} NOT verified** — {why}]"
+    )
+
+
+def _charts(
+    settings: Settings, loaded: dict[str, Any], latest: data.Latest, expected: timedelta | None
+) -> None:
+    row = latest.reading
+    hist: pd.DataFrame = loaded["history"]
+    events: pd.DataFrame = loaded["events"]
+    st.subheader("DIR over time")
+    if not events.empty:
+        st.caption(f"Grey dashed lines: {len(events)} config changes or daemon restarts.")
+    key = loaded.get("key", (id(hist),))
+    _show(
+        (key, "dir"),
+        lambda: charts.dir_chart(
+            hist, float(row["dir_threshold"]), expected=expected, events=events
+        ),
+    )
+    # stacked, not side by side: at 800 px two columns cut the labels and legends
+    st.subheader("Approval-rate gap")
+    gap_threshold = row.get("gap_threshold")
+    _show(
+        (key, "gap"),
+        lambda: charts.gap_chart(
+            hist,
+            float(settings.thresholds.gap if gap_threshold is None else gap_threshold),
+            expected=expected,
+        ),
+    )
+    st.subheader("Approval rate per group")
+    per_group: pd.DataFrame = loaded["groups"]
+    if per_group.empty:  # two groups: the history has both rates
+        monitored = hist[hist["scenario"] == "monitored"]
+        per_group = pd.concat(
+            [
+                pd.DataFrame(
+                    {"time": monitored["time"], "group": str(row[label]), "rate": monitored[col]}
+                )
+                for label, col in (
+                    ("group_label", "group_rate"),
+                    ("reference_label", "reference_rate"),
+                )
+            ]
+        )
+    _show((key, "rates"), lambda: charts.rate_chart(per_group, expected=expected))
+    monitored = hist[hist["scenario"] == "monitored"]
+    if monitored["drift_max"].notna().any():
+        st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
+        _show(
+            (key, "drift"),
+            lambda: charts.drift_chart(
+                monitored, settings.drift_detection.threshold, expected=expected
+            ),
+        )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spec(key: tuple[Any, ...], _build: Callable[[], Any]) -> dict[str, Any]:
+    """A chart's Vega-Lite spec, built once per data state (``key``: the monitor, range and
+    database state): Altair's schema validation costs a good fraction of a second per chart,
+    too much to repeat on every refresh when nothing changed."""
+    spec: dict[str, Any] = _build().to_dict()
+    return spec
+
+
+def _show(key: tuple[Any, ...], build: Callable[[], Any]) -> None:
+    st.vega_lite_chart(spec=_spec(key, build), width="stretch")
+
+
+def _health(health: data.Health, now: datetime) -> None:
+    st.subheader("Daemon health (this monitor)")
+    st.markdown(
+        f"- Last successful cycle: **{fmt.ago(health.last_ok, now)}**"
+        + ("" if health.last_ok is None else f" ({fmt.when(health.last_ok)})")
+        + "\n"
+        + (
+            ""
+            if health.interval is None
+            else f"- Expected every {fmt.span(timedelta(seconds=health.interval))}\n"
+        )
+        + f"- Failed runs: **{health.failed}** · missed runs: **{health.missed}**"
+    )
+    if health.last_error:
+        st.caption(f"Last failure: {health.last_error}")
