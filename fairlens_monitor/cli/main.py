@@ -58,6 +58,7 @@ LAZY_SUBCOMMANDS = {
     "monitors": "fairlens_monitor.cli.monitors:monitors",
     "once": "fairlens_monitor.cli.cycles:once",
     "page-token": "fairlens_monitor.cli.page:page_token",
+    "notify": "fairlens_monitor.cli.notify:notify",
 }
 
 

@@ -64,6 +64,7 @@ from fairlens_monitor.ops.backup import (
 from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text, utc_now
 from fairlens_monitor.ops.leadership import DaemonStats, Leadership, lease_seconds
+from fairlens_monitor.ops.notify import worker as notify_worker
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.runner import MonitorRunner, checkpoint_failed, job_id
 from fairlens_monitor.ops.sealing import Sealer
@@ -134,6 +135,7 @@ class Daemon(Leadership):
                 "service": ThreadPoolExecutor(max_workers=1),
                 # the trail checked incrementally, on a worker of its own (ops.chainwatch)
                 "verifier": ThreadPoolExecutor(max_workers=1),
+                "notify": ThreadPoolExecutor(max_workers=1),  # the outbox (issue 20)
             },
             job_defaults={"max_instances": 1, "coalesce": True},
         )
@@ -272,6 +274,13 @@ class Daemon(Leadership):
             self.request_stop(f"completed {done} cycles")
 
     def _add_service_jobs(self) -> None:
+        if self.settings.notify.channels:  # the outbox (ops.notify.worker; issue 20)
+            self.scheduler.add_job(
+                self._notify,
+                IntervalTrigger(seconds=notify_worker.POLL_SECONDS, timezone=UTC),
+                id="notify",
+                executor="notify",
+            )
         self.scheduler.add_job(
             self._chain_check,
             IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
@@ -293,6 +302,12 @@ class Daemon(Leadership):
                 "scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
                 "(the backup section is ignored here)"
             )
+
+    def _notify(self) -> None:
+        """The outbox's job (issue 20): deliver due notifications, by the service lease's
+        holder, on a plain repository of its own (``ops.notify.worker``)."""
+        if self.lease.leading:
+            notify_worker.run_job(self.repo.engine, self.settings.notify, self.clock, self.cipher)
 
     def _chain_check(self) -> None:
         """The trail's self-check, by the service lease's holder only."""
