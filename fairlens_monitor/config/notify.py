@@ -108,7 +108,8 @@ class NotifySettings:
     on: Routes = field(default_factory=dict)
     include_explanation: bool = False
     page_url: str | None = None
-    max_attempts: int = 8
+    # 16 attempts with the default backoff span at least ~3 hours of a receiver being down
+    max_attempts: int = 16
     backoff_seconds: float = 5.0
     max_backoff_seconds: float = 3600.0
     source_failing_after: int = 3
@@ -157,7 +158,7 @@ def parse_notify(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> NotifyS
         include_explanation=boolean(section, "notify.include_explanation", default=False),
         page_url=page_url,
         max_attempts=int(
-            number(section, "notify.max_attempts", default=8, integer=True, minimum=1, maximum=100)
+            number(section, "notify.max_attempts", default=16, integer=True, minimum=1, maximum=100)
         ),
         backoff_seconds=backoff,
         max_backoff_seconds=number(
