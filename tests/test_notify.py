@@ -38,6 +38,7 @@ class Receiver:
 
     def __init__(self, server: HTTPServer) -> None:
         self.server, self.fail_next, self.status = server, 0, 503
+        self.clock: Callable[[], float] = time.time  # what the receiver believes is now
         self.seen: list[dict[str, Any]] = []
         server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
         server.expect_request("/chat", method="POST").respond_with_handler(self.chat)
@@ -50,7 +51,7 @@ class Receiver:
             stamp,
             body,
             request.headers.get("X-FairLens-Signature", ""),
-            now=int(time.time()),
+            now=int(self.clock()),
         )
         self.seen.append(
             {"ok": ok, "key": request.headers.get("Idempotency-Key"), "body": json.loads(body)}
@@ -352,3 +353,60 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert delays == [2.5, 5.0, 10.0, 20.0, 30.0, 30.0]
     assert m.backoff(3, base=5, cap=60, jitter=0.999) == pytest.approx(20 * 0.9995, rel=1e-3)
     assert m.backoff(10_000, base=5, cap=60, jitter=1.0) == 60
+
+
+def test_a_receiver_down_for_an_hour_gets_everything_when_back(
+    setup: Callable[..., Setup], receiver: Receiver
+) -> None:
+    s = setup({"backoff_seconds": 5, "max_attempts": 16, "on": {"alert_acknowledged": ["hook"]}})
+    assert s.cli("once").exit_code == 0
+    [(alert_id,)] = s.rows("SELECT id FROM alerts")
+    assert s.cli("alerts", "ack", str(alert_id), "--by", "ops").exit_code == 0
+    receiver.server.stop()  # down: connections refused
+    repo = open_repository(s.settings)
+    start = datetime.now(UTC)
+    now = start
+    while now < start + timedelta(hours=1):
+        deliver_due(repo, s.settings.notify, now=lambda: now, jitter=lambda: 0.5)
+        now += timedelta(seconds=30)
+    down = s.rows("SELECT status, attempts, last_status FROM notifications ORDER BY id")
+    assert [r[0] for r in down] == ["pending", "pending"]
+    assert all(8 <= r[1] < 16 and r[2].startswith("network") for r in down)
+    receiver.server.start()  # back, on the same port
+    receiver.clock = lambda: now.timestamp()
+    while s.rows("SELECT count(*) FROM notifications WHERE status = 'pending'") != [(0,)]:
+        assert now < start + timedelta(hours=3), "not delivered within two hours of coming back"
+        deliver_due(repo, s.settings.notify, now=lambda: now, jitter=lambda: 0.5)
+        now += timedelta(seconds=30)
+    repo.engine.dispose()
+    assert s.rows("SELECT status FROM notifications") == [("delivered",), ("delivered",)]
+    assert sorted(seen["body"]["event"] for seen in receiver.seen) == [
+        "alert_acknowledged",
+        "alert_raised",
+    ]
+    assert all(seen["ok"] for seen in receiver.seen)
+
+
+def test_a_tampered_trail_is_notified_once_per_finding(
+    setup: Callable[..., Setup], receiver: Receiver
+) -> None:
+    from fairlens_monitor.ops.chainwatch import ChainCheck
+    from tests.conftest import tamper
+
+    s = setup({"on": {"chain_failed": ["hook"]}})
+    assert s.cli("once").exit_code == 0
+    tamper(s.settings.database.url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    lines: list[str] = []
+    check = ChainCheck(s.settings, lines.append)
+    report = check.run()
+    assert report is not None and not report.chain.intact
+    assert s.rows(
+        "SELECT event_type, status FROM notifications WHERE event_type = 'chain_failed'"
+    ) == [("chain_failed", "pending")]
+    check.run()  # the same finding again: no second notification
+    assert s.rows("SELECT count(*) FROM notifications WHERE event_type = 'chain_failed'") == [(1,)]
+    assert s.cli("notify", "send").exit_code == 0
+    assert [seen["body"]["event"] for seen in receiver.seen if seen["ok"]] == [
+        "alert_raised",
+        "chain_failed",
+    ]

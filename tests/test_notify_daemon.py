@@ -27,26 +27,30 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import create_engine, text
 from werkzeug import Request, Response
 
-from fairlens_monitor.config.settings import load_settings
+from fairlens_monitor.config.monitors import load_portfolio
 from fairlens_monitor.ops.notify import message as m
 from tests.helpers.wait import LineReader, stop, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "daemon-hook-secret-77"
+MONITORS = 10  # x 2 channels: 20 notifications to deliver across the kills
 
 
 class Receiver:
     """Checks every request's signature; may hold the first one, or fail a share."""
 
-    def __init__(self, server: HTTPServer, *, fail_share: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, server: HTTPServer, *, fail_share: float = 0.0, seed: int = 0, delay: float = 0.0
+    ) -> None:
         self.lock = threading.Lock()
         self.seen: list[dict[str, Any]] = []
         self.hold_first = False
         self.holding = threading.Event()
         self.release = threading.Event()
-        self.fail_share, self.random = fail_share, random.Random(seed)
-        server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
+        self.fail_share, self.random, self.delay = fail_share, random.Random(seed), delay
+        for path in ("/hook", "/hook2"):
+            server.expect_request(path, method="POST").respond_with_handler(self.handle)
 
     def handle(self, request: Request) -> Response:
         body = request.get_data()
@@ -68,6 +72,7 @@ class Receiver:
                     "status": 503 if fail else 200,
                 }
             )
+        time.sleep(self.delay)  # a slow receiver: deliveries spread over the daemons' lives
         if first and self.hold_first:
             self.holding.set()
             self.release.wait(60)  # the daemon is killed meanwhile: this answer goes nowhere
@@ -76,7 +81,7 @@ class Receiver:
         return Response("no", status=503) if fail else Response("ok", status=200)
 
 
-def write(tmp_path: Path, url: str, monitors: int = 1) -> Path:
+def write(tmp_path: Path, url: str, monitors: int = 1, channels: int = 1) -> Path:
     secret = tmp_path / "hook.secret"
     secret.write_text(SECRET)
     secret.chmod(0o600)
@@ -88,8 +93,11 @@ def write(tmp_path: Path, url: str, monitors: int = 1) -> Path:
         "keys": {"dir": "var/keys"},
         "alerts": {"echo_plaintext": False},
         "notify": {
-            "channels": {"hook": {"kind": "webhook", "url": url, "secret_file": str(secret)}},
-            "on": {"alert_raised": ["hook"]},
+            "channels": {
+                name: {"kind": "webhook", "url": url + suffix, "secret_file": str(secret)}
+                for name, suffix in [("hook", ""), ("hook2", "2")][:channels]
+            },
+            "on": {"alert_raised": ["hook", "hook2"][:channels]},
             "backoff_seconds": 0.2,
             "max_backoff_seconds": 1.0,
             "max_attempts": 100,
@@ -129,7 +137,7 @@ def daemons() -> Iterator[list[Daemon]]:
 
 
 def rows(config: Path, sql: str) -> list[tuple[Any, ...]]:
-    settings = load_settings(config, env={})
+    settings = next(iter(load_portfolio(config, env={}).values()))
     engine = create_engine(settings.database.url)
     try:
         with engine.connect() as conn:
@@ -192,11 +200,12 @@ def test_kill_9_mid_delivery_then_delivered_after_restart_with_the_same_key(
 
 
 @pytest.mark.long
+@pytest.mark.timeout(900)
 def test_twenty_kill_9_with_a_receiver_failing_30_percent(
     tmp_path: Path, httpserver: HTTPServer, daemons: list[Daemon]
 ) -> None:
-    receiver = Receiver(httpserver, fail_share=0.3, seed=20)
-    config = write(tmp_path, httpserver.url_for("/hook"), monitors=6)
+    receiver = Receiver(httpserver, fail_share=0.3, seed=20, delay=0.7)
+    config = write(tmp_path, httpserver.url_for("/hook"), monitors=MONITORS, channels=2)
     chance = random.Random(2020)
     for _ in range(20):
         d = Daemon(config)
@@ -220,7 +229,7 @@ def test_twenty_kill_9_with_a_receiver_failing_30_percent(
     last.proc.terminate()
     last.proc.wait(timeout=120)
     table = rows(config, "SELECT idempotency_key, audit_hash, attempts, monitor FROM notifications")
-    assert sorted(mon for *_rest, mon in table) == [f"m{k}" for k in range(6)]
+    assert sorted(mon for *_rest, mon in table) == sorted(2 * [f"m{k}" for k in range(MONITORS)])
     keys = {key: (audit, attempts) for key, audit, attempts, _mon in table}
     seen = Counter(s["key"] for s in receiver.seen)
     assert all(s["ok"] for s in receiver.seen)
@@ -240,6 +249,8 @@ def test_twenty_kill_9_with_a_receiver_failing_30_percent(
         assert seen[key] <= attempts  # every send was a claimed, counted attempt
         # every attempt that was not cut short by a kill is on the chain
         assert len(numbers) >= attempts - 20
-    assert sum(1 for e in recorded if e["status"] == "delivered") == 6
+    assert sum(1 for e in recorded if e["status"] == "delivered") == 2 * MONITORS
+    assert sum(1 for s in receiver.seen if s["status"] == 503) > 0  # the failures happened
+    assert len(receiver.seen) > len(keys)  # and so did duplicates or retries
     result = verify(config)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -85,7 +85,13 @@ def notify_send(ctx: click.Context) -> None:
 
 @notify.command("list")
 @click.option("--failed", is_flag=True, help="Only dead rows and pending ones that failed.")
-@click.option("--last", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option(
+    "--last",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="How many of the newest rows.",
+)
 @JSON_OPTION
 @click.pass_context
 def notify_list(ctx: click.Context, failed: bool, last: int, as_json: bool) -> None:
