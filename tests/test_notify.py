@@ -11,8 +11,9 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,20 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import create_engine, text
 from werkzeug import Request, Response
 
-from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import Settings, load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.notify import message as m
 from fairlens_monitor.ops.notify.worker import deliver_due
 from tests.conftest import merge
+from tests.helpers.wait import wait_for
 
-SECRET = "whsec-9f2c41-never-stored"
+
+def identity(value: datetime) -> datetime:
+    return value
+
+
+SECRET = "whsec-9f2c41-never-stored"  # noqa: S105 (the test receiver's secret)
 
 
 class Receiver:
@@ -69,9 +75,9 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver(httpserver: HTTPServer) -> Iterator[Receiver]:
+def receiver(httpserver: HTTPServer) -> Receiver:
     assert httpserver.host in ("localhost", "127.0.0.1")
-    yield Receiver(httpserver)
+    return Receiver(httpserver)
 
 
 class Setup:
@@ -137,9 +143,10 @@ def test_an_alert_is_delivered_signed_with_its_facts(
     [(key, status, audit_hash, attempts)] = s.rows(
         "SELECT idempotency_key, status, audit_hash, attempts FROM notifications"
     )
-    assert status == "pending" and attempts == 0
+    assert status == "pending"
+    assert attempts == 0
     repo = open_repository(s.settings, readonly=True)
-    head = [r for r in repo.iter_records() if r.event_type == "alert_raised"][0]
+    head = next(r for r in repo.iter_records() if r.event_type == "alert_raised")
     repo.engine.dispose()
     assert audit_hash == head.hash
     assert key == hashlib.sha256(f"{head.hash}:hook".encode()).hexdigest()
@@ -148,21 +155,28 @@ def test_an_alert_is_delivered_signed_with_its_facts(
     sent = s.cli("notify", "send")
     assert sent.exit_code == 0, sent.output
     [got] = receiver.seen
-    assert got["ok"] and got["key"] == key
+    assert got["ok"]
+    assert got["key"] == key
     body = got["body"]
-    assert body["monitor"] == "default" and body["event"] == "alert_raised"
-    assert body["alert_id"] == alert_id and body["audit"] == {"seq": head.seq, "hash": head.hash}
-    assert body["verdict"] == "adverse" and body["dir"]["value"] < 0.8
+    assert body["monitor"] == "default"
+    assert body["event"] == "alert_raised"
+    assert body["alert_id"] == alert_id
+    assert body["audit"] == {"seq": head.seq, "hash": head.hash}
+    assert body["verdict"] == "adverse"
+    assert body["dir"]["value"] < 0.8
     assert body["dir"]["ci_low"] <= body["dir"]["value"] <= body["dir"]["ci_high"]
-    assert len(body["groups"]) == 2 and all(g["applicants"] > 0 for g in body["groups"])
+    assert len(body["groups"]) == 2
+    assert all(g["applicants"] > 0 for g in body["groups"])
     assert body["page_url"] == "https://fairlens.example.org/page"
     assert "explanation" not in body
     assert s.rows("SELECT status, attempts, last_status FROM notifications") == [
         ("delivered", 1, "http 200")
     ]
     [delivered] = s.events("notification_delivered")
-    assert delivered["channel"] == "hook" and delivered["attempt"] == 1
-    assert delivered["response"] == "http 200" and delivered["reports_seq"] == head.seq
+    assert delivered["channel"] == "hook"
+    assert delivered["attempt"] == 1
+    assert delivered["response"] == "http 200"
+    assert delivered["reports_seq"] == head.seq
     assert s.cli("verify").exit_code == 0
 
 
@@ -205,7 +219,8 @@ def test_a_failing_receiver_is_retried_with_backoff_and_the_same_key(
     third = deliver_due(repo, s.settings.notify, now=lambda: t2)
     assert [(a.attempt, a.status, a.response) for a in third] == [(3, "delivered", "http 200")]
     repo.engine.dispose()
-    assert len({seen["key"] for seen in receiver.seen}) == 1 and len(receiver.seen) == 3
+    assert len({seen["key"] for seen in receiver.seen}) == 1
+    assert len(receiver.seen) == 3
     failed = s.events("notification_failed")
     assert [(e["attempt"], e["status"], e["response"]) for e in failed] == [
         (1, "pending", "http 503"),
@@ -223,14 +238,16 @@ def test_dead_after_max_attempts_and_listed_as_failed(
     repo = open_repository(s.settings)
     t = datetime.now(UTC)
     for k in range(3):
-        deliver_due(repo, s.settings.notify, now=lambda k=k: t + timedelta(seconds=3 * k))
+        deliver_due(repo, s.settings.notify, now=partial(identity, t + timedelta(seconds=3 * k)))
     repo.engine.dispose()
     assert s.rows("SELECT status, attempts FROM notifications") == [("dead", 2)]
     assert [e["status"] for e in s.events("notification_failed")] == ["pending", "dead"]
     listed = s.cli("notify", "list", "--failed", "--json")
     assert listed.exit_code == 0
     [row] = json.loads(listed.stdout)
-    assert row["status"] == "dead" and row["last_status"] == "http 503" and row["channel"] == "hook"
+    assert row["status"] == "dead"
+    assert row["last_status"] == "http 503"
+    assert row["channel"] == "hook"
 
 
 def test_a_permanent_refusal_is_dead_at_once(
@@ -303,7 +320,8 @@ def test_source_failing_after_n_failed_runs_once_per_streak(
     assert s.rows(
         "SELECT e.seq FROM notifications n JOIN audit_events e ON e.hash = n.audit_hash"
     ) == s.rows(
-        "SELECT seq FROM audit_events WHERE event_type = 'cycle_failed' ORDER BY seq LIMIT 1 OFFSET 1"
+        "SELECT seq FROM audit_events WHERE event_type = 'cycle_failed' "
+        "ORDER BY seq LIMIT 1 OFFSET 1"
     )
 
 
@@ -312,16 +330,20 @@ def test_notify_test_exit_codes(setup: Callable[..., Setup], receiver: Receiver)
     ok = s.cli("notify", "test", "hook")
     assert ok.exit_code == 0, ok.output
     assert "delivered (http 200)" in ok.output
-    assert receiver.seen[-1]["ok"] and receiver.seen[-1]["body"]["event"] == "test"
+    assert receiver.seen[-1]["ok"]
+    assert receiver.seen[-1]["body"]["event"] == "test"
     receiver.fail_next = 1
     failed = s.cli("notify", "test", "hook")
-    assert failed.exit_code == 1 and "http 503" in failed.output
+    assert failed.exit_code == 1
+    assert "http 503" in failed.output
     unknown = s.cli("notify", "test", "pager")
-    assert unknown.exit_code == 2 and "no channel 'pager'" in unknown.output
+    assert unknown.exit_code == 2
+    assert "no channel 'pager'" in unknown.output
     chat = s.cli("notify", "test", "chat")
     assert chat.exit_code == 0
     blocks = receiver.seen[-1]["chat"]
-    assert blocks["blocks"][0]["type"] == "header" and "Test notification" in blocks["text"]
+    assert blocks["blocks"][0]["type"] == "header"
+    assert "Test notification" in blocks["text"]
     assert s.rows("SELECT event_type, status FROM notifications ORDER BY id") == [
         ("test", "delivered"),
         ("test", "dead"),
@@ -332,7 +354,8 @@ def test_notify_test_exit_codes(setup: Callable[..., Setup], receiver: Receiver)
 def test_notify_test_on_a_bad_config_exits_2(write_config: Callable[..., Path]) -> None:
     config = write_config({"notify": {"channels": {"h": {"kind": "webhook", "url": "ftp://x"}}}})
     result = CliRunner().invoke(cli, ["--config", str(config), "notify", "test", "h"])
-    assert result.exit_code == 2 and "notify.channels.h" in result.output
+    assert result.exit_code == 2
+    assert "notify.channels.h" in result.output
 
 
 def test_a_replayed_body_under_another_timestamp_fails() -> None:
@@ -367,7 +390,7 @@ def test_a_receiver_down_for_an_hour_gets_everything_when_back(
     start = datetime.now(UTC)
     now = start
     while now < start + timedelta(hours=1):
-        deliver_due(repo, s.settings.notify, now=lambda: now, jitter=lambda: 0.5)
+        deliver_due(repo, s.settings.notify, now=partial(identity, now), jitter=lambda: 0.5)
         now += timedelta(seconds=30)
     down = s.rows("SELECT status, attempts, last_status FROM notifications ORDER BY id")
     assert [r[0] for r in down] == ["pending", "pending"]
@@ -376,7 +399,7 @@ def test_a_receiver_down_for_an_hour_gets_everything_when_back(
     receiver.clock = lambda: now.timestamp()
     while s.rows("SELECT count(*) FROM notifications WHERE status = 'pending'") != [(0,)]:
         assert now < start + timedelta(hours=3), "not delivered within two hours of coming back"
-        deliver_due(repo, s.settings.notify, now=lambda: now, jitter=lambda: 0.5)
+        deliver_due(repo, s.settings.notify, now=partial(identity, now), jitter=lambda: 0.5)
         now += timedelta(seconds=30)
     repo.engine.dispose()
     assert s.rows("SELECT status FROM notifications") == [("delivered",), ("delivered",)]
@@ -399,7 +422,8 @@ def test_a_tampered_trail_is_notified_once_per_finding(
     lines: list[str] = []
     check = ChainCheck(s.settings, lines.append)
     report = check.run()
-    assert report is not None and not report.chain.intact
+    assert report is not None
+    assert not report.chain.intact
     assert s.rows(
         "SELECT event_type, status FROM notifications WHERE event_type = 'chain_failed'"
     ) == [("chain_failed", "pending")]
@@ -410,3 +434,64 @@ def test_a_tampered_trail_is_notified_once_per_finding(
         "alert_raised",
         "chain_failed",
     ]
+
+
+def test_the_operations_guide_receiver_accepts_ours_and_refuses_skew(tmp_path: Path) -> None:
+    """The receiver docs/OPERATIONS.md shows, run as written (its secret path and port
+    swapped for the test's): our signed message in, a 301 s old one and a bad one out."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "OPERATIONS.md").read_text()
+    section = guide.split("## Notifications: the outbox, and a receiver", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert code is not None
+    secret = tmp_path / "receiver.secret"
+    secret.write_text(SECRET)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = code.group(1).replace("/etc/receiver/fairlens.secret", str(secret))
+    script = script.replace('("127.0.0.1", 8080)', f'("127.0.0.1", {port})')
+    (tmp_path / "receiver.py").write_text(script)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(tmp_path / "receiver.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def post(stamp: int, signature: str | None = None, key: str = "k1") -> int:
+        body = m.body({"title": "Fairness alert raised", "event": "alert_raised"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/hook",
+            data=body,
+            method="POST",
+            headers={
+                "X-FairLens-Timestamp": str(stamp),
+                "X-FairLens-Signature": signature or m.signature(SECRET.encode(), stamp, body),
+                "Idempotency-Key": key,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback)
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except urllib.error.URLError:
+            return 0  # not listening yet
+
+    try:
+        now = int(time.time())
+        assert wait_for(lambda: post(now) or None, what="the receiver") == 200
+        assert post(int(time.time()), key="k1") == 200  # a retry: accepted, acted on once
+        assert post(int(time.time()) - 301, key="k2") == 401
+        assert post(int(time.time()), signature="sha256=" + "0" * 64, key="k3") == 401
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert out.splitlines() == ["Fairness alert raised"]

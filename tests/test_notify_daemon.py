@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from tests.helpers.wait import LineReader, stop, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "daemon-hook-secret-77"
+SECRET = "daemon-hook-secret-77"  # noqa: S105 (a test's own secret)
 MONITORS = 10  # x 2 channels: 20 notifications to deliver across the kills
 
 
@@ -128,6 +129,10 @@ class Daemon:
         self.proc.wait(timeout=60)
 
 
+def started(d: Daemon) -> bool:
+    return d.out.said("leading") or d.out.said("cycle")
+
+
 @pytest.fixture
 def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
@@ -149,7 +154,7 @@ def rows(config: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def chain_events(config: Path, kind: str) -> list[dict[str, Any]]:
-    found = rows(config, f"SELECT canonical FROM audit_events WHERE event_type = '{kind}'")  # noqa: S608
+    found = rows(config, f"SELECT canonical FROM audit_events WHERE event_type = '{kind}'")
     return [json.loads(c)["payload"] for (c,) in found]
 
 
@@ -193,7 +198,8 @@ def test_kill_9_mid_delivery_then_delivered_after_restart_with_the_same_key(
         "sent_at": receiver.seen[0]["body"]["sent_at"],
     }
     [delivered] = chain_events(config, "notification_delivered")
-    assert delivered["attempt"] == 2 and delivered["idempotency_key"] == key
+    assert delivered["attempt"] == 2
+    assert delivered["idempotency_key"] == key
     assert chain_events(config, "notification_failed") == []
     result = verify(config)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -210,9 +216,7 @@ def test_twenty_kill_9_with_a_receiver_failing_30_percent(
     for _ in range(20):
         d = Daemon(config)
         daemons.append(d)
-        wait_for(
-            lambda d=d: d.out.said("leading") or d.out.said("cycle"), what="the daemon's start"
-        )
+        wait_for(partial(started, d), what="the daemon's start")
         time.sleep(chance.uniform(0.0, 2.5))  # a random moment: the point of the test
         d.kill9()
     last = Daemon(config)
