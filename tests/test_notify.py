@@ -111,7 +111,7 @@ def setup(
     secret.write_text(SECRET)
     secret.chmod(0o600)
 
-    def build(notify: dict[str, Any] | None = None) -> Setup:
+    def build(notify: dict[str, Any] | None = None, database: str | None = None) -> Setup:
         base = {
             "channels": {
                 "hook": {
@@ -127,7 +127,10 @@ def setup(
             "backoff_seconds": 1,
             "max_attempts": 3,
         }
-        config = write_config({"simulation": {"drift": 1.0}, "notify": merge(base, notify or {})})
+        doc: dict[str, Any] = {"simulation": {"drift": 1.0}, "notify": merge(base, notify or {})}
+        if database is not None:
+            doc["database"] = {"url": database}
+        config = write_config(doc)
         return Setup(config, load_settings(config, env={}))
 
     return build
@@ -495,3 +498,26 @@ def test_the_operations_guide_receiver_accepts_ours_and_refuses_skew(tmp_path: P
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert out.splitlines() == ["Fairness alert raised"]
+
+
+def test_the_outbox_on_both_back_ends(
+    setup: Callable[..., Setup], receiver: Receiver, backend_url: str
+) -> None:
+    s = setup(database=backend_url)
+    assert s.cli("once").exit_code == 0
+    [(alert_id,)] = s.rows("SELECT id FROM alerts")
+    assert s.cli("alerts", "ack", str(alert_id), "--by", "ops").exit_code == 0
+    receiver.fail_next = 1
+    repo = open_repository(s.settings)
+    t = datetime.now(UTC)
+    first = deliver_due(repo, s.settings.notify, now=partial(identity, t), jitter=lambda: 0.0)
+    assert [(a.attempt, a.status) for a in first] == [(1, "pending"), (1, "delivered")]
+    later = t + timedelta(seconds=2)
+    again = deliver_due(repo, s.settings.notify, now=partial(identity, later))
+    assert [(a.attempt, a.status) for a in again] == [(2, "delivered")]
+    repo.engine.dispose()
+    assert s.rows("SELECT event_type, status, attempts FROM notifications ORDER BY id") == [
+        ("alert_raised", "delivered", 2),
+        ("alert_acknowledged", "delivered", 1),
+    ]
+    assert s.cli("verify").exit_code == 0
