@@ -227,10 +227,10 @@ def test_twenty_kill_9_with_a_receiver_failing_30_percent(
     wait_for(
         lambda: (
             (found := rows(config, "SELECT status FROM notifications"))
-            and len(found) == 6
+            and len(found) == 2 * MONITORS
             and {s for (s,) in found} == {"delivered"}
         ),
-        timeout=300,
+        timeout=600,
         what="every alert delivered",
     )
     last.proc.terminate()
