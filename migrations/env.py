@@ -13,6 +13,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from fairlens_monitor.store import outbox as _outbox  # noqa: F401  (registers notifications)
 from fairlens_monitor.store.models import Base
 
 config = context.config

@@ -41,8 +41,9 @@ TABLES = {
     "leadership",
     "reading_rollups",
     "monitors",
-    "monitor_leases",
+    "monitor_leases",  # 0016
     "daemon_registry",
+    "notifications",  # 0017: the outbox
 }
 
 

@@ -35,6 +35,9 @@ DAEMON_STOPPED = "daemon_stopped"  # a daemon stopped gracefully
 DAEMON_LEADING = "daemon_leading"  # a daemon took the leader lease
 SOURCE_FILE_CHANGED = "source_file_changed"  # a measured file changed (old, new SHA-256)
 ROWS_BASELINE = "rows_baseline"  # rows older than row digests bound to the chain
+# An outbox row's delivery attempt (issue 20): channel, attempt, response status; no body
+NOTIFICATION_DELIVERED = "notification_delivered"  # a channel accepted a notification
+NOTIFICATION_FAILED = "notification_failed"  # an attempt failed (retried, or dead after N)
 # A monitor's row in ``monitors`` was written (each event records the rows' digests)
 MONITOR_ADDED = "monitor_added"  # a monitor appeared (in the config, or its first run)
 MONITOR_CHANGED = "monitor_changed"  # a monitor's settings or schedule changed
@@ -73,6 +76,8 @@ EVENT_TYPES = frozenset(
         DAEMON_LEADING,
         SOURCE_FILE_CHANGED,
         ROWS_BASELINE,
+        NOTIFICATION_DELIVERED,
+        NOTIFICATION_FAILED,
         *MONITOR_EVENTS,
     }
 )

@@ -60,6 +60,7 @@ LAZY_SUBCOMMANDS = {
     "once": "fairlens_monitor.cli.cycles:once",
     "page-token": "fairlens_monitor.cli.page:page_token",
     "report": "fairlens_monitor.cli.report:report",
+    "notify": "fairlens_monitor.cli.notify:notify",
 }
 
 

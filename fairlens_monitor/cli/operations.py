@@ -19,6 +19,7 @@ from fairlens_monitor.cli.common import (
     LAST_OPTION,
     FiniteFloatRange,
     dump,
+    portfolio_of,
     scoped_reader,
     settings_of,
     show,
@@ -282,6 +283,7 @@ def _transition(
     from fairlens_monitor.store import maintenance
 
     settings = settings_of(ctx)
+    portfolio = portfolio_of(ctx)  # the alert's monitor's notify.on
     if not by.strip():
         raise click.BadParameter("name who does it (not blank)", param_hint="'--by'")
     if note and looks_personal(note) and not not_personal:  # the chain keeps it for ever
@@ -306,6 +308,7 @@ def _transition(
             at=now,
             ts=rfc3339(now),
             seal=lambda s, head: signed.append(sealer.now(s, head)),
+            routes=lambda monitor: portfolio.get(monitor, settings).notify.routes(),
         )
     except (LookupError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

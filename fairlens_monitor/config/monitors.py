@@ -3,8 +3,9 @@
 Configuration, before any cycle runs. A config file may hold a ``monitors:`` mapping from a
 monitor's name (``[a-z0-9_]``, 1 to 64 characters) to the sections that monitor sets for
 itself — ``source``, ``simulation``, ``measurement``, ``thresholds``, ``drift_detection``,
-``alerts``, ``schedule``. Every other top-level section (``database``, ``keys``, ``audit``,
-``logging``, ``backup``, ``retention``, ``leadership``) belongs to the service and is the same
+``alerts``, ``schedule``, and ``notify.on`` (which events go to which channels). Every other
+top-level section (``database``, ``keys``, ``audit``, ``logging``, ``backup``, ``retention``,
+``leadership``, ``daemon``, the rest of ``notify``) belongs to the service and is the same
 for every monitor; the per-monitor sections at the top level are the shared defaults.
 
 A monitor's document is the defaults deep-merged with its own sections (:func:`deep_merge`):
@@ -46,8 +47,11 @@ PER_MONITOR = frozenset(
         "drift_detection",
         "alerts",
         "schedule",
+        "notify",  # only its ``on`` (the routes); the channels are the service's
     }
 )
+# The keys of a per-monitor section a monitor may set (the rest of it is the service's).
+PER_MONITOR_KEYS = {"notify": frozenset({"on"})}
 # A mapping with one of these keys is one variant of several: another value replaces it.
 _DISCRIMINATORS = ("kind", "mode")
 
@@ -112,6 +116,10 @@ def monitor_documents(root: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             )
         sections = {} if own is None else mapping(own, f"monitors.{name}")
         reject_unknown(sections, f"monitors.{name}", PER_MONITOR)
+        for section_name, allowed in PER_MONITOR_KEYS.items():
+            if sections.get(section_name) is not None:
+                own_keys = mapping(sections[section_name], f"monitors.{name}.{section_name}")
+                reject_unknown(own_keys, f"monitors.{name}.{section_name}", allowed)
         document = dict(defaults)
         for section_name, value in sections.items():
             document[section_name] = deep_merge(defaults.get(section_name), value)

@@ -28,6 +28,7 @@ from fairlens_monitor.config.checks import (
 )
 from fairlens_monitor.config.detection import CusumSettings
 from fairlens_monitor.config.measurement import MeasurementSettings, parse_measurement
+from fairlens_monitor.config.notify import NotifySettings, parse_notify
 from fairlens_monitor.config.parsers import (
     parse_alerts,
     parse_audit,
@@ -82,6 +83,7 @@ SECTIONS = frozenset(
         "source",
         "leadership",
         "daemon",
+        "notify",
     }
 )
 
@@ -105,6 +107,8 @@ class Settings:
     source: SourceSettings = field(default_factory=SourceSettings)
     leadership: LeadershipSettings = field(default_factory=LeadershipSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    # where alerts go; deployment, not a rule: left out of the config hash (see shaping)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def simulator(self) -> SimulationSettings:
         """Return the simulation settings.
@@ -318,4 +322,5 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         leadership=parse_leadership(lead, interval=schedule_settings.interval_seconds),
         audit=parse_audit(audit, base_dir=base_dir),
         daemon=parse_daemon(daemon),
+        notify=parse_notify(root.get("notify"), base_dir=base_dir, env=env),
     )

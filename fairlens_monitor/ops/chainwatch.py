@@ -9,7 +9,9 @@ on SQLite a reader never takes the write lock a cycle needs.
 
 A walk that finds anomalies, or cannot run, is one ``ERROR`` log line and one console line
 naming the walk, the first anomaly's seq, kind and (for a row) table and id — never a stored
-value. Nothing is written to the database: a tampered trail is reported, not amended.
+value. Nothing is written to the audit chain: a tampered trail is reported, not amended —
+but when ``notify.on.chain_failed`` names channels, a ``chain_failed`` notification is
+written to the outbox (once per first anomaly, ``ops.notify.worker.enqueue_chain_failure``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_repository
 from fairlens_monitor.ops.cycle import error_text
 from fairlens_monitor.ops.incremental import WalkState, verify_incremental
+from fairlens_monitor.ops.notify.worker import enqueue_chain_failure
 from fairlens_monitor.ops.verification import TrailReport, verify_store
 
 log = logging.getLogger(__name__)
@@ -100,4 +103,19 @@ class ChainCheck:
         )
         log.error("%s", line)
         self.emit(f"✗ {line}")
+        self._notify(f"{where} ({first.kind})", started)
         return trail
+
+    def _notify(self, first: str, at: datetime) -> None:
+        """Write the ``chain_failed`` notifications (never raises)."""
+        routes = self.settings.notify.routes()
+        if not routes.get("chain_failed"):
+            return
+        try:
+            repo = open_repository(self.settings)
+            try:
+                enqueue_chain_failure(repo, routes, first=first, at=at)
+            finally:
+                repo.engine.dispose()
+        except Exception as exc:  # the trail's report above stands without it
+            log.error("chain_failed notification not written: %s", error_text(exc))

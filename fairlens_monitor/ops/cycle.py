@@ -300,6 +300,7 @@ def _attempt_cycle(
         expect=position,
         seal=sealer,
         listing=row_for(repo.monitor, settings, started),
+        routes=settings.notify.routes(),
     )
     if sealer is not None and saved.checkpoint is not None:
         sealer.anchor(saved.checkpoint)
@@ -449,6 +450,8 @@ def record_failure(settings: Settings, repo: Repository, failed: FailedCycle) ->
             {"cycle_index": index, "error": failed.error},
             ts=rfc3339(failed.finished_at),
             listing=row_for(repo.monitor, settings, failed.started_at),
+            routes=settings.notify.routes(),
+            failing_after=settings.notify.source_failing_after,
         )
     except Exception as store_exc:  # the database itself may be what failed
         log.error(

@@ -122,6 +122,7 @@ class Daemon(Leadership, ServiceJobs):
                 "service": ThreadPoolExecutor(max_workers=1),
                 # the trail checked incrementally, on a worker of its own (ops.chainwatch)
                 "verifier": ThreadPoolExecutor(max_workers=1),
+                "notify": ThreadPoolExecutor(max_workers=1),  # the outbox (issue 20)
             },
             job_defaults={"max_instances": 1, "coalesce": True},
         )

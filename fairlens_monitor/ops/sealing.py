@@ -36,6 +36,8 @@ from fairlens_monitor.audit.events import (
     CYCLE_COMPLETED,
     CYCLE_FAILED,
     CYCLE_MISSED,
+    NOTIFICATION_DELIVERED,
+    NOTIFICATION_FAILED,
     SOURCE_FILE_CHANGED,
 )
 from fairlens_monitor.config.settings import Settings
@@ -60,6 +62,8 @@ ROUTINE = frozenset(
         SOURCE_FILE_CHANGED,
         BACKUP_MADE,
         BACKUP_FAILED,
+        NOTIFICATION_DELIVERED,  # one per delivery attempt: sealed by the policy, like cycles
+        NOTIFICATION_FAILED,
     }
 )
 # Session.info keys: the attached sealer; "this transaction's checkpoint was decided by the

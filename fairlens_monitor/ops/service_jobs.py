@@ -1,4 +1,5 @@
-"""The daemon's service-wide jobs: the trail's self-check, retention, backups, checkpoints.
+"""The daemon's service-wide jobs: the trail's self-check, retention, backups, checkpoints,
+and the outbox's delivery (issue 20).
 
 simulate → measure → detect → **log**, kept. These jobs belong to the service, not to a
 monitor: each is one scheduler job however many monitors run, on executors of their own
@@ -30,8 +31,10 @@ from fairlens_monitor.ops.backup import (
 )
 from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text
+from fairlens_monitor.ops.notify import worker as notify_worker
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.runner import checkpoint_failed
+from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.db import sqlite_path
 from fairlens_monitor.store.lease import Lease
 from fairlens_monitor.store.repository import Repository
@@ -50,8 +53,16 @@ class ServiceJobs:
     emit: Callable[[str], None]
     scheduler: BlockingScheduler
     chain_check: ChainCheck
+    cipher: AlertCipher
 
     def _add_service_jobs(self) -> None:
+        if self.settings.notify.channels:  # the outbox (ops.notify.worker; issue 20)
+            self.scheduler.add_job(
+                self._notify,
+                IntervalTrigger(seconds=notify_worker.POLL_SECONDS, timezone=UTC),
+                id="notify",
+                executor="notify",
+            )
         self.scheduler.add_job(
             self._chain_check,
             IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
@@ -73,6 +84,12 @@ class ServiceJobs:
                 "scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
                 "(the backup section is ignored here)"
             )
+
+    def _notify(self) -> None:
+        """The outbox's job (issue 20): deliver due notifications, by the service lease's
+        holder, on a plain repository of its own (``ops.notify.worker``)."""
+        if self.lease.leading:
+            notify_worker.run_job(self.repo.engine, self.settings.notify, self.clock, self.cipher)
 
     def _chain_check(self) -> None:
         """The trail's self-check, by the service lease's holder only."""

@@ -30,7 +30,7 @@ from fairlens_monitor.audit.chain import GENESIS_HASH, AuditRecord, build_record
 from fairlens_monitor.audit.checkpoints import Checkpoint
 from fairlens_monitor.audit.events import MONITOR_ADDED
 from fairlens_monitor.monitoring import episodes
-from fairlens_monitor.store import monitors, rollup
+from fairlens_monitor.store import monitors, outbox, rollup
 from fairlens_monitor.store.db import CHAIN_LOCK_KEY
 from fairlens_monitor.store.models import (
     Alert,
@@ -144,6 +144,7 @@ class CycleRows:
     # the monitor's row as the cycle would create it (None: a bare row; see ensure_monitor)
     listing: monitors.MonitorRow | None = None
     listed: bool = False  # the row is known to exist: no lookup
+    routes: outbox.Routes | None = None  # notify.on: the events' notifications (outbox)
 
 
 def write_cycle(
@@ -231,6 +232,7 @@ def write_cycle(
     records = append_all(
         s, [(kind, actor, {**payload, "monitor": monitor}) for kind, payload in pairs], ts
     )
+    outbox.enqueue(s, records, rows.routes, at=run.finished_at)  # same transaction
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
     return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed, added)
 

@@ -27,6 +27,7 @@ from fairlens_monitor.audit.events import (
 )
 from fairlens_monitor.audit.rowforms import TABLES
 from fairlens_monitor.monitoring import episodes
+from fairlens_monitor.store import outbox
 from fairlens_monitor.store.cyclewrite import append, serialise
 from fairlens_monitor.store.models import (
     Alert,
@@ -122,6 +123,7 @@ def transition_alert(
     at: datetime,
     ts: str,
     seal: Callable[[Session, AuditRecord], Any] | None = None,
+    routes: Callable[[str], outbox.Routes | None] | None = None,
 ) -> tuple[Alert, AuditRecord]:
     """Acknowledge or resolve an alert for a person, with its audit event, atomically.
 
@@ -136,6 +138,8 @@ def transition_alert(
         seal: signs a checkpoint of the new head inside this transaction
             (``sealing.Sealer.now``), so the transition never commits unprotected; None
             signs none.
+        routes: the ``notify.on`` of a monitor by name: the notification of this event
+            is written in this transaction (``store.outbox``); None writes none.
 
     Returns:
         The updated alert and the ``alert_acknowledged``/``alert_resolved`` record.
@@ -169,6 +173,8 @@ def transition_alert(
             },
             ts,
         )
+        if routes is not None:
+            outbox.enqueue(s, [record], routes(alert.monitor), at=at)
         if seal is not None:
             seal(s, record)
         return alert, record

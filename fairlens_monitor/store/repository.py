@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import CYCLE_FAILED, MONITOR_EVENTS
-from fairlens_monitor.store import monitors
+from fairlens_monitor.store import monitors, outbox
 from fairlens_monitor.store.chainstore import ChainStore, payload_of
 from fairlens_monitor.store.cyclewrite import (
     RUNS,
@@ -143,6 +143,7 @@ class Repository(ChainStore):
         expect: tuple[int, int] | None = None,
         seal: Seal | None = None,
         listing: MonitorRow | None = None,
+        routes: outbox.Routes | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle of this repository's monitor in one transaction, alert
         episodes included; on the monitor's first run its ``monitors`` row too.
@@ -169,6 +170,8 @@ class Repository(ChainStore):
                 due (``sealing.Sealer``); None signs none.
             listing: the monitor's row as a first run creates it (``monitors.row_for``);
                 None creates a bare one. Ignored once the row exists.
+            routes: ``notify.on`` of the monitor: the notifications its alert events call
+                for are written in this transaction (``store.outbox``); None writes none.
 
         Returns:
             The ids assigned, the alert transitions and the audit records appended
@@ -190,6 +193,7 @@ class Repository(ChainStore):
             monitor=self.monitor,
             listing=listing,
             listed=self._listed,
+            routes=routes,
         )
         with self.sessions.begin() as s:
             saved = write_cycle(
@@ -262,6 +266,8 @@ class Repository(ChainStore):
         *,
         ts: str,
         listing: MonitorRow | None = None,
+        routes: outbox.Routes | None = None,
+        failing_after: int | None = None,
     ) -> SavedCycle:
         """Record a failed run of this monitor and its ``cycle_failed`` audit event (naming
         the monitor) in one transaction; on the monitor's first run its ``monitors`` row
@@ -272,6 +278,8 @@ class Repository(ChainStore):
             payload: audit details; ``run_id`` and ``monitor`` are added here.
             ts: RFC 3339 time of the audit event.
             listing: the monitor's row as a first run creates it (see :meth:`save_cycle`).
+            routes: ``notify.on`` of the monitor (see :meth:`save_cycle`).
+            failing_after: this many failed runs in a row is ``source_failing``.
 
         Returns:
             The run id and the audit record.
@@ -295,6 +303,8 @@ class Repository(ChainStore):
                 },
                 ts,
             )
+            at = run.finished_at or run.started_at
+            outbox.enqueue(s, [record], routes, at=at, failing_after=failing_after)
             return SavedCycle(run.id, [], [], [record], added=added)
 
     def append_event(

@@ -59,9 +59,7 @@ def load(
             if many
             else pd.DataFrame(),
             "alerts": data.alerts(engine, since=since, until=until, monitor=monitor),
-            "health": data.health(
-                engine, monitor, interval=settings.schedule.expected_gap_seconds
-            ),
+            "health": data.health(engine, monitor, interval=settings.schedule.expected_gap_seconds),
             "events": episode.chart_events(engine, since=since, until=until, monitor=monitor),
         }
     finally:
