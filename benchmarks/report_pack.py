@@ -1,6 +1,6 @@
 """How long `report` takes to write an examiner's pack, and where the time goes.
 
-Builds a SQLite database with N real hourly cycles of one monitor (``ops.sequence.run_once``
+Builds a SQLite database with N real hourly cycles of one monitor (``ops.sequence.run_portfolio``
 with a fixed clock, drift ramping so alerts open), then times ``ops.report_pack.make_pack``
 over the whole period, split into its steps, beside the floor it cannot beat: the project's
 own whole-chain verification (``verify_store``) on the same database, which the pack runs
@@ -26,7 +26,7 @@ from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.report_pack import make_pack
-from fairlens_monitor.ops.sequence import run_once
+from fairlens_monitor.ops.sequence import run_portfolio
 from fairlens_monitor.ops.verification import verify_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -61,7 +61,15 @@ def main() -> None:
         started = time.perf_counter()
         for hour in range(done, args.cycles):
             at = T0 + timedelta(hours=hour)
-            run_once(settings, repo, cipher, signer, clock=lambda at=at: at, actor="cli")  # type: ignore[misc]
+            run_portfolio(
+                {"default": settings},
+                repo,
+                cipher,
+                signer,
+                names=["default"],
+                clock=lambda at=at: at,  # type: ignore[misc]
+                actor="cli",
+            )
         print(f"built {args.cycles - done} cycles in {time.perf_counter() - started:.1f} s")
     repo.engine.dispose()
     reader = open_repository(settings, readonly=True)

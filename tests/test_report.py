@@ -37,7 +37,7 @@ from fairlens_monitor.cli.main import cli
 from fairlens_monitor.config.settings import load_settings
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
 from fairlens_monitor.ops.sealing import Sealer
-from fairlens_monitor.ops.sequence import run_once
+from fairlens_monitor.ops.sequence import run_portfolio
 from fairlens_monitor.store import maintenance
 from tests.conftest import BASE_CONFIG, merge, query_url, tamper
 
@@ -82,14 +82,15 @@ def build(config: Path) -> None:
         for hour in range(HOURS):
             for offset, name in enumerate(MONITORS):
                 at = T0 + timedelta(hours=hour, minutes=20 * offset)
-                run_once(
-                    settings,
-                    repo.for_monitor(name),
+                run_portfolio(
+                    dict.fromkeys(MONITORS, settings),
+                    repo,
                     cipher,
                     signer,
+                    names=[name],
                     clock=lambda at=at: at,  # type: ignore[misc]
                     actor="cli",
-                    sealer=Sealer.of(settings, signer),
+                    sealer=lambda scoped: Sealer.of(settings, signer).attach(scoped),
                 )
             if hour in (1, 2):
                 cards_alert = query_url(
