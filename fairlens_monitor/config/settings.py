@@ -33,6 +33,7 @@ from fairlens_monitor.config.parsers import (
     parse_audit,
     parse_backup,
     parse_daemon,
+    parse_metrics,
     parse_database,
     parse_drift_detection,
     parse_keys,
@@ -49,6 +50,7 @@ from fairlens_monitor.config.sections import (
     AuditSettings,
     BackupSettings,
     DaemonSettings,
+    MetricsSettings,
     DatabaseSettings,
     KeySettings,
     LeadershipSettings,
@@ -82,6 +84,7 @@ SECTIONS = frozenset(
         "source",
         "leadership",
         "daemon",
+        "metrics",
     }
 )
 
@@ -105,6 +108,7 @@ class Settings:
     source: SourceSettings = field(default_factory=SourceSettings)
     leadership: LeadershipSettings = field(default_factory=LeadershipSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def simulator(self) -> SimulationSettings:
         """Return the simulation settings.
@@ -299,6 +303,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     )
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
     daemon = section(root, "daemon", {"workers"}, required=False)
+    metrics = section(root, "metrics", {"port", "address"}, required=False)
     schedule_settings = parse_schedule(schedule)
     database = parse_database(db, base_dir=base_dir, env=env)
     logging_settings = parse_logging(logging_)
@@ -318,4 +323,5 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         leadership=parse_leadership(lead, interval=schedule_settings.interval_seconds),
         audit=parse_audit(audit, base_dir=base_dir),
         daemon=parse_daemon(daemon),
+        metrics=parse_metrics(metrics),
     )

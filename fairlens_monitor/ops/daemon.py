@@ -64,6 +64,7 @@ from fairlens_monitor.ops.backup import (
 from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text, utc_now
 from fairlens_monitor.ops.governance import sync_portfolio
+from fairlens_monitor.ops.health import Watch
 from fairlens_monitor.ops.leadership import DaemonStats, Leadership, lease_seconds
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.runner import MonitorRunner, checkpoint_failed, job_id
@@ -141,7 +142,18 @@ class Daemon(Leadership):
         self.chain_check = ChainCheck(settings, emit)
 
     def run(self) -> DaemonStats:
-        """Start the scheduler and block until a stop is requested; return the counters."""
+        """Start the scheduler and block until a stop is requested; return the counters.
+
+        Raises:
+            ConfigError: the metrics endpoint cannot bind its port (before anything runs).
+        """
+        watch = Watch.start(self)  # /metrics, /healthz and sd_notify (ops.health)
+        try:
+            return self._run()
+        finally:
+            watch.stop()
+
+    def _run(self) -> DaemonStats:
         start = datetime.now(UTC)
         count = len(self.runners)
         for k, (name, runner) in enumerate(self.runners.items()):
