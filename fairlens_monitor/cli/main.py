@@ -112,9 +112,7 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 )
 @NEW_CHAIN_OPTION
 @click.pass_context
-def run(
-    ctx: click.Context, cycles: int | None, metrics_port: int | None, new_chain: bool
-) -> None:
+def run(ctx: click.Context, cycles: int | None, metrics_port: int | None, new_chain: bool) -> None:
     """Run the monitoring daemon: every monitor on its own schedule (interval or cron).
 
     On PostgreSQL several daemons may run with one config: they split the monitors between

@@ -33,12 +33,13 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError
 from fairlens_monitor.ops.metrics import DaemonMetrics, Observed
+from fairlens_monitor.store.db import make_engine
 
 log = logging.getLogger(__name__)
 STUCK_GAPS = 3  # a monitor led here with no fire handled in this many expected gaps: stuck
@@ -57,22 +58,28 @@ class Health:
 class Watched(Observed, Protocol):
     """What the health check reads from a running daemon (``ops.daemon.Daemon``)."""
 
-    portfolio: Mapping[str, Settings]
     scheduler: Any
     _stopper: threading.Thread | None
+
+    @property
+    def portfolio(self) -> Mapping[str, Settings]:
+        """Monitor name -> its settings (the service sections are the same in each)."""
 
 
 class HealthCheck:
     """Judges whether the daemon is doing its job; :meth:`check` is thread-safe."""
 
-    def __init__(self, daemon: Watched, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, daemon: Watched, engine: Engine, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """Start judging from now.
 
         Args:
             daemon: the daemon.
+            engine: a read-only engine on its database (never waits for the write lock).
             clock: a monotonic clock in seconds (tests pass their own).
         """
-        self.daemon, self.clock = daemon, clock
+        self.daemon, self.engine, self.clock = daemon, engine, clock
         self.started = clock()
         self._led_since: dict[str, float] = {}
         self._leaderless_since: dict[str, float] = {}
@@ -96,7 +103,7 @@ class HealthCheck:
 
     def _database(self) -> str | None:
         try:
-            with self.daemon.repo.engine.connect() as conn:
+            with self.engine.connect() as conn:
                 conn.execute(text("SELECT max(seq) FROM audit_events")).scalar()
         except SQLAlchemyError as exc:
             return f"database unreachable ({type(exc).__name__})"
@@ -148,7 +155,9 @@ class HealthCheck:
                 continue
             since = self._leaderless_since.setdefault(name, now)
             if now - since > allowed:
-                return f"standing by, but monitor {name} has had no live leader for {now - since:.0f}s"
+                return (
+                    f"standing by, but monitor {name} has had no live leader for {now - since:.0f}s"
+                )
         return None
 
 
@@ -196,8 +205,10 @@ class Watch:
     def __init__(self, daemon: Watched) -> None:
         """Prepare (nothing is bound or started; see :meth:`start`)."""
         self.daemon = daemon
-        self.health = HealthCheck(daemon)
-        self.metrics = DaemonMetrics(daemon)
+        db = next(iter(daemon.portfolio.values())).database
+        self.engine = make_engine(db.url, readonly=True, busy_timeout_ms=db.busy_timeout_ms)
+        self.health = HealthCheck(daemon, self.engine)
+        self.metrics = DaemonMetrics(daemon, self.engine)
         self.server: ThreadingHTTPServer | None = None
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -220,7 +231,11 @@ class Watch:
         watch = cls(daemon)
         plan = next(iter(daemon.portfolio.values())).metrics
         if plan.port is not None:
-            watch.server = bind(plan.address, plan.port, watch)
+            try:
+                watch.server = bind(plan.address, plan.port, watch)
+            except ConfigError:
+                watch.engine.dispose()
+                raise
             serving = threading.Thread(
                 target=watch.server.serve_forever, name="fairlens-metrics", daemon=True
             )
@@ -267,6 +282,7 @@ class Watch:
             self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.engine.dispose()
 
 
 def _started_mask() -> int:
@@ -281,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
     watch: Watch
     timeout = 10  # a client that sends nothing does not hold a thread for long
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         """Answer one request."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -302,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged at DEBUG only (a scrape every 15 s is not news)."""
         log.debug("%s " + format, self.address_string(), *args)
 
@@ -320,7 +336,7 @@ def bind(address: str, port: int, watch: Watch) -> ThreadingHTTPServer:
         {"address_family": socket.AF_INET6 if ":" in address else socket.AF_INET},
     )
     try:
-        server = server_class((address, port), handler)
+        server: ThreadingHTTPServer = server_class((address, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(

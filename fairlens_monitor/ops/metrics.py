@@ -29,7 +29,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairlens_monitor.ops.chainwatch import ChainCheck
@@ -44,7 +44,6 @@ from fairlens_monitor.store.models import (
     Run,
 )
 from fairlens_monitor.store.monitor_lease import MonitorLeases
-from fairlens_monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
 VERDICT_VALUES = ("ok", "inconclusive", "adverse", "no_data")
@@ -55,24 +54,30 @@ OUTBOX_TABLE = "notifications"  # issue 20's outbox (migration 0017), when it ex
 class Observed(Protocol):
     """What the collector reads from a running daemon (``ops.daemon.Daemon``)."""
 
-    repo: Repository
-    runners: Mapping[str, MonitorRunner]
     lease: Lease
     leases: MonitorLeases
     chain_check: ChainCheck
+
+    @property
+    def runners(self) -> Mapping[str, MonitorRunner]:
+        """Monitor name -> its runner (counters, settings)."""
 
 
 class FairlensCollector(Collector):
     """Every FairLens metric but the cycle durations, read at scrape time."""
 
-    def __init__(self, daemon: Observed, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, daemon: Observed, engine: Engine, *, now: Callable[[], datetime] | None = None
+    ) -> None:
         """Prepare (nothing is read until a scrape).
 
         Args:
-            daemon: the daemon whose database, runners and leases are read.
+            daemon: the daemon whose runners, leases and self-check are read.
+            engine: a read-only engine on the daemon's database (a scrape never waits for
+                the write lock a cycle holds).
             now: the wall clock (checkpoint age); ``datetime.now(UTC)`` when None.
         """
-        self.daemon = daemon
+        self.daemon, self.engine = daemon, engine
         self.now = now or (lambda: datetime.now(UTC))
         self._outbox = False  # the table, once seen, stays (no downgrade under a daemon)
 
@@ -85,7 +90,7 @@ class FairlensCollector(Collector):
         names = list(self.daemon.runners)
         yield from self._process_metrics(names)
         try:
-            with self.daemon.repo.engine.connect() as conn:
+            with self.engine.connect() as conn:
                 yield from self._monitor_metrics(conn, names)
                 yield from self._service_metrics(conn)
         except SQLAlchemyError as exc:
@@ -250,12 +255,13 @@ def _reading_families(names: Iterable[str], readings: Mapping[str, Any]) -> Iter
 class DaemonMetrics:
     """A daemon's registry: the collector plus the cycle-duration histogram."""
 
-    def __init__(self, daemon: Observed) -> None:
+    def __init__(self, daemon: Observed, engine: Engine) -> None:
         """Register the collector and the histogram in a registry of this daemon's own.
 
         Args:
             daemon: the daemon to observe; each of its runners gets ``observe`` set to
                 this object's :meth:`observe` (the durations of its cycles).
+            engine: a read-only engine on its database (see :class:`FairlensCollector`).
         """
         self.registry = CollectorRegistry(auto_describe=False)
         self.durations = Histogram(
@@ -265,11 +271,10 @@ class DaemonMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(FairlensCollector(daemon))
+        self.registry.register(FairlensCollector(daemon, engine))
         for runner in daemon.runners.values():
             runner.observe = self.observe
 
     def observe(self, monitor: str, seconds: float) -> None:
         """Record one finished cycle's duration (called by the monitor's runner)."""
         self.durations.labels(monitor=monitor).observe(max(0.0, seconds))
-
