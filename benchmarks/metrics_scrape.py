@@ -89,7 +89,7 @@ def cpu_per_scrape(url: str, monitors: int, repeat: int = 20) -> tuple[float, fl
         chain_check=SimpleNamespace(walked_at=None),
     )
     try:
-        metrics = DaemonMetrics(daemon, engine)  # type: ignore[arg-type]
+        metrics = DaemonMetrics(daemon, engine)
         for name in names:
             for _ in range(3):
                 metrics.observe(name, 0.1)
@@ -182,7 +182,8 @@ def main() -> None:
     print(f"  scrape ms: p50 {percentile(times, 0.5):.1f}  p99 {p99:.1f}  max {max(times):.1f}")
     print(f"  body {len(body) / 1024:.0f} KiB, {samples} samples")
     print(
-        f"  CPU per scrape (in process, load-independent): p50 {cpu_p50:.1f} ms, max {cpu_max:.1f} ms"
+        f"  CPU per scrape (in process, load-independent): p50 {cpu_p50:.1f} ms, "
+        f"max {cpu_max:.1f} ms"
     )
     print(f"  load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
     verdict = "ok" if p99 < GOAL_P99_MS else "OVER"

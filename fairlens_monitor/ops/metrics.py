@@ -265,7 +265,7 @@ class DaemonMetrics:
                 this object's :meth:`observe` (the durations of its cycles).
             engine: a read-only engine on its database (see :class:`FairlensCollector`).
         """
-        disable_created_metrics()  # no *_created samples: they double a scrape's size
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created samples
         self.registry = CollectorRegistry(auto_describe=False)
         self.durations = Histogram(
             "fairlens_cycle_duration_seconds",
