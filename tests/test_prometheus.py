@@ -146,12 +146,12 @@ def ok_runs(url: str) -> dict[str, int]:
 
 
 def test_metrics_match_the_database_and_the_watchdog_follows_health(
-    write_config: Callable[..., Path], tmp_path: Path, notify: Notify
+    write_config: Callable[..., Path], backend_url: str, notify: Notify
 ) -> None:
     """Scrape the real daemon: every per-monitor and service value equals the database's;
     READY, WATCHDOG while healthy, STOPPING at SIGTERM arrive on the socket; a SIGSTOPped
     daemon's endpoint stops answering and its pings stop, and both come back on SIGCONT."""
-    url = f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}"
+    url = backend_url
     port = free_port()
     config = two_monitors(write_config, url)
     proc = start(config, port, notify)
