@@ -162,3 +162,34 @@ def test_sd_notify_without_a_socket_or_to_a_gone_one(short_dir: str) -> None:
 )
 def test_watchdog_period(env: dict[str, str], period: float | None) -> None:
     assert watchdog_period(env) == period
+
+
+# --- binding ---------------------------------------------------------------------------
+
+
+def test_bind_errors_name_the_key() -> None:
+    """A port in use names ``metrics.port``; an address not of this host ``metrics.address``;
+    IPv6 loopback binds."""
+    from fairlens_monitor.errors import ConfigError
+    from fairlens_monitor.ops.health import bind
+
+    watch: Any = None
+    first = bind("127.0.0.1", 0, watch)
+    port = first.server_address[1]
+    try:
+        with pytest.raises(ConfigError) as err:
+            bind("127.0.0.1", port, watch)
+        assert err.value.key == "metrics.port"
+        assert "in use" in str(err.value)
+    finally:
+        first.server_close()
+    with pytest.raises(ConfigError) as err:
+        bind("192.0.2.1", 0, watch)  # TEST-NET-1: never this host's
+    assert err.value.key == "metrics.address"
+    if socket.has_ipv6:
+        try:
+            six = bind("::1", 0, watch)
+        except ConfigError:
+            pytest.skip("no IPv6 loopback here")
+        assert six.address_family == socket.AF_INET6
+        six.server_close()

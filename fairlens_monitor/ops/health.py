@@ -89,13 +89,17 @@ class HealthCheck:
         """Judge now: the first problem found, in the order of the module docstring."""
         with self._lock:
             now = self.clock()
-            reason = (
-                self._stopping()
-                or self._database()
-                or self._scheduler()
-                or self._cycles(now)
-                or self._standby(now)
-            )
+            try:
+                reason = (
+                    self._stopping()
+                    or self._database()
+                    or self._scheduler()
+                    or self._cycles(now)
+                    or self._standby(now)
+                )
+            except Exception as exc:  # a check that cannot judge is not a healthy verdict
+                log.exception("health check failed")
+                reason = f"health check failed ({type(exc).__name__})"
         return Health(reason is None, reason or "ok")
 
     def _stopping(self) -> str | None:
@@ -216,7 +220,8 @@ class Watch:
 
     @classmethod
     def start(cls, daemon: Watched) -> Watch:
-        """Bind the endpoint (when configured) and start the watchdog loop.
+        """Bind the endpoint (when configured) and start the watchdog loop (when there is an
+        endpoint or ``$NOTIFY_SOCKET``; it also logs each change of the health verdict).
 
         Args:
             daemon: the daemon, before its scheduler starts.
@@ -242,6 +247,8 @@ class Watch:
             serving.start()
             watch._threads.append(serving)
             log.info("metrics and health on http://%s:%d/", plan.address, plan.port)
+        if plan.port is None and not os.environ.get("NOTIFY_SOCKET"):
+            return watch  # nobody asks: no thread, no query
         daemon.scheduler.add_listener(watch._on_started, _started_mask())
         period = watchdog_period()
         loop = threading.Thread(
