@@ -378,3 +378,52 @@ def test_metrics_config_defaults_off_on_loopback(write_config: Callable[..., Pat
     on = load_settings(write_config({"metrics": {"port": 9187, "address": "::1"}}), env={})
     assert (on.metrics.port, on.metrics.address) == (9187, "::1")
     assert on.config_hash() == plain.config_hash()  # where it listens shapes no reading
+
+
+def test_outbox_pending_is_read_once_the_outbox_exists(
+    make_settings: Callable[..., Any],
+) -> None:
+    """0 before the table exists (issue 20's notify migration adds it); then the count of
+    its pending rows, not the delivered or dead ones."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from fairlens_monitor.ops.app import open_repository
+    from fairlens_monitor.ops.metrics import OUTBOX_TABLE, FairlensCollector
+    from fairlens_monitor.store.db import make_engine
+    from fairlens_monitor.store.lease import Lease
+    from fairlens_monitor.store.monitor_lease import MonitorLeases
+
+    settings = make_settings()
+    writer = open_repository(settings).engine
+    reader = make_engine(settings.database.url, readonly=True)
+    daemon: Any = SimpleNamespace(
+        runners={},
+        lease=Lease(reader, lease_seconds=5, holder="t"),
+        leases=MonitorLeases(reader, lease_seconds=5, holder="t", monitors=[]),
+        chain_check=SimpleNamespace(walked_at=None),
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FairlensCollector(daemon, reader))
+
+    def pending() -> float | None:
+        families = text_string_to_metric_families(generate_latest(registry).decode())
+        return value(
+            {(s.name, ()): s.value for f in families for s in f.samples}, "fairlens_outbox_pending"
+        )
+
+    try:
+        assert pending() == 0.0
+        with writer.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {OUTBOX_TABLE} (id INTEGER PRIMARY KEY, status TEXT)"))
+            conn.execute(
+                text(
+                    f"INSERT INTO {OUTBOX_TABLE} (status) VALUES ('pending'), ('pending'), "
+                    "('delivered'), ('dead')"
+                )
+            )
+        assert pending() == 2.0
+    finally:
+        reader.dispose()
+        writer.dispose()
