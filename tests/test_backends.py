@@ -108,7 +108,7 @@ def test_cycles_alerts_and_the_chain(backend_url: str, tmp_path: Path, clock: Cl
     assert stored is not None
     report = verify_chain(repo.iter_records(), repo.iter_links())
     assert report.intact
-    assert report.count == 6 + 1
+    assert report.count == 1 + 6 + 1  # monitor_added (the first run), 6 cycles, one alert
     # The payload is stored once, inside the hashed text (0013): every row's other columns
     # frame that text exactly, and the fast path verifies the same chain.
     assert {r[-1] for r in repo.iter_stored()} == {0}
@@ -126,7 +126,8 @@ def test_cli_once_history_verify(backend_url: str, tmp_path: Path) -> None:
     assert {r["verdict"] for r in json.loads(history.stdout)} >= {"adverse"}
     verified = run.invoke(cli, ["--config", str(config), "verify"])
     assert verified.exit_code == 0, verified.output
-    assert "audit chain intact: 5 events" in verified.stdout  # config + 3 cycles + alert
+    # monitor_added (once lists the monitor with its rules first) + 3 cycles + alert
+    assert "audit chain intact: 5 events" in verified.stdout
 
 
 def test_the_audit_table_refuses_update_and_delete(backend_url: str, tmp_path: Path) -> None:
@@ -380,8 +381,17 @@ def test_db_copy_moves_history_to_postgresql_and_verifies(pg_url: str, tmp_path:
         assert run.invoke(cli, ["--config", str(config), "once"]).exit_code == 0
     copied = run.invoke(cli, ["--config", str(config), "db", "copy", sqlite_url, pg_url])
     assert copied.exit_code == 0, copied.output
+    # monitor_added (with its rules, before the first cycle), 4 cycles, one alert
     assert "copy verified: 6 events intact, anchored up to seq" in copied.stdout
-    for table in ("runs", "readings", "group_results", "alerts", "audit_events", "checkpoints"):
+    for table in (
+        "monitors",
+        "runs",
+        "readings",
+        "group_results",
+        "alerts",
+        "audit_events",
+        "checkpoints",
+    ):
         assert scalar(pg_url, f"SELECT count(*) FROM {table}") == scalar(
             sqlite_url, f"SELECT count(*) FROM {table}"
         )

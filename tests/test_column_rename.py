@@ -23,6 +23,7 @@ from alembic import command
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
+from fairlens_monitor.audit.rowforms import CURRENT_FORM
 from fairlens_monitor.cli.main import cli
 from fairlens_monitor.store.db import sqlite_path
 from fairlens_monitor.store.schema import alembic_config, head_revision
@@ -124,8 +125,10 @@ def test_old_rows_still_verify_after_the_rename(upgraded: Old) -> None:
         for table in set(digests) - {"form"}:
             forms.setdefault(table, set()).add(digests["form"])
     # every row on this chain was recorded under the old names; the hourly rollup that
-    # revision 0014 computed from them is baselined under the current form
-    assert forms.pop("reading_rollups") == {2}
+    # revision 0014 computed from them and the default monitor 0015 inserted are baselined
+    # under the current form
+    assert forms.pop("reading_rollups") == {CURRENT_FORM}
+    assert forms.pop("monitors") == {CURRENT_FORM}
     assert forms
     assert all(found == {1} for found in forms.values()), forms
     assert upgraded.verify() == (0, [])
@@ -208,3 +211,15 @@ def test_the_migration_round_trips_on_both_back_ends(
                 conn.execute(text(f"DROP OWNED BY {role}"))
                 conn.execute(text(f"DROP ROLE {role}"))
         engine.dispose()
+
+
+def test_moving_an_old_reading_to_another_monitor_is_found(upgraded: Old) -> None:
+    """Rows recorded before revision 0015 (forms 1 and 2) were all the default monitor's:
+    their digests do not cover the monitor column, so a row of theirs that names another
+    monitor is an edit (moving a reading between models), found like any other."""
+    with sqlite3.connect(upgraded.db) as conn:
+        assert conn.execute("UPDATE readings SET monitor = 'auto_loans' WHERE id = 3").rowcount
+    assert upgraded.verify() == (1, [("row_modified", "readings", 3)])
+    with sqlite3.connect(upgraded.db) as conn:
+        conn.execute("UPDATE readings SET monitor = 'default' WHERE id = 3")
+    assert upgraded.verify() == (0, [])

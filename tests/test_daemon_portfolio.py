@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from fairlens_monitor.audit.verify import verify_chain
 from fairlens_monitor.config.monitors import load_portfolio
@@ -41,6 +40,7 @@ def portfolio_config(write_config: Callable[..., Path], url: str, **extra: objec
     )
 
 
+@pytest.mark.timeout(400)  # a real daemon process on a busy machine
 def test_a_failing_monitor_does_not_stop_the_others(
     write_config: Callable[..., Path], backend_url: str
 ) -> None:
@@ -99,12 +99,14 @@ def test_a_paused_monitor_is_skipped(write_config: Callable[..., Path], backend_
     portfolio = load_portfolio(config, env={})
     lines: list[str] = []
     run_daemon(portfolio, emit=lines.append, max_cycles=2, handle_signals=False)
-    repo = open_repository(portfolio["cards"])
-    try:
-        with repo.engine.begin() as conn:
-            conn.execute(text("UPDATE monitors SET paused = true WHERE name = 'autos'"))
-    finally:
-        repo.engine.dispose()
+    from click.testing import CliRunner
+
+    from fairlens_monitor.cli.main import cli
+
+    paused = CliRunner().invoke(
+        cli, ["--config", str(config), "monitors", "pause", "autos", "--by", "tester"]
+    )
+    assert paused.exit_code == 0, paused.output
     before = query_url(backend_url, "SELECT count(*) FROM runs WHERE monitor = 'autos'")[0][0]
     stats = run_daemon(portfolio, emit=lines.append, max_cycles=4, handle_signals=False)
     assert stats.cycles_ok == 4
@@ -113,6 +115,13 @@ def test_a_paused_monitor_is_skipped(write_config: Callable[..., Path], backend_
     )
     assert dict(after)["autos"] == before  # paused: no run while it stays paused
     assert dict(after)["cards"] >= 4
+    resumed = CliRunner().invoke(
+        cli, ["--config", str(config), "monitors", "resume", "autos", "--by", "tester"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    run_daemon(portfolio, emit=lines.append, max_cycles=4, handle_signals=False)
+    again = query_url(backend_url, "SELECT count(*) FROM runs WHERE monitor = 'autos'")[0][0]
+    assert again > before  # resumed: it runs again, no restart of anything else needed
 
 
 def test_a_cron_monitor_gets_a_cron_job_beside_the_interval_ones(

@@ -90,6 +90,7 @@ def server_now(url: str) -> datetime:
     return value
 
 
+@pytest.mark.timeout(1800)  # minutes of generous waits on a busy 2-core machine
 def test_three_daemons_thirty_monitors_kill_and_freeze(pg_url: str, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     doc = merge(

@@ -315,6 +315,8 @@ def test_audit_and_alerts_filter_by_monitor(sqlite_service: Service) -> None:
     assert alerts
     assert {a["monitor"] for a in alerts} == {"gender"}
     assert sqlite_service.json("alerts", "list", "--monitor", "ages") == []  # ages: no drift
+    assert sqlite_service("once", "--fail-on-alert").exit_code == 1  # gender is adverse
+    assert sqlite_service("once", "--fail-on-alert", "--monitor", "ages").exit_code == 0
 
 
 def test_one_monitors_failing_source_does_not_stop_the_others(
@@ -423,3 +425,70 @@ def test_the_auditors_inventory_queries_show_the_portfolio(sqlite_service: Servi
         ("monitor_retired", "ages", None, None),
     ]
     assert {(r[0], r[2]) for r in daily} == {("ages", 1), ("gender", 2)}
+
+
+def test_simultaneous_starts_record_each_addition_once(sqlite_service: Service) -> None:
+    """Three `once` processes at the same time on a fresh database: each monitor is added by
+    one of them (the others find its row inside their own write transaction)."""
+    assert sqlite_service("db", "upgrade").exit_code == 0
+    command = [sys.executable, "-m", "fairlens_monitor", "--config", str(sqlite_service.config)]
+    procs = [
+        subprocess.Popen([*command, "once"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    events = sqlite_service.events()
+    added = sorted(e["details"]["monitor"] for e in events if e["event_type"] == "monitor_added")
+    assert added == ["ages", "gender"]
+    completed = [e for e in events if e["event_type"] == "cycle_completed"]
+    assert len(completed) == 6
+    assert sqlite_service("verify").exit_code == 0
+
+
+def test_a_change_read_before_another_process_wrote_it_is_not_recorded_twice(
+    sqlite_service: Service,
+) -> None:
+    from datetime import UTC, datetime
+
+    from fairlens_monitor.config.monitors import load_portfolio
+    from fairlens_monitor.ops.app import open_repository
+    from fairlens_monitor.ops.governance import sync_portfolio
+    from fairlens_monitor.store.monitors import row_for
+
+    assert sqlite_service("db", "upgrade").exit_code == 0
+    portfolio = load_portfolio(sqlite_service.config, env={})
+    repo = open_repository(portfolio["gender"])
+    try:
+        seen = repo.monitor_rows()  # what a slower process read: no rows yet
+        assert len(sync_portfolio(portfolio, repo, actor="cli", ts="2026-01-01T00:00:00Z")) == 2
+        late = repo.put_monitors_if(
+            [row_for("gender", portfolio["gender"], datetime(2026, 1, 1, tzinfo=UTC))],
+            expect=[next((r for r in seen if r.name == "gender"), None)],
+            event_type="monitor_added",
+            payload={},
+            actor="cli",
+            ts="2026-01-01T00:00:01Z",
+        )
+        assert late is None
+        assert sync_portfolio(portfolio, repo, actor="cli", ts="2026-01-01T00:00:02Z") == []
+    finally:
+        repo.engine.dispose()
+
+
+def test_a_single_monitor_database_grows_into_a_portfolio(tmp_path: Path) -> None:
+    """Today's config (monitor `default`), then the same rules named `default` under
+    `monitors:` beside a new monitor: default's history continues, nothing is retired."""
+    service = Service(tmp_path, f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}", {})
+    for _ in range(2):
+        assert service("once").exit_code == 0
+    service.write({"monitors": {"default": {}, "ages": AGES}})
+    doc = service.json("once")["monitors"]
+    assert (doc["default"]["cycle_index"], doc["ages"]["cycle_index"]) == (2, 0)
+    kinds = [(e["event_type"], e["details"].get("monitor")) for e in service.events()]
+    assert [k for k in kinds if k[0].startswith("monitor_")] == [
+        ("monitor_added", "default"),
+        ("monitor_added", "ages"),
+    ]  # the same rules under monitors: are no change
+    assert service("verify").exit_code == 0

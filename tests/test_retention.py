@@ -81,11 +81,12 @@ def test_apply_deletes_expired_rows_and_prunes_up_to_a_signed_checkpoint(
         "deleted: 8 readings, 16 group rows, 0 file records, 1 resolved alerts, 4 runs"
         in result.stdout
     )
-    assert "pruned up to signed checkpoint seq 5" in result.stdout  # 4 cycles + 1 alert
+    # the monitor's first run listing it, 4 cycles, 1 alert
+    assert "pruned up to signed checkpoint seq 6" in result.stdout
     assert query_url(url, "SELECT count(*) FROM readings") == [(4,)]
-    assert query_url(url, "SELECT min(seq) FROM audit_events") == [(6,)]
+    assert query_url(url, "SELECT min(seq) FROM audit_events") == [(7,)]
     remaining = query_url(url, "SELECT count(*) FROM audit_events")[0][0]
-    assert remaining == first_events - 5 + 2  # plus retention_applied and chain_pruned
+    assert remaining == first_events - 6 + 2  # plus retention_applied and chain_pruned
     verified = fl(config, "verify")
     assert verified.exit_code == 0, verified.output
     # The rows whose events were pruned stay on the record (chain_pruned carries their

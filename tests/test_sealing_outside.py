@@ -68,7 +68,7 @@ def test_a_daemons_own_events_are_signed_and_its_cycles_follow_the_policy(
     s = Store(tmp_path, backend_url, {**merge_schedule(RARELY), "thresholds": {"dir": 0.75}})
     run_daemon(
         load_settings(s.config, env={}), emit=lambda _line: None, max_cycles=2, handle_signals=False
-    )  # new rules: config_changed
+    )  # new rules: monitor_changed
     events = [
         (int(seq), str(kind))
         for seq, kind in query_url(s.url, "SELECT seq, event_type FROM audit_events ORDER BY seq")

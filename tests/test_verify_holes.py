@@ -349,7 +349,7 @@ def test_a_lost_database_does_not_silently_start_a_new_chain(
     else:
         assert s.write(
             "TRUNCATE audit_events, checkpoints, alerts, source_files, "
-            "group_results, reading_rollups, readings, runs"
+            "group_results, reading_rollups, readings, runs, monitors"
         )
     for args in (("once",), ("run", "--cycles", "1")):
         refused = s.cli(*args)

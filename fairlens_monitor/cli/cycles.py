@@ -99,10 +99,10 @@ def once(
         click.echo(f"error: monitor {name}: {failure_line(exc)}", err=True)
     if as_json:
         dump(next(iter(documents.values())) if single and documents else {"monitors": documents})
+    if run.failures:  # a monitor not measured could hide an alert: its error comes first
+        ctx.exit(2)
     if fail_on_alert and any(
         o.monitored is not None and (o.monitored.verdict == "adverse" or o.monitored.drift_alert)
         for o in run.outcomes.values()
     ):
         ctx.exit(1)
-    if run.failures:
-        ctx.exit(2)

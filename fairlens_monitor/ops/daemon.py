@@ -38,39 +38,27 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.events import (
-    BACKUP_FAILED,
-    BACKUP_MADE,
     DAEMON_STARTED,
     DAEMON_STOPPED,
 )
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops import sequence
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
-from fairlens_monitor.ops.audit_trail import (
-    write_checkpoint,
-)
-from fairlens_monitor.ops.backup import (
-    backup_payload,
-    backup_sqlite,
-    prune_backups,
-    scheduled_name,
-)
-from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
+from fairlens_monitor.ops.chainwatch import ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text, utc_now
 from fairlens_monitor.ops.governance import sync_portfolio
 from fairlens_monitor.ops.health import Watch
 from fairlens_monitor.ops.leadership import DaemonStats, Leadership, lease_seconds
-from fairlens_monitor.ops.retention import apply_retention
-from fairlens_monitor.ops.runner import MonitorRunner, checkpoint_failed, job_id
+from fairlens_monitor.ops.runner import MonitorRunner, job_id
 from fairlens_monitor.ops.sealing import Sealer
+from fairlens_monitor.ops.service_jobs import ServiceJobs
 from fairlens_monitor.security.crypto import AlertCipher
-from fairlens_monitor.store.db import instance_lock, sqlite_path
+from fairlens_monitor.store.db import instance_lock
 from fairlens_monitor.store.lease import FencedError, Lease, monitor_scope
 from fairlens_monitor.store.monitor_lease import MonitorLeases
 from fairlens_monitor.store.repository import Repository
@@ -78,7 +66,7 @@ from fairlens_monitor.store.repository import Repository
 log = logging.getLogger(__name__)
 
 
-class Daemon(Leadership):
+class Daemon(Leadership, ServiceJobs):
     """One scheduler session over the portfolio: a job per monitor, the service's jobs."""
 
     def __init__(
@@ -196,8 +184,9 @@ class Daemon(Leadership):
             heartbeat.join()
         for runner in self.runners.values():
             if self.leases.leads(runner.name):
-                runner.record_pending()
-                runner.record_missed()
+                with monitor_scope(runner.name):  # fenced by the monitor's own lease
+                    runner.record_pending()
+                    runner.record_missed()
         with self.lease.unfenced():
             self._event(
                 DAEMON_STOPPED,
@@ -291,34 +280,6 @@ class Daemon(Leadership):
         if self.max_cycles is not None and done >= self.max_cycles:
             self.request_stop(f"completed {done} cycles")
 
-    def _add_service_jobs(self) -> None:
-        self.scheduler.add_job(
-            self._chain_check,
-            IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
-            id="verify",
-            executor="verifier",
-        )
-        if self.settings.retention.daily:
-            self.scheduler.add_job(
-                self._retention,
-                IntervalTrigger(days=1, timezone=UTC),
-                id="retention",
-                executor="service",
-            )
-        if self.settings.backup is not None and sqlite_path(self.settings.database.url):
-            every = IntervalTrigger(hours=self.settings.backup.interval_hours, timezone=UTC)
-            self.scheduler.add_job(self._backup, every, id="backup", executor="service")
-        elif self.settings.backup is not None:
-            self.emit(
-                "scheduled backups copy SQLite files; back PostgreSQL up with pg_dump "
-                "(the backup section is ignored here)"
-            )
-
-    def _chain_check(self) -> None:
-        """The trail's self-check, by the service lease's holder only."""
-        if self.lease.leading:
-            self.chain_check.run()
-
     def request_stop(self, reason: str) -> None:
         """Stop after the running cycle (if any) finishes; safe from signals and jobs."""
         with self._stop_lock:
@@ -333,61 +294,6 @@ class Daemon(Leadership):
             self.scheduler.shutdown(wait=True)
         except Exception as exc:  # e.g. a stop before the scheduler had started
             log.warning("scheduler shutdown: %s", exc)
-
-    def _backup(self) -> None:
-        """Scheduled backup (leader only): verified copy, audit event, keep the newest N."""
-        plan = self.settings.backup
-        if plan is None or not self.lease.leading:
-            return
-        try:
-            made = backup_sqlite(
-                self.settings.database.url,
-                scheduled_name(plan.dir, self.clock()),
-                anchor_file=self.settings.audit.anchor_file,
-                public_key=self.settings.keys.public_key,
-                busy_timeout_ms=self.settings.database.busy_timeout_ms,
-            )
-        except Exception as exc:
-            self.emit(f"✗ scheduled backup failed: {error_text(exc)}")
-            self._event(BACKUP_FAILED, {"error": error_text(exc)})
-            return
-        pruned = prune_backups(plan.dir, plan.keep)
-        self._event(BACKUP_MADE, backup_payload(made, pruned))
-        self.emit(f"backup {made.path.name}: chain head seq {made.head_seq}, verified")
-
-    def _retention(self) -> None:
-        """Daily retention (leader only); a failure is logged and tried again tomorrow."""
-        if not self.lease.leading:
-            return
-        try:
-            done = apply_retention(
-                self.settings.retention, self.repo, self.signer, now=self.clock()
-            )
-        except Exception as exc:
-            self.emit(f"✗ retention failed: {error_text(exc)}")
-            return
-        self.emit(
-            f"retention: deleted {done['readings']} readings, {done['runs']} runs, "
-            f"{done['audit_events']} audit events"
-        )
-
-    def _event(self, kind: str, payload: dict[str, Any]) -> None:
-        try:
-            self.repo.append_event(kind, "daemon", payload, ts=rfc3339(self.clock()))
-        except Exception as exc:
-            log.error("could not record %s: %s: %s", kind, type(exc).__name__, exc)
-
-    def _checkpoint(self) -> None:
-        """Sign and anchor the chain head (at stop; any daemon may: it adds no history)."""
-        try:
-            write_checkpoint(
-                self.repo,
-                self.signer,
-                anchor_file=self.settings.audit.anchor_file,
-                ts=rfc3339(self.clock()),
-            )
-        except Exception as exc:  # the next due checkpoint covers these events too
-            checkpoint_failed(exc)
 
 
 def run_daemon(

@@ -124,7 +124,8 @@ def record_config_change(
         The appended record — ``monitor_changed`` with the monitor's row brought up to date
         in the same transaction (also when only the row was out of date), or
         ``config_changed`` naming the monitor when the table holds no row for it yet — or
-        None when nothing changed.
+        None when nothing changed, or another process recorded it first (the row changed
+        since it was read).
     """
     if row is None:
         row = next((r for r in repo.monitor_rows() if r.name == repo.monitor), None)
@@ -150,8 +151,8 @@ def record_config_change(
         return repo.append_event(CONFIG_CHANGED, actor, payload, ts=ts, scoped=True)
     schedule, interval = schedule_of(settings)
     payload.update(schedule=schedule, interval_seconds=interval)
-    return repo.put_monitors(
-        [updated], event_type=MONITOR_CHANGED, payload=payload, actor=actor, ts=ts
+    return repo.put_monitors_if(
+        [updated], expect=[row], event_type=MONITOR_CHANGED, payload=payload, actor=actor, ts=ts
     )
 
 
@@ -170,7 +171,8 @@ def sync_portfolio(
         The events appended, in order: for each configured monitor its ``monitor_added`` or
         ``monitor_changed`` (or nothing when unchanged), then a ``monitor_retired`` for each
         active monitor the config no longer names. Each names its monitor in ``monitor``.
-        Two processes starting at once may both record an addition; the row is one.
+        A change another process recorded between this read and the write is not
+        recorded twice (``Repository.put_monitors_if``).
     """
     at = datetime.fromisoformat(ts)
     rows = {row.name: row for row in repo.monitor_rows()}
@@ -195,21 +197,22 @@ def sync_portfolio(
             previous, _ = scoped.last_settings_snapshot(SNAPSHOT_EVENTS)
             payload.update(returned=True, changes=diff(previous or {}, settings.shaping()))
         new_row = dataclasses.replace(desired_row(name, settings, row, at), retired_at=None)
-        records.append(
-            repo.put_monitors(
-                [new_row], event_type=MONITOR_ADDED, payload=payload, actor=actor, ts=ts
-            )
+        added = repo.put_monitors_if(
+            [new_row], expect=[row], event_type=MONITOR_ADDED, payload=payload, actor=actor, ts=ts
         )
+        if added is not None:
+            records.append(added)
     for name, row in rows.items():
         if name in portfolio or row.retired_at is not None:
             continue
-        records.append(
-            repo.put_monitors(
-                [dataclasses.replace(row, retired_at=at)],
-                event_type=MONITOR_RETIRED,
-                payload={"monitor": name, "config_hash": row.config_hash},
-                actor=actor,
-                ts=ts,
-            )
+        retired = repo.put_monitors_if(
+            [dataclasses.replace(row, retired_at=at)],
+            expect=[row],
+            event_type=MONITOR_RETIRED,
+            payload={"monitor": name, "config_hash": row.config_hash},
+            actor=actor,
+            ts=ts,
         )
+        if retired is not None:
+            records.append(retired)
     return records

@@ -187,7 +187,8 @@ def set_paused(
 
     Returns:
         The ``monitor_paused``/``monitor_resumed`` record, or None when the monitor was
-        already in that state (nothing is written).
+        already in that state, or its row changed since it was read (another pause or
+        resume got there first); nothing is then written.
 
     Raises:
         MonitorStateError: the monitor is not in the table or is retired.
@@ -205,8 +206,9 @@ def set_paused(
         paused_at=at if paused else None,
         paused_by=by if paused else None,
     )
-    return repo.put_monitors(
+    return repo.put_monitors_if(  # None when someone else paused or resumed it meanwhile
         [new_row],
+        expect=[row],
         event_type=MONITOR_PAUSED if paused else MONITOR_RESUMED,
         payload={"monitor": name, "by": by, "note": note},
         actor=actor,

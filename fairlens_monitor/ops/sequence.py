@@ -7,8 +7,8 @@ file; :func:`begin_portfolio` does that and then puts the portfolio's changes on
 (monitors added, retired, or with changed rules:
 :func:`~fairlens_monitor.ops.governance.sync_portfolio`) before the cycles that use them;
 :func:`cycle` runs one monitor's cycle and signs a checkpoint when one is due.
-:func:`run_portfolio` is the whole sequence for one manual cycle of each chosen monitor
-(:func:`run_once` for one monitor's settings alone); the daemon runs :func:`begin_portfolio`
+:func:`run_portfolio` is the whole sequence for one manual cycle of each chosen monitor;
+the daemon runs :func:`begin_portfolio`
 at start and :func:`cycle` on every fire of each monitor, and adds what only a long-running
 process has (scheduling, leadership, missed fires).
 """
@@ -32,7 +32,7 @@ from fairlens_monitor.ops.audit_trail import (
     write_checkpoint,
 )
 from fairlens_monitor.ops.cycle import Clock, CycleOutcome, FailedCycle, execute_cycle
-from fairlens_monitor.ops.governance import record_config_change, sync_portfolio
+from fairlens_monitor.ops.governance import sync_portfolio
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.sources import DecisionSource
@@ -147,42 +147,6 @@ def cycle(
             raise
         seal_failed(exc)
     return outcome
-
-
-def run_once(
-    settings: Settings,
-    repo: Repository,
-    cipher: AlertCipher,
-    signer: Ed25519PrivateKey,
-    *,
-    clock: Clock,
-    actor: str,
-    new_chain: bool = False,
-    sealer: Sealer | None = None,
-) -> tuple[CycleOutcome, Path | None]:
-    """The whole sequence for one manual cycle: begin → config change → cycle → seal.
-
-    Args:
-        settings: validated settings.
-        repo: the monitor's repository.
-        cipher: the alert key.
-        signer: the checkpoint signing key.
-        clock: returns the current aware UTC time.
-        actor: who runs it (``cli``).
-        new_chain: see :func:`begin`.
-        sealer: see :func:`cycle`.
-
-    Returns:
-        ``(the committed cycle, where an old anchor file was set aside or None)``.
-
-    Raises:
-        ChainLostError: as :func:`begin`.
-        Exception: whatever the cycle raises (recorded as a failed run first).
-    """
-    aside = begin(settings, repo, new_chain=new_chain, actor=actor, ts=rfc3339(clock()))
-    record_config_change(settings, repo, actor=actor, ts=rfc3339(clock()))
-    outcome = cycle(settings, repo, cipher, signer, clock=clock, actor=actor, sealer=sealer)
-    return outcome, aside
 
 
 def begin_portfolio(

@@ -26,6 +26,7 @@ from fairlens_monitor.store.models import (
     Base,
     CheckpointRow,
     GroupResult,
+    Monitor,
     Reading,
     ReadingRollup,
     Run,
@@ -37,6 +38,7 @@ from fairlens_monitor.store.schema import check_readable, current_revision, upgr
 TABLES: list[Table] = [
     Base.metadata.tables[m.__tablename__]
     for m in (
+        Monitor,
         Run,
         Reading,
         GroupResult,

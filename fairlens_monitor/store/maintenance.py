@@ -217,9 +217,9 @@ def apply_retention(
         gone["group_results"] = _ids(
             s, select(GroupResult.id).where(GroupResult.reading_id.in_(expired))
         )
-        # A file's newest record outlives its reading (reading_id NULL): a new_files window
-        # must still know the file was measured. Older records of the path go.
-        newest = select(func.max(SourceFile.id)).group_by(SourceFile.path)
+        # A file's newest record (per monitor) outlives its reading (reading_id NULL): a
+        # new_files window must still know the file was measured. Older records of it go.
+        newest = select(func.max(SourceFile.id)).group_by(SourceFile.monitor, SourceFile.path)
         files = _ids(s, select(SourceFile.id).where(SourceFile.reading_id.in_(expired)))
         kept_files = set(_ids(s, newest))
         gone["source_files"] = [i for i in files if i not in kept_files]
@@ -244,6 +244,11 @@ def apply_retention(
                 Run.started_at < runs_before,
                 Run.id.not_in(select(Reading.run_id)),
                 Run.id.not_in(select(Alert.run_id)),
+                # each monitor's newest ok run is its next cycle's index (a paused monitor's
+                # may be old): deleting it would hand out that index again
+                Run.id.not_in(
+                    select(func.max(Run.id)).where(Run.status == "ok").group_by(Run.monitor)
+                ),
             ),
         )
         counts["runs"] = _delete(s, delete(Run).where(Run.id.in_(gone["runs"])))

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import CYCLE_FAILED, MONITOR_EVENTS
@@ -52,6 +52,9 @@ from fairlens_monitor.store.models import (
 )
 from fairlens_monitor.store.monitors import DEFAULT_MONITOR, MonitorRow, check_name
 from fairlens_monitor.store.rowstore import row_digests
+
+# What a settings snapshot carries: the rules, or (events older than snapshots) their hash.
+_SNAPSHOT_KEYS = frozenset({"settings", "config_hash", "new_config_hash"})
 
 
 class Repository(ChainStore):
@@ -352,16 +355,50 @@ class Repository(ChainStore):
             ValueError: no rows, an invalid or repeated name, or another event type; nothing
                 was written.
         """
-        if event_type not in MONITOR_EVENTS:
-            raise ValueError("put_monitors event_type: use one of " + ", ".join(MONITOR_EVENTS))
-        if not rows:
-            raise ValueError("put_monitors rows: give at least one monitor row")
-        extra = {"monitor": rows[0].name} if len(rows) == 1 and "monitor" not in payload else {}
         with self.sessions.begin() as s:
             serialise(s)
-            ids = monitors.upsert(s, rows)
-            digests = row_digests(s, {"monitors": ids})
-            return append(s, event_type, actor, {**payload, **extra, "row_digests": digests}, ts)
+            return _write_monitors(s, rows, event_type, payload, actor, ts)
+
+    def put_monitors_if(
+        self,
+        rows: Sequence[MonitorRow],
+        *,
+        expect: Sequence[MonitorRow | None],
+        event_type: str,
+        payload: dict[str, Any],
+        actor: str,
+        ts: str,
+    ) -> AuditRecord | None:
+        """:meth:`put_monitors`, only while the table still holds what the caller read.
+
+        Two processes starting at once (a daemon and a ``once``) both read the table, then
+        both record the same addition or change; with this, the second finds the first's
+        row inside its own serialised transaction and writes nothing.
+
+        Args:
+            rows: as :meth:`put_monitors`.
+            expect: for each row (same order), the row of that name as the caller read it
+                (None: there was none).
+            event_type: as :meth:`put_monitors`.
+            payload: as :meth:`put_monitors`.
+            actor: as :meth:`put_monitors`.
+            ts: as :meth:`put_monitors`.
+
+        Returns:
+            The appended record, or None when a row changed since it was read (nothing
+            was written).
+
+        Raises:
+            ValueError: as :meth:`put_monitors`, or ``expect`` not one per row.
+        """
+        if len(expect) != len(rows):
+            raise ValueError("put_monitors_if expect: give one (or None) per row")
+        with self.sessions.begin() as s:
+            serialise(s)
+            now = {row.name: row for row in monitors.read_rows(s)}
+            if any(now.get(r.name) != seen for r, seen in zip(rows, expect, strict=True)):
+                return None  # another process wrote them since the caller read them
+            return _write_monitors(s, rows, event_type, payload, actor, ts)
 
     def last_settings_snapshot(
         self, event_types: Sequence[str]
@@ -397,6 +434,7 @@ class Repository(ChainStore):
                         for p in payloads
                         if p.get("role") != "standby"
                         and p.get("monitor", DEFAULT_MONITOR) == self.monitor
+                        and not _SNAPSHOT_KEYS.isdisjoint(p)  # not a first run's bare row
                     ),
                     None,
                 )
@@ -420,3 +458,23 @@ class Repository(ChainStore):
         with self.sessions() as s:
             rows = s.scalars(query).all()
         return list(reversed(rows))
+
+
+def _write_monitors(
+    s: Session,
+    rows: Sequence[MonitorRow],
+    event_type: str,
+    payload: dict[str, Any],
+    actor: str,
+    ts: str,
+) -> AuditRecord:
+    """Upsert ``rows`` and append the event recording their digests in the serialised
+    transaction ``s`` (see :meth:`Repository.put_monitors`)."""
+    if event_type not in MONITOR_EVENTS:
+        raise ValueError("put_monitors event_type: use one of " + ", ".join(MONITOR_EVENTS))
+    if not rows:
+        raise ValueError("put_monitors rows: give at least one monitor row")
+    extra = {"monitor": rows[0].name} if len(rows) == 1 and "monitor" not in payload else {}
+    ids = monitors.upsert(s, rows)
+    digests = row_digests(s, {"monitors": ids})
+    return append(s, event_type, actor, {**payload, **extra, "row_digests": digests}, ts)
