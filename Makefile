@@ -59,6 +59,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/sql_pushdown.py
 	$(BIN)/python benchmarks/ground_truth_coverage.py
 	$(BIN)/python benchmarks/report_pack.py
+	$(BIN)/python benchmarks/metrics_scrape.py
 	$(BIN)/python benchmarks/error_rates.py
 
 clean:

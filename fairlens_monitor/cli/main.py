@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -104,9 +105,16 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     default=None,
     help="Stop after this many cycles (default: run until SIGINT/SIGTERM).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve /metrics and /healthz on this port (overrides metrics.port; "
+    "bound to metrics.address, 127.0.0.1 unless set).",
+)
 @NEW_CHAIN_OPTION
 @click.pass_context
-def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
+def run(ctx: click.Context, cycles: int | None, metrics_port: int | None, new_chain: bool) -> None:
     """Run the monitoring daemon: every monitor on its own schedule (interval or cron).
 
     On PostgreSQL several daemons may run with one config: they split the monitors between
@@ -114,8 +122,14 @@ def run(ctx: click.Context, cycles: int | None, new_chain: bool) -> None:
     """
     from fairlens_monitor.ops.daemon import run_daemon  # deferred: pandas and the scheduler
 
+    portfolio = portfolio_of(ctx)
+    if metrics_port is not None:  # the service section is every monitor's: set it in each
+        portfolio = {
+            name: replace(own, metrics=replace(own.metrics, port=metrics_port))
+            for name, own in portfolio.items()
+        }
     run_daemon(
-        portfolio_of(ctx),
+        portfolio,
         emit=lambda line: click.echo(line),
         max_cycles=cycles,
         new_chain=new_chain,

@@ -9,6 +9,7 @@ it would overflow a timer or the canonical JSON of the config hash (integers up 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from fairlens_monitor.config.sections import (
     KeySettings,
     LeadershipSettings,
     LoggingSettings,
+    MetricsSettings,
     RetentionSettings,
     ScheduleSettings,
     SimulationSettings,
@@ -118,6 +120,27 @@ def parse_daemon(daemon: Mapping[str, Any]) -> DaemonSettings:
                 maximum=MAX_WORKERS,
             )
         )
+    )
+
+
+def parse_metrics(metrics: Mapping[str, Any]) -> MetricsSettings:
+    """``metrics`` (service-wide): the port of ``/metrics`` and ``/healthz`` (none: off) and
+    the address it binds (an IP address; 127.0.0.1 unless set)."""
+    port = metrics.get("port")
+    address = string(metrics, "metrics.address", default="127.0.0.1").strip()
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ConfigError(
+            "metrics.address",
+            f"expected an IP address to bind (e.g. 127.0.0.1, or 0.0.0.0 for every "
+            f"interface), got {shown(address)}",
+        ) from None
+    return MetricsSettings(
+        port=None
+        if port is None
+        else int(number(metrics, "metrics.port", integer=True, minimum=1, maximum=65535)),
+        address=address,
     )
 
 

@@ -59,6 +59,14 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The daemon's Prometheus endpoint (service-wide): off unless ``port`` is set."""
+
+    port: int | None = None
+    address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class LeadershipSettings:
     """How long a daemon's lead on a shared PostgreSQL database lasts unless renewed."""
 

@@ -39,6 +39,7 @@ from fairlens_monitor.config.parsers import (
     parse_keys,
     parse_leadership,
     parse_logging,
+    parse_metrics,
     parse_retention,
     parse_schedule,
     parse_simulation,
@@ -54,6 +55,7 @@ from fairlens_monitor.config.sections import (
     KeySettings,
     LeadershipSettings,
     LoggingSettings,
+    MetricsSettings,
     RetentionSettings,
     ScheduleSettings,
     SimulationSettings,
@@ -84,6 +86,7 @@ SECTIONS = frozenset(
         "leadership",
         "daemon",
         "notify",
+        "metrics",
     }
 )
 
@@ -109,6 +112,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     # where alerts go; deployment, not a rule: left out of the config hash (see shaping)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def simulator(self) -> SimulationSettings:
         """Return the simulation settings.
@@ -303,6 +307,7 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
     )
     lead = section(root, "leadership", {"lease_seconds"}, required=False)
     daemon = section(root, "daemon", {"workers"}, required=False)
+    metrics = section(root, "metrics", {"port", "address"}, required=False)
     schedule_settings = parse_schedule(schedule)
     database = parse_database(db, base_dir=base_dir, env=env)
     logging_settings = parse_logging(logging_)
@@ -323,4 +328,5 @@ def parse_settings(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> Setti
         audit=parse_audit(audit, base_dir=base_dir),
         daemon=parse_daemon(daemon),
         notify=parse_notify(root.get("notify"), base_dir=base_dir, env=env),
+        metrics=parse_metrics(metrics),
     )

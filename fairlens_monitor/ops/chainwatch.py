@@ -49,6 +49,7 @@ class ChainCheck:
         """
         self.settings, self.emit, self.now = settings, emit, now
         self.state = WalkState()
+        self.walked_at: datetime | None = None  # when the last walk ended (ops.metrics)
 
     def run(self) -> TrailReport | None:
         """Walk once; never raises (a scheduler job's failure must not reach the cycles).
@@ -82,6 +83,7 @@ class ChainCheck:
             return None
         report = trail.chain
         self.state.record(trail.walk, report.intact, report.last_verified_seq, started)
+        self.walked_at = self.now()
         if report.intact:
             log.info(
                 "audit chain intact to seq %d (%s walk from seq %d)",

@@ -52,6 +52,7 @@ from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_
 from fairlens_monitor.ops.chainwatch import ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text, utc_now
 from fairlens_monitor.ops.governance import sync_portfolio
+from fairlens_monitor.ops.health import Watch
 from fairlens_monitor.ops.leadership import DaemonStats, Leadership, lease_seconds
 from fairlens_monitor.ops.runner import MonitorRunner, job_id
 from fairlens_monitor.ops.sealing import Sealer
@@ -130,7 +131,18 @@ class Daemon(Leadership, ServiceJobs):
         self.chain_check = ChainCheck(settings, emit)
 
     def run(self) -> DaemonStats:
-        """Start the scheduler and block until a stop is requested; return the counters."""
+        """Start the scheduler and block until a stop is requested; return the counters.
+
+        Raises:
+            ConfigError: the metrics endpoint cannot bind its port (before anything runs).
+        """
+        watch = Watch.start(self)  # /metrics, /healthz and sd_notify (ops.health)
+        try:
+            return self._run()
+        finally:
+            watch.stop()
+
+    def _run(self) -> DaemonStats:
         start = datetime.now(UTC)
         count = len(self.runners)
         for k, (name, runner) in enumerate(self.runners.items()):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ class MonitorStats:
     cycles_failed: int = 0
     missed: int = 0
     paused_fires: int = 0
+    handled_at: float | None = None  # time.monotonic() of the last fire handled (ops.health)
 
 
 class Host(Protocol):
@@ -98,6 +100,7 @@ class MonitorRunner:
         self._source: DecisionSource | None = None
         self._lock = threading.RLock()  # the cycle vs. the heartbeat's takeover records
         self._trigger: Any = None
+        self.observe: Callable[[str, float], None] | None = None  # ops.metrics: durations
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -151,13 +154,18 @@ class MonitorRunner:
             return
         if self._paused():
             self.stats.paused_fires += 1
+            self.stats.handled_at = time.monotonic()
             return
         self.busy = True
+        began = time.monotonic()
         try:
             with monitor_scope(self.name), self._lock:
                 ok = self._cycle(scheduled)
         finally:
             self.busy = False
+        self.stats.handled_at = time.monotonic()
+        if ok is not None and self.observe is not None:
+            self.observe(self.name, self.stats.handled_at - began)
         if ok is not None:
             self.host.cycle_done(ok)
 
