@@ -82,13 +82,13 @@ def no_traceback(result: Result) -> bool:
 
 @pytest.fixture
 def store(backend_url: str, tmp_path: Path) -> Store:
-    """8 events (4 alerting cycles, a config snapshot, an alert) and a checkpoint at 8."""
+    """9 events (6 cycles, a config snapshot, the monitor listed, an alert), checkpoint at 9."""
     s = Store(
         tmp_path, backend_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}}
     )
     for _ in range(6):
         assert s.cli("once").exit_code == 0
-    assert "checkpoint at seq 8" in s.cli("checkpoint").stdout
+    assert "checkpoint at seq 9" in s.cli("checkpoint").stdout
     assert s.verify()[:2] == (0, [])
     return s
 
@@ -349,7 +349,7 @@ def test_a_lost_database_does_not_silently_start_a_new_chain(
     else:
         assert s.write(
             "TRUNCATE audit_events, checkpoints, alerts, source_files, "
-            "group_results, reading_rollups, readings, runs"
+            "group_results, reading_rollups, readings, runs, monitors"
         )
     for args in (("once",), ("run", "--cycles", "1")):
         refused = s.cli(*args)

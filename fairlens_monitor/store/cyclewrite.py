@@ -259,6 +259,7 @@ def ensure_monitor(
     payload = {
         "monitor": row.name,
         "reason": "first run",
+        "rows": [monitors.listing(row)],
         "row_digests": row_digests(s, {"monitors": ids}),
     }
     return append(s, MONITOR_ADDED, actor, payload, ts)

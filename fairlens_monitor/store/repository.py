@@ -334,7 +334,8 @@ class Repository(ChainStore):
             rows: the rows (each name once).
             event_type: one of ``audit.events.MONITOR_EVENTS`` (the events that may record
                 a monitor row's new digest).
-            payload: the event's details; ``row_digests`` is added here, and ``monitor``
+            payload: the event's details; ``rows`` (each row's values,
+                ``monitors.listing``) and ``row_digests`` are added here, and ``monitor``
                 (the row's name) when one row is written and the payload names none.
             actor: who made the change.
             ts: RFC 3339 time of the event.
@@ -355,7 +356,10 @@ class Repository(ChainStore):
             serialise(s)
             ids = monitors.upsert(s, rows)
             digests = row_digests(s, {"monitors": ids})
-            return append(s, event_type, actor, {**payload, **extra, "row_digests": digests}, ts)
+            listed = {"rows": [monitors.listing(r) for r in rows]}
+            return append(
+                s, event_type, actor, {**payload, **extra, **listed, "row_digests": digests}, ts
+            )
 
     def last_settings_snapshot(
         self, event_types: Sequence[str]
