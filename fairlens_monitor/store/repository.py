@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select
@@ -136,7 +137,9 @@ class Repository(ChainStore):
         listing: MonitorRow | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle of this repository's monitor in one transaction, alert
-        episodes included; on the monitor's first run its ``monitors`` row too.
+        episodes included. On the monitor's first run its ``monitors`` row is inserted just
+        before, with ``monitor_added``, in a transaction of its own (so a sealer attached to
+        this repository signs that event at once, as ``ops.sealing`` does every such event).
 
         Args:
             run: the run row (status ``ok``).
@@ -179,9 +182,8 @@ class Repository(ChainStore):
             files,
             judge,
             monitor=self.monitor,
-            listing=listing,
-            listed=self._listed,
         )
+        added = self._ensure_listed(listing, run, ts)
         with self.sessions.begin() as s:
             saved = write_cycle(
                 s,
@@ -193,8 +195,19 @@ class Repository(ChainStore):
                 expect=expect,
                 seal=seal,
             )
+        return replace(saved, added=added)
+
+    def _ensure_listed(self, listing: MonitorRow | None, run: Run, ts: str) -> AuditRecord | None:
+        """Make sure this monitor's row exists (its first run inserts it, with
+        ``monitor_added``), in a transaction of its own; once known, no lookup again."""
+        if self._listed:
+            return None
+        with self.sessions.begin() as s:
+            serialise(s)
+            row = listing or MonitorRow(self.monitor, run.started_at)
+            added = ensure_monitor(s, row, actor=run.actor, ts=ts)
         self._listed = True
-        return saved
+        return added
 
     def drift_history(
         self, attribute: str, baseline_readings: int
@@ -255,8 +268,9 @@ class Repository(ChainStore):
         listing: MonitorRow | None = None,
     ) -> SavedCycle:
         """Record a failed run of this monitor and its ``cycle_failed`` audit event (naming
-        the monitor) in one transaction; on the monitor's first run its ``monitors`` row
-        too, so a monitor failing from the start is in the inventory (and stale there).
+        the monitor) in one transaction; on the monitor's first run its ``monitors`` row just
+        before (see :meth:`save_cycle`), so a monitor failing from the start is in the
+        inventory (and stale there).
 
         Args:
             run: the run row (status ``failed``, with ``error``).
@@ -267,11 +281,9 @@ class Repository(ChainStore):
         Returns:
             The run id and the audit record.
         """
+        added = self._ensure_listed(listing, run, ts)
         with self.sessions.begin() as s:
             serialise(s)
-            added = ensure_monitor(
-                s, listing or MonitorRow(self.monitor, run.started_at), actor=run.actor, ts=ts
-            )
             run.monitor = self.monitor
             insert_rows(s.connection(), RUNS, [run])
             record = append(
