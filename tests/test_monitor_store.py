@@ -144,9 +144,9 @@ def test_one_chain_names_each_monitor_and_verifies_across_them(
         conn.execute(text(f"UPDATE readings SET monitor = 'autos' WHERE id = {moved}"))
         conn.execute(text("UPDATE group_results SET monitor = 'x' WHERE id = 1"))
         conn.execute(text("UPDATE monitors SET paused = 1 WHERE name = 'autos'"))
-    found = sorted((a.kind, a.table, a.id) for a in check_rows(repo.engine))
+    anomalies = sorted((a.kind, a.table, a.id) for a in check_rows(repo.engine))
     autos_id = sql(cards, "SELECT id FROM monitors WHERE name = 'autos'")[0][0]
-    assert found == [
+    assert anomalies == [
         ("row_modified", "group_results", 1),
         ("row_modified", "monitors", autos_id),
         ("row_modified", "readings", moved),
