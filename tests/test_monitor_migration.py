@@ -293,3 +293,39 @@ def reading_values(
         "verdict": verdict,
         "monitor": monitor,
     }
+
+
+def test_monitor_rows_come_back_from_the_chain_after_down_and_up(
+    backend_url: str, write_config: Callable[..., Path], clock: Callable[[], datetime]
+) -> None:
+    """Every monitor event carries its rows' values: a database taken below 0015 and upgraded
+    again gets each monitor's newest recorded row back under its id, so the rows verify."""
+    from fairlens_monitor.audit.events import MONITOR_ADDED, MONITOR_PAUSED
+    from fairlens_monitor.config.settings import load_settings
+    from fairlens_monitor.ops.app import open_cipher, open_repository
+    from fairlens_monitor.ops.cycle import run_cycle
+    from fairlens_monitor.store.monitors import MonitorRow
+    from fairlens_monitor.store.rowstore import check_rows
+    from fairlens_monitor.store.schema import upgrade
+
+    settings = load_settings(write_config({"database": {"url": backend_url}}), env={})
+    repo = open_repository(settings)
+    run_cycle(settings, repo, open_cipher(settings, repo), clock=clock, actor="cli")
+    at = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    planned = MonitorRow("mortgages", at, schedule="cron 0 6 * * *", interval_seconds=86400.0)
+    repo.put_monitors([planned], event_type=MONITOR_ADDED, payload={}, actor="cli", ts="t")
+    paused = MonitorRow("mortgages", at, paused=True, paused_at=at, paused_by="alice")
+    repo.put_monitors([paused], event_type=MONITOR_PAUSED, payload={}, actor="cli", ts="t")
+    before = repo.monitor_rows()
+    assert check_rows(repo.engine) == []
+    command.downgrade(alembic_config(backend_url), "0014")
+    upgrade(repo.engine, backend_url)
+    assert repo.monitor_rows() == before
+    assert {r.name: r for r in before}["mortgages"] == paused
+    assert check_rows(repo.engine) == []
+    # the sequence went past the restored ids: a new monitor gets a new one
+    repo.put_monitors(
+        [MonitorRow("cards", at)], event_type=MONITOR_ADDED, payload={}, actor="cli", ts="t"
+    )
+    assert check_rows(repo.engine) == []
+    repo.engine.dispose()

@@ -144,9 +144,9 @@ def test_one_chain_names_each_monitor_and_verifies_across_them(
         conn.execute(text(f"UPDATE readings SET monitor = 'autos' WHERE id = {moved}"))
         conn.execute(text("UPDATE group_results SET monitor = 'x' WHERE id = 1"))
         conn.execute(text("UPDATE monitors SET paused = 1 WHERE name = 'autos'"))
-    found = sorted((a.kind, a.table, a.id) for a in check_rows(repo.engine))
+    anomalies = sorted((a.kind, a.table, a.id) for a in check_rows(repo.engine))
     autos_id = sql(cards, "SELECT id FROM monitors WHERE name = 'autos'")[0][0]
-    assert found == [
+    assert anomalies == [
         ("row_modified", "group_results", 1),
         ("row_modified", "monitors", autos_id),
         ("row_modified", "readings", moved),
@@ -259,3 +259,30 @@ def test_the_offline_verifier_checks_every_monitors_rows(
     assert f"row readings id {moved}" in tampered.stderr
     assert "row_modified" in tampered.stderr
     repos["cards"].engine.dispose()
+
+
+def test_retention_keeps_each_monitors_newest_ok_run(
+    portfolio: dict[str, Settings], clock: Clock
+) -> None:
+    """A monitor's newest ok run is its next cycle's index: retention deleting every expired
+    run would hand a paused monitor its old indexes again."""
+    from fairlens_monitor.store.maintenance import apply_retention
+
+    repos, cipher = open_all(portfolio)
+    for _ in range(3):
+        run_cycle(portfolio["autos"], repos["autos"], cipher, clock=clock, actor="cli")
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    done = apply_retention(
+        repos["autos"],
+        readings_before=later,
+        runs_before=later,
+        prune=None,
+        audit_before="2000",
+        dry_run=False,
+        ts="t",
+    )
+    assert (done["readings"], done["runs"]) == (6, 2)
+    assert sql(portfolio["autos"], "SELECT monitor, cycle_index FROM runs") == [("autos", 2)]
+    assert repos["autos"].completed_cycles() == 3
+    assert check_rows(repos["autos"].engine) == []
+    repos["autos"].engine.dispose()

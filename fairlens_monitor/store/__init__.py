@@ -2,7 +2,8 @@
 
 ``models`` are the tables (the schema itself is owned by Alembic, ``migrations/``), ``db``
 makes engines, finds the migrations and runs them, ``repository`` reads and writes through
-sessions (``chainstore``: its reads of the audit events and checkpoints), ``cyclewrite``
+sessions, scoped to one monitor (``chainstore``: its reads of the audit events and
+checkpoints; ``monitors``: the portfolio's ``monitors`` table), ``cyclewrite``
 writes one cycle's rows and audit events in one transaction of Core statements, ``mappers``
 turns a measured cycle into rows, ``rowstore`` computes and checks the row digests that bind
 stored rows to the chain, ``lease`` is the PostgreSQL leader lease, ``copy`` copies a whole

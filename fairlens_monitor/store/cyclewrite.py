@@ -141,9 +141,6 @@ class CycleRows:
     files: Sequence[SourceFile] = ()
     judge: bool = True
     monitor: str = monitors.DEFAULT_MONITOR
-    # the monitor's row as the cycle would create it (None: a bare row; see ensure_monitor)
-    listing: monitors.MonitorRow | None = None
-    listed: bool = False  # the row is known to exist: no lookup
     routes: outbox.Routes | None = None  # notify.on: the events' notifications (outbox)
 
 
@@ -160,10 +157,9 @@ def write_cycle(
 ) -> SavedCycle:
     """Write a cycle inside the caller's open session transaction (``save_cycle``'s body).
 
-    Every row is written as the monitor's (``rows.monitor``) and every event names it; the
-    monitor's row in ``monitors`` is inserted first, with its ``monitor_added`` event, when
-    this is the monitor's first run (:func:`ensure_monitor`; that record is
-    ``SavedCycle.added``).
+    Every row is written as the monitor's (``rows.monitor``) and every event names it (the
+    monitor's own row is made sure of before, in a transaction of its own:
+    :func:`ensure_monitor`).
 
     Returns:
         The ids assigned, the alert transitions and the audit records appended.
@@ -177,13 +173,6 @@ def write_cycle(
     if expect is not None and position(conn, monitor) != expect:
         raise StaleCycleError("another cycle was committed while this one measured")
     run, readings = rows.run, rows.readings
-    added = (
-        None
-        if rows.listed
-        else ensure_monitor(
-            s, rows.listing or monitors.MonitorRow(monitor, run.started_at), actor=actor, ts=ts
-        )
-    )
     run.monitor = monitor
     insert_rows(conn, RUNS, [run])
     for reading in readings:
@@ -234,7 +223,7 @@ def write_cycle(
     )
     outbox.enqueue(s, records, rows.routes, at=run.finished_at)  # same transaction
     sealed = seal(s, records[-1], changes) if seal is not None and records else None
-    return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed, added)
+    return SavedCycle(run.id, [r.id for r in readings], changes, records, sealed)
 
 
 def ensure_monitor(
@@ -242,6 +231,10 @@ def ensure_monitor(
 ) -> AuditRecord | None:
     """Insert the monitor's row with a ``monitor_added`` event unless it exists (inside the
     caller's serialised transaction, so two first runs cannot both insert it).
+
+    ``Repository`` runs it in a transaction of its own before a monitor's first cycle, so a
+    sealer attached to the repository signs ``monitor_added`` at once, as every event that
+    is not a cycle's routine record (``ops.sealing``).
 
     Idempotent: a row already written (by the governance of ``run``/``once``, or an earlier
     run) is left as it is, and nothing is appended.
@@ -261,6 +254,7 @@ def ensure_monitor(
     payload = {
         "monitor": row.name,
         "reason": "first run",
+        "rows": [monitors.listing(row)],
         "row_digests": row_digests(s, {"monitors": ids}),
     }
     return append(s, MONITOR_ADDED, actor, payload, ts)

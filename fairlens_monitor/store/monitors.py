@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -37,6 +37,7 @@ __all__ = [
     "MonitorRow",
     "check_name",
     "exists",
+    "listing",
     "read_rows",
     "row_for",
     "upsert",
@@ -67,6 +68,24 @@ class MonitorRow:
 
 
 _FIELDS = tuple(f.name for f in fields(MonitorRow))
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # as the row forms write a time (UTC, microseconds)
+
+
+def listing(row: MonitorRow) -> dict[str, Any]:
+    """The row's values as its event's payload carries them (``"rows": [...]``), so the trail
+    itself says what each monitor's schedule, interval and state were — and migration 0015
+    can put the rows back, exactly as recorded, after a downgrade and upgrade.
+
+    Returns:
+        Plain JSON data: every field, times as RFC 3339 UTC text with microseconds.
+    """
+    out: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(row, name)
+        out[name] = (
+            value.astimezone(UTC).strftime(TIME_FORMAT) if isinstance(value, datetime) else value
+        )
+    return out
 
 
 def check_name(name: object, what: str = "monitor") -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select
@@ -146,7 +147,9 @@ class Repository(ChainStore):
         routes: outbox.Routes | None = None,
     ) -> SavedCycle:
         """Commit a whole cycle of this repository's monitor in one transaction, alert
-        episodes included; on the monitor's first run its ``monitors`` row too.
+        episodes included. On the monitor's first run its ``monitors`` row is inserted just
+        before, with ``monitor_added``, in a transaction of its own (so a sealer attached to
+        this repository signs that event at once, as ``ops.sealing`` does every such event).
 
         Args:
             run: the run row (status ``ok``).
@@ -191,10 +194,9 @@ class Repository(ChainStore):
             files,
             judge,
             monitor=self.monitor,
-            listing=listing,
-            listed=self._listed,
             routes=routes,
         )
+        added = self._ensure_listed(listing, run, ts)
         with self.sessions.begin() as s:
             saved = write_cycle(
                 s,
@@ -206,8 +208,19 @@ class Repository(ChainStore):
                 expect=expect,
                 seal=seal,
             )
+        return replace(saved, added=added)
+
+    def _ensure_listed(self, listing: MonitorRow | None, run: Run, ts: str) -> AuditRecord | None:
+        """Make sure this monitor's row exists (its first run inserts it, with
+        ``monitor_added``), in a transaction of its own; once known, no lookup again."""
+        if self._listed:
+            return None
+        with self.sessions.begin() as s:
+            serialise(s)
+            row = listing or MonitorRow(self.monitor, run.started_at)
+            added = ensure_monitor(s, row, actor=run.actor, ts=ts)
         self._listed = True
-        return saved
+        return added
 
     def drift_history(
         self, attribute: str, baseline_readings: int
@@ -270,8 +283,9 @@ class Repository(ChainStore):
         failing_after: int | None = None,
     ) -> SavedCycle:
         """Record a failed run of this monitor and its ``cycle_failed`` audit event (naming
-        the monitor) in one transaction; on the monitor's first run its ``monitors`` row
-        too, so a monitor failing from the start is in the inventory (and stale there).
+        the monitor) in one transaction; on the monitor's first run its ``monitors`` row just
+        before (see :meth:`save_cycle`), so a monitor failing from the start is in the
+        inventory (and stale there).
 
         Args:
             run: the run row (status ``failed``, with ``error``).
@@ -284,11 +298,9 @@ class Repository(ChainStore):
         Returns:
             The run id and the audit record.
         """
+        added = self._ensure_listed(listing, run, ts)
         with self.sessions.begin() as s:
             serialise(s)
-            added = ensure_monitor(
-                s, listing or MonitorRow(self.monitor, run.started_at), actor=run.actor, ts=ts
-            )
             run.monitor = self.monitor
             insert_rows(s.connection(), RUNS, [run])
             record = append(
@@ -353,7 +365,8 @@ class Repository(ChainStore):
             rows: the rows (each name once).
             event_type: one of ``audit.events.MONITOR_EVENTS`` (the events that may record
                 a monitor row's new digest).
-            payload: the event's details; ``row_digests`` is added here, and ``monitor``
+            payload: the event's details; ``rows`` (each row's values,
+                ``monitors.listing``) and ``row_digests`` are added here, and ``monitor``
                 (the row's name) when one row is written and the payload names none.
             actor: who made the change.
             ts: RFC 3339 time of the event.
@@ -487,4 +500,5 @@ def _write_monitors(
     extra = {"monitor": rows[0].name} if len(rows) == 1 and "monitor" not in payload else {}
     ids = monitors.upsert(s, rows)
     digests = row_digests(s, {"monitors": ids})
-    return append(s, event_type, actor, {**payload, **extra, "row_digests": digests}, ts)
+    listed = {"rows": [monitors.listing(r) for r in rows]}
+    return append(s, event_type, actor, {**payload, **extra, **listed, "row_digests": digests}, ts)

@@ -9,7 +9,8 @@ configured, the expected gap between its runs, its config hash), and every ``run
 ``default`` (the column's server default: one ``ALTER TABLE … ADD COLUMN`` per table, no
 row rewrite on PostgreSQL ≥ 11), and the ``default`` row of ``monitors`` is inserted when the
 database holds runs; the first writable start records its digest in a ``rows_baseline``
-event (``rowstore.baseline_tables``), as 0014 did for the rollup.
+event (``rowstore.baseline_tables``), as 0014 did for the rollup. (A database upgraded again
+after a downgrade gets its monitor rows back from the chain instead: see the downgrade.)
 
 Indexes serve what a monitor's cycle reads, each one step down an index whatever the other
 monitors wrote: its newest ``ok`` run (``runs (monitor, status, id)``), its readings in id
@@ -41,10 +42,9 @@ would merge their cycle indexes, drift histories and alert episodes into one; re
 backup taken before the upgrade, or remove the other monitors' rows first). Otherwise the
 views are put back as 0014 left them (on PostgreSQL dropped and created: re-run
 ``docs/sql/postgres_roles.sql``), the indexes, columns and the ``monitors`` table dropped.
-The ``monitors`` rows are lost with it: upgrading again inserts a bare ``default`` row, which
-``verify`` reports as ``row_modified`` against the row the chain recorded (schedule, interval,
-config hash) until governance writes it again — restore the backup taken before the
-downgrade to keep it.
+The ``monitors`` rows are not lost with it: every monitor event carries its rows' values,
+and upgrading again puts back the newest recorded row of each monitor, under its recorded
+id, so ``verify`` finds them as the chain recorded them.
 
 Revision ID: 0015
 Revises: 0014
@@ -53,7 +53,10 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -220,6 +223,73 @@ def _create_monitors() -> None:
     )
 
 
+MONITOR_EVENTS = (
+    "monitor_added",
+    "monitor_changed",
+    "monitor_paused",
+    "monitor_resumed",
+    "monitor_retired",
+)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+ROW_FIELDS = {
+    "name": sa.String(),
+    "created_at": UTCDateTime(),
+    "retired_at": UTCDateTime(),
+    "paused": sa.Boolean(),
+    "paused_at": UTCDateTime(),
+    "paused_by": sa.String(),
+    "schedule": sa.String(),
+    "interval_seconds": sa.Float(),
+    "config_hash": sa.String(),
+}
+
+
+def _restore_monitors(dialect: str) -> set[str]:
+    """Put back the monitor rows the chain records (a database downgraded below 0015 and
+    upgraded again): each monitor event carries its rows' values (``rows``) beside their
+    ids (``row_digests``), so the newest one of each monitor is inserted exactly as recorded
+    and ``verify`` finds it unchanged. Returns the names put back (none on a first upgrade)."""
+    bind = op.get_bind()
+    kinds = ", ".join(f"'{k}'" for k in MONITOR_EVENTS)
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for (canonical,) in bind.execute(
+        sa.text(f"SELECT canonical FROM audit_events WHERE event_type IN ({kinds}) ORDER BY seq")  # noqa: S608
+    ):
+        try:
+            payload = json.loads(canonical)["payload"]
+            ids = [int(i) for i, _ in payload["row_digests"]["monitors"]]
+            rows = payload["rows"]
+            pairs = list(zip(ids, rows, strict=True))
+        except (ValueError, TypeError, KeyError):
+            continue  # not a row this version wrote (verify reports a damaged event)
+        for row_id, row in pairs:
+            if isinstance(row, dict) and isinstance(row.get("name"), str):
+                newest[row["name"]] = (row_id, row)
+    if not newest:
+        return set()
+    values = []
+    for row_id, row in newest.values():
+        value = {"id": row_id}
+        for name, type_ in ROW_FIELDS.items():
+            v = row.get(name)
+            if isinstance(type_, UTCDateTime) and isinstance(v, str):
+                v = datetime.strptime(v, TIME_FORMAT).replace(tzinfo=UTC)
+            value[name] = bool(v) if name == "paused" else v
+        values.append(value)
+    table = sa.table(
+        "monitors",
+        sa.column("id", sa.Integer()),
+        *(sa.column(n, t) for n, t in ROW_FIELDS.items()),
+    )
+    op.bulk_insert(table, values)
+    if dialect == "postgresql":  # the ids were given: move the sequence past them
+        op.execute(
+            "SELECT setval(pg_get_serial_sequence('monitors', 'id'), "
+            "(SELECT max(id) FROM monitors))"
+        )
+    return set(newest)
+
+
 def upgrade() -> None:
     """Add the table, the columns, the indexes and the views; existing rows are ``default``."""
     dialect = op.get_bind().dialect.name
@@ -232,11 +302,12 @@ def upgrade() -> None:
         )
     for name, table, columns in INDEXES:
         op.create_index(name, table, list(columns))
-    # The default monitor, created when its first run was (or now, if the clock is odd).
-    op.execute(
-        "INSERT INTO monitors (name, created_at, paused) "
-        "SELECT 'default', min(started_at), FALSE FROM runs HAVING count(*) > 0"
-    )
+    restored = _restore_monitors(dialect)
+    if "default" not in restored:  # the default monitor, created when its first run was
+        op.execute(
+            "INSERT INTO monitors (name, created_at, paused) "
+            "SELECT 'default', min(started_at), FALSE FROM runs HAVING count(*) > 0"
+        )
     for name, body in BEFORE.items():
         if not postgres:
             op.execute(f"DROP VIEW {name}")
