@@ -27,6 +27,7 @@ def make_run(status: str = "ok") -> Run:
         error=None,
         config_hash="0" * 64,
         code_version="test",
+        monitor="default",
     )
 
 

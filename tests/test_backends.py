@@ -357,6 +357,7 @@ def test_the_trend_page_reads_postgresql_read_only(
         at = AppTest.from_file(
             str(ROOT / "fairlens_monitor" / "viewer" / "page.py"), default_timeout=60
         )
+        at.query_params["monitor"] = "default"  # the monitor's view, not the inventory
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.metric[0].value == f"{newest:.3f}"

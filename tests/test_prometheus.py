@@ -383,17 +383,18 @@ def test_metrics_config_defaults_off_on_loopback(write_config: Callable[..., Pat
 def test_outbox_pending_is_read_once_the_outbox_exists(
     make_settings: Callable[..., Any],
 ) -> None:
-    """0 before the table exists (issue 20's notify migration adds it); then the count of
-    its pending rows, not the delivered or dead ones."""
+    """0 while the outbox (migration 0017) is empty; then the count of its pending rows,
+    not the delivered or dead ones."""
     from types import SimpleNamespace
 
     from prometheus_client import CollectorRegistry, generate_latest
 
     from fairlens_monitor.ops.app import open_repository
-    from fairlens_monitor.ops.metrics import OUTBOX_TABLE, FairlensCollector
+    from fairlens_monitor.ops.metrics import FairlensCollector
     from fairlens_monitor.store.db import make_engine
     from fairlens_monitor.store.lease import Lease
     from fairlens_monitor.store.monitor_lease import MonitorLeases
+    from fairlens_monitor.store.outbox import NOTIFICATIONS
 
     settings = make_settings()
     writer = open_repository(settings).engine
@@ -414,14 +415,25 @@ def test_outbox_pending_is_read_once_the_outbox_exists(
         )
 
     try:
-        assert pending() == 0.0
+        assert pending() == 0.0  # migrated (0017): the outbox is there, empty
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        states = ["pending", "pending", "delivered", "dead"]
         with writer.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {OUTBOX_TABLE} (id INTEGER PRIMARY KEY, status TEXT)"))
             conn.execute(
-                text(
-                    f"INSERT INTO {OUTBOX_TABLE} (status) VALUES ('pending'), ('pending'), "
-                    "('delivered'), ('dead')"
-                )
+                NOTIFICATIONS.insert(),
+                [
+                    {
+                        "created_at": now,
+                        "monitor": "default",
+                        "channel": "hook",
+                        "event_type": "alert_raised",
+                        "idempotency_key": f"key-{i}",
+                        "status": state,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                    for i, state in enumerate(states)
+                ],
             )
         assert pending() == 2.0
     finally:

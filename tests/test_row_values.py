@@ -70,6 +70,7 @@ def test_a_float_column_digests_as_stored(repo: Repository, value: Any, direct: 
         reading_id = s.scalar(select(func.max(Reading.id)))
         row = GroupResult(
             reading_id=reading_id,
+            monitor="default",
             label="test-group",
             role="compared",
             applicants=3,

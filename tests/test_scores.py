@@ -78,7 +78,7 @@ def test_auc_on_the_bin_grid_equals_sklearn(seed: int, n: int, bins: int) -> Non
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(200, 3000), st.floats(0.5, 4.0), st.floats(-2.0, 2.0))
-def test_binned_auc_is_within_0_005_of_sklearn(
+def test_binned_auc_is_within_its_guaranteed_bound_of_sklearn(
     seed: int, n: int, slope: float, shift: float
 ) -> None:
     df = decisions(seed, n, slope, shift)
@@ -91,10 +91,9 @@ def test_binned_auc_is_within_0_005_of_sklearn(
             continue
         assert metrics["auc"] is not None
         part = counts[counts["_group"] == group]
-        positives = float(part.loc[part["_label"], N].sum())
-        if min(positives, float(part[N].sum()) - positives) >= 50:
-            assert abs(metrics["auc"] - expected) <= 0.005
-        # The guaranteed bound: half the share of positive-negative pairs in one bin.
+        # The guaranteed bound: half the share of positive-negative pairs in one bin. (The
+        # typical error is far smaller, ~0.003 for groups with 50 of each label, but it is
+        # not bounded by a constant: Hypothesis found 0.0053 at seed 916, n 916, slope 0.5.)
         cube = part.pivot_table(
             index=SCORE_BIN, columns="_label", values=N, aggfunc="sum", fill_value=0
         )

@@ -17,15 +17,25 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from fairlens_monitor.audit.events import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    CONFIG_CHANGED,
+    DAEMON_STARTED,
+    MONITOR_CHANGED,
+    MONITOR_PAUSED,
+    MONITOR_RESUMED,
+)
 from fairlens_monitor.store.rollup import DEFAULT_MONITOR
 
-STEPS = ("alert_raised", "alert_acknowledged", "alert_resolved")
+STEPS = (ALERT_RAISED, ALERT_ACKNOWLEDGED, ALERT_RESOLVED)
 MARKED = {  # chart annotations: event type -> label
-    "config_changed": "config changed",
-    "monitor_changed": "monitor changed",
-    "monitor_paused": "paused",
-    "monitor_resumed": "resumed",
-    "daemon_started": "daemon (re)started",
+    CONFIG_CHANGED: "config changed",
+    MONITOR_CHANGED: "monitor changed",
+    MONITOR_PAUSED: "paused",
+    MONITOR_RESUMED: "resumed",
+    DAEMON_STARTED: "daemon (re)started",
 }
 
 
@@ -147,7 +157,7 @@ def chart_events(
         ).all()  # audit times are RFC 3339 text: compared below as times
     times, labels = [], []
     for ts, kind, owner in rows:
-        if kind != "daemon_started" and (owner or DEFAULT_MONITOR) != monitor:
+        if kind != DAEMON_STARTED and (owner or DEFAULT_MONITOR) != monitor:
             continue
         moment = pd.Timestamp(str(ts)).tz_convert("UTC")
         if since is not None and moment < pd.Timestamp(since):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from fairlens_monitor.audit.events import ALERT_ACKNOWLEDGED, ALERT_RAISED, ALERT_RESOLVED
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.crypto import load_cipher
@@ -99,11 +100,7 @@ def _timeline(steps: list[episode.Step]) -> None:
     if not steps:
         st.caption("No audit record of this alert found (pruned, or written before 0.3).")
         return
-    what = {
-        "alert_raised": "raised",
-        "alert_acknowledged": "acknowledged",
-        "alert_resolved": "resolved",
-    }
+    what = {ALERT_RAISED: "raised", ALERT_ACKNOWLEDGED: "acknowledged", ALERT_RESOLVED: "resolved"}
     st.markdown("**Timeline** (each step an audit record; hashes as on the chain)")
     st.dataframe(
         pd.DataFrame(
