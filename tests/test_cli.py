@@ -98,10 +98,10 @@ def test_history_and_audit(invoke_both: Callable[..., Result]) -> None:
     assert len(text) == 6
     assert "Female=" in text[0]
     events = json.loads(invoke("audit", "--last", "2", "--json").stdout)
-    # seq 1 is the first config snapshot, seq 2 the monitor listed by its first run
-    assert [e["seq"] for e in events] == [4, 5]
+    # seq 1 is the monitor listed with its settings (the config snapshot), then 3 cycles
+    assert [e["seq"] for e in events] == [3, 4]
     assert {"timestamp", "event_type", "details", "hash", "prev_hash"} <= set(events[0])
-    assert len(invoke("audit").stdout.splitlines()) == 5
+    assert len(invoke("audit").stdout.splitlines()) == 4
 
 
 def test_audit_tables_refuse_update_and_delete(

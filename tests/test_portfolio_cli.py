@@ -207,7 +207,7 @@ def test_pause_and_resume_are_audited_and_respected_by_once(service: Service) ->
     assert list(service.json("once")["monitors"]) == ["gender", "ages"]
     kinds = [(e["event_type"], e["details"]) for e in service.events("ages")]
     changes = [
-        (k, {n: v for n, v in d.items() if n != "row_digests"})  # the row, bound to the chain
+        (k, {n: v for n, v in d.items() if n not in ("row_digests", "rows")})
         for k, d in kinds
         if k in ("monitor_paused", "monitor_resumed")
     ]
@@ -215,6 +215,13 @@ def test_pause_and_resume_are_audited_and_respected_by_once(service: Service) ->
         ("monitor_paused", {"monitor": "ages", "by": "j.doe", "note": "source migration"}),
         ("monitor_resumed", {"monitor": "ages", "by": "k.roe", "note": None}),
     ]
+    # each event carries the row it wrote (bound to the chain by its digest)
+    states = [
+        [(r["name"], r["paused"], r["paused_by"]) for r in d["rows"]]
+        for k, d in kinds
+        if k in ("monitor_paused", "monitor_resumed")
+    ]
+    assert states == [[("ages", True, "j.doe")], [("ages", False, None)]]
     # ages ran in the first and the last `once` only: its cycle index says so
     assert [
         e["details"].get("cycle_index")

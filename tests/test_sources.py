@@ -568,7 +568,7 @@ def test_the_daemon_watches_a_folder_and_survives_a_corrupt_file(
     assert proc.returncode == 0, out
     errors = [e for (e,) in rows(settings, "SELECT error FROM runs WHERE status = 'failed'")]
     assert all("broken.csv" in str(e) for e in errors), errors
-    assert "source: file" in out
+    assert "source file" in out  # the start line names each monitor's source
     verify = subprocess.run(
         [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "verify"],
         capture_output=True,

@@ -82,13 +82,13 @@ def no_traceback(result: Result) -> bool:
 
 @pytest.fixture
 def store(backend_url: str, tmp_path: Path) -> Store:
-    """9 events (6 cycles, a config snapshot, the monitor listed, an alert), checkpoint at 9."""
+    """8 events (the monitor listed with its settings, 6 cycles, an alert), checkpoint at 8."""
     s = Store(
         tmp_path, backend_url, {"simulation": {"drift": 1.0}, "audit": {"checkpoint_every": 1000}}
     )
     for _ in range(6):
         assert s.cli("once").exit_code == 0
-    assert "checkpoint at seq 9" in s.cli("checkpoint").stdout
+    assert "checkpoint at seq 8" in s.cli("checkpoint").stdout
     assert s.verify()[:2] == (0, [])
     return s
 
@@ -237,8 +237,8 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
         f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
         {"audit": {"checkpoint_every": 1000, "anchor_file": "var/anchor/anchor.jsonl"}},
     )
-    assert s.cli("once").exit_code == 0  # signs the first checkpoint in its transaction
-    assert s.cli("once").exit_code == 0  # not due: the head is not anchored
+    assert s.cli("once").exit_code == 0  # the monitor listed, signed at once; its cycle
+    assert s.cli("once").exit_code == 0  # not due: 60 s have not passed
     anchor_path = tmp_path / "var" / "anchor" / "anchor.jsonl"
     kept = anchor_path.read_bytes()
     anchor_path.unlink()
@@ -257,8 +257,8 @@ def test_an_unwritable_anchor_is_one_line_and_reconciled(tmp_path: Path) -> None
     assert done.exit_code == 0
     assert "checkpoint at seq" in done.stdout
     assert s.verify()[:2] == (0, [])
-    # the monitor listed by the first run (signed at once), that run's, and this one
-    assert s.verify()[2]["anchor_file_checkpoints"] == 3
+    # the monitor listed by the first `once` (signed at once) and this one
+    assert s.verify()[2]["anchor_file_checkpoints"] == 2
 
 
 def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_path: Path) -> None:
@@ -269,11 +269,11 @@ def test_a_checkpoint_the_anchor_missed_is_appended_by_the_next_checkpoint(tmp_p
         f"sqlite:///{tmp_path / 'var' / 'fairlens.db'}",
         {"audit": {"checkpoint_every": 1000}},
     )
-    # signs a checkpoint inside its transaction, after the one of monitor_added (its own)
+    # `once` lists the monitor and signs that at once (its cycle's checkpoint is not due)
     assert s.cli("once").exit_code == 0
-    s.anchor.write_text("")  # the lines a crash after the commits lost
+    s.anchor.write_text("")  # the line a crash after the commit lost
     done = s.cli("checkpoint")
-    assert "appended 2 recorded checkpoints the anchor file lacked" in done.stdout
+    assert "appended 1 recorded checkpoints the anchor file lacked" in done.stdout
     assert s.verify()[:2] == (0, [])
 
 
