@@ -87,6 +87,7 @@ def sample_payload(folder: Path) -> tuple[dict[str, object], Rows]:
     """Run one real cycle (drifted, with an alert); return its cycle_completed payload and
     the rows it stored (as a raw cursor reads them)."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["database"]["url"] = "sqlite:///sample.db"
     config["simulation"]["drift"] = 0.9
     path = folder / "sample.yaml"
@@ -329,6 +330,7 @@ def main() -> None:
     if checkpoint(db):
         print("folded a left-over WAL file into the database first (see checkpoint())")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["database"]["url"] = f"sqlite:///{db}"
     config["audit"]["anchor_file"] = str(folder / "anchor.jsonl")
     config["keys"]["dir"] = str(folder / "keys")

@@ -94,6 +94,7 @@ def settings_for(
 ) -> Settings:
     """Settings of the demo config on ``db``, with these keys and anchor file."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["database"]["url"] = f"sqlite:///{db}"
     config["keys"]["dir"] = str(keys)
     config["audit"]["anchor_file"] = str(anchor_file)

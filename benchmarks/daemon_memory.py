@@ -54,6 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fairlens-memory-"))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["schedule"]["interval_seconds"] = args.interval
     config["simulation"]["n_samples"] = args.n_samples
     config["alerts"]["echo_plaintext"] = False

@@ -81,6 +81,7 @@ def prepare(source: Path, work: Path, new: int) -> tuple[Path, int, int]:
     db = work / "var" / "fairlens.db"
     shutil.copyfile(source, db)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["database"]["url"] = f"sqlite:///{db}"
     config["audit"]["anchor_file"] = str(work / "anchor.jsonl")
     config["keys"]["dir"] = str(work / "keys")

@@ -45,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fairlens-rollup-"))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("monitors", None)  # one monitor: the demo's shared defaults
     config["simulation"]["n_samples"] = args.n_samples
     config["alerts"]["echo_plaintext"] = False
     (folder / "config.yaml").write_text(yaml.safe_dump(config))

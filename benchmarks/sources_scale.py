@@ -62,6 +62,7 @@ def decisions(rows: int, seed: int = 5) -> pd.DataFrame:
 
 def config(folder: Path, source: dict[str, object]) -> Path:
     doc = yaml.safe_load((ROOT / "config.yaml").read_text())
+    doc.pop("monitors", None)  # one monitor: the demo's shared defaults
     doc.pop("simulation")
     doc["source"] = source
     doc["measurement"] = {
