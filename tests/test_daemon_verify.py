@@ -5,13 +5,19 @@ walk that cannot run never raises (issue 17)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from fairlens_monitor.cli.main import cli
+from fairlens_monitor.config.settings import load_settings
+from fairlens_monitor.ops import chainwatch
 from fairlens_monitor.ops.app import open_cipher, open_repository, open_signing_key
+from fairlens_monitor.ops.chainwatch import ChainCheck
 from fairlens_monitor.ops.daemon import Daemon
 from tests.conftest import backend_builder, tamper
 
@@ -73,3 +79,39 @@ def test_the_daemon_verifies_its_trail_incrementally_and_reports_tampering(
     settings.keys.public_key.unlink()  # cannot verify: said, never raised
     assert check.run() is None
     assert any(line.startswith("✗ audit chain not verified: CannotVerifyError") for line in lines)
+
+
+def _pid_walk(settings: object, full: bool, verified_to: int | None) -> str:
+    """Stands in for ``chainwatch.walk`` in a child: reports the process it ran in."""
+    return f"walked in pid {os.getpid()}"
+
+
+def _dying_walk(settings: object, full: bool, verified_to: int | None) -> str:
+    """Stands in for ``chainwatch.walk``: the child dies as an out-of-memory kill would."""
+    os._exit(137)
+
+
+def test_each_walk_runs_in_a_child_whose_death_is_reported_not_raised(
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The walk's memory is the child's (returned when it exits), not the daemon's."""
+    config = write_config({})
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    settings = load_settings(config, env={})
+    lines: list[str] = []
+    check = ChainCheck(settings, lines.append)
+
+    monkeypatch.setattr(chainwatch, "walk", _pid_walk)
+    assert check.run() is None
+    pid = int(lines[-1].rsplit(" ", 1)[1])
+    assert pid != os.getpid()
+
+    monkeypatch.setattr(chainwatch, "walk", _dying_walk)
+    assert check.run() is None  # never raised into the scheduler
+    assert lines[-1].startswith("✗ audit chain not verified: BrokenProcessPool")
+
+    monkeypatch.undo()
+    walked = check.run()  # the next walk runs as if nothing happened
+    assert walked is not None
+    assert (walked.walk, walked.chain.intact) == ("full", True)
