@@ -154,7 +154,15 @@ def dashboard(
         st.warning(scrub(str(exc), url))
         return
     st.header(f"Monitor {monitor}")
-    view_monitor.render(mine, monitor, loaded, now=now, signed_in=signed_in, marks=_marks(settings))
+    view_monitor.render(
+        mine,
+        monitor,
+        loaded,
+        now=now,
+        signed_in=signed_in,
+        marks=_marks(settings),
+        known=watcher.failed,
+    )
     st.markdown(f"**Audit chain:** {chain}")
     st.caption(f"Refreshed {fmt.when(now)}; every {REFRESH_SECONDS} s.")
 

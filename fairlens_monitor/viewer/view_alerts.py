@@ -9,7 +9,7 @@ and its explanation, decrypted only for a signed-in reader where the key is read
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -18,14 +18,19 @@ from fairlens_monitor.audit.events import ALERT_ACKNOWLEDGED, ALERT_RAISED, ALER
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.crypto import load_cipher
-from fairlens_monitor.viewer import data, episode, fmt
+from fairlens_monitor.viewer import data, episode, flags, fmt
 
 Marks = Callable[[str, list[int]], dict[int, tuple[bool, str]]]
 KEY_UNAVAILABLE = "encrypted — key not available here"
 
 
 def render(
-    settings: Settings, monitor: str, table: pd.DataFrame, signed_in: bool, marks: Marks
+    settings: Settings,
+    monitor: str,
+    table: pd.DataFrame,
+    signed_in: bool,
+    marks: Marks,
+    bad: Mapping[int, str] | None = None,
 ) -> None:
     """Draw the alert list and the chosen alert's detail.
 
@@ -35,6 +40,8 @@ def render(
         table: :func:`viewer.data.alerts`.
         signed_in: whether this browser session gave the page token.
         marks: checks rows against their digests on the chain (table, ids).
+        bad: reading ids known to fail their digest check (the readings that kept the
+            chosen alert open are marked by them).
     """
     open_now = int(table["state"].isin(data.OPEN_STATES).sum()) if not table.empty else 0
     st.subheader(f"Alerts ({len(table)}; {open_now} open or acknowledged)")
@@ -76,6 +83,9 @@ def render(
             f"{len(readings)} monitored readings from the one that raised it to its last: "
             f"DIR {fmt.number(readings['dir'].min())} – {fmt.number(readings['dir'].max())}"
         )
+        failed = [int(i) for i in readings["reading_id"] if int(i) in (bad or {})]
+        if failed:
+            st.error(f"✗ Of these, {flags.failing_phrase(len(failed))}: {flags.ids_text(failed)}")
     st.markdown("**Explanation**")
     if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
         st.info("encrypted — sign in to read (page token, in the sidebar)")

@@ -10,7 +10,7 @@ intervals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,16 @@ import streamlit as st
 
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import format_interval, format_p
-from fairlens_monitor.viewer import charts, data, episode, fmt, series, view_alerts, view_groups
+from fairlens_monitor.viewer import (
+    charts,
+    data,
+    episode,
+    flags,
+    fmt,
+    series,
+    view_alerts,
+    view_groups,
+)
 
 STATUS = {
     "adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
@@ -61,6 +70,9 @@ def load(
             "alerts": data.alerts(engine, since=since, until=until, monitor=monitor),
             "health": data.health(engine, monitor, interval=settings.schedule.expected_gap_seconds),
             "events": episode.chart_events(engine, since=since, until=until, monitor=monitor),
+            # the readings the page checks against their digests on every refresh
+            "check_ids": flags.newest_ids(engine, monitor=monitor, since=since, until=until),
+            "range": (since, until),
         }
     finally:
         engine.dispose()
@@ -88,8 +100,20 @@ def render(
     now: datetime,
     signed_in: bool,
     marks: view_alerts.Marks,
+    known: Mapping[str, Mapping[int, str]] | None = None,
 ) -> None:
-    """Draw one monitor's page from :func:`load`'s result."""
+    """Draw one monitor's page from :func:`load`'s result.
+
+    Args:
+        settings: the monitor's settings.
+        monitor: its name.
+        loaded: :func:`load`'s result.
+        now: the time ages and staleness are judged at.
+        signed_in: whether this session gave the page token (explanations).
+        marks: checks shown rows against their digests on the chain (table, ids).
+        known: the rows the newest background ``verify`` found failing, by table and id
+            (``watch.failed_rows``); marked too where the page did not check them itself.
+    """
     health: data.Health = loaded["health"]
     banner = stale_banner(health, now)
     if banner is not None:
@@ -102,15 +126,45 @@ def render(
         )
         _health(health, now)
         return
-    _headline(latest, now, marks)
+    known = known or {}
+    headline = int(latest.reading["reading_id"])
+    checked = marks("readings", sorted({*loaded.get("check_ids", []), headline}))
+    bad = flags.failed_ids(checked, known.get("readings"))
+    flagged = _flagged(settings, monitor, loaded, bad, known.get("group_results"))
+    _headline(latest, now, checked[headline])
     expected = None if health.interval is None else timedelta(seconds=health.interval)
-    _charts(settings, loaded, latest, expected)
-    view_groups.render(settings, monitor, latest)
-    view_alerts.render(settings, monitor, loaded["alerts"], signed_in, marks)
+    _charts(settings, loaded, latest, expected, flagged, len(loaded.get("check_ids", [])))
+    view_groups.render(settings, monitor, latest, bad, known.get("group_results"))
+    view_alerts.render(settings, monitor, loaded["alerts"], signed_in, marks, bad)
     _health(health, now)
 
 
-def _headline(latest: data.Latest, now: datetime, marks: view_alerts.Marks) -> None:
+def _flagged(
+    settings: Settings,
+    monitor: str,
+    loaded: dict[str, Any],
+    bad: Mapping[int, str],
+    bad_groups: Mapping[int, str] | None,
+) -> pd.DataFrame:
+    """The shown range's readings that fail their digest check, as stored now."""
+    if not bad and not bad_groups:
+        return pd.DataFrame(columns=flags.COLUMNS)
+    since, until = loaded.get("range", (None, None))
+    engine = data.open_readonly(settings)
+    try:
+        return flags.failing_readings(
+            engine,
+            monitor=monitor,
+            since=since,
+            until=until,
+            readings=bad,
+            group_results=bad_groups,
+        )
+    finally:
+        engine.dispose()
+
+
+def _headline(latest: data.Latest, now: datetime, check: tuple[bool, str]) -> None:
     row = latest.reading
     if latest.empty_since is not None:
         st.warning(
@@ -154,7 +208,7 @@ def _headline(latest: data.Latest, now: datetime, marks: view_alerts.Marks) -> N
     if row.get("risk_level"):
         st.markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
     reading_id = int(row["reading_id"])
-    verified, why = marks("readings", [reading_id])[reading_id]
+    verified, why = check
     st.markdown(
         f":green[✓ reading {reading_id} verified] — {why}"
         if verified
@@ -162,20 +216,59 @@ def _headline(latest: data.Latest, now: datetime, marks: view_alerts.Marks) -> N
     )
 
 
+def _flag_list(flagged: pd.DataFrame, checked: int) -> None:
+    """Say which readings of the range fail their digest check (or that the checked ones
+    pass), above the charts that mark them."""
+    if flagged.empty:
+        if checked:
+            st.caption(
+                f"✓ The newest {checked:,} readings in this range match their digests on the "
+                "audit chain (checked on this refresh; older ones by the background verify)."
+            )
+        return
+    st.error(
+        f"**✗ In this range, {flags.failing_phrase(len(flagged))}** — black crosses "
+        "(✗) on the charts, at the value as "
+        "stored now, and listed here. What they show may not be what was recorded."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Reading": [f"#{int(i)}" for i in flagged["reading_id"]],
+                "Scenario": [str(s) for s in flagged["scenario"]],
+                "Measured": [fmt.when(t) for t in flagged["time"]],
+                "DIR as stored": [fmt.number(d) for d in flagged["dir"]],
+                "Gap as stored": [fmt.number(g) for g in flagged["gap"]],
+                "Check": [str(r) for r in flagged["reason"]],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="flagged_readings",
+    )
+
+
 def _charts(
-    settings: Settings, loaded: dict[str, Any], latest: data.Latest, expected: timedelta | None
+    settings: Settings,
+    loaded: dict[str, Any],
+    latest: data.Latest,
+    expected: timedelta | None,
+    flagged: pd.DataFrame,
+    checked: int,
 ) -> None:
     row = latest.reading
     hist: pd.DataFrame = loaded["history"]
     events: pd.DataFrame = loaded["events"]
     st.subheader("DIR over time")
+    _flag_list(flagged, checked)
     if not events.empty:
         st.caption(f"Grey dashed lines: {len(events)} config changes or daemon restarts.")
-    key = loaded.get("key", (id(hist),))
+    # the flags change without a new database state (an edit appends nothing): in the key
+    key = (loaded.get("key", (id(hist),)), tuple(int(i) for i in flagged["reading_id"]))
     _show(
         (key, "dir"),
         lambda: charts.dir_chart(
-            hist, float(row["dir_threshold"]), expected=expected, events=events
+            hist, float(row["dir_threshold"]), expected=expected, events=events, flagged=flagged
         ),
     )
     # stacked, not side by side: at 800 px two columns cut the labels and legends
@@ -187,6 +280,7 @@ def _charts(
             hist,
             float(settings.thresholds.gap if gap_threshold is None else gap_threshold),
             expected=expected,
+            flagged=flagged,
         ),
     )
     st.subheader("Approval rate per group")
@@ -211,7 +305,7 @@ def _charts(
         _show(
             (key, "drift"),
             lambda: charts.drift_chart(
-                monitored, settings.drift_detection.threshold, expected=expected
+                monitored, settings.drift_detection.threshold, expected=expected, flagged=flagged
             ),
         )
 

@@ -1,0 +1,149 @@
+"""Rows that fail their digest check are marked where the page shows them (issue 19, item 4).
+
+A real database written by real cycles; one reading's column is edited behind the chain's
+back (as an attacker with write access would). The page must mark that reading on the charts
+(a black cross at the value as stored, with a legend entry), list it with that value, and
+flag the drill-down period that pools it — on the very next render, before the background
+``verify`` runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fairlens_monitor.viewer.charts import FLAG
+from fairlens_monitor.viewer.flags import failed_ids
+from fairlens_monitor.viewer.watch import failed_rows
+from tests.test_viewer import page, seeded, text_of
+
+Chart = tuple[dict[str, Any], list[pd.DataFrame]]
+
+
+def charts(at: AppTest) -> list[Chart]:
+    """The Vega-Lite charts the page drew: each spec with its datasets (Streamlit moves
+    them out of the spec into Arrow IPC bytes on the element)."""
+    out = []
+    stack: list[Any] = [at._tree]
+    while stack:
+        node = stack.pop()
+        proto = getattr(node, "proto", None)
+        if proto is not None and "VegaLite" in type(proto).__name__:
+            frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in proto.datasets]
+            out.append((json.loads(proto.spec), frames))
+        stack.extend(getattr(node, "children", {}).values())
+    return out
+
+
+def crosses(chart: Chart) -> list[dict[str, Any]]:
+    """The data points of a chart's digest-check layer (its dataset with a ``flag``)."""
+    return [
+        row for frame in chart[1] if "flag" in frame.columns for row in frame.to_dict("records")
+    ]
+
+
+def layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every leaf layer of a (nested) layered spec."""
+    inner = spec.get("layer")
+    if not inner:
+        return [spec]
+    return [leaf for child in inner for leaf in layers(child)]
+
+
+def flagged_table(at: AppTest) -> pd.DataFrame:
+    [table] = [d.value for d in at.dataframe if "DIR as stored" in d.value.columns]
+    return table
+
+
+def test_an_edited_reading_is_marked_on_the_charts_and_in_the_tables(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = seeded(write_config, drift=1.0, cycles=4)
+    at = page(config, monkeypatch)
+    assert "✓ The newest" in text_of(at)  # every reading in range matches its digest
+    assert not [d for d in at.dataframe if "DIR as stored" in d.value.columns]
+    assert charts(at)
+    assert all(not crosses(chart) for chart in charts(at))
+
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        ids = [
+            i
+            for (i,) in conn.execute(
+                "SELECT id FROM readings WHERE scenario = 'monitored' ORDER BY id"
+            )
+        ]
+        edited = ids[1]  # not the headline: an older reading, as a quiet edit would be
+        conn.execute("UPDATE readings SET dir = 0.987, gap = 0.0123 WHERE id = ?", (edited,))
+    at = page(config, monkeypatch)
+    assert not at.exception
+    shown = text_of(at)
+    banners = [str(e.value) for e in at.error]
+    assert any("**✗ In this range, 1 reading fails its digest check**" in b for b in banners)
+    table = flagged_table(at)
+    assert list(table["Reading"]) == [f"#{edited}"]
+    assert list(table["Scenario"]) == ["monitored"]
+    assert list(table["DIR as stored"]) == ["0.987"]  # the value as it is stored now
+    assert list(table["Gap as stored"]) == ["0.012"]
+    assert table["Check"][0].startswith("differs from the digest recorded at seq")
+    # the charts: a cross at the edited reading's stored value, with its legend entry
+    drawn = [(chart[0], crosses(chart)) for chart in charts(at)]
+    marked = [points for _, points in drawn if points]
+    assert len(marked) >= 2  # DIR and gap (and drift, when drawn)
+    values = {(key, p[key]) for pts in marked for p in pts for key in ("dir", "gap") if key in p}
+    assert values == {("dir", 0.987), ("gap", 0.0123)}
+    assert all(p["reading_id"] == edited and p["flag"] == FLAG for pts in marked for p in pts)
+    for spec, points in drawn:  # a legend entry ("row check") for the crosses, in black
+        if points:
+            [layer] = [x for x in layers(spec) if x.get("encoding", {}).get("shape")]
+            shape = layer["encoding"]["shape"]
+            assert (shape["field"], shape["title"], shape["scale"]["range"]) == (
+                "flag",
+                "row check",
+                ["cross"],
+            )
+            assert "legend" not in shape or shape["legend"] is not None
+            assert layer["mark"]["color"] == "black"
+    # the drill-down period that pools it says so
+    assert any(f"Pooled here: 1 reading fails its digest check (#{edited})" in b for b in banners)
+    # the headline reading is untouched and still verified
+    assert ":green[✓ reading" in shown
+
+
+def test_the_background_verify_marks_rows_the_page_did_not_check() -> None:
+    report = {
+        "anomalies": [
+            {"seq": 9, "kind": "row_modified", "detail": "differs", "table": "readings", "id": 4},
+            {
+                "seq": None,
+                "kind": "row_unrecorded",
+                "detail": "x",
+                "table": "group_results",
+                "id": 7,
+            },
+            {"seq": 3, "kind": "modified", "detail": "record", "table": None, "id": None},
+            "not a dict",
+        ]
+    }
+    known = failed_rows(report)
+    assert known == {
+        "readings": {4: "row_modified: differs"},
+        "group_results": {7: "row_unrecorded: x"},
+    }
+    checked = {
+        4: (True, "matches"),
+        5: (False, "differs from the digest recorded at seq 2"),
+        6: (False, "cannot check: StoreError"),
+    }
+    # the page's own check wins for the ids it checked; an unreadable moment is no failure
+    assert failed_ids(checked, {4: "row_modified: old", 8: "row_missing: gone"}) == {
+        5: "differs from the digest recorded at seq 2",
+        8: "row_missing: gone",
+    }
