@@ -6,7 +6,11 @@ the page has *settled*: it shows the text it is told to wait for, no script run 
 (no "Running" status widget, no element marked stale), every chart has drawn, and the page's
 text and height are unchanged between two successive looks. No fixed sleep.
 
-    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--width 1400] [--timeout 90]
+    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--width 1400] [--height 1000]
+        [--fold] [--timeout 90]
+
+Without ``--fold`` the capture is the whole page (the viewport grown to its height); with it,
+only the first screen of ``--width`` x ``--height`` (what a laptop shows before scrolling).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main() -> None:
     parser.add_argument("--wait-for", default="Audit chain")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--fold", action="store_true", help="only the first screen")
     parser.add_argument("--timeout", type=float, default=90)
     parser.add_argument("--port", type=int, default=9333)
     args = parser.parse_args()
@@ -133,17 +138,18 @@ def capture(args: argparse.Namespace) -> None:
                 time.sleep(0.5)  # the polling interval, not a wait for the page
 
         settle()
-        height = call("Runtime.evaluate", expression=HEIGHT, returnByValue=True)
-        full = int(height.get("result", {}).get("value") or args.height)
-        call(
-            "Emulation.setDeviceMetricsOverride",
-            width=args.width,
-            height=full,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        settle()  # the charts redraw at the new size
-        shot = call("Page.captureScreenshot", format="png")  # the viewport is the whole page now
+        if not args.fold:  # the whole page: grow the viewport to its height
+            height = call("Runtime.evaluate", expression=HEIGHT, returnByValue=True)
+            full = int(height.get("result", {}).get("value") or args.height)
+            call(
+                "Emulation.setDeviceMetricsOverride",
+                width=args.width,
+                height=full,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            settle()  # the charts redraw at the new size
+        shot = call("Page.captureScreenshot", format="png")  # the viewport
     with open(args.out, "wb") as handle:
         handle.write(base64.b64decode(shot["data"]))
     print(f"wrote {args.out}")

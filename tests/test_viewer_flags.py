@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairlens_monitor.viewer.charts import FLAG
+from fairlens_monitor.viewer.charts import CROSS, FLAG
 from fairlens_monitor.viewer.flags import failed_ids
 from fairlens_monitor.viewer.watch import failed_rows
 from tests.test_viewer import page, seeded, text_of
@@ -107,7 +107,7 @@ def test_an_edited_reading_is_marked_on_the_charts_and_in_the_tables(
             assert (shape["field"], shape["title"], shape["scale"]["range"]) == (
                 "flag",
                 "row check",
-                ["cross"],
+                [CROSS],
             )
             assert "legend" not in shape or shape["legend"] is not None
             assert layer["mark"]["color"] == "black"

@@ -21,6 +21,7 @@ from fairlens_monitor.viewer.series import mark_gaps
 HEIGHT = 240
 Layered = alt.LayerChart | alt.FacetChart  # what alt.layer returns
 FLAG = "✗ fails its digest check"  # the legend entry of a reading the chain does not vouch for
+CROSS = "M-1,-1L1,1M1,-1L-1,1"  # an ✗ (Vega's "cross" is a plus)
 
 
 def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
@@ -65,15 +66,15 @@ def flag_layer(flagged: pd.DataFrame | None, y: str, title: str) -> alt.Chart | 
         return None
     layer: alt.Chart = (
         alt.Chart(points[["reading_id", "scenario", "time", y, "reason", "flag"]])
-        .mark_point(shape="cross", filled=True, size=220, color="black", opacity=1)
+        .mark_point(shape=CROSS, filled=False, size=160, color="black", opacity=1, strokeWidth=3)
         .encode(
             x=alt.X("time:T", scale=alt.Scale(type="utc")),
             y=alt.Y(f"{y}:Q"),
             shape=alt.Shape(
                 "flag:N",
                 title="row check",
-                scale=alt.Scale(range=["cross"]),
-                legend=alt.Legend(symbolFillColor="black", symbolStrokeColor="black"),
+                scale=alt.Scale(range=[CROSS]),
+                legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=3),
             ),
             tooltip=[
                 alt.Tooltip("reading_id:Q", title="reading"),
@@ -198,13 +199,13 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
 
 def drift_chart(
     hist: pd.DataFrame,
-    threshold: float,
+    threshold: float | None,
     *,
     expected: timedelta | None,
     flagged: pd.DataFrame | None = None,
 ) -> Layered:
-    """The CUSUM drift statistic (monitored) with its threshold and the monitored readings
-    that fail their digest check (``flagged``)."""
+    """The CUSUM drift statistic (monitored) with its threshold (None: unknown, no line) and
+    the monitored readings that fail their digest check (``flagged``)."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     line = (
         alt.Chart(hist)
@@ -226,5 +227,7 @@ def drift_chart(
     )
     if flagged is not None and not flagged.empty:
         flagged = flagged[flagged["scenario"] == "monitored"]
-    chart = alt.layer(line, rule).properties(height=HEIGHT)
+    chart = (alt.layer(line) if threshold is None else alt.layer(line, rule)).properties(
+        height=HEIGHT
+    )
     return _with_flags(chart, flagged, "drift_statistic", "statistic")

@@ -40,6 +40,9 @@ CUSTOM = "custom dates"
 NO_FADE = """<style>
 [data-stale="true"], .stale-element, [data-testid="stElementContainer"][data-stale="true"] {
   opacity: 1 !important; transition: none !important; }
+@media (max-width: 1000px) {  /* at 800 px the 300 px sidebar cut the tables' last columns */
+  section[data-testid="stSidebar"] { width: 230px !important; min-width: 230px !important;
+    max-width: 230px !important; } }
 </style>"""
 
 
@@ -162,6 +165,7 @@ def dashboard(
         signed_in=signed_in,
         marks=_marks(settings),
         known=watcher.failed,
+        configured=monitor in portfolio,
     )
     st.markdown(f"**Audit chain:** {chain}")
     st.caption(f"Refreshed {fmt.when(now)}; every {REFRESH_SECONDS} s.")
@@ -254,8 +258,15 @@ def main() -> None:
                 )
         if st.button("Refresh now"):
             st.cache_data.clear()
-        if monitor is not None:
-            values_in_use(portfolio.get(monitor, settings))
+        if monitor is not None and monitor in portfolio:
+            values_in_use(portfolio[monitor])
+        elif monitor is not None:  # another config runs it: its values are not known here
+            st.caption(
+                f"Values in use: monitor {monitor} is not in this page's config "
+                f"({Path(config_path()).name}); its daemon runs it from another config, whose "
+                "values this page cannot show. The DIR and gap thresholds drawn are those "
+                "stored with each reading."
+            )
     dashboard(portfolio, monitor, range_name, signed_in)
 
 

@@ -119,10 +119,10 @@ def _timeline(steps: list[episode.Step]) -> None:
                 "When": [fmt.when(pd.Timestamp(s.ts)) for s in steps],
                 "By": [s.by or s.actor for s in steps],
                 "Note": [s.note or fmt.DASH for s in steps],
-                "Audit seq": [s.seq for s in steps],
-                "Hash": [s.hash[:12] + "…" for s in steps],
+                # seq and hash in one column: at 800 px seven columns cut the last off
+                "Audit record": [f"seq {s.seq} · {s.hash[:10]}…" for s in steps],
                 "Signed checkpoint": [
-                    "not yet signed" if s.checkpoint_seq is None else f"at seq {s.checkpoint_seq}"
+                    "not yet" if s.checkpoint_seq is None else f"seq {s.checkpoint_seq}"
                     for s in steps
                 ],
             }

@@ -1,9 +1,11 @@
 """The landing view: the portfolio's inventory, one row per monitor, worst first (Streamlit).
 
 Reads :func:`viewer.inventory.inventory` and draws it as one table (name, verdict with its
-colour, DIR, a week's sparkline, open alerts, last reading, stale flag). Choosing a row (or
-the monitor in the sidebar) opens that monitor's page: the choice is kept in the URL
-(``?monitor=NAME``), so a monitor's page can be bookmarked and shared.
+colour and the stale flag, open alerts, the last reading's age, DIR, a week's sparkline on
+one DIR scale for every row). Narrow enough for 800 px beside the sidebar: the last
+reading's UTC time is on the monitor's page, and "as of" above the table says when now is.
+Choosing a row (or the monitor in the sidebar) opens that monitor's page: the choice is kept
+in the URL (``?monitor=NAME``), so a monitor's page can be bookmarked and shared.
 """
 
 from __future__ import annotations
@@ -53,18 +55,22 @@ def inventory_frame(rows: list[MonitorStatus], now: datetime) -> pd.DataFrame:
         {
             "Monitor": [r.name for r in rows],
             "Verdict": [verdict_text(r) for r in rows],
-            "DIR": [fmt.number(r.dir) for r in rows],
-            "Trend (7 days)": [list(r.trend) for r in rows],
             "Open alerts": [r.open_alerts for r in rows],
             "Last reading": [
-                fmt.DASH
-                if r.last_reading_at is None
-                else f"{fmt.when(r.last_reading_at)} ({fmt.ago(r.last_reading_at, now)})"
+                fmt.DASH if r.last_reading_at is None else fmt.ago(r.last_reading_at, now)
                 for r in rows
             ],
-            "Stale": ["yes" if r.stale else "no" for r in rows],
+            "DIR": [fmt.number(r.dir) for r in rows],
+            "Trend (7 days)": [list(r.trend) for r in rows],
         }
     )
+
+
+def trend_scale(rows: list[MonitorStatus]) -> tuple[float, float]:
+    """One DIR scale for every sparkline, from 0 to at least 1.25: a per-row scale made a
+    steady 0.99–1.00 look as steep as a fall from 1.0 to 0.4 (seen in Chromium)."""
+    highest = max((v for r in rows for v in r.trend), default=0.0)
+    return 0.0, max(1.25, highest)
 
 
 def render(rows: list[MonitorStatus], now: datetime) -> str | None:
@@ -83,6 +89,7 @@ def render(rows: list[MonitorStatus], now: datetime) -> str | None:
             f"**{len(stale)} STALE** (no successful run for over 3 intervals): " + ", ".join(stale)
         )
     frame = inventory_frame(rows, now)
+    low, high = trend_scale(rows)
     event = st.dataframe(
         frame.style.map(_colour, subset=["Verdict"]),
         hide_index=True,
@@ -92,9 +99,18 @@ def render(rows: list[MonitorStatus], now: datetime) -> str | None:
         selection_mode="single-row",
         column_config={
             "Trend (7 days)": st.column_config.LineChartColumn(
-                "Trend (7 days)", help="DIR, monitored, 6-hour means", width="small"
+                "Trend (7 days)",
+                help=f"DIR, monitored, 6-hour means; every row on one scale, {low:g}–{high:g}",
+                width="small",
+                y_min=low,
+                y_max=high,
             ),
-            "Open alerts": st.column_config.NumberColumn("Open alerts", format="%d"),
+            "Open alerts": st.column_config.NumberColumn(
+                "Open alerts", format="%d", help="open or acknowledged alert episodes"
+            ),
+            "Last reading": st.column_config.TextColumn(
+                "Last reading", help="how long before 'as of' the newest reading was taken"
+            ),
         },
     )
     chosen = list(getattr(getattr(event, "selection", None), "rows", []) or [])

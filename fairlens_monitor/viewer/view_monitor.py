@@ -101,6 +101,7 @@ def render(
     signed_in: bool,
     marks: view_alerts.Marks,
     known: Mapping[str, Mapping[int, str]] | None = None,
+    configured: bool = True,
 ) -> None:
     """Draw one monitor's page from :func:`load`'s result.
 
@@ -113,6 +114,8 @@ def render(
         marks: checks shown rows against their digests on the chain (table, ids).
         known: the rows the newest background ``verify`` found failing, by table and id
             (``watch.failed_rows``); marked too where the page did not check them itself.
+        configured: whether ``settings`` are this monitor's own (False: the monitor is not
+            in the page's config, so values only its config knows are not drawn).
     """
     health: data.Health = loaded["health"]
     banner = stale_banner(health, now)
@@ -133,7 +136,8 @@ def render(
     flagged = _flagged(settings, monitor, loaded, bad, known.get("group_results"))
     _headline(latest, now, checked[headline])
     expected = None if health.interval is None else timedelta(seconds=health.interval)
-    _charts(settings, loaded, latest, expected, flagged, len(loaded.get("check_ids", [])))
+    checked_count = len(loaded.get("check_ids", []))
+    _charts(settings, loaded, latest, expected, flagged, checked_count, configured)
     view_groups.render(settings, monitor, latest, bad, known.get("group_results"))
     view_alerts.render(settings, monitor, loaded["alerts"], signed_in, marks, bad)
     _health(health, now)
@@ -172,31 +176,37 @@ def _headline(latest: data.Latest, now: datetime, check: tuple[bool, str]) -> No
             "(no_data readings); showing the newest reading with decisions."
         )
     measured = data.as_time(row["measured_at"])
+    reading_id = int(row["reading_id"])
+    verified, why = check
     st.markdown(
-        f"**Newest reading** #{int(row['reading_id'])} — as of **{fmt.when(measured)}** "
+        f"**Newest reading** #{reading_id} — as of **{fmt.when(measured)}** "
         f"({fmt.ago(measured, now)})"
+    )
+    # next to the numbers it vouches for (not below the fold): an edited row shows its
+    # edited values, so the mark must be read before them
+    st.markdown(
+        f":green[✓ reading {reading_id} verified] — {why}"
+        if verified
+        else f":red[**✗ reading {reading_id} NOT verified** — {why}]: the values below are "
+        "as stored now, which may not be what was recorded"
     )
     colour, label = STATUS[latest.status]
     left, right = st.columns(2)
     delta = (
         None
-        if latest.previous_dir is None or row["dir"] is None
+        if latest.previous_dir is None or row["dir"] is None or not verified
         else f"{row['dir'] - latest.previous_dir:+.3f}"
     )
+    unverified = "" if verified else " (✗ NOT verified)"
     left.metric(
-        "Monitored DIR",
+        f"Monitored DIR{unverified}",
         "n/a" if row["dir"] is None else f"{row['dir']:.3f}",
         delta=delta,
         help="Disparate Impact Ratio of the newest monitored reading",
     )
-    right.metric("Approval gap", fmt.number(row["gap"]))
+    right.metric(f"Approval gap{unverified}", fmt.number(row["gap"]))
     st.markdown(f":{colour}[**{label}**]")
-    p_text = (
-        ""
-        if row.get("p_value") is None
-        else f" · p = {format_p(row['p_value'], row['test'])} ({row['test']})"
-    )
-    st.caption(f"95% interval {format_interval(*latest.interval)}{p_text}")
+    st.caption(f"95% interval {format_interval(*latest.interval)}{p_text(row)}")
     group = fmt.count_pair(row["group_approved"], row["group_applicants"])
     st.markdown(
         f"- **{row['group_label']}**: {group} "
@@ -207,13 +217,15 @@ def _headline(latest: data.Latest, now: datetime, check: tuple[bool, str]) -> No
         st.caption(f"Verdict: {row['verdict']} — {row['verdict_reason']}")
     if row.get("risk_level"):
         st.markdown(f"Risk level: **{str(row['risk_level']).upper()}**")
-    reading_id = int(row["reading_id"])
-    verified, why = check
-    st.markdown(
-        f":green[✓ reading {reading_id} verified] — {why}"
-        if verified
-        else f":red[**✗ reading {reading_id} NOT verified** — {why}]"
-    )
+
+
+def p_text(row: Mapping[str, Any]) -> str:
+    """`` · p < 1e-06 (z)`` or `` · p = 0.0016 (fisher)``; empty without a p-value."""
+    if row.get("p_value") is None:
+        return ""
+    shown = format_p(row["p_value"], row["test"])
+    relation = shown if shown.startswith("<") else f"= {shown}"
+    return f" · p {relation} ({row['test']})"
 
 
 def _flag_list(flagged: pd.DataFrame, checked: int) -> None:
@@ -255,14 +267,23 @@ def _charts(
     expected: timedelta | None,
     flagged: pd.DataFrame,
     checked: int,
+    configured: bool,
 ) -> None:
     row = latest.reading
     hist: pd.DataFrame = loaded["history"]
     events: pd.DataFrame = loaded["events"]
     st.subheader("DIR over time")
     _flag_list(flagged, checked)
-    if not events.empty:
-        st.caption(f"Grey dashed lines: {len(events)} config changes or daemon restarts.")
+    st.caption(
+        "Lines: DIR per scenario (mean per time step); band: the monitored DIR's 95% "
+        f"interval; red dots: adverse readings; red dashed line: the DIR threshold "
+        f"{float(row['dir_threshold']):g}."
+        + (
+            ""
+            if events.empty
+            else f" Grey dashed lines: {len(events)} config changes or daemon restarts."
+        )
+    )
     # the flags change without a new database state (an edit appends nothing): in the key
     key = (loaded.get("key", (id(hist),)), tuple(int(i) for i in flagged["reading_id"]))
     _show(
@@ -273,15 +294,12 @@ def _charts(
     )
     # stacked, not side by side: at 800 px two columns cut the labels and legends
     st.subheader("Approval-rate gap")
-    gap_threshold = row.get("gap_threshold")
+    stored_gap = row.get("gap_threshold")
+    gap_threshold = float(settings.thresholds.gap if stored_gap is None else stored_gap)
+    st.caption(f"Orange dashed line: the gap threshold {gap_threshold:g}.")
     _show(
         (key, "gap"),
-        lambda: charts.gap_chart(
-            hist,
-            float(settings.thresholds.gap if gap_threshold is None else gap_threshold),
-            expected=expected,
-            flagged=flagged,
-        ),
+        lambda: charts.gap_chart(hist, gap_threshold, expected=expected, flagged=flagged),
     )
     st.subheader("Approval rate per group")
     per_group: pd.DataFrame = loaded["groups"]
@@ -302,11 +320,17 @@ def _charts(
     monitored = hist[hist["scenario"] == "monitored"]
     if monitored["drift_max"].notna().any():
         st.subheader("Drift statistic (CUSUM on log DIR, monitored)")
+        # the alarm threshold is not stored with the readings: only the config knows it
+        h = settings.drift_detection.threshold if configured else None
+        st.caption(
+            f"Orange dashed line: the alarm threshold h = {h:g}."
+            if h is not None
+            else "No threshold line: this monitor is not in the page's config, which alone "
+            "knows its alarm threshold."
+        )
         _show(
             (key, "drift"),
-            lambda: charts.drift_chart(
-                monitored, settings.drift_detection.threshold, expected=expected, flagged=flagged
-            ),
+            lambda: charts.drift_chart(monitored, h, expected=expected, flagged=flagged),
         )
 
 
@@ -315,7 +339,10 @@ def _spec(key: tuple[Any, ...], _build: Callable[[], Any]) -> dict[str, Any]:
     """A chart's Vega-Lite spec, built once per data state (``key``: the monitor, range and
     database state): Altair's schema validation costs a good fraction of a second per chart,
     too much to repeat on every refresh when nothing changed."""
-    spec: dict[str, Any] = _build().to_dict()
+    # legends on top, y labels in a fixed width: every chart's plot spans the same x range,
+    # so one time lines up down the page (a legend at the side narrowed some plots only)
+    chart = _build().configure_legend(orient="top").configure_axisY(minExtent=40)
+    spec: dict[str, Any] = chart.to_dict()
     return spec
 
 

@@ -139,8 +139,8 @@ def run_verify(
         return (
             (
                 f"intact — chain verified to seq {report['last_verified_seq']} ({walked}), "
-                f"anchored up to seq {report['anchored_seq']} ({report['unanchored_events']} "
-                "not yet anchored)" + loss
+                + anchored_text(report)
+                + loss
             ),
             None,
             report,
@@ -156,6 +156,17 @@ def run_verify(
         f"TAMPERED at {where} ({first['kind']}) — {len(report['anomalies'])} anomalies ({walked})",
         f"{where}: {first['kind']} — {first['detail']}",
         report,
+    )
+
+
+def anchored_text(report: dict[str, Any]) -> str:
+    """How far signed checkpoints vouch for the chain ("no signed checkpoint yet" at 0,
+    not "anchored up to seq 0")."""
+    if not report.get("anchored_seq"):
+        return f"no signed checkpoint yet ({report['unanchored_events']} events unanchored)"
+    return (
+        f"anchored up to seq {report['anchored_seq']} ({report['unanchored_events']} "
+        "not yet anchored)"
     )
 
 
