@@ -147,3 +147,34 @@ def test_the_background_verify_marks_rows_the_page_did_not_check() -> None:
         5: "differs from the digest recorded at seq 2",
         8: "row_missing: gone",
     }
+
+
+def test_an_edited_headline_is_marked_before_its_numbers_and_in_the_inventory(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Seen in Chromium (1280x800): the edited DIR showed big, with a green delta, and its
+    NOT-verified line sat below the fold; the inventory showed the edited DIR unmarked."""
+    config = seeded(write_config, drift=1.0, cycles=3)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        [(newest,)] = conn.execute(
+            "SELECT max(id) FROM readings WHERE scenario = 'monitored'"
+        ).fetchall()
+        conn.execute("UPDATE readings SET dir = 0.95 WHERE id = ?", (newest,))
+    at = page(config, monkeypatch)
+    assert at.metric[0].label == "Monitored DIR (✗ NOT verified)"
+    assert at.metric[0].value == "0.950"
+    assert not at.metric[0].delta  # no change computed from an edited value
+    assert at.metric[1].label == "Approval gap (✗ NOT verified)"
+    order = [str(m.value) for m in at.main.markdown]
+    mark = next(i for i, m in enumerate(order) if f"✗ reading {newest} NOT verified" in m)
+    verdict = next(i for i, m in enumerate(order) if "ADVERSE" in m)
+    assert mark < verdict  # the mark comes before the numbers and the verdict it concerns
+
+    at = page(config, monkeypatch, monitor=None)  # the inventory
+    [table] = [d.value for d in at.dataframe if "Monitor" in d.value.columns]
+    assert list(table["DIR"]) == ["✗ 0.950"]
+    banner = " ".join(str(e.value) for e in at.error)
+    assert (
+        f"**✗ DIR NOT verified** (marked ✗ below): the newest reading of default (#{newest})"
+        in (banner)
+    )

@@ -285,3 +285,39 @@ def test_any_date_range_and_period_against_period(
         for g, a in zip(table["Group"], table["Approved"], strict=True)
     }
     assert shown == sums
+
+
+def test_a_range_without_readings_says_so_instead_of_empty_axes(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in Chromium: a stale monitor under 'last day' drew empty axes with only the
+    threshold lines on them."""
+    at = page(portfolio, monkeypatch, "beta")  # its readings are two days old
+    shown = "\n".join(str(i.value) for i in at.info)
+    assert "No readings in this time range: the newest is from " in shown
+    assert not [s for s in at.subheader if "Approval-rate gap" in str(s.value)]
+    at.radio(key="range").set_value("last week").run()
+    assert not [i for i in at.info if "No readings in this time range" in str(i.value)]
+    captions = "\n".join(str(c.value) for c in at.caption)
+    with db(portfolio) as conn:
+        [(dir_threshold, gap_threshold)] = conn.execute(
+            "SELECT DISTINCT dir_threshold, gap_threshold FROM readings WHERE monitor = 'beta'"
+        ).fetchall()
+    # the lines on the charts are named, with the thresholds stored with the readings
+    assert f"red dashed line: the DIR threshold {dir_threshold:g}." in captions
+    assert f"Orange dashed line: the gap threshold {gap_threshold:g}." in captions
+
+
+def test_a_monitor_missing_from_the_pages_config_shows_no_other_monitors_values(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in Chromium: a monitor run from another config file showed the values of the
+    page's own config (another monitor's drift, sample size and alarm threshold)."""
+    at = page(
+        portfolio, monkeypatch, "beta"
+    )  # beta runs from beta.yaml, the page reads config.yaml
+    side = "\n".join(str(c.value) for c in at.sidebar.caption)
+    assert "monitor beta is not in this page's config (config.yaml)" in side
+    assert not [m for m in at.sidebar.markdown if "Values in use" in str(m.value)]
+    at = page(portfolio, monkeypatch, "default")
+    assert [m for m in at.sidebar.markdown if "Values in use" in str(m.value)]

@@ -28,7 +28,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.page_auth import is_loopback, load_page_token, token_matches
 from fairlens_monitor.security.passwords import scrub
-from fairlens_monitor.viewer import data, fmt, inventory, view_inventory, view_monitor
+from fairlens_monitor.viewer import data, flags, fmt, inventory, view_inventory, view_monitor
 from fairlens_monitor.viewer.rows import LiveLedger
 from fairlens_monitor.viewer.sidebar import values_in_use
 from fairlens_monitor.viewer.view_alerts import Marks
@@ -142,7 +142,10 @@ def dashboard(
         if monitor is None:
             rows = _inventory(url, version, int(now.timestamp() // 60), settings)
             st.markdown(f"**Audit chain:** {chain}")
-            picked = view_inventory.render(rows, now)
+            shown = [r.reading_id for r in rows if r.reading_id is not None]
+            checked = _marks(settings)("readings", shown)
+            failed = flags.failed_ids(checked, watcher.failed.get("readings"))
+            picked = view_inventory.render(rows, now, failed)
             if picked is not None:
                 st.query_params["monitor"] = picked
                 st.rerun(scope="app")

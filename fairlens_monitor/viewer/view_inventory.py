@@ -10,6 +10,7 @@ in the URL (``?monitor=NAME``), so a monitor's page can be bookmarked and shared
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import pandas as pd
@@ -33,6 +34,7 @@ COLOUR = {  # cell background per verdict cell's first word
     "drifting": "#fde2b5",
     "warning": "#fde2b5",
     "ok": "#cdebd3",
+    "✗": "#f8c9c9",  # a DIR that fails its digest check
 }
 
 
@@ -49,8 +51,22 @@ def verdict_text(row: MonitorStatus) -> str:
     return f"STALE · {shown}" if row.stale else shown
 
 
-def inventory_frame(rows: list[MonitorStatus], now: datetime) -> pd.DataFrame:
-    """The inventory as the page's table shows it."""
+def dir_text(row: MonitorStatus, failed: Mapping[int, str]) -> str:
+    """The DIR cell: ``✗ 0.950`` when the reading it comes from fails its digest check."""
+    shown = fmt.number(row.dir)
+    return f"✗ {shown}" if row.reading_id is not None and row.reading_id in failed else shown
+
+
+def inventory_frame(
+    rows: list[MonitorStatus], now: datetime, failed: Mapping[int, str] | None = None
+) -> pd.DataFrame:
+    """The inventory as the page's table shows it.
+
+    Args:
+        rows: the inventory, worst first.
+        now: the time ages are judged at.
+        failed: reading ids that fail their digest check (their DIR is marked ✗).
+    """
     return pd.DataFrame(
         {
             "Monitor": [r.name for r in rows],
@@ -60,7 +76,7 @@ def inventory_frame(rows: list[MonitorStatus], now: datetime) -> pd.DataFrame:
                 fmt.DASH if r.last_reading_at is None else fmt.ago(r.last_reading_at, now)
                 for r in rows
             ],
-            "DIR": [fmt.number(r.dir) for r in rows],
+            "DIR": [dir_text(r, failed or {}) for r in rows],
             "Trend (7 days)": [list(r.trend) for r in rows],
         }
     )
@@ -73,8 +89,16 @@ def trend_scale(rows: list[MonitorStatus]) -> tuple[float, float]:
     return 0.0, max(1.25, highest)
 
 
-def render(rows: list[MonitorStatus], now: datetime) -> str | None:
-    """Draw the inventory; return the monitor whose row was chosen (None: none)."""
+def render(
+    rows: list[MonitorStatus], now: datetime, failed: Mapping[int, str] | None = None
+) -> str | None:
+    """Draw the inventory; return the monitor whose row was chosen (None: none).
+
+    Args:
+        rows: the inventory, worst first.
+        now: the time ages are judged at.
+        failed: reading ids that fail their digest check, and why (their DIR is marked).
+    """
     stale = [r.name for r in rows if r.stale]
     adverse = [r.name for r in rows if r.state == "active" and r.verdict == "adverse"]
     st.subheader(f"Portfolio — {len(rows)} monitors")
@@ -88,10 +112,18 @@ def render(rows: list[MonitorStatus], now: datetime) -> str | None:
         st.warning(
             f"**{len(stale)} STALE** (no successful run for over 3 intervals): " + ", ".join(stale)
         )
-    frame = inventory_frame(rows, now)
+    failed = failed or {}
+    edited = [r for r in rows if r.reading_id is not None and r.reading_id in failed]
+    if edited:
+        st.error(
+            "**✗ DIR NOT verified** (marked ✗ below): the newest reading of "
+            + ", ".join(f"{r.name} (#{r.reading_id})" for r in edited)
+            + " differs from what the audit trail recorded; the value shown is as stored now."
+        )
+    frame = inventory_frame(rows, now, failed)
     low, high = trend_scale(rows)
     event = st.dataframe(
-        frame.style.map(_colour, subset=["Verdict"]),
+        frame.style.map(_colour, subset=["Verdict", "DIR"]),
         hide_index=True,
         width="stretch",
         key="inventory",

@@ -273,6 +273,13 @@ def _charts(
     hist: pd.DataFrame = loaded["history"]
     events: pd.DataFrame = loaded["events"]
     st.subheader("DIR over time")
+    if hist.empty:  # seen in Chromium: empty axes with only the threshold lines on them
+        st.info(
+            "No readings in this time range: the newest is from "
+            f"{fmt.when(data.as_time(row['measured_at']))}. Choose a wider range in the "
+            "sidebar to see the charts."
+        )
+        return
     _flag_list(flagged, checked)
     st.caption(
         "Lines: DIR per scenario (mean per time step); band: the monitored DIR's 95% "
