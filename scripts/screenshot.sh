@@ -94,7 +94,7 @@ for state in $states; do
       chown -R 65534:65534 "$work/readonly/var/keys" 2>/dev/null || true
       chmod 444 "$work/readonly/var/fairlens.db"; chmod 555 "$work/readonly/var"
       serve "$work/readonly/config.yaml" reader
-      shot readonly "?monitor=credit_cards" "intact — chain verified" ;;
+      shot readonly "?monitor=credit_cards" "Audit chain:" ;;
     *) echo "unknown state: $state" >&2; exit 2 ;;
   esac
 done

@@ -111,12 +111,12 @@ def test_the_inventory_lists_every_monitor_worst_first(
         "Open alerts",
         "Last reading",
         "DIR",
-        "Trend (7 days)",
+        "7-day DIR",
     ]
     [grid] = [d for d in at.dataframe if "Monitor" in d.value.columns]
-    spark = json.loads(grid.proto.columns)["Trend (7 days)"]["type_config"]
+    spark = json.loads(grid.proto.columns)["7-day DIR"]["type_config"]
     assert (spark["y_min"], spark["y_max"]) == (0.0, 1.25)  # one scale for every row
-    assert len([x for x in beta["Trend (7 days)"] if x == x]) >= 1  # a point (not NaN)
+    assert len([x for x in beta["7-day DIR"] if x == x]) >= 1  # a point (not NaN)
     shown = "\n".join(str(e.value) for e in [*at.error, *at.warning])
     assert "1 ADVERSE**: beta" in shown
     assert "1 STALE** (no successful run for over 3 intervals): beta" in shown
@@ -223,9 +223,9 @@ def test_the_alert_detail_shows_its_audited_timeline(
         "By",
         "Note",
         "Audit record",
-        "Signed checkpoint",
+        "Checkpoint",
     ]
-    assert list(timeline["Audit record"]) == [f"seq {seq} · {h[:10]}…" for seq, h in records]
+    assert list(timeline["Audit record"]) == [f"seq {seq} · {h[:8]}…" for seq, h in records]
     rows = alert_rows(at)
     assert list(rows["State"]) == ["acknowledged"]  # still listed: acknowledged is open
 

@@ -88,9 +88,24 @@ def render(
             st.error(f"✗ Of these, {flags.failing_phrase(len(failed))}: {flags.ids_text(failed)}")
     st.markdown("**Explanation**")
     if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
-        st.info("encrypted — sign in to read (page token, in the sidebar)")
+        # seen in Chromium: "sign in to read" on a copy whose key folder this page cannot
+        # read, where no sign-in can ever decrypt it
+        st.info(
+            "encrypted — sign in to read (page token, in the sidebar)"
+            if key_readable(settings)
+            else KEY_UNAVAILABLE
+        )
         return
     st.write(explanation(settings, token))
+
+
+def key_readable(settings: Settings) -> bool:
+    """Whether this process can load the alert key (nothing is decrypted here)."""
+    try:
+        load_cipher(settings.keys.dir, create=False)
+    except (FairlensError, OSError):
+        return False
+    return True
 
 
 def explanation(settings: Settings, token: str | None) -> str:
@@ -111,7 +126,10 @@ def _timeline(steps: list[episode.Step]) -> None:
         st.caption("No audit record of this alert found (pruned, or written before 0.3).")
         return
     what = {ALERT_RAISED: "raised", ALERT_ACKNOWLEDGED: "acknowledged", ALERT_RESOLVED: "resolved"}
-    st.markdown("**Timeline** (each step an audit record; hashes as on the chain)")
+    st.markdown(
+        "**Timeline** (each step an audit record, its hash as on the chain; Checkpoint: the "
+        "signed checkpoint covering it)"
+    )
     st.dataframe(
         pd.DataFrame(
             {
@@ -120,8 +138,8 @@ def _timeline(steps: list[episode.Step]) -> None:
                 "By": [s.by or s.actor for s in steps],
                 "Note": [s.note or fmt.DASH for s in steps],
                 # seq and hash in one column: at 800 px seven columns cut the last off
-                "Audit record": [f"seq {s.seq} · {s.hash[:10]}…" for s in steps],
-                "Signed checkpoint": [
+                "Audit record": [f"seq {s.seq} · {s.hash[:8]}…" for s in steps],
+                "Checkpoint": [
                     "not yet" if s.checkpoint_seq is None else f"seq {s.checkpoint_seq}"
                     for s in steps
                 ],

@@ -77,7 +77,7 @@ def inventory_frame(
                 for r in rows
             ],
             "DIR": [dir_text(r, failed or {}) for r in rows],
-            "Trend (7 days)": [list(r.trend) for r in rows],
+            "7-day DIR": [list(r.trend) for r in rows],
         }
     )
 
@@ -130,8 +130,8 @@ def render(
         on_select="rerun",
         selection_mode="single-row",
         column_config={
-            "Trend (7 days)": st.column_config.LineChartColumn(
-                "Trend (7 days)",
+            "7-day DIR": st.column_config.LineChartColumn(
+                "7-day DIR",
                 help=f"DIR, monitored, 6-hour means; every row on one scale, {low:g}–{high:g}",
                 width="small",
                 y_min=low,
