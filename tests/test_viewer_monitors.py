@@ -8,6 +8,7 @@ open and its newest run is stale). Each view is asserted against the database.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -95,7 +96,13 @@ def test_the_inventory_lists_every_monitor_worst_first(
 ) -> None:
     at = page(portfolio, monkeypatch, monitor=None)
     [table] = [d.value for d in at.dataframe if "Monitor" in d.value.columns]
-    assert list(table["Monitor"]) == ["beta", "default"]  # adverse (and stale) first
+    # adverse (and stale) first; each name a link to its monitor's page
+    assert list(table["Monitor"]) == ["?monitor=beta", "?monitor=default"]
+    [grid] = [d for d in at.dataframe if "Monitor" in d.value.columns]
+    name = json.loads(grid.proto.columns)["Monitor"]
+    assert name["type_config"]["type"] == "link"
+    text = re.compile(name["type_config"]["display_text"].replace("(?<", "(?P<"))
+    assert [text.search(u).group(1) for u in table["Monitor"]] == ["beta", "default"]
     beta, default = table.iloc[0], table.iloc[1]
     assert beta["Verdict"] == "STALE · ADVERSE"
     assert default["Verdict"] == "ok"
@@ -113,13 +120,16 @@ def test_the_inventory_lists_every_monitor_worst_first(
         "DIR",
         "7-day DIR",
     ]
-    [grid] = [d for d in at.dataframe if "Monitor" in d.value.columns]
     spark = json.loads(grid.proto.columns)["7-day DIR"]["type_config"]
     assert (spark["y_min"], spark["y_max"]) == (0.0, 1.25)  # one scale for every row
     assert len([x for x in beta["7-day DIR"] if x == x]) >= 1  # a point (not NaN)
     shown = "\n".join(str(e.value) for e in [*at.error, *at.warning])
     assert "1 ADVERSE**: beta" in shown
     assert "1 STALE** (no successful run for over 3 intervals): beta" in shown
+    at.query_params.clear()  # following the link: the page at ?monitor=beta
+    at.query_params["monitor"] = table["Monitor"][0].split("=", 1)[1]
+    at.run()
+    assert any("Monitor beta" in str(h.value) for h in at.header)
 
 
 @pytest.mark.parametrize("range_name", ["last hour", "last day", "last week", "all"])

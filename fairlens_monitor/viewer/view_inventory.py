@@ -4,14 +4,16 @@ Reads :func:`viewer.inventory.inventory` and draws it as one table (name, verdic
 colour and the stale flag, open alerts, the last reading's age, DIR, a week's sparkline on
 one DIR scale for every row). Narrow enough for 800 px beside the sidebar: the last
 reading's UTC time is on the monitor's page, and "as of" above the table says when now is.
-Choosing a row (or the monitor in the sidebar) opens that monitor's page: the choice is kept
-in the URL (``?monitor=NAME``), so a monitor's page can be bookmarked and shared.
+A monitor's name is a link to its page (``?monitor=NAME``); choosing its row, or the
+monitor in the sidebar, opens it too. The choice is kept in the URL, so a monitor's page can
+be bookmarked and shared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -51,6 +53,15 @@ def verdict_text(row: MonitorStatus) -> str:
     return f"STALE · {shown}" if row.stale else shown
 
 
+LINK_TEXT = r"\?monitor=(.+)"  # the link cell shows the name the URL carries
+
+
+def link(name: str) -> str:
+    """The monitor's page, relative to this one (``?monitor=NAME``): the Monitor cell is a
+    link to it, so a click opens it (the row selection does too)."""
+    return f"?monitor={quote(name, safe='')}"
+
+
 def dir_text(row: MonitorStatus, failed: Mapping[int, str]) -> str:
     """The DIR cell: ``✗ 0.950`` when the reading it comes from fails its digest check."""
     shown = fmt.number(row.dir)
@@ -69,7 +80,7 @@ def inventory_frame(
     """
     return pd.DataFrame(
         {
-            "Monitor": [r.name for r in rows],
+            "Monitor": [link(r.name) for r in rows],
             "Verdict": [verdict_text(r) for r in rows],
             "Open alerts": [r.open_alerts for r in rows],
             "Last reading": [
@@ -130,6 +141,9 @@ def render(
         on_select="rerun",
         selection_mode="single-row",
         column_config={
+            "Monitor": st.column_config.LinkColumn(
+                "Monitor", display_text=LINK_TEXT, help="opens the monitor's page"
+            ),
             "7-day DIR": st.column_config.LineChartColumn(
                 "7-day DIR",
                 help=f"DIR, monitored, 6-hour means; every row on one scale, {low:g}–{high:g}",
