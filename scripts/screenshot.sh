@@ -55,10 +55,11 @@ serve() {  # serve CONFIG [reader]: the page on CONFIG (stops the one before)
   done
   echo "the page did not start: $(tail -3 "$work/view.log")" >&2; exit 1
 }
-shot() {  # shot NAME QUERY WAIT_FOR: one capture per width
+shot() {  # shot NAME QUERY WAIT_FOR [EXPANDER]: one capture per width
   local w
-  for w in $widths; do
+  for w in ${SHOT_WIDTHS:-$widths}; do
     local args=(--width "${w%x*}")
+    [ -n "${4:-}" ] && args+=(--open "$4")
     [ "$w" != "${w#*x}" ] && args+=(--height "${w#*x}" --fold)
     "$py" scripts/screenshot.py "http://127.0.0.1:$port/$2" "$out/$1_$w.png" \
       --wait-for "$3" "${args[@]}"
@@ -73,7 +74,9 @@ for state in $states; do
     inventory) demo "$work/demo"; serve "$work/demo/config.yaml"
       shot inventory "" "intact — chain verified" ;;
     drifted) demo "$work/demo"; serve "$work/demo/config.yaml"
-      shot drifted "?monitor=credit_cards" "intact — chain verified" ;;
+      shot drifted "?monitor=credit_cards" "intact — chain verified"
+      SHOT_WIDTHS="1400 800" shot drilldown "?monitor=credit_cards" "intact — chain verified" \
+        "Drill down" ;;
     stale) demo "$work/demo"; serve "$work/demo/config.yaml"
       shot stale "?monitor=mortgages" "intact — chain verified" ;;
     tampered) demo "$work/tampered" --tamper; serve "$work/tampered/config.yaml"

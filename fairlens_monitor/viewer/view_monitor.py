@@ -30,6 +30,7 @@ from fairlens_monitor.viewer import (
     view_groups,
 )
 
+FLAG_LIST = 20  # readings failing their digest check listed by name above the charts
 STATUS = {
     "adverse": ("red", "ADVERSE — DIR below the threshold and significant"),
     "inconclusive": (
@@ -243,21 +244,17 @@ def _flag_list(flagged: pd.DataFrame, checked: int) -> None:
         "(✗) on the charts, at the value as "
         "stored now, and listed here. What they show may not be what was recorded."
     )
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "Reading": [f"#{int(i)}" for i in flagged["reading_id"]],
-                "Scenario": [str(s) for s in flagged["scenario"]],
-                "Measured": [fmt.when(t) for t in flagged["time"]],
-                "DIR as stored": [fmt.number(d) for d in flagged["dir"]],
-                "Gap as stored": [fmt.number(g) for g in flagged["gap"]],
-                "Check": [str(r) for r in flagged["reason"]],
-            }
-        ),
-        hide_index=True,
-        width="stretch",
-        key="flagged_readings",
-    )
+    # a list, not a table: it wraps at 800 px where a six-column table cut the reason off
+    lines = [
+        f"- **#{int(r.reading_id)}** ({r.scenario}, {fmt.when(r.time)}): DIR "
+        f"{fmt.number(r.dir)}, gap {fmt.number(r.gap)} as stored — {r.reason}"
+        for r in flagged.head(FLAG_LIST).itertuples()
+    ]
+    if len(flagged) > FLAG_LIST:
+        lines.append(
+            f"- … and {len(flagged) - FLAG_LIST:,} more: `fairlens-monitor verify` lists them all"
+        )
+    st.markdown("\n".join(lines))
 
 
 def _charts(
