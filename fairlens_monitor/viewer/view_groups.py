@@ -3,7 +3,7 @@
 As Arize and Arthur do: the reader chooses an attribute (or the intersection the monitor
 measures), the reference group and a period (any dates, UTC, start inclusive, end
 exclusive); the table gives every group's pooled counts, approval rate and DIR against the
-chosen reference with its 95% interval, and the same for a second period beside it (by
+chosen reference with its 95% interval, and the same for a second period below it (by
 default the period of the same length just before: this quarter vs last). A period that
 pools a reading failing its digest check (:mod:`viewer.flags`) says so above its table.
 """
@@ -188,9 +188,10 @@ def render(
                 key="drill_reference",
             )
         )
-        for column, (title, table), failed in zip(
-            st.columns(len(periods)), periods, failing, strict=True
-        ):
+        # one under the other, not in columns: side by side, a period's table lost its
+        # rate, DIR and interval columns below ~1,400 px (seen in Chromium at 1280 and 800)
+        for (title, table), failed in zip(periods, failing, strict=True):
+            column = st.container()
             column.markdown(f"**{title}**")
             if failed:
                 column.error(
