@@ -113,7 +113,9 @@ def render(
     stale = [r.name for r in rows if r.stale]
     adverse = [r.name for r in rows if r.state == "active" and r.verdict == "adverse"]
     st.subheader(f"Portfolio — {len(rows)} monitors")
-    st.caption(f"as of {fmt.when(now)} · worst first · choose a row to open its monitor")
+    st.caption(
+        f"as of {fmt.when(now)} · worst first · click a name (or choose a row) to open its monitor"
+    )
     if not rows:
         st.info("No monitor has run yet: the daemon has not completed a cycle.")
         return None
