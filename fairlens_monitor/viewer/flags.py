@@ -4,8 +4,8 @@ Beside the page's own row check (:mod:`viewer.rows`) and the background ``verify
 (:mod:`viewer.watch`). Two sources, joined:
 
 - on every refresh the page checks the newest :data:`CHECK_LIMIT` readings of the shown
-  range against their digests on the chain (``LiveLedger``: ~70 µs a row, so a few tens of
-  milliseconds) — an edit is marked at the next refresh, before the next ``verify``;
+  range against their digests on the chain (``LiveLedger``: ~24 µs a row, 24 ms for 1,000 —
+  docs/PERFORMANCE.md) — an edit is marked at the next refresh, before the next ``verify``;
 - older readings of a wide range, and the per-group rows (``group_results``) behind the
   drill-down, are marked from the anomalies of the newest background ``verify`` (a full walk
   follows any anomaly, and one runs at least daily).
