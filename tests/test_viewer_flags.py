@@ -171,3 +171,28 @@ def test_an_edited_headline_is_marked_before_its_numbers_and_in_the_inventory(
         f"**✗ DIR NOT verified** (marked ✗ below): the newest reading of default (#{newest})"
         in (banner)
     )
+
+
+def test_a_deleted_reading_is_listed_as_missing(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Listed while the page's cached ids of the range still name it: under 'all' (no
+    moving start) until the next cycle; after that, the background verify's banner names
+    it (row_missing), but no longer this list (see docs/ARCHITECTURE.md)."""
+    config = seeded(write_config, drift=0.0, cycles=3)
+    at = page(config, monkeypatch)
+    at.radio(key="range").set_value("all").run()  # the range's reading ids, read and cached
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        [(gone,)] = conn.execute(
+            "SELECT min(id) FROM readings WHERE scenario = 'monitored'"
+        ).fetchall()
+        conn.execute("DELETE FROM group_results WHERE reading_id = ?", (gone,))
+        conn.execute("DELETE FROM readings WHERE id = ?", (gone,))
+    at.run()  # the next refresh: the same database state by seq and newest id
+    banners = [str(e.value) for e in at.error]
+    assert any("**✗ In this range, 1 reading fails its digest check**" in b for b in banners)
+    listed = [str(m.value) for m in at.markdown if f"**#{gone}**" in str(m.value)]
+    assert listed == [
+        f"- **#{gone}**: recorded at seq {listed[0].split('seq ')[1].split(',')[0]}"
+        ", now missing (deleted: nothing left to draw)"
+    ]

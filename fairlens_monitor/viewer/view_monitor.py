@@ -135,10 +135,14 @@ def render(
     checked = marks("readings", sorted({*loaded.get("check_ids", []), headline}))
     bad = flags.failed_ids(checked, known.get("readings"))
     flagged = _flagged(settings, monitor, loaded, bad, known.get("group_results"))
+    drawn = {int(i) for i in flagged["reading_id"]}
+    gone = {  # checked in this range, failing, and no row left to read back
+        i: bad[i] for i in loaded.get("check_ids", []) if i in bad and i not in drawn
+    }
     _headline(latest, now, checked[headline])
     expected = None if health.interval is None else timedelta(seconds=health.interval)
     checked_count = len(loaded.get("check_ids", []))
-    _charts(settings, loaded, latest, expected, flagged, checked_count, configured)
+    _charts(settings, loaded, latest, expected, flagged, gone, checked_count, configured)
     view_groups.render(settings, monitor, latest, bad, known.get("group_results"))
     view_alerts.render(settings, monitor, loaded["alerts"], signed_in, marks, bad)
     _health(health, now)
@@ -229,10 +233,11 @@ def p_text(row: Mapping[str, Any]) -> str:
     return f" · p {relation} ({row['test']})"
 
 
-def _flag_list(flagged: pd.DataFrame, checked: int) -> None:
+def _flag_list(flagged: pd.DataFrame, gone: Mapping[int, str], checked: int) -> None:
     """Say which readings of the range fail their digest check (or that the checked ones
-    pass), above the charts that mark them."""
-    if flagged.empty:
+    pass), above the charts that mark them; ``gone``: checked readings whose row is missing
+    (nothing left to draw, so only listed)."""
+    if flagged.empty and not gone:
         if checked:
             st.caption(
                 f"✓ The newest {checked:,} readings in this range match their digests on the "
@@ -240,20 +245,21 @@ def _flag_list(flagged: pd.DataFrame, checked: int) -> None:
             )
         return
     st.error(
-        f"**✗ In this range, {flags.failing_phrase(len(flagged))}** — black crosses "
-        "(✗) on the charts, at the value as "
-        "stored now, and listed here. What they show may not be what was recorded."
+        f"**✗ In this range, {flags.failing_phrase(len(flagged) + len(gone))}** — black "
+        "crosses (✗) on the charts, at the value as stored now, and listed here. What they "
+        "show may not be what was recorded."
     )
     # a list, not a table: it wraps at 800 px where a six-column table cut the reason off
-    lines = [
+    lines = [f"- **#{i}**: {why} (deleted: nothing left to draw)" for i, why in gone.items()]
+    lines += [
         f"- **#{int(r.reading_id)}** ({r.scenario}, {fmt.when(r.time)}): DIR "
         f"{fmt.number(r.dir)}, gap {fmt.number(r.gap)} as stored — {r.reason}"
-        for r in flagged.head(FLAG_LIST).itertuples()
+        for r in flagged.itertuples()
     ]
-    if len(flagged) > FLAG_LIST:
-        lines.append(
-            f"- … and {len(flagged) - FLAG_LIST:,} more: `fairlens-monitor verify` lists them all"
-        )
+    more = len(lines) - FLAG_LIST
+    lines = lines[:FLAG_LIST] + (
+        [f"- … and {more:,} more: `fairlens-monitor verify` lists them all"] if more > 0 else []
+    )
     st.markdown("\n".join(lines))
 
 
@@ -263,6 +269,7 @@ def _charts(
     latest: data.Latest,
     expected: timedelta | None,
     flagged: pd.DataFrame,
+    gone: Mapping[int, str],
     checked: int,
     configured: bool,
 ) -> None:
@@ -277,7 +284,7 @@ def _charts(
             "sidebar to see the charts."
         )
         return
-    _flag_list(flagged, checked)
+    _flag_list(flagged, gone, checked)
     st.caption(
         "Lines: DIR per scenario (mean per time step); band: the monitored DIR's 95% "
         f"interval; red dots: adverse readings; red dashed line: the DIR threshold "
