@@ -196,3 +196,31 @@ def test_a_deleted_reading_is_listed_as_missing(
         f"- **#{gone}**: recorded at seq {listed[0].split('seq ')[1].split(',')[0]}"
         ", now missing (deleted: nothing left to draw)"
     ]
+
+
+def test_an_edited_group_row_is_marked_from_the_background_verify(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page checks readings itself; a per-group row (behind the drill-down and the rate
+    chart) is marked once the background verify names it: its reading is listed and the
+    drill-down period that pools it says so."""
+    import streamlit as st
+
+    from tests.test_viewer import chain_verdict
+
+    config = seeded(write_config, drift=0.0, cycles=3)
+    with sqlite3.connect(tmp_path / "var" / "fairlens.db") as conn:
+        [(row_id, reading_id)] = conn.execute(
+            "SELECT x.id, x.reading_id FROM group_results x JOIN readings g "
+            "ON g.id = x.reading_id WHERE g.scenario = 'monitored' ORDER BY x.id LIMIT 1"
+        ).fetchall()
+        conn.execute("UPDATE group_results SET approved = approved + 7 WHERE id = ?", (row_id,))
+    st.cache_resource.clear()  # a new watcher: its first walk is a full one, at once
+    at = page(config, monkeypatch)
+    assert "TAMPERED at group_results row" in chain_verdict(at, timeout=60)
+    at.run()
+    listed = [str(m.value) for m in at.markdown if f"**#{reading_id}**" in str(m.value)]
+    assert len(listed) == 1
+    assert f"group row {row_id}: row_modified: " in listed[0]
+    banners = " ".join(str(e.value) for e in at.error)
+    assert f"Pooled here: 1 reading fails its digest check (#{reading_id})" in banners
