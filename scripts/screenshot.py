@@ -6,7 +6,13 @@ the page has *settled*: it shows the text it is told to wait for, no script run 
 (no "Running" status widget, no element marked stale), every chart has drawn, and the page's
 text and height are unchanged between two successive looks. No fixed sleep.
 
-    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--width 1400] [--timeout 90]
+    python scripts/screenshot.py URL OUT.png [--wait-for TEXT] [--width 1400] [--height 1000]
+        [--fold] [--open TEXT] [--timeout 90]
+
+Without ``--fold`` the capture is the whole page (the viewport grown to its height); with it,
+only the first screen of ``--width`` x ``--height`` (what a laptop shows before scrolling).
+``--open TEXT`` opens the expander whose title contains TEXT once the page has settled, and
+waits for it to settle again (the drill-down is folded by default).
 """
 
 from __future__ import annotations
@@ -52,6 +58,11 @@ SETTLED_JS = """
   return "ready|" + body.length + "|" + main.scrollHeight + "|" + charts.length + "|" + x;
 })()
 """
+OPEN_JS = """
+(() => { const s = [...document.querySelectorAll('details summary')]
+  .find(e => e.innerText.includes(TITLE));
+  if (!s) return false; if (!s.parentElement.open) s.click(); return true; })()
+"""
 HEIGHT = """
 (() => { const m = document.querySelector('[data-testid="stMain"]');
   return Math.max(document.body.scrollHeight, m ? m.scrollHeight : 0) + 40; })()
@@ -65,6 +76,8 @@ def main() -> None:
     parser.add_argument("--wait-for", default="Audit chain")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--fold", action="store_true", help="only the first screen")
+    parser.add_argument("--open", default=None, help="open the expander titled so")
     parser.add_argument("--timeout", type=float, default=90)
     parser.add_argument("--port", type=int, default=9333)
     args = parser.parse_args()
@@ -133,17 +146,27 @@ def capture(args: argparse.Namespace) -> None:
                 time.sleep(0.5)  # the polling interval, not a wait for the page
 
         settle()
-        height = call("Runtime.evaluate", expression=HEIGHT, returnByValue=True)
-        full = int(height.get("result", {}).get("value") or args.height)
-        call(
-            "Emulation.setDeviceMetricsOverride",
-            width=args.width,
-            height=full,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        settle()  # the charts redraw at the new size
-        shot = call("Page.captureScreenshot", format="png")  # the viewport is the whole page now
+        if args.open:
+            opened = call(
+                "Runtime.evaluate",
+                expression=OPEN_JS.replace("TITLE", json.dumps(args.open)),
+                returnByValue=True,
+            )
+            if not opened.get("result", {}).get("value"):
+                raise SystemExit(f"no expander titled {args.open!r}")
+            settle()
+        if not args.fold:  # the whole page: grow the viewport to its height
+            height = call("Runtime.evaluate", expression=HEIGHT, returnByValue=True)
+            full = int(height.get("result", {}).get("value") or args.height)
+            call(
+                "Emulation.setDeviceMetricsOverride",
+                width=args.width,
+                height=full,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            settle()  # the charts redraw at the new size
+        shot = call("Page.captureScreenshot", format="png")  # the viewport
     with open(args.out, "wb") as handle:
         handle.write(base64.b64decode(shot["data"]))
     print(f"wrote {args.out}")

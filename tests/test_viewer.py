@@ -168,7 +168,10 @@ def test_explanation_stays_hidden_without_a_readable_key(
 ) -> None:
     config = seeded(write_config, drift=1.0)
     (tmp_path / "var" / "keys" / "fernet.key").chmod(0o644)  # refused, as on another host
-    at = signed_in(page(config, monkeypatch), config)
+    at = page(config, monkeypatch)  # not signed in: no sign-in could decrypt it either
+    assert "encrypted — key not available here" in [str(i.value) for i in at.info]
+    assert "sign in to read" not in text_of(at)
+    at = signed_in(at, config)
     assert "encrypted — key not available here" in text_of(at)
     assert not any("Potential bias" in str(m.value) for m in at.markdown)
 

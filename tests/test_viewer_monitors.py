@@ -7,6 +7,8 @@ open and its newest run is stale). Each view is asserted against the database.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -94,20 +96,41 @@ def test_the_inventory_lists_every_monitor_worst_first(
 ) -> None:
     at = page(portfolio, monkeypatch, monitor=None)
     [table] = [d.value for d in at.dataframe if "Monitor" in d.value.columns]
-    assert list(table["Monitor"]) == ["beta", "default"]  # adverse (and stale) first
+    # adverse (and stale) first; each name a link to its monitor's page
+    assert list(table["Monitor"]) == ["?monitor=beta", "?monitor=default"]
+    [grid] = [d for d in at.dataframe if "Monitor" in d.value.columns]
+    name = json.loads(grid.proto.columns)["Monitor"]
+    assert name["type_config"]["type"] == "link"
+    text = re.compile(name["type_config"]["display_text"].replace("(?<", "(?P<"))
+    found = [text.search(u) for u in table["Monitor"]]
+    assert [m.group(1) for m in found if m is not None] == ["beta", "default"]
     beta, default = table.iloc[0], table.iloc[1]
     assert beta["Verdict"] == "STALE · ADVERSE"
     assert default["Verdict"] == "ok"
     assert beta["DIR"] == f"{newest(portfolio, 'beta')[0]:.3f}"
     assert default["DIR"] == f"{newest(portfolio, 'default')[0]:.3f}"
     assert (beta["Open alerts"], default["Open alerts"]) == (1, 0)
-    assert (beta["Stale"], default["Stale"]) == ("yes", "no")
-    assert "2 days ago" in beta["Last reading"]
-    assert "5 min ago" in default["Last reading"]
-    assert len([x for x in beta["Trend (7 days)"] if x == x]) >= 1  # a point (not NaN)
+    assert beta["Last reading"] == "2 days ago"
+    assert default["Last reading"] == "5 min ago"
+    # six columns, the stale flag in the verdict: the table fits at 800 px (seen in Chromium)
+    assert list(table.columns) == [
+        "Monitor",
+        "Verdict",
+        "Open alerts",
+        "Last reading",
+        "DIR",
+        "7-day DIR",
+    ]
+    spark = json.loads(grid.proto.columns)["7-day DIR"]["type_config"]
+    assert (spark["y_min"], spark["y_max"]) == (0.0, 1.25)  # one scale for every row
+    assert len([x for x in beta["7-day DIR"] if x == x]) >= 1  # a point (not NaN)
     shown = "\n".join(str(e.value) for e in [*at.error, *at.warning])
     assert "1 ADVERSE**: beta" in shown
     assert "1 STALE** (no successful run for over 3 intervals): beta" in shown
+    at.query_params.clear()  # following the link: the page at ?monitor=beta
+    at.query_params["monitor"] = table["Monitor"][0].split("=", 1)[1]
+    at.run()
+    assert any("Monitor beta" in str(h.value) for h in at.header)
 
 
 @pytest.mark.parametrize("range_name", ["last hour", "last day", "last week", "all"])
@@ -204,8 +227,16 @@ def test_the_alert_detail_shows_its_audited_timeline(
     assert list(timeline["Step"]) == ["raised", "acknowledged"]
     assert list(timeline["By"])[1] == "risk.officer"
     assert list(timeline["Note"])[1] == "looking into it"
-    assert list(timeline["Audit seq"]) == [seq for seq, _ in records]
-    assert list(timeline["Hash"]) == [h[:12] + "…" for _, h in records]
+    # seq and hash in one column, so the table fits at 800 px (seen in Chromium)
+    assert list(timeline.columns) == [
+        "Step",
+        "When",
+        "By",
+        "Note",
+        "Audit record",
+        "Checkpoint",
+    ]
+    assert list(timeline["Audit record"]) == [f"seq {seq} · {h[:8]}…" for seq, h in records]
     rows = alert_rows(at)
     assert list(rows["State"]) == ["acknowledged"]  # still listed: acknowledged is open
 
@@ -265,3 +296,39 @@ def test_any_date_range_and_period_against_period(
         for g, a in zip(table["Group"], table["Approved"], strict=True)
     }
     assert shown == sums
+
+
+def test_a_range_without_readings_says_so_instead_of_empty_axes(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in Chromium: a stale monitor under 'last day' drew empty axes with only the
+    threshold lines on them."""
+    at = page(portfolio, monkeypatch, "beta")  # its readings are two days old
+    shown = "\n".join(str(i.value) for i in at.info)
+    assert "No readings in this time range: the newest is from " in shown
+    assert not [s for s in at.subheader if "Approval-rate gap" in str(s.value)]
+    at.radio(key="range").set_value("last week").run()
+    assert not [i for i in at.info if "No readings in this time range" in str(i.value)]
+    captions = "\n".join(str(c.value) for c in at.caption)
+    with db(portfolio) as conn:
+        [(dir_threshold, gap_threshold)] = conn.execute(
+            "SELECT DISTINCT dir_threshold, gap_threshold FROM readings WHERE monitor = 'beta'"
+        ).fetchall()
+    # the lines on the charts are named, with the thresholds stored with the readings
+    assert f"red dashed line: the DIR threshold {dir_threshold:g}." in captions
+    assert f"Orange dashed line: the gap threshold {gap_threshold:g}." in captions
+
+
+def test_a_monitor_missing_from_the_pages_config_shows_no_other_monitors_values(
+    portfolio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in Chromium: a monitor run from another config file showed the values of the
+    page's own config (another monitor's drift, sample size and alarm threshold)."""
+    at = page(
+        portfolio, monkeypatch, "beta"
+    )  # beta runs from beta.yaml, the page reads config.yaml
+    side = "\n".join(str(c.value) for c in at.sidebar.caption)
+    assert "monitor beta is not in this page's config (config.yaml)" in side
+    assert not [m for m in at.sidebar.markdown if "Values in use" in str(m.value)]
+    at = page(portfolio, monkeypatch, "default")
+    assert [m for m in at.sidebar.markdown if "Values in use" in str(m.value)]

@@ -13,7 +13,7 @@ import pytest
 from fairlens_monitor.viewer import charts, fmt
 from fairlens_monitor.viewer.inventory import MonitorStatus, is_stale
 from fairlens_monitor.viewer.series import mark_gaps
-from fairlens_monitor.viewer.watch import last_line
+from fairlens_monitor.viewer.watch import anchored_text, last_line
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -95,6 +95,10 @@ def test_the_alert_table_has_human_names_and_values() -> None:
     shown = fmt.alert_table(raw)
     assert list(shown.columns) == ["Alert", "State", "Raised", "Kind", "DIR", "p"]
     assert shown.iloc[0].tolist() == ["#7", "open", "2026-12-05 14:31 UTC", "DIR", "0.612", "—"]
+    # a p-value below 0.0001 is never a bare 0.0000 (seen in Chromium: it read as p = 0)
+    tiny = fmt.alert_table(raw.assign(p_value=[3e-12]))
+    assert tiny["p"].tolist() == ["< 0.0001"]
+    assert [fmt.p_value(p) for p in (0.0123, 0.0016, 0.5)] == ["0.012", "0.0016", "0.500"]
     closed = raw.assign(state="resolved", closed_at=pd.to_datetime(["2026-12-06 09:00"], utc=True))
     assert fmt.alert_table(closed)["Closed"].tolist() == ["2026-12-06 09:00 UTC"]
 
@@ -137,6 +141,16 @@ def test_the_chain_cell_gets_one_line_never_a_traceback() -> None:
         "cannot verify: permission denied reading k"
     )
     assert last_line("") == "no reason given"
+
+
+def test_a_chain_with_no_checkpoint_says_so_not_anchored_to_seq_0() -> None:
+    # seen in Chromium: "anchored up to seq 0" read as if seq 0 were vouched for
+    assert anchored_text({"anchored_seq": 0, "unanchored_events": 118}) == (
+        "no signed checkpoint yet (118 events unanchored)"
+    )
+    assert anchored_text({"anchored_seq": 100, "unanchored_events": 18}) == (
+        "anchored up to seq 100 (18 not yet anchored)"
+    )
 
 
 def test_the_gap_chart_draws_its_threshold_line() -> None:

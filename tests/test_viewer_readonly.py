@@ -101,3 +101,62 @@ def test_the_page_reads_a_read_only_copy_without_the_key(locked_copy: Path) -> N
         "fairlens.db",
         "keys",
     ]  # nothing written beside the database (no -wal, -shm, journal)
+
+
+@pytest.mark.timeout(600)
+def test_view_starts_on_a_copy_whose_key_folder_it_cannot_read(locked_copy: Path) -> None:
+    """Seen in headless Chromium: ``view`` itself died with "unexpected PermissionError" on
+    such a copy (reading the page token) before the page could say anything."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port on this machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: nothing is read-only for root")
+        prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    argv = [sys.executable, "-m", "fairlens_monitor", "--config", str(locked_copy), "view"]
+    server = subprocess.Popen(
+        [*prefix, *argv, "--port", str(port)],
+        cwd=locked_copy.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HOME": "/tmp"},  # noqa: S108
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        healthy = False
+        while not healthy and server.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/_stcore/health", timeout=1
+                ) as answer:
+                    healthy = answer.status == 200
+            except OSError:
+                time.sleep(0.2)  # the polling interval while Streamlit starts
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert "the key folder cannot be read by this user" in stderr
+    refused = as_nobody([*argv, "--address", "0.0.0.0"], locked_copy.parent)  # noqa: S104
+    assert refused.returncode == 2, refused.stderr
+    assert "the key folder (where the page token is) cannot be read" in refused.stderr
+    if not healthy and not _can_exec_again(locked_copy.parent):
+        pytest.skip(  # view execs Streamlit with this interpreter, which must be reachable
+            "this machine's Python lives where the reading user may not exec it again "
+            f"(e.g. under /root): {stderr.strip().splitlines()[-1]}"
+        )
+    assert healthy, stderr
+    assert "PermissionError" not in stderr
+
+
+def _can_exec_again(cwd: Path) -> bool:
+    """Whether the reading user can exec this interpreter from inside it (``view`` does)."""
+    probe = "import os, sys; os.execv(sys.executable, [sys.executable, '-c', 'pass'])"
+    return as_nobody([sys.executable, "-c", probe], cwd).returncode == 0

@@ -43,8 +43,25 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
     """
     config = Path(ctx.obj["config_path"]).resolve()
     settings = settings_of(ctx)  # a bad config stops here with its one-line error, exit 2
-    token = load_page_token(settings.keys.dir)  # an exposed token file stops here too
+    try:
+        token = load_page_token(settings.keys.dir)  # an exposed token file stops here too
+        unreadable = False
+    except PermissionError:  # an auditor's copy: the key folder is not this user's to read
+        token, unreadable = None, True
+    if unreadable and is_loopback(address):
+        click.echo(
+            "warning: the key folder cannot be read by this user: explanations stay "
+            "encrypted (key not available here) and no one can sign in; the page shows "
+            "everything else",
+            err=True,
+        )
     if not is_loopback(address):
+        if unreadable:
+            raise click.UsageError(
+                f"--address {address} serves the page beyond this machine, and the key "
+                "folder (where the page token is) cannot be read by this user: run the "
+                "page as a user who may read it, or keep the default --address 127.0.0.1"
+            )
         if token is None:
             raise click.UsageError(
                 f"--address {address} serves the page beyond this machine, and no page token "
@@ -77,7 +94,13 @@ def view(ctx: click.Context, port: int, address: str) -> NoReturn:
         "--server.fileWatcherType",
         "none",
     ]
-    os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
+    try:
+        os.execve(sys.executable, argv, {**os.environ, "FAIRLENS_CONFIG": str(config)})  # noqa: S606
+    except OSError as exc:  # e.g. an interpreter this user may not exec (a venv under /root)
+        raise click.ClickException(
+            f"cannot start Streamlit with {sys.executable}: {exc.strerror}; run the page "
+            "with a Python this user may execute"
+        ) from None
 
 
 @click.command("page-token")

@@ -5,7 +5,8 @@ whatever the browser's time zone (a ``utc`` scale, UTC tick labels) and titled s
 format follows the span shown (seconds for minutes, hours for a day, dates beyond). Each
 unbroken run of readings is its own line (``segment`` from :func:`series.mark_gaps`), so an
 outage is a gap, not a straight segment across it. Config changes and daemon restarts are
-drawn as labelled vertical rules.
+drawn as labelled vertical rules. Readings that fail their digest check
+(:mod:`viewer.flags`) are black crosses at their value as stored now, with a legend entry.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from fairlens_monitor.viewer.series import mark_gaps
 
 HEIGHT = 240
 Layered = alt.LayerChart | alt.FacetChart  # what alt.layer returns
+FLAG = "✗ fails its digest check"  # the legend entry of a reading the chain does not vouch for
+CROSS = "M-1,-1L1,1M1,-1L-1,1"  # an ✗ (Vega's "cross" is a plus)
 
 
 def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
@@ -53,6 +56,43 @@ def _events_layer(events: pd.DataFrame) -> Layered | None:
     return alt.layer(base.mark_rule(color="gray", strokeDash=[2, 2]))
 
 
+def flag_layer(flagged: pd.DataFrame | None, y: str, title: str) -> alt.Chart | None:
+    """Black crosses at the readings that fail their digest check (``viewer.flags``
+    columns), at their value ``y`` as stored now, with a legend entry (:data:`FLAG`)."""
+    if flagged is None or flagged.empty:
+        return None
+    points = flagged.dropna(subset=[y]).assign(flag=FLAG)
+    if points.empty:
+        return None
+    layer: alt.Chart = (
+        alt.Chart(points[["reading_id", "scenario", "time", y, "reason", "flag"]])
+        .mark_point(shape=CROSS, filled=False, size=160, color="black", opacity=1, strokeWidth=3)
+        .encode(
+            x=alt.X("time:T", scale=alt.Scale(type="utc")),
+            y=alt.Y(f"{y}:Q"),
+            shape=alt.Shape(
+                "flag:N",
+                title="row check",
+                scale=alt.Scale(range=[CROSS]),
+                legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=3),
+            ),
+            tooltip=[
+                alt.Tooltip("reading_id:Q", title="reading"),
+                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S UTC", formatType="utc"),
+                "scenario:N",
+                alt.Tooltip(f"{y}:Q", format=".3f", title=f"{title} as stored"),
+                alt.Tooltip("reason:N", title="check"),
+            ],
+        )
+    )
+    return layer
+
+
+def _with_flags(chart: Layered, flagged: pd.DataFrame | None, y: str, title: str) -> Layered:
+    layer = flag_layer(flagged, y, title)
+    return chart if layer is None else alt.layer(chart, layer)
+
+
 def _with_events(chart: Layered, events: pd.DataFrame | None) -> Layered:
     layer = None if events is None else _events_layer(events)
     return chart if layer is None else alt.layer(chart, layer)
@@ -64,8 +104,10 @@ def dir_chart(
     *,
     expected: timedelta | None,
     events: pd.DataFrame | None = None,
+    flagged: pd.DataFrame | None = None,
 ) -> Layered:
-    """DIR per scenario over time, the monitored interval band, adverse points, threshold."""
+    """DIR per scenario over time, the monitored interval band, adverse points, threshold,
+    and the readings that fail their digest check (``flagged``)."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     x = time_axis(hist)
     base = alt.Chart(hist).encode(x=x)
@@ -98,11 +140,18 @@ def dir_chart(
         .encode(y="y:Q")
     )
     chart = alt.layer(band, line, marks, rule).properties(height=HEIGHT)
-    return _with_events(chart, events)
+    return _with_events(_with_flags(chart, flagged, "dir", "DIR"), events)
 
 
-def gap_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
-    """Approval-rate gap per scenario, with its threshold line (e.g. 0.2)."""
+def gap_chart(
+    hist: pd.DataFrame,
+    threshold: float,
+    *,
+    expected: timedelta | None,
+    flagged: pd.DataFrame | None = None,
+) -> Layered:
+    """Approval-rate gap per scenario, with its threshold line (e.g. 0.2) and the readings
+    that fail their digest check (``flagged``)."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     line = (
         alt.Chart(hist)
@@ -123,7 +172,7 @@ def gap_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | Non
         .mark_rule(color="orange", strokeDash=[6, 4])
         .encode(y="y:Q", tooltip=["label:N"])
     )
-    return alt.layer(line, rule).properties(height=HEIGHT)
+    return _with_flags(alt.layer(line, rule).properties(height=HEIGHT), flagged, "gap", "gap")
 
 
 def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
@@ -148,8 +197,15 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
     return chart
 
 
-def drift_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | None) -> Layered:
-    """The CUSUM drift statistic (monitored) with its threshold."""
+def drift_chart(
+    hist: pd.DataFrame,
+    threshold: float | None,
+    *,
+    expected: timedelta | None,
+    flagged: pd.DataFrame | None = None,
+) -> Layered:
+    """The CUSUM drift statistic (monitored) with its threshold (None: unknown, no line) and
+    the monitored readings that fail their digest check (``flagged``)."""
     hist = mark_gaps(hist, by="scenario", expected=expected)
     line = (
         alt.Chart(hist)
@@ -169,4 +225,9 @@ def drift_chart(hist: pd.DataFrame, threshold: float, *, expected: timedelta | N
         .mark_rule(color="orange", strokeDash=[6, 4])
         .encode(y="y:Q")
     )
-    return alt.layer(line, rule).properties(height=HEIGHT)
+    if flagged is not None and not flagged.empty:
+        flagged = flagged[flagged["scenario"] == "monitored"]
+    chart = (alt.layer(line) if threshold is None else alt.layer(line, rule)).properties(
+        height=HEIGHT
+    )
+    return _with_flags(chart, flagged, "drift_statistic", "statistic")

@@ -64,6 +64,17 @@ def count_pair(approved: Any, applicants: Any) -> str:
     return f"{int(approved):,} of {int(applicants):,}"
 
 
+def p_value(value: Any) -> str:
+    """A p-value to two significant digits, ``< 0.0001`` below that (never a bare
+    ``0.0000``, which reads as impossible), or a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    p = float(value)
+    if p < 1e-4:
+        return "< 0.0001"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+
+
 STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
 KIND = {"dir": "DIR", "gap": "approval gap", "drift": "drift"}
 
@@ -79,7 +90,7 @@ def alert_table(table: pd.DataFrame) -> pd.DataFrame:
             "Closed": [when(t) for t in table["closed_at"]],
             "Kind": [KIND.get(str(k), str(k)) for k in table["kind"]],
             "DIR": [number(d) for d in table["dir"]],
-            "p": [number(p, 4) for p in table["p_value"]],
+            "p": [p_value(p) for p in table["p_value"]],
         }
     )
     if (shown["Closed"] == DASH).all():  # none closed: the column would only hold dashes

@@ -39,6 +39,7 @@ class MonitorStatus:
     interval_seconds: float | None
     stale: bool
     trend: tuple[float, ...]  # the sparkline: 6-hour DIR means with readings, oldest first
+    reading_id: int | None = None  # the newest monitored reading (whose DIR is shown)
 
     @property
     def rank(self) -> tuple[int, int, float]:
@@ -92,6 +93,16 @@ def inventory(engine: Engine, now: datetime) -> list[MonitorStatus]:
             .all()
         )
         trends = _trends(conn, [str(r["monitor"]) for r in rows], now)
+        # the reading v_monitor_status shows, by the same (monitor, id) index walk
+        newest: dict[str, Any] = {
+            str(name): reading
+            for name, reading in conn.execute(
+                text(
+                    "SELECT m.name, (SELECT g.id FROM readings g WHERE g.monitor = m.name "
+                    "AND g.scenario = 'monitored' ORDER BY g.id DESC LIMIT 1) FROM monitors m"
+                )
+            )
+        }
     out = []
     for r in rows:
         last_ok = _time(r["last_ok_run_at"])
@@ -109,6 +120,7 @@ def inventory(engine: Engine, now: datetime) -> list[MonitorStatus]:
                 interval_seconds=interval,
                 stale=is_stale(str(r["state"]), last_ok, interval, now),
                 trend=trends.get(name, ()),
+                reading_id=None if newest.get(name) is None else int(newest[name]),
             )
         )
     return sorted(out, key=lambda m: (m.rank, m.name))

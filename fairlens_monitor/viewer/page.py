@@ -28,7 +28,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.page_auth import is_loopback, load_page_token, token_matches
 from fairlens_monitor.security.passwords import scrub
-from fairlens_monitor.viewer import data, fmt, inventory, view_inventory, view_monitor
+from fairlens_monitor.viewer import data, flags, fmt, inventory, view_inventory, view_monitor
 from fairlens_monitor.viewer.rows import LiveLedger
 from fairlens_monitor.viewer.sidebar import values_in_use
 from fairlens_monitor.viewer.view_alerts import Marks
@@ -40,6 +40,9 @@ CUSTOM = "custom dates"
 NO_FADE = """<style>
 [data-stale="true"], .stale-element, [data-testid="stElementContainer"][data-stale="true"] {
   opacity: 1 !important; transition: none !important; }
+@media (max-width: 1000px) {  /* at 800 px the 300 px sidebar cut the tables' last columns */
+  section[data-testid="stSidebar"] { width: 230px !important; min-width: 230px !important;
+    max-width: 230px !important; } }
 </style>"""
 
 
@@ -139,7 +142,10 @@ def dashboard(
         if monitor is None:
             rows = _inventory(url, version, int(now.timestamp() // 60), settings)
             st.markdown(f"**Audit chain:** {chain}")
-            picked = view_inventory.render(rows, now)
+            shown = [r.reading_id for r in rows if r.reading_id is not None]
+            checked = _marks(settings)("readings", shown)
+            failed = flags.failed_ids(checked, watcher.failed.get("readings"))
+            picked = view_inventory.render(rows, now, failed)
             if picked is not None:
                 st.query_params["monitor"] = picked
                 st.rerun(scope="app")
@@ -154,7 +160,16 @@ def dashboard(
         st.warning(scrub(str(exc), url))
         return
     st.header(f"Monitor {monitor}")
-    view_monitor.render(mine, monitor, loaded, now=now, signed_in=signed_in, marks=_marks(settings))
+    view_monitor.render(
+        mine,
+        monitor,
+        loaded,
+        now=now,
+        signed_in=signed_in,
+        marks=_marks(settings),
+        known=watcher.failed,
+        configured=monitor in portfolio,
+    )
     st.markdown(f"**Audit chain:** {chain}")
     st.caption(f"Refreshed {fmt.when(now)}; every {REFRESH_SECONDS} s.")
 
@@ -246,8 +261,15 @@ def main() -> None:
                 )
         if st.button("Refresh now"):
             st.cache_data.clear()
-        if monitor is not None:
-            values_in_use(portfolio.get(monitor, settings))
+        if monitor is not None and monitor in portfolio:
+            values_in_use(portfolio[monitor])
+        elif monitor is not None:  # another config runs it: its values are not known here
+            st.caption(
+                f"Values in use: monitor {monitor} is not in this page's config "
+                f"({Path(config_path()).name}); its daemon runs it from another config, whose "
+                "values this page cannot show. The DIR and gap thresholds drawn are those "
+                "stored with each reading."
+            )
     dashboard(portfolio, monitor, range_name, signed_in)
 
 

@@ -9,7 +9,7 @@ and its explanation, decrypted only for a signed-in reader where the key is read
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -18,14 +18,19 @@ from fairlens_monitor.audit.events import ALERT_ACKNOWLEDGED, ALERT_RAISED, ALER
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import FairlensError
 from fairlens_monitor.security.crypto import load_cipher
-from fairlens_monitor.viewer import data, episode, fmt
+from fairlens_monitor.viewer import data, episode, flags, fmt
 
 Marks = Callable[[str, list[int]], dict[int, tuple[bool, str]]]
 KEY_UNAVAILABLE = "encrypted — key not available here"
 
 
 def render(
-    settings: Settings, monitor: str, table: pd.DataFrame, signed_in: bool, marks: Marks
+    settings: Settings,
+    monitor: str,
+    table: pd.DataFrame,
+    signed_in: bool,
+    marks: Marks,
+    bad: Mapping[int, str] | None = None,
 ) -> None:
     """Draw the alert list and the chosen alert's detail.
 
@@ -35,6 +40,8 @@ def render(
         table: :func:`viewer.data.alerts`.
         signed_in: whether this browser session gave the page token.
         marks: checks rows against their digests on the chain (table, ids).
+        bad: reading ids known to fail their digest check (the readings that kept the
+            chosen alert open are marked by them).
     """
     open_now = int(table["state"].isin(data.OPEN_STATES).sum()) if not table.empty else 0
     st.subheader(f"Alerts ({len(table)}; {open_now} open or acknowledged)")
@@ -76,11 +83,29 @@ def render(
             f"{len(readings)} monitored readings from the one that raised it to its last: "
             f"DIR {fmt.number(readings['dir'].min())} – {fmt.number(readings['dir'].max())}"
         )
+        failed = [int(i) for i in readings["reading_id"] if int(i) in (bad or {})]
+        if failed:
+            st.error(f"✗ Of these, {flags.failing_phrase(len(failed))}: {flags.ids_text(failed)}")
     st.markdown("**Explanation**")
     if not signed_in:  # the key may be readable here: decrypt only for a signed-in reader
-        st.info("encrypted — sign in to read (page token, in the sidebar)")
+        # seen in Chromium: "sign in to read" on a copy whose key folder this page cannot
+        # read, where no sign-in can ever decrypt it
+        st.info(
+            "encrypted — sign in to read (page token, in the sidebar)"
+            if key_readable(settings)
+            else KEY_UNAVAILABLE
+        )
         return
     st.write(explanation(settings, token))
+
+
+def key_readable(settings: Settings) -> bool:
+    """Whether this process can load the alert key (nothing is decrypted here)."""
+    try:
+        load_cipher(settings.keys.dir, create=False)
+    except (FairlensError, OSError):
+        return False
+    return True
 
 
 def explanation(settings: Settings, token: str | None) -> str:
@@ -101,7 +126,10 @@ def _timeline(steps: list[episode.Step]) -> None:
         st.caption("No audit record of this alert found (pruned, or written before 0.3).")
         return
     what = {ALERT_RAISED: "raised", ALERT_ACKNOWLEDGED: "acknowledged", ALERT_RESOLVED: "resolved"}
-    st.markdown("**Timeline** (each step an audit record; hashes as on the chain)")
+    st.markdown(
+        "**Timeline** (each step an audit record, its hash as on the chain; Checkpoint: the "
+        "signed checkpoint covering it)"
+    )
     st.dataframe(
         pd.DataFrame(
             {
@@ -109,10 +137,10 @@ def _timeline(steps: list[episode.Step]) -> None:
                 "When": [fmt.when(pd.Timestamp(s.ts)) for s in steps],
                 "By": [s.by or s.actor for s in steps],
                 "Note": [s.note or fmt.DASH for s in steps],
-                "Audit seq": [s.seq for s in steps],
-                "Hash": [s.hash[:12] + "…" for s in steps],
-                "Signed checkpoint": [
-                    "not yet signed" if s.checkpoint_seq is None else f"at seq {s.checkpoint_seq}"
+                # seq and hash in one column: at 800 px seven columns cut the last off
+                "Audit record": [f"seq {s.seq} · {s.hash[:8]}…" for s in steps],
+                "Checkpoint": [
+                    "not yet" if s.checkpoint_seq is None else f"seq {s.checkpoint_seq}"
                     for s in steps
                 ],
             }

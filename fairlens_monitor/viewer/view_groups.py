@@ -3,21 +3,24 @@
 As Arize and Arthur do: the reader chooses an attribute (or the intersection the monitor
 measures), the reference group and a period (any dates, UTC, start inclusive, end
 exclusive); the table gives every group's pooled counts, approval rate and DIR against the
-chosen reference with its 95% interval, and the same for a second period beside it (by
-default the period of the same length just before: this quarter vs last).
+chosen reference with its 95% interval, and the same for a second period below it (by
+default the period of the same length just before: this quarter vs last). A period that
+pools a reading failing its digest check (:mod:`viewer.flags`) says so above its table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.fairness.stats import ratio_interval
-from fairlens_monitor.viewer import data, fmt, series
+from fairlens_monitor.viewer import data, flags, fmt, series
 
 INTERSECTION = "intersection (as measured)"
 
@@ -84,14 +87,51 @@ def shown(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     )
 
 
+def _failing(
+    engine: Engine,
+    monitor: str,
+    since: datetime,
+    until: datetime,
+    bad: Mapping[int, str] | None,
+    bad_groups: Mapping[int, str] | None,
+) -> list[int]:
+    """The ids of the period's readings known to fail their digest check (or whose
+    per-group rows do)."""
+    if not bad and not bad_groups:
+        return []
+    found = flags.failing_readings(
+        engine,
+        monitor=monitor,
+        since=since,
+        until=until,
+        readings=bad or {},
+        group_results=bad_groups,
+    )
+    return [int(i) for i in found["reading_id"]]
+
+
 def _bounds(days: tuple[date, date]) -> tuple[datetime, datetime]:
     """UTC bounds of a date range: from the first day's start to the end of the last day."""
     start = datetime.combine(days[0], time(), tzinfo=UTC)
     return start, datetime.combine(days[1], time(), tzinfo=UTC) + timedelta(days=1)
 
 
-def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
-    """Draw the drill-down for ``monitor``."""
+def render(
+    settings: Settings,
+    monitor: str,
+    latest: data.Latest,
+    bad: Mapping[int, str] | None = None,
+    bad_groups: Mapping[int, str] | None = None,
+) -> None:
+    """Draw the drill-down for ``monitor``.
+
+    Args:
+        settings: the monitor's settings (its attributes).
+        monitor: whose readings.
+        latest: the newest reading (the default period ends on its day).
+        bad: reading ids known to fail their digest check, and why.
+        bad_groups: per-group rows (``group_results``) known to fail theirs, and why.
+    """
     with st.expander("Drill down: groups, reference, any period, period vs period"):
         attributes = list(settings.measurement.protected_attributes)
         choices = [INTERSECTION, *attributes] if len(attributes) > 1 else attributes
@@ -122,12 +162,14 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
             first = regroup(
                 series.group_totals(engine, since=since, until=until, monitor=monitor), part
             )
+            failing = [_failing(engine, monitor, since, until, bad, bad_groups)]
             second = None
             if isinstance(other, tuple) and len(other) == 2:
                 low, high = _bounds((other[0], other[1]))
                 second = regroup(
                     series.group_totals(engine, since=low, until=high, monitor=monitor), part
                 )
+                failing.append(_failing(engine, monitor, low, high, bad, bad_groups))
         finally:
             engine.dispose()
         periods = [(f"{this[0]} – {this[1]}", first)]
@@ -146,8 +188,16 @@ def render(settings: Settings, monitor: str, latest: data.Latest) -> None:
                 key="drill_reference",
             )
         )
-        for column, (title, table) in zip(st.columns(len(periods)), periods, strict=True):
+        # one under the other, not in columns: side by side, a period's table lost its
+        # rate, DIR and interval columns below ~1,400 px (seen in Chromium at 1280 and 800)
+        for (title, table), failed in zip(periods, failing, strict=True):
+            column = st.container()
             column.markdown(f"**{title}**")
+            if failed:
+                column.error(
+                    f"✗ Pooled here: {flags.failing_phrase(len(failed))} "
+                    f"({flags.ids_text(failed)}); these totals may not be what was recorded."
+                )
             if table.empty:
                 column.caption("No reading with per-group counts in this period.")
             else:

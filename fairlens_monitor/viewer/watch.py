@@ -37,6 +37,8 @@ class ChainWatcher:
         self.verdict: str | None = None
         self.alarm: str | None = None  # the first anomaly, when the trail is tampered with
         self.checked_at: datetime | None = None
+        # rows the newest walk found failing: table -> id -> "kind: detail" (viewer.flags)
+        self.failed: dict[str, dict[int, str]] = {}
         self.walks = WalkState()
         self._first = threading.Event()
         self._asked = False
@@ -70,6 +72,7 @@ class ChainWatcher:
                 int(report["last_verified_seq"]),
                 started,
             )
+            self.failed = failed_rows(report)  # a walk that could not run keeps the last
         self.verdict, self.alarm, self.checked_at = line, alarm, datetime.now(UTC)
 
     def _loop(self) -> None:
@@ -136,8 +139,8 @@ def run_verify(
         return (
             (
                 f"intact — chain verified to seq {report['last_verified_seq']} ({walked}), "
-                f"anchored up to seq {report['anchored_seq']} ({report['unanchored_events']} "
-                "not yet anchored)" + loss
+                + anchored_text(report)
+                + loss
             ),
             None,
             report,
@@ -154,6 +157,35 @@ def run_verify(
         f"{where}: {first['kind']} — {first['detail']}",
         report,
     )
+
+
+def anchored_text(report: dict[str, Any]) -> str:
+    """How far signed checkpoints vouch for the chain ("no signed checkpoint yet" at 0,
+    not "anchored up to seq 0")."""
+    if not report.get("anchored_seq"):
+        return f"no signed checkpoint yet ({report['unanchored_events']} events unanchored)"
+    return (
+        f"anchored up to seq {report['anchored_seq']} ({report['unanchored_events']} "
+        "not yet anchored)"
+    )
+
+
+def failed_rows(report: dict[str, Any]) -> dict[str, dict[int, str]]:
+    """The stored rows a ``verify --json`` report names in its anomalies, by table and id,
+    each with ``kind: detail`` (the first anomaly of a row wins).
+
+    Args:
+        report: the report (its ``anomalies`` list is read; malformed entries are skipped).
+    """
+    out: dict[str, dict[int, str]] = {}
+    for anomaly in report.get("anomalies", []):
+        if not isinstance(anomaly, dict):
+            continue
+        table, row_id = anomaly.get("table"), anomaly.get("id")
+        if isinstance(table, str) and isinstance(row_id, int):
+            why = f"{anomaly.get('kind')}: {anomaly.get('detail')}"
+            out.setdefault(table, {}).setdefault(row_id, why)
+    return out
 
 
 def last_line(stderr: str) -> str:
