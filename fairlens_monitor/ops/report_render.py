@@ -114,19 +114,23 @@ def methodology(data: ReportData) -> list[str]:
         return ", ".join(str(v) for v in m.get(key, [])) or fallback
 
     modes = m.get("reference_mode", [])
-    multiplicity = (
-        "Holm's step-down adjustment over all pairs of included groups (the reference is "
-        "the group with the highest rate, a family chosen by the data)"
-        if "highest" in modes
-        else "Holm's step-down adjustment over the compared groups (family-wise error at "
-        "most alpha)"
-    )
+    if "highest" in modes:
+        multiplicity = (
+            "Holm's step-down adjustment over all pairs of included groups (the reference is "
+            "the group with the highest rate, a family chosen by the data)"
+        )
+    elif modes:
+        multiplicity = (
+            "Holm's step-down adjustment over the compared groups (family-wise error at most alpha)"
+        )
+    else:  # no reading in the period: its family is not recorded either
+        multiplicity = "Holm's step-down adjustment (its family follows the reference mode)"
     return [
         f"Each reading counts approvals per group of the protected attribute "
         f"({listed('protected_attribute')}) and compares every group with the reference "
-        f"group (reference mode: {listed('reference_mode', 'privileged')}). The disparate "
+        f"group (reference mode: {listed('reference_mode')}). The disparate "
         f"impact ratio (DIR) is the group's approval rate divided by the reference's, with "
-        f"a {listed('confidence', '0.95')} MOVER-R interval built from each group's "
+        f"a MOVER-R interval (confidence {listed('confidence')}) built from each group's "
         f"Clopper–Pearson limits.",
         f"A group is adverse when its DIR is below the threshold ({listed('dir_threshold')}) "
         f"and its p-value, adjusted for multiplicity, is below alpha ({listed('alpha')}); "
