@@ -651,3 +651,46 @@ def test_a_failure_while_writing_leaves_no_half_pack(
     )
     assert empty.is_dir()
     assert not any(empty.iterdir())  # a folder it did not make is kept, empty again
+
+
+def test_a_pause_in_the_period_names_who_and_why(store: Store, tmp_path: Path) -> None:
+    """`monitors pause --by --note` is on the chain; the pack's config changes say who paused
+    the monitor and why, not only the process that wrote it (``cli``)."""
+    from fairlens_monitor.ops.inventory import set_paused
+
+    settings = load_settings(store.config, env={})
+    repo = open_repository(settings)
+    try:
+        at = T0 + timedelta(hours=HOURS + 1)
+        assert set_paused(
+            repo, "cards", paused=True, by="bob", note="vendor outage", at=at, actor="cli"
+        )
+    finally:
+        repo.engine.dispose()
+    out = tmp_path / "paused"
+    end = T0 + timedelta(days=1)
+    result = store(
+        "report", "--monitor", "cards", "--from", day(T0), "--to", day(end), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    changes = html.split("5. Configuration changes", 1)[1].split("6. Methodology", 1)[0]
+    assert "monitor_paused" in changes
+    assert "bob" in changes
+    assert "vendor outage" in changes
+
+
+def test_an_empty_period_states_no_method_it_did_not_record(store: Store, tmp_path: Path) -> None:
+    """No reading in the period: the methodology names no reference mode or confidence the
+    readings did not record (a monitor judged against its best group is not 'privileged')."""
+    out = tmp_path / "empty"
+    start, end = T0 - timedelta(days=30), T0 - timedelta(days=29)
+    result = store(
+        "report", "--monitor", "cards", "--from", day(start), "--to", day(end), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    method = html.split("6. Methodology", 1)[1].split("7. Integrity", 1)[0]
+    assert "reference mode: not recorded" in method
+    assert "0.95" not in method
+    assert "privileged" not in method

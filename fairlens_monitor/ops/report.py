@@ -137,9 +137,9 @@ class Change:
 
     ts: str
     event: str
-    actor: str
+    actor: str  # who: the --by of a pause or resume, else the process that wrote it
     seq: int
-    keys: list[str]  # "key: old → new", at most SHOWN_CHANGES (and how many more)
+    keys: list[str]  # "key: old → new", at most SHOWN_CHANGES (and how many more); a note
 
 
 @dataclass(frozen=True)
@@ -370,7 +370,11 @@ def _changes(
             keys.append(f"… and {len(listed) - SHOWN_CHANGES} more keys (see the audit event)")
         if not listed and isinstance(payload.get("reason"), str):
             keys = [str(payload["reason"])]
-        out.append(Change(ts, kind, actor, seq, keys))
+        note = payload.get("note")  # a pause or resume: who did it and why (--by, --note)
+        if isinstance(note, str) and note:
+            keys.append(f"note: {note}")
+        by = payload.get("by")
+        out.append(Change(ts, kind, by if isinstance(by, str) and by else actor, seq, keys))
     return out
 
 
