@@ -694,3 +694,18 @@ def test_an_empty_period_states_no_method_it_did_not_record(store: Store, tmp_pa
     assert "reference mode: not recorded" in method
     assert "0.95" not in method
     assert "privileged" not in method
+
+
+def test_the_checkpoint_key_is_refused_as_the_report_key(store: Store, tmp_path: Path) -> None:
+    """The report key is a separate key: a copy of the checkpoint key in its place would let
+    whoever receives packs' signing key forge checkpoints. Refused, exit 2, nothing written."""
+    report_key = store.keys / "report_ed25519.key"
+    shutil.copyfile(store.keys / "checkpoint_ed25519.key", report_key)
+    report_key.chmod(0o600)
+    out = tmp_path / "same-key"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    refused = store(*args, "--out", str(out))
+    assert refused.exit_code == 2, refused.output
+    assert "report_ed25519.key" in refused.output
+    assert "checkpoint" in refused.output
+    assert not out.exists()

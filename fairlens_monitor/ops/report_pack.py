@@ -40,11 +40,11 @@ from typing import Any
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.errors import FairlensError, KeyFileError
 from fairlens_monitor.ops.report import ReportData, gather, snapshot, verified
 from fairlens_monitor.ops.report_pdf import render_pdf
 from fairlens_monitor.ops.report_render import chart_png, render_html
-from fairlens_monitor.security.crypto import AlertCipher
+from fairlens_monitor.security.crypto import AlertCipher, load_public_key
 from fairlens_monitor.security.report_key import (
     REPORT_PUBLIC_FILE,
     load_report_key,
@@ -272,7 +272,7 @@ def make_pack(
         ReportRefusedError: the chain is not intact (exit 1): nothing written or signed.
         UnknownMonitorError: no such monitor (exit 2).
         CannotVerifyError, KeyFileError: the trail cannot be verified, or the report key is
-            exposed or corrupt (exit 2).
+            exposed, corrupt or the checkpoint key (exit 2).
     """
     check_out(out)
     stamp = rfc3339(now)
@@ -289,7 +289,10 @@ def make_pack(
         data = gather(
             conn, monitor, start, end, integrity=integrity, generated_at=stamp, cipher=cipher
         )
-        key = load_report_key(key_dir)
+        checkpoint_key = None
+        with contextlib.suppress(KeyFileError):  # no checkpoint key: nothing to confuse
+            checkpoint_key = load_public_key(public_key)
+        key = load_report_key(key_dir, checkpoint_key=checkpoint_key)
         key_id = report_key_id(key)
         chart = chart_png(data)
         html = render_html(data, chart, key_id).encode("utf-8")
