@@ -5,8 +5,7 @@ file itself is checked, so hostile bytes stop with one line before anything else
 file must be at most :data:`MAX_CONFIG_BYTES`, UTF-8, and YAML whose aliases expand to at
 most :data:`MAX_NODES` nodes nested at most :data:`MAX_DEPTH` deep (a "billion laughs"
 document of a kilobyte would otherwise expand to billions of nodes), with no key twice in one
-mapping. YAML's own multi-line
-error becomes one line with the line and column.
+mapping. YAML's own multi-line error becomes one line with the line and column.
 """
 
 from __future__ import annotations
