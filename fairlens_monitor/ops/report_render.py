@@ -171,6 +171,26 @@ def chart_png(data: ReportData) -> bytes:
             top.plot(times, dirs, color=colour, lw=1.4, label=f"DIR ({scenario})")
             top.fill_between(times, lows, highs, color=colour, alpha=0.18, lw=0)
             bottom.plot(times, gaps, color=colour, lw=1.4, label=f"gap ({scenario})")
+            # a line needs two points: a lone reading is a marker, its interval a bar
+            for ax, values in ((top, dirs), (bottom, gaps)):
+                alone = _alone(values)
+                ax.plot(
+                    [times[i] for i in alone],
+                    [values[i] for i in alone],
+                    ls="none",
+                    marker="o",
+                    ms=4,
+                    color=colour,
+                )
+            alone = _alone(dirs)
+            top.vlines(
+                [times[i] for i in alone],
+                [lows[i] for i in alone],
+                [highs[i] for i in alone],
+                color=colour,
+                alpha=0.35,
+                lw=3,
+            )
         dir_line = _first(data.methodology.get("dir_threshold"), 0.8)
         gap_line = _first(data.methodology.get("gap_threshold"), 0.2)
         top.axhline(dir_line, color="#b3261e", ls="--", lw=1, label=f"threshold {dir_line:g}")
@@ -198,6 +218,15 @@ def chart_png(data: ReportData) -> bytes:
         return out.getvalue()
     finally:
         plt.close(fig)
+
+
+def _alone(values: list[Any]) -> list[int]:
+    """Indexes of the drawn values with no drawn neighbour (NaN or the end on both sides)."""
+
+    def drawn(i: int) -> bool:
+        return 0 <= i < len(values) and not math.isnan(values[i])
+
+    return [i for i in range(len(values)) if drawn(i) and not drawn(i - 1) and not drawn(i + 1)]
 
 
 def _first(values: Any, default: float) -> float:
