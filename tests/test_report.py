@@ -709,3 +709,16 @@ def test_the_checkpoint_key_is_refused_as_the_report_key(store: Store, tmp_path:
     assert "report_ed25519.key" in refused.output
     assert "checkpoint" in refused.output
     assert not out.exists()
+
+
+def test_the_printed_check_works_for_a_folder_with_spaces(store: Store, tmp_path: Path) -> None:
+    """`report` prints the one-line check; pasted into a shell it must verify the pack even
+    when the folder's name has a space or a shell character ("Q1 2026 pack")."""
+    out = tmp_path / "Q1 2026 pack;x"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    result = store(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    check = next(line for line in result.output.splitlines() if line.startswith("check: "))
+    done = shell(check.removeprefix("check: "), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Signature Verified Successfully" in done.stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,6 @@ def report(
         f"({anchored}); MANIFEST.json signed with report key {pack.report_key_id}"
     )
     click.echo(
-        f"check: cd {pack.folder} && openssl pkeyutl -verify -pubin -inkey "
+        f"check: cd {shlex.quote(str(pack.folder))} && openssl pkeyutl -verify -pubin -inkey "
         "report_ed25519.pub -rawin -in MANIFEST.json -sigfile MANIFEST.json.sig"
     )
