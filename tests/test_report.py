@@ -722,3 +722,25 @@ def test_the_printed_check_works_for_a_folder_with_spaces(store: Store, tmp_path
     done = shell(check.removeprefix("check: "), tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Signature Verified Successfully" in done.stdout
+
+
+def test_a_checkpoint_missing_from_the_anchor_file_is_not_claimed_to_be_there(
+    store: Store, tmp_path: Path
+) -> None:
+    """The covering checkpoint was signed into the database but its line never reached the
+    anchor file (a crash between the two, or a trimmed file): the pack must not say it is
+    "in the anchor file and the database" — the outside witness is what an examiner trusts."""
+    assert store("checkpoint").exit_code == 0  # the head, signed into both
+    anchor = load_settings(store.config, env={}).audit.anchor_file
+    lines = anchor.read_bytes().splitlines(keepends=True)
+    anchor.write_bytes(b"".join(lines[:-1]))  # the anchor file ends one checkpoint earlier
+    out = tmp_path / "db-only"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    result = store(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "in the anchor file anchor.jsonl and the database" not in html
+    assert "in the database only" in html
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["checkpoint"]["in_anchor_file"] is False
+    assert manifest["checkpoint"]["in_database"] is True

@@ -394,6 +394,8 @@ def _manifest(data: ReportData, folder: _Folder, key_id: str, pem: str) -> bytes
             "key_id": cp.key_id,
             "signature": cp.signature,
             "public_key_fingerprint": integrity.checkpoint_key_id,
+            "in_anchor_file": integrity.in_anchor,
+            "in_database": integrity.in_database,
         },
         "report_key": {"fingerprint": key_id, "file": REPORT_PUBLIC_FILE, "pem": pem},
         "explanations": data.explanations,
