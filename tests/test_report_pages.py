@@ -180,3 +180,32 @@ def test_a_reading_with_no_neighbour_is_drawn(hours: list[float]) -> None:
     blue = (0x1F, 0x5F, 0xA8)  # the monitored scenario's colour
     pixels = [middle.getpixel((x, y)) for x in range(middle.width) for y in range(middle.height)]
     assert sum(p == blue for p in pixels) >= 2 * 10  # a marker on each of the two charts
+
+
+def test_the_pdf_groups_header_keeps_its_words_whole() -> None:
+    """The groups table's header was cut inside words ("pooled rat" / "e", "reading" / "s")
+    by too narrow columns; every header word is printed whole."""
+    from fairlens_monitor.ops.report_pdf import render_pdf
+    from fairlens_monitor.ops.report_render import chart_png
+
+    data = hostile_data([("monitored", T0, 0.9, 0.8, 1.0, 0.1, "ok")])
+    pdf_bytes = render_pdf(data, chart_png(data), "f" * 16)  # type: ignore[arg-type]
+    pdfium = pytest.importorskip("pypdfium2")
+    doc = pdfium.PdfDocument(pdf_bytes)
+    text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    header = text.split("3. Groups", 1)[1].split("monitored", 1)[0]  # up to the first row
+    words = set(header.split())
+    for word in (
+        "scenario",
+        "readings",
+        "applicants",
+        "approved",
+        "pooled",
+        "rate",
+        "impact",
+        "ratio",
+        "min",
+        "max",
+        "adverse",
+    ):
+        assert word in words, word
