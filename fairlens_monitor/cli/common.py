@@ -33,11 +33,12 @@ if TYPE_CHECKING:  # imported by the functions that use them: start-up stays qui
 
 T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+MAX_LAST = 1_000_000_000  # a LIMIT both back ends take (beyond 64 bits they fail)
 LAST_OPTION = click.option(
     "--last",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_LAST),
     help="How many of the newest to show.",
 )
 ANCHOR_OPTION = click.option(
