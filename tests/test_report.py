@@ -744,3 +744,26 @@ def test_a_checkpoint_missing_from_the_anchor_file_is_not_claimed_to_be_there(
     manifest = json.loads((out / "MANIFEST.json").read_text())
     assert manifest["checkpoint"]["in_anchor_file"] is False
     assert manifest["checkpoint"]["in_database"] is True
+
+
+def test_a_pack_with_explanations_in_clear_is_readable_by_its_owner_only(
+    store: Store, tmp_path: Path
+) -> None:
+    """Explanations are kept encrypted so that only the key's holders read them; a pack with
+    them in clear was written 0644 in a 0755 folder, readable by every local user. It is
+    0600 files in a 0700 folder; a pack without them stays shareable (0644/0755)."""
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    clear, kept = tmp_path / "clear", tmp_path / "kept"
+    assert store(*args, "--out", str(clear), "--decrypt-explanations").exit_code == 0
+    assert store(*args, "--out", str(kept)).exit_code == 0
+    assert stat.S_IMODE(clear.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in clear.iterdir()} == {0o600}
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o755 & ~old
+    assert {stat.S_IMODE(p.stat().st_mode) for p in kept.iterdir()} == {0o644 & ~old}
+    # an existing empty folder open to others: the files in it are still the owner's only
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    assert store(*args, "--out", str(shared), "--decrypt-explanations").exit_code == 0
+    assert {stat.S_IMODE(p.stat().st_mode) for p in shared.iterdir()} == {0o600}
