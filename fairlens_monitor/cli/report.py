@@ -25,6 +25,7 @@ from fairlens_monitor.cli.common import ANCHOR_OPTION, PUBKEY_OPTION, reader, se
 # 2026-01-31, 2026-01-31T06:00, 2026-01-31T06:00:00, optionally with Z or +00:00 (UTC only)
 DATE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
 UTC_SUFFIXES = ("Z", "z", "+00:00", "+0000")
+MAX_YEAR = 9998
 
 
 class UtcDate(click.ParamType[datetime, Any]):
@@ -50,11 +51,14 @@ class UtcDate(click.ParamType[datetime, Any]):
                 ctx,
             )
         try:
-            return datetime.fromisoformat(body.replace(" ", "T")).replace(tzinfo=UTC)
+            moment = datetime.fromisoformat(body.replace(" ", "T")).replace(tzinfo=UTC)
         except ValueError:
             self.fail(
                 "not a real calendar date or time of day (check month, day, hour)", param, ctx
             )
+        if moment.year > MAX_YEAR:  # the chart's time axis must end before year 10000
+            self.fail(f"a year up to {MAX_YEAR}", param, ctx)
+        return moment
 
 
 @click.command()
