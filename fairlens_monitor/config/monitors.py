@@ -110,9 +110,15 @@ def monitor_documents(root: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for name, own in monitors.items():
         if not isinstance(name, str) or not MONITOR_NAME.fullmatch(name):
             shown = str(name)[:SHOWN_CHARS]
+            hint = (
+                "; YAML read this one as a number or a boolean (123, on, no...): quote it"
+                if isinstance(name, bool | int)  # a float has a "." no name has
+                else ""
+            )
             raise ConfigError(
                 f"monitors.{shown}",
-                "a monitor's name is 1 to 64 of a-z, 0-9 and _ (it is stored with every row)",
+                "a monitor's name is 1 to 64 of a-z, 0-9 and _ (it is stored with every "
+                f"row){hint}",
             )
         sections = {} if own is None else mapping(own, f"monitors.{name}")
         reject_unknown(sections, f"monitors.{name}", PER_MONITOR)
