@@ -7,6 +7,7 @@ tests/test_doc_references.py as well)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -286,6 +287,18 @@ def test_command_table_matches_the_cli() -> None:
     table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
     for name in commands:
         assert f"`{name}" in table, f"docs/CLI.md does not document '{name}'"
+
+
+def test_each_command_has_one_row_in_the_command_table() -> None:
+    """Merges left `run` three times and `once` twice in the table, each row telling another
+    story (one daemon per database, or several splitting the monitors)."""
+    table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
+    named = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            words = line[3:].split("`", 1)[0].split()
+            named.append(" ".join(itertools.takewhile(re.compile(r"[a-z-]+").fullmatch, words)))
+    assert len(named) == len(set(named)), sorted(n for n in named if named.count(n) > 1)
 
 
 def test_readme_measure_example_prints_what_the_readme_shows() -> None:
