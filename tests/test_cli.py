@@ -188,3 +188,15 @@ def test_module_entry_point_runs() -> None:
     assert result.returncode == 0
     for command in ("run", "once", "history", "audit", "verify", "decrypt", "db"):
         assert command in result.stdout
+
+
+def test_a_huge_last_is_a_usage_error_on_both_back_ends(invoke_both: Callable[..., Result]) -> None:
+    """`--last 10^20` reached the database as a LIMIT beyond 64 bits: an 'unexpected
+    OverflowError' on SQLite. It is refused as a usage error naming the option."""
+    assert invoke_both("once").exit_code == 0
+    for command in (["history"], ["audit"], ["alerts", "list"]):
+        result = invoke_both(*command, "--last", str(10**20))
+        assert result.exit_code == 2, result.output
+        assert "'--last'" in result.output
+        assert "unexpected" not in result.output
+        assert invoke_both(*command, "--last", "1000000000").exit_code == 0  # the largest

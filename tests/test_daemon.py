@@ -253,3 +253,42 @@ def test_the_daily_jobs_run_in_the_daemon(
     daemon._retention()  # what the daily job does (the fixed clock is in 2026-01)
     assert any(line.startswith("retention: deleted 0 readings") for line in lines)
     repo.engine.dispose()
+
+
+def test_a_second_signal_during_the_first_stop_request_does_not_deadlock(
+    sqlite_settings: Callable[..., Settings],
+    clock: Callable[[], datetime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two SIGTERMs at once (a process-group kill of the daemon and of a `timeout`, `sh -c`
+    or init wrapper that forwards it, or Ctrl-C twice): the second handler ran inside the
+    first one's `request_stop`, on the same main thread, and waited for ever on its lock —
+    the daemon stopped cycling, never recorded its stop and never exited. Seen with
+    `timeout 30 fairlens-monitor run` killed as a group."""
+    import threading
+
+    settings = sqlite_settings({"schedule": {"interval_seconds": 0.1}})
+    repo = open_repository(settings)
+    daemon = Daemon(
+        {"default": settings},
+        repo,
+        open_cipher(settings, repo),
+        open_signing_key(settings, repo),
+        clock=clock,
+        emit=lambda _line: None,
+        max_cycles=None,
+    )
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "fairlens-stop":  # the second signal lands while it starts
+            daemon.request_stop("SIGTERM")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    asker = threading.Thread(target=daemon.request_stop, args=("SIGTERM",), daemon=True)
+    real_start(asker)
+    asker.join(timeout=30)
+    assert not asker.is_alive(), "the second stop request waited for ever on the first"
+    assert daemon.stats.stop_reason == "SIGTERM"
+    repo.engine.dispose()

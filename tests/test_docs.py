@@ -7,6 +7,7 @@ tests/test_doc_references.py as well)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -171,6 +172,25 @@ def test_documented_columns_are_the_view_columns(written: tuple[Path, Settings],
     assert documented == actual
 
 
+def test_the_views_with_a_monitor_column_are_the_ones_the_doc_says(
+    written: tuple[Path, Settings],
+) -> None:
+    """AUDITORS.md said "every view below has a `monitor` column, as its last column", but
+    `v_checkpoints` has none (a checkpoint covers every monitor), and `v_monitor_status` and
+    `v_reading_rollups` have it near the front: the claim names the exceptions."""
+    with sqlite3.connect(db(written)) as conn:
+        views = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")]
+        cols = {v: [row[1] for row in conn.execute(f"PRAGMA table_info({v})")] for v in views}
+    without = {v for v, c in cols.items() if "monitor" not in c}
+    not_last = {v for v, c in cols.items() if "monitor" in c and c[-1] != "monitor"}
+    assert without == {"v_checkpoints"}
+    assert not_last == {"v_monitor_status", "v_reading_rollups"}
+    intro = AUDITORS.split("## Views", 1)[1].split("###", 1)[0]
+    claim = " ".join(intro.split())
+    assert "Every view below but `v_checkpoints`" in claim
+    assert "`v_monitor_status` and `v_reading_rollups`, where it leads" in claim
+
+
 def test_alert_view_leaves_the_token_out(written: tuple[Path, Settings]) -> None:
     with sqlite3.connect(db(written)) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(v_alerts)")}
@@ -267,6 +287,18 @@ def test_command_table_matches_the_cli() -> None:
     table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
     for name in commands:
         assert f"`{name}" in table, f"docs/CLI.md does not document '{name}'"
+
+
+def test_each_command_has_one_row_in_the_command_table() -> None:
+    """Merges left `run` three times and `once` twice in the table, each row telling another
+    story (one daemon per database, or several splitting the monitors)."""
+    table = CLI_DOC.split("## Commands")[1].split("\n## ")[0]
+    named = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            words = line[3:].split("`", 1)[0].split()
+            named.append(" ".join(itertools.takewhile(re.compile(r"[a-z-]+").fullmatch, words)))
+    assert len(named) == len(set(named)), sorted(n for n in named if named.count(n) > 1)
 
 
 def test_readme_measure_example_prints_what_the_readme_shows() -> None:

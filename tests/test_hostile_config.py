@@ -148,6 +148,16 @@ CASES: dict[str, tuple[str | bytes, str]] = {
         "unknown key",
     ),
     "2 MB config": ("# " + "x" * (2 << 20) + "\n" + dumped({}), "larger than 1,048,576 bytes"),
+    # YAML keeps the last of two equal keys: a second monitor pasted under the same name
+    # would silently replace the first (one decision system no longer watched)
+    "a monitor named twice": (
+        dumped({}) + "monitors:\n  cards: {}\n  cards: {thresholds: {dir: 0.5}}\n",
+        rf"'--config'.*line {dumped({}).count(chr(10)) + 3}, column 3: the key 'cards' appears",
+    ),
+    "a threshold set twice": (
+        dumped({}).replace("  dir: 0.8\n", "  dir: 0.8\n  dir: 0.5\n"),
+        r"the key 'dir' appears twice in one mapping",
+    ),
 }
 
 
@@ -232,3 +242,15 @@ def test_a_database_error_is_its_first_line_without_background_link(
     assert line.startswith("error: database: OperationalError: no such table")
     assert "sqlalche.me" not in result.stderr
     assert "SELECT" not in result.stderr
+
+
+def test_a_merge_key_may_still_override_what_it_merges(tmp_path: Path) -> None:
+    """Duplicate keys are refused, but a YAML merge (``<<``) and a key beside it is not a
+    duplicate: the key beside it overrides the merged one, as YAML means."""
+    text = dumped({}) + "monitors:\n  cards:\n    <<: &t {thresholds: {dir: 0.5}}\n"
+    text += "    thresholds: {dir: 0.7}\n"
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    from fairlens_monitor.config.monitors import load_portfolio
+
+    assert load_portfolio(config, env={})["cards"].thresholds.dir == 0.7

@@ -169,3 +169,50 @@ def test_a_bad_shared_default_keeps_its_key_and_names_the_monitor(tmp_path: Path
 def test_monitors_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError, match="'monitors'"):
         monitor_documents({"monitors": ["a", "b"]})
+
+
+def test_a_key_missing_from_a_section_the_monitor_set_alone_is_the_monitors(
+    tmp_path: Path,
+) -> None:
+    """The defaults have no ``source`` (or one of another kind, which the monitor's replaces
+    whole): a key missing from the monitor's own source is the monitor's to add, not the
+    shared defaults'."""
+    (tmp_path / "exports").mkdir()
+    own_source = {"kind": "file", "path": str(tmp_path / "exports")}  # no outcome
+    document = _base(tmp_path)
+    document["monitors"] = {"cards": None, "auto_loans": {"source": own_source}}
+    with pytest.raises(ConfigError) as caught:
+        load_portfolio(_write(tmp_path, document), env={})
+    assert caught.value.key == "monitors.auto_loans.source.outcome"
+    assert "shared defaults" not in str(caught.value)
+
+    document["source"] = {"kind": "sql", "url": "sqlite:///x.db", "table": "t", "outcome": "y"}
+    with pytest.raises(ConfigError) as replaced:
+        load_portfolio(_write(tmp_path, document), env={})
+    assert replaced.value.key == "monitors.auto_loans.source.outcome"
+
+
+def test_a_key_missing_from_a_merged_section_stays_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    document = _base(tmp_path)
+    document["source"] = {"kind": "file", "path": str(tmp_path / "exports")}  # no outcome
+    document["monitors"] = {"auto_loans": {"source": {"window": "all"}}}
+    with pytest.raises(ConfigError) as caught:
+        load_portfolio(_write(tmp_path, document), env={})
+    assert caught.value.key == "source.outcome"
+    assert "shared defaults (monitor auto_loans)" in str(caught.value)
+
+
+@pytest.mark.parametrize(("written", "shown"), [("123", "123"), ("on", "True"), ("no", "False")])
+def test_a_name_yaml_reads_as_a_number_or_boolean_says_to_quote_it(
+    tmp_path: Path, written: str, shown: str
+) -> None:
+    """`monitors: {123: ...}` or a monitor named `on`/`no`: YAML reads the key as a number or
+    a boolean, and the error said the name must be a-z, 0-9 and _ — which '123' is."""
+    text = yaml.safe_dump(_base(tmp_path)) + f"monitors:\n  {written}: {{}}\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_portfolio(path, env={})
+    assert caught.value.key == f"monitors.{shown}"
+    assert "quote it" in caught.value.problem

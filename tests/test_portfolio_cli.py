@@ -499,3 +499,16 @@ def test_a_single_monitor_database_grows_into_a_portfolio(tmp_path: Path) -> Non
         ("monitor_added", "ages"),
     ]  # the same rules under monitors: are no change
     assert service("verify").exit_code == 0
+
+
+def test_an_unknown_monitor_error_also_lists_the_retired_ones(sqlite_service: Service) -> None:
+    """`history --monitor` takes a retired monitor too, so its error lists those as well
+    (it said 'not a monitor of this config (monitors: gender)', hiding that 'ages' works)."""
+    assert sqlite_service("once").exit_code == 0
+    sqlite_service.write({"monitors": {"gender": {}}})
+    assert sqlite_service("once").exit_code == 0
+    for command in (["history"], ["alerts", "list"], ["audit"]):
+        result = sqlite_service(*command, "--monitor", "nope")
+        assert result.exit_code == 2
+        assert "retired in the database: ages" in result.output, result.output
+        assert sqlite_service(*command, "--monitor", "ages").exit_code == 0

@@ -352,6 +352,9 @@ def test_a_refused_out_folder_exits_2_and_is_left_alone(store: Store, tmp_path: 
         ("2026-03-01", "2026-03-01T25:00", "--to"),
         ("2026-03-02", "2026-03-01", "--to"),
         ("2026-03-01", "2026-03-01", "--to"),
+        # the chart's axis ends past year 9999 ("unexpected ValueError" from matplotlib)
+        ("2026-03-01", "9999-12-31T23:59:59.999999", "--to"),
+        ("9999-01-01", "9999-12-31", "--from"),
     ],
 )
 def test_bad_dates_exit_2_naming_the_argument(
@@ -361,6 +364,7 @@ def test_bad_dates_exit_2_naming_the_argument(
     result = store("report", "--monitor", "cards", "--from", start, "--to", end, "--out", str(out))
     assert result.exit_code == 2, result.output
     assert named in result.output
+    assert "unexpected" not in result.output
     assert not out.exists()
 
 
@@ -651,3 +655,119 @@ def test_a_failure_while_writing_leaves_no_half_pack(
     )
     assert empty.is_dir()
     assert not any(empty.iterdir())  # a folder it did not make is kept, empty again
+
+
+def test_a_pause_in_the_period_names_who_and_why(store: Store, tmp_path: Path) -> None:
+    """`monitors pause --by --note` is on the chain; the pack's config changes say who paused
+    the monitor and why, not only the process that wrote it (``cli``)."""
+    from fairlens_monitor.ops.inventory import set_paused
+
+    settings = load_settings(store.config, env={})
+    repo = open_repository(settings)
+    try:
+        at = T0 + timedelta(hours=HOURS + 1)
+        assert set_paused(
+            repo, "cards", paused=True, by="bob", note="vendor outage", at=at, actor="cli"
+        )
+    finally:
+        repo.engine.dispose()
+    out = tmp_path / "paused"
+    end = T0 + timedelta(days=1)
+    result = store(
+        "report", "--monitor", "cards", "--from", day(T0), "--to", day(end), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    changes = html.split("5. Configuration changes", 1)[1].split("6. Methodology", 1)[0]
+    assert "monitor_paused" in changes
+    assert "bob" in changes
+    assert "vendor outage" in changes
+
+
+def test_an_empty_period_states_no_method_it_did_not_record(store: Store, tmp_path: Path) -> None:
+    """No reading in the period: the methodology names no reference mode or confidence the
+    readings did not record (a monitor judged against its best group is not 'privileged')."""
+    out = tmp_path / "empty"
+    start, end = T0 - timedelta(days=30), T0 - timedelta(days=29)
+    result = store(
+        "report", "--monitor", "cards", "--from", day(start), "--to", day(end), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    method = html.split("6. Methodology", 1)[1].split("7. Integrity", 1)[0]
+    assert "reference mode: not recorded" in method
+    assert "0.95" not in method
+    assert "privileged" not in method
+
+
+def test_the_checkpoint_key_is_refused_as_the_report_key(store: Store, tmp_path: Path) -> None:
+    """The report key is a separate key: a copy of the checkpoint key in its place would let
+    whoever receives packs' signing key forge checkpoints. Refused, exit 2, nothing written."""
+    report_key = store.keys / "report_ed25519.key"
+    shutil.copyfile(store.keys / "checkpoint_ed25519.key", report_key)
+    report_key.chmod(0o600)
+    out = tmp_path / "same-key"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    refused = store(*args, "--out", str(out))
+    assert refused.exit_code == 2, refused.output
+    assert "report_ed25519.key" in refused.output
+    assert "checkpoint" in refused.output
+    assert not out.exists()
+
+
+def test_the_printed_check_works_for_a_folder_with_spaces(store: Store, tmp_path: Path) -> None:
+    """`report` prints the one-line check; pasted into a shell it must verify the pack even
+    when the folder's name has a space or a shell character ("Q1 2026 pack")."""
+    out = tmp_path / "Q1 2026 pack;x"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    result = store(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    check = next(line for line in result.output.splitlines() if line.startswith("check: "))
+    done = shell(check.removeprefix("check: "), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Signature Verified Successfully" in done.stdout
+
+
+def test_a_checkpoint_missing_from_the_anchor_file_is_not_claimed_to_be_there(
+    store: Store, tmp_path: Path
+) -> None:
+    """The covering checkpoint was signed into the database but its line never reached the
+    anchor file (a crash between the two, or a trimmed file): the pack must not say it is
+    "in the anchor file and the database" — the outside witness is what an examiner trusts."""
+    assert store("checkpoint").exit_code == 0  # the head, signed into both
+    anchor = load_settings(store.config, env={}).audit.anchor_file
+    lines = anchor.read_bytes().splitlines(keepends=True)
+    anchor.write_bytes(b"".join(lines[:-1]))  # the anchor file ends one checkpoint earlier
+    out = tmp_path / "db-only"
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    result = store(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "in the anchor file anchor.jsonl and the database" not in html
+    assert "in the database only" in html
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["checkpoint"]["in_anchor_file"] is False
+    assert manifest["checkpoint"]["in_database"] is True
+
+
+def test_a_pack_with_explanations_in_clear_is_readable_by_its_owner_only(
+    store: Store, tmp_path: Path
+) -> None:
+    """Explanations are kept encrypted so that only the key's holders read them; a pack with
+    them in clear was written 0644 in a 0755 folder, readable by every local user. It is
+    0600 files in a 0700 folder; a pack without them stays shareable (0644/0755)."""
+    args = ("report", "--monitor", "cards", "--from", "2026-03-01", "--to", "2026-03-02")
+    clear, kept = tmp_path / "clear", tmp_path / "kept"
+    assert store(*args, "--out", str(clear), "--decrypt-explanations").exit_code == 0
+    assert store(*args, "--out", str(kept)).exit_code == 0
+    assert stat.S_IMODE(clear.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in clear.iterdir()} == {0o600}
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o755 & ~old
+    assert {stat.S_IMODE(p.stat().st_mode) for p in kept.iterdir()} == {0o644 & ~old}
+    # an existing empty folder open to others: the files in it are still the owner's only
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    assert store(*args, "--out", str(shared), "--decrypt-explanations").exit_code == 0
+    assert {stat.S_IMODE(p.stat().st_mode) for p in shared.iterdir()} == {0o600}

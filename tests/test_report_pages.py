@@ -151,3 +151,61 @@ def test_a_long_period_is_drawn_in_slices_and_an_outage_stays_a_gap() -> None:
     few = hostile_data(points[:100])
     assert _bucketed(points[:100], few) == points[:100]  # type: ignore[arg-type]
     assert "mean of the readings" not in chart_note(few)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [
+        [12.0],  # the period's only reading
+        [0.0, 1.0, 2.0, 12.0, 21.0, 22.0, 23.0],  # one reading between two outages
+    ],
+)
+def test_a_reading_with_no_neighbour_is_drawn(hours: list[float]) -> None:
+    """A line needs two points: a lone reading (the only one, or one between outages) was
+    invisible on the chart though it is in the tables. It is drawn as a marker with its
+    interval; looked for in the middle of the plot, away from the legend's sample line."""
+    import io
+
+    from PIL import Image
+
+    from fairlens_monitor.ops.report_render import chart_png
+
+    points = [
+        ("monitored", T0 + timedelta(hours=h), 0.6 if h == 12 else 0.9, 0.55, 0.65, 0.3, "ok")
+        for h in hours
+    ]
+    image = Image.open(io.BytesIO(chart_png(hostile_data(points)))).convert("RGB")  # type: ignore[arg-type]
+    width, height = image.size
+    middle = image.crop((int(width * 0.45), 0, int(width * 0.55), height))
+    blue = (0x1F, 0x5F, 0xA8)  # the monitored scenario's colour
+    pixels = [middle.getpixel((x, y)) for x in range(middle.width) for y in range(middle.height)]
+    assert sum(p == blue for p in pixels) >= 2 * 10  # a marker on each of the two charts
+
+
+def test_the_pdf_groups_header_keeps_its_words_whole() -> None:
+    """The groups table's header was cut inside words ("pooled rat" / "e", "reading" / "s")
+    by too narrow columns; every header word is printed whole."""
+    from fairlens_monitor.ops.report_pdf import render_pdf
+    from fairlens_monitor.ops.report_render import chart_png
+
+    data = hostile_data([("monitored", T0, 0.9, 0.8, 1.0, 0.1, "ok")])
+    pdf_bytes = render_pdf(data, chart_png(data), "f" * 16)  # type: ignore[arg-type]
+    pdfium = pytest.importorskip("pypdfium2")
+    doc = pdfium.PdfDocument(pdf_bytes)
+    text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    header = text.split("3. Groups", 1)[1].split("monitored", 1)[0]  # up to the first row
+    words = set(header.split())
+    for word in (
+        "scenario",
+        "readings",
+        "applicants",
+        "approved",
+        "pooled",
+        "rate",
+        "impact",
+        "ratio",
+        "min",
+        "max",
+        "adverse",
+    ):
+        assert word in words, word

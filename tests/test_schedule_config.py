@@ -126,13 +126,55 @@ def test_daemon_is_a_service_section(write_config: Callable[..., Path]) -> None:
         ("0,6", "sun,sat"),
         ("*/2", "sun,tue,thu,sat"),
         ("5-7", "fri,sat,sun"),
-        ("mon-fri", "mon-fri"),
+        ("mon-fri", "mon,tue,wed,thu,fri"),
+        ("MON", "mon"),
+        ("sun-sat", "sun,mon,tue,wed,thu,fri,sat"),  # cron's order: Sunday first
+        ("fri-sun", "fri,sat,sun"),
+        ("mon-fri/2", "mon,wed,fri"),  # the step is kept, not dropped
+        ("1-5/2", "mon,wed,fri"),
     ],
 )
 def test_weekday_numbers_are_read_as_cron_reads_them(field: str, names: str) -> None:
     from fairlens_monitor.config.cron import cron_weekdays
 
     assert cron_weekdays(field) == names
+
+
+@pytest.mark.parametrize("field", ["1-", "5-", "-1", "\u0661", "1#3", "mon-", "funday", "1/x"])
+def test_a_malformed_weekday_field_is_refused(field: str) -> None:
+    from fairlens_monitor.config.cron import cron_weekdays
+
+    with pytest.raises(ValueError, match="day_of_week"):
+        cron_weekdays(field)
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 6 * * \u0661", "ASCII"),  # an Arabic-Indic one is not Monday
+        ("\u0660 6 * * *", "ASCII"),
+        ("0 6 1 * 1", "day-of-month or day-of-week"),  # cron: either; APScheduler: both
+        ("0 6 1-7 * mon", "day-of-month or day-of-week"),
+    ],
+)
+def test_a_cron_that_would_not_run_as_written_is_refused(
+    make_settings: Callable[..., Settings], expression: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as caught:
+        make_settings({"schedule": {"interval_seconds": None, "cron": expression}})
+    assert caught.value.key == "schedule.cron"
+
+
+def test_a_stepped_weekday_name_range_fires_on_its_days() -> None:
+    from fairlens_monitor.config.cron import cron_trigger
+
+    fire = datetime(2026, 3, 7, tzinfo=UTC)  # a Saturday
+    days = []
+    for _ in range(6):
+        fire = cron_trigger("0 6 * * mon-fri/2").get_next_fire_time(None, fire)
+        days.append(fire.weekday())
+        fire = fire.replace(minute=1)
+    assert days == [0, 2, 4, 0, 2, 4]  # Monday, Wednesday, Friday: never Tuesday
 
 
 def test_a_monday_cron_fires_on_mondays() -> None:

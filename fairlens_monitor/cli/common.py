@@ -33,11 +33,12 @@ if TYPE_CHECKING:  # imported by the functions that use them: start-up stays qui
 
 T = TypeVar("T")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+MAX_LAST = 1_000_000_000  # a LIMIT both back ends take (beyond 64 bits they fail)
 LAST_OPTION = click.option(
     "--last",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_LAST),
     help="How many of the newest to show.",
 )
 ANCHOR_OPTION = click.option(
@@ -255,14 +256,18 @@ def chosen_monitors(
     return chosen
 
 
-def unknown_monitor(name: str, portfolio: Mapping[str, Any]) -> str:
+def unknown_monitor(name: str, portfolio: Mapping[str, Any], retired: Sequence[str] = ()) -> str:
     """The message for a monitor name the config does not have (the name shown only when it
-    could be a monitor's name, so nothing else typed there is echoed)."""
+    could be a monitor's name, so nothing else typed there is echoed); ``retired``: the
+    database's monitors the config no longer names, listed when the command takes them."""
     from fairlens_monitor.config.monitors import MONITOR_NAME
 
-    known = ", ".join(list(portfolio)[:10]) + (", ..." if len(portfolio) > 10 else "")
+    def listed(names: Sequence[str]) -> str:
+        return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+
     shown = f"'{name}'" if MONITOR_NAME.fullmatch(name) else "the name given"
-    return f"{shown} is not a monitor of this config (monitors: {known})"
+    also = f"; retired in the database: {listed(retired)}" if retired else ""
+    return f"{shown} is not a monitor of this config (monitors: {listed(list(portfolio))}{also})"
 
 
 def dump(doc: Any) -> None:
@@ -315,8 +320,12 @@ def scoped_reader(ctx: click.Context, monitor: str | None) -> Repository:
     repo = reader(settings_of(ctx))
     if monitor is None:
         return repo
-    if monitor not in portfolio and monitor not in {row.name for row in repo.monitor_rows()}:
-        raise click.BadParameter(unknown_monitor(monitor, portfolio), param_hint="'--monitor'")
+    stored = [row.name for row in repo.monitor_rows()]
+    if monitor not in portfolio and monitor not in stored:
+        retired = sorted(n for n in stored if n not in portfolio)
+        raise click.BadParameter(
+            unknown_monitor(monitor, portfolio, retired), param_hint="'--monitor'"
+        )
     return repo.for_monitor(monitor)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from fairlens_monitor.cli.common import ANCHOR_OPTION, PUBKEY_OPTION, reader, se
 # 2026-01-31, 2026-01-31T06:00, 2026-01-31T06:00:00, optionally with Z or +00:00 (UTC only)
 DATE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
 UTC_SUFFIXES = ("Z", "z", "+00:00", "+0000")
+MAX_YEAR = 9998
 
 
 class UtcDate(click.ParamType[datetime, Any]):
@@ -49,11 +51,14 @@ class UtcDate(click.ParamType[datetime, Any]):
                 ctx,
             )
         try:
-            return datetime.fromisoformat(body.replace(" ", "T")).replace(tzinfo=UTC)
+            moment = datetime.fromisoformat(body.replace(" ", "T")).replace(tzinfo=UTC)
         except ValueError:
             self.fail(
                 "not a real calendar date or time of day (check month, day, hour)", param, ctx
             )
+        if moment.year > MAX_YEAR:  # the chart's time axis must end before year 10000
+            self.fail(f"a year up to {MAX_YEAR}", param, ctx)
+        return moment
 
 
 @click.command()
@@ -165,6 +170,6 @@ def report(
         f"({anchored}); MANIFEST.json signed with report key {pack.report_key_id}"
     )
     click.echo(
-        f"check: cd {pack.folder} && openssl pkeyutl -verify -pubin -inkey "
+        f"check: cd {shlex.quote(str(pack.folder))} && openssl pkeyutl -verify -pubin -inkey "
         "report_ed25519.pub -rawin -in MANIFEST.json -sigfile MANIFEST.json.sig"
     )

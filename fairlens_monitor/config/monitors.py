@@ -110,9 +110,15 @@ def monitor_documents(root: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for name, own in monitors.items():
         if not isinstance(name, str) or not MONITOR_NAME.fullmatch(name):
             shown = str(name)[:SHOWN_CHARS]
+            hint = (
+                "; YAML read this one as a number or a boolean (123, on, no...): quote it"
+                if isinstance(name, bool | int)  # a float has a "." no name has
+                else ""
+            )
             raise ConfigError(
                 f"monitors.{shown}",
-                "a monitor's name is 1 to 64 of a-z, 0-9 and _ (it is stored with every row)",
+                "a monitor's name is 1 to 64 of a-z, 0-9 and _ (it is stored with every "
+                f"row){hint}",
             )
         sections = {} if own is None else mapping(own, f"monitors.{name}")
         reject_unknown(sections, f"monitors.{name}", PER_MONITOR)
@@ -147,12 +153,13 @@ def parse_monitors(root: Mapping[str, Any], parse: Callable[[dict[str, Any]], T]
     if "monitors" not in root:
         return {name: parse(doc) for name, doc in documents.items()}
     own = mapping(root["monitors"], "monitors")
+    defaults = {k: v for k, v in root.items() if k != "monitors"}
     parsed: dict[str, T] = {}
     for name, document in documents.items():
         try:
             parsed[name] = parse(document)
         except ConfigError as exc:
-            raise _placed(exc, name, own.get(name) or {}) from None
+            raise _placed(exc, name, own.get(name) or {}, defaults) from None
     return parsed
 
 
@@ -186,23 +193,32 @@ def _parse_one(document: dict[str, Any], *, base_dir: Path, env: Mapping[str, st
     return recordable(parse_settings(document, base_dir=base_dir, env=env))
 
 
-def _placed(exc: ConfigError, monitor: str, own: Mapping[str, Any]) -> ConfigError:
+def _placed(
+    exc: ConfigError, monitor: str, own: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> ConfigError:
     """The error re-keyed to where the value came from (see :func:`parse_monitors`)."""
     section = exc.key.split(".", 1)[0]
     if section not in PER_MONITOR:
         return exc  # a service section: the same for every monitor
-    if _set_by(own, exc.key):
+    if _set_by(own, exc.key, defaults):
         return ConfigError(f"monitors.{monitor}.{exc.key}", exc.problem)
     return ConfigError(exc.key, exc.problem, source=f"the shared defaults (monitor {monitor})")
 
 
-def _set_by(own: Mapping[str, Any], key: str) -> bool:
-    """Whether the monitor's own sections hold ``key`` or the value that contains it."""
+def _set_by(own: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> bool:
+    """Whether the monitor's own sections hold ``key`` or the value that contains it.
+
+    A key missing from a mapping the monitor set is the monitor's too when the defaults give
+    nothing to merge that mapping with (they lack it, or name another ``kind``/``mode``, so
+    the monitor's replaced theirs whole): only the monitor can add it there.
+    """
     node: Any = own
-    for part in key.split("."):
+    shared: Any = defaults
+    for depth, part in enumerate(key.split(".")):
         if not isinstance(node, Mapping):
             return True  # the monitor set a whole value (a list, a number) around the key
         if part not in node:
-            return False
+            return depth > 0 and deep_merge(shared, node) == node
         node = node[part]
+        shared = shared.get(part) if isinstance(shared, Mapping) else None
     return True

@@ -4,12 +4,13 @@
 file itself is checked, so hostile bytes stop with one line before anything else runs: the
 file must be at most :data:`MAX_CONFIG_BYTES`, UTF-8, and YAML whose aliases expand to at
 most :data:`MAX_NODES` nodes nested at most :data:`MAX_DEPTH` deep (a "billion laughs"
-document of a kilobyte would otherwise expand to billions of nodes). YAML's own multi-line
-error becomes one line with the line and column.
+document of a kilobyte would otherwise expand to billions of nodes), with no key twice in one
+mapping. YAML's own multi-line error becomes one line with the line and column.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fairlens_monitor.security.safefiles import read_regular
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a megabyte is a wrong file
 MAX_NODES = 100_000  # YAML nodes after alias expansion
 MAX_DEPTH = 64  # nesting of mappings and lists
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a key shown in an error; others are not quoted
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -34,6 +36,34 @@ class BoundedLoader(yaml.SafeLoader):
         """
         _expanded_size(node, {}, 0)
         return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct a mapping, refusing a key written twice in it.
+
+        YAML keeps the last of two equal keys, so a monitor pasted twice under one name (or
+        a threshold set twice) would silently drop the first. Keys brought in by a merge
+        (``<<``) are not compared: a key beside a merge overrides it, as YAML means.
+
+        Raises:
+            ConfigError: a key appears twice; the message gives its line and column.
+        """
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                mark = key_node.start_mark
+                shown = f"'{key}'" if _NAME.fullmatch(str(key)) else "a key"
+                raise ConfigError(
+                    "--config",
+                    f"line {mark.line + 1}, column {mark.column + 1}: the key {shown} appears "
+                    "twice in one mapping (YAML would keep only the last); remove or rename one",
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int) -> int:

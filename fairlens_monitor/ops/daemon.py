@@ -114,7 +114,9 @@ class Daemon(Leadership, ServiceJobs):
         self._heartbeat_stop = threading.Event()
         self._count_lock = threading.Lock()
         self.stats = DaemonStats()
-        self._stop_lock = threading.Lock()
+        # re-entrant: a second SIGTERM's handler runs inside the first one's request_stop,
+        # on the same (main) thread, and must find the stop already requested, not wait
+        self._stop_lock = threading.RLock()
         self._stopper: threading.Thread | None = None
         self.scheduler = BlockingScheduler(
             timezone=UTC,

@@ -79,6 +79,16 @@ class Integrity:
     checkpoint_key_id: str | None  # fingerprint of the checkpoint public key
     anchor_file: str  # its name (the folder is the operator's business)
     unanchored: int  # events after the covering checkpoint
+    in_anchor: bool = True  # the covering checkpoint is a line of the anchor file
+    in_database: bool = True  # ... and a row of the database
+
+    def where(self) -> str:
+        """Where the covering checkpoint was found: both copies, or which one alone."""
+        if self.in_anchor and self.in_database:
+            return f"in the anchor file {self.anchor_file} and the database"
+        if self.in_database:
+            return f"in the database only: the anchor file {self.anchor_file} does not hold it"
+        return f"in the anchor file {self.anchor_file} only"
 
     def statement(self) -> str:
         """The integrity statement in one paragraph (HTML and PDF print it as is)."""
@@ -95,9 +105,8 @@ class Integrity:
             return text + " No signed checkpoint covers the chain yet."
         return text + (
             f" The covering signed checkpoint is seq {cp.seq} (head hash {cp.head_hash}, "
-            f"signed {cp.ts}, Ed25519 public key {self.checkpoint_key_id}, in the anchor file "
-            f"{self.anchor_file} and the database); {self.unanchored} later events are not "
-            "yet covered by a signature."
+            f"signed {cp.ts}, Ed25519 public key {self.checkpoint_key_id}, {self.where()}); "
+            f"{self.unanchored} later events are not yet covered by a signature."
         )
 
 
@@ -137,9 +146,9 @@ class Change:
 
     ts: str
     event: str
-    actor: str
+    actor: str  # who: the --by of a pause or resume, else the process that wrote it
     seq: int
-    keys: list[str]  # "key: old → new", at most SHOWN_CHANGES (and how many more)
+    keys: list[str]  # "key: old → new", at most SHOWN_CHANGES (and how many more); a note
 
 
 @dataclass(frozen=True)
@@ -246,8 +255,9 @@ def verified(
             f"{len(report.anomalies)} anomalies; first: {where(first)}: {first.kind}: "
             f"{first.detail}; verified only up to seq {report.last_verified_seq}"
         )
-    signed = [*repo.checkpoints(), *read_anchor(anchor_file).checkpoints]
-    covering = [cp for cp in signed if cp.seq == report.anchored_seq]
+    stored = [cp for cp in repo.checkpoints() if cp.seq == report.anchored_seq]
+    anchored = [cp for cp in read_anchor(anchor_file).checkpoints if cp.seq == report.anchored_seq]
+    covering = [*stored, *anchored]
     cp = covering[-1] if covering and report.anchored_seq > 0 else None
     return Integrity(
         verified_at=at,
@@ -259,6 +269,8 @@ def verified(
         checkpoint_key_id=public_key_id(load_public_key(public_key)) if cp else None,
         anchor_file=anchor_file.name,
         unanchored=report.unanchored,
+        in_anchor=bool(anchored),
+        in_database=bool(stored),
     )
 
 
@@ -370,7 +382,11 @@ def _changes(
             keys.append(f"… and {len(listed) - SHOWN_CHANGES} more keys (see the audit event)")
         if not listed and isinstance(payload.get("reason"), str):
             keys = [str(payload["reason"])]
-        out.append(Change(ts, kind, actor, seq, keys))
+        note = payload.get("note")  # a pause or resume: who did it and why (--by, --note)
+        if isinstance(note, str) and note:
+            keys.append(f"note: {note}")
+        by = payload.get("by")
+        out.append(Change(ts, kind, by if isinstance(by, str) and by else actor, seq, keys))
     return out
 
 

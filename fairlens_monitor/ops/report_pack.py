@@ -9,16 +9,17 @@ pack leaves nothing behind and a written one is whole:
 2. one read transaction of the (read-only) database is opened; the project's own whole-chain
    verification runs in it (``report.verified``): not intact → exit 1, nothing written,
    nothing signed, no key created;
-3. the report key is loaded (created 0600 on first use: ``security.report_key``), the
-   period is gathered from the same snapshot (``report.gather``), the chart and pages drawn;
-4. the folder is created and opened once (``O_DIRECTORY | O_NOFOLLOW``); every file is
-   created inside it through that descriptor with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (a
-   folder or file swapped for a symlink meanwhile is refused, never followed), hashed as it
-   is written, and synced: ``readings.csv`` and ``group_results.csv`` stream from the
-   snapshot, then ``alerts.csv``, ``report.html``, ``report.pdf``, a copy of
-   ``report_ed25519.pub``, ``MANIFEST.json`` (every file's SHA-256 and size, the period, the
-   monitor, the verified chain head and covering checkpoint, the key fingerprints) and last
-   ``MANIFEST.json.sig`` (the raw 64-byte Ed25519 signature over MANIFEST.json's bytes). A
+3. the report key is loaded (created 0600 on first use, never the checkpoint key:
+   ``security.report_key``), the period is gathered from the same snapshot
+   (``report.gather``), the chart and pages drawn;
+4. the folder is created (0755, or 0700 with explanations in clear, whose files are then
+   0600) and opened once (``O_DIRECTORY | O_NOFOLLOW``); every file is created inside it
+   through that descriptor with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (a symlink swapped in is
+   refused, never followed), hashed as written, and synced: ``readings.csv`` and
+   ``group_results.csv`` stream from the snapshot, then ``alerts.csv``, ``report.html``,
+   ``report.pdf``, ``report_ed25519.pub``, ``MANIFEST.json`` (every file's SHA-256 and size,
+   the period, the monitor, the verified head and covering checkpoint, the key fingerprints)
+   and last ``MANIFEST.json.sig`` (raw 64-byte Ed25519 signature over MANIFEST.json). A
    failure on the way removes the files written so far (and the folder, if it made it).
 """
 
@@ -40,11 +41,11 @@ from typing import Any
 
 from fairlens_monitor import __version__
 from fairlens_monitor.audit.chain import rfc3339
-from fairlens_monitor.errors import FairlensError
+from fairlens_monitor.errors import FairlensError, KeyFileError
 from fairlens_monitor.ops.report import ReportData, gather, snapshot, verified
 from fairlens_monitor.ops.report_pdf import render_pdf
 from fairlens_monitor.ops.report_render import chart_png, render_html
-from fairlens_monitor.security.crypto import AlertCipher
+from fairlens_monitor.security.crypto import AlertCipher, load_public_key
 from fairlens_monitor.security.report_key import (
     REPORT_PUBLIC_FILE,
     load_report_key,
@@ -124,13 +125,15 @@ def check_out(path: Path) -> None:
 class _Folder:
     """The pack's folder, opened once; files are created inside it, never through a link."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, private: bool = False) -> None:
         check_out(path)
         self.path = path
         self.made = False
+        # explanations in clear are for the key's holders: the owner's only (0700/0600)
+        self.mode = 0o600 if private else 0o644
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.mkdir(path, 0o755)
+            os.mkdir(path, 0o700 if private else 0o755)
             self.made = True
         except FileExistsError:
             pass
@@ -151,7 +154,7 @@ class _Folder:
         """Create ``name`` in the folder; yield a function that appends bytes to it."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         try:
-            fd = os.open(name, flags, 0o644, dir_fd=self.fd)
+            fd = os.open(name, flags, self.mode, dir_fd=self.fd)
         except OSError as exc:
             raise OutFolderError(self.path, f"cannot create {name}: {exc.strerror}") from None
         self.files[name] = ""
@@ -272,7 +275,7 @@ def make_pack(
         ReportRefusedError: the chain is not intact (exit 1): nothing written or signed.
         UnknownMonitorError: no such monitor (exit 2).
         CannotVerifyError, KeyFileError: the trail cannot be verified, or the report key is
-            exposed or corrupt (exit 2).
+            exposed, corrupt or the checkpoint key (exit 2).
     """
     check_out(out)
     stamp = rfc3339(now)
@@ -289,12 +292,15 @@ def make_pack(
         data = gather(
             conn, monitor, start, end, integrity=integrity, generated_at=stamp, cipher=cipher
         )
-        key = load_report_key(key_dir)
+        checkpoint_key = None
+        with contextlib.suppress(KeyFileError):  # no checkpoint key: nothing to confuse
+            checkpoint_key = load_public_key(public_key)
+        key = load_report_key(key_dir, checkpoint_key=checkpoint_key)
         key_id = report_key_id(key)
         chart = chart_png(data)
         html = render_html(data, chart, key_id).encode("utf-8")
         pdf = render_pdf(data, chart, key_id)
-        folder = _Folder(out)
+        folder = _Folder(out, private=cipher is not None)
         try:
             readings = write_csv(
                 folder,
@@ -391,6 +397,8 @@ def _manifest(data: ReportData, folder: _Folder, key_id: str, pem: str) -> bytes
             "key_id": cp.key_id,
             "signature": cp.signature,
             "public_key_fingerprint": integrity.checkpoint_key_id,
+            "in_anchor_file": integrity.in_anchor,
+            "in_database": integrity.in_database,
         },
         "report_key": {"fingerprint": key_id, "file": REPORT_PUBLIC_FILE, "pem": pem},
         "explanations": data.explanations,

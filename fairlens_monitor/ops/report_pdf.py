@@ -111,8 +111,8 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
                 "readings",
                 "applicants",
                 "approved",
-                "pooled rate",
-                "impact ratio min – max",
+                "pooled\nrate",
+                "impact ratio\nmin – max",
                 "adverse",
             ]
         ]
@@ -130,7 +130,7 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
             ]
             for g in data.groups
         ]
-        table(rows, (18, 30, 18, 16, 20, 18, 18, 26, 16))
+        table(rows, (17, 36, 16, 16, 18, 17, 16, 30, 14))
     else:
         para("No group results in this period.")
 
@@ -160,7 +160,7 @@ def render_pdf(data: ReportData, chart: bytes, report_key: str) -> bytes:
             [stamp(c.ts), c.event, c.actor, str(c.seq), "\n".join(c.keys) or "—"]
             for c in data.changes
         ]
-        table(rows, (32, 26, 12, 10, 100))
+        table(rows, (32, 26, 20, 10, 92))
     else:
         para("No configuration change was recorded in this period.")
 

@@ -114,19 +114,23 @@ def methodology(data: ReportData) -> list[str]:
         return ", ".join(str(v) for v in m.get(key, [])) or fallback
 
     modes = m.get("reference_mode", [])
-    multiplicity = (
-        "Holm's step-down adjustment over all pairs of included groups (the reference is "
-        "the group with the highest rate, a family chosen by the data)"
-        if "highest" in modes
-        else "Holm's step-down adjustment over the compared groups (family-wise error at "
-        "most alpha)"
-    )
+    if "highest" in modes:
+        multiplicity = (
+            "Holm's step-down adjustment over all pairs of included groups (the reference is "
+            "the group with the highest rate, a family chosen by the data)"
+        )
+    elif modes:
+        multiplicity = (
+            "Holm's step-down adjustment over the compared groups (family-wise error at most alpha)"
+        )
+    else:  # no reading in the period: its family is not recorded either
+        multiplicity = "Holm's step-down adjustment (its family follows the reference mode)"
     return [
         f"Each reading counts approvals per group of the protected attribute "
         f"({listed('protected_attribute')}) and compares every group with the reference "
-        f"group (reference mode: {listed('reference_mode', 'privileged')}). The disparate "
+        f"group (reference mode: {listed('reference_mode')}). The disparate "
         f"impact ratio (DIR) is the group's approval rate divided by the reference's, with "
-        f"a {listed('confidence', '0.95')} MOVER-R interval built from each group's "
+        f"a MOVER-R interval (confidence {listed('confidence')}) built from each group's "
         f"Clopper–Pearson limits.",
         f"A group is adverse when its DIR is below the threshold ({listed('dir_threshold')}) "
         f"and its p-value, adjusted for multiplicity, is below alpha ({listed('alpha')}); "
@@ -167,6 +171,26 @@ def chart_png(data: ReportData) -> bytes:
             top.plot(times, dirs, color=colour, lw=1.4, label=f"DIR ({scenario})")
             top.fill_between(times, lows, highs, color=colour, alpha=0.18, lw=0)
             bottom.plot(times, gaps, color=colour, lw=1.4, label=f"gap ({scenario})")
+            # a line needs two points: a lone reading is a marker, its interval a bar
+            for ax, values in ((top, dirs), (bottom, gaps)):
+                alone = _alone(values)
+                ax.plot(
+                    [times[i] for i in alone],
+                    [values[i] for i in alone],
+                    ls="none",
+                    marker="o",
+                    ms=4,
+                    color=colour,
+                )
+            alone = _alone(dirs)
+            top.vlines(
+                [times[i] for i in alone],
+                [lows[i] for i in alone],
+                [highs[i] for i in alone],
+                color=colour,
+                alpha=0.35,
+                lw=3,
+            )
         dir_line = _first(data.methodology.get("dir_threshold"), 0.8)
         gap_line = _first(data.methodology.get("gap_threshold"), 0.2)
         top.axhline(dir_line, color="#b3261e", ls="--", lw=1, label=f"threshold {dir_line:g}")
@@ -194,6 +218,15 @@ def chart_png(data: ReportData) -> bytes:
         return out.getvalue()
     finally:
         plt.close(fig)
+
+
+def _alone(values: list[Any]) -> list[int]:
+    """Indexes of the drawn values with no drawn neighbour (NaN or the end on both sides)."""
+
+    def drawn(i: int) -> bool:
+        return 0 <= i < len(values) and not math.isnan(values[i])
+
+    return [i for i in range(len(values)) if drawn(i) and not drawn(i - 1) and not drawn(i + 1)]
 
 
 def _first(values: Any, default: float) -> float:

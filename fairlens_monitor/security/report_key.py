@@ -19,7 +19,10 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.security.crypto import (
@@ -47,7 +50,9 @@ def report_key_id(key: Ed25519PrivateKey) -> str:
     return public_key_id(key.public_key())
 
 
-def load_report_key(key_dir: Path) -> Ed25519PrivateKey:
+def load_report_key(
+    key_dir: Path, *, checkpoint_key: Ed25519PublicKey | None = None
+) -> Ed25519PrivateKey:
     """Load the report signing key from ``key_dir``, creating the pair on first use.
 
     The private file is created whole or not at all (``create_key_file``: 0600, in a 0700
@@ -56,13 +61,14 @@ def load_report_key(key_dir: Path) -> Ed25519PrivateKey:
 
     Args:
         key_dir: the key folder (``keys.dir`` or ``FAIRLENS_KEY_DIR``).
+        checkpoint_key: the checkpoint public key, when known: the report key must differ.
 
     Returns:
         The private key.
 
     Raises:
         KeyFileError: the key or its folder is readable by group or others, the key is not
-            a PEM Ed25519 private key, or a file cannot be written.
+            a PEM Ed25519 private key, it is the checkpoint key, or a file cannot be written.
     """
     path = key_dir / REPORT_KEY_FILE
     try:
@@ -90,8 +96,19 @@ def load_report_key(key_dir: Path) -> Ed25519PrivateKey:
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(str(path), "not an Ed25519 key")
+    if checkpoint_key is not None and _raw(key.public_key()) == _raw(checkpoint_key):
+        raise KeyFileError(
+            str(path),
+            "is the checkpoint signing key; the report key must be a pair of its own (whoever "
+            "holds it could otherwise sign checkpoints)",
+            fix="move it away to make a new report key",
+        )
     _write_public(key_dir / REPORT_PUBLIC_FILE, public_pem(key))
     return key
+
+
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _write_public(public: Path, pem: bytes) -> None:
