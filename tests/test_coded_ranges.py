@@ -392,3 +392,15 @@ def test_a_late_blank_decision_after_a_boolean_head_is_named_with_its_rows(
     path = write(tmp_path, HEADER + "a,1,x\nb,0,x\n" * 300 + "b,,x\n")
     with pytest.raises(DataError, match=r"1 missing values.*in rows 601–601 of d\.csv"):
         count_file(path, ANY, "y", chunk_rows=100)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_group_column_of_0_and_1_is_read_as_booleans_and_keeps_its_texts(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, HEADER + "1,1,x\n0,0,x\n0,1,x\n" * 200)
+    assert csvparts.binary_columns(path, ["g", "y"], ["g", "y"]) == {"g", "y"}
+    table, parts = coded(path, ANY, "y")
+    assert parts == 7
+    pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
+    assert set(table["_group"]) == {"0", "1"}
