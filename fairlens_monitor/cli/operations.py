@@ -8,10 +8,7 @@ not load the database layer); each command imports what it uses.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -205,24 +202,17 @@ def measure(
         raise click.UsageError(
             "--missing-value: give a non-empty text (empty cells are always missing)"
         )
-    # The statistics need scipy.special (~0.15 s of imports, all Python): import it in a
-    # thread while pyarrow parses the file with the GIL released, not after the count.
-    statistics = threading.Thread(target=_import_quietly, args=("scipy.special",))
-    statistics.start()
-    try:
-        report = measure_file(
-            file,
-            spec,
-            outcome,
-            label=label,
-            explain_by=explain_by,
-            progress=progress,
-            score=score,
-            score_bins=score_bins,
-            missing_values=missing_values,
-        )
-    finally:
-        statistics.join()
+    report = measure_file(
+        file,
+        spec,
+        outcome,
+        label=label,
+        explain_by=explain_by,
+        progress=progress,
+        score=score,
+        score_bins=score_bins,
+        missing_values=missing_values,
+    )
     if progress is not None:
         click.echo(err=True)
     if as_json:
@@ -231,12 +221,6 @@ def measure(
         for line in report_lines(report):
             click.echo(line)
     sys.exit(1 if report["verdict"] == "adverse" else 0)
-
-
-def _import_quietly(module: str) -> None:
-    """Import ``module`` ahead of its use; a failure is left to the import that needs it."""
-    with contextlib.suppress(Exception):  # not printed by the thread: raised where needed
-        importlib.import_module(module)
 
 
 # An alert id is a SQLite/PostgreSQL BIGINT: a larger number was an OverflowError traceback.
