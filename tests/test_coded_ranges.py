@@ -298,3 +298,109 @@ def test_a_reducer_error_in_one_range_stops_the_read_and_is_raised(tmp_path: Pat
             min_part_bytes=1,
         )
     assert sum(calls) < 3_000  # the failing range stopped at its error (the others may be done)
+
+
+def test_zero_one_columns_are_parsed_as_booleans_and_handed_on_as_their_texts(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "g,y,z\n" + "1,1,x\n0,0,0\nb,1,1\n" * 4_000)
+    assert csvparts.binary_columns(path, ["g", "y", "z"], ["g", "y", "z"]) == {"y"}
+    seen: list[pa.RecordBatch] = []
+
+    def step(state: CodedCounts, batch: pa.RecordBatch) -> None:
+        seen.append(batch)
+        state.add(
+            [batch.column(c).dictionary.to_pylist() for c in state.columns],
+            [batch.column(c).indices.to_numpy() for c in state.columns],
+        )
+
+    parts = csvparts.reduce_parts(
+        path,
+        ["g", "y"],
+        lambda: CodedCounts(["g", "y"]),
+        step,
+        coded=["g", "y"],
+        parts=3,
+        min_part_bytes=1,
+    )
+    assert len(parts) == 3
+    y = [b.column("y") for b in seen]
+    assert all(a.dictionary.to_pylist() == ["0", "1"] for a in y)  # the texts as written
+    assert {a.indices.type for a in y} == {pa.int8()}  # parsed as booleans, not hashed
+    assert {frozenset(b.column("g").dictionary.to_pylist()) for b in seen} == {
+        frozenset({"0", "1", "b"})
+    }  # a group of 0/1 texts with others is dictionary-encoded as ever
+    pd.testing.assert_frame_equal(
+        count_table(parts, ANY, "y"), by_pandas(path, ANY, "y", chunk_rows=1000)
+    )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "a,1,x\na,0,x\n",  # 0/1 decisions
+        "a, 1,x\n",  # a spaced 1 is not the text 1
+        "a,,x\n",  # a blank
+        "a,1.0,x\n",
+        "a,yes,x\n",
+    ],
+)
+def test_only_exact_zeros_and_ones_in_the_head_make_a_boolean_column(
+    tmp_path: Path, head: str
+) -> None:
+    path = write(tmp_path, HEADER + head + "a,1,x\n" * 10)
+    binary = csvparts.binary_columns(path, ["g", "y"], ["g", "y"])
+    assert binary == ({"y"} if head.startswith("a,1,") else set())
+
+
+LATER = {  # after a head of 0/1 decisions, a cell a boolean parse refuses
+    "word": HEADER + "a,1,x\nb,0,x\n" * 300 + "a,yes,x\nb,No,x\n",
+    "spaced": HEADER + "a,1,x\nb,0,x\n" * 300 + "a, 1,x\n",
+    "number text": HEADER + "a,1,x\nb,0,x\n" * 300 + "b,0.0,x\n",
+    "blank": HEADER + "a,1,x\nb,0,x\n" * 300 + "b,,x\n",
+    "listed missing": HEADER + "a,1,x\nb,0,x\n" * 300 + "b,NA,x\n",
+    "short row": HEADER + "a,1,x\nb,0,x\n" * 300 + "b,1\n",
+}
+
+
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_a_later_cell_that_is_not_0_or_1_is_read_again_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setattr(csvparts, "SNIFF_BYTES", 64)  # the head: a few rows of 0 and 1
+    monkeypatch.setattr(csvparts, "MIN_PART_BYTES", 1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(4)))
+    path = write(tmp_path, LATER[name])
+    assert csvparts.binary_columns(path, ["g", "y"], ["g", "y"]) == {"y"}
+    missing = ["NA"] if name == "listed missing" else []
+    same(
+        outcome_of(lambda: count_file(path, ANY, "y", chunk_rows=100, missing_values=missing)),
+        outcome_of(lambda: by_pandas(path, ANY, "y", chunk_rows=100, missing_values=missing)),
+    )
+    if name in ("word", "spaced", "number text"):  # counted on the codes, as text
+        table, parts = coded(path, ANY, "y", missing_values=missing)
+        assert parts == 7
+        pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=100))
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_late_blank_decision_after_a_boolean_head_is_named_with_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csvparts, "SNIFF_BYTES", 64)
+    path = write(tmp_path, HEADER + "a,1,x\nb,0,x\n" * 300 + "b,,x\n")
+    with pytest.raises(DataError, match=r"1 missing values.*in rows 601–601 of d\.csv"):
+        count_file(path, ANY, "y", chunk_rows=100)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_group_column_of_0_and_1_is_read_as_booleans_and_keeps_its_texts(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, HEADER + "1,1,x\n0,0,x\n0,1,x\n" * 200)
+    assert csvparts.binary_columns(path, ["g", "y"], ["g", "y"]) == {"g", "y"}
+    table, parts = coded(path, ANY, "y")
+    assert parts == 7
+    pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
+    assert set(table["_group"]) == {"0", "1"}

@@ -113,20 +113,33 @@ def arrow_chunks(
         raise FastReadRefused from None
 
 
-def convert_options(columns: list[str], coded: Collection[str] = ()) -> pcsv.ConvertOptions:
+def convert_options(
+    columns: list[str], coded: Collection[str] = (), binary: Collection[str] = ()
+) -> pcsv.ConvertOptions:
     """pyarrow's options that read ``columns`` as the pandas reader's text: every cell as
-    written (an empty cell ``""``, never NULL), ``coded`` ones dictionary-encoded."""
+    written (an empty cell ``""``, never NULL), ``coded`` ones dictionary-encoded.
+
+    ``binary`` columns (a subset of ``coded``) are parsed as booleans from exactly ``1``
+    and ``0`` — nothing else converts, not a blank, ``" 1"``, ``1.0`` or ``NA``: pyarrow
+    refuses the batch instead (ArrowInvalid), so a true cell is always the text ``1`` and a
+    false one ``0``. Cheaper than dictionary-encoding them (no hashing per cell).
+    """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    def kind(column: str) -> pa.DataType:
+        if column in binary:
+            return pa.bool_()
+        return pa.dictionary(pa.int32(), pa.string()) if column in coded else pa.string()
+
     return pcsv.ConvertOptions(
         include_columns=columns,
-        column_types={
-            c: pa.dictionary(pa.int32(), pa.string()) if c in coded else pa.string()
-            for c in columns
-        },
+        column_types={c: kind(c) for c in columns},
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
+        null_values=[],
+        true_values=["1"],
+        false_values=["0"],
     )
 
 

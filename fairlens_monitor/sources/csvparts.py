@@ -16,6 +16,14 @@ its names given to the other ranges. Every range is parsed with the same options
 cell ``""``, the coded columns dictionary-encoded), so a range's cells are the whole file's.
 pyarrow refusing any range (a short row, bad UTF-8, a duplicate name) raises
 :class:`~fairlens_monitor.sources.arrowcsv.FastReadRefused`, as for the chunked reader.
+
+A coded column whose cells in the file's first ``SNIFF_BYTES`` are all exactly ``0`` or
+``1`` (a decision, a label) is parsed as booleans, which costs the parser less than
+dictionary-encoding it, and handed on as a dictionary column all the same (the dictionary
+``["0", "1"]``, a true cell's index 1): the reducer sees the texts as written either way.
+Should a later cell be anything else (``yes``, a blank, ``1.0``), pyarrow refuses it and the
+file is read again from the start with every coded column dictionary-encoded, the
+reducers' work so far discarded.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ MAX_PARTS = 4  # each range holds ~15 MB more (its blocks, parser, allocator are
 AHEAD = 4  # blocks a range reads ahead of its parser
 AHEAD_WAIT = 0.05  # seconds a read waits for the parser (a block may give no batch)
 CUT_SEARCH = 1 << 16  # a cut looks this far ahead for the end of a line, else it is dropped
+SNIFF_BYTES = 1 << 16  # the head of the file that decides which coded columns are 0/1
+BINARY_TEXTS = ("0", "1")  # a boolean column's dictionary: false is index 0, true index 1
 
 
 class _Range:
@@ -163,12 +173,79 @@ def reduce_parts(
     if parts is None:
         parts = min(MAX_PARTS, _cpus())
     header, starts = cuts(path, parts, MIN_PART_BYTES if min_part_bytes is None else min_part_bytes)
+    binary = binary_columns(path, columns, coded)
+    try:
+        return _reduce(path, header, starts, columns, coded, binary, start, step)
+    except FastReadRefused:
+        if not binary:
+            raise
+    # a later cell of a 0/1-looking column is something else: read it as text after all
+    return _reduce(path, header, starts, columns, coded, frozenset(), start, step)
+
+
+def binary_columns(path: Path, columns: list[str], coded: Collection[str]) -> frozenset[str]:
+    """The coded columns whose cells in the first ``SNIFF_BYTES`` of the file (whole lines
+    only) are all exactly ``0`` or ``1``: worth parsing as booleans. None when that head
+    cannot be parsed (the real read will say why) or has no rows."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if len(head) == SNIFF_BYTES:
+        head = head[: head.rfind(b"\n") + 1]
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(head),
+            read_options=pcsv.ReadOptions(use_threads=False),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=convert_options(columns, coded),
+        )
+    except pa.ArrowException:
+        return frozenset()
+    if table.num_rows == 0:
+        return frozenset()
+    return frozenset(
+        column
+        for column in coded
+        if all(
+            set(chunk.dictionary.to_pylist()) <= set(BINARY_TEXTS)
+            for chunk in table.column(column).chunks
+        )
+    )
+
+
+def _reduce(
+    path: Path,
+    header: bytes,
+    starts: list[int],
+    columns: list[str],
+    coded: Collection[str],
+    binary: frozenset[str],
+    start: Callable[[], S],
+    step: Callable[[S, pa.RecordBatch], None],
+) -> list[S]:
+    """The ranges in parallel, or the whole file as one range when any holds a quote."""
     if len(starts) > 1:
         quoted = threading.Event()
-        states = _parallel(path, header, starts, columns, coded, start, step, quoted)
+        states = _parallel(path, header, starts, columns, coded, binary, start, step, quoted)
         if not quoted.is_set():
             return states
-    return [_serial(path, columns, coded, start, step)]
+    return [_serial(path, columns, coded, binary, start, step)]
+
+
+def _as_coded(batch: pa.RecordBatch, binary: frozenset[str]) -> pa.RecordBatch:
+    """``batch`` with its boolean columns as dictionary columns of the texts ``0`` and ``1``."""
+    if not binary:
+        return batch
+    import pyarrow as pa
+
+    texts = pa.array(BINARY_TEXTS, type=pa.string())
+    arrays = [
+        pa.DictionaryArray.from_arrays(array.cast(pa.int8()), texts) if name in binary else array
+        for name, array in zip(batch.schema.names, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _cpus() -> int:
@@ -181,6 +258,7 @@ def _serial(
     path: Path,
     columns: list[str],
     coded: Collection[str],
+    binary: frozenset[str],
     start: Callable[[], S],
     step: Callable[[S, pa.RecordBatch], None],
 ) -> S:
@@ -194,10 +272,10 @@ def _serial(
             path,
             read_options=pcsv.ReadOptions(use_threads=True, block_size=BLOCK_BYTES),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=convert_options(columns, coded),
+            convert_options=convert_options(columns, coded, binary),
         )
         for batch in reader:
-            step(state, batch)
+            step(state, _as_coded(batch, binary))
     except pa.ArrowException:
         raise FastReadRefused from None
     return state
@@ -209,6 +287,7 @@ def _parallel(
     starts: list[int],
     columns: list[str],
     coded: Collection[str],
+    binary: frozenset[str],
     start: Callable[[], S],
     step: Callable[[S, pa.RecordBatch], None],
     quoted: threading.Event,
@@ -237,12 +316,12 @@ def _parallel(
                     column_names=None if index == 0 else names,
                 ),
                 parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                convert_options=convert_options(columns, coded),
+                convert_options=convert_options(columns, coded, binary),
             )
             for batch in reader:
                 if stop.is_set() or quoted.is_set():
                     break
-                step(state, batch)
+                step(state, _as_coded(batch, binary))
                 stream.parsed()
         except pa.ArrowException:
             if not (quoted.is_set() or stop.is_set()):  # not ended early mid-row by us
