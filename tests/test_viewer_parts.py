@@ -185,3 +185,55 @@ def test_daemon_restarts_are_chart_annotations(
     assert list(marks["label"]) == ["daemon (re)started"] * 2
     assert marks["time"].is_monotonic_increasing
     assert later.empty
+
+
+def _layers(spec: dict[str, object]) -> list[dict[str, object]]:
+    """Every leaf layer of a (nested) layered Vega-Lite spec."""
+    inner = spec.get("layer")
+    if not isinstance(inner, list):
+        return [spec]
+    return [leaf for layer in inner for leaf in _layers(layer)]
+
+
+@pytest.mark.parametrize("kind", ["dir", "gap", "drift", "rate"])
+def test_a_reading_alone_between_two_outages_is_drawn_as_a_dot(kind: str) -> None:
+    """A run of one reading is a line of no length (drawn as nothing): it gets a dot."""
+    hist = hourly([0, 1, 2, 8, 14, 15, 16]).assign(
+        gap_mean=0.05, drift_max=1.5, ci_low=0.8, ci_high=1.0, alerts=0, dir_min=0.9, readings=1
+    )
+    hour = timedelta(hours=1)
+    chart = {
+        "dir": lambda: charts.dir_chart(hist, 0.8, expected=hour),
+        "gap": lambda: charts.gap_chart(hist, 0.2, expected=hour),
+        "drift": lambda: charts.drift_chart(hist, 4.0, expected=hour),
+        "rate": lambda: charts.rate_chart(
+            hist.assign(group="A", rate=0.5)[["time", "group", "rate"]], expected=hour
+        ),
+    }[kind]()
+    spec = chart.to_dict()
+    assert isinstance(spec, dict)
+    dots = [
+        layer
+        for layer in _layers(spec)
+        if isinstance(layer.get("mark"), dict)
+        and layer["mark"] == {"type": "point", "filled": True, "size": 30}
+    ]
+    [dot] = dots
+    data = dot["data"]
+    assert isinstance(data, dict)
+    [row] = spec["datasets"][data["name"]]
+    assert pd.Timestamp(row["time"]) == pd.Timestamp(T0 + timedelta(hours=8))
+
+
+def test_a_series_without_lone_readings_gets_no_dots() -> None:
+    spec = charts.dir_chart(
+        hourly([0, 1, 2, 9, 10]).assign(ci_low=0.8, ci_high=1.0, alerts=0, dir_min=0.9, readings=1),
+        0.8,
+        expected=timedelta(hours=1),
+    ).to_dict()
+    assert isinstance(spec, dict)
+    assert not [
+        layer
+        for layer in _layers(spec)
+        if layer.get("mark") == {"type": "point", "filled": True, "size": 30}
+    ]

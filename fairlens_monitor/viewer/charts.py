@@ -4,8 +4,9 @@ Pure builders over the frames of :mod:`viewer.series`. The time axis is drawn in
 whatever the browser's time zone (a ``utc`` scale, UTC tick labels) and titled so; its tick
 format follows the span shown (seconds for minutes, hours for a day, dates beyond). Each
 unbroken run of readings is its own line (``segment`` from :func:`series.mark_gaps`), so an
-outage is a gap, not a straight segment across it. Config changes and daemon restarts are
-drawn as labelled vertical rules. Readings that fail their digest check
+outage is a gap, not a straight segment across it, and a run of one reading (a line of
+no length, which Vega draws as nothing) is a dot of its line's colour. Config changes and
+daemon restarts are drawn as labelled vertical rules. Readings that fail their digest check
 (:mod:`viewer.flags`) are black crosses at their value as stored now, with a legend entry.
 """
 
@@ -88,6 +89,41 @@ def flag_layer(flagged: pd.DataFrame | None, y: str, title: str) -> alt.Chart | 
     return layer
 
 
+def lone_points(df: pd.DataFrame, y: str, color: str | None) -> alt.Chart | None:
+    """Dots at the readings that are a run of their own (``segment`` of one row).
+
+    Args:
+        df: a frame from :func:`series.mark_gaps` (``time``, ``segment``, ``y``).
+        y: the value column.
+        color: the column the lines are coloured by (None: one colour).
+
+    Returns:
+        The layer, or None when every run has two readings or more.
+    """
+    if df.empty:
+        return None
+    alone = df[df.groupby("segment")["time"].transform("size") == 1].dropna(subset=[y])
+    if alone.empty:
+        return None
+    encoding: dict[str, object] = {
+        "x": alt.X("time:T", scale=alt.Scale(type="utc")),
+        "y": alt.Y(f"{y}:Q"),
+        "tooltip": [
+            alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+            alt.Tooltip(f"{y}:Q", format=".3f"),
+        ],
+    }
+    if color is not None:
+        encoding["color"] = alt.Color(f"{color}:N")
+    keep = ["time", "segment", y] + ([] if color is None else [color])
+    layer: alt.Chart = alt.Chart(alone[keep]).mark_point(filled=True, size=30).encode(**encoding)
+    return layer
+
+
+def _plus(chart: Layered, layer: alt.Chart | None) -> Layered:
+    return chart if layer is None else alt.layer(chart, layer)
+
+
 def _with_flags(chart: Layered, flagged: pd.DataFrame | None, y: str, title: str) -> Layered:
     layer = flag_layer(flagged, y, title)
     return chart if layer is None else alt.layer(chart, layer)
@@ -139,7 +175,9 @@ def dir_chart(
         .mark_rule(color="red", strokeDash=[6, 4])
         .encode(y="y:Q")
     )
-    chart = alt.layer(band, line, marks, rule).properties(height=HEIGHT)
+    chart = _plus(
+        alt.layer(band, line, marks, rule), lone_points(hist, "dir_mean", "scenario")
+    ).properties(height=HEIGHT)
     return _with_events(_with_flags(chart, flagged, "dir", "DIR"), events)
 
 
@@ -172,13 +210,14 @@ def gap_chart(
         .mark_rule(color="orange", strokeDash=[6, 4])
         .encode(y="y:Q", tooltip=["label:N"])
     )
-    return _with_flags(alt.layer(line, rule).properties(height=HEIGHT), flagged, "gap", "gap")
+    chart = _plus(alt.layer(line, rule), lone_points(hist, "gap_mean", "scenario"))
+    return _with_flags(chart.properties(height=HEIGHT), flagged, "gap", "gap")
 
 
-def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
+def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> Layered:
     """Approval rate per group over time (``time``, ``group``, ``rate``)."""
     rates = mark_gaps(rates, by="group", expected=expected)
-    chart: alt.Chart = (
+    line = (
         alt.Chart(rates)
         .mark_line()
         .encode(
@@ -192,9 +231,8 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> alt.Chart:
                 alt.Tooltip("rate:Q", format=".1%"),
             ],
         )
-        .properties(height=HEIGHT)
     )
-    return chart
+    return _plus(alt.layer(line), lone_points(rates, "rate", "group")).properties(height=HEIGHT)
 
 
 def drift_chart(
@@ -227,7 +265,6 @@ def drift_chart(
     )
     if flagged is not None and not flagged.empty:
         flagged = flagged[flagged["scenario"] == "monitored"]
-    chart = (alt.layer(line) if threshold is None else alt.layer(line, rule)).properties(
-        height=HEIGHT
-    )
+    chart = alt.layer(line) if threshold is None else alt.layer(line, rule)
+    chart = _plus(chart, lone_points(hist, "drift_max", None)).properties(height=HEIGHT)
     return _with_flags(chart, flagged, "drift_statistic", "statistic")
