@@ -123,7 +123,6 @@ class Daemon(Leadership, ServiceJobs):
                 "service": ThreadPoolExecutor(max_workers=1),
                 # the trail checked incrementally, on a worker of its own (ops.chainwatch)
                 "verifier": ThreadPoolExecutor(max_workers=1),
-                "notify": ThreadPoolExecutor(max_workers=1),  # the outbox (issue 20)
             },
             job_defaults={"max_instances": 1, "coalesce": True},
         )
@@ -140,6 +139,7 @@ class Daemon(Leadership, ServiceJobs):
         try:
             return self._run()
         finally:
+            self._stop_courier()
             watch.stop()
 
     def _run(self) -> DaemonStats:
@@ -180,6 +180,7 @@ class Daemon(Leadership, ServiceJobs):
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
+        self._stop_courier()  # its last attempts are on the chain before the final checkpoint
         self._heartbeat_stop.set()
         if heartbeat.is_alive():
             heartbeat.join()

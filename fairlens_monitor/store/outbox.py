@@ -14,11 +14,17 @@ secret: the message is built at send time from the stored rows (the explanation 
 then, and only when configured). The idempotency key is
 ``SHA-256(audit hash ":" channel)``, so the same event to the same channel has one key, on
 every retry and after any crash, and a receiver can drop a second copy.
+
+:data:`DOORBELL` tells a worker in this process that a commit wrote notifications: a session
+whose transaction inserted rows here rings it once that transaction has committed
+(:func:`watch_commits`, installed on every repository's sessions), so the daemon's worker
+delivers at once instead of at its next poll; the poll stays for rows other processes write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -34,7 +40,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import (
@@ -50,6 +57,61 @@ STATUSES = ("pending", "delivered", "dead")
 TEST_EVENT = "test"  # ``notify test CHANNEL``: a row with no audit event behind it
 
 Routes = Mapping[str, Sequence[str]]  # notify event -> channel names (config.notify)
+_WROTE = "fairlens_outbox_wrote"  # Session.info key: this transaction inserted notifications
+
+
+class Doorbell:
+    """Wakes this process's outbox workers when a commit wrote notifications.
+
+    Each worker :meth:`subscribe` s an event of its own; :meth:`ring` sets them all. A worker
+    clears its event *before* it looks for due rows, so a ring is never lost: a commit that
+    rang before the clear is visible to the look that follows it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: set[threading.Event] = set()
+
+    def subscribe(self) -> threading.Event:
+        """A new event, set by every later :meth:`ring` until :meth:`unsubscribe`."""
+        ev = threading.Event()
+        with self._lock:
+            self._events.add(ev)
+        return ev
+
+    def unsubscribe(self, ev: threading.Event) -> None:
+        """Stop setting ``ev``."""
+        with self._lock:
+            self._events.discard(ev)
+
+    def ring(self) -> None:
+        """Set every subscriber's event (cheap; called after a commit)."""
+        with self._lock:
+            for ev in self._events:
+                ev.set()
+
+
+DOORBELL = Doorbell()
+
+
+def watch_commits(sessions: sessionmaker[Session]) -> None:
+    """Ring :data:`DOORBELL` after each commit of ``sessions`` that inserted notifications.
+
+    Args:
+        sessions: a repository's session factory (idempotent: installed once).
+    """
+    if not sa_event.contains(sessions, "after_commit", _after_commit):
+        sa_event.listen(sessions, "after_commit", _after_commit)
+        sa_event.listen(sessions, "after_rollback", _after_rollback)
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_WROTE, False):
+        DOORBELL.ring()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_WROTE, None)  # nothing was written after all
 
 
 class Notification(Base):
@@ -165,7 +227,10 @@ def enqueue(
                     "next_attempt_at": at,
                 }
             )
-    return insert_values(s.connection(), NOTIFICATIONS, rows) if rows else []
+    if not rows:
+        return []
+    s.info[_WROTE] = True
+    return insert_values(s.connection(), NOTIFICATIONS, rows)
 
 
 def failed_in_a_row(s: Session, monitor: str) -> int:
@@ -206,6 +271,7 @@ def add_one(
         "attempts": 0,
         "next_attempt_at": at,
     }
+    s.info[_WROTE] = True
     return insert_values(s.connection(), NOTIFICATIONS, [row])[0]
 
 

@@ -17,7 +17,10 @@ After the **log** step. The daemon runs :func:`deliver_due` as one scheduler job
 
 Delivery is at least once: a crash between 2 and 3 sends that attempt again, with the same
 ``Idempotency-Key`` (and, by e-mail, the same ``Message-ID``), so a receiver can drop the copy.
-The clock and the jitter are passed in.
+The clock and the jitter are passed in. Given a thread pool, a pass sends on it
+(``notify.workers`` at once) one *lane* per monitor and channel: a lane's messages go in
+order (an acknowledgement never overtakes its alert), lanes side by side, each row still
+claimed, sent and settled on its own as above.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,8 +50,8 @@ from fairlens_monitor.store.outbox import Notification
 from fairlens_monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
-BATCH = 50  # rows per pass; the next pass (seconds later) takes the rest
-POLL_SECONDS = 1.0  # how often the daemon's job looks for due rows
+BATCH = 50  # rows per pass; the next pass (at once, in the daemon) takes the rest
+POLL_SECONDS = 1.0  # how often the daemon's worker looks for due rows without being woken
 Sender = Callable[[Channel, dict[str, Any], int], Outcome]
 
 
@@ -73,6 +77,7 @@ def deliver_due(
     only: Iterable[int] | None = None,
     sender: Sender | None = None,
     limit: int = BATCH,
+    pool: Executor | None = None,
 ) -> list[Attempt]:
     """Attempt every due pending notification once.
 
@@ -87,9 +92,12 @@ def deliver_due(
         only: attempt just these ids (``notify test``), due or not.
         sender: sends one message (``channels.send``; tests may pass their own).
         limit: rows per call.
+        pool: send on these threads (``notify.workers`` of them): the rows of one monitor
+            to one channel in order on one thread, the others beside it; each row claimed,
+            sent and settled on its own. None sends one after the other.
 
     Returns:
-        The attempts made, in order (a row another worker claimed first is skipped).
+        The attempts made, lane by lane (a row another worker claimed first is skipped).
     """
     started = now()
     with repo.sessions() as s:
@@ -104,11 +112,20 @@ def deliver_due(
                     )
                 )
             )
-    return [
-        a
-        for row in rows
-        if (a := _attempt(repo, notify, row, now, cipher, jitter, actor, sender)) is not None
-    ]
+    lanes: dict[tuple[str, str], list[Notification]] = {}
+    for row in rows:  # one lane per monitor and channel: its messages keep their order
+        lanes.setdefault((row.monitor, row.channel), []).append(row)
+
+    def lane(group: list[Notification]) -> list[Attempt]:
+        return [
+            a
+            for row in group
+            if (a := _attempt(repo, notify, row, now, cipher, jitter, actor, sender)) is not None
+        ]
+
+    groups = list(lanes.values())
+    done = pool.map(lane, groups) if pool is not None and len(groups) > 1 else map(lane, groups)
+    return [a for group in done for a in group]
 
 
 def _attempt(
@@ -190,17 +207,30 @@ def _attempt(
 
 
 def run_job(
-    engine: Engine, notify: NotifySettings, now: Callable[[], datetime], cipher: AlertCipher
+    engine: Engine,
+    notify: NotifySettings,
+    now: Callable[[], datetime],
+    cipher: AlertCipher,
+    *,
+    pool: Executor | None = None,
 ) -> None:
-    """The daemon's outbox job: :func:`deliver_due` until nothing is due; never raises.
+    """One pass of the daemon's outbox worker: :func:`deliver_due` until nothing is due;
+    never raises.
 
     It writes through a repository of its own on the daemon's engine (no lease hooks:
     the claim is what keeps two workers from sending one attempt; its events are sealed by
     the next checkpoint).
+
+    Args:
+        engine: the daemon's engine.
+        notify: the service's ``notify`` settings.
+        now: the clock.
+        cipher: the alert key (the explanation, when configured).
+        pool: the worker's sending threads (see :func:`deliver_due`).
     """
     repo = Repository(engine)
     try:
-        while len(deliver_due(repo, notify, now=now, cipher=cipher)) == BATCH:
+        while len(deliver_due(repo, notify, now=now, cipher=cipher, pool=pool)) == BATCH:
             pass
     except Exception as exc:  # a job must never stop: say so, try again next time
         log.error("outbox not delivered: %s: %s", type(exc).__name__, str(exc)[:200])
