@@ -86,8 +86,8 @@ class Courier:
         self.bell.unsubscribe(self._wake)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.poll)
+        """A pass at once (what was pending at the start), then one per ring or poll."""
+        while True:
             self._wake.clear()  # before the look: a commit after this rings again
             if self._stop.is_set():
                 return
@@ -97,3 +97,4 @@ class Courier:
             except Exception as exc:  # the thread must not end: say so, look again
                 log.error("outbox pass failed: %s", type(exc).__name__)
             self.passes += 1
+            self._wake.wait(self.poll)
