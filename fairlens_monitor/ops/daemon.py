@@ -151,13 +151,15 @@ class Daemon(Leadership, ServiceJobs):
             # do not all start at once; one monitor starts at once, as before
             offset = (plan.interval_seconds or 0.0) * k / count
             trigger, first = runner.schedule(start, offset)
+            # a cron monitor's first fire is its trigger's: APScheduler reads an explicit
+            # next_run_time=None as "paused", so it is passed only when there is one
             self.scheduler.add_job(
                 runner.run,
                 trigger,
                 id=job_id(name),
                 name=f"monitor {name}",
-                next_run_time=first,
                 misfire_grace_time=max(1, round(plan.misfire_grace_seconds)),
+                **({} if first is None else {"next_run_time": first}),
             )
         self._add_service_jobs()
         self._service_tick()
