@@ -24,6 +24,7 @@ delivers at once instead of at its next poll; the poll stays for rows other proc
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -55,6 +56,8 @@ from fairlens_monitor.store.prepared import insert_values
 
 STATUSES = ("pending", "delivered", "dead")
 TEST_EVENT = "test"  # ``notify test CHANNEL``: a row with no audit event behind it
+CHAIN_FAILED = "chain_failed"  # the daemon's walk found the trail tampered (no event behind it)
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # an anomaly's kind, a table's name
 
 Routes = Mapping[str, Sequence[str]]  # notify event -> channel names (config.notify)
 _WROTE = "fairlens_outbox_wrote"  # Session.info key: this transaction inserted notifications
@@ -273,6 +276,57 @@ def add_one(
     }
     s.info[_WROTE] = True
     return insert_values(s.connection(), NOTIFICATIONS, [row])[0]
+
+
+def add_chain_failure(
+    s: Session,
+    *,
+    monitor: str,
+    channel: str,
+    key: str,
+    at: datetime,
+    seq: int | None,
+    kind: str,
+    table: str | None,
+    row_id: int | None,
+) -> int | None:
+    """Insert one ``chain_failed`` notification carrying its first anomaly's location.
+
+    A ``chain_failed`` row reports no audit record, so its ``audit_seq`` holds the first
+    anomaly's seq (None: a stored row no event accounts for) and its ``audit_hash`` the rest
+    of the location as ``kind[:table:id]`` (read back by :func:`anomaly_of`): names and
+    numbers from the verifier, never a stored value.
+
+    Returns:
+        Its id, or None when a row with ``key`` exists already (the same finding again).
+
+    Raises:
+        ValueError: ``kind`` or ``table`` is not a plain name (a-z, 0-9, _).
+    """
+    for name in (kind, table):
+        if name is not None and not _NAME.fullmatch(name):
+            raise ValueError("chain_failed: an anomaly's kind and table are plain names")
+    place = kind if table is None else f"{kind}:{table}:{'' if row_id is None else row_id}"
+    new = add_one(s, monitor=monitor, channel=channel, event_type=CHAIN_FAILED, key=key, at=at)
+    if new is not None:
+        s.execute(
+            update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id == new)
+            .values(audit_seq=seq, audit_hash=place[:64])
+        )
+    return new
+
+
+def anomaly_of(row: Notification) -> dict[str, Any]:
+    """The first anomaly's location a ``chain_failed`` row carries: ``seq``, ``kind``,
+    ``table``, ``row_id`` (the keys known; empty for a row written before they were kept)."""
+    if row.event_type != CHAIN_FAILED or not row.audit_hash:
+        return {}
+    kind, _, rest = row.audit_hash.partition(":")
+    table, _, row_id = rest.partition(":")
+    out: dict[str, Any] = {"seq": row.audit_seq, "kind": kind, "table": table or None}
+    out["row_id"] = int(row_id) if row_id.isdigit() else None
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def due(s: Session, now: datetime, limit: int) -> list[Notification]:

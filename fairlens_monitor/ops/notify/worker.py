@@ -39,6 +39,7 @@ from sqlalchemy import Engine, select
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
+from fairlens_monitor.audit.verify import Anomaly
 from fairlens_monitor.config.notify import Channel, NotifySettings
 from fairlens_monitor.ops.notify import message as m
 from fairlens_monitor.ops.notify.channels import Outcome, send
@@ -260,6 +261,9 @@ def facts(repo: Repository, row: Notification, cipher: AlertCipher | None) -> m.
         "audit_seq": row.audit_seq,
         "audit_hash": row.audit_hash,
     }
+    if row.event_type == outbox.CHAIN_FAILED:  # no audit record: where the trail broke
+        anomaly = outbox.anomaly_of(row)
+        base.update(audit_seq=None, audit_hash=None, extra={"anomaly": anomaly} if anomaly else {})
     with repo.sessions() as s:
         if row.event_type == "source_failing":
             base["failed_runs"] = outbox.failed_in_a_row(s, row.monitor)
@@ -314,33 +318,55 @@ def enqueue_test(repo: Repository, channel: str, *, at: datetime) -> int:
 
 
 def enqueue_chain_failure(
-    repo: Repository, routes: Mapping[str, tuple[str, ...]], *, first: str, at: datetime
+    repo: Repository, routes: Mapping[str, tuple[str, ...]], *, first: Anomaly, at: datetime
 ) -> list[int]:
     """Write a ``chain_failed`` notification per routed channel, once per finding.
 
     There is no audit event to report with (a tampered trail is reported, not amended), so
-    the key is ``SHA-256("chain_failed:" first ":" channel)``: the same first anomaly found
-    by the next walk writes nothing new.
+    the key is ``SHA-256("chain_failed:" location ":" channel)`` (``message.location``): the
+    same first anomaly found by the next walk writes nothing new. The row keeps the
+    location — seq, kind, table and row id, never a stored value — for the message.
 
     Args:
         repo: a writable repository.
         routes: ``notify.on``.
-        first: where the first anomaly is and its kind (e.g. ``seq 12 hash``).
+        first: the walk's first anomaly.
         at: now.
 
     Returns:
         The ids of the rows written.
     """
+    where = m.location(place_of(first))
     ids = []
     with repo.sessions.begin() as s:
-        for channel in routes.get("chain_failed", ()):
-            key = hashlib.sha256(f"chain_failed:{first}:{channel}".encode()).hexdigest()
-            new = outbox.add_one(
-                s, monitor=repo.monitor, channel=channel, event_type="chain_failed", key=key, at=at
+        for channel in routes.get(outbox.CHAIN_FAILED, ()):
+            key = hashlib.sha256(f"chain_failed:{where}:{channel}".encode()).hexdigest()
+            new = outbox.add_chain_failure(
+                s,
+                monitor=repo.monitor,
+                channel=channel,
+                key=key,
+                at=at,
+                seq=first.seq,
+                kind=first.kind,
+                table=first.table,
+                row_id=first.id,
             )
             if new is not None:
                 ids.append(new)
     return ids
+
+
+def place_of(anomaly: Anomaly) -> dict[str, Any]:
+    """An anomaly's location as a message carries it: ``seq``, ``kind``, ``table``,
+    ``row_id`` (the ones known)."""
+    place: dict[str, Any] = {
+        "seq": anomaly.seq,
+        "kind": anomaly.kind,
+        "table": anomaly.table,
+        "row_id": anomaly.id,
+    }
+    return {k: v for k, v in place.items() if v is not None}
 
 
 def status_of(repo: Repository, notification_id: int) -> tuple[str, int, str | None]:
