@@ -45,6 +45,8 @@ class Receiver:
         self.in_flight = self.most = 0
         self.gather, self.gathered = gather, gather <= 1
         self.cond = threading.Condition()
+        self.hold: str | None = None  # hold the messages of this monitor until release
+        self.release, self.holding = threading.Event(), threading.Event()
         owner = self
 
         class Hook(BaseHTTPRequestHandler):
@@ -57,6 +59,9 @@ class Receiver:
                     self.headers.get("X-FairLens-Signature", ""),
                     now=int(time.time()),
                 )
+                if json.loads(body).get("monitor") == owner.hold:
+                    owner.holding.set()
+                    owner.release.wait(60)
                 with owner.cond:
                     owner.in_flight += 1
                     owner.most = max(owner.most, owner.in_flight)
@@ -212,3 +217,37 @@ def test_a_burst_goes_out_on_the_pool_one_lane_per_monitor_in_order(
         a.notification_id for a in attempts
     )
     assert all(e["status"] == "delivered" and e["attempt"] == 1 for e in events)
+
+
+def test_a_message_is_not_held_back_by_a_slow_one_on_its_way(
+    configure: Callable[..., tuple[Path, Settings]], receiver: Receiver
+) -> None:
+    """Monitor "slow"'s message is held by the receiver; one of monitor "fast" committed
+    meanwhile arrives while the slow one is still on its way (no look waits for the
+    messages of the previous one); then the slow one is let through."""
+    receiver.gathered, receiver.hold = True, "slow"
+    _, settings = configure()
+    repo = open_repository(settings)
+    courier = Courier(
+        repo.engine,
+        settings.notify,
+        clock=lambda: datetime.now(UTC),
+        cipher=open_cipher(settings, repo),
+        leading=lambda: True,
+        poll=3600.0,
+    ).start()
+    at = datetime.now(UTC)
+    try:
+        with repo.sessions.begin() as s:
+            outbox.add_one(s, monitor="slow", channel="hook", event_type="test", key="s", at=at)
+        assert receiver.holding.wait(60), "the slow message never reached the receiver"
+        with repo.sessions.begin() as s:
+            outbox.add_one(s, monitor="fast", channel="hook", event_type="test", key="f", at=at)
+        wait_for(lambda: receiver.seen, timeout=60, what="the fast message")
+        assert [seen["body"]["monitor"] for seen in receiver.seen] == ["fast"]
+        assert not receiver.release.is_set()  # the slow one is still on its way
+    finally:
+        receiver.release.set()
+        wait_for(lambda: len(receiver.seen) == 2, timeout=60, what="the slow message")
+        courier.stop()
+        repo.engine.dispose()

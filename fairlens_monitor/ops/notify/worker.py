@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
@@ -67,6 +67,9 @@ class Attempt:
     response: str
 
 
+Lane = tuple[str, str]  # (monitor, channel): its messages are sent in the order written
+
+
 def deliver_due(
     repo: Repository,
     notify: NotifySettings,
@@ -80,7 +83,7 @@ def deliver_due(
     limit: int = BATCH,
     pool: Executor | None = None,
 ) -> list[Attempt]:
-    """Attempt every due pending notification once.
+    """Attempt every due pending notification once (``notify send``, ``notify test``).
 
     Args:
         repo: a writable repository (the daemon's, fenced by its lease).
@@ -93,40 +96,73 @@ def deliver_due(
         only: attempt just these ids (``notify test``), due or not.
         sender: sends one message (``channels.send``; tests may pass their own).
         limit: rows per call.
-        pool: send on these threads (``notify.workers`` of them): the rows of one monitor
-            to one channel in order on one thread, the others beside it; each row claimed,
+        pool: send on these threads (``notify.workers`` of them): each lane (one monitor to
+            one channel) in order on one thread, the others beside it; each row claimed,
             sent and settled on its own. None sends one after the other.
 
     Returns:
         The attempts made, lane by lane (a row another worker claimed first is skipped).
     """
-    started = now()
+    lanes = list(due_lanes(repo, now=now(), only=only, limit=limit).values())
+
+    def lane(rows: list[Notification]) -> list[Attempt]:
+        return attempt_lane(
+            repo, notify, rows, now=now, cipher=cipher, jitter=jitter, actor=actor, sender=sender
+        )
+
+    done = pool.map(lane, lanes) if pool is not None and len(lanes) > 1 else map(lane, lanes)
+    return [a for attempts in done for a in attempts]
+
+
+def due_lanes(
+    repo: Repository, *, now: datetime, only: Iterable[int] | None = None, limit: int = BATCH
+) -> dict[Lane, list[Notification]]:
+    """The due pending rows, oldest first, grouped by lane (monitor, channel).
+
+    Args:
+        repo: the repository.
+        now: rows whose next attempt is at or before this are due.
+        only: just these ids, if pending (due or not).
+        limit: at most this many rows.
+
+    Returns:
+        ``{(monitor, channel): rows in the order to send them}``.
+    """
     with repo.sessions() as s:
         if only is None:
-            rows = outbox.due(s, started, limit)
+            rows = outbox.due(s, now, limit)
         else:
-            wanted = list(only)
-            rows = list(
-                s.scalars(
-                    select(Notification).where(
-                        Notification.id.in_(wanted), Notification.status == "pending"
-                    )
-                )
+            query = select(Notification).where(
+                Notification.id.in_(list(only)), Notification.status == "pending"
             )
-    lanes: dict[tuple[str, str], list[Notification]] = {}
-    for row in rows:  # one lane per monitor and channel: its messages keep their order
+            rows = list(s.scalars(query.order_by(Notification.id)))
+    lanes: dict[Lane, list[Notification]] = {}
+    for row in rows:
         lanes.setdefault((row.monitor, row.channel), []).append(row)
+    return lanes
 
-    def lane(group: list[Notification]) -> list[Attempt]:
-        return [
-            a
-            for row in group
-            if (a := _attempt(repo, notify, row, now, cipher, jitter, actor, sender)) is not None
-        ]
 
-    groups = list(lanes.values())
-    done = pool.map(lane, groups) if pool is not None and len(groups) > 1 else map(lane, groups)
-    return [a for group in done for a in group]
+def attempt_lane(
+    repo: Repository,
+    notify: NotifySettings,
+    rows: Iterable[Notification],
+    *,
+    now: Callable[[], datetime],
+    cipher: AlertCipher | None = None,
+    jitter: Callable[[], float] = random.random,
+    actor: str = "daemon",
+    sender: Sender | None = None,
+) -> list[Attempt]:
+    """Attempt the rows of one lane, one after the other (see :func:`deliver_due`).
+
+    Returns:
+        The attempts made (a row another worker claimed first is skipped).
+    """
+    return [
+        a
+        for row in rows
+        if (a := _attempt(repo, notify, row, now, cipher, jitter, actor, sender)) is not None
+    ]
 
 
 def _attempt(
@@ -205,36 +241,6 @@ def _attempt(
             outcome.status,
         )
     return Attempt(row.id, row.channel, number, status, outcome.status)
-
-
-def run_job(
-    engine: Engine,
-    notify: NotifySettings,
-    now: Callable[[], datetime],
-    cipher: AlertCipher,
-    *,
-    pool: Executor | None = None,
-) -> None:
-    """One pass of the daemon's outbox worker: :func:`deliver_due` until nothing is due;
-    never raises.
-
-    It writes through a repository of its own on the daemon's engine (no lease hooks:
-    the claim is what keeps two workers from sending one attempt; its events are sealed by
-    the next checkpoint).
-
-    Args:
-        engine: the daemon's engine.
-        notify: the service's ``notify`` settings.
-        now: the clock.
-        cipher: the alert key (the explanation, when configured).
-        pool: the worker's sending threads (see :func:`deliver_due`).
-    """
-    repo = Repository(engine)
-    try:
-        while len(deliver_due(repo, notify, now=now, cipher=cipher, pool=pool)) == BATCH:
-            pass
-    except Exception as exc:  # a job must never stop: say so, try again next time
-        log.error("outbox not delivered: %s: %s", type(exc).__name__, str(exc)[:200])
 
 
 def _send(channel: Channel, msg: dict[str, Any], unix: int) -> Outcome:
