@@ -13,7 +13,7 @@ Without ``--burst`` the first cycles are staggered over the interval (``--monito
 --interval 20``: one alert a second, each alone in the outbox). With ``--burst`` every
 monitor fires at the same minute (``schedule.cron: "* * * * *"``), so N alerts commit within
 the time the daemon's ``daemon.workers`` need for N cycles and wait in the outbox together.
-``--workers`` is ``notify.workers``.
+``--workers`` is ``notify.workers``; ``--repo`` runs another checkout's daemon (before/after).
 
 The floor beside the figures: a commit wakes the daemon's outbox worker at once, so the
 expected latency is one signed POST plus the claim and settle transactions; without the
@@ -82,7 +82,13 @@ def main() -> None:
     parser.add_argument("--monitors", type=int, default=40)
     parser.add_argument("--interval", type=float, default=4.0)
     parser.add_argument("--burst", action="store_true", help="every monitor fires at once")
-    parser.add_argument("--workers", type=int, default=4, help="notify.workers")
+    parser.add_argument("--workers", type=int, help="notify.workers (default: the daemon's)")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=REPO,
+        help="run the daemon of this checkout (a before/after on the same machine)",
+    )
     args = parser.parse_args()
     schedule: dict[str, object] = (
         {"cron": "* * * * *", "misfire_grace_seconds": 30}
@@ -105,7 +111,7 @@ def main() -> None:
             "notify": {
                 "channels": {"hook": {"kind": "webhook", "url": url, "secret_file": str(secret)}},
                 "on": {"alert_raised": ["hook"]},
-                "workers": args.workers,
+                **({} if args.workers is None else {"workers": args.workers}),
             },
             "monitors": {f"m{k:03d}": {"simulation": {"seed": k}} for k in range(args.monitors)},
         }
@@ -115,7 +121,8 @@ def main() -> None:
         began = datetime.now(UTC)
         daemon = subprocess.Popen(
             [sys.executable, "-m", "fairlens_monitor", "--config", str(config), "run"],
-            cwd=REPO,
+            cwd=args.repo,
+            env={**os.environ, "PYTHONPATH": str(args.repo)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -160,7 +167,8 @@ def main() -> None:
     spread = max(c for _, c, _, _ in done) - min(c for _, c, _, _ in done)
     how = "burst (all at one minute)" if args.burst else f"interval {args.interval:g} s"
     print(
-        f"monitors {args.monitors}, {how}, notify.workers {args.workers}, "
+        f"monitors {args.monitors}, {how}, notify.workers {args.workers or 'default'}, "
+        f"daemon of {args.repo}, "
         f"delivered {len(latencies)}"
     )
     print(f"signatures valid: {sum(checks)}/{len(checks)}")
