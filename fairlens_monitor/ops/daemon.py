@@ -179,6 +179,7 @@ class Daemon(Leadership, ServiceJobs):
         if self.lease.server:
             heartbeat.start()
         self._announce()
+        self._start_courier()
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()

@@ -59,14 +59,6 @@ class ServiceJobs:
     courier: Courier | None = None
 
     def _add_service_jobs(self) -> None:
-        if self.settings.notify.channels:  # the outbox (ops.notify.courier; issue 20)
-            self.courier = Courier(
-                self.repo.engine,
-                self.settings.notify,
-                clock=self.clock,
-                cipher=self.cipher,
-                leading=lambda: self.lease.leading,
-            ).start()
         self.scheduler.add_job(
             self._chain_check,
             IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
@@ -89,8 +81,20 @@ class ServiceJobs:
                 "(the backup section is ignored here)"
             )
 
+    def _start_courier(self) -> None:
+        """Start the outbox's thread (``ops.notify.courier``; issue 20) when there are
+        channels: as the scheduler starts, after ``daemon_started`` is on the chain."""
+        if self.settings.notify.channels and self.courier is None:
+            self.courier = Courier(
+                self.repo.engine,
+                self.settings.notify,
+                clock=self.clock,
+                cipher=self.cipher,
+                leading=lambda: self.lease.leading,
+            ).start()
+
     def _stop_courier(self) -> None:
-        """End the outbox's thread after its pass in progress (idempotent)."""
+        """End the outbox's thread once the messages on their way settle (idempotent)."""
         courier, self.courier = self.courier, None
         if courier is not None:
             courier.stop()

@@ -1,7 +1,8 @@
 """The outbox worker: delivers due notifications with retries, and records every attempt.
 
-After the **log** step. The daemon runs :func:`deliver_due` as one scheduler job of its own;
-``notify test`` and ``notify send`` run it once from the command line. For each due row of
+After the **log** step. The daemon's thread for it (``ops.notify.courier``) sends the due
+rows lane by lane (:func:`due_lanes`, :func:`attempt_lane`); ``notify test`` and ``notify
+send`` run :func:`deliver_due` once from the command line. For each due row of
 ``notifications`` (``store.outbox``), in three short transactions:
 
 1. **claim** — count the attempt and push ``next_attempt_at`` to the retry time (committed
@@ -17,10 +18,10 @@ After the **log** step. The daemon runs :func:`deliver_due` as one scheduler job
 
 Delivery is at least once: a crash between 2 and 3 sends that attempt again, with the same
 ``Idempotency-Key`` (and, by e-mail, the same ``Message-ID``), so a receiver can drop the copy.
-The clock and the jitter are passed in. Given a thread pool, a pass sends on it
-(``notify.workers`` at once) one *lane* per monitor and channel: a lane's messages go in
-order (an acknowledgement never overtakes its alert), lanes side by side, each row still
-claimed, sent and settled on its own as above.
+The clock and the jitter are passed in. A *lane* is one monitor's messages to one channel:
+its rows go in order on one thread (an acknowledgement never overtakes its alert), lanes go
+side by side on a pool of ``notify.workers`` threads, each row still claimed, sent and
+settled on its own as above.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from fairlens_monitor.store.outbox import Notification
 from fairlens_monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
-BATCH = 50  # rows per pass; the next pass (at once, in the daemon) takes the rest
+BATCH = 50  # rows per look; the next look takes the rest
 POLL_SECONDS = 1.0  # how often the daemon's worker looks for due rows without being woken
 Sender = Callable[[Channel, dict[str, Any], int], Outcome]
 
