@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,10 +144,13 @@ def test_a_cron_monitor_gets_a_cron_job_beside_the_interval_ones(
     portfolio = load_portfolio(config, env={})
     repo = open_repository(portfolio["cards"])
     triggers: dict[str, str] = {}
+    next_fires: dict[str, Any] = {}
 
     def emit(line: str) -> None:
         for job in daemon.scheduler.get_jobs():
             triggers[job.id] = str(job.trigger)
+            if hasattr(job, "next_run_time"):  # once the scheduler runs (not pending)
+                next_fires[job.id] = job.next_run_time
 
     daemon = Daemon(
         portfolio,
@@ -165,6 +169,9 @@ def test_a_cron_monitor_gets_a_cron_job_beside_the_interval_ones(
         == "cron[month='*', day='*', day_of_week='mon', hour='6', minute='0']"
     )
     assert triggers["fairness-cycle:cards"].startswith("interval[")
+    weekly = next_fires["fairness-cycle:weekly"]  # scheduled, not paused (None)
+    assert weekly is not None
+    assert (weekly.weekday(), weekly.hour, weekly.minute) == (0, 6, 0)
     assert daemon.scheduler._executors["default"]._pool._max_workers == 2  # daemon.workers
     runs = query_url(
         portfolio["cards"].database.url, "SELECT DISTINCT monitor FROM runs ORDER BY monitor"

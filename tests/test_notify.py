@@ -439,6 +439,63 @@ def test_a_tampered_trail_is_notified_once_per_finding(
     ]
 
 
+def test_a_chain_failed_message_names_the_first_anomaly_never_a_value(
+    setup: Callable[..., Setup], receiver: Receiver
+) -> None:
+    """A stored reading changed behind the chain's back: the webhook's JSON, the chat text
+    and the e-mail text name where (table, row id, the seq that recorded it) and what
+    kind; the changed value is in none of them."""
+    from fairlens_monitor.ops.chainwatch import ChainCheck
+    from tests.conftest import tamper
+
+    s = setup({"on": {"alert_raised": [], "chain_failed": ["hook", "chat"]}})
+    assert s.cli("once").exit_code == 0
+    reading = s.rows("SELECT max(id) FROM readings")[0][0]
+    tamper(s.settings.database.url, f"UPDATE readings SET dir = 0.7654321 WHERE id = {reading}")
+    report = ChainCheck(s.settings, lambda _line: None).run()
+    assert report is not None
+    first = report.chain.anomalies[0]
+    assert (first.kind, first.table, first.id) == ("row_modified", "readings", reading)
+    assert isinstance(first.seq, int)
+    assert s.cli("notify", "send").exit_code == 0
+    hook = [seen["body"] for seen in receiver.seen if "body" in seen]
+    chat = [seen["chat"] for seen in receiver.seen if "chat" in seen]
+    assert len(hook) == len(chat) == 1
+    body = hook[0]
+    assert body["event"] == "chain_failed"
+    assert body["anomaly"] == {
+        "seq": first.seq,
+        "kind": "row_modified",
+        "table": "readings",
+        "row_id": reading,
+    }
+    assert "audit" not in body  # no audit record is reported: the location is the anomaly's
+    where = f"first anomaly at readings row {reading} (seq {first.seq}) (row_modified)"
+    subject, text_body = m.email_text(body)
+    assert subject.startswith("[FairLens] Audit chain verification FAILED")
+    assert where in text_body
+    assert where in json.dumps(chat[0])
+    for sent in (json.dumps(body), text_body, json.dumps(chat[0])):
+        assert "7654321" not in sent  # the value put there is never quoted
+
+
+def test_a_chain_failed_message_for_a_broken_link_names_its_seq(
+    setup: Callable[..., Setup], receiver: Receiver
+) -> None:
+    from fairlens_monitor.ops.chainwatch import ChainCheck
+    from tests.conftest import tamper
+
+    s = setup({"on": {"alert_raised": [], "chain_failed": ["hook"]}})
+    assert s.cli("once").exit_code == 0
+    tamper(s.settings.database.url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    assert ChainCheck(s.settings, lambda _line: None).run() is not None
+    assert s.cli("notify", "send").exit_code == 0
+    (body,) = [seen["body"] for seen in receiver.seen]
+    assert body["anomaly"] == {"seq": 2, "kind": "modified"}
+    assert "first anomaly at seq 2 (modified)" in m.email_text(body)[1]
+    assert "mallory" not in json.dumps(body)
+
+
 def test_the_operations_guide_receiver_accepts_ours_and_refuses_skew(tmp_path: Path) -> None:
     """The receiver docs/OPERATIONS.md shows, run as written (its secret path and port
     swapped for the test's): our signed message in, a 301 s old one and a bad one out."""

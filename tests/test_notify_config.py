@@ -81,6 +81,12 @@ def test_no_section_sends_nothing(make_settings: Callable[..., Settings]) -> Non
     assert make_settings().notify.routes() == {}
 
 
+def test_workers_default_to_four_and_take_an_integer(write_config: Callable[..., Path]) -> None:
+    assert load(write_config, {}).notify.workers == 4
+    assert load(write_config, {"workers": 1}).notify.workers == 1
+    assert load(write_config, {"workers": 32}).notify.workers == 32
+
+
 def test_notify_does_not_change_the_config_hash(
     write_config: Callable[..., Path], secret_file: Path, make_settings: Callable[..., Settings]
 ) -> None:
@@ -140,6 +146,10 @@ def test_notify_does_not_change_the_config_hash(
         ),
         ({"max_attempts": 0}, "notify.max_attempts"),
         ({"source_failing_after": 1.5}, "notify.source_failing_after"),
+        ({"workers": 0}, "notify.workers"),
+        ({"workers": 33}, "notify.workers"),
+        ({"workers": 2.5}, "notify.workers"),
+        ({"workers": "four"}, "notify.workers"),
         ({"password": SECRET}, "notify.password"),
         (
             {"channels": {"m": {"kind": "email", "host": "h", "from": "a@b", "to": []}}},

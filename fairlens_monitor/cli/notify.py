@@ -64,16 +64,25 @@ def notify_test(ctx: click.Context, channel: str) -> None:
 @notify.command("send")
 @click.pass_context
 def notify_send(ctx: click.Context) -> None:
-    """Attempt every due notification once (what the daemon's outbox job does)."""
+    """Attempt every due notification once (what the daemon's outbox worker does), up to
+    notify.workers at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from fairlens_monitor.ops.app import open_cipher
     from fairlens_monitor.ops.notify.worker import deliver_due
 
     settings = settings_of(ctx)
     repo = writer(settings)
     cipher = open_cipher(settings, repo) if settings.notify.include_explanation else None
-    attempts = deliver_due(
-        repo, settings.notify, now=lambda: datetime.now(UTC), cipher=cipher, actor="cli"
-    )
+    with ThreadPoolExecutor(max_workers=settings.notify.workers) as pool:
+        attempts = deliver_due(
+            repo,
+            settings.notify,
+            now=lambda: datetime.now(UTC),
+            cipher=cipher,
+            actor="cli",
+            pool=pool,
+        )
     for a in attempts:
         click.echo(
             f"#{a.notification_id} {a.channel} attempt {a.attempt}: {a.status} ({a.response})"

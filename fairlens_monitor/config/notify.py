@@ -74,8 +74,10 @@ SECTION_KEYS = {
     "backoff_seconds",
     "max_backoff_seconds",
     "source_failing_after",
+    "workers",
 }
 MAX_RECIPIENTS = 100
+MAX_WORKERS = 32  # senders at once; each holds a database connection while it settles
 
 Routes = Mapping[str, tuple[str, ...]]
 
@@ -113,6 +115,7 @@ class NotifySettings:
     backoff_seconds: float = 5.0
     max_backoff_seconds: float = 3600.0
     source_failing_after: int = 3
+    workers: int = 4  # messages the daemon sends at once (a burst on a small thread pool)
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Return ``{event: channel names}`` for the events that have channels."""
@@ -176,6 +179,11 @@ def parse_notify(raw: Any, *, base_dir: Path, env: Mapping[str, str]) -> NotifyS
                 integer=True,
                 minimum=1,
                 maximum=100_000,
+            )
+        ),
+        workers=int(
+            number(
+                section, "notify.workers", default=4, integer=True, minimum=1, maximum=MAX_WORKERS
             )
         ),
     )

@@ -29,11 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
+from fairlens_monitor.audit.verify import Anomaly
 from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.ops.app import open_repository
 from fairlens_monitor.ops.cycle import error_text
 from fairlens_monitor.ops.incremental import WalkState, verify_incremental
-from fairlens_monitor.ops.notify.worker import enqueue_chain_failure
+from fairlens_monitor.ops.notify.message import location
+from fairlens_monitor.ops.notify.worker import enqueue_chain_failure, place_of
 from fairlens_monitor.ops.verification import TrailReport, verify_store
 
 log = logging.getLogger(__name__)
@@ -90,22 +92,17 @@ class ChainCheck:
             )
             return trail
         first = report.anomalies[0]
-        where = (
-            f"seq {first.seq}"
-            if first.table is None
-            else f"{first.table} row {first.id}"
-            + ("" if first.seq is None else f" (seq {first.seq})")
-        )
         line = (
-            f"audit chain TAMPERED at {where} ({first.kind}): {len(report.anomalies)} anomalies "
-            f"({trail.walk} walk from seq {trail.from_seq}); run `fairlens-monitor verify`"
+            f"audit chain TAMPERED at {location(place_of(first))}: "
+            f"{len(report.anomalies)} anomalies ({trail.walk} walk from seq {trail.from_seq}); "
+            "run `fairlens-monitor verify`"
         )
         log.error("%s", line)
         self.emit(f"✗ {line}")
-        self._notify(f"{where} ({first.kind})", started)
+        self._notify(first, started)
         return trail
 
-    def _notify(self, first: str, at: datetime) -> None:
+    def _notify(self, first: Anomaly, at: datetime) -> None:
         """Write the ``chain_failed`` notifications (never raises)."""
         routes = self.settings.notify.routes()
         if not routes.get("chain_failed"):

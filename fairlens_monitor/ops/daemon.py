@@ -125,7 +125,6 @@ class Daemon(Leadership, ServiceJobs):
                 "service": ThreadPoolExecutor(max_workers=1),
                 # the trail checked incrementally, on a worker of its own (ops.chainwatch)
                 "verifier": ThreadPoolExecutor(max_workers=1),
-                "notify": ThreadPoolExecutor(max_workers=1),  # the outbox (issue 20)
             },
             job_defaults={"max_instances": 1, "coalesce": True},
         )
@@ -142,6 +141,7 @@ class Daemon(Leadership, ServiceJobs):
         try:
             return self._run()
         finally:
+            self._stop_courier()
             watch.stop()
 
     def _run(self) -> DaemonStats:
@@ -153,13 +153,15 @@ class Daemon(Leadership, ServiceJobs):
             # do not all start at once; one monitor starts at once, as before
             offset = (plan.interval_seconds or 0.0) * k / count
             trigger, first = runner.schedule(start, offset)
+            # a cron monitor's first fire is its trigger's: APScheduler reads an explicit
+            # next_run_time=None as "paused", so it is passed only when there is one
             self.scheduler.add_job(
                 runner.run,
                 trigger,
                 id=job_id(name),
                 name=f"monitor {name}",
-                next_run_time=first,
                 misfire_grace_time=max(1, round(plan.misfire_grace_seconds)),
+                **({} if first is None else {"next_run_time": first}),
             )
         self._add_service_jobs()
         self._service_tick()
@@ -179,9 +181,11 @@ class Daemon(Leadership, ServiceJobs):
         if self.lease.server:
             heartbeat.start()
         self._announce()
+        self._start_courier()
         self.scheduler.start()
         if self._stopper is not None:
             self._stopper.join()
+        self._stop_courier()  # its last attempts are on the chain before the final checkpoint
         self._heartbeat_stop.set()
         if heartbeat.is_alive():
             heartbeat.join()

@@ -5,7 +5,9 @@ simulate → measure → detect → **log**, kept. These jobs belong to the serv
 monitor: each is one scheduler job however many monitors run, on executors of their own
 (``service``, and ``verifier`` for the trail's walk) so they never hold a cycle's worker,
 and each runs only on the daemon holding the service lease (``store.lease``; on SQLite the
-one daemon). :class:`ServiceJobs` is a base of :class:`~fairlens_monitor.ops.daemon.Daemon`.
+one daemon). The outbox is delivered by a thread of its own instead
+(``ops.notify.courier``), woken by the commit that wrote a notification. :class:`ServiceJobs`
+is a base of :class:`~fairlens_monitor.ops.daemon.Daemon`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from fairlens_monitor.ops.backup import (
 )
 from fairlens_monitor.ops.chainwatch import VERIFY_MINUTES, ChainCheck
 from fairlens_monitor.ops.cycle import Clock, error_text
-from fairlens_monitor.ops.notify import worker as notify_worker
+from fairlens_monitor.ops.notify.courier import Courier
 from fairlens_monitor.ops.retention import apply_retention
 from fairlens_monitor.ops.runner import checkpoint_failed
 from fairlens_monitor.security.crypto import AlertCipher
@@ -54,15 +56,9 @@ class ServiceJobs:
     scheduler: BlockingScheduler
     chain_check: ChainCheck
     cipher: AlertCipher
+    courier: Courier | None = None
 
     def _add_service_jobs(self) -> None:
-        if self.settings.notify.channels:  # the outbox (ops.notify.worker; issue 20)
-            self.scheduler.add_job(
-                self._notify,
-                IntervalTrigger(seconds=notify_worker.POLL_SECONDS, timezone=UTC),
-                id="notify",
-                executor="notify",
-            )
         self.scheduler.add_job(
             self._chain_check,
             IntervalTrigger(minutes=VERIFY_MINUTES, timezone=UTC),
@@ -85,11 +81,23 @@ class ServiceJobs:
                 "(the backup section is ignored here)"
             )
 
-    def _notify(self) -> None:
-        """The outbox's job (issue 20): deliver due notifications, by the service lease's
-        holder, on a plain repository of its own (``ops.notify.worker``)."""
-        if self.lease.leading:
-            notify_worker.run_job(self.repo.engine, self.settings.notify, self.clock, self.cipher)
+    def _start_courier(self) -> None:
+        """Start the outbox's thread (``ops.notify.courier``; issue 20) when there are
+        channels: as the scheduler starts, after ``daemon_started`` is on the chain."""
+        if self.settings.notify.channels and self.courier is None:
+            self.courier = Courier(
+                self.repo.engine,
+                self.settings.notify,
+                clock=self.clock,
+                cipher=self.cipher,
+                leading=lambda: self.lease.leading,
+            ).start()
+
+    def _stop_courier(self) -> None:
+        """End the outbox's thread once the messages on their way settle (idempotent)."""
+        courier, self.courier = self.courier, None
+        if courier is not None:
+            courier.stop()
 
     def _chain_check(self) -> None:
         """The trail's self-check, by the service lease's holder only."""

@@ -14,11 +14,18 @@ secret: the message is built at send time from the stored rows (the explanation 
 then, and only when configured). The idempotency key is
 ``SHA-256(audit hash ":" channel)``, so the same event to the same channel has one key, on
 every retry and after any crash, and a receiver can drop a second copy.
+
+:data:`DOORBELL` tells a worker in this process that a commit wrote notifications: a session
+whose transaction inserted rows here rings it once that transaction has committed
+(:func:`watch_commits`, installed on every repository's sessions), so the daemon's worker
+delivers at once instead of at its next poll; the poll stays for rows other processes write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -34,7 +41,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from fairlens_monitor.audit.chain import AuditRecord
 from fairlens_monitor.audit.events import (
@@ -48,8 +56,65 @@ from fairlens_monitor.store.prepared import insert_values
 
 STATUSES = ("pending", "delivered", "dead")
 TEST_EVENT = "test"  # ``notify test CHANNEL``: a row with no audit event behind it
+CHAIN_FAILED = "chain_failed"  # the daemon's walk found the trail tampered (no event behind it)
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # an anomaly's kind, a table's name
 
 Routes = Mapping[str, Sequence[str]]  # notify event -> channel names (config.notify)
+_WROTE = "fairlens_outbox_wrote"  # Session.info key: this transaction inserted notifications
+
+
+class Doorbell:
+    """Wakes this process's outbox workers when a commit wrote notifications.
+
+    Each worker :meth:`subscribe` s an event of its own; :meth:`ring` sets them all. A worker
+    clears its event *before* it looks for due rows, so a ring is never lost: a commit that
+    rang before the clear is visible to the look that follows it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: set[threading.Event] = set()
+
+    def subscribe(self) -> threading.Event:
+        """A new event, set by every later :meth:`ring` until :meth:`unsubscribe`."""
+        ev = threading.Event()
+        with self._lock:
+            self._events.add(ev)
+        return ev
+
+    def unsubscribe(self, ev: threading.Event) -> None:
+        """Stop setting ``ev``."""
+        with self._lock:
+            self._events.discard(ev)
+
+    def ring(self) -> None:
+        """Set every subscriber's event (cheap; called after a commit)."""
+        with self._lock:
+            for ev in self._events:
+                ev.set()
+
+
+DOORBELL = Doorbell()
+
+
+def watch_commits(sessions: sessionmaker[Session]) -> None:
+    """Ring :data:`DOORBELL` after each commit of ``sessions`` that inserted notifications.
+
+    Args:
+        sessions: a repository's session factory (idempotent: installed once).
+    """
+    if not sa_event.contains(sessions, "after_commit", _after_commit):
+        sa_event.listen(sessions, "after_commit", _after_commit)
+        sa_event.listen(sessions, "after_rollback", _after_rollback)
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_WROTE, False):
+        DOORBELL.ring()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_WROTE, None)  # nothing was written after all
 
 
 class Notification(Base):
@@ -165,7 +230,10 @@ def enqueue(
                     "next_attempt_at": at,
                 }
             )
-    return insert_values(s.connection(), NOTIFICATIONS, rows) if rows else []
+    if not rows:
+        return []
+    s.info[_WROTE] = True
+    return insert_values(s.connection(), NOTIFICATIONS, rows)
 
 
 def failed_in_a_row(s: Session, monitor: str) -> int:
@@ -206,7 +274,59 @@ def add_one(
         "attempts": 0,
         "next_attempt_at": at,
     }
+    s.info[_WROTE] = True
     return insert_values(s.connection(), NOTIFICATIONS, [row])[0]
+
+
+def add_chain_failure(
+    s: Session,
+    *,
+    monitor: str,
+    channel: str,
+    key: str,
+    at: datetime,
+    seq: int | None,
+    kind: str,
+    table: str | None,
+    row_id: int | None,
+) -> int | None:
+    """Insert one ``chain_failed`` notification carrying its first anomaly's location.
+
+    A ``chain_failed`` row reports no audit record, so its ``audit_seq`` holds the first
+    anomaly's seq (None: a stored row no event accounts for) and its ``audit_hash`` the rest
+    of the location as ``kind[:table:id]`` (read back by :func:`anomaly_of`): names and
+    numbers from the verifier, never a stored value.
+
+    Returns:
+        Its id, or None when a row with ``key`` exists already (the same finding again).
+
+    Raises:
+        ValueError: ``kind`` or ``table`` is not a plain name (a-z, 0-9, _).
+    """
+    for name in (kind, table):
+        if name is not None and not _NAME.fullmatch(name):
+            raise ValueError("chain_failed: an anomaly's kind and table are plain names")
+    place = kind if table is None else f"{kind}:{table}:{'' if row_id is None else row_id}"
+    new = add_one(s, monitor=monitor, channel=channel, event_type=CHAIN_FAILED, key=key, at=at)
+    if new is not None:
+        s.execute(
+            update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id == new)
+            .values(audit_seq=seq, audit_hash=place[:64])
+        )
+    return new
+
+
+def anomaly_of(row: Notification) -> dict[str, Any]:
+    """The first anomaly's location a ``chain_failed`` row carries: ``seq``, ``kind``,
+    ``table``, ``row_id`` (the keys known; empty for a row written before they were kept)."""
+    if row.event_type != CHAIN_FAILED or not row.audit_hash:
+        return {}
+    kind, _, rest = row.audit_hash.partition(":")
+    table, _, row_id = rest.partition(":")
+    out: dict[str, Any] = {"seq": row.audit_seq, "kind": kind, "table": table or None}
+    out["row_id"] = int(row_id) if row_id.isdigit() else None
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def due(s: Session, now: datetime, limit: int) -> list[Notification]:

@@ -81,6 +81,7 @@ class Repository(ChainStore):
         self.bind = bind
         self.monitor = check_name(monitor, "Repository(monitor=...)")
         self.sessions = sessionmaker(engine if bind is None else bind, expire_on_commit=False)
+        outbox.watch_commits(self.sessions)  # a commit that wrote notifications wakes a worker
         self._listed = False  # the monitor's row is known to exist (see save_cycle)
 
     def for_monitor(self, name: str) -> Repository:

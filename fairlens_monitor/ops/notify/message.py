@@ -4,7 +4,8 @@ The outbox worker (:mod:`~fairlens_monitor.ops.notify.worker`) reads the facts o
 notification from the store (:class:`Facts`) at send time and turns them into the JSON
 message every channel starts from (:func:`message`): monitor, event, verdict, DIR with its
 interval, the two groups with their counts, the page link, the alert id and the audit
-record's hash — and the alert's explanation only when ``notify.include_explanation`` is on
+record's hash (for ``chain_failed``, the first anomaly's location: seq, kind, table and row
+id, :func:`location`) — and the alert's explanation only when ``notify.include_explanation`` is on
 (decrypted by the worker, never stored in the outbox). A webhook POSTs those JSON bytes
 signed by :func:`signature`; a chat channel gets :func:`slack_blocks`, an e-mail
 :func:`email_text`. :func:`backoff` spaces the retries.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +143,26 @@ def verify(
     return hmac.compare_digest(signature(secret, ts, payload), header)
 
 
+def location(anomaly: Mapping[str, Any]) -> str:
+    """Where a ``chain_failed`` finding's first anomaly is, in words (pure).
+
+    Args:
+        anomaly: ``seq``, ``kind``, and for a stored row ``table`` and ``row_id`` (names and
+            numbers from the verifier, never a stored value).
+
+    Returns:
+        e.g. ``seq 12 (modified)`` or ``readings row 7 (seq 12) (row_modified)``.
+    """
+    seq, table = anomaly.get("seq"), anomaly.get("table")
+    if table is None:
+        where = f"seq {seq}"
+    else:
+        where = f"{table} row {anomaly.get('row_id', '?')}" + (
+            "" if seq is None else f" (seq {seq})"
+        )
+    return f"{where} ({anomaly.get('kind', '?')})"
+
+
 def headline(msg: dict[str, Any]) -> str:
     """One line: title, monitor, verdict and DIR with its interval."""
     parts = [f"{msg.get('title', msg.get('event'))}: monitor {msg.get('monitor')}"]
@@ -157,6 +179,8 @@ def headline(msg: dict[str, Any]) -> str:
 def lines(msg: dict[str, Any]) -> list[str]:
     """The message as text lines (e-mail body, chat fields)."""
     out = [headline(msg)]
+    if "anomaly" in msg:
+        out.append(f"first anomaly at {location(msg['anomaly'])}; run `fairlens-monitor verify`")
     for g in msg.get("groups", []):
         out.append(f"group {g['label']}: {g['approved']} approved of {g['applicants']}")
     if "failed_runs" in msg:

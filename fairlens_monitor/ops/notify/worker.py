@@ -1,7 +1,8 @@
 """The outbox worker: delivers due notifications with retries, and records every attempt.
 
-After the **log** step. The daemon runs :func:`deliver_due` as one scheduler job of its own;
-``notify test`` and ``notify send`` run it once from the command line. For each due row of
+After the **log** step. The daemon's thread for it (``ops.notify.courier``) sends the due
+rows lane by lane (:func:`due_lanes`, :func:`attempt_lane`); ``notify test`` and ``notify
+send`` run :func:`deliver_due` once from the command line. For each due row of
 ``notifications`` (``store.outbox``), in three short transactions:
 
 1. **claim** — count the attempt and push ``next_attempt_at`` to the retry time (committed
@@ -17,7 +18,10 @@ After the **log** step. The daemon runs :func:`deliver_due` as one scheduler job
 
 Delivery is at least once: a crash between 2 and 3 sends that attempt again, with the same
 ``Idempotency-Key`` (and, by e-mail, the same ``Message-ID``), so a receiver can drop the copy.
-The clock and the jitter are passed in.
+The clock and the jitter are passed in. A *lane* is one monitor's messages to one channel:
+its rows go in order on one thread (an acknowledgement never overtakes its alert), lanes go
+side by side on a pool of ``notify.workers`` threads, each row still claimed, sent and
+settled on its own as above.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from fairlens_monitor.audit.chain import rfc3339
 from fairlens_monitor.audit.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
+from fairlens_monitor.audit.verify import Anomaly
 from fairlens_monitor.config.notify import Channel, NotifySettings
 from fairlens_monitor.ops.notify import message as m
 from fairlens_monitor.ops.notify.channels import Outcome, send
@@ -46,8 +52,8 @@ from fairlens_monitor.store.outbox import Notification
 from fairlens_monitor.store.repository import Repository
 
 log = logging.getLogger(__name__)
-BATCH = 50  # rows per pass; the next pass (seconds later) takes the rest
-POLL_SECONDS = 1.0  # how often the daemon's job looks for due rows
+BATCH = 50  # rows per look; the next look takes the rest
+POLL_SECONDS = 1.0  # how often the daemon's worker looks for due rows without being woken
 Sender = Callable[[Channel, dict[str, Any], int], Outcome]
 
 
@@ -62,6 +68,9 @@ class Attempt:
     response: str
 
 
+Lane = tuple[str, str]  # (monitor, channel): its messages are sent in the order written
+
+
 def deliver_due(
     repo: Repository,
     notify: NotifySettings,
@@ -73,8 +82,9 @@ def deliver_due(
     only: Iterable[int] | None = None,
     sender: Sender | None = None,
     limit: int = BATCH,
+    pool: Executor | None = None,
 ) -> list[Attempt]:
-    """Attempt every due pending notification once.
+    """Attempt every due pending notification once (``notify send``, ``notify test``).
 
     Args:
         repo: a writable repository (the daemon's, fenced by its lease).
@@ -87,23 +97,68 @@ def deliver_due(
         only: attempt just these ids (``notify test``), due or not.
         sender: sends one message (``channels.send``; tests may pass their own).
         limit: rows per call.
+        pool: send on these threads (``notify.workers`` of them): each lane (one monitor to
+            one channel) in order on one thread, the others beside it; each row claimed,
+            sent and settled on its own. None sends one after the other.
 
     Returns:
-        The attempts made, in order (a row another worker claimed first is skipped).
+        The attempts made, lane by lane (a row another worker claimed first is skipped).
     """
-    started = now()
+    lanes = list(due_lanes(repo, now=now(), only=only, limit=limit).values())
+
+    def lane(rows: list[Notification]) -> list[Attempt]:
+        return attempt_lane(
+            repo, notify, rows, now=now, cipher=cipher, jitter=jitter, actor=actor, sender=sender
+        )
+
+    done = pool.map(lane, lanes) if pool is not None and len(lanes) > 1 else map(lane, lanes)
+    return [a for attempts in done for a in attempts]
+
+
+def due_lanes(
+    repo: Repository, *, now: datetime, only: Iterable[int] | None = None, limit: int = BATCH
+) -> dict[Lane, list[Notification]]:
+    """The due pending rows, oldest first, grouped by lane (monitor, channel).
+
+    Args:
+        repo: the repository.
+        now: rows whose next attempt is at or before this are due.
+        only: just these ids, if pending (due or not).
+        limit: at most this many rows.
+
+    Returns:
+        ``{(monitor, channel): rows in the order to send them}``.
+    """
     with repo.sessions() as s:
         if only is None:
-            rows = outbox.due(s, started, limit)
+            rows = outbox.due(s, now, limit)
         else:
-            wanted = list(only)
-            rows = list(
-                s.scalars(
-                    select(Notification).where(
-                        Notification.id.in_(wanted), Notification.status == "pending"
-                    )
-                )
+            query = select(Notification).where(
+                Notification.id.in_(list(only)), Notification.status == "pending"
             )
+            rows = list(s.scalars(query.order_by(Notification.id)))
+    lanes: dict[Lane, list[Notification]] = {}
+    for row in rows:
+        lanes.setdefault((row.monitor, row.channel), []).append(row)
+    return lanes
+
+
+def attempt_lane(
+    repo: Repository,
+    notify: NotifySettings,
+    rows: Iterable[Notification],
+    *,
+    now: Callable[[], datetime],
+    cipher: AlertCipher | None = None,
+    jitter: Callable[[], float] = random.random,
+    actor: str = "daemon",
+    sender: Sender | None = None,
+) -> list[Attempt]:
+    """Attempt the rows of one lane, one after the other (see :func:`deliver_due`).
+
+    Returns:
+        The attempts made (a row another worker claimed first is skipped).
+    """
     return [
         a
         for row in rows
@@ -189,23 +244,6 @@ def _attempt(
     return Attempt(row.id, row.channel, number, status, outcome.status)
 
 
-def run_job(
-    engine: Engine, notify: NotifySettings, now: Callable[[], datetime], cipher: AlertCipher
-) -> None:
-    """The daemon's outbox job: :func:`deliver_due` until nothing is due; never raises.
-
-    It writes through a repository of its own on the daemon's engine (no lease hooks:
-    the claim is what keeps two workers from sending one attempt; its events are sealed by
-    the next checkpoint).
-    """
-    repo = Repository(engine)
-    try:
-        while len(deliver_due(repo, notify, now=now, cipher=cipher)) == BATCH:
-            pass
-    except Exception as exc:  # a job must never stop: say so, try again next time
-        log.error("outbox not delivered: %s: %s", type(exc).__name__, str(exc)[:200])
-
-
 def _send(channel: Channel, msg: dict[str, Any], unix: int) -> Outcome:
     return send(channel, msg, now_unix=unix)
 
@@ -230,6 +268,9 @@ def facts(repo: Repository, row: Notification, cipher: AlertCipher | None) -> m.
         "audit_seq": row.audit_seq,
         "audit_hash": row.audit_hash,
     }
+    if row.event_type == outbox.CHAIN_FAILED:  # no audit record: where the trail broke
+        anomaly = outbox.anomaly_of(row)
+        base.update(audit_seq=None, audit_hash=None, extra={"anomaly": anomaly} if anomaly else {})
     with repo.sessions() as s:
         if row.event_type == "source_failing":
             base["failed_runs"] = outbox.failed_in_a_row(s, row.monitor)
@@ -284,33 +325,55 @@ def enqueue_test(repo: Repository, channel: str, *, at: datetime) -> int:
 
 
 def enqueue_chain_failure(
-    repo: Repository, routes: Mapping[str, tuple[str, ...]], *, first: str, at: datetime
+    repo: Repository, routes: Mapping[str, tuple[str, ...]], *, first: Anomaly, at: datetime
 ) -> list[int]:
     """Write a ``chain_failed`` notification per routed channel, once per finding.
 
     There is no audit event to report with (a tampered trail is reported, not amended), so
-    the key is ``SHA-256("chain_failed:" first ":" channel)``: the same first anomaly found
-    by the next walk writes nothing new.
+    the key is ``SHA-256("chain_failed:" location ":" channel)`` (``message.location``): the
+    same first anomaly found by the next walk writes nothing new. The row keeps the
+    location — seq, kind, table and row id, never a stored value — for the message.
 
     Args:
         repo: a writable repository.
         routes: ``notify.on``.
-        first: where the first anomaly is and its kind (e.g. ``seq 12 hash``).
+        first: the walk's first anomaly.
         at: now.
 
     Returns:
         The ids of the rows written.
     """
+    where = m.location(place_of(first))
     ids = []
     with repo.sessions.begin() as s:
-        for channel in routes.get("chain_failed", ()):
-            key = hashlib.sha256(f"chain_failed:{first}:{channel}".encode()).hexdigest()
-            new = outbox.add_one(
-                s, monitor=repo.monitor, channel=channel, event_type="chain_failed", key=key, at=at
+        for channel in routes.get(outbox.CHAIN_FAILED, ()):
+            key = hashlib.sha256(f"chain_failed:{where}:{channel}".encode()).hexdigest()
+            new = outbox.add_chain_failure(
+                s,
+                monitor=repo.monitor,
+                channel=channel,
+                key=key,
+                at=at,
+                seq=first.seq,
+                kind=first.kind,
+                table=first.table,
+                row_id=first.id,
             )
             if new is not None:
                 ids.append(new)
     return ids
+
+
+def place_of(anomaly: Anomaly) -> dict[str, Any]:
+    """An anomaly's location as a message carries it: ``seq``, ``kind``, ``table``,
+    ``row_id`` (the ones known)."""
+    place: dict[str, Any] = {
+        "seq": anomaly.seq,
+        "kind": anomaly.kind,
+        "table": anomaly.table,
+        "row_id": anomaly.id,
+    }
+    return {k: v for k, v in place.items() if v is not None}
 
 
 def status_of(repo: Repository, notification_id: int) -> tuple[str, int, str | None]:
