@@ -251,3 +251,47 @@ def test_a_message_is_not_held_back_by_a_slow_one_on_its_way(
         wait_for(lambda: len(receiver.seen) == 2, timeout=60, what="the slow message")
         courier.stop()
         repo.engine.dispose()
+
+
+def test_a_database_error_in_a_look_is_logged_masked_and_the_courier_goes_on(
+    configure: Callable[..., tuple[Path, Settings]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SQLAlchemy's text of a failed statement carries its parameters: the log line has the
+    driver's message only, and the thread looks again."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from fairlens_monitor.ops.notify import courier as courier_module
+
+    looks: list[int] = []
+
+    def failing(*_args: object, **_kwargs: object) -> dict[object, object]:
+        looks.append(1)
+        raise OperationalError(
+            "SELECT body FROM notifications WHERE x = ?",
+            {"x": "canary.applicant@example.com"},
+            sqlite3.OperationalError("database is locked"),
+        )
+
+    monkeypatch.setattr(courier_module, "due_lanes", failing)
+    _, settings = configure()
+    repo = open_repository(settings)
+    courier = Courier(
+        repo.engine,
+        settings.notify,
+        clock=lambda: datetime.now(UTC),
+        cipher=open_cipher(settings, repo),
+        leading=lambda: True,
+        poll=0.05,
+    )
+    with caplog.at_level("ERROR", logger="fairlens_monitor.ops.notify.courier"):
+        courier.start()
+        try:
+            wait_for(lambda: len(looks) >= 3, what="three looks despite the error")
+        finally:
+            courier.stop(timeout=30)
+    assert "outbox not delivered: OperationalError: database is locked" in caplog.text
+    assert "canary" not in caplog.text and "SELECT" not in caplog.text

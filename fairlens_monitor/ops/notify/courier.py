@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from fairlens_monitor.config.notify import NotifySettings
+from fairlens_monitor.ops.cycle import error_text
 from fairlens_monitor.ops.notify.worker import BATCH, POLL_SECONDS, Lane, attempt_lane, due_lanes
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.store.outbox import DOORBELL, Doorbell, Notification
@@ -104,7 +105,7 @@ class Courier:
                 if self.leading():
                     self._dispatch()
             except Exception as exc:  # the thread must not end: say so, look again
-                log.error("outbox not delivered: %s: %s", type(exc).__name__, str(exc)[:200])
+                log.error("outbox not delivered: %s", error_text(exc))
             self.passes += 1
             self._wake.wait(self.poll)
 
@@ -126,7 +127,7 @@ class Courier:
         try:
             attempt_lane(self.repo, self.notify, rows, now=self.clock, cipher=self.cipher)
         except Exception as exc:  # a database error: the rows are retried at their time
-            log.error("outbox lane not delivered: %s: %s", type(exc).__name__, str(exc)[:200])
+            log.error("outbox lane not delivered: %s", error_text(exc))
         finally:
             with self._lock:
                 self._busy.discard(lane)
