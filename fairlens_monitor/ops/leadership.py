@@ -71,9 +71,7 @@ class Leadership:
         try:
             self.lease.tick()
         except SQLAlchemyError as exc:
-            log.warning(
-                "cannot reach the database to renew the service lease: %s", error_text(exc)
-            )
+            log.warning("cannot reach the database to renew the service lease: %s", error_text(exc))
 
     def _balance(self, *, defer: bool = False) -> list[tuple[MonitorRunner, Taken]]:
         """Renew this daemon's monitor leases, stand down from lost ones, then rebalance.
