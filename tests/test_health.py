@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,3 +194,50 @@ def test_bind_errors_name_the_key() -> None:
             pytest.skip("no IPv6 loopback here")
         assert six.address_family == socket.AF_INET6
         six.server_close()
+
+
+def test_the_outbox_thread_ended_or_stuck_in_a_look(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With channels, the daemon's outbox thread (``ops.notify.courier``) is watched too: a
+    look that never returns (a database call hanging) is stuck; an ended thread is down."""
+    from fairlens_monitor.ops.notify import courier as courier_module
+    from fairlens_monitor.ops.notify.courier import Courier
+
+    daemon, engine = world["daemon"], world["check"].engine
+    settings = daemon.runners["cards"].settings
+    release, entered = threading.Event(), threading.Event()
+    looks: list[int] = []
+
+    def hanging(*_args: object, **_kwargs: object) -> dict[object, object]:
+        looks.append(1)
+        if len(looks) >= 3:  # two quick looks, then one that hangs
+            entered.set()
+            release.wait(60)
+        return {}
+
+    monkeypatch.setattr(courier_module, "due_lanes", hanging)
+    courier = Courier(
+        engine,
+        settings.notify,
+        clock=lambda: datetime.now(UTC),
+        cipher=None,  # type: ignore[arg-type]  # never reached: no lane is due
+        leading=lambda: True,
+        poll=0.01,
+    )
+    daemon.courier = courier
+    check = HealthCheck(daemon, engine, clock=world["clock"], courier_stuck=0.5)
+    assert check.check().reason == "outbox worker not running"  # not started yet
+    courier.start()
+    try:
+        assert entered.wait(60), "the courier never made its third look"
+        patient = HealthCheck(daemon, engine, clock=world["clock"], courier_stuck=60)
+        assert patient.check().ok  # a look in progress is not yet stuck
+        deadline = time.monotonic() + 60
+        while (verdict := check.check()).ok and time.monotonic() < deadline:
+            entered.wait(0.05)  # the check's own threshold is what is waited for
+        assert verdict.reason.startswith("outbox worker stuck: no look at the outbox in ")
+    finally:
+        release.set()
+        courier.stop(timeout=30)
+    assert check.check().reason == "outbox worker not running"

@@ -8,7 +8,8 @@ daemon before its first write and stopped after its last. It serves, when ``metr
 - ``GET /metrics``: the Prometheus text format of ``ops.metrics.DaemonMetrics``;
 - ``GET /healthz``: ``200 ok`` when this daemon is healthy, else ``503`` and one line naming
   the first problem :class:`HealthCheck` found — the database unreadable, the scheduler not
-  running or not dispatching (a job due long ago), a monitor this daemon leads with no fire
+  running or not dispatching (a job due long ago), the outbox's thread ended or stuck in one
+  look for 2 minutes (with ``notify.channels``), a monitor this daemon leads with no fire
   handled within 3 expected gaps (a stuck cycle), or, standing by on PostgreSQL, a monitor
   with no live leader for two lease times.
 
@@ -44,6 +45,7 @@ from fairlens_monitor.store.db import make_engine
 log = logging.getLogger(__name__)
 STUCK_GAPS = 3  # a monitor led here with no fire handled in this many expected gaps: stuck
 SCHEDULER_SLACK_SECONDS = 60.0  # a job due longer ago than its grace plus this: not dispatching
+COURIER_STUCK_SECONDS = 120.0  # the outbox thread looks every second: this long is stuck
 DEFAULT_PERIOD = 5.0  # seconds between the watch loop's checks without a systemd watchdog
 
 
@@ -70,7 +72,12 @@ class HealthCheck:
     """Judges whether the daemon is doing its job; :meth:`check` is thread-safe."""
 
     def __init__(
-        self, daemon: Watched, engine: Engine, *, clock: Callable[[], float] = time.monotonic
+        self,
+        daemon: Watched,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        courier_stuck: float = COURIER_STUCK_SECONDS,
     ) -> None:
         """Start judging from now.
 
@@ -78,8 +85,11 @@ class HealthCheck:
             daemon: the daemon.
             engine: a read-only engine on its database (never waits for the write lock).
             clock: a monotonic clock in seconds (tests pass their own).
+            courier_stuck: seconds without a look at the outbox that make its thread stuck
+                (the thread keeps its own monotonic time).
         """
         self.daemon, self.engine, self.clock = daemon, engine, clock
+        self.courier_stuck = courier_stuck
         self.started = clock()
         self._led_since: dict[str, float] = {}
         self._leaderless_since: dict[str, float] = {}
@@ -94,6 +104,7 @@ class HealthCheck:
                     self._stopping()
                     or self._database()
                     or self._scheduler()
+                    or self._courier()
                     or self._cycles(now)
                     or self._standby(now)
                 )
@@ -127,6 +138,18 @@ class HealthCheck:
             late = (wall - due).total_seconds()
             if late > (job.misfire_grace_time or 1) + SCHEDULER_SLACK_SECONDS:
                 return f"scheduler stuck: job {job.id} was due {late:.0f}s ago"
+        return None
+
+    def _courier(self) -> str | None:
+        """The outbox's thread (``ops.notify.courier``), when the daemon has channels."""
+        courier = getattr(self.daemon, "courier", None)
+        if courier is None:
+            return None
+        quiet = courier.quiet_seconds()
+        if quiet is None:
+            return "outbox worker not running"
+        if quiet > self.courier_stuck:
+            return f"outbox worker stuck: no look at the outbox in {quiet:.0f}s"
         return None
 
     def _cycles(self, now: float) -> str | None:

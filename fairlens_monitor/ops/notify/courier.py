@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -75,11 +76,23 @@ class Courier:
         )
         self._thread = threading.Thread(target=self._loop, name="fairlens-outbox", daemon=True)
         self.passes = 0  # looks made (tests and benchmarks watch it)
+        self.looked_at = time.monotonic()  # when the last look ended (ops.health)
 
     def start(self) -> Courier:
         """Start the thread; return self."""
         self._thread.start()
         return self
+
+    def quiet_seconds(self) -> float | None:
+        """Seconds since the thread's last look ended, for the daemon's health check.
+
+        Returns:
+            The seconds (a look is due every ``poll`` seconds at most, so a large figure is a
+            thread stuck in a look); None when the thread is not running.
+        """
+        if not self._thread.is_alive():
+            return None
+        return time.monotonic() - self.looked_at
 
     def stop(self, timeout: float | None = None) -> None:
         """Let the messages on their way settle, drop the lanes not started (their rows stay
@@ -107,6 +120,7 @@ class Courier:
             except Exception as exc:  # the thread must not end: say so, look again
                 log.error("outbox not delivered: %s", error_text(exc))
             self.passes += 1
+            self.looked_at = time.monotonic()
             self._wake.wait(self.poll)
 
     def _dispatch(self) -> None:
