@@ -220,7 +220,7 @@ def test_a_rewritten_region_is_not_called_verified(backend_url: str, tmp_path: P
     assert (broken, "bad_checkpoint") in found
     assert doc["last_verified_seq"] == good
     text_out = s.cli("verify").stdout
-    assert f"the chain verifies only up to seq {good}" in text_out
+    assert f"the chain: verified only up to seq {good}" in text_out
     entry = s.cli("verify-entry", forged)
     assert entry.exit_code == 1
     assert "broken at or before it" in entry.stdout
@@ -406,3 +406,24 @@ def test_migration_0013_round_trips_and_keeps_an_old_edit(store: Store) -> None:
     code, found, _ = store.verify()
     assert (code, found) == (1, [(3, "modified")])
     assert view_payloads() == before  # what every reader sees is the hashed payload
+
+
+def test_a_chain_of_which_nothing_verifies_says_so_not_up_to_seq_minus_one() -> None:
+    """The verdict line for a walk that verified no event (e.g. its first record damaged)."""
+    import dataclasses
+
+    from fairlens_monitor.audit.verify import Anomaly, ChainReport
+    from fairlens_monitor.cli.render import tampered_lines
+
+    report = ChainReport(
+        count=3,
+        head_seq=3,
+        head_hash="ab" * 32,
+        last_verified_seq=-1,
+        anomalies=[Anomaly(1, "modified", "hash does not match")],
+    )
+    head = tampered_lines(report)[0]
+    assert "the chain: no event verified" in head
+    assert "-1" not in head
+    later = dataclasses.replace(report, last_verified_seq=1)
+    assert "the chain: verified only up to seq 1" in tampered_lines(later)[0]

@@ -71,6 +71,14 @@ class ChainReport:
         return not self.anomalies
 
     @property
+    def verified_text(self) -> str:
+        """How far the walk verified, in words: "verified only up to seq N", or "no event
+        verified" (never "seq -1") when even the first event failed."""
+        if self.last_verified_seq < 0:
+            return "no event verified"
+        return f"verified only up to seq {self.last_verified_seq}"
+
+    @property
     def unanchored(self) -> int:
         """How many events come after the newest verified checkpoint."""
         return max(0, self.head_seq - self.anchored_seq)

@@ -185,8 +185,7 @@ def tampered_lines(report: ChainReport) -> list[str]:
         head = (
             f"audit chain TAMPERED: first broken {where(first)} ({first.kind}: "
             f"{first.detail}); {len(found)} anomalies in {report.count} events ("
-            f"{len(rows)} of them stored rows); the chain verifies only up to seq "
-            f"{report.last_verified_seq}"
+            f"{len(rows)} of them stored rows); the chain: {report.verified_text}"
         )
     return [
         head,

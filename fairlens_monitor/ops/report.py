@@ -253,7 +253,7 @@ def verified(
         first = report.anomalies[0]
         raise ReportRefusedError(
             f"{len(report.anomalies)} anomalies; first: {where(first)}: {first.kind}: "
-            f"{first.detail}; verified only up to seq {report.last_verified_seq}"
+            f"{first.detail}; {report.verified_text}"
         )
     stored = [cp for cp in repo.checkpoints() if cp.seq == report.anchored_seq]
     anchored = [cp for cp in read_anchor(anchor_file).checkpoints if cp.seq == report.anchored_seq]
