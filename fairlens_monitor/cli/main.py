@@ -245,7 +245,7 @@ def verify_entry(
     else:
         click.echo(
             f"record seq {rec.seq} found, but the chain is broken at or before it "
-            f"(verified only up to seq {proof.chain.last_verified_seq})"
+            f"({proof.chain.verified_text})"
         )
     if not proof.proven:
         ctx.exit(1)
