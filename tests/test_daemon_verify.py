@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +87,13 @@ def _pid_walk(settings: object, full: bool, verified_to: int | None) -> str:
     return f"walked in pid {os.getpid()}"
 
 
+def _interrupted_walk(settings: object, full: bool, verified_to: int | None) -> str:
+    """Stands in for ``chainwatch.walk``: Ctrl-C and a group SIGTERM reach the child mid-walk."""
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return f"walked in pid {os.getpid()} through SIGINT and SIGTERM"
+
+
 def _dying_walk(settings: object, full: bool, verified_to: int | None) -> str:
     """Stands in for ``chainwatch.walk``: the child dies as an out-of-memory kill would."""
     os._exit(137)
@@ -106,6 +114,10 @@ def test_each_walk_runs_in_a_child_whose_death_is_reported_not_raised(
     assert check.run() is None
     pid = int(lines[-1].rsplit(" ", 1)[1])
     assert pid != os.getpid()
+
+    monkeypatch.setattr(chainwatch, "walk", _interrupted_walk)
+    assert check.run() is None
+    assert lines[-1].endswith("through SIGINT and SIGTERM")  # the walk finished all the same
 
     monkeypatch.setattr(chainwatch, "walk", _dying_walk)
     assert check.run() is None  # never raised into the scheduler

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -71,7 +72,9 @@ class ChainCheck:
         started = self.now()
         full = self.state.full_due(started)
         try:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=deaf_to_stops
+            ) as pool:
                 outcome = pool.submit(walk, self.settings, full, self.state.verified_to).result()
         except Exception as exc:  # the child died (killed, out of memory) or could not start
             outcome = error_text(exc)
@@ -115,6 +118,17 @@ class ChainCheck:
                 repo.engine.dispose()
         except Exception as exc:  # the trail's report above stands without it
             log.error("chain_failed notification not written: %s", error_text(exc))
+
+
+def deaf_to_stops() -> None:
+    """The walking child ignores SIGINT and SIGTERM (its initializer).
+
+    Ctrl-C in a terminal and ``timeout``/``kill -- -PGID`` signal the daemon's whole process
+    group, the child included: the daemon's own stop waits for the walk in progress, so the
+    child finishes it and exits (and never prints a ``KeyboardInterrupt`` traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def walk(settings: Settings, full: bool, verified_to: int | None) -> TrailReport | str:
