@@ -203,16 +203,21 @@ def test_a_key_missing_from_a_merged_section_stays_the_defaults(tmp_path: Path) 
     assert "shared defaults (monitor auto_loans)" in str(caught.value)
 
 
-@pytest.mark.parametrize(("written", "shown"), [("123", "123"), ("on", "True"), ("no", "False")])
-def test_a_name_yaml_reads_as_a_number_or_boolean_says_to_quote_it(
-    tmp_path: Path, written: str, shown: str
-) -> None:
-    """`monitors: {123: ...}` or a monitor named `on`/`no`: YAML reads the key as a number or
-    a boolean, and the error said the name must be a-z, 0-9 and _ — which '123' is."""
-    text = yaml.safe_dump(_base(tmp_path)) + f"monitors:\n  {written}: {{}}\n"
+def test_a_name_yaml_reads_as_a_number_says_to_quote_it(tmp_path: Path) -> None:
+    """`monitors: {123: ...}`: YAML reads the key as a number, and the error said the name
+    must be a-z, 0-9 and _ — which '123' is."""
+    text = yaml.safe_dump(_base(tmp_path)) + "monitors:\n  123: {}\n"
     path = tmp_path / "config.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_portfolio(path, env={})
-    assert caught.value.key == f"monitors.{shown}"
+    assert caught.value.key == "monitors.123"
     assert "quote it" in caught.value.problem
+
+
+def test_monitors_named_on_and_no_are_names_not_booleans(tmp_path: Path) -> None:
+    """YAML 1.1 reads a plain `on:`/`no:` key as a boolean; a config key never is one."""
+    text = yaml.safe_dump(_base(tmp_path)) + "monitors:\n  on: {}\n  no: {}\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert sorted(load_portfolio(path, env={})) == ["no", "on"]

@@ -283,3 +283,19 @@ def test_the_secret_is_not_in_the_settings(
     )
     assert SECRET not in repr(loaded)
     assert os.stat(secret_file).st_mode & 0o777 == 0o600
+
+
+def test_the_readmes_three_lines_load_as_written(tmp_path: Path, secret_file: Path) -> None:
+    """The README's webhook block, pasted as a user would (a plain ``on:`` key, which YAML
+    1.1 reads as a boolean unless the loader keeps keys as written)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("Three lines send every new alert", 1)[1]
+    snippet = block.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert snippet.count("\n") == 3
+    assert "\n  on: " in snippet  # unquoted, as a user writes it
+    snippet = snippet.replace("/etc/fairlens/hook.secret", str(secret_file))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(BASE_CONFIG) + snippet)
+    notify = load_settings(path, env={}).notify
+    assert notify.routes() == {"alert_raised": ("ops",)}
+    assert notify.channels["ops"].url == "https://hooks.example.org/fl"

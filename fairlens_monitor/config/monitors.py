@@ -111,8 +111,8 @@ def monitor_documents(root: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if not isinstance(name, str) or not MONITOR_NAME.fullmatch(name):
             shown = str(name)[:SHOWN_CHARS]
             hint = (
-                "; YAML read this one as a number or a boolean (123, on, no...): quote it"
-                if isinstance(name, bool | int)  # a float has a "." no name has
+                "; YAML read this one as a number (123): quote it"
+                if isinstance(name, int)  # a float has a "." no name has
                 else ""
             )
             raise ConfigError(

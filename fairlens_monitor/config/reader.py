@@ -22,6 +22,7 @@ from fairlens_monitor.security.safefiles import read_regular
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a megabyte is a wrong file
 MAX_NODES = 100_000  # YAML nodes after alias expansion
 MAX_DEPTH = 64  # nesting of mappings and lists
+BOOL_TAG, STR_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:str"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a key shown in an error; others are not quoted
 
 
@@ -40,6 +41,11 @@ class BoundedLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Construct a mapping, refusing a key written twice in it.
 
+        A plain key that YAML 1.1 would read as a boolean (``on``, ``off``, ``yes``, ``no``,
+        ``y``, ``n``, ``true``, ``false`` in any case) stays the text written: ``notify.on``
+        is a key, and so is a monitor named ``no``. Values are unchanged (``enabled: yes``
+        is still true).
+
         YAML keeps the last of two equal keys, so a monitor pasted twice under one name (or
         a threshold set twice) would silently drop the first. Keys brought in by a merge
         (``<<``) are not compared: a key beside a merge overrides it, as YAML means.
@@ -47,6 +53,13 @@ class BoundedLoader(yaml.SafeLoader):
         Raises:
             ConfigError: a key appears twice; the message gives its line and column.
         """
+        for key_node, _value in node.value:
+            if (
+                isinstance(key_node, yaml.ScalarNode)
+                and key_node.tag == BOOL_TAG
+                and key_node.style is None
+            ):  # YAML 1.1 reads a plain `on:`, `no:`, `yes:` key as a boolean; no key is one
+                key_node.tag = STR_TAG
         seen: set[Any] = set()
         for key_node, _value in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
