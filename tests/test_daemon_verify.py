@@ -94,6 +94,12 @@ def _interrupted_walk(settings: object, full: bool, verified_to: int | None) -> 
     return f"walked in pid {os.getpid()} through SIGINT and SIGTERM"
 
 
+def _chatty_walk(settings: object, full: bool, verified_to: int | None) -> str:
+    """Stands in for ``chainwatch.walk``: a library logs a warning carrying a data value."""
+    logging.getLogger("sqlalchemy.pool").warning("reset for canary.applicant@example.com")
+    return "walked and logged"
+
+
 def _dying_walk(settings: object, full: bool, verified_to: int | None) -> str:
     """Stands in for ``chainwatch.walk``: the child dies as an out-of-memory kill would."""
     os._exit(137)
@@ -102,6 +108,7 @@ def _dying_walk(settings: object, full: bool, verified_to: int | None) -> str:
 def test_each_walk_runs_in_a_child_whose_death_is_reported_not_raised(
     write_config: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """The walk's memory is the child's (returned when it exits), not the daemon's."""
     config = write_config({})
@@ -118,6 +125,13 @@ def test_each_walk_runs_in_a_child_whose_death_is_reported_not_raised(
     monkeypatch.setattr(chainwatch, "walk", _interrupted_walk)
     assert check.run() is None
     assert lines[-1].endswith("through SIGINT and SIGTERM")  # the walk finished all the same
+
+    monkeypatch.setattr(chainwatch, "walk", _chatty_walk)
+    capfd.readouterr()
+    assert check.run() is None
+    err = capfd.readouterr().err
+    assert "WARNING sqlalchemy.pool (chain walk): reset for" in err  # the child's own line
+    assert "canary.applicant@example.com" not in err  # masked as the daemon's lines are
 
     monkeypatch.setattr(chainwatch, "walk", _dying_walk)
     assert check.run() is None  # never raised into the scheduler

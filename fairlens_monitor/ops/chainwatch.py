@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from fairlens_monitor.ops.incremental import WalkState, verify_incremental
 from fairlens_monitor.ops.notify.message import location
 from fairlens_monitor.ops.notify.worker import enqueue_chain_failure, place_of
 from fairlens_monitor.ops.verification import TrailReport, verify_store
+from fairlens_monitor.security.masking import install_masking
+from fairlens_monitor.security.passwords import install_password_filter
 
 log = logging.getLogger(__name__)
 VERIFY_MINUTES = 10
@@ -73,7 +76,7 @@ class ChainCheck:
         full = self.state.full_due(started)
         try:
             with ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=deaf_to_stops
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_child
             ) as pool:
                 outcome = pool.submit(walk, self.settings, full, self.state.verified_to).result()
         except Exception as exc:  # the child died (killed, out of memory) or could not start
@@ -120,15 +123,25 @@ class ChainCheck:
             log.error("chain_failed notification not written: %s", error_text(exc))
 
 
-def deaf_to_stops() -> None:
-    """The walking child ignores SIGINT and SIGTERM (its initializer).
+def prepare_child() -> None:
+    """Set up the walking child (its initializer): deaf to stops, logging masked.
 
     Ctrl-C in a terminal and ``timeout``/``kill -- -PGID`` signal the daemon's whole process
     group, the child included: the daemon's own stop waits for the walk in progress, so the
-    child finishes it and exits (and never prints a ``KeyboardInterrupt`` traceback).
+    child ignores SIGINT and SIGTERM, finishes the walk and exits (and never prints a
+    ``KeyboardInterrupt`` traceback). What the child logs (a driver's warning) goes to
+    stderr through the same masking and password filters as the daemon's own lines.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s (chain walk): %(message)s",
+    )
+    logging.captureWarnings(True)
+    install_masking()
+    install_password_filter()
 
 
 def walk(settings: Settings, full: bool, verified_to: int | None) -> TrailReport | str:
