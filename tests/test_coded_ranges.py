@@ -57,18 +57,14 @@ def coded(
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks and segments of 64 bytes: every range is many batches with dictionaries of
-    their own, parsed in many segments."""
+    """Blocks of 64 bytes: every range is many batches with dictionaries of their own."""
     monkeypatch.setattr(csvparts, "BLOCK_BYTES", 64)
-    monkeypatch.setattr(csvparts, "SEGMENT_BYTES", 64)
 
 
 @pytest.fixture
 def german_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 1 KB (a German Credit row is longer than 64 bytes): ~14 batches a range,
-    in segments of 2 KB."""
+    """Blocks of 1 KB (a German Credit row is longer than 64 bytes): ~14 batches a range."""
     monkeypatch.setattr(csvparts, "BLOCK_BYTES", 1024)
-    monkeypatch.setattr(csvparts, "SEGMENT_BYTES", 2048)
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:
@@ -170,27 +166,6 @@ def test_a_quote_anywhere_reads_the_file_as_one_range(tmp_path: Path) -> None:
     assert parts == 1
     pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
     assert "c\nd" in set(table["_group"])
-
-
-def test_lines_longer_than_a_segment_are_read_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # 64-byte segments, 300-byte rows: a segment with no line end is read again, longer
-    monkeypatch.setattr(csvparts, "SEGMENT_BYTES", 64)
-    path = write(tmp_path, "g,y,z\n" + ("a,1," + "x" * 300 + "\nb,0," + "y" * 290 + "\n") * 20)
-    table, parts = coded(path, ANY, "y")
-    assert parts == 7
-    pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
-    assert table["_n"].sum() == 40
-
-
-@pytest.mark.usefixtures("small_blocks")
-def test_a_quote_in_a_late_segment_reads_the_file_as_one_range(tmp_path: Path) -> None:
-    body = "a,1,x\nb,0,x\n" * 200 + 'a,1,"x\ny"\n'
-    path = write(tmp_path, HEADER + body)
-    table, parts = coded(path, ANY, "y")
-    assert parts == 1
-    pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
 
 
 def test_the_cuts_fall_after_line_ends_and_cover_the_file(tmp_path: Path) -> None:

@@ -65,12 +65,6 @@ class Comparison:
     shortfall: float
 
 
-def import_special() -> None:
-    """Import ``scipy.special`` now (about 0.1 s of one core), e.g. on a thread while a file
-    is parsed without the GIL, so the limits and p-values below do not wait for it."""
-    import scipy.special  # noqa: F401
-
-
 def rate(approved: int, applicants: int) -> float:
     """Return ``approved / applicants``, or 0.0 for an empty group."""
     return approved / applicants if applicants else 0.0

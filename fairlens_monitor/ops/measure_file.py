@@ -38,7 +38,6 @@ from fairlens_monitor.fairness.groups import (
 )
 from fairlens_monitor.fairness.metrics import numbers
 from fairlens_monitor.fairness.report import to_json
-from fairlens_monitor.fairness.stats import import_special
 from fairlens_monitor.monitoring.measure import judge_counts
 from fairlens_monitor.security.masking import quoted_redacted
 from fairlens_monitor.sources.arrowcsv import (
@@ -218,14 +217,7 @@ def _count_coded(
 
     with _read_errors(path, needed):
         check_columns(path, needed)
-        # the ranges parse without the GIL: scipy.special (for the statistics after the
-        # count) imports meanwhile on this process's spare time instead of after it
-        preload = threading.Thread(target=import_special, name="import scipy.special")
-        preload.start()
-        try:
-            parts = reduce_parts(path, needed, start, step, coded=needed)
-        finally:
-            preload.join()
+        parts = reduce_parts(path, needed, start, step, coded=needed)
     table = coded_table(parts, spec, outcome, label, missing_values=missing_values)
     if progress is not None and done[1] != done[0]:
         progress(done[0])

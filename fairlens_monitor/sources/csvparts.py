@@ -2,11 +2,9 @@
 
 read → **counts** → measure → detect → alert → log. The ``measure`` command's fastest
 reader: a count needs no row order, so the file is cut into one byte range per core, each
-read in its own thread ``SEGMENT_BYTES`` at a time (cut after a line end), and each segment
-parsed by one ``pyarrow.csv.read_csv`` call on that thread, which holds no GIL while it
-parses (so Python work elsewhere in the process, e.g. an import, does not stall the
-ranges); every batch is handed to a reducer in that thread — no frame is built, no batches
-are gathered, memory stays about a segment and its columns per thread.
+parsed by its own pyarrow streaming reader in its own thread (pyarrow's streaming reader
+parses on the calling thread only), and every batch is handed to a reducer in that thread
+— no frame is built, no batches are gathered, memory stays a few blocks per thread.
 
 Cutting is only safe where a record ends. A range starts just after a ``\\n``, which ends a
 record unless it is inside a quoted field; so the parallel read also checks every byte it
@@ -32,10 +30,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from fairlens_monitor.sources.arrowcsv import FastReadRefused, convert_options
 from fairlens_monitor.sources.files import MAX_HEADER_BYTES
@@ -46,46 +44,70 @@ if TYPE_CHECKING:
 S = TypeVar("S")
 BLOCK_BYTES = 1 << 20  # per range and block: a batch of ~27k rows of a typical decision log
 MIN_PART_BYTES = 8 << 20  # smaller files are one range: threads would cost more than they save
-MAX_PARTS = 4  # each range holds ~30 MB more (its segment, parser, allocator arena)
-SEGMENT_BYTES = 16 << 20  # read and parsed whole, in one call without the GIL (per range)
+MAX_PARTS = 4  # each range holds ~15 MB more (its blocks, parser, allocator arena)
+AHEAD = 4  # blocks a range reads ahead of its parser
+AHEAD_WAIT = 0.05  # seconds a read waits for the parser (a block may give no batch)
 CUT_SEARCH = 1 << 16  # a cut looks this far ahead for the end of a line, else it is dropped
 SNIFF_BYTES = 1 << 16  # the head of the file that decides which coded columns are 0/1
 BINARY_TEXTS = ("0", "1")  # a boolean column's dictionary: false is index 0, true index 1
 
 
-def _segments(
-    path: Path, start: int, end: int, quoted: threading.Event, stop: threading.Event
-) -> Iterator[memoryview]:
-    """Bytes ``[start, end)`` of a file, ``SEGMENT_BYTES`` at a time, each cut after a ``\\n``.
+class _Range:
+    """Bytes ``[start, end)`` of a file as a read-only stream for pyarrow, watching for ``"``.
 
-    A segment is read whole, checked for ``"`` (a quote makes the cut unsafe: ``quoted`` is
-    set and nothing more is given, so the caller discards this parse and reads the whole file
-    as one range), and given up to its last line end; the partial line after it is read again
-    at the start of the next segment. A line longer than a segment doubles the read until it
-    ends. The last segment ends where the range ends. Stops when ``stop`` is set (another
-    range failed, or the caller was interrupted).
+    A quote makes the cut unsafe: the stream then ends early and ``quoted`` is set, so the
+    caller discards this parse and reads the whole file as one range.
+
+    pyarrow's streaming reader reads up to 32 blocks ahead of its parser on a background
+    thread (32 MB per range at 1 MB blocks); here a block is read only when fewer than
+    ``AHEAD`` are waiting — the range's thread calls :meth:`parsed` after each batch — so a
+    range usually holds a few blocks whatever the core count. A block that gives no batch
+    (only blank lines) cannot stall it: after ``AHEAD_WAIT`` seconds the read goes ahead
+    anyway, so a parser starved of CPU for longer (a loaded machine) lets the read-ahead
+    grow back towards pyarrow's own 32 blocks, never beyond.
     """
-    with open(path, "rb", buffering=0) as f:
-        pos = start
-        size = SEGMENT_BYTES
-        while pos < end and not (stop.is_set() or quoted.is_set()):
-            f.seek(pos)
-            data = f.read(min(size, end - pos))
-            if not data:  # the file shrank under us: pyarrow would have failed the same way
-                raise OSError(f"{path.name}: the file ended early while it was read")
-            if b'"' in data:
-                quoted.set()
-                return
-            if pos + len(data) < end:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no line end in the whole segment: read a longer one
-                    size *= 2
-                    continue
-            else:
-                cut = len(data)
-            pos += cut
-            size = SEGMENT_BYTES
-            yield memoryview(data)[:cut]
+
+    closed = False
+
+    def __init__(
+        self, path: Path, start: int, end: int, quoted: threading.Event, stop: threading.Event
+    ) -> None:
+        self._file: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close)
+        self._file.seek(start)
+        self._left = end - start
+        self._quoted = quoted
+        self._stop = stop  # another range failed, or the caller was interrupted: end now
+        self._ahead = threading.Semaphore(AHEAD)
+
+    def parsed(self) -> None:
+        """One more batch parsed: one more block may be read."""
+        self._ahead.release()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes of the range (all that is left when ``size`` is -1)."""
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        if want <= 0 or self._quoted.is_set() or self._stop.is_set():
+            return b""
+        self._ahead.acquire(timeout=AHEAD_WAIT)
+        data = self._file.read(want)
+        if b'"' in data:
+            self._quoted.set()
+            return b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        self.closed = True
 
 
 def cuts(path: Path, parts: int, min_part_bytes: int = MIN_PART_BYTES) -> tuple[bytes, list[int]]:
@@ -280,36 +302,36 @@ def _parallel(
         raise FastReadRefused from None
     size = path.stat().st_size
     ends = [*starts[1:], size]
-    stop = threading.Event()  # a range failed or Ctrl-C: the others end at their next segment
+    stop = threading.Event()  # a range failed or Ctrl-C: the others end at their next block
 
     def run(index: int) -> S:
         state = start()
-        options = {
-            "parse_options": pcsv.ParseOptions(newlines_in_values=True),
-            "convert_options": convert_options(columns, coded, binary),
-        }
-        given = None if index == 0 else names  # the first range's first segment has the header
+        stream = _Range(path, starts[index], ends[index], quoted, stop)
         try:
-            for segment in _segments(path, starts[index], ends[index], quoted, stop):
-                table = pcsv.read_csv(  # parses with the GIL released: the other ranges run
-                    pa.py_buffer(segment),
-                    read_options=pcsv.ReadOptions(
-                        use_threads=False, block_size=BLOCK_BYTES, column_names=given
-                    ),
-                    **options,
-                )
-                given = names
-                for batch in table.to_batches():
-                    if stop.is_set() or quoted.is_set():
-                        break
-                    step(state, _as_coded(batch, binary))
+            reader = pcsv.open_csv(
+                stream,
+                read_options=pcsv.ReadOptions(
+                    use_threads=False,
+                    block_size=BLOCK_BYTES,
+                    column_names=None if index == 0 else names,
+                ),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                convert_options=convert_options(columns, coded, binary),
+            )
+            for batch in reader:
+                if stop.is_set() or quoted.is_set():
+                    break
+                step(state, _as_coded(batch, binary))
+                stream.parsed()
         except pa.ArrowException:
-            if not (quoted.is_set() or stop.is_set()):  # not ended early by us
+            if not (quoted.is_set() or stop.is_set()):  # not ended early mid-row by us
                 stop.set()
                 raise FastReadRefused from None
         except BaseException:
             stop.set()
             raise
+        finally:
+            stream.close()
         return state
 
     pool = ThreadPoolExecutor(len(starts))
