@@ -771,3 +771,25 @@ def test_a_pack_with_explanations_in_clear_is_readable_by_its_owner_only(
     shared.mkdir(mode=0o755)
     assert store(*args, "--out", str(shared), "--decrypt-explanations").exit_code == 0
     assert {stat.S_IMODE(p.stat().st_mode) for p in shared.iterdir()} == {0o600}
+
+
+def test_a_copied_signing_key_is_refused_even_before_its_public_file_exists(
+    tmp_path: Path,
+) -> None:
+    """A fresh chain has no checkpoint public key file yet: the report key is compared with
+    the signing key in the same folder too."""
+    from fairlens_monitor.errors import KeyFileError
+    from fairlens_monitor.security.crypto import SIGNING_KEY_FILE, load_signing_key
+    from fairlens_monitor.security.report_key import REPORT_KEY_FILE, load_report_key
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    load_signing_key(keys, create=True)
+    for public in keys.glob("*.pub"):
+        public.unlink()
+    (keys / REPORT_KEY_FILE).write_bytes((keys / SIGNING_KEY_FILE).read_bytes())
+    (keys / REPORT_KEY_FILE).chmod(0o600)
+    with pytest.raises(KeyFileError, match="is the checkpoint signing key"):
+        load_report_key(keys)
+    (keys / REPORT_KEY_FILE).unlink()
+    assert load_report_key(keys) is not None  # a pair of its own is made and accepted

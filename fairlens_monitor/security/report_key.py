@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from fairlens_monitor.errors import KeyFileError
 from fairlens_monitor.security.crypto import (
+    SIGNING_KEY_FILE,
     KeyExistsError,
     create_key_file,
     fsync_dir,
@@ -61,7 +62,9 @@ def load_report_key(
 
     Args:
         key_dir: the key folder (``keys.dir`` or ``FAIRLENS_KEY_DIR``).
-        checkpoint_key: the checkpoint public key, when known: the report key must differ.
+        checkpoint_key: the checkpoint public key, when known: the report key must differ
+            from it, and from the checkpoint signing key in ``key_dir`` when that is there
+            (a fresh chain has no public key file yet).
 
     Returns:
         The private key.
@@ -96,7 +99,8 @@ def load_report_key(
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(str(path), "not an Ed25519 key")
-    if checkpoint_key is not None and _raw(key.public_key()) == _raw(checkpoint_key):
+    checkpoint = {_raw(k) for k in (checkpoint_key, _signing_public(key_dir)) if k is not None}
+    if _raw(key.public_key()) in checkpoint:
         raise KeyFileError(
             str(path),
             "is the checkpoint signing key; the report key must be a pair of its own (whoever "
@@ -105,6 +109,18 @@ def load_report_key(
         )
     _write_public(key_dir / REPORT_PUBLIC_FILE, public_pem(key))
     return key
+
+
+def _signing_public(key_dir: Path) -> Ed25519PublicKey | None:
+    """The public half of the checkpoint signing key in ``key_dir``, or None when it is not
+    there or cannot be read (then only ``checkpoint_key`` is compared)."""
+    try:
+        key = serialization.load_pem_private_key(
+            read_private_file(key_dir / SIGNING_KEY_FILE), password=None
+        )
+    except (KeyFileError, OSError, ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return key.public_key() if isinstance(key, Ed25519PrivateKey) else None
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
