@@ -141,3 +141,31 @@ def test_each_walk_runs_in_a_child_whose_death_is_reported_not_raised(
     walked = check.run()  # the next walk runs as if nothing happened
     assert walked is not None
     assert (walked.walk, walked.chain.intact) == ("full", True)
+
+
+def test_where_no_child_can_start_the_walk_runs_in_the_daemon(
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A container without /dev/shm cannot make the child's queue: the trail is still
+    verified (in the daemon, its memory kept), and that is said once, not every walk."""
+    config = write_config({})
+    assert CliRunner().invoke(cli, ["--config", str(config), "once"]).exit_code == 0
+    check = ChainCheck(load_settings(config, env={}), lambda _line: None)
+
+    def no_semaphores(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")  # what sem_open says without /dev/shm
+
+    monkeypatch.setattr(chainwatch, "ProcessPoolExecutor", no_semaphores)
+    with caplog.at_level(logging.WARNING, logger="fairlens_monitor.ops.chainwatch"):
+        first, second = check.run(), check.run()
+    assert first is not None
+    assert (first.walk, first.chain.intact) == ("full", True)
+    assert second is not None
+    assert (second.walk, second.chain.intact) == ("incremental", True)
+    said = [
+        r.getMessage() for r in caplog.records if "walked in the daemon itself" in r.getMessage()
+    ]
+    assert len(said) == 1
+    assert "PermissionError" in said[0]

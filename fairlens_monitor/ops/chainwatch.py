@@ -29,6 +29,7 @@ import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 from fairlens_monitor.audit.verify import Anomaly
@@ -65,6 +66,7 @@ class ChainCheck:
         self.settings, self.emit, self.now = settings, emit, now
         self.state = WalkState()
         self.walked_at: datetime | None = None  # when the last walk ended (ops.metrics)
+        self._said_no_child = False  # the warning that walks run in-process, said once
 
     def run(self) -> TrailReport | None:
         """Walk once; never raises (a scheduler job's failure must not reach the cycles).
@@ -75,11 +77,19 @@ class ChainCheck:
         started = self.now()
         full = self.state.full_due(started)
         try:
-            with ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_child
-            ) as pool:
-                outcome = pool.submit(walk, self.settings, full, self.state.verified_to).result()
-        except Exception as exc:  # the child died (killed, out of memory) or could not start
+            outcome = self._walk_in_child(full)
+        except BrokenProcessPool as exc:  # the child died (killed, out of memory)
+            outcome = error_text(exc)
+        except OSError as exc:  # no child here (no /dev/shm for its queue, no process slot)
+            if not self._said_no_child:
+                self._said_no_child = True
+                log.warning(
+                    "audit chain walked in the daemon itself (its memory is kept): a child "
+                    "process cannot start here: %s",
+                    error_text(exc),
+                )
+            outcome = walk(self.settings, full, self.state.verified_to)
+        except Exception as exc:  # never raised into the scheduler
             outcome = error_text(exc)
         if isinstance(outcome, str):  # a job must never stop: say so, try again next time
             log.error("audit chain not verified: %s", outcome)
@@ -107,6 +117,18 @@ class ChainCheck:
         self.emit(f"✗ {line}")
         self._notify(first, started)
         return trail
+
+    def _walk_in_child(self, full: bool) -> TrailReport | str:
+        """One walk in a spawned child (:func:`prepare_child`, :func:`walk`).
+
+        Raises:
+            BrokenProcessPool: the child died.
+            OSError: no child could be started.
+        """
+        with ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_child
+        ) as pool:
+            return pool.submit(walk, self.settings, full, self.state.verified_to).result()
 
     def _notify(self, first: Anomaly, at: datetime) -> None:
         """Write the ``chain_failed`` notifications (never raises)."""
