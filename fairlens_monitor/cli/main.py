@@ -43,8 +43,7 @@ from fairlens_monitor.cli.common import (
     trail_paths,
     writer,
 )
-from fairlens_monitor.security.masking import install_masking
-from fairlens_monitor.security.passwords import install_password_filter
+from fairlens_monitor.security.masking import configure_logging
 
 # The commands of the modules beside this one, imported only when run or listed: `measure`
 # loads neither the database layer nor the other commands' modules.
@@ -86,13 +85,7 @@ def cli(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
 
     Exit codes: 0 ok, 1 problem found (e.g. tampered audit chain), 2 usage/config error.
     """
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=(log_level or "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
-    install_password_filter()  # database passwords a driver's message may carry
+    configure_logging((log_level or "INFO").upper())
     for noisy in ("alembic", "apscheduler"):  # their INFO lines say nothing to an operator
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config_path": config_path, "log_level": log_level and log_level.upper()}

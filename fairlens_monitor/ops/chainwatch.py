@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
-import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,8 +39,7 @@ from fairlens_monitor.ops.incremental import WalkState, verify_incremental
 from fairlens_monitor.ops.notify.message import location
 from fairlens_monitor.ops.notify.worker import enqueue_chain_failure, place_of
 from fairlens_monitor.ops.verification import TrailReport, verify_store
-from fairlens_monitor.security.masking import install_masking
-from fairlens_monitor.security.passwords import install_password_filter
+from fairlens_monitor.security.masking import configure_logging
 
 log = logging.getLogger(__name__)
 VERIFY_MINUTES = 10
@@ -156,14 +154,8 @@ def prepare_child() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s (chain walk): %(message)s",
-    )
+    configure_logging(logging.WARNING, process="chain walk")
     logging.captureWarnings(True)
-    install_masking()
-    install_password_filter()
 
 
 def walk(settings: Settings, full: bool, verified_to: int | None) -> TrailReport | str:

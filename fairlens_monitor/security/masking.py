@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
+
+from fairlens_monitor.security.passwords import install_password_filter
 
 # A number standing alone: not part of a word or hex digest, a decimal, a signed number.
 _ALONE = r"(?<![\w.+-])"
@@ -167,3 +170,23 @@ def install_masking(logger: logging.Logger | None = None) -> MaskingFilter:
     for handler in target.handlers:
         handler.addFilter(masking)
     return masking
+
+
+def configure_logging(level: int | str, *, process: str = "") -> None:
+    """Send this process's log lines to stderr in the project's one format, with personal
+    data masked (:class:`MaskingFilter`) and database passwords scrubbed
+    (``passwords.PasswordFilter``) on every line.
+
+    Args:
+        level: the root logger's level (``"INFO"``, ``logging.WARNING`` …).
+        process: a name shown after the logger's (e.g. ``"chain walk"`` for a child
+            process), empty for the command itself.
+    """
+    tag = f" ({process})" if process else ""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format=f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s",
+    )
+    install_masking()  # e-mails, phone numbers, SSN-like numbers and application ids
+    install_password_filter()  # database passwords a driver's message may carry
