@@ -25,6 +25,18 @@ FLAG = "✗ fails its digest check"  # the legend entry of a reading the chain d
 CROSS = "M-1,-1L1,1M1,-1L-1,1"  # an ✗ (Vega's "cross" is a plus)
 
 
+def utc_x() -> alt.X:
+    """A layer's x on the charts' UTC time scale (the axis itself: :func:`time_axis`)."""
+    return alt.X("time:T", scale=alt.Scale(type="utc"))
+
+
+def time_tip(*, seconds: bool = False) -> alt.Tooltip:
+    """The tooltip line of a point's time, in UTC (to the second, or to the minute)."""
+    return alt.Tooltip(
+        "time:T", format=f"%Y-%m-%d %H:%M{':%S' if seconds else ''} UTC", formatType="utc"
+    )
+
+
 def time_axis(df: pd.DataFrame, title: str = "time (UTC)") -> alt.X:
     """An x encoding on ``time`` in UTC with a tick format suited to the span shown."""
     times = df["time"] if not df.empty else pd.Series([], dtype="datetime64[ns, UTC]")
@@ -51,8 +63,8 @@ def _events_layer(events: pd.DataFrame) -> Layered | None:
     if events.empty:
         return None
     base = alt.Chart(events).encode(
-        x=alt.X("time:T", scale=alt.Scale(type="utc")),
-        tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"), "label:N"],
+        x=utc_x(),
+        tooltip=[time_tip(), "label:N"],
     )
     return alt.layer(base.mark_rule(color="gray", strokeDash=[2, 2]))
 
@@ -69,7 +81,7 @@ def flag_layer(flagged: pd.DataFrame | None, y: str, title: str) -> alt.Chart | 
         alt.Chart(points[["reading_id", "scenario", "time", y, "reason", "flag"]])
         .mark_point(shape=CROSS, filled=False, size=160, color="black", opacity=1, strokeWidth=3)
         .encode(
-            x=alt.X("time:T", scale=alt.Scale(type="utc")),
+            x=utc_x(),
             y=alt.Y(f"{y}:Q"),
             shape=alt.Shape(
                 "flag:N",
@@ -79,7 +91,7 @@ def flag_layer(flagged: pd.DataFrame | None, y: str, title: str) -> alt.Chart | 
             ),
             tooltip=[
                 alt.Tooltip("reading_id:Q", title="reading"),
-                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S UTC", formatType="utc"),
+                time_tip(seconds=True),
                 "scenario:N",
                 alt.Tooltip(f"{y}:Q", format=".3f", title=f"{title} as stored"),
                 alt.Tooltip("reason:N", title="check"),
@@ -106,10 +118,10 @@ def lone_points(df: pd.DataFrame, y: str, color: str | None) -> alt.Chart | None
     if alone.empty:
         return None
     encoding: dict[str, object] = {
-        "x": alt.X("time:T", scale=alt.Scale(type="utc")),
+        "x": utc_x(),
         "y": alt.Y(f"{y}:Q"),
         "tooltip": [
-            alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+            time_tip(),
             alt.Tooltip(f"{y}:Q", format=".3f"),
         ],
     }
@@ -148,7 +160,7 @@ def dir_chart(
     x = time_axis(hist)
     base = alt.Chart(hist).encode(x=x)
     tip = [
-        alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S UTC", formatType="utc"),
+        time_tip(seconds=True),
         "scenario:N",
         alt.Tooltip("dir_mean:Q", format=".3f", title="DIR (mean)"),
         alt.Tooltip("dir_min:Q", format=".3f", title="DIR (min)"),
@@ -200,7 +212,7 @@ def gap_chart(
             color=alt.Color("scenario:N"),
             detail="segment:N",
             tooltip=[
-                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                time_tip(),
                 alt.Tooltip("gap_mean:Q", format=".3f", title="gap"),
             ],
         )
@@ -226,7 +238,7 @@ def rate_chart(rates: pd.DataFrame, *, expected: timedelta | None) -> Layered:
             color=alt.Color("group:N"),
             detail="segment:N",
             tooltip=[
-                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                time_tip(),
                 "group:N",
                 alt.Tooltip("rate:Q", format=".1%"),
             ],
@@ -253,7 +265,7 @@ def drift_chart(
             y=alt.Y("drift_max:Q", title="statistic"),
             detail="segment:N",
             tooltip=[
-                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M UTC", formatType="utc"),
+                time_tip(),
                 alt.Tooltip("drift_max:Q", format=".2f"),
             ],
         )
