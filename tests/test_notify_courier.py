@@ -30,6 +30,7 @@ from fairlens_monitor.ops.notify import message as m
 from fairlens_monitor.ops.notify.courier import Courier
 from fairlens_monitor.ops.notify.worker import deliver_due
 from fairlens_monitor.store import outbox
+from fairlens_monitor.store.repository import Repository
 from tests.helpers.wait import wait_for
 
 SECRET = b"courier-test-secret"
@@ -90,6 +91,18 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def leading_courier(repo: Repository, settings: Settings, *, poll: float) -> Courier:
+    """The daemon's outbox thread as the service leader has it (not started)."""
+    return Courier(
+        repo.engine,
+        settings.notify,
+        clock=lambda: datetime.now(UTC),
+        cipher=open_cipher(settings, repo),
+        leading=lambda: True,
+        poll=poll,
+    )
 
 
 @pytest.fixture
@@ -156,14 +169,7 @@ def test_a_cycles_commit_wakes_the_courier_long_before_its_poll(
     receiver.gathered = True  # one message: nothing to gather
     config, settings = configure()
     repo = open_repository(settings)  # migrates
-    courier = Courier(
-        repo.engine,
-        settings.notify,
-        clock=lambda: datetime.now(UTC),
-        cipher=open_cipher(settings, repo),
-        leading=lambda: True,
-        poll=3600.0,
-    ).start()
+    courier = leading_courier(repo, settings, poll=3600.0).start()
     try:
         wait_for(lambda: courier.passes >= 1, what="the courier's first pass")
         assert receiver.seen == []
@@ -228,14 +234,7 @@ def test_a_message_is_not_held_back_by_a_slow_one_on_its_way(
     receiver.gathered, receiver.hold = True, "slow"
     _, settings = configure()
     repo = open_repository(settings)
-    courier = Courier(
-        repo.engine,
-        settings.notify,
-        clock=lambda: datetime.now(UTC),
-        cipher=open_cipher(settings, repo),
-        leading=lambda: True,
-        poll=3600.0,
-    ).start()
+    courier = leading_courier(repo, settings, poll=3600.0).start()
     at = datetime.now(UTC)
     try:
         with repo.sessions.begin() as s:
@@ -279,14 +278,7 @@ def test_a_database_error_in_a_look_is_logged_masked_and_the_courier_goes_on(
     monkeypatch.setattr(courier_module, "due_lanes", failing)
     _, settings = configure()
     repo = open_repository(settings)
-    courier = Courier(
-        repo.engine,
-        settings.notify,
-        clock=lambda: datetime.now(UTC),
-        cipher=open_cipher(settings, repo),
-        leading=lambda: True,
-        poll=0.05,
-    )
+    courier = leading_courier(repo, settings, poll=0.05)
     with caplog.at_level("ERROR", logger="fairlens_monitor.ops.notify.courier"):
         courier.start()
         try:
