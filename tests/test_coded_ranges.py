@@ -404,3 +404,19 @@ def test_a_group_column_of_0_and_1_is_read_as_booleans_and_keeps_its_texts(
     assert parts == 7
     pd.testing.assert_frame_equal(table, by_pandas(path, ANY, "y", chunk_rows=1000))
     assert set(table["_group"]) == {"0", "1"}
+
+
+def test_a_boolean_column_becomes_its_texts_at_every_offset_of_its_bitmap() -> None:
+    """The bitmap is unpacked by hand (cheaper than a cast): bit order and offsets must hold."""
+    rng = np.random.default_rng(17)
+    truth = rng.integers(0, 2, size=203).astype(bool)
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(truth), pa.array(["a"] * 203).dictionary_encode()], names=["y", "g"]
+    )
+    for start in [0, 1, 7, 8, 9, 63, 100]:
+        sliced = batch.slice(start, 203 - start - 3)
+        coded = csvparts._as_coded(sliced, frozenset({"y"}))
+        y = coded.column("y")
+        assert y.dictionary.to_pylist() == ["0", "1"]
+        assert y.indices.to_pylist() == truth[start:200].astype(int).tolist()
+        assert coded.column("g").equals(sliced.column("g"))  # other columns untouched
