@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +376,13 @@ def test_the_explanation_prints_a_tiny_p_value_as_a_bound(settings: Settings) ->
     assert result.explanation is not None
     assert "p < 1e-06 (z)" in result.explanation
     assert "p = <" not in result.explanation
+
+
+def test_warm_up_leaves_a_missing_scipy_to_the_statistics_that_need_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``measure`` warms the import on a thread: an error there would be a stray traceback."""
+    monkeypatch.setitem(sys.modules, "scipy.special", None)  # import now raises ImportError
+    stats.warm_up()  # …which is not raised here
+    with pytest.raises(ImportError):
+        stats.clopper_pearson(3, 10)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import counts as count_table
+from fairlens_monitor.fairness import stats
 from fairlens_monitor.fairness.cells import missing_report, numeric_cells
 from fairlens_monitor.fairness.codecounts import CodedCounts, NeedsRowDetail
 from fairlens_monitor.fairness.codecounts import count_table as coded_table
@@ -217,6 +218,8 @@ def _count_coded(
 
     with _read_errors(path, needed):
         check_columns(path, needed)
+        # the statistics' scipy import, on the core the parse leaves idle now and then
+        threading.Thread(target=stats.warm_up, name="scipy import", daemon=True).start()
         parts = reduce_parts(path, needed, start, step, coded=needed)
     table = coded_table(parts, spec, outcome, label, missing_values=missing_values)
     if progress is not None and done[1] != done[0]:
