@@ -9,3 +9,12 @@ the error → exit-code mapping (0 ok, 1 problem found, 2 usage or config) and t
 May import: every layer (it is the top, beside ``viewer``); nothing imports it except
 ``fairlens_monitor.__main__``.
 """
+
+import os
+
+# numpy and scipy each bundle OpenBLAS, which starts a thread per core when imported; those
+# threads spin waiting for matrix work this program never gives them (its arrays are count
+# tables), taking a core from the CSV parse and the daemon's workers: `measure` on a 10M-row
+# file spent 0.2 s more CPU and 0.1 s more wall with them (docs/PERFORMANCE.md). Set before
+# any command imports numpy; an operator's own setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -25,6 +25,7 @@ from typing import NoReturn
 import click
 
 from fairlens_monitor import __version__
+from fairlens_monitor.cli import ending
 from fairlens_monitor.cli.common import (
     ANCHOR_OPTION,
     JSON_OPTION,
@@ -351,5 +352,16 @@ def db_current(ctx: click.Context) -> None:
 
 def main() -> NoReturn:
     """Console-script entry point: every error is one stderr line and a documented exit code
-    (see :func:`fairlens_monitor.cli.common.run_console`)."""
-    sys.exit(run_console(cli))
+    (see :func:`fairlens_monitor.cli.common.run_console`).
+
+    A command that holds nothing to release (``measure``) ends the process as soon as its
+    output is flushed, without tearing the interpreter down (:mod:`.ending`).
+    """
+    ending.reset()
+    try:
+        code = run_console(cli)
+    except SystemExit as exc:  # a command's own exit code, e.g. measure's 1 when adverse
+        if not (ending.quick_exit_requested() and isinstance(exc.code, int)):
+            raise
+        code = exc.code
+    ending.end(code)
