@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from fairlens_monitor.config.settings import load_settings  # noqa: E402
 from fairlens_monitor.fairness.counts import normalise  # noqa: E402
-from fairlens_monitor.sources import SqlSource  # noqa: E402
+from fairlens_monitor.sources.base import SqlSource  # noqa: E402
 
 END = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 PG = os.environ.get("FAIRLENS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

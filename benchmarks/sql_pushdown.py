@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from fairlens_monitor.config.source import SourceSettings  # noqa: E402
 from fairlens_monitor.fairness.counts import normalise  # noqa: E402
 from fairlens_monitor.fairness.groups import GroupSpec  # noqa: E402
-from fairlens_monitor.sources import SqlSource  # noqa: E402
+from fairlens_monitor.sources.base import SqlSource  # noqa: E402
 from fairlens_monitor.sources.sql import count_statement, relation, source_engine  # noqa: E402
 from fairlens_monitor.sources.sql_window import (  # noqa: E402
     index_name,

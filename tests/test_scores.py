@@ -31,7 +31,7 @@ from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.measure import measure_counts
 from fairlens_monitor.ops.measuring import rules_of
-from fairlens_monitor.sources import SqlSource
+from fairlens_monitor.sources.base import SqlSource
 from fairlens_monitor.sources.sql import count_statement
 
 SPEC = GroupSpec(attributes=("g",), privileged_value="a", unprivileged_value="b")

@@ -23,7 +23,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.sources import FileSource
+from fairlens_monitor.sources.base import FileSource
 from fairlens_monitor.sources.files import match_files, read_file
 
 OUTSIDE_LINE = "root-secret-canary:x:0:0"

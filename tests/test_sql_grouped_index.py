@@ -29,7 +29,7 @@ from pandas.testing import assert_frame_equal
 from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.fairness.counts import normalise
 from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.sources import SqlSource
+from fairlens_monitor.sources.base import SqlSource
 from fairlens_monitor.sources.sql import count_statement, fetch_counts, relation, source_engine
 from fairlens_monitor.sources.sql_window import (
     index_name,

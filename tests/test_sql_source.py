@@ -23,7 +23,7 @@ from fairlens_monitor.config.settings import Settings
 from fairlens_monitor.errors import ConfigError, DataError
 from fairlens_monitor.ops.app import open_cipher, open_repository
 from fairlens_monitor.ops.cycle import execute_cycle, run_cycle
-from fairlens_monitor.sources import SqlSource
+from fairlens_monitor.sources.base import SqlSource
 from tests.test_sources import (
     START,
     STEP,

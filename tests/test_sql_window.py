@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from fairlens_monitor.config.source import SourceSettings
 from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.sources import SqlSource
+from fairlens_monitor.sources.base import SqlSource
 from fairlens_monitor.sources.sql import count_statement, fetch_counts, source_engine
 from fairlens_monitor.sources.sql_window import (
     DIALECTS,

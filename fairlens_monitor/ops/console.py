@@ -14,7 +14,7 @@ from fairlens_monitor.fairness.stats import format_interval
 
 if TYPE_CHECKING:  # the cycle pulls in pandas; read commands should not pay for it
     from fairlens_monitor.ops.cycle import CycleOutcome
-    from fairlens_monitor.sources import Batch
+    from fairlens_monitor.sources.base import Batch
 
 
 def fmt_dir(value: float | None) -> str:

@@ -41,7 +41,7 @@ from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
 from fairlens_monitor.security.masking import mask
 from fairlens_monitor.security.passwords import scrub
-from fairlens_monitor.sources import Batch, DecisionSource, open_source
+from fairlens_monitor.sources.base import Batch, DecisionSource, open_source
 from fairlens_monitor.store.cyclewrite import AlertChange, EventList, StaleCycleError
 from fairlens_monitor.store.lease import FencedError
 from fairlens_monitor.store.mappers import (

@@ -35,7 +35,7 @@ from fairlens_monitor.ops.console import cycle_lines
 from fairlens_monitor.ops.cycle import Clock, FailedCycle, error_text, record_failure
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
-from fairlens_monitor.sources import DecisionSource, open_source
+from fairlens_monitor.sources.base import DecisionSource, open_source
 from fairlens_monitor.store.lease import FencedError, missed_fires, monitor_scope
 from fairlens_monitor.store.monitor_lease import MonitorLeases
 from fairlens_monitor.store.repository import Repository

@@ -35,7 +35,7 @@ from fairlens_monitor.ops.cycle import Clock, CycleOutcome, FailedCycle, execute
 from fairlens_monitor.ops.governance import sync_portfolio
 from fairlens_monitor.ops.sealing import Sealer
 from fairlens_monitor.security.crypto import AlertCipher
-from fairlens_monitor.sources import DecisionSource
+from fairlens_monitor.sources.base import DecisionSource
 from fairlens_monitor.store.repository import Repository
 
 

@@ -30,7 +30,7 @@ from fairlens_monitor.store.models import Alert, GroupResult, Reading, SourceFil
 
 if TYPE_CHECKING:
     from fairlens_monitor.config.settings import Settings
-    from fairlens_monitor.sources import Batch
+    from fairlens_monitor.sources.base import Batch
 
 NO_DATA = "no_data"
 MAX_REASON_CHARS = 2000  # a verdict reason is cut here, as a failed run's error is
