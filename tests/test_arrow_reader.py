@@ -21,7 +21,7 @@ from fairlens_monitor.fairness import counts
 from fairlens_monitor.fairness.cells import numeric_cells
 from fairlens_monitor.fairness.groups import GroupSpec, group_labels
 from fairlens_monitor.fairness.metrics import binary_outcome, numbers
-from fairlens_monitor.ops.measure_file import count_file, iter_decisions
+from fairlens_monitor.ops.file_count import count_file, iter_decisions
 from fairlens_monitor.sources.arrowcsv import FastReadRefused, arrow_chunks
 
 GERMAN = Path(__file__).resolve().parent / "data" / "german_credit.csv"

@@ -29,7 +29,7 @@ from fairlens_monitor.fairness.cells import cell_text, missing_report, value_tex
 from fairlens_monitor.fairness.counts import GROUP, N, digest, group_table, normalise
 from fairlens_monitor.fairness.groups import MISSING, GroupSpec
 from fairlens_monitor.fairness.metrics import binary_outcome
-from fairlens_monitor.ops.measure_file import count_file
+from fairlens_monitor.ops.file_count import count_file
 from fairlens_monitor.sources.base import FileSource, SqlSource
 from fairlens_monitor.sources.files import Columns, read_file
 

@@ -1,10 +1,10 @@
 """The command line loads only what a command needs (issue 17, goal 4).
 
 ``measure`` writes nothing, so it must not import the database layer (SQLAlchemy, Alembic)
-nor scipy.stats; ``--help`` must not import pandas either. Each case runs the real console
-entry point in a fresh interpreter and reads ``sys.modules`` afterwards (a test in this
-process would see whatever other tests imported). No timing is asserted here: the times
-are in benchmarks/measure_csv.py.
+nor scipy.stats, nor, for a plain CSV, pandas; ``--help`` must not import pandas either.
+Each case runs the real console entry point in a fresh interpreter and reads
+``sys.modules`` afterwards (a test in this process would see whatever other tests imported).
+No timing is asserted here: the times are in benchmarks/measure_csv.py.
 """
 
 from __future__ import annotations
@@ -67,13 +67,36 @@ def measure_args(path: Path) -> list[str]:
     ]
 
 
-def test_measure_loads_no_database_layer_and_no_scipy_stats(tmp_path: Path) -> None:
+def test_measure_of_a_plain_csv_loads_no_pandas_no_database_layer_and_no_scipy_stats(
+    tmp_path: Path,
+) -> None:
     code, modules = loaded(tmp_path, *measure_args(GERMAN))
     assert code == 0
-    assert "pandas" in modules  # it did measure: the probe sees what the command imported
+    assert "scipy.special" in modules  # it did measure: the probe sees what it imported
+    assert "pandas" not in modules  # counted on the parser's codes, judged without a frame
     assert not {m for m in modules if m.split(".")[0] in {"sqlalchemy", "alembic"}}
     assert "scipy.stats" not in modules
     assert not {m for m in modules if m.split(".")[0] in {"apscheduler", "streamlit", "psycopg"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "exit_code"),
+    [
+        ("numbers.csv", "sex,risk\n" + "male,1.0\nfemale,0.0\n" * 40, 1),  # not words: numbers
+        ("quoted.csv", '"sex",risk\n' + "male,1\nfemale,0\n" * 40, 1),  # a quoted header
+        ("short.csv", "sex,risk\n" + "male,1\nfemale\n" * 40, 2),  # a row pyarrow refuses
+    ],
+)
+def test_measure_loads_pandas_where_only_pandas_can_say(
+    tmp_path: Path, name: str, body: str, exit_code: int
+) -> None:
+    """What the coded count cannot decide alone goes the pandas way, and still measures (an
+    adverse verdict, exit 1) or names the bad rows (exit 2)."""
+    path = tmp_path / name
+    path.write_text(body)
+    code, modules = loaded(tmp_path, *measure_args(path))
+    assert code == exit_code
+    assert "pandas" in modules
 
 
 def test_a_measure_error_loads_no_database_layer_either(tmp_path: Path) -> None:

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.fairness.codecounts import CodedCounts, NeedsRowDetail, count_table
-from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.ops.measure_file import count_file
-from fairlens_monitor.sources import csvparts
+from fairlens_monitor.fairness import codecounts, counts, words
+from fairlens_monitor.fairness.codecounts import (
+    CodedCounts,
+    NeedsRowDetail,
+    count_table,
+    group_table,
+)
+from fairlens_monitor.fairness.groups import GroupSpec, GroupTable
+from fairlens_monitor.ops.file_count import count_file
+from fairlens_monitor.sources import csvhead, csvparts
 from fairlens_monitor.sources.arrowcsv import FastReadRefused
 from tests.test_arrow_reader import GERMAN, SEX, by_pandas, outcome_of, same
 
@@ -38,21 +47,49 @@ def coded(
     *,
     missing_values: Collection[str] = (),
 ) -> tuple[pd.DataFrame, int]:
-    """The coded count of ``path`` cut into as many as 7 ranges, and how many it used."""
+    """The coded count of ``path`` cut into as many as 7 ranges, and how many it used.
+
+    Every caller also checks ``measure``'s pandas-free group table: it must be the group
+    table of the count table (or refuse the same way).
+    """
     columns = list(dict.fromkeys([*spec.attributes, outcome, *filter(None, [label])]))
     parts = csvparts.reduce_parts(
         path,
         columns,
         lambda: CodedCounts([*spec.attributes, outcome, *filter(None, [label])]),
-        lambda state, batch: state.add(
-            [batch.column(c).dictionary.to_pylist() for c in state.columns],
-            [batch.column(c).indices.to_numpy() for c in state.columns],
-        ),
+        add,
         coded=columns,
         parts=7,
         min_part_bytes=1,
     )
-    return count_table(parts, spec, outcome, label, missing_values=missing_values), len(parts)
+    try:
+        table = count_table(parts, spec, outcome, label, missing_values=missing_values)
+    except NeedsRowDetail:
+        with pytest.raises(NeedsRowDetail):
+            group_table(parts, spec, outcome, label, missing_values=missing_values)
+        raise
+    same_groups(
+        group_table(parts, spec, outcome, label, missing_values=missing_values),
+        counts.group_table(table),
+    )
+    return table, len(parts)
+
+
+def add(state: CodedCounts, batch: pa.RecordBatch) -> None:
+    """Count one batch of the reader, as ``measure``'s reading threads do."""
+    coded = [csvhead.dictionary_codes(batch.column(c)) for c in state.columns]
+    state.add([texts for texts, _ in coded], [indices for _, indices in coded])
+
+
+def same_groups(ours: GroupTable, theirs: GroupTable) -> None:
+    """Two group tables are equal: the same labels in the same order, the same counts."""
+    assert ours.labels == theirs.labels
+    for field in ("applicants", "approved", "positives", "true_pos", "false_pos"):
+        a, b = getattr(ours, field), getattr(theirs, field)
+        assert (a is None) == (b is None), field
+        if a is not None:
+            assert a.dtype == b.dtype, field
+            np.testing.assert_array_equal(a, b, err_msg=field)
 
 
 @pytest.fixture
@@ -245,7 +282,7 @@ def test_count_file_uses_the_ranges_on_a_big_enough_file(
         seen.append(len(result))
         return result
 
-    monkeypatch.setattr("fairlens_monitor.ops.measure_file.reduce_parts", spy)
+    monkeypatch.setattr("fairlens_monitor.ops.file_count.reduce_parts", spy)
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(4)))
     path = write(tmp_path, HEADER + "a,1,x\nb,0,x\n" * 500)
     progress: list[int] = []
@@ -309,10 +346,7 @@ def test_zero_one_columns_are_parsed_as_booleans_and_handed_on_as_their_texts(
 
     def step(state: CodedCounts, batch: pa.RecordBatch) -> None:
         seen.append(batch)
-        state.add(
-            [batch.column(c).dictionary.to_pylist() for c in state.columns],
-            [batch.column(c).indices.to_numpy() for c in state.columns],
-        )
+        add(state, batch)
 
     parts = csvparts.reduce_parts(
         path,
@@ -420,3 +454,132 @@ def test_a_boolean_column_becomes_its_texts_at_every_offset_of_its_bitmap() -> N
         assert y.dictionary.to_pylist() == ["0", "1"]
         assert y.indices.to_pylist() == truth[start:200].astype(int).tolist()
         assert coded.column("g").equals(sliced.column("g"))  # other columns untouched
+
+
+TRICKY = [
+    *[
+        "a",
+        " a",
+        "a ",
+        "A",
+        "b",
+        "",
+        " ",
+        "\t",
+        "\u00a0",
+        "NA",
+        " NA ",
+        "(missing)",
+        "é",
+        "e\u0301",
+    ],
+    *["x@example.com", "123-45-6789", "1", "0", " 1 ", "01", "1.0", "0.0", "1e0", "+1", "-0"],
+    *["yes", "No", " TRUE ", "t", "F", "y", "2", "nan", "inf", "1_0", "\u0663", "true\u00a0"],
+]
+WORDS = ["1", "0", " 1", "0 ", "yes", "No", " TRUE ", "t", "F", "y", "N", "false", "\tYES"]
+DECISIONS = [*WORDS, *WORDS, "", " ", "NA", "1.0", "0.00", "2", "maybe", "\u0663", "1_0"]
+
+
+def is_word(text: str, missing: set[str]) -> bool:
+    """What the pure rule must decide itself: a decision word that is not a listed missing text."""
+    stripped = text.strip()
+    return stripped.lower() in {*words.TRUE_WORDS, *words.FALSE_WORDS} and stripped not in {
+        m.strip() for m in missing
+    }
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(TRICKY),
+            st.sampled_from(TRICKY),
+            st.sampled_from(DECISIONS),
+            st.sampled_from(DECISIONS),
+            st.integers(1, 10**9),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sets(st.sampled_from(["NA", " NA", "0", " 1", "x@example.com", "(missing)", "a"])),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_pandas_free_group_table_is_the_count_tables_whatever_the_texts(
+    cells: list[tuple[str, str, str, str, int]],
+    missing: set[str],
+    with_label: bool,
+    two_attributes: bool,
+) -> None:
+    """Group labels, decision words, missing cells and refusals as the pandas rules give them;
+    the pandas way is taken only for a decision text that is not a word."""
+    attributes = ("g", "h") if two_attributes else ("g",)
+    spec = GroupSpec(attributes=attributes, reference="highest", privileged_value=None)
+    part = CodedCounts([*attributes, "y", *(["z"] if with_label else [])])
+    for g, h, y, z, n in cells:
+        key = (g, *([h] if two_attributes else []), y, *([z] if with_label else []))
+        part.cells[key] = part.cells.get(key, 0) + n
+    label = "z" if with_label else None
+    pure = all(is_word(t, missing) for key in part.cells for t in key[len(attributes) :])
+    fallbacks: list[int] = []
+    real = codecounts._counted_table
+
+    def counted(*args: Any) -> GroupTable:
+        fallbacks.append(1)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(codecounts, "_counted_table", counted)
+        try:
+            table = count_table([part], spec, "y", label, missing_values=missing)
+        except NeedsRowDetail:
+            with pytest.raises(NeedsRowDetail):
+                group_table([part], spec, "y", label, missing_values=missing)
+        else:
+            same_groups(
+                group_table([part], spec, "y", label, missing_values=missing),
+                counts.group_table(table),
+            )
+    assert not (pure and fallbacks)  # every text was a word: no pandas
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=["a", "b", ",", " ", "\t", '"', "\r", "é", "\ufeff", "#", "'", "."], max_size=12
+    ),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
+def test_a_plain_header_is_read_as_pandas_reads_it(
+    tmp_path_factory: pytest.TempPathFactory, names: str, end: str, bom: bool
+) -> None:
+    """``measure`` checks a plain header's names without pandas: they must be pandas' names."""
+    path = tmp_path_factory.mktemp("header") / "h.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + (names + end + "1\n").encode("utf-8"))
+    ours = csvhead.plain_header(path)
+    if ours is None:
+        return  # not plain: the header is checked by pandas itself
+    theirs = list(pd.read_csv(path, nrows=0).columns)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("header", "plain"),
+    [
+        (b"g,y\n", ["g", "y"]),
+        (b"\xef\xbb\xbfg,y\r\n", ["g", "y"]),
+        (b" g , y\n", [" g ", " y"]),
+        (b'"g",y\n', None),
+        (b"g,g\n", None),
+        (b"g,\n", None),
+        (b"g\ry\n", None),
+        (b"g, \n", None),
+        (b" \n", None),
+        (b"g,\xff\n", None),
+    ],
+)
+def test_which_headers_are_plain(tmp_path: Path, header: bytes, plain: list[str] | None) -> None:
+    path = write(tmp_path, header + b"1,0\n")
+    assert csvhead.plain_header(path) == plain
+    assert csvhead.plain_header(write(tmp_path, header.rstrip(b"\r\n"))) is None  # no line end

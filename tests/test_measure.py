@@ -271,7 +271,7 @@ def test_a_label_that_is_not_binary_is_named_as_the_label(tmp_path: Path) -> Non
 def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Path) -> None:
     from fairlens_monitor.fairness.counts import group_table
     from fairlens_monitor.fairness.groups import GroupSpec
-    from fairlens_monitor.ops.measure_file import count_file
+    from fairlens_monitor.ops.file_count import count_file
 
     df = pd.read_csv(GERMAN)
     df["repaid"] = (df["duration"] < 24).astype(int)  # any binary column will do as a label
@@ -298,7 +298,7 @@ def test_reading_in_chunks_gives_the_same_counts_as_reading_at_once(tmp_path: Pa
 def test_a_bad_value_late_in_a_big_file_names_its_rows(tmp_path: Path) -> None:
     from fairlens_monitor.errors import DataError
     from fairlens_monitor.fairness.groups import GroupSpec
-    from fairlens_monitor.ops.measure_file import count_file
+    from fairlens_monitor.ops.file_count import count_file
 
     df = pd.read_csv(GERMAN)
     df["risk"] = df["risk"].astype(object)

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairlens_monitor.fairness.words import missing_report as missing_report  # re-exported
+
 # Kinds of pandas.api.types.infer_dtype whose distinct values can be converted one by one:
 # within each, values that compare equal also have the same text under the rule above.
 _HOMOGENEOUS = frozenset(
@@ -175,9 +177,3 @@ def numeric_cells(values: pd.Series, missing_values: Collection[str] = ()) -> pd
         pd.Categorical.from_codes(codes, categories=pd.Index(texts, dtype=object)),
         index=values.index,
     )
-
-
-def missing_report(missing_values: Collection[str]) -> list[str]:
-    """The texts treated as missing, as a report shows them: ``""`` (empty or whitespace
-    only; NULL in Parquet and SQL) first, then the listed values in the given order."""
-    return ["", *dict.fromkeys(v for v in missing_values if v.strip())]

@@ -11,28 +11,34 @@ batches whose dictionaries differ (another order, a value new in the later one, 
 listed missing value) still add up into one cell per group: the same group is the same label
 text however its cells were spelled (``" a"`` and ``"a"``; ``""`` and ``" "`` both missing).
 
-The meaning of each distinct text is decided by the very functions that count a frame
-(:func:`fairlens_monitor.fairness.labels.attribute_codes`,
+Two ends, one count. :func:`count_table` gives each distinct text its meaning by the very
+functions that count a frame (:func:`fairlens_monitor.fairness.labels.attribute_codes`,
 :func:`fairlens_monitor.fairness.metrics.binary_outcome`), once per text, so the table is
-exactly the one :func:`fairlens_monitor.fairness.counts.normalise` and ``combine`` give. A
-value those functions reject (a missing or non-binary decision, a label that looks like
-personal data) raises :class:`NeedsRowDetail`: the caller counts the file the chunked way,
-whose error names the rows. Banded attributes and scores are not coded here. Pure.
+exactly the one :func:`fairlens_monitor.fairness.counts.normalise` and ``combine`` give.
+:func:`group_table` gives ``measure`` the per-group table those make, without pandas: each
+text's meaning by the same cell rule (:mod:`fairlens_monitor.fairness.words`), and the
+pandas way only for a decision text that is not a word (``1.0``). A value either rejects
+(a missing or non-binary decision, a label that looks like personal data) raises
+:class:`NeedsRowDetail`: the caller counts the file the chunked way, whose error names the
+rows. Banded attributes and scores are not coded here. Pure; pandas is imported only by
+:func:`count_table` and that fall-back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fairlens_monitor.errors import DataError
-from fairlens_monitor.fairness.counts import APPROVED, GROUP, LABEL, N, combine
-from fairlens_monitor.fairness.groups import GroupSpec
-from fairlens_monitor.fairness.labels import JOIN, attribute_codes
-from fairlens_monitor.fairness.metrics import binary_outcome
+from fairlens_monitor.fairness import words
+from fairlens_monitor.fairness.groups import GroupSpec, GroupTable, tally
+from fairlens_monitor.security.masking import looks_personal
+
+if TYPE_CHECKING:  # the count table is a frame; the group table and the counting need numpy
+    import pandas as pd
 
 BINCOUNT_CELLS = 1 << 20  # a key space larger than this is counted with np.unique instead
 
@@ -120,14 +126,11 @@ def count_table(
             or label, a group that looks like personal data), or no rows at all.
         ValueError: an attribute is banded.
     """
-    if any(a in spec.bands for a in spec.attributes):
-        raise ValueError("a banded attribute is not counted on its texts' codes")
-    raw: dict[tuple[str, ...], int] = {}
-    for part in parts:
-        for key, count in part.cells.items():
-            raw[key] = raw.get(key, 0) + count
-    if not raw:
-        raise NeedsRowDetail
+    import pandas as pd
+
+    from fairlens_monitor.fairness.counts import APPROVED, GROUP, LABEL, N, combine
+
+    raw = _raw_cells(parts, spec)
     width = len(spec.attributes)
     columns = [*spec.attributes, outcome, *([label] if label else [])]
     meanings = [
@@ -140,7 +143,7 @@ def count_table(
         approved, truth = meaning[width], meaning[width + 1] if label else False
         if not isinstance(approved, bool) or not isinstance(truth, bool):
             raise NeedsRowDetail  # a missing or non-binary decision or label
-        cell = (JOIN.join(str(m) for m in meaning[:width]), approved, truth)
+        cell = (words.JOIN.join(str(m) for m in meaning[:width]), approved, truth)
         cells[cell] = cells.get(cell, 0) + count
     keys = list(cells)
     table = {
@@ -152,11 +155,105 @@ def count_table(
     return combine([pd.DataFrame(table)])
 
 
+def group_table(
+    parts: Sequence[CodedCounts],
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None = None,
+    *,
+    missing_values: Collection[str] = (),
+) -> GroupTable:
+    """The per-group table of all the rows the parts counted, as ``count_table`` then
+    :func:`fairlens_monitor.fairness.counts.group_table` give it, without pandas.
+
+    Each distinct text gets its meaning by :mod:`fairlens_monitor.fairness.words` (the
+    cell rule for text). A decision or label text that is not a decision word (``1.0``, a
+    missing cell) is left to ``binary_outcome``: the table is then made the pandas way, by
+    :func:`count_table`, which accepts it or raises.
+
+    Args:
+        parts: as for :func:`count_table`.
+        spec: the attribute column(s) forming groups (no bands).
+        outcome: the decision column.
+        label: the optional ground-truth column.
+        missing_values: texts that also mean "missing".
+
+    Returns:
+        Applicants and approvals (with a label: positives, true and false positives) per
+        group, groups in sorted label order.
+
+    Raises:
+        NeedsRowDetail: as :func:`count_table` (a refused value, or no rows at all).
+        ValueError: an attribute is banded.
+    """
+    raw = _raw_cells(parts, spec)
+    width = len(spec.attributes)
+    missing = words.missing_set(missing_values)
+    groups: dict[tuple[str, ...], str] = {}
+    cells: dict[tuple[str, bool, bool], int] = {}
+    for key, count in raw.items():
+        meaning = [words.decision_word(text, missing) for text in key[width:]]
+        if None in meaning:  # a number such as 1.0, or missing: binary_outcome decides
+            return _counted_table(parts, spec, outcome, label, missing_values)
+        if key[:width] not in groups:
+            labels = [words.group_label(text, missing) for text in key[:width]]
+            if any(t != words.MISSING and looks_personal(t) for t in labels):
+                raise NeedsRowDetail  # attribute_codes refuses it, naming the column
+            groups[key[:width]] = words.JOIN.join(labels)
+        cell = (groups[key[:width]], bool(meaning[0]), bool(label) and bool(meaning[-1]))
+        cells[cell] = cells.get(cell, 0) + count
+    names = tuple(sorted({group for group, _, _ in cells}))
+    index = {name: i for i, name in enumerate(names)}
+    keys = list(cells)
+    return tally(
+        np.array([index[k[0]] for k in keys], dtype=np.intp),
+        names,
+        np.array([k[1] for k in keys], dtype=bool),
+        np.array([k[2] for k in keys], dtype=bool) if label else None,
+        weights=np.array([cells[k] for k in keys], dtype=float),
+    )
+
+
+def _counted_table(
+    parts: Sequence[CodedCounts],
+    spec: GroupSpec,
+    outcome: str,
+    label: str | None,
+    missing_values: Collection[str],
+) -> GroupTable:
+    """:func:`group_table` the pandas way: the count table, then its groups."""
+    from fairlens_monitor.fairness.counts import group_table as table_of_counts
+
+    return table_of_counts(count_table(parts, spec, outcome, label, missing_values=missing_values))
+
+
+def _raw_cells(parts: Sequence[CodedCounts], spec: GroupSpec) -> dict[tuple[str, ...], int]:
+    """The parts' counts added up by raw texts.
+
+    Raises:
+        NeedsRowDetail: no rows at all.
+        ValueError: an attribute is banded.
+    """
+    if any(a in spec.bands for a in spec.attributes):
+        raise ValueError("a banded attribute is not counted on its texts' codes")
+    raw: dict[tuple[str, ...], int] = {}
+    for part in parts:
+        for key, count in part.cells.items():
+            raw[key] = raw.get(key, 0) + count
+    if not raw:
+        raise NeedsRowDetail
+    return raw
+
+
 def _meanings(
     column: str, texts: list[str], position: int, width: int, missing_values: Collection[str]
 ) -> dict[str, str | bool | None]:
     """Each distinct text's meaning in one column: a group label (attributes, the first
     ``width`` columns), or a decision / ground truth (None: binary_outcome refuses it)."""
+    import pandas as pd
+
+    from fairlens_monitor.fairness.labels import attribute_codes
+
     if position < width:
         try:
             codes, names = attribute_codes(
@@ -174,6 +271,10 @@ def _meanings(
 
 def _decision(text: str, column: str, role: str, missing_values: Collection[str]) -> bool | None:
     """One text of a decision or label column as binary_outcome reads it (None: refused)."""
+    import pandas as pd
+
+    from fairlens_monitor.fairness.metrics import binary_outcome
+
     try:
         values = binary_outcome(
             pd.Series([text], dtype=object), column, role, missing_values=missing_values

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness import stats
-from fairlens_monitor.fairness.labels import JOIN, attribute_codes
-from fairlens_monitor.fairness.labels import MISSING as MISSING  # re-exported (tests, docs)
+from fairlens_monitor.fairness.words import JOIN
+from fairlens_monitor.fairness.words import MISSING as MISSING  # re-exported (tests, docs)
 from fairlens_monitor.security.masking import value_forms
+
+if TYPE_CHECKING:  # pandas loads where rows are labelled and counted, not to judge counts
+    import pandas as pd
 
 Reference = Literal["privileged", "highest"]
 
@@ -121,6 +123,10 @@ def group_labels(
     Raises:
         DataError: as :func:`.labels.attribute_codes`.
     """
+    import pandas as pd
+
+    from fairlens_monitor.fairness.labels import attribute_codes
+
     codes, names = attribute_codes(
         df, spec.attributes, spec.bands, where=where, missing_values=missing_values
     )
@@ -145,8 +151,32 @@ def count_groups(
     Returns:
         The table, groups in sorted label order.
     """
+    import pandas as pd
+
     codes, uniques = pd.factorize(labels, sort=True)
-    k = len(uniques)
+    return tally(codes, tuple(str(u) for u in uniques), outcome, label, weights)
+
+
+def tally(
+    codes: np.ndarray,
+    names: tuple[str, ...],
+    outcome: np.ndarray,
+    label: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> GroupTable:
+    """Count applicants and approvals (and label outcomes) per group code with ``bincount``.
+
+    Args:
+        codes: each row's group, an index into ``names``.
+        names: the group labels, in sorted order (the table's order).
+        outcome: the boolean decision of each row.
+        label: the boolean ground truth of each row (e.g. repaid), or None.
+        weights: how many decisions each row stands for; None = one each.
+
+    Returns:
+        The table, one entry per name (a name no row has counts zero).
+    """
+    k = len(names)
     w = None if weights is None else np.asarray(weights, dtype=float)
 
     def count(mask: np.ndarray | None = None) -> np.ndarray:
@@ -154,7 +184,6 @@ def count_groups(
         return np.rint(np.bincount(codes, weights=mask_w, minlength=k)).astype(np.int64)
 
     y = np.asarray(outcome, dtype=bool)
-    names = tuple(str(u) for u in uniques)
     if label is None:
         return GroupTable(names, count(), count(y.astype(float)))
     truth = np.asarray(label, dtype=bool)

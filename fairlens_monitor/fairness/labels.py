@@ -17,10 +17,9 @@ import pandas as pd
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import numeric_cells, text_codes
 from fairlens_monitor.fairness.metrics import numbers, require_columns
+from fairlens_monitor.fairness.words import JOIN as JOIN  # re-exported
+from fairlens_monitor.fairness.words import MISSING as MISSING  # re-exported
 from fairlens_monitor.security.masking import looks_personal
-
-MISSING = "(missing)"
-JOIN = " & "
 
 
 def band_label(edges: Sequence[float], index: int) -> str:

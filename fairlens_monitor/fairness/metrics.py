@@ -23,12 +23,11 @@ import pandas as pd
 
 from fairlens_monitor.errors import DataError
 from fairlens_monitor.fairness.cells import text_codes
+from fairlens_monitor.fairness.words import FALSE_WORDS, TRUE_WORDS
 from fairlens_monitor.security.masking import value_forms
 
 DEFAULT_DIR_THRESHOLD = 0.8
 DEFAULT_GAP_THRESHOLD = 0.2
-_TRUE_WORDS = frozenset({"1", "true", "yes", "y", "t"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "n", "f"})
 
 
 @dataclass(frozen=True)
@@ -147,8 +146,8 @@ def binary_outcome(
             _raise_not_binary(column, pd.Series(array[bad]), role, count(bad))
         return np.asarray(array, dtype=bool)
     words = pd.Series(texts, dtype=object).str.lower()  # decided once per distinct text
-    is_true = np.array(words.isin(_TRUE_WORDS), dtype=bool)  # a writable copy
-    bad = ~(is_true | words.isin(_FALSE_WORDS).to_numpy())
+    is_true = np.array(words.isin(TRUE_WORDS), dtype=bool)  # a writable copy
+    bad = ~(is_true | words.isin(FALSE_WORDS).to_numpy())
     if bad.any():  # numeric text such as 1.0 or 0.00: the number decides, as for a float
         number = pd.to_numeric(words[bad], errors="coerce").to_numpy(dtype=float)
         is_true[bad] = number == 1

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fairlens_monitor.fairness import intervals, stats
-from fairlens_monitor.fairness.groups import Assessment, GroupTable
+from fairlens_monitor.fairness.groups import Assessment, GroupSpec, GroupTable, assess_named
 
 # Each rate as (numerator, denominator) names of the confusion counts below.
 RATES: dict[str, tuple[str, str]] = {
@@ -181,6 +181,26 @@ def included_outcome_metrics(
     compared = [g.label for g in assessment.groups if g.role == "compared"]
     groups = error_rates(table, assessment.reference.label, compared, confidence)
     return replace(summary, groups=groups)
+
+
+def judge_table(table: GroupTable, spec: GroupSpec) -> tuple[Assessment, OutcomeMetrics | None]:
+    """Judge a per-group table: the verdict, then the ground-truth metrics of its groups.
+
+    The one step from per-group counts to a verdict, for the daemon's count tables
+    (:func:`fairlens_monitor.monitoring.measure.judge_counts`) and ``measure``'s coded count.
+
+    Args:
+        table: applicants and approvals per group (label counts when the truth is known).
+        spec: how the groups are judged.
+
+    Returns:
+        ``(assessment, outcome metrics or None without label counts)``.
+
+    Raises:
+        DataError: the privileged or the named protected value does not occur.
+    """
+    assessment = assess_named(table, spec)
+    return assessment, included_outcome_metrics(table, assessment, spec.confidence)
 
 
 def error_rates(

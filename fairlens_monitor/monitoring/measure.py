@@ -37,12 +37,15 @@ from fairlens_monitor.fairness.groups import (
     GroupSpec,
     GroupTable,
     assess,
-    assess_named,
     count_groups,
     group_labels,
 )
 from fairlens_monitor.fairness.metrics import binary_outcome
-from fairlens_monitor.fairness.outcomes import OutcomeMetrics, included_outcome_metrics
+from fairlens_monitor.fairness.outcomes import (
+    OutcomeMetrics,
+    included_outcome_metrics,
+    judge_table,
+)
 from fairlens_monitor.fairness.report import to_json
 from fairlens_monitor.fairness.scores import score_metrics
 from fairlens_monitor.monitoring.drift import Baseline, cusum_step, fit_baseline
@@ -223,8 +226,7 @@ def judge_counts(
         DataError: the privileged or the named protected value does not occur.
     """
     table = group_table(counts)
-    assessment = assess_named(table, spec)
-    outcome = included_outcome_metrics(table, assessment, spec.confidence)
+    assessment, outcome = judge_table(table, spec)
     if outcome is not None and SCORE_BIN in counts:
         outcome = replace(outcome, extra=score_metrics(counts, score_bins))
     return table, assessment, outcome

@@ -4,7 +4,8 @@
 source (:class:`~fairlens_monitor.sources.base.Batch`, ``DecisionSource``, ``open_source``)
 and the file and SQL sources; ``files`` reads decision files chunk by chunk with their
 digests, ``sql`` and ``sql_window`` count in the database, ``simulator`` makes decisions
-up; ``arrowcsv`` and ``csvparts`` are ``measure``'s pyarrow readers.
+up. ``csvparts`` is ``measure``'s parallel CSV reader: it imports neither pandas nor
+SQLAlchemy, so ``measure`` can start parsing a plain CSV without them.
 
 May import: ``fairlens_monitor.fairness``, ``fairlens_monitor.config``,
 ``fairlens_monitor.security``, ``fairlens_monitor.errors``. This ``__init__`` imports

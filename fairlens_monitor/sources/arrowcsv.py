@@ -25,27 +25,17 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fairlens_monitor.fairness.metrics import require_columns
-from fairlens_monitor.sources.files import (
-    COMPRESSED_SUFFIXES,
-    PARQUET_SUFFIXES,
-    check_header,
+from fairlens_monitor.sources.csvhead import (  # re-exported: this reader's errors and kind
+    FastReadRefused as FastReadRefused,
 )
+from fairlens_monitor.sources.csvhead import convert_options
+from fairlens_monitor.sources.csvhead import readable as readable
+from fairlens_monitor.sources.files import check_header
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
 BLOCK_BYTES = 1 << 20  # pyarrow's default: ~210 MB peak at 10M rows (4 MB blocks: ~340 MB)
-
-
-class FastReadRefused(Exception):
-    """pyarrow could not read the file as the pandas reader would; read it with pandas."""
-
-
-def readable(path: Path) -> bool:
-    """Whether the fast reader applies: a plain (uncompressed) CSV, not Parquet."""
-    name = path.name.lower()
-    return not name.endswith((*PARQUET_SUFFIXES, *COMPRESSED_SUFFIXES))
 
 
 def check_columns(path: Path, columns: list[str]) -> None:
@@ -111,36 +101,6 @@ def arrow_chunks(
             yield _frame(pa.Table.from_batches(pending, schema=schema), text)
     except pa.ArrowException:
         raise FastReadRefused from None
-
-
-def convert_options(
-    columns: list[str], coded: Collection[str] = (), binary: Collection[str] = ()
-) -> pcsv.ConvertOptions:
-    """pyarrow's options that read ``columns`` as the pandas reader's text: every cell as
-    written (an empty cell ``""``, never NULL), ``coded`` ones dictionary-encoded.
-
-    ``binary`` columns (a subset of ``coded``) are parsed as booleans from exactly ``1``
-    and ``0`` — nothing else converts, not a blank, ``" 1"``, ``1.0`` or ``NA``: pyarrow
-    refuses the batch instead (ArrowInvalid), so a true cell is always the text ``1`` and a
-    false one ``0``. Cheaper than dictionary-encoding them (no hashing per cell).
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    def kind(column: str) -> pa.DataType:
-        if column in binary:
-            return pa.bool_()
-        return pa.dictionary(pa.int32(), pa.string()) if column in coded else pa.string()
-
-    return pcsv.ConvertOptions(
-        include_columns=columns,
-        column_types={c: kind(c) for c in columns},
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=False,
-        null_values=[],
-        true_values=["1"],
-        false_values=["0"],
-    )
 
 
 def _frame(table: pa.Table, text: pd.StringDtype) -> pd.DataFrame:

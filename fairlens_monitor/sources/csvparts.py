@@ -24,6 +24,11 @@ dictionary-encoding it, and handed on as a dictionary column all the same (the d
 Should a later cell be anything else (``yes``, a blank, ``1.0``), pyarrow refuses it and the
 file is read again from the start with every coded column dictionary-encoded, the
 reducers' work so far discarded.
+
+This module imports neither pandas nor anything that does (``pyarrow.array`` of a list
+would: the boolean columns are made from their buffers instead), so ``measure`` parses a
+plain CSV without loading pandas; the options, the header and a coded column's codes are
+:mod:`.csvhead`'s.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from fairlens_monitor.sources.arrowcsv import FastReadRefused, convert_options
-from fairlens_monitor.sources.files import MAX_HEADER_BYTES
+from fairlens_monitor.sources.csvhead import MAX_HEADER_BYTES, convert_options
+from fairlens_monitor.sources.csvhead import (  # re-exported: what measure's readers share
+    FastReadRefused as FastReadRefused,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -239,7 +246,9 @@ def _as_coded(batch: pa.RecordBatch, binary: frozenset[str]) -> pa.RecordBatch:
     """``batch`` with its boolean columns as dictionary columns of the texts ``0`` and ``1``.
 
     A true cell's index is its bit: the bitmap is unpacked by numpy (a cast kernel and a
-    dictionary built per batch cost twice as much, per batch on every reading thread).
+    dictionary built per batch cost twice as much, per batch on every reading thread). The
+    arrays are made from their buffers: ``pyarrow.array`` of a list or a numpy array would
+    import pandas, which ``measure`` does not load for a plain CSV.
     """
     if not binary:
         return batch
@@ -251,7 +260,9 @@ def _as_coded(batch: pa.RecordBatch, binary: frozenset[str]) -> pa.RecordBatch:
         if name in binary:
             bitmap = np.frombuffer(array.buffers()[1], dtype=np.uint8)
             bits = np.unpackbits(bitmap, count=array.offset + len(array), bitorder="little")
-            indices = pa.array(bits[array.offset :].view(np.int8), type=pa.int8())
+            indices = pa.Array.from_buffers(
+                pa.int8(), len(array), [None, pa.py_buffer(bits[array.offset :].view(np.int8))]
+            )
             array = pa.DictionaryArray.from_arrays(indices, _binary_texts())
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
@@ -261,9 +272,11 @@ def _as_coded(batch: pa.RecordBatch, binary: frozenset[str]) -> pa.RecordBatch:
 def _binary_texts() -> pa.Array:
     """The dictionary of a boolean column: ``["0", "1"]`` (made once; Arrow arrays are
     immutable, so every reading thread may share it)."""
+    import numpy as np
     import pyarrow as pa
 
-    return pa.array(BINARY_TEXTS, type=pa.string())
+    offsets = pa.py_buffer(np.array([0, 1, 2], dtype=np.int32))
+    return pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"01")])
 
 
 def _cpus() -> int:

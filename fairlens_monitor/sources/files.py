@@ -29,15 +29,18 @@ from fairlens_monitor.fairness.groups import GroupSpec
 from fairlens_monitor.fairness.metrics import require_columns
 from fairlens_monitor.security.masking import quoted_redacted
 from fairlens_monitor.security.safefiles import sha256_of
+from fairlens_monitor.sources.csvhead import (  # re-exported: header limits, file kinds
+    COMPRESSED_SUFFIXES as COMPRESSED_SUFFIXES,
+)
+from fairlens_monitor.sources.csvhead import MAX_COLUMNS as MAX_COLUMNS
+from fairlens_monitor.sources.csvhead import MAX_HEADER_BYTES as MAX_HEADER_BYTES
+from fairlens_monitor.sources.csvhead import PARQUET_SUFFIXES as PARQUET_SUFFIXES
+from fairlens_monitor.sources.csvhead import check_header_line
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
-COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read as pandas infers them
 DATA_SUFFIXES = (".csv", ".csv.gz", ".txt", *PARQUET_SUFFIXES)
 BLOCK = 1 << 20
 # A decision log's header names a few columns. Past these bounds the file is refused before
 # pandas parses it (a header of a million columns took minutes and gigabytes to read).
-MAX_HEADER_BYTES = 1 << 20
-MAX_COLUMNS = 10_000
 # Every CSV cell as text, exactly as written: no type or missing-value guessing per chunk.
 AS_TEXT: dict[str, Any] = {"dtype": object, "keep_default_na": False, "na_filter": False}
 
@@ -179,19 +182,7 @@ def check_header(path: Path) -> None:
         line = handles.handle.readline(MAX_HEADER_BYTES + 1)
     if isinstance(line, str):  # not for binary handles; keeps the type checker honest
         line = line.encode("utf-8")
-    if len(line) > MAX_HEADER_BYTES:
-        raise DataError(
-            f"file {path.name}: its first line (the header) is longer than "
-            f"{MAX_HEADER_BYTES:,} bytes, the limit for a decision file's header; "
-            "is it the right file, with a header row?"
-        )
-    columns = line.count(b",") + 1
-    if columns > MAX_COLUMNS:
-        raise DataError(
-            f"file {path.name}: its header has {columns:,} columns, more than the "
-            f"{MAX_COLUMNS:,} a decision file may have; export only the columns "
-            "the monitor reads"
-        )
+    check_header_line(line, path.name)
 
 
 class HashingReader(io.RawIOBase):
