@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from fairlens_monitor.fairness.words import missing_report as missing_report  # re-exported
+from fairlens_monitor.fairness.words import missing_set
 
 # Kinds of pandas.api.types.infer_dtype whose distinct values can be converted one by one:
 # within each, values that compare equal also have the same text under the rule above.
@@ -113,7 +114,7 @@ def text_codes(
     Returns:
         An int64 array aligned with ``values`` and the distinct texts it indexes.
     """
-    missing = frozenset(v.strip() for v in missing_values)
+    missing = missing_set(missing_values)
     if isinstance(values.dtype, pd.CategoricalDtype):
         if pd.api.types.infer_dtype(values.cat.categories, skipna=True) == "string":
             return _category_codes(values, missing)  # e.g. a CSV column read as a dictionary
